@@ -1,0 +1,51 @@
+// Command cloak is the cloak media server and its tools: serve, version,
+// dtmf scan, flows check.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage: cloak <command> [flags]
+
+commands:
+  serve         run the SIP/RTP server (cloak serve -h for flags)
+  version       print the version
+  dtmf scan     list the DTMF digits found in a WAV recording
+  flows check   validate a directory of IVR flows`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "cloak", version)
+		return 0
+	case "dtmf":
+		return runDTMF(args[1:], stdout, stderr)
+	case "flows":
+		return runFlows(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cloak: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+}
