@@ -1,0 +1,327 @@
+// Package config is cloak's one YAML configuration: every field has a
+// working default, so `cloak serve` alone runs the demo, and Validate refuses
+// a bad file naming the field's path and the reason.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// SIP is the signalling side.
+	SIP SIP `yaml:"sip"`
+	// RTP is the media side.
+	RTP RTP `yaml:"rtp"`
+	// Data is where state that survives a restart lives.
+	Data Data `yaml:"data"`
+	// Log is the process log.
+	Log Log `yaml:"log"`
+	// Shutdown is what SIGTERM/SIGINT do.
+	Shutdown Shutdown `yaml:"shutdown"`
+	// Routes maps the called user part (the Request-URI user) to what
+	// answers it: "echo", "tone", or "flow:NAME" (later issues add flows).
+	Routes map[string]string `yaml:"routes"`
+	// Prompts is where prompts are read from.
+	Prompts Prompts `yaml:"prompts"`
+}
+
+// SIP configures the SIP user agent.
+type SIP struct {
+	// Listen is the address:port UDP and TCP listen on.
+	Listen string `yaml:"listen"`
+	// Advertise is the address put in Contact and SDP when Listen is a
+	// wildcard (0.0.0.0 or ::). Empty means Listen's address.
+	Advertise string `yaml:"advertise"`
+	// Transports lists the transports to listen on: udp, tcp.
+	Transports []string `yaml:"transports"`
+	// Allow is the allow-list of source networks (CIDRs) for trunks; empty
+	// allows every source (with a warning when listening beyond loopback).
+	Allow []string `yaml:"allow"`
+	// MaxCalls caps concurrent calls; beyond it INVITEs get 503. 0 = no cap.
+	MaxCalls int `yaml:"max_calls"`
+	// UserAgent is our Server/User-Agent header.
+	UserAgent string `yaml:"user_agent"`
+}
+
+// RTP configures media endpoints.
+type RTP struct {
+	// Ports is the RTP port range "LO-HI" (even ports are used, one per leg).
+	Ports string `yaml:"ports"`
+	// Address is the IP RTP sockets bind to and SDP advertises. Empty means
+	// the SIP address.
+	Address string `yaml:"address"`
+	// InactivityTimeout ends a call with BYE when no RTP arrived for this
+	// long (calls on hold are exempt). 0 disables it.
+	InactivityTimeout time.Duration `yaml:"inactivity_timeout"`
+}
+
+// Data configures the state directory.
+type Data struct {
+	// Dir holds recordings, the archive and captures.
+	Dir string `yaml:"dir"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is trace, debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json (one object a line) or console (human-readable).
+	Format string `yaml:"format"`
+}
+
+// Shutdown configures graceful termination.
+type Shutdown struct {
+	// Grace is how long active calls may go on after SIGTERM before cloak
+	// hangs them up.
+	Grace time.Duration `yaml:"grace"`
+	// Mode is "drain" (let calls finish within Grace) or "hangup" (hang up
+	// every call at once).
+	Mode string `yaml:"mode"`
+}
+
+// Prompts configures where prompt files come from.
+type Prompts struct {
+	// Dir is a directory of 8 kHz WAV prompts. Empty uses the demo prompts
+	// embedded in the binary.
+	Dir string `yaml:"dir"`
+}
+
+// Default returns the configuration `cloak serve` runs with when given no
+// file: a demo on loopback.
+func Default() Config {
+	return Config{
+		SIP: SIP{
+			Listen:     "127.0.0.1:5060",
+			Transports: []string{"udp", "tcp"},
+			MaxCalls:   2000,
+			UserAgent:  "cloak",
+		},
+		RTP: RTP{
+			Ports:             "20000-29999",
+			InactivityTimeout: 60 * time.Second,
+		},
+		Data:     Data{Dir: "./data"},
+		Log:      Log{Level: "info", Format: "console"},
+		Shutdown: Shutdown{Grace: 10 * time.Second, Mode: "drain"},
+		Routes: map[string]string{
+			"echo": "echo",
+			"tone": "tone",
+		},
+	}
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// FieldError names the field path of a bad value and why it is bad.
+type FieldError struct {
+	Path   string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Reason }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Load reads a YAML file over the defaults: fields the file leaves out keep
+// their default. Unknown fields are refused.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := Parse(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads YAML over the defaults.
+func Parse(r io.Reader) (Config, error) {
+	cfg := Default()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return cfg, nil
+}
+
+// Validate checks every field and returns all problems, each naming its
+// field path (for example "sip.listen: ...").
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, &FieldError{Path: path, Reason: fmt.Sprintf(format, a...)})
+	}
+	if _, err := c.SIPListen(); err != nil {
+		bad("sip.listen", "%v", err)
+	}
+	if c.SIP.Advertise != "" {
+		if _, err := netip.ParseAddr(c.SIP.Advertise); err != nil {
+			bad("sip.advertise", "not an IP address: %q", c.SIP.Advertise)
+		}
+	}
+	if len(c.SIP.Transports) == 0 {
+		bad("sip.transports", "at least one of udp, tcp")
+	}
+	for i, t := range c.SIP.Transports {
+		if t != "udp" && t != "tcp" {
+			bad(fmt.Sprintf("sip.transports[%d]", i), "unknown transport %q (want udp or tcp)", t)
+		}
+	}
+	for i, a := range c.SIP.Allow {
+		if _, err := parsePrefix(a); err != nil {
+			bad(fmt.Sprintf("sip.allow[%d]", i), "not a CIDR or IP address: %q", a)
+		}
+	}
+	if c.SIP.MaxCalls < 0 {
+		bad("sip.max_calls", "must not be negative")
+	}
+	if lo, hi, err := c.RTPPorts(); err != nil {
+		bad("rtp.ports", "%v", err)
+	} else if hi-lo < 1 {
+		bad("rtp.ports", "range %d-%d holds no even/odd port pair", lo, hi)
+	}
+	if c.RTP.Address != "" {
+		if _, err := netip.ParseAddr(c.RTP.Address); err != nil {
+			bad("rtp.address", "not an IP address: %q", c.RTP.Address)
+		}
+	}
+	if c.RTP.InactivityTimeout < 0 {
+		bad("rtp.inactivity_timeout", "must not be negative")
+	} else if c.RTP.InactivityTimeout > 0 && c.RTP.InactivityTimeout < time.Second {
+		bad("rtp.inactivity_timeout", "%v is shorter than one second", c.RTP.InactivityTimeout)
+	}
+	if c.Data.Dir == "" {
+		bad("data.dir", "must not be empty")
+	}
+	if _, err := zerolog.ParseLevel(c.Log.Level); err != nil || c.Log.Level == "" {
+		bad("log.level", "unknown level %q (want trace, debug, info, warn, error)", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		bad("log.format", "unknown format %q (want json or console)", c.Log.Format)
+	}
+	if c.Shutdown.Grace < 0 {
+		bad("shutdown.grace", "must not be negative")
+	}
+	if c.Shutdown.Mode != "drain" && c.Shutdown.Mode != "hangup" {
+		bad("shutdown.mode", "unknown mode %q (want drain or hangup)", c.Shutdown.Mode)
+	}
+	for user, target := range c.Routes {
+		if user == "" {
+			bad("routes", "empty user part")
+		}
+		if err := validTarget(target); err != nil {
+			bad("routes."+user, "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validTarget(t string) error {
+	switch {
+	case t == "echo", t == "tone":
+		return nil
+	case strings.HasPrefix(t, "flow:") && len(t) > len("flow:"):
+		return nil
+	case strings.HasPrefix(t, "prompt:") && len(t) > len("prompt:"):
+		return nil
+	}
+	return fmt.Errorf("unknown target %q (want echo, tone, prompt:NAME or flow:NAME)", t)
+}
+
+// SIPListen parses sip.listen.
+func (c *Config) SIPListen() (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(c.SIP.Listen)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("want IP:PORT, got %q", c.SIP.Listen)
+	}
+	if ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("port 0 in %q", c.SIP.Listen)
+	}
+	return ap, nil
+}
+
+// AllowNets parses sip.allow.
+func (c *Config) AllowNets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range c.SIP.Allow {
+		if p, err := parsePrefix(a); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// RTPPorts parses rtp.ports.
+func (c *Config) RTPPorts() (lo, hi int, err error) {
+	return ParsePortRange(c.RTP.Ports)
+}
+
+// ParsePortRange parses "LO-HI".
+func ParsePortRange(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("want LO-HI, got %q", s)
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, fmt.Errorf("want LO-HI, got %q", s)
+	case lo < 1024 || hi > 65535:
+		return 0, 0, fmt.Errorf("range %d-%d must lie within 1024-65535", lo, hi)
+	case lo > hi:
+		return 0, 0, fmt.Errorf("range %d-%d is empty", lo, hi)
+	}
+	return lo, hi, nil
+}
+
+// RTPAddr is the IP RTP binds to and advertises.
+func (c *Config) RTPAddr() netip.Addr {
+	if a, err := netip.ParseAddr(c.RTP.Address); err == nil {
+		return a
+	}
+	if c.SIP.Advertise != "" {
+		if a, err := netip.ParseAddr(c.SIP.Advertise); err == nil {
+			return a
+		}
+	}
+	ap, err := c.SIPListen()
+	if err != nil || ap.Addr().IsUnspecified() {
+		return netip.MustParseAddr("127.0.0.1")
+	}
+	return ap.Addr()
+}

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("default config is invalid: %v", err)
+	}
+	if c.SIP.Listen != "127.0.0.1:5060" {
+		t.Errorf("default listen %q", c.SIP.Listen)
+	}
+}
+
+func TestParseOverridesOnlyWhatIsGiven(t *testing.T) {
+	c, err := Parse(strings.NewReader("sip:\n  listen: 127.0.0.1:5070\nrtp:\n  inactivity_timeout: 5s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Listen != "127.0.0.1:5070" || c.RTP.InactivityTimeout != 5*time.Second {
+		t.Errorf("overrides lost: %+v", c)
+	}
+	if c.RTP.Ports != Default().RTP.Ports || len(c.SIP.Transports) != 2 {
+		t.Errorf("defaults lost: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	c, err := Parse(strings.NewReader("  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Listen != Default().SIP.Listen {
+		t.Error("empty file does not give defaults")
+	}
+}
+
+func TestParseRefusesUnknownField(t *testing.T) {
+	_, err := Parse(strings.NewReader("sip:\n  lisen: 127.0.0.1:5060\n"))
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "lisen") {
+		t.Fatalf("want an error naming the unknown field, got %v", err)
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	tests := []struct {
+		yaml string
+		path string
+	}{
+		{"sip:\n  listen: localhost\n", "sip.listen"},
+		{"sip:\n  listen: 127.0.0.1:0\n", "sip.listen"},
+		{"sip:\n  advertise: nowhere\n", "sip.advertise"},
+		{"sip:\n  transports: [udp, sctp]\n", "sip.transports[1]"},
+		{"sip:\n  transports: []\n", "sip.transports"},
+		{"sip:\n  allow: [10.0.0.0/8, bogus]\n", "sip.allow[1]"},
+		{"sip:\n  max_calls: -1\n", "sip.max_calls"},
+		{"rtp:\n  ports: 30000\n", "rtp.ports"},
+		{"rtp:\n  ports: 30000-20000\n", "rtp.ports"},
+		{"rtp:\n  ports: 80-90\n", "rtp.ports"},
+		{"rtp:\n  address: here\n", "rtp.address"},
+		{"rtp:\n  inactivity_timeout: 10ms\n", "rtp.inactivity_timeout"},
+		{"data:\n  dir: \"\"\n", "data.dir"},
+		{"log:\n  level: loud\n", "log.level"},
+		{"log:\n  format: xml\n", "log.format"},
+		{"shutdown:\n  mode: maybe\n", "shutdown.mode"},
+		{"routes:\n  sales: nowhere\n", "routes.sales"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			c, err := Parse(strings.NewReader(tt.yaml))
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			err = c.Validate()
+			if err == nil {
+				t.Fatalf("%q validated", tt.yaml)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || !strings.Contains(err.Error(), tt.path+": ") {
+				t.Fatalf("error %q does not name %s", err, tt.path)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid")
+			}
+		})
+	}
+}
+
+func TestAllowNetsAcceptsBareAddresses(t *testing.T) {
+	c := Default()
+	c.SIP.Allow = []string{"192.0.2.7", "10.1.2.3/8", "::1"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	nets := c.AllowNets()
+	if len(nets) != 3 || nets[0].String() != "192.0.2.7/32" || nets[1].String() != "10.0.0.0/8" || nets[2].String() != "::1/128" {
+		t.Fatalf("nets %v", nets)
+	}
+}

@@ -1,0 +1,10 @@
+// Package sip is cloak's SIP user agent: it wraps github.com/emiago/sipgo
+// (imported as sipgo) to accept and place calls, turns dialogs into
+// [Session] values for the call layer, and negotiates SDP with
+// github.com/pion/sdp/v3 (RFC 3264 offer/answer). It never touches RTP:
+// the call layer owns media and hands this package only its local port.
+//
+// Behaviour follows RFC 3261 (INVITE/ACK/BYE/CANCEL/OPTIONS, re-INVITE),
+// RFC 3264 (offer/answer, hold), RFC 4733 (telephone-event negotiation)
+// and RFC 6086 (INFO).
+package sip

@@ -1,0 +1,377 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// Direction is the media direction of a stream from cloak's point of view
+// (RFC 3264 §5.1, §6.1).
+type Direction uint8
+
+// Directions, from our side.
+const (
+	SendRecv Direction = iota
+	SendOnly
+	RecvOnly
+	Inactive
+)
+
+// String returns the SDP attribute name of the direction.
+func (d Direction) String() string {
+	switch d {
+	case SendOnly:
+		return "sendonly"
+	case RecvOnly:
+		return "recvonly"
+	case Inactive:
+		return "inactive"
+	default:
+		return "sendrecv"
+	}
+}
+
+// reverse returns the direction the answerer takes for an offered direction
+// (RFC 3264 §6.1: sendonly is answered recvonly and the other way round).
+func (d Direction) reverse() Direction {
+	switch d {
+	case SendOnly:
+		return RecvOnly
+	case RecvOnly:
+		return SendOnly
+	default:
+		return d
+	}
+}
+
+// Codec is an RTP audio payload format cloak can send and receive.
+type Codec struct {
+	Name        string // "PCMU" or "PCMA"
+	PayloadType uint8
+	ClockRate   uint32
+}
+
+// The static G.711 payload types of RFC 3551 §6.
+const (
+	PayloadPCMU = 0
+	PayloadPCMA = 8
+)
+
+// DefaultEventPayloadType is the payload type cloak offers for
+// telephone-event (RFC 4733) when it makes the offer.
+const DefaultEventPayloadType = 101
+
+// SupportedCodecs returns the audio codecs cloak negotiates, in its own
+// order of preference (used when cloak makes the offer).
+func SupportedCodecs() []Codec {
+	return []Codec{{"PCMU", PayloadPCMU, 8000}, {"PCMA", PayloadPCMA, 8000}}
+}
+
+// Media is the outcome of an offer/answer exchange for the audio stream of
+// one leg: where to send RTP, in which format, and in which direction.
+type Media struct {
+	// Remote is the address RTP is sent to, from c= and m=. On hold with the
+	// RFC 2543 convention (c=0.0.0.0) its address is unspecified.
+	Remote netip.AddrPort
+	// Codec is the audio format both sides use.
+	Codec Codec
+	// EventPT is the telephone-event payload type, 0 when none was agreed.
+	EventPT uint8
+	// Direction is the direction from our side.
+	Direction Direction
+	// Ptime is the packetisation time in ms (20 unless the peer asked for other).
+	Ptime int
+}
+
+// OnHold reports whether the peer has put the stream on hold: we must not
+// send (RFC 3264 §8.4, and RFC 2543's c=0.0.0.0).
+func (m Media) OnHold() bool {
+	return m.Direction == RecvOnly || m.Direction == Inactive || !m.Remote.Addr().IsValid() || m.Remote.Addr().IsUnspecified()
+}
+
+// Offer is a parsed and negotiated SDP offer: what we will answer.
+type Offer struct {
+	Media Media
+	// lines describes every m-line of the offer, so that the answer has the
+	// same number in the same order (RFC 3264 §6).
+	lines []offerLine
+	audio int // index of the accepted audio line
+}
+
+type offerLine struct {
+	media  string
+	protos []string
+	format string // first format, echoed on rejected lines
+}
+
+// ErrSDP is the sentinel for SDP that cannot be parsed or makes no sense.
+var ErrSDP = errors.New("bad sdp")
+
+// ErrNoCodec means the offer has no audio stream in a format we support.
+var ErrNoCodec = errors.New("no supported codec offered")
+
+// sdpError carries the SIP status for an SDP failure.
+type sdpError struct {
+	status int
+	err    error
+	detail string
+}
+
+func (e *sdpError) Error() string   { return e.err.Error() + ": " + e.detail }
+func (e *sdpError) Unwrap() error   { return e.err }
+func (e *sdpError) StatusCode() int { return e.status }
+func badSDP(format string, a ...any) error {
+	return &sdpError{status: 400, err: ErrSDP, detail: fmt.Sprintf(format, a...)}
+}
+
+// ParseOffer parses an SDP offer and negotiates the audio stream: the first
+// audio m-line on RTP/AVP with a format we support, honouring the offerer's
+// preference order (RFC 3264 §6.1), and telephone-event/8000 if offered.
+// An offer with no usable audio gives an error whose StatusCode is 488;
+// unparsable SDP gives 400.
+func ParseOffer(body []byte) (*Offer, error) {
+	if len(body) == 0 {
+		return nil, badSDP("empty body")
+	}
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		return nil, badSDP("%v", err)
+	}
+	o := &Offer{audio: -1}
+	for i, md := range sd.MediaDescriptions {
+		line := offerLine{media: md.MediaName.Media, protos: md.MediaName.Protos}
+		if len(md.MediaName.Formats) > 0 {
+			line.format = md.MediaName.Formats[0]
+		}
+		o.lines = append(o.lines, line)
+		if o.audio >= 0 || md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
+			continue
+		}
+		if strings.Join(md.MediaName.Protos, "/") != "RTP/AVP" {
+			continue // SRTP, WebRTC profiles: not ours
+		}
+		m, ok, err := negotiateAudio(&sd, md)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			o.Media = m
+			o.audio = i
+		}
+	}
+	if o.audio < 0 {
+		return nil, &sdpError{status: 488, err: ErrNoCodec, detail: "need PCMU/8000 or PCMA/8000 over RTP/AVP"}
+	}
+	return o, nil
+}
+
+// ParseAnswer reads an SDP answer to an offer we made (late offer, or an
+// outbound leg): the first audio stream, with the first format in it that
+// we offered.
+func ParseAnswer(body []byte) (Media, error) {
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		return Media{}, badSDP("%v", err)
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
+			continue
+		}
+		m, ok, err := negotiateAudio(&sd, md)
+		if err != nil {
+			return Media{}, err
+		}
+		if ok {
+			return m, nil
+		}
+	}
+	return Media{}, &sdpError{status: 488, err: ErrNoCodec, detail: "answer has no audio stream we offered"}
+}
+
+// negotiateAudio picks the codec and event type from one audio m-line.
+func negotiateAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) (Media, bool, error) {
+	rtpmaps := map[uint8]string{} // pt -> "NAME/RATE"
+	for _, a := range md.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		ptStr, enc, ok := strings.Cut(a.Value, " ")
+		if !ok {
+			continue
+		}
+		pt, err := strconv.ParseUint(ptStr, 10, 8)
+		if err != nil {
+			continue
+		}
+		rtpmaps[uint8(pt)] = strings.ToUpper(strings.TrimSpace(enc))
+	}
+	m := Media{Ptime: 20}
+	found := false
+	for _, f := range md.MediaName.Formats {
+		pt64, err := strconv.ParseUint(f, 10, 8)
+		if err != nil || pt64 > 127 {
+			continue
+		}
+		pt := uint8(pt64)
+		enc, mapped := rtpmaps[pt]
+		name := ""
+		switch {
+		case mapped && (enc == "PCMU/8000" || enc == "PCMU/8000/1"):
+			name = "PCMU"
+		case mapped && (enc == "PCMA/8000" || enc == "PCMA/8000/1"):
+			name = "PCMA"
+		case mapped && strings.HasPrefix(enc, "TELEPHONE-EVENT/8000"):
+			if m.EventPT == 0 {
+				m.EventPT = pt
+			}
+			continue
+		case !mapped && pt == PayloadPCMU:
+			name = "PCMU"
+		case !mapped && pt == PayloadPCMA:
+			name = "PCMA"
+		}
+		if name != "" && !found {
+			m.Codec = Codec{Name: name, PayloadType: pt, ClockRate: 8000}
+			found = true
+		}
+	}
+	if !found {
+		return Media{}, false, nil
+	}
+	if v, ok := md.Attribute("ptime"); ok {
+		if p, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && p >= 10 && p <= 60 && p%10 == 0 {
+			m.Ptime = p
+		}
+	}
+	// Direction: media-level attribute wins over session level (RFC 4566 §6).
+	dir := SendRecv
+	for _, attrs := range [][]sdp.Attribute{sd.Attributes, md.Attributes} {
+		for _, a := range attrs {
+			switch a.Key {
+			case "sendrecv":
+				dir = SendRecv
+			case "sendonly":
+				dir = SendOnly
+			case "recvonly":
+				dir = RecvOnly
+			case "inactive":
+				dir = Inactive
+			}
+		}
+	}
+	m.Direction = dir.reverse()
+	ci := md.ConnectionInformation
+	if ci == nil {
+		ci = sd.ConnectionInformation
+	}
+	if ci == nil || ci.Address == nil {
+		return Media{}, false, badSDP("audio stream has no connection address")
+	}
+	if ci.NetworkType != "IN" || (ci.AddressType != "IP4" && ci.AddressType != "IP6") {
+		return Media{}, false, badSDP("connection address type %s %s", ci.NetworkType, ci.AddressType)
+	}
+	addr, err := netip.ParseAddr(ci.Address.Address)
+	if err != nil {
+		// A host name in c= is legal but rare; we do not resolve names on
+		// the signalling path.
+		return Media{}, false, badSDP("connection address is not an IP address")
+	}
+	port := md.MediaName.Port.Value
+	if port < 0 || port > 65535 {
+		return Media{}, false, badSDP("port %d out of range", port)
+	}
+	m.Remote = netip.AddrPortFrom(addr.Unmap(), uint16(port))
+	if addr.IsUnspecified() && m.Direction == SendRecv {
+		// RFC 2543 hold: c=0.0.0.0 with no direction attribute.
+		m.Direction = RecvOnly
+	}
+	return m, true, nil
+}
+
+// LocalSDP describes our side of a session for building SDP bodies.
+type LocalSDP struct {
+	Addr      netip.Addr // our media address (c= and o=)
+	Port      int        // our RTP port
+	SessionID uint64     // o= sess-id, fixed for the dialog
+	Version   uint64     // o= sess-version, incremented for each new body (RFC 3264 §8)
+}
+
+// Answer builds the SDP answer to the offer: the same m-lines in the same
+// order, the audio line with the chosen codec and telephone-event, every
+// other line rejected with port 0 (RFC 3264 §6).
+func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
+	sd := baseSDP(l)
+	for i, line := range o.lines {
+		if i != o.audio {
+			format := line.format
+			if format == "" {
+				format = "0"
+			}
+			sd.MediaDescriptions = append(sd.MediaDescriptions, &sdp.MediaDescription{
+				MediaName: sdp.MediaName{Media: line.media, Port: sdp.RangedPort{Value: 0}, Protos: line.protos, Formats: []string{format}},
+			})
+			continue
+		}
+		codecs := []Codec{o.Media.Codec}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, o.Media.EventPT, o.Media.Direction, 20))
+	}
+	return sd.Marshal()
+}
+
+// BuildOffer builds an SDP offer with every codec we support, in our order,
+// and telephone-event (RFC 4733 §7.1.1), used for late-offer INVITEs and
+// outbound legs.
+func BuildOffer(l LocalSDP, codecs []Codec, eventPT uint8, dir Direction) ([]byte, error) {
+	sd := baseSDP(l)
+	sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, eventPT, dir, 20))
+	return sd.Marshal()
+}
+
+func baseSDP(l LocalSDP) *sdp.SessionDescription {
+	addrType := "IP4"
+	if l.Addr.Is6() && !l.Addr.Is4In6() {
+		addrType = "IP6"
+	}
+	addr := l.Addr.Unmap().String()
+	return &sdp.SessionDescription{
+		Origin: sdp.Origin{
+			Username: "cloak", SessionID: l.SessionID, SessionVersion: l.Version,
+			NetworkType: "IN", AddressType: addrType, UnicastAddress: addr,
+		},
+		SessionName:           "cloak",
+		ConnectionInformation: &sdp.ConnectionInformation{NetworkType: "IN", AddressType: addrType, Address: &sdp.Address{Address: addr}},
+		TimeDescriptions:      []sdp.TimeDescription{{Timing: sdp.Timing{}}},
+	}
+}
+
+func audioLine(port int, codecs []Codec, eventPT uint8, dir Direction, ptime int) *sdp.MediaDescription {
+	md := &sdp.MediaDescription{
+		MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: port}, Protos: []string{"RTP", "AVP"}},
+	}
+	for _, c := range codecs {
+		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(c.PayloadType)))
+	}
+	if eventPT != 0 {
+		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(eventPT)))
+	}
+	for _, c := range codecs {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", fmt.Sprintf("%d %s/%d", c.PayloadType, c.Name, c.ClockRate)))
+	}
+	if eventPT != 0 {
+		md.Attributes = append(md.Attributes,
+			sdp.NewAttribute("rtpmap", fmt.Sprintf("%d telephone-event/8000", eventPT)),
+			sdp.NewAttribute("fmtp", fmt.Sprintf("%d 0-15", eventPT)))
+	}
+	if ptime == 0 {
+		ptime = 20
+	}
+	md.Attributes = append(md.Attributes,
+		sdp.NewAttribute("ptime", strconv.Itoa(ptime)),
+		sdp.NewPropertyAttribute(dir.String()))
+	return md
+}

@@ -1,0 +1,457 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	siplib "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+)
+
+// Allowed lists the methods cloak answers, for Allow headers (RFC 3261 §20.5).
+const Allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+
+// Config configures the SIP server.
+type Config struct {
+	// Listen is the address both UDP and TCP listen on.
+	Listen netip.AddrPort
+	// Advertise is the address put in Contact and Via when Listen is
+	// unspecified (0.0.0.0 or ::). Defaults to Listen's address.
+	Advertise netip.Addr
+	// Transports to listen on: "udp", "tcp". Default both.
+	Transports []string
+	// AllowNets is the allow-list of source networks. Empty allows all.
+	AllowNets []netip.Prefix
+	// MaxCalls caps concurrent calls; further INVITEs get 503. 0 = no cap.
+	MaxCalls int
+	// UserAgent is the Server/User-Agent header value.
+	UserAgent string
+	// Log receives one line per call event; never message bodies.
+	Log zerolog.Logger
+}
+
+// Handler receives new calls. It is implemented by the call layer.
+type Handler interface {
+	// HandleCall runs on its own goroutine for each new INVITE that passed
+	// validation, and returns when the call is over. It must answer or
+	// reject the session; if it returns with the session unanswered, the
+	// server rejects it with 500, and if answered and still up, hangs up.
+	HandleCall(s *Session)
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Forbidden   uint64 // requests refused by the allow-list (403)
+	BadRequests uint64 // requests refused with 400
+	Overloaded  uint64 // INVITEs refused with 503 (cap, drain, no ports)
+	Calls       uint64 // INVITEs accepted into a session
+	Active      int64  // sessions now
+}
+
+// ErrDraining is returned by Start after Drain, and reported to callers
+// whose INVITE arrives during shutdown.
+var ErrDraining = errors.New("server is draining")
+
+// Server is cloak's SIP user agent server (and client for BYE and, later,
+// outbound legs).
+type Server struct {
+	cfg     Config
+	handler Handler
+	log     zerolog.Logger
+
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	uaUDP   sipgo.DialogUA
+	uaTCP   sipgo.DialogUA
+	contact netip.AddrPort
+
+	sessions sync.Map // dialog id -> *Session
+	wg       sync.WaitGroup
+
+	draining    atomic.Bool
+	active      atomic.Int64
+	forbidden   atomic.Uint64
+	badRequests atomic.Uint64
+	overloaded  atomic.Uint64
+	calls       atomic.Uint64
+
+	cancel context.CancelFunc
+	ready  sync.WaitGroup
+}
+
+// NewServer builds a server; Start makes it listen.
+func NewServer(cfg Config, h Handler) (*Server, error) {
+	if !cfg.Listen.IsValid() {
+		return nil, fmt.Errorf("sip: listen address %q is not valid", cfg.Listen)
+	}
+	if len(cfg.Transports) == 0 {
+		cfg.Transports = []string{"udp", "tcp"}
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "cloak"
+	}
+	adv := cfg.Advertise
+	if !adv.IsValid() {
+		adv = cfg.Listen.Addr()
+		if adv.IsUnspecified() {
+			adv = netip.MustParseAddr("127.0.0.1")
+		}
+	}
+	s := &Server{cfg: cfg, handler: h, log: cfg.Log, contact: netip.AddrPortFrom(adv, cfg.Listen.Port())}
+	slogger := slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "sipgo").Logger().Level(maxLevel(cfg.Log.GetLevel(), zerolog.WarnLevel))))
+	siplib.SetDefaultLogger(slogger)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()))
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	s.ua = ua
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slogger))
+	if err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	s.srv = srv
+	// UDP requests we originate (BYE) must leave from the listening socket so
+	// that Contact, Via and the source port agree (a known sipgo pitfall:
+	// otherwise they leave from an ephemeral port).
+	listenStr := cfg.Listen.String()
+	udpClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slogger), sipgo.WithClientHostname(adv.String()), sipgo.WithClientConnectionAddr(listenStr))
+	if err != nil {
+		return nil, fmt.Errorf("sip: udp client: %w", err)
+	}
+	tcpClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slogger), sipgo.WithClientHostname(adv.String()))
+	if err != nil {
+		return nil, fmt.Errorf("sip: tcp client: %w", err)
+	}
+	s.uaUDP = sipgo.DialogUA{Client: udpClient, ContactHDR: s.contactHeader("udp"), RewriteContact: true}
+	s.uaTCP = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tcp"), RewriteContact: true}
+
+	srv.OnInvite(s.guard(s.onInvite))
+	srv.OnAck(s.guard(s.onAck))
+	srv.OnBye(s.guard(s.onBye))
+	srv.OnCancel(s.guard(s.onCancel))
+	srv.OnOptions(s.guard(s.onOptions))
+	srv.OnInfo(s.guard(s.onInfo))
+	srv.OnNoRoute(s.guard(s.onUnknown))
+	return s, nil
+}
+
+func maxLevel(a, b zerolog.Level) zerolog.Level {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func (s *Server) contactHeader(transport string) siplib.ContactHeader {
+	uri := siplib.Uri{User: "cloak", Host: s.contact.Addr().String(), Port: int(s.contact.Port())}
+	if transport != "udp" {
+		uri.UriParams = siplib.NewParams()
+		uri.UriParams.Add("transport", transport)
+	}
+	return siplib.ContactHeader{Address: uri}
+}
+
+// Start listens on the configured transports and returns once they are
+// ready; serving goes on until Close.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	errc := make(chan error, len(s.cfg.Transports))
+	readyc := make(chan struct{}, len(s.cfg.Transports))
+	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(readyc))
+	for _, tr := range s.cfg.Transports {
+		go func() {
+			if err := s.srv.ListenAndServe(ctx, tr, s.cfg.Listen.String()); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("sip: listen %s %s: %w", tr, s.cfg.Listen, err)
+			}
+		}()
+	}
+	for range s.cfg.Transports {
+		select {
+		case <-readyc:
+		case err := <-errc:
+			s.cancel()
+			return err
+		case <-time.After(5 * time.Second):
+			s.cancel()
+			return fmt.Errorf("sip: listen %s: timed out", s.cfg.Listen)
+		}
+	}
+	if !s.cfg.Listen.Addr().IsLoopback() && len(s.cfg.AllowNets) == 0 {
+		s.log.Warn().Str("listen", s.cfg.Listen.String()).Msg("SIP listens beyond loopback and sip.allow is empty: every source may call; SIP scanners find public servers within hours")
+	}
+	return nil
+}
+
+// Drain stops taking new calls: INVITEs outside a dialog get 503 from now on.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Active returns the number of sessions in progress.
+func (s *Server) Active() int { return int(s.active.Load()) }
+
+// Sessions calls fn for each session in progress.
+func (s *Server) Sessions(fn func(*Session)) {
+	s.sessions.Range(func(_, v any) bool { fn(v.(*Session)); return true })
+}
+
+// Wait blocks until every session handler has returned or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops listening and releases the user agent.
+func (s *Server) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return s.ua.Close()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Forbidden: s.forbidden.Load(), BadRequests: s.badRequests.Load(),
+		Overloaded: s.overloaded.Load(), Calls: s.calls.Load(), Active: s.active.Load(),
+	}
+}
+
+// guard applies the checks every request goes through before its handler:
+// the source allow-list (403) and the mandatory headers of RFC 3261 §8.1.1
+// (400). ACKs get no response, by rule; they are dropped.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *siplib.Request, tx siplib.ServerTransaction) {
+		if !s.allowed(req.Source()) {
+			s.forbidden.Add(1)
+			s.log.Debug().Str("src", req.Source()).Str("method", req.Method.String()).Msg("sip request refused by allow-list")
+			if !req.IsAck() {
+				s.respond(req, tx, 403, "Forbidden")
+			}
+			return
+		}
+		if missing := missingHeader(req); missing != "" {
+			s.badRequests.Add(1)
+			s.log.Debug().Str("src", req.Source()).Str("method", req.Method.String()).Str("missing", missing).Msg("sip request refused")
+			if !req.IsAck() {
+				s.respond(req, tx, 400, "Missing "+missing)
+			}
+			return
+		}
+		if cseq := req.CSeq(); cseq.MethodName != req.Method && !(req.IsAck() && cseq.MethodName == siplib.INVITE) {
+			s.badRequests.Add(1)
+			if !req.IsAck() {
+				s.respond(req, tx, 400, "CSeq Method Mismatch")
+			}
+			return
+		}
+		h(req, tx)
+	}
+}
+
+func (s *Server) allowed(src string) bool {
+	if len(s.cfg.AllowNets) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(src)
+	if err != nil {
+		host, _, herr := net.SplitHostPort(src)
+		if herr != nil {
+			return false
+		}
+		a, aerr := netip.ParseAddr(host)
+		if aerr != nil {
+			return false
+		}
+		ap = netip.AddrPortFrom(a, 0)
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.cfg.AllowNets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// missingHeader names the first mandatory header the request lacks
+// (RFC 3261 §8.1.1: To, From, CSeq, Call-ID, Via; Max-Forwards is not
+// enforced because real trunks omit it).
+func missingHeader(req *siplib.Request) string {
+	switch {
+	case req.Via() == nil:
+		return "Via"
+	case req.From() == nil:
+		return "From"
+	case req.To() == nil:
+		return "To"
+	case req.CallID() == nil:
+		return "Call-ID"
+	case req.CSeq() == nil:
+		return "CSeq"
+	case req.IsInvite() && req.Contact() == nil:
+		return "Contact"
+	}
+	return ""
+}
+
+func (s *Server) respond(req *siplib.Request, tx siplib.ServerTransaction, code int, reason string, hdrs ...siplib.Header) {
+	res := siplib.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug().Err(err).Int("status", code).Msg("sip respond failed")
+	}
+}
+
+func (s *Server) onOptions(req *siplib.Request, tx siplib.ServerTransaction) {
+	s.respond(req, tx, 200, "OK",
+		siplib.NewHeader("Allow", Allowed),
+		siplib.NewHeader("Accept", "application/sdp"),
+		siplib.NewHeader("Supported", ""))
+}
+
+func (s *Server) onUnknown(req *siplib.Request, tx siplib.ServerTransaction) {
+	s.respond(req, tx, 405, "Method Not Allowed", siplib.NewHeader("Allow", Allowed))
+}
+
+func (s *Server) onCancel(req *siplib.Request, tx siplib.ServerTransaction) {
+	// A CANCEL that matched an INVITE transaction was handled by the
+	// transaction layer (200 to the CANCEL, 487 to the INVITE). One that
+	// reaches us matched nothing (RFC 3261 §9.2).
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+// lookup finds the session of an in-dialog request.
+func (s *Server) lookup(req *siplib.Request) *Session {
+	id, err := siplib.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	v, ok := s.sessions.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*Session)
+}
+
+func (s *Server) onAck(req *siplib.Request, tx siplib.ServerTransaction) {
+	if sess := s.lookup(req); sess != nil {
+		sess.readAck(req, tx)
+	}
+}
+
+func (s *Server) onBye(req *siplib.Request, tx siplib.ServerTransaction) {
+	sess := s.lookup(req)
+	if sess == nil {
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	sess.readBye(req, tx)
+}
+
+func (s *Server) onInfo(req *siplib.Request, tx siplib.ServerTransaction) {
+	sess := s.lookup(req)
+	if sess == nil {
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	sess.readInfo(req, tx)
+}
+
+func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		sess := s.lookup(req)
+		if sess == nil {
+			s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		sess.readReinvite(req, tx)
+		return
+	}
+	if s.draining.Load() {
+		s.overloaded.Add(1)
+		s.respond(req, tx, 503, "Service Unavailable", siplib.NewHeader("Retry-After", "30"))
+		return
+	}
+	if max := s.cfg.MaxCalls; max > 0 {
+		if n := s.active.Add(1); n > int64(max) {
+			s.active.Add(-1)
+			s.overloaded.Add(1)
+			s.log.Warn().Int("max_calls", max).Msg("call refused: concurrent call cap reached")
+			s.respond(req, tx, 503, "Service Unavailable", siplib.NewHeader("Retry-After", "5"))
+			return
+		}
+	} else {
+		s.active.Add(1)
+	}
+	defer s.active.Add(-1)
+
+	var offer *Offer
+	if body := req.Body(); len(body) > 0 {
+		ct := req.ContentType()
+		if ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+			s.respond(req, tx, 415, "Unsupported Media Type", siplib.NewHeader("Accept", "application/sdp"))
+			return
+		}
+		o, err := ParseOffer(body)
+		if err != nil {
+			code := statusOf(err, 400)
+			s.log.Info().Str("call_id", req.CallID().Value()).Int("status", code).Err(err).Msg("call refused: SDP offer")
+			if code == 488 {
+				s.respond(req, tx, 488, "Not Acceptable Here", siplib.NewHeader("Warning", `305 cloak "Incompatible media format"`))
+			} else {
+				s.respond(req, tx, code, "Bad Request")
+			}
+			return
+		}
+		offer = o
+	}
+
+	ua := &s.uaUDP
+	if !strings.EqualFold(req.Transport(), "udp") {
+		ua = &s.uaTCP
+	}
+	dlg, err := ua.ReadInvite(req, tx)
+	if err != nil {
+		s.log.Debug().Err(err).Msg("sip: read invite")
+		s.respond(req, tx, 400, "Bad Request")
+		return
+	}
+	s.calls.Add(1)
+	sess := newSession(s, dlg, req, tx, offer)
+	s.sessions.Store(dlg.ID, sess)
+	s.wg.Add(1)
+	defer func() {
+		sess.finish()
+		s.sessions.Delete(dlg.ID)
+		s.wg.Done()
+	}()
+	if err := dlg.Respond(100, "Trying", nil); err != nil {
+		return
+	}
+	s.handler.HandleCall(sess)
+}
+
+// statusOf returns the SIP status an error carries, or def.
+func statusOf(err error, def int) int {
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		return sc.StatusCode()
+	}
+	return def
+}

@@ -1,0 +1,451 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	siplib "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+)
+
+// Session is one inbound call: an INVITE server dialog. The call layer
+// answers or rejects it, and is told of re-INVITEs and INFO through the
+// callbacks it sets with SetCallbacks.
+//
+// sipgo hands every request to its own goroutine, so in-dialog requests of
+// one call (ACK, INFO, BYE, re-INVITE) can arrive out of order. A Session
+// serialises them under mu; no callback runs concurrently with another of
+// the same session.
+type Session struct {
+	srv *Server
+	dlg *sipgo.DialogServerSession
+	req *siplib.Request
+	tx  siplib.ServerTransaction
+	log zerolog.Logger
+
+	id     string
+	source netip.AddrPort
+
+	mu        sync.Mutex
+	offer     *Offer // nil for a late offer (INVITE without SDP)
+	media     Media
+	local     LocalSDP
+	answered  bool
+	rejected  bool
+	ackBody   chan []byte // late offer: the SDP answer carried by the ACK
+	reAcks    chan uint32 // CSeq numbers of ACKs to our re-INVITE 2xx
+	onMedia   func(Media) error
+	onInfo    func(contentType string, body []byte) int
+	endReason string
+	byeSent   bool
+	finished  chan struct{}
+	finishOne sync.Once
+}
+
+// Errors a Session reports.
+var (
+	ErrCanceled = errors.New("call canceled by caller")
+	ErrEnded    = errors.New("call has ended")
+	ErrNoAnswer = errors.New("late offer: ACK carried no usable SDP answer")
+	ErrAnswered = errors.New("call already answered")
+)
+
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request, tx siplib.ServerTransaction, offer *Offer) *Session {
+	s := &Session{
+		srv: srv, dlg: dlg, req: req, tx: tx, offer: offer,
+		id:       newID(),
+		ackBody:  make(chan []byte, 1),
+		reAcks:   make(chan uint32, 4),
+		finished: make(chan struct{}),
+	}
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		s.source = ap
+	}
+	if offer != nil {
+		s.media = offer.Media
+	}
+	s.log = srv.log.With().Str("call", s.id).Logger()
+	s.log.Info().Str("sip_call_id", req.CallID().Value()).Str("from", s.Caller()).Str("to", s.Called()).
+		Str("src", req.Source()).Str("transport", req.Transport()).Bool("late_offer", offer == nil).Msg("call offered")
+	return s
+}
+
+// ID is cloak's short identifier of the call, used in every log line.
+func (s *Session) ID() string { return s.id }
+
+// SIPCallID is the Call-ID header of the dialog.
+func (s *Session) SIPCallID() string { return s.req.CallID().Value() }
+
+// Called is the user part of the Request-URI: it picks what answers.
+func (s *Session) Called() string {
+	if u := s.req.Recipient.User; u != "" {
+		return u
+	}
+	if to := s.req.To(); to != nil {
+		return to.Address.User
+	}
+	return ""
+}
+
+// Caller is the user part of the From header.
+func (s *Session) Caller() string {
+	if f := s.req.From(); f != nil {
+		return f.Address.User
+	}
+	return ""
+}
+
+// Source is the transport address the INVITE came from.
+func (s *Session) Source() netip.AddrPort { return s.source }
+
+// Transport is "UDP" or "TCP".
+func (s *Session) Transport() string { return s.req.Transport() }
+
+// Log is the session's logger (carries the call id).
+func (s *Session) Log() zerolog.Logger { return s.log }
+
+// Offer returns the negotiated media of the caller's offer; ok is false for a
+// late offer, whose media is known only once Answer returns.
+func (s *Session) Offer() (m Media, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.offer == nil {
+		return Media{}, false
+	}
+	return s.offer.Media, true
+}
+
+// Media returns the media currently agreed (after Answer, and after each
+// re-INVITE).
+func (s *Session) Media() Media {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.media
+}
+
+// SetCallbacks registers what the call layer does on a re-INVITE that
+// changes the media (hold, resume, new address or codec) and on INFO. The
+// media callback returns an error to refuse the change (488). The INFO
+// callback returns the status to answer.
+func (s *Session) SetCallbacks(onMedia func(Media) error, onInfo func(contentType string, body []byte) int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onMedia, s.onInfo = onMedia, onInfo
+}
+
+// Done is closed when the dialog ends: BYE either way, CANCEL, or failure.
+func (s *Session) Done() <-chan struct{} { return s.dlg.Context().Done() }
+
+// EndReason says why the dialog ended ("bye", "hangup", "cancel", …).
+func (s *Session) EndReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.endReason == "" && errors.Is(context.Cause(s.dlg.Context()), siplib.ErrTransactionCanceled) {
+		return "cancel"
+	}
+	return s.endReason
+}
+
+// Ringing sends 180 Ringing.
+func (s *Session) Ringing() error {
+	return s.dlg.Respond(180, "Ringing", nil)
+}
+
+// Reject ends an unanswered call with a final non-2xx status.
+func (s *Session) Reject(code int, reason string) error {
+	s.mu.Lock()
+	if s.answered || s.rejected {
+		s.mu.Unlock()
+		return ErrAnswered
+	}
+	s.rejected = true
+	s.endReason = fmt.Sprintf("rejected %d", code)
+	s.mu.Unlock()
+	var hdrs []siplib.Header
+	if code == 503 {
+		hdrs = append(hdrs, siplib.NewHeader("Retry-After", "5"))
+	}
+	s.log.Info().Int("status", code).Msg("call rejected")
+	return s.dlg.Respond(code, reason, nil, hdrs...)
+}
+
+// Answer sends 200 OK with our SDP and waits for the ACK. With an offer in
+// the INVITE the body is the answer; with a late offer it is our offer and
+// the answer is taken from the ACK (RFC 3261 §13.2.1, RFC 3264 §4). It
+// returns the agreed media.
+func (s *Session) Answer(local LocalSDP) (Media, error) {
+	s.mu.Lock()
+	if s.answered || s.rejected {
+		s.mu.Unlock()
+		return Media{}, ErrAnswered
+	}
+	if local.SessionID == 0 {
+		local.SessionID = uint64(time.Now().UnixNano() & 0x7fffffffffff)
+	}
+	local.Version++
+	s.local = local
+	var body []byte
+	var err error
+	if s.offer != nil {
+		body, err = s.offer.Answer(local)
+	} else {
+		body, err = BuildOffer(local, SupportedCodecs(), DefaultEventPayloadType, SendRecv)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return Media{}, fmt.Errorf("build sdp: %w", err)
+	}
+	s.answered = true
+	late := s.offer == nil
+	s.mu.Unlock()
+
+	if err := s.dlg.Respond(200, "OK", body,
+		siplib.NewHeader("Content-Type", "application/sdp"),
+		siplib.NewHeader("Allow", Allowed)); err != nil {
+		if s.dlg.Context().Err() != nil {
+			return Media{}, ErrCanceled
+		}
+		return Media{}, fmt.Errorf("answer: %w", err)
+	}
+	if late {
+		var ack []byte
+		select {
+		case ack = <-s.ackBody:
+		default:
+		}
+		m, err := ParseAnswer(ack)
+		if err != nil {
+			s.log.Info().Err(err).Msg("late offer: no usable answer in ACK, hanging up")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = s.Hangup(ctx)
+			return Media{}, ErrNoAnswer
+		}
+		s.mu.Lock()
+		s.media = m
+		s.mu.Unlock()
+	}
+	if s.dlg.Context().Err() != nil {
+		return Media{}, ErrEnded
+	}
+	s.log.Info().Str("codec", s.Media().Codec.Name).Str("rtp_remote", s.Media().Remote.String()).Int("rtp_local", local.Port).Msg("call answered")
+	return s.Media(), nil
+}
+
+// Hangup ends the call: BYE when answered, 480 when not yet answered.
+func (s *Session) Hangup(ctx context.Context) error {
+	s.mu.Lock()
+	if s.dlg.Context().Err() != nil || s.byeSent {
+		s.mu.Unlock()
+		return nil
+	}
+	answered := s.answered
+	rejected := s.rejected
+	if answered {
+		s.byeSent = true
+		if s.endReason == "" {
+			s.endReason = "hangup"
+		}
+	}
+	s.mu.Unlock()
+	if rejected {
+		return nil
+	}
+	if !answered {
+		return s.Reject(480, "Temporarily Unavailable")
+	}
+	err := s.dlg.Bye(ctx)
+	if err != nil {
+		s.log.Debug().Err(err).Msg("bye")
+	}
+	s.log.Info().Msg("call hung up by cloak")
+	return err
+}
+
+// finish runs when the handler returned: make sure the call is over.
+func (s *Session) finish() {
+	s.finishOne.Do(func() {
+		s.mu.Lock()
+		answered, rejected := s.answered, s.rejected
+		s.mu.Unlock()
+		if s.dlg.Context().Err() == nil {
+			if !answered && !rejected {
+				_ = s.Reject(500, "Server Internal Error")
+			} else if answered {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = s.Hangup(ctx)
+				cancel()
+			}
+		}
+		_ = s.dlg.Close()
+		s.log.Info().Str("reason", s.EndReason()).Msg("call ended")
+		close(s.finished)
+	})
+}
+
+func (s *Session) readAck(req *siplib.Request, tx siplib.ServerTransaction) {
+	cseq := req.CSeq().SeqNo
+	if cseq == s.req.CSeq().SeqNo {
+		if s.offer == nil {
+			select {
+			case s.ackBody <- req.Body():
+			default:
+			}
+		}
+		if err := s.dlg.ReadAck(req, tx); err != nil {
+			s.log.Debug().Err(err).Msg("ack")
+		}
+		return
+	}
+	select {
+	case s.reAcks <- cseq:
+	default:
+	}
+}
+
+func (s *Session) readBye(req *siplib.Request, tx siplib.ServerTransaction) {
+	s.mu.Lock()
+	if s.endReason == "" {
+		s.endReason = "bye"
+	}
+	s.mu.Unlock()
+	if err := s.dlg.ReadBye(req, tx); err != nil {
+		s.srv.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	s.log.Info().Msg("caller hung up")
+}
+
+// readReinvite handles a re-INVITE: hold (sendonly/inactive/0.0.0.0),
+// resume, a new media address or codec (RFC 3261 §14.2, RFC 3264 §8). A
+// refused change leaves the session as it was (488).
+func (s *Session) readReinvite(req *siplib.Request, tx siplib.ServerTransaction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.answered || s.dlg.LoadState() < siplib.DialogStateConfirmed {
+		// RFC 3261 §14.2: an INVITE arriving while the first is pending.
+		s.srv.respond(req, tx, 500, "Server Internal Error", siplib.NewHeader("Retry-After", "1"))
+		return
+	}
+	var body []byte
+	var err error
+	media := s.media
+	if b := req.Body(); len(b) > 0 {
+		offer, perr := ParseOffer(b)
+		if perr != nil {
+			code := statusOf(perr, 488)
+			s.srv.respond(req, tx, code, map[int]string{400: "Bad Request", 488: "Not Acceptable Here"}[code])
+			return
+		}
+		media = offer.Media
+		s.local.Version++
+		body, err = offer.Answer(s.local)
+	} else {
+		// No SDP: a session refresh or a request for our offer; offer what
+		// we have now and keep the session as it is.
+		s.local.Version++
+		body, err = BuildOffer(s.local, []Codec{s.media.Codec}, s.media.EventPT, s.media.Direction)
+	}
+	if err != nil {
+		s.srv.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	if media != s.media && s.onMedia != nil {
+		if err := s.onMedia(media); err != nil {
+			s.log.Info().Err(err).Msg("re-INVITE refused")
+			s.srv.respond(req, tx, statusOf(err, 488), "Not Acceptable Here")
+			return
+		}
+	}
+	if media != s.media {
+		s.log.Info().Str("rtp_remote", media.Remote.String()).Str("direction", media.Direction.String()).Str("codec", media.Codec.Name).Msg("media updated by re-INVITE")
+	}
+	s.media = media
+	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
+	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(siplib.HeaderClone(s.contact()))
+	if err := tx.Respond(res); err != nil {
+		return
+	}
+	// RFC 6026 / RFC 3261 §13.3.1.4: the UAS core retransmits the 2xx until
+	// the ACK arrives.
+	go s.retransmit2xx(tx, res, req.CSeq().SeqNo)
+}
+
+func (s *Session) contact() siplib.Header {
+	if strings.EqualFold(s.req.Transport(), "udp") {
+		return &s.srv.uaUDP.ContactHDR
+	}
+	return &s.srv.uaTCP.ContactHDR
+}
+
+func (s *Session) retransmit2xx(tx siplib.ServerTransaction, res *siplib.Response, cseq uint32) {
+	if !strings.EqualFold(s.req.Transport(), "udp") {
+		return // reliable transports do not retransmit
+	}
+	interval := siplib.T1
+	deadline := time.NewTimer(64 * siplib.T1)
+	defer deadline.Stop()
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case got := <-s.reAcks:
+			if got == cseq {
+				return
+			}
+		case <-t.C:
+			if err := tx.Respond(res); err != nil {
+				return
+			}
+			interval = min(2*interval, siplib.T2)
+			t.Reset(interval)
+		case <-deadline.C:
+			return
+		case <-s.dlg.Context().Done():
+			return
+		}
+	}
+}
+
+// readInfo hands an INFO body to the call layer (RFC 6086); its bodies may
+// carry digits and are never logged.
+func (s *Session) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
+	}
+	body := req.Body()
+	code := 200
+	switch {
+	case s.onInfo != nil:
+		code = s.onInfo(ct, body)
+	case len(body) > 0:
+		code = 415
+	}
+	reason := map[int]string{200: "OK", 400: "Bad Request", 415: "Unsupported Media Type", 469: "Bad Info Package"}[code]
+	if reason == "" {
+		reason = "Error"
+	}
+	var hdrs []siplib.Header
+	if code == 415 {
+		hdrs = append(hdrs, siplib.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+	}
+	s.srv.respond(req, tx, code, reason, hdrs...)
+}
