@@ -1,0 +1,65 @@
+// Package media owns cloak's RTP legs: UDP sockets handed out by a port pool,
+// one read loop per leg, the shared pacing clock, symmetric-RTP latching,
+// prompt playback and the G.711 helpers used on the hot path.
+//
+// # Hot path rules
+//
+// Each Endpoint runs one goroutine that reads its socket into a buffer it
+// reuses for the life of the leg, parses the fixed RTP header (RFC 3550
+// §5.1) into a reused rtp.Header, filters the packet (source, payload type,
+// SSRC) and hands it to the Handler installed with SetHandler. Nothing on
+// that path logs, touches the disk or allocates in steady state; counters
+// are atomics and configuration the loop reads (handler, codec, remote,
+// direction) is swapped atomically, so the loop takes no locks of its own.
+// Sending (WriteAudio, WriteEvent, Forward) takes the leg's transmit mutex,
+// which only serialises writers of the same outgoing stream.
+//
+// # Symmetric RTP and latching
+//
+// Peers behind NAT rarely send from the address their SDP names, so an
+// Endpoint sends to the SDP address only until the first valid RTP packet
+// arrives; from then on it sends to that packet's source ("latching",
+// symmetric RTP, RFC 4961 §3) and drops packets from any other address.
+// SetRemote (a re-INVITE) resets the latch. EndpointConfig.StrictSource
+// limits latching to the SDP address's IP, which closes the "RTP bleed"
+// hole at the cost of peers whose media comes from another IP.
+//
+// # SSRC changes
+//
+// Once a source is latched, a packet carrying a different SSRC is held on
+// probation in the spirit of RFC 3550 Appendix A.1: the new SSRC replaces
+// the old one only after two packets with consecutive sequence numbers. A
+// single stray packet is dropped and counted in Stats.DroppedSSRC; the first
+// packet of a genuine new stream is dropped the same way (20 ms of audio).
+package media
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these with
+// context, so callers test them with errors.Is.
+var (
+	// ErrPortsExhausted means every port of the pool is in use; the
+	// caller answers the INVITE with 503 Service Unavailable.
+	ErrPortsExhausted = errors.New("media: rtp ports exhausted")
+	// ErrBadPortRange means NewPortPool was given an unusable range.
+	ErrBadPortRange = errors.New("media: bad rtp port range")
+	// ErrClosed means the endpoint was closed.
+	ErrClosed = errors.New("media: endpoint closed")
+	// ErrNoRemote means there is nowhere to send yet: no SDP address and
+	// no latched source.
+	ErrNoRemote = errors.New("media: remote address not known")
+	// ErrPlaying means a prompt is being played on the endpoint, which
+	// owns the outgoing stream until it ends.
+	ErrPlaying = errors.New("media: prompt playing")
+	// ErrNoClock means Play was called on an endpoint without a Clock.
+	ErrNoClock = errors.New("media: no pacing clock")
+	// ErrCodec means the codec or payload type is not one this package
+	// can handle, or the packet does not match the negotiated one.
+	ErrCodec = errors.New("media: unsupported codec")
+	// ErrNoEventPT means telephone-event was not negotiated.
+	ErrNoEventPT = errors.New("media: telephone-event not negotiated")
+	// ErrPacketTooLarge means a packet does not fit the send buffer.
+	ErrPacketTooLarge = errors.New("media: packet too large")
+	// ErrBadPrompt means a prompt file cannot be used.
+	ErrBadPrompt = errors.New("media: bad prompt")
+)

@@ -1,0 +1,272 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// readBufSize bounds one datagram. RTP audio is far smaller; anything
+// larger is not media cloak handles.
+const readBufSize = 4096
+
+// EndpointConfig configures an Endpoint.
+type EndpointConfig struct {
+	// Conn is the leg's socket. A *net.UDPConn (as PortPool.Open returns)
+	// takes the allocation-free path; other PacketConns work but may
+	// allocate an address per packet unless they also implement
+	// ReadFromUDPAddrPort and WriteToUDPAddrPort.
+	Conn net.PacketConn
+	// Port is Conn's local port, released to Pool on Close.
+	Port int
+	// Pool, when not nil, gets Port back on Close.
+	Pool *PortPool
+	// Remote is the peer's address from SDP; it may be zero until known
+	// (late offer). See SetRemote and latching in the package doc.
+	Remote netip.AddrPort
+	// StrictSource accepts (and latches to) packets only from Remote's
+	// IP address, closing the "RTP bleed" hole of plain latching.
+	StrictSource bool
+	// Codec is the negotiated audio codec.
+	Codec Codec
+	// EventPT is the negotiated telephone-event payload type (RFC 4733);
+	// 0 means not negotiated.
+	EventPT uint8
+	// Clock paces Play and stamps LastReceived; nil disables Play and
+	// makes LastReceived use time.Now.
+	Clock *Clock
+	// Log receives lifecycle lines only (never one per packet).
+	Log zerolog.Logger
+}
+
+// Endpoint is one RTP leg: a socket, its read loop, and our outgoing stream
+// (own SSRC, sequence, timestamp). All methods are safe for concurrent use.
+type Endpoint struct {
+	conn    net.PacketConn
+	fastR   udpAddrPortReader
+	fastW   udpAddrPortWriter
+	port    int
+	pool    *PortPool
+	strict  bool
+	clock   *Clock
+	log     zerolog.Logger
+	closing chan struct{} // closed by Close
+	done    chan struct{} // closed when the read loop exits
+
+	// Read-mostly state swapped atomically; the read loop takes no lock.
+	handler  atomic.Pointer[handlerBox]
+	codec    atomic.Pointer[codecState]
+	dir      atomic.Uint32
+	sdp      atomic.Pointer[netip.AddrPort] // remote from SDP
+	latch    atomic.Pointer[latchState]      // latched source, if any
+	latchGen atomic.Uint64                   // bumped by SetRemote
+	lastRx   atomic.Int64                    // unix ns of last accepted packet
+	playing  atomic.Bool
+	closed   atomic.Bool
+
+	stats counters
+	rx    rxState // owned by the read loop goroutine
+
+	// Transmit side: txMu serialises writers of our outgoing stream.
+	txMu     sync.Mutex
+	tx       Rewriter
+	txBuf    [readBufSize]byte
+	lastTx   time.Time // monotonic time of the last packet sent
+	lastTxSz uint32    // its duration in samples
+
+	startMu   sync.Mutex
+	started   bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type handlerBox struct{ h Handler }
+
+type codecState struct {
+	codec   Codec
+	eventPT uint8
+}
+
+type latchState struct {
+	addr netip.AddrPort
+	gen  uint64
+}
+
+type udpAddrPortReader interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+}
+
+type udpAddrPortWriter interface {
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// NewEndpoint returns an endpoint for cfg. Call Start to run its read loop
+// and Close to end it. A nil cfg.Conn gives an endpoint that is already
+// closed.
+func NewEndpoint(cfg EndpointConfig) *Endpoint {
+	e := &Endpoint{
+		conn:    cfg.Conn,
+		port:    cfg.Port,
+		pool:    cfg.Pool,
+		strict:  cfg.StrictSource,
+		clock:   cfg.Clock,
+		log:     cfg.Log,
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		tx:      NewRewriter(rand.Uint32(), uint16(rand.Uint32()), rand.Uint32()),
+	}
+	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
+	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
+	e.codec.Store(&codecState{codec: cfg.Codec, eventPT: cfg.EventPT})
+	remote := unmapAddrPort(cfg.Remote)
+	e.sdp.Store(&remote)
+	if cfg.Conn == nil {
+		e.closed.Store(true)
+		close(e.closing)
+	}
+	return e
+}
+
+// Start starts the read loop goroutine. It does nothing on a started or
+// closed endpoint.
+func (e *Endpoint) Start() {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	if e.started || e.closed.Load() {
+		return
+	}
+	e.started = true
+	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Msg("rtp endpoint started")
+	go e.readLoop()
+}
+
+// Close stops the read loop, closes the socket and returns the port to the
+// pool. It waits for the loop to exit, so it must not be called from a
+// Handler. Close is idempotent; later calls return the first result.
+func (e *Endpoint) Close() error {
+	e.closeOnce.Do(func() {
+		e.startMu.Lock()
+		started := e.started
+		if !e.closed.Swap(true) {
+			close(e.closing)
+		}
+		e.startMu.Unlock()
+		if e.conn == nil {
+			return
+		}
+		if err := e.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			e.closeErr = fmt.Errorf("close rtp port %d: %w", e.port, err)
+		}
+		if started {
+			<-e.done
+		}
+		if e.pool != nil {
+			e.pool.Release(e.port)
+		}
+		s := e.Stats()
+		e.log.Debug().Int("port", e.port).Uint64("rx", s.RxPackets).Uint64("tx", s.TxPackets).
+			Uint64("dropped", s.Dropped()).Msg("rtp endpoint closed")
+	})
+	return e.closeErr
+}
+
+// Done returns a channel closed when the endpoint is closed.
+func (e *Endpoint) Done() <-chan struct{} { return e.closing }
+
+// LocalPort returns the local RTP port.
+func (e *Endpoint) LocalPort() int { return e.port }
+
+// SSRC returns the SSRC of our outgoing stream.
+func (e *Endpoint) SSRC() uint32 {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	return e.tx.SSRC()
+}
+
+// SetRemote sets the peer's address from (re-)negotiated SDP and resets
+// latching: we send there until a valid packet arrives again.
+func (e *Endpoint) SetRemote(a netip.AddrPort) {
+	a = unmapAddrPort(a)
+	e.sdp.Store(&a)
+	e.latchGen.Add(1)
+	e.latch.Store(nil)
+}
+
+// Remote returns where packets are sent now: the latched source if any,
+// else the SDP address (zero if neither is known).
+func (e *Endpoint) Remote() netip.AddrPort {
+	if l := e.latch.Load(); l != nil && l.gen == e.latchGen.Load() {
+		return l.addr
+	}
+	return *e.sdp.Load()
+}
+
+// Latched reports whether a source has been latched since the last
+// SetRemote.
+func (e *Endpoint) Latched() bool {
+	l := e.latch.Load()
+	return l != nil && l.gen == e.latchGen.Load()
+}
+
+// SetCodec sets the negotiated codec and telephone-event payload type (0 =
+// none), e.g. after a re-INVITE.
+func (e *Endpoint) SetCodec(c Codec, eventPT uint8) {
+	e.codec.Store(&codecState{codec: c, eventPT: eventPT})
+}
+
+// Codec returns the negotiated audio codec.
+func (e *Endpoint) Codec() Codec { return e.codec.Load().codec }
+
+// EventPT returns the negotiated telephone-event payload type (0 = none).
+func (e *Endpoint) EventPT() uint8 { return e.codec.Load().eventPT }
+
+// SetDirection sets the media direction from our side. When it forbids
+// sending, writes are suppressed (the stream's timestamp still advances);
+// when it forbids receiving, accepted packets are counted but not handed
+// to the Handler.
+func (e *Endpoint) SetDirection(d Direction) { e.dir.Store(uint32(d)) }
+
+// Direction returns the media direction from our side.
+func (e *Endpoint) Direction() Direction { return Direction(e.dir.Load()) }
+
+// SetHandler installs the handler for accepted packets (an atomic swap;
+// the next packet sees it). nil discards packets.
+func (e *Endpoint) SetHandler(h Handler) {
+	if h == nil {
+		e.handler.Store(nil)
+		return
+	}
+	e.handler.Store(&handlerBox{h: h})
+}
+
+// LastReceived returns when the last accepted packet arrived (coarse, from
+// the Clock), or the zero time if none has. Use it for the RTP inactivity
+// timeout.
+func (e *Endpoint) LastReceived() time.Time {
+	ns := e.lastRx.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+func (e *Endpoint) now() int64 {
+	if e.clock != nil {
+		return e.clock.now.Load()
+	}
+	return time.Now().UnixNano()
+}
+
+func unmapAddrPort(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().Is4In6() {
+		return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	}
+	return a
+}

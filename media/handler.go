@@ -1,0 +1,70 @@
+package media
+
+import (
+	"net/netip"
+
+	"github.com/pion/rtp"
+)
+
+// Packet is a received RTP packet. It is valid only during the HandleRTP
+// call: the endpoint reuses its buffer for the next datagram, so a handler
+// that keeps anything must copy it.
+type Packet struct {
+	// Header is the parsed RTP header (RFC 3550 §5.1).
+	Header rtp.Header
+	// Payload is the payload without header, extension or padding.
+	Payload []byte
+	// Raw is the whole datagram; Forward rewrites it in place.
+	Raw []byte
+	// From is the source address.
+	From netip.AddrPort
+	// IsEvent is true for the negotiated telephone-event payload type
+	// (RFC 4733), false for audio of the negotiated codec.
+	IsEvent bool
+}
+
+// Handler receives the packets an Endpoint accepts. HandleRTP runs on the
+// endpoint's read goroutine: it must not block, should not allocate, and
+// must not call the endpoint's Close (which waits for that goroutine).
+type Handler interface {
+	HandleRTP(e *Endpoint, p *Packet)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(e *Endpoint, p *Packet)
+
+// HandleRTP calls f(e, p).
+func (f HandlerFunc) HandleRTP(e *Endpoint, p *Packet) { f(e, p) }
+
+// Chain returns a Handler that calls each non-nil handler in order. Build
+// it once when the call's routing changes, not per packet.
+func Chain(hs ...Handler) Handler {
+	out := make(chain, 0, len(hs))
+	for _, h := range hs {
+		if h != nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+type chain []Handler
+
+func (c chain) HandleRTP(e *Endpoint, p *Packet) {
+	for _, h := range c {
+		h.HandleRTP(e, p)
+	}
+}
+
+// Echo returns a Handler that sends the caller's audio straight back to
+// them on the endpoint's own stream (our SSRC, sequence and timestamps):
+// the loopback test every VoIP engineer expects. Telephone-event packets
+// are not echoed. It does not allocate.
+func Echo() Handler {
+	return HandlerFunc(func(e *Endpoint, p *Packet) {
+		if p.IsEvent {
+			return
+		}
+		_ = e.Forward(p)
+	})
+}

@@ -1,0 +1,128 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+)
+
+// PortPool hands out even-numbered UDP ports from [lo, hi] on one IP
+// address. RTP uses the even port and leaves the odd one above it to RTCP
+// (RFC 3550 §11), so only even ports are ever bound.
+//
+// Ports are handed out round-robin from the last one given, so a port just
+// released is not reused at once and stale packets of the previous call do
+// not reach the next one. A port that another process holds is skipped.
+// PortPool is safe for concurrent use.
+type PortPool struct {
+	ip     netip.Addr
+	lo, hi int // both even, lo <= hi
+
+	mu     sync.Mutex
+	used   []bool // index (port-lo)/2
+	next   int    // index to try first
+	inUse  int
+	listen func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
+}
+
+// NewPortPool returns a pool of the even ports in [lo, hi] on ip. The range
+// must lie within 1..65535 and hold at least one even port.
+func NewPortPool(ip netip.Addr, lo, hi int) (*PortPool, error) {
+	if !ip.IsValid() {
+		return nil, fmt.Errorf("rtp port pool: invalid ip address: %w", ErrBadPortRange)
+	}
+	if lo < 1 || hi > 65535 || lo > hi {
+		return nil, fmt.Errorf("rtp port pool %d-%d: range must be within 1-65535 and low <= high: %w", lo, hi, ErrBadPortRange)
+	}
+	if lo%2 == 1 {
+		lo++
+	}
+	if hi%2 == 1 {
+		hi--
+	}
+	if lo > hi {
+		return nil, fmt.Errorf("rtp port pool %d-%d: no even port in range: %w", lo, hi, ErrBadPortRange)
+	}
+	return &PortPool{
+		ip:     ip.Unmap(),
+		lo:     lo,
+		hi:     hi,
+		used:   make([]bool, (hi-lo)/2+1),
+		listen: net.ListenUDP,
+	}, nil
+}
+
+// IP returns the address the pool binds to.
+func (p *PortPool) IP() netip.Addr { return p.ip }
+
+// Size returns the number of ports the pool manages.
+func (p *PortPool) Size() int { return len(p.used) }
+
+// Open reserves the next free even port and binds a UDP socket to it. Ports
+// held by other processes are skipped. When every port is reserved or busy
+// it returns an error wrapping ErrPortsExhausted. The port goes back to the
+// pool with Release (an Endpoint created with this pool does that on Close).
+func (p *PortPool) Open() (*net.UDPConn, int, error) {
+	tried := 0
+	for tried < len(p.used) {
+		idx, ok := p.reserve()
+		if !ok {
+			break
+		}
+		tried++
+		port := p.lo + 2*idx
+		conn, err := p.listen("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+		if err == nil {
+			return conn, port, nil
+		}
+		p.Release(port)
+		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+			continue // held by someone else; try the next one
+		}
+		return nil, 0, fmt.Errorf("open rtp port %s:%d: %w", p.ip, port, err)
+	}
+	return nil, 0, fmt.Errorf("open rtp port in %s:%d-%d (%d in use): %w", p.ip, p.lo, p.hi, p.InUse(), ErrPortsExhausted)
+}
+
+// reserve marks the next free index used, starting after the last one
+// handed out.
+func (p *PortPool) reserve() (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.used)
+	for i := 0; i < n; i++ {
+		idx := (p.next + i) % n
+		if !p.used[idx] {
+			p.used[idx] = true
+			p.inUse++
+			p.next = (idx + 1) % n
+			return idx, true
+		}
+	}
+	return 0, false
+}
+
+// Release returns port to the pool. Releasing a port the pool does not
+// hold (outside the range, odd, or already free) does nothing.
+func (p *PortPool) Release(port int) {
+	if port < p.lo || port > p.hi || (port-p.lo)%2 != 0 {
+		return
+	}
+	idx := (port - p.lo) / 2
+	p.mu.Lock()
+	if p.used[idx] {
+		p.used[idx] = false
+		p.inUse--
+	}
+	p.mu.Unlock()
+}
+
+// InUse returns how many ports are currently reserved.
+func (p *PortPool) InUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inUse
+}

@@ -1,0 +1,154 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// rxState is the read loop's private state; only the loop goroutine (or a
+// test calling handleDatagram instead of it) touches it.
+type rxState struct {
+	pkt Packet // reused for every datagram, its Header's slices too
+
+	gen     uint64 // latchGen this state belongs to
+	latched bool
+	from    netip.AddrPort
+	ssrc    uint32
+
+	probing   bool // a new SSRC is on probation
+	probeSSRC uint32
+	probeSeq  uint16
+}
+
+// readLoop reads the socket until it is closed.
+//
+// Locks: none. It reads the socket into one buffer reused for the life of
+// the leg and calls handleDatagram; errors.Is(err, net.ErrClosed) ends it.
+func (e *Endpoint) readLoop() {
+	defer close(e.done)
+	buf := make([]byte, readBufSize)
+	for {
+		n, from, err := e.read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || e.closed.Load() {
+				return
+			}
+			e.stats.readErrors.Add(1)
+			time.Sleep(time.Millisecond) // don't spin on a persistent error
+			continue
+		}
+		e.handleDatagram(buf[:n], from)
+	}
+}
+
+func (e *Endpoint) read(buf []byte) (int, netip.AddrPort, error) {
+	if e.fastR != nil {
+		return e.fastR.ReadFromUDPAddrPort(buf)
+	}
+	n, addr, err := e.conn.ReadFrom(buf)
+	if err != nil {
+		return n, netip.AddrPort{}, err
+	}
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		return n, ua.AddrPort(), nil
+	}
+	ap, perr := netip.ParseAddrPort(addr.String())
+	if perr != nil {
+		return n, netip.AddrPort{}, nil // unknown source: zero AddrPort never latches twice
+	}
+	return n, ap, nil
+}
+
+// handleDatagram filters one received datagram and hands it to the
+// handler. This is the hot path.
+//
+// Locks: none. It reads the handler, codec, direction and latch generation
+// with atomic loads and updates atomic counters; it allocates only when
+// it latches a new source (once per SetRemote). The handler it calls may
+// take the transmit mutex (Forward, WriteAudio).
+func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
+	st := &e.rx
+	hdrLen, end, ok := checkRTP(b)
+	if !ok {
+		e.stats.malformed.Add(1)
+		return
+	}
+	h := &st.pkt.Header
+	if _, err := h.Unmarshal(b); err != nil {
+		e.stats.malformed.Add(1)
+		return
+	}
+	if from.Addr().Is4In6() {
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	}
+	if g := e.latchGen.Load(); g != st.gen {
+		*st = rxState{pkt: st.pkt, gen: g}
+	}
+	if st.latched && from != st.from {
+		e.stats.unknownSource.Add(1)
+		return
+	}
+
+	cs := e.codec.Load()
+	isEvent := false
+	switch pt := h.PayloadType; {
+	case !cs.codec.IsZero() && pt == cs.codec.PayloadType:
+	case cs.eventPT != 0 && pt == cs.eventPT:
+		isEvent = true
+	default:
+		e.stats.pt.Add(1)
+		return
+	}
+
+	switch {
+	case !st.latched:
+		if e.strict {
+			if sdp := e.sdp.Load(); !sdp.IsValid() || sdp.Addr() != from.Addr() {
+				e.stats.unknownSource.Add(1)
+				return
+			}
+		}
+		st.latched, st.from, st.ssrc = true, from, h.SSRC
+		e.storeLatch(from, st.gen)
+	case h.SSRC != st.ssrc:
+		// RFC 3550 A.1 probation: a new SSRC must show two packets in
+		// sequence before it replaces the current one.
+		if st.probing && h.SSRC == st.probeSSRC && h.SequenceNumber == st.probeSeq+1 {
+			st.ssrc, st.probing = h.SSRC, false
+			e.stats.ssrcChanges.Add(1)
+		} else {
+			st.probing, st.probeSSRC, st.probeSeq = true, h.SSRC, h.SequenceNumber
+			e.stats.ssrc.Add(1)
+			return
+		}
+	}
+
+	e.stats.rxPackets.Add(1)
+	e.stats.rxBytes.Add(uint64(len(b)))
+	e.lastRx.Store(e.now())
+
+	if !Direction(e.dir.Load()).CanReceive() {
+		e.stats.direction.Add(1)
+		return
+	}
+	hb := e.handler.Load()
+	if hb == nil {
+		return
+	}
+	p := &st.pkt
+	p.Payload = b[hdrLen:end]
+	p.Raw = b
+	p.From = from
+	p.IsEvent = isEvent
+	hb.h.HandleRTP(e, p)
+}
+
+// storeLatch publishes the latched source for the send path. Kept out of
+// line so the heap copy is made only when latching, not per packet.
+//
+//go:noinline
+func (e *Endpoint) storeLatch(from netip.AddrPort, gen uint64) {
+	e.latch.Store(&latchState{addr: from, gen: gen})
+}

@@ -1,0 +1,69 @@
+package media
+
+import "sync/atomic"
+
+// Stats is a snapshot of an endpoint's counters.
+type Stats struct {
+	// RxPackets and RxBytes count accepted packets (whole datagrams).
+	RxPackets, RxBytes uint64
+	// TxPackets and TxBytes count packets sent.
+	TxPackets, TxBytes uint64
+	// TxSuppressed counts packets not sent because the direction forbids
+	// sending (hold, inactive).
+	TxSuppressed uint64
+	// TxErrors counts failed socket writes.
+	TxErrors uint64
+	// DroppedMalformed counts datagrams that are not valid RTP: too short,
+	// version != 2, CSRC list, header extension or padding overrunning
+	// the datagram (RFC 3550 §5.1).
+	DroppedMalformed uint64
+	// DroppedUnknownSource counts packets from an address other than the
+	// latched one (or, with StrictSource, the SDP address's IP).
+	DroppedUnknownSource uint64
+	// DroppedSSRC counts packets with an unexpected SSRC still on
+	// probation (see the package doc).
+	DroppedSSRC uint64
+	// DroppedPT counts packets of a payload type not negotiated.
+	DroppedPT uint64
+	// DroppedDirection counts accepted packets not delivered because the
+	// direction forbids receiving.
+	DroppedDirection uint64
+	// SSRCChanges counts accepted changes of the peer's SSRC.
+	SSRCChanges uint64
+	// ReadErrors counts socket read errors other than closing.
+	ReadErrors uint64
+}
+
+// Dropped returns the total of the Dropped* counters.
+func (s Stats) Dropped() uint64 {
+	return s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedDirection
+}
+
+type counters struct {
+	rxPackets, rxBytes       atomic.Uint64
+	txPackets, txBytes       atomic.Uint64
+	txSuppressed, txErrors   atomic.Uint64
+	malformed, unknownSource atomic.Uint64
+	ssrc, pt, direction      atomic.Uint64
+	ssrcChanges, readErrors  atomic.Uint64
+}
+
+// Stats returns a snapshot of the endpoint's counters.
+func (e *Endpoint) Stats() Stats {
+	c := &e.stats
+	return Stats{
+		RxPackets:            c.rxPackets.Load(),
+		RxBytes:              c.rxBytes.Load(),
+		TxPackets:            c.txPackets.Load(),
+		TxBytes:              c.txBytes.Load(),
+		TxSuppressed:         c.txSuppressed.Load(),
+		TxErrors:             c.txErrors.Load(),
+		DroppedMalformed:     c.malformed.Load(),
+		DroppedUnknownSource: c.unknownSource.Load(),
+		DroppedSSRC:          c.ssrc.Load(),
+		DroppedPT:            c.pt.Load(),
+		DroppedDirection:     c.direction.Load(),
+		SSRCChanges:          c.ssrcChanges.Load(),
+		ReadErrors:           c.readErrors.Load(),
+	}
+}

@@ -1,0 +1,195 @@
+package media
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// WriteAudio sends one packet of our stream holding payload (already
+// encoded in the negotiated codec) that lasts samples timestamp units:
+// sequence number +1, timestamp +samples. marker starts a talkspurt (RFC
+// 3551 §4.1); after a silence the timestamp jumps by the time that passed,
+// as RFC 3550 §5.1 asks. When the direction forbids sending nothing is sent
+// and nil is returned (the timestamp still advances). While a prompt is
+// playing it returns ErrPlaying. It does not allocate.
+//
+// Locks: the transmit mutex, held across the socket write.
+func (e *Endpoint) WriteAudio(payload []byte, samples uint32, marker bool) error {
+	if e.playing.Load() {
+		return ErrPlaying
+	}
+	return e.writeAudio(payload, samples, marker)
+}
+
+func (e *Endpoint) writeAudio(payload []byte, samples uint32, marker bool) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if len(payload)+12 > readBufSize {
+		return ErrPacketTooLarge
+	}
+	cs := e.codec.Load()
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	if marker {
+		e.skipSilenceLocked(cs.codec.ClockRate)
+	}
+	if !e.Direction().CanSend() {
+		e.tx.Skip(samples)
+		e.noteTxLocked(samples)
+		e.stats.txSuppressed.Add(1)
+		return nil
+	}
+	dst := e.Remote()
+	if !dst.IsValid() {
+		e.tx.Skip(samples)
+		return ErrNoRemote
+	}
+	seq, ts := e.tx.Next(samples)
+	b := e.txBuf[:12+len(payload)]
+	putHeader(b, marker, cs.codec.PayloadType, seq, ts, e.tx.SSRC())
+	copy(b[12:], payload)
+	e.noteTxLocked(samples)
+	return e.sendLocked(b, dst)
+}
+
+// skipSilenceLocked advances the timestamp over a gap in sending longer
+// than one packet, so a new talkspurt's timestamp reflects wall time.
+func (e *Endpoint) skipSilenceLocked(rate uint32) {
+	if e.lastTx.IsZero() || rate == 0 || e.lastTxSz == 0 {
+		return
+	}
+	elapsed := time.Since(e.lastTx)
+	gap := uint64(elapsed) * uint64(rate) / uint64(time.Second)
+	if gap <= 2*uint64(e.lastTxSz) {
+		return // within one packet of schedule: no gap
+	}
+	extra := gap - uint64(e.lastTxSz)
+	extra -= extra % uint64(e.lastTxSz) // whole packets
+	e.tx.Skip(uint32(extra))
+}
+
+func (e *Endpoint) noteTxLocked(samples uint32) {
+	e.lastTx = time.Now()
+	if samples != 0 {
+		e.lastTxSz = samples
+	}
+}
+
+// NextTimestamp returns the timestamp the next audio packet of our stream
+// will carry: the start timestamp for an RFC 4733 event sent now.
+func (e *Endpoint) NextTimestamp() uint32 {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	return e.tx.NextTimestamp()
+}
+
+// AdvanceTimestamp moves our stream's timestamp on by samples without
+// sending, e.g. by an RFC 4733 event's duration once it ended (§2.5.1.3).
+func (e *Endpoint) AdvanceTimestamp(samples uint32) {
+	e.txMu.Lock()
+	e.tx.Skip(samples)
+	e.txMu.Unlock()
+}
+
+// WriteEvent sends one RFC 4733 telephone-event packet (payload: the
+// 4-byte event block of §2.3) on our stream with the negotiated event
+// payload type: sequence number +1, timestamp ts (the event's start, the
+// same for all its packets, §2.5.1.2). marker is set on the first packet of
+// an event (§2.5.1.3). It respects the direction like WriteAudio and does
+// not allocate.
+//
+// Locks: the transmit mutex, held across the socket write.
+func (e *Endpoint) WriteEvent(payload []byte, ts uint32, marker bool) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if len(payload)+12 > readBufSize {
+		return ErrPacketTooLarge
+	}
+	cs := e.codec.Load()
+	if cs.eventPT == 0 {
+		return ErrNoEventPT
+	}
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	if !e.Direction().CanSend() {
+		e.stats.txSuppressed.Add(1)
+		return nil
+	}
+	dst := e.Remote()
+	if !dst.IsValid() {
+		return ErrNoRemote
+	}
+	seq := e.tx.NextSeqOnly()
+	b := e.txBuf[:12+len(payload)]
+	putHeader(b, marker, cs.eventPT, seq, ts, e.tx.SSRC())
+	copy(b[12:], payload)
+	e.noteTxLocked(0)
+	return e.sendLocked(b, dst)
+}
+
+// Forward sends a packet received on another endpoint (or this one: Echo)
+// on our stream. It rewrites p.Raw in place (SSRC, sequence number,
+// timestamp, payload type: the negotiated audio PT, or the event PT for
+// RFC 4733 packets) and sends it, with the Rewriter's continuity rules.
+// The caller makes sure the audio codec matches ours (transcoding is not
+// done here). While a prompt plays it returns ErrPlaying; when the
+// direction forbids sending nothing is sent. It does not allocate.
+//
+// Locks: the transmit mutex, held across the socket write.
+func (e *Endpoint) Forward(p *Packet) error {
+	if e.playing.Load() {
+		return ErrPlaying
+	}
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	cs := e.codec.Load()
+	pt := cs.codec.PayloadType
+	var samples uint32
+	if p.IsEvent {
+		if cs.eventPT == 0 {
+			return ErrNoEventPT
+		}
+		pt = cs.eventPT
+	} else {
+		samples = uint32(len(p.Payload)) // G.711: one byte per sample
+	}
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	if !e.Direction().CanSend() {
+		e.tx.Skip(samples)
+		e.stats.txSuppressed.Add(1)
+		return nil
+	}
+	dst := e.Remote()
+	if !dst.IsValid() {
+		return ErrNoRemote
+	}
+	if !e.tx.Rewrite(p.Raw, &p.Header, samples) {
+		return fmt.Errorf("forward %d-byte packet: %w", len(p.Raw), ErrCodec)
+	}
+	SetPayloadType(p.Raw, pt)
+	e.noteTxLocked(samples)
+	return e.sendLocked(p.Raw, dst)
+}
+
+// sendLocked writes b to dst. Called with txMu held.
+func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort) error {
+	var err error
+	if e.fastW != nil {
+		_, err = e.fastW.WriteToUDPAddrPort(b, dst)
+	} else {
+		_, err = e.conn.WriteTo(b, net.UDPAddrFromAddrPort(dst))
+	}
+	if err != nil {
+		e.stats.txErrors.Add(1)
+		return fmt.Errorf("send rtp from port %d: %w", e.port, err)
+	}
+	e.stats.txPackets.Add(1)
+	e.stats.txBytes.Add(uint64(len(b)))
+	return nil
+}
