@@ -21,7 +21,7 @@ type Clock struct {
 	interval time.Duration
 	now      atomic.Int64 // unix nanoseconds of the last tick
 
-	subMu sync.Mutex                   // serialises Subscribe/cancel
+	subMu sync.Mutex                    // serialises Subscribe/cancel
 	subs  atomic.Pointer[[]*subscriber] // copy-on-write; read lock-free per tick
 
 	runMu   sync.Mutex

@@ -33,10 +33,14 @@ type Codec struct {
 }
 
 // CodecPCMU returns G.711 µ-law on its static payload type 0.
-func CodecPCMU() Codec { return Codec{Name: "PCMU", PayloadType: PayloadTypePCMU, ClockRate: G711ClockRate} }
+func CodecPCMU() Codec {
+	return Codec{Name: "PCMU", PayloadType: PayloadTypePCMU, ClockRate: G711ClockRate}
+}
 
 // CodecPCMA returns G.711 A-law on its static payload type 8.
-func CodecPCMA() Codec { return Codec{Name: "PCMA", PayloadType: PayloadTypePCMA, ClockRate: G711ClockRate} }
+func CodecPCMA() Codec {
+	return Codec{Name: "PCMA", PayloadType: PayloadTypePCMA, ClockRate: G711ClockRate}
+}
 
 // CodecByName returns the codec for an SDP encoding name (case-insensitive,
 // RFC 4566 §6 rtpmap), on its static payload type. A dynamic payload type

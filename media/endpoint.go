@@ -65,9 +65,9 @@ type Endpoint struct {
 	codec    atomic.Pointer[codecState]
 	dir      atomic.Uint32
 	sdp      atomic.Pointer[netip.AddrPort] // remote from SDP
-	latch    atomic.Pointer[latchState]      // latched source, if any
-	latchGen atomic.Uint64                   // bumped by SetRemote
-	lastRx   atomic.Int64                    // unix ns of last accepted packet
+	latch    atomic.Pointer[latchState]     // latched source, if any
+	latchGen atomic.Uint64                  // bumped by SetRemote
+	lastRx   atomic.Int64                   // unix ns of last accepted packet
 	playing  atomic.Bool
 	closed   atomic.Bool
 

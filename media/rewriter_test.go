@@ -79,7 +79,7 @@ func TestRewriterSequenceWrapSweep(t *testing.T) {
 
 func TestRewriterReorderedPacketDoesNotRewind(t *testing.T) {
 	r := NewRewriter(1, 100, 1000)
-	rewriteOnce(t, &r, 10, 0, 5, 160)  // → 100
+	rewriteOnce(t, &r, 10, 0, 5, 160)   // → 100
 	rewriteOnce(t, &r, 12, 320, 5, 160) // → 102
 	got := rewriteOnce(t, &r, 11, 160, 5, 160)
 	if got.seq != 101 {
