@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// Millisecond timestamps in every log line (set once, before any logger).
+	zerolog.TimeFieldFormat = time.RFC3339Nano
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1,0 +1,157 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sip"
+	"github.com/rs/zerolog"
+)
+
+// Interaction is one call through cloak: its SIP session, its caller leg's
+// RTP endpoint, and what answers it.
+type Interaction struct {
+	id       string
+	m        *Manager
+	s        *sip.Session
+	caller   *media.Endpoint
+	target   string
+	log      zerolog.Logger
+	answered time.Time
+
+	onHold atomic.Bool
+
+	endOnce sync.Once
+	ended   chan struct{}
+	reason  atomic.Value // string
+}
+
+func newInteraction(m *Manager, s *sip.Session, ep *media.Endpoint, target string) *Interaction {
+	return &Interaction{
+		id: s.ID(), m: m, s: s, caller: ep, target: target,
+		log:   s.Log(),
+		ended: make(chan struct{}),
+	}
+}
+
+// ID is the interaction's id (the same as its SIP session's).
+func (c *Interaction) ID() string { return c.id }
+
+// applyMedia points the caller's endpoint at what SDP agreed.
+func (c *Interaction) applyMedia(m sip.Media) {
+	c.caller.SetRemote(m.Remote)
+	c.caller.SetCodec(codecOf(m.Codec), m.EventPT)
+	c.caller.SetDirection(directionOf(m.Direction))
+	c.onHold.Store(m.OnHold())
+	if c.answered.IsZero() {
+		c.answered = time.Now()
+	}
+}
+
+// onMediaChange is the re-INVITE callback: hold, resume, new address or
+// codec.
+func (c *Interaction) onMediaChange(m sip.Media) error {
+	if codecOf(m.Codec).IsZero() {
+		return errors.New("codec not supported")
+	}
+	c.applyMedia(m)
+	return nil
+}
+
+// onInfo answers SIP INFO (RFC 6086). DTMF bodies are handled by the DTMF
+// issue; until then they are acknowledged and dropped, never logged.
+func (c *Interaction) onInfo(contentType string, body []byte) int {
+	switch contentType {
+	case "application/dtmf-relay", "application/dtmf":
+		return 200
+	case "":
+		if len(body) == 0 {
+			return 200
+		}
+	}
+	return 415
+}
+
+// idleSince returns how long the caller has sent no RTP, 0 while on hold.
+func (c *Interaction) idleSince(now time.Time) time.Duration {
+	if c.onHold.Load() {
+		return 0
+	}
+	last := c.caller.LastReceived()
+	if last.Before(c.answered) {
+		last = c.answered
+	}
+	return now.Sub(last)
+}
+
+// end asks the interaction to finish with reason; the first reason wins.
+func (c *Interaction) end(reason string) {
+	c.endOnce.Do(func() {
+		c.reason.Store(reason)
+		close(c.ended)
+	})
+}
+
+// run plays the routed application until the caller hangs up or cloak ends
+// the call.
+func (c *Interaction) run() {
+	ctx, cancel := ctxUntil(c.s.Done())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	switch {
+	case c.target == "echo":
+		c.caller.SetHandler(media.Echo())
+		<-ctx.Done()
+	case c.target == "tone":
+		for ctx.Err() == nil {
+			if err := c.caller.Play(ctx, c.m.tone); err != nil && ctx.Err() == nil {
+				c.log.Warn().Err(err).Msg("tone playback failed")
+				c.end("error")
+			}
+		}
+	case strings.HasPrefix(c.target, "prompt:"):
+		p := c.m.prompts[strings.TrimPrefix(c.target, "prompt:")]
+		if p != nil {
+			if err := c.caller.Play(ctx, p); err != nil && ctx.Err() == nil {
+				c.log.Warn().Err(err).Msg("prompt playback failed")
+			}
+		}
+		c.end("played")
+	default:
+		c.log.Warn().Str("target", c.target).Msg("unknown target")
+		c.end("error")
+	}
+	c.hangupIfUp()
+}
+
+func (c *Interaction) hangupIfUp() {
+	select {
+	case <-c.s.Done():
+		return
+	default:
+	}
+	reason, _ := c.reason.Load().(string)
+	c.log.Info().Str("reason", reason).Msg("cloak ends the call")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.s.Hangup(ctx)
+}
+
+// close releases the media of the interaction.
+func (c *Interaction) close() {
+	c.end("closed")
+	st := c.caller.Stats()
+	_ = c.caller.Close()
+	c.log.Info().Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).Msg("media closed")
+}

@@ -1,0 +1,270 @@
+// Package call turns SIP sessions into interactions: it allocates each
+// leg's RTP endpoint, routes the call by its called user part to what
+// answers it (echo, a test tone, a prompt, later IVR flows and agents), and
+// enforces the call lifetime guards (RTP inactivity). Later issues add the
+// secure gate here: the one place that decides which sink receives what.
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sip"
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Pool hands out RTP ports; exhaustion answers 503.
+	Pool *media.PortPool
+	// Clock paces playback for every call.
+	Clock *media.Clock
+	// MediaAddr is the address advertised in SDP (the pool's IP).
+	MediaAddr netip.Addr
+	// InactivityTimeout hangs up a call that received no RTP for this long
+	// (not while the caller holds the call). 0 disables it.
+	InactivityTimeout time.Duration
+	// Routes maps the called user part to a target: "echo", "tone",
+	// "prompt:NAME".
+	Routes map[string]string
+	// Prompts is where "prompt:NAME" targets read NAME.wav.
+	Prompts fs.FS
+	// Log is the process logger; each call logs with its id.
+	Log zerolog.Logger
+}
+
+// Manager answers calls. It implements sip.Handler.
+type Manager struct {
+	cfg  Config
+	log  zerolog.Logger
+	tone *media.Prompt
+
+	mu      sync.Mutex
+	calls   map[string]*Interaction
+	prompts map[string]*media.Prompt
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// ErrNoRoute means nothing answers the called user part (404).
+var ErrNoRoute = errors.New("no route for called user")
+
+// NewManager returns a Manager and starts its inactivity sweeper; Close
+// stops it.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Pool == nil || cfg.Clock == nil {
+		return nil, errors.New("call: manager needs a port pool and a clock")
+	}
+	m := &Manager{
+		cfg:     cfg,
+		log:     cfg.Log,
+		tone:    media.NewPromptPCM("tone", TestTone(time.Second)),
+		calls:   map[string]*Interaction{},
+		prompts: map[string]*media.Prompt{},
+		stop:    make(chan struct{}),
+	}
+	for user, target := range cfg.Routes {
+		if name, ok := strings.CutPrefix(target, "prompt:"); ok {
+			p, err := m.prompt(name)
+			if err != nil {
+				return nil, fmt.Errorf("call: route %q: %w", user, err)
+			}
+			m.prompts[name] = p
+		}
+	}
+	if cfg.InactivityTimeout > 0 {
+		m.wg.Add(1)
+		go m.sweep()
+	}
+	return m, nil
+}
+
+// TestTone returns d of the 1004 Hz digital milliwatt-style test tone at
+// -10 dBm0 (ITU-T O.6 frequency; a full-scale G.711 sine is +3.17 dBm0).
+func TestTone(d time.Duration) []int16 {
+	n := int(d.Seconds() * 8000)
+	amp := 32635 * math.Pow(10, (-10-3.17)/20)
+	out := make([]int16, n)
+	for i := range out {
+		out[i] = int16(amp * math.Sin(2*math.Pi*1004*float64(i)/8000))
+	}
+	return out
+}
+
+func (m *Manager) prompt(name string) (*media.Prompt, error) {
+	if m.cfg.Prompts == nil {
+		return nil, fmt.Errorf("prompt %q: no prompt directory", name)
+	}
+	file := name
+	if !strings.HasSuffix(file, ".wav") {
+		file += ".wav"
+	}
+	return media.LoadPrompt(m.cfg.Prompts, file)
+}
+
+// Close stops the sweeper. Calls in progress are not touched: see HangupAll.
+func (m *Manager) Close() {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	m.wg.Wait()
+}
+
+// Active returns the number of interactions in progress.
+func (m *Manager) Active() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.calls)
+}
+
+// HangupAll ends every call in progress with the given reason.
+func (m *Manager) HangupAll(reason string) {
+	m.mu.Lock()
+	calls := make([]*Interaction, 0, len(m.calls))
+	for _, c := range m.calls {
+		calls = append(calls, c)
+	}
+	m.mu.Unlock()
+	for _, c := range calls {
+		c.end(reason)
+	}
+}
+
+// target resolves the route for a called user part.
+func (m *Manager) target(user string) (string, error) {
+	if t, ok := m.cfg.Routes[user]; ok {
+		return t, nil
+	}
+	return "", fmt.Errorf("%w %q", ErrNoRoute, user)
+}
+
+// HandleCall implements sip.Handler: it answers the session and runs the
+// routed application until the call ends.
+func (m *Manager) HandleCall(s *sip.Session) {
+	log := s.Log()
+	target, err := m.target(s.Called())
+	if err != nil {
+		log.Info().Str("called", s.Called()).Msg("no route")
+		_ = s.Reject(404, "Not Found")
+		return
+	}
+	conn, port, err := m.cfg.Pool.Open()
+	if err != nil {
+		log.Warn().Err(err).Msg("no RTP port for call")
+		_ = s.Reject(503, "Service Unavailable")
+		return
+	}
+	offered, early := s.Offer()
+	cfg := media.EndpointConfig{Conn: conn, Port: port, Pool: m.cfg.Pool, Clock: m.cfg.Clock, Log: log}
+	if early {
+		cfg.Remote = offered.Remote
+		cfg.Codec = codecOf(offered.Codec)
+		cfg.EventPT = offered.EventPT
+	}
+	ep := media.NewEndpoint(cfg)
+	if early {
+		ep.SetDirection(directionOf(offered.Direction))
+	}
+	ep.Start()
+	c := newInteraction(m, s, ep, target)
+	defer c.close()
+
+	s.SetCallbacks(c.onMediaChange, c.onInfo)
+	if err := s.Ringing(); err != nil {
+		return
+	}
+	agreed, err := s.Answer(sip.LocalSDP{Addr: m.cfg.MediaAddr, Port: port})
+	if err != nil {
+		log.Info().Err(err).Msg("call not answered")
+		return
+	}
+	c.applyMedia(agreed)
+	m.register(c)
+	defer m.unregister(c)
+	c.run()
+}
+
+func (m *Manager) register(c *Interaction) {
+	m.mu.Lock()
+	m.calls[c.id] = c
+	m.mu.Unlock()
+}
+
+func (m *Manager) unregister(c *Interaction) {
+	m.mu.Lock()
+	delete(m.calls, c.id)
+	m.mu.Unlock()
+}
+
+// sweep is the one goroutine that checks every call for RTP inactivity,
+// once a second, rather than a timer per call.
+func (m *Manager) sweep() {
+	defer m.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			var idle []*Interaction
+			for _, c := range m.calls {
+				if c.idleSince(now) > m.cfg.InactivityTimeout {
+					idle = append(idle, c)
+				}
+			}
+			m.mu.Unlock()
+			for _, c := range idle {
+				c.log.Info().Dur("timeout", m.cfg.InactivityTimeout).Msg("no RTP received: hanging up")
+				c.end("rtp-timeout")
+			}
+		}
+	}
+}
+
+func codecOf(c sip.Codec) media.Codec {
+	mc, ok := media.CodecByName(c.Name)
+	if !ok {
+		return media.Codec{}
+	}
+	mc.PayloadType = c.PayloadType
+	return mc
+}
+
+func directionOf(d sip.Direction) media.Direction {
+	switch d {
+	case sip.SendOnly:
+		return media.SendOnly
+	case sip.RecvOnly:
+		return media.RecvOnly
+	case sip.Inactive:
+		return media.Inactive
+	default:
+		return media.SendRecv
+	}
+}
+
+// ctxUntil returns a context cancelled when done closes.
+func ctxUntil(done <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

@@ -1,0 +1,9 @@
+package main
+
+import (
+	"io/fs"
+
+	"github.com/cloak-voip/cloak"
+)
+
+func demoPrompts() fs.FS { return cloak.DemoPrompts() }
