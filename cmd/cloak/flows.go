@@ -1,12 +1,65 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/cloak-voip/cloak/ivr"
 )
 
-// runFlows implements `cloak flows ...` (stub until the flow validator lands).
+// runFlows implements `cloak flows check DIR`: it loads and validates every
+// *.yaml/*.yml flow in DIR and prints one line per problem, naming the file
+// and step. Exit status: 0 all good, 1 problems found, 2 usage error or an
+// unreadable directory.
 func runFlows(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "cloak flows: not implemented yet")
-	return 2
+	usage := func() {
+		fmt.Fprintln(stderr, "usage: cloak flows check [-q] DIR")
+	}
+	if len(args) == 0 || args[0] != "check" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+			usage()
+			return 0
+		}
+		usage()
+		return 2
+	}
+	fl := flag.NewFlagSet("flows check", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	quiet := fl.Bool("q", false, "print nothing when all flows are valid")
+	fl.Usage = usage
+	if err := fl.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fl.NArg() != 1 {
+		usage()
+		return 2
+	}
+	dir := fl.Arg(0)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		fmt.Fprintf(stderr, "cloak flows check: %s is not a readable directory\n", dir)
+		return 2
+	}
+	set, err := ivr.LoadDir(os.DirFS(dir), ".")
+	var ve *ivr.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		for _, p := range ve.Problems {
+			fmt.Fprintln(stdout, p.String())
+		}
+		fmt.Fprintf(stderr, "cloak flows check: %d problem(s) in %s\n", len(ve.Problems), dir)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "cloak flows check: %v\n", err)
+		return 1
+	}
+	if !*quiet {
+		fmt.Fprintf(stdout, "ok: %d flow(s) in %s: %v\n", len(set.Names()), dir, set.Names())
+	}
+	return 0
 }

@@ -1,0 +1,180 @@
+package ivr
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+)
+
+// maxResponseBytes bounds the JSON body read from a data_action endpoint.
+const maxResponseBytes = 64 << 10
+
+// ErrNoEndpoint: a data_action names an endpoint the Runner does not know.
+var ErrNoEndpoint = errors.New("data_action endpoint not configured")
+
+// dataAction POSTs the step's fields as one JSON object. Secrets are written
+// straight from their bytes into the request body (never through a Go
+// string) and only when the step is marked payment_gateway; the body is
+// zeroed afterwards. Any transport error, non-2xx status or body that is not
+// a JSON object takes on_failure (on_timeout for a timeout when set); a
+// configuration problem (unknown endpoint) also takes on_failure. Traces say
+// which, never what was sent.
+func (st *run) dataAction(ctx context.Context, f *Flow, sc *scope, s *Step) (outcome, error) {
+	d := s.DataAction
+	fail := func(detail string, timeout bool) (outcome, error) {
+		if timeout && d.OnTimeout != "" {
+			st.trace(f, s.Name, "data_action", "on_timeout", detail)
+			return outcome{next: d.OnTimeout}, nil
+		}
+		st.trace(f, s.Name, "data_action", "on_failure", detail)
+		return outcome{next: d.OnFailure}, nil
+	}
+	target := d.URL
+	if d.Endpoint != "" {
+		u, ok := st.r.Endpoints[d.Endpoint]
+		if !ok || u == "" {
+			return fail(fmt.Sprintf("%v: %q", ErrNoEndpoint, d.Endpoint), false)
+		}
+		target = u
+	}
+
+	body, err := st.requestBody(d, sc)
+	defer wipeBytes(body)
+	if err != nil {
+		return outcome{}, err
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, durOr(d.Timeout, Duration(DefaultDataTimeout)).Std())
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return fail("bad request URL", false)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := st.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil { // the call itself is over
+			return outcome{}, ctx.Err()
+		}
+		var ne interface{ Timeout() bool }
+		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+		if timeout {
+			return fail("timeout", true)
+		}
+		return fail("transport error", false)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
+		return fail("HTTP "+strconv.Itoa(resp.StatusCode), false)
+	}
+	var fields map[string]any
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes))
+	dec.UseNumber()
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		if rctx.Err() != nil && ctx.Err() == nil {
+			return fail("timeout", true)
+		}
+		return fail("response is not a JSON object", false)
+	}
+	for _, field := range sortedKeys(d.Receive) {
+		v, ok := fields[field]
+		if !ok {
+			continue
+		}
+		var text string
+		switch x := v.(type) {
+		case string:
+			text = x
+		case json.Number:
+			text = x.String()
+		case bool:
+			text = strconv.FormatBool(x)
+		default:
+			continue // null, objects and arrays are not mapped
+		}
+		sc.setPlain(d.Receive[field], text)
+	}
+	st.trace(f, s.Name, "data_action", "on_success", "HTTP "+strconv.Itoa(resp.StatusCode))
+	return outcome{next: d.OnSuccess}, nil
+}
+
+// requestBody builds the JSON object from Send and Constants, fields sorted.
+func (st *run) requestBody(d *DataAction, sc *scope) ([]byte, error) {
+	names := make([]string, 0, len(d.Send)+len(d.Constants))
+	for k := range d.Send {
+		names = append(names, k)
+	}
+	for k := range d.Constants {
+		if _, dup := d.Send[k]; !dup {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	// Size the buffer for the worst case (every byte escaped as \u00XX) so
+	// append never reallocates and leaves a copy of a secret behind.
+	size := 2
+	for _, name := range names {
+		vlen := len(d.Constants[name])
+		if v, ok := d.Send[name]; ok {
+			vlen = len(sc.plain[v])
+			if sec, isSecret := sc.secrets[v]; isSecret {
+				vlen = len(sec.revealDigits())
+			}
+		}
+		size += 6*len(name) + 6*vlen + 6
+	}
+	body := make([]byte, 0, size)
+	body = append(body, '{')
+	for i, name := range names {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = appendJSONString(body, []byte(name))
+		body = append(body, ':')
+		if v, ok := d.Send[name]; ok {
+			if sec, isSecret := sc.secrets[v]; isSecret {
+				if !d.PaymentGateway {
+					return body, fmt.Errorf("send %q: %w (data_action not marked payment_gateway)", v, ErrSecretSink)
+				}
+				body = appendJSONString(body, sec.revealDigits())
+				continue
+			}
+			pv, ok := sc.plain[v]
+			if !ok {
+				return body, fmt.Errorf("send %q: %w", v, ErrUnsetVariable)
+			}
+			body = appendJSONString(body, []byte(pv))
+			continue
+		}
+		body = appendJSONString(body, []byte(d.Constants[name]))
+	}
+	body = append(body, '}')
+	return body, nil
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259 section 7),
+// escaping quotes, backslashes and control characters; other bytes pass
+// through (flows and keys are UTF-8).
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
