@@ -1,0 +1,421 @@
+package dtmf
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// In-band detection works on 8 kHz linear PCM in blocks of 102 samples
+// (12.75 ms): long enough to separate adjacent DTMF rows (73 Hz apart),
+// short enough to see 40 ms tones and gaps. Each block is analysed as two
+// halves of 51 samples so the phase advance between them measures each
+// tone's frequency (±78 Hz unambiguous), which is what lets the detector
+// reject tones more than 3.5 % off while accepting 1.5 % (ITU-T Q.24).
+const (
+	// SampleRate is the only rate the Detector and Masker accept.
+	SampleRate = 8000
+	blockSize  = 102
+	halfBlock  = blockSize / 2
+	// dBm0Amplitude is the peak of a 0 dBm0 sine in 16-bit linear PCM: a
+	// full-scale G.711 sine is +3.17 dBm0 (ITU-T G.711), so 0 dBm0 is
+	// 32768 / 10^(3.17/20).
+	dBm0Amplitude = 22753.0
+)
+
+// DetectorConfig holds the acceptance rules of the in-band Detector. The
+// zero value gives the defaults, which follow ITU-T Q.24 and the values
+// common in telephony DSP (spandsp, Asterisk).
+type DetectorConfig struct {
+	// MinLevelDBm0 is the weakest tone accepted, per frequency.
+	// Default -33 dBm0: tones at -30 dBm0 are accepted with margin, -35
+	// is rejected.
+	MinLevelDBm0 float64
+	// MaxLowOverHighDB is how much louder the low (row) tone may be than
+	// the high (column) tone — the "normal" twist lines produce since
+	// they attenuate high frequencies more. Default 8 dB.
+	MaxLowOverHighDB float64
+	// MaxHighOverLowDB is how much louder the high tone may be than the
+	// low one ("reverse" twist). Default 4 dB.
+	MaxHighOverLowDB float64
+	// FreqTolerance is the largest relative frequency offset accepted,
+	// between Q.24's must-accept 1.5 % and must-reject 3.5 %. Default 0.025.
+	FreqTolerance float64
+	// MinToneRatio is the share of the block's power the two tones must
+	// carry (a signal-to-noise and talk-off check). Default 0.5.
+	MinToneRatio float64
+	// RelativePeakDB is how far the chosen row (column) must stand above
+	// the other rows (columns). Default 8 dB.
+	RelativePeakDB float64
+	// HarmonicDB is how far each tone's second harmonic must lie below
+	// the tone; speech and music have harmonics, DTMF does not. Default 10 dB.
+	HarmonicDB float64
+}
+
+// Detector finds DTMF digits in 8 kHz linear PCM (Goertzel filters on the
+// eight DTMF frequencies). Feed it any number of samples at a time; it
+// keeps its position across calls.
+//
+// A digit starts (KindStart) once at least two consecutive 12.75 ms blocks
+// agree and, measured per half block, carry 20 ms or more of tone — 26 to
+// 38 ms after the tone began. It ends (KindEnd) after two blocks without
+// it. So tones of 40 ms and gaps of 40 ms are always resolved (ITU-T Q.24
+// operate times), tones of 15 ms or less never produce a digit, a 20 ms
+// tone straddling two blocks sometimes does, and a one-block dropout does
+// not split a digit.
+//
+// Detector is not safe for concurrent use. Process allocates nothing
+// once its event buffer has grown to the largest batch (it starts with
+// room for 8 events, enough for a 20 ms frame).
+type Detector struct {
+	cfg DetectorConfig
+
+	coef       [8]float32 // 2cos(w)
+	cosw, sinw [8]float32
+	rotRe      [8]float32 // e^{-j w M}
+	rotIm      [8]float32
+	nomPhase   [8]float64 // w M
+	freq       [8]float64
+	hcoef      [8]float32 // 2cos(2w) for the second harmonic
+
+	minPower     float64
+	lowOverHigh  float64
+	highOverLow  float64
+	relPeak      float64
+	harmonic     float64
+	freqTolRad   [8]float64
+	minToneRatio float64
+
+	s1, s2 [8]float32
+	yaRe   [8]float32
+	yaIm   [8]float32
+	buf    [blockSize]float32
+	n      int
+	energy float32
+	pos    int64 // index of the next sample
+
+	// candidate run: consecutive blocks with the same digit
+	cand      byte
+	candCount int
+	candStart int64
+	halves    [16]float32 // per half-block tone amplitude of the run
+	minSpan   float64     // samples of tone needed to start a digit
+
+	// active digit
+	digit      byte
+	digitStart int64
+	lastHitEnd int64
+	misses     int
+	level      float64
+
+	events []Event
+}
+
+// NewDetector returns a Detector; zero fields of cfg take their defaults.
+func NewDetector(cfg DetectorConfig) (*Detector, error) {
+	if cfg.MinLevelDBm0 == 0 {
+		cfg.MinLevelDBm0 = -33
+	}
+	if cfg.MaxLowOverHighDB == 0 {
+		cfg.MaxLowOverHighDB = 8
+	}
+	if cfg.MaxHighOverLowDB == 0 {
+		cfg.MaxHighOverLowDB = 4
+	}
+	if cfg.FreqTolerance == 0 {
+		cfg.FreqTolerance = 0.025
+	}
+	if cfg.MinToneRatio == 0 {
+		cfg.MinToneRatio = 0.5
+	}
+	if cfg.RelativePeakDB == 0 {
+		cfg.RelativePeakDB = 8
+	}
+	if cfg.HarmonicDB == 0 {
+		cfg.HarmonicDB = 10
+	}
+	switch {
+	case cfg.MinLevelDBm0 > 3.17 || cfg.MinLevelDBm0 < -60:
+		return nil, fmt.Errorf("detector min level %.1f dBm0 (-60 to +3): %w", cfg.MinLevelDBm0, ErrConfig)
+	case cfg.FreqTolerance < 0 || cfg.FreqTolerance > 0.04:
+		return nil, fmt.Errorf("detector frequency tolerance %.3f (0 to 0.04): %w", cfg.FreqTolerance, ErrConfig)
+	case cfg.MinToneRatio < 0 || cfg.MinToneRatio > 1:
+		return nil, fmt.Errorf("detector tone ratio %.2f (0 to 1): %w", cfg.MinToneRatio, ErrConfig)
+	case cfg.MaxLowOverHighDB < 0 || cfg.MaxHighOverLowDB < 0 || cfg.RelativePeakDB < 0 || cfg.HarmonicDB < 0:
+		return nil, fmt.Errorf("detector dB limits must be positive: %w", ErrConfig)
+	}
+	d := &Detector{cfg: cfg, events: make([]Event, 0, 8)}
+	freqs := [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
+	for i, f := range freqs {
+		w := 2 * math.Pi * f / SampleRate
+		d.freq[i] = f
+		d.coef[i] = float32(2 * math.Cos(w))
+		d.cosw[i] = float32(math.Cos(w))
+		d.sinw[i] = float32(math.Sin(w))
+		d.rotRe[i] = float32(math.Cos(w * halfBlock))
+		d.rotIm[i] = float32(-math.Sin(w * halfBlock))
+		d.nomPhase[i] = w * halfBlock
+		d.hcoef[i] = float32(2 * math.Cos(2*w))
+		d.freqTolRad[i] = 2 * math.Pi * f * cfg.FreqTolerance / SampleRate * halfBlock
+	}
+	p0 := dBm0Amplitude * dBm0Amplitude / 2
+	d.minPower = p0 * math.Pow(10, cfg.MinLevelDBm0/10)
+	d.lowOverHigh = math.Pow(10, cfg.MaxLowOverHighDB/10)
+	d.highOverLow = math.Pow(10, cfg.MaxHighOverLowDB/10)
+	d.relPeak = math.Pow(10, cfg.RelativePeakDB/10)
+	d.harmonic = math.Pow(10, -cfg.HarmonicDB/10)
+	d.minSpan = 20.0 * SampleRate / 1000
+	d.minToneRatio = cfg.MinToneRatio
+	return d, nil
+}
+
+// Reset returns the detector to its initial state (position 0, no digit).
+func (d *Detector) Reset() {
+	nd, _ := NewDetector(d.cfg)
+	ev := d.events[:0]
+	*d = *nd
+	d.events = ev
+}
+
+// Position is the number of samples processed so far.
+func (d *Detector) Position() int64 { return d.pos }
+
+// Active reports the digit currently sounding, if any.
+func (d *Detector) Active() (digit byte, ok bool) { return d.digit, d.digit != 0 }
+
+// Process analyses samples (8 kHz, linear) and returns the digit events
+// completed during them. The slice is reused by the next call.
+func (d *Detector) Process(samples []int16) []Event {
+	d.events = d.events[:0]
+	for _, s := range samples {
+		x := float32(s)
+		d.buf[d.n] = x
+		d.energy += x * x
+		for i := range 8 {
+			s0 := x + d.coef[i]*d.s1[i] - d.s2[i]
+			d.s2[i] = d.s1[i]
+			d.s1[i] = s0
+		}
+		d.n++
+		d.pos++
+		switch d.n {
+		case halfBlock:
+			for i := range 8 {
+				d.yaRe[i] = d.s1[i] - d.cosw[i]*d.s2[i]
+				d.yaIm[i] = d.sinw[i] * d.s2[i]
+				d.s1[i], d.s2[i] = 0, 0
+			}
+		case blockSize:
+			d.block()
+			for i := range 8 {
+				d.s1[i], d.s2[i] = 0, 0
+			}
+			d.n = 0
+			d.energy = 0
+		}
+	}
+	return d.events
+}
+
+// block classifies the block just completed and updates the state machine.
+func (d *Detector) block() {
+	hit, power, r, c := d.classify()
+	end := d.pos
+	start := end - blockSize
+
+	// candidate run (for starting a digit)
+	switch {
+	case hit == 0:
+		d.cand, d.candCount = 0, 0
+	case hit == d.cand:
+		d.candCount++
+	default:
+		d.cand, d.candCount, d.candStart = hit, 1, start
+	}
+	if hit != 0 && d.candCount <= len(d.halves)/2 {
+		ha, hb := d.halfAmplitudes(r, c)
+		d.halves[2*d.candCount-2] = ha
+		d.halves[2*d.candCount-1] = hb
+	}
+
+	if d.digit != 0 {
+		if hit == d.digit {
+			d.misses = 0
+			d.lastHitEnd = end
+			return
+		}
+		d.misses++
+		if d.misses < 2 {
+			return
+		}
+		d.events = append(d.events, Event{
+			Kind: KindEnd, Source: SourceInband, Digit: d.digit,
+			Duration: samplesToDuration(d.lastHitEnd - d.digitStart),
+			Volume:   levelVolume(d.level), Offset: d.lastHitEnd,
+		})
+		d.digit = 0
+		if d.candCount < 2 {
+			return
+		}
+	}
+	if d.candCount >= 2 && d.span() >= d.minSpan {
+		onset := d.candStart - blockSize // the tone may have begun in the block before
+		if onset < 0 {
+			onset = 0
+		}
+		d.digit, d.digitStart, d.lastHitEnd, d.misses = d.cand, d.candStart, end, 0
+		d.level = power
+		d.cand, d.candCount = 0, 0
+		d.events = append(d.events, Event{
+			Kind: KindStart, Source: SourceInband, Digit: d.digit,
+			Duration: samplesToDuration(end - d.digitStart),
+			Volume:   levelVolume(power), Offset: onset,
+		})
+	}
+}
+
+func samplesToDuration(n int64) time.Duration {
+	return time.Duration(n) * time.Second / SampleRate
+}
+
+// levelVolume turns a power (linear units) into -dBm0, clamped to 0..63.
+func levelVolume(power float64) uint8 {
+	if power <= 0 {
+		return 63
+	}
+	db := -10 * math.Log10(power/(dBm0Amplitude*dBm0Amplitude/2))
+	switch {
+	case db < 0:
+		return 0
+	case db > 63:
+		return 63
+	}
+	return uint8(db + 0.5)
+}
+
+// span estimates how many samples of the candidate run carry the tone:
+// each half block counts in proportion to its amplitude relative to the
+// loudest half, so a 20 ms tone straddling two blocks counts as 20 ms, not
+// as two blocks (25.5 ms).
+func (d *Detector) span() float64 {
+	n := min(2*d.candCount, len(d.halves))
+	var ref float32
+	for _, h := range d.halves[:n] {
+		ref = max(ref, h)
+	}
+	if ref == 0 {
+		return 0
+	}
+	var sum float64
+	for _, h := range d.halves[:n] {
+		sum += float64(h / ref)
+	}
+	return sum * halfBlock
+}
+
+// halfAmplitudes returns the combined magnitude of tones r and c over each
+// half of the block just completed.
+func (d *Detector) halfAmplitudes(r, c int) (float32, float32) {
+	mag := func(re, im float32) float32 { return re*re + im*im }
+	ybr := func(i int) (float32, float32) { return d.s1[i] - d.cosw[i]*d.s2[i], d.sinw[i] * d.s2[i] }
+	a := mag(d.yaRe[r], d.yaIm[r]) + mag(d.yaRe[c], d.yaIm[c])
+	rr, ri := ybr(r)
+	cr, ci := ybr(c)
+	b := mag(rr, ri) + mag(cr, ci)
+	return float32(math.Sqrt(float64(a))), float32(math.Sqrt(float64(b)))
+}
+
+// classify returns the digit the block holds (0 for none), the power of
+// its stronger tone and the row and column filter indexes.
+func (d *Detector) classify() (byte, float64, int, int) {
+	var p [8]float64
+	const norm = 2.0 / (blockSize * blockSize)
+	for i := range 8 {
+		ybRe := d.s1[i] - d.cosw[i]*d.s2[i]
+		ybIm := d.sinw[i] * d.s2[i]
+		re := d.yaRe[i] + d.rotRe[i]*ybRe - d.rotIm[i]*ybIm
+		im := d.yaIm[i] + d.rotRe[i]*ybIm + d.rotIm[i]*ybRe
+		p[i] = float64(re*re+im*im) * norm
+	}
+	r, c := 0, 4
+	for i := 1; i < 4; i++ {
+		if p[i] > p[r] {
+			r = i
+		}
+		if p[i+4] > p[c] {
+			c = i + 4
+		}
+	}
+	pr, pc := p[r], p[c]
+	if pr < d.minPower || pc < d.minPower {
+		return 0, 0, 0, 0
+	}
+	if pr > pc*d.lowOverHigh || pc > pr*d.highOverLow {
+		return 0, 0, 0, 0
+	}
+	for i := range 4 {
+		if i != r && p[i]*d.relPeak > pr {
+			return 0, 0, 0, 0
+		}
+		if i+4 != c && p[i+4]*d.relPeak > pc {
+			return 0, 0, 0, 0
+		}
+	}
+	total := float64(d.energy) / blockSize
+	if pr+pc < d.minToneRatio*total {
+		return 0, 0, 0, 0
+	}
+	if !d.onFrequency(r) || !d.onFrequency(c) {
+		return 0, 0, 0, 0
+	}
+	if d.harmonicPower(c) > pc*d.harmonic {
+		return 0, 0, 0, 0
+	}
+	// The row's second harmonic (1394-1882 Hz) sits within a Goertzel
+	// main lobe of some columns; only check it when clear of the column.
+	if math.Abs(2*d.freq[r]-d.freq[c]) > 100 && d.harmonicPower(r) > pr*d.harmonic {
+		return 0, 0, 0, 0
+	}
+	power := pr
+	if pc > power {
+		power = pc
+	}
+	return digitChars[keypad(r, c-4)], power, r, c
+}
+
+// keypad maps row and column index to the RFC 4733 event code.
+func keypad(row, col int) uint8 {
+	// rows: 697 770 852 941; columns: 1209 1336 1477 1633
+	codes := [4][4]uint8{
+		{1, 2, 3, 12},
+		{4, 5, 6, 13},
+		{7, 8, 9, 14},
+		{10, 0, 11, 15},
+	}
+	return codes[row][col]
+}
+
+// onFrequency measures tone i's frequency from the phase advance between
+// the block's two halves and reports whether it is within tolerance.
+func (d *Detector) onFrequency(i int) bool {
+	ybRe := float64(d.s1[i] - d.cosw[i]*d.s2[i])
+	ybIm := float64(d.sinw[i] * d.s2[i])
+	aRe, aIm := float64(d.yaRe[i]), float64(d.yaIm[i])
+	// arg(yb * conj(ya)) = (w + dw) * M
+	phi := math.Atan2(ybIm*aRe-ybRe*aIm, ybRe*aRe+ybIm*aIm)
+	dphi := math.Remainder(phi-d.nomPhase[i], 2*math.Pi)
+	return math.Abs(dphi) <= d.freqTolRad[i]
+}
+
+// harmonicPower is the power at twice tone i's frequency over the block.
+func (d *Detector) harmonicPower(i int) float64 {
+	var s1, s2 float32
+	c := d.hcoef[i]
+	for _, x := range d.buf {
+		s0 := x + c*s1 - s2
+		s2 = s1
+		s1 = s0
+	}
+	e := float64(s1*s1 + s2*s2 - c*s1*s2)
+	return e * 2.0 / (blockSize * blockSize)
+}
