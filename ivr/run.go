@@ -41,6 +41,9 @@ type Runner struct {
 	Now func() time.Time
 	// MaxSteps bounds the steps one run may execute (default 1000).
 	MaxSteps int
+
+	// beforeWipe, in tests, sees each flow's scope just before it is wiped.
+	beforeWipe func(*scope)
 }
 
 // NewRunner returns a Runner for fs with default settings.
@@ -121,6 +124,13 @@ func (sc *scope) setSecret(k string, s *secret) {
 	sc.secrets[k] = s
 }
 
+func (st *run) wipeScope(sc *scope) {
+	if st.r.beforeWipe != nil {
+		st.r.beforeWipe(sc)
+	}
+	sc.wipe()
+}
+
 func (sc *scope) wipe() {
 	for k, s := range sc.secrets {
 		s.wipe()
@@ -163,7 +173,7 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 	handedOver := false
 	if f.Kind.Secure() {
 		if err := st.call.EnterSecure(f.Name, f.Kind); err != nil {
-			sc.wipe()
+			st.wipeScope(sc)
 			return fmt.Errorf("flow %q: enter secure: %w", f.Name, err)
 		}
 		st.res.SecureFlows = append(st.res.SecureFlows, f.Name)
@@ -171,7 +181,7 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 			out := sc.outputs(f.Outputs)
 			st.call.LeaveSecure(out)
 			st.res.Outputs = out
-			sc.wipe()
+			st.wipeScope(sc)
 			st.trace(f, "", "leave", "", "secure flow ended; secrets wiped")
 		}()
 	} else {
@@ -179,7 +189,7 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 			if !handedOver { // after a hand-over the secure flow's outputs stand
 				st.res.Outputs = sc.outputs(f.Outputs)
 			}
-			sc.wipe()
+			st.wipeScope(sc)
 		}()
 	}
 	st.trace(f, "", "enter", "", "kind "+string(f.Kind))
@@ -197,7 +207,7 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 		if o.handover != nil {
 			// The current flow ends here: wipe it before the secure flow
 			// owns the call. The deferred wipe then finds nothing.
-			sc.wipe()
+			st.wipeScope(sc)
 			handedOver = true
 			return st.runFlow(ctx, o.handover)
 		}
