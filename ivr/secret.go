@@ -5,12 +5,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cloak-voip/cloak/dtmf"
 )
 
-// secret holds collected digits that must not leak. It mirrors the planned
-// dtmf.Secret (String/Format/MarshalJSON print a mask; the clear value only
-// through reveal) and will be replaced by it once dtmf lands. The bytes are
-// owned by the secret and zeroed by wipe.
+// secret holds collected digits that must not leak: String, GoString,
+// Format, MarshalJSON and MarshalText print a mask; the clear value is
+// reachable only through revealDigits. It mirrors dtmf.Secret but hands out
+// the digits as a byte slice it owns and zeroes on wipe, so the payment
+// request body is built without an unwipeable Go string copy
+// (dtmf.Secret.RevealForPaymentGateway returns a string).
 type secret struct {
 	b []byte
 }
@@ -74,51 +78,12 @@ func (s *secret) wipe() {
 }
 
 // luhnValid reports whether digits pass the Luhn mod-10 check (ISO/IEC
-// 7812-1 Annex B). Non-digits fail.
-func luhnValid(digits []byte) bool {
-	if len(digits) == 0 {
-		return false
-	}
-	sum := 0
-	double := false
-	for i := len(digits) - 1; i >= 0; i-- {
-		c := digits[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
+// 7812-1 Annex B); dtmf.Luhn is the one implementation.
+func luhnValid(digits []byte) bool { return dtmf.Luhn(digits) }
 
-// expiryValid reports whether digits are MMYY with month 01-12 and the card
-// still valid at now (a card is valid through the last day of its expiry
-// month). Years are 20YY.
-func expiryValid(digits []byte, now time.Time) bool {
-	if len(digits) != 4 {
-		return false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	month := int(digits[0]-'0')*10 + int(digits[1]-'0')
-	year := 2000 + int(digits[2]-'0')*10 + int(digits[3]-'0')
-	if month < 1 || month > 12 {
-		return false
-	}
-	y, m, _ := now.Date()
-	return year > y || (year == y && month >= int(m))
-}
+// expiryValid reports whether digits are MMYY, month 01-12, not before now's
+// month and at most 20 years ahead (dtmf.ExpiryValid).
+func expiryValid(digits []byte, now time.Time) bool { return dtmf.ExpiryValid(digits, now) }
 
 // allDigits reports whether b is non-empty and only 0-9.
 func allDigits(b []byte) bool {
