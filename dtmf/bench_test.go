@@ -1,0 +1,66 @@
+package dtmf
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkDecoderPacket: one telephone-event packet through Decoder.Feed.
+func BenchmarkDecoderPacket(b *testing.B) {
+	d, _ := NewDecoder(DecoderConfig{})
+	enc, _ := NewEncoder(EncoderConfig{Duration: 200 * time.Millisecond})
+	pk, _ := enc.Append(nil, '5', 0)
+	now := t0
+	b.ReportAllocs()
+	b.ResetTimer()
+	ts := uint32(0)
+	for i := 0; b.Loop(); i++ {
+		p := pk[i%len(pk)]
+		if i%len(pk) == 0 {
+			ts += 4000
+			now = now.Add(500 * time.Millisecond)
+		}
+		if _, err := d.Feed(1, ts, p.Payload[:], now.Add(p.SendAt)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchAudio(b *testing.B) []int16 {
+	// 1 s of speech-like audio with two digits in it
+	s := speechLike(1, 8000, -20)
+	tone, _ := AppendTone(nil, '4', ToneSpec{Duration: 80 * time.Millisecond})
+	for i, v := range tone {
+		s[2000+i] += v
+		s[6000+i] += v
+	}
+	return s
+}
+
+// BenchmarkDetectorFrame: one 20 ms frame (160 samples) through the detector.
+func BenchmarkDetectorFrame(b *testing.B) {
+	audio := benchAudio(b)
+	d, _ := NewDetector(DetectorConfig{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		off := (i * 160) % len(audio)
+		d.Process(audio[off : off+160])
+	}
+}
+
+// BenchmarkMaskerFrame: one 20 ms frame through the masker (detector,
+// delay line, masking).
+func BenchmarkMaskerFrame(b *testing.B) {
+	audio := benchAudio(b)
+	m, _ := NewMasker(MaskerConfig{})
+	out := make([]int16, 160)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		off := (i * 160) % len(audio)
+		if _, err := m.Process(audio[off:off+160], out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
