@@ -52,8 +52,9 @@ func durOr(d Duration, def Duration) Duration {
 // at once; another key takes Default if set, else counts as an invalid
 // attempt; no key counts as a timeout. InvalidPrompt/TimeoutPrompt play only
 // when another attempt follows; after the last one the flow takes on_invalid
-// or on_timeout by how that attempt ended. Queued keys are flushed before
-// each attempt.
+// or on_timeout by how that attempt ended. A key queued before the menu
+// (pressed during a barge-in play) answers the first attempt (type-ahead);
+// queued keys are flushed before each later attempt.
 func (st *run) menu(ctx context.Context, f *Flow, s *Step) (outcome, error) {
 	m := s.Menu
 	call := st.call
@@ -61,7 +62,9 @@ func (st *run) menu(ctx context.Context, f *Flow, s *Step) (outcome, error) {
 	timeout := durOr(m.Timeout, Duration(DefaultMenuTimeout)).Std()
 	timedOut := false
 	for a := 1; a <= attempts; a++ {
-		call.FlushDigits()
+		if a > 1 {
+			call.FlushDigits()
+		}
 		if err := call.Play(ctx, true, m.Prompt...); err != nil {
 			return outcome{}, err
 		}
@@ -104,7 +107,8 @@ func (st *run) menu(ctx context.Context, f *Flow, s *Step) (outcome, error) {
 // collect reads digits into a variable, validating them; see CollectAction.
 // Digits live in one buffer that is zeroed after every attempt; only a valid
 // value is kept, as a secret when the flow is secure or the step says so.
-// Traces carry counts, never digits.
+// Queued keys are flushed before every attempt, so sensitive input starts
+// clean. Traces carry counts, never digits.
 func (st *run) collect(ctx context.Context, f *Flow, sc *scope, s *Step) (outcome, error) {
 	c := s.Collect
 	call := st.call

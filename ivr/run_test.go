@@ -519,3 +519,23 @@ steps:
 		}
 	}
 }
+
+func TestMenuTypeAheadAndFlush(t *testing.T) {
+	r, _ := demoRunner(t)
+	call := newFakeCall("9", "2")
+	if _, err := r.Run(context.Background(), call, "main"); err != nil {
+		t.Fatal(err)
+	}
+	// No flush before the first attempt (type-ahead from the barge-in
+	// welcome), one before the retry.
+	var seq []string
+	for _, o := range call.ops {
+		if o == "flush" || strings.HasPrefix(o, "play") {
+			seq = append(seq, o)
+		}
+	}
+	want := "play+ welcome|play+ menu|play invalid|flush|play+ menu|play transferring"
+	if got := strings.Join(seq, "|"); got != want {
+		t.Errorf("sequence %s\nwant     %s", got, want)
+	}
+}
