@@ -1,0 +1,162 @@
+package media
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Benchmarks of the per-packet hot path. Run:
+//
+//	go test -run '^$' -bench . -benchmem ./media/
+//
+// Every one must report 0 allocs/op.
+
+func benchPacket() []byte {
+	p := make([]byte, 160)
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return rtpPacket(0, 1000, 160000, 0xABCDEF01, false, p)
+}
+
+func BenchmarkParseHeader(b *testing.B) {
+	pkt := benchPacket()
+	var h rtp.Header
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := checkRTP(pkt); !ok {
+			b.Fatal("invalid")
+		}
+		if _, err := h.Unmarshal(pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRewrite(b *testing.B) {
+	pkt := benchPacket()
+	var h rtp.Header
+	if _, err := h.Unmarshal(pkt); err != nil {
+		b.Fatal(err)
+	}
+	r := NewRewriter(1, 2, 3)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.SequenceNumber++
+		h.Timestamp += 160
+		r.Rewrite(pkt, &h, 160)
+	}
+}
+
+func BenchmarkDecodeFrame(b *testing.B) {
+	for _, c := range []Codec{CodecPCMU(), CodecPCMA()} {
+		b.Run(c.Name, func(b *testing.B) {
+			payload := benchPacket()[12:]
+			out := make([]int16, 0, SamplesPerFrame)
+			b.SetBytes(SamplesPerFrame)
+			b.ReportAllocs()
+			for b.Loop() {
+				out = c.Decode(payload, out)
+			}
+		})
+	}
+}
+
+func BenchmarkEncodeFrame(b *testing.B) {
+	for _, c := range []Codec{CodecPCMU(), CodecPCMA()} {
+		b.Run(c.Name, func(b *testing.B) {
+			pcm := sinePCM(SamplesPerFrame, 440)
+			out := make([]byte, 0, SamplesPerFrame)
+			b.SetBytes(SamplesPerFrame)
+			b.ReportAllocs()
+			for b.Loop() {
+				out = c.Encode(pcm, out)
+			}
+		})
+	}
+}
+
+// BenchmarkHandleDatagram: filter + parse + Echo (rewrite in place and
+// send) of one packet, without the socket read.
+func BenchmarkHandleDatagram(b *testing.B) {
+	c := newMemConn(0)
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: sdpAddr})
+	defer e.Close()
+	e.SetHandler(Echo())
+	pkt := benchPacket()
+	buf := make([]byte, len(pkt))
+	from := natAddr
+	seq := uint16(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, pkt)
+		seq++
+		buf[2], buf[3] = byte(seq>>8), byte(seq)
+		e.handleDatagram(buf, from)
+	}
+	if s := e.Stats(); s.TxPackets == 0 || s.Dropped() != 0 {
+		b.Fatalf("stats %+v", s)
+	}
+}
+
+// BenchmarkReadLoop: the whole path through the read goroutine over an
+// in-memory PacketConn: read into the reused buffer, filter, parse, Echo.
+func BenchmarkReadLoop(b *testing.B) {
+	c := newMemConn(0)
+	c.copyOut = false
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: sdpAddr})
+	e.SetHandler(Echo())
+	e.Start()
+	defer e.Close()
+	pkt := benchPacket()
+	from := netip.MustParseAddrPort("198.51.100.7:41000")
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		c.in <- datagram{b: pkt, addr: from}
+		n++
+	}
+	waitFor(b, "read loop to drain", func() bool { return c.writes.Load() == int64(n) })
+	if s := e.Stats(); s.RxPackets != uint64(n) {
+		b.Fatalf("stats %+v after %d packets", s, n)
+	}
+}
+
+// BenchmarkWriteAudio: one packet of our own stream (what Play sends per
+// tick).
+func BenchmarkWriteAudio(b *testing.B) {
+	c := newMemConn(0)
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), Remote: sdpAddr})
+	defer e.Close()
+	payload := make([]byte, SamplesPerFrame)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.WriteAudio(payload, SamplesPerFrame, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClockTick1000: one tick of the shared clock with 1,000
+// subscribed calls, each poking its player the way Play does.
+func BenchmarkClockTick1000(b *testing.B) {
+	clk := NewClock(0)
+	for i := 0; i < 1000; i++ {
+		wake := make(chan struct{}, 1)
+		clk.Subscribe(func(time.Time) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		clk.Tick(now)
+	}
+}
