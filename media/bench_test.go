@@ -1,6 +1,7 @@
 package media
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -158,5 +159,36 @@ func BenchmarkClockTick1000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		clk.Tick(now)
+	}
+}
+
+// BenchmarkEchoUDPLoopback: a full round trip over real loopback UDP
+// sockets: the peer sends a packet, the endpoint's read loop echoes it,
+// the peer reads it back. Includes four syscalls per op.
+func BenchmarkEchoUDPLoopback(b *testing.B) {
+	peerConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peerConn.Close()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU()})
+	e.SetHandler(Echo())
+	e.Start()
+	defer e.Close()
+	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	pkt := benchPacket()
+	in := make([]byte, 2048)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := peerConn.WriteToUDPAddrPort(pkt, to); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := peerConn.ReadFromUDPAddrPort(in); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
