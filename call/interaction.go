@@ -22,7 +22,7 @@ type Interaction struct {
 	caller   *media.Endpoint
 	target   string
 	log      zerolog.Logger
-	answered time.Time
+	answered atomic.Int64 // unix ns of the answer; 0 before
 
 	onHold atomic.Bool
 
@@ -48,9 +48,7 @@ func (c *Interaction) applyMedia(m sip.Media) {
 	c.caller.SetCodec(codecOf(m.Codec), m.EventPT)
 	c.caller.SetDirection(directionOf(m.Direction))
 	c.onHold.Store(m.OnHold())
-	if c.answered.IsZero() {
-		c.answered = time.Now()
-	}
+	c.answered.CompareAndSwap(0, time.Now().UnixNano())
 }
 
 // onMediaChange is the re-INVITE callback: hold, resume, new address or
@@ -79,12 +77,13 @@ func (c *Interaction) onInfo(contentType string, body []byte) int {
 
 // idleSince returns how long the caller has sent no RTP, 0 while on hold.
 func (c *Interaction) idleSince(now time.Time) time.Duration {
-	if c.onHold.Load() {
+	answered := c.answered.Load()
+	if answered == 0 || c.onHold.Load() {
 		return 0
 	}
 	last := c.caller.LastReceived()
-	if last.Before(c.answered) {
-		last = c.answered
+	if a := time.Unix(0, answered); last.Before(a) {
+		last = a
 	}
 	return now.Sub(last)
 }

@@ -33,8 +33,10 @@ type Config struct {
 	// (not while the caller holds the call). 0 disables it.
 	InactivityTimeout time.Duration
 	// Routes maps the called user part to a target: "echo", "tone",
-	// "prompt:NAME".
+	// "ring", "prompt:NAME".
 	Routes map[string]string
+	// RingTimeout is how long the "ring" target rings before 480 (default 60 s).
+	RingTimeout time.Duration
 	// Prompts is where "prompt:NAME" targets read NAME.wav.
 	Prompts fs.FS
 	// Log is the process logger; each call logs with its id.
@@ -111,6 +113,13 @@ func (m *Manager) prompt(name string) (*media.Prompt, error) {
 	return media.LoadPrompt(m.cfg.Prompts, file)
 }
 
+func (m *Manager) ringLimit() time.Duration {
+	if m.cfg.RingTimeout > 0 {
+		return m.cfg.RingTimeout
+	}
+	return 60 * time.Second
+}
+
 // Close stops the sweeper. Calls in progress are not touched: see HangupAll.
 func (m *Manager) Close() {
 	select {
@@ -179,9 +188,23 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	ep.Start()
 	c := newInteraction(m, s, ep, target)
 	defer c.close()
+	m.register(c)
+	defer m.unregister(c)
 
 	s.SetCallbacks(c.onMediaChange, c.onInfo)
 	if err := s.Ringing(); err != nil {
+		return
+	}
+	if target == "ring" {
+		// Ring until the caller gives up (CANCEL) or the ring limit passes.
+		select {
+		case <-s.Done():
+			log.Info().Str("reason", s.EndReason()).Msg("caller gave up while ringing")
+		case <-c.ended:
+			_ = s.Reject(503, "Service Unavailable")
+		case <-time.After(m.ringLimit()):
+			_ = s.Reject(480, "Temporarily Unavailable")
+		}
 		return
 	}
 	agreed, err := s.Answer(sip.LocalSDP{Addr: m.cfg.MediaAddr, Port: port})
@@ -190,8 +213,6 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		return
 	}
 	c.applyMedia(agreed)
-	m.register(c)
-	defer m.unregister(c)
 	c.run()
 }
 

@@ -31,7 +31,9 @@ type Config struct {
 	// Shutdown is what SIGTERM/SIGINT do.
 	Shutdown Shutdown `yaml:"shutdown"`
 	// Routes maps the called user part (the Request-URI user) to what
-	// answers it: "echo", "tone", or "flow:NAME" (later issues add flows).
+	// answers it: "echo" (echoes the caller's audio), "tone" (1004 Hz test
+	// tone), "ring" (rings and never answers: for CANCEL and no-answer
+	// tests), "prompt:NAME" (plays NAME.wav, then hangs up) or "flow:NAME".
 	Routes map[string]string `yaml:"routes"`
 	// Prompts is where prompts are read from.
 	Prompts Prompts `yaml:"prompts"`
@@ -118,6 +120,7 @@ func Default() Config {
 		Routes: map[string]string{
 			"echo": "echo",
 			"tone": "tone",
+			"ring": "ring",
 		},
 	}
 }
@@ -241,14 +244,14 @@ func (c *Config) Validate() error {
 
 func validTarget(t string) error {
 	switch {
-	case t == "echo", t == "tone":
+	case t == "echo", t == "tone", t == "ring":
 		return nil
 	case strings.HasPrefix(t, "flow:") && len(t) > len("flow:"):
 		return nil
 	case strings.HasPrefix(t, "prompt:") && len(t) > len("prompt:"):
 		return nil
 	}
-	return fmt.Errorf("unknown target %q (want echo, tone, prompt:NAME or flow:NAME)", t)
+	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME or flow:NAME)", t)
 }
 
 // SIPListen parses sip.listen.

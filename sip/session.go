@@ -336,8 +336,10 @@ func (s *Session) readBye(req *siplib.Request, tx siplib.ServerTransaction) {
 func (s *Session) readReinvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.answered || s.dlg.LoadState() < siplib.DialogStateConfirmed {
-		// RFC 3261 §14.2: an INVITE arriving while the first is pending.
+	state := s.dlg.LoadState()
+	if !s.answered || state < siplib.DialogStateEstablished || (s.offer == nil && state < siplib.DialogStateConfirmed) {
+		// RFC 3261 §14.2: an INVITE arriving while the first is pending
+		// (for a late offer, until the ACK brought the answer).
 		s.srv.respond(req, tx, 500, "Server Internal Error", siplib.NewHeader("Retry-After", "1"))
 		return
 	}
