@@ -24,7 +24,8 @@ type EndpointConfig struct {
 	// allocate an address per packet unless they also implement
 	// ReadFromUDPAddrPort and WriteToUDPAddrPort.
 	Conn net.PacketConn
-	// Port is Conn's local port, released to Pool on Close.
+	// Port is Conn's local port, released to Pool on Close; 0 takes it
+	// from Conn.LocalAddr.
 	Port int
 	// Pool, when not nil, gets Port back on Close.
 	Pool *PortPool
@@ -122,6 +123,9 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		done:    make(chan struct{}),
 		tx:      NewRewriter(rand.Uint32(), uint16(rand.Uint32()), rand.Uint32()),
 	}
+	if e.port == 0 {
+		e.port = int(e.LocalAddr().Port())
+	}
 	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
 	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
 	e.codec.Store(&codecState{codec: cfg.Codec, eventPT: cfg.EventPT})
@@ -182,6 +186,18 @@ func (e *Endpoint) Done() <-chan struct{} { return e.closing }
 
 // LocalPort returns the local RTP port.
 func (e *Endpoint) LocalPort() int { return e.port }
+
+// LocalAddr returns the socket's local address (for the SDP c= and m=
+// lines), or the zero AddrPort if it is not a UDP address.
+func (e *Endpoint) LocalAddr() netip.AddrPort {
+	if e.conn == nil {
+		return netip.AddrPort{}
+	}
+	if ua, ok := e.conn.LocalAddr().(*net.UDPAddr); ok {
+		return unmapAddrPort(ua.AddrPort())
+	}
+	return netip.AddrPort{}
+}
 
 // SSRC returns the SSRC of our outgoing stream.
 func (e *Endpoint) SSRC() uint32 {

@@ -286,3 +286,51 @@ func TestCloseIdempotentReturnsPort(t *testing.T) {
 		t.Errorf("WriteAudio after Close = %v", err)
 	}
 }
+
+func TestHandlerPanicKeepsLoopAlive(t *testing.T) {
+	far := newPeer(t)
+	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
+	if e.LocalAddr() != netip.AddrPortFrom(loopback, uint16(e.LocalPort())) {
+		t.Errorf("LocalAddr() = %v, LocalPort() = %d", e.LocalAddr(), e.LocalPort())
+	}
+	calls := 0
+	e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) {
+		calls++
+		if calls == 1 {
+			panic("boom")
+		}
+		_ = e.Forward(p)
+	}))
+	far.send(e.LocalPort(), rtpPacket(0, 1, 0, 9, false, make([]byte, 160)))
+	far.send(e.LocalPort(), rtpPacket(0, 2, 160, 9, false, make([]byte, 160)))
+	if _, ok := far.recv(time.Second); !ok {
+		t.Fatal("loop stopped after a handler panic")
+	}
+	if s := e.Stats(); s.HandlerPanics != 1 || s.RxPackets != 2 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestPlayKeepsCodecWhenRenegotiated(t *testing.T) {
+	clock := NewClock(0)
+	far := newPeer(t)
+	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), clock)
+	done := make(chan error, 1)
+	go func() { done <- e.Play(context.Background(), NewPromptPCM("p", make([]int16, 320))) }()
+	waitFor(t, "play to subscribe", func() bool { return clock.Subscribers() == 1 })
+	e.SetCodec(CodecPCMA(), 0)
+	clock.Tick(time.Now())
+	clock.Tick(time.Now())
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		b, ok := far.recv(time.Second)
+		if !ok {
+			t.Fatalf("packet %d missing", i)
+		}
+		if h := parseSent(t, b); h.pt != 0 || b[12] != 0xFF {
+			t.Errorf("packet %d: pt %d first byte %#x; want the PCMU the prompt started in", i, h.pt, b[12])
+		}
+	}
+}

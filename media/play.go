@@ -20,7 +20,8 @@ const maxCatchUp = 3
 // ErrPlaying, and a second Play returns ErrPlaying. If the direction
 // forbids sending, the prompt still takes its time but nothing is sent.
 // Play returns ctx.Err() when ctx ends and ErrClosed when the endpoint is
-// closed.
+// closed. The prompt keeps the codec negotiated when it started. The Clock
+// must be running (or ticked by the caller) or Play waits for ctx.
 func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 	if p == nil {
 		return fmt.Errorf("play: nil prompt: %w", ErrBadPrompt)
@@ -68,7 +69,7 @@ func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 		}
 		for int64(sent) < due.Load() && sent < n {
 			frame := frames[sent*SamplesPerFrame : (sent+1)*SamplesPerFrame]
-			err := e.writeAudio(frame, SamplesPerFrame, sent == 0)
+			err := e.writeAudio(codec, frame, SamplesPerFrame, sent == 0)
 			if err != nil && !errors.Is(err, ErrNoRemote) {
 				return fmt.Errorf("play %q frame %d: %w", p.Name(), sent, err)
 			}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
@@ -26,14 +27,35 @@ type rxState struct {
 //
 // Locks: none. It reads the socket into one buffer reused for the life of
 // the leg and calls handleDatagram; errors.Is(err, net.ErrClosed) ends it.
+//
+// A panicking Handler does not take the process (and every other call)
+// down: the panic is logged without its value, counted in
+// Stats.HandlerPanics, and the loop carries on with the next datagram.
 func (e *Endpoint) readLoop() {
 	defer close(e.done)
 	buf := make([]byte, readBufSize)
+	for !e.serve(buf) {
+	}
+}
+
+// serve runs the loop until the socket is closed (true) or a handler
+// panics (false). The deferred recover costs once per serve, not per
+// packet.
+func (e *Endpoint) serve(buf []byte) (closed bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.stats.handlerPanics.Add(1)
+			// The value may hold packet data: log its type only.
+			e.log.Error().Int("port", e.port).Str("panic_type", fmt.Sprintf("%T", r)).
+				Msg("rtp handler panicked; packet dropped")
+			closed = false
+		}
+	}()
 	for {
 		n, from, err := e.read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || e.closed.Load() {
-				return
+				return true
 			}
 			e.stats.readErrors.Add(1)
 			time.Sleep(time.Millisecond) // don't spin on a persistent error

@@ -32,6 +32,8 @@ type Stats struct {
 	SSRCChanges uint64
 	// ReadErrors counts socket read errors other than closing.
 	ReadErrors uint64
+	// HandlerPanics counts packets whose Handler panicked.
+	HandlerPanics uint64
 }
 
 // Dropped returns the total of the Dropped* counters.
@@ -46,6 +48,7 @@ type counters struct {
 	malformed, unknownSource atomic.Uint64
 	ssrc, pt, direction      atomic.Uint64
 	ssrcChanges, readErrors  atomic.Uint64
+	handlerPanics            atomic.Uint64
 }
 
 // Stats returns a snapshot of the endpoint's counters.
@@ -65,5 +68,6 @@ func (e *Endpoint) Stats() Stats {
 		DroppedDirection:     c.direction.Load(),
 		SSRCChanges:          c.ssrcChanges.Load(),
 		ReadErrors:           c.readErrors.Load(),
+		HandlerPanics:        c.handlerPanics.Load(),
 	}
 }

@@ -20,21 +20,21 @@ func (e *Endpoint) WriteAudio(payload []byte, samples uint32, marker bool) error
 	if e.playing.Load() {
 		return ErrPlaying
 	}
-	return e.writeAudio(payload, samples, marker)
+	return e.writeAudio(e.codec.Load().codec, payload, samples, marker)
 }
 
-func (e *Endpoint) writeAudio(payload []byte, samples uint32, marker bool) error {
+// writeAudio sends payload encoded in codec on our stream.
+func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marker bool) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
 	if len(payload)+12 > readBufSize {
 		return ErrPacketTooLarge
 	}
-	cs := e.codec.Load()
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
 	if marker {
-		e.skipSilenceLocked(cs.codec.ClockRate)
+		e.skipSilenceLocked(codec.ClockRate)
 	}
 	if !e.Direction().CanSend() {
 		e.tx.Skip(samples)
@@ -49,7 +49,7 @@ func (e *Endpoint) writeAudio(payload []byte, samples uint32, marker bool) error
 	}
 	seq, ts := e.tx.Next(samples)
 	b := e.txBuf[:12+len(payload)]
-	putHeader(b, marker, cs.codec.PayloadType, seq, ts, e.tx.SSRC())
+	putHeader(b, marker, codec.PayloadType, seq, ts, e.tx.SSRC())
 	copy(b[12:], payload)
 	e.noteTxLocked(samples)
 	return e.sendLocked(b, dst)
