@@ -15,7 +15,7 @@ const (
 )
 
 // G.711 clock rate and the framing cloak sends: 20 ms packets of 160 samples
-// (RFC 3551 §4.5: default packetization interval 20 ms).
+// (RFC 3551 §4.2: default packetization interval 20 ms).
 const (
 	G711ClockRate   = 8000
 	SamplesPerFrame = 160

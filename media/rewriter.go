@@ -56,7 +56,7 @@ func (r *Rewriter) Next(samples uint32) (seq uint16, ts uint32) {
 }
 
 // NextSeqOnly returns the next sequence number without advancing the
-// timestamp: RFC 4733 §2.5.1.2 event packets carry the event's start
+// timestamp: RFC 4733 §2.3.1 event packets carry the event's start
 // timestamp, not a running one.
 func (r *Rewriter) NextSeqOnly() uint16 {
 	seq := r.nextSeq

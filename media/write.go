@@ -87,7 +87,7 @@ func (e *Endpoint) NextTimestamp() uint32 {
 }
 
 // AdvanceTimestamp moves our stream's timestamp on by samples without
-// sending, e.g. by an RFC 4733 event's duration once it ended (§2.5.1.3).
+// sending, e.g. by an RFC 4733 event's duration once it ended.
 func (e *Endpoint) AdvanceTimestamp(samples uint32) {
 	e.txMu.Lock()
 	e.tx.Skip(samples)
@@ -97,8 +97,8 @@ func (e *Endpoint) AdvanceTimestamp(samples uint32) {
 // WriteEvent sends one RFC 4733 telephone-event packet (payload: the
 // 4-byte event block of §2.3) on our stream with the negotiated event
 // payload type: sequence number +1, timestamp ts (the event's start, the
-// same for all its packets, §2.5.1.2). marker is set on the first packet of
-// an event (§2.5.1.3). It respects the direction like WriteAudio and does
+// same for all its packets, §2.3.1). marker is set on the first packet of
+// an event (§2.3.1). It respects the direction like WriteAudio and does
 // not allocate.
 //
 // Locks: the transmit mutex, held across the socket write.
