@@ -20,6 +20,7 @@ const DefaultClockInterval = FrameDuration
 type Clock struct {
 	interval time.Duration
 	now      atomic.Int64 // unix nanoseconds of the last tick
+	running  atomic.Bool  // the ticking goroutine runs
 
 	subMu sync.Mutex                    // serialises Subscribe/cancel
 	subs  atomic.Pointer[[]*subscriber] // copy-on-write; read lock-free per tick
@@ -59,6 +60,8 @@ func (c *Clock) Start() {
 	}
 	c.stop = make(chan struct{})
 	c.stopped = make(chan struct{})
+	c.now.Store(time.Now().UnixNano())
+	c.running.Store(true)
 	go c.run(c.stop, c.stopped)
 }
 
@@ -87,6 +90,7 @@ func (c *Clock) Stop() {
 	}
 	close(c.stop)
 	<-c.stopped
+	c.running.Store(false)
 	c.stop, c.stopped = nil, nil
 }
 
@@ -129,6 +133,9 @@ func (c *Clock) Subscribe(fn func(now time.Time)) (cancel func()) {
 		})
 	}
 }
+
+// Running reports whether the ticking goroutine runs.
+func (c *Clock) Running() bool { return c.running.Load() }
 
 // Subscribers returns the number of registered subscribers.
 func (c *Clock) Subscribers() int { return len(*c.subs.Load()) }

@@ -40,9 +40,15 @@ func TestClockRuns(t *testing.T) {
 	before := c.Now()
 	c.Start()
 	c.Start() // no second goroutine
+	if !c.Running() {
+		t.Error("Running() false after Start")
+	}
 	waitFor(t, "5 ticks", func() bool { return n.Load() >= 5 })
 	c.Stop()
 	c.Stop()
+	if c.Running() {
+		t.Error("Running() true after Stop")
+	}
 	if !c.Now().After(before) {
 		t.Error("Now() did not advance while running")
 	}

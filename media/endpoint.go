@@ -263,7 +263,7 @@ func (e *Endpoint) SetHandler(h Handler) {
 }
 
 // LastReceived returns when the last accepted packet arrived (coarse, from
-// the Clock), or the zero time if none has. Use it for the RTP inactivity
+// the running Clock, else the wall clock), or the zero time if none has. Use it for the RTP inactivity
 // timeout.
 func (e *Endpoint) LastReceived() time.Time {
 	ns := e.lastRx.Load()
@@ -273,8 +273,10 @@ func (e *Endpoint) LastReceived() time.Time {
 	return time.Unix(0, ns)
 }
 
+// now is the coarse time for LastReceived: the running Clock's last tick,
+// else the wall clock (a stopped clock's time would go stale).
 func (e *Endpoint) now() int64 {
-	if e.clock != nil {
+	if e.clock != nil && e.clock.running.Load() {
 		return e.clock.now.Load()
 	}
 	return time.Now().UnixNano()
