@@ -28,8 +28,8 @@ const (
 // common in telephony DSP (spandsp, Asterisk).
 type DetectorConfig struct {
 	// MinLevelDBm0 is the weakest tone accepted, per frequency.
-	// Default -33 dBm0: tones at -30 dBm0 are accepted with margin, -35
-	// is rejected.
+	// Default -36 dBm0 per tone (-33 dBm0 for the pair): a digit at -30
+	// dBm0 (pair) is accepted with margin, one at -35 dBm0 is rejected.
 	MinLevelDBm0 float64
 	// MaxLowOverHighDB is how much louder the low (row) tone may be than
 	// the high (column) tone — the "normal" twist lines produce since
@@ -48,7 +48,10 @@ type DetectorConfig struct {
 	// the other rows (columns). Default 8 dB.
 	RelativePeakDB float64
 	// HarmonicDB is how far each tone's second harmonic must lie below
-	// the tone; speech and music have harmonics, DTMF does not. Default 10 dB.
+	// the tone; speech and music have harmonics, DTMF does not. A
+	// harmonic is only held against a tone when it is also a peak above
+	// the neighbouring spectrum, so white noise does not fail the check.
+	// Default 20 dB.
 	HarmonicDB float64
 }
 
@@ -76,7 +79,8 @@ type Detector struct {
 	rotIm      [8]float32
 	nomPhase   [8]float64 // w M
 	freq       [8]float64
-	hcoef      [8]float32 // 2cos(2w) for the second harmonic
+	hcoef      [8][3]float32 // 2cos(w') at the second harmonic and 200 Hz either side
+	hann       [blockSize]float32
 
 	minPower     float64
 	lowOverHigh  float64
@@ -114,7 +118,7 @@ type Detector struct {
 // NewDetector returns a Detector; zero fields of cfg take their defaults.
 func NewDetector(cfg DetectorConfig) (*Detector, error) {
 	if cfg.MinLevelDBm0 == 0 {
-		cfg.MinLevelDBm0 = -33
+		cfg.MinLevelDBm0 = -36
 	}
 	if cfg.MaxLowOverHighDB == 0 {
 		cfg.MaxLowOverHighDB = 8
@@ -132,7 +136,7 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 		cfg.RelativePeakDB = 8
 	}
 	if cfg.HarmonicDB == 0 {
-		cfg.HarmonicDB = 10
+		cfg.HarmonicDB = 20
 	}
 	switch {
 	case cfg.MinLevelDBm0 > 3.17 || cfg.MinLevelDBm0 < -60:
@@ -155,8 +159,13 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 		d.rotRe[i] = float32(math.Cos(w * halfBlock))
 		d.rotIm[i] = float32(-math.Sin(w * halfBlock))
 		d.nomPhase[i] = w * halfBlock
-		d.hcoef[i] = float32(2 * math.Cos(2*w))
+		for k, df := range [3]float64{0, -200, 200} {
+			d.hcoef[i][k] = float32(2 * math.Cos(2*math.Pi*(2*f+df)/SampleRate))
+		}
 		d.freqTolRad[i] = 2 * math.Pi * f * cfg.FreqTolerance / SampleRate * halfBlock
+	}
+	for i := range d.hann {
+		d.hann[i] = float32(0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/blockSize))
 	}
 	p0 := dBm0Amplitude * dBm0Amplitude / 2
 	d.minPower = p0 * math.Pow(10, cfg.MinLevelDBm0/10)
@@ -368,12 +377,12 @@ func (d *Detector) classify() (byte, float64, int, int) {
 	if !d.onFrequency(r) || !d.onFrequency(c) {
 		return 0, 0, 0, 0
 	}
-	if d.harmonicPower(c) > pc*d.harmonic {
+	if d.harmonic2(c, pc) {
 		return 0, 0, 0, 0
 	}
-	// The row's second harmonic (1394-1882 Hz) sits within a Goertzel
-	// main lobe of some columns; only check it when clear of the column.
-	if math.Abs(2*d.freq[r]-d.freq[c]) > 100 && d.harmonicPower(r) > pr*d.harmonic {
+	// The row's second harmonic (1394-1882 Hz) sits within the Hann main
+	// lobe (±157 Hz) of some columns; it is only checked when clear.
+	if math.Abs(2*d.freq[r]-d.freq[c]) > 250 && d.harmonic2(r, pr) {
 		return 0, 0, 0, 0
 	}
 	power := pr
@@ -407,15 +416,29 @@ func (d *Detector) onFrequency(i int) bool {
 	return math.Abs(dphi) <= d.freqTolRad[i]
 }
 
-// harmonicPower is the power at twice tone i's frequency over the block.
-func (d *Detector) harmonicPower(i int) float64 {
+// harmonic2 reports whether tone i (of power p) has a second harmonic:
+// power at 2f more than HarmonicDB below the tone that also stands as a
+// peak, 8 times above the mean of the bins 200 Hz either side — white
+// noise is flat and rarely does that; voices and instruments do.
+func (d *Detector) harmonic2(i int, p float64) bool {
+	h := d.goertzelHann(d.hcoef[i][0])
+	if h <= p*d.harmonic {
+		return false
+	}
+	side := d.goertzelHann(d.hcoef[i][1]) + d.goertzelHann(d.hcoef[i][2])
+	return h > 8*side/2
+}
+
+// goertzelHann is the power at the frequency of coefficient c (2cos w)
+// over the block through a Hann window (so other tones do not leak in),
+// scaled to the units of an unwindowed tone power.
+func (d *Detector) goertzelHann(c float32) float64 {
 	var s1, s2 float32
-	c := d.hcoef[i]
-	for _, x := range d.buf {
-		s0 := x + c*s1 - s2
+	for k, x := range d.buf {
+		s0 := x*d.hann[k] + c*s1 - s2
 		s2 = s1
 		s1 = s0
 	}
 	e := float64(s1*s1 + s2*s2 - c*s1*s2)
-	return e * 2.0 / (blockSize * blockSize)
+	return 4 * e * 2.0 / (blockSize * blockSize) // Hann coherent gain 1/2
 }

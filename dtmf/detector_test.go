@@ -88,8 +88,8 @@ func TestDetectorAcceptance(t *testing.T) {
 		want  bool
 	}{
 		{"level 0 dBm0", ToneSpec{LevelDBm0: -0.01}, 60, 0, true},
-		{"level -30 dBm0", ToneSpec{LevelDBm0: -30}, 60, 0, true},
-		{"level -36 dBm0", ToneSpec{LevelDBm0: -36}, 60, 0, false},
+		{"level -33 dBm0 per tone", ToneSpec{LevelDBm0: -33}, 60, 0, true},
+		{"level -38 dBm0 per tone", ToneSpec{LevelDBm0: -38}, 60, 0, false},
 		{"offset +1.5%", ToneSpec{FreqOffset: 0.015}, 60, 0, true},
 		{"offset -1.5%", ToneSpec{FreqOffset: -0.015}, 60, 0, true},
 		{"offset +3.5%", ToneSpec{FreqOffset: 0.035}, 60, 0, false},
