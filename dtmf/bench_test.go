@@ -64,3 +64,16 @@ func BenchmarkMaskerFrame(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDetectorFrameTone: the worst case, a frame in the middle of a
+// digit, where every block runs the frequency and harmonic checks.
+func BenchmarkDetectorFrameTone(b *testing.B) {
+	tone, _ := AppendTone(nil, '9', ToneSpec{Duration: 2 * time.Second})
+	d, _ := NewDetector(DetectorConfig{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		off := (i * 160) % (len(tone) - 160)
+		d.Process(tone[off : off+160])
+	}
+}

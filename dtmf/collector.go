@@ -31,7 +31,11 @@ const (
 
 // String names the reason (as used in flow definitions).
 func (r Reason) String() string {
-	return [...]string{"none", "complete", "terminator", "max_digits", "timeout", "invalid"}[min(int(r), 6)%6]
+	names := [...]string{"none", "complete", "terminator", "max_digits", "timeout", "invalid"}
+	if int(r) < len(names) {
+		return names[r]
+	}
+	return "unknown"
 }
 
 // OK reports whether the entry is usable: ended by completion, terminator
@@ -60,7 +64,11 @@ const (
 
 // String names the failure.
 func (f Failure) String() string {
-	return [...]string{"", "too_short", "length", "luhn", "expiry", "character"}[min(int(f), 5)]
+	names := [...]string{"", "too_short", "length", "luhn", "expiry", "character"}
+	if int(f) < len(names) {
+		return names[f]
+	}
+	return "unknown"
 }
 
 // CollectorConfig describes what to collect. The zero value collects

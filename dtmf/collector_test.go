@@ -133,3 +133,9 @@ func TestLuhnAndExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestReasonAndFailureNames(t *testing.T) {
+	if ReasonMaxDigits.String() != "max_digits" || Reason(99).String() != "unknown" || FailLuhn.String() != "luhn" || Failure(99).String() != "unknown" {
+		t.Fatal("names")
+	}
+}
