@@ -3,6 +3,7 @@ package call_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
@@ -23,6 +25,7 @@ import (
 // sipgo user agent that calls it.
 type harness struct {
 	t      *testing.T
+	logs   *lockedBuffer
 	addr   netip.AddrPort
 	srv    *csip.Server
 	mgr    *call.Manager
@@ -34,6 +37,9 @@ type harness struct {
 }
 
 type opts struct {
+	flows      *ivr.FlowSet
+	endpoints  map[string]string
+	prompts    fs.FS
 	routes     map[string]string
 	inactivity time.Duration
 	maxCalls   int
@@ -102,7 +108,7 @@ func newHarness(t *testing.T, o opts) *harness {
 		o.ports = rtpRange(20)
 	}
 	logs := &lockedBuffer{}
-	log := zerolog.New(logs).Level(zerolog.InfoLevel)
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("cloak log:\n%s", logs.String())
@@ -116,7 +122,8 @@ func newHarness(t *testing.T, o opts) *harness {
 	clock.Start()
 	t.Cleanup(clock.Stop)
 	mgr, err := call.NewManager(call.Config{Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
-		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log})
+		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
+		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +148,7 @@ func newHarness(t *testing.T, o opts) *harness {
 
 	// The calling side: a sipgo UA listening on its own port so that
 	// cloak's BYE reaches it.
-	h := &harness{t: t, addr: addr, srv: srv, mgr: mgr, pool: pool, uaPort: freePort(t), byes: make(chan string, 8)}
+	h := &harness{t: t, logs: logs, addr: addr, srv: srv, mgr: mgr, pool: pool, uaPort: freePort(t), byes: make(chan string, 8)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)

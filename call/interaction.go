@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
@@ -25,6 +27,13 @@ type Interaction struct {
 	answered atomic.Int64 // unix ns of the answer; 0 before
 
 	onHold atomic.Bool
+	mode   atomic.Uint32 // Mode; switched only by EnterSecure/LeaveSecure
+	digits *digitQueue
+
+	mu       sync.Mutex // guards data, segments, trace
+	data     map[string]string
+	segments []SecureSegment
+	trace    []ivr.TraceEvent
 
 	endOnce sync.Once
 	ended   chan struct{}
@@ -34,10 +43,15 @@ type Interaction struct {
 func newInteraction(m *Manager, s *sip.Session, ep *media.Endpoint, target string) *Interaction {
 	return &Interaction{
 		id: s.ID(), m: m, s: s, caller: ep, target: target,
-		log:   s.Log(),
-		ended: make(chan struct{}),
+		log:    s.Log(),
+		ended:  make(chan struct{}),
+		digits: newDigitQueue(),
+		data:   map[string]string{},
 	}
 }
+
+// Mode returns the interaction's mode; every sink asks the gate with it.
+func (c *Interaction) Mode() Mode { return Mode(c.mode.Load()) }
 
 // ID is the interaction's id (the same as its SIP session's).
 func (c *Interaction) ID() string { return c.id }
@@ -61,18 +75,23 @@ func (c *Interaction) onMediaChange(m sip.Media) error {
 	return nil
 }
 
-// onInfo answers SIP INFO (RFC 6086). DTMF bodies are handled by the DTMF
-// issue; until then they are acknowledged and dropped, never logged.
+// onInfo answers SIP INFO (RFC 6086): DTMF bodies become digits like RFC
+// 4733 events; an empty INFO (a keep-alive) is acknowledged. Bodies are
+// never logged.
 func (c *Interaction) onInfo(contentType string, body []byte) int {
-	switch contentType {
-	case "application/dtmf-relay", "application/dtmf":
+	if contentType == "" && len(body) == 0 {
 		return 200
-	case "":
-		if len(body) == 0 {
-			return 200
-		}
 	}
-	return 415
+	ev, err := dtmf.ParseInfo(contentType, body)
+	if err != nil {
+		var sc interface{ StatusCode() int }
+		if errors.As(err, &sc) {
+			return sc.StatusCode()
+		}
+		return 400
+	}
+	c.onDigitReceived(ev.Digit, ev.Source)
+	return 200
 }
 
 // idleSince returns how long the caller has sent no RTP, 0 while on hold.
@@ -109,6 +128,18 @@ func (c *Interaction) run() {
 		}
 	}()
 	switch {
+	case strings.HasPrefix(c.target, "flow:"):
+		name, _ := flowTarget(c.target)
+		tap, err := newDTMFTap(c.onDigitReceived)
+		if err != nil {
+			c.log.Error().Err(err).Msg("dtmf tap")
+			c.end("error")
+			break
+		}
+		c.caller.SetHandler(tap)
+		untick := c.m.cfg.Clock.Subscribe(tap.tick)
+		c.runFlow(ctx, name)
+		untick()
 	case c.target == "echo":
 		c.caller.SetHandler(media.Echo())
 		<-ctx.Done()
@@ -120,7 +151,7 @@ func (c *Interaction) run() {
 			}
 		}
 	case strings.HasPrefix(c.target, "prompt:"):
-		p := c.m.prompts[strings.TrimPrefix(c.target, "prompt:")]
+		p, _ := c.m.prompt(strings.TrimPrefix(c.target, "prompt:"))
 		if p != nil {
 			if err := c.caller.Play(ctx, p); err != nil && ctx.Err() == nil {
 				c.log.Warn().Err(err).Msg("prompt playback failed")

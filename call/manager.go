@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
@@ -37,8 +38,13 @@ type Config struct {
 	Routes map[string]string
 	// RingTimeout is how long the "ring" target rings before 480 (default 60 s).
 	RingTimeout time.Duration
-	// Prompts is where "prompt:NAME" targets read NAME.wav.
+	// Prompts is where prompts are read: NAME is NAME.wav in it.
 	Prompts fs.FS
+	// Flows are the IVR flows "flow:NAME" targets run; a called user part
+	// that names a flow and has no route runs that flow.
+	Flows *ivr.FlowSet
+	// Endpoints resolves data_action endpoint names (payment_gateway) to URLs.
+	Endpoints map[string]string
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 }
@@ -49,9 +55,11 @@ type Manager struct {
 	log  zerolog.Logger
 	tone *media.Prompt
 
+	runner *ivr.Runner
+
 	mu      sync.Mutex
 	calls   map[string]*Interaction
-	prompts map[string]*media.Prompt
+	prompts map[string]*media.Prompt // loaded once, shared by every call
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -74,13 +82,29 @@ func NewManager(cfg Config) (*Manager, error) {
 		prompts: map[string]*media.Prompt{},
 		stop:    make(chan struct{}),
 	}
+	if cfg.Flows != nil {
+		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints}
+		// Load every prompt the flows name now: a missing one is a start-up
+		// error, not a silent gap in a caller's call.
+		for _, name := range cfg.Flows.Prompts() {
+			if _, err := m.prompt(name); err != nil {
+				return nil, fmt.Errorf("call: flows: %w", err)
+			}
+		}
+	}
 	for user, target := range cfg.Routes {
 		if name, ok := strings.CutPrefix(target, "prompt:"); ok {
-			p, err := m.prompt(name)
-			if err != nil {
+			if _, err := m.prompt(name); err != nil {
 				return nil, fmt.Errorf("call: route %q: %w", user, err)
 			}
-			m.prompts[name] = p
+		}
+		if name, ok := flowTarget(target); ok {
+			if cfg.Flows == nil {
+				return nil, fmt.Errorf("call: route %q: no flows loaded for %q", user, name)
+			}
+			if _, ok := cfg.Flows.Flow(name); !ok {
+				return nil, fmt.Errorf("call: route %q: %w %q", user, ivr.ErrUnknownFlow, name)
+			}
 		}
 	}
 	if cfg.InactivityTimeout > 0 {
@@ -102,7 +126,25 @@ func TestTone(d time.Duration) []int16 {
 	return out
 }
 
+// prompt returns a loaded prompt, loading it on first use.
 func (m *Manager) prompt(name string) (*media.Prompt, error) {
+	m.mu.Lock()
+	p, ok := m.prompts[name]
+	m.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := m.loadPrompt(name)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.prompts[name] = p
+	m.mu.Unlock()
+	return p, nil
+}
+
+func (m *Manager) loadPrompt(name string) (*media.Prompt, error) {
 	if m.cfg.Prompts == nil {
 		return nil, fmt.Errorf("prompt %q: no prompt directory", name)
 	}
@@ -137,6 +179,17 @@ func (m *Manager) Active() int {
 	return len(m.calls)
 }
 
+// Calls returns the interactions in progress.
+func (m *Manager) Calls() []*Interaction {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Interaction, 0, len(m.calls))
+	for _, c := range m.calls {
+		out = append(out, c)
+	}
+	return out
+}
+
 // HangupAll ends every call in progress with the given reason.
 func (m *Manager) HangupAll(reason string) {
 	m.mu.Lock()
@@ -154,6 +207,11 @@ func (m *Manager) HangupAll(reason string) {
 func (m *Manager) target(user string) (string, error) {
 	if t, ok := m.cfg.Routes[user]; ok {
 		return t, nil
+	}
+	if m.cfg.Flows != nil {
+		if _, ok := m.cfg.Flows.Flow(user); ok {
+			return "flow:" + user, nil
+		}
 	}
 	return "", fmt.Errorf("%w %q", ErrNoRoute, user)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +38,20 @@ type Config struct {
 	Routes map[string]string `yaml:"routes"`
 	// Prompts is where prompts are read from.
 	Prompts Prompts `yaml:"prompts"`
+	// Flows are the IVR flows.
+	Flows Flows `yaml:"flows"`
+}
+
+// Flows configures the IVR flows.
+type Flows struct {
+	// Dir is a directory of flow YAML files, checked at start (a bad flow
+	// refuses the start, naming file and step). Empty uses the demo flows
+	// embedded in the binary (main, pay, secure-pay).
+	Dir string `yaml:"dir"`
+	// Endpoints maps data_action endpoint names to URLs. When
+	// payment_gateway is not set, cloak serves its demo gateway on
+	// loopback (approves Luhn-valid cards with a future expiry).
+	Endpoints map[string]string `yaml:"endpoints"`
 }
 
 // SIP configures the SIP user agent.
@@ -230,6 +245,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Shutdown.Mode != "drain" && c.Shutdown.Mode != "hangup" {
 		bad("shutdown.mode", "unknown mode %q (want drain or hangup)", c.Shutdown.Mode)
+	}
+	for name, u := range c.Flows.Endpoints {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("flows.endpoints."+name, "not an http(s) URL: %q", u)
+		}
 	}
 	for user, target := range c.Routes {
 		if user == "" {

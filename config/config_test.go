@@ -72,6 +72,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"log:\n  format: xml\n", "log.format"},
 		{"shutdown:\n  mode: maybe\n", "shutdown.mode"},
 		{"routes:\n  sales: nowhere\n", "routes.sales"},
+		{"flows:\n  endpoints:\n    payment_gateway: ftp://x\n", "flows.endpoints.payment_gateway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

@@ -7,3 +7,5 @@ import (
 )
 
 func demoPrompts() fs.FS { return cloak.DemoPrompts() }
+
+func demoFlows() fs.FS { return cloak.DemoFlows() }

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
@@ -117,11 +120,33 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if cfg.Prompts.Dir != "" {
 		prompts = os.DirFS(cfg.Prompts.Dir)
 	}
+	flowsFS, flowsDir := demoFlows(), "."
+	if cfg.Flows.Dir != "" {
+		flowsFS, flowsDir = os.DirFS(cfg.Flows.Dir), "."
+	}
+	flows, err := ivr.LoadDir(flowsFS, flowsDir)
+	if err != nil {
+		return fmt.Errorf("flows: %w", err)
+	}
+	endpoints := map[string]string{}
+	for k, v := range cfg.Flows.Endpoints {
+		endpoints[k] = v
+	}
+	if endpoints["payment_gateway"] == "" {
+		gw, err := startDemoGateway(ctx)
+		if err != nil {
+			return fmt.Errorf("demo payment gateway: %w", err)
+		}
+		endpoints["payment_gateway"] = gw
+		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
+	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
 		Routes:            cfg.Routes,
 		Prompts:           prompts,
+		Flows:             flows,
+		Endpoints:         endpoints,
 		Log:               log,
 	})
 	if err != nil {
@@ -144,7 +169,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).
+	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
 		Str("rtp", fmt.Sprintf("%s:%d-%d", mediaAddr, lo, hi)).Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if ready != nil {
 		ready(srv)
@@ -171,4 +196,22 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")
 	return nil
+}
+
+// startDemoGateway serves ivr.DemoGateway on a loopback port until ctx ends
+// and returns its URL.
+func startDemoGateway(ctx context.Context) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: ivr.DemoGateway(nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return "http://" + l.Addr().String() + "/pay", nil
 }

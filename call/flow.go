@@ -1,0 +1,214 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/ivr"
+)
+
+// This file makes an Interaction the ivr.Call the interpreter drives. Every
+// sink it feeds (participant data, the trace, logs) asks the gate first.
+
+var _ ivr.Call = (*Interaction)(nil)
+
+// ErrTransferUnavailable is returned by Transfer until queues and B2BUA
+// legs exist (the agents issue); flows take their on_failure branch.
+var ErrTransferUnavailable = errors.New("transfer is not available yet")
+
+// Answer implements ivr.Call: the call is answered before its flow runs.
+func (c *Interaction) Answer(ctx context.Context) error { return nil }
+
+// Play implements ivr.Call: plays prompts by name; with bargeIn a key stops
+// playback and stays queued.
+func (c *Interaction) Play(ctx context.Context, bargeIn bool, prompts ...string) error {
+	for _, name := range prompts {
+		p, err := c.m.prompt(name)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("prompt missing: skipped")
+			continue
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		if bargeIn {
+			ch, queued := c.digits.waitChan()
+			if queued {
+				cancel()
+				return nil
+			}
+			go func() {
+				select {
+				case <-ch:
+					cancel()
+				case <-pctx.Done():
+				}
+			}()
+		}
+		err = c.caller.Play(pctx, p)
+		interrupted := pctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if interrupted {
+			return nil // barge-in
+		}
+		if err != nil {
+			return fmt.Errorf("play %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// NextDigit implements ivr.Call.
+func (c *Interaction) NextDigit(ctx context.Context, timeout time.Duration) (byte, error) {
+	d, ok, err := c.digits.next(ctx, timeout)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, ivr.ErrDigitTimeout
+	}
+	return d, nil
+}
+
+// FlushDigits implements ivr.Call.
+func (c *Interaction) FlushDigits() { c.digits.flush() }
+
+// SetData implements ivr.Call: participant data, as the gate allows.
+func (c *Interaction) SetData(key, value string) {
+	if Route(c.Mode(), ParticipantData) != Pass {
+		c.log.Debug().Str("key", key).Msg("participant data withheld in secure mode")
+		return
+	}
+	c.mu.Lock()
+	c.data[key] = value
+	c.mu.Unlock()
+}
+
+// Data returns a copy of the participant data.
+func (c *Interaction) Data() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.data))
+	for k, v := range c.data {
+		out[k] = v
+	}
+	return out
+}
+
+// SecureSegment marks a secure segment: times and outcome, never digits.
+type SecureSegment struct {
+	Flow    string            `json:"flow"`
+	Kind    string            `json:"kind"`
+	Start   time.Time         `json:"start"`
+	End     time.Time         `json:"end,omitempty"`
+	Outputs map[string]string `json:"outputs,omitempty"`
+}
+
+// EnterSecure implements ivr.Call: switches the gate to secure.
+func (c *Interaction) EnterSecure(flow string, kind ivr.Kind) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mode.Load() == uint32(Secure) {
+		return ivr.ErrNestedSecure
+	}
+	c.mode.Store(uint32(Secure))
+	c.segments = append(c.segments, SecureSegment{Flow: flow, Kind: string(kind), Start: time.Now()})
+	c.log.Info().Str("flow", flow).Str("kind", string(kind)).Msg("secure segment started")
+	return nil
+}
+
+// LeaveSecure implements ivr.Call: switches the gate back to normal and
+// attaches the flow's non-secret outputs as participant data.
+func (c *Interaction) LeaveSecure(outputs map[string]string) {
+	c.mu.Lock()
+	if n := len(c.segments); n > 0 && c.segments[n-1].End.IsZero() {
+		c.segments[n-1].End = time.Now()
+		c.segments[n-1].Outputs = outputs
+	}
+	c.mode.Store(uint32(Normal))
+	for k, v := range outputs {
+		c.data[k] = v
+	}
+	c.mu.Unlock()
+	keys := make([]string, 0, len(outputs))
+	for k := range outputs {
+		keys = append(keys, k)
+	}
+	c.log.Info().Strs("outputs", keys).Msg("secure segment ended")
+}
+
+// Segments returns the secure segments so far.
+func (c *Interaction) Segments() []SecureSegment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]SecureSegment(nil), c.segments...)
+}
+
+// AgentReserved implements ivr.Call. No agent exists before the agents
+// issue.
+func (c *Interaction) AgentReserved() bool { return false }
+
+// ReturnToAgent implements ivr.Call.
+func (c *Interaction) ReturnToAgent(ctx context.Context) error { return ivr.ErrNoAgent }
+
+// Transfer implements ivr.Call.
+func (c *Interaction) Transfer(ctx context.Context, target string) error {
+	c.log.Info().Str("target", target).Msg("transfer requested: not available yet")
+	return fmt.Errorf("transfer to %s: %w", target, ErrTransferUnavailable)
+}
+
+// Hangup implements ivr.Call.
+func (c *Interaction) Hangup(ctx context.Context, reason string) error {
+	c.end("flow: " + reason)
+	return nil
+}
+
+// Trace implements ivr.Call: the flow execution history, as the gate allows.
+func (c *Interaction) Trace(ev ivr.TraceEvent) {
+	if Route(c.Mode(), FlowTrace) != Pass {
+		ev.Detail = "" // steps and branches only
+	}
+	c.mu.Lock()
+	c.trace = append(c.trace, ev)
+	c.mu.Unlock()
+	c.log.Debug().Str("flow", ev.Flow).Str("step", ev.Step).Str("action", ev.Action).Str("branch", ev.Branch).Bool("secure", ev.Secure).Msg("flow step")
+}
+
+// TraceEvents returns the flow execution history.
+func (c *Interaction) TraceEvents() []ivr.TraceEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]ivr.TraceEvent(nil), c.trace...)
+}
+
+// onDigitReceived is called by the DTMF tap and for SIP INFO.
+func (c *Interaction) onDigitReceived(d byte, src dtmf.Source) {
+	c.digits.push(d)
+	c.log.Debug().Str("digit", maskDigit(c.Mode(), d)).Str("source", src.String()).Msg("digit")
+}
+
+// runFlow runs the routed flow to its end.
+func (c *Interaction) runFlow(ctx context.Context, name string) {
+	res, err := c.m.runner.Run(ctx, c, name)
+	ev := c.log.Info().Str("flow", res.Flow).Str("ending", string(res.Ending)).Int("steps", res.Steps)
+	if len(res.SecureFlows) > 0 {
+		ev = ev.Strs("secure_flows", res.SecureFlows)
+	}
+	if err != nil && ctx.Err() == nil {
+		ev = ev.Str("error", err.Error())
+	}
+	ev.Msg("flow finished")
+	if res.Ending != ivr.EndTransferred || err != nil {
+		c.end("flow finished")
+	}
+}
+
+// flowTarget returns the flow name of a "flow:NAME" target.
+func flowTarget(target string) (string, bool) {
+	return strings.CutPrefix(target, "flow:")
+}

@@ -1,0 +1,149 @@
+package call_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/ivr"
+	csip "github.com/cloak-voip/cloak/sip"
+	"github.com/pion/rtp"
+)
+
+// caller streams silence to cloak and keys RFC 4733 digits, as a phone does.
+type caller struct {
+	t    *testing.T
+	sock *net.UDPConn
+	dst  netip.AddrPort
+	seq  uint16
+	ts   uint32
+	enc  *dtmf.Encoder
+}
+
+func (c *caller) send(pt uint8, marker bool, ts uint32, payload []byte) {
+	c.seq++
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: c.seq, Timestamp: ts, SSRC: 0xCAFE, Marker: marker}, Payload: payload}
+	b, _ := p.Marshal()
+	c.sock.WriteToUDPAddrPort(b, c.dst)
+}
+
+// key sends digits as RFC 4733 events on PT 101, with 100 ms gaps.
+func (c *caller) key(digits string) {
+	for i := 0; i < len(digits); i++ {
+		pkts, err := c.enc.Append(nil, digits[i], c.ts)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		start := time.Now()
+		for _, p := range pkts {
+			time.Sleep(time.Until(start.Add(p.SendAt)))
+			c.send(101, p.Marker, p.Timestamp, p.Payload[:])
+		}
+		c.ts += 8000 / 5
+		time.Sleep(60 * time.Millisecond)
+	}
+}
+
+// waitStep waits until the interaction's trace shows the step ended.
+func waitStep(t *testing.T, h *harness, step string, timeout time.Duration) *call.Interaction {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, c := range h.mgr.Calls() {
+			for _, ev := range c.TraceEvents() {
+				if ev.Step == step {
+					return c
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("step %q not reached within %v", step, timeout)
+	return nil
+}
+
+func newFlowHarness(t *testing.T) *harness {
+	t.Helper()
+	flows, err := ivr.LoadDir(os.DirFS("../testdata/flows"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(ivr.DemoGateway(nil))
+	t.Cleanup(gw.Close)
+	return newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": gw.URL}, prompts: os.DirFS("../testdata/prompts")})
+}
+
+func TestPayFlowWithRFC4733Digits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts: ~20 s")
+	}
+	h := newFlowHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, "pay", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Ack(ctx)
+	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
+	enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
+	c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
+	c.send(0, true, 0, make([]byte, 160)) // latch
+
+	card := "4111111111111111"
+	exp := time.Now().AddDate(2, 0, 0).Format("0106")
+	ia := waitStep(t, h, "welcome", 20*time.Second)
+	if ia.Mode() != call.Secure {
+		t.Fatalf("pay runs in mode %s, want secure", ia.Mode())
+	}
+	c.key(card + "#")
+	waitStep(t, h, "keep_last4", 30*time.Second)
+	c.key(exp)
+	waitStep(t, h, "get_expiry", 20*time.Second)
+	c.key("123#")
+	waitStep(t, h, "charge", 20*time.Second)
+
+	select {
+	case <-h.byes:
+	case <-ctx.Done():
+		t.Fatal("cloak did not hang up after the payment")
+	}
+	if ia.Mode() != call.Normal {
+		t.Fatalf("mode after the flow: %s", ia.Mode())
+	}
+	data := ia.Data()
+	if data["payment_result"] != "approved" || data["card_last4"] != "1111" {
+		t.Fatalf("participant data %v", data)
+	}
+	segs := ia.Segments()
+	if len(segs) != 1 || segs[0].Flow != "pay" || segs[0].End.IsZero() {
+		t.Fatalf("secure segments %+v", segs)
+	}
+	// Nothing the interaction kept may hold the card, expiry or CVV.
+	blob, _ := json.Marshal(struct {
+		D map[string]string
+		S []call.SecureSegment
+		T []ivr.TraceEvent
+	}{data, segs, ia.TraceEvents()})
+	for _, secret := range []string{card, card[:6], exp, "123"} {
+		if strings.Contains(string(blob), secret) {
+			t.Fatalf("interaction state holds a collected value (%d digits)", len(secret))
+		}
+	}
+	logs := h.logs.String()
+	if strings.Contains(logs, card) || strings.Contains(logs, card[:8]) || strings.Contains(logs, exp) {
+		t.Fatal("the log holds collected digits")
+	}
+	if !strings.Contains(logs, "secure segment started") || !strings.Contains(logs, `"digit":"*"`) {
+		t.Fatalf("expected the secure segment and masked digits in the debug log:\n%s", logs)
+	}
+}

@@ -1,0 +1,128 @@
+package call
+
+// Mode is an interaction's mode: normal, or secure while a secure flow
+// collects sensitive data. It is switched only by entering and leaving a
+// secure flow (Interaction.EnterSecure / LeaveSecure).
+type Mode uint8
+
+// Modes.
+const (
+	Normal Mode = iota
+	Secure
+	numModes
+)
+
+// String names the mode.
+func (m Mode) String() string {
+	if m == Secure {
+		return "secure"
+	}
+	return "normal"
+}
+
+// Sink is a destination of call data. Every sink asks the gate what it may
+// receive; none decides on its own.
+type Sink uint8
+
+// Sinks.
+const (
+	// AgentAudio is the caller's audio towards the agent (and monitors).
+	AgentAudio Sink = iota
+	// AgentDTMF is the caller's digits towards the agent: RFC 4733 events,
+	// in-band tones, and the digits shown on the agent's screen.
+	AgentDTMF
+	// Recorder is the call recording.
+	Recorder
+	// ProtocolCapture is SIP capture (pcap, HEP).
+	ProtocolCapture
+	// MediaCapture is RTP capture (pcap).
+	MediaCapture
+	// ParticipantData is the key/value data attached to the interaction.
+	ParticipantData
+	// FlowTrace is the flow execution history.
+	FlowTrace
+	// Logs is every log line about the call.
+	Logs
+	numSinks
+)
+
+var sinkNames = [numSinks]string{"agent_audio", "agent_dtmf", "recorder", "protocol_capture", "media_capture", "participant_data", "flow_trace", "logs"}
+
+// String names the sink.
+func (s Sink) String() string {
+	if s < numSinks {
+		return sinkNames[s]
+	}
+	return "unknown"
+}
+
+// Decision is what a sink receives.
+type Decision uint8
+
+// Decisions.
+const (
+	// Pass: the sink receives the data as it is.
+	Pass Decision = iota
+	// Mask: the sink receives the event but every digit or sensitive value
+	// is replaced by its mask (`*`, `************1111`).
+	Mask
+	// Block: the sink receives nothing. For audio sinks that means silence
+	// (or hold audio) in place of the caller, so timelines stay intact; for
+	// the recorder a pause with silence fill; for captures, suppression
+	// with a marker.
+	Block
+)
+
+// String names the decision.
+func (d Decision) String() string {
+	switch d {
+	case Mask:
+		return "mask"
+	case Block:
+		return "block"
+	}
+	return "pass"
+}
+
+// gateTable is the secure gate: for each mode, what each sink receives.
+// It is the single source of these decisions (shared/DESIGN.md, "The secure
+// gate"); TestGateTable pins every cell.
+var gateTable = [numModes][numSinks]Decision{
+	Normal: {
+		AgentAudio:      Pass, // in-band tones are masked by the DTMF policy, not the mode
+		AgentDTMF:       Pass, // subject to the queue's DTMF policy (pass or mask always)
+		Recorder:        Pass,
+		ProtocolCapture: Pass,
+		MediaCapture:    Pass,
+		ParticipantData: Pass,
+		FlowTrace:       Pass,
+		Logs:            Mask, // DESIGN: a digit never reaches a log line as text, in any mode
+	},
+	Secure: {
+		AgentAudio:      Block, // the agent hears hold audio or silence
+		AgentDTMF:       Block, // no event, no tone; progress only as masks through the API
+		Recorder:        Block, // paused, silence fill, a marker
+		ProtocolCapture: Block, // SIP of the call left out, a marker
+		MediaCapture:    Block, // RTP of the call left out, a marker
+		ParticipantData: Block, // only non-secret outputs, after the segment
+		FlowTrace:       Mask,  // steps and branches, never values
+		Logs:            Mask,  // digits as `*`
+	},
+}
+
+// Route returns what sink receives in mode. Unknown values block: the gate
+// fails closed.
+func Route(mode Mode, sink Sink) Decision {
+	if mode >= numModes || sink >= numSinks {
+		return Block
+	}
+	return gateTable[mode][sink]
+}
+
+// maskDigit returns what a log line may show of a digit in mode.
+func maskDigit(mode Mode, d byte) string {
+	if Route(mode, Logs) == Pass {
+		return string([]byte{d})
+	}
+	return "*"
+}

@@ -1,0 +1,50 @@
+package call
+
+import "testing"
+
+// TestGateTable pins every (mode × sink) decision of the secure gate.
+func TestGateTable(t *testing.T) {
+	want := map[Mode]map[Sink]Decision{
+		Normal: {
+			AgentAudio: Pass, AgentDTMF: Pass, Recorder: Pass, ProtocolCapture: Pass,
+			MediaCapture: Pass, ParticipantData: Pass, FlowTrace: Pass, Logs: Mask,
+		},
+		Secure: {
+			AgentAudio: Block, AgentDTMF: Block, Recorder: Block, ProtocolCapture: Block,
+			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
+		},
+	}
+	n := 0
+	for mode := Mode(0); mode < numModes; mode++ {
+		for sink := Sink(0); sink < numSinks; sink++ {
+			w, ok := want[mode][sink]
+			if !ok {
+				t.Fatalf("no expectation for (%s, %s): add it", mode, sink)
+			}
+			if got := Route(mode, sink); got != w {
+				t.Errorf("Route(%s, %s) = %s, want %s", mode, sink, got, w)
+			}
+			n++
+		}
+	}
+	if n != 16 {
+		t.Fatalf("covered %d pairs, want 16", n)
+	}
+}
+
+func TestGateFailsClosed(t *testing.T) {
+	if Route(Mode(9), Recorder) != Block || Route(Secure, Sink(42)) != Block || Route(Normal, Sink(42)) != Block {
+		t.Fatal("unknown mode or sink must block")
+	}
+}
+
+func TestSecureModeNeverPassesSensitiveSinks(t *testing.T) {
+	for sink := Sink(0); sink < numSinks; sink++ {
+		if Route(Secure, sink) == Pass {
+			t.Errorf("secure mode passes %s in clear", sink)
+		}
+	}
+	if maskDigit(Normal, '5') != "*" || maskDigit(Secure, '5') != "*" {
+		t.Error("a digit reached a log line as text")
+	}
+}
