@@ -34,6 +34,10 @@ type DecoderStats struct {
 	LostEnds    uint64 // End events inferred because end packets were lost
 }
 
+// reorderWindow is how long after the last packet an older timestamp is
+// taken as reordering rather than a sender restarting its timestamps.
+const reorderWindow = time.Second
+
 // recentSize is how many ended events the decoder remembers to drop their
 // late and duplicate packets.
 const recentSize = 8
@@ -227,8 +231,10 @@ func (d *Decoder) Feed(ssrc, ts uint32, payload []byte, now time.Time) ([]Event,
 		return d.out[:n], nil
 	}
 
-	if d.haveLast && ssrc == d.ssrc && int32(ts-d.lastTS) < 0 {
-		// Older than the event we already have: reordered or replayed.
+	if d.haveLast && ssrc == d.ssrc && int32(ts-d.lastTS) < 0 && now.Sub(d.lastSeen) < reorderWindow {
+		// Older than the event we already have, and soon after it:
+		// reordered or replayed. (Long after, it is a sender that reset
+		// its timestamps, and a new event.)
 		d.stats.Late++
 		return d.out[:n], nil
 	}

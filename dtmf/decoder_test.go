@@ -2,6 +2,7 @@ package dtmf
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -123,6 +124,10 @@ func TestDecoderTable(t *testing.T) {
 			{1, 1000, "070a00a0", 0}, {1, 1000, "070a0140", 20},
 			{1, 1320, "070a00a0", 40}, {1, 1320, "078a0140", 60},
 		}, "S7 E7/640"},
+		{"sender resets its timestamps", []pkt{
+			{1, 90000, "030a00a0", 0}, {1, 90000, "038a0320", 100},
+			{1, 500, "040a00a0", 5000}, {1, 500, "048a0320", 5100},
+		}, "S3 E3/800 S4 E4/800"},
 		{"duplicated start", []pkt{
 			{1, 100, "050a00a0", 0}, {1, 100, "050a00a0", 0}, {1, 100, "058a0320", 100},
 		}, "S5 E5/800"},
@@ -329,5 +334,18 @@ func TestDigitCodes(t *testing.T) {
 	}
 	if IsDigit('E') || IsDigit('a') {
 		t.Fatal("IsDigit accepts non-digits")
+	}
+}
+
+func TestEventPrintsNoDigit(t *testing.T) {
+	ev := Event{Kind: KindEnd, Source: SourceRFC4733, Digit: '9', Duration: 120 * time.Millisecond}
+	for _, out := range []string{fmt.Sprint(ev), fmt.Sprintf("%+v %#v %d %s %q", ev, ev, ev, ev, ev), fmt.Sprintf("%v", []Event{ev})} {
+		if strings.ContainsRune(out, '9') || !strings.Contains(out, "digit=*") {
+			t.Fatalf("event printed as %s", out)
+		}
+	}
+	j, err := json.Marshal(ev)
+	if err != nil || strings.ContainsRune(string(j), '9') || !strings.Contains(string(j), `"digit":"*"`) {
+		t.Fatalf("event JSON %s %v", j, err)
 	}
 }

@@ -17,6 +17,7 @@ package dtmf
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -84,9 +85,10 @@ func (s Source) String() string {
 }
 
 // Event is one digit starting or ending. A key press yields one KindStart
-// followed by one KindEnd (SIP INFO yields only KindEnd). Event has no
-// String method on purpose: the digit is sensitive and must not reach a
-// log line by accident.
+// followed by one KindEnd (SIP INFO yields only KindEnd). The digit is
+// sensitive: printing an Event with any fmt verb, or as JSON, shows '*'
+// in its place, so an Event logged by accident leaks nothing. Read the
+// Digit field to use it.
 type Event struct {
 	Kind   Kind
 	Source Source
@@ -143,4 +145,19 @@ func CodeForDigit(digit byte) (code uint8, ok bool) {
 func IsDigit(b byte) bool {
 	_, ok := CodeForDigit(b)
 	return ok && !(b >= 'a' && b <= 'd')
+}
+
+// Format prints the event with its digit masked, for every verb.
+func (e Event) Format(f fmt.State, _ rune) {
+	lost := ""
+	if e.Lost {
+		lost = " lost"
+	}
+	fmt.Fprintf(f, "dtmf.Event{%s %s digit=* duration=%v%s}", e.Source, e.Kind, e.Duration, lost)
+}
+
+// MarshalJSON encodes the event with its digit masked.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, `{"kind":%q,"source":%q,"digit":"*","duration_ms":%d,"lost":%t}`,
+		e.Kind, e.Source, e.Duration.Milliseconds(), e.Lost), nil
 }
