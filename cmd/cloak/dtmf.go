@@ -22,7 +22,7 @@ const (
 )
 
 // errScan is the sentinel for `cloak dtmf scan` failures.
-var errScan = errors.New("dtmf scan")
+var errScan = errors.New("cannot scan")
 
 // finding is one digit found in a recording.
 type finding struct {
