@@ -1,0 +1,446 @@
+// Package e2e runs the cloak binary against sipp over loopback: calls,
+// media, rejections and shutdown, end to end.
+//
+// TestMain builds ./cmd/cloak once (with -race when the tests run with
+// -race). Each test starts its own cloak with a YAML config on free ports,
+// runs sipp scenarios from testdata/sipp and, where media matters, captures
+// loopback with tshark to see what cloak sent. Tests skip under -short or
+// when sipp/tshark are missing, except with CI set, where a missing tool is
+// a failure.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	// cloakBin is the binary TestMain built.
+	cloakBin string
+	// root is the module root.
+	root string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	var err error
+	if root, err = moduleRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if !testing.Short() {
+		dir, err := os.MkdirTemp("", "cloak-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cloakBin = filepath.Join(dir, "cloak")
+		args := []string{"build", "-o", cloakBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/cloak")...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/cloak: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// moduleRoot walks up from the working directory to go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// requireTools skips the test under -short or when a tool is missing; with
+// CI set a missing tool fails it instead.
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not installed (CI is set, so this fails): run scripts/install-test-deps.sh", tool)
+			}
+			t.Skipf("%s not installed: run scripts/install-test-deps.sh", tool)
+		}
+	}
+	if cloakBin == "" {
+		t.Fatal("cloak binary was not built")
+	}
+}
+
+// scenario returns the path of a sipp scenario or pcap in testdata/sipp.
+func scenario(name string) string { return filepath.Join(root, "testdata", "sipp", name) }
+
+// portFree reports whether UDP (and, with tcp, TCP) can bind 127.0.0.1:port.
+func portFree(port int, tcp bool) bool {
+	u, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	defer u.Close()
+	if tcp {
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		defer l.Close()
+	}
+	return true
+}
+
+var (
+	portMu   sync.Mutex
+	handedIn = map[int]bool{} // ports already given out in this process
+)
+
+// freePorts returns the first of n consecutive ports, starting even, that
+// bind on UDP (and TCP with tcp) and were not given out before.
+func freePorts(t *testing.T, n int, tcp bool) int {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 200 {
+		base := 40000 + 2*rand.IntN(10000) // 40000-59998, even
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			ok = !handedIn[p] && portFree(p, tcp)
+		}
+		if ok {
+			for p := base; p < base+n; p++ {
+				handedIn[p] = true
+			}
+			return base
+		}
+	}
+	t.Fatalf("no %d free consecutive ports", n)
+	return 0
+}
+
+// cloakOpts configures one cloak process.
+type cloakOpts struct {
+	inactivity time.Duration // rtp.inactivity_timeout; 0 leaves it off
+	grace      time.Duration // shutdown.grace; default 2s
+}
+
+// cloak is a running cloak process.
+type cloak struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	sipPort int
+	rtpLo   int
+	rtpHi   int
+	done    chan struct{} // closed when the process exited
+	exitErr error
+
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	lines  chan struct{} // signalled on every stderr line
+}
+
+// startCloak writes a config, starts cloak and waits for "cloak is ready".
+func startCloak(t *testing.T, o cloakOpts) *cloak {
+	t.Helper()
+	if o.grace == 0 {
+		o.grace = 2 * time.Second
+	}
+	dir := t.TempDir()
+	c := &cloak{t: t, done: make(chan struct{}), lines: make(chan struct{}, 1)}
+	c.sipPort = freePorts(t, 1, true)
+	c.rtpLo = freePorts(t, 20, false)
+	c.rtpHi = c.rtpLo + 19
+	cfg := fmt.Sprintf(`sip:
+  listen: 127.0.0.1:%d
+  transports: [udp, tcp]
+rtp:
+  ports: %d-%d
+  inactivity_timeout: %s
+data:
+  dir: %s
+log:
+  level: debug
+  format: console
+shutdown:
+  grace: %s
+  mode: drain
+routes:
+  echo: echo
+  tone: tone
+`, c.sipPort, c.rtpLo, c.rtpHi, o.inactivity, filepath.Join(dir, "data"), o.grace)
+	cfgPath := filepath.Join(dir, "cloak.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(cloakBin, "serve", "-config", cfgPath)
+	c.cmd.Dir = dir
+	pipe, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.stderr.Write(sc.Bytes())
+			c.stderr.WriteByte('\n')
+			c.mu.Unlock()
+			select {
+			case c.lines <- struct{}{}:
+			default:
+			}
+		}
+		_, _ = io.Copy(io.Discard, pipe)
+		c.exitErr = c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+		if t.Failed() {
+			t.Logf("cloak stderr:\n%s", c.log())
+		}
+	})
+	if !c.waitLog("cloak is ready", 15*time.Second) {
+		t.Fatalf("cloak did not get ready within 15s")
+	}
+	return c
+}
+
+// log returns cloak's stderr so far.
+func (c *cloak) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stderr.String()
+}
+
+// waitLog waits until stderr contains s, the process exits, or timeout.
+func (c *cloak) waitLog(s string, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if strings.Contains(c.log(), s) {
+			return true
+		}
+		select {
+		case <-c.lines:
+		case <-c.done:
+			return strings.Contains(c.log(), s)
+		case <-deadline.C:
+			return strings.Contains(c.log(), s)
+		}
+	}
+}
+
+// signal sends SIGTERM.
+func (c *cloak) terminate() {
+	c.t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// wait waits for the process to exit and checks it exited 0 without a
+// panic or a data race on stderr.
+func (c *cloak) wait(timeout time.Duration) {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		c.t.Fatalf("cloak did not exit within %v of SIGTERM", timeout)
+	}
+	if c.exitErr != nil {
+		c.t.Errorf("cloak exited with %v, want exit status 0", c.exitErr)
+	}
+	c.checkLog()
+}
+
+// checkLog fails the test on a panic or data race in stderr.
+func (c *cloak) checkLog() {
+	c.t.Helper()
+	log := c.log()
+	for _, bad := range []string{"panic", "WARNING: DATA RACE", "fatal error:"} {
+		if strings.Contains(log, bad) {
+			c.t.Errorf("cloak stderr contains %q", bad)
+		}
+	}
+}
+
+// stop sends SIGTERM and checks a clean exit.
+func (c *cloak) stop() {
+	c.t.Helper()
+	c.terminate()
+	c.wait(15 * time.Second)
+}
+
+// sipp is one sipp run.
+type sipp struct {
+	cmd      *exec.Cmd
+	dir      string
+	out      bytes.Buffer
+	done     chan struct{}
+	code     int
+	err      error
+	started  time.Time
+	duration time.Duration
+	cancel   context.CancelFunc
+}
+
+// sippArgs are what a sipp run needs beyond the scenario.
+type sippArgs struct {
+	scenario  string            // file in testdata/sipp
+	service   string            // -s
+	keys      map[string]string // -key
+	mediaPort int               // -mp; 0 picks one
+	calls     int               // -m; default 1
+}
+
+// startSipp runs sipp as a UAC against c in the background.
+func startSipp(t *testing.T, c *cloak, a sippArgs) *sipp {
+	t.Helper()
+	if a.calls == 0 {
+		a.calls = 1
+	}
+	if a.mediaPort == 0 {
+		a.mediaPort = freePorts(t, 4, false)
+	}
+	s := &sipp{dir: t.TempDir(), done: make(chan struct{})}
+	localPort := freePorts(t, 1, true)
+	args := []string{
+		"-nostdin", "-timeout", "30s", "-m", strconv.Itoa(a.calls),
+		"-sf", scenario(a.scenario),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(localPort),
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(a.mediaPort),
+		"-trace_err", "-error_file", filepath.Join(s.dir, "errors.log"),
+		"-trace_msg", "-message_file", filepath.Join(s.dir, "messages.log"),
+	}
+	if a.service != "" {
+		args = append(args, "-s", a.service)
+	}
+	for k, v := range a.keys {
+		args = append(args, "-key", k, v)
+	}
+	args = append(args, fmt.Sprintf("127.0.0.1:%d", c.sipPort))
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	s.cancel = cancel
+	s.cmd = exec.CommandContext(ctx, "sipp", args...)
+	s.cmd.Dir = s.dir
+	s.cmd.Stdout = &s.out
+	s.cmd.Stderr = &s.out
+	s.started = time.Now()
+	if err := s.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("sipp: %v", err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		s.duration = time.Since(s.started)
+		s.code = s.cmd.ProcessState.ExitCode()
+		cancel()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	return s
+}
+
+// wait waits for sipp and fails the test unless it exited 0 (every call
+// successful).
+func (s *sipp) wait(t *testing.T) {
+	t.Helper()
+	<-s.done
+	if s.code != 0 {
+		t.Fatalf("sipp exited %d (%v), want 0 (all calls successful)\nerrors:\n%s\nmessages (tail):\n%s",
+			s.code, s.err, tail(s.file("errors.log"), 3000), tail(s.file("messages.log"), 3000))
+	}
+}
+
+// running reports whether sipp is still running.
+func (s *sipp) running() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// file reads one of sipp's trace files.
+func (s *sipp) file(name string) string {
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// messages returns the SIP messages sipp sent and received (-trace_msg).
+func (s *sipp) messages() string { return s.file("messages.log") }
+
+// runSipp runs sipp to the end and requires exit 0.
+func runSipp(t *testing.T, c *cloak, a sippArgs) *sipp {
+	t.Helper()
+	s := startSipp(t, c, a)
+	s.wait(t)
+	return s
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# install-test-deps.sh installs the tools the tests run when any is missing:
+#
+#   sipp         (Debian sip-tester)  SIP/RTP traffic for the e2e tests
+#   tshark                            loopback capture of the RTP cloak sends
+#   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
+#   multimon-ng                       independent DTMF decoding
+#
+# It is idempotent and does nothing (quickly) when every tool is present.
+# apt-get runs noninteractively; tshark's debconf question (may non-root
+# users capture?) is preseeded to "no" so it cannot block.
+set -euo pipefail
+
+declare -A pkg=(
+	[sipp]=sip-tester
+	[tshark]=tshark
+	[sox]=sox
+	[espeak-ng]=espeak-ng
+	[multimon-ng]=multimon-ng
+)
+
+missing=()
+for tool in sipp tshark sox espeak-ng multimon-ng; do
+	command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
+done
+if ((${#missing[@]} == 0)); then
+	echo "install-test-deps: all present (sipp, tshark, sox, espeak-ng, multimon-ng)"
+	exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install-test-deps: need root or sudo to install: ${missing[*]}" >&2
+		exit 1
+	fi
+	sudo=(sudo -n)
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "install-test-deps: no apt-get; install by hand: ${missing[*]}" >&2
+	exit 1
+fi
+
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+echo "wireshark-common wireshark-common/install-setuid boolean false" | "${sudo[@]}" debconf-set-selections
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"

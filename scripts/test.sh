@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# test.sh is the one command that runs every test: it installs missing test
+# tools, then checks formatting (gofmt), vets, and runs all tests with the
+# race detector (the e2e package included). It prints a summary and exits
+# non-zero when any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+steps=()
+results=()
+failed=0
+
+# step NAME CMD...: run CMD, record whether it passed.
+step() {
+	local name=$1
+	shift
+	echo
+	echo "==> $name: $*"
+	local start=$SECONDS
+	if "$@"; then
+		results+=("PASS  $name ($((SECONDS - start))s)")
+	else
+		results+=("FAIL  $name ($((SECONDS - start))s)")
+		failed=1
+	fi
+	steps+=("$name")
+}
+
+gofmt_check() {
+	local files
+	files=$(gofmt -l .) || return 1
+	if [[ -n $files ]]; then
+		echo "gofmt: these files need formatting (gofmt -w):"
+		echo "$files"
+		return 1
+	fi
+}
+
+step "test dependencies" bash scripts/install-test-deps.sh
+step "gofmt" gofmt_check
+step "go vet" go vet ./...
+step "go test -race" go test -race -timeout 15m ./...
+
+echo
+echo "==================== summary ===================="
+printf '%s\n' "${results[@]}"
+if ((failed)); then
+	echo "FAILED"
+	exit 1
+fi
+echo "all passed"

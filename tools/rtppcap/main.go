@@ -1,0 +1,102 @@
+// Command rtppcap writes RTP streams as pcap files that sipp replays with
+// <exec play_pcap_audio="FILE"/>: Ethernet/IPv4/UDP frames carrying RTP
+// (RFC 3550) with 20 ms G.711 packets (PCMU or PCMA), optionally
+// interleaved with RFC 4733 telephone-events for a digit string.
+//
+// sipp rewrites the addresses and ports and paces the packets by their pcap
+// timestamps, so what matters here is the RTP inside and the spacing of the
+// capture times. The output is deterministic (fixed SSRC, capture clock and
+// initial sequence number), so the committed files can be regenerated
+// byte for byte:
+//
+//	go generate ./tools/rtppcap
+//
+// Examples:
+//
+//	rtppcap -o tone.pcap -codec pcmu -tone 1004 -level -10 -seconds 3
+//	rtppcap -o silence.pcap -codec pcma -seconds 5
+//	rtppcap -o digits.pcap -codec pcmu -digits 1234# -lead 1s -digit-len 100ms -gap 100ms
+package main
+
+//go:generate go run . -o ../../testdata/sipp/pcap/pcmu-tone-3s.pcap -codec pcmu -tone 1004 -level -10 -seconds 3
+//go:generate go run . -o ../../testdata/sipp/pcap/pcma-tone-3s.pcap -codec pcma -tone 1004 -level -10 -seconds 3
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rtppcap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		out     = fs.String("o", "", "output pcap `file` (required)")
+		codec   = fs.String("codec", "pcmu", "audio codec: pcmu or pcma")
+		tone    = fs.Float64("tone", 0, "tone frequency in `Hz`; 0 sends digital silence")
+		level   = fs.Float64("level", -10, "tone level in `dBm0`")
+		seconds = fs.Float64("seconds", 3, "length of the audio in seconds (ignored with -digits; see -lead and -tail)")
+		digits  = fs.String("digits", "", "RFC 4733 events to send: 0-9 * # A-D")
+		eventPT = fs.Int("event-pt", 101, "telephone-event payload `type`")
+		lead    = fs.Duration("lead", time.Second, "with -digits: audio before the first digit")
+		tail    = fs.Duration("tail", time.Second, "with -digits: audio after the last digit")
+		digLen  = fs.Duration("digit-len", 100*time.Millisecond, "with -digits: length of each event")
+		gap     = fs.Duration("gap", 100*time.Millisecond, "with -digits: audio between two events")
+		volume  = fs.Int("volume", 10, "with -digits: event volume (0-63, meaning -dBm0)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: rtppcap -o FILE [flags]")
+		fs.PrintDefaults()
+		return 2
+	}
+	spec := Spec{
+		Codec:     Codec(*codec),
+		ToneHz:    *tone,
+		LevelDBm0: *level,
+		Audio:     time.Duration(*seconds * float64(time.Second)),
+		Digits:    *digits,
+		EventPT:   uint8(*eventPT),
+		Lead:      *lead,
+		Tail:      *tail,
+		DigitLen:  *digLen,
+		Gap:       *gap,
+		Volume:    uint8(*volume),
+	}
+	if *eventPT < 96 || *eventPT > 127 {
+		fmt.Fprintf(stderr, "rtppcap: -event-pt %d is not a dynamic payload type (96-127)\n", *eventPT)
+		return 2
+	}
+	if *volume < 0 || *volume > 63 {
+		fmt.Fprintf(stderr, "rtppcap: -volume %d out of range 0-63\n", *volume)
+		return 2
+	}
+	pkts, err := spec.Packets()
+	if err != nil {
+		fmt.Fprintf(stderr, "rtppcap: %v\n", err)
+		return 2
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		fmt.Fprintf(stderr, "rtppcap: %v\n", err)
+		return 1
+	}
+	if err := WritePcap(f, pkts); err != nil {
+		f.Close()
+		fmt.Fprintf(stderr, "rtppcap: %s: %v\n", *out, err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(stderr, "rtppcap: %v\n", err)
+		return 1
+	}
+	return 0
+}
