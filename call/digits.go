@@ -96,7 +96,12 @@ type dtmfTap struct {
 	det     *dtmf.Detector
 	pcm     []int16
 	onDigit func(d byte, src dtmf.Source)
-	next    media.Handler
+	// onStart, when set, runs as an RFC 4733 digit begins (the masker
+	// blanks audio from then on).
+	onStart func()
+	// inband enables the in-band detector when no telephone-event was
+	// negotiated.
+	inband bool
 }
 
 func newDTMFTap(onDigit func(byte, dtmf.Source)) (*dtmfTap, error) {
@@ -108,7 +113,7 @@ func newDTMFTap(onDigit func(byte, dtmf.Source)) (*dtmfTap, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dtmfTap{dec: dec, det: det, pcm: make([]int16, 0, 480), onDigit: onDigit}, nil
+	return &dtmfTap{dec: dec, det: det, pcm: make([]int16, 0, 480), onDigit: onDigit, inband: true}, nil
 }
 
 // HandleRTP implements media.Handler.
@@ -117,21 +122,21 @@ func (t *dtmfTap) HandleRTP(e *media.Endpoint, p *media.Packet) {
 	var evs []dtmf.Event
 	if p.IsEvent {
 		evs, _ = t.dec.Feed(p.Header.SSRC, p.Header.Timestamp, p.Payload, time.Now())
-	} else if e.EventPT() == 0 {
+	} else if t.inband && e.EventPT() == 0 {
 		// RFC 4733 negotiated: its events are authoritative and in-band
 		// detection would count a phone's leading in-band edge twice.
 		t.pcm = e.Codec().Decode(p.Payload, t.pcm[:0])
 		evs = t.det.Process(t.pcm)
 	}
 	for _, ev := range evs {
-		if ev.Kind == dtmf.KindEnd {
+		switch {
+		case ev.Kind == dtmf.KindEnd:
 			t.onDigit(ev.Digit, ev.Source)
+		case ev.Kind == dtmf.KindStart && t.onStart != nil:
+			t.onStart()
 		}
 	}
 	t.mu.Unlock()
-	if t.next != nil {
-		t.next.HandleRTP(e, p)
-	}
 }
 
 // tick closes digits whose end packets were all lost.

@@ -2,7 +2,6 @@ package call
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,10 +14,6 @@ import (
 // sink it feeds (participant data, the trace, logs) asks the gate first.
 
 var _ ivr.Call = (*Interaction)(nil)
-
-// ErrTransferUnavailable is returned by Transfer until queues and B2BUA
-// legs exist (the agents issue); flows take their on_failure branch.
-var ErrTransferUnavailable = errors.New("transfer is not available yet")
 
 // Answer implements ivr.Call: the call is answered before its flow runs.
 func (c *Interaction) Answer(ctx context.Context) error { return nil }
@@ -119,6 +114,7 @@ func (c *Interaction) EnterSecure(flow string, kind ivr.Kind) error {
 	c.mode.Store(uint32(Secure))
 	c.segments = append(c.segments, SecureSegment{Flow: flow, Kind: string(kind), Start: time.Now()})
 	c.log.Info().Str("flow", flow).Str("kind", string(kind)).Msg("secure segment started")
+	go c.publish(Event{Type: "secure_started", Flow: flow})
 	return nil
 }
 
@@ -140,6 +136,7 @@ func (c *Interaction) LeaveSecure(outputs map[string]string) {
 		keys = append(keys, k)
 	}
 	c.log.Info().Strs("outputs", keys).Msg("secure segment ended")
+	c.publish(Event{Type: "secure_ended", Outputs: outputs})
 }
 
 // Segments returns the secure segments so far.
@@ -147,19 +144,6 @@ func (c *Interaction) Segments() []SecureSegment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]SecureSegment(nil), c.segments...)
-}
-
-// AgentReserved implements ivr.Call. No agent exists before the agents
-// issue.
-func (c *Interaction) AgentReserved() bool { return false }
-
-// ReturnToAgent implements ivr.Call.
-func (c *Interaction) ReturnToAgent(ctx context.Context) error { return ivr.ErrNoAgent }
-
-// Transfer implements ivr.Call.
-func (c *Interaction) Transfer(ctx context.Context, target string) error {
-	c.log.Info().Str("target", target).Msg("transfer requested: not available yet")
-	return fmt.Errorf("transfer to %s: %w", target, ErrTransferUnavailable)
 }
 
 // Hangup implements ivr.Call.
@@ -176,6 +160,9 @@ func (c *Interaction) Trace(ev ivr.TraceEvent) {
 	c.mu.Lock()
 	c.trace = append(c.trace, ev)
 	c.mu.Unlock()
+	if ev.Secure && (ev.Action == "collect" || ev.Action == "data_action") && ev.Branch != "" {
+		c.publish(Event{Type: "step", Flow: ev.Flow, Step: ev.Step, Branch: ev.Branch})
+	}
 	c.log.Debug().Str("flow", ev.Flow).Str("step", ev.Step).Str("action", ev.Action).Str("branch", ev.Branch).Bool("secure", ev.Secure).Msg("flow step")
 }
 
@@ -188,8 +175,25 @@ func (c *Interaction) TraceEvents() []ivr.TraceEvent {
 
 // onDigitReceived is called by the DTMF tap and for SIP INFO.
 func (c *Interaction) onDigitReceived(d byte, src dtmf.Source) {
+	mode := c.Mode()
+	c.log.Debug().Str("digit", maskDigit(mode, d)).Str("source", src.String()).Msg("digit")
+	side := c.agentSideNow()
+	if side != nil && !c.secureRunning.Load() && side.queue.Collect {
+		// Keyed while talking to the agent: the agent sees only a mask.
+		c.mu.Lock()
+		c.talkKeys++
+		n := c.talkKeys
+		c.mu.Unlock()
+		c.publish(Event{Type: "talk_digits", Mask: strings.Repeat("*", n)})
+		return
+	}
+	if side != nil && !c.secureRunning.Load() {
+		return // bridged, not collecting: digits are not the IVR's
+	}
 	c.digits.push(d)
-	c.log.Debug().Str("digit", maskDigit(c.Mode(), d)).Str("source", src.String()).Msg("digit")
+	if mode == Secure {
+		c.publish(Event{Type: "digit", Mask: "*"})
+	}
 }
 
 // runFlow runs the routed flow to its end.

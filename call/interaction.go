@@ -30,10 +30,18 @@ type Interaction struct {
 	mode   atomic.Uint32 // Mode; switched only by EnterSecure/LeaveSecure
 	digits *digitQueue
 
-	mu       sync.Mutex // guards data, segments, trace
-	data     map[string]string
-	segments []SecureSegment
-	trace    []ivr.TraceEvent
+	mu         sync.Mutex // guards data, segments, trace, side, agentKeys
+	data       map[string]string
+	segments   []SecureSegment
+	trace      []ivr.TraceEvent
+	side       *agentSide // the agent leg, once bridged
+	agentKeys  []byte     // agent's recent keys, for feature codes
+	agentKeyAt time.Time
+	talkKeys   int // digits keyed while talking (masked view only)
+
+	secureRunning atomic.Bool
+	secureReq     chan secureRequest
+	bus           eventBus
 
 	endOnce sync.Once
 	ended   chan struct{}
@@ -43,12 +51,29 @@ type Interaction struct {
 func newInteraction(m *Manager, s *sip.Session, ep *media.Endpoint, target string) *Interaction {
 	return &Interaction{
 		id: s.ID(), m: m, s: s, caller: ep, target: target,
-		log:    s.Log(),
-		ended:  make(chan struct{}),
-		digits: newDigitQueue(),
-		data:   map[string]string{},
+		log:       s.Log(),
+		ended:     make(chan struct{}),
+		digits:    newDigitQueue(),
+		data:      map[string]string{},
+		secureReq: make(chan secureRequest, 1),
 	}
 }
+
+// publish sends an event to the interaction's API subscribers.
+func (c *Interaction) publish(ev Event) {
+	ev.Time = time.Now()
+	ev.Call = c.id
+	c.bus.publish(ev)
+}
+
+// Subscribe returns the events so far and a channel of the next ones.
+func (c *Interaction) Subscribe() ([]Event, <-chan Event, func()) {
+	past, ch, cancel := c.bus.subscribe()
+	return past, ch, cancel
+}
+
+// Events returns the interaction's recent events.
+func (c *Interaction) Events() []Event { return c.bus.events() }
 
 // Mode returns the interaction's mode; every sink asks the gate with it.
 func (c *Interaction) Mode() Mode { return Mode(c.mode.Load()) }
@@ -140,6 +165,7 @@ func (c *Interaction) run() {
 		untick := c.m.cfg.Clock.Subscribe(tap.tick)
 		c.runFlow(ctx, name)
 		untick()
+		c.supervise(ctx)
 	case c.target == "echo":
 		c.caller.SetHandler(media.Echo())
 		<-ctx.Done()
@@ -178,10 +204,62 @@ func (c *Interaction) hangupIfUp() {
 	_ = c.s.Hangup(ctx)
 }
 
-// close releases the media of the interaction.
+// supervise keeps a bridged call going: it runs agent-referred secure
+// flows when the agent asks, until either side hangs up.
+func (c *Interaction) supervise(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.ended:
+			return
+		case req := <-c.secureReq:
+			c.runReferred(ctx, req)
+		}
+	}
+}
+
+// close releases the media of the interaction and its agent leg.
 func (c *Interaction) close() {
 	c.end("closed")
+	c.mu.Lock()
+	side := c.side
+	c.mu.Unlock()
+	if side != nil {
+		c.releaseAgent(side, "call ended")
+		select {
+		case <-side.gone:
+		case <-time.After(6 * time.Second):
+		}
+	}
 	st := c.caller.Stats()
 	_ = c.caller.Close()
 	c.log.Info().Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).Msg("media closed")
+}
+
+// Info is a snapshot of an interaction for the API. It holds no digit.
+type Info struct {
+	ID       string            `json:"id"`
+	Caller   string            `json:"caller"`
+	Called   string            `json:"called"`
+	Target   string            `json:"target"`
+	Mode     string            `json:"mode"`
+	Agent    string            `json:"agent,omitempty"`
+	Reserved bool              `json:"agent_reserved"`
+	Answered time.Time         `json:"answered,omitempty"`
+	Data     map[string]string `json:"data,omitempty"`
+	Segments []SecureSegment   `json:"secure_segments,omitempty"`
+}
+
+// Info returns a snapshot of the interaction.
+func (c *Interaction) Info() Info {
+	in := Info{ID: c.id, Caller: c.s.Caller(), Called: c.s.Called(), Target: c.target, Mode: c.Mode().String(),
+		Reserved: c.AgentReserved(), Data: c.Data(), Segments: c.Segments()}
+	if a := c.answered.Load(); a != 0 {
+		in.Answered = time.Unix(0, a)
+	}
+	if side := c.agentSideNow(); side != nil && side.agent != nil {
+		in.Agent = side.agent.Name()
+	}
+	return in
 }

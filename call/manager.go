@@ -45,6 +45,12 @@ type Config struct {
 	Flows *ivr.FlowSet
 	// Endpoints resolves data_action endpoint names (payment_gateway) to URLs.
 	Endpoints map[string]string
+	// Agents and queues; nil when the deployment has none.
+	Directory *Directory
+	// SecureCode is the agent's in-call feature code ("*7") that sends the
+	// caller into SecureFlow (an agent-referred flow). Empty disables it.
+	SecureCode string
+	SecureFlow string
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 }
@@ -55,7 +61,10 @@ type Manager struct {
 	log  zerolog.Logger
 	tone *media.Prompt
 
-	runner *ivr.Runner
+	runner   *ivr.Runner
+	dir      *Directory
+	srv      Dialer
+	ringback *media.Prompt
 
 	mu      sync.Mutex
 	calls   map[string]*Interaction
@@ -63,6 +72,27 @@ type Manager struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// Dialer places outbound legs (the SIP server).
+type Dialer interface {
+	Dial(ctx context.Context, target string, o sip.DialOptions) (*sip.Leg, error)
+}
+
+// SetDialer gives the manager the SIP side for outbound legs (agents,
+// transfers); the server and the manager refer to each other, so this is
+// set after both exist.
+func (m *Manager) SetDialer(d Dialer) { m.srv = d }
+
+// Directory returns the agents and queues (nil when none).
+func (m *Manager) Directory() *Directory { return m.dir }
+
+// Call returns the interaction with id, if in progress.
+func (m *Manager) Call(id string) (*Interaction, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.calls[id]
+	return c, ok
 }
 
 // ErrNoRoute means nothing answers the called user part (404).
@@ -75,12 +105,14 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("call: manager needs a port pool and a clock")
 	}
 	m := &Manager{
-		cfg:     cfg,
-		log:     cfg.Log,
-		tone:    media.NewPromptPCM("tone", TestTone(time.Second)),
-		calls:   map[string]*Interaction{},
-		prompts: map[string]*media.Prompt{},
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Log,
+		tone:     media.NewPromptPCM("tone", TestTone(time.Second)),
+		ringback: media.NewPromptPCM("ringback", Ringback(3*time.Second)),
+		dir:      cfg.Directory,
+		calls:    map[string]*Interaction{},
+		prompts:  map[string]*media.Prompt{},
+		stop:     make(chan struct{}),
 	}
 	if cfg.Flows != nil {
 		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints}

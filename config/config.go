@@ -40,6 +40,62 @@ type Config struct {
 	Prompts Prompts `yaml:"prompts"`
 	// Flows are the IVR flows.
 	Flows Flows `yaml:"flows"`
+	// Agents are the people callers are queued for.
+	Agents []Agent `yaml:"agents"`
+	// Queues hand callers to agents.
+	Queues []Queue `yaml:"queues"`
+	// Features are in-call codes agents key.
+	Features Features `yaml:"features"`
+	// Admin is the HTTP API.
+	Admin Admin `yaml:"admin"`
+}
+
+// Agent is one agent.
+type Agent struct {
+	// Name is the agent's name and the SIP user its softphone registers as.
+	Name string `yaml:"name"`
+	// URI is a static SIP URI to call the agent at; empty means the agent
+	// logs in by REGISTER.
+	URI string `yaml:"uri"`
+	// Password authenticates the agent's REGISTER (digest).
+	Password string `yaml:"password"`
+	// Queues the agent answers.
+	Queues []string `yaml:"queues"`
+}
+
+// Queue is one queue.
+type Queue struct {
+	// Name is what flows transfer to: "queue:NAME".
+	Name string `yaml:"name"`
+	// Timeout is the longest a caller waits before the flow's failure path.
+	Timeout time.Duration `yaml:"timeout"`
+	// RingTimeout is how long one agent rings before the next is tried.
+	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// HoldPrompt plays while the caller waits (and to a reserved agent).
+	HoldPrompt string `yaml:"hold_prompt"`
+	// DTMF is what the agent gets of the caller's digits in normal mode:
+	// "pass" (RFC 4733 events forwarded) or "mask" (events dropped and
+	// in-band tones removed before the agent hears them). Secure mode
+	// always masks.
+	DTMF string `yaml:"dtmf"`
+	// CollectWhileTalking, with dtmf: mask, gathers digits the caller keys
+	// while talking; the agent sees only their mask through the API.
+	CollectWhileTalking bool `yaml:"collect_while_talking"`
+}
+
+// Features are agents' in-call feature codes.
+type Features struct {
+	// SecureCode, keyed by the agent while bridged, sends the caller into
+	// SecureFlow; the agent stays reserved. Empty disables it.
+	SecureCode string `yaml:"secure_code"`
+	// SecureFlow is the agent-referred flow SecureCode starts.
+	SecureFlow string `yaml:"secure_flow"`
+}
+
+// Admin configures the HTTP API.
+type Admin struct {
+	// Listen is the API's address; empty disables it.
+	Listen string `yaml:"listen"`
 }
 
 // Flows configures the IVR flows.
@@ -132,6 +188,13 @@ func Default() Config {
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
 		Shutdown: Shutdown{Grace: 10 * time.Second, Mode: "drain"},
+		Agents:   []Agent{{Name: "demo", Password: "demo", Queues: []string{"sales", "payments"}}},
+		Queues: []Queue{
+			{Name: "sales", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask", CollectWhileTalking: true},
+			{Name: "payments", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask"},
+		},
+		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay"},
+		Admin:    Admin{Listen: "127.0.0.1:8080"},
 		Routes: map[string]string{
 			"echo": "echo",
 			"tone": "tone",
@@ -249,6 +312,61 @@ func (c *Config) Validate() error {
 	for name, u := range c.Flows.Endpoints {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad("flows.endpoints."+name, "not an http(s) URL: %q", u)
+		}
+	}
+	queues := map[string]bool{}
+	for i, q := range c.Queues {
+		p := fmt.Sprintf("queues[%d]", i)
+		switch {
+		case q.Name == "":
+			bad(p+".name", "must not be empty")
+		case queues[q.Name]:
+			bad(p+".name", "queue %q defined twice", q.Name)
+		}
+		queues[q.Name] = true
+		if q.Timeout < 0 || q.RingTimeout < 0 {
+			bad(p, "timeouts must not be negative")
+		}
+		if q.DTMF != "" && q.DTMF != "pass" && q.DTMF != "mask" {
+			bad(p+".dtmf", "unknown policy %q (want pass or mask)", q.DTMF)
+		}
+		if q.CollectWhileTalking && q.DTMF != "mask" {
+			bad(p+".collect_while_talking", "needs dtmf: mask (the agent must not hear digits collected while talking)")
+		}
+	}
+	agents := map[string]bool{}
+	for i, a := range c.Agents {
+		p := fmt.Sprintf("agents[%d]", i)
+		switch {
+		case a.Name == "":
+			bad(p+".name", "must not be empty")
+		case agents[a.Name]:
+			bad(p+".name", "agent %q defined twice", a.Name)
+		}
+		agents[a.Name] = true
+		if a.URI != "" && !strings.HasPrefix(a.URI, "sip:") {
+			bad(p+".uri", "not a SIP URI: %q", a.URI)
+		}
+		if a.URI == "" && a.Password == "" {
+			bad(p, "agent %q needs a uri or a password to register with", a.Name)
+		}
+		for j, q := range a.Queues {
+			if !queues[q] {
+				bad(fmt.Sprintf("%s.queues[%d]", p, j), "unknown queue %q", q)
+			}
+		}
+	}
+	if (c.Features.SecureCode == "") != (c.Features.SecureFlow == "") {
+		bad("features", "secure_code and secure_flow go together")
+	}
+	for _, ch := range c.Features.SecureCode {
+		if !strings.ContainsRune("0123456789*#", ch) {
+			bad("features.secure_code", "%q is not a DTMF key", ch)
+		}
+	}
+	if c.Admin.Listen != "" {
+		if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
+			bad("admin.listen", "want IP:PORT, got %q", c.Admin.Listen)
 		}
 	}
 	for user, target := range c.Routes {

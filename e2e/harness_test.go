@@ -208,6 +208,9 @@ shutdown:
 routes:
   echo: echo
   tone: tone
+  ring: ring
+admin:
+  listen: ""
 `, c.sipPort, c.rtpLo, c.rtpHi, o.inactivity, filepath.Join(dir, "data"), o.grace)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // Allowed lists the methods cloak answers, for Allow headers (RFC 3261 §20.5).
-const Allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+const Allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, REGISTER"
 
 // Config configures the SIP server.
 type Config struct {
@@ -37,6 +37,9 @@ type Config struct {
 	UserAgent string
 	// Log receives one line per call event; never message bodies.
 	Log zerolog.Logger
+	// Registrar, when not nil, accepts REGISTER from agents' softphones;
+	// without it REGISTER gets 405.
+	Registrar *Registrar
 }
 
 // Handler receives new calls. It is implemented by the call layer.
@@ -74,7 +77,8 @@ type Server struct {
 	uaTCP   sipgo.DialogUA
 	contact netip.AddrPort
 
-	sessions sync.Map // dialog id -> *Session
+	sessions sync.Map // dialog id -> *Session (calls we answered)
+	legs     sync.Map // dialog id -> *Leg (calls we placed)
 	wg       sync.WaitGroup
 
 	draining    atomic.Bool
@@ -140,6 +144,8 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	srv.OnCancel(s.guard(s.onCancel))
 	srv.OnOptions(s.guard(s.onOptions))
 	srv.OnInfo(s.guard(s.onInfo))
+	srv.OnRefer(s.guard(s.onRefer))
+	srv.OnRegister(s.guard(s.onRegister))
 	srv.OnNoRoute(s.guard(s.onUnknown))
 	return s, nil
 }
@@ -349,6 +355,19 @@ func (s *Server) lookup(req *siplib.Request) *Session {
 	return v.(*Session)
 }
 
+// lookupLeg finds the outbound leg of an in-dialog request from its far end.
+func (s *Server) lookupLeg(req *siplib.Request) *Leg {
+	id, err := siplib.DialogIDFromRequestUAC(req)
+	if err != nil {
+		return nil
+	}
+	v, ok := s.legs.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*Leg)
+}
+
 func (s *Server) onAck(req *siplib.Request, tx siplib.ServerTransaction) {
 	if sess := s.lookup(req); sess != nil {
 		sess.readAck(req, tx)
@@ -356,31 +375,54 @@ func (s *Server) onAck(req *siplib.Request, tx siplib.ServerTransaction) {
 }
 
 func (s *Server) onBye(req *siplib.Request, tx siplib.ServerTransaction) {
-	sess := s.lookup(req)
-	if sess == nil {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+	if sess := s.lookup(req); sess != nil {
+		sess.readBye(req, tx)
 		return
 	}
-	sess.readBye(req, tx)
+	if leg := s.lookupLeg(req); leg != nil {
+		leg.readBye(req, tx)
+		return
+	}
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }
 
 func (s *Server) onInfo(req *siplib.Request, tx siplib.ServerTransaction) {
-	sess := s.lookup(req)
-	if sess == nil {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+	if sess := s.lookup(req); sess != nil {
+		sess.readInfo(req, tx)
 		return
 	}
-	sess.readInfo(req, tx)
+	if leg := s.lookupLeg(req); leg != nil {
+		leg.readInfo(req, tx)
+		return
+	}
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+// onRefer accepts REFER only from the far end of a leg cloak placed (an
+// agent sending the caller into a secure flow); callers may not transfer.
+func (s *Server) onRefer(req *siplib.Request, tx siplib.ServerTransaction) {
+	if leg := s.lookupLeg(req); leg != nil {
+		leg.readRefer(req, tx)
+		return
+	}
+	if s.lookup(req) != nil {
+		s.respond(req, tx, 403, "Forbidden")
+		return
+	}
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }
 
 func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	if to := req.To(); to != nil && to.Params.Has("tag") {
-		sess := s.lookup(req)
-		if sess == nil {
-			s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		if sess := s.lookup(req); sess != nil {
+			sess.readReinvite(req, tx)
 			return
 		}
-		sess.readReinvite(req, tx)
+		if leg := s.lookupLeg(req); leg != nil {
+			leg.readReinvite(req, tx)
+			return
+		}
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	if s.draining.Load() {

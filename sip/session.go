@@ -343,27 +343,9 @@ func (s *Session) readReinvite(req *siplib.Request, tx siplib.ServerTransaction)
 		s.srv.respond(req, tx, 500, "Server Internal Error", siplib.NewHeader("Retry-After", "1"))
 		return
 	}
-	var body []byte
-	var err error
-	media := s.media
-	if b := req.Body(); len(b) > 0 {
-		offer, perr := ParseOffer(b)
-		if perr != nil {
-			code := statusOf(perr, 488)
-			s.srv.respond(req, tx, code, map[int]string{400: "Bad Request", 488: "Not Acceptable Here"}[code])
-			return
-		}
-		media = offer.Media
-		s.local.Version++
-		body, err = offer.Answer(s.local)
-	} else {
-		// No SDP: a session refresh or a request for our offer; offer what
-		// we have now and keep the session as it is.
-		s.local.Version++
-		body, err = BuildOffer(s.local, []Codec{s.media.Codec}, s.media.EventPT, s.media.Direction)
-	}
-	if err != nil {
-		s.srv.respond(req, tx, 500, "Server Internal Error")
+	media, body, code := reoffer(req.Body(), &s.local, s.media)
+	if code != 200 {
+		s.srv.respond(req, tx, code, reasonFor(code))
 		return
 	}
 	if media != s.media && s.onMedia != nil {
@@ -441,13 +423,47 @@ func (s *Session) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
 	case len(body) > 0:
 		code = 415
 	}
-	reason := map[int]string{200: "OK", 400: "Bad Request", 415: "Unsupported Media Type", 469: "Bad Info Package"}[code]
-	if reason == "" {
-		reason = "Error"
-	}
+	reason := reasonFor(code)
 	var hdrs []siplib.Header
 	if code == 415 {
 		hdrs = append(hdrs, siplib.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 	}
 	s.srv.respond(req, tx, code, reason, hdrs...)
+}
+
+// reoffer answers an offer received inside a dialog (re-INVITE, RFC 3264
+// §8): the new media and our answer, or a status to refuse with (the session
+// then stays as it was). An empty body asks for our offer: we offer what we
+// have now.
+func reoffer(b []byte, local *LocalSDP, cur Media) (Media, []byte, int) {
+	local.Version++
+	if len(b) == 0 {
+		body, err := BuildOffer(*local, []Codec{cur.Codec}, cur.EventPT, cur.Direction)
+		if err != nil {
+			return cur, nil, 500
+		}
+		return cur, body, 200
+	}
+	offer, err := ParseOffer(b)
+	if err != nil {
+		return cur, nil, statusOf(err, 488)
+	}
+	body, err := offer.Answer(*local)
+	if err != nil {
+		return cur, nil, 500
+	}
+	return offer.Media, body, 200
+}
+
+// reasonFor gives the reason phrase of the statuses cloak sends.
+func reasonFor(code int) string {
+	if r, ok := map[int]string{
+		100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
+		415: "Unsupported Media Type", 469: "Bad Info Package", 481: "Call/Transaction Does Not Exist",
+		486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+		500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline",
+	}[code]; ok {
+		return r
+	}
+	return "Error"
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
@@ -28,6 +29,7 @@ type serveFlags struct {
 	rtpPorts string
 	data     string
 	logLevel string
+	admin    string
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -39,6 +41,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.rtpPorts, "rtp-ports", "", "RTP port range `LO-HI` (overrides rtp.ports)")
 	fs.StringVar(&f.data, "data", "", "data `DIR` (overrides data.dir)")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `LEVEL`: trace, debug, info, warn, error (overrides log.level)")
+	fs.StringVar(&f.admin, "admin", "", "HTTP API `ADDR:PORT`, or \"off\" (overrides admin.listen)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,6 +86,13 @@ func loadConfig(f serveFlags) (config.Config, error) {
 	if f.logLevel != "" {
 		cfg.Log.Level = f.logLevel
 	}
+	switch f.admin {
+	case "":
+	case "off":
+		cfg.Admin.Listen = ""
+	default:
+		cfg.Admin.Listen = f.admin
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("bad configuration:\n%w", err)
 	}
@@ -102,6 +112,10 @@ func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 // period. ready, when not nil, is called with the SIP server once it
 // listens (tests use it).
 func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready func(*sip.Server)) error {
+	// ctx only says when to start shutting down; the listeners, the API and
+	// the demo gateway live on runCtx until calls have drained.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
 	listen, _ := cfg.SIPListen()
 	lo, hi, _ := cfg.RTPPorts()
 	if err := os.MkdirAll(cfg.Data.Dir, 0o750); err != nil {
@@ -133,12 +147,16 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		endpoints[k] = v
 	}
 	if endpoints["payment_gateway"] == "" {
-		gw, err := startDemoGateway(ctx)
+		gw, err := startDemoGateway(runCtx)
 		if err != nil {
 			return fmt.Errorf("demo payment gateway: %w", err)
 		}
 		endpoints["payment_gateway"] = gw
 		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
+	}
+	dir, err := newDirectory(cfg)
+	if err != nil {
+		return fmt.Errorf("agents: %w", err)
 	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
@@ -147,6 +165,9 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		Prompts:           prompts,
 		Flows:             flows,
 		Endpoints:         endpoints,
+		Directory:         dir,
+		SecureCode:        cfg.Features.SecureCode,
+		SecureFlow:        cfg.Features.SecureFlow,
 		Log:               log,
 	})
 	if err != nil {
@@ -162,15 +183,25 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
+		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register},
 	}, mgr)
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(ctx); err != nil {
+	mgr.SetDialer(srv)
+	if err := srv.Start(runCtx); err != nil {
 		return err
 	}
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
 		Str("rtp", fmt.Sprintf("%s:%d-%d", mediaAddr, lo, hi)).Str("data", cfg.Data.Dir).Msg("cloak is ready")
+	if cfg.Admin.Listen != "" {
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr)))
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		log.Info().Str("listen", addr).Msg("HTTP API ready")
+	}
 	if ready != nil {
 		ready(srv)
 	}
@@ -214,4 +245,35 @@ func startDemoGateway(ctx context.Context) (string, error) {
 		_ = srv.Shutdown(sctx)
 	}()
 	return "http://" + l.Addr().String() + "/pay", nil
+}
+
+// startAdmin serves the HTTP API until ctx ends and returns its address.
+func startAdmin(ctx context.Context, listen string, h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return l.Addr().String(), nil
+}
+
+// newDirectory builds the agents and queues from configuration.
+func newDirectory(cfg config.Config) (*call.Directory, error) {
+	var agents []call.AgentConfig
+	for _, a := range cfg.Agents {
+		agents = append(agents, call.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues})
+	}
+	var queues []call.QueueConfig
+	for _, q := range cfg.Queues {
+		queues = append(queues, call.QueueConfig{Name: q.Name, Timeout: q.Timeout, RingTimeout: q.RingTimeout,
+			HoldPrompt: q.HoldPrompt, MaskDTMF: q.DTMF == "mask", Collect: q.CollectWhileTalking})
+	}
+	return call.NewDirectory(agents, queues)
 }

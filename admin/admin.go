@@ -1,0 +1,189 @@
+// Package admin is cloak's HTTP API: live calls and their masked progress,
+// agents, and the actions an agent's desktop needs (send the caller into a
+// secure flow). Handlers work over the Backend interface so they can be
+// tested without calls. Routing uses net/http's ServeMux method and
+// wildcard patterns (Go 1.22), which covers this API without a router
+// dependency.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/cloak-voip/cloak/call"
+)
+
+// Backend is what the API needs of the call layer; *call.Manager
+// implements it through Adapt.
+type Backend interface {
+	Calls() []call.Info
+	Call(id string) (call.Info, []call.Event, bool)
+	Secure(id, flow string) error
+	Subscribe(id string) (past []call.Event, next <-chan call.Event, cancel func(), ok bool)
+	Agents() []call.AgentInfo
+}
+
+// ErrNotFound is returned by a Backend for an unknown call.
+var ErrNotFound = errors.New("no such call")
+
+// Handler returns the API's routes.
+func Handler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Calls())
+	})
+	mux.HandleFunc("GET /api/calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		info, evs, ok := b.Call(r.PathValue("id"))
+		if !ok {
+			writeError(w, http.StatusNotFound, ErrNotFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			call.Info
+			Events []call.Event `json:"events"`
+		}{info, evs})
+	})
+	mux.HandleFunc("POST /api/calls/{id}/secure", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Flow string `json:"flow"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Flow == "" {
+			writeError(w, http.StatusBadRequest, errors.New(`body must be {"flow": "NAME"}`))
+			return
+		}
+		err := b.Secure(r.PathValue("id"), req.Flow)
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "flow": req.Flow})
+		case errors.Is(err, ErrNotFound):
+			writeError(w, http.StatusNotFound, err)
+		case errors.Is(err, call.ErrSecureActive), errors.Is(err, call.ErrNotBridged):
+			writeError(w, http.StatusConflict, err)
+		default:
+			writeError(w, http.StatusUnprocessableEntity, err)
+		}
+	})
+	mux.HandleFunc("GET /api/calls/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		serveEvents(w, r, b)
+	})
+	mux.HandleFunc("GET /api/agents", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Agents())
+	})
+	return mux
+}
+
+// serveEvents streams a call's events as Server-Sent Events until the
+// client goes away or the call ends.
+func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
+	past, next, cancel, ok := b.Subscribe(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, ErrNotFound)
+		return
+	}
+	defer cancel()
+	fl, canFlush := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	send := func(ev call.Event) bool {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return true
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, b); err != nil {
+			return false
+		}
+		if canFlush {
+			fl.Flush()
+		}
+		return true
+	}
+	for _, ev := range past {
+		if !send(ev) {
+			return
+		}
+	}
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-next:
+			if !ok || !send(ev) {
+				return
+			}
+		case <-keepalive.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+			if canFlush {
+				fl.Flush()
+			}
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// Adapt makes a *call.Manager a Backend.
+func Adapt(m *call.Manager) Backend { return managerBackend{m} }
+
+type managerBackend struct{ m *call.Manager }
+
+func (b managerBackend) Calls() []call.Info {
+	calls := b.m.Calls()
+	out := make([]call.Info, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.Info())
+	}
+	return out
+}
+
+func (b managerBackend) Call(id string) (call.Info, []call.Event, bool) {
+	c, ok := b.m.Call(id)
+	if !ok {
+		return call.Info{}, nil, false
+	}
+	return c.Info(), c.Events(), true
+}
+
+func (b managerBackend) Secure(id, flow string) error {
+	c, ok := b.m.Call(id)
+	if !ok {
+		return ErrNotFound
+	}
+	return c.RequestSecure(flow, "api")
+}
+
+func (b managerBackend) Subscribe(id string) ([]call.Event, <-chan call.Event, func(), bool) {
+	c, ok := b.m.Call(id)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	past, ch, cancel := c.Subscribe()
+	return past, ch, cancel, true
+}
+
+func (b managerBackend) Agents() []call.AgentInfo {
+	if d := b.m.Directory(); d != nil {
+		return d.Agents()
+	}
+	return []call.AgentInfo{}
+}

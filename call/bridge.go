@@ -1,0 +1,165 @@
+package call
+
+import (
+	"math"
+	"time"
+
+	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/media"
+)
+
+// The bridge forwards RTP between the caller's and the agent's endpoints.
+// Each direction is a media.Handler running on the sending leg's read
+// goroutine; it takes no lock on the way (the gate's mode is an atomic, the
+// endpoints are safe for concurrent use) except the DTMF tap's own mutex.
+//
+// Caller → agent, per packet:
+//   - every packet goes through the DTMF tap first (IVR digits, and the
+//     masked view of digits keyed while talking);
+//   - the gate decides: in secure mode nothing reaches the agent (the agent
+//     hears hold audio played on their own stream); RFC 4733 events pass
+//     only in normal mode when the queue does not mask DTMF, with the
+//     payload type mapped to the agent leg's;
+//   - audio goes through unchanged when both legs use the same codec and
+//     nothing is masked (an in-place header rewrite); otherwise it is
+//     decoded, run through dtmf.Masker (40 ms delay line, tones replaced
+//     by silence, leading edge included) when masking, and re-encoded for
+//     the agent leg.
+//
+// Agent → caller: audio only (transcoded if the codecs differ), and only in
+// normal mode; the agent's keys are consumed for feature codes and never
+// reach the caller.
+type callerBridge struct {
+	c      *Interaction
+	side   *agentSide
+	tap    *dtmfTap
+	masker *dtmf.Masker
+	pcm    []int16
+	out    []int16
+	enc    []byte
+	marker bool
+}
+
+func newCallerBridge(c *Interaction, side *agentSide) *callerBridge {
+	b := &callerBridge{c: c, side: side, pcm: make([]int16, 0, 480), out: make([]int16, 480), enc: make([]byte, 0, 480)}
+	b.tap, _ = newDTMFTap(c.onDigitReceived)
+	if side.queue.MaskDTMF {
+		b.masker, _ = dtmf.NewMasker(dtmf.MaskerConfig{})
+		// The masker's detector finds the in-band digits; the tap need not.
+		b.tap.inband = false
+		b.tap.onStart = b.suppress
+	}
+	return b
+}
+
+// suppress blanks audio as soon as an RFC 4733 digit starts (phones often
+// send a few ms of in-band tone first).
+func (b *callerBridge) suppress() {
+	if b.masker != nil {
+		b.masker.Suppress(160 * 8) // the event so far plus 160 ms
+	}
+}
+
+// HandleRTP implements media.Handler for caller → agent.
+func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
+	b.tap.HandleRTP(e, p)
+	agent := b.side.ep
+	mode := b.c.Mode()
+	if p.IsEvent {
+		if b.masker != nil {
+			b.masker.Suppress(160 * 8)
+		}
+		if Route(mode, AgentDTMF) != Pass || b.side.queue.MaskDTMF {
+			return
+		}
+		_ = agent.Forward(p) // maps the event payload type to the agent leg's
+		return
+	}
+	if Route(mode, AgentAudio) != Pass {
+		if b.masker != nil {
+			b.masker.Hold() // nothing of the secure part leaks on return
+		}
+		return
+	}
+	if b.masker == nil && sameCodec(e.Codec(), agent.Codec()) {
+		_ = agent.Forward(p)
+		return
+	}
+	b.pcm = e.Codec().Decode(p.Payload, b.pcm[:0])
+	pcm := b.pcm
+	if b.masker != nil {
+		b.masker.Release()
+		out := b.out[:len(pcm)]
+		evs, err := b.masker.Process(pcm, out)
+		if err != nil {
+			return
+		}
+		for _, ev := range evs {
+			if ev.Kind == dtmf.KindEnd {
+				b.c.onDigitReceived(ev.Digit, ev.Source)
+			}
+		}
+		pcm = out
+	}
+	b.enc = agent.Codec().Encode(pcm, b.enc[:0])
+	_ = agent.WriteAudio(b.enc, uint32(len(pcm)), p.Header.Marker)
+}
+
+func sameCodec(a, b media.Codec) bool {
+	return a.Name == b.Name && a.PayloadType == b.PayloadType
+}
+
+// agentBridge handles agent → caller.
+type agentBridge struct {
+	c    *Interaction
+	side *agentSide
+	tap  *dtmfTap
+	pcm  []int16
+	enc  []byte
+}
+
+func newAgentBridge(c *Interaction, side *agentSide) *agentBridge {
+	b := &agentBridge{c: c, side: side, pcm: make([]int16, 0, 480), enc: make([]byte, 0, 480)}
+	b.tap, _ = newDTMFTap(func(d byte, _ dtmf.Source) { c.onAgentDigit(d) })
+	return b
+}
+
+// HandleRTP implements media.Handler for agent → caller.
+func (b *agentBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
+	if p.IsEvent {
+		b.tap.HandleRTP(e, p) // feature codes; never forwarded
+		return
+	}
+	if b.c.Mode() != Normal || b.c.secureRunning.Load() {
+		return // the caller is in the IVR
+	}
+	caller := b.c.caller
+	if sameCodec(e.Codec(), caller.Codec()) {
+		_ = caller.Forward(p)
+		return
+	}
+	b.pcm = e.Codec().Decode(p.Payload, b.pcm[:0])
+	b.enc = caller.Codec().Encode(b.pcm, b.enc[:0])
+	_ = caller.WriteAudio(b.enc, uint32(len(b.pcm)), p.Header.Marker)
+}
+
+// ringbackPrompt names the synthesised ringback tone.
+const ringbackPrompt = "\x00ringback"
+
+// Ringback returns d of ringback tone: 400+450 Hz, 0.4 s on, 0.2 s off,
+// 0.4 s on, 2 s off (the UK cadence, ITU-T E.180), about -19 dBm0 per tone.
+func Ringback(d time.Duration) []int16 {
+	n := int(d.Seconds() * 8000)
+	out := make([]int16, n)
+	on := func(i int) bool {
+		t := i % (3 * 8000)
+		return t < 3200 || (t >= 4800 && t < 8000)
+	}
+	for i := range out {
+		if on(i) {
+			t := float64(i) / 8000
+			out[i] = int16(1500*math.Sin(2*math.Pi*400*t) + 1500*math.Sin(2*math.Pi*450*t))
+		}
+	}
+	return out
+}

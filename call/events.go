@@ -1,0 +1,76 @@
+package call
+
+import (
+	"sync"
+	"time"
+)
+
+// Event is what an agent's screen (through the API) learns of a call:
+// progress of a secure flow only as masks, the flow's non-secret outputs,
+// state changes. It never carries a digit.
+type Event struct {
+	Time time.Time `json:"time"`
+	Call string    `json:"call"`
+	// Type: "state", "digit" (a masked key press), "step", "secure_started",
+	// "secure_ended", "talk_digits" (masked digits keyed while talking).
+	Type string `json:"type"`
+	// Mask is the masked progress ("****", "************1111").
+	Mask string `json:"mask,omitempty"`
+	// Step and Branch report a flow step outcome (valid / invalid…).
+	Step   string `json:"step,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	// State is the interaction's state for "state" events.
+	State string `json:"state,omitempty"`
+	// Flow names the secure flow.
+	Flow string `json:"flow,omitempty"`
+	// Outputs are a secure flow's non-secret outputs.
+	Outputs map[string]string `json:"outputs,omitempty"`
+}
+
+// eventBus keeps an interaction's recent events and fans them out to
+// subscribers without ever blocking the publisher.
+type eventBus struct {
+	mu   sync.Mutex
+	past []Event
+	subs map[chan Event]struct{}
+}
+
+const maxPastEvents = 256
+
+func (b *eventBus) publish(ev Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.past) >= maxPastEvents {
+		copy(b.past, b.past[1:])
+		b.past = b.past[:len(b.past)-1]
+	}
+	b.past = append(b.past, ev)
+	for ch := range b.subs {
+		select {
+		case ch <- ev:
+		default: // a slow reader loses events, never stalls the call
+		}
+	}
+}
+
+func (b *eventBus) subscribe() (past []Event, ch chan Event, cancel func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs == nil {
+		b.subs = map[chan Event]struct{}{}
+	}
+	ch = make(chan Event, 64)
+	b.subs[ch] = struct{}{}
+	past = append([]Event(nil), b.past...)
+	return past, ch, func() {
+		b.mu.Lock()
+		delete(b.subs, ch)
+		b.mu.Unlock()
+	}
+}
+
+func (b *eventBus) events() []Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Event(nil), b.past...)
+}

@@ -1,0 +1,294 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	siplib "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+)
+
+// Leg is a call cloak places itself: the B2BUA leg towards an agent or a
+// transfer target (RFC 3261 §13.2, UAC side). In-dialog requests from the
+// far end (BYE, re-INVITE, INFO, REFER) are serialised per leg, as for a
+// Session.
+type Leg struct {
+	srv *Server
+	d   *sipgo.DialogClientSession
+	log zerolog.Logger
+	id  string
+
+	mu      sync.Mutex
+	local   LocalSDP
+	media   Media
+	onMedia func(Media) error
+	onInfo  func(contentType string, body []byte) int
+	onRefer func(target string) int
+	reason  string
+	byeSent bool
+
+	// REFER subscription (RFC 3515) kept open until Notify ends it.
+	referCSeq uint32
+}
+
+// DialOptions configures an outbound leg.
+type DialOptions struct {
+	// Local is our media address and port for the offer.
+	Local LocalSDP
+	// FromUser is the user part of our From header (default "cloak").
+	FromUser string
+	// OnRinging runs on each 180/183.
+	OnRinging func()
+	// Log is the logger of the interaction the leg belongs to.
+	Log zerolog.Logger
+}
+
+// DialError is a failed outbound call; StatusCode is the final response
+// (486 busy, 603 decline, 487 when we cancelled…), 0 for transport failures.
+type DialError struct {
+	Status int
+	Err    error
+}
+
+func (e *DialError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("call failed: %d", e.Status)
+	}
+	return "call failed: " + e.Err.Error()
+}
+func (e *DialError) Unwrap() error   { return e.Err }
+func (e *DialError) StatusCode() int { return e.Status }
+
+// ErrDialCanceled is the DialError cause when ctx ended before an answer
+// (cloak sent CANCEL).
+var ErrDialCanceled = errors.New("call attempt cancelled")
+
+// Dial places a call to target (a SIP URI) with our SDP offer and returns
+// the answered leg once the ACK is sent. Ending ctx before the answer
+// cancels the attempt (CANCEL, RFC 3261 §9).
+func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, error) {
+	var uri siplib.Uri
+	if err := siplib.ParseUri(target, &uri); err != nil {
+		return nil, &DialError{Err: fmt.Errorf("target %q: %w", target, err)}
+	}
+	if o.Local.SessionID == 0 {
+		o.Local.SessionID = uint64(time.Now().UnixNano() & 0x7fffffffffff)
+	}
+	o.Local.Version++
+	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, SendRecv)
+	if err != nil {
+		return nil, &DialError{Err: err}
+	}
+	ua := &s.uaUDP
+	if tr, _ := uri.UriParams.Get("transport"); strings.EqualFold(tr, "tcp") {
+		ua = &s.uaTCP
+	}
+	from := o.FromUser
+	if from == "" {
+		from = "cloak"
+	}
+	fromHdr := &siplib.FromHeader{Address: siplib.Uri{User: from, Host: s.contact.Addr().String(), Port: int(s.contact.Port())}, Params: siplib.NewParams()}
+	fromHdr.Params.Add("tag", siplib.GenerateTagN(16))
+	d, err := ua.Invite(ctx, uri, body, siplib.NewHeader("Content-Type", "application/sdp"), fromHdr,
+		siplib.NewHeader("Allow", Allowed))
+	if err != nil {
+		return nil, &DialError{Err: err}
+	}
+	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *siplib.Response) error {
+		if (res.StatusCode == 180 || res.StatusCode == 183) && o.OnRinging != nil {
+			o.OnRinging()
+		}
+		return nil
+	}})
+	if err != nil {
+		var re *sipgo.ErrDialogResponse
+		switch {
+		case errors.As(err, &re):
+			return nil, &DialError{Status: re.Res.StatusCode, Err: err}
+		case ctx.Err() != nil:
+			return nil, &DialError{Status: 487, Err: ErrDialCanceled}
+		}
+		return nil, &DialError{Err: err}
+	}
+	m, err := ParseAnswer(d.InviteResponse.Body())
+	if err != nil {
+		// RFC 3261 §13.2.2.4: ACK the 2xx, then end the dialog.
+		_ = d.Ack(ctx)
+		bctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = d.Bye(bctx)
+		cancel()
+		return nil, &DialError{Status: 488, Err: err}
+	}
+	if err := d.Ack(ctx); err != nil {
+		return nil, &DialError{Err: err}
+	}
+	leg := &Leg{srv: s, d: d, id: newID(), local: o.Local, media: m}
+	leg.log = o.Log.With().Str("leg", leg.id).Logger()
+	s.legs.Store(d.ID, leg)
+	go func() {
+		<-d.Context().Done()
+		s.legs.Delete(d.ID)
+	}()
+	leg.log.Info().Str("target", target).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
+	return leg, nil
+}
+
+// ID is the leg's short id.
+func (l *Leg) ID() string { return l.id }
+
+// Media returns the media agreed with the far end.
+func (l *Leg) Media() Media {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.media
+}
+
+// Done is closed when the leg's dialog ends.
+func (l *Leg) Done() <-chan struct{} { return l.d.Context().Done() }
+
+// EndReason says why the leg ended ("bye" from the far end, "hangup" by us).
+func (l *Leg) EndReason() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reason
+}
+
+// SetCallbacks registers what happens on a re-INVITE (hold), INFO and
+// REFER from the far end. onRefer returns the status for the REFER (202 to
+// accept, after which the caller must end the subscription with
+// NotifyRefer).
+func (l *Leg) SetCallbacks(onMedia func(Media) error, onInfo func(string, []byte) int, onRefer func(target string) int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onMedia, l.onInfo, l.onRefer = onMedia, onInfo, onRefer
+}
+
+// Hangup sends BYE.
+func (l *Leg) Hangup(ctx context.Context) error {
+	l.mu.Lock()
+	if l.byeSent || l.d.Context().Err() != nil {
+		l.mu.Unlock()
+		return nil
+	}
+	l.byeSent = true
+	if l.reason == "" {
+		l.reason = "hangup"
+	}
+	l.mu.Unlock()
+	err := l.d.Bye(ctx)
+	l.log.Info().Msg("outbound leg hung up by cloak")
+	return err
+}
+
+func (l *Leg) readBye(req *siplib.Request, tx siplib.ServerTransaction) {
+	l.mu.Lock()
+	if l.reason == "" {
+		l.reason = "bye"
+	}
+	l.mu.Unlock()
+	if err := l.d.ReadBye(req, tx); err != nil {
+		l.srv.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	l.log.Info().Msg("far end hung up the outbound leg")
+}
+
+func (l *Leg) readReinvite(req *siplib.Request, tx siplib.ServerTransaction) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	media, body, code := reoffer(req.Body(), &l.local, l.media)
+	if code != 200 {
+		l.srv.respond(req, tx, code, reasonFor(code))
+		return
+	}
+	if media != l.media && l.onMedia != nil {
+		if err := l.onMedia(media); err != nil {
+			l.srv.respond(req, tx, statusOf(err, 488), "Not Acceptable Here")
+			return
+		}
+	}
+	l.media = media
+	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
+	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(siplib.HeaderClone(&l.d.UA.ContactHDR))
+	_ = tx.Respond(res)
+}
+
+func (l *Leg) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
+	}
+	code := 200
+	switch {
+	case l.onInfo != nil:
+		code = l.onInfo(ct, req.Body())
+	case len(req.Body()) > 0:
+		code = 415
+	}
+	l.srv.respond(req, tx, code, reasonFor(code))
+}
+
+// readRefer handles REFER from the far end (RFC 3515): an agent's softphone
+// transferring the caller, which cloak takes as "send the caller into the
+// flow named by the Refer-To user part". cloak answers 202 and a NOTIFY
+// "100 Trying", keeping the subscription open so the softphone keeps its
+// leg (it stays reserved); NotifyRefer ends it.
+func (l *Leg) readRefer(req *siplib.Request, tx siplib.ServerTransaction) {
+	l.mu.Lock()
+	onRefer := l.onRefer
+	l.mu.Unlock()
+	h := req.GetHeader("Refer-To")
+	if h == nil {
+		l.srv.respond(req, tx, 400, "Missing Refer-To")
+		return
+	}
+	var uri siplib.Uri
+	v := strings.Trim(strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0]), "<>")
+	if err := siplib.ParseUri(v, &uri); err != nil || uri.User == "" {
+		l.srv.respond(req, tx, 400, "Bad Refer-To")
+		return
+	}
+	code := 403
+	if onRefer != nil {
+		code = onRefer(uri.User)
+	}
+	l.srv.respond(req, tx, code, reasonFor(code))
+	if code == 202 {
+		l.mu.Lock()
+		l.referCSeq = req.CSeq().SeqNo
+		l.mu.Unlock()
+		go l.NotifyRefer(context.Background(), 100, false)
+	}
+}
+
+// NotifyRefer reports the progress of an accepted REFER with a sipfrag
+// NOTIFY (RFC 3515 §2.4.5); final ends the implicit subscription.
+func (l *Leg) NotifyRefer(ctx context.Context, status int, final bool) error {
+	l.mu.Lock()
+	cseq := l.referCSeq
+	l.mu.Unlock()
+	if cseq == 0 || l.d.Context().Err() != nil {
+		return nil
+	}
+	req := siplib.NewRequest(siplib.NOTIFY, l.d.InviteResponse.Contact().Address)
+	state := "active;expires=600"
+	if final {
+		state = "terminated;reason=noresource"
+	}
+	req.AppendHeader(siplib.NewHeader("Event", fmt.Sprintf("refer;id=%d", cseq)))
+	req.AppendHeader(siplib.NewHeader("Subscription-State", state))
+	req.AppendHeader(siplib.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	req.SetBody([]byte(fmt.Sprintf("SIP/2.0 %d %s\r\n", status, reasonFor(status))))
+	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := l.d.Do(nctx, req)
+	return err
+}
