@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cloak-voip/cloak/recorder"
+)
+
+const recordingUsage = `usage:
+  cloak recording verify [-key-file F | -key-env VAR] FILE.wav
+  cloak recording info FILE.wav
+
+verify checks FILE.wav against its sidecar FILE.json: the WAV's SHA-256,
+the pause markers and the HMAC-SHA256 under the recording key. It prints
+OK or FAILED with the reason. Exit status: 0 OK, 1 FAILED, 2 usage error
+(or a signed recording and no key given).
+
+The key is the content of -key-file with surrounding white space trimmed,
+or the value of the environment variable named by -key-env. Without a key
+an unsigned recording is reported as OK (unsigned): its audio matches the
+hash beside it, which proves nothing against someone who can edit both.
+
+info prints the recording's duration, codec, counters and pause markers
+from the sidecar (it does not verify them).`
+
+// runRecording implements `cloak recording verify|info`.
+func runRecording(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, recordingUsage)
+		return 2
+	}
+	switch args[0] {
+	case "verify":
+		return runRecordingVerify(args[1:], stdout, stderr)
+	case "info":
+		return runRecordingInfo(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, recordingUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cloak recording: unknown subcommand %q\n", args[0])
+		fmt.Fprintln(stderr, recordingUsage)
+		return 2
+	}
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments (`verify FILE.wav -key-file F`).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func runRecordingVerify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cloak recording verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keyFile := fs.String("key-file", "", "read the HMAC key from this file")
+	keyEnv := fs.String("key-env", "", "read the HMAC key from this environment variable")
+	fs.Usage = func() { fmt.Fprintln(stderr, recordingUsage) }
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	if *keyFile != "" && *keyEnv != "" {
+		fmt.Fprintln(stderr, "cloak recording verify: give -key-file or -key-env, not both")
+		return 2
+	}
+	var key []byte
+	switch {
+	case *keyFile != "":
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "cloak recording verify: key file: %v\n", err)
+			return 2
+		}
+		key = bytes.TrimSpace(b)
+		if len(key) == 0 {
+			fmt.Fprintf(stderr, "cloak recording verify: key file %s is empty\n", *keyFile)
+			return 2
+		}
+	case *keyEnv != "":
+		v, ok := os.LookupEnv(*keyEnv)
+		if !ok || v == "" {
+			fmt.Fprintf(stderr, "cloak recording verify: environment variable %s is not set\n", *keyEnv)
+			return 2
+		}
+		key = []byte(v)
+	}
+	wavPath := pos[0]
+	rep, err := recorder.Verify(wavPath, key)
+	switch {
+	case errors.Is(err, recorder.ErrNoKey):
+		fmt.Fprintf(stderr, "cloak recording verify: %s is signed: give -key-file or -key-env\n", wavPath)
+		return 2
+	case err != nil:
+		fmt.Fprintf(stdout, "FAILED %s: %v\n", wavPath, verifyReason(err))
+		return 1
+	case !rep.Signed:
+		fmt.Fprintf(stdout, "OK (unsigned) %s: audio matches the sidecar's SHA-256; no HMAC, so an edit of both files would not show\n", wavPath)
+		return 0
+	default:
+		fmt.Fprintf(stdout, "OK %s: audio, %d pause marker(s) and HMAC match (%s, call %s)\n",
+			wavPath, len(rep.Sidecar.Markers), fmtDuration(rep.Sidecar.Duration()), rep.Sidecar.CallID)
+		return 0
+	}
+}
+
+// verifyReason returns the verification sentinel in err's chain (its text
+// names what failed), or err itself.
+func verifyReason(err error) error {
+	for _, s := range []error{
+		recorder.ErrMissingSidecar, recorder.ErrBadSidecar, recorder.ErrAudioChanged,
+		recorder.ErrMarkersChanged, recorder.ErrSidecarChanged, recorder.ErrWrongKey,
+		recorder.ErrUnsigned,
+	} {
+		if errors.Is(err, s) {
+			return s
+		}
+	}
+	return err
+}
+
+func runRecordingInfo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cloak recording info", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, recordingUsage) }
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	s, err := recorder.ReadSidecar(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak recording info: %v\n", err)
+		return 1
+	}
+	w := stdout
+	fmt.Fprintf(w, "file:      %s\n", pos[0])
+	fmt.Fprintf(w, "call id:   %s\n", s.CallID)
+	fmt.Fprintf(w, "start:     %s\n", s.Start.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(w, "duration:  %s\n", fmtDuration(s.Duration()))
+	fmt.Fprintf(w, "format:    %d Hz %d-bit PCM stereo, left %s, right %s (call codec %s)\n",
+		s.SampleRate, s.BitsPerSample, s.Channels.Left, s.Channels.Right, s.Codec)
+	fmt.Fprintf(w, "frames:    %d written, %d silenced, %d dropped\n", s.FramesWritten, s.FramesSilent, s.FramesDropped)
+	fmt.Fprintf(w, "paused:    %s\n", fmtDuration(time.Duration(s.PausedMS)*time.Millisecond))
+	signed := "no"
+	if s.HMAC != "" {
+		signed = "yes (HMAC-SHA256; run verify to check)"
+	}
+	fmt.Fprintf(w, "signed:    %s\n", signed)
+	fmt.Fprintf(w, "markers:   %d\n", len(s.Markers))
+	for _, m := range s.Markers {
+		fmt.Fprintf(w, "  %s - %s  %-8s %s - %s\n",
+			fmtDuration(time.Duration(m.StartMS)*time.Millisecond), fmtDuration(time.Duration(m.EndMS)*time.Millisecond),
+			m.Reason, m.Start.UTC().Format(time.RFC3339Nano), m.End.UTC().Format(time.RFC3339Nano))
+	}
+	return 0
+}
+
+// fmtDuration prints d as [H:]MM:SS.mmm.
+func fmtDuration(d time.Duration) string {
+	ms := d.Milliseconds()
+	h, m, s, f := ms/3600000, ms/60000%60, ms/1000%60, ms%1000
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d.%03d", h, m, s, f)
+	}
+	return fmt.Sprintf("%02d:%02d.%03d", m, s, f)
+}

@@ -1,0 +1,114 @@
+package recorder
+
+import (
+	"io"
+	"runtime"
+	"testing"
+)
+
+// benchRotate is how many frames a benchmark hands to one recording
+// before it closes it and starts another, keeping each under the WAV size
+// limit (the loop runs far faster than real time).
+const benchRotate = 1 << 16
+
+// benchBatch is how many frames a benchmark hands over between two waits
+// for the writer; the benchmarks' queue holds that many.
+const benchBatch = 1024
+
+// benchRecorder starts a recording whose samples go to io.Discard, so the
+// benchmark measures the hand-off, not the disk. The queue is longer than
+// the default so the timer stops less often; the cost of a hand-off does
+// not depend on the queue's length.
+func benchRecorder(b *testing.B, mod func(*Config)) *Recorder {
+	b.Helper()
+	cfg := Config{Dir: b.TempDir(), Name: "bench", QueueFrames: benchBatch, wrapData: func(io.Writer) io.Writer { return io.Discard }}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// benchFrames hands b.N frames to recorders made by mk, alternating the
+// legs. Every benchBatch frames the timer stops while the writer catches up, so
+// the queue always has room and nothing is dropped: the figure is the cost
+// of one accepted frame.
+func benchFrames(b *testing.B, mk func() *Recorder) {
+	f := frameOf(1000)
+	r := mk()
+	handed := uint64(0)
+	finish := func() {
+		st := r.Stats()
+		if _, err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if st.Dropped != 0 {
+			b.Fatalf("%d frames dropped", st.Dropped)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%benchBatch == 0 {
+			b.StopTimer()
+			for r.written.Load()+r.silenced.Load() < handed {
+				runtime.Gosched()
+			}
+			if handed >= benchRotate {
+				finish()
+				r, handed = mk(), 0
+			}
+			b.StartTimer()
+		}
+		if i&1 == 0 {
+			r.WriteCaller(f)
+		} else {
+			r.WriteAgent(f)
+		}
+		handed++
+	}
+	b.StopTimer()
+	finish()
+}
+
+// BenchmarkWriteFrame is the hot-path cost of one 20 ms frame recorded.
+func BenchmarkWriteFrame(b *testing.B) {
+	benchFrames(b, func() *Recorder { return benchRecorder(b, nil) })
+}
+
+// BenchmarkWriteFramePaused is the cost of one frame handed over while
+// paused (queued as silence, no copy).
+func BenchmarkWriteFramePaused(b *testing.B) {
+	benchFrames(b, func() *Recorder {
+		r := benchRecorder(b, nil)
+		if err := r.Pause(ReasonSecure); err != nil {
+			b.Fatal(err)
+		}
+		return r
+	})
+}
+
+// BenchmarkWriteFrameQueueFull is the cost of one frame dropped because
+// the writer is stalled and the queue is full.
+func BenchmarkWriteFrameQueueFull(b *testing.B) {
+	mod, release := stallWriter()
+	defer release()
+	r := benchRecorder(b, func(c *Config) { mod(c); c.QueueFrames = 1 })
+	f := frameOf(1000)
+	r.WriteCaller(f) // fills the queue
+	b.ReportAllocs()
+	for b.Loop() {
+		r.WriteCaller(f)
+	}
+	b.StopTimer()
+	if d := r.Stats().Dropped; d == 0 {
+		b.Fatal("nothing dropped")
+	}
+	release()
+	if _, err := r.Close(); err != nil {
+		b.Fatal(err)
+	}
+}

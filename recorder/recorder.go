@@ -1,0 +1,598 @@
+// Package recorder records one interaction as one stereo WAV file (8 kHz,
+// 16-bit linear PCM; caller on the left channel, agent or IVR on the right)
+// with a signed JSON sidecar beside it.
+//
+// It is built for the RTP hot path. WriteCaller and WriteAgent copy a frame
+// into a buffer taken from a fixed pool and hand it to the recording's one
+// writer goroutine; they never block, never touch the disk and allocate
+// nothing. When the writer falls behind and the pool is empty, the frame is
+// dropped and counted (Stats.Dropped); the call goes on.
+//
+// Each frame is stamped with the recorder's clock when it is handed over and
+// placed on a common timeline by that time, so gaps (lost packets, dropped
+// frames, a leg that sends nothing) become silence and the file lasts as long
+// as the recording did.
+//
+// Pause and Resume take a Reason. The pause state is read when a frame is
+// handed over, in the caller's goroutine: a frame handed over after Pause
+// returned is written as silence even if older frames are still queued. Every
+// pause interval is kept as a Marker in the sidecar.
+//
+// The WAV and the sidecar are written under temporary names (".NAME.wav.part",
+// ".NAME.json.part") in the destination directory, fsynced, and renamed when
+// complete, so a crash never leaves a half file under a final name. Verify
+// checks a finished recording against its sidecar's SHA-256 and HMAC.
+//
+// The package knows nothing of archives, calls or configuration files: the
+// caller decides the directory, the base name, the key and the policy.
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Audio format of every recording.
+const (
+	// SampleRate is the sample rate of recordings, in Hz.
+	SampleRate = 8000
+	// FrameSamples is the number of samples per channel in one queued frame
+	// (20 ms). Longer writes are split into several frames.
+	FrameSamples = SampleRate / 50
+	// FrameDuration is the duration of one queued frame.
+	FrameDuration = 20 * time.Millisecond
+	// DefaultQueueFrames is the hand-off queue length when Config.QueueFrames
+	// is zero: 2.56 s of audio for one leg, 1.28 s for both.
+	DefaultQueueFrames = 128
+)
+
+// Sentinel errors. Returned errors wrap them with context; test with
+// errors.Is.
+var (
+	// ErrConfig reports an unusable Config.
+	ErrConfig = errors.New("recorder: bad config")
+	// ErrClosed reports an operation on a recording already closed or
+	// discarded.
+	ErrClosed = errors.New("recorder: recording closed")
+	// ErrReason reports a pause reason that is not one of the Reason
+	// constants.
+	ErrReason = errors.New("recorder: unknown pause reason")
+	// ErrWrite reports a failure writing the recording to disk.
+	ErrWrite = errors.New("recorder: write")
+)
+
+// Policy says whether a recording is written at all.
+type Policy int
+
+const (
+	// PolicyRecord (the zero value) records the interaction.
+	PolicyRecord Policy = iota
+	// PolicyNever creates a recorder that accepts every call and writes
+	// nothing: no goroutine, no file, no sidecar.
+	PolicyNever
+)
+
+// Reason says why a recording is paused. A recording is paused while at
+// least one reason is active.
+type Reason string
+
+// Pause reasons.
+const (
+	// ReasonSecure: the caller is in a secure segment (card entry).
+	ReasonSecure Reason = "secure"
+	// ReasonAgent: the agent paused the recording.
+	ReasonAgent Reason = "agent"
+	// ReasonConsent: the caller is being asked for consent to record.
+	ReasonConsent Reason = "consent"
+	// ReasonAPI: paused through the HTTP API.
+	ReasonAPI Reason = "api"
+)
+
+// numReasons is the number of Reason constants.
+const numReasons = 4
+
+// Reasons returns the pause reasons; a reason's bit in the pause mask is
+// 1 << its index.
+func Reasons() [numReasons]Reason {
+	return [numReasons]Reason{ReasonSecure, ReasonAgent, ReasonConsent, ReasonAPI}
+}
+
+func reasonBit(r Reason) (uint32, bool) {
+	for i, x := range Reasons() {
+		if x == r {
+			return 1 << i, true
+		}
+	}
+	return 0, false
+}
+
+// Channel is one side of the stereo recording.
+type Channel int
+
+const (
+	// Caller is the left channel.
+	Caller Channel = 0
+	// Agent is the right channel: the agent, or the IVR's prompts.
+	Agent Channel = 1
+)
+
+// String names the channel as the sidecar does.
+func (c Channel) String() string {
+	if c == Caller {
+		return "caller"
+	}
+	return "agent"
+}
+
+// Config describes one recording.
+type Config struct {
+	// Dir is the directory the files are written in; it must exist.
+	Dir string
+	// Name is the base name: the files are Name+".wav" and Name+".json".
+	// It must not contain a path separator or start with a dot.
+	Name string
+	// CallID identifies the interaction in the sidecar.
+	CallID string
+	// Codec is the codec the call used (for example "PCMA"), copied to the
+	// sidecar; the WAV is always 16-bit linear PCM.
+	Codec string
+	// Key signs the sidecar with HMAC-SHA256. Empty: the sidecar is written
+	// with "hmac": "" and Verify reports it as unsigned.
+	Key []byte
+	// Policy: PolicyNever writes nothing.
+	Policy Policy
+	// QueueFrames is the number of frame buffers in the hand-off pool;
+	// zero means DefaultQueueFrames.
+	QueueFrames int
+	// Now is the clock; nil means time.Now. It is called from the
+	// goroutines that write frames and must be safe for concurrent use.
+	Now func() time.Time
+
+	// writerHook, when set, is called by the writer goroutine before it
+	// takes each frame from the queue (tests stall the writer with it).
+	writerHook func()
+	// wrapData, when set, wraps the file the samples are written to
+	// (benchmarks send them to io.Discard).
+	wrapData func(io.Writer) io.Writer
+}
+
+// Stats are a recording's counters.
+type Stats struct {
+	// Written is the number of frames written as audio.
+	Written uint64
+	// Silenced is the number of frames handed over while paused and
+	// written as silence.
+	Silenced uint64
+	// Dropped is the number of frames lost because the queue was full.
+	Dropped uint64
+	// Paused is the total time the recording has been paused (the union
+	// of all reasons' intervals).
+	Paused time.Duration
+}
+
+// Result describes a closed recording.
+type Result struct {
+	// WAV and Sidecar are the final paths of the files.
+	WAV, Sidecar string
+	// Meta is what the sidecar holds.
+	Meta Sidecar
+}
+
+// recorder states.
+const (
+	stateRecording int32 = iota
+	stateClosed
+	stateDiscarded
+)
+
+// Recorder records one interaction. WriteCaller, WriteAgent, Pause, Resume,
+// Paused and Stats may be called from any goroutine; Close and Discard end
+// the recording.
+type Recorder struct {
+	cfg   Config
+	now   func() time.Time
+	start time.Time
+	never bool
+
+	state     atomic.Int32
+	pauseMask atomic.Uint32 // active reasons; read on every frame
+
+	written, silenced, dropped atomic.Uint64
+
+	free chan *frame // frame buffers ready for a producer
+	work chan *frame // frames for the writer
+	stop chan struct{}
+	done chan struct{} // closed when the writer goroutine has exited
+
+	tl       *timeline // owned by the writer goroutine until done
+	partPath string
+
+	mu          sync.Mutex      // guards the fields below and Close/Discard
+	open        [numReasons]int // index+1 into markers of each reason's open marker; 0 none
+	markers     []Marker
+	pausedSince time.Time
+	pausedTotal time.Duration
+	finished    bool
+	result      Result
+}
+
+// frame is one queued frame. The producer fills it; the writer owns it from
+// the send on work until it puts it back on free.
+type frame struct {
+	ch     Channel
+	silent bool
+	n      int
+	at     int64 // sample offset from the start of the recording
+	buf    [FrameSamples]int16
+}
+
+// New starts a recording: with PolicyRecord it creates ".Name.wav.part" in
+// Dir and starts the writer goroutine. The recording's start time is the
+// clock's time now.
+func New(cfg Config) (*Recorder, error) {
+	r := &Recorder{cfg: cfg, now: cfg.Now}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.start = r.now()
+	if cfg.Policy == PolicyNever {
+		r.never = true
+		r.state.Store(stateClosed)
+		return r, nil
+	}
+	if cfg.Policy != PolicyRecord {
+		return nil, fmt.Errorf("%w: policy %d", ErrConfig, cfg.Policy)
+	}
+	if cfg.Name == "" || strings.ContainsAny(cfg.Name, `/\`) || strings.HasPrefix(cfg.Name, ".") {
+		return nil, fmt.Errorf("%w: name %q: want a base name without separators or leading dot", ErrConfig, cfg.Name)
+	}
+	if st, err := os.Stat(cfg.Dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%w: dir %q is not a directory", ErrConfig, cfg.Dir)
+	}
+	q := cfg.QueueFrames
+	if q <= 0 {
+		q = DefaultQueueFrames
+	}
+	r.partPath = filepath.Join(cfg.Dir, "."+cfg.Name+".wav.part")
+	f, err := os.OpenFile(r.partPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("%w: create %s: %w", ErrWrite, r.partPath, err)
+	}
+	var data io.Writer = f
+	if cfg.wrapData != nil {
+		data = cfg.wrapData(f)
+	}
+	r.tl = newTimeline(f, data)
+	r.free = make(chan *frame, q)
+	r.work = make(chan *frame, q)
+	frames := make([]frame, q)
+	for i := range frames {
+		r.free <- &frames[i]
+	}
+	r.stop = make(chan struct{})
+	r.done = make(chan struct{})
+	go r.writer()
+	return r, nil
+}
+
+// Start is the recording's start time (the clock's time when New ran).
+func (r *Recorder) Start() time.Time { return r.start }
+
+// WriteCaller records samples (8 kHz linear PCM, normally one 20 ms frame)
+// on the caller's (left) channel at the clock's time now. It never blocks
+// and does not keep samples.
+func (r *Recorder) WriteCaller(samples []int16) { r.write(Caller, samples) }
+
+// WriteAgent records samples on the agent's (right) channel; see
+// WriteCaller.
+func (r *Recorder) WriteAgent(samples []int16) { r.write(Agent, samples) }
+
+// Write records samples on channel ch; see WriteCaller.
+//
+// Hot path: no locks, no allocation. It reads two atomics (state, pause
+// mask), calls the clock once, and does one non-blocking receive from the
+// free pool and one send on the work queue per 20 ms of samples; the send
+// cannot block because the queue holds as many slots as there are buffers.
+func (r *Recorder) Write(ch Channel, samples []int16) { r.write(ch, samples) }
+
+func (r *Recorder) write(ch Channel, samples []int16) {
+	if r.state.Load() != stateRecording || len(samples) == 0 {
+		return
+	}
+	// Read the pause state before the clock: a Pause that returned before
+	// this call began is seen here, whatever is still queued.
+	silent := r.pauseMask.Load() != 0
+	at := r.now().Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
+	if at < 0 {
+		at = 0
+	}
+	for len(samples) > 0 {
+		n := min(len(samples), FrameSamples)
+		select {
+		case f := <-r.free:
+			f.ch, f.silent, f.n, f.at = ch, silent, n, at
+			if !silent {
+				copy(f.buf[:n], samples[:n])
+			}
+			r.work <- f
+		default:
+			r.dropped.Add(1)
+		}
+		samples = samples[n:]
+		at += int64(n)
+	}
+}
+
+// writer is the recording's one writer goroutine: it places queued frames
+// on the timeline until stop is closed, then drains the queue and exits.
+// Close and Discard finish the file once it has exited.
+func (r *Recorder) writer() {
+	defer close(r.done)
+	for {
+		if h := r.cfg.writerHook; h != nil {
+			h()
+		}
+		select {
+		case f := <-r.work:
+			r.take(f)
+		case <-r.stop:
+			for {
+				select {
+				case f := <-r.work:
+					r.take(f)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *Recorder) take(f *frame) {
+	if r.state.Load() == stateDiscarded {
+		r.free <- f
+		return
+	}
+	if f.silent {
+		r.tl.silence(int(f.ch), f.at, f.n)
+		r.silenced.Add(1)
+	} else {
+		r.tl.audio(int(f.ch), f.at, f.buf[:f.n])
+		r.written.Add(1)
+	}
+	r.free <- f
+}
+
+// Pause pauses the recording for reason: from now until Resume(reason),
+// frames handed over are written as silence and a Marker records the
+// interval.
+//
+// Reasons nest as a set, not a counter: the recording is paused while any
+// reason is active. Pausing for a reason already active does nothing (it
+// keeps the first marker); Resume lifts one reason, and audio is recorded
+// again only when no reason is left. An agent pause then a secure pause
+// thus stays paused until both are resumed, in either order, and gives two
+// overlapping markers.
+func (r *Recorder) Pause(reason Reason) error {
+	bit, ok := reasonBit(reason)
+	if !ok {
+		return fmt.Errorf("pause %q: %w", reason, ErrReason)
+	}
+	if r.never {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return fmt.Errorf("pause %s: %w", reason, ErrClosed)
+	}
+	mask := r.pauseMask.Load()
+	if mask&bit != 0 {
+		return nil
+	}
+	now := r.now()
+	if mask == 0 {
+		r.pausedSince = now
+	}
+	r.pauseMask.Store(mask | bit)
+	r.markers = append(r.markers, Marker{Reason: reason, Start: now.UTC().Round(0), StartMS: r.offsetMS(now), EndMS: -1})
+	r.open[bitIndex(bit)] = len(r.markers)
+	return nil
+}
+
+// Resume lifts reason. Resuming a reason that is not active does nothing.
+// See Pause for how reasons nest.
+func (r *Recorder) Resume(reason Reason) error {
+	bit, ok := reasonBit(reason)
+	if !ok {
+		return fmt.Errorf("resume %q: %w", reason, ErrReason)
+	}
+	if r.never {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return fmt.Errorf("resume %s: %w", reason, ErrClosed)
+	}
+	mask := r.pauseMask.Load()
+	if mask&bit == 0 {
+		return nil
+	}
+	r.closeMarker(bit, r.now())
+	r.pauseMask.Store(mask &^ bit)
+	return nil
+}
+
+// closeMarker ends the open marker of bit at now. Called with mu held.
+func (r *Recorder) closeMarker(bit uint32, now time.Time) {
+	i := bitIndex(bit)
+	m := &r.markers[r.open[i]-1]
+	m.End = now.UTC().Round(0)
+	m.EndMS = max(r.offsetMS(now), m.StartMS)
+	r.open[i] = 0
+	if r.pauseMask.Load() == bit { // the last reason goes
+		r.pausedTotal += now.Sub(r.pausedSince)
+	}
+}
+
+func bitIndex(bit uint32) int {
+	for i := range numReasons {
+		if bit == 1<<i {
+			return i
+		}
+	}
+	panic("recorder: bad reason bit")
+}
+
+func (r *Recorder) offsetMS(t time.Time) int64 {
+	return max(t.Sub(r.start).Milliseconds(), 0)
+}
+
+// Paused reports whether at least one pause reason is active.
+func (r *Recorder) Paused() bool { return r.pauseMask.Load() != 0 }
+
+// Stats returns the recording's counters so far.
+func (r *Recorder) Stats() Stats {
+	s := Stats{Written: r.written.Load(), Silenced: r.silenced.Load(), Dropped: r.dropped.Load()}
+	r.mu.Lock()
+	s.Paused = r.pausedTotal
+	if r.pauseMask.Load() != 0 && !r.finished {
+		s.Paused += r.now().Sub(r.pausedSince)
+	}
+	r.mu.Unlock()
+	return s
+}
+
+// Markers returns a copy of the pause markers so far; an open marker has
+// EndMS -1.
+func (r *Recorder) Markers() []Marker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Marker(nil), r.markers...)
+}
+
+// Close ends the recording: open pauses end now, the file is padded with
+// silence to the recording's duration, fsynced and renamed to Name+".wav",
+// and the sidecar Name+".json" is written beside it. Frames handed over
+// after Close are ignored. With PolicyNever it returns an empty Result.
+// On a write error the partial file is removed.
+func (r *Recorder) Close() (Result, error) {
+	if r.never {
+		return Result{}, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return Result{}, fmt.Errorf("close %s: %w", r.cfg.Name, ErrClosed)
+	}
+	r.finished = true
+	end := r.now()
+	for i := range numReasons {
+		if r.open[i] != 0 {
+			r.closeMarker(1<<i, end)
+			r.pauseMask.Store(r.pauseMask.Load() &^ (1 << i))
+		}
+	}
+	r.state.Store(stateClosed)
+	close(r.stop)
+	<-r.done
+
+	target := end.Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
+	samples, err := r.tl.finish(target)
+	if err != nil {
+		os.Remove(r.partPath)
+		return Result{}, fmt.Errorf("%w: %s: %w", ErrWrite, r.partPath, err)
+	}
+	wavPath := filepath.Join(r.cfg.Dir, r.cfg.Name+".wav")
+	if err := os.Rename(r.partPath, wavPath); err != nil {
+		os.Remove(r.partPath)
+		return Result{}, fmt.Errorf("%w: rename %s: %w", ErrWrite, r.partPath, err)
+	}
+	sum, err := fileSHA256(wavPath)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: hash %s: %w", ErrWrite, wavPath, err)
+	}
+	st := Stats{Written: r.written.Load(), Silenced: r.silenced.Load(), Dropped: r.dropped.Load(), Paused: r.pausedTotal}
+	meta := Sidecar{
+		Version:       sidecarVersion,
+		CallID:        r.cfg.CallID,
+		Start:         r.start.UTC().Round(0),
+		End:           end.UTC().Round(0),
+		DurationMS:    samples * 1000 / SampleRate,
+		SampleRate:    SampleRate,
+		BitsPerSample: 16,
+		Codec:         r.cfg.Codec,
+		Channels:      Layout{Left: Caller.String(), Right: Agent.String()},
+		Markers:       append([]Marker{}, r.markers...),
+		FramesWritten: st.Written,
+		FramesSilent:  st.Silenced,
+		FramesDropped: st.Dropped,
+		PausedMS:      st.Paused.Milliseconds(),
+		SHA256:        sum,
+	}
+	meta.seal(r.cfg.Key)
+	jsonPath := sidecarPath(wavPath)
+	if err := writeSidecar(jsonPath, &meta); err != nil {
+		return Result{}, err
+	}
+	syncDir(r.cfg.Dir)
+	r.result = Result{WAV: wavPath, Sidecar: jsonPath, Meta: meta}
+	return r.result, nil
+}
+
+// Discard aborts the recording and removes every file it wrote: the
+// partial WAV, or, after Close, the finished WAV and its sidecar. Use it
+// when the caller declines recording. It is safe to call more than once.
+func (r *Recorder) Discard() error {
+	if r.never {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var paths []string
+	if r.finished {
+		if r.state.Load() == stateDiscarded {
+			return nil
+		}
+		if r.result.WAV != "" {
+			paths = append(paths, r.result.WAV, r.result.Sidecar)
+		}
+		paths = append(paths, r.partPath)
+	} else {
+		r.finished = true
+		r.state.Store(stateDiscarded)
+		close(r.stop)
+		<-r.done
+		r.tl.abort()
+		paths = append(paths, r.partPath)
+	}
+	r.state.Store(stateDiscarded)
+	var errs []error
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: discard %s: %w", ErrWrite, r.cfg.Name, errors.Join(errs...))
+	}
+	syncDir(r.cfg.Dir)
+	return nil
+}
+
+// syncDir fsyncs a directory so a rename or removal in it is durable.
+// Errors are ignored: some filesystems refuse to sync directories.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
