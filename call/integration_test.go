@@ -37,6 +37,9 @@ type harness struct {
 }
 
 type opts struct {
+	dir        *call.Directory
+	secureCode string
+	secureFlow string
 	flows      *ivr.FlowSet
 	endpoints  map[string]string
 	prompts    fs.FS
@@ -123,7 +126,8 @@ func newHarness(t *testing.T, o opts) *harness {
 	t.Cleanup(clock.Stop)
 	mgr, err := call.NewManager(call.Config{Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
-		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts})
+		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
+		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +137,7 @@ func newHarness(t *testing.T, o opts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mgr.SetDialer(srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,8 @@ commands:
   serve         run the SIP/RTP server (cloak serve -h for flags)
   version       print the version
   dtmf scan     list the DTMF digits found in a WAV recording
-  flows check   validate a directory of IVR flows`)
+  flows check   validate a directory of IVR flows
+  recording verify|info   check a recording's integrity (SHA-256 + HMAC sidecar), show its pause markers`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDTMF(args[1:], stdout, stderr)
 	case "flows":
 		return runFlows(args[1:], stdout, stderr)
+	case "recording":
+		return runRecording(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
