@@ -530,3 +530,58 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// TestMaskingWhileTalking: bridged with masking on, the caller keys digits
+// in-band (tones over speech-like audio) and as RFC 4733 events; the agent
+// receives no event and its audio holds no digit the detector can find,
+// while ordinary audio still gets through.
+func TestMaskingWhileTalking(t *testing.T) {
+	alice := newTestAgent(t, "alice")
+	h := newHarness(t, opts{routes: map[string]string{"relay": "dial:" + alice.uri()}, prompts: os.DirFS("../testdata/prompts")})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, "relay", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Ack(ctx)
+	waitAnswered(t, alice, 5*time.Second)
+	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
+	enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
+	c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
+
+	// 2 s of audio: a 500 Hz "voice" with the digits 4, 1, 7 keyed in-band
+	// (80 ms tones, -10 dBm0) on top, then RFC 4733 digits.
+	var pcm []int16
+	for i := 0; i < 16000; i++ {
+		pcm = append(pcm, int16(2000*math.Sin(2*math.Pi*500*float64(i)/8000)))
+	}
+	for k, digit := range []byte("417") {
+		tone, err := dtmf.AppendTone(nil, digit, dtmf.ToneSpec{Duration: 80 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := 3000 + k*4000
+		for j, v := range tone {
+			pcm[at+j] = pcm[at+j]/4 + v
+		}
+	}
+	start := time.Now()
+	for i := 0; i+160 <= len(pcm); i += 160 {
+		c.send(0, i == 0, uint32(i), media.CodecPCMU().Encode(pcm[i:i+160], nil))
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.ts = uint32(len(pcm))
+	c.key("99")
+	time.Sleep(300 * time.Millisecond)
+	got := alice.received(start, time.Now())
+	if len(got) < 80 {
+		t.Fatalf("agent received %d packets of the caller's audio", len(got))
+	}
+	events, inband := dtmfIn(got)
+	if events != 0 || inband != 0 {
+		t.Fatalf("agent received %d telephone-event packets and %d in-band digits", events, inband)
+	}
+	d.Bye(ctx)
+}

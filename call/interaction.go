@@ -166,6 +166,19 @@ func (c *Interaction) run() {
 		c.runFlow(ctx, name)
 		untick()
 		c.supervise(ctx)
+	case strings.HasPrefix(c.target, "dial:"):
+		// A straight B2BUA relay to a SIP URI through the gate, with DTMF
+		// masking on: what load tests and simple trunk-to-agent setups use.
+		uri := strings.TrimPrefix(c.target, "dial:")
+		side, err := c.dial(ctx, uri, nil, 30*time.Second)
+		if err != nil {
+			c.log.Info().Err(err).Msg("dial target did not answer")
+			c.end("dial failed")
+			break
+		}
+		side.queue = QueueConfig{Name: "dial", MaskDTMF: true, HoldPrompt: "hold"}
+		c.bridge(side)
+		c.supervise(ctx)
 	case c.target == "echo":
 		c.caller.SetHandler(media.Echo())
 		<-ctx.Done()

@@ -34,7 +34,9 @@ type Config struct {
 	// Routes maps the called user part (the Request-URI user) to what
 	// answers it: "echo" (echoes the caller's audio), "tone" (1004 Hz test
 	// tone), "ring" (rings and never answers: for CANCEL and no-answer
-	// tests), "prompt:NAME" (plays NAME.wav, then hangs up) or "flow:NAME".
+	// tests), "prompt:NAME" (plays NAME.wav, then hangs up), "flow:NAME",
+	// or "dial:SIP-URI" (bridges straight to that URI through the gate,
+	// DTMF masked: a relay for trunks and load tests).
 	Routes map[string]string `yaml:"routes"`
 	// Prompts is where prompts are read from.
 	Prompts Prompts `yaml:"prompts"`
@@ -388,8 +390,10 @@ func validTarget(t string) error {
 		return nil
 	case strings.HasPrefix(t, "prompt:") && len(t) > len("prompt:"):
 		return nil
+	case strings.HasPrefix(t, "dial:sip:") && len(t) > len("dial:sip:"):
+		return nil
 	}
-	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME or flow:NAME)", t)
+	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME, flow:NAME or dial:SIP-URI)", t)
 }
 
 // SIPListen parses sip.listen.
