@@ -33,15 +33,15 @@ type testAgent struct {
 	noAns  bool
 	sock   *net.UDPConn
 
-	mu      sync.Mutex
-	rx      []agentPacket
-	dialog  *sipgo.DialogServerSession
-	remote  netip.AddrPort
-	invites int
+	mu       sync.Mutex
+	rx       []agentPacket
+	dialog   *sipgo.DialogServerSession
+	remote   netip.AddrPort
+	invites  int
 	answered chan struct{}
-	ua      *sipgo.UserAgent
-	seq     uint16
-	ts      uint32
+	ua       *sipgo.UserAgent
+	seq      uint16
+	ts       uint32
 }
 
 type agentPacket struct {
