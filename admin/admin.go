@@ -24,6 +24,8 @@ type Backend interface {
 	Secure(id, flow string) error
 	Subscribe(id string) (past []call.Event, next <-chan call.Event, cancel func(), ok bool)
 	Agents() []call.AgentInfo
+	// Recording pauses ("pause") or resumes ("resume") a call's recording.
+	Recording(id, action string) error
 }
 
 // ErrNotFound is returned by a Backend for an unknown call.
@@ -64,6 +66,24 @@ func Handler(b Backend) http.Handler {
 		case errors.Is(err, ErrNotFound):
 			writeError(w, http.StatusNotFound, err)
 		case errors.Is(err, call.ErrSecureActive), errors.Is(err, call.ErrNotBridged):
+			writeError(w, http.StatusConflict, err)
+		default:
+			writeError(w, http.StatusUnprocessableEntity, err)
+		}
+	})
+	mux.HandleFunc("POST /api/calls/{id}/recording/{action}", func(w http.ResponseWriter, r *http.Request) {
+		action := r.PathValue("action")
+		if action != "pause" && action != "resume" {
+			writeError(w, http.StatusNotFound, errors.New("want recording/pause or recording/resume"))
+			return
+		}
+		err := b.Recording(r.PathValue("id"), action)
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusOK, map[string]string{"recording": action + "d"})
+		case errors.Is(err, ErrNotFound):
+			writeError(w, http.StatusNotFound, err)
+		case errors.Is(err, call.ErrNoRecording):
 			writeError(w, http.StatusConflict, err)
 		default:
 			writeError(w, http.StatusUnprocessableEntity, err)
@@ -186,4 +206,15 @@ func (b managerBackend) Agents() []call.AgentInfo {
 		return d.Agents()
 	}
 	return []call.AgentInfo{}
+}
+
+func (b managerBackend) Recording(id, action string) error {
+	c, ok := b.m.Call(id)
+	if !ok {
+		return ErrNotFound
+	}
+	if action == "pause" {
+		return c.PauseRecording("api")
+	}
+	return c.ResumeRecording("api")
 }

@@ -144,6 +144,8 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 	ep.SetRemote(m.Remote)
 	ep.SetCodec(codecOf(m.Codec), m.EventPT)
 	ep.SetDirection(directionOf(m.Direction))
+	ep.SetMonitor(&legMonitor{c: c, rtp: c.rtpCap})
+	c.addLegCapture(leg.SIPCallID())
 	ep.Start()
 	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{})}
 	leg.SetCallbacks(func(nm sip.Media) error {
@@ -408,14 +410,10 @@ func (c *Interaction) loopPrompt(ctx context.Context, ep *media.Endpoint, name s
 	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
-// onAgentDigit handles a key from the agent: feature codes (e.g. "*7"
-// sends the caller into the secure flow). Agent keys are never forwarded
-// to the caller.
+// onAgentDigit handles a key from the agent: feature codes ("*7" sends the
+// caller into the secure flow, "*9" pauses or resumes the recording).
+// Agent keys are never forwarded to the caller.
 func (c *Interaction) onAgentDigit(d byte) {
-	code, flow := c.m.cfg.SecureCode, c.m.cfg.SecureFlow
-	if code == "" || flow == "" {
-		return
-	}
 	c.mu.Lock()
 	now := time.Now()
 	if now.Sub(c.agentKeyAt) > 3*time.Second {
@@ -423,17 +421,41 @@ func (c *Interaction) onAgentDigit(d byte) {
 	}
 	c.agentKeyAt = now
 	c.agentKeys = append(c.agentKeys, d)
-	if len(c.agentKeys) > len(code) {
-		c.agentKeys = c.agentKeys[len(c.agentKeys)-len(code):]
+	if len(c.agentKeys) > 8 {
+		c.agentKeys = c.agentKeys[len(c.agentKeys)-8:]
 	}
-	match := string(c.agentKeys) == code
-	if match {
+	keys := string(c.agentKeys)
+	secure := c.m.cfg.SecureCode != "" && c.m.cfg.SecureFlow != "" && strings.HasSuffix(keys, c.m.cfg.SecureCode)
+	record := c.m.cfg.RecordCode != "" && strings.HasSuffix(keys, c.m.cfg.RecordCode)
+	if secure || record {
 		c.agentKeys = c.agentKeys[:0]
 	}
 	c.mu.Unlock()
-	if match {
-		if err := c.RequestSecure(flow, "feature-code"); err != nil {
+	switch {
+	case secure:
+		if err := c.RequestSecure(c.m.cfg.SecureFlow, "feature-code"); err != nil {
 			c.log.Info().Err(err).Msg("feature code refused")
 		}
+	case record:
+		c.toggleAgentPause()
 	}
+}
+
+// toggleAgentPause pauses the recording for the agent, or resumes it.
+func (c *Interaction) toggleAgentPause() {
+	rec := c.rec.Load()
+	if rec == nil {
+		return
+	}
+	c.mu.Lock()
+	c.agentPaused = !c.agentPaused
+	paused := c.agentPaused
+	c.mu.Unlock()
+	var err error
+	if paused {
+		err = c.PauseRecording("agent")
+	} else {
+		err = c.ResumeRecording("agent")
+	}
+	c.log.Info().Bool("paused", paused).Err(err).Msg("agent toggled the recording")
 }

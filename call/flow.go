@@ -82,6 +82,7 @@ func (c *Interaction) SetData(key, value string) {
 	c.mu.Lock()
 	c.data[key] = value
 	c.mu.Unlock()
+	c.onConsentData(key, value)
 }
 
 // Data returns a copy of the participant data.
@@ -111,6 +112,8 @@ func (c *Interaction) EnterSecure(flow string, kind ivr.Kind) error {
 	if c.mode.Load() == uint32(Secure) {
 		return ivr.ErrNestedSecure
 	}
+	// Sinks go dark before the mode flips, so nothing slips through between.
+	c.secureSinks(true)
 	c.mode.Store(uint32(Secure))
 	c.segments = append(c.segments, SecureSegment{Flow: flow, Kind: string(kind), Start: time.Now()})
 	c.log.Info().Str("flow", flow).Str("kind", string(kind)).Msg("secure segment started")
@@ -127,6 +130,7 @@ func (c *Interaction) LeaveSecure(outputs map[string]string) {
 		c.segments[n-1].Outputs = outputs
 	}
 	c.mode.Store(uint32(Normal))
+	c.secureSinks(false)
 	for k, v := range outputs {
 		c.data[k] = v
 	}

@@ -8,9 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
@@ -30,14 +32,20 @@ type Interaction struct {
 	mode   atomic.Uint32 // Mode; switched only by EnterSecure/LeaveSecure
 	digits *digitQueue
 
-	mu         sync.Mutex // guards data, segments, trace, side, agentKeys
-	data       map[string]string
-	segments   []SecureSegment
-	trace      []ivr.TraceEvent
-	side       *agentSide // the agent leg, once bridged
-	agentKeys  []byte     // agent's recent keys, for feature codes
-	agentKeyAt time.Time
-	talkKeys   int // digits keyed while talking (masked view only)
+	mu          sync.Mutex // guards data, segments, trace, side, agentKeys
+	data        map[string]string
+	segments    []SecureSegment
+	trace       []ivr.TraceEvent
+	side        *agentSide // the agent leg, once bridged
+	agentKeys   []byte     // agent's recent keys, for feature codes
+	agentKeyAt  time.Time
+	talkKeys    int  // digits keyed while talking (masked view only)
+	agentPaused bool // the agent paused the recording
+
+	rec        atomic.Pointer[recorder.Recorder]
+	sipCap     *capture.CallCapture // SIP of this call's dialogs (nil: off)
+	rtpCap     *capture.CallCapture // RTP of this call's legs (nil: off)
+	legCallIDs []string
 
 	secureRunning atomic.Bool
 	secureReq     chan secureRequest
@@ -232,9 +240,12 @@ func (c *Interaction) supervise(ctx context.Context) {
 	}
 }
 
-// close releases the media of the interaction and its agent leg.
+// close releases the media of the interaction and its agent leg, and
+// finishes its recording and captures.
 func (c *Interaction) close() {
 	c.end("closed")
+	defer c.closeCaptures()
+	defer c.finishRecording()
 	c.mu.Lock()
 	side := c.side
 	c.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
@@ -51,6 +52,19 @@ type Config struct {
 	// caller into SecureFlow (an agent-referred flow). Empty disables it.
 	SecureCode string
 	SecureFlow string
+	// RecordCode is the agent's feature code that pauses and resumes the
+	// recording ("*9"). Empty disables it.
+	RecordCode string
+	// RecordingDir is where recordings go; empty records nothing.
+	RecordingDir string
+	// RecordingKey signs recordings' sidecars (HMAC-SHA256).
+	RecordingKey []byte
+	// RecordRoutes is the recording policy per called user part
+	// (always, consent, on_demand, never); RecordDefault the rest.
+	RecordRoutes  map[string]string
+	RecordDefault string
+	// Capture is the protocol and media capture (nil sinks: off).
+	Capture Capture
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 }
@@ -62,6 +76,7 @@ type Manager struct {
 	tone *media.Prompt
 
 	runner   *ivr.Runner
+	caps     captures
 	dir      *Directory
 	srv      Dialer
 	ringback *media.Prompt
@@ -110,6 +125,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		tone:     media.NewPromptPCM("tone", TestTone(time.Second)),
 		ringback: media.NewPromptPCM("ringback", Ringback(3*time.Second)),
 		dir:      cfg.Directory,
+		caps:     captures{byID: map[string]*capture.CallCapture{}, total: cfg.Capture.SIP},
 		calls:    map[string]*Interaction{},
 		prompts:  map[string]*media.Prompt{},
 		stop:     make(chan struct{}),
@@ -303,6 +319,9 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		return
 	}
 	c.applyMedia(agreed)
+	c.openCaptures()
+	c.startRecording(agreed.Codec.Name)
+	ep.SetMonitor(&legMonitor{c: c, record: true, rtp: c.rtpCap})
 	c.run()
 }
 

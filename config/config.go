@@ -50,6 +50,44 @@ type Config struct {
 	Features Features `yaml:"features"`
 	// Admin is the HTTP API.
 	Admin Admin `yaml:"admin"`
+	// Recording is call recording.
+	Recording Recording `yaml:"recording"`
+	// Capture is SIP and RTP capture for troubleshooting.
+	Capture Capture `yaml:"capture"`
+	// PCI, when true, turns media and protocol capture off whatever
+	// capture says, and says so at start (PCI DSS: no cardholder data in
+	// troubleshooting captures).
+	PCI bool `yaml:"pci"`
+}
+
+// Recording configures call recording.
+type Recording struct {
+	// Dir holds the recordings (YYYY/MM/DD/<call>.wav + .json). Empty
+	// means DATA/recordings.
+	Dir string `yaml:"dir"`
+	// KeyFile holds the HMAC key that signs recordings' sidecars. Empty
+	// means DATA/recording.key, created (mode 0600) on first start.
+	KeyFile string `yaml:"key_file"`
+	// Default is the policy of routes not listed: always, consent,
+	// on_demand or never.
+	Default string `yaml:"default"`
+	// Routes sets the policy per called user part.
+	Routes map[string]string `yaml:"routes"`
+	// AgentCode, keyed by the agent, pauses the recording, and again
+	// resumes it. Empty disables it.
+	AgentCode string `yaml:"agent_code"`
+}
+
+// Capture configures protocol and media capture.
+type Capture struct {
+	// SIPPcap writes every SIP message to DATA/captures/sip-<start>.pcap.
+	SIPPcap bool `yaml:"sip_pcap"`
+	// RTPPcap writes every RTP packet to DATA/captures/rtp-<start>.pcap.
+	RTPPcap bool `yaml:"rtp_pcap"`
+	// HEP sends SIP messages to a HEPv3 collector (Homer) at host:port.
+	HEP string `yaml:"hep"`
+	// HEPAgentID is the capture agent id in HEP packets.
+	HEPAgentID uint32 `yaml:"hep_agent_id"`
 }
 
 // Agent is one agent.
@@ -197,6 +235,8 @@ func Default() Config {
 		},
 		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay"},
 		Admin:    Admin{Listen: "127.0.0.1:8080"},
+		Recording: Recording{Default: "never", AgentCode: "*9",
+			Routes: map[string]string{"main": "always", "pay": "always"}},
 		Routes: map[string]string{
 			"echo": "echo",
 			"tone": "tone",
@@ -364,6 +404,28 @@ func (c *Config) Validate() error {
 	for _, ch := range c.Features.SecureCode {
 		if !strings.ContainsRune("0123456789*#", ch) {
 			bad("features.secure_code", "%q is not a DTMF key", ch)
+		}
+	}
+	policies := map[string]bool{"always": true, "consent": true, "on_demand": true, "never": true}
+	if !policies[c.Recording.Default] {
+		bad("recording.default", "unknown policy %q (want always, consent, on_demand or never)", c.Recording.Default)
+	}
+	for r, p := range c.Recording.Routes {
+		if !policies[p] {
+			bad("recording.routes."+r, "unknown policy %q (want always, consent, on_demand or never)", p)
+		}
+	}
+	for _, ch := range c.Recording.AgentCode {
+		if !strings.ContainsRune("0123456789*#", ch) {
+			bad("recording.agent_code", "%q is not a DTMF key", ch)
+		}
+	}
+	if c.Recording.AgentCode != "" && c.Recording.AgentCode == c.Features.SecureCode {
+		bad("recording.agent_code", "same as features.secure_code")
+	}
+	if c.Capture.HEP != "" {
+		if _, err := netip.ParseAddrPort(c.Capture.HEP); err != nil {
+			bad("capture.hep", "want IP:PORT, got %q", c.Capture.HEP)
 		}
 	}
 	if c.Admin.Listen != "" {

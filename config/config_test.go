@@ -72,6 +72,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"log:\n  format: xml\n", "log.format"},
 		{"shutdown:\n  mode: maybe\n", "shutdown.mode"},
 		{"routes:\n  sales: nowhere\n", "routes.sales"},
+		{"recording:\n  default: sometimes\n", "recording.default"},
+		{"recording:\n  routes:\n    main: loud\n", "recording.routes.main"},
+		{"capture:\n  hep: homer\n", "capture.hep"},
+		{"queues:\n  - name: q\n    dtmf: shout\n", "queues[0].dtmf"},
+		{"agents:\n  - name: x\n    queues: [nope]\n", "agents[0].queues[0]"},
 		{"flows:\n  endpoints:\n    payment_gateway: ftp://x\n", "flows.endpoints.payment_gateway"},
 	}
 	for _, tt := range tests {

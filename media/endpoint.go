@@ -63,6 +63,7 @@ type Endpoint struct {
 
 	// Read-mostly state swapped atomically; the read loop takes no lock.
 	handler  atomic.Pointer[handlerBox]
+	monitor  atomic.Pointer[monitorBox]
 	codec    atomic.Pointer[codecState]
 	dir      atomic.Uint32
 	sdp      atomic.Pointer[netip.AddrPort] // remote from SDP
@@ -89,6 +90,29 @@ type Endpoint struct {
 }
 
 type handlerBox struct{ h Handler }
+
+type monitorBox struct{ m Monitor }
+
+// Monitor observes a leg's traffic for recording and capture. Received
+// sees every packet accepted for delivery, before the Handler (which may
+// rewrite it); Sent sees every packet written to the socket (audio and
+// events; tell them apart by payload type). Both run on the hot path, the
+// read goroutine or a writer holding the transmit lock: they must not
+// block, must not keep the slices, and must not call the endpoint's
+// writing methods.
+type Monitor interface {
+	Received(e *Endpoint, p *Packet)
+	Sent(e *Endpoint, raw []byte, dst netip.AddrPort)
+}
+
+// SetMonitor installs the monitor (an atomic swap); nil removes it.
+func (e *Endpoint) SetMonitor(m Monitor) {
+	if m == nil {
+		e.monitor.Store(nil)
+		return
+	}
+	e.monitor.Store(&monitorBox{m: m})
+}
 
 type codecState struct {
 	codec   Codec

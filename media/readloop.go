@@ -156,7 +156,8 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
 		return
 	}
 	hb := e.handler.Load()
-	if hb == nil {
+	mb := e.monitor.Load()
+	if hb == nil && mb == nil {
 		return
 	}
 	p := &st.pkt
@@ -164,7 +165,12 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
 	p.Raw = b
 	p.From = from
 	p.IsEvent = isEvent
-	hb.h.HandleRTP(e, p)
+	if mb != nil {
+		mb.m.Received(e, p) // before the handler, which may rewrite p.Raw
+	}
+	if hb != nil {
+		hb.h.HandleRTP(e, p)
+	}
 }
 
 // storeLatch publishes the latched source for the send path. Kept out of

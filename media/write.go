@@ -191,5 +191,8 @@ func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort) error {
 	}
 	e.stats.txPackets.Add(1)
 	e.stats.txBytes.Add(uint64(len(b)))
+	if mb := e.monitor.Load(); mb != nil {
+		mb.m.Sent(e, b, dst)
+	}
 	return nil
 }

@@ -138,6 +138,9 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	return leg, nil
 }
 
+// SIPCallID is the leg's Call-ID header value.
+func (l *Leg) SIPCallID() string { return l.d.InviteRequest.CallID().Value() }
+
 // ID is the leg's short id.
 func (l *Leg) ID() string { return l.id }
 

@@ -40,6 +40,10 @@ type Config struct {
 	// Registrar, when not nil, accepts REGISTER from agents' softphones;
 	// without it REGISTER gets 405.
 	Registrar *Registrar
+	// Observe, when not nil, receives every SIP message read or written
+	// (protocol capture). It runs on the transport's goroutine: it must
+	// not block.
+	Observe func(Observed)
 }
 
 // Handler receives new calls. It is implemented by the call layer.
@@ -138,6 +142,9 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s.uaUDP = sipgo.DialogUA{Client: udpClient, ContactHDR: s.contactHeader("udp"), RewriteContact: true}
 	s.uaTCP = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tcp"), RewriteContact: true}
 
+	if cfg.Observe != nil {
+		installObserver(cfg.Observe)
+	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
 	srv.OnBye(s.guard(s.onBye))

@@ -2,19 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
@@ -158,6 +164,15 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
 	}
+	rec, err := recordingSetup(cfg)
+	if err != nil {
+		return err
+	}
+	caps, closeCaps, err := captureSetup(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeCaps()
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
@@ -168,6 +183,12 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
 		SecureFlow:        cfg.Features.SecureFlow,
+		RecordCode:        cfg.Recording.AgentCode,
+		RecordingDir:      rec.dir,
+		RecordingKey:      rec.key,
+		RecordRoutes:      cfg.Recording.Routes,
+		RecordDefault:     cfg.Recording.Default,
+		Capture:           caps,
 		Log:               log,
 	})
 	if err != nil {
@@ -184,6 +205,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
 		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register},
+		Observe:   observeFor(caps, mgr),
 	}, mgr)
 	if err != nil {
 		return err
@@ -276,4 +298,134 @@ func newDirectory(cfg config.Config) (*call.Directory, error) {
 			HoldPrompt: q.HoldPrompt, MaskDTMF: q.DTMF == "mask", Collect: q.CollectWhileTalking})
 	}
 	return call.NewDirectory(agents, queues)
+}
+
+type recordingConf struct {
+	dir string
+	key []byte
+}
+
+// recordingSetup prepares the recordings directory and the sidecar signing
+// key (created on first start when none is configured).
+func recordingSetup(cfg config.Config) (recordingConf, error) {
+	dir := cfg.Recording.Dir
+	if dir == "" {
+		dir = filepath.Join(cfg.Data.Dir, "recordings")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return recordingConf{}, fmt.Errorf("recording.dir: %w", err)
+	}
+	keyFile := cfg.Recording.KeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.Data.Dir, "recording.key")
+		if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
+			var k [32]byte
+			if _, err := rand.Read(k[:]); err != nil {
+				return recordingConf{}, err
+			}
+			if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+				return recordingConf{}, fmt.Errorf("recording.key_file: %w", err)
+			}
+		}
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return recordingConf{}, fmt.Errorf("recording.key_file: %w", err)
+	}
+	key = []byte(strings.TrimSpace(string(key)))
+	if len(key) < 16 {
+		return recordingConf{}, fmt.Errorf("recording.key_file: %s holds %d bytes, want at least 16", keyFile, len(key))
+	}
+	return recordingConf{dir: dir, key: key}, nil
+}
+
+// captureSetup opens the capture sinks the configuration asks for, unless
+// pci is on.
+func captureSetup(cfg config.Config, log zerolog.Logger) (call.Capture, func(), error) {
+	var caps call.Capture
+	var closers []func() error
+	closeAll := func() {
+		for _, c := range closers {
+			_ = c()
+		}
+	}
+	wanted := cfg.Capture.SIPPcap || cfg.Capture.RTPPcap || cfg.Capture.HEP != ""
+	if cfg.PCI {
+		if wanted {
+			log.Warn().Msg("pci: true — SIP and RTP capture are OFF, whatever capture: says")
+		} else {
+			log.Info().Msg("pci: true — SIP and RTP capture are off")
+		}
+		return caps, closeAll, nil
+	}
+	if !wanted {
+		return caps, closeAll, nil
+	}
+	dir := filepath.Join(cfg.Data.Dir, "captures")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return caps, closeAll, fmt.Errorf("capture: %w", err)
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	var sipSinks multiSink
+	if cfg.Capture.SIPPcap {
+		w, err := capture.NewPcapWriter(filepath.Join(dir, "sip-"+stamp+".pcap"), capture.PcapOptions{})
+		if err != nil {
+			return caps, closeAll, fmt.Errorf("capture.sip_pcap: %w", err)
+		}
+		closers = append(closers, w.Close)
+		sipSinks = append(sipSinks, w)
+		log.Info().Str("file", w.Path()).Msg("SIP capture to pcap")
+	}
+	if cfg.Capture.HEP != "" {
+		h, err := capture.NewHEPSender(cfg.Capture.HEP, capture.HEPOptions{AgentID: cfg.Capture.HEPAgentID})
+		if err != nil {
+			return caps, closeAll, fmt.Errorf("capture.hep: %w", err)
+		}
+		closers = append(closers, h.Close)
+		sipSinks = append(sipSinks, h)
+		log.Info().Str("collector", cfg.Capture.HEP).Msg("SIP capture to HEP")
+	}
+	if len(sipSinks) > 0 {
+		caps.SIP = sipSinks
+	}
+	if cfg.Capture.RTPPcap {
+		w, err := capture.NewPcapWriter(filepath.Join(dir, "rtp-"+stamp+".pcap"), capture.PcapOptions{})
+		if err != nil {
+			return caps, closeAll, fmt.Errorf("capture.rtp_pcap: %w", err)
+		}
+		closers = append(closers, w.Close)
+		caps.RTP = w
+		log.Info().Str("file", w.Path()).Msg("RTP capture to pcap")
+	}
+	return caps, closeAll, nil
+}
+
+// multiSink writes to several capture sinks.
+type multiSink []capture.Sink
+
+func (m multiSink) WritePacket(ts time.Time, src, dst netip.AddrPort, proto capture.Proto, payload []byte) error {
+	var first error
+	for _, s := range m {
+		if err := s.WritePacket(ts, src, dst, proto, payload); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// WriteMarker passes suppression markers to the sinks that take them.
+func (m multiSink) WriteMarker(ts time.Time, text string) error {
+	for _, s := range m {
+		if mw, ok := s.(capture.MarkerWriter); ok {
+			_ = mw.WriteMarker(ts, text)
+		}
+	}
+	return nil
+}
+
+func observeFor(caps call.Capture, mgr *call.Manager) func(sip.Observed) {
+	if caps.SIP == nil {
+		return nil
+	}
+	return mgr.ObserveSIP
 }

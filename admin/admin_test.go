@@ -1,0 +1,140 @@
+package admin
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/call"
+)
+
+type fakeBackend struct {
+	secured  []string
+	recorded []string
+	events   chan call.Event
+}
+
+func (f *fakeBackend) Calls() []call.Info { return []call.Info{{ID: "c1", Mode: "normal"}} }
+func (f *fakeBackend) Call(id string) (call.Info, []call.Event, bool) {
+	if id != "c1" {
+		return call.Info{}, nil, false
+	}
+	return call.Info{ID: "c1", Mode: "secure"}, []call.Event{{Type: "digit", Mask: "*"}}, true
+}
+func (f *fakeBackend) Secure(id, flow string) error {
+	switch {
+	case id != "c1":
+		return ErrNotFound
+	case flow == "busy":
+		return call.ErrSecureActive
+	}
+	f.secured = append(f.secured, flow)
+	return nil
+}
+func (f *fakeBackend) Subscribe(id string) ([]call.Event, <-chan call.Event, func(), bool) {
+	if id != "c1" {
+		return nil, nil, nil, false
+	}
+	return []call.Event{{Type: "secure_started", Flow: "secure-pay"}}, f.events, func() {}, true
+}
+func (f *fakeBackend) Agents() []call.AgentInfo {
+	return []call.AgentInfo{{Name: "alice", State: "reserved"}}
+}
+func (f *fakeBackend) Recording(id, action string) error {
+	if id != "c1" {
+		return ErrNotFound
+	}
+	f.recorded = append(f.recorded, action)
+	return nil
+}
+
+func TestAPI(t *testing.T) {
+	fb := &fakeBackend{events: make(chan call.Event, 4)}
+	srv := httptest.NewServer(Handler(fb))
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		contains           string
+	}{
+		{"GET", "/healthz", "", 200, `"ok"`},
+		{"GET", "/api/calls", "", 200, `"c1"`},
+		{"GET", "/api/calls/c1", "", 200, `"mask": "*"`},
+		{"GET", "/api/calls/nope", "", 404, "no such call"},
+		{"POST", "/api/calls/c1/secure", `{"flow":"secure-pay"}`, 202, "accepted"},
+		{"POST", "/api/calls/c1/secure", `{"flow":"busy"}`, 409, "already"},
+		{"POST", "/api/calls/c1/secure", `{}`, 400, "flow"},
+		{"POST", "/api/calls/c1/secure", `not json`, 400, "flow"},
+		{"POST", "/api/calls/nope/secure", `{"flow":"x"}`, 404, ""},
+		{"POST", "/api/calls/c1/recording/pause", "", 200, "paused"},
+		{"POST", "/api/calls/c1/recording/resume", "", 200, "resumed"},
+		{"POST", "/api/calls/c1/recording/erase", "", 404, ""},
+		{"GET", "/api/agents", "", 200, "reserved"},
+		{"DELETE", "/api/calls/c1", "", 405, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		_, _ = bufio.NewReader(res.Body).WriteTo(&b)
+		res.Body.Close()
+		if res.StatusCode != tc.status || !strings.Contains(b.String(), tc.contains) {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, res.StatusCode, b.String())
+		}
+	}
+	if len(fb.secured) != 1 || fb.secured[0] != "secure-pay" || len(fb.recorded) != 2 {
+		t.Fatalf("backend saw secure %v, recording %v", fb.secured, fb.recorded)
+	}
+}
+
+func TestEventStream(t *testing.T) {
+	fb := &fakeBackend{events: make(chan call.Event, 4)}
+	srv := httptest.NewServer(Handler(fb))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/api/calls/c1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	fb.events <- call.Event{Type: "secure_ended", Outputs: map[string]string{"card_last4": "1111"}}
+	sc := bufio.NewScanner(res.Body)
+	var got []call.Event
+	deadline := time.After(3 * time.Second)
+	for len(got) < 2 {
+		line := make(chan string, 1)
+		go func() {
+			if sc.Scan() {
+				line <- sc.Text()
+			} else {
+				close(line)
+			}
+		}()
+		select {
+		case l, ok := <-line:
+			if !ok {
+				t.Fatal("stream closed")
+			}
+			if data, ok := strings.CutPrefix(l, "data: "); ok {
+				var ev call.Event
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ev)
+			}
+		case <-deadline:
+			t.Fatalf("got %d events", len(got))
+		}
+	}
+	if got[0].Type != "secure_started" || got[1].Outputs["card_last4"] != "1111" {
+		t.Fatalf("events %+v", got)
+	}
+}

@@ -1,0 +1,325 @@
+package call
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloak-voip/cloak/capture"
+	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/recorder"
+	"github.com/cloak-voip/cloak/sip"
+)
+
+// Recording policies, per route (called user part).
+const (
+	RecordAlways   = "always"    // from the answer to the hang-up
+	RecordConsent  = "consent"   // paused until the flow sets recording_consent
+	RecordOnDemand = "on_demand" // paused until the agent or the API resumes it
+	RecordNever    = "never"
+)
+
+// Participant data keys a flow sets to answer the consent question.
+const (
+	// DataDenyRecording set to "true" discards the recording: nothing of
+	// the call is kept.
+	DataDenyRecording = "deny_recording"
+	// DataRecordingConsent set to "accepted" lifts the consent pause.
+	DataRecordingConsent = "recording_consent"
+)
+
+// Capture is the process-wide protocol and media capture: sinks every
+// call's CallCapture writes to. Nil sinks are off.
+type Capture struct {
+	SIP capture.Sink // SIP messages (pcap and/or HEP)
+	RTP capture.Sink // RTP of every leg (pcap)
+}
+
+// recordPolicy returns the recording policy of the interaction's route.
+func (m *Manager) recordPolicy(called string) string {
+	if p, ok := m.cfg.RecordRoutes[called]; ok {
+		return p
+	}
+	if m.cfg.RecordDefault != "" {
+		return m.cfg.RecordDefault
+	}
+	return RecordNever
+}
+
+// startRecording opens the interaction's recorder as its route's policy
+// says. Recordings go to DIR/YYYY/MM/DD/<call id>.wav with a signed sidecar.
+func (c *Interaction) startRecording(codec string) {
+	policy := c.m.recordPolicy(c.s.Called())
+	if policy == RecordNever || c.m.cfg.RecordingDir == "" {
+		return
+	}
+	now := time.Now()
+	dir := filepath.Join(c.m.cfg.RecordingDir, now.Format("2006"), now.Format("01"), now.Format("02"))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		c.log.Warn().Err(err).Msg("recording not started")
+		return
+	}
+	rec, err := recorder.New(recorder.Config{Dir: dir, Name: c.id, CallID: c.id, Codec: codec, Key: c.m.cfg.RecordingKey, Policy: recorder.PolicyRecord})
+	if err != nil {
+		c.log.Warn().Err(err).Msg("recording not started")
+		return
+	}
+	switch policy {
+	case RecordConsent:
+		_ = rec.Pause(recorder.ReasonConsent)
+	case RecordOnDemand:
+		_ = rec.Pause(recorder.ReasonAgent)
+	}
+	c.rec.Store(rec)
+	c.log.Info().Str("policy", policy).Msg("recording started")
+}
+
+// finishRecording closes the recorder (files renamed into place, sidecar
+// signed).
+func (c *Interaction) finishRecording() {
+	rec := c.rec.Swap(nil)
+	if rec == nil {
+		return
+	}
+	res, err := rec.Close()
+	if err != nil {
+		c.log.Warn().Err(err).Msg("recording failed")
+		return
+	}
+	st := rec.Stats()
+	c.log.Info().Str("file", res.WAV).Uint64("dropped", st.Dropped).Msg("recording saved")
+}
+
+// PauseRecording pauses the recording for an agent or API reason (the
+// secure gate pauses it by itself).
+func (c *Interaction) PauseRecording(by string) error {
+	rec := c.rec.Load()
+	if rec == nil {
+		return ErrNoRecording
+	}
+	return rec.Pause(reasonFor(by))
+}
+
+// ResumeRecording lifts a pause of the same origin.
+func (c *Interaction) ResumeRecording(by string) error {
+	rec := c.rec.Load()
+	if rec == nil {
+		return ErrNoRecording
+	}
+	return rec.Resume(reasonFor(by))
+}
+
+func reasonFor(by string) recorder.Reason {
+	if by == "agent" {
+		return recorder.ReasonAgent
+	}
+	return recorder.ReasonAPI
+}
+
+// onConsentData applies the consent answers a flow records as data.
+func (c *Interaction) onConsentData(key, value string) {
+	rec := c.rec.Load()
+	if rec == nil {
+		return
+	}
+	switch {
+	case key == DataDenyRecording && truthy(value):
+		if c.rec.CompareAndSwap(rec, nil) {
+			_ = rec.Discard()
+			c.log.Info().Msg("caller declined recording: nothing of the call is kept")
+		}
+	case key == DataRecordingConsent && strings.EqualFold(value, "accepted"):
+		_ = rec.Resume(recorder.ReasonConsent)
+	}
+}
+
+func truthy(v string) bool {
+	switch strings.ToLower(v) {
+	case "true", "yes", "1", "declined":
+		return true
+	}
+	return false
+}
+
+// legMonitor feeds the recorder and media capture from a leg's traffic,
+// as the gate allows. The caller leg is recorded: what the caller says on
+// the left, what they hear (prompts, the agent) on the right. It runs on
+// the hot path (see media.Monitor): decode buffers are per direction, the
+// receive side owned by the read goroutine, the send side used under the
+// endpoint's transmit lock.
+type legMonitor struct {
+	c      *Interaction
+	record bool
+	rtp    *capture.CallCapture
+	rxPCM  []int16
+	txPCM  []int16
+}
+
+// Received implements media.Monitor.
+func (l *legMonitor) Received(e *media.Endpoint, p *media.Packet) {
+	mode := l.c.Mode()
+	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
+		_ = l.rtp.WritePacket(time.Now(), p.From, e.LocalAddr(), capture.ProtoUDP, p.Raw)
+	}
+	if l.record && !p.IsEvent && Route(mode, Recorder) == Pass {
+		if rec := l.c.rec.Load(); rec != nil {
+			l.rxPCM = e.Codec().Decode(p.Payload, l.rxPCM[:0])
+			rec.WriteCaller(l.rxPCM)
+		}
+	}
+}
+
+// Sent implements media.Monitor.
+func (l *legMonitor) Sent(e *media.Endpoint, raw []byte, dst netip.AddrPort) {
+	mode := l.c.Mode()
+	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
+		_ = l.rtp.WritePacket(time.Now(), e.LocalAddr(), dst, capture.ProtoUDP, raw)
+	}
+	if !l.record || Route(mode, Recorder) != Pass || len(raw) < 12 {
+		return
+	}
+	if pt := raw[1] & 0x7f; pt == e.EventPT() && pt != 0 {
+		return
+	}
+	rec := l.c.rec.Load()
+	if rec == nil {
+		return
+	}
+	if payload, ok := rtpPayload(raw); ok {
+		l.txPCM = e.Codec().Decode(payload, l.txPCM[:0])
+		rec.WriteAgent(l.txPCM)
+	}
+}
+
+// rtpPayload returns the payload of an RTP datagram (RFC 3550 §5.1:
+// skipping CSRCs, a header extension and padding) without allocating.
+func rtpPayload(b []byte) ([]byte, bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return nil, false
+	}
+	n := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < n+4 {
+			return nil, false
+		}
+		n += 4 + 4*(int(b[n+2])<<8|int(b[n+3]))
+	}
+	end := len(b)
+	if b[0]&0x20 != 0 && end > 0 {
+		end -= int(b[end-1])
+	}
+	if n > end {
+		return nil, false
+	}
+	return b[n:end], true
+}
+
+// captures maps SIP Call-IDs to their interaction's SIP capture, so that a
+// message of a call in a secure segment is left out.
+type captures struct {
+	mu    sync.RWMutex
+	byID  map[string]*capture.CallCapture
+	total capture.Sink
+}
+
+func (cs *captures) add(callID string, cc *capture.CallCapture) {
+	cs.mu.Lock()
+	cs.byID[callID] = cc
+	cs.mu.Unlock()
+}
+
+func (cs *captures) remove(callID string) {
+	cs.mu.Lock()
+	delete(cs.byID, callID)
+	cs.mu.Unlock()
+}
+
+// ObserveSIP is the SIP server's message observer: every SIP message in or
+// out goes to the protocol capture, except those of a call whose capture
+// the gate suppressed.
+func (m *Manager) ObserveSIP(msg sip.Observed) {
+	if m.caps.total == nil {
+		return
+	}
+	m.caps.mu.RLock()
+	cc := m.caps.byID[sip.CallIDOf(msg.Data)]
+	m.caps.mu.RUnlock()
+	proto := capture.ProtoUDP
+	if msg.Reliable {
+		proto = capture.ProtoTCP
+	}
+	if cc != nil {
+		_ = cc.WritePacket(msg.Time, msg.Src, msg.Dst, proto, msg.Data)
+		return
+	}
+	_ = m.caps.total.WritePacket(msg.Time, msg.Src, msg.Dst, proto, msg.Data)
+}
+
+// openCaptures gives an interaction its SIP and RTP captures.
+func (c *Interaction) openCaptures() {
+	if c.m.cfg.Capture.SIP != nil {
+		c.sipCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.SIP)
+		c.m.caps.add(c.s.SIPCallID(), c.sipCap)
+	}
+	if c.m.cfg.Capture.RTP != nil {
+		c.rtpCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.RTP)
+	}
+}
+
+// addLegCapture registers an outbound leg's SIP Call-ID with the
+// interaction's capture.
+func (c *Interaction) addLegCapture(sipCallID string) {
+	if c.sipCap != nil {
+		c.m.caps.add(sipCallID, c.sipCap)
+		c.mu.Lock()
+		c.legCallIDs = append(c.legCallIDs, sipCallID)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Interaction) closeCaptures() {
+	if c.sipCap != nil {
+		c.m.caps.remove(c.s.SIPCallID())
+		c.mu.Lock()
+		ids := c.legCallIDs
+		c.mu.Unlock()
+		for _, id := range ids {
+			c.m.caps.remove(id)
+		}
+	}
+}
+
+// secureSinks pauses the recorder and suppresses captures as the gate
+// turns secure, and undoes it when it turns back.
+func (c *Interaction) secureSinks(on bool) {
+	now := time.Now()
+	rec := c.rec.Load()
+	for _, cc := range []*capture.CallCapture{c.sipCap, c.rtpCap} {
+		if cc == nil {
+			continue
+		}
+		if on {
+			cc.Suppress("secure", now)
+		} else {
+			cc.Resume(now)
+		}
+	}
+	if rec != nil {
+		var err error
+		if on {
+			err = rec.Pause(recorder.ReasonSecure)
+		} else {
+			err = rec.Resume(recorder.ReasonSecure)
+		}
+		if err != nil {
+			c.log.Warn().Err(err).Msg("recording pause/resume")
+		}
+	}
+}
+
+// ErrNoRecording: the call is not being recorded.
+var ErrNoRecording = fmt.Errorf("call is not recorded")
