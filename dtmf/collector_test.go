@@ -90,7 +90,7 @@ func TestCollectorSecret(t *testing.T) {
 	if !done || res.Reason != ReasonTerminator || res.Digits != "" {
 		t.Fatalf("secret result %v digits %q", res.Reason, res.Digits)
 	}
-	if res.Secret.RevealForPaymentGateway() != "5555555555554444" || res.Secret.Mask() != "************4444" {
+	if revealString(res.Secret) != "5555555555554444" || res.Secret.Mask() != "************4444" {
 		t.Fatalf("secret holds %d digits, mask %s", res.Secret.Len(), res.Secret)
 	}
 	for _, b := range c.buf {

@@ -73,14 +73,25 @@ func (s Secret) Mask() string {
 	return strings.Repeat("*", n-4) + s.Last4()
 }
 
-// RevealForPaymentGateway returns the clear digits. It is the one way to
-// them, meant for read-back to the caller and the payment data action;
-// grep for it to audit every use.
-func (s Secret) RevealForPaymentGateway() string {
+// RevealForPaymentGateway calls use with the clear digits. It is the one
+// way to them, meant for read-back to the caller and the payment data
+// action; grep for it to audit every use. The slice is the secret's own
+// storage: use must not keep it or turn it into a string (a Go string
+// cannot be wiped), and Wipe zeroes it.
+func (s Secret) RevealForPaymentGateway(use func(clear []byte)) {
 	if s.v == nil {
-		return ""
+		use(nil)
+		return
 	}
-	return string(s.v.digits)
+	use(s.v.digits)
+}
+
+// Clone returns an independent copy (wiping one leaves the other).
+func (s Secret) Clone() Secret {
+	if s.v == nil {
+		return Secret{}
+	}
+	return Secret{v: &secretValue{digits: append([]byte(nil), s.v.digits...)}}
 }
 
 // Equal reports whether two secrets hold the same digits, without

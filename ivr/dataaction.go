@@ -126,7 +126,7 @@ func (st *run) requestBody(d *DataAction, sc *scope) ([]byte, error) {
 		if v, ok := d.Send[name]; ok {
 			vlen = len(sc.plain[v])
 			if sec, isSecret := sc.secrets[v]; isSecret {
-				vlen = len(sec.revealDigits())
+				vlen = sec.length()
 			}
 		}
 		size += 6*len(name) + 6*vlen + 6
@@ -144,7 +144,7 @@ func (st *run) requestBody(d *DataAction, sc *scope) ([]byte, error) {
 				if !d.PaymentGateway {
 					return body, fmt.Errorf("send %q: %w (data_action not marked payment_gateway)", v, ErrSecretSink)
 				}
-				body = appendJSONString(body, sec.revealDigits())
+				sec.reveal(func(clear []byte) { body = appendJSONString(body, clear) })
 				continue
 			}
 			pv, ok := sc.plain[v]

@@ -387,7 +387,7 @@ func (st *run) set(f *Flow, sc *scope, s *Step) (outcome, error) {
 		st.trace(f, s.Name, "set", "next", a.Var+" = literal")
 	case a.Copy != "":
 		if sec, ok := sc.secrets[a.Copy]; ok {
-			sc.setSecret(a.Var, newSecret(sec.revealDigits()))
+			sc.setSecret(a.Var, sec.clone())
 			st.trace(f, s.Name, "set", "next", a.Var+" = copy of secret "+a.Copy)
 			break
 		}

@@ -3,78 +3,58 @@ package ivr
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cloak-voip/cloak/dtmf"
 )
 
-// secret holds collected digits that must not leak: String, GoString,
-// Format, MarshalJSON and MarshalText print a mask; the clear value is
-// reachable only through revealDigits. It mirrors dtmf.Secret but hands out
-// the digits as a byte slice it owns and zeroes on wipe, so the payment
-// request body is built without an unwipeable Go string copy
-// (dtmf.Secret.RevealForPaymentGateway returns a string).
-type secret struct {
-	b []byte
-}
+// secret is a flow variable holding collected digits: a dtmf.Secret (the
+// one secret type, DESIGN "The secure gate") behind a pointer so scopes can
+// wipe it in place. Every printing path shows dtmf.Secret's mask.
+type secret struct{ s dtmf.Secret }
 
 func newSecret(digits []byte) *secret {
-	return &secret{b: append([]byte(nil), digits...)}
-}
-
-// mask shows only the length and the last four characters, e.g.
-// "************1111"; values of four or fewer characters are fully masked.
-func (s *secret) mask() string {
-	if s == nil || len(s.b) == 0 {
-		return ""
+	s, err := dtmf.NewSecret(digits)
+	if err != nil {
+		return &secret{} // collected keys are always valid digits
 	}
-	n := len(s.b)
-	if n <= 4 {
-		return strings.Repeat("*", n)
-	}
-	return strings.Repeat("*", n-4) + string(s.b[n-4:])
+	return &secret{s: s}
 }
 
 // String prints the mask.
-func (s *secret) String() string { return s.mask() }
+func (x *secret) String() string { return x.s.Mask() }
 
 // GoString prints the mask, so %#v cannot reveal the digits.
-func (s *secret) GoString() string { return "secret(" + s.mask() + ")" }
+func (x *secret) GoString() string { return "secret(" + x.s.Mask() + ")" }
 
 // Format prints the mask for every verb (%v, %+v, %s, %q, %x, ...).
-func (s *secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.mask())) }
+func (x *secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(x.s.Mask())) }
 
 // MarshalJSON prints the mask as a JSON string.
-func (s *secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.mask())), nil }
+func (x *secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(x.s.Mask())), nil }
 
 // MarshalText prints the mask (used by encoders that prefer text).
-func (s *secret) MarshalText() ([]byte, error) { return []byte(s.mask()), nil }
+func (x *secret) MarshalText() ([]byte, error) { return []byte(x.s.Mask()), nil }
 
-// last4 returns the last four characters (what the mask shows); values of
-// four or fewer characters give "" so that nothing of a short secret (a CVV)
-// leaks.
-func (s *secret) last4() string {
-	if s == nil || len(s.b) <= 4 {
-		return ""
-	}
-	return string(s.b[len(s.b)-4:])
-}
+// last4 returns what the mask shows: the last four of a card-like value,
+// "" for anything shorter (a CVV, an expiry).
+func (x *secret) last4() string { return x.s.Last4() }
 
-// revealDigits is the one way to the clear value. Callers must not keep,
-// copy into strings, or format the returned slice; it is zeroed by wipe.
-// Used only by say_digits (last four) and payment-gateway data actions.
-func (s *secret) revealDigits() []byte { return s.b }
+// length is the number of digits.
+func (x *secret) length() int { return x.s.Len() }
+
+// clone copies the secret without revealing it.
+func (x *secret) clone() *secret { return &secret{s: x.s.Clone()} }
+
+// reveal hands the clear digits to use: payment-gateway data actions only
+// (through dtmf.Secret.RevealForPaymentGateway, the one way to them).
+func (x *secret) reveal(use func([]byte)) { x.s.RevealForPaymentGateway(use) }
 
 // wipe zeroes the digits.
-func (s *secret) wipe() {
-	if s == nil {
-		return
+func (x *secret) wipe() {
+	if x != nil {
+		x.s.Wipe()
 	}
-	for i := range s.b {
-		s.b[i] = 0
-	}
-	s.b = nil
 }
 
 // luhnValid reports whether digits pass the Luhn mod-10 check (ISO/IEC
