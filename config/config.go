@@ -392,6 +392,11 @@ func (c *Config) Validate() error {
 		if a.URI == "" && a.Password == "" {
 			bad(p, "agent %q needs a uri or a password to register with", a.Name)
 		}
+		if a.Password == a.Name {
+			if ap, err := c.SIPListen(); err == nil && !ap.Addr().IsLoopback() {
+				bad(p+".password", "agent %q has its name as password (the demo default): set a real one before listening beyond loopback", a.Name)
+			}
+		}
 		for j, q := range a.Queues {
 			if !queues[q] {
 				bad(fmt.Sprintf("%s.queues[%d]", p, j), "unknown queue %q", q)

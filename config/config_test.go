@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"recording:\n  default: sometimes\n", "recording.default"},
 		{"recording:\n  routes:\n    main: loud\n", "recording.routes.main"},
 		{"capture:\n  hep: homer\n", "capture.hep"},
+		{"sip:\n  listen: 0.0.0.0:5060\n", "agents[0].password"},
 		{"queues:\n  - name: q\n    dtmf: shout\n", "queues[0].dtmf"},
 		{"agents:\n  - name: x\n    queues: [nope]\n", "agents[0].queues[0]"},
 		{"flows:\n  endpoints:\n    payment_gateway: ftp://x\n", "flows.endpoints.payment_gateway"},
@@ -110,4 +113,36 @@ func TestAllowNetsAcceptsBareAddresses(t *testing.T) {
 	if len(nets) != 3 || nets[0].String() != "192.0.2.7/32" || nets[1].String() != "10.0.0.0/8" || nets[2].String() != "::1/128" {
 		t.Fatalf("nets %v", nets)
 	}
+}
+
+// TestExampleIsTheDefault keeps docs/cloak.example.yaml true: it must parse
+// and equal Default().
+func TestExampleIsTheDefault(t *testing.T) {
+	f, err := os.Open("../docs/cloak.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	if !reflect.DeepEqual(normalise(c), normalise(want)) {
+		t.Fatalf("docs/cloak.example.yaml differs from Default():\n got %+v\nwant %+v", c, want)
+	}
+}
+
+// normalise treats nil and empty maps and slices alike.
+func normalise(c Config) Config {
+	if len(c.SIP.Allow) == 0 {
+		c.SIP.Allow = nil
+	}
+	if len(c.Flows.Endpoints) == 0 {
+		c.Flows.Endpoints = nil
+	}
+	return c
 }
