@@ -117,7 +117,8 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s := &Server{cfg: cfg, handler: h, log: cfg.Log, contact: netip.AddrPortFrom(adv, cfg.Listen.Port())}
 	slogger := slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "sipgo").Logger().Level(maxLevel(cfg.Log.GetLevel(), zerolog.WarnLevel))))
 	siplib.SetDefaultLogger(slogger)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()),
+		sipgo.WithUserAgentTransactionLayerOptions(siplib.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}
@@ -360,6 +361,28 @@ func (s *Server) lookup(req *siplib.Request) *Session {
 		return nil
 	}
 	return v.(*Session)
+}
+
+// onStrayResponse handles responses no transaction matches. A 2xx to an
+// INVITE we sent is the far end retransmitting because our ACK was lost:
+// RFC 3261 §13.2.2.4 has the UAC ACK every retransmission. Others are
+// dropped.
+func (s *Server) onStrayResponse(res *siplib.Response) {
+	if !res.IsSuccess() || res.CSeq() == nil || res.CSeq().MethodName != siplib.INVITE {
+		return
+	}
+	id, err := siplib.DialogIDFromResponse(res)
+	if err != nil {
+		return
+	}
+	if v, ok := s.legs.Load(id); ok {
+		leg := v.(*Leg)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := leg.d.Ack(ctx); err == nil {
+			leg.log.Debug().Msg("re-sent ACK for a retransmitted 2xx")
+		}
+	}
 }
 
 // lookupLeg finds the outbound leg of an in-dialog request from its far end.
