@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/media"
+)
+
+func TestStampSurvivesG711Transcoding(t *testing.T) {
+	c := media.CodecPCMU()
+	for _, tc := range []struct {
+		ns  int64
+		seq uint32
+	}{{0, 0}, {1, 1}, {time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC).UnixNano(), 0x7f7f7f7f}, {-1 >> 1, 0xffffffff}} {
+		p := append([]byte(nil), audioFrames[3]...)
+		putStamp(p, tc.ns, tc.seq)
+		// What a masking relay does: decode, (no tone found), re-encode.
+		out := c.Encode(c.Decode(p, nil), nil)
+		ns, seq, ok := readStamp(out)
+		if !ok || ns != tc.ns || seq != tc.seq {
+			t.Fatalf("stamp %d/%d came back as %d/%d ok=%v", tc.ns, tc.seq, ns, seq, ok)
+		}
+	}
+}
+
+func TestReadStampRejectsOtherAudio(t *testing.T) {
+	for name, p := range map[string][]byte{
+		"silence": bytes.Repeat([]byte{0xff}, samples),
+		"tone":    audioFrames[0],
+		"short":   {0xa1, 0xa2},
+	} {
+		if _, _, ok := readStamp(p); ok {
+			t.Errorf("%s read as a stamp", name)
+		}
+	}
+}
+
+func TestBencodeRoundTrip(t *testing.T) {
+	in := map[string]any{"command": "offer", "call-id": "c1", "flags": []string{"a b", "c"}, "n": 5,
+		"nested": map[string]any{"x": "y"}}
+	out, rest, err := bdecode(bencode(in))
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("decode: %v rest %q", err, rest)
+	}
+	want := map[string]any{"command": "offer", "call-id": "c1", "flags": []any{"a b", "c"}, "n": int64(5),
+		"nested": map[string]any{"x": "y"}}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("got %#v", out)
+	}
+	// Keys sorted, as the format wants.
+	if got := string(bencode(map[string]any{"b": 1, "a": "x"})); got != "d1:a1:x1:bi1ee" {
+		t.Fatalf("encoding %q", got)
+	}
+	for _, bad := range []string{"", "d", "l", "5:ab", "i12", "d1:a", "x"} {
+		if _, _, err := bdecode([]byte(bad)); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// The command field may hold spaces and parentheses.
+	line := "4242 (we (ird) name) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 8 0 100 1000 200\n"
+	got, err := parseStatCPU([]byte(line))
+	if err != nil || got != 4.0 {
+		t.Fatalf("cpu %v err %v, want 4.0s", got, err)
+	}
+	if _, err := parseStatCPU([]byte("1 (x) S 1 2")); err == nil {
+		t.Fatal("short line accepted")
+	}
+	st, err := readProc(0)
+	if err != nil || st.RSSKiB <= 0 || st.Threads < 1 {
+		t.Fatalf("self: %+v %v", st, err)
+	}
+}
+
+func TestHistQuantiles(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.add(int64(i) * int64(time.Microsecond) * 10) // 10 µs .. 10 ms
+	}
+	if p50 := h.quantile(0.5); p50 < 4.99 || p50 > 5.02 {
+		t.Errorf("p50 %.3f ms, want 5", p50)
+	}
+	if p99 := h.quantile(0.99); p99 < 9.89 || p99 > 9.92 {
+		t.Errorf("p99 %.3f ms, want 9.9", p99)
+	}
+	h.add(int64(500 * time.Millisecond))
+	if q := h.quantile(1); q < 500 || q > 501 {
+		t.Errorf("max bucket %.1f ms, want 500..501", q)
+	}
+	h.add(-5) // a clock step is clamped, not a crash
+}
+
+// feed simulates a relay delivering frames of a stream at 20 ms with a
+// fixed delay plus extra per-frame delay.
+func feed(s *stream, seqs []uint32, extra func(i int) time.Duration, stamped func(i int) bool) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	p := make([]byte, samples)
+	for i, seq := range seqs {
+		sent := base + int64(seq)*int64(frame)
+		copy(p, audioFrames[0])
+		if stamped(i) {
+			putStamp(p, sent, seq)
+		} else {
+			for j := range p {
+				p[j] = 0xff
+			}
+		}
+		at := sent + int64(time.Millisecond) + int64(extra(i))
+		s.onReceive(at, 0, uint16(1000+i), uint32(seq)*samples, p, nil)
+	}
+}
+
+func TestStreamLossJitter(t *testing.T) {
+	none := func(int) time.Duration { return 0 }
+	all := func(int) bool { return true }
+
+	s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	seqs := make([]uint32, 0, 100)
+	for i := uint32(1); i <= 100; i++ {
+		if i != 50 && i != 51 {
+			seqs = append(seqs, i)
+		}
+	}
+	feed(s, seqs, none, all)
+	if exp, lost := s.lost(); exp != 100 || lost != 2 {
+		t.Fatalf("expected %d lost %d, want 100 and 2", exp, lost)
+	}
+	if s.jitter > 0.01 {
+		t.Fatalf("jitter %.3f with perfect timing", s.jitter)
+	}
+
+	// Frames a masker replaced with silence are delivered, not lost.
+	s = newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	seqs = seqs[:0]
+	for i := uint32(1); i <= 100; i++ {
+		seqs = append(seqs, i)
+	}
+	feed(s, seqs, none, func(i int) bool { return i < 40 || i > 45 })
+	if _, lost := s.lost(); lost != 0 || s.rxOther != 6 {
+		t.Fatalf("lost %d unstamped %d, want 0 and 6", lost, s.rxOther)
+	}
+
+	// Alternating 0 and 2 ms extra delay: |D| = 16 timestamp units each
+	// packet, so J converges to 16 units = 2 ms.
+	s = newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	feed(s, seqs, func(i int) time.Duration { return time.Duration(i%2) * 2 * time.Millisecond }, all)
+	if ms := s.jitter / 8; ms < 1.9 || ms > 2.01 {
+		t.Fatalf("jitter %.3f ms, want about 2", ms)
+	}
+}
+
+func TestHeaderGapsAcrossWrap(t *testing.T) {
+	s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	for _, q := range []uint16{65533, 65534, 65535, 1, 2, 0, 4} { // 0 late, 3 lost
+		s.trackHeaderSeq(q)
+	}
+	if g := s.headerGaps(); g != 1 {
+		t.Fatalf("gaps %d, want 1", g)
+	}
+}
+
+func TestDigitsReplaceAudio(t *testing.T) {
+	enc, err := dtmf.NewEncoder(dtmf.EncoderConfig{Duration: 100 * time.Millisecond, Interval: frame})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStream(3, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	s.keyDigits(enc, "12", 2)
+	var kinds []string
+	var evTS []uint32
+	for i := 0; i < 40; i++ {
+		p := s.next(int64(i))
+		switch {
+		case p == nil:
+			kinds = append(kinds, "-")
+		case p[1]&0x7f == 101:
+			kinds = append(kinds, "E")
+			evTS = append(evTS, binary.BigEndian.Uint32(p[4:]))
+		default:
+			kinds = append(kinds, "A")
+		}
+	}
+	got := fmt.Sprint(kinds)
+	// Two audio frames, then digit 1's event packets (no audio while it
+	// is on), a 100 ms gap of audio, digit 2, then audio again.
+	if kinds[0] != "A" || kinds[1] != "A" || kinds[2] != "E" || kinds[39] != "A" {
+		t.Fatalf("frames %s", got)
+	}
+	if s.evSent != uint64(2*enc.PacketCount()) {
+		t.Fatalf("%d event packets sent, want %d: %s", s.evSent, 2*enc.PacketCount(), got)
+	}
+	// Each digit's packets share one timestamp.
+	if evTS[0] != evTS[enc.PacketCount()-1] || evTS[0] == evTS[enc.PacketCount()] {
+		t.Fatalf("event timestamps %v", evTS)
+	}
+	var evIdx []int
+	for i, k := range kinds {
+		if k == "E" {
+			evIdx = append(evIdx, i)
+		}
+	}
+	n := enc.PacketCount()
+	for _, digit := range [][]int{evIdx[:n], evIdx[n:]} {
+		for i := digit[0]; i <= digit[len(digit)-1]; i++ {
+			if kinds[i] == "A" {
+				t.Fatalf("audio sent while a digit was on: %s", got)
+			}
+		}
+	}
+	if evIdx[n]-evIdx[n-1] < 5 {
+		t.Fatalf("no gap between the digits: %s", got)
+	}
+}
+
+// testFloor is an in-test relay with bench/floor's port layout.
+func testFloor(t *testing.T, pairs int) netip.AddrPort {
+	t.Helper()
+	for base := 42000 + (time.Now().Nanosecond()/1000)%4000*4; base < 60000; base += 4 * pairs {
+		var conns []*net.UDPConn
+		ok := true
+		for i := 0; i < 2*pairs && ok; i++ {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: base + 2*i})
+			if err != nil {
+				ok = false
+				break
+			}
+			conns = append(conns, c)
+		}
+		if !ok {
+			for _, c := range conns {
+				c.Close()
+			}
+			continue
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < pairs; i++ {
+			a, b := conns[2*i], conns[2*i+1]
+			var mu sync.Mutex
+			peers := map[*net.UDPConn]netip.AddrPort{}
+			relay := func(in, out *net.UDPConn) {
+				defer wg.Done()
+				buf := make([]byte, 1500)
+				for {
+					n, from, err := in.ReadFromUDPAddrPort(buf)
+					if errors.Is(err, net.ErrClosed) {
+						return
+					}
+					mu.Lock()
+					peers[in] = from
+					dst, ok := peers[out]
+					mu.Unlock()
+					if ok {
+						out.WriteToUDPAddrPort(buf[:n], dst)
+					}
+				}
+			}
+			wg.Add(2)
+			go relay(a, b)
+			go relay(b, a)
+		}
+		t.Cleanup(func() {
+			for _, c := range conns {
+				c.Close()
+			}
+			wg.Wait()
+		})
+		return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(base))
+	}
+	t.Fatal("no free port range for the test relay")
+	return netip.AddrPort{}
+}
+
+func TestRunThroughARelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams for a few seconds")
+	}
+	base := testFloor(t, 6)
+	o, err := parseFlags([]string{"-mode", "floor", "-floor", base.String(), "-floor-pairs", "6", "-calls", "6", "-rate", "100",
+		"-warmup", "1s", "-window", "2s", "-duration", "20s", "-digits", "5", "-digits-at", "200ms", "-progress", "1h", "-pid", "0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := runLoad(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.CallsUp != 6 || sum.CallsFailed != 0 || len(sum.Directions) != 2 {
+		t.Fatalf("calls %+v directions %d", sum, len(sum.Directions))
+	}
+	for _, d := range sum.Directions {
+		// About 3.5 s of 50 packets/s per stream.
+		if d.Streams != 6 || d.Received < 6*120 || d.Lost != 0 || d.SeqGaps != 0 {
+			t.Errorf("%s: %+v", d.Name, d)
+		}
+		if d.LatencyMs.N == 0 || d.LatencyMs.P50 <= 0 || d.LatencyMs.P50 > 20 {
+			t.Errorf("%s latency %+v", d.Name, d.LatencyMs)
+		}
+	}
+	// A plain relay passes the caller's RFC 4733 events to the agent.
+	if c2a := sum.Directions[0]; c2a.Name != "caller->agent" || c2a.EventsSent == 0 || c2a.Events != c2a.EventsSent {
+		t.Errorf("events: %+v", c2a)
+	}
+	if sum.Window.PacketsForwarded < 2*6*50*19/10 {
+		t.Errorf("window forwarded %d packets", sum.Window.PacketsForwarded)
+	}
+}
