@@ -16,10 +16,24 @@
 //	rtppcap -o tone.pcap -codec pcmu -tone 1004 -level -10 -seconds 3
 //	rtppcap -o silence.pcap -codec pcma -seconds 5
 //	rtppcap -o digits.pcap -codec pcmu -digits 1234# -lead 1s -digit-len 100ms -gap 100ms
+//	rtppcap -o fields.pcap -codec pcmu -digits 12#,,,34# -pause 1s
+//	rtppcap -o inband.pcap -codec pcmu -digits 1234# -inband -level -6
+//
+// A ',' in -digits is a pause of -pause (audio, no digit), so one stream
+// can key several fields of an IVR at their own times. -inband sends the
+// digits as DTMF tone pairs (ITU-T Q.23) in the audio, for peers that did
+// not negotiate telephone-event.
 package main
 
 //go:generate go run . -o ../../testdata/sipp/pcap/pcmu-tone-3s.pcap -codec pcmu -tone 1004 -level -10 -seconds 3
 //go:generate go run . -o ../../testdata/sipp/pcap/pcma-tone-3s.pcap -codec pcma -tone 1004 -level -10 -seconds 3
+//go:generate go run . -o ../../testdata/sipp/pcap/pay-rfc4733.pcap -codec pcmu -tone 1004 -level -20 -digits 4111111111111111#,,,,,,,,,,1230,,,,737# -lead 3s -pause 500ms -tail 8s
+//go:generate go run . -o ../../testdata/sipp/pcap/pay-invalid3.pcap -codec pcmu -tone 1004 -level -20 -digits 4111111111111112#,,,,,,,,,,4111111111111112#,,,,,,,,,,4111111111111112# -lead 3s -pause 500ms -tail 11s
+//go:generate go run . -o ../../testdata/sipp/pcap/pay-card-expiry.pcap -codec pcmu -tone 1004 -level -20 -digits 4111111111111111#,,,,,,,,,,1230 -lead 3s -pause 500ms -tail 14s
+//go:generate go run . -o ../../testdata/sipp/pcap/caller-agent-rfc4733.pcap -codec pcmu -tone 1004 -level -20 -digits 2,,,,,,,,,,,,,,,,4111111111111111#,,,,,,,,,1230,,,,737# -lead 2400ms -pause 500ms -tail 12s
+//go:generate go run . -o ../../testdata/sipp/pcap/caller-agent-inband.pcap -codec pcmu -tone 1004 -level -20 -inband -digits 2,,,,,,,,,,,,,,,,4111111111111111#,,,,,,,,,1230,,,,737# -lead 2400ms -pause 500ms -tail 12s
+//go:generate go run . -o ../../testdata/sipp/pcap/agent-star7.pcap -codec pcmu -tone 600 -level -20 -digits *7 -lead 3s -tail 30s
+//go:generate go run . -o ../../testdata/sipp/pcap/agent-talk.pcap -codec pcmu -tone 600 -level -20 -seconds 35
 
 import (
 	"flag"
@@ -49,6 +63,8 @@ func run(args []string, stderr io.Writer) int {
 		digLen  = fs.Duration("digit-len", 100*time.Millisecond, "with -digits: length of each event")
 		gap     = fs.Duration("gap", 100*time.Millisecond, "with -digits: audio between two events")
 		volume  = fs.Int("volume", 10, "with -digits: event volume (0-63, meaning -dBm0)")
+		pause   = fs.Duration("pause", time.Second, "with -digits: the audio each ',' in the digits stands for")
+		inband  = fs.Bool("inband", false, "with -digits: send the digits as DTMF tone pairs in the audio (at -level) instead of RFC 4733 events")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -70,6 +86,8 @@ func run(args []string, stderr io.Writer) int {
 		DigitLen:  *digLen,
 		Gap:       *gap,
 		Volume:    uint8(*volume),
+		Pause:     *pause,
+		InBand:    *inband,
 	}
 	if *eventPT < 96 || *eventPT > 127 {
 		fmt.Fprintf(stderr, "rtppcap: -event-pt %d is not a dynamic payload type (96-127)\n", *eventPT)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/pion/rtp"
@@ -275,8 +277,15 @@ func TestBadSpecs(t *testing.T) {
 // go:generate lines produce.
 func TestCommittedFiles(t *testing.T) {
 	for name, args := range map[string][]string{
-		"pcmu-tone-3s.pcap": {"-codec", "pcmu", "-tone", "1004", "-level", "-10", "-seconds", "3"},
-		"pcma-tone-3s.pcap": {"-codec", "pcma", "-tone", "1004", "-level", "-10", "-seconds", "3"},
+		"pcmu-tone-3s.pcap":         {"-codec", "pcmu", "-tone", "1004", "-level", "-10", "-seconds", "3"},
+		"pcma-tone-3s.pcap":         {"-codec", "pcma", "-tone", "1004", "-level", "-10", "-seconds", "3"},
+		"pay-rfc4733.pcap":          {"-codec", "pcmu", "-tone", "1004", "-level", "-20", "-digits", "4111111111111111#,,,,,,,,,,1230,,,,737#", "-lead", "3s", "-pause", "500ms", "-tail", "8s"},
+		"pay-invalid3.pcap":         {"-codec", "pcmu", "-tone", "1004", "-level", "-20", "-digits", "4111111111111112#,,,,,,,,,,4111111111111112#,,,,,,,,,,4111111111111112#", "-lead", "3s", "-pause", "500ms", "-tail", "11s"},
+		"pay-card-expiry.pcap":      {"-codec", "pcmu", "-tone", "1004", "-level", "-20", "-digits", "4111111111111111#,,,,,,,,,,1230", "-lead", "3s", "-pause", "500ms", "-tail", "14s"},
+		"caller-agent-rfc4733.pcap": {"-codec", "pcmu", "-tone", "1004", "-level", "-20", "-digits", "2,,,,,,,,,,,,,,,,4111111111111111#,,,,,,,,,1230,,,,737#", "-lead", "2400ms", "-pause", "500ms", "-tail", "12s"},
+		"caller-agent-inband.pcap":  {"-codec", "pcmu", "-tone", "1004", "-level", "-20", "-inband", "-digits", "2,,,,,,,,,,,,,,,,4111111111111111#,,,,,,,,,1230,,,,737#", "-lead", "2400ms", "-pause", "500ms", "-tail", "12s"},
+		"agent-star7.pcap":          {"-codec", "pcmu", "-tone", "600", "-level", "-20", "-digits", "*7", "-lead", "3s", "-tail", "30s"},
+		"agent-talk.pcap":           {"-codec", "pcmu", "-tone", "600", "-level", "-20", "-seconds", "35"},
 	} {
 		committed, err := os.ReadFile(filepath.Join("..", "..", "testdata", "sipp", "pcap", name))
 		if err != nil {
@@ -293,5 +302,60 @@ func TestCommittedFiles(t *testing.T) {
 		if !bytes.Equal(committed, fresh) {
 			t.Errorf("%s differs from the generator's output: run go generate ./tools/rtppcap", name)
 		}
+	}
+}
+
+// TestPauseAndInBand: ',' inserts -pause of audio and no event; -inband
+// sends each digit as its DTMF pair in the audio (cloak's in-band detector
+// reads them back at the right times) and no event packet at all.
+func TestPauseAndInBand(t *testing.T) {
+	base := Spec{Codec: PCMU, Digits: "1,,2", EventPT: 101, Volume: 10, LevelDBm0: -10,
+		Lead: 200 * time.Millisecond, Tail: 200 * time.Millisecond, DigitLen: 100 * time.Millisecond,
+		Gap: 100 * time.Millisecond, Pause: 500 * time.Millisecond}
+	var starts []int64
+	recs := write(t, base)
+	for _, r := range recs {
+		if r.rtp.PayloadType == 101 && r.rtp.Marker {
+			starts = append(starts, r.at.Sub(recs[0].at).Milliseconds())
+		}
+	}
+	// 1 at 200 ms; 2 after 100 ms digit + 100 ms gap + 2 × 500 ms pause.
+	if len(starts) != 2 || starts[0] != 200 || starts[1] != 1400 {
+		t.Errorf("event starts at %v ms, want [200 1400]", starts)
+	}
+
+	in := base
+	in.InBand = true
+	in.Digits = "1,,#"
+	recs = write(t, in)
+	det, err := dtmf.NewDetector(dtmf.DetectorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var at []int64
+	for _, r := range recs {
+		if r.rtp.PayloadType != 0 {
+			t.Fatalf("payload type %d in an in-band stream", r.rtp.PayloadType)
+		}
+		pcm := make([]int16, len(r.rtp.Payload))
+		for i, b := range r.rtp.Payload {
+			pcm[i] = g711.DecodeUlawFrame(b)
+		}
+		for _, ev := range det.Process(pcm) {
+			if ev.Kind == dtmf.KindStart {
+				got = append(got, fmt.Sprintf("%c@%d", ev.Digit, ev.Offset/8))
+				at = append(at, ev.Offset/8)
+			}
+		}
+	}
+	// Offsets are the detector's estimate of the tone's start (it errs
+	// early by up to a block, 12.75 ms).
+	if len(got) != 2 || got[0][0] != '1' || got[1][0] != '#' ||
+		at[0] < 185 || at[0] > 200 || at[1] < 1385 || at[1] > 1400 {
+		t.Errorf("in-band digits %v, want 1 at ~200 ms and # at ~1400 ms", got)
+	}
+	if _, err := (Spec{Codec: PCMU, Digits: "x", InBand: true, DigitLen: 100 * time.Millisecond}).Packets(); err == nil {
+		t.Error("in-band stream with a bad digit: no error")
 	}
 }

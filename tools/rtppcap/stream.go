@@ -53,6 +53,25 @@ type Spec struct {
 	DigitLen time.Duration
 	Gap      time.Duration
 	Volume   uint8 // RFC 4733 volume: 0-63, in -dBm0
+	// Pause is the audio a ',' in Digits stands for (a dialler's pause),
+	// so one stream can key several fields at their own times.
+	Pause time.Duration
+	// InBand sends each digit as its DTMF tone pair (ITU-T Q.23, each
+	// tone at LevelDBm0 - 3 dB) in the audio instead of RFC 4733 events.
+	InBand bool
+}
+
+// dtmfFreqs returns the low and high frequency of a key (ITU-T Q.23).
+func dtmfFreqs(key rune) (lo, hi float64, ok bool) {
+	const keys = "123A456B789C*0#D"
+	i := strings.IndexRune(keys, key)
+	if i < 0 {
+		i = strings.IndexRune(keys, key-'a'+'A')
+		if key < 'a' || key > 'd' || i < 0 {
+			return 0, 0, false
+		}
+	}
+	return []float64{697, 770, 852, 941}[i/4], []float64{1209, 1336, 1477, 1633}[i%4], true
 }
 
 // Packet is one RTP packet and when it is sent, from the stream start.
@@ -150,26 +169,8 @@ func (s Spec) Packets() ([]Packet, error) {
 	var out []Packet
 	// audio appends n samples of audio starting at sample position pos.
 	audio := func(pos, n uint32) {
-		for f := uint32(0); f < n; f += frameSamples {
-			payload := make([]byte, frameSamples)
-			for i := range payload {
-				v := 0.0
-				if s.ToneHz > 0 {
-					t := float64(pos+f+uint32(i)) / sampleRate
-					v = amp * math.Sin(2*math.Pi*s.ToneHz*t)
-				}
-				payload[i] = s.Codec.encode(int16(math.Round(v)))
-			}
-			out = append(out, Packet{
-				At: time.Duration(pos+f) * time.Second / sampleRate,
-				RTP: rtp.Packet{
-					Header:  rtp.Header{Version: 2, PayloadType: pt, Timestamp: firstTS + pos + f, SSRC: ssrc, Marker: pos+f == 0},
-					Payload: payload,
-				},
-			})
-		}
+		s.audioOf(&out, pos, n, pt, []float64{s.ToneHz}, amp)
 	}
-
 	if s.Digits == "" {
 		n, err := samples("audio", s.Audio)
 		if err != nil {
@@ -182,7 +183,7 @@ func (s Spec) Packets() ([]Packet, error) {
 		return number(out), nil
 	}
 
-	if s.EventPT < 96 || s.EventPT > 127 {
+	if !s.InBand && (s.EventPT < 96 || s.EventPT > 127) {
 		return nil, fmt.Errorf("event payload type %d is not dynamic (96-127)", s.EventPT)
 	}
 	lead, err := samples("lead", s.Lead)
@@ -197,6 +198,10 @@ func (s Spec) Packets() ([]Packet, error) {
 	if err != nil {
 		return nil, err
 	}
+	pause, err := samples("pause", s.Pause)
+	if err != nil {
+		return nil, err
+	}
 	dlen, err := samples("digit length", s.DigitLen)
 	if err != nil {
 		return nil, err
@@ -208,10 +213,33 @@ func (s Spec) Packets() ([]Packet, error) {
 	pos := uint32(0)
 	audio(pos, lead)
 	pos += lead
-	for i, key := range s.Digits {
+	keys := []rune(s.Digits)
+	for i, key := range keys {
+		after := gap
+		if i == len(keys)-1 {
+			after = tail
+		}
+		if key == ',' {
+			audio(pos, pause)
+			pos += pause
+			if i == len(keys)-1 {
+				audio(pos, tail)
+				pos += tail
+			}
+			continue
+		}
 		code, ok := EventCode(key)
 		if !ok {
-			return nil, fmt.Errorf("digit %q is not a DTMF key (0-9 * # A-D)", strings.ToUpper(string(key)))
+			return nil, fmt.Errorf("digit %q is not a DTMF key (0-9 * # A-D) or a pause (,)", strings.ToUpper(string(key)))
+		}
+		if s.InBand {
+			lo, hi, _ := dtmfFreqs(key)
+			// Each tone 3 dB under the level, so the pair peaks near it.
+			s.audioOf(&out, pos, dlen, pt, []float64{lo, hi}, s.Codec.peak(s.LevelDBm0-3))
+			pos += dlen
+			audio(pos, after)
+			pos += after
+			continue
 		}
 		// One event: a start packet with the marker bit, an update every
 		// 50 ms, all with the event's start timestamp and the duration so
@@ -233,14 +261,36 @@ func (s Spec) Packets() ([]Packet, error) {
 			ev(pos+dlen+r*update, true, false, dlen)
 		}
 		pos += dlen
-		after := gap
-		if i == len(s.Digits)-1 {
-			after = tail
-		}
 		audio(pos, after)
 		pos += after
 	}
 	return number(out), nil
+}
+
+// audioOf appends n samples (whole frames) of the sum of sines at freqs
+// (0 Hz adds nothing: digital silence), each of peak amplitude amp,
+// starting at sample position pos.
+func (s Spec) audioOf(out *[]Packet, pos, n uint32, pt uint8, freqs []float64, amp float64) {
+	for f := uint32(0); f < n; f += frameSamples {
+		payload := make([]byte, frameSamples)
+		for i := range payload {
+			v := 0.0
+			t := float64(pos+f+uint32(i)) / sampleRate
+			for _, hz := range freqs {
+				if hz > 0 {
+					v += amp * math.Sin(2*math.Pi*hz*t)
+				}
+			}
+			payload[i] = s.Codec.encode(int16(math.Round(v)))
+		}
+		*out = append(*out, Packet{
+			At: time.Duration(pos+f) * time.Second / sampleRate,
+			RTP: rtp.Packet{
+				Header:  rtp.Header{Version: 2, PayloadType: pt, Timestamp: firstTS + pos + f, SSRC: ssrc, Marker: pos+f == 0},
+				Payload: payload,
+			},
+		})
+	}
 }
 
 // number sorts the packets into send order (stable, so an event's end
