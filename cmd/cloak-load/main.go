@@ -226,6 +226,7 @@ type callStats struct {
 	up        int
 	failed    int
 	dropped   int // ended by the far end before we hung up
+	cutShort  int // setup cancelled because the run ended
 	active    int
 	setups    []float64 // ms
 	errors    map[string]int
@@ -358,6 +359,14 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 				c, err := p.place(sctx, idx)
 				cancel()
 				if err != nil {
+					if runCtx.Err() != nil {
+						// The run ended while this call was being set up:
+						// not the target's failure.
+						cs.mu.Lock()
+						cs.cutShort++
+						cs.mu.Unlock()
+						return
+					}
 					cs.fail(err)
 					return
 				}
@@ -450,6 +459,10 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 		<-runCtx.Done()
 		w.end(e, o.pid)
 		sum.RampSeconds = 0
+	}
+
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		sum.LoadAvg = strings.Join(strings.Fields(string(la))[:3], " ")
 	}
 
 	// Tear down.

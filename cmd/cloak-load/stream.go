@@ -321,7 +321,7 @@ type group struct {
 	pkts [][]byte
 	dsts []*unix.RawSockaddrInet4
 
-	rx        atomic.Uint64 // stamped audio packets received
+	rx        atomic.Uint64 // RTP packets received for a stream (audio, events, silence)
 	rxAll     atomic.Uint64 // every datagram received
 	stray     atomic.Uint64 // from a port no stream sends to
 	txErrs    atomic.Uint64
@@ -407,11 +407,8 @@ func (g *group) read() {
 			if measuring {
 				h = &g.hist
 			}
-			before := s.rx
 			s.onReceive(r.at, d[1]&0x7f, binary.BigEndian.Uint16(d[2:]), binary.BigEndian.Uint32(d[4:]), d[off:], h)
-			if s.rx != before {
-				g.rx.Add(1)
-			}
+			g.rx.Add(1)
 		}
 	}
 }

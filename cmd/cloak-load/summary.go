@@ -18,11 +18,15 @@ type summary struct {
 	NumCPU      int     `json:"num_cpu"`
 	Digits      bool    `json:"digits_keyed"`
 	RampSeconds float64 `json:"ramp_seconds"`
+	// LoadAvg is the machine's load average when the window ended: other
+	// work on the machine shows here.
+	LoadAvg string `json:"loadavg"`
 
 	CallsAttempted int            `json:"calls_attempted"`
 	CallsUp        int            `json:"calls_up"`
 	CallsFailed    int            `json:"calls_failed"`
 	CallsDropped   int            `json:"calls_dropped"`
+	CallsCutShort  int            `json:"calls_cut_short"` // setups cancelled by the end of the run
 	Errors         map[string]int `json:"errors,omitempty"`
 	SetupMs        quantiles      `json:"setup_ms"`
 	AgentLegs      *agentLegs     `json:"agent_legs,omitempty"`
@@ -119,6 +123,7 @@ func quant(v []float64) quantiles {
 func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 	cs.mu.Lock()
 	sum.CallsAttempted, sum.CallsUp, sum.CallsFailed, sum.CallsDropped = cs.attempted, cs.up, cs.failed, cs.dropped
+	sum.CallsCutShort = cs.cutShort
 	sum.Errors = cs.errors
 	sum.SetupMs = quant(append([]float64(nil), cs.setups...))
 	cs.mu.Unlock()

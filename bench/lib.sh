@@ -1,0 +1,113 @@
+# Shared helpers for the bench scripts: sourced, not run.
+# Everything listens on 127.0.0.1; every process started here is stopped by
+# its PID when its step ends (and by the EXIT trap if the script dies).
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-$ROOT/bench/out}
+BIN=${BIN:-$OUT/bin}
+mkdir -p "$OUT" "$BIN"
+
+# Ports (all loopback).
+CLOAK_SIP=${CLOAK_SIP:-5160}
+LOAD_SIP=${LOAD_SIP:-5170}
+AGENT_SIP=${AGENT_SIP:-5190}
+NG_PORT=${NG_PORT:-2223}
+FLOOR_BASE=${FLOOR_BASE:-40000}
+
+STARTED_PIDS=()
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+build() {
+	log "building cloak, cloak-load and floor into $BIN"
+	(cd "$ROOT" && go build -o "$BIN/cloak" ./cmd/cloak &&
+		go build -o "$BIN/cloak-load" ./cmd/cloak-load &&
+		go build -o "$BIN/floor" ./bench/floor)
+}
+
+# wait_udp PORT: until something listens on 127.0.0.1:PORT/udp (10 s).
+wait_udp() {
+	for _ in $(seq 100); do
+		if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+		sleep 0.1
+	done
+	log "nothing listens on udp port $1"
+	return 1
+}
+
+# stop PID: SIGTERM, then SIGKILL after 15 s. Only PIDs this script started.
+stop() {
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	log "pid $pid did not stop on SIGTERM; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local pid
+	for pid in "${STARTED_PIDS[@]}"; do
+		kill -0 "$pid" 2>/dev/null && stop "$pid"
+	done
+	return 0
+}
+trap cleanup EXIT
+
+# cloak_config FILE [EXTRA-YAML]: the bench's cloak configuration.
+cloak_config() {
+	local f=$1
+	mkdir -p "$OUT/cloak-data"
+	cat >"$f" <<YAML
+sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
+rtp: {ports: 20000-29999, inactivity_timeout: 60s}
+data: {dir: $OUT/cloak-data}
+log: {level: warn, format: json}
+admin: {listen: ""}
+shutdown: {grace: 5s, mode: hangup}
+routes:
+  relay: "dial:sip:agent@127.0.0.1:$AGENT_SIP"
+  echo: echo
+  pay: "flow:pay"
+YAML
+}
+
+# start_cloak: sets PID.
+start_cloak() {
+	cloak_config "$OUT/cloak.yaml"
+	"$BIN/cloak" serve -config "$OUT/cloak.yaml" >>"$OUT/cloak.log" 2>&1 &
+	PID=$!
+	STARTED_PIDS+=("$PID")
+	wait_udp "$CLOAK_SIP"
+}
+
+# start_rtpengine: userspace only (--table=-1); sets PID.
+start_rtpengine() {
+	rtpengine --foreground --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:$NG_PORT \
+		--port-min=30000 --port-max=39999 --log-stderr --log-level=4 --delete-delay=0 \
+		--pidfile="$OUT/rtpengine.pid" >>"$OUT/rtpengine.log" 2>&1 &
+	PID=$!
+	STARTED_PIDS+=("$PID")
+	wait_udp "$NG_PORT"
+}
+
+# start_floor PAIRS: sets PID.
+start_floor() {
+	"$BIN/floor" -base "$FLOOR_BASE" -pairs "$1" -duration 10m >>"$OUT/floor.log" 2>&1 &
+	PID=$!
+	STARTED_PIDS+=("$PID")
+	wait_udp "$FLOOR_BASE"
+}
+
+# machine: a JSON object describing where the run happened.
+machine_json() {
+	printf '{"nproc": %s, "cpu": "%s", "mem_kib": %s, "kernel": "%s", "go": "%s", "loadavg_start": "%s", "rtpengine": "%s", "sipp": "%s"}\n' \
+		"$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+		"$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$(uname -r)" "$(go version | awk '{print $3}')" \
+		"$(cut -d' ' -f1-3 /proc/loadavg)" "$(rtpengine --version 2>&1 | awk '{print $2}' | head -1)" \
+		"$(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1)"
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# relay.sh TARGET N: N bridged calls of G.711 both ways through TARGET,
+# measured over a steady window. TARGET is one of
+#   cloak           caller -> cloak (route "relay": dial the agent, gate, DTMF
+#                   detection and masking) -> cloak-load's agent side
+#   rtpengine       rtpengine userspace (--table=-1), plain relay over ng
+#   rtpengine-mask  the same with "block DTMF" and DTMF-security: silence
+#   floor           bench/floor: read -> rewrite -> send, nothing else
+# The target is started fresh (so its memory baseline is clean) and
+# stopped afterwards. Writes $OUT/relay-TARGET-N.json.
+# Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
+# perf profile of the target during the window.
+source "$(dirname "$0")/lib.sh"
+
+target=$1 n=$2
+RATE=${RATE:-100}
+WARMUP=${WARMUP:-5s}
+WINDOW=${WINDOW:-15s}
+kind=relay
+[[ ${PROFILE:-0} == 1 ]] && kind=profile # profiled runs are kept apart: perf costs the target CPU
+json="$OUT/$kind-$target-$n.json"
+common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
+	-digits 1234 -digits-at 2s -label "$target" -json "$json" -progress 5s)
+
+case $target in
+cloak)
+	start_cloak
+	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP)
+	;;
+rtpengine)
+	start_rtpengine
+	args=(-mode ng -ng 127.0.0.1:$NG_PORT)
+	;;
+rtpengine-mask)
+	start_rtpengine
+	args=(-mode ng -ng 127.0.0.1:$NG_PORT -dtmf-security silence)
+	;;
+floor)
+	start_floor "$n"
+	args=(-mode floor -floor 127.0.0.1:$FLOOR_BASE -floor-pairs "$n")
+	;;
+*)
+	echo "relay.sh: unknown target $target" >&2
+	exit 2
+	;;
+esac
+sleep 1 # let the target settle before its baseline is read
+
+perfpid=
+if [[ ${PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
+	# Start sampling once the calls should be up and warm: ramp + warmup.
+	ramp=$(((n + RATE - 1) / RATE + ${WARMUP%s} + 1))
+	(sleep "$ramp" && exec perf record -F 999 -g -p "$PID" -o "$OUT/perf-$target-$n.data" -- sleep 10) >"$OUT/perf-$target-$n.log" 2>&1 &
+	perfpid=$!
+fi
+
+log "relay: $target, $n calls"
+"$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "$OUT/$kind-$target-$n.txt"
+[[ -n $perfpid ]] && wait "$perfpid" || true
+stop "$PID"
