@@ -23,11 +23,8 @@ type Leg struct {
 	log zerolog.Logger
 	id  string
 
-	mu      sync.Mutex
-	local   LocalSDP
-	media   Media
-	onMedia func(Media) error
-	onInfo  func(contentType string, body []byte) int
+	mu sync.Mutex
+	dialogState
 	onRefer func(target string) int
 	reason  string
 	byeSent bool
@@ -127,7 +124,7 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if err := d.Ack(ctx); err != nil {
 		return nil, &DialError{Err: err}
 	}
-	leg := &Leg{srv: s, d: d, id: newID(), local: o.Local, media: m}
+	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}}
 	leg.log = o.Log.With().Str("leg", leg.id).Logger()
 	s.legs.Store(d.ID, leg)
 	go func() {
@@ -204,39 +201,13 @@ func (l *Leg) readBye(req *siplib.Request, tx siplib.ServerTransaction) {
 func (l *Leg) readReinvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	media, body, code := reoffer(req.Body(), &l.local, l.media)
-	if code != 200 {
-		l.srv.respond(req, tx, code, reasonFor(code))
-		return
-	}
-	if media != l.media && l.onMedia != nil {
-		if err := l.onMedia(media); err != nil {
-			l.srv.respond(req, tx, statusOf(err, 488), "Not Acceptable Here")
-			return
-		}
-	}
-	l.media = media
-	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
-	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
-	res.AppendHeader(siplib.HeaderClone(&l.d.UA.ContactHDR))
-	_ = tx.Respond(res)
+	l.answerReoffer(l.srv, l.log, req, tx, &l.d.UA.ContactHDR)
 }
 
 func (l *Leg) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
-	}
-	code := 200
-	switch {
-	case l.onInfo != nil:
-		code = l.onInfo(ct, req.Body())
-	case len(req.Body()) > 0:
-		code = 415
-	}
-	l.srv.respond(req, tx, code, reasonFor(code))
+	l.answerInfo(l.srv, req, tx)
 }
 
 // readRefer handles REFER from the far end (RFC 3515): an agent's softphone

@@ -34,10 +34,9 @@ type Session struct {
 	id     string
 	source netip.AddrPort
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	dialogState
 	offer     *Offer // nil for a late offer (INVITE without SDP)
-	media     Media
-	local     LocalSDP
 	answered  bool
 	rejected  bool
 	ackBody   chan []byte // late offer: the SDP answer carried by the ACK
@@ -343,26 +342,8 @@ func (s *Session) readReinvite(req *siplib.Request, tx siplib.ServerTransaction)
 		s.srv.respond(req, tx, 500, "Server Internal Error", siplib.NewHeader("Retry-After", "1"))
 		return
 	}
-	media, body, code := reoffer(req.Body(), &s.local, s.media)
-	if code != 200 {
-		s.srv.respond(req, tx, code, reasonFor(code))
-		return
-	}
-	if media != s.media && s.onMedia != nil {
-		if err := s.onMedia(media); err != nil {
-			s.log.Info().Err(err).Msg("re-INVITE refused")
-			s.srv.respond(req, tx, statusOf(err, 488), "Not Acceptable Here")
-			return
-		}
-	}
-	if media != s.media {
-		s.log.Info().Str("rtp_remote", media.Remote.String()).Str("direction", media.Direction.String()).Str("codec", media.Codec.Name).Msg("media updated by re-INVITE")
-	}
-	s.media = media
-	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
-	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
-	res.AppendHeader(siplib.HeaderClone(s.contact()))
-	if err := tx.Respond(res); err != nil {
+	res := s.answerReoffer(s.srv, s.log, req, tx, s.contact())
+	if res == nil {
 		return
 	}
 	// RFC 6026 / RFC 3261 §13.3.1.4: the UAS core retransmits the 2xx until
@@ -411,6 +392,51 @@ func (s *Session) retransmit2xx(tx siplib.ServerTransaction, res *siplib.Respons
 func (s *Session) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.answerInfo(s.srv, req, tx)
+}
+
+// dialogState is what both kinds of dialog (Session, which we answered,
+// and Leg, which we placed) keep for in-dialog requests: the media agreed,
+// our SDP, and the call layer's callbacks. The owner's mutex guards it.
+type dialogState struct {
+	local   LocalSDP
+	media   Media
+	onMedia func(Media) error
+	onInfo  func(contentType string, body []byte) int
+}
+
+// answerReoffer handles the offer of a re-INVITE (hold, resume, new address
+// or codec; RFC 3261 §14.2, RFC 3264 §8). It returns the 200 to send, or
+// nil once it has refused the change, leaving the session as it was.
+func (d *dialogState) answerReoffer(srv *Server, log zerolog.Logger, req *siplib.Request, tx siplib.ServerTransaction, contact siplib.Header) *siplib.Response {
+	media, body, code := reoffer(req.Body(), &d.local, d.media)
+	if code != 200 {
+		srv.respond(req, tx, code, reasonFor(code))
+		return nil
+	}
+	if media != d.media && d.onMedia != nil {
+		if err := d.onMedia(media); err != nil {
+			log.Info().Err(err).Msg("re-INVITE refused")
+			srv.respond(req, tx, statusOf(err, 488), "Not Acceptable Here")
+			return nil
+		}
+	}
+	if media != d.media {
+		log.Info().Str("rtp_remote", media.Remote.String()).Str("direction", media.Direction.String()).Str("codec", media.Codec.Name).Msg("media updated by re-INVITE")
+	}
+	d.media = media
+	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
+	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(siplib.HeaderClone(contact))
+	if err := tx.Respond(res); err != nil {
+		return nil
+	}
+	return res
+}
+
+// answerInfo hands an INFO body to the call layer (RFC 6086); its bodies
+// may carry digits and are never logged.
+func (d *dialogState) answerInfo(srv *Server, req *siplib.Request, tx siplib.ServerTransaction) {
 	ct := ""
 	if h := req.ContentType(); h != nil {
 		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
@@ -418,17 +444,16 @@ func (s *Session) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
 	body := req.Body()
 	code := 200
 	switch {
-	case s.onInfo != nil:
-		code = s.onInfo(ct, body)
+	case d.onInfo != nil:
+		code = d.onInfo(ct, body)
 	case len(body) > 0:
 		code = 415
 	}
-	reason := reasonFor(code)
 	var hdrs []siplib.Header
 	if code == 415 {
 		hdrs = append(hdrs, siplib.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 	}
-	s.srv.respond(req, tx, code, reason, hdrs...)
+	srv.respond(req, tx, code, reasonFor(code), hdrs...)
 }
 
 // reoffer answers an offer received inside a dialog (re-INVITE, RFC 3264
