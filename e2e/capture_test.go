@@ -35,10 +35,16 @@ type capture struct {
 // startCapture starts tshark and waits until it captures.
 func startCapture(t *testing.T, c *cloak) *capture {
 	t.Helper()
+	return startCaptureFilter(t, fmt.Sprintf("udp src portrange %d-%d", c.rtpLo, c.rtpHi))
+}
+
+// startCaptureFilter starts tshark on lo with a capture filter and waits
+// until it captures.
+func startCaptureFilter(t *testing.T, filter string) *capture {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cp := &capture{t: t, file: filepath.Join(dir, "rtp.pcap"), stderr: &lockedBuffer{}, done: make(chan struct{}), cancel: cancel}
-	filter := fmt.Sprintf("udp src portrange %d-%d", c.rtpLo, c.rtpHi)
 	cp.cmd = exec.CommandContext(ctx, "tshark", "-n", "-i", "lo", "-f", filter, "-F", "pcap", "-w", cp.file)
 	cp.cmd.Stderr = cp.stderr
 	cp.cmd.Cancel = func() error { return cp.cmd.Process.Signal(syscall.SIGINT) }
@@ -79,15 +85,7 @@ type rtpPacket struct {
 // stop ends the capture and returns the RTP packets sent to dstPort.
 func (cp *capture) stop(dstPort int) []rtpPacket {
 	cp.t.Helper()
-	// Let the last packets reach the capture.
-	time.Sleep(300 * time.Millisecond)
-	_ = cp.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-cp.done:
-	case <-time.After(10 * time.Second):
-		cp.cancel()
-		<-cp.done
-	}
+	cp.finish()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "tshark", "-n", "-r", cp.file,
@@ -108,6 +106,24 @@ func (cp *capture) stop(dstPort int) []rtpPacket {
 		pkts = append(pkts, rtpPacket{dstPort: port, pt: uint8(pt), payload: strings.ReplaceAll(f[2], ":", "")})
 	}
 	return pkts
+}
+
+// finish lets the last packets reach the capture and stops tshark; the
+// file is complete afterwards.
+func (cp *capture) finish() {
+	select {
+	case <-cp.done:
+		return
+	default:
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = cp.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-cp.done:
+	case <-time.After(10 * time.Second):
+		cp.cancel()
+		<-cp.done
+	}
 }
 
 // pcapPayloads reads a classic pcap of Ethernet/IPv4/UDP/RTP frames (as

@@ -163,17 +163,31 @@ func freePorts(t *testing.T, n int, tcp bool) int {
 type cloakOpts struct {
 	inactivity time.Duration // rtp.inactivity_timeout; 0 leaves it off
 	grace      time.Duration // shutdown.grace; default 2s
+	// routes are added to the default ones (echo, tone, ring).
+	routes map[string]string
+	// admin starts the HTTP API on a free loopback port (cloak.adminURL).
+	admin bool
+	// json logs one JSON object a line instead of the console format.
+	json bool
+	// extra is YAML appended to the config (top-level sections other than
+	// sip, rtp, data, log, shutdown, routes and admin).
+	extra string
 }
 
 // cloak is a running cloak process.
 type cloak struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	sipPort int
-	rtpLo   int
-	rtpHi   int
-	done    chan struct{} // closed when the process exited
-	exitErr error
+	dataDir string // data.dir
+	// logFile is a copy of cloak's stderr (its whole log), written as it
+	// comes, under dataDir.
+	logFile  string
+	adminURL string // http://127.0.0.1:PORT with opts.admin
+	sipPort  int
+	rtpLo    int
+	rtpHi    int
+	done     chan struct{} // closed when the process exited
+	exitErr  error
 
 	mu     sync.Mutex
 	stderr bytes.Buffer
@@ -191,6 +205,33 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	c.sipPort = freePorts(t, 1, true)
 	c.rtpLo = freePorts(t, 20, false)
 	c.rtpHi = c.rtpLo + 19
+	c.dataDir = filepath.Join(dir, "data")
+	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	c.logFile = filepath.Join(c.dataDir, "cloak.log")
+	logf, err := os.Create(c.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := "console"
+	if o.json {
+		format = "json"
+	}
+	admin := `""`
+	if o.admin {
+		p := freePorts(t, 1, true)
+		admin = fmt.Sprintf("127.0.0.1:%d", p)
+		c.adminURL = "http://" + admin
+	}
+	routes := map[string]string{"echo": "echo", "tone": "tone", "ring": "ring"}
+	for k, v := range o.routes {
+		routes[k] = v
+	}
+	var rt strings.Builder
+	for k, v := range routes {
+		fmt.Fprintf(&rt, "  %s: %q\n", k, v)
+	}
 	cfg := fmt.Sprintf(`sip:
   listen: 127.0.0.1:%d
   transports: [udp, tcp]
@@ -201,17 +242,14 @@ data:
   dir: %s
 log:
   level: debug
-  format: console
+  format: %s
 shutdown:
   grace: %s
   mode: drain
 routes:
-  echo: echo
-  tone: tone
-  ring: ring
-admin:
-  listen: ""
-`, c.sipPort, c.rtpLo, c.rtpHi, o.inactivity, filepath.Join(dir, "data"), o.grace)
+%sadmin:
+  listen: %s
+%s`, c.sipPort, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, format, o.grace, rt.String(), admin, o.extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -232,6 +270,8 @@ admin:
 			c.mu.Lock()
 			c.stderr.Write(sc.Bytes())
 			c.stderr.WriteByte('\n')
+			_, _ = logf.Write(sc.Bytes())
+			_, _ = logf.Write([]byte{'\n'})
 			c.mu.Unlock()
 			select {
 			case c.lines <- struct{}{}:
@@ -239,6 +279,7 @@ admin:
 			}
 		}
 		_, _ = io.Copy(io.Discard, pipe)
+		_ = logf.Close()
 		c.exitErr = c.cmd.Wait()
 		close(c.done)
 	}()
@@ -347,6 +388,16 @@ type sippArgs struct {
 	keys      map[string]string // -key
 	mediaPort int               // -mp; 0 picks one
 	calls     int               // -m; default 1
+	// localPort is -p; 0 picks one.
+	localPort int
+	// pause is -d: the length of <pause/> without milliseconds.
+	pause time.Duration
+	// timeout is sipp's -timeout (default 30s); the process is killed 15s
+	// after it.
+	timeout time.Duration
+	// uas runs a server scenario: no remote address, sipp waits on
+	// localPort for cloak's INVITE.
+	uas bool
 }
 
 // startSipp runs sipp as a UAC against c in the background.
@@ -358,10 +409,16 @@ func startSipp(t *testing.T, c *cloak, a sippArgs) *sipp {
 	if a.mediaPort == 0 {
 		a.mediaPort = freePorts(t, 4, false)
 	}
+	if a.timeout == 0 {
+		a.timeout = 30 * time.Second
+	}
 	s := &sipp{dir: t.TempDir(), done: make(chan struct{})}
-	localPort := freePorts(t, 1, true)
+	localPort := a.localPort
+	if localPort == 0 {
+		localPort = freePorts(t, 1, true)
+	}
 	args := []string{
-		"-nostdin", "-timeout", "30s", "-m", strconv.Itoa(a.calls),
+		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(a.timeout.Seconds())), "-m", strconv.Itoa(a.calls),
 		"-sf", scenario(a.scenario),
 		"-i", "127.0.0.1", "-p", strconv.Itoa(localPort),
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(a.mediaPort),
@@ -374,8 +431,13 @@ func startSipp(t *testing.T, c *cloak, a sippArgs) *sipp {
 	for k, v := range a.keys {
 		args = append(args, "-key", k, v)
 	}
-	args = append(args, fmt.Sprintf("127.0.0.1:%d", c.sipPort))
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	if a.pause > 0 {
+		args = append(args, "-d", strconv.Itoa(int(a.pause.Milliseconds())))
+	}
+	if !a.uas {
+		args = append(args, fmt.Sprintf("127.0.0.1:%d", c.sipPort))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout+15*time.Second)
 	s.cancel = cancel
 	s.cmd = exec.CommandContext(ctx, "sipp", args...)
 	s.cmd.Dir = s.dir
