@@ -95,7 +95,7 @@ func (c *Interaction) applyMedia(m sip.Media) {
 	c.caller.SetCodec(codecOf(m.Codec), m.EventPT)
 	c.caller.SetDirection(directionOf(m.Direction))
 	c.onHold.Store(m.OnHold())
-	c.answered.CompareAndSwap(0, time.Now().UnixNano())
+	c.log.Debug().Str("remote", m.Remote.String()).Str("direction", c.caller.Direction().String()).Msg("caller media applied")
 }
 
 // onMediaChange is the re-INVITE callback: hold, resume, new address or

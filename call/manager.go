@@ -298,6 +298,9 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	defer m.unregister(c)
 
 	s.SetCallbacks(c.onMediaChange, c.onInfo)
+	if early {
+		c.applyMedia(offered)
+	}
 	if err := s.Ringing(); err != nil {
 		return
 	}
@@ -318,7 +321,10 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		log.Info().Err(err).Msg("call not answered")
 		return
 	}
-	c.applyMedia(agreed)
+	// The media was applied from the offer before answering, or by the
+	// callback (late offer, re-INVITEs) in order: agreed is used only for
+	// the codec name.
+	c.answered.CompareAndSwap(0, time.Now().UnixNano())
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
 	ep.SetMonitor(&legMonitor{c: c, record: true, rtp: c.rtpCap})

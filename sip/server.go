@@ -96,6 +96,8 @@ type Server struct {
 	ready  sync.WaitGroup
 }
 
+var setSipgoLogger sync.Once
+
 // NewServer builds a server; Start makes it listen.
 func NewServer(cfg Config, h Handler) (*Server, error) {
 	if !cfg.Listen.IsValid() {
@@ -116,7 +118,9 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, handler: h, log: cfg.Log, contact: netip.AddrPortFrom(adv, cfg.Listen.Port())}
 	slogger := slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "sipgo").Logger().Level(maxLevel(cfg.Log.GetLevel(), zerolog.WarnLevel))))
-	siplib.SetDefaultLogger(slogger)
+	// sipgo keeps its transport logger in a package variable: set it once
+	// per process (cloak runs one server; tests run many).
+	setSipgoLogger.Do(func() { siplib.SetDefaultLogger(slogger) })
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()),
 		sipgo.WithUserAgentTransactionLayerOptions(siplib.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse)))
 	if err != nil {

@@ -41,8 +41,6 @@ type Session struct {
 	rejected  bool
 	ackBody   chan []byte // late offer: the SDP answer carried by the ACK
 	reAcks    chan uint32 // CSeq numbers of ACKs to our re-INVITE 2xx
-	onMedia   func(Media) error
-	onInfo    func(contentType string, body []byte) int
 	endReason string
 	byeSent   bool
 	finished  chan struct{}
@@ -184,8 +182,10 @@ func (s *Session) Reject(code int, reason string) error {
 
 // Answer sends 200 OK with our SDP and waits for the ACK. With an offer in
 // the INVITE the body is the answer; with a late offer it is our offer and
-// the answer is taken from the ACK (RFC 3261 §13.2.1, RFC 3264 §4). It
-// returns the agreed media.
+// the answer is taken from the ACK (RFC 3261 §13.2.1, RFC 3264 §4) and
+// handed to the media callback. It returns the media agreed when it
+// returns; a re-INVITE may already have changed it, and the callback, not
+// this value, is the one to act on.
 func (s *Session) Answer(local LocalSDP) (Media, error) {
 	s.mu.Lock()
 	if s.answered || s.rejected {
@@ -234,8 +234,13 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 			_ = s.Hangup(ctx)
 			return Media{}, ErrNoAnswer
 		}
+		// Applied under the lock, like every re-INVITE, so the call layer
+		// sees media changes in the order they happened.
 		s.mu.Lock()
 		s.media = m
+		if s.onMedia != nil {
+			_ = s.onMedia(m)
+		}
 		s.mu.Unlock()
 	}
 	if s.dlg.Context().Err() != nil {
