@@ -602,7 +602,7 @@ func checkHEPMessages(t *testing.T, msgs []hepMsg, lines []logLine) {
 type sidecar struct {
 	CallID     string    `json:"call_id"`
 	Start      time.Time `json:"start"`
-	DurationMS int64  `json:"duration_ms"`
+	DurationMS int64     `json:"duration_ms"`
 	Markers    []struct {
 		Reason string    `json:"reason"`
 		Start  time.Time `json:"start"`
