@@ -25,6 +25,9 @@ type agentSide struct {
 	refer  bool          // the secure flow was requested by REFER (NOTIFY owed)
 	holdMu sync.Mutex
 	hold   context.CancelFunc // stops hold audio towards the agent
+
+	releaseMu sync.Mutex
+	released  bool // releaseAgent ran
 }
 
 // Errors of agent handling.
@@ -319,6 +322,13 @@ func (c *Interaction) runReferred(ctx context.Context, req secureRequest) {
 // releaseAgent hangs up an agent leg we no longer need and makes the agent
 // available.
 func (c *Interaction) releaseAgent(side *agentSide, why string) {
+	side.releaseMu.Lock()
+	done := side.released
+	side.released = true
+	side.releaseMu.Unlock()
+	if done {
+		return
+	}
 	c.stopAgentHold(side)
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, Available)

@@ -327,7 +327,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.answered.CompareAndSwap(0, time.Now().UnixNano())
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
-	ep.SetMonitor(&legMonitor{c: c, record: true, rtp: c.rtpCap})
+	ep.SetMonitor(newCallerMonitor(c, c.rtpCap))
 	c.run()
 }
 

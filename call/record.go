@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/capture"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
@@ -156,7 +157,20 @@ type legMonitor struct {
 	record bool
 	rtp    *capture.CallCapture
 	rxPCM  []int16
+	rxOut  []int16
 	txPCM  []int16
+	// masker removes in-band DTMF from the caller's side of the recording
+	// in every mode (DESIGN scenario 3: tones are replaced with silence
+	// before the recorder hears them), adding its 40 ms delay to that
+	// channel. Owned by the read goroutine.
+	masker *dtmf.Masker
+}
+
+// newCallerMonitor returns the caller leg's monitor: recorded, with tones
+// masked out of the recording.
+func newCallerMonitor(c *Interaction, rtp *capture.CallCapture) *legMonitor {
+	m, _ := dtmf.NewMasker(dtmf.MaskerConfig{})
+	return &legMonitor{c: c, record: true, rtp: rtp, masker: m, rxOut: make([]int16, 480)}
 }
 
 // Received implements media.Monitor.
@@ -165,11 +179,29 @@ func (l *legMonitor) Received(e *media.Endpoint, p *media.Packet) {
 	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
 		_ = l.rtp.WritePacket(time.Now(), p.From, e.LocalAddr(), capture.ProtoUDP, p.Raw)
 	}
-	if l.record && !p.IsEvent && Route(mode, Recorder) == Pass {
-		if rec := l.c.rec.Load(); rec != nil {
-			l.rxPCM = e.Codec().Decode(p.Payload, l.rxPCM[:0])
-			rec.WriteCaller(l.rxPCM)
+	if !l.record {
+		return
+	}
+	rec := l.c.rec.Load()
+	if rec == nil {
+		return
+	}
+	if p.IsEvent {
+		if l.masker != nil {
+			l.masker.Suppress(160 * 8) // a phone's in-band leading edge
 		}
+		return
+	}
+	l.rxPCM = e.Codec().Decode(p.Payload, l.rxPCM[:0])
+	pcm := l.rxPCM
+	if l.masker != nil && len(pcm) <= len(l.rxOut) {
+		// The masker runs in every mode so its delay line stays whole.
+		if _, err := l.masker.Process(pcm, l.rxOut[:len(pcm)]); err == nil {
+			pcm = l.rxOut[:len(pcm)]
+		}
+	}
+	if Route(mode, Recorder) == Pass {
+		rec.WriteCaller(pcm)
 	}
 }
 
