@@ -14,7 +14,10 @@ CLOAK_SIP=${CLOAK_SIP:-5160}
 LOAD_SIP=${LOAD_SIP:-5170}
 AGENT_SIP=${AGENT_SIP:-5190}
 NG_PORT=${NG_PORT:-2223}
-FLOOR_BASE=${FLOOR_BASE:-40000}
+FLOOR_BASE=${FLOOR_BASE:-10000}
+# RTP port ranges stay below the kernel's ephemeral range (32768-60999 by
+# default), where any socket bound to port 0 could take one of ours:
+# floor 10000-14999, rtpengine 17000-23999, cloak 24000-29999.
 
 STARTED_PIDS=()
 
@@ -64,7 +67,7 @@ cloak_config() {
 	mkdir -p "$OUT/cloak-data"
 	cat >"$f" <<YAML
 sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
-rtp: {ports: 20000-29999, inactivity_timeout: 60s}
+rtp: {ports: 24000-29999, inactivity_timeout: 60s}
 data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
 admin: {listen: ""}
@@ -88,7 +91,7 @@ start_cloak() {
 # start_rtpengine: userspace only (--table=-1); sets PID.
 start_rtpengine() {
 	rtpengine --foreground --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:$NG_PORT \
-		--port-min=30000 --port-max=39999 --log-stderr --log-level=4 --delete-delay=0 \
+		--port-min=17000 --port-max=23999 --log-stderr --log-level=4 --delete-delay=0 \
 		--pidfile="$OUT/rtpengine.pid" >>"$OUT/rtpengine.log" 2>&1 &
 	PID=$!
 	STARTED_PIDS+=("$PID")

@@ -5,10 +5,10 @@
 # RATE x STEP_SECONDS calls of HOLD_MS each. Writes $OUT/setup.csv:
 # target,rate,calls,successful,failed,achieved_rate (calls / (elapsed - hold):
 # whether sipp kept the rate)
-# Env: RATES ("50 100 200 300 400 500 700 1000"), STEP_SECONDS (5), HOLD_MS (1000).
+# Env: RATES ("100 200 300 500 700 1000 1500 2000 3000"), STEP_SECONDS (5), HOLD_MS (1000).
 source "$(dirname "$0")/lib.sh"
 
-RATES=${RATES:-"50 100 200 300 400 500 700 1000"}
+RATES=${RATES:-"100 200 300 500 700 1000 1500 2000 3000"}
 STEP_SECONDS=${STEP_SECONDS:-5}
 HOLD_MS=${HOLD_MS:-1000}
 UAS_PORT=5360

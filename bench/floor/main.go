@@ -7,7 +7,7 @@
 // other side's peer. Nothing else: no parsing beyond the fixed header, no
 // codec, no DTMF, no locks.
 //
-//	floor -base 40000 -pairs 1000 -duration 10m
+//	floor -base 10000 -pairs 1000 -duration 10m
 package main
 
 import (
@@ -75,7 +75,7 @@ func (s *side) loop() {
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1", "IPv4 `address` to listen on")
-	base := flag.Int("base", 40000, "first `port`; pair i uses base+4i and base+4i+2")
+	base := flag.Int("base", 10000, "first `port`; pair i uses base+4i and base+4i+2")
 	pairs := flag.Int("pairs", 1000, "relay pairs")
 	duration := flag.Duration("duration", 30*time.Minute, "exit after this long (the bench never leaves it running)")
 	flag.Parse()

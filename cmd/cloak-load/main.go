@@ -82,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.ng, "ng", "127.0.0.1:2223", "rtpengine ng control `ADDR:PORT` (mode ng)")
 	fs.StringVar(&o.security, "dtmf-security", "", "mode ng: send 'block DTMF' with this DTMF-security `mode` (silence, drop, ...); empty = plain relay")
 	fs.StringVar(&o.ngFlags, "ng-flags", "", "mode ng: comma-separated offer flags")
-	fs.StringVar(&o.floor, "floor", "127.0.0.1:40000", "bench/floor's base `ADDR:PORT` (mode floor)")
+	fs.StringVar(&o.floor, "floor", "127.0.0.1:10000", "bench/floor's base `ADDR:PORT` (mode floor)")
 	fs.IntVar(&o.pairs, "floor-pairs", 2000, "pairs bench/floor listens on (mode floor)")
 	fs.IntVar(&o.calls, "calls", 10, "concurrent calls")
 	fs.Float64Var(&o.rate, "rate", 50, "call attempts per second, at most")
