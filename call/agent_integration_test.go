@@ -585,3 +585,65 @@ func TestMaskingWhileTalking(t *testing.T) {
 	}
 	d.Bye(ctx)
 }
+
+// TestBridgeTranscodesPCMAToPCMU: the caller speaks PCMA, the agent's phone
+// PCMU; audio crosses both ways in the other codec with its tone intact.
+func TestBridgeTranscodesPCMAToPCMU(t *testing.T) {
+	alice := newTestAgent(t, "alice")
+	h := newHarness(t, opts{routes: map[string]string{"relay": "dial:" + alice.uri()}, prompts: os.DirFS("../testdata/prompts")})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, "relay", offerSDP(sock.LocalAddr().(*net.UDPAddr).Port, "8", "a=rtpmap:8 PCMA/8000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Ack(ctx)
+	waitAnswered(t, alice, 5*time.Second)
+	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
+	if ans.Codec.Name != "PCMA" {
+		t.Fatalf("caller leg negotiated %s", ans.Codec.Name)
+	}
+	c := &caller{t: t, sock: sock, dst: ans.Remote}
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		pcm := make([]int16, 160)
+		for j := range pcm {
+			pcm[j] = int16(8000 * math.Sin(2*math.Pi*500*float64(i*160+j)/8000))
+		}
+		c.send(8, i == 0, uint32(i*160), media.CodecPCMA().Encode(pcm, nil))
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	got := alice.received(start, time.Now())
+	if len(got) < 40 {
+		t.Fatalf("agent received %d packets", len(got))
+	}
+	var pcm []int16
+	for _, p := range got {
+		if p.PayloadType != 0 {
+			t.Fatalf("agent received PT %d, want PCMU 0", p.PayloadType)
+		}
+		pcm = append(pcm, media.CodecPCMU().Decode(p.Payload, nil)...)
+	}
+	if hz := zeroCrossingHz(pcm[800:]); hz < 450 || hz > 550 {
+		t.Fatalf("transcoded tone is %.0f Hz, want 500", hz)
+	}
+	go alice.talk(40)
+	back := readRTP(sock, 500*time.Millisecond)
+	if len(back) < 20 || back[0].PayloadType != 8 {
+		t.Fatalf("caller received %d packets (want PCMA from the agent)", len(back))
+	}
+	d.Bye(ctx)
+}
+
+// zeroCrossingHz estimates a pure tone's frequency at 8 kHz.
+func zeroCrossingHz(pcm []int16) float64 {
+	n := 0
+	for i := 1; i < len(pcm); i++ {
+		if (pcm[i-1] < 0) != (pcm[i] < 0) {
+			n++
+		}
+	}
+	return float64(n) / 2 / (float64(len(pcm)) / 8000)
+}

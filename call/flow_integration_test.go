@@ -2,10 +2,12 @@ package call_test
 
 import (
 	"context"
+	"io/fs"
 	"net"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/recorder"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/pion/rtp"
 )
@@ -158,5 +161,77 @@ func TestPayFlowWithRFC4733Digits(t *testing.T) {
 	}
 	if !strings.Contains(logs, "secure segment started") || !strings.Contains(logs, `"digit":"*"`) {
 		t.Fatalf("expected the secure segment and masked digits in the debug log:\n%s", logs)
+	}
+}
+
+// TestRecordingConsent: with policy "consent" the recording starts paused;
+// pressing 1 lifts the pause and the file is kept, pressing 2 (declining)
+// discards it: nothing of the call is left on disk.
+func TestRecordingConsent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts")
+	}
+	flows, err := ivr.LoadDir(os.DirFS("testdata/consent"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key  string
+		kept bool
+	}{{"1", true}, {"2", false}} {
+		t.Run("key "+tc.key, func(t *testing.T) {
+			dir := t.TempDir()
+			h := newHarness(t, opts{flows: flows, prompts: os.DirFS("../testdata/prompts"),
+				recordingDir: dir, recordRoutes: map[string]string{"consent": call.RecordConsent}})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sock := rtpSocket(t)
+			d, err := h.invite(ctx, "consent", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Ack(ctx)
+			ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
+			enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
+			c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
+			c.send(0, true, 0, make([]byte, 160))
+			time.Sleep(500 * time.Millisecond)
+			c.key(tc.key)
+			select {
+			case <-h.byes:
+			case <-ctx.Done():
+				t.Fatal("no hang-up")
+			}
+			waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 })
+			var files []string
+			filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+				if err == nil && !e.IsDir() {
+					files = append(files, p)
+				}
+				return nil
+			})
+			if !tc.kept {
+				if len(files) != 0 {
+					t.Fatalf("caller declined but files remain: %v", files)
+				}
+				return
+			}
+			var wav string
+			for _, f := range files {
+				if strings.HasSuffix(f, ".wav") {
+					wav = f
+				}
+			}
+			if wav == "" {
+				t.Fatalf("consented call left no recording: %v", files)
+			}
+			sc, err := recorder.ReadSidecar(wav)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sc.Markers) == 0 || sc.Markers[0].Reason != recorder.ReasonConsent {
+				t.Fatalf("no consent pause marker: %+v", sc.Markers)
+			}
+		})
 	}
 }

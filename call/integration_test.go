@@ -37,17 +37,19 @@ type harness struct {
 }
 
 type opts struct {
-	dir        *call.Directory
-	secureCode string
-	secureFlow string
-	flows      *ivr.FlowSet
-	endpoints  map[string]string
-	prompts    fs.FS
-	routes     map[string]string
-	inactivity time.Duration
-	maxCalls   int
-	allow      []netip.Prefix
-	ports      [2]int
+	recordingDir string
+	recordRoutes map[string]string
+	dir          *call.Directory
+	secureCode   string
+	secureFlow   string
+	flows        *ivr.FlowSet
+	endpoints    map[string]string
+	prompts      fs.FS
+	routes       map[string]string
+	inactivity   time.Duration
+	maxCalls     int
+	allow        []netip.Prefix
+	ports        [2]int
 }
 
 // lockedBuffer collects log lines from many goroutines; the test prints it
@@ -127,7 +129,8 @@ func newHarness(t *testing.T, o opts) *harness {
 	mgr, err := call.NewManager(call.Config{Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
-		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow})
+		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow,
+		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123")})
 	if err != nil {
 		t.Fatal(err)
 	}

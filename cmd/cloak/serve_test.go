@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloak-voip/cloak/config"
+	"github.com/rs/zerolog"
+)
+
+// TestPCIDisablesCaptures: pci: true turns SIP and RTP capture off whatever
+// capture: asks for, and says so; without it the captures open.
+func TestPCIDisablesCaptures(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data.Dir = t.TempDir()
+	cfg.Capture.SIPPcap, cfg.Capture.RTPPcap, cfg.Capture.HEP = true, true, "127.0.0.1:9060"
+	cfg.PCI = true
+	var logs bytes.Buffer
+	caps, closeCaps, err := captureSetup(cfg, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeCaps()
+	if caps.SIP != nil || caps.RTP != nil {
+		t.Fatal("pci: true left a capture on")
+	}
+	if !strings.Contains(logs.String(), "capture are OFF") {
+		t.Fatalf("pci did not say so at start: %s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Data.Dir, "captures")); !os.IsNotExist(err) {
+		t.Fatal("pci: true created a captures directory")
+	}
+
+	cfg.PCI = false
+	caps, closeCaps, err = captureSetup(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if caps.SIP == nil || caps.RTP == nil {
+		t.Fatal("captures not opened without pci")
+	}
+	closeCaps()
+	files, _ := filepath.Glob(filepath.Join(cfg.Data.Dir, "captures", "*.pcap"))
+	if len(files) != 2 {
+		t.Fatalf("pcaps after close: %v", files)
+	}
+}
+
+// TestRecordingKeyCreatedOnce: the signing key is made on first start
+// (mode 0600) and reused after.
+func TestRecordingKeyCreatedOnce(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data.Dir = t.TempDir()
+	a, err := recordingSetup(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(cfg.Data.Dir, "recording.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	b, err := recordingSetup(cfg)
+	if err != nil || !bytes.Equal(a.key, b.key) || len(a.key) < 32 {
+		t.Fatalf("key not reused (%v)", err)
+	}
+}
