@@ -72,6 +72,9 @@ data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
 admin: {listen: ""}
 shutdown: {grace: 5s, mode: hangup}
+# The relay route records every call (stereo WAV, paused in secure mode),
+# as a contact centre runs it; RECORD=never turns it off.
+recording: {default: never, routes: {relay: ${RECORD:-always}}}
 routes:
   relay: "dial:sip:agent@127.0.0.1:$AGENT_SIP"
   echo: echo
@@ -81,6 +84,7 @@ YAML
 
 # start_cloak: sets PID.
 start_cloak() {
+	rm -rf "$OUT/cloak-data" # each run starts empty; recordings are large
 	cloak_config "$OUT/cloak.yaml"
 	"$BIN/cloak" serve -config "$OUT/cloak.yaml" >>"$OUT/cloak.log" 2>&1 &
 	PID=$!
