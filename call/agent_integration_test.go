@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/recorder"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
@@ -38,6 +40,7 @@ type testAgent struct {
 	dialog   *sipgo.DialogServerSession
 	remote   netip.AddrPort
 	invites  int
+	notifies []string // sipfrag bodies of NOTIFYs (REFER progress)
 	answered chan struct{}
 	ua       *sipgo.UserAgent
 	seq      uint16
@@ -102,6 +105,9 @@ func newTestAgent(t *testing.T, name string) *testAgent {
 	srv.OnAck(func(req *siplib.Request, tx siplib.ServerTransaction) { _ = dc.ReadAck(req, tx) })
 	srv.OnBye(func(req *siplib.Request, tx siplib.ServerTransaction) { _ = dc.ReadBye(req, tx) })
 	srv.OnNotify(func(req *siplib.Request, tx siplib.ServerTransaction) {
+		a.mu.Lock()
+		a.notifies = append(a.notifies, string(req.Body()))
+		a.mu.Unlock()
 		_ = tx.Respond(siplib.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -646,4 +652,81 @@ func zeroCrossingHz(pcm []int16) float64 {
 		}
 	}
 	return float64(n) / 2 / (float64(len(pcm)) / 8000)
+}
+
+// refer sends REFER in the agent's dialog (RFC 3515), as a softphone's
+// transfer button does, and returns the status.
+func (a *testAgent) refer(t *testing.T, target string) int {
+	a.mu.Lock()
+	d := a.dialog
+	a.mu.Unlock()
+	req := siplib.NewRequest(siplib.REFER, d.InviteRequest.Contact().Address)
+	req.AppendHeader(siplib.NewHeader("Refer-To", "<"+target+">"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := d.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("REFER: %v", err)
+	}
+	return res.StatusCode
+}
+
+// TestAgentReferAndRecordingFeatureCode: the agent's REFER to
+// sip:secure-pay@… starts the secure flow (202, agent reserved), and the
+// agent's *9 pauses the recording with an "agent" marker.
+func TestAgentReferAndRecordingFeatureCode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts")
+	}
+	alice := newTestAgent(t, "alice")
+	flows, err := ivr.LoadDir(os.DirFS("../testdata/flows"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := call.NewDirectory([]call.AgentConfig{{Name: "alice", URI: alice.uri(), Queues: []string{"sales"}}},
+		[]call.QueueConfig{{Name: "sales", Timeout: 6 * time.Second, RingTimeout: 2 * time.Second, MaskDTMF: true}})
+	recDir := t.TempDir()
+	h := newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": startGateway(t)}, prompts: os.DirFS("../testdata/prompts"),
+		dir: dir, secureFlow: "secure-pay", secureCode: "*7", recordCode: "*9",
+		recordingDir: recDir, recordRoutes: map[string]string{"main": call.RecordAlways}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, ia, d := dialMainToSales(t, h, ctx)
+	waitAnswered(t, alice, 15*time.Second)
+
+	alice.key("*9")
+	time.Sleep(300 * time.Millisecond)
+	alice.key("*9") // and resume
+	if code := alice.refer(t, "sip:secure-pay@127.0.0.1"); code != 202 {
+		t.Fatalf("REFER answered %d, want 202", code)
+	}
+	waitEvent(t, ia, "secure_started", 5*time.Second)
+	if st := h.mgr.Directory().Agents()[0].State; st != "reserved" {
+		t.Fatalf("agent %s after REFER, want reserved", st)
+	}
+	waitFor(t, "NOTIFY 100 Trying (RFC 3515 §2.4.5)", func() bool {
+		alice.mu.Lock()
+		defer alice.mu.Unlock()
+		return len(alice.notifies) > 0 && strings.HasPrefix(alice.notifies[0], "SIP/2.0 100")
+	})
+	if code := alice.refer(t, "sip:main@127.0.0.1"); code != 403 {
+		t.Fatalf("REFER to a normal flow answered %d, want 403", code)
+	}
+	d.Bye(ctx)
+	waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 })
+	wavs, _ := filepath.Glob(filepath.Join(recDir, "*", "*", "*", "*.wav"))
+	if len(wavs) != 1 {
+		t.Fatalf("recordings %v", wavs)
+	}
+	sc, err := recorder.ReadSidecar(wavs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[recorder.Reason]bool{}
+	for _, m := range sc.Markers {
+		reasons[m.Reason] = true
+	}
+	if !reasons[recorder.ReasonAgent] || !reasons[recorder.ReasonSecure] {
+		t.Fatalf("markers %+v: want an agent pause and the secure pause", sc.Markers)
+	}
 }

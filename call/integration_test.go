@@ -42,6 +42,7 @@ type opts struct {
 	dir          *call.Directory
 	secureCode   string
 	secureFlow   string
+	recordCode   string
 	flows        *ivr.FlowSet
 	endpoints    map[string]string
 	prompts      fs.FS
@@ -129,7 +130,7 @@ func newHarness(t *testing.T, o opts) *harness {
 	mgr, err := call.NewManager(call.Config{Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
-		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow,
+		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
 		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123")})
 	if err != nil {
 		t.Fatal(err)
