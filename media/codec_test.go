@@ -105,3 +105,24 @@ func TestCodecNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeTablesMatchZaf checks the lookup tables against zaf/g711 for
+// every 16-bit sample.
+func TestEncodeTablesMatchZaf(t *testing.T) {
+	all := make([]int16, 65536)
+	for i := range all {
+		all[i] = int16(uint16(i))
+	}
+	for _, c := range []Codec{CodecPCMU(), CodecPCMA()} {
+		got := c.Encode(all, nil)
+		for i, s := range all {
+			want := g711.EncodeUlawFrame(s)
+			if c.Name == "PCMA" {
+				want = g711.EncodeAlawFrame(s)
+			}
+			if got[i] != want {
+				t.Fatalf("%s: sample %d encodes to %#x, zaf says %#x", c.Name, s, got[i], want)
+			}
+		}
+	}
+}
