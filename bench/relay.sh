@@ -2,7 +2,8 @@
 # relay.sh TARGET N: N bridged calls of G.711 both ways through TARGET,
 # measured over a steady window. TARGET is one of
 #   cloak           caller -> cloak (route "relay": dial the agent, gate, DTMF
-#                   detection and masking) -> cloak-load's agent side
+#                   detection and masking, recording) -> cloak-load's agent side
+#   cloak-norec     the same with recording off: what recording costs
 #   rtpengine       rtpengine userspace (--table=-1), plain relay over ng
 #   rtpengine-mask  the same with "block DTMF" and DTMF-security: silence
 #   floor           bench/floor: read -> rewrite -> send, nothing else
@@ -23,7 +24,8 @@ common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 
 	-digits 1234 -digits-at 2s -label "$target" -json "$json" -progress 5s)
 
 case $target in
-cloak)
+cloak | cloak-norec)
+	[[ $target == cloak-norec ]] && export RECORD=never
 	start_cloak
 	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP)
 	;;

@@ -15,9 +15,10 @@ import re
 import sys
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "bench/out"
-TARGETS = ["cloak", "floor", "rtpengine", "rtpengine-mask"]
+TARGETS = ["cloak", "cloak-norec", "floor", "rtpengine", "rtpengine-mask"]
 NAMES = {
-    "cloak": "cloak (gate + DTMF masking)",
+    "cloak": "cloak (gate + DTMF masking + recording)",
+    "cloak-norec": "cloak, recording off",
     "floor": "floor",
     "rtpengine": "rtpengine plain",
     "rtpengine-mask": "rtpengine DTMF-security",
@@ -41,6 +42,7 @@ for path in glob.glob(os.path.join(OUT, "relay-*-*.json")):
     if m and load(path):
         relay.setdefault(m.group(1), {})[int(m.group(2))] = load(path)
 Ns = sorted({n for t in relay.values() for n in t})
+PRESENT = [t for t in TARGETS if t in relay]
 
 
 def d(run, name):
@@ -88,24 +90,24 @@ if relay:
     w("CPU seconds of the relay process (user + system, all threads, from "
       "`/proc/PID/stat`) per million packets it forwarded in the steady "
       "window, both directions counted. Lower is better.\n")
-    w("| calls | forwarded pps | cloak | floor | rtpengine plain | rtpengine DTMF-security "
-      "| cloak / floor | cloak / rtpengine plain | cloak / rtpengine DTMF-security | load generator CPU | load avg |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("| calls | forwarded pps | " + " | ".join(NAMES[t] for t in PRESENT)
+      + " | cloak / floor | cloak / rtpengine plain | cloak / rtpengine DTMF-security | load generator CPU | load avg |")
+    w("|---:|---:|" + "---:|" * len(PRESENT) + "---:|---:|---:|---:|---|")
     for n in Ns:
         c = relay.get("cloak", {}).get(n)
         pps = c["window"]["forwarded_pps"] if c else None
         gen = c["load"]["cpu_percent"] if c else None
         la = c.get("loadavg", "") if c else ""
-        vals = [cpu_mpkt(t, n) for t in TARGETS]
-        w(f"| {n} | {fmt(pps, '{:,.0f}')} | " + " | ".join(fmt(v) for v in vals) + " | "
-          + " | ".join(fmt(ratio(vals[0], vals[i]), "{:.2f}×") for i in (1, 2, 3))
+        vals = {t: cpu_mpkt(t, n) for t in TARGETS}
+        w(f"| {n} | {fmt(pps, '{:,.0f}')} | " + " | ".join(fmt(vals[t]) for t in PRESENT) + " | "
+          + " | ".join(fmt(ratio(vals["cloak"], vals[t]), "{:.2f}×") for t in ("floor", "rtpengine", "rtpengine-mask"))
           + f" | {fmt(gen, '{:.0f}%')} | {la} |")
     w("")
     w("Relay CPU as a share of one core over the window:\n")
-    w("| calls | " + " | ".join(NAMES[t] for t in TARGETS) + " |")
-    w("|---:|" + "---:|" * len(TARGETS))
+    w("| calls | " + " | ".join(NAMES[t] for t in PRESENT) + " |")
+    w("|---:|" + "---:|" * len(PRESENT))
     for n in Ns:
-        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get("cpu_percent"), "{:.0f}%") for t in TARGETS) + " |")
+        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get("cpu_percent"), "{:.0f}%") for t in PRESENT) + " |")
     w("")
 
     w("### Loss, latency and jitter\n")
@@ -120,13 +122,13 @@ if relay:
     w("| calls | relay | failed calls | loss % c→a | loss % a→c | c→a p50 / p99 ms | c→a less delay line p50 / p99 | a→c p50 / p99 ms | jitter mean ms | RFC 4733 events reaching the agent |")
     w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in Ns:
-        for t in TARGETS:
+        for t in PRESENT:
             r = relay.get(t, {}).get(n)
             if not r:
                 continue
             c2a, a2c = d(r, "caller->agent"), d(r, "agent->caller")
             jit = max(c2a.get("jitter_ms", {}).get("mean", 0), a2c.get("jitter_ms", {}).get("mean", 0))
-            dl = CLOAK_DELAY_LINE_MS if t == "cloak" else 0
+            dl = CLOAK_DELAY_LINE_MS if t.startswith("cloak") else 0
             less = f"{c2a['latency_ms']['p50'] - dl:.2f} / {c2a['latency_ms']['p99'] - dl:.2f}" if dl else "–"
             w(f"| {n} | {NAMES[t]} | {r['calls_failed'] + r['calls_dropped']} | {c2a.get('loss_pct', 0):.3f} | {a2c.get('loss_pct', 0):.3f} "
               f"| {c2a['latency_ms']['p50']:.2f} / {c2a['latency_ms']['p99']:.2f} | {less} | {a2c['latency_ms']['p50']:.2f} / {a2c['latency_ms']['p99']:.2f} "
@@ -135,10 +137,10 @@ if relay:
 
     w("### Memory per call\n")
     w("(VmRSS in the window − VmRSS before the first call) / calls, KiB.\n")
-    w("| calls | " + " | ".join(NAMES[t] for t in TARGETS) + " |")
-    w("|---:|" + "---:|" * len(TARGETS))
+    w("| calls | " + " | ".join(NAMES[t] for t in PRESENT) + " |")
+    w("|---:|" + "---:|" * len(PRESENT))
     for n in Ns:
-        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get("rss_per_call_kib"), "{:.1f}") for t in TARGETS) + " |")
+        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get("rss_per_call_kib"), "{:.1f}") for t in PRESENT) + " |")
     w("")
 
 setup = []
@@ -238,12 +240,16 @@ if relay:
     def row(name, goal, value, ok):
         w(f"| {name} | {goal} | {value} | {'yes' if ok else ('**no**' if ok is not None else '–')} |")
 
-    for n in Ns:
-        c, rp, rm, fl = (cpu_mpkt(t, n) for t in TARGETS[0:1] + ["rtpengine", "rtpengine-mask", "floor"])
-        r1, r2, r3 = ratio(c, rp), ratio(c, rm), ratio(c, fl)
-        row(f"CPU/packet vs rtpengine plain, {n} calls", "≤ 1.0×", fmt(r1, "{:.2f}×"), None if r1 is None else r1 <= 1.0)
-        row(f"CPU/packet vs rtpengine DTMF-security, {n} calls", "well under 1.0×", fmt(r2, "{:.2f}×"), None if r2 is None else r2 < 0.8)
-        row(f"CPU/packet vs floor, {n} calls", "≤ 1.3×", fmt(r3, "{:.2f}×"), None if r3 is None else r3 <= 1.3)
+    # The reference points: 500 calls, and the generator's ceiling.
+    for n in [x for x in (500, 1000) if x in Ns] or Ns[-1:]:
+        for who, label in (("cloak", "cloak"), ("cloak-norec", "cloak, recording off")):
+            c, rp, rm, fl = (cpu_mpkt(t, n) for t in (who, "rtpengine", "rtpengine-mask", "floor"))
+            if c is None:
+                continue
+            r1, r2, r3 = ratio(c, rp), ratio(c, rm), ratio(c, fl)
+            row(f"CPU/packet, {label} / rtpengine plain, {n} calls", "≤ 1.0×", fmt(r1, "{:.2f}×"), None if r1 is None else r1 <= 1.0)
+            row(f"CPU/packet, {label} / rtpengine DTMF-security, {n} calls", "well under 1.0× (taken as ≤ 0.8×)", fmt(r2, "{:.2f}×"), None if r2 is None else r2 <= 0.8)
+            row(f"CPU/packet, {label} / floor, {n} calls", "≤ 1.3×", fmt(r3, "{:.2f}×"), None if r3 is None else r3 <= 1.3)
 
     def clean(t):
         ok = [n for n in Ns if n in relay.get(t, {}) and loss(relay[t][n]) < 0.1
@@ -277,9 +283,10 @@ if relay:
             None if b is None else b >= goal)
         if "cloak-pay" in best:
             row("call setups/s with 0 failures (pay)", "same", f"{best['cloak-pay']}/s", best["cloak-pay"] >= goal)
-    mem = [relay["cloak"][n]["target"]["rss_per_call_kib"] for n in Ns if n in relay.get("cloak", {})]
-    if mem:
-        row("memory per active call", "< 100 KiB", f"{max(mem):.1f} KiB (worst N)", max(mem) < 100)
+    for who, label in (("cloak", "recording on"), ("cloak-norec", "recording off")):
+        mem = [relay[who][n]["target"]["rss_per_call_kib"] for n in Ns if n in relay.get(who, {})]
+        if mem:
+            row(f"memory per active call, {label}", "< 100 KiB", f"{max(mem):.1f} KiB (worst N)", max(mem) < 100)
     if allocs:
         row("allocations per packet on the hot path", "0", f"{max(allocs)} (max allocs/op over the media benchmarks)", max(allocs) == 0)
     w("")
@@ -297,8 +304,8 @@ if relay:
         print("report.py: matplotlib missing (apt-get install -y python3-matplotlib); no plot", file=sys.stderr)
         sys.exit(0)
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    styles = {"cloak": "o-", "floor": "s--", "rtpengine": "^-", "rtpengine-mask": "v-"}
-    for t in TARGETS:
+    styles = {"cloak": "o-", "cloak-norec": "o:", "floor": "s--", "rtpengine": "^-", "rtpengine-mask": "v-"}
+    for t in PRESENT:
         ns = [n for n in Ns if n in relay.get(t, {})]
         if not ns:
             continue
