@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
+	"runtime"
 	"time"
 
 	"github.com/cloak-voip/cloak/call"
@@ -26,13 +28,23 @@ type Backend interface {
 	Agents() []call.AgentInfo
 	// Recording pauses ("pause") or resumes ("resume") a call's recording.
 	Recording(id, action string) error
+	// Stats are the process's counters (calls, SIP, runtime).
+	Stats() map[string]any
 }
 
 // ErrNotFound is returned by a Backend for an unknown call.
 var ErrNotFound = errors.New("no such call")
 
+// Options configures the API.
+type Options struct {
+	// Pprof mounts Go's profiler under /debug/pprof/. Off by default: a
+	// goroutine dump prints function arguments, and one taken while a
+	// digit is being handled could show it.
+	Pprof bool
+}
+
 // Handler returns the API's routes.
-func Handler(b Backend) http.Handler {
+func Handler(b Backend, o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -95,6 +107,31 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("GET /api/agents", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Agents())
 	})
+	// /api/stats: counters and the Go runtime's view (goroutines, heap);
+	// ?gc=1 collects garbage first so a soak test can compare heaps.
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") == "1" {
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := b.Stats()
+		if st == nil {
+			st = map[string]any{}
+		}
+		st["goroutines"] = runtime.NumGoroutine()
+		st["heap_inuse_bytes"] = ms.HeapInuse
+		st["heap_objects"] = ms.HeapObjects
+		st["gc_cycles"] = ms.NumGC
+		writeJSON(w, http.StatusOK, st)
+	})
+	if o.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
@@ -162,10 +199,26 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
-// Adapt makes a *call.Manager a Backend.
-func Adapt(m *call.Manager) Backend { return managerBackend{m} }
+// Adapt makes a *call.Manager a Backend; extra, when not nil, adds
+// counters (the SIP server's) to /api/stats.
+func Adapt(m *call.Manager, extra func() map[string]any) Backend {
+	return managerBackend{m: m, extra: extra}
+}
 
-type managerBackend struct{ m *call.Manager }
+type managerBackend struct {
+	m     *call.Manager
+	extra func() map[string]any
+}
+
+func (b managerBackend) Stats() map[string]any {
+	st := map[string]any{"calls_active": b.m.Active()}
+	if b.extra != nil {
+		for k, v := range b.extra() {
+			st[k] = v
+		}
+	}
+	return st
+}
 
 func (b managerBackend) Calls() []call.Info {
 	calls := b.m.Calls()

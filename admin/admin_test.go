@@ -44,6 +44,8 @@ func (f *fakeBackend) Subscribe(id string) ([]call.Event, <-chan call.Event, fun
 func (f *fakeBackend) Agents() []call.AgentInfo {
 	return []call.AgentInfo{{Name: "alice", State: "reserved"}}
 }
+func (f *fakeBackend) Stats() map[string]any { return map[string]any{"calls_active": 3} }
+
 func (f *fakeBackend) Recording(id, action string) error {
 	if id != "c1" {
 		return ErrNotFound
@@ -54,7 +56,7 @@ func (f *fakeBackend) Recording(id, action string) error {
 
 func TestAPI(t *testing.T) {
 	fb := &fakeBackend{events: make(chan call.Event, 4)}
-	srv := httptest.NewServer(Handler(fb))
+	srv := httptest.NewServer(Handler(fb, Options{Pprof: true}))
 	defer srv.Close()
 	for _, tc := range []struct {
 		method, path, body string
@@ -74,6 +76,9 @@ func TestAPI(t *testing.T) {
 		{"POST", "/api/calls/c1/recording/resume", "", 200, "resumed"},
 		{"POST", "/api/calls/c1/recording/erase", "", 404, ""},
 		{"GET", "/api/agents", "", 200, "reserved"},
+		{"GET", "/api/stats?gc=1", "", 200, `"goroutines"`},
+		{"GET", "/api/stats", "", 200, `"calls_active": 3`},
+		{"GET", "/debug/pprof/", "", 200, "goroutine"},
 		{"DELETE", "/api/calls/c1", "", 405, ""},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
@@ -95,7 +100,7 @@ func TestAPI(t *testing.T) {
 
 func TestEventStream(t *testing.T) {
 	fb := &fakeBackend{events: make(chan call.Event, 4)}
-	srv := httptest.NewServer(Handler(fb))
+	srv := httptest.NewServer(Handler(fb, Options{}))
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/api/calls/c1/events")
 	if err != nil {
@@ -136,5 +141,18 @@ func TestEventStream(t *testing.T) {
 	}
 	if got[0].Type != "secure_started" || got[1].Outputs["card_last4"] != "1111" {
 		t.Fatalf("events %+v", got)
+	}
+}
+
+func TestPprofOffByDefault(t *testing.T) {
+	srv := httptest.NewServer(Handler(&fakeBackend{}, Options{}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof answered %d without admin.pprof", res.StatusCode)
 	}
 }

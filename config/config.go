@@ -136,6 +136,9 @@ type Features struct {
 type Admin struct {
 	// Listen is the API's address; empty disables it.
 	Listen string `yaml:"listen"`
+	// Pprof mounts Go's profiler at /debug/pprof/ on the API listener.
+	// Off by default: goroutine dumps print function arguments.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Flows configures the IVR flows.

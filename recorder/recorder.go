@@ -49,8 +49,10 @@ const (
 	// FrameDuration is the duration of one queued frame.
 	FrameDuration = 20 * time.Millisecond
 	// DefaultQueueFrames is the hand-off queue length when Config.QueueFrames
-	// is zero: 2.56 s of audio for one leg, 1.28 s for both.
-	DefaultQueueFrames = 128
+	// is zero: 1.28 s of audio for one leg, 0.64 s for both — slack for
+	// the writer goroutine, not a disk cache (memory per recording matters
+	// at a thousand calls).
+	DefaultQueueFrames = 64
 )
 
 // Sentinel errors. Returned errors wrap them with context; test with

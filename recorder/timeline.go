@@ -18,8 +18,9 @@ const (
 	gapTolerance = 30 * SampleRate / 1000
 	// pendSamples: how far one channel may run ahead of the other before
 	// the other is taken to be silent up to that point and both are
-	// written out (1 s).
-	pendSamples = SampleRate
+	// written out (0.5 s: far beyond jitter and the 40 ms DTMF masker
+	// delay on the caller channel, and 16 KiB of buffer per recording).
+	pendSamples = SampleRate / 2
 	// wavHeaderSize is the size of the canonical 44-byte PCM WAV header.
 	wavHeaderSize = 44
 	// maxDataBytes is the largest data chunk a RIFF size field can hold
@@ -45,7 +46,7 @@ type timeline struct {
 // newTimeline writes the samples to data (normally f itself) and patches
 // the header in f.
 func newTimeline(f *os.File, data io.Writer) *timeline {
-	t := &timeline{f: f, w: bufio.NewWriterSize(data, 64<<10)}
+	t := &timeline{f: f, w: bufio.NewWriterSize(data, 16<<10)}
 	t.pend[0] = make([]int16, 0, pendSamples)
 	t.pend[1] = make([]int16, 0, pendSamples)
 	var hdr [wavHeaderSize]byte // sizes patched in finish

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,12 +31,13 @@ import (
 
 // serveFlags are the command-line overrides; they win over the file.
 type serveFlags struct {
-	config   string
-	sip      string
-	rtpPorts string
-	data     string
-	logLevel string
-	admin    string
+	config     string
+	sip        string
+	rtpPorts   string
+	data       string
+	logLevel   string
+	admin      string
+	cpuProfile string
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -47,6 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.rtpPorts, "rtp-ports", "", "RTP port range `LO-HI` (overrides rtp.ports)")
 	fs.StringVar(&f.data, "data", "", "data `DIR` (overrides data.dir)")
 	fs.StringVar(&f.logLevel, "log-level", "", "log `LEVEL`: trace, debug, info, warn, error (overrides log.level)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` until shutdown (go tool pprof)")
 	fs.StringVar(&f.admin, "admin", "", "HTTP API `ADDR:PORT`, or \"off\" (overrides admin.listen)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -61,6 +64,21 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "cloak serve: -cpuprofile: %v\n", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(stderr, "cloak serve: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = pf.Close()
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log, nil); err != nil {
@@ -217,7 +235,12 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
 		Str("rtp", fmt.Sprintf("%s:%d-%d", mediaAddr, lo, hi)).Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if cfg.Admin.Listen != "" {
-		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr)))
+		sipStats := func() map[string]any {
+			st := srv.Stats()
+			return map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
+				"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded}
+		}
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {
 			_ = srv.Close()
 			return fmt.Errorf("admin.listen: %w", err)
