@@ -44,6 +44,9 @@ func newCallerBridge(c *Interaction, side *agentSide) *callerBridge {
 	b := &callerBridge{c: c, side: side, pcm: make([]int16, 0, 480), out: make([]int16, 480), enc: make([]byte, 0, 480)}
 	b.tap, _ = newDTMFTap(c.onDigitReceived)
 	if side.queue.MaskDTMF {
+		if c.callerMon != nil {
+			c.callerMon.shareMask.Store(true) // one masker per caller leg
+		}
 		b.masker, _ = dtmf.NewMasker(dtmf.MaskerConfig{})
 		// The masker's detector finds the in-band digits; the tap need not.
 		b.tap.inband = false
@@ -85,21 +88,28 @@ func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 		_ = agent.Forward(p)
 		return
 	}
-	b.pcm = e.Codec().Decode(p.Payload, b.pcm[:0])
-	pcm := b.pcm
+	var pcm []int16
 	if b.masker != nil {
-		b.masker.Release()
-		out := b.out[:len(pcm)]
-		evs, err := b.masker.Process(pcm, out)
-		if err != nil {
-			return
+		masked, evs, ok := b.c.callerMon.maskedFor(p)
+		if !ok { // no shared monitor output: mask here
+			b.pcm = e.Codec().Decode(p.Payload, b.pcm[:0])
+			b.masker.Release()
+			out := b.out[:len(b.pcm)]
+			var err error
+			if evs, err = b.masker.Process(b.pcm, out); err != nil {
+				return
+			}
+			masked = out
 		}
 		for _, ev := range evs {
 			if ev.Kind == dtmf.KindEnd {
 				b.c.onDigitReceived(ev.Digit, ev.Source)
 			}
 		}
-		pcm = out
+		pcm = masked
+	} else {
+		b.pcm = e.Codec().Decode(p.Payload, b.pcm[:0])
+		pcm = b.pcm
 	}
 	b.enc = agent.Codec().Encode(pcm, b.enc[:0])
 	_ = agent.WriteAudio(b.enc, uint32(len(pcm)), p.Header.Marker)

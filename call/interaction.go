@@ -43,6 +43,7 @@ type Interaction struct {
 	agentPaused bool // the agent paused the recording
 
 	rec        atomic.Pointer[recorder.Recorder]
+	callerMon  *legMonitor          // the caller leg's monitor (set once, before run)
 	sipCap     *capture.CallCapture // SIP of this call's dialogs (nil: off)
 	rtpCap     *capture.CallCapture // RTP of this call's legs (nil: off)
 	legCallIDs []string

@@ -327,7 +327,8 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.answered.CompareAndSwap(0, time.Now().UnixNano())
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
-	ep.SetMonitor(newCallerMonitor(c, c.rtpCap))
+	c.callerMon = newCallerMonitor(c, c.rtpCap)
+	ep.SetMonitor(c.callerMon)
 	c.run()
 }
 

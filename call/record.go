@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloak-voip/cloak/capture"
@@ -162,8 +163,17 @@ type legMonitor struct {
 	// masker removes in-band DTMF from the caller's side of the recording
 	// in every mode (DESIGN scenario 3: tones are replaced with silence
 	// before the recorder hears them), adding its 40 ms delay to that
-	// channel. Owned by the read goroutine.
+	// channel. Owned by the read goroutine, like the fields below.
 	masker *dtmf.Masker
+	// shareMask: a masked bridge uses this monitor's output, so mask even
+	// when not recording.
+	shareMask atomic.Bool
+	// The last packet's masked audio, for the bridge (same goroutine).
+	masked       []int16
+	maskedEvents []dtmf.Event
+	maskedOK     bool
+	maskedSeq    uint16
+	maskedSSRC   uint32
 }
 
 // newCallerMonitor returns the caller leg's monitor: recorded, with tones
@@ -179,30 +189,50 @@ func (l *legMonitor) Received(e *media.Endpoint, p *media.Packet) {
 	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
 		_ = l.rtp.WritePacket(time.Now(), p.From, e.LocalAddr(), capture.ProtoUDP, p.Raw)
 	}
-	if !l.record {
+	l.maskedOK = false
+	if !l.record || l.masker == nil {
 		return
 	}
 	rec := l.c.rec.Load()
-	if rec == nil {
+	if rec == nil && !l.shareMask.Load() {
 		return
 	}
 	if p.IsEvent {
-		if l.masker != nil {
-			l.masker.Suppress(160 * 8) // a phone's in-band leading edge
-		}
+		l.masker.Suppress(160 * 8) // a phone's in-band leading edge
 		return
 	}
+	// In secure mode the delay line is blanked (Hold), so none of the
+	// segment's last 40 ms comes out after it ends.
+	if mode == Secure {
+		l.masker.Hold()
+	} else {
+		l.masker.Release()
+	}
 	l.rxPCM = e.Codec().Decode(p.Payload, l.rxPCM[:0])
-	pcm := l.rxPCM
-	if l.masker != nil && len(pcm) <= len(l.rxOut) {
-		// The masker runs in every mode so its delay line stays whole.
-		if _, err := l.masker.Process(pcm, l.rxOut[:len(pcm)]); err == nil {
-			pcm = l.rxOut[:len(pcm)]
-		}
+	if len(l.rxPCM) > len(l.rxOut) {
+		return
 	}
-	if Route(mode, Recorder) == Pass {
-		rec.WriteCaller(pcm)
+	out := l.rxOut[:len(l.rxPCM)]
+	evs, err := l.masker.Process(l.rxPCM, out)
+	if err != nil {
+		return
 	}
+	// Shared with the bridge, which runs next on this goroutine: one
+	// masker per caller leg serves both the recorder and the agent.
+	l.masked, l.maskedEvents, l.maskedOK = out, evs, true
+	l.maskedSeq, l.maskedSSRC = p.Header.SequenceNumber, p.Header.SSRC
+	if rec != nil && Route(mode, Recorder) == Pass {
+		rec.WriteCaller(out)
+	}
+}
+
+// maskedFor returns the masked audio the monitor made of packet p (and
+// the digits its detector completed), if it made it.
+func (l *legMonitor) maskedFor(p *media.Packet) ([]int16, []dtmf.Event, bool) {
+	if l == nil || !l.maskedOK || l.maskedSeq != p.Header.SequenceNumber || l.maskedSSRC != p.Header.SSRC {
+		return nil, nil, false
+	}
+	return l.masked, l.maskedEvents, true
 }
 
 // Sent implements media.Monitor.
