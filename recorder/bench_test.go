@@ -4,6 +4,7 @@ import (
 	"io"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // benchRotate is how many frames a benchmark hands to one recording
@@ -21,7 +22,7 @@ const benchBatch = 1024
 // not depend on the queue's length.
 func benchRecorder(b *testing.B, mod func(*Config)) *Recorder {
 	b.Helper()
-	cfg := Config{Dir: b.TempDir(), Name: "bench", QueueFrames: benchBatch, wrapData: func(io.Writer) io.Writer { return io.Discard }}
+	cfg := Config{Dir: b.TempDir(), Name: "bench", QueueFrames: benchBatch, drainEvery: time.Millisecond, wrapData: func(io.Writer) io.Writer { return io.Discard }}
 	if mod != nil {
 		mod(&cfg)
 	}
