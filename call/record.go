@@ -355,27 +355,35 @@ func (c *Interaction) closeCaptures() {
 	}
 }
 
-// secureSinks pauses the recorder and suppresses captures as the gate
-// turns secure, and undoes it when it turns back.
+// secureSinks sets the recorder and the captures for the mode the call is
+// entering, as the gate says for each (Route): a sink that may not pass in
+// that mode is paused or suppressed, with a marker; one that may is
+// resumed. Called before the mode flips to secure and after it flips back.
 func (c *Interaction) secureSinks(on bool) {
+	mode := Normal
+	if on {
+		mode = Secure
+	}
 	now := time.Now()
-	rec := c.rec.Load()
-	for _, cc := range []*capture.CallCapture{c.sipCap, c.rtpCap} {
-		if cc == nil {
+	for _, s := range []struct {
+		cc   *capture.CallCapture
+		sink Sink
+	}{{c.sipCap, ProtocolCapture}, {c.rtpCap, MediaCapture}} {
+		if s.cc == nil {
 			continue
 		}
-		if on {
-			cc.Suppress("secure", now)
+		if Route(mode, s.sink) == Pass {
+			s.cc.Resume(now)
 		} else {
-			cc.Resume(now)
+			s.cc.Suppress(mode.String(), now)
 		}
 	}
-	if rec != nil {
+	if rec := c.rec.Load(); rec != nil {
 		var err error
-		if on {
-			err = rec.Pause(recorder.ReasonSecure)
-		} else {
+		if Route(mode, Recorder) == Pass {
 			err = rec.Resume(recorder.ReasonSecure)
+		} else {
+			err = rec.Pause(recorder.ReasonSecure)
 		}
 		if err != nil {
 			c.log.Warn().Err(err).Msg("recording pause/resume")
