@@ -250,15 +250,7 @@ func newAgentHarness(t *testing.T, agents ...*testAgent) *harness {
 // dialMainToSales calls "main", picks 2 and waits for an agent to answer.
 func dialMainToSales(t *testing.T, h *harness, ctx context.Context) (*caller, *call.Interaction, *sipgo.DialogClientSession) {
 	t.Helper()
-	sock := rtpSocket(t)
-	d, err := h.invite(ctx, "main", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Ack(ctx)
-	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
-	enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
-	c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
+	c, d, _ := dialCaller(t, h, ctx, "main", pcmuOffer)
 	c.send(0, true, 0, make([]byte, 160))
 	ia := waitStep(t, h, "welcome", 20*time.Second)
 	c.key("2")
@@ -546,16 +538,8 @@ func TestMaskingWhileTalking(t *testing.T) {
 	h := newHarness(t, opts{routes: map[string]string{"relay": "dial:" + alice.uri()}, prompts: os.DirFS("../testdata/prompts")})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sock := rtpSocket(t)
-	d, err := h.invite(ctx, "relay", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Ack(ctx)
+	c, d, _ := dialCaller(t, h, ctx, "relay", pcmuOffer)
 	waitAnswered(t, alice, 5*time.Second)
-	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
-	enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
-	c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
 
 	// 2 s of audio: a 500 Hz "voice" with the digits 4, 1, 7 keyed in-band
 	// (80 ms tones, -10 dBm0) on top, then RFC 4733 digits.
@@ -599,18 +583,11 @@ func TestBridgeTranscodesPCMAToPCMU(t *testing.T) {
 	h := newHarness(t, opts{routes: map[string]string{"relay": "dial:" + alice.uri()}, prompts: os.DirFS("../testdata/prompts")})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	sock := rtpSocket(t)
-	d, err := h.invite(ctx, "relay", offerSDP(sock.LocalAddr().(*net.UDPAddr).Port, "8", "a=rtpmap:8 PCMA/8000"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Ack(ctx)
+	c, d, ans := dialCaller(t, h, ctx, "relay", func(port int) []byte { return offerSDP(port, "8", "a=rtpmap:8 PCMA/8000") })
 	waitAnswered(t, alice, 5*time.Second)
-	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
 	if ans.Codec.Name != "PCMA" {
 		t.Fatalf("caller leg negotiated %s", ans.Codec.Name)
 	}
-	c := &caller{t: t, sock: sock, dst: ans.Remote}
 	start := time.Now()
 	for i := 0; i < 50; i++ {
 		pcm := make([]int16, 160)
@@ -636,7 +613,7 @@ func TestBridgeTranscodesPCMAToPCMU(t *testing.T) {
 		t.Fatalf("transcoded tone is %.0f Hz, want 500", hz)
 	}
 	go alice.talk(40)
-	back := readRTP(sock, 500*time.Millisecond)
+	back := readRTP(c.sock, 500*time.Millisecond)
 	if len(back) < 20 || back[0].PayloadType != 8 {
 		t.Fatalf("caller received %d packets (want PCMA from the agent)", len(back))
 	}

@@ -377,7 +377,6 @@ func (c *Interaction) startAgentHold(side *agentSide) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := c.loopPrompt(ctx, side.ep, hold)
 	side.hold = func() { stop(); cancel() }
-	side.ep.SetHandler(newAgentBridge(c, side)) // agent audio still reaches nobody in secure mode
 }
 
 func (c *Interaction) stopAgentHold(side *agentSide) {

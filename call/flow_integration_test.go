@@ -17,6 +17,7 @@ import (
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/recorder"
 	csip "github.com/cloak-voip/cloak/sip"
+	"github.com/emiago/sipgo"
 	"github.com/pion/rtp"
 )
 
@@ -81,6 +82,25 @@ func newFlowHarness(t *testing.T) *harness {
 	return newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": startGateway(t)}, prompts: os.DirFS("../testdata/prompts")})
 }
 
+// dialCaller places a call to user with the offer built for a new RTP
+// socket, ACKs the answer, and returns a caller sending to cloak's media
+// address, the dialog and the answer.
+func dialCaller(t *testing.T, h *harness, ctx context.Context, user string, offer func(port int) []byte) (*caller, *sipgo.DialogClientSession, csip.Media) {
+	t.Helper()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, user, offer(sock.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Ack(ctx)
+	ans, err := csip.ParseAnswer(d.InviteResponse.Body())
+	if err != nil {
+		t.Fatalf("answer SDP: %v", err)
+	}
+	enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
+	return &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}, d, ans
+}
+
 // startGateway serves the demo payment gateway for the test.
 func startGateway(t *testing.T) string {
 	gw := httptest.NewServer(ivr.DemoGateway(nil))
@@ -95,15 +115,7 @@ func TestPayFlowWithRFC4733Digits(t *testing.T) {
 	h := newFlowHarness(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sock := rtpSocket(t)
-	d, err := h.invite(ctx, "pay", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Ack(ctx)
-	ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
-	enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
-	c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
+	c, _, _ := dialCaller(t, h, ctx, "pay", pcmuOffer)
 	c.send(0, true, 0, make([]byte, 160)) // latch
 
 	card := "4111111111111111"
@@ -185,15 +197,7 @@ func TestRecordingConsent(t *testing.T) {
 				recordingDir: dir, recordRoutes: map[string]string{"consent": call.RecordConsent}})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			sock := rtpSocket(t)
-			d, err := h.invite(ctx, "consent", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Ack(ctx)
-			ans, _ := csip.ParseAnswer(d.InviteResponse.Body())
-			enc, _ := dtmf.NewEncoder(dtmf.EncoderConfig{})
-			c := &caller{t: t, sock: sock, dst: ans.Remote, enc: enc}
+			c, _, _ := dialCaller(t, h, ctx, "consent", pcmuOffer)
 			c.send(0, true, 0, make([]byte, 160))
 			time.Sleep(500 * time.Millisecond)
 			c.key(tc.key)
