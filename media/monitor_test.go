@@ -39,6 +39,17 @@ func TestMonitorSeesBothDirectionsBeforeRewrite(t *testing.T) {
 	if !ok {
 		t.Fatal("no echo")
 	}
+	// Sent runs after the socket write returns, so the peer may read the
+	// echo first: give the monitor a moment.
+	for i := 0; i < 100; i++ {
+		mon.mu.Lock()
+		n := len(mon.sent)
+		mon.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	mon.mu.Lock()
 	defer mon.mu.Unlock()
 	if len(mon.received) != 1 || string(mon.received[0]) != string(in) {
@@ -47,10 +58,13 @@ func TestMonitorSeesBothDirectionsBeforeRewrite(t *testing.T) {
 	if len(mon.sent) != 1 || string(mon.sent[0]) != string(out) || mon.dsts[0] != far.addr() {
 		t.Fatalf("Sent saw %d packets, want the echoed datagram to %s", len(mon.sent), far.addr())
 	}
+	mon.mu.Unlock()
 	e.SetMonitor(nil)
 	far.send(e.LocalPort(), rtpPacket(0, 501, 8160, 0xABCD, false, make([]byte, 160)))
 	far.recv(time.Second)
-	if len(mon.received) != 1 {
+	time.Sleep(10 * time.Millisecond)
+	mon.mu.Lock()
+	if len(mon.received) != 1 || len(mon.sent) != 1 {
 		t.Fatal("monitor still called after removal")
 	}
 }
