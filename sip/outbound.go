@@ -127,10 +127,9 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}}
 	leg.log = o.Log.With().Str("leg", leg.id).Logger()
 	s.legs.Store(d.ID, leg)
-	go func() {
-		<-d.Context().Done()
-		s.legs.Delete(d.ID)
-	}()
+	// Forget the leg when its dialog ends. AfterFunc parks no goroutine
+	// for the life of the call; the function runs once the context ends.
+	context.AfterFunc(d.Context(), func() { s.legs.Delete(d.ID) })
 	leg.log.Info().Str("target", target).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
 	return leg, nil
 }
@@ -150,6 +149,11 @@ func (l *Leg) Media() Media {
 
 // Done is closed when the leg's dialog ends.
 func (l *Leg) Done() <-chan struct{} { return l.d.Context().Done() }
+
+// Context is cancelled when the leg's dialog ends (Done is its Done). It
+// lets callers react to the end with context.AfterFunc or derive contexts
+// from it instead of parking a goroutine on Done.
+func (l *Leg) Context() context.Context { return l.d.Context() }
 
 // EndReason says why the leg ended ("bye" from the far end, "hangup" by us).
 func (l *Leg) EndReason() string {

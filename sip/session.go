@@ -147,6 +147,10 @@ func (s *Session) SetCallbacks(onMedia func(Media) error, onInfo func(contentTyp
 // Done is closed when the dialog ends: BYE either way, CANCEL, or failure.
 func (s *Session) Done() <-chan struct{} { return s.dlg.Context().Done() }
 
+// Context is cancelled when the dialog ends (Done is its Done). Contexts
+// derived from it end with the call without a goroutine watching Done.
+func (s *Session) Context() context.Context { return s.dlg.Context() }
+
 // EndReason says why the dialog ended ("bye", "hangup", "cancel", …).
 func (s *Session) EndReason() string {
 	s.mu.Lock()
