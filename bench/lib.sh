@@ -67,7 +67,7 @@ cloak_config() {
 	mkdir -p "$OUT/cloak-data"
 	cat >"$f" <<YAML
 sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
-rtp: {ports: 24000-29999, inactivity_timeout: 60s}
+rtp: {ports: 24000-29999, inactivity_timeout: 60s, io: ${RTP_IO:-poll}, workers: ${RTP_WORKERS:-0}}
 data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
 admin: {listen: ""}

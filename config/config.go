@@ -181,6 +181,14 @@ type RTP struct {
 	// InactivityTimeout ends a call with BYE when no RTP arrived for this
 	// long (calls on hold are exempt). 0 disables it.
 	InactivityTimeout time.Duration `yaml:"inactivity_timeout"`
+	// IO is how RTP sockets are read: "poll" (a few epoll workers serve
+	// every leg; Linux) or "goroutine" (one goroutine per leg, Go's
+	// netpoller). "poll" is cheaper per packet under load; on other
+	// systems cloak falls back to "goroutine".
+	IO string `yaml:"io"`
+	// Workers is the number of poll workers; 0 means one per two CPUs
+	// (at least one).
+	Workers int `yaml:"workers"`
 }
 
 // Data configures the state directory.
@@ -227,6 +235,7 @@ func Default() Config {
 		RTP: RTP{
 			Ports:             "20000-29999",
 			InactivityTimeout: 60 * time.Second,
+			IO:                "poll",
 		},
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
@@ -338,6 +347,14 @@ func (c *Config) Validate() error {
 		bad("rtp.inactivity_timeout", "must not be negative")
 	} else if c.RTP.InactivityTimeout > 0 && c.RTP.InactivityTimeout < time.Second {
 		bad("rtp.inactivity_timeout", "%v is shorter than one second", c.RTP.InactivityTimeout)
+	}
+	switch c.RTP.IO {
+	case "poll", "goroutine":
+	default:
+		bad("rtp.io", "%q: want poll or goroutine", c.RTP.IO)
+	}
+	if c.RTP.Workers < 0 || c.RTP.Workers > 256 {
+		bad("rtp.workers", "%d: want 0 (automatic) to 256", c.RTP.Workers)
 	}
 	if c.Data.Dir == "" {
 		bad("data.dir", "must not be empty")

@@ -69,6 +69,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"rtp:\n  ports: 80-90\n", "rtp.ports"},
 		{"rtp:\n  address: here\n", "rtp.address"},
 		{"rtp:\n  inactivity_timeout: 10ms\n", "rtp.inactivity_timeout"},
+		{"rtp:\n  io: epoll\n", "rtp.io"},
+		{"rtp:\n  workers: -1\n", "rtp.workers"},
 		{"data:\n  dir: \"\"\n", "data.dir"},
 		{"log:\n  level: loud\n", "log.level"},
 		{"log:\n  format: xml\n", "log.format"},

@@ -51,6 +51,8 @@ type EndpointConfig struct {
 // (own SSRC, sequence, timestamp). All methods are safe for concurrent use.
 type Endpoint struct {
 	conn    net.PacketConn
+	pconn   *polledConn // non-nil: a Poller reads the socket (no read goroutine)
+	pollW   *pollWorker // the worker pconn is registered with, once started
 	fastR   udpAddrPortReader
 	fastW   udpAddrPortWriter
 	port    int
@@ -59,7 +61,7 @@ type Endpoint struct {
 	clock   *Clock
 	log     zerolog.Logger
 	closing chan struct{} // closed by Close
-	done    chan struct{} // closed when the read loop exits
+	done    chan struct{} // closed when the read loop exits (or the poller let go)
 
 	// Read-mostly state swapped atomically; the read loop takes no lock.
 	handler  atomic.Pointer[handlerBox]
@@ -150,6 +152,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	if e.port == 0 {
 		e.port = int(e.LocalAddr().Port())
 	}
+	e.pconn, _ = cfg.Conn.(*polledConn)
 	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
 	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
 	e.codec.Store(&codecState{codec: cfg.Codec, eventPT: cfg.EventPT})
@@ -162,8 +165,9 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	return e
 }
 
-// Start starts the read loop goroutine. It does nothing on a started or
-// closed endpoint.
+// Start starts reading the socket: on a socket from a PortPool with a
+// Poller it registers with the poller, otherwise it starts the leg's read
+// goroutine. It does nothing on a started or closed endpoint.
 func (e *Endpoint) Start() {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
@@ -171,13 +175,18 @@ func (e *Endpoint) Start() {
 		return
 	}
 	e.started = true
-	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Msg("rtp endpoint started")
+	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Bool("polled", e.pconn != nil).Msg("rtp endpoint started")
+	if e.pconn != nil {
+		e.pconn.poller.register(e)
+		return
+	}
 	go e.readLoop()
 }
 
-// Close stops the read loop, closes the socket and returns the port to the
-// pool. It waits for the loop to exit, so it must not be called from a
-// Handler. Close is idempotent; later calls return the first result.
+// Close stops the read loop (or takes the socket out of its poller),
+// closes the socket and returns the port to the pool. It waits for the
+// loop (or the poller's worker), so it must not be called from a Handler.
+// Close is idempotent; later calls return the first result.
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		e.startMu.Lock()
@@ -189,11 +198,24 @@ func (e *Endpoint) Close() error {
 		if e.conn == nil {
 			return
 		}
-		if err := e.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			e.closeErr = fmt.Errorf("close rtp port %d: %w", e.port, err)
-		}
-		if started {
-			<-e.done
+		if e.pconn != nil {
+			if started {
+				e.pconn.poller.unregister(e) // no read after this
+				close(e.done)
+			}
+			e.txMu.Lock() // no send is under way, and none starts
+			err := e.pconn.close()
+			e.txMu.Unlock()
+			if err != nil {
+				e.closeErr = fmt.Errorf("close rtp port %d: %w", e.port, err)
+			}
+		} else {
+			if err := e.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				e.closeErr = fmt.Errorf("close rtp port %d: %w", e.port, err)
+			}
+			if started {
+				<-e.done
+			}
 		}
 		if e.pool != nil {
 			e.pool.Release(e.port)

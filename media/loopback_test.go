@@ -54,6 +54,9 @@ func newLoopbackEndpoint(t *testing.T, remote netip.AddrPort, codec Codec, clock
 	if err != nil {
 		t.Fatal(err)
 	}
+	if testPoller != nil {
+		pool.SetPoller(testPoller)
+	}
 	conn, port, err := pool.Open()
 	if err != nil {
 		t.Fatal(err)

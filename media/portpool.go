@@ -26,6 +26,15 @@ type PortPool struct {
 	next   int    // index to try first
 	inUse  int
 	listen func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
+	poller *Poller // when set, Open makes sockets its workers read
+}
+
+// SetPoller makes Open return sockets read by p's workers (epoll) rather
+// than by a goroutine per leg. Call it before the first Open.
+func (p *PortPool) SetPoller(pl *Poller) {
+	p.mu.Lock()
+	p.poller = pl
+	p.mu.Unlock()
 }
 
 // NewPortPool returns a pool of the even ports in [lo, hi] on ip. The range
@@ -65,7 +74,13 @@ func (p *PortPool) Size() int { return len(p.used) }
 // held by other processes are skipped. When every port is reserved or busy
 // it returns an error wrapping ErrPortsExhausted. The port goes back to the
 // pool with Release (an Endpoint created with this pool does that on Close).
-func (p *PortPool) Open() (*net.UDPConn, int, error) {
+//
+// Without a Poller the socket is a *net.UDPConn; with one (SetPoller) it
+// is a socket outside Go's netpoller that only an Endpoint can read.
+func (p *PortPool) Open() (net.PacketConn, int, error) {
+	p.mu.Lock()
+	pl := p.poller
+	p.mu.Unlock()
 	tried := 0
 	for tried < len(p.used) {
 		idx, ok := p.reserve()
@@ -74,7 +89,7 @@ func (p *PortPool) Open() (*net.UDPConn, int, error) {
 		}
 		tried++
 		port := p.lo + 2*idx
-		conn, err := p.listen("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
+		conn, err := p.bind(pl, port)
 		if err == nil {
 			return conn, port, nil
 		}
@@ -85,6 +100,18 @@ func (p *PortPool) Open() (*net.UDPConn, int, error) {
 		return nil, 0, fmt.Errorf("open rtp port %s:%d: %w", p.ip, port, err)
 	}
 	return nil, 0, fmt.Errorf("open rtp port in %s:%d-%d (%d in use): %w", p.ip, p.lo, p.hi, p.InUse(), ErrPortsExhausted)
+}
+
+func (p *PortPool) bind(pl *Poller, port int) (net.PacketConn, error) {
+	ap := netip.AddrPortFrom(p.ip, uint16(port))
+	if pl != nil {
+		c, err := openPolled(ap, pl)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return p.listen("udp", net.UDPAddrFromAddrPort(ap))
 }
 
 // reserve marks the next free index used, starting after the last one

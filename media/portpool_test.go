@@ -65,7 +65,7 @@ func TestPortPoolExhaustionReleaseReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[int]*net.UDPConn{}
+	seen := map[int]net.PacketConn{}
 	for i := 0; i < 3; i++ {
 		c, port, err := pool.Open()
 		if err != nil {

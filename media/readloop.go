@@ -44,10 +44,7 @@ func (e *Endpoint) readLoop() {
 func (e *Endpoint) serve(buf []byte) (closed bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			e.stats.handlerPanics.Add(1)
-			// The value may hold packet data: log its type only.
-			e.log.Error().Int("port", e.port).Str("panic_type", fmt.Sprintf("%T", r)).
-				Msg("rtp handler panicked; packet dropped")
+			e.recovered(r)
 			closed = false
 		}
 	}()
@@ -63,6 +60,15 @@ func (e *Endpoint) serve(buf []byte) (closed bool) {
 		}
 		e.handleDatagram(buf[:n], from)
 	}
+}
+
+// recovered counts and logs a Handler's panic, recovered by the read loop
+// or a poller worker.
+func (e *Endpoint) recovered(r any) {
+	e.stats.handlerPanics.Add(1)
+	// The value may hold packet data: log its type only.
+	e.log.Error().Int("port", e.port).Str("panic_type", fmt.Sprintf("%T", r)).
+		Msg("rtp handler panicked; packet dropped")
 }
 
 func (e *Endpoint) read(buf []byte) (int, netip.AddrPort, error) {

@@ -180,7 +180,9 @@ func (e *Endpoint) Forward(p *Packet) error {
 // sendLocked writes b to dst. Called with txMu held.
 func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort) error {
 	var err error
-	if e.fastW != nil {
+	if e.pconn != nil {
+		err = e.pconn.sendto(b, dst)
+	} else if e.fastW != nil {
 		_, err = e.fastW.WriteToUDPAddrPort(b, dst)
 	} else {
 		_, err = e.conn.WriteTo(b, net.UDPAddrFromAddrPort(dst))

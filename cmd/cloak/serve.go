@@ -150,6 +150,20 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err != nil {
 		return fmt.Errorf("rtp.ports: %w", err)
 	}
+	if cfg.RTP.IO == "poll" {
+		workers := cfg.RTP.Workers
+		if workers == 0 {
+			workers = media.DefaultPollWorkers()
+		}
+		poller, err := media.NewPoller(workers, log)
+		if err != nil {
+			log.Warn().Err(err).Msg("rtp.io poll is not available here: one goroutine per leg instead")
+		} else {
+			defer poller.Close() // after the calls: deferred before them
+			pool.SetPoller(poller)
+			log.Debug().Int("workers", workers).Msg("rtp sockets read by epoll workers")
+		}
+	}
 	clock := media.NewClock(media.DefaultClockInterval)
 	clock.Start()
 	defer clock.Stop()

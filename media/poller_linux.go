@@ -1,0 +1,304 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// pollBatch is how many ready sockets one epoll_wait returns at most.
+const pollBatch = 256
+
+// Poller reads many legs' sockets with a few worker goroutines, each
+// waiting in epoll_wait(2) on its own set of sockets, instead of one
+// goroutine per leg parked in Go's netpoller. Under load one wake-up
+// serves every socket that became readable meanwhile, which saves the
+// per-packet goroutine switch and its futex wake-ups (see
+// docs/PERFORMANCE.md for the measured difference).
+//
+// A PortPool with a Poller (PortPool.SetPoller) opens sockets outside Go's
+// netpoller; Endpoint.Start registers such a socket with the least loaded
+// worker, and Endpoint.Close takes it out before the socket is closed. A
+// leg's packets are always handled by the same worker, so the per-leg
+// state of the read path has one owner, as with a goroutine per leg.
+// Handlers run on the worker: one that blocks holds up every leg of that
+// worker, which is why Handler must not block.
+type Poller struct {
+	workers []*pollWorker
+	log     zerolog.Logger
+	stopped atomic.Bool
+}
+
+// pollWorker is one epoll set and the goroutine that waits on it.
+type pollWorker struct {
+	epfd, evfd int
+	legs       atomic.Int64 // registered endpoints, for placement
+
+	mu      sync.Mutex
+	ops     []pollOp
+	stopped bool // run has returned; ops are applied by their callers
+	done    chan struct{}
+
+	eps []*Endpoint // by descriptor; owned by run
+}
+
+type pollOpKind int
+
+const (
+	opAdd pollOpKind = iota
+	opDel
+	opStop
+)
+
+type pollOp struct {
+	kind pollOpKind
+	e    *Endpoint
+	done chan struct{} // closed once applied (opDel)
+}
+
+// NewPoller starts workers goroutines (at least one) reading sockets with
+// epoll. Close stops them.
+func NewPoller(workers int, log zerolog.Logger) (*Poller, error) {
+	if workers < 1 {
+		workers = 1
+	}
+	p := &Poller{log: log}
+	for range workers {
+		w, err := newPollWorker()
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.workers = append(p.workers, w)
+		go w.run(log)
+	}
+	return p, nil
+}
+
+func newPollWorker() (*pollWorker, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("rtp poller: epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("rtp poller: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		_ = unix.Close(evfd)
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("rtp poller: epoll_ctl eventfd: %w", err)
+	}
+	return &pollWorker{epfd: epfd, evfd: evfd, done: make(chan struct{})}, nil
+}
+
+// Workers returns the number of worker goroutines.
+func (p *Poller) Workers() int { return len(p.workers) }
+
+// Close stops the workers and waits for them. Endpoints still registered
+// stop receiving; closing them afterwards still works.
+func (p *Poller) Close() {
+	if p.stopped.Swap(true) {
+		return
+	}
+	for _, w := range p.workers {
+		w.post(pollOp{kind: opStop})
+	}
+	for _, w := range p.workers {
+		<-w.done
+		_ = unix.Close(w.evfd)
+		_ = unix.Close(w.epfd)
+	}
+}
+
+// register hands e's socket to the least loaded worker. It does not wait:
+// packets that arrive before the worker adds the socket wait in its
+// receive buffer.
+func (p *Poller) register(e *Endpoint) {
+	w := p.workers[0]
+	for _, x := range p.workers[1:] {
+		if x.legs.Load() < w.legs.Load() {
+			w = x
+		}
+	}
+	w.legs.Add(1)
+	e.pollW = w
+	w.post(pollOp{kind: opAdd, e: e})
+}
+
+// unregister takes e's socket out of its worker's set and returns once
+// the worker will not touch it again. It must not run on a worker (from a
+// Handler): it waits for that worker.
+func (p *Poller) unregister(e *Endpoint) {
+	w := e.pollW
+	if w == nil {
+		return
+	}
+	done := make(chan struct{})
+	w.post(pollOp{kind: opDel, e: e, done: done})
+	<-done
+	w.legs.Add(-1)
+}
+
+// post queues op for the worker and wakes it. When the worker has
+// stopped, op is applied here instead.
+func (w *pollWorker) post(op pollOp) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		if op.done != nil {
+			close(op.done)
+		}
+		return
+	}
+	w.ops = append(w.ops, op)
+	w.mu.Unlock()
+	one := uint64(1)
+	_, _ = unix.Write(w.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+// run is the worker goroutine.
+func (w *pollWorker) run(log zerolog.Logger) {
+	defer close(w.done)
+	evs := make([]unix.EpollEvent, pollBatch)
+	buf := make([]byte, readBufSize)
+	for {
+		n, err := unix.EpollWait(w.epfd, evs, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			log.Error().Err(err).Msg("rtp poller: epoll_wait failed")
+			time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
+			continue
+		}
+		if w.serveAll(evs[:n], buf) {
+			return
+		}
+	}
+}
+
+// serveAll handles one batch of ready descriptors; true when the worker
+// was told to stop. A panicking Handler costs its packet, not the batch.
+func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte) (stop bool) {
+	for i := 0; i < len(evs); {
+		var next int
+		next, stop = w.serve(evs, i, buf)
+		if stop {
+			return true
+		}
+		i = next
+	}
+	return false
+}
+
+// serve handles evs from index i on until the end (returning len(evs)),
+// or until a Handler panics (returning the index after its event). The
+// deferred recover costs once per batch, not per packet.
+func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte) (next int, stop bool) {
+	var cur *Endpoint
+	defer func() {
+		if r := recover(); r != nil {
+			next = i + 1
+			if cur != nil {
+				cur.recovered(r)
+			}
+		}
+	}()
+	for ; i < len(evs); i++ {
+		fd := int(evs[i].Fd)
+		if fd == w.evfd {
+			if w.applyOps() {
+				return len(evs), true
+			}
+			continue
+		}
+		if fd >= len(w.eps) || w.eps[fd] == nil {
+			continue // taken out earlier in this batch
+		}
+		cur = w.eps[fd]
+		n, from, err := cur.pconn.recv(buf)
+		if err != nil {
+			if !errors.Is(err, unix.EAGAIN) {
+				cur.stats.readErrors.Add(1)
+			}
+			continue
+		}
+		cur.handleDatagram(buf[:n], from)
+	}
+	return len(evs), false
+}
+
+// applyOps applies the queued registrations; true on opStop.
+func (w *pollWorker) applyOps() (stop bool) {
+	var cnt [8]byte
+	_, _ = unix.Read(w.evfd, cnt[:])
+	w.mu.Lock()
+	ops := w.ops
+	w.ops = nil
+	if ops != nil {
+		for _, op := range ops {
+			if op.kind == opStop {
+				w.stopped = true
+			}
+		}
+	}
+	w.mu.Unlock()
+	for _, op := range ops {
+		switch op.kind {
+		case opAdd:
+			fd := op.e.pconn.fd
+			for len(w.eps) <= fd {
+				w.eps = append(w.eps, nil)
+			}
+			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+			if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+				op.e.stats.readErrors.Add(1)
+				op.e.log.Error().Err(err).Int("port", op.e.port).Msg("rtp poller: cannot watch socket")
+				continue
+			}
+			w.eps[fd] = op.e
+		case opDel:
+			fd := op.e.pconn.fd
+			if fd < len(w.eps) && w.eps[fd] == op.e {
+				_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+				w.eps[fd] = nil
+			}
+			close(op.done)
+		case opStop:
+			stop = true
+		}
+	}
+	if stop {
+		// Release anyone waiting on an op queued after the stop.
+		w.mu.Lock()
+		rest := w.ops
+		w.ops = nil
+		w.mu.Unlock()
+		for _, op := range rest {
+			if op.done != nil {
+				close(op.done)
+			}
+		}
+	}
+	return stop
+}
+
+// defaultPollWorkers is the worker count when the configuration leaves it
+// to cloak: one per two CPUs the Go scheduler may use, at least one. The
+// load bench on 2 cores measured one worker cheaper per packet than two
+// (each wake-up serves more sockets) while the other core runs the rest.
+func defaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// DefaultPollWorkers returns the worker count cloak uses when the
+// configuration does not set one.
+func DefaultPollWorkers() int { return defaultPollWorkers() }

@@ -1,0 +1,241 @@
+package media
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// testPoller, when set, makes newLoopbackEndpoint open polled sockets.
+// Only TestPolledLoopback sets it, and media's tests do not run in
+// parallel.
+var testPoller *Poller
+
+// TestPolledLoopback runs the loopback tests again with every endpoint's
+// socket read by a Poller instead of a goroutine per leg.
+func TestPolledLoopback(t *testing.T) {
+	p, err := NewPoller(2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testPoller = p
+	defer func() { testPoller = nil; p.Close() }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Play", TestPlayOverLoopback},
+		{"PlayCancelAndExclusive", TestPlayCancelAndExclusive},
+		{"Echo", TestEchoOverLoopback},
+		{"Inactive", TestInactiveSendsNothingOverLoopback},
+		{"CloseIdempotentReturnsPort", TestCloseIdempotentReturnsPort},
+		{"HandlerPanic", TestHandlerPanicKeepsLoopAlive},
+		{"PlayKeepsCodec", TestPlayKeepsCodecWhenRenegotiated},
+		{"Monitor", TestMonitorSeesBothDirectionsBeforeRewrite},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
+// TestPolledSocketIsPolled checks that a pool with a poller really hands
+// out polled sockets, which refuse ReadFrom (so no goroutine can read
+// them behind the worker's back).
+func TestPolledSocketIsPolled(t *testing.T) {
+	p, err := NewPoller(1, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	lo, hi := freeRange(t, 1)
+	pool, err := NewPortPool(loopback, lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.SetPoller(p)
+	c, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(*polledConn); !ok {
+		t.Fatalf("Open with a poller returned %T", c)
+	}
+	if got := c.LocalAddr().(*net.UDPAddr).AddrPort(); got != netip.AddrPortFrom(loopback, uint16(port)) {
+		t.Errorf("LocalAddr = %v, want port %d", got, port)
+	}
+	if _, _, err := c.ReadFrom(make([]byte, 10)); err == nil {
+		t.Error("ReadFrom on a polled socket succeeded")
+	}
+	// WriteTo works (a user of net.PacketConn can still send).
+	peer := newPeer(t)
+	if _, err := c.WriteTo(rtpPacket(0, 1, 0, 7, false, make([]byte, 160)), net.UDPAddrFromAddrPort(peer.addr())); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := peer.recv(time.Second); !ok {
+		t.Error("peer got nothing from WriteTo")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteTo([]byte{1}, net.UDPAddrFromAddrPort(peer.addr())); err == nil {
+		t.Error("WriteTo after Close succeeded")
+	}
+	// Busy ports are skipped as with Go sockets.
+	busy, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, uint16(port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	pool.Release(port)
+	if _, _, err := pool.Open(); err == nil {
+		t.Error("Open of a range whose only port is busy succeeded")
+	}
+}
+
+// TestPollerChurn opens, feeds and closes many endpoints on two workers
+// while packets keep arriving: every close must return (the worker let
+// go of the socket), every port must come back, and no packet may be
+// handed to an endpoint after its Close returned.
+func TestPollerChurn(t *testing.T) {
+	p, err := NewPoller(2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	lo, hi := freeRange(t, 40)
+	pool, err := NewPortPool(loopback, lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.SetPoller(p)
+	peer := newPeer(t)
+	stop := make(chan struct{})
+	var sender sync.WaitGroup
+	sender.Add(1)
+	go func() { // spray every port of the range
+		defer sender.Done()
+		pkt := rtpPacket(0, 1, 0, 7, false, make([]byte, 160))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for port := lo; port <= hi; port += 2 {
+				_, _ = peer.conn.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(loopback, uint16(port)))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for round := 0; round < 10; round++ {
+		var eps []*Endpoint
+		var closed sync.Map
+		for i := 0; i < 40; i++ {
+			conn, port, err := pool.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: peer.addr()})
+			e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) {
+				if _, ok := closed.Load(e); ok {
+					t.Errorf("packet handled after Close on port %d", e.LocalPort())
+				}
+				_ = e.Forward(p)
+			}))
+			e.Start()
+			eps = append(eps, e)
+		}
+		time.Sleep(20 * time.Millisecond)
+		for _, e := range eps {
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			closed.Store(e, true)
+		}
+		if n := pool.InUse(); n != 0 {
+			t.Fatalf("round %d: %d ports still in use after closing every endpoint", round, n)
+		}
+		var rx uint64
+		for _, e := range eps {
+			rx += e.Stats().RxPackets
+		}
+		if rx == 0 {
+			t.Fatalf("round %d: no endpoint received anything", round)
+		}
+	}
+	close(stop)
+	sender.Wait()
+}
+
+// TestPollerCloseThenEndpointClose: endpoints still open when the poller
+// stops can be closed afterwards without hanging.
+func TestPollerCloseThenEndpointClose(t *testing.T) {
+	p, err := NewPoller(1, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := freeRange(t, 1)
+	pool, err := NewPortPool(loopback, lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.SetPoller(p)
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU()})
+	e.Start()
+	p.Close()
+	done := make(chan error, 1)
+	go func() { done <- e.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Endpoint.Close hung after Poller.Close")
+	}
+	if pool.InUse() != 0 {
+		t.Error("port not returned")
+	}
+}
+
+// BenchmarkEchoUDPLoopbackPolled is BenchmarkEchoUDPLoopback through a
+// Poller: compare the two in one run (-bench EchoUDPLoopback).
+func BenchmarkEchoUDPLoopbackPolled(b *testing.B) {
+	p, err := NewPoller(1, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	peerConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peerConn.Close()
+	conn, err := openPolled(netip.AddrPortFrom(loopback, 0), p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU()})
+	e.SetHandler(Echo())
+	e.Start()
+	defer e.Close()
+	to := e.LocalAddr()
+	pkt := benchPacket()
+	in := make([]byte, 2048)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := peerConn.WriteToUDPAddrPort(pkt, to); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := peerConn.ReadFromUDPAddrPort(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

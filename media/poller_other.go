@@ -1,0 +1,48 @@
+//go:build !linux
+
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrNoPoller means this platform has no epoll: endpoints read their
+// sockets with one goroutine each.
+var ErrNoPoller = errors.New("media: rtp poller needs linux (epoll)")
+
+// Poller is only implemented on Linux; see poller_linux.go.
+type Poller struct{}
+
+// NewPoller returns ErrNoPoller on this platform.
+func NewPoller(int, zerolog.Logger) (*Poller, error) { return nil, ErrNoPoller }
+
+// Workers returns 0.
+func (p *Poller) Workers() int { return 0 }
+
+// Close does nothing.
+func (p *Poller) Close() {}
+
+// DefaultPollWorkers returns the worker count cloak would use.
+func DefaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+func (p *Poller) register(*Endpoint)   {}
+func (p *Poller) unregister(*Endpoint) {}
+
+type pollWorker struct{}
+
+// polledConn never exists on this platform; the type keeps Endpoint's
+// code the same everywhere.
+type polledConn struct {
+	net.PacketConn
+	poller *Poller
+}
+
+func openPolled(netip.AddrPort, *Poller) (*polledConn, error) { return nil, ErrNoPoller }
+
+func (c *polledConn) sendto([]byte, netip.AddrPort) error { return ErrNoPoller }
+func (c *polledConn) close() error                        { return nil }
