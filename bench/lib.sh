@@ -102,9 +102,11 @@ start_rtpengine() {
 	wait_udp "$NG_PORT"
 }
 
-# start_floor PAIRS: sets PID.
+# start_floor PAIRS [FLAGS]: sets PID.
 start_floor() {
-	"$BIN/floor" -base "$FLOOR_BASE" -pairs "$1" -duration 10m >>"$OUT/floor.log" 2>&1 &
+	local pairs=$1
+	shift
+	"$BIN/floor" -base "$FLOOR_BASE" -pairs "$pairs" -duration 10m "$@" >>"$OUT/floor.log" 2>&1 &
 	PID=$!
 	STARTED_PIDS+=("$PID")
 	wait_udp "$FLOOR_BASE"

@@ -7,6 +7,8 @@
 #   rtpengine       rtpengine userspace (--table=-1), plain relay over ng
 #   rtpengine-mask  the same with "block DTMF" and DTMF-security: silence
 #   floor           bench/floor: read -> rewrite -> send, nothing else
+#   floor-epoll     the same work on cloak's I/O model (rtp.io: poll):
+#                   one epoll worker, sockets outside Go's netpoller
 # The target is started fresh (so its memory baseline is clean) and
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
 # Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
@@ -39,6 +41,10 @@ rtpengine-mask)
 	;;
 floor)
 	start_floor "$n"
+	args=(-mode floor -floor 127.0.0.1:$FLOOR_BASE -floor-pairs "$n")
+	;;
+floor-epoll)
+	start_floor "$n" -io epoll -workers 1
 	args=(-mode floor -floor 127.0.0.1:$FLOOR_BASE -floor-pairs "$n")
 	;;
 *)

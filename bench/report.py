@@ -15,11 +15,12 @@ import re
 import sys
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "bench/out"
-TARGETS = ["cloak", "cloak-norec", "floor", "rtpengine", "rtpengine-mask"]
+TARGETS = ["cloak", "cloak-norec", "floor", "floor-epoll", "rtpengine", "rtpengine-mask"]
 NAMES = {
     "cloak": "cloak (gate + DTMF masking + recording)",
     "cloak-norec": "cloak, recording off",
     "floor": "floor",
+    "floor-epoll": "floor, epoll I/O",
     "rtpengine": "rtpengine plain",
     "rtpengine-mask": "rtpengine DTMF-security",
 }
@@ -250,6 +251,9 @@ if relay:
             row(f"CPU/packet, {label} / rtpengine plain, {n} calls", "≤ 1.0×", fmt(r1, "{:.2f}×"), None if r1 is None else r1 <= 1.0)
             row(f"CPU/packet, {label} / rtpengine DTMF-security, {n} calls", "well under 1.0× (taken as ≤ 0.8×)", fmt(r2, "{:.2f}×"), None if r2 is None else r2 <= 0.8)
             row(f"CPU/packet, {label} / floor, {n} calls", "≤ 1.3×", fmt(r3, "{:.2f}×"), None if r3 is None else r3 <= 1.3)
+            r4 = ratio(c, cpu_mpkt("floor-epoll", n))
+            if r4 is not None:
+                row(f"(reading aid) CPU/packet, {label} / floor on epoll I/O, {n} calls", "–", f"{r4:.2f}×", None)
 
     def clean(t):
         ok = [n for n in Ns if n in relay.get(t, {}) and loss(relay[t][n]) < 0.1
@@ -304,7 +308,7 @@ if relay:
         print("report.py: matplotlib missing (apt-get install -y python3-matplotlib); no plot", file=sys.stderr)
         sys.exit(0)
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    styles = {"cloak": "o-", "cloak-norec": "o:", "floor": "s--", "rtpengine": "^-", "rtpengine-mask": "v-"}
+    styles = {"cloak": "o-", "cloak-norec": "o:", "floor": "s--", "floor-epoll": "s:", "rtpengine": "^-", "rtpengine-mask": "v-"}
     for t in PRESENT:
         ns = [n for n in Ns if n in relay.get(t, {})]
         if not ns:

@@ -7,7 +7,13 @@
 // other side's peer. Nothing else: no parsing beyond the fixed header, no
 // codec, no DTMF, no locks.
 //
+// With -io epoll the same work runs on cloak's I/O model instead (rtp.io:
+// poll): a few workers waiting in epoll_wait on sockets outside Go's
+// netpoller. The bench reports it beside the goroutine floor so that
+// cloak's ratio to the floor can be read apart from the I/O model.
+//
 //	floor -base 10000 -pairs 1000 -duration 10m
+//	floor -io epoll -workers 1 -base 10000 -pairs 1000
 package main
 
 import (
@@ -78,6 +84,8 @@ func main() {
 	base := flag.Int("base", 10000, "first `port`; pair i uses base+4i and base+4i+2")
 	pairs := flag.Int("pairs", 1000, "relay pairs")
 	duration := flag.Duration("duration", 30*time.Minute, "exit after this long (the bench never leaves it running)")
+	io := flag.String("io", "goroutine", "`model`: goroutine (one per socket) or epoll (workers, as cloak's rtp.io: poll)")
+	workers := flag.Int("workers", 1, "epoll workers (with -io epoll)")
 	flag.Parse()
 	ip, err := netip.ParseAddr(*listen)
 	if err != nil || !ip.Is4() {
@@ -87,6 +95,22 @@ func main() {
 	if *pairs < 1 || *base+4**pairs > 65535 {
 		fmt.Fprintln(os.Stderr, "floor: the ports do not fit")
 		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *io == "epoll" {
+		closeAll, err := runEpoll(ip, *base, *pairs, max(1, *workers))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("floor (epoll, %d workers): %d pairs on %s:%d-%d\n", max(1, *workers), *pairs, ip, *base, *base+4**pairs-2)
+		select {
+		case <-ctx.Done():
+		case <-time.After(*duration):
+		}
+		closeAll()
+		return
 	}
 	var conns []*net.UDPConn
 	for i := 0; i < *pairs; i++ {
@@ -108,8 +132,6 @@ func main() {
 		go sb.loop()
 	}
 	fmt.Printf("floor: %d pairs on %s:%d-%d\n", *pairs, ip, *base, *base+4**pairs-2)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	select {
 	case <-ctx.Done():
 	case <-time.After(*duration):
