@@ -1,18 +1,28 @@
 // Package media owns cloak's RTP legs: UDP sockets handed out by a port pool,
-// one read loop per leg, the shared pacing clock, symmetric-RTP latching,
-// prompt playback and the G.711 helpers used on the hot path.
+// the readers of those sockets (a few epoll workers, or one goroutine per
+// leg), the shared pacing clock, symmetric-RTP latching, prompt playback
+// and the G.711 helpers used on the hot path.
 //
 // # Hot path rules
 //
-// Each Endpoint runs one goroutine that reads its socket into a buffer it
-// reuses for the life of the leg, parses the fixed RTP header (RFC 3550
-// §5.1) into a reused rtp.Header, filters the packet (source, payload type,
-// SSRC) and hands it to the Handler installed with SetHandler. Nothing on
-// that path logs, touches the disk or allocates in steady state; counters
-// are atomics and configuration the loop reads (handler, codec, remote,
-// direction) is swapped atomically, so the loop takes no locks of its own.
-// Sending (WriteAudio, WriteEvent, Forward) takes the leg's transmit mutex,
-// which only serialises writers of the same outgoing stream.
+// A leg's socket is read by exactly one reader: with a Poller (Linux, the
+// default in cloak) one of a few worker goroutines waiting in epoll_wait on
+// many sockets at once, otherwise a goroutine of the leg's own. The reader
+// reads into a buffer it reuses, parses the fixed RTP header (RFC 3550
+// §5.1) into the leg's reused rtp.Header, filters the packet (source,
+// payload type, SSRC) and hands it to the Handler installed with
+// SetHandler. Nothing on that path logs, touches the disk or allocates in
+// steady state; counters are atomics and configuration the reader uses
+// (handler, codec, remote, direction) is swapped atomically, so it takes no
+// locks of its own. Sending (WriteAudio, WriteEvent, Forward) takes the
+// leg's transmit mutex, which only serialises writers of the same outgoing
+// stream.
+//
+// Why a poller: a goroutine per leg parked in Go's netpoller costs a
+// goroutine switch and a futex wake-up for every packet, which the load
+// bench measured as the largest part of the relay's CPU after the socket
+// calls themselves. A worker woken by epoll serves every socket that became
+// readable meanwhile (docs/PERFORMANCE.md has the figures).
 //
 // # Symmetric RTP and latching
 //

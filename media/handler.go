@@ -24,8 +24,9 @@ type Packet struct {
 }
 
 // Handler receives the packets an Endpoint accepts. HandleRTP runs on the
-// endpoint's read goroutine: it must not block, should not allocate, and
-// must not call the endpoint's Close (which waits for that goroutine).
+// endpoint's reader (its read goroutine, or the Poller worker that serves
+// many legs): it must not block, should not allocate, and must not call
+// any endpoint's Close (which waits for the reader).
 type Handler interface {
 	HandleRTP(e *Endpoint, p *Packet)
 }
