@@ -691,14 +691,19 @@ func TestAgentReferAndRecordingFeatureCode(t *testing.T) {
 	}
 	d.Bye(ctx)
 	waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 })
-	wavs, _ := filepath.Glob(filepath.Join(recDir, "*", "*", "*", "*.wav"))
-	if len(wavs) != 1 {
-		t.Fatalf("recordings %v", wavs)
-	}
-	sc, err := recorder.ReadSidecar(wavs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The call leaves the table before its recording is finished (the
+	// WAV, then the sidecar, are renamed into place): wait for both.
+	var wavs []string
+	var sc recorder.Sidecar
+	var scErr error
+	waitFor(t, "recording saved with its sidecar", func() bool {
+		wavs, _ = filepath.Glob(filepath.Join(recDir, "*", "*", "*", "*.wav"))
+		if len(wavs) != 1 {
+			return false
+		}
+		sc, scErr = recorder.ReadSidecar(wavs[0])
+		return scErr == nil
+	})
 	reasons := map[recorder.Reason]bool{}
 	for _, m := range sc.Markers {
 		reasons[m.Reason] = true

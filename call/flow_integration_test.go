@@ -207,32 +207,36 @@ func TestRecordingConsent(t *testing.T) {
 				t.Fatal("no hang-up")
 			}
 			waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 })
-			var files []string
-			filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-				if err == nil && !e.IsDir() {
-					files = append(files, p)
-				}
-				return nil
-			})
+			files := func() []string {
+				var files []string
+				filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+					if err == nil && !e.IsDir() {
+						files = append(files, p)
+					}
+					return nil
+				})
+				return files
+			}
 			if !tc.kept {
-				if len(files) != 0 {
-					t.Fatalf("caller declined but files remain: %v", files)
+				if f := files(); len(f) != 0 {
+					t.Fatalf("caller declined but files remain: %v", f)
 				}
 				return
 			}
-			var wav string
-			for _, f := range files {
-				if strings.HasSuffix(f, ".wav") {
-					wav = f
+			// The call leaves the table before its recording is finished
+			// (the WAV, then the sidecar, are renamed into place): wait for
+			// both.
+			var sc recorder.Sidecar
+			waitFor(t, "consented recording saved with its sidecar", func() bool {
+				for _, f := range files() {
+					if strings.HasSuffix(f, ".wav") {
+						s, err := recorder.ReadSidecar(f)
+						sc = s
+						return err == nil
+					}
 				}
-			}
-			if wav == "" {
-				t.Fatalf("consented call left no recording: %v", files)
-			}
-			sc, err := recorder.ReadSidecar(wav)
-			if err != nil {
-				t.Fatal(err)
-			}
+				return false
+			})
 			if len(sc.Markers) == 0 || sc.Markers[0].Reason != recorder.ReasonConsent {
 				t.Fatalf("no consent pause marker: %+v", sc.Markers)
 			}
