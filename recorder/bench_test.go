@@ -113,3 +113,51 @@ func BenchmarkWriteFrameQueueFull(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkTurn is the writer's cost per frame: a turn on a recording with
+// 200 ms of both legs queued (20 frames), placed on the timeline and
+// written, to the file ("file") or to io.Discard ("discard").
+func BenchmarkTurn(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		wrap func(io.Writer) io.Writer
+	}{{"discard", func(io.Writer) io.Writer { return io.Discard }}, {"file", nil}} {
+		b.Run(tc.name, func(b *testing.B) {
+			const perTurn = 20
+			c := newFakeClock()
+			mod, release := stallWriter() // the benchmark takes the turns
+			defer release()
+			mk := func() *Recorder {
+				return benchRecorder(b, func(cfg *Config) { mod(cfg); cfg.Now = c.Now; cfg.wrapData = tc.wrap })
+			}
+			r := mk()
+			ws := workspaces.Get().(*workspace)
+			defer workspaces.Put(ws)
+			caller, agent := frameOf(1000), frameOf(-1000)
+			turns := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				for range perTurn / 2 {
+					r.WriteCaller(caller)
+					r.WriteAgent(agent)
+					c.Advance(FrameDuration)
+				}
+				drainNow(r, ws)
+				if turns++; turns*perTurn >= benchRotate {
+					release()
+					if _, err := r.Close(); err != nil {
+						b.Fatal(err)
+					}
+					mod, release = stallWriter()
+					r, turns = mk(), 0
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perTurn), "ns/frame")
+			release()
+			if _, err := r.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -129,3 +129,15 @@ func wavPathIn(dir string) string { return filepath.Join(dir, "call-1.wav") }
 
 // ms converts milliseconds to samples.
 func ms(n int) int { return n * SampleRate / 1000 }
+
+// drainNow takes a writer turn on r in the calling goroutine with
+// workspace ws (tests and benchmarks that stall the writer and drain by
+// hand).
+func drainNow(r *Recorder, ws *workspace) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	f := r.takeQueue(false)
+	r.tl.load(ws)
+	r.place(f)
+	r.tl.store()
+}

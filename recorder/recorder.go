@@ -3,10 +3,23 @@
 // with a signed JSON sidecar beside it.
 //
 // It is built for the RTP hot path. WriteCaller and WriteAgent copy a frame
-// into a buffer taken from a fixed pool and hand it to the recording's one
-// writer goroutine; they never block, never touch the disk and allocate
-// nothing. When the writer falls behind and the pool is empty, the frame is
+// into a buffer taken from a process-wide pool and link it to the
+// recording's queue, holding the recording's queue lock only for that
+// append; they never wait for the disk or the writer and, once the pool is
+// warm, allocate nothing. A recording may have at most Config.QueueFrames
+// frames queued: when the writer falls that far behind, further frames are
 // dropped and counted (Stats.Dropped); the call goes on.
+//
+// There is no goroutine per recording. One writer goroutine serves every
+// recording in the process: the first New starts it and it exits when no
+// recording is left open. It drains each recording about every
+// drainInterval, the recordings spread over the interval in phases so that
+// its work, and the frames waiting for it, are even over time. A turn
+// places the recording's queued frames on its timeline with buffers that
+// belong to the writer and writes the result to the file in one write.
+// Between turns an open recording holds only its state, its file, the
+// frames queued since its last turn and the samples one channel has run
+// ahead of the other. Close drains what is still queued itself.
 //
 // Each frame is stamped with the recorder's clock when it is handed over and
 // placed on a common timeline by that time, so gaps (lost packets, dropped
@@ -48,10 +61,12 @@ const (
 	FrameSamples = SampleRate / 50
 	// FrameDuration is the duration of one queued frame.
 	FrameDuration = 20 * time.Millisecond
-	// DefaultQueueFrames is the hand-off queue length when Config.QueueFrames
-	// is zero: 1.28 s of audio for one leg, 0.64 s for both — slack for
-	// the writer goroutine, not a disk cache (memory per recording matters
-	// at a thousand calls).
+	// DefaultQueueFrames is the most frames a recording may have queued
+	// when Config.QueueFrames is zero: 1.28 s of audio for one leg, 0.64 s
+	// for both, about three writer turns. It bounds what a stalled disk
+	// can cost (64 frames of 352 bytes per recording); it costs nothing
+	// while the writer keeps up, as frames come from a shared pool and
+	// only those queued are held.
 	DefaultQueueFrames = 64
 )
 
@@ -77,7 +92,7 @@ const (
 	// PolicyRecord (the zero value) records the interaction.
 	PolicyRecord Policy = iota
 	// PolicyNever creates a recorder that accepts every call and writes
-	// nothing: no goroutine, no file, no sidecar.
+	// nothing: no file, no sidecar, no place in the writer's turns.
 	PolicyNever
 )
 
@@ -150,16 +165,19 @@ type Config struct {
 	Key []byte
 	// Policy: PolicyNever writes nothing.
 	Policy Policy
-	// QueueFrames is the number of frame buffers in the hand-off pool;
-	// zero means DefaultQueueFrames.
+	// QueueFrames is the most frames that may wait for the writer; a
+	// frame handed over when that many are queued is dropped and counted.
+	// Zero means DefaultQueueFrames.
 	QueueFrames int
 	// Now is the clock; nil means time.Now. It is called from the
 	// goroutines that write frames and must be safe for concurrent use.
 	Now func() time.Time
 
-	// writerHook, when set, is called by the writer goroutine before it
-	// takes each frame from the queue (tests stall the writer with it).
-	// drainEvery overrides drainInterval (tests, benchmarks).
+	// writerHook, when set, is called by the writer goroutine before each
+	// of its turns on this recording (tests stall the writer with it; a
+	// stalled hook stalls the writer for every recording it serves).
+	// drainEvery, when set, gives the recording a writer of its own that
+	// drains it that often instead of the shared one (tests, benchmarks).
 	drainEvery time.Duration
 	writerHook func()
 	// wrapData, when set, wraps the file the samples are written to
@@ -174,7 +192,8 @@ type Stats struct {
 	// Silenced is the number of frames handed over while paused and
 	// written as silence.
 	Silenced uint64
-	// Dropped is the number of frames lost because the queue was full.
+	// Dropped is the number of frames lost because QueueFrames frames
+	// were already waiting for the writer.
 	Dropped uint64
 	// Paused is the total time the recording has been paused (the union
 	// of all reasons' intervals).
@@ -204,19 +223,29 @@ type Recorder struct {
 	now   func() time.Time
 	start time.Time
 	never bool
+	bound int     // most frames queued (QueueFrames)
+	w     *writer // the writer whose turns drain this recording
 
 	state     atomic.Int32
 	pauseMask atomic.Uint32 // active reasons; read on every frame
 
 	written, silenced, dropped atomic.Uint64
 
-	free chan *frame // frame buffers ready for a producer
-	work chan *frame // frames for the writer
-	stop chan struct{}
-	done chan struct{} // closed when the writer goroutine has exited
+	// The queue: frames handed over and not yet taken by a turn, oldest
+	// first, both legs in the order they were handed over.
+	qmu     sync.Mutex // guards the queue fields; held for one append or one swap
+	qhead   *frame
+	qtail   *frame
+	queued  int
+	qclosed bool // set by Close and Discard when they take the last frames
 
-	tl       *timeline // owned by the writer goroutine until done
+	// wmu is held by the writer for a turn on this recording and by Close
+	// and Discard while they finish or abort the file; it guards tl.
+	wmu      sync.Mutex
+	tl       *timeline // nil once the file is finished or aborted
 	partPath string
+
+	phase, slot int // the writer's bookkeeping, guarded by w.mu
 
 	mu          sync.Mutex      // guards the fields below and Close/Discard
 	open        [numReasons]int // index+1 into markers of each reason's open marker; 0 none
@@ -227,21 +256,28 @@ type Recorder struct {
 	result      Result
 }
 
-// frame is one queued frame. The producer fills it; the writer owns it from
-// the send on work until it puts it back on free.
+// frame is one queued frame, from framePool. The producer fills it and
+// links it to the queue under qmu; whoever takes it off the queue owns it
+// and puts it back in the pool.
 type frame struct {
-	ch     Channel
-	silent bool
-	n      int
+	next   *frame
 	at     int64 // sample offset from the start of the recording
+	ch     Channel
+	n      int32
+	silent bool
 	buf    [FrameSamples]int16
 }
 
+// framePool holds the frame buffers of every recording: a frame is taken
+// when it is handed over and returned when a turn has placed it, so a
+// recording holds only the frames it has queued.
+var framePool = sync.Pool{New: func() any { return new(frame) }}
+
 // New starts a recording: with PolicyRecord it creates ".Name.wav.part" in
-// Dir and starts the writer goroutine. The recording's start time is the
-// clock's time now.
+// Dir and adds the recording to the writer's turns (starting the writer if
+// it is not running). The recording's start time is the clock's time now.
 func New(cfg Config) (*Recorder, error) {
-	r := &Recorder{cfg: cfg, now: cfg.Now}
+	r := &Recorder{cfg: cfg, now: cfg.Now, slot: -1}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -260,9 +296,9 @@ func New(cfg Config) (*Recorder, error) {
 	if st, err := os.Stat(cfg.Dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("%w: dir %q is not a directory", ErrConfig, cfg.Dir)
 	}
-	q := cfg.QueueFrames
-	if q <= 0 {
-		q = DefaultQueueFrames
+	r.bound = cfg.QueueFrames
+	if r.bound <= 0 {
+		r.bound = DefaultQueueFrames
 	}
 	r.partPath = filepath.Join(cfg.Dir, "."+cfg.Name+".wav.part")
 	f, err := os.OpenFile(r.partPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
@@ -274,15 +310,11 @@ func New(cfg Config) (*Recorder, error) {
 		data = cfg.wrapData(f)
 	}
 	r.tl = newTimeline(f, data)
-	r.free = make(chan *frame, q)
-	r.work = make(chan *frame, q)
-	frames := make([]frame, q)
-	for i := range frames {
-		r.free <- &frames[i]
+	r.w = sharedWriter
+	if cfg.drainEvery > 0 {
+		r.w = newWriter(cfg.drainEvery)
 	}
-	r.stop = make(chan struct{})
-	r.done = make(chan struct{})
-	go r.writer()
+	r.w.add(r)
 	return r, nil
 }
 
@@ -291,7 +323,7 @@ func (r *Recorder) Start() time.Time { return r.start }
 
 // WriteCaller records samples (8 kHz linear PCM, normally one 20 ms frame)
 // on the caller's (left) channel at the clock's time now. It never blocks
-// and does not keep samples.
+// on the disk or the writer and does not keep samples.
 func (r *Recorder) WriteCaller(samples []int16) { r.write(Caller, samples) }
 
 // WriteAgent records samples on the agent's (right) channel; see
@@ -300,10 +332,12 @@ func (r *Recorder) WriteAgent(samples []int16) { r.write(Agent, samples) }
 
 // Write records samples on channel ch; see WriteCaller.
 //
-// Hot path: no locks, no allocation. It reads two atomics (state, pause
-// mask), calls the clock once, and does one non-blocking receive from the
-// free pool and one send on the work queue per 20 ms of samples; the send
-// cannot block because the queue holds as many slots as there are buffers.
+// Hot path: no allocation once the frame pool is warm, no system call, no
+// wait for the writer. It reads two atomics (state, pause mask), calls the
+// clock once and takes the recording's queue lock once; the other leg
+// holds that lock only for its own append and the writer only to take the
+// whole queue. Under it, per 20 ms of samples, it takes a buffer from the
+// shared pool, copies the samples in and links the buffer to the queue.
 func (r *Recorder) Write(ch Channel, samples []int16) { r.write(ch, samples) }
 
 func (r *Recorder) write(ch Channel, samples []int16) {
@@ -317,81 +351,94 @@ func (r *Recorder) write(ch Channel, samples []int16) {
 	if at < 0 {
 		at = 0
 	}
-	for len(samples) > 0 {
+	r.qmu.Lock()
+	for len(samples) > 0 && !r.qclosed {
 		n := min(len(samples), FrameSamples)
-		select {
-		case f := <-r.free:
-			f.ch, f.silent, f.n, f.at = ch, silent, n, at
+		if r.queued < r.bound {
+			f := framePool.Get().(*frame)
+			f.next, f.at, f.ch, f.n, f.silent = nil, at, ch, int32(n), silent
 			if !silent {
 				copy(f.buf[:n], samples[:n])
 			}
-			r.work <- f
-		default:
+			if r.qtail == nil {
+				r.qhead = f
+			} else {
+				r.qtail.next = f
+			}
+			r.qtail = f
+			r.queued++
+		} else {
 			r.dropped.Add(1)
 		}
 		samples = samples[n:]
 		at += int64(n)
 	}
+	r.qmu.Unlock()
 }
 
-// drainInterval is how often the writer goroutine wakes to place the
-// frames queued since its last turn. Waking per frame cost a goroutine
-// switch 100 times a second per recording (the load bench put the Go
-// scheduler at 17 % of cloak's CPU); ten turns a second leave the queue
-// (64 frames, 0.64 s for both legs) far from full.
-const drainInterval = 100 * time.Millisecond
-
-// writer is the recording's one writer goroutine: every drainInterval it
-// places the queued frames on the timeline; when stop is closed it drains
-// the queue and exits. Close and Discard finish the file once it has
-// exited.
-func (r *Recorder) writer() {
-	defer close(r.done)
-	every := r.cfg.drainEvery
-	if every <= 0 {
-		every = drainInterval
+// takeQueue takes every queued frame off the queue and returns the oldest;
+// they are linked by next. With last, nothing handed over later is queued.
+func (r *Recorder) takeQueue(last bool) *frame {
+	r.qmu.Lock()
+	f := r.qhead
+	r.qhead, r.qtail, r.queued = nil, nil, 0
+	if last {
+		r.qclosed = true
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if h := r.cfg.writerHook; h != nil {
-			h()
-		}
-		select {
-		case <-t.C:
-			r.drain()
-		case <-r.stop:
-			r.drain()
-			return
-		}
-	}
+	r.qmu.Unlock()
+	return f
 }
 
-// drain places every frame queued now.
-func (r *Recorder) drain() {
-	for {
-		select {
-		case f := <-r.work:
-			r.take(f)
-		default:
-			return
-		}
+// turn is the writer's turn on the recording: it places the frames queued
+// since the last turn on the timeline and writes them out, using the
+// writer's workspace ws. If Close or Discard is finishing the recording,
+// the turn does nothing: they drain the queue themselves.
+func (r *Recorder) turn(ws *workspace) {
+	if h := r.cfg.writerHook; h != nil {
+		h()
 	}
-}
-
-func (r *Recorder) take(f *frame) {
-	if r.state.Load() == stateDiscarded {
-		r.free <- f
+	if !r.wmu.TryLock() {
 		return
 	}
-	if f.silent {
-		r.tl.silence(int(f.ch), f.at, f.n)
-		r.silenced.Add(1)
-	} else {
-		r.tl.audio(int(f.ch), f.at, f.buf[:f.n])
-		r.written.Add(1)
+	defer r.wmu.Unlock()
+	if r.tl == nil {
+		return
 	}
-	r.free <- f
+	f := r.takeQueue(false)
+	if f == nil {
+		return
+	}
+	r.tl.load(ws)
+	r.place(f)
+	r.tl.store()
+}
+
+// place places the frames linked from f on the loaded timeline and puts
+// them back in the pool. Called with wmu held.
+func (r *Recorder) place(f *frame) {
+	for f != nil {
+		next := f.next
+		if f.silent {
+			r.tl.silence(int(f.ch), f.at, int(f.n))
+			r.silenced.Add(1)
+		} else {
+			r.tl.audio(int(f.ch), f.at, f.buf[:f.n])
+			r.written.Add(1)
+		}
+		f.next = nil
+		framePool.Put(f)
+		f = next
+	}
+}
+
+// recycle puts the frames linked from f back in the pool unwritten.
+func recycle(f *frame) {
+	for f != nil {
+		next := f.next
+		f.next = nil
+		framePool.Put(f)
+		f = next
+	}
 }
 
 // Pause pauses the recording for reason: from now until Resume(reason),
@@ -503,11 +550,13 @@ func (r *Recorder) Markers() []Marker {
 	return append([]Marker(nil), r.markers...)
 }
 
-// Close ends the recording: open pauses end now, the file is padded with
-// silence to the recording's duration, fsynced and renamed to Name+".wav",
-// and the sidecar Name+".json" is written beside it. Frames handed over
-// after Close are ignored. With PolicyNever it returns an empty Result.
-// On a write error the partial file is removed.
+// Close ends the recording: open pauses end now, the frames still queued
+// are written (by Close itself, after any writer turn under way on the
+// recording), the file is padded with silence to the recording's duration,
+// fsynced and renamed to Name+".wav", and the sidecar Name+".json" is
+// written beside it. Frames handed over after Close are ignored. With
+// PolicyNever it returns an empty Result. On a write error the partial
+// file is removed.
 func (r *Recorder) Close() (Result, error) {
 	if r.never {
 		return Result{}, nil
@@ -526,11 +575,10 @@ func (r *Recorder) Close() (Result, error) {
 		}
 	}
 	r.state.Store(stateClosed)
-	close(r.stop)
-	<-r.done
 
 	target := end.Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
-	samples, err := r.tl.finish(target)
+	samples, err := r.finishFile(target)
+	r.w.remove(r)
 	if err != nil {
 		os.Remove(r.partPath)
 		return Result{}, fmt.Errorf("%w: %s: %w", ErrWrite, r.partPath, err)
@@ -572,6 +620,22 @@ func (r *Recorder) Close() (Result, error) {
 	return r.result, nil
 }
 
+// finishFile writes the frames still queued, then pads, writes out,
+// fsyncs and closes the file (timeline.finish). It waits for a writer turn
+// under way on the recording and takes the file from the writer.
+func (r *Recorder) finishFile(target int64) (int64, error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	ws := workspaces.Get().(*workspace)
+	defer workspaces.Put(ws)
+	f := r.takeQueue(true)
+	r.tl.load(ws)
+	r.place(f)
+	tl := r.tl
+	r.tl = nil
+	return tl.finish(target)
+}
+
 // Discard aborts the recording and removes every file it wrote: the
 // partial WAV, or, after Close, the finished WAV and its sidecar. Use it
 // when the caller declines recording. It is safe to call more than once.
@@ -593,9 +657,12 @@ func (r *Recorder) Discard() error {
 	} else {
 		r.finished = true
 		r.state.Store(stateDiscarded)
-		close(r.stop)
-		<-r.done
+		r.wmu.Lock()
+		recycle(r.takeQueue(true))
 		r.tl.abort()
+		r.tl = nil
+		r.wmu.Unlock()
+		r.w.remove(r)
 		paths = append(paths, r.partPath)
 	}
 	r.state.Store(stateDiscarded)

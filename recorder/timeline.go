@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,8 +18,13 @@ const (
 	// pendSamples: how far one channel may run ahead of the other before
 	// the other is taken to be silent up to that point and both are
 	// written out (0.5 s: far beyond jitter and the 40 ms DTMF masker
-	// delay on the caller channel, and 16 KiB of buffer per recording).
+	// delay on the caller channel). The buffers are the writer's; a
+	// recording keeps only the samples its leading channel is ahead by
+	// (carry), at most 8 KB when one leg sends nothing.
 	pendSamples = SampleRate / 2
+	// carryKeep: an emptied carry buffer up to this capacity is kept for
+	// the next turn; a larger one is let go.
+	carryKeep = 2 * FrameSamples
 	// wavHeaderSize is the size of the canonical 44-byte PCM WAV header.
 	wavHeaderSize = 44
 	// maxDataBytes is the largest data chunk a RIFF size field can hold
@@ -32,27 +36,79 @@ var errTooLong = errors.New("recording exceeds the WAV size limit")
 
 // timeline turns frames stamped with a sample offset into an interleaved
 // stereo stream. Each channel keeps the samples not yet written (pend);
-// the samples common to both are interleaved and written out. It is used
-// by one goroutine at a time: the writer, then Close or Discard.
+// the samples common to both are interleaved into out and written to the
+// file. It is used by one goroutine at a time, holding Recorder.wmu: a
+// writer turn, or Close or Discard.
+//
+// The buffers pend and out exist only between load and store (or finish):
+// they are a workspace's. Between turns the timeline keeps what is left of
+// pend, which is at most one channel's (flush leaves one channel empty),
+// in carry.
 type timeline struct {
 	f       *os.File
-	w       *bufio.Writer
+	data    io.Writer
 	pend    [2][]int16
-	flushed int64 // samples per channel already written
-	scratch [4 * 512]byte
+	out     []byte
+	flushed int64   // samples per channel already written
+	carry   []int16 // channel carryCh's pending samples between turns
+	carryCh int
+	started bool // the header placeholder has been written
 	err     error
 }
 
 // newTimeline writes the samples to data (normally f itself) and patches
 // the header in f.
 func newTimeline(f *os.File, data io.Writer) *timeline {
-	t := &timeline{f: f, w: bufio.NewWriterSize(data, 16<<10)}
-	t.pend[0] = make([]int16, 0, pendSamples)
-	t.pend[1] = make([]int16, 0, pendSamples)
-	var hdr [wavHeaderSize]byte // sizes patched in finish
-	putWAVHeader(hdr[:], 0)
-	_, t.err = t.w.Write(hdr[:])
-	return t
+	return &timeline{f: f, data: data}
+}
+
+// load makes the timeline ready to place frames with ws's buffers: the
+// pending samples come back from carry, and the first load puts the
+// header placeholder (sizes patched in finish) in the output.
+func (t *timeline) load(ws *workspace) {
+	t.pend[0], t.pend[1] = ws.pend[0][:0], ws.pend[1][:0]
+	t.pend[t.carryCh] = append(t.pend[t.carryCh], t.carry...)
+	t.out = ws.out[:0]
+	if !t.started {
+		t.started = true
+		t.out = t.out[:wavHeaderSize]
+		putWAVHeader(t.out, 0)
+	}
+}
+
+// store writes out what load and the frames since produced, keeps the
+// pending samples in carry and lets go of the workspace's buffers.
+func (t *timeline) store() {
+	t.writeOut()
+	c := 0
+	if len(t.pend[1]) > 0 {
+		c = 1
+	}
+	t.carryCh = c
+	t.carry = keepCarry(t.carry, t.pend[c])
+	t.pend, t.out = [2][]int16{}, nil
+}
+
+// keepCarry copies src into dst, reusing dst's array unless src does not
+// fit or uses less than a quarter of it; a new array is twice src's
+// length (at least carryKeep, at most pendSamples), so a carry that grows
+// or shrinks turn by turn is not reallocated at every turn.
+func keepCarry(dst, src []int16) []int16 {
+	switch {
+	case len(src) == 0 && cap(dst) > carryKeep:
+		return nil
+	case cap(dst) < len(src), cap(dst) > carryKeep && 4*len(src) < cap(dst):
+		dst = make([]int16, 0, min(max(2*len(src), carryKeep), pendSamples))
+	}
+	return append(dst[:0], src...)
+}
+
+// writeOut writes the output buffer to the file and empties it.
+func (t *timeline) writeOut() {
+	if len(t.out) > 0 && t.err == nil {
+		_, t.err = t.data.Write(t.out)
+	}
+	t.out = t.out[:0]
 }
 
 // putWAVHeader writes a 44-byte RIFF/WAVE header for 8 kHz 16-bit stereo
@@ -75,6 +131,7 @@ func putWAVHeader(b []byte, dataBytes uint32) {
 	le.PutUint32(b[40:], dataBytes)
 }
 
+// end is the sample offset where channel c's next sample goes.
 func (t *timeline) end(c int) int64 { return t.flushed + int64(len(t.pend[c])) }
 
 // audio places samples on channel c at sample offset at.
@@ -131,7 +188,8 @@ func (t *timeline) force(c int) {
 	t.flush()
 }
 
-// flush interleaves and writes the samples both channels have.
+// flush interleaves the samples both channels have into the output,
+// writing the output to the file whenever it is full.
 func (t *timeline) flush() {
 	n := min(len(t.pend[0]), len(t.pend[1]))
 	if n == 0 {
@@ -142,13 +200,18 @@ func (t *timeline) flush() {
 		t.err = errTooLong
 	}
 	for i := 0; i < n && t.err == nil; {
-		k := min(n-i, len(t.scratch)/4)
-		b := t.scratch[:4*k]
+		if cap(t.out)-len(t.out) < 4 {
+			t.writeOut()
+			continue
+		}
+		k := min(n-i, (cap(t.out)-len(t.out))/4)
+		o := len(t.out)
+		t.out = t.out[:o+4*k]
+		b := t.out[o:]
 		for j := range k {
 			binary.LittleEndian.PutUint16(b[4*j:], uint16(l[i+j]))
 			binary.LittleEndian.PutUint16(b[4*j+2:], uint16(r[i+j]))
 		}
-		_, t.err = t.w.Write(b)
 		i += k
 	}
 	t.pend[0] = t.pend[0][:copy(t.pend[0], t.pend[0][n:])]
@@ -158,7 +221,8 @@ func (t *timeline) flush() {
 
 // finish pads both channels with silence to at least target samples and
 // to each other, writes everything, patches the header sizes, fsyncs and
-// closes the file. It returns the samples per channel in the file.
+// closes the file. It returns the samples per channel in the file. The
+// timeline must be loaded; it is unusable after.
 func (t *timeline) finish(target int64) (int64, error) {
 	for c := range 2 {
 		if e := t.end(c); e < target {
@@ -170,10 +234,9 @@ func (t *timeline) finish(target int64) (int64, error) {
 		t.zeros(c, longer-t.end(c))
 	}
 	t.flush()
+	t.writeOut()
+	t.pend, t.out, t.carry = [2][]int16{}, nil, nil
 	err := t.err
-	if err == nil {
-		err = t.w.Flush()
-	}
 	if err == nil {
 		var hdr [wavHeaderSize]byte
 		putWAVHeader(hdr[:], uint32(t.flushed*4))
