@@ -333,11 +333,12 @@ func (r *Recorder) WriteAgent(samples []int16) { r.write(Agent, samples) }
 // Write records samples on channel ch; see WriteCaller.
 //
 // Hot path: no allocation once the frame pool is warm, no system call, no
-// wait for the writer. It reads two atomics (state, pause mask), calls the
-// clock once and takes the recording's queue lock once; the other leg
-// holds that lock only for its own append and the writer only to take the
-// whole queue. Under it, per 20 ms of samples, it takes a buffer from the
-// shared pool, copies the samples in and links the buffer to the queue.
+// wait for the writer. It reads two atomics (state, pause mask), reads the
+// clock once (only the monotonic clock unless Config.Now is set) and takes
+// the recording's queue lock once; the other leg holds that lock only for
+// its own append and the writer only to take the whole queue. Under it,
+// per 20 ms of samples, it takes a buffer from the shared pool, copies the
+// samples in and links the buffer to the queue.
 func (r *Recorder) Write(ch Channel, samples []int16) { r.write(ch, samples) }
 
 func (r *Recorder) write(ch Channel, samples []int16) {
@@ -347,7 +348,7 @@ func (r *Recorder) write(ch Channel, samples []int16) {
 	// Read the pause state before the clock: a Pause that returned before
 	// this call began is seen here, whatever is still queued.
 	silent := r.pauseMask.Load() != 0
-	at := r.now().Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
+	at := r.elapsed().Nanoseconds() * SampleRate / int64(time.Second)
 	if at < 0 {
 		at = 0
 	}
@@ -374,6 +375,16 @@ func (r *Recorder) write(ch Channel, samples []int16) {
 		at += int64(n)
 	}
 	r.qmu.Unlock()
+}
+
+// elapsed is the clock's time now less the start. With the default clock
+// it reads only the monotonic clock (time.Since), half the cost of
+// time.Now, which reads the wall clock too.
+func (r *Recorder) elapsed() time.Duration {
+	if r.cfg.Now == nil {
+		return time.Since(r.start)
+	}
+	return r.now().Sub(r.start)
 }
 
 // takeQueue takes every queued frame off the queue and returns the oldest;
