@@ -196,17 +196,14 @@ func (d *Detector) Active() (digit byte, ok bool) { return d.digit, d.digit != 0
 // completed during them. The slice is reused by the next call.
 func (d *Detector) Process(samples []int16) []Event {
 	d.events = d.events[:0]
-	for _, s := range samples {
-		x := float32(s)
-		d.buf[d.n] = x
-		d.energy += x * x
-		for i := range 8 {
-			s0 := x + d.coef[i]*d.s1[i] - d.s2[i]
-			d.s2[i] = d.s1[i]
-			d.s1[i] = s0
-		}
-		d.n++
-		d.pos++
+	for len(samples) > 0 {
+		// the samples up to the next half-block boundary, where the
+		// filters are read out
+		k := min(len(samples), halfBlock-d.n%halfBlock)
+		d.filter(samples[:k])
+		samples = samples[k:]
+		d.n += k
+		d.pos += int64(k)
 		switch d.n {
 		case halfBlock:
 			for i := range 8 {
@@ -224,6 +221,54 @@ func (d *Detector) Process(samples []int16) []Event {
 		}
 	}
 	return d.events
+}
+
+// filter adds run, which must not cross a half-block boundary, to the
+// block: its samples to buf, their power to energy, and each sample to
+// the eight Goertzel filters.
+func (d *Detector) filter(run []int16) {
+	buf := d.buf[d.n : d.n+len(run)]
+	run = run[:len(buf)]
+	energy := d.energy
+	for i, s := range run {
+		x := float32(s)
+		buf[i] = x
+		energy += x * x
+	}
+	d.energy = energy
+	goertzel8(buf, &d.coef, &d.s1, &d.s2)
+}
+
+// goertzel8 runs the Goertzel recurrence s = x + c*s1 - s2 of eight
+// filters (coefficients c, state s1 and s2) over xs.
+//
+// This is the detector's hot loop. The state is copied into locals for
+// the run and written back at its end: updated through the pointers,
+// every sample stored s1 and loaded it back, which put a store and a load
+// on each filter's dependency chain. The s1 values carry that chain and
+// are scalars, so the compiler keeps them in registers; s2 is read a
+// sample after it is written, off the chain, and stays in a local array
+// (amd64 has too few float registers for all sixteen). Each filter's
+// arithmetic is the same, in the same order, so the results are bit for
+// bit those of the one-filter-at-a-time loop.
+func goertzel8(xs []float32, c, s1, s2 *[8]float32) {
+	k := *c
+	b := *s2
+	a0, a1, a2, a3, a4, a5, a6, a7 := s1[0], s1[1], s1[2], s1[3], s1[4], s1[5], s1[6], s1[7]
+	for _, x := range xs {
+		t0 := x + k[0]*a0 - b[0]
+		t1 := x + k[1]*a1 - b[1]
+		t2 := x + k[2]*a2 - b[2]
+		t3 := x + k[3]*a3 - b[3]
+		t4 := x + k[4]*a4 - b[4]
+		t5 := x + k[5]*a5 - b[5]
+		t6 := x + k[6]*a6 - b[6]
+		t7 := x + k[7]*a7 - b[7]
+		b = [8]float32{a0, a1, a2, a3, a4, a5, a6, a7}
+		a0, a1, a2, a3, a4, a5, a6, a7 = t0, t1, t2, t3, t4, t5, t6, t7
+	}
+	*s1 = [8]float32{a0, a1, a2, a3, a4, a5, a6, a7}
+	*s2 = b
 }
 
 // block classifies the block just completed and updates the state machine.
@@ -377,12 +422,16 @@ func (d *Detector) classify() (byte, float64, int, int) {
 	if !d.onFrequency(r) || !d.onFrequency(c) {
 		return 0, 0, 0, 0
 	}
-	if d.harmonic2(c, pc) {
+	// Both tones' second harmonics in one pass over the block, the row's
+	// even when it goes unchecked: two filters side by side cost little
+	// more than one.
+	hc, hr := d.goertzelHann(d.hcoef[c][0], d.hcoef[r][0])
+	if d.harmonic2(c, pc, hc) {
 		return 0, 0, 0, 0
 	}
 	// The row's second harmonic (1394-1882 Hz) sits within the Hann main
 	// lobe (±157 Hz) of some columns; it is only checked when clear.
-	if math.Abs(2*d.freq[r]-d.freq[c]) > 250 && d.harmonic2(r, pr) {
+	if math.Abs(2*d.freq[r]-d.freq[c]) > 250 && d.harmonic2(r, pr, hr) {
 		return 0, 0, 0, 0
 	}
 	power := pr
@@ -416,29 +465,43 @@ func (d *Detector) onFrequency(i int) bool {
 	return math.Abs(dphi) <= d.freqTolRad[i]
 }
 
-// harmonic2 reports whether tone i (of power p) has a second harmonic:
-// power at 2f more than HarmonicDB below the tone that also stands as a
-// peak, 8 times above the mean of the bins 200 Hz either side — white
-// noise is flat and rarely does that; voices and instruments do.
-func (d *Detector) harmonic2(i int, p float64) bool {
-	h := d.goertzelHann(d.hcoef[i][0])
+// harmonic2 reports whether tone i (of power p, with power h at 2f) has
+// a second harmonic: h more than HarmonicDB below the tone that also
+// stands as a peak, 8 times above the mean of the bins 200 Hz either
+// side — white noise is flat and rarely does that; voices and
+// instruments do.
+func (d *Detector) harmonic2(i int, p, h float64) bool {
 	if h <= p*d.harmonic {
 		return false
 	}
-	side := d.goertzelHann(d.hcoef[i][1]) + d.goertzelHann(d.hcoef[i][2])
+	lo, hi := d.goertzelHann(d.hcoef[i][1], d.hcoef[i][2])
+	side := lo + hi
 	return h > 8*side/2
 }
 
-// goertzelHann is the power at the frequency of coefficient c (2cos w)
-// over the block through a Hann window (so other tones do not leak in),
-// scaled to the units of an unwindowed tone power.
-func (d *Detector) goertzelHann(c float32) float64 {
-	var s1, s2 float32
-	for k, x := range d.buf {
-		s0 := x*d.hann[k] + c*s1 - s2
-		s2 = s1
-		s1 = s0
+// goertzelHann returns the power at the frequencies of coefficients c0
+// and c1 (2cos w) over the block through a Hann window (so other tones do
+// not leak in), scaled to the units of an unwindowed tone power.
+//
+// The two filters run side by side in one pass: each recurrence waits on
+// its own previous sample, so the second one fills time the first leaves
+// idle. Each is computed exactly as it would be alone.
+func (d *Detector) goertzelHann(c0, c1 float32) (float64, float64) {
+	var a0, b0, a1, b1 float32
+	hann := &d.hann
+	for k, x := range &d.buf {
+		w := x * hann[k]
+		t0 := w + c0*a0 - b0
+		t1 := w + c1*a1 - b1
+		b0, b1 = a0, a1
+		a0, a1 = t0, t1
 	}
+	return hannPower(c0, a0, b0), hannPower(c1, a1, b1)
+}
+
+// hannPower is the power of a goertzelHann filter of coefficient c from
+// its final state s1, s2.
+func hannPower(c, s1, s2 float32) float64 {
 	e := float64(s1*s1 + s2*s2 - c*s1*s2)
 	return 4 * e * 2.0 / (blockSize * blockSize) // Hann coherent gain 1/2
 }

@@ -135,17 +135,49 @@ func (m *Masker) chunk(in, out []int16) {
 	if m.hold {
 		m.suppress.to = max(m.suppress.to, m.in+int64(len(in)))
 	}
-	for i, x := range in {
-		idx := int(m.in % MaskerDelay)
-		y := m.line[idx]
-		m.line[idx] = x
-		if m.masked(m.in - MaskerDelay) {
-			y = m.comfort()
+	// Through the delay line: in enters, what entered MaskerDelay samples
+	// earlier leaves into out, in runs up to the end of the ring. The
+	// element loop (not copy) keeps in and out usable as one slice.
+	from := m.in - MaskerDelay // stream index of out[0]
+	idx := int(m.in % MaskerDelay)
+	src, dst := in, out[:len(in)]
+	for len(src) > 0 {
+		line := m.line[idx:min(idx+len(src), MaskerDelay)]
+		s, d := src[:len(line)], dst[:len(line)]
+		for i, x := range s {
+			d[i] = line[i]
+			line[i] = x
 		}
-		out[i] = y
-		m.in++
+		src, dst = src[len(line):], dst[len(line):]
+		idx = 0
+	}
+	m.in += int64(len(in))
+	// Then blank what is masked, sample by sample in order (so comfort
+	// noise draws the same sequence), and only if an interval reaches
+	// into the output at all.
+	if m.overlaps(from, m.in-MaskerDelay) {
+		out := out[:len(in)]
+		for i := range out {
+			if m.masked(from + int64(i)) {
+				out[i] = m.comfort()
+			}
+		}
 	}
 	m.prune()
+}
+
+// overlaps reports whether any mask or the suppress interval meets the
+// output samples [from, to).
+func (m *Masker) overlaps(from, to int64) bool {
+	if m.suppress.from < to && m.suppress.to > from {
+		return true
+	}
+	for _, iv := range m.masks[:m.nmasks] {
+		if iv.from < to && iv.to > from {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Masker) addMask(iv interval) {
