@@ -55,9 +55,16 @@ type Interaction struct {
 	endOnce sync.Once
 	ended   chan struct{}
 	reason  atomic.Value // string
+
+	// ctx is what the routed application runs under: cancelled when the
+	// caller's dialog ends (derived from it, so no goroutine watches it) or
+	// when end closes ended (end cancels it).
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newInteraction(m *Manager, s *sip.Session, ep *media.Endpoint, target string) *Interaction {
+	ctx, cancel := context.WithCancel(s.Context())
 	return &Interaction{
 		id: s.ID(), m: m, s: s, caller: ep, target: target,
 		log:       s.Log(),
@@ -65,6 +72,8 @@ func newInteraction(m *Manager, s *sip.Session, ep *media.Endpoint, target strin
 		digits:    newDigitQueue(),
 		data:      map[string]string{},
 		secureReq: make(chan secureRequest, 1),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 }
 
@@ -142,25 +151,20 @@ func (c *Interaction) idleSince(now time.Time) time.Duration {
 }
 
 // end asks the interaction to finish with reason; the first reason wins.
+// It cancels the interaction's context, which stops what run is doing.
 func (c *Interaction) end(reason string) {
 	c.endOnce.Do(func() {
 		c.reason.Store(reason)
 		close(c.ended)
+		c.cancel()
 	})
 }
 
 // run plays the routed application until the caller hangs up or cloak ends
 // the call.
 func (c *Interaction) run() {
-	ctx, cancel := ctxUntil(c.s.Done())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.ended:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := c.ctx
+	defer c.cancel()
 	switch {
 	case strings.HasPrefix(c.target, "flow:"):
 		name, _ := flowTarget(c.target)

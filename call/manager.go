@@ -392,16 +392,3 @@ func directionOf(d sip.Direction) media.Direction {
 		return media.SendRecv
 	}
 }
-
-// ctxUntil returns a context cancelled when done closes.
-func ctxUntil(done <-chan struct{}) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
