@@ -177,11 +177,13 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 		}
 		return 202
 	})
-	go func() {
-		<-leg.Done()
+	// When the agent leg's dialog ends (its BYE, ours, or failure). An
+	// AfterFunc rather than a goroutine waiting on leg.Done for the whole
+	// call: it runs on its own goroutine once the dialog has ended.
+	context.AfterFunc(leg.Context(), func() {
 		close(side.gone)
 		c.onAgentGone(side)
-	}()
+	})
 	name := "-"
 	if a != nil {
 		name = a.Name()
