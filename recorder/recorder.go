@@ -12,14 +12,17 @@
 //
 // There is no goroutine per recording. One writer goroutine serves every
 // recording in the process: the first New starts it and it exits when no
-// recording is left open. It drains each recording about every
-// drainInterval, the recordings spread over the interval in phases so that
-// its work, and the frames waiting for it, are even over time. A turn
+// recording is left open. It drains each recording every 200 ms
+// (drainInterval), the recordings spread over the interval in phases so
+// that its work, and the frames waiting for it, are even over time. A turn
 // places the recording's queued frames on its timeline with buffers that
 // belong to the writer and writes the result to the file in one write.
 // Between turns an open recording holds only its state, its file, the
 // frames queued since its last turn and the samples one channel has run
-// ahead of the other. Close drains what is still queued itself.
+// ahead of the other. Close drains what is still queued itself. A write
+// that blocks (a stalled disk) holds up the writer's turns on every
+// recording, whose frames are dropped once their queues are full; it never
+// blocks a hand-over, nor the Close of another recording.
 //
 // Each frame is stamped with the recorder's clock when it is handed over and
 // placed on a common timeline by that time, so gaps (lost packets, dropped
