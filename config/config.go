@@ -186,8 +186,7 @@ type RTP struct {
 	// netpoller). "poll" is cheaper per packet under load; on other
 	// systems cloak falls back to "goroutine".
 	IO string `yaml:"io"`
-	// Workers is the number of poll workers; 0 means one per two CPUs
-	// (at least one).
+	// Workers is the number of poll workers; 0 means one per CPU.
 	Workers int `yaml:"workers"`
 }
 

@@ -28,7 +28,7 @@ func (p *Poller) Workers() int { return 0 }
 func (p *Poller) Close() {}
 
 // DefaultPollWorkers returns the worker count cloak would use.
-func DefaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+func DefaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 func (p *Poller) register(*Endpoint)   {}
 func (p *Poller) unregister(*Endpoint) {}
