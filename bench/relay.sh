@@ -8,7 +8,7 @@
 #   rtpengine-mask  the same with "block DTMF" and DTMF-security: silence
 #   floor           bench/floor: read -> rewrite -> send, nothing else
 #   floor-epoll     the same work on cloak's I/O model (rtp.io: poll):
-#                   one epoll worker, sockets outside Go's netpoller
+#                   one epoll worker per CPU, sockets outside Go's netpoller
 # The target is started fresh (so its memory baseline is clean) and
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
 # Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
@@ -44,7 +44,7 @@ floor)
 	args=(-mode floor -floor 127.0.0.1:$FLOOR_BASE -floor-pairs "$n")
 	;;
 floor-epoll)
-	start_floor "$n" -io epoll -workers 1
+	start_floor "$n" -io epoll -workers "$(nproc)" # as cloak's default rtp.workers
 	args=(-mode floor -floor 127.0.0.1:$FLOOR_BASE -floor-pairs "$n")
 	;;
 *)
