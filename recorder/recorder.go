@@ -590,6 +590,12 @@ func (r *Recorder) Close() (Result, error) {
 	}
 	r.state.Store(stateClosed)
 
+	// Finishing blocks in fsync; each blocked syscall holds an OS thread,
+	// and Go keeps threads it made. Bounding the finishes in flight keeps
+	// hundreds of calls ending at once from leaving hundreds of threads.
+	finishing <- struct{}{}
+	defer func() { <-finishing }()
+
 	target := end.Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
 	samples, err := r.finishFile(target)
 	r.w.remove(r)
@@ -633,6 +639,10 @@ func (r *Recorder) Close() (Result, error) {
 	r.result = Result{WAV: wavPath, Sidecar: jsonPath, Meta: meta}
 	return r.result, nil
 }
+
+// finishing bounds the recordings being finished (fsync, rename, sidecar)
+// at once, process-wide.
+var finishing = make(chan struct{}, 8)
 
 // finishFile writes the frames still queued, then pads, writes out,
 // fsyncs and closes the file (timeline.finish). It waits for a writer turn
