@@ -3,9 +3,11 @@ package media
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -39,7 +41,9 @@ type Poller struct {
 // pollWorker is one epoll set and the goroutine that waits on it.
 type pollWorker struct {
 	epfd, evfd int
-	legs       atomic.Int64 // registered endpoints, for placement
+	ep         *os.File        // epfd, registered with Go's netpoller
+	rc         syscall.RawConn // ep's, to park the worker until epfd is readable
+	legs       atomic.Int64    // registered endpoints, for placement
 
 	mu      sync.Mutex
 	ops     []pollOp
@@ -98,7 +102,26 @@ func newPollWorker() (*pollWorker, error) {
 		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("rtp poller: epoll_ctl eventfd: %w", err)
 	}
-	return &pollWorker{epfd: epfd, evfd: evfd, done: make(chan struct{})}, nil
+	// The worker does not block in epoll_wait: a goroutine blocked in a
+	// syscall holds its thread, the runtime hands its P to another thread
+	// and takes one back on return, and the load bench's perf profile
+	// showed those thread switches. Instead epfd itself (readable while
+	// any of its sockets is) sits in Go's netpoller, and the worker parks
+	// there like any goroutine waiting for a socket, then collects the
+	// ready sockets with epoll_wait(0).
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(evfd)
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("rtp poller: epoll fd non-blocking: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "rtp-epoll")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		_ = unix.Close(evfd)
+		_ = ep.Close()
+		return nil, fmt.Errorf("rtp poller: %w", err)
+	}
+	return &pollWorker{epfd: epfd, evfd: evfd, ep: ep, rc: rc, done: make(chan struct{})}, nil
 }
 
 // Workers returns the number of worker goroutines.
@@ -116,7 +139,7 @@ func (p *Poller) Close() {
 	for _, w := range p.workers {
 		<-w.done
 		_ = unix.Close(w.evfd)
-		_ = unix.Close(w.epfd)
+		_ = w.ep.Close()
 	}
 }
 
@@ -166,23 +189,55 @@ func (w *pollWorker) post(op pollOp) {
 	_, _ = unix.Write(w.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
 
-// run is the worker goroutine.
+// run is the worker goroutine: it parks in Go's netpoller until the epoll
+// set has ready sockets, takes up to pollBatch of them with a
+// non-blocking epoll_wait and serves them.
 func (w *pollWorker) run(log zerolog.Logger) {
 	defer close(w.done)
 	evs := make([]unix.EpollEvent, pollBatch)
 	buf := make([]byte, readBufSize)
+	var (
+		n    int
+		werr error
+	)
+	// Made once: a closure passed to RawConn.Read per wake-up would be
+	// allocated per wake-up.
+	collect := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), evs, 0)
+		if errors.Is(werr, unix.EINTR) {
+			n, werr = 0, nil
+			return true // look again
+		}
+		return n > 0 || werr != nil // false: park until epfd is readable
+	}
 	for {
-		n, err := unix.EpollWait(w.epfd, evs, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			log.Error().Err(err).Msg("rtp poller: epoll_wait failed")
+		if err := w.rc.Read(collect); err != nil {
+			log.Error().Err(err).Msg("rtp poller: worker stopped: epoll fd unusable")
+			w.abandon()
+			return
+		}
+		if werr != nil {
+			log.Error().Err(werr).Msg("rtp poller: epoll_wait failed")
 			time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
 			continue
 		}
 		if w.serveAll(evs[:n], buf) {
 			return
+		}
+	}
+}
+
+// abandon marks the worker stopped after a fatal error and releases
+// anyone waiting on a queued operation.
+func (w *pollWorker) abandon() {
+	w.mu.Lock()
+	w.stopped = true
+	rest := w.ops
+	w.ops = nil
+	w.mu.Unlock()
+	for _, op := range rest {
+		if op.done != nil {
+			close(op.done)
 		}
 	}
 }
