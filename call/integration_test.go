@@ -124,6 +124,11 @@ func newHarness(t *testing.T, o opts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// RTP is read as cloak serve reads it: by poll workers (Linux).
+	if poller, err := media.NewPoller(2, log); err == nil {
+		pool.SetPoller(poller)
+		t.Cleanup(poller.Close) // runs after mgr.Close: cleanups are LIFO
+	}
 	clock := media.NewClock(media.DefaultClockInterval)
 	clock.Start()
 	t.Cleanup(clock.Stop)
