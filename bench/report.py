@@ -174,6 +174,16 @@ if warm and soak:
           f"| {d(r, 'caller->agent').get('loss_pct', 0):.3f} / {d(r, 'agent->caller').get('loss_pct', 0):.3f} |")
     w(f"\nBefore the first call: RSS {warm['target']['baseline']['rss_kib']} KiB, {warm['target']['baseline']['threads']} threads. "
       f"RSS after the soak − after the warm-up: {soak['target']['after']['rss_kib'] - warm['target']['after']['rss_kib']:+d} KiB.\n")
+    st = load(os.path.join(OUT, "soak-stats.json")) or []
+    if st:
+        w("cloak's own account (`/api/stats?gc=1`: goroutines, and heap in use after a forced GC), "
+          "read with no call up:\n")
+        w("| when | goroutines | heap in use (KiB) | heap objects | calls active |")
+        w("|---|---:|---:|---:|---:|")
+        for x in st:
+            v = x["stats"]
+            w(f"| {x['at']} | {v.get('goroutines')} | {v.get('heap_inuse_bytes', 0) // 1024} | {v.get('heap_objects')} | {v.get('calls_active')} |")
+        w("")
 
 bench = ""
 try:

@@ -4,8 +4,10 @@
 # HOLD each, replaced as they end, G.711 both ways, digits keyed in each.
 # A 30 s warm-up round first sets cloak's working set; after each round the
 # load tool hangs up, waits SETTLE and reads cloak's RSS and thread count.
-# No leak means the soak ends where the warm-up ended. Writes
-# $OUT/soak-warmup.json and $OUT/soak.json.
+# No leak means the soak ends where the warm-up ended. cloak's admin API
+# (on 127.0.0.1:$ADMIN_PORT for this run) gives goroutines and heap in use
+# after a GC before the first call, after the warm-up and after the soak.
+# Writes $OUT/soak-warmup.json, $OUT/soak.json and $OUT/soak-stats.json.
 source "$(dirname "$0")/lib.sh"
 
 DURATION=${1:-2m}
@@ -13,13 +15,31 @@ CALLS=${CALLS:-200}
 RATE=${RATE:-20}
 HOLD=${HOLD:-15s}
 SETTLE=${SETTLE:-15s}
+ADMIN_PORT=${ADMIN_PORT:-18090}
+export ADMIN=127.0.0.1:$ADMIN_PORT
+
+# stats NAME: cloak's /api/stats after a GC, as one JSON line.
+stats() {
+	local s
+	s=$(curl -fsS "http://$ADMIN/api/stats?gc=1") || {
+		log "soak: no /api/stats from cloak"
+		return 0
+	}
+	printf '{"at": "%s", "stats": %s}\n' "$1" "$(tr -d '\n' <<<"$s")" >>"$OUT/soak-stats.jsonl"
+}
 
 start_cloak
 sleep 1
+rm -f "$OUT/soak-stats.jsonl"
+stats before
 args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP
 	-calls "$CALLS" -rate "$RATE" -hold "$HOLD" -digits 1234 -digits-at 2s -settle "$SETTLE" -progress 15s -pid "$PID")
 log "soak: warm-up round (30s)"
 "$BIN/cloak-load" "${args[@]}" -duration 30s -label soak-warmup -json "$OUT/soak-warmup.json" | tee "$OUT/soak-warmup.txt"
+stats after-warmup
 log "soak: $DURATION"
 "$BIN/cloak-load" "${args[@]}" -duration "$DURATION" -label soak -json "$OUT/soak.json" | tee "$OUT/soak.txt"
+stats after-soak
+python3 -c 'import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1])], indent=1))' \
+	"$OUT/soak-stats.jsonl" >"$OUT/soak-stats.json"
 stop "$PID"
