@@ -45,6 +45,11 @@ func (p *peer) send(to int, b []byte) {
 	}
 }
 
+// testPoller, when set, makes newLoopbackEndpoint open polled sockets.
+// Only TestPolledLoopback (Linux) sets it, and media's tests do not run in
+// parallel.
+var testPoller *Poller
+
 // newLoopbackEndpoint opens a port from a pool and starts an endpoint
 // towards remote.
 func newLoopbackEndpoint(t *testing.T, remote netip.AddrPort, codec Codec, clock *Clock) (*Endpoint, *PortPool) {

@@ -45,6 +45,9 @@ type pollWorker struct {
 	rc         syscall.RawConn // ep's, to park the worker until epfd is readable
 	legs       atomic.Int64    // registered endpoints, for placement
 
+	// Counters for PollerStats, updated once per batch.
+	batches, served, full, busyNs atomic.Uint64
+
 	mu      sync.Mutex
 	ops     []pollOp
 	stopped bool // run has returned; ops are applied by their callers
@@ -123,6 +126,40 @@ func newPollWorker() (*pollWorker, error) {
 	}
 	return &pollWorker{epfd: epfd, evfd: evfd, ep: ep, rc: rc, done: make(chan struct{})}, nil
 }
+
+// PollerStats are a Poller's counters, summed over its workers.
+type PollerStats struct {
+	// Workers is the number of worker goroutines.
+	Workers int
+	// Legs is the number of sockets registered now.
+	Legs int64
+	// Batches counts wake-ups that found ready sockets; Served counts the
+	// ready sockets they handled (Served/Batches is the mean batch).
+	Batches, Served uint64
+	// FullBatches counts batches that hit the batch limit: a backlog.
+	FullBatches uint64
+	// Busy is the time the workers spent serving batches; against wall
+	// time it is their utilisation.
+	Busy time.Duration
+}
+
+// Stats returns the poller's counters.
+func (p *Poller) Stats() PollerStats {
+	st := PollerStats{Workers: len(p.workers)}
+	for _, w := range p.workers {
+		st.Legs += w.legs.Load()
+		st.Batches += w.batches.Load()
+		st.Served += w.served.Load()
+		st.FullBatches += w.full.Load()
+		st.Busy += time.Duration(w.busyNs.Load())
+	}
+	return st
+}
+
+// nanotime is a monotonic clock reading in nanoseconds.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
 
 // Workers returns the number of worker goroutines.
 func (p *Poller) Workers() int { return len(p.workers) }
@@ -221,8 +258,15 @@ func (w *pollWorker) run(log zerolog.Logger) {
 			time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
 			continue
 		}
+		t0 := nanotime()
 		if w.serveAll(evs[:n], buf) {
 			return
+		}
+		w.busyNs.Add(uint64(nanotime() - t0))
+		w.batches.Add(1)
+		w.served.Add(uint64(n))
+		if n == pollBatch {
+			w.full.Add(1)
 		}
 	}
 }

@@ -10,11 +10,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// testPoller, when set, makes newLoopbackEndpoint open polled sockets.
-// Only TestPolledLoopback sets it, and media's tests do not run in
-// parallel.
-var testPoller *Poller
-
 // TestPolledLoopback runs the loopback tests again with every endpoint's
 // socket read by a Poller instead of a goroutine per leg.
 func TestPolledLoopback(t *testing.T) {
@@ -168,6 +163,13 @@ func TestPollerChurn(t *testing.T) {
 	}
 	close(stop)
 	sender.Wait()
+	st := p.Stats()
+	if st.Workers != 2 || st.Legs != 0 {
+		t.Errorf("stats %+v: want 2 workers and no legs left", st)
+	}
+	if st.Batches == 0 || st.Served < st.Batches || st.Busy <= 0 {
+		t.Errorf("stats %+v: want batches served and busy time", st)
+	}
 }
 
 // TestPollerCloseThenEndpointClose: endpoints still open when the poller

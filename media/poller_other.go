@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -23,6 +24,17 @@ func NewPoller(int, zerolog.Logger) (*Poller, error) { return nil, ErrNoPoller }
 
 // Workers returns 0.
 func (p *Poller) Workers() int { return 0 }
+
+// PollerStats are a Poller's counters (see poller_linux.go).
+type PollerStats struct {
+	Workers                      int
+	Legs                         int64
+	Batches, Served, FullBatches uint64
+	Busy                         time.Duration
+}
+
+// Stats returns zero counters.
+func (p *Poller) Stats() PollerStats { return PollerStats{} }
 
 // Close does nothing.
 func (p *Poller) Close() {}

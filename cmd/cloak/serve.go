@@ -150,15 +150,17 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err != nil {
 		return fmt.Errorf("rtp.ports: %w", err)
 	}
+	var poller *media.Poller
 	if cfg.RTP.IO == "poll" {
 		workers := cfg.RTP.Workers
 		if workers == 0 {
 			workers = media.DefaultPollWorkers()
 		}
-		poller, err := media.NewPoller(workers, log)
-		if err != nil {
-			log.Warn().Err(err).Msg("rtp.io poll is not available here: one goroutine per leg instead")
+		p, perr := media.NewPoller(workers, log)
+		if perr != nil {
+			log.Warn().Err(perr).Msg("rtp.io poll is not available here: one goroutine per leg instead")
 		} else {
+			poller = p
 			defer poller.Close() // after the calls: deferred before them
 			pool.SetPoller(poller)
 			log.Debug().Int("workers", workers).Msg("rtp sockets read by epoll workers")
@@ -251,8 +253,18 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
 			st := srv.Stats()
-			return map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
-				"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded}
+			out := map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
+				"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded, "rtp_ports_in_use": pool.InUse()}
+			if poller != nil {
+				ps := poller.Stats()
+				out["rtp_poll_workers"] = ps.Workers
+				out["rtp_poll_legs"] = ps.Legs
+				out["rtp_poll_batches"] = ps.Batches
+				out["rtp_poll_served"] = ps.Served
+				out["rtp_poll_full_batches"] = ps.FullBatches
+				out["rtp_poll_busy_ms"] = ps.Busy.Milliseconds()
+			}
+			return out
 		}
 		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {
