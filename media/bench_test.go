@@ -186,20 +186,26 @@ func BenchmarkClockTick1000(b *testing.B) {
 // sockets: the peer sends a packet, the endpoint's read loop echoes it,
 // the peer reads it back. Includes four syscalls per op.
 func BenchmarkEchoUDPLoopback(b *testing.B) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchEcho(b, conn)
+}
+
+// benchEcho times round trips from a loopback peer through an echoing
+// endpoint on conn.
+func benchEcho(b *testing.B, conn net.PacketConn) {
 	peerConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer peerConn.Close()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	if err != nil {
-		b.Fatal(err)
-	}
 	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU()})
 	e.SetHandler(Echo())
 	e.Start()
 	defer e.Close()
-	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	to := e.LocalAddr()
 	pkt := benchPacket()
 	in := make([]byte, 2048)
 	b.ReportAllocs()

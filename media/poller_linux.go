@@ -271,8 +271,8 @@ func (w *pollWorker) run(log zerolog.Logger) {
 	}
 }
 
-// abandon marks the worker stopped after a fatal error and releases
-// anyone waiting on a queued operation.
+// abandon marks the worker stopped (told to, or after a fatal error) and
+// releases anyone waiting on an operation still queued.
 func (w *pollWorker) abandon() {
 	w.mu.Lock()
 	w.stopped = true
@@ -344,11 +344,9 @@ func (w *pollWorker) applyOps() (stop bool) {
 	w.mu.Lock()
 	ops := w.ops
 	w.ops = nil
-	if ops != nil {
-		for _, op := range ops {
-			if op.kind == opStop {
-				w.stopped = true
-			}
+	for _, op := range ops {
+		if op.kind == opStop {
+			w.stopped = true // later posts apply their ops themselves
 		}
 	}
 	w.mu.Unlock()
@@ -378,16 +376,7 @@ func (w *pollWorker) applyOps() (stop bool) {
 		}
 	}
 	if stop {
-		// Release anyone waiting on an op queued after the stop.
-		w.mu.Lock()
-		rest := w.ops
-		w.ops = nil
-		w.mu.Unlock()
-		for _, op := range rest {
-			if op.done != nil {
-				close(op.done)
-			}
-		}
+		w.abandon() // release anyone waiting on an op queued after the stop
 	}
 	return stop
 }

@@ -36,21 +36,29 @@ func TestPolledLoopback(t *testing.T) {
 	}
 }
 
-// TestPolledSocketIsPolled checks that a pool with a poller really hands
-// out polled sockets, which refuse ReadFrom (so no goroutine can read
-// them behind the worker's back).
-func TestPolledSocketIsPolled(t *testing.T) {
-	p, err := NewPoller(1, zerolog.Nop())
+// newPolledPool returns a poller with workers workers (closed when the
+// test ends) and a pool of ports free ports on loopback using it.
+func newPolledPool(t *testing.T, workers, ports int) (p *Poller, pool *PortPool, lo, hi int) {
+	t.Helper()
+	p, err := NewPoller(workers, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	lo, hi := freeRange(t, 1)
-	pool, err := NewPortPool(loopback, lo, hi)
+	t.Cleanup(p.Close)
+	lo, hi = freeRange(t, ports)
+	pool, err = NewPortPool(loopback, lo, hi)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool.SetPoller(p)
+	return p, pool, lo, hi
+}
+
+// TestPolledSocketIsPolled checks that a pool with a poller really hands
+// out polled sockets, which refuse ReadFrom (so no goroutine can read
+// them behind the worker's back).
+func TestPolledSocketIsPolled(t *testing.T) {
+	_, pool, _, _ := newPolledPool(t, 1, 1)
 	c, port, err := pool.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -95,17 +103,7 @@ func TestPolledSocketIsPolled(t *testing.T) {
 // go of the socket), every port must come back, and no packet may be
 // handed to an endpoint after its Close returned.
 func TestPollerChurn(t *testing.T) {
-	p, err := NewPoller(2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	lo, hi := freeRange(t, 40)
-	pool, err := NewPortPool(loopback, lo, hi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.SetPoller(p)
+	p, pool, lo, hi := newPolledPool(t, 2, 40)
 	peer := newPeer(t)
 	stop := make(chan struct{})
 	var sender sync.WaitGroup
@@ -175,16 +173,7 @@ func TestPollerChurn(t *testing.T) {
 // TestPollerCloseThenEndpointClose: endpoints still open when the poller
 // stops can be closed afterwards without hanging.
 func TestPollerCloseThenEndpointClose(t *testing.T) {
-	p, err := NewPoller(1, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lo, hi := freeRange(t, 1)
-	pool, err := NewPortPool(loopback, lo, hi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.SetPoller(p)
+	p, pool, _, _ := newPolledPool(t, 1, 1)
 	conn, port, err := pool.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -215,29 +204,9 @@ func BenchmarkEchoUDPLoopbackPolled(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	peerConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer peerConn.Close()
 	conn, err := openPolled(netip.AddrPortFrom(loopback, 0), p)
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU()})
-	e.SetHandler(Echo())
-	e.Start()
-	defer e.Close()
-	to := e.LocalAddr()
-	pkt := benchPacket()
-	in := make([]byte, 2048)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := peerConn.WriteToUDPAddrPort(pkt, to); err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := peerConn.ReadFromUDPAddrPort(in); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchEcho(b, conn)
 }
