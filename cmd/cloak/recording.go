@@ -67,22 +67,33 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// oneFileArg parses args (flags may follow the file) and wants exactly
+// one file; when it does not get one, ok is false and code is the exit
+// status (0 for -h).
+func oneFileArg(fs *flag.FlagSet, args []string) (path string, code int, ok bool) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", 0, false
+		}
+		return "", 2, false
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", 2, false
+	}
+	return pos[0], 0, true
+}
+
 func runRecordingVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cloak recording verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keyFile := fs.String("key-file", "", "read the HMAC key from this file")
 	keyEnv := fs.String("key-env", "", "read the HMAC key from this environment variable")
 	fs.Usage = func() { fmt.Fprintln(stderr, recordingUsage) }
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return 2
+	path, code, ok := oneFileArg(fs, args)
+	if !ok {
+		return code
 	}
 	if *keyFile != "" && *keyEnv != "" {
 		fmt.Fprintln(stderr, "cloak recording verify: give -key-file or -key-env, not both")
@@ -109,21 +120,21 @@ func runRecordingVerify(args []string, stdout, stderr io.Writer) int {
 		}
 		key = []byte(v)
 	}
-	wavPath := pos[0]
-	rep, err := recorder.Verify(wavPath, key)
+
+	rep, err := recorder.Verify(path, key)
 	switch {
 	case errors.Is(err, recorder.ErrNoKey):
-		fmt.Fprintf(stderr, "cloak recording verify: %s is signed: give -key-file or -key-env\n", wavPath)
+		fmt.Fprintf(stderr, "cloak recording verify: %s is signed: give -key-file or -key-env\n", path)
 		return 2
 	case err != nil:
-		fmt.Fprintf(stdout, "FAILED %s: %v\n", wavPath, verifyReason(err))
+		fmt.Fprintf(stdout, "FAILED %s: %v\n", path, verifyReason(err))
 		return 1
 	case !rep.Signed:
-		fmt.Fprintf(stdout, "OK (unsigned) %s: audio matches the sidecar's SHA-256; no HMAC, so an edit of both files would not show\n", wavPath)
+		fmt.Fprintf(stdout, "OK (unsigned) %s: audio matches the sidecar's SHA-256; no HMAC, so an edit of both files would not show\n", path)
 		return 0
 	default:
 		fmt.Fprintf(stdout, "OK %s: audio, %d pause marker(s) and HMAC match (%s, call %s)\n",
-			wavPath, len(rep.Sidecar.Markers), fmtDuration(rep.Sidecar.Duration()), rep.Sidecar.CallID)
+			path, len(rep.Sidecar.Markers), fmtDuration(rep.Sidecar.Duration()), rep.Sidecar.CallID)
 		return 0
 	}
 }
@@ -147,24 +158,17 @@ func runRecordingInfo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cloak recording info", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, recordingUsage) }
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	path, code, ok := oneFileArg(fs, args)
+	if !ok {
+		return code
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return 2
-	}
-	s, err := recorder.ReadSidecar(pos[0])
+	s, err := recorder.ReadSidecar(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "cloak recording info: %v\n", err)
 		return 1
 	}
 	w := stdout
-	fmt.Fprintf(w, "file:      %s\n", pos[0])
+	fmt.Fprintf(w, "file:      %s\n", path)
 	fmt.Fprintf(w, "call id:   %s\n", s.CallID)
 	fmt.Fprintf(w, "start:     %s\n", s.Start.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(w, "duration:  %s\n", fmtDuration(s.Duration()))
