@@ -363,6 +363,20 @@ func TestAgentReferredSecurePaymentReturnsToAgent(t *testing.T) {
 	}
 }
 
+// secureViaAPI dials main → sales, waits for agent to answer, and sends
+// the caller into secure-pay through the API path; it returns once the
+// secure segment has started.
+func secureViaAPI(t *testing.T, h *harness, agent *testAgent, ctx context.Context) (*caller, *call.Interaction, *sipgo.DialogClientSession) {
+	t.Helper()
+	c, ia, d := dialMainToSales(t, h, ctx)
+	waitAnswered(t, agent, 15*time.Second)
+	if err := ia.RequestSecure("secure-pay", "api"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ia, "secure_started", 5*time.Second)
+	return c, ia, d
+}
+
 func TestAgentHangsUpDuringSecureFlow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays the real prompts")
@@ -371,12 +385,7 @@ func TestAgentHangsUpDuringSecureFlow(t *testing.T) {
 	h := newAgentHarness(t, alice)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, ia, _ := dialMainToSales(t, h, ctx)
-	waitAnswered(t, alice, 15*time.Second)
-	if err := ia.RequestSecure("secure-pay", "api"); err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, ia, "secure_started", 5*time.Second)
+	c, ia, _ := secureViaAPI(t, h, alice, ctx)
 	alice.mu.Lock()
 	alice.noAns = true // she steps away: the payments fallback finds nobody
 	alice.mu.Unlock()
@@ -414,12 +423,7 @@ func TestCallerHangsUpDuringSecureFlowFreesAgent(t *testing.T) {
 	h := newAgentHarness(t, alice)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, ia, d := dialMainToSales(t, h, ctx)
-	waitAnswered(t, alice, 15*time.Second)
-	if err := ia.RequestSecure("secure-pay", "api"); err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, ia, "secure_started", 5*time.Second)
+	_, _, d := secureViaAPI(t, h, alice, ctx)
 	if st := h.mgr.Directory().Agents()[0].State; st != "reserved" {
 		t.Fatalf("agent %s, want reserved", st)
 	}
