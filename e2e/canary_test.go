@@ -72,15 +72,7 @@ func TestLeakCanary(t *testing.T) {
 			keys: map[string]string{"pcap": scenario("pcap/pay-card-expiry.pcap"), "fmts": "0 101",
 				"d1": testCVV[0:1], "d2": testCVV[1:2], "d3": testCVV[2:3], "d4": "#"},
 		})
-		if !strings.Contains(s.messages(), "BYE sip:caller@") {
-			t.Error("the call did not end with cloak's BYE")
-		}
-		if !c.waitLog(`"message":"call ended"`, 5*time.Second) {
-			t.Fatal(`cloak did not log "call ended"`)
-		}
-		c.stop()
-		lines := parseLog(t, c.log())
-		id := callOf(t, lines)
+		lines, id := endedByCloak(t, c, s)
 		checkStepsInOrder(t, flowSteps(lines, id), "get_card:on_valid", "get_expiry:on_valid", "get_cvv:on_valid", "approved:next")
 		// The CVV really went in by SIP INFO.
 		var info int

@@ -40,6 +40,22 @@ func ivrOpts(extra string, queues ...string) cloakOpts {
 	}
 }
 
+// endedByCloak checks that sipp's only call ended with cloak's BYE and
+// that cloak logged its end, stops cloak, and returns cloak's log and the
+// call's id.
+func endedByCloak(t *testing.T, c *cloak, s *sipp) ([]logLine, string) {
+	t.Helper()
+	if !strings.Contains(s.messages(), "BYE sip:caller@") {
+		t.Error("the call did not end with cloak's BYE")
+	}
+	if !c.waitLog(`"message":"call ended"`, 5*time.Second) {
+		t.Fatal(`cloak did not log "call ended"`)
+	}
+	c.stop()
+	lines := parseLog(t, c.log())
+	return lines, callOf(t, lines)
+}
+
 // callOf returns the id of the only call cloak answered (from its log).
 func callOf(t *testing.T, lines []logLine) string {
 	t.Helper()
@@ -87,15 +103,7 @@ func TestPayApproved(t *testing.T) {
 		keys: map[string]string{"pcap": scenario("pcap/pay-rfc4733.pcap"), "fmts": "0 101"},
 	})
 	p.finish()
-	if !strings.Contains(s.messages(), "BYE sip:caller@") {
-		t.Error("the call did not end with cloak's BYE")
-	}
-	if !c.waitLog(`"message":"call ended"`, 5*time.Second) {
-		t.Fatal(`cloak did not log "call ended"`)
-	}
-	c.stop()
-	lines := parseLog(t, c.log())
-	id := callOf(t, lines)
+	lines, id := endedByCloak(t, c, s)
 	checkStepsInOrder(t, flowSteps(lines, id),
 		"welcome:next", "get_card:on_valid", "say_last4:next", "get_expiry:on_valid", "get_cvv:on_valid",
 		"charge:on_success", "approved:next", "hangup:")
@@ -128,15 +136,7 @@ func TestPayInvalidCardThreeTimes(t *testing.T) {
 		keys: map[string]string{"pcap": scenario("pcap/pay-invalid3.pcap"), "fmts": "0 101"},
 	})
 	p.finish()
-	if !strings.Contains(s.messages(), "BYE sip:caller@") {
-		t.Error("the call did not end with cloak's BYE")
-	}
-	if !c.waitLog(`"message":"call ended"`, 5*time.Second) {
-		t.Fatal(`cloak did not log "call ended"`)
-	}
-	c.stop()
-	lines := parseLog(t, c.log())
-	id := callOf(t, lines)
+	lines, id := endedByCloak(t, c, s)
 	steps := flowSteps(lines, id)
 	checkStepsInOrder(t, steps, "get_card:on_invalid", "too_many_tries:next", "transferring:next",
 		"to_agent_queue:on_failure", "goodbye:next", "hangup:")
