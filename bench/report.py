@@ -57,6 +57,15 @@ def loss(run):
     return max((x["loss_pct"] for x in run.get("directions", [])), default=0.0)
 
 
+def per_target(key, f):
+    """A table of the relay's figure key, one row per N, one column per target."""
+    w("| calls | " + " | ".join(NAMES[t] for t in PRESENT) + " |")
+    w("|---:|" + "---:|" * len(PRESENT))
+    for n in Ns:
+        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get(key), f) for t in PRESENT) + " |")
+    w("")
+
+
 def cpu_mpkt(t, n):
     r = relay.get(t, {}).get(n)
     return r["target"]["cpu_seconds_per_million_packets"] if r else None
@@ -105,11 +114,7 @@ if relay:
           + f" | {fmt(gen, '{:.0f}%')} | {la} |")
     w("")
     w("Relay CPU as a share of one core over the window:\n")
-    w("| calls | " + " | ".join(NAMES[t] for t in PRESENT) + " |")
-    w("|---:|" + "---:|" * len(PRESENT))
-    for n in Ns:
-        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get("cpu_percent"), "{:.0f}%") for t in PRESENT) + " |")
-    w("")
+    per_target("cpu_percent", "{:.0f}%")
 
     w("### Loss, latency and jitter\n")
     w("Loss: our audio frames that never came out of the relay, over each "
@@ -138,11 +143,7 @@ if relay:
 
     w("### Memory per call\n")
     w("(VmRSS in the window − VmRSS before the first call) / calls, KiB.\n")
-    w("| calls | " + " | ".join(NAMES[t] for t in PRESENT) + " |")
-    w("|---:|" + "---:|" * len(PRESENT))
-    for n in Ns:
-        w(f"| {n} | " + " | ".join(fmt(relay.get(t, {}).get(n, {}).get("target", {}).get("rss_per_call_kib"), "{:.1f}") for t in PRESENT) + " |")
-    w("")
+    per_target("rss_per_call_kib", "{:.1f}")
 
 setup = []
 try:
