@@ -141,3 +141,19 @@ func drainNow(r *Recorder, ws *workspace) {
 	r.place(f)
 	r.tl.store()
 }
+
+// finishes runs f on its own goroutine and fails the test with msg if it
+// has not returned within 10 s (f blocked).
+func finishes(t *testing.T, msg string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
+	}
+}

@@ -222,19 +222,12 @@ func TestDropsWhenWriterIsBlocked(t *testing.T) {
 	mod, release := stallWriter()
 	defer release()
 	r, _ := newTest(t, c, func(cfg *Config) { mod(cfg); cfg.QueueFrames = 4 })
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	finishes(t, "WriteCaller blocked while the writer was stalled", func() {
 		for range 20 {
 			r.WriteCaller(frameOf(900))
 			c.Advance(FrameDuration)
 		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("WriteCaller blocked while the writer was stalled")
-	}
+	})
 	if st := r.Stats(); st.Dropped != 16 {
 		t.Fatalf("dropped %d, want 16 (20 frames, queue of 4)", st.Dropped)
 	}

@@ -192,33 +192,18 @@ func TestStalledDiskStallsNoHotPath(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer never wrote the stuck recording")
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	finishes(t, "a hand-over blocked while the writer was stuck on another recording's disk", func() {
 		for range 20 {
 			stuck.WriteCaller(frameOf(1))
 			other.WriteCaller(frameOf(2))
 			other.WriteAgent(frameOf(3))
 			c.Advance(FrameDuration)
 		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a hand-over blocked while the writer was stuck on another recording's disk")
-	}
-	closed := make(chan error)
-	go func() {
-		_, err := other.Close()
-		closed <- err
-	}()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close waited for the writer stuck on another recording")
+	})
+	var closeErr error
+	finishes(t, "Close waited for the writer stuck on another recording", func() { _, closeErr = other.Close() })
+	if closeErr != nil {
+		t.Fatal(closeErr)
 	}
 	st := other.Stats()
 	if st.Written+st.Dropped != 40 || st.Written < 8 {
