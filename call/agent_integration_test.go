@@ -292,10 +292,9 @@ func TestAgentReferredSecurePaymentReturnsToAgent(t *testing.T) {
 	defer cancel()
 	c, ia, d := dialMainToSales(t, h, ctx)
 	waitAnswered(t, alice, 15*time.Second)
-	info := h.mgr.Directory().Agents()[0]
-	if info.State != "busy" {
-		t.Fatalf("agent state %s, want busy", info.State)
-	}
+	// alice's phone signals the answer as it sends its 200; cloak marks her
+	// busy once it has ACKed and set up the leg.
+	waitFor(t, "agent busy once bridged", func() bool { return h.mgr.Directory().Agents()[0].State == "busy" })
 	// Bridged: the caller's audio reaches the agent.
 	for i := 0; i < 25; i++ {
 		c.send(0, false, uint32(160*(i+1)), toneFrame(500, i))
