@@ -70,7 +70,7 @@ sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
 rtp: {ports: 24000-29999, inactivity_timeout: 60s, io: ${RTP_IO:-poll}, workers: ${RTP_WORKERS:-0}}
 data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
-admin: {listen: "${ADMIN:-}"}
+admin: {listen: "${ADMIN:-}", pprof: ${PPROF:-false}}
 shutdown: {grace: 5s, mode: hangup}
 # The relay route records every call (stereo WAV, paused in secure mode),
 # as a contact centre runs it; RECORD=never turns it off.

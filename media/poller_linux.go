@@ -36,11 +36,53 @@ type Poller struct {
 	workers []*pollWorker
 	log     zerolog.Logger
 	stopped atomic.Bool
+	wake    *pollWake
+}
+
+// pollWake keeps an idle thread waiting in Go's netpoller while some
+// workers are parked there. When the thread that was blocked in the
+// netpoller is woken for one worker, it takes a P and runs that worker;
+// nothing makes another idle thread take over the blocking poll, so the
+// other parked workers' sockets are next looked at when some goroutine
+// reschedules or when sysmon polls, up to 10 ms later (golang/go#51651).
+// Under load that was the relay's whole latency tail: one worker served
+// its batches while the other sat parked for 10-12 ms with its sockets
+// readable and a CPU idle (runtime trace, docs/PERFORMANCE.md). So a
+// worker that wakes while others are parked readies the keeper goroutine:
+// readying a goroutine starts a spinning thread on an idle P (if there is
+// one), and that thread, finding nothing else to run, becomes the one
+// blocked in the netpoller.
+type pollWake struct {
+	parked atomic.Int32  // workers parked in the netpoller
+	nudge  chan struct{} // the keeper's; never blocks the sender
+	nudges atomic.Uint64
+}
+
+func newPollWake() *pollWake {
+	k := &pollWake{nudge: make(chan struct{}, 1)}
+	go func() {
+		for range k.nudge {
+		}
+	}()
+	return k
+}
+
+// woke is called by a worker that returned from the netpoller.
+func (k *pollWake) woke() {
+	if k.parked.Load() == 0 {
+		return
+	}
+	select {
+	case k.nudge <- struct{}{}:
+		k.nudges.Add(1)
+	default: // the keeper has one queued already
+	}
 }
 
 // pollWorker is one epoll set and the goroutine that waits on it.
 type pollWorker struct {
 	epfd, evfd int
+	wake       *pollWake
 	ep         *os.File        // epfd, registered with Go's netpoller
 	rc         syscall.RawConn // ep's, to park the worker until epfd is readable
 	legs       atomic.Int64    // registered endpoints, for placement
@@ -76,9 +118,9 @@ func NewPoller(workers int, log zerolog.Logger) (*Poller, error) {
 	if workers < 1 {
 		workers = 1
 	}
-	p := &Poller{log: log}
+	p := &Poller{log: log, wake: newPollWake()}
 	for range workers {
-		w, err := newPollWorker()
+		w, err := newPollWorker(p.wake)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -89,7 +131,7 @@ func NewPoller(workers int, log zerolog.Logger) (*Poller, error) {
 	return p, nil
 }
 
-func newPollWorker() (*pollWorker, error) {
+func newPollWorker(wake *pollWake) (*pollWorker, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("rtp poller: epoll_create1: %w", err)
@@ -124,7 +166,7 @@ func newPollWorker() (*pollWorker, error) {
 		_ = ep.Close()
 		return nil, fmt.Errorf("rtp poller: %w", err)
 	}
-	return &pollWorker{epfd: epfd, evfd: evfd, ep: ep, rc: rc, done: make(chan struct{})}, nil
+	return &pollWorker{epfd: epfd, evfd: evfd, wake: wake, ep: ep, rc: rc, done: make(chan struct{})}, nil
 }
 
 // PollerStats are a Poller's counters, summed over its workers.
@@ -141,11 +183,14 @@ type PollerStats struct {
 	// Busy is the time the workers spent serving batches; against wall
 	// time it is their utilisation.
 	Busy time.Duration
+	// Nudges counts wake-ups that readied the netpoll keeper (pollWake):
+	// a worker woke while another was parked.
+	Nudges uint64
 }
 
 // Stats returns the poller's counters.
 func (p *Poller) Stats() PollerStats {
-	st := PollerStats{Workers: len(p.workers)}
+	st := PollerStats{Workers: len(p.workers), Nudges: p.wake.nudges.Load()}
 	for _, w := range p.workers {
 		st.Legs += w.legs.Load()
 		st.Batches += w.batches.Load()
@@ -178,6 +223,7 @@ func (p *Poller) Close() {
 		_ = unix.Close(w.evfd)
 		_ = w.ep.Close()
 	}
+	close(p.wake.nudge)
 }
 
 // register hands e's socket to the least loaded worker. It does not wait:
@@ -234,21 +280,41 @@ func (w *pollWorker) run(log zerolog.Logger) {
 	evs := make([]unix.EpollEvent, pollBatch)
 	buf := make([]byte, readBufSize)
 	var (
-		n    int
-		werr error
+		n      int
+		werr   error
+		parked bool // collect said park: the next call is after a wake-up
+		woke   bool
 	)
 	// Made once: a closure passed to RawConn.Read per wake-up would be
 	// allocated per wake-up.
 	collect := func(fd uintptr) bool {
+		if parked {
+			parked, woke = false, true
+			w.wake.parked.Add(-1)
+		}
 		n, werr = unix.EpollWait(int(fd), evs, 0)
 		if errors.Is(werr, unix.EINTR) {
 			n, werr = 0, nil
 			return true // look again
 		}
-		return n > 0 || werr != nil // false: park until epfd is readable
+		if n > 0 || werr != nil {
+			return true
+		}
+		parked = true // park until epfd is readable
+		w.wake.parked.Add(1)
+		return false
 	}
 	for {
-		if err := w.rc.Read(collect); err != nil {
+		err := w.rc.Read(collect)
+		if parked { // Read failed while parked
+			parked = false
+			w.wake.parked.Add(-1)
+		}
+		if woke {
+			woke = false
+			w.wake.woke()
+		}
+		if err != nil {
 			log.Error().Err(err).Msg("rtp poller: worker stopped: epoll fd unusable")
 			w.abandon()
 			return

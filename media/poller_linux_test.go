@@ -3,6 +3,7 @@ package media
 import (
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -167,6 +168,61 @@ func TestPollerChurn(t *testing.T) {
 	}
 	if st.Batches == 0 || st.Served < st.Batches || st.Busy <= 0 {
 		t.Errorf("stats %+v: want batches served and busy time", st)
+	}
+}
+
+// TestPollerNudgesWhileOthersParked: a worker woken while another is
+// parked readies the netpoll keeper (pollWake), so an idle thread goes
+// back to waiting in the netpoller for the parked one's sockets.
+func TestPollerNudgesWhileOthersParked(t *testing.T) {
+	p, pool, _, _ := newPolledPool(t, 2, 2)
+	peer := newPeer(t)
+	var eps []*Endpoint
+	for range 2 { // one per worker: register picks the least loaded
+		conn, port, err := pool.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: peer.addr()})
+		e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) { _ = e.Forward(p) }))
+		e.Start()
+		defer e.Close()
+		eps = append(eps, e)
+	}
+	if eps[0].pollW == eps[1].pollW {
+		t.Fatal("both endpoints on one worker")
+	}
+	// Only the first endpoint gets packets: its worker parks and wakes
+	// for each while the other stays parked.
+	for i := range 20 {
+		peer.send(eps[0].LocalPort(), rtpPacket(0, uint16(i), 0, 7, false, make([]byte, 160)))
+		if _, ok := peer.recv(time.Second); !ok {
+			t.Fatalf("packet %d not echoed", i)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if st := p.Stats(); st.Nudges == 0 {
+		t.Errorf("stats %+v: no nudge though a worker woke 20 times while the other was parked", st)
+	}
+}
+
+// TestPollerCloseEndsGoroutines: Close stops the workers and the keeper.
+func TestPollerCloseEndsGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p, err := NewPoller(3, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := runtime.NumGoroutine(); n < before+4 {
+		t.Fatalf("%d goroutines after starting 3 workers and the keeper, %d before", n, before)
+	}
+	p.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -31,6 +31,7 @@ type PollerStats struct {
 	Legs                         int64
 	Batches, Served, FullBatches uint64
 	Busy                         time.Duration
+	Nudges                       uint64
 }
 
 // Stats returns zero counters.

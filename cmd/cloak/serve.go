@@ -263,6 +263,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 				out["rtp_poll_served"] = ps.Served
 				out["rtp_poll_full_batches"] = ps.FullBatches
 				out["rtp_poll_busy_ms"] = ps.Busy.Milliseconds()
+				out["rtp_poll_nudges"] = ps.Nudges
 			}
 			return out
 		}
