@@ -259,6 +259,9 @@ func (e *Endpoint) SetRemote(a netip.AddrPort) {
 	e.sdp.Store(&a)
 	e.latchGen.Add(1)
 	e.latch.Store(nil)
+	if e.pconn != nil {
+		e.pconn.disconnect() // let the next source in to be latched
+	}
 }
 
 // Remote returns where packets are sent now: the latched source if any,

@@ -393,7 +393,9 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte) (next int, 
 		cur = w.eps[fd]
 		n, from, err := cur.pconn.recv(buf)
 		if err != nil {
-			if !errors.Is(err, unix.EAGAIN) {
+			// ECONNREFUSED: the peer of a connected socket answered an
+			// earlier packet with ICMP port unreachable (it hung up).
+			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ECONNREFUSED) {
 				cur.stats.readErrors.Add(1)
 			}
 			continue

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,6 +224,118 @@ func TestPollerCloseEndsGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPolledConnectsToLatchedSource: a polled socket is connected to the
+// source it latched (sends go out on the cached route), the kernel then
+// keeps other sources out, SetRemote (a re-INVITE) dissolves the
+// association so a new source can latch, and a peer that hung up (ICMP
+// port unreachable queued on the socket) costs no send error.
+func TestPolledConnectsToLatchedSource(t *testing.T) {
+	_, pool, _, _ := newPolledPool(t, 1, 2)
+	a, b := newPeer(t), newPeer(t)
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: a.addr()})
+	e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) { _ = e.Forward(p) }))
+	e.Start()
+	defer e.Close()
+	pc := conn.(*polledConn)
+	pkt := func(seq uint16, ssrc uint32) []byte { return rtpPacket(0, seq, 0, ssrc, false, make([]byte, 160)) }
+
+	a.send(port, pkt(1, 7))
+	if _, ok := a.recv(time.Second); !ok {
+		t.Fatal("first packet not echoed to the latched source")
+	}
+	if p := pc.peer.Load(); p == nil || *p != a.addr() {
+		t.Fatalf("socket connected to %v, want %v", p, a.addr())
+	}
+	// Echoes now go out on the connected path.
+	for i := range 5 {
+		a.send(port, pkt(uint16(2+i), 7))
+		if _, ok := a.recv(time.Second); !ok {
+			t.Fatalf("echo %d lost on the connected socket", i)
+		}
+	}
+	// Another source: dropped by the kernel, never handed to the endpoint.
+	rx := e.Stats().RxPackets
+	b.send(port, pkt(1, 9))
+	a.send(port, pkt(7, 7)) // sent after b's: once echoed, b's was handled or dropped
+	if _, ok := a.recv(time.Second); !ok {
+		t.Fatal("latched source's packet lost")
+	}
+	if got := e.Stats().RxPackets; got != rx+1 {
+		t.Errorf("RxPackets %d -> %d: the other source's packet reached the endpoint", rx, got)
+	}
+	if _, ok := b.recv(50 * time.Millisecond); ok {
+		t.Error("the other source got an echo")
+	}
+
+	// Re-INVITE to b: the association goes, b latches, echoes go to b.
+	e.SetRemote(b.addr())
+	if pc.peer.Load() != nil {
+		t.Fatal("still connected after SetRemote")
+	}
+	b.send(port, pkt(1, 9))
+	if _, ok := b.recv(time.Second); !ok {
+		t.Fatal("new source not latched after SetRemote")
+	}
+	if p := pc.peer.Load(); p == nil || *p != b.addr() {
+		t.Fatalf("socket connected to %v after re-latch, want %v", p, b.addr())
+	}
+
+	// b hangs up: our sends to its closed port draw ICMP port unreachable,
+	// which a connected socket reports on the next send; it is retried.
+	bAddr := b.addr()
+	b.conn.Close()
+	txErr := e.Stats().TxErrors
+	for i := range 5 {
+		if err := e.WriteAudio(make([]byte, 160), 160, false); err != nil {
+			t.Fatalf("send %d to a hung-up peer: %v", i, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := e.Stats().TxErrors; got != txErr {
+		t.Errorf("TxErrors %d -> %d sending to a hung-up peer at %v", txErr, got, bAddr)
+	}
+}
+
+// TestPolledSendRetriesAfterPortUnreachable: on a connected socket an
+// ICMP port unreachable from the peer fails the next send once
+// (ECONNREFUSED, nothing sent); sendto sends again. The socket is not
+// registered with a worker here, so nothing reads the error first.
+func TestPolledSendRetriesAfterPortUnreachable(t *testing.T) {
+	_, pool, _, _ := newPolledPool(t, 1, 1)
+	conn, _, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pc := conn.(*polledConn)
+	gone := newPeer(t)
+	dst := gone.addr()
+	var gen atomic.Uint64
+	pc.connectLatched(dst, 0, &gen)
+	if p := pc.peer.Load(); p == nil || *p != dst {
+		t.Fatalf("not connected to %v", dst)
+	}
+	gone.conn.Close()
+	pkt := rtpPacket(0, 1, 0, 7, false, make([]byte, 160))
+	for i := range 3 {
+		if err := pc.sendto(pkt, dst); err != nil {
+			t.Fatalf("send %d to a closed port: %v", i, err)
+		}
+		time.Sleep(2 * time.Millisecond) // the ICMP error is queued by now
+	}
+	// A stale generation does not connect.
+	pc.disconnect()
+	gen.Store(1)
+	pc.connectLatched(dst, 0, &gen)
+	if p := pc.peer.Load(); p != nil {
+		t.Errorf("connected to %v under a stale latch generation", *p)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -59,3 +60,6 @@ func openPolled(netip.AddrPort, *Poller) (*polledConn, error) { return nil, ErrN
 
 func (c *polledConn) sendto([]byte, netip.AddrPort) error { return ErrNoPoller }
 func (c *polledConn) close() error                        { return nil }
+
+func (c *polledConn) connectLatched(netip.AddrPort, uint64, *atomic.Uint64) {}
+func (c *polledConn) disconnect()                                           {}

@@ -140,6 +140,9 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
 		}
 		st.latched, st.from, st.ssrc = true, from, h.SSRC
 		e.storeLatch(from, st.gen)
+		if e.pconn != nil {
+			e.pconn.connectLatched(from, st.gen, &e.latchGen)
+		}
 	case h.SSRC != st.ssrc:
 		// RFC 3550 A.1 probation: a new SSRC must show two packets in
 		// sequence before it replaces the current one.

@@ -18,7 +18,10 @@ type Stats struct {
 	// the datagram (RFC 3550 §5.1).
 	DroppedMalformed uint64
 	// DroppedUnknownSource counts packets from an address other than the
-	// latched one (or, with StrictSource, the SDP address's IP).
+	// latched one (or, with StrictSource, the SDP address's IP). A polled
+	// socket (rtp.io: poll) is connected to the latched source, so from
+	// then on the kernel drops other sources' packets before they are
+	// counted here (netstat's UDP NoPorts counts them).
 	DroppedUnknownSource uint64
 	// DroppedSSRC counts packets with an unexpected SSRC still on
 	// probation (see the package doc).
