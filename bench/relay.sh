@@ -12,7 +12,8 @@
 # The target is started fresh (so its memory baseline is clean) and
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
 # Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
-# perf profile of the target during the window.
+# perf profile of the target during the window, LATE=FILE has cloak-load
+# log the window's late packets there (bench/late.sh).
 source "$(dirname "$0")/lib.sh"
 
 target=$1 n=$2
@@ -24,6 +25,7 @@ kind=relay
 json="$OUT/$kind-$target-$n.json"
 common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
 	-digits 1234 -digits-at 2s -label "$target" -json "$json" -progress 5s)
+[[ -n ${LATE:-} ]] && common+=(-late "$LATE") # bench/late.sh: log late packets
 
 case $target in
 cloak | cloak-norec)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"sync"
 	"testing"
@@ -316,5 +317,40 @@ func TestRunThroughARelay(t *testing.T) {
 	}
 	if sum.Window.PacketsForwarded < 2*6*50*19/10 {
 		t.Errorf("window forwarded %d packets", sum.Window.PacketsForwarded)
+	}
+}
+
+// TestLateLog: -late keeps the packets over the threshold, per group, and
+// writes them oldest send first with their latency and direction.
+func TestLateLog(t *testing.T) {
+	callers := &group{dir: "agent->caller"}
+	agents := &group{dir: "caller->agent"}
+	for _, g := range []*group{callers, agents} {
+		g.hist.lateOver = (4 * time.Millisecond).Nanoseconds()
+	}
+	const t0 = int64(1_800_000_000_000_000_000)
+	ms := int64(time.Millisecond)
+	callers.hist.noteLate(t0+10*ms, t0+5*ms, 3) // 5 ms: kept
+	callers.hist.noteLate(t0+7*ms, t0+4*ms, 4)  // 3 ms: on time
+	agents.hist.noteLate(t0+50*ms, t0+1*ms, 9)  // 49 ms: kept, sent first
+	path := t.TempDir() + "/late.tsv"
+	if err := writeLate(path, &engine{callers: []*group{callers}, agents: []*group{agents}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arrival_unix_ns\tsent_unix_ns\tlatency_us\tstream\tdirection\n" +
+		fmt.Sprintf("%d\t%d\t49000\t9\tcaller->agent\n", t0+50*ms, t0+1*ms) +
+		fmt.Sprintf("%d\t%d\t5000\t3\tagent->caller\n", t0+10*ms, t0+5*ms)
+	if string(b) != want {
+		t.Errorf("late log:\n%s\nwant:\n%s", b, want)
+	}
+	// Off (the default): nothing is kept.
+	var h hist
+	h.noteLate(t0+100*ms, t0, 1)
+	if len(h.late) != 0 {
+		t.Error("a packet was logged without -late")
 	}
 }

@@ -60,6 +60,9 @@ type options struct {
 	slots     int
 	pid       int
 	jsonOut   string
+	late      string        // -late: log of late packets
+	lateOver  time.Duration // -late-over
+	lateDir   string        // -late-dir
 	progress  time.Duration
 	setupWait time.Duration
 	settle    time.Duration
@@ -97,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.slots, "slots", 10, "send slots per 20 ms frame (spreads the streams' packets)")
 	fs.IntVar(&o.pid, "pid", 0, "`PID` of the relay to measure (CPU, RSS, threads from /proc)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the summary as JSON to `FILE`")
+	fs.StringVar(&o.late, "late", "", "write every audio packet of the window later than -late-over to `FILE` (TSV), to line up with a runtime trace")
+	fs.DurationVar(&o.lateOver, "late-over", 4*time.Millisecond, "with -late: the one-way latency above which a packet is logged")
+	fs.StringVar(&o.lateDir, "late-dir", "agent->caller", "with -late: the direction logged, agent->caller, caller->agent or both (caller->agent through cloak carries its 40 ms delay line)")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "progress line interval")
 	fs.DurationVar(&o.setupWait, "setup-timeout", 10*time.Second, "longest a call setup may take")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "after hanging up, wait this long before reading the relay's memory again")
@@ -114,6 +120,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration: between 0 and 2h")
 	case o.groups < 1 || o.senders < 1 || o.slots < 1 || o.slots > 20:
 		return o, fmt.Errorf("-sockets, -senders at least 1; -slots 1..20")
+	case o.late != "" && o.lateOver <= 0:
+		return o, fmt.Errorf("-late-over: must be positive")
+	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":
+		return o, fmt.Errorf("-late-dir: %q is not agent->caller, caller->agent or both", o.lateDir)
 	}
 	if o.label == "" {
 		o.label = o.mode
@@ -195,6 +205,9 @@ func newEngine(o options) (*engine, error) {
 			} else {
 				g.dir = "caller->agent"
 				e.agents = append(e.agents, g)
+			}
+			if o.late != "" && (o.lateDir == "both" || o.lateDir == g.dir) {
+				g.hist.lateOver = o.lateOver.Nanoseconds()
 			}
 		}
 	}
@@ -488,6 +501,11 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 	readers.Wait()
 
 	sum.fill(e, &cs, &w, o)
+	if o.late != "" {
+		if err := writeLate(o.late, e); err != nil {
+			return nil, err
+		}
+	}
 	return sum, nil
 }
 

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net/netip"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,6 +248,7 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 	s.lastSeqSet, s.lastSeq = true, seq
 	if h != nil {
 		h.add(at - sentNs)
+		h.noteLate(at, sentNs, s.id)
 	}
 	// RFC 3550 A.8: transit = arrival (in timestamp units) - RTP timestamp;
 	// J += (|D| - J) / 16.
@@ -446,6 +450,51 @@ type hist struct {
 	n   uint64
 	sum float64
 	max int64
+
+	// With -late: the packets later than lateOver (ns), at most maxLate
+	// of them per group. Not merged: writeLate reads each group's.
+	lateOver int64
+	late     []latePacket
+}
+
+// latePacket is one line of the -late log.
+type latePacket struct {
+	at, sent int64 // arrival (kernel timestamp) and send time, unix ns
+	stream   int
+}
+
+const maxLate = 1 << 20
+
+func (h *hist) noteLate(at, sent int64, stream int) {
+	if h.lateOver > 0 && at-sent > h.lateOver && len(h.late) < maxLate {
+		h.late = append(h.late, latePacket{at, sent, stream})
+	}
+}
+
+// writeLate writes every group's late packets to path, oldest send
+// first: arrival and send time (unix ns), latency (µs), stream, and the
+// direction the stream receives.
+func writeLate(path string, e *engine) error {
+	type row struct {
+		latePacket
+		dir string
+	}
+	var rows []row
+	for _, g := range append(append([]*group(nil), e.callers...), e.agents...) {
+		for _, l := range g.hist.late {
+			rows = append(rows, row{l, g.dir})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].sent < rows[j].sent })
+	var b strings.Builder
+	b.WriteString("arrival_unix_ns\tsent_unix_ns\tlatency_us\tstream\tdirection\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%d\t%d\t%d\t%d\t%s\n", r.at, r.sent, (r.at-r.sent)/1000, r.stream, r.dir)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("-late: %w", err)
+	}
+	return nil
 }
 
 func (h *hist) add(ns int64) {

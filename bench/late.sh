@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# late.sh [TARGET] [N]: where a relay's latency tail comes from. One
+# bench/relay.sh run (TARGET cloak or cloak-norec, default cloak; N calls,
+# default 500) with cloak's pprof mounted, a 5 s Go runtime trace taken in
+# the middle of the measured window, cloak-load's log of the window's late
+# packets (-late, over 4 ms), and bench/tracelate's reading of the two:
+# for the largest clusters of late packets, what the poll workers, the
+# netpoll keeper and the recorder's writer were doing meanwhile.
+# Writes $OUT/trace-TARGET-N.out, late-TARGET-N.tsv, late-TARGET-N.txt.
+source "$(dirname "$0")/lib.sh"
+
+target=${1:-cloak} n=${2:-500}
+case $target in cloak | cloak-norec) ;; *)
+	echo "late.sh: TARGET is cloak or cloak-norec" >&2
+	exit 2
+	;;
+esac
+export RATE=${RATE:-100} WARMUP=${WARMUP:-5s} WINDOW=${WINDOW:-15s}
+export ADMIN=127.0.0.1:${ADMIN_PORT:-18091} PPROF=true LATE="$OUT/late-$target-$n.tsv"
+trace="$OUT/trace-$target-$n.out"
+rm -f "$trace" "$LATE"
+[[ -x $BIN/cloak && -x $BIN/cloak-load ]] || build
+# relay.sh starts cloak, waits a second, then cloak-load ramps the calls up
+# (N/RATE s) and warms up: the window starts about then; trace from 3 s in.
+at=$((1 + (n + RATE - 1) / RATE + ${WARMUP%s} + 3))
+(sleep "$at" && curl -fsS -o "$trace" "http://$ADMIN/debug/pprof/trace?seconds=5") &
+tracer=$!
+"$ROOT/bench/relay.sh" "$target" "$n"
+wait "$tracer" || { log "late.sh: no trace taken (cloak stopped early?)"; exit 1; }
+(cd "$ROOT" && go run ./bench/tracelate -trace "$trace" -late "$LATE") | tee "$OUT/late-$target-$n.txt"
