@@ -31,7 +31,9 @@ case $target in
 cloak | cloak-norec)
 	[[ $target == cloak-norec ]] && export RECORD=never
 	start_cloak
-	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP)
+	# -delay-line: time the masked direction from the frame that releases
+	# each frame from cloak's 40 ms masker delay line (dtmf.MaskerDelay).
+	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP -delay-line 40ms)
 	;;
 rtpengine)
 	start_rtpengine

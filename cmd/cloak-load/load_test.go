@@ -121,7 +121,7 @@ func feed(s *stream, seqs []uint32, extra func(i int) time.Duration, stamped fun
 			}
 		}
 		at := sent + int64(time.Millisecond) + int64(extra(i))
-		s.onReceive(at, 0, uint16(1000+i), uint32(seq)*samples, p, nil)
+		s.onReceive(at, 0, uint16(1000+i), uint32(seq)*samples, p, nil, nil)
 	}
 }
 
@@ -352,5 +352,39 @@ func TestLateLog(t *testing.T) {
 	h.noteLate(t0+100*ms, t0, 1)
 	if len(h.late) != 0 {
 		t.Error("a packet was logged without -late")
+	}
+}
+
+// TestDelayLineReleaseTiming: behind a relay with a two-frame delay line,
+// frame q comes out when frame q+2 arrives. A late send of q+2 (the
+// sender's pacing) makes q look late by the plain measure; timed from
+// q+2's send it shows only the relay's own delay.
+func TestDelayLineReleaseTiming(t *testing.T) {
+	s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	s.delayFrames = 2
+	var h, th hist
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	send := func(q uint32) int64 {
+		late := int64(0)
+		if q%10 == 0 {
+			late = int64(6 * time.Millisecond) // every tenth frame sent 6 ms late
+		}
+		return base + int64(q)*int64(frame) + late
+	}
+	const relay = int64(500 * time.Microsecond)
+	p := make([]byte, samples)
+	for q := uint32(3); q <= 200; q++ {
+		copy(p, audioFrames[0])
+		putStamp(p, send(q-2), q-2)
+		s.onReceive(send(q)+relay, 0, uint16(q), q*samples, p, &h, &th)
+	}
+	if th.n != 196 { // every frame out but the first two has its releaser's send time
+		t.Fatalf("%d release timings, want 196", th.n)
+	}
+	if got := th.quantile(1); got > 0.51 {
+		t.Errorf("timed from the releasing frame: max %.2f ms, want the relay's 0.5 ms", got)
+	}
+	if got := h.quantile(0.99); got < 46 {
+		t.Errorf("plain latency p99 %.2f ms: want 40 ms + the 6 ms pacing lateness", got)
 	}
 }

@@ -63,6 +63,7 @@ type options struct {
 	late      string        // -late: log of late packets
 	lateOver  time.Duration // -late-over
 	lateDir   string        // -late-dir
+	delayLine time.Duration // -delay-line
 	progress  time.Duration
 	setupWait time.Duration
 	settle    time.Duration
@@ -100,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.slots, "slots", 10, "send slots per 20 ms frame (spreads the streams' packets)")
 	fs.IntVar(&o.pid, "pid", 0, "`PID` of the relay to measure (CPU, RSS, threads from /proc)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the summary as JSON to `FILE`")
+	fs.DurationVar(&o.delayLine, "delay-line", 0, "the relay holds caller->agent audio back by this fixed delay line (cloak's DTMF masker: 40ms), releasing a frame when the frame that much later arrives; the caller->agent latency is then also measured from that later frame's send, which leaves out the sender's own pacing jitter (a multiple of 20ms, at most 140ms)")
 	fs.StringVar(&o.late, "late", "", "write every audio packet of the window later than -late-over to `FILE` (TSV), to line up with a runtime trace")
 	fs.DurationVar(&o.lateOver, "late-over", 4*time.Millisecond, "with -late: the one-way latency above which a packet is logged")
 	fs.StringVar(&o.lateDir, "late-dir", "agent->caller", "with -late: the direction logged, agent->caller, caller->agent or both (caller->agent through cloak carries its 40 ms delay line)")
@@ -120,6 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration: between 0 and 2h")
 	case o.groups < 1 || o.senders < 1 || o.slots < 1 || o.slots > 20:
 		return o, fmt.Errorf("-sockets, -senders at least 1; -slots 1..20")
+	case o.delayLine < 0 || o.delayLine%frame != 0 || o.delayLine > 7*frame:
+		return o, fmt.Errorf("-delay-line: a multiple of 20ms from 0 to 140ms")
 	case o.late != "" && o.lateOver <= 0:
 		return o, fmt.Errorf("-late-over: must be positive")
 	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":
@@ -177,6 +181,9 @@ func (e *engine) addStream(id int, g *group, dst netip.AddrPort, eventPT uint8, 
 		eventPT = 101
 	}
 	s := newStream(id, g, dst, eventPT, e.o.slots)
+	if !caller {
+		s.delayFrames = uint32(e.o.delayLine / frame) // it receives the delayed direction
+	}
 	if caller && e.o.digits != "" && e.enc != nil {
 		s.keyDigits(e.enc, e.o.digits, uint64(e.o.digitsAt/frame))
 	}

@@ -130,6 +130,14 @@ type stream struct {
 	dupOrLate  uint64
 	lastSeqSet bool
 	lastSeq    uint32
+
+	// With -delay-line: the arrival time of the last stamped frames by
+	// audio sequence, so that when frame q arrives (carrying its send
+	// time), the frame q-delayFrames it released from the relay's delay
+	// line can be timed from q's send.
+	delayFrames uint32
+	arrAt       [8]int64
+	arrSeq      [8]uint32
 }
 
 // pendingEvent is one RFC 4733 packet waiting for its frame.
@@ -213,7 +221,7 @@ func (s *stream) next(sentNs int64) []byte {
 }
 
 // onReceive accounts one datagram addressed to this stream.
-func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payload []byte, h *hist) {
+func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payload []byte, h, th *hist) {
 	if s.firstRxAt == 0 {
 		s.firstRxAt = at
 	}
@@ -249,6 +257,14 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 	if h != nil {
 		h.add(at - sentNs)
 		h.noteLate(at, sentNs, s.id)
+	}
+	if d := s.delayFrames; d > 0 {
+		// A frame leaves the delay line when the frame d later reaches
+		// the relay, so it cannot arrive before that frame was sent.
+		if j := (seq - d) % 8; seq > d && s.arrSeq[j] == seq-d && th != nil {
+			th.add(s.arrAt[j] - sentNs)
+		}
+		s.arrAt[seq%8], s.arrSeq[seq%8] = at, seq
 	}
 	// RFC 3550 A.8: transit = arrival (in timestamp units) - RTP timestamp;
 	// J += (|D| - J) / 16.
@@ -331,6 +347,7 @@ type group struct {
 	txErrs    atomic.Uint64
 	measuring *atomic.Bool
 	hist      hist // filled while measuring; read after the reader stops
+	trig      hist // -delay-line: latency from the releasing frame's send
 }
 
 func (g *group) add(s *stream) {
@@ -407,11 +424,11 @@ func (g *group) read() {
 			if off > len(d) {
 				continue
 			}
-			var h *hist
+			var h, th *hist
 			if measuring {
-				h = &g.hist
+				h, th = &g.hist, &g.trig
 			}
-			s.onReceive(r.at, d[1]&0x7f, binary.BigEndian.Uint16(d[2:]), binary.BigEndian.Uint32(d[4:]), d[off:], h)
+			s.onReceive(r.at, d[1]&0x7f, binary.BigEndian.Uint16(d[2:]), binary.BigEndian.Uint32(d[4:]), d[off:], h, th)
 			g.rx.Add(1)
 		}
 	}
@@ -542,6 +559,10 @@ func (h *hist) quantile(q float64) float64 {
 		}
 	}
 	return float64(h.max) / 1e6
+}
+
+func (h *hist) quantiles() quantiles {
+	return quantiles{N: int(h.n), Mean: h.meanMs(), P50: h.quantile(0.5), P95: h.quantile(0.95), P99: h.quantile(0.99), Max: float64(h.max) / 1e6}
 }
 
 func (h *hist) meanMs() float64 {

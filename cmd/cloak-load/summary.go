@@ -73,7 +73,13 @@ type direction struct {
 	Events     uint64    `json:"events"`
 	EventsSent uint64    `json:"events_sent"`
 	LatencyMs  quantiles `json:"latency_ms"` // over the window
-	JitterMs   quantiles `json:"jitter_ms"`  // per-stream RFC 3550 jitter at the end
+	// AfterReleaseMs (with -delay-line, on the delayed direction): latency
+	// from the send of the frame that released each frame from the
+	// relay's delay line: the relay's own delay, without the sender's
+	// pacing jitter over the delay line that LatencyMs less the delay
+	// line includes.
+	AfterReleaseMs *quantiles `json:"after_release_ms,omitempty"`
+	JitterMs       quantiles  `json:"jitter_ms"` // per-stream RFC 3550 jitter at the end
 	// SeqGaps is loss counted on the relay's own RTP sequence numbers
 	// (what it sent that did not arrive).
 	SeqGaps  uint64 `json:"seq_gaps"`
@@ -145,10 +151,11 @@ func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 	}{{"caller->agent", e.agents, e.callers, true}, {"agent->caller", e.callers, e.agents, true}} {
 		var dir direction
 		dir.Name = d.name
-		var h hist
+		var h, th hist
 		var jit []float64
 		for _, g := range d.rx {
 			h.merge(&g.hist)
+			th.merge(&g.trig)
 			dir.Stray += g.stray.Load()
 			for _, s := range g.all {
 				dir.Streams++
@@ -176,7 +183,11 @@ func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 		if dir.Expected > 0 {
 			dir.LossPct = 100 * float64(dir.Lost) / float64(dir.Expected)
 		}
-		dir.LatencyMs = quantiles{N: int(h.n), Mean: h.meanMs(), P50: h.quantile(0.5), P95: h.quantile(0.95), P99: h.quantile(0.99), Max: float64(h.max) / 1e6}
+		dir.LatencyMs = h.quantiles()
+		if th.n > 0 {
+			q := th.quantiles()
+			dir.AfterReleaseMs = &q
+		}
 		dir.JitterMs = quant(jit)
 		if dir.Streams == 0 && dir.Sent == 0 {
 			continue
@@ -225,6 +236,11 @@ func printSummary(w io.Writer, s *summary) {
 			d.Unstamped, d.Events, d.EventsSent, d.LatencyMs.P50, d.LatencyMs.P99, d.LatencyMs.Max, d.JitterMs.Mean, d.JitterMs.P99)
 	}
 	tw.Flush()
+	for _, d := range s.Directions {
+		if q := d.AfterReleaseMs; q != nil {
+			fmt.Fprintf(w, "%s timed from the send of the frame that released it from the delay line: p50 %.2f p99 %.2f max %.1f ms\n", d.Name, q.P50, q.P99, q.Max)
+		}
+	}
 	fmt.Fprintf(w, "window %.1fs: %d packets forwarded (%.0f pps); load generator cpu %.0f%%\n", s.Window.Seconds, s.Window.PacketsForwarded, s.Window.ForwardedPPS, s.Load.CPUPercent)
 	if s.Target.PID > 0 {
 		t := s.Target
