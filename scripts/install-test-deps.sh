@@ -5,6 +5,7 @@
 #   tshark                            loopback capture of the RTP cloak sends
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
 #   multimon-ng                       independent DTMF decoding
+#   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
 # apt-get runs noninteractively; tshark's debconf question (may non-root
@@ -17,14 +18,17 @@ declare -A pkg=(
 	[sox]=sox
 	[espeak-ng]=espeak-ng
 	[multimon-ng]=multimon-ng
+	[curl]=curl
+	[ss]=iproute2
+	[python3]=python3
 )
 
 missing=()
-for tool in sipp tshark sox espeak-ng multimon-ng; do
+for tool in sipp tshark sox espeak-ng multimon-ng curl ss python3; do
 	command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
 if ((${#missing[@]} == 0)); then
-	echo "install-test-deps: all present (sipp, tshark, sox, espeak-ng, multimon-ng)"
+	echo "install-test-deps: all present (sipp, tshark, sox, espeak-ng, multimon-ng, curl, ss, python3)"
 	exit 0
 fi
 

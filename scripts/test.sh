@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh is the one command that runs every test: it installs missing test
-# tools, then checks formatting (gofmt), vets, and runs all tests with the
-# race detector (the e2e package included). It prints a summary and exits
-# non-zero when any step failed.
+# tools, then checks formatting (gofmt), vets, runs all tests with the
+# race detector (the e2e package included) and a 2-minute soak of cloak's
+# relay route (bench/ci-soak.sh: no lost call, no leak). It prints a
+# summary and exits non-zero when any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,7 @@ step "test dependencies" bash scripts/install-test-deps.sh
 step "gofmt" gofmt_check
 step "go vet" go vet ./...
 step "go test -race" go test -race -timeout 15m ./...
+step "soak (2 min)" bash bench/ci-soak.sh 2m
 
 echo
 echo "==================== summary ===================="
