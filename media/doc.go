@@ -22,7 +22,11 @@
 // goroutine switch and a futex wake-up for every packet, which the load
 // bench measured as the largest part of the relay's CPU after the socket
 // calls themselves. A worker woken by epoll serves every socket that became
-// readable meanwhile (docs/PERFORMANCE.md has the figures).
+// readable meanwhile (docs/PERFORMANCE.md has the figures). The workers
+// park in Go's netpoller on their epoll descriptors; a worker that wakes
+// while another is parked readies a keeper goroutine so that an idle
+// thread keeps polling for the parked one (see pollWake), without which
+// the runtime left its readiness unseen for up to 10 ms under load.
 //
 // # Symmetric RTP and latching
 //
@@ -30,7 +34,10 @@
 // Endpoint sends to the SDP address only until the first valid RTP packet
 // arrives; from then on it sends to that packet's source ("latching",
 // symmetric RTP, RFC 4961 §3) and drops packets from any other address.
-// SetRemote (a re-INVITE) resets the latch. EndpointConfig.StrictSource
+// A polled socket is then connected to that source (connect(2)), which
+// spares the kernel a route lookup per datagram each way; the kernel drops
+// other sources' packets itself from then on. SetRemote (a re-INVITE)
+// resets the latch and dissolves the association. EndpointConfig.StrictSource
 // limits latching to the SDP address's IP, which closes the "RTP bleed"
 // hole at the cost of peers whose media comes from another IP.
 //
