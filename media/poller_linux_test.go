@@ -56,6 +56,21 @@ func newPolledPool(t *testing.T, workers, ports int) (p *Poller, pool *PortPool,
 	return p, pool, lo, hi
 }
 
+// startEcho opens a port of pool and starts an endpoint on it that sends
+// every packet back towards remote; it is closed when the test ends.
+func startEcho(t *testing.T, pool *PortPool, remote netip.AddrPort) (*Endpoint, net.PacketConn) {
+	t.Helper()
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: remote})
+	e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) { _ = e.Forward(p) }))
+	e.Start()
+	t.Cleanup(func() { _ = e.Close() })
+	return e, conn
+}
+
 // TestPolledSocketIsPolled checks that a pool with a poller really hands
 // out polled sockets, which refuse ReadFrom (so no goroutine can read
 // them behind the worker's back).
@@ -180,14 +195,7 @@ func TestPollerNudgesWhileOthersParked(t *testing.T) {
 	peer := newPeer(t)
 	var eps []*Endpoint
 	for range 2 { // one per worker: register picks the least loaded
-		conn, port, err := pool.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: peer.addr()})
-		e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) { _ = e.Forward(p) }))
-		e.Start()
-		defer e.Close()
+		e, _ := startEcho(t, pool, peer.addr())
 		eps = append(eps, e)
 	}
 	if eps[0].pollW == eps[1].pollW {
@@ -235,14 +243,8 @@ func TestPollerCloseEndsGoroutines(t *testing.T) {
 func TestPolledConnectsToLatchedSource(t *testing.T) {
 	_, pool, _, _ := newPolledPool(t, 1, 2)
 	a, b := newPeer(t), newPeer(t)
-	conn, port, err := pool.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: a.addr()})
-	e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) { _ = e.Forward(p) }))
-	e.Start()
-	defer e.Close()
+	e, conn := startEcho(t, pool, a.addr())
+	port := e.LocalPort()
 	pc := conn.(*polledConn)
 	pkt := func(seq uint16, ssrc uint32) []byte { return rtpPacket(0, seq, 0, ssrc, false, make([]byte, 160)) }
 
