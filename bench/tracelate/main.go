@@ -115,11 +115,6 @@ func readTrace(path string, re *regexp.Regexp) (spans []span, names map[trace.Go
 		state   = map[trace.GoID]trace.GoState{}
 		since   = map[trace.GoID]trace.Time{}
 		checked = map[trace.GoID]bool{}
-		raw     []struct {
-			g    trace.GoID
-			st   trace.GoState
-			a, b trace.Time
-		}
 	)
 	names = map[trace.GoID]string{}
 	for {
@@ -160,11 +155,7 @@ func readTrace(path string, re *regexp.Regexp) (spans []span, names map[trace.Go
 				}
 			}
 			if prev, ok := state[id]; ok && names[id] != "" {
-				raw = append(raw, struct {
-					g    trace.GoID
-					st   trace.GoState
-					a, b trace.Time
-				}{id, prev, since[id], ev.Time()})
+				spans = append(spans, span{id, prev, int64(since[id]), int64(ev.Time())}) // trace time for now
 			}
 			state[id], since[id] = to, ev.Time()
 		}
@@ -172,10 +163,9 @@ func readTrace(path string, re *regexp.Regexp) (spans []span, names map[trace.Go
 	if !haveOff {
 		return nil, nil, 0, 0, fmt.Errorf("%s: no clock snapshot (needs a trace from Go 1.25 or later)", path)
 	}
-	for _, x := range raw {
-		if names[x.g] != "" {
-			spans = append(spans, span{x.g, x.st, int64(x.a) + off, int64(x.b) + off})
-		}
+	for i := range spans { // onto the wall clock, now that the offset is known
+		spans[i].a += off
+		spans[i].b += off
 	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].a < spans[j].a })
 	return spans, names, int64(first) + off, int64(lastT) + off, nil
