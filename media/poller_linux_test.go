@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // TestPolledLoopback runs the loopback tests again with every endpoint's
@@ -380,4 +381,39 @@ func BenchmarkEchoUDPLoopbackPolled(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchEcho(b, conn)
+}
+
+// TestEpollWaitNow checks the raw, non-blocking epoll_wait the workers use:
+// nothing ready returns 0 at once, a ready descriptor is reported with its
+// data, and a bad descriptor is an error, not a hang or a silent 0.
+func TestEpollWaitNow(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(epfd)
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(evfd)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]unix.EpollEvent, 4)
+	if n, err := epollWaitNow(epfd, evs); n != 0 || err != nil {
+		t.Fatalf("nothing ready: got %d, %v; want 0, nil", n, err)
+	}
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	if _, err := unix.Write(evfd, one); err != nil {
+		t.Fatal(err)
+	}
+	n, err := epollWaitNow(epfd, evs)
+	if n != 1 || err != nil || evs[0].Fd != int32(evfd) || evs[0].Events&unix.EPOLLIN == 0 {
+		t.Fatalf("eventfd ready: got %d, %v, %+v", n, err, evs[0])
+	}
+	if _, err := epollWaitNow(evfd, evs); err == nil { // not an epoll fd
+		t.Fatal("epoll_wait on a non-epoll descriptor: no error")
+	}
 }
