@@ -75,7 +75,8 @@ var (
 	ErrCodec = errors.New("media: unsupported codec")
 	// ErrNoEventPT means telephone-event was not negotiated.
 	ErrNoEventPT = errors.New("media: telephone-event not negotiated")
-	// ErrPacketTooLarge means a packet does not fit the send buffer.
+	// ErrPacketTooLarge means a packet the endpoint builds would not fit
+	// an Ethernet MTU unfragmented (1,472 bytes of UDP payload).
 	ErrPacketTooLarge = errors.New("media: packet too large")
 	// ErrBadPrompt means a prompt file cannot be used.
 	ErrBadPrompt = errors.New("media: bad prompt")

@@ -17,6 +17,14 @@ import (
 // larger is not media cloak handles.
 const readBufSize = 4096
 
+// sendBufSize bounds a packet the endpoint builds itself (WriteAudio,
+// WriteEvent): the largest UDP payload an Ethernet MTU carries unfragmented
+// (1500 bytes less the IPv4 and UDP headers). 60 ms of G.711 is 492 bytes
+// with its header. Forward sends the received datagram in place and has
+// no such bound. The buffer is part of every Endpoint, so its size is
+// memory per call: at 4096 bytes it was half of a bridged call's two legs.
+const sendBufSize = 1472
+
 // EndpointConfig configures an Endpoint.
 type EndpointConfig struct {
 	// Conn is the leg's socket. A *net.UDPConn (as PortPool.Open returns)
@@ -81,7 +89,7 @@ type Endpoint struct {
 	// Transmit side: txMu serialises writers of our outgoing stream.
 	txMu     sync.Mutex
 	tx       Rewriter
-	txBuf    [readBufSize]byte
+	txBuf    [sendBufSize]byte
 	lastTx   time.Time // monotonic time of the last packet sent
 	lastTxSz uint32    // its duration in samples
 

@@ -221,8 +221,11 @@ func TestWriteErrors(t *testing.T) {
 	if err := e.WriteAudio(make([]byte, 160), 160, true); !errors.Is(err, ErrNoRemote) {
 		t.Errorf("WriteAudio with no remote: %v, want ErrNoRemote", err)
 	}
-	if err := e.WriteAudio(make([]byte, readBufSize), 160, true); !errors.Is(err, ErrPacketTooLarge) {
+	if err := e.WriteAudio(make([]byte, sendBufSize-11), 160, true); !errors.Is(err, ErrPacketTooLarge) {
 		t.Errorf("WriteAudio too large: %v, want ErrPacketTooLarge", err)
+	}
+	if err := e.WriteAudio(make([]byte, sendBufSize-12), 160, true); !errors.Is(err, ErrNoRemote) {
+		t.Errorf("WriteAudio of the largest packet: %v, want it past the size check (ErrNoRemote)", err)
 	}
 	e.SetCodec(CodecPCMU(), 0)
 	if err := e.WriteEvent([]byte{1, 0, 0, 0}, 0, true); !errors.Is(err, ErrNoEventPT) {

@@ -28,7 +28,7 @@ func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marke
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	if len(payload)+12 > readBufSize {
+	if len(payload)+12 > sendBufSize {
 		return ErrPacketTooLarge
 	}
 	e.txMu.Lock()
@@ -106,7 +106,7 @@ func (e *Endpoint) WriteEvent(payload []byte, ts uint32, marker bool) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	if len(payload)+12 > readBufSize {
+	if len(payload)+12 > sendBufSize {
 		return ErrPacketTooLarge
 	}
 	cs := e.codec.Load()
