@@ -93,7 +93,7 @@ func (q *digitQueue) next(ctx context.Context, timeout time.Duration) (byte, boo
 type dtmfTap struct {
 	mu      sync.Mutex
 	dec     *dtmf.Decoder
-	det     *dtmf.Detector
+	det     *dtmf.Detector // made at the first in-band frame: most taps never need one
 	pcm     []int16
 	onDigit func(d byte, src dtmf.Source)
 	// onStart, when set, runs as an RFC 4733 digit begins (the masker
@@ -109,11 +109,7 @@ func newDTMFTap(onDigit func(byte, dtmf.Source)) (*dtmfTap, error) {
 	if err != nil {
 		return nil, err
 	}
-	det, err := dtmf.NewDetector(dtmf.DetectorConfig{})
-	if err != nil {
-		return nil, err
-	}
-	return &dtmfTap{dec: dec, det: det, pcm: make([]int16, 0, 480), onDigit: onDigit, inband: true}, nil
+	return &dtmfTap{dec: dec, onDigit: onDigit, inband: true}, nil
 }
 
 // HandleRTP implements media.Handler.
@@ -125,6 +121,9 @@ func (t *dtmfTap) HandleRTP(e *media.Endpoint, p *media.Packet) {
 	} else if t.inband && e.EventPT() == 0 {
 		// RFC 4733 negotiated: its events are authoritative and in-band
 		// detection would count a phone's leading in-band edge twice.
+		if t.det == nil {
+			t.det, _ = dtmf.NewDetector(dtmf.DetectorConfig{}) // the defaults are valid
+		}
 		t.pcm = e.Codec().Decode(p.Payload, t.pcm[:0])
 		evs = t.det.Process(t.pcm)
 	}

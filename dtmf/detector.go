@@ -73,15 +73,6 @@ type DetectorConfig struct {
 type Detector struct {
 	cfg DetectorConfig
 
-	coef       [8]float32 // 2cos(w)
-	cosw, sinw [8]float32
-	rotRe      [8]float32 // e^{-j w M}
-	rotIm      [8]float32
-	nomPhase   [8]float64 // w M
-	freq       [8]float64
-	hcoef      [8][3]float32 // 2cos(w') at the second harmonic and 200 Hz either side
-	hann       [blockSize]float32
-
 	minPower     float64
 	lowOverHigh  float64
 	highOverLow  float64
@@ -114,6 +105,41 @@ type Detector struct {
 
 	events []Event
 }
+
+// filterTables are the detector's constants, the same for every Detector:
+// one copy for the process, which stays in the CPU's caches however many
+// calls run, instead of 800 bytes more of each Detector to fetch per frame.
+type filterTables struct {
+	coef       [8]float32 // 2cos(w)
+	cosw, sinw [8]float32
+	rotRe      [8]float32 // e^{-j w M}
+	rotIm      [8]float32
+	nomPhase   [8]float64 // w M
+	freq       [8]float64
+	hcoef      [8][3]float32 // 2cos(w') at the second harmonic and 200 Hz either side
+	hann       [blockSize]float32
+}
+
+var tables = func() (t filterTables) {
+	freqs := [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
+	for i, f := range freqs {
+		w := 2 * math.Pi * f / SampleRate
+		t.freq[i] = f
+		t.coef[i] = float32(2 * math.Cos(w))
+		t.cosw[i] = float32(math.Cos(w))
+		t.sinw[i] = float32(math.Sin(w))
+		t.rotRe[i] = float32(math.Cos(w * halfBlock))
+		t.rotIm[i] = float32(-math.Sin(w * halfBlock))
+		t.nomPhase[i] = w * halfBlock
+		for k, df := range [3]float64{0, -200, 200} {
+			t.hcoef[i][k] = float32(2 * math.Cos(2*math.Pi*(2*f+df)/SampleRate))
+		}
+	}
+	for i := range t.hann {
+		t.hann[i] = float32(0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/blockSize))
+	}
+	return t
+}()
 
 // NewDetector returns a Detector; zero fields of cfg take their defaults.
 func NewDetector(cfg DetectorConfig) (*Detector, error) {
@@ -149,23 +175,8 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 		return nil, fmt.Errorf("detector dB limits must be positive: %w", ErrConfig)
 	}
 	d := &Detector{cfg: cfg, events: make([]Event, 0, 8)}
-	freqs := [8]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633}
-	for i, f := range freqs {
-		w := 2 * math.Pi * f / SampleRate
-		d.freq[i] = f
-		d.coef[i] = float32(2 * math.Cos(w))
-		d.cosw[i] = float32(math.Cos(w))
-		d.sinw[i] = float32(math.Sin(w))
-		d.rotRe[i] = float32(math.Cos(w * halfBlock))
-		d.rotIm[i] = float32(-math.Sin(w * halfBlock))
-		d.nomPhase[i] = w * halfBlock
-		for k, df := range [3]float64{0, -200, 200} {
-			d.hcoef[i][k] = float32(2 * math.Cos(2*math.Pi*(2*f+df)/SampleRate))
-		}
+	for i, f := range tables.freq {
 		d.freqTolRad[i] = 2 * math.Pi * f * cfg.FreqTolerance / SampleRate * halfBlock
-	}
-	for i := range d.hann {
-		d.hann[i] = float32(0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/blockSize))
 	}
 	p0 := dBm0Amplitude * dBm0Amplitude / 2
 	d.minPower = p0 * math.Pow(10, cfg.MinLevelDBm0/10)
@@ -207,8 +218,8 @@ func (d *Detector) Process(samples []int16) []Event {
 		switch d.n {
 		case halfBlock:
 			for i := range 8 {
-				d.yaRe[i] = d.s1[i] - d.cosw[i]*d.s2[i]
-				d.yaIm[i] = d.sinw[i] * d.s2[i]
+				d.yaRe[i] = d.s1[i] - tables.cosw[i]*d.s2[i]
+				d.yaIm[i] = tables.sinw[i] * d.s2[i]
 				d.s1[i], d.s2[i] = 0, 0
 			}
 		case blockSize:
@@ -236,7 +247,7 @@ func (d *Detector) filter(run []int16) {
 		energy += x * x
 	}
 	d.energy = energy
-	goertzel8(buf, &d.coef, &d.s1, &d.s2)
+	goertzel8(buf, &tables.coef, &d.s1, &d.s2)
 }
 
 // goertzel8 runs the Goertzel recurrence s = x + c*s1 - s2 of eight
@@ -371,7 +382,7 @@ func (d *Detector) span() float64 {
 // half of the block just completed.
 func (d *Detector) halfAmplitudes(r, c int) (float32, float32) {
 	mag := func(re, im float32) float32 { return re*re + im*im }
-	ybr := func(i int) (float32, float32) { return d.s1[i] - d.cosw[i]*d.s2[i], d.sinw[i] * d.s2[i] }
+	ybr := func(i int) (float32, float32) { return d.s1[i] - tables.cosw[i]*d.s2[i], tables.sinw[i] * d.s2[i] }
 	a := mag(d.yaRe[r], d.yaIm[r]) + mag(d.yaRe[c], d.yaIm[c])
 	rr, ri := ybr(r)
 	cr, ci := ybr(c)
@@ -385,10 +396,10 @@ func (d *Detector) classify() (byte, float64, int, int) {
 	var p [8]float64
 	const norm = 2.0 / (blockSize * blockSize)
 	for i := range 8 {
-		ybRe := d.s1[i] - d.cosw[i]*d.s2[i]
-		ybIm := d.sinw[i] * d.s2[i]
-		re := d.yaRe[i] + d.rotRe[i]*ybRe - d.rotIm[i]*ybIm
-		im := d.yaIm[i] + d.rotRe[i]*ybIm + d.rotIm[i]*ybRe
+		ybRe := d.s1[i] - tables.cosw[i]*d.s2[i]
+		ybIm := tables.sinw[i] * d.s2[i]
+		re := d.yaRe[i] + tables.rotRe[i]*ybRe - tables.rotIm[i]*ybIm
+		im := d.yaIm[i] + tables.rotRe[i]*ybIm + tables.rotIm[i]*ybRe
 		p[i] = float64(re*re+im*im) * norm
 	}
 	r, c := 0, 4
@@ -425,13 +436,13 @@ func (d *Detector) classify() (byte, float64, int, int) {
 	// Both tones' second harmonics in one pass over the block, the row's
 	// even when it goes unchecked: two filters side by side cost little
 	// more than one.
-	hc, hr := d.goertzelHann(d.hcoef[c][0], d.hcoef[r][0])
+	hc, hr := d.goertzelHann(tables.hcoef[c][0], tables.hcoef[r][0])
 	if d.harmonic2(c, pc, hc) {
 		return 0, 0, 0, 0
 	}
 	// The row's second harmonic (1394-1882 Hz) sits within the Hann main
 	// lobe (±157 Hz) of some columns; it is only checked when clear.
-	if math.Abs(2*d.freq[r]-d.freq[c]) > 250 && d.harmonic2(r, pr, hr) {
+	if math.Abs(2*tables.freq[r]-tables.freq[c]) > 250 && d.harmonic2(r, pr, hr) {
 		return 0, 0, 0, 0
 	}
 	power := pr
@@ -456,12 +467,12 @@ func keypad(row, col int) uint8 {
 // onFrequency measures tone i's frequency from the phase advance between
 // the block's two halves and reports whether it is within tolerance.
 func (d *Detector) onFrequency(i int) bool {
-	ybRe := float64(d.s1[i] - d.cosw[i]*d.s2[i])
-	ybIm := float64(d.sinw[i] * d.s2[i])
+	ybRe := float64(d.s1[i] - tables.cosw[i]*d.s2[i])
+	ybIm := float64(tables.sinw[i] * d.s2[i])
 	aRe, aIm := float64(d.yaRe[i]), float64(d.yaIm[i])
 	// arg(yb * conj(ya)) = (w + dw) * M
 	phi := math.Atan2(ybIm*aRe-ybRe*aIm, ybRe*aRe+ybIm*aIm)
-	dphi := math.Remainder(phi-d.nomPhase[i], 2*math.Pi)
+	dphi := math.Remainder(phi-tables.nomPhase[i], 2*math.Pi)
 	return math.Abs(dphi) <= d.freqTolRad[i]
 }
 
@@ -474,7 +485,7 @@ func (d *Detector) harmonic2(i int, p, h float64) bool {
 	if h <= p*d.harmonic {
 		return false
 	}
-	lo, hi := d.goertzelHann(d.hcoef[i][1], d.hcoef[i][2])
+	lo, hi := d.goertzelHann(tables.hcoef[i][1], tables.hcoef[i][2])
 	side := lo + hi
 	return h > 8*side/2
 }
@@ -488,7 +499,7 @@ func (d *Detector) harmonic2(i int, p, h float64) bool {
 // idle. Each is computed exactly as it would be alone.
 func (d *Detector) goertzelHann(c0, c1 float32) (float64, float64) {
 	var a0, b0, a1, b1 float32
-	hann := &d.hann
+	hann := &tables.hann
 	for k, x := range &d.buf {
 		w := x * hann[k]
 		t0 := w + c0*a0 - b0
