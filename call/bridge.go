@@ -34,6 +34,8 @@ type callerBridge struct {
 	side   *agentSide
 	tap    *dtmfTap
 	masker *dtmf.Masker
+	// Decode, mask and encode buffers, made at first use: a bridge of one
+	// codec whose caller's monitor masks never needs pcm and out.
 	pcm    []int16
 	out    []int16
 	enc    []byte
@@ -41,7 +43,7 @@ type callerBridge struct {
 }
 
 func newCallerBridge(c *Interaction, side *agentSide) *callerBridge {
-	b := &callerBridge{c: c, side: side, pcm: make([]int16, 0, 480), out: make([]int16, 480), enc: make([]byte, 0, 480)}
+	b := &callerBridge{c: c, side: side}
 	b.tap, _ = newDTMFTap(c.onDigitReceived)
 	if side.queue.MaskDTMF {
 		if c.callerMon != nil {
@@ -94,6 +96,9 @@ func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 		if !ok { // no shared monitor output: mask here
 			b.pcm = e.Codec().Decode(p.Payload, b.pcm[:0])
 			b.masker.Release()
+			if len(b.out) < len(b.pcm) {
+				b.out = make([]int16, len(b.pcm))
+			}
 			out := b.out[:len(b.pcm)]
 			var err error
 			if evs, err = b.masker.Process(b.pcm, out); err != nil {
@@ -124,12 +129,12 @@ type agentBridge struct {
 	c    *Interaction
 	side *agentSide
 	tap  *dtmfTap
-	pcm  []int16
+	pcm  []int16 // transcoding buffers, made at first use
 	enc  []byte
 }
 
 func newAgentBridge(c *Interaction, side *agentSide) *agentBridge {
-	b := &agentBridge{c: c, side: side, pcm: make([]int16, 0, 480), enc: make([]byte, 0, 480)}
+	b := &agentBridge{c: c, side: side}
 	b.tap, _ = newDTMFTap(func(d byte, _ dtmf.Source) { c.onAgentDigit(d) })
 	return b
 }
