@@ -16,13 +16,12 @@ case $target in cloak | cloak-norec) ;; *)
 	;;
 esac
 export RATE=${RATE:-100} WARMUP=${WARMUP:-5s} WINDOW=${WINDOW:-15s}
-export ADMIN=127.0.0.1:${ADMIN_PORT:-18091} PPROF=true LATE="$OUT/late-$target-$n.tsv"
+with_pprof
+export LATE="$OUT/late-$target-$n.tsv"
 trace="$OUT/trace-$target-$n.out"
 rm -f "$trace" "$LATE"
 [[ -x $BIN/cloak && -x $BIN/cloak-load ]] || build
-# relay.sh starts cloak, waits a second, then cloak-load ramps the calls up
-# (N/RATE s) and warms up: the window starts about then; trace from 3 s in.
-at=$((1 + (n + RATE - 1) / RATE + ${WARMUP%s} + 3))
+at=$(window_in "$n")
 (sleep "$at" && curl -fsS -o "$trace" "http://$ADMIN/debug/pprof/trace?seconds=5") &
 tracer=$!
 "$ROOT/bench/relay.sh" "$target" "$n"

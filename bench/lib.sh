@@ -83,6 +83,15 @@ YAML
 }
 
 # start_cloak: sets PID.
+# with_pprof: the next cloak started serves /debug/pprof on $ADMIN
+# (bench/late.sh, bench/heap.sh).
+with_pprof() { export ADMIN=127.0.0.1:${ADMIN_PORT:-18091} PPROF=true; }
+
+# window_in N: seconds from bench/relay.sh's start to a few seconds into
+# its measured window with N calls: relay.sh waits a second after starting
+# the target, cloak-load ramps the calls up (N/RATE s) and warms up.
+window_in() { echo $((1 + ($1 + RATE - 1) / RATE + ${WARMUP%s} + 3)); }
+
 start_cloak() {
 	rm -rf "$OUT/cloak-data" # each run starts empty; recordings are large
 	cloak_config "$OUT/cloak.yaml"
