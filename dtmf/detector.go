@@ -74,6 +74,7 @@ type Detector struct {
 	cfg DetectorConfig
 
 	minPower     float64
+	quietBlock   float32 // block energy under which no tone can reach minPower
 	lowOverHigh  float64
 	highOverLow  float64
 	relPeak      float64
@@ -180,6 +181,9 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 	}
 	p0 := dBm0Amplitude * dBm0Amplitude / 2
 	d.minPower = p0 * math.Pow(10, cfg.MinLevelDBm0/10)
+	// Half the energy at which a tone could just reach minPower: the
+	// margin covers float32 rounding many times over.
+	d.quietBlock = float32(d.minPower * blockSize / 2 / 2)
 	d.lowOverHigh = math.Pow(10, cfg.MaxLowOverHighDB/10)
 	d.highOverLow = math.Pow(10, cfg.MaxHighOverLowDB/10)
 	d.relPeak = math.Pow(10, cfg.RelativePeakDB/10)
@@ -208,25 +212,13 @@ func (d *Detector) Active() (digit byte, ok bool) { return d.digit, d.digit != 0
 func (d *Detector) Process(samples []int16) []Event {
 	d.events = d.events[:0]
 	for len(samples) > 0 {
-		// the samples up to the next half-block boundary, where the
-		// filters are read out
-		k := min(len(samples), halfBlock-d.n%halfBlock)
-		d.filter(samples[:k])
+		k := min(len(samples), blockSize-d.n)
+		d.fill(samples[:k])
 		samples = samples[k:]
 		d.n += k
 		d.pos += int64(k)
-		switch d.n {
-		case halfBlock:
-			for i := range 8 {
-				d.yaRe[i] = d.s1[i] - tables.cosw[i]*d.s2[i]
-				d.yaIm[i] = tables.sinw[i] * d.s2[i]
-				d.s1[i], d.s2[i] = 0, 0
-			}
-		case blockSize:
+		if d.n == blockSize {
 			d.block()
-			for i := range 8 {
-				d.s1[i], d.s2[i] = 0, 0
-			}
 			d.n = 0
 			d.energy = 0
 		}
@@ -234,10 +226,9 @@ func (d *Detector) Process(samples []int16) []Event {
 	return d.events
 }
 
-// filter adds run, which must not cross a half-block boundary, to the
-// block: its samples to buf, their power to energy, and each sample to
-// the eight Goertzel filters.
-func (d *Detector) filter(run []int16) {
+// fill adds run, which must not cross a block boundary, to the block: its
+// samples to buf and their power to energy.
+func (d *Detector) fill(run []int16) {
 	buf := d.buf[d.n : d.n+len(run)]
 	run = run[:len(buf)]
 	energy := d.energy
@@ -247,7 +238,22 @@ func (d *Detector) filter(run []int16) {
 		energy += x * x
 	}
 	d.energy = energy
-	goertzel8(buf, &tables.coef, &d.s1, &d.s2)
+}
+
+// filter runs the eight Goertzel filters over each half of the block just
+// completed: the first half's outputs to ya, the second's state left in
+// s1 and s2. Each half starts from zero state, so running them when the
+// block is complete gives exactly what running them sample by sample
+// would.
+func (d *Detector) filter() {
+	d.s1, d.s2 = [8]float32{}, [8]float32{}
+	goertzel8(d.buf[:halfBlock], &tables.coef, &d.s1, &d.s2)
+	for i := range 8 {
+		d.yaRe[i] = d.s1[i] - tables.cosw[i]*d.s2[i]
+		d.yaIm[i] = tables.sinw[i] * d.s2[i]
+	}
+	d.s1, d.s2 = [8]float32{}, [8]float32{}
+	goertzel8(d.buf[halfBlock:], &tables.coef, &d.s1, &d.s2)
 }
 
 // goertzel8 runs the Goertzel recurrence s = x + c*s1 - s2 of eight
@@ -284,7 +290,18 @@ func goertzel8(xs []float32, c, s1, s2 *[8]float32) {
 
 // block classifies the block just completed and updates the state machine.
 func (d *Detector) block() {
-	hit, power, r, c := d.classify()
+	var hit byte
+	var power float64
+	var r, c int
+	// A tone's power in the block is at most 2*energy/blockSize (Cauchy-
+	// Schwarz on its DFT bin), so a block below quietBlock cannot hold a
+	// tone of MinLevelDBm0, let alone two: skip the filters. Silence and
+	// the pauses of speech, most of a caller's side of a call, cost only
+	// the energy sum.
+	if d.energy >= d.quietBlock {
+		d.filter()
+		hit, power, r, c = d.classify()
+	}
 	end := d.pos
 	start := end - blockSize
 

@@ -27,7 +27,7 @@ import (
 // golden values — and say why in the commit.
 const (
 	goldenDetectorOutput = "7b5c1106f4baa95dd9d06979a1bd3b8127c26a35500d659e9367d41d41e89f70"
-	goldenDetectorState  = "d3279a220e755fa002ea08fe1ec11fe8ba6b03349924a1f0fb544c7f8e118311"
+	goldenDetectorState  = "d749bdf33aa8b6c070abe9dd727486a3a9c8be82ec394a6308daadbfdba2d279"
 	goldenMaskerOutput   = "dac2cf7cd97d0fc9b9150ba5cd5d0ac6858e91851f45fbddca974fbfa084b748"
 )
 
