@@ -9,17 +9,9 @@
 # per call. Writes $OUT/heap-TARGET-N.pb.gz and heap-TARGET-N.txt.
 source "$(dirname "$0")/lib.sh"
 
-target=${1:-cloak} n=${2:-500}
-case $target in cloak | cloak-norec) ;; *)
-	echo "heap.sh: TARGET is cloak or cloak-norec" >&2
-	exit 2
-	;;
-esac
-export RATE=${RATE:-100} WARMUP=${WARMUP:-5s} WINDOW=${WINDOW:-15s}
-with_pprof
+pprof_step heap.sh "$@"
 prof="$OUT/heap-$target-$n.pb.gz"
 rm -f "$prof"
-[[ -x $BIN/cloak && -x $BIN/cloak-load ]] || build
 (sleep "$(window_in "$n")" && curl -fsS -o "$prof" "http://$ADMIN/debug/pprof/heap?gc=1") &
 taker=$!
 "$ROOT/bench/relay.sh" "$target" "$n"

@@ -9,18 +9,10 @@
 # Writes $OUT/trace-TARGET-N.out, late-TARGET-N.tsv, late-TARGET-N.txt.
 source "$(dirname "$0")/lib.sh"
 
-target=${1:-cloak} n=${2:-500}
-case $target in cloak | cloak-norec) ;; *)
-	echo "late.sh: TARGET is cloak or cloak-norec" >&2
-	exit 2
-	;;
-esac
-export RATE=${RATE:-100} WARMUP=${WARMUP:-5s} WINDOW=${WINDOW:-15s}
-with_pprof
+pprof_step late.sh "$@"
 export LATE="$OUT/late-$target-$n.tsv"
 trace="$OUT/trace-$target-$n.out"
 rm -f "$trace" "$LATE"
-[[ -x $BIN/cloak && -x $BIN/cloak-load ]] || build
 at=$(window_in "$n")
 (sleep "$at" && curl -fsS -o "$trace" "http://$ADMIN/debug/pprof/trace?seconds=5") &
 tracer=$!

@@ -83,9 +83,21 @@ YAML
 }
 
 # start_cloak: sets PID.
-# with_pprof: the next cloak started serves /debug/pprof on $ADMIN
-# (bench/late.sh, bench/heap.sh).
-with_pprof() { export ADMIN=127.0.0.1:${ADMIN_PORT:-18091} PPROF=true; }
+# pprof_step SCRIPT [TARGET] [N]: the start of bench/late.sh and
+# bench/heap.sh, one relay step of cloak with /debug/pprof served on
+# $ADMIN. Sets target (cloak or cloak-norec, default cloak) and n (calls,
+# default 500) and the step's timing, and builds the binaries if needed.
+pprof_step() {
+	target=${2:-cloak} n=${3:-500}
+	case $target in cloak | cloak-norec) ;; *)
+		echo "$1: TARGET is cloak or cloak-norec" >&2
+		exit 2
+		;;
+	esac
+	export RATE=${RATE:-100} WARMUP=${WARMUP:-5s} WINDOW=${WINDOW:-15s}
+	export ADMIN=127.0.0.1:${ADMIN_PORT:-18091} PPROF=true
+	[[ -x $BIN/cloak && -x $BIN/cloak-load ]] || build
+}
 
 # window_in N: seconds from bench/relay.sh's start to a few seconds into
 # its measured window with N calls: relay.sh waits a second after starting
