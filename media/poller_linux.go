@@ -344,13 +344,13 @@ func (w *pollWorker) run(log zerolog.Logger) {
 // It is a raw system call, made without telling the scheduler: it cannot
 // block, and a goroutine in a system call the scheduler knows of loses its
 // P to sysmon once the call spans two sysmon ticks (20 us and up) while
-// no P is idle, which is the relay's normal state. Collecting a batch of
-// a few hundred ready sockets can take that long; each retake hands the P
-// to another thread (the worker's thread then waits for one on return)
-// and puts sysmon back to waking every 20 us. At 500 calls, sysmon's
-// thread took 6 % of cloak's CPU samples, nearly all in its sleeps; made
-// raw, cloak's context switches fell from 7,800-8,900/s to 4,300-6,400/s
-// and its CPU per packet by 4 % (docs/PERFORMANCE.md).
+// no P is idle, which is the relay's normal state. A large batch (up to
+// pollBatch sockets, each polled by the kernel) can take that long; each
+// retake hands the P to another thread (the worker's thread then waits
+// for one on return) and puts sysmon back to waking every 20 us. At 500
+// calls, sysmon's thread took 6 % of cloak's CPU samples, nearly all in
+// its sleeps; made raw, cloak's context switches fell from 7,800-8,900/s
+// to 4,300-6,400/s and its CPU per packet by 4 % (docs/PERFORMANCE.md).
 func epollWaitNow(epfd int, evs []unix.EpollEvent) (int, error) {
 	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd),
 		uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
