@@ -8,6 +8,9 @@
 # (on 127.0.0.1:$ADMIN_PORT for this run) gives goroutines and heap in use
 # after a GC before the first call, after the warm-up and after the soak.
 # Writes $OUT/soak-warmup.json, $OUT/soak.json and $OUT/soak-stats.json.
+# HEAP=1 also saves a heap profile (after the same GC) at each of the three
+# points, $OUT/soak-heap-NAME.pb.gz, and prints what the soak added over
+# the warm-up by allocation site (go tool pprof -base, inuse_objects).
 source "$(dirname "$0")/lib.sh"
 
 DURATION=${1:-2m}
@@ -22,6 +25,8 @@ HOLD=${HOLD:-15s}
 SETTLE=${SETTLE:-40s}
 ADMIN_PORT=${ADMIN_PORT:-18090}
 export ADMIN=127.0.0.1:$ADMIN_PORT
+HEAP=${HEAP:-0}
+[[ $HEAP == 1 ]] && export PPROF=true
 
 # stats NAME: cloak's /api/stats after a GC, as one JSON line.
 stats() {
@@ -31,6 +36,10 @@ stats() {
 		return 0
 	}
 	printf '{"at": "%s", "stats": %s}\n' "$1" "$(tr -d '\n' <<<"$s")" >>"$OUT/soak-stats.jsonl"
+	if [[ $HEAP == 1 ]]; then
+		curl -fsS -o "$OUT/soak-heap-$1.pb.gz" "http://$ADMIN/debug/pprof/heap" ||
+			log "soak: no heap profile from cloak"
+	fi
 }
 
 start_cloak
@@ -48,3 +57,8 @@ stats after-soak
 python3 -c 'import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1])], indent=1))' \
 	"$OUT/soak-stats.jsonl" >"$OUT/soak-stats.json"
 stop "$PID"
+if [[ $HEAP == 1 ]]; then
+	log "soak: heap objects the soak added over the warm-up, by allocation site"
+	(cd "$ROOT" && go tool pprof -sample_index=inuse_objects -top -base "$OUT/soak-heap-after-warmup.pb.gz" \
+		"$BIN/cloak" "$OUT/soak-heap-after-soak.pb.gz" 2>/dev/null) | head -25 | tee "$OUT/soak-heap-diff.txt"
+fi
