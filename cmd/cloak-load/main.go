@@ -122,8 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration: between 0 and 2h")
 	case o.groups < 1 || o.senders < 1 || o.slots < 1 || o.slots > 20:
 		return o, fmt.Errorf("-sockets, -senders at least 1; -slots 1..20")
-	case o.delayLine < 0 || o.delayLine%frame != 0 || o.delayLine > 7*frame:
-		return o, fmt.Errorf("-delay-line: a multiple of 20ms from 0 to 140ms")
+	case o.delayLine < 0 || o.delayLine%frame != 0 || o.delayLine > (arrivalRing-1)*frame:
+		return o, fmt.Errorf("-delay-line: a multiple of %v from 0 to %v", frame, (arrivalRing-1)*frame)
 	case o.late != "" && o.lateOver <= 0:
 		return o, fmt.Errorf("-late-over: must be positive")
 	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":

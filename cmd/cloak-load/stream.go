@@ -136,9 +136,13 @@ type stream struct {
 	// time), the frame q-delayFrames it released from the relay's delay
 	// line can be timed from q's send.
 	delayFrames uint32
-	arrAt       [8]int64
-	arrSeq      [8]uint32
+	arrAt       [arrivalRing]int64
+	arrSeq      [arrivalRing]uint32
 }
+
+// arrivalRing is how many recent arrivals a stream keeps for -delay-line,
+// so the longest delay line it can time is arrivalRing-1 frames.
+const arrivalRing = 8
 
 // pendingEvent is one RFC 4733 packet waiting for its frame.
 type pendingEvent struct {
@@ -261,10 +265,10 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 	if d := s.delayFrames; d > 0 {
 		// A frame leaves the delay line when the frame d later reaches
 		// the relay, so it cannot arrive before that frame was sent.
-		if j := (seq - d) % 8; seq > d && s.arrSeq[j] == seq-d && th != nil {
+		if j := (seq - d) % arrivalRing; seq > d && s.arrSeq[j] == seq-d && th != nil {
 			th.add(s.arrAt[j] - sentNs)
 		}
-		s.arrAt[seq%8], s.arrSeq[seq%8] = at, seq
+		s.arrAt[seq%arrivalRing], s.arrSeq[seq%arrivalRing] = at, seq
 	}
 	// RFC 3550 A.8: transit = arrival (in timestamp units) - RTP timestamp;
 	// J += (|D| - J) / 16.
