@@ -23,12 +23,13 @@ declare -A pkg=(
 	[python3]=python3
 )
 
+tools=("${!pkg[@]}")
 missing=()
-for tool in sipp tshark sox espeak-ng multimon-ng curl ss python3; do
+for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
 if ((${#missing[@]} == 0)); then
-	echo "install-test-deps: all present (sipp, tshark, sox, espeak-ng, multimon-ng, curl, ss, python3)"
+	echo "install-test-deps: all present (${tools[*]})"
 	exit 0
 fi
 
