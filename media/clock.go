@@ -144,3 +144,10 @@ func (c *Clock) Subscribers() int { return len(*c.subs.Load()) }
 // first). It is a single atomic load, cheap enough for the hot path, and
 // as coarse as the interval.
 func (c *Clock) Now() time.Time { return time.Unix(0, c.now.Load()) }
+
+// nanotime is a monotonic clock reading in nanoseconds since the package
+// was initialised: time.Since reads only the monotonic clock, half the
+// cost of time.Now.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()

@@ -58,8 +58,38 @@ type EndpointConfig struct {
 // Endpoint is one RTP leg: a socket, its read loop, and our outgoing stream
 // (own SSRC, sequence, timestamp). All methods are safe for concurrent use.
 type Endpoint struct {
+	// What every packet reads, in one cache line written only when the
+	// leg is set up (see hotPad): at a few hundred calls a leg's state has
+	// left the CPU caches by its next packet, and each line a packet
+	// touches is a miss (docs/PERFORMANCE.md). The receive side's and the
+	// transmit side's per-packet writes follow in lines of their own: the
+	// two directions of a call are served by different workers.
+	conf     atomic.Pointer[legConf]        // handler, monitor, codec: swapped whole
+	pconn    *polledConn                    // non-nil: a Poller reads the socket (no read goroutine)
+	latch    atomic.Pointer[latchState]     // latched source, if any
+	latchGen atomic.Uint64                  // bumped by SetRemote
+	sdp      atomic.Pointer[netip.AddrPort] // remote from SDP
+	dir      atomic.Uint32
+	playing  atomic.Bool
+	closed   atomic.Bool
+	_        [hotPad]byte
+
+	// Transmit side, written per packet by the goroutine sending (under
+	// txMu), in the second line; its packet buffer follows.
+	txMu               sync.Mutex // serialises writers of our outgoing stream
+	txPackets, txBytes atomic.Uint64
+	tx                 Rewriter
+	lastTx             int64  // nanotime() of the last packet sent; 0 none
+	lastTxSz           uint32 // its duration in samples
+	_                  [txPad]byte
+	txBuf              [sendBufSize]byte
+
+	// Receive side, written per packet by the read loop (or worker).
+	lastRx atomic.Int64 // unix ns of last accepted packet
+	stats  counters
+	rx     rxState // owned by the read loop goroutine
+
 	conn    net.PacketConn
-	pconn   *polledConn // non-nil: a Poller reads the socket (no read goroutine)
 	pollW   *pollWorker // the worker pconn is registered with, once started
 	fastR   udpAddrPortReader
 	fastW   udpAddrPortWriter
@@ -71,37 +101,48 @@ type Endpoint struct {
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the read loop exits (or the poller let go)
 
-	// Read-mostly state swapped atomically; the read loop takes no lock.
-	handler  atomic.Pointer[handlerBox]
-	monitor  atomic.Pointer[monitorBox]
-	codec    atomic.Pointer[codecState]
-	dir      atomic.Uint32
-	sdp      atomic.Pointer[netip.AddrPort] // remote from SDP
-	latch    atomic.Pointer[latchState]     // latched source, if any
-	latchGen atomic.Uint64                  // bumped by SetRemote
-	lastRx   atomic.Int64                   // unix ns of last accepted packet
-	playing  atomic.Bool
-	closed   atomic.Bool
-
-	stats counters
-	rx    rxState // owned by the read loop goroutine
-
-	// Transmit side: txMu serialises writers of our outgoing stream.
-	txMu     sync.Mutex
-	tx       Rewriter
-	txBuf    [sendBufSize]byte
-	lastTx   time.Time // monotonic time of the last packet sent
-	lastTxSz uint32    // its duration in samples
-
+	confMu    sync.Mutex // serialises the writers of conf
 	startMu   sync.Mutex
 	started   bool
 	closeOnce sync.Once
 	closeErr  error
 }
 
-type handlerBox struct{ h Handler }
+// hotPad and txPad end the Endpoint's first two cache lines on 64-bit
+// platforms. The Go allocator puts an 8-byte header before an object of
+// more than 512 bytes that holds pointers, in a slot whose size class is
+// a multiple of 64 bytes for an Endpoint, so its lines start at offsets
+// 56, 120, ... (TestEndpointLayout checks this on allocated endpoints).
+// sendBufSize is a whole number of lines, so the receive side starts on a
+// line too.
+const (
+	mallocHeader = 8
+	hotPad       = 64 - mallocHeader - (5*8 + 3*4) // five words, three 32-bit atomics
+	txPad        = 64 - (3*8 + 24 + 8 + 4)         // mutex, two counters, Rewriter, lastTx, lastTxSz
+)
 
-type monitorBox struct{ m Monitor }
+// legConf is what the hot path reads of a leg's setup (handler, monitor,
+// codec), in one immutable object of one cache line that the setters
+// replace whole under confMu: a packet loads one pointer and one line,
+// where three objects cost three misses.
+type legConf struct {
+	handler Handler
+	monitor Monitor
+	codec   Codec
+	eventPT uint8
+}
+
+// setConf replaces the leg's conf with a copy changed by f.
+func (e *Endpoint) setConf(f func(*legConf)) {
+	e.confMu.Lock()
+	defer e.confMu.Unlock()
+	c := new(legConf)
+	if old := e.conf.Load(); old != nil {
+		*c = *old
+	}
+	f(c)
+	e.conf.Store(c)
+}
 
 // Monitor observes a leg's traffic for recording and capture. Received
 // sees every packet accepted for delivery, before the Handler (which may
@@ -116,18 +157,7 @@ type Monitor interface {
 }
 
 // SetMonitor installs the monitor (an atomic swap); nil removes it.
-func (e *Endpoint) SetMonitor(m Monitor) {
-	if m == nil {
-		e.monitor.Store(nil)
-		return
-	}
-	e.monitor.Store(&monitorBox{m: m})
-}
-
-type codecState struct {
-	codec   Codec
-	eventPT uint8
-}
+func (e *Endpoint) SetMonitor(m Monitor) { e.setConf(func(c *legConf) { c.monitor = m }) }
 
 type latchState struct {
 	addr netip.AddrPort
@@ -163,7 +193,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	e.pconn, _ = cfg.Conn.(*polledConn)
 	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
 	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
-	e.codec.Store(&codecState{codec: cfg.Codec, eventPT: cfg.EventPT})
+	e.conf.Store(&legConf{codec: cfg.Codec, eventPT: cfg.EventPT})
 	remote := unmapAddrPort(cfg.Remote)
 	e.sdp.Store(&remote)
 	if cfg.Conn == nil {
@@ -291,14 +321,14 @@ func (e *Endpoint) Latched() bool {
 // SetCodec sets the negotiated codec and telephone-event payload type (0 =
 // none), e.g. after a re-INVITE.
 func (e *Endpoint) SetCodec(c Codec, eventPT uint8) {
-	e.codec.Store(&codecState{codec: c, eventPT: eventPT})
+	e.setConf(func(lc *legConf) { lc.codec, lc.eventPT = c, eventPT })
 }
 
 // Codec returns the negotiated audio codec.
-func (e *Endpoint) Codec() Codec { return e.codec.Load().codec }
+func (e *Endpoint) Codec() Codec { return e.conf.Load().codec }
 
 // EventPT returns the negotiated telephone-event payload type (0 = none).
-func (e *Endpoint) EventPT() uint8 { return e.codec.Load().eventPT }
+func (e *Endpoint) EventPT() uint8 { return e.conf.Load().eventPT }
 
 // SetDirection sets the media direction from our side. When it forbids
 // sending, writes are suppressed (the stream's timestamp still advances);
@@ -311,13 +341,7 @@ func (e *Endpoint) Direction() Direction { return Direction(e.dir.Load()) }
 
 // SetHandler installs the handler for accepted packets (an atomic swap;
 // the next packet sees it). nil discards packets.
-func (e *Endpoint) SetHandler(h Handler) {
-	if h == nil {
-		e.handler.Store(nil)
-		return
-	}
-	e.handler.Store(&handlerBox{h: h})
-}
+func (e *Endpoint) SetHandler(h Handler) { e.setConf(func(c *legConf) { c.handler = h }) }
 
 // LastReceived returns when the last accepted packet arrived (coarse, from
 // the running Clock, else the wall clock), or the zero time if none has. Use it for the RTP inactivity

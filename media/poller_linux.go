@@ -201,11 +201,6 @@ func (p *Poller) Stats() PollerStats {
 	return st
 }
 
-// nanotime is a monotonic clock reading in nanoseconds.
-func nanotime() int64 { return int64(time.Since(epoch)) }
-
-var epoch = time.Now()
-
 // Workers returns the number of worker goroutines.
 func (p *Poller) Workers() int { return len(p.workers) }
 

@@ -119,7 +119,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
 		return
 	}
 
-	cs := e.codec.Load()
+	cs := e.conf.Load()
 	isEvent := false
 	switch pt := h.PayloadType; {
 	case !cs.codec.IsZero() && pt == cs.codec.PayloadType:
@@ -164,9 +164,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
 		e.stats.direction.Add(1)
 		return
 	}
-	hb := e.handler.Load()
-	mb := e.monitor.Load()
-	if hb == nil && mb == nil {
+	if cs.handler == nil && cs.monitor == nil {
 		return
 	}
 	p := &st.pkt
@@ -174,11 +172,11 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort) {
 	p.Raw = b
 	p.From = from
 	p.IsEvent = isEvent
-	if mb != nil {
-		mb.m.Received(e, p) // before the handler, which may rewrite p.Raw
+	if cs.monitor != nil {
+		cs.monitor.Received(e, p) // before the handler, which may rewrite p.Raw
 	}
-	if hb != nil {
-		hb.h.HandleRTP(e, p)
+	if cs.handler != nil {
+		cs.handler.HandleRTP(e, p)
 	}
 }
 

@@ -44,9 +44,11 @@ func (s Stats) Dropped() uint64 {
 	return s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedDirection
 }
 
+// counters are the receive side's and the rare ones; the transmit side's
+// per-packet counters sit with its lock (Endpoint.txPackets), so the two
+// directions, served by different workers, do not share a cache line.
 type counters struct {
 	rxPackets, rxBytes       atomic.Uint64
-	txPackets, txBytes       atomic.Uint64
 	txSuppressed, txErrors   atomic.Uint64
 	malformed, unknownSource atomic.Uint64
 	ssrc, pt, direction      atomic.Uint64
@@ -60,8 +62,8 @@ func (e *Endpoint) Stats() Stats {
 	return Stats{
 		RxPackets:            c.rxPackets.Load(),
 		RxBytes:              c.rxBytes.Load(),
-		TxPackets:            c.txPackets.Load(),
-		TxBytes:              c.txBytes.Load(),
+		TxPackets:            e.txPackets.Load(),
+		TxBytes:              e.txBytes.Load(),
 		TxSuppressed:         c.txSuppressed.Load(),
 		TxErrors:             c.txErrors.Load(),
 		DroppedMalformed:     c.malformed.Load(),

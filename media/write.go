@@ -20,7 +20,7 @@ func (e *Endpoint) WriteAudio(payload []byte, samples uint32, marker bool) error
 	if e.playing.Load() {
 		return ErrPlaying
 	}
-	return e.writeAudio(e.codec.Load().codec, payload, samples, marker)
+	return e.writeAudio(e.conf.Load().codec, payload, samples, marker)
 }
 
 // writeAudio sends payload encoded in codec on our stream.
@@ -58,10 +58,10 @@ func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marke
 // skipSilenceLocked advances the timestamp over a gap in sending longer
 // than one packet, so a new talkspurt's timestamp reflects wall time.
 func (e *Endpoint) skipSilenceLocked(rate uint32) {
-	if e.lastTx.IsZero() || rate == 0 || e.lastTxSz == 0 {
+	if e.lastTx == 0 || rate == 0 || e.lastTxSz == 0 {
 		return
 	}
-	elapsed := time.Since(e.lastTx)
+	elapsed := nanotime() - e.lastTx
 	gap := uint64(elapsed) * uint64(rate) / uint64(time.Second)
 	if gap <= 2*uint64(e.lastTxSz) {
 		return // within one packet of schedule: no gap
@@ -72,7 +72,7 @@ func (e *Endpoint) skipSilenceLocked(rate uint32) {
 }
 
 func (e *Endpoint) noteTxLocked(samples uint32) {
-	e.lastTx = time.Now()
+	e.lastTx = max(nanotime(), 1) // 0 is "none"
 	if samples != 0 {
 		e.lastTxSz = samples
 	}
@@ -109,7 +109,7 @@ func (e *Endpoint) WriteEvent(payload []byte, ts uint32, marker bool) error {
 	if len(payload)+12 > sendBufSize {
 		return ErrPacketTooLarge
 	}
-	cs := e.codec.Load()
+	cs := e.conf.Load()
 	if cs.eventPT == 0 {
 		return ErrNoEventPT
 	}
@@ -147,7 +147,7 @@ func (e *Endpoint) Forward(p *Packet) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	cs := e.codec.Load()
+	cs := e.conf.Load()
 	pt := cs.codec.PayloadType
 	var samples uint32
 	if p.IsEvent {
@@ -191,10 +191,10 @@ func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort) error {
 		e.stats.txErrors.Add(1)
 		return fmt.Errorf("send rtp from port %d: %w", e.port, err)
 	}
-	e.stats.txPackets.Add(1)
-	e.stats.txBytes.Add(uint64(len(b)))
-	if mb := e.monitor.Load(); mb != nil {
-		mb.m.Sent(e, b, dst)
+	e.txPackets.Add(1)
+	e.txBytes.Add(uint64(len(b)))
+	if m := e.conf.Load().monitor; m != nil {
+		m.Sent(e, b, dst)
 	}
 	return nil
 }
