@@ -204,7 +204,7 @@ func (c *Interaction) bridge(side *agentSide) {
 	c.mu.Unlock()
 	cb := newCallerBridge(c, side)
 	c.caller.SetHandler(cb)
-	side.ep.SetHandler(newAgentBridge(c, side))
+	side.ep.SetHandler(newAgentBridge(c))
 	state := "bridged"
 	if side.agent != nil {
 		c.publish(Event{Type: "state", State: state, Flow: side.agent.Name()})

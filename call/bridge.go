@@ -30,10 +30,15 @@ import (
 // normal mode; the agent's keys are consumed for feature codes and never
 // reach the caller.
 type callerBridge struct {
-	c      *Interaction
-	side   *agentSide
-	tap    *dtmfTap
-	masker *dtmf.Masker
+	c *Interaction
+	// agent, maskDTMF and tapInband are copies of what the agent side and
+	// the tap fix at construction, so a packet reads them here rather
+	// than in two more objects (each a cache miss at a few hundred calls).
+	agent     *media.Endpoint
+	maskDTMF  bool
+	tapInband bool
+	tap       *dtmfTap
+	masker    *dtmf.Masker
 	// Decode, mask and encode buffers, made at first use: a bridge of one
 	// codec whose caller's monitor masks never needs pcm and out.
 	pcm    []int16
@@ -43,9 +48,9 @@ type callerBridge struct {
 }
 
 func newCallerBridge(c *Interaction, side *agentSide) *callerBridge {
-	b := &callerBridge{c: c, side: side}
+	b := &callerBridge{c: c, agent: side.ep, maskDTMF: side.queue.MaskDTMF}
 	b.tap, _ = newDTMFTap(c.onDigitReceived)
-	if side.queue.MaskDTMF {
+	if b.maskDTMF {
 		if c.callerMon != nil {
 			c.callerMon.shareMask.Store(true) // one masker per caller leg
 		}
@@ -54,6 +59,7 @@ func newCallerBridge(c *Interaction, side *agentSide) *callerBridge {
 		b.tap.inband = false
 		b.tap.onStart = b.suppress
 	}
+	b.tapInband = b.tap.inband
 	return b
 }
 
@@ -67,14 +73,19 @@ func (b *callerBridge) suppress() {
 
 // HandleRTP implements media.Handler for caller → agent.
 func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
-	b.tap.HandleRTP(e, p)
-	agent := b.side.ep
+	// The tap takes events, and audio only when it detects in-band
+	// digits (no RFC 4733 negotiated); otherwise it would do nothing
+	// with it but take its lock.
+	if p.IsEvent || (b.tapInband && e.EventPT() == 0) {
+		b.tap.HandleRTP(e, p)
+	}
+	agent := b.agent
 	mode := b.c.Mode()
 	if p.IsEvent {
 		if b.masker != nil {
 			b.masker.Suppress(160 * 8)
 		}
-		if Route(mode, AgentDTMF) != Pass || b.side.queue.MaskDTMF {
+		if Route(mode, AgentDTMF) != Pass || b.maskDTMF {
 			return
 		}
 		_ = agent.Forward(p) // maps the event payload type to the agent leg's
@@ -126,15 +137,14 @@ func sameCodec(a, b media.Codec) bool {
 
 // agentBridge handles agent → caller.
 type agentBridge struct {
-	c    *Interaction
-	side *agentSide
-	tap  *dtmfTap
-	pcm  []int16 // transcoding buffers, made at first use
-	enc  []byte
+	c   *Interaction
+	tap *dtmfTap
+	pcm []int16 // transcoding buffers, made at first use
+	enc []byte
 }
 
-func newAgentBridge(c *Interaction, side *agentSide) *agentBridge {
-	b := &agentBridge{c: c, side: side}
+func newAgentBridge(c *Interaction) *agentBridge {
+	b := &agentBridge{c: c}
 	b.tap, _ = newDTMFTap(func(d byte, _ dtmf.Source) { c.onAgentDigit(d) })
 	return b
 }

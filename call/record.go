@@ -154,26 +154,28 @@ func truthy(v string) bool {
 // receive side owned by the read goroutine, the send side used under the
 // endpoint's transmit lock.
 type legMonitor struct {
+	// Read per packet; the buffers' slice headers follow.
 	c      *Interaction
-	record bool
 	rtp    *capture.CallCapture
-	rxPCM  []int16
-	rxOut  []int16
-	txPCM  []int16
+	record bool
+	// shareMask: a masked bridge uses this monitor's output, so mask even
+	// when not recording.
+	shareMask atomic.Bool
 	// masker removes in-band DTMF from the caller's side of the recording
 	// in every mode (DESIGN scenario 3: tones are replaced with silence
 	// before the recorder hears them), adding its 40 ms delay to that
 	// channel. Owned by the read goroutine, like the fields below.
 	masker *dtmf.Masker
-	// shareMask: a masked bridge uses this monitor's output, so mask even
-	// when not recording.
-	shareMask atomic.Bool
 	// The last packet's masked audio, for the bridge (same goroutine).
-	masked       []int16
-	maskedEvents []dtmf.Event
 	maskedOK     bool
 	maskedSeq    uint16
 	maskedSSRC   uint32
+	masked       []int16
+	maskedEvents []dtmf.Event
+
+	rxPCM []int16
+	rxOut []int16
+	txPCM []int16
 }
 
 // newCallerMonitor returns the caller leg's monitor: recorded, with tones
