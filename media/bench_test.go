@@ -112,12 +112,13 @@ func BenchmarkHandleDatagram(b *testing.B) {
 	buf := make([]byte, len(pkt))
 	from := natAddr
 	seq := uint16(0)
+	p := new(Packet)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf, pkt)
 		seq++
 		buf[2], buf[3] = byte(seq>>8), byte(seq)
-		e.handleDatagram(buf, from)
+		e.handleDatagram(buf, from, p)
 	}
 	if s := e.Stats(); s.TxPackets == 0 || s.Dropped() != 0 {
 		b.Fatalf("stats %+v", s)

@@ -84,10 +84,11 @@ type Endpoint struct {
 	_                  [txPad]byte
 	txBuf              [sendBufSize]byte
 
-	// Receive side, written per packet by the read loop (or worker).
+	// Receive side, written per packet by the reader (read loop or poll
+	// worker): lastRx and rx fill a line, the counters start the next.
 	lastRx atomic.Int64 // unix ns of last accepted packet
+	rx     rxState      // owned by the reader
 	stats  counters
-	rx     rxState // owned by the read loop goroutine
 
 	conn    net.PacketConn
 	pollW   *pollWorker // the worker pconn is registered with, once started

@@ -30,7 +30,7 @@ func TestLatchingSymmetricRTP(t *testing.T) {
 	}
 
 	// The first valid packet comes from behind a NAT: we latch to it.
-	e.handleDatagram(rtpPacket(0, 1, 160, 0x1111, true, make([]byte, 160)), natAddr)
+	e.handleDatagram(rtpPacket(0, 1, 160, 0x1111, true, make([]byte, 160)), natAddr, new(Packet))
 	if !e.Latched() || e.Remote() != natAddr {
 		t.Fatalf("after first packet Remote() = %v latched=%v, want %v", e.Remote(), e.Latched(), natAddr)
 	}
@@ -42,8 +42,8 @@ func TestLatchingSymmetricRTP(t *testing.T) {
 	}
 
 	// Packets from anywhere else are dropped and counted, the SDP address too.
-	e.handleDatagram(rtpPacket(0, 2, 320, 0x1111, false, make([]byte, 160)), strayAdr)
-	e.handleDatagram(rtpPacket(0, 2, 320, 0x1111, false, make([]byte, 160)), sdpAddr)
+	e.handleDatagram(rtpPacket(0, 2, 320, 0x1111, false, make([]byte, 160)), strayAdr, new(Packet))
+	e.handleDatagram(rtpPacket(0, 2, 320, 0x1111, false, make([]byte, 160)), sdpAddr, new(Packet))
 	if s := e.Stats(); s.DroppedUnknownSource != 2 || s.RxPackets != 1 {
 		t.Errorf("stats after strays = %+v; want 2 unknown-source drops and 1 packet received", s)
 	}
@@ -57,7 +57,7 @@ func TestLatchingSymmetricRTP(t *testing.T) {
 	if e.Latched() || e.Remote() != newSDP {
 		t.Fatalf("after SetRemote Remote() = %v latched=%v", e.Remote(), e.Latched())
 	}
-	e.handleDatagram(rtpPacket(0, 900, 9000, 0x2222, false, make([]byte, 160)), strayAdr)
+	e.handleDatagram(rtpPacket(0, 900, 9000, 0x2222, false, make([]byte, 160)), strayAdr, new(Packet))
 	if e.Remote() != strayAdr || rec.len() != 2 {
 		t.Errorf("after re-latch Remote() = %v, handler saw %d", e.Remote(), rec.len())
 	}
@@ -70,12 +70,12 @@ func TestStrictSourceLatchesOnlyFromSDPAddress(t *testing.T) {
 	c := newMemConn(8)
 	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), Remote: sdpAddr, StrictSource: true})
 	defer e.Close()
-	e.handleDatagram(rtpPacket(0, 1, 0, 5, false, make([]byte, 160)), strayAdr)
+	e.handleDatagram(rtpPacket(0, 1, 0, 5, false, make([]byte, 160)), strayAdr, new(Packet))
 	if e.Latched() || e.Stats().DroppedUnknownSource != 1 {
 		t.Fatalf("strict endpoint latched to a foreign IP: %+v", e.Stats())
 	}
 	sameIPOtherPort := netip.AddrPortFrom(sdpAddr.Addr(), 40002)
-	e.handleDatagram(rtpPacket(0, 2, 160, 5, false, make([]byte, 160)), sameIPOtherPort)
+	e.handleDatagram(rtpPacket(0, 2, 160, 5, false, make([]byte, 160)), sameIPOtherPort, new(Packet))
 	if !e.Latched() || e.Remote() != sameIPOtherPort {
 		t.Fatalf("strict endpoint did not latch to the SDP IP on another port: %v", e.Remote())
 	}
@@ -86,7 +86,7 @@ func TestSSRCProbation(t *testing.T) {
 	rec := &recorder{}
 	e.SetHandler(rec)
 	send := func(seq uint16, ssrc uint32) {
-		e.handleDatagram(rtpPacket(0, seq, uint32(seq)*160, ssrc, false, make([]byte, 160)), natAddr)
+		e.handleDatagram(rtpPacket(0, seq, uint32(seq)*160, ssrc, false, make([]byte, 160)), natAddr, new(Packet))
 	}
 	send(10, 0xAAAA) // latches with SSRC A
 	send(11, 0xAAAA)
@@ -143,7 +143,7 @@ func TestBadDatagramCounters(t *testing.T) {
 		e, _ := newTestEndpoint(t, "")
 		rec := &recorder{}
 		e.SetHandler(rec)
-		e.handleDatagram(tc.b, natAddr)
+		e.handleDatagram(tc.b, natAddr, new(Packet))
 		s := e.Stats()
 		if !tc.check(s) {
 			t.Errorf("%s: stats %+v", tc.name, s)
@@ -158,14 +158,14 @@ func TestEventPacketsFlaggedAndPTChange(t *testing.T) {
 	e, _ := newTestEndpoint(t, "")
 	rec := &recorder{}
 	e.SetHandler(rec)
-	e.handleDatagram(rtpPacket(101, 1, 0, 7, true, []byte{5, 0x8a, 0, 160}), natAddr)
+	e.handleDatagram(rtpPacket(101, 1, 0, 7, true, []byte{5, 0x8a, 0, 160}), natAddr, new(Packet))
 	if rec.len() != 1 || !rec.pkts[0].IsEvent {
 		t.Fatal("telephone-event packet not delivered as an event")
 	}
 	e.SetCodec(CodecPCMA(), 0) // re-INVITE: PCMA, no telephone-event
-	e.handleDatagram(rtpPacket(101, 2, 0, 7, false, []byte{5, 0x8a, 0, 160}), natAddr)
-	e.handleDatagram(rtpPacket(0, 3, 0, 7, false, make([]byte, 160)), natAddr)
-	e.handleDatagram(rtpPacket(8, 4, 0, 7, false, make([]byte, 160)), natAddr)
+	e.handleDatagram(rtpPacket(101, 2, 0, 7, false, []byte{5, 0x8a, 0, 160}), natAddr, new(Packet))
+	e.handleDatagram(rtpPacket(0, 3, 0, 7, false, make([]byte, 160)), natAddr, new(Packet))
+	e.handleDatagram(rtpPacket(8, 4, 0, 7, false, make([]byte, 160)), natAddr, new(Packet))
 	if s := e.Stats(); s.DroppedPT != 2 || rec.len() != 2 || rec.pkts[1].Header.PayloadType != 8 {
 		t.Errorf("after SetCodec(PCMA): %+v, delivered %d", s, rec.len())
 	}
@@ -177,7 +177,7 @@ func TestDirectionReceiveSide(t *testing.T) {
 	e.SetHandler(rec)
 	for i, d := range []Direction{SendRecv, RecvOnly, SendOnly, Inactive} {
 		e.SetDirection(d)
-		e.handleDatagram(rtpPacket(0, uint16(i), 0, 7, false, make([]byte, 160)), natAddr)
+		e.handleDatagram(rtpPacket(0, uint16(i), 0, 7, false, make([]byte, 160)), natAddr, new(Packet))
 	}
 	if s := e.Stats(); rec.len() != 2 || s.DroppedDirection != 2 || s.RxPackets != 4 {
 		t.Errorf("delivered %d, stats %+v; want sendrecv and recvonly delivered, sendonly and inactive held back", rec.len(), s)

@@ -21,11 +21,12 @@ func FuzzHandleDatagram(f *testing.F) {
 			}
 		})))
 		buf := append([]byte(nil), data...)
-		e.handleDatagram(buf, natAddr)
+		p := new(Packet)
+		e.handleDatagram(buf, natAddr, p)
 		buf = append(buf[:0], data...) // Echo rewrote it in place
-		e.handleDatagram(buf, natAddr)
+		e.handleDatagram(buf, natAddr, p)
 		buf = append(buf[:0], data...)
-		e.handleDatagram(buf, netip.MustParseAddrPort("[2001:db8::1]:7000"))
+		e.handleDatagram(buf, netip.MustParseAddrPort("[2001:db8::1]:7000"), p)
 		s := e.Stats()
 		if got := s.RxPackets + s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT; got != 3 {
 			t.Fatalf("3 datagrams, counters add up to %d: %+v", got, s)
@@ -53,14 +54,15 @@ func TestHandleDatagramNoAllocs(t *testing.T) {
 		e, conn := newTestEndpoint(t, sdpAddr.String())
 		conn.out = nil // the test conn itself must not copy
 		e.SetHandler(Echo())
-		e.handleDatagram(rtpPacket(0, 0, 0, 7, false, make([]byte, 160)), natAddr) // latch
+		p := new(Packet)                                                              // the reader's, reused like a worker's
+		e.handleDatagram(rtpPacket(0, 0, 0, 7, false, make([]byte, 160)), natAddr, p) // latch
 		buf := make([]byte, len(tc.pkt))
 		seq := uint16(1)
 		if n := testing.AllocsPerRun(200, func() {
 			copy(buf, tc.pkt)
 			buf[2], buf[3] = byte(seq>>8), byte(seq)
 			seq++
-			e.handleDatagram(buf, tc.from)
+			e.handleDatagram(buf, tc.from, p)
 		}); n != 0 {
 			t.Errorf("%s: %v allocs per packet", tc.name, n)
 		}

@@ -10,7 +10,7 @@ var layoutSink []*Endpoint
 // TestEndpointLayout checks, on endpoints the allocator placed, the
 // cache-line layout the hot path relies on (see Endpoint and hotPad):
 // what every packet reads in one line, the transmit side's state in the
-// next, and the receive side's from a line of its own.
+// next, and the receive side's state in a line of its own.
 func TestEndpointLayout(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skip("the layout is tuned for 64-bit platforms")
@@ -30,6 +30,9 @@ func TestEndpointLayout(t *testing.T) {
 		}
 		if uintptr(unsafe.Pointer(&e.txBuf))%64 != 0 || uintptr(unsafe.Pointer(&e.lastRx))%64 != 0 {
 			t.Fatalf("send buffer or receive side not on a line (endpoint at %#x)", uintptr(unsafe.Pointer(e)))
+		}
+		if line(unsafe.Pointer(&e.lastRx)) != line(unsafe.Pointer(&e.rx.probing)) {
+			t.Fatalf("receive state not in one line (endpoint at %#x)", uintptr(unsafe.Pointer(e)))
 		}
 	}
 	layoutSink = nil

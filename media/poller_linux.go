@@ -274,6 +274,7 @@ func (w *pollWorker) run(log zerolog.Logger) {
 	defer close(w.done)
 	evs := make([]unix.EpollEvent, pollBatch)
 	buf := make([]byte, readBufSize)
+	pkt := new(Packet) // every datagram's, so it stays in the cache
 	var (
 		n      int
 		werr   error
@@ -320,7 +321,7 @@ func (w *pollWorker) run(log zerolog.Logger) {
 			continue
 		}
 		t0 := nanotime()
-		if w.serveAll(evs[:n], buf) {
+		if w.serveAll(evs[:n], buf, pkt) {
 			return
 		}
 		w.busyNs.Add(uint64(nanotime() - t0))
@@ -372,10 +373,10 @@ func (w *pollWorker) abandon() {
 
 // serveAll handles one batch of ready descriptors; true when the worker
 // was told to stop. A panicking Handler costs its packet, not the batch.
-func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte) (stop bool) {
+func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte, pkt *Packet) (stop bool) {
 	for i := 0; i < len(evs); {
 		var next int
-		next, stop = w.serve(evs, i, buf)
+		next, stop = w.serve(evs, i, buf, pkt)
 		if stop {
 			return true
 		}
@@ -387,7 +388,7 @@ func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte) (stop bool) {
 // serve handles evs from index i on until the end (returning len(evs)),
 // or until a Handler panics (returning the index after its event). The
 // deferred recover costs once per batch, not per packet.
-func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte) (next int, stop bool) {
+func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet) (next int, stop bool) {
 	var cur *Endpoint
 	defer func() {
 		if r := recover(); r != nil {
@@ -418,7 +419,7 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte) (next int, 
 			}
 			continue
 		}
-		cur.handleDatagram(buf[:n], from)
+		cur.handleDatagram(buf[:n], from, pkt)
 	}
 	return len(evs), false
 }
