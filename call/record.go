@@ -2,7 +2,6 @@ package call
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,10 +237,10 @@ func (l *legMonitor) maskedFor(p *media.Packet) ([]int16, []dtmf.Event, bool) {
 }
 
 // Sent implements media.Monitor.
-func (l *legMonitor) Sent(e *media.Endpoint, raw []byte, dst netip.AddrPort) {
+func (l *legMonitor) Sent(e *media.Endpoint, raw []byte) {
 	mode := l.c.Mode()
 	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
-		_ = l.rtp.WritePacket(time.Now(), e.LocalAddr(), dst, capture.ProtoUDP, raw)
+		_ = l.rtp.WritePacket(time.Now(), e.LocalAddr(), e.Remote(), capture.ProtoUDP, raw)
 	}
 	if !l.record || Route(mode, Recorder) != Pass || len(raw) < 12 {
 		return

@@ -64,15 +64,20 @@ type Endpoint struct {
 	// touches is a miss (docs/PERFORMANCE.md). The receive side's and the
 	// transmit side's per-packet writes follow in lines of their own: the
 	// two directions of a call are served by different workers.
-	conf     atomic.Pointer[legConf]        // handler, monitor, codec: swapped whole
-	pconn    *polledConn                    // non-nil: a Poller reads the socket (no read goroutine)
-	latch    atomic.Pointer[latchState]     // latched source, if any
-	latchGen atomic.Uint64                  // bumped by SetRemote
-	sdp      atomic.Pointer[netip.AddrPort] // remote from SDP
-	dir      atomic.Uint32
-	playing  atomic.Bool
-	closed   atomic.Bool
-	_        [hotPad]byte
+	conf     atomic.Pointer[legConf]    // handler, monitor, codec: swapped whole
+	pconn    *polledConn                // non-nil: a Poller reads the socket (no read goroutine)
+	latch    atomic.Pointer[latchState] // latched source, if any
+	latchGen atomic.Uint64              // bumped by SetRemote
+	// connGen is latchGen+1 while the polled socket is connected to the
+	// source latched under latchGen, else 0: a send that finds it current
+	// needs no address, so reads neither the latch nor the socket's peer
+	// (two objects, two misses).
+	connGen atomic.Uint64
+	dir     atomic.Uint32
+	playing atomic.Bool
+	closed  atomic.Bool
+	pfd     int32 // pconn's descriptor, for the connected send; -1 without one
+	_       [hotPad]byte
 
 	// Transmit side, written per packet by the goroutine sending (under
 	// txMu), in the second line; its packet buffer follows.
@@ -90,6 +95,7 @@ type Endpoint struct {
 	rx     rxState      // owned by the reader
 	stats  counters
 
+	sdp     atomic.Pointer[netip.AddrPort] // remote from SDP
 	conn    net.PacketConn
 	pollW   *pollWorker // the worker pconn is registered with, once started
 	fastR   udpAddrPortReader
@@ -118,7 +124,7 @@ type Endpoint struct {
 // line too.
 const (
 	mallocHeader = 8
-	hotPad       = 64 - mallocHeader - (5*8 + 3*4) // five words, three 32-bit atomics
+	hotPad       = 64 - mallocHeader - (5*8 + 4*4) // five words, three 32-bit atomics, pfd
 	txPad        = 64 - (3*8 + 24 + 8 + 4)         // mutex, two counters, Rewriter, lastTx, lastTxSz
 )
 
@@ -148,13 +154,14 @@ func (e *Endpoint) setConf(f func(*legConf)) {
 // Monitor observes a leg's traffic for recording and capture. Received
 // sees every packet accepted for delivery, before the Handler (which may
 // rewrite it); Sent sees every packet written to the socket (audio and
-// events; tell them apart by payload type). Both run on the hot path, the
+// events; tell them apart by payload type), which went to e.Remote(). Both
+// run on the hot path, the
 // read goroutine or a writer holding the transmit lock: they must not
 // block, must not keep the slices, and must not call the endpoint's
 // writing methods.
 type Monitor interface {
 	Received(e *Endpoint, p *Packet)
-	Sent(e *Endpoint, raw []byte, dst netip.AddrPort)
+	Sent(e *Endpoint, raw []byte)
 }
 
 // SetMonitor installs the monitor (an atomic swap); nil removes it.
@@ -192,6 +199,10 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		e.port = int(e.LocalAddr().Port())
 	}
 	e.pconn, _ = cfg.Conn.(*polledConn)
+	e.pfd = -1
+	if e.pconn != nil {
+		e.pfd = int32(e.pconn.fd)
+	}
 	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
 	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
 	e.conf.Store(&legConf{codec: cfg.Codec, eventPT: cfg.EventPT})
@@ -299,7 +310,7 @@ func (e *Endpoint) SetRemote(a netip.AddrPort) {
 	e.latchGen.Add(1)
 	e.latch.Store(nil)
 	if e.pconn != nil {
-		e.pconn.disconnect() // let the next source in to be latched
+		e.pconn.disconnect(&e.connGen) // let the next source in to be latched
 	}
 }
 
@@ -310,6 +321,16 @@ func (e *Endpoint) Remote() netip.AddrPort {
 		return l.addr
 	}
 	return *e.sdp.Load()
+}
+
+// target returns where a send goes: connected when the polled socket is
+// connected to the source latched in the current generation (the send
+// carries no address), else Remote().
+func (e *Endpoint) target() (dst netip.AddrPort, connected bool) {
+	if g := e.connGen.Load(); g != 0 && g == e.latchGen.Load()+1 {
+		return netip.AddrPort{}, true
+	}
+	return e.Remote(), false
 }
 
 // Latched reports whether a source has been latched since the last

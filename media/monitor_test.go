@@ -20,10 +20,10 @@ func (m *recordingMonitor) Received(e *Endpoint, p *Packet) {
 	m.mu.Unlock()
 }
 
-func (m *recordingMonitor) Sent(e *Endpoint, raw []byte, dst netip.AddrPort) {
+func (m *recordingMonitor) Sent(e *Endpoint, raw []byte) {
 	m.mu.Lock()
 	m.sent = append(m.sent, append([]byte(nil), raw...))
-	m.dsts = append(m.dsts, dst)
+	m.dsts = append(m.dsts, e.Remote())
 	m.mu.Unlock()
 }
 

@@ -410,7 +410,7 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet
 			continue // taken out earlier in this batch
 		}
 		cur = w.eps[fd]
-		n, from, err := cur.pconn.recv(buf)
+		n, from, err := recvFrom(fd, buf) // fd is cur's socket
 		if err != nil {
 			// ECONNREFUSED: the peer of a connected socket answered an
 			// earlier packet with ICMP port unreachable (it hung up).

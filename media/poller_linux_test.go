@@ -256,6 +256,9 @@ func TestPolledConnectsToLatchedSource(t *testing.T) {
 	if p := pc.peer.Load(); p == nil || *p != a.addr() {
 		t.Fatalf("socket connected to %v, want %v", p, a.addr())
 	}
+	if _, connected := e.target(); !connected {
+		t.Fatal("sends do not take the connected path after latching")
+	}
 	// Echoes now go out on the connected path.
 	for i := range 5 {
 		a.send(port, pkt(uint16(2+i), 7))
@@ -281,6 +284,9 @@ func TestPolledConnectsToLatchedSource(t *testing.T) {
 	e.SetRemote(b.addr())
 	if pc.peer.Load() != nil {
 		t.Fatal("still connected after SetRemote")
+	}
+	if dst, connected := e.target(); connected || dst != b.addr() {
+		t.Fatalf("after SetRemote sends go to %v (connected %v), want %v with its address", dst, connected, b.addr())
 	}
 	b.send(port, pkt(1, 9))
 	if _, ok := b.recv(time.Second); !ok {
@@ -320,10 +326,13 @@ func TestPolledSendRetriesAfterPortUnreachable(t *testing.T) {
 	pc := conn.(*polledConn)
 	gone := newPeer(t)
 	dst := gone.addr()
-	var gen atomic.Uint64
-	pc.connectLatched(dst, 0, &gen)
+	var gen, connGen atomic.Uint64
+	pc.connectLatched(dst, 0, &gen, &connGen)
 	if p := pc.peer.Load(); p == nil || *p != dst {
 		t.Fatalf("not connected to %v", dst)
+	}
+	if got := connGen.Load(); got != 1 {
+		t.Fatalf("connection generation %d after connecting under latch generation 0, want 1", got)
 	}
 	gone.conn.Close()
 	pkt := rtpPacket(0, 1, 0, 7, false, make([]byte, 160))
@@ -332,13 +341,24 @@ func TestPolledSendRetriesAfterPortUnreachable(t *testing.T) {
 			t.Fatalf("send %d to a closed port: %v", i, err)
 		}
 		time.Sleep(2 * time.Millisecond) // the ICMP error is queued by now
+		if err := sendConnected(pc.fd, pkt); err != nil {
+			t.Fatalf("connected send %d to a closed port: %v", i, err)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	// A stale generation does not connect.
-	pc.disconnect()
+	// Disconnected, the connected send says so (the endpoint then sends
+	// with the address), and a stale generation does not connect.
+	pc.disconnect(&connGen)
+	if got := connGen.Load(); got != 0 {
+		t.Errorf("connection generation %d after disconnect, want 0", got)
+	}
+	if err := sendConnected(pc.fd, pkt); err != errNotConnected {
+		t.Errorf("connected send on a disconnected socket: %v, want errNotConnected", err)
+	}
 	gen.Store(1)
-	pc.connectLatched(dst, 0, &gen)
-	if p := pc.peer.Load(); p != nil {
-		t.Errorf("connected to %v under a stale latch generation", *p)
+	pc.connectLatched(dst, 0, &gen, &connGen)
+	if p, g := pc.peer.Load(), connGen.Load(); p != nil || g != 0 {
+		t.Errorf("connected (peer %v, generation %d) under a stale latch generation", p, g)
 	}
 }
 

@@ -54,6 +54,7 @@ type pollWorker struct{}
 type polledConn struct {
 	net.PacketConn
 	poller *Poller
+	fd     int
 }
 
 func openPolled(netip.AddrPort, *Poller) (*polledConn, error) { return nil, ErrNoPoller }
@@ -61,5 +62,7 @@ func openPolled(netip.AddrPort, *Poller) (*polledConn, error) { return nil, ErrN
 func (c *polledConn) sendto([]byte, netip.AddrPort) error { return ErrNoPoller }
 func (c *polledConn) close() error                        { return nil }
 
-func (c *polledConn) connectLatched(netip.AddrPort, uint64, *atomic.Uint64) {}
-func (c *polledConn) disconnect()                                           {}
+func (c *polledConn) connectLatched(netip.AddrPort, uint64, *atomic.Uint64, *atomic.Uint64) {}
+func (c *polledConn) disconnect(*atomic.Uint64)                                             {}
+
+func sendConnected(int, []byte) error { return ErrNoPoller }

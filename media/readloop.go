@@ -144,7 +144,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 		st.latched, st.from, st.ssrc = true, from, h.SSRC
 		e.storeLatch(from, st.gen)
 		if e.pconn != nil {
-			e.pconn.connectLatched(from, st.gen, &e.latchGen)
+			e.pconn.connectLatched(from, st.gen, &e.latchGen, &e.connGen)
 		}
 	case h.SSRC != st.ssrc:
 		// RFC 3550 A.1 probation: a new SSRC must show two packets in

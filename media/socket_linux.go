@@ -90,13 +90,15 @@ func openPolled(ap netip.AddrPort, p *Poller) (*polledConn, error) {
 	return &polledConn{fd: fd, v6: v6, local: ap, poller: p}, nil
 }
 
-// recv reads one datagram without blocking: unix.EAGAIN when none is
-// queued. Only the worker that owns the socket calls it, and only while
-// the socket is registered (so never after close). It does not allocate.
-func (c *polledConn) recv(buf []byte) (int, netip.AddrPort, error) {
+// recvFrom reads one datagram from polled socket fd without blocking:
+// unix.EAGAIN when none is queued. Only the worker that owns the socket
+// calls it, with the descriptor from its epoll event (reading it from the
+// polledConn would cost a cache miss per packet), and only while the
+// socket is registered (so never after close). It does not allocate.
+func recvFrom(fd int, buf []byte) (int, netip.AddrPort, error) {
 	var rsa unix.RawSockaddrInet6 // large enough for either family
 	rsaLen := uint32(unsafe.Sizeof(rsa))
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(c.fd),
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd),
 		uintptr(unsafe.Pointer(unsafe.SliceData(buf))), uintptr(len(buf)), unix.MSG_DONTWAIT,
 		uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&rsaLen)))
 	if errno != 0 {
@@ -152,13 +154,32 @@ func (c *polledConn) sendto(b []byte, dst netip.AddrPort) error {
 	return nil
 }
 
+// sendConnected writes b on the connection of polled socket fd, which the
+// caller keeps open (the Endpoint: its transmit mutex); errNotConnected
+// if the socket has been disconnected.
+func sendConnected(fd int, b []byte) error {
+	switch errno := sendFD(fd, b, nil, 0); errno {
+	case 0:
+		return nil
+	case unix.EDESTADDRREQ:
+		return errNotConnected
+	default:
+		return errno
+	}
+}
+
 // send is one sendto(2). A connected socket keeps an ICMP "port
 // unreachable" from its peer as a pending error, which fails the next
 // send once (ECONNREFUSED) without sending: the datagram is sent again,
 // as an unconnected socket would have sent it.
 func (c *polledConn) send(b []byte, sa unsafe.Pointer, size uintptr) unix.Errno {
+	return sendFD(c.fd, b, sa, size)
+}
+
+// sendFD is send on descriptor fd.
+func sendFD(fd int, b []byte, sa unsafe.Pointer, size uintptr) unix.Errno {
 	for try := 0; ; try++ {
-		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.fd),
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd),
 			uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_DONTWAIT,
 			uintptr(sa), size)
 		if errno != unix.ECONNREFUSED || try > 0 {
@@ -194,8 +215,9 @@ func (c *polledConn) sockaddr(dst netip.AddrPort, sa4 *unix.RawSockaddrInet4, sa
 // The generation is compared under connMu, which disconnect also takes
 // after SetRemote bumped it: whichever order the two run in, a socket is
 // never left connected to a source of an earlier generation, which would
-// keep the new peer's packets out.
-func (c *polledConn) connectLatched(peer netip.AddrPort, gen uint64, cur *atomic.Uint64) {
+// keep the new peer's packets out. Connected, it sets *conn to gen+1 (see
+// Endpoint.connGen); disconnect clears it.
+func (c *polledConn) connectLatched(peer netip.AddrPort, gen uint64, cur, conn *atomic.Uint64) {
 	if c.local.Addr().IsUnspecified() {
 		// Connecting would also pin the local address to the one routed
 		// towards peer, and a multi-homed host could then miss the
@@ -208,6 +230,7 @@ func (c *polledConn) connectLatched(peer netip.AddrPort, gen uint64, cur *atomic
 		return
 	}
 	if p := c.peer.Load(); p != nil && *p == peer {
+		conn.Store(gen + 1)
 		return
 	}
 	var (
@@ -222,12 +245,13 @@ func (c *polledConn) connectLatched(peer netip.AddrPort, gen uint64, cur *atomic
 		return // stay unconnected: sends carry the address, as before
 	}
 	c.peer.Store(&peer)
+	conn.Store(gen + 1)
 }
 
 // disconnect dissolves the association (connect(2) with AF_UNSPEC), so
 // datagrams from any source reach the socket again: SetRemote calls it
 // when a re-INVITE resets the latch.
-func (c *polledConn) disconnect() {
+func (c *polledConn) disconnect(conn *atomic.Uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
@@ -235,6 +259,7 @@ func (c *polledConn) disconnect() {
 	}
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
+	conn.Store(0) // sends take the address from here on
 	if c.peer.Load() == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -42,8 +43,8 @@ func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marke
 		e.stats.txSuppressed.Add(1)
 		return nil
 	}
-	dst := e.Remote()
-	if !dst.IsValid() {
+	dst, connected := e.target()
+	if !connected && !dst.IsValid() {
 		e.tx.Skip(samples)
 		return ErrNoRemote
 	}
@@ -52,7 +53,7 @@ func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marke
 	putHeader(b, marker, codec.PayloadType, seq, ts, e.tx.SSRC())
 	copy(b[12:], payload)
 	e.noteTxLocked(samples)
-	return e.sendLocked(b, dst)
+	return e.sendLocked(b, dst, connected)
 }
 
 // skipSilenceLocked advances the timestamp over a gap in sending longer
@@ -119,8 +120,8 @@ func (e *Endpoint) WriteEvent(payload []byte, ts uint32, marker bool) error {
 		e.stats.txSuppressed.Add(1)
 		return nil
 	}
-	dst := e.Remote()
-	if !dst.IsValid() {
+	dst, connected := e.target()
+	if !connected && !dst.IsValid() {
 		return ErrNoRemote
 	}
 	seq := e.tx.NextSeqOnly()
@@ -128,7 +129,7 @@ func (e *Endpoint) WriteEvent(payload []byte, ts uint32, marker bool) error {
 	putHeader(b, marker, cs.eventPT, seq, ts, e.tx.SSRC())
 	copy(b[12:], payload)
 	e.noteTxLocked(0)
-	return e.sendLocked(b, dst)
+	return e.sendLocked(b, dst, connected)
 }
 
 // Forward sends a packet received on another endpoint (or this one: Echo)
@@ -165,8 +166,8 @@ func (e *Endpoint) Forward(p *Packet) error {
 		e.stats.txSuppressed.Add(1)
 		return nil
 	}
-	dst := e.Remote()
-	if !dst.IsValid() {
+	dst, connected := e.target()
+	if !connected && !dst.IsValid() {
 		return ErrNoRemote
 	}
 	if !e.tx.Rewrite(p.Raw, &p.Header, samples) {
@@ -174,14 +175,30 @@ func (e *Endpoint) Forward(p *Packet) error {
 	}
 	SetPayloadType(p.Raw, pt)
 	e.noteTxLocked(samples)
-	return e.sendLocked(p.Raw, dst)
+	return e.sendLocked(p.Raw, dst, connected)
 }
 
-// sendLocked writes b to dst. Called with txMu held.
-func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort) error {
+// errNotConnected: a polled socket's sendConnected found it no longer
+// connected.
+var errNotConnected = errors.New("media: socket not connected")
+
+// sendLocked writes b to dst, or, connected, on the polled socket's
+// connection (see target). Called with txMu held.
+func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort, connected bool) error {
 	var err error
 	if e.pconn != nil {
-		err = e.pconn.sendto(b, dst)
+		if connected {
+			// Close closes the socket holding txMu, after setting closed:
+			// not closed here, the descriptor is open. Neither the
+			// latch nor the polledConn is read (two cache misses).
+			if e.closed.Load() {
+				err = net.ErrClosed
+			} else if err = sendConnected(int(e.pfd), b); err == errNotConnected {
+				err = e.pconn.sendto(b, e.Remote()) // SetRemote disconnected it meanwhile
+			}
+		} else {
+			err = e.pconn.sendto(b, dst)
+		}
 	} else if e.fastW != nil {
 		_, err = e.fastW.WriteToUDPAddrPort(b, dst)
 	} else {
@@ -194,7 +211,7 @@ func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort) error {
 	e.txPackets.Add(1)
 	e.txBytes.Add(uint64(len(b)))
 	if m := e.conf.Load().monitor; m != nil {
-		m.Sent(e, b, dst)
+		m.Sent(e, b)
 	}
 	return nil
 }
