@@ -149,9 +149,9 @@ func truthy(v string) bool {
 // legMonitor feeds the recorder and media capture from a leg's traffic,
 // as the gate allows. The caller leg is recorded: what the caller says on
 // the left, what they hear (prompts, the agent) on the right. It runs on
-// the hot path (see media.Monitor): decode buffers are per direction, the
-// receive side owned by the read goroutine, the send side used under the
-// endpoint's transmit lock.
+// the hot path (see media.Monitor): the receive side decodes and masks in
+// the packet's scratch buffers (its reader's), the send side decodes into
+// txPCM under the endpoint's transmit lock.
 type legMonitor struct {
 	// Read per packet; the buffers' slice headers follow.
 	c      *Interaction
@@ -165,15 +165,14 @@ type legMonitor struct {
 	// before the recorder hears them), adding its 40 ms delay to that
 	// channel. Owned by the read goroutine, like the fields below.
 	masker *dtmf.Masker
-	// The last packet's masked audio, for the bridge (same goroutine).
+	// The last packet's masked audio (in that packet's scratch buffer)
+	// and digits, for the bridge, which runs next on the same packet.
 	maskedOK     bool
 	maskedSeq    uint16
 	maskedSSRC   uint32
 	masked       []int16
 	maskedEvents []dtmf.Event
 
-	rxPCM []int16
-	rxOut []int16
 	txPCM []int16
 }
 
@@ -181,7 +180,7 @@ type legMonitor struct {
 // masked out of the recording.
 func newCallerMonitor(c *Interaction, rtp *capture.CallCapture) *legMonitor {
 	m, _ := dtmf.NewMasker(dtmf.MaskerConfig{})
-	return &legMonitor{c: c, record: true, rtp: rtp, masker: m, rxOut: make([]int16, 480)}
+	return &legMonitor{c: c, record: true, rtp: rtp, masker: m}
 }
 
 // Received implements media.Monitor.
@@ -209,12 +208,16 @@ func (l *legMonitor) Received(e *media.Endpoint, p *media.Packet) {
 	} else {
 		l.masker.Release()
 	}
-	l.rxPCM = e.Codec().Decode(p.Payload, l.rxPCM[:0])
-	if len(l.rxPCM) > len(l.rxOut) {
-		return
+	// Decoded and masked audio go in the packet's scratch buffers (the
+	// reader's, warm in its cache); the masked half stays there for the
+	// bridge, which runs next on this packet.
+	in, out := p.Scratch()
+	pcm := e.Codec().Decode(p.Payload, in[:0])
+	if len(pcm) > len(out) {
+		return // longer than any ptime offered: not masked, not recorded
 	}
-	out := l.rxOut[:len(l.rxPCM)]
-	evs, err := l.masker.Process(l.rxPCM, out)
+	out = out[:len(pcm)]
+	evs, err := l.masker.Process(pcm, out)
 	if err != nil {
 		return
 	}

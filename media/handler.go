@@ -21,7 +21,22 @@ type Packet struct {
 	// IsEvent is true for the negotiated telephone-event payload type
 	// (RFC 4733), false for audio of the negotiated codec.
 	IsEvent bool
+
+	scratch [2][ScratchSamples]int16
 }
+
+// ScratchSamples is the length of each of a Packet's scratch buffers:
+// 120 ms of 8 kHz audio, twice the longest ptime cloak offers.
+const ScratchSamples = 960
+
+// Scratch returns two buffers of ScratchSamples samples that the packet's
+// Monitor and Handler may use as working space (decoded audio, processed
+// audio) until the handler returns. Like the Packet they belong to its
+// reader, which reuses them for its next datagram: a poll worker serves
+// many legs with one Packet, so the buffers stay in its CPU cache where
+// buffers of each leg's own would be cold at every packet. The monitor
+// runs first; what it leaves in them is there for the handler.
+func (p *Packet) Scratch() (a, b []int16) { return p.scratch[0][:], p.scratch[1][:] }
 
 // Handler receives the packets an Endpoint accepts. HandleRTP runs on the
 // endpoint's reader (its read goroutine, or the Poller worker that serves
