@@ -173,10 +173,13 @@ if setup:
     w("|---|---:|---:|---:|---:|---:|")
     for r in setup:
         w(f"| {r['target']} | {r['rate']} | {r['calls']} | {r['successful']} | {r['failed']} | {r['achieved_rate']} |")
+        # A clean step counts at the rate sipp achieved, not the rate asked
+        # for: a target that only completes 700 calls/s when asked for
+        # 1,000 has shown 700/s.
         if int(r["failed"]) == 0:
-            best[r["target"]] = max(best.get(r["target"], 0), int(r["rate"]))
+            best[r["target"]] = max(best.get(r["target"], 0), int(r["achieved_rate"]))
     w("")
-    w("Highest rate with 0 failed calls: " + ", ".join(f"{k} {v}/s" for k, v in best.items()) + ".\n")
+    w("Highest achieved rate with 0 failed calls: " + ", ".join(f"{k} {v}/s" for k, v in best.items()) + ".\n")
 
 warm, soak = load(os.path.join(OUT, "soak-warmup.json")), load(os.path.join(OUT, "soak.json"))
 if warm and soak:
