@@ -1,15 +1,73 @@
 #!/usr/bin/env bash
-# install-bench-deps.sh: what bench/run needs beyond Go, from Debian:
-# sipp (sip-tester), rtpengine's userspace daemon, matplotlib for the plot,
-# perf for the profiles. Run as root; `apt-get update` first on a fresh box.
+# install-bench-deps.sh installs what bench/run needs beyond Go when any of
+# it is missing, from Debian:
+#
+#   sipp        (sip-tester)          the call-setup ladders
+#   rtpengine   (rtpengine-daemon)    the anchor relay, userspace only
+#   matplotlib  (python3-matplotlib)  the plot
+#   ss          (iproute2)            the soak's socket counts
+#   perf        (linux-perf)          the profiles; optional: it may not
+#                                     match a VM's kernel, and bench/run
+#                                     runs without profiles when it is missing
+#
+# It is idempotent and does nothing (quickly) when everything is present;
+# bench/run calls it first, so a fresh machine needs no step of its own.
+# Needs root or sudo and apt-get to install.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends sip-tester rtpengine-daemon python3-matplotlib iproute2
-# perf is linux-perf on Debian; it may not match a VM's kernel, and the
-# bench runs without profiles when it is missing.
-apt-get install -y --no-install-recommends linux-perf || echo "install-bench-deps: linux-perf not installed; bench/run skips the profiles" >&2
-# The Debian package starts a daemon with kernel forwarding; the bench runs
-# its own userspace instance on loopback, so stop the service if it runs.
-if command -v systemctl >/dev/null && systemctl is-active --quiet rtpengine-daemon 2>/dev/null; then
-	systemctl stop rtpengine-daemon
+
+have() {
+	case $1 in
+	# bench/run plots with Debian's python (/usr/bin/python3), which a
+	# pyenv or venv python3 earlier in PATH would not see.
+	matplotlib) /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 ;;
+	*) command -v "$1" >/dev/null 2>&1 ;;
+	esac
+}
+
+declare -A pkg=(
+	[sipp]=sip-tester
+	[rtpengine]=rtpengine-daemon
+	[matplotlib]=python3-matplotlib
+	[ss]=iproute2
+)
+missing=()
+for tool in "${!pkg[@]}"; do
+	have "$tool" || missing+=("${pkg[$tool]}")
+done
+optional=()
+have perf || optional+=(linux-perf)
+if ((${#missing[@]} + ${#optional[@]} == 0)); then
+	echo "install-bench-deps: all present (${!pkg[*]} perf)"
+	exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install-bench-deps: need root or sudo to install: ${missing[*]} ${optional[*]}" >&2
+		exit 1
+	fi
+	sudo=(sudo -n)
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "install-bench-deps: no apt-get; install by hand: ${missing[*]} ${optional[*]}" >&2
+	exit 1
+fi
+
+apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+echo "install-bench-deps: installing ${missing[*]} ${optional[*]}"
+"${sudo[@]}" apt-get update -q
+if ((${#missing[@]} > 0)); then
+	"${apt[@]}" "${missing[@]}"
+fi
+if ((${#optional[@]} > 0)); then
+	"${apt[@]}" "${optional[@]}" ||
+		echo "install-bench-deps: linux-perf not installed; bench/run skips the profiles" >&2
+fi
+
+# The Debian package may start a daemon with kernel forwarding; the bench
+# runs its own userspace instance on loopback, so stop the service.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rtpengine-daemon 2>/dev/null; then
+	"${sudo[@]}" systemctl stop rtpengine-daemon
 fi
