@@ -169,6 +169,12 @@ type SIP struct {
 	MaxCalls int `yaml:"max_calls"`
 	// UserAgent is our Server/User-Agent header.
 	UserAgent string `yaml:"user_agent"`
+	// T1 is the round-trip estimate SIP's timers are built on (RFC 3261
+	// §17.1.1.1, 500 ms): retransmissions over UDP start at T1, and a
+	// transaction, or an answer whose ACK never comes (§13.3.1.4), gives
+	// up after 64*T1. Larger suits long-RTT links; smaller only a
+	// managed network.
+	T1 time.Duration `yaml:"t1"`
 }
 
 // RTP configures media endpoints.
@@ -221,6 +227,14 @@ type Prompts struct {
 	Dir string `yaml:"dir"`
 }
 
+// The range sip.t1 may take: below 50 ms a retransmission can overtake a
+// response still on its way on any real path; above 10 s a lost INVITE
+// would take over ten minutes (64*T1) to give up on.
+const (
+	MinT1 = 50 * time.Millisecond
+	MaxT1 = 10 * time.Second
+)
+
 // Default returns the configuration `cloak serve` runs with when given no
 // file: a demo on loopback.
 func Default() Config {
@@ -230,6 +244,7 @@ func Default() Config {
 			Transports: []string{"udp", "tcp"},
 			MaxCalls:   2000,
 			UserAgent:  "cloak",
+			T1:         500 * time.Millisecond,
 		},
 		RTP: RTP{
 			Ports:             "20000-29999",
@@ -331,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.MaxCalls < 0 {
 		bad("sip.max_calls", "must not be negative")
+	}
+	if c.SIP.T1 < MinT1 || c.SIP.T1 > MaxT1 {
+		bad("sip.t1", "%v is outside %v-%v", c.SIP.T1, MinT1, MaxT1)
 	}
 	if lo, hi, err := c.RTPPorts(); err != nil {
 		bad("rtp.ports", "%v", err)

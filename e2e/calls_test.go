@@ -122,6 +122,33 @@ func TestRTPInactivityBye(t *testing.T) {
 	c.stop()
 }
 
+// TestNoAckBye: a caller takes the 200 and never ACKs. cloak retransmits
+// the 200, and once 64*T1 has passed without an ACK it ends the session
+// with a BYE (RFC 3261 §13.3.1.4) rather than dropping it silently,
+// which would leave the caller's side up. T1 is 100 ms here, so the wait
+// is 6.4 s (plus up to T2, 4 s, for the retransmission that finds the
+// transaction over) rather than 32 s.
+func TestNoAckBye(t *testing.T) {
+	requireTools(t, "sipp")
+	const t1 = 100 * time.Millisecond
+	c := startCloak(t, cloakOpts{t1: t1})
+	s := runSipp(t, c, sippArgs{scenario: "no-ack.xml", service: "echo"})
+	msgs := s.messages()
+	if !strings.Contains(msgs, "BYE sip:") {
+		t.Error("no BYE in sipp's trace")
+	}
+	if n := strings.Count(msgs, "SIP/2.0 200 OK"); n < 3 {
+		t.Errorf("sipp's trace holds %d 200 OKs (the answer, its retransmissions, ours to the BYE), want at least 3", n)
+	}
+	if lo, hi := 64*t1, 64*t1+4*time.Second+3*time.Second; s.duration < lo || s.duration > hi {
+		t.Errorf("call lasted %v, want 64*T1 (%v) and at most one T2 more", s.duration, lo)
+	}
+	if !c.waitLog("no ACK", 5*time.Second) {
+		t.Error(`cloak did not log the missing ACK`)
+	}
+	c.stop()
+}
+
 // TestCancel: CANCEL sent on 180. cloak answers at once today, so either
 // the INVITE gets 487 or the 200 wins the race and sipp hangs up; either
 // way sipp's scenario must complete and cloak must end the call.

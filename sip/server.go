@@ -531,3 +531,14 @@ func statusOf(err error, def int) int {
 	}
 	return def
 }
+
+// SetT1 sets T1, the round-trip estimate RFC 3261's timers are built on
+// (§17.1.1.1, default 500 ms), and the timers derived from it: INVITE and
+// non-INVITE transactions time out after 64*T1, and so does waiting for
+// the ACK of an answer (§13.3.1.4). T2, the cap on the retransmission
+// interval, stays 4 s unless T1 is longer. sipgo keeps the timers in
+// package variables, so this is process-wide: call it once, before any
+// server or client is made.
+func SetT1(t1 time.Duration) {
+	siplib.SetTimers(t1, max(4*time.Second, t1), 5*time.Second)
+}

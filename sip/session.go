@@ -52,6 +52,9 @@ var (
 	ErrCanceled = errors.New("call canceled by caller")
 	ErrEnded    = errors.New("call has ended")
 	ErrNoAnswer = errors.New("late offer: ACK carried no usable SDP answer")
+	// ErrNoAck: the answer was never acknowledged (RFC 3261 §13.3.1.4);
+	// the session was ended with a BYE.
+	ErrNoAck    = errors.New("answer not acknowledged: no ACK within 64*T1")
 	ErrAnswered = errors.New("call already answered")
 )
 
@@ -221,6 +224,22 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 		siplib.NewHeader("Allow", Allowed)); err != nil {
 		if s.dlg.Context().Err() != nil {
 			return Media{}, ErrCanceled
+		}
+		if s.dlg.LoadState() == siplib.DialogStateEstablished {
+			// The 200 went out and was retransmitted until its
+			// transaction ended (64*T1) with no ACK: RFC 3261 §13.3.1.4
+			// has the session ended with a BYE, so the caller's side,
+			// which may think the call is up, is told it is not.
+			s.log.Info().Err(err).Msg("answered but no ACK came: ending the call with BYE")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.mu.Lock()
+			if s.endReason == "" {
+				s.endReason = "no ACK"
+			}
+			s.mu.Unlock()
+			_ = s.Hangup(ctx)
+			return Media{}, ErrNoAck
 		}
 		return Media{}, fmt.Errorf("answer: %w", err)
 	}

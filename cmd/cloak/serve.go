@@ -234,6 +234,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if cfg.SIP.Advertise != "" {
 		adv = cfg.RTPAddr()
 	}
+	sip.SetT1(cfg.SIP.T1)
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
