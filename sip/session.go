@@ -231,14 +231,12 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 			// has the session ended with a BYE, so the caller's side,
 			// which may think the call is up, is told it is not.
 			s.log.Info().Err(err).Msg("answered but no ACK came: ending the call with BYE")
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
 			s.mu.Lock()
 			if s.endReason == "" {
 				s.endReason = "no ACK"
 			}
 			s.mu.Unlock()
-			_ = s.Hangup(ctx)
+			s.hangupNow()
 			return Media{}, ErrNoAck
 		}
 		return Media{}, fmt.Errorf("answer: %w", err)
@@ -252,9 +250,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 		m, err := ParseAnswer(ack)
 		if err != nil {
 			s.log.Info().Err(err).Msg("late offer: no usable answer in ACK, hanging up")
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = s.Hangup(ctx)
+			s.hangupNow()
 			return Media{}, ErrNoAnswer
 		}
 		// Applied under the lock, like every re-INVITE, so the call layer
@@ -303,6 +299,14 @@ func (s *Session) Hangup(ctx context.Context) error {
 	return err
 }
 
+// hangupNow hangs up on cloak's own account, where no caller's context
+// bounds the wait: the BYE's transaction gets 5 s.
+func (s *Session) hangupNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Hangup(ctx)
+}
+
 // finish runs when the handler returned: make sure the call is over.
 func (s *Session) finish() {
 	s.finishOne.Do(func() {
@@ -313,9 +317,7 @@ func (s *Session) finish() {
 			if !answered && !rejected {
 				_ = s.Reject(500, "Server Internal Error")
 			} else if answered {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = s.Hangup(ctx)
-				cancel()
+				s.hangupNow()
 			}
 		}
 		_ = s.dlg.Close()
