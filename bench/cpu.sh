@@ -11,11 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 pprof_step cpu.sh "$@"
 prof="$OUT/cpu-$target-$n.pb.gz"
-rm -f "$prof"
-(sleep "$(window_in "$n")" && curl -fsS -o "$prof" "http://$ADMIN/debug/pprof/profile?seconds=10") &
-taker=$!
-"$ROOT/bench/relay.sh" "$target" "$n"
-wait "$taker" || { log "cpu.sh: no CPU profile taken (cloak stopped early?)"; exit 1; }
+pprof_during "profile?seconds=10" "$prof" || { log "cpu.sh: no CPU profile taken (cloak stopped early?)"; exit 1; }
 {
 	echo "CPU of $target with $n calls, $(date -u +%FT%TZ)"
 	echo "--- flat"

@@ -11,11 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 pprof_step heap.sh "$@"
 prof="$OUT/heap-$target-$n.pb.gz"
-rm -f "$prof"
-(sleep "$(window_in "$n")" && curl -fsS -o "$prof" "http://$ADMIN/debug/pprof/heap?gc=1") &
-taker=$!
-"$ROOT/bench/relay.sh" "$target" "$n"
-wait "$taker" || { log "heap.sh: no heap profile taken (cloak stopped early?)"; exit 1; }
+pprof_during "heap?gc=1" "$prof" || { log "heap.sh: no heap profile taken (cloak stopped early?)"; exit 1; }
 {
 	echo "heap of $target with $n calls, $(date -u +%FT%TZ)"
 	(cd "$ROOT" && go tool pprof -sample_index=inuse_space -top "$BIN/cloak" "$prof" 2>/dev/null) |

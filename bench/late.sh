@@ -12,10 +12,6 @@ source "$(dirname "$0")/lib.sh"
 pprof_step late.sh "$@"
 export LATE="$OUT/late-$target-$n.tsv"
 trace="$OUT/trace-$target-$n.out"
-rm -f "$trace" "$LATE"
-at=$(window_in "$n")
-(sleep "$at" && curl -fsS -o "$trace" "http://$ADMIN/debug/pprof/trace?seconds=5") &
-tracer=$!
-"$ROOT/bench/relay.sh" "$target" "$n"
-wait "$tracer" || { log "late.sh: no trace taken (cloak stopped early?)"; exit 1; }
+rm -f "$LATE"
+pprof_during "trace?seconds=5" "$trace" || { log "late.sh: no trace taken (cloak stopped early?)"; exit 1; }
 (cd "$ROOT" && go run ./bench/tracelate -trace "$trace" -late "$LATE") | tee "$OUT/late-$target-$n.txt"

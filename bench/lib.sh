@@ -99,6 +99,18 @@ pprof_step() {
 	[[ -x $BIN/cloak && -x $BIN/cloak-load ]] || build
 }
 
+# pprof_during PATH FILE: the relay step pprof_step set up, with cloak's
+# /debug/pprof/PATH fetched into FILE a few seconds into its measured
+# window; fails when nothing was fetched (cloak stopped early?).
+pprof_during() {
+	local path=$1 file=$2 taker
+	rm -f "$file"
+	(sleep "$(window_in "$n")" && curl -fsS -o "$file" "http://$ADMIN/debug/pprof/$path") &
+	taker=$!
+	"$ROOT/bench/relay.sh" "$target" "$n"
+	wait "$taker"
+}
+
 # window_in N: seconds from bench/relay.sh's start to a few seconds into
 # its measured window with N calls: relay.sh waits a second after starting
 # the target, cloak-load ramps the calls up (N/RATE s) and warms up.
