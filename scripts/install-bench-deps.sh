@@ -41,33 +41,18 @@ if ((${#missing[@]} + ${#optional[@]} == 0)); then
 	exit 0
 fi
 
-sudo=()
-if ((EUID != 0)); then
-	if ! command -v sudo >/dev/null 2>&1; then
-		echo "install-bench-deps: need root or sudo to install: ${missing[*]} ${optional[*]}" >&2
-		exit 1
-	fi
-	sudo=(sudo -n)
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-bench-deps: no apt-get; install by hand: ${missing[*]} ${optional[*]}" >&2
-	exit 1
-fi
-
-apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
-	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-echo "install-bench-deps: installing ${missing[*]} ${optional[*]}"
-"${sudo[@]}" apt-get update -q
+. "$(dirname "$0")/apt.sh"
+apt_setup install-bench-deps "${missing[@]}" "${optional[@]}"
 if ((${#missing[@]} > 0)); then
-	"${apt[@]}" "${missing[@]}"
+	apt_install "${missing[@]}"
 fi
 if ((${#optional[@]} > 0)); then
-	"${apt[@]}" "${optional[@]}" ||
+	apt_install "${optional[@]}" ||
 		echo "install-bench-deps: linux-perf not installed; bench/run skips the profiles" >&2
 fi
 
 # The Debian package may start a daemon with kernel forwarding; the bench
 # runs its own userspace instance on loopback, so stop the service.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rtpengine-daemon 2>/dev/null; then
-	"${sudo[@]}" systemctl stop rtpengine-daemon
+	as_root systemctl stop rtpengine-daemon
 fi

@@ -33,22 +33,8 @@ if ((${#missing[@]} == 0)); then
 	exit 0
 fi
 
-sudo=()
-if ((EUID != 0)); then
-	if ! command -v sudo >/dev/null 2>&1; then
-		echo "install-test-deps: need root or sudo to install: ${missing[*]}" >&2
-		exit 1
-	fi
-	sudo=(sudo -n)
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-test-deps: no apt-get; install by hand: ${missing[*]}" >&2
-	exit 1
-fi
-
-echo "install-test-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-echo "wireshark-common wireshark-common/install-setuid boolean false" | "${sudo[@]}" debconf-set-selections
-"${sudo[@]}" apt-get update -q
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+. "$(dirname "$0")/apt.sh"
+apt_setup install-test-deps "${missing[@]}"
+# tshark's debconf question (may non-root users capture?) is answered first.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
+apt_install "${missing[@]}"
