@@ -150,8 +150,9 @@ func truthy(v string) bool {
 // as the gate allows. The caller leg is recorded: what the caller says on
 // the left, what they hear (prompts, the agent) on the right. It runs on
 // the hot path (see media.Monitor): the receive side decodes and masks in
-// the packet's scratch buffers (its reader's), the send side decodes into
-// txPCM under the endpoint's transmit lock.
+// the packet's scratch buffers (its reader's); the send side hands the
+// G.711 payload to the recorder as it is, under the endpoint's transmit
+// lock.
 type legMonitor struct {
 	// Read per packet; the buffers' slice headers follow.
 	c      *Interaction
@@ -172,8 +173,6 @@ type legMonitor struct {
 	maskedSSRC   uint32
 	masked       []int16
 	maskedEvents []dtmf.Event
-
-	txPCM []int16
 }
 
 // newCallerMonitor returns the caller leg's monitor: recorded, with tones
@@ -255,9 +254,10 @@ func (l *legMonitor) Sent(e *media.Endpoint, raw []byte) {
 	if rec == nil {
 		return
 	}
+	// Queued as the G.711 it is; the recorder's writer expands it, off
+	// the hot path.
 	if payload, ok := rtpPayload(raw); ok {
-		l.txPCM = e.Codec().Decode(payload, l.txPCM[:0])
-		rec.WriteAgent(l.txPCM)
+		rec.WriteCompanded(recorder.Agent, payload, e.Codec().Expansion())
 	}
 }
 

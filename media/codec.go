@@ -90,18 +90,40 @@ func (c Codec) SilenceByte() byte {
 // An unsupported codec yields out[:0].
 func (c Codec) Decode(payload []byte, out []int16) []int16 {
 	out = out[:0]
-	switch {
-	case c.isULaw():
-		for _, b := range payload {
-			out = append(out, g711.DecodeUlawFrame(b))
-		}
-	case c.isALaw():
-		for _, b := range payload {
-			out = append(out, g711.DecodeAlawFrame(b))
-		}
+	t := c.Expansion()
+	if t == nil {
+		return out
+	}
+	for _, b := range payload {
+		out = append(out, t[b])
 	}
 	return out
 }
+
+// Expansion returns the table of the linear sample each 8-bit code of c
+// stands for (ITU-T G.711 expansion), or nil for an unsupported codec.
+// The table is shared and never changes: the recorder keeps a pointer to
+// it with each frame it queues in G.711 (recorder.WriteCompanded).
+func (c Codec) Expansion() *[256]int16 {
+	switch {
+	case c.isULaw():
+		return &decodeTables().ulaw
+	case c.isALaw():
+		return &decodeTables().alaw
+	}
+	return nil
+}
+
+// decodeTables are the G.711 expansion tables, computed once from
+// zaf/g711 itself.
+var decodeTables = sync.OnceValue(func() *struct{ ulaw, alaw [256]int16 } {
+	t := new(struct{ ulaw, alaw [256]int16 })
+	for i := range 256 {
+		t.ulaw[i] = g711.DecodeUlawFrame(byte(i))
+		t.alaw[i] = g711.DecodeAlawFrame(byte(i))
+	}
+	return t
+})
 
 // Encode appends the G.711 encoding of samples to out[:0] and returns the
 // result. It does not allocate when cap(out) >= len(samples). An

@@ -54,6 +54,12 @@ func TestCodecKnownValues(t *testing.T) {
 	if got := (Codec{Name: "G722"}).Encode([]int16{1, 2}, nil); len(got) != 0 {
 		t.Errorf("unsupported codec encoded %d bytes", len(got))
 	}
+	if (Codec{Name: "G722"}).Expansion() != nil {
+		t.Error("unsupported codec has an expansion table")
+	}
+	if u.Expansion() == a.Expansion() || u.Expansion() != CodecPCMU().Expansion() {
+		t.Error("expansion tables: want one per law, shared by every codec value")
+	}
 }
 
 // Every code point decodes to a value that encodes back to the same code

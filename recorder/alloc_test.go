@@ -24,13 +24,13 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 	})
 	ws := workspaces.Get().(*workspace)
 	defer workspaces.Put(ws)
-	callerF, agentF := frameOf(1), frameOf(2)
-	// 200 ms of both legs, then a turn; the queue holds 16 frames, so 4
-	// of the 20 are dropped.
+	callerF, agentF := frameOf(1), make([]byte, FrameSamples)
+	// 200 ms of both legs (the agent's companded), then a turn; the queue
+	// holds 16 frames, so 4 of the 20 are dropped.
 	step := func() {
 		for range 10 {
 			r.WriteCaller(callerF)
-			r.WriteAgent(agentF)
+			r.WriteCompanded(Agent, agentF, testLaw)
 			c.Advance(FrameDuration)
 		}
 		drainNow(r, ws)

@@ -34,11 +34,11 @@ func benchRecorder(b *testing.B, mod func(*Config)) *Recorder {
 }
 
 // benchFrames hands b.N frames to recorders made by mk, alternating the
-// legs. Every benchBatch frames the timer stops while the writer catches up, so
+// legs (the agent's companded when companded is set). Every benchBatch frames the timer stops while the writer catches up, so
 // the queue always has room and nothing is dropped: the figure is the cost
 // of one accepted frame.
-func benchFrames(b *testing.B, mk func() *Recorder) {
-	f := frameOf(1000)
+func benchFrames(b *testing.B, companded bool, mk func() *Recorder) {
+	f, g := frameOf(1000), make([]byte, FrameSamples)
 	r := mk()
 	handed := uint64(0)
 	finish := func() {
@@ -64,9 +64,12 @@ func benchFrames(b *testing.B, mk func() *Recorder) {
 			}
 			b.StartTimer()
 		}
-		if i&1 == 0 {
+		switch {
+		case i&1 == 0:
 			r.WriteCaller(f)
-		} else {
+		case companded:
+			r.WriteCompanded(Agent, g, testLaw)
+		default:
 			r.WriteAgent(f)
 		}
 		handed++
@@ -77,13 +80,20 @@ func benchFrames(b *testing.B, mk func() *Recorder) {
 
 // BenchmarkWriteFrame is the hot-path cost of one 20 ms frame recorded.
 func BenchmarkWriteFrame(b *testing.B) {
-	benchFrames(b, func() *Recorder { return benchRecorder(b, nil) })
+	benchFrames(b, false, func() *Recorder { return benchRecorder(b, nil) })
+}
+
+// BenchmarkWriteFrameCompanded is BenchmarkWriteFrame with the agent's
+// frames handed over as G.711-style bytes (WriteCompanded), as the call
+// package records what it sends.
+func BenchmarkWriteFrameCompanded(b *testing.B) {
+	benchFrames(b, true, func() *Recorder { return benchRecorder(b, nil) })
 }
 
 // BenchmarkWriteFramePaused is the cost of one frame handed over while
 // paused (queued as silence, no copy).
 func BenchmarkWriteFramePaused(b *testing.B) {
-	benchFrames(b, func() *Recorder {
+	benchFrames(b, false, func() *Recorder {
 		r := benchRecorder(b, nil)
 		if err := r.Pause(ReasonSecure); err != nil {
 			b.Fatal(err)

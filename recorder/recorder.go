@@ -54,6 +54,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Audio format of every recording.
@@ -272,11 +273,27 @@ type Recorder struct {
 // and puts it back in the pool.
 type frame struct {
 	next   *frame
-	at     int64 // sample offset from the start of the recording
-	ch     Channel
+	at     int64       // sample offset from the start of the recording
+	law    *[256]int16 // set: buf holds n companded bytes (see WriteCompanded)
 	n      int32
+	ch     uint8 // the Channel
 	silent bool
 	buf    [FrameSamples]int16
+}
+
+// bytes is the frame's buffer seen as the bytes of a companded frame.
+func (f *frame) bytes() []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f.buf)), len(f.buf)*2)
+}
+
+// fill copies one frame's samples (int16) or companded bytes into f.
+func fill[S int16 | byte](f *frame, s []S) {
+	switch v := any(s).(type) {
+	case []int16:
+		copy(f.buf[:], v)
+	case []byte:
+		copy(f.bytes(), v)
+	}
 }
 
 // framePool holds the frame buffers of every recording: a frame is taken
@@ -353,8 +370,26 @@ func (r *Recorder) WriteAgent(samples []int16) { r.write(Agent, samples) }
 // samples in and links the buffer to the queue.
 func (r *Recorder) Write(ch Channel, samples []int16) { r.write(ch, samples) }
 
-func (r *Recorder) write(ch Channel, samples []int16) {
-	if r.state.Load() != stateRecording || len(samples) == 0 {
+// WriteCompanded records audio in an 8-bit companded form, one byte per
+// sample at 8 kHz (a G.711 µ-law or A-law payload, ITU-T G.711), on
+// channel ch; law maps each code to its linear sample and must not change
+// afterwards (a codec's expansion table, shared by every call). The bytes
+// are queued as they are and expanded by the writer, so the hot path
+// copies half as much as with Write and decodes nothing. Otherwise as
+// Write.
+func (r *Recorder) WriteCompanded(ch Channel, payload []byte, law *[256]int16) {
+	if law == nil {
+		return
+	}
+	enqueue(r, ch, payload, law)
+}
+
+func (r *Recorder) write(ch Channel, samples []int16) { enqueue(r, ch, samples, nil) }
+
+// enqueue queues s (samples, or companded bytes expanded by law) as
+// frames of at most FrameSamples; see Write.
+func enqueue[S int16 | byte](r *Recorder, ch Channel, s []S, law *[256]int16) {
+	if r.state.Load() != stateRecording || len(s) == 0 {
 		return
 	}
 	// Read the pause state before the clock: a Pause that returned before
@@ -365,13 +400,13 @@ func (r *Recorder) write(ch Channel, samples []int16) {
 		at = 0
 	}
 	r.qmu.Lock()
-	for len(samples) > 0 && !r.qclosed {
-		n := min(len(samples), FrameSamples)
+	for len(s) > 0 && !r.qclosed {
+		n := min(len(s), FrameSamples)
 		if r.queued < r.bound {
 			f := framePool.Get().(*frame)
-			f.next, f.at, f.ch, f.n, f.silent = nil, at, ch, int32(n), silent
+			f.next, f.at, f.law, f.n, f.ch, f.silent = nil, at, law, int32(n), uint8(ch), silent
 			if !silent {
-				copy(f.buf[:n], samples[:n])
+				fill(f, s[:n])
 			}
 			if r.qtail == nil {
 				r.qhead = f
@@ -383,7 +418,7 @@ func (r *Recorder) write(ch Channel, samples []int16) {
 		} else {
 			r.dropped.Add(1)
 		}
-		samples = samples[n:]
+		s = s[n:]
 		at += int64(n)
 	}
 	r.qmu.Unlock()
@@ -444,10 +479,14 @@ func (r *Recorder) turn(ws *workspace) {
 func (r *Recorder) place(f *frame) {
 	for f != nil {
 		next := f.next
-		if f.silent {
+		switch {
+		case f.silent:
 			r.tl.silence(int(f.ch), f.at, int(f.n))
 			r.silenced.Add(1)
-		} else {
+		case f.law != nil:
+			r.tl.companded(int(f.ch), f.at, f.bytes()[:f.n], f.law)
+			r.written.Add(1)
+		default:
 			r.tl.audio(int(f.ch), f.at, f.buf[:f.n])
 			r.written.Add(1)
 		}

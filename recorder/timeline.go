@@ -136,14 +136,32 @@ func (t *timeline) end(c int) int64 { return t.flushed + int64(len(t.pend[c])) }
 
 // audio places samples on channel c at sample offset at.
 func (t *timeline) audio(c int, at int64, s []int16) {
+	t.put(c, at, len(s), func(dst []int16, i int) { copy(dst, s[i:]) })
+}
+
+// companded places the samples of companded bytes b, expanded by law, on
+// channel c at sample offset at.
+func (t *timeline) companded(c int, at int64, b []byte, law *[256]int16) {
+	t.put(c, at, len(b), func(dst []int16, i int) {
+		for j, x := range b[i : i+len(dst)] {
+			dst[j] = law[x]
+		}
+	})
+}
+
+// put places n samples on channel c at sample offset at; fill writes
+// samples i to i+len(dst) of them into dst.
+func (t *timeline) put(c int, at int64, n int, fill func(dst []int16, i int)) {
 	t.gap(c, at)
-	for len(s) > 0 {
+	for i := 0; i < n; {
 		if len(t.pend[c]) == cap(t.pend[c]) {
 			t.force(c)
 		}
-		k := min(cap(t.pend[c])-len(t.pend[c]), len(s))
-		t.pend[c] = append(t.pend[c], s[:k]...)
-		s = s[k:]
+		l := len(t.pend[c])
+		k := min(cap(t.pend[c])-l, n-i)
+		t.pend[c] = t.pend[c][:l+k]
+		fill(t.pend[c][l:], i)
+		i += k
 	}
 	t.flush()
 }

@@ -299,3 +299,98 @@ func TestTurnsDoNotChangeTheFile(t *testing.T) {
 		t.Error("draining at random points changed the file")
 	}
 }
+
+// testLaw is an expansion table for the companded tests: any table will
+// do, the recorder only looks codes up in it.
+var testLaw = func() *[256]int16 {
+	var l [256]int16
+	for i := range l {
+		l[i] = int16(i*251 - 32000)
+	}
+	return &l
+}()
+
+// TestCompandedIsWriteExpanded: a recording fed companded bytes
+// (WriteCompanded) is the same file, byte for byte, as one fed their
+// expansion (Write), with frames of 10 to 40 ms, both legs, gaps, pauses
+// and turns at random points.
+func TestCompandedIsWriteExpanded(t *testing.T) {
+	type step struct {
+		ch      Channel
+		b       []byte
+		advance time.Duration
+		pause   int
+	}
+	rng := rand.New(rand.NewPCG(11, 13))
+	var script []step
+	for i := range 2000 {
+		s := step{ch: Channel(rng.IntN(2)), advance: FrameDuration / 2}
+		n := FrameSamples
+		switch {
+		case rng.IntN(10) == 0:
+			n = []int{FrameSamples / 2, 3 * FrameSamples / 2, 2 * FrameSamples}[rng.IntN(3)] // 10, 30, 40 ms
+		case rng.IntN(60) == 0:
+			s.advance = time.Duration(rng.IntN(1500)) * time.Millisecond
+		case rng.IntN(150) == 0:
+			s.pause = 1 - 2*rng.IntN(2)
+		}
+		s.b = make([]byte, n)
+		for j := range s.b {
+			s.b[j] = byte(i + 3*j)
+		}
+		script = append(script, s)
+	}
+	play := func(companded bool) []byte {
+		c := newFakeClock()
+		r, _ := newTest(t, c, func(cfg *Config) { cfg.QueueFrames = 1 << 14 })
+		pcm := make([]int16, 2*FrameSamples)
+		for _, s := range script {
+			switch s.pause {
+			case 1:
+				_ = r.Pause(ReasonConsent)
+			case -1:
+				_ = r.Resume(ReasonConsent)
+			}
+			if companded {
+				r.WriteCompanded(s.ch, s.b, testLaw)
+			} else {
+				for j, x := range s.b {
+					pcm[j] = testLaw[x]
+				}
+				r.Write(s.ch, pcm[:len(s.b)])
+			}
+			c.Advance(s.advance)
+		}
+		res, err := r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := r.Stats(); st.Dropped != 0 || st.Written == 0 || st.Silenced == 0 {
+			t.Fatalf("stats %+v: want frames written and silenced, none dropped", st)
+		}
+		b, err := os.ReadFile(res.WAV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want, got := play(false), play(true)
+	if len(want) < 1<<19 {
+		t.Fatalf("file of %d bytes, want a longer script", len(want))
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the companded recording differs from the expanded one")
+	}
+}
+
+// TestCompandedNilLaw: without an expansion table nothing is queued.
+func TestCompandedNilLaw(t *testing.T) {
+	r, _ := newTest(t, newFakeClock(), nil)
+	r.WriteCompanded(Agent, make([]byte, FrameSamples), nil)
+	if r.queued != 0 {
+		t.Errorf("%d frames queued, want none", r.queued)
+	}
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
