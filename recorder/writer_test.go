@@ -256,12 +256,7 @@ func TestTurnsDoNotChangeTheFile(t *testing.T) {
 		defer workspaces.Put(ws)
 		buf := make([]int16, 4*FrameSamples)
 		for i, s := range script {
-			switch s.pause {
-			case 1:
-				_ = r.Pause(ReasonAgent)
-			case -1:
-				_ = r.Resume(ReasonAgent)
-			}
+			scriptPause(r, s.pause, ReasonAgent)
 			for j := range buf[:s.n] {
 				buf[j] = int16(i*7 + j + int(s.ch)*1000)
 			}
@@ -345,12 +340,7 @@ func TestCompandedIsWriteExpanded(t *testing.T) {
 		r, _ := newTest(t, c, func(cfg *Config) { cfg.QueueFrames = 1 << 14 })
 		pcm := make([]int16, 2*FrameSamples)
 		for _, s := range script {
-			switch s.pause {
-			case 1:
-				_ = r.Pause(ReasonConsent)
-			case -1:
-				_ = r.Resume(ReasonConsent)
-			}
+			scriptPause(r, s.pause, ReasonConsent)
 			if companded {
 				r.WriteCompanded(s.ch, s.b, testLaw)
 			} else {
@@ -392,5 +382,16 @@ func TestCompandedNilLaw(t *testing.T) {
 	}
 	if _, err := r.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// scriptPause applies a scripted pause step: 1 pauses r for reason, -1
+// resumes it, 0 does nothing.
+func scriptPause(r *Recorder, step int, reason Reason) {
+	switch step {
+	case 1:
+		_ = r.Pause(reason)
+	case -1:
+		_ = r.Resume(reason)
 	}
 }
