@@ -231,11 +231,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 			// has the session ended with a BYE, so the caller's side,
 			// which may think the call is up, is told it is not.
 			s.log.Info().Err(err).Msg("answered but no ACK came: ending the call with BYE")
-			s.mu.Lock()
-			if s.endReason == "" {
-				s.endReason = "no ACK"
-			}
-			s.mu.Unlock()
+			s.endAs("no ACK")
 			s.hangupNow()
 			return Media{}, ErrNoAck
 		}
@@ -299,6 +295,15 @@ func (s *Session) Hangup(ctx context.Context) error {
 	return err
 }
 
+// endAs records why the call ended, unless an earlier cause already has.
+func (s *Session) endAs(reason string) {
+	s.mu.Lock()
+	if s.endReason == "" {
+		s.endReason = reason
+	}
+	s.mu.Unlock()
+}
+
 // hangupNow hangs up on cloak's own account, where no caller's context
 // bounds the wait: the BYE's transaction gets 5 s.
 func (s *Session) hangupNow() {
@@ -347,11 +352,7 @@ func (s *Session) readAck(req *siplib.Request, tx siplib.ServerTransaction) {
 }
 
 func (s *Session) readBye(req *siplib.Request, tx siplib.ServerTransaction) {
-	s.mu.Lock()
-	if s.endReason == "" {
-		s.endReason = "bye"
-	}
-	s.mu.Unlock()
+	s.endAs("bye")
 	if err := s.dlg.ReadBye(req, tx); err != nil {
 		s.srv.respond(req, tx, 500, "Server Internal Error")
 		return
