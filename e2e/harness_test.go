@@ -162,7 +162,7 @@ func freePorts(t *testing.T, n int, tcp bool) int {
 // cloakOpts configures one cloak process.
 type cloakOpts struct {
 	inactivity time.Duration // rtp.inactivity_timeout; 0 leaves it off
-	t1         time.Duration // sip.t1; default 500ms
+	t1         time.Duration // sip.t1; 0 leaves the default (500 ms)
 	grace      time.Duration // shutdown.grace; default 2s
 	// routes are added to the default ones (echo, tone, ring).
 	routes map[string]string
@@ -233,14 +233,14 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	for k, v := range routes {
 		fmt.Fprintf(&rt, "  %s: %q\n", k, v)
 	}
-	if o.t1 == 0 {
-		o.t1 = 500 * time.Millisecond
+	t1 := "" // the config's default
+	if o.t1 != 0 {
+		t1 = fmt.Sprintf("  t1: %s\n", o.t1)
 	}
 	cfg := fmt.Sprintf(`sip:
   listen: 127.0.0.1:%d
   transports: [udp, tcp]
-  t1: %s
-rtp:
+%srtp:
   ports: %d-%d
   inactivity_timeout: %s
 data:
@@ -254,7 +254,7 @@ shutdown:
 routes:
 %sadmin:
   listen: %s
-%s`, c.sipPort, o.t1, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, format, o.grace, rt.String(), admin, o.extra)
+%s`, c.sipPort, t1, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, format, o.grace, rt.String(), admin, o.extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
