@@ -34,9 +34,10 @@ func benchRecorder(b *testing.B, mod func(*Config)) *Recorder {
 }
 
 // benchFrames hands b.N frames to recorders made by mk, alternating the
-// legs (the agent's companded when companded is set). Every benchBatch frames the timer stops while the writer catches up, so
-// the queue always has room and nothing is dropped: the figure is the cost
-// of one accepted frame.
+// legs (the agent's companded when companded is set). Every benchBatch
+// frames the timer stops while the writer catches up, so the queue always
+// has room and nothing is dropped: the figure is the cost of one accepted
+// frame.
 func benchFrames(b *testing.B, companded bool, mk func() *Recorder) {
 	f, g := frameOf(1000), make([]byte, FrameSamples)
 	r := mk()
