@@ -267,6 +267,21 @@ func waitAnswered(t *testing.T, a *testAgent, within time.Duration) {
 	}
 }
 
+// waitState waits for a "state" event with the given state.
+func waitState(t *testing.T, ia *call.Interaction, state string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		for _, ev := range ia.Events() {
+			if ev.Type == "state" && ev.State == state {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no state %q event within %v", state, within)
+}
+
 func waitEvent(t *testing.T, ia *call.Interaction, typ string, within time.Duration) call.Event {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -369,6 +384,9 @@ func secureViaAPI(t *testing.T, h *harness, agent *testAgent, ctx context.Contex
 	t.Helper()
 	c, ia, d := dialMainToSales(t, h, ctx)
 	waitAnswered(t, agent, 15*time.Second)
+	// The agent's 200 is not the bridge: cloak bridges once it has ACKed
+	// and set up the leg, and only a bridged call can go secure.
+	waitState(t, ia, "bridged", 5*time.Second)
 	if err := ia.RequestSecure("secure-pay", "api"); err != nil {
 		t.Fatal(err)
 	}
@@ -440,15 +458,18 @@ func TestQueueOffersLongestIdleThenNextOnNoAnswer(t *testing.T) {
 	h := newAgentHarness(t, busy, idle)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// bob has been idle longest (listed first, same start time), rejects:
-	// carol must get the call.
+	// bob has been idle as long as carol or longer and is configured
+	// first, so he is offered the call first; he rejects: carol must get it.
 	_, _, d := dialMainToSales(t, h, ctx)
 	waitAnswered(t, idle, 15*time.Second)
 	busy.mu.Lock()
 	tries := busy.invites
 	busy.mu.Unlock()
-	if tries == 0 {
-		t.Log("carol was offered first (equal idle times)")
+	idle.mu.Lock()
+	carolTries := idle.invites
+	idle.mu.Unlock()
+	if tries != 1 || carolTries != 1 {
+		t.Fatalf("bob was offered the call %d times and carol %d, want 1 each (bob first)", tries, carolTries)
 	}
 	// carol's phone signals the answer as it sends its 200; cloak marks
 	// her busy once it has ACKed and set up the leg.

@@ -71,7 +71,8 @@ type QueueConfig struct {
 
 // Agent is one agent's live state.
 type Agent struct {
-	cfg AgentConfig
+	cfg   AgentConfig
+	order int // position in the configuration: breaks ties of idle time
 
 	mu        sync.Mutex
 	state     AgentState
@@ -132,7 +133,7 @@ func NewDirectory(agents []AgentConfig, queues []QueueConfig) (*Directory, error
 				return nil, fmt.Errorf("agent %q: %w %q", ac.Name, ErrUnknownQueue, q)
 			}
 		}
-		a := &Agent{cfg: ac, idleSince: d.now()}
+		a := &Agent{cfg: ac, order: len(d.agents), idleSince: d.now()}
 		if ac.URI != "" {
 			a.state, a.contact = Available, ac.URI
 		}
@@ -200,7 +201,8 @@ func (d *Directory) Changed() <-chan struct{} {
 }
 
 // Offer picks the longest-idle available agent of queue, skipping those in
-// skip, and marks it Ringing for callID. It returns nil when none is free.
+// skip, and marks it Ringing for callID; of agents idle equally long, the
+// one configured first. It returns nil when none is free.
 func (d *Directory) Offer(queue, callID string, skip map[string]bool) *Agent {
 	d.mu.Lock()
 	cands := make([]*Agent, 0, len(d.agents))
@@ -219,7 +221,8 @@ func (d *Directory) Offer(queue, callID string, skip map[string]bool) *Agent {
 		if !a.expires.IsZero() && now.After(a.expires) && a.cfg.URI == "" {
 			a.state = LoggedOut
 		}
-		if a.state == Available && (best == nil || a.idleSince.Before(bestIdle)) {
+		if a.state == Available && (best == nil || a.idleSince.Before(bestIdle) ||
+			(a.idleSince.Equal(bestIdle) && a.order < best.order)) {
 			best, bestIdle = a, a.idleSince
 		}
 		a.mu.Unlock()
