@@ -26,7 +26,7 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 build() {
 	log "building cloak, cloak-load and floor into $BIN"
 	(cd "$ROOT" && go build -o "$BIN/cloak" ./cmd/cloak &&
-		go build -o "$BIN/cloak-load" ./cmd/cloak-load &&
+		go build -o "$BIN/cloak-load" ./bench/cloak-load &&
 		go build -o "$BIN/floor" ./bench/floor)
 }
 
