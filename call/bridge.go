@@ -1,9 +1,6 @@
 package call
 
 import (
-	"math"
-	"time"
-
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
 )
@@ -170,21 +167,3 @@ func (b *agentBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 
 // ringbackPrompt names the synthesised ringback tone.
 const ringbackPrompt = "\x00ringback"
-
-// Ringback returns d of ringback tone: 400+450 Hz, 0.4 s on, 0.2 s off,
-// 0.4 s on, 2 s off (the UK cadence, ITU-T E.180), about -19 dBm0 per tone.
-func Ringback(d time.Duration) []int16 {
-	n := int(d.Seconds() * 8000)
-	out := make([]int16, n)
-	on := func(i int) bool {
-		t := i % (3 * 8000)
-		return t < 3200 || (t >= 4800 && t < 8000)
-	}
-	for i := range out {
-		if on(i) {
-			t := float64(i) / 8000
-			out[i] = int16(1500*math.Sin(2*math.Pi*400*t) + 1500*math.Sin(2*math.Pi*450*t))
-		}
-	}
-	return out
-}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
+	"github.com/cloak-voip/cloak/tones"
 	"github.com/rs/zerolog"
 )
 
@@ -122,8 +122,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:      cfg,
 		log:      cfg.Log,
-		tone:     media.NewPromptPCM("tone", TestTone(time.Second)),
-		ringback: media.NewPromptPCM("ringback", Ringback(3*time.Second)),
+		tone:     media.NewPromptPCM("tone", tones.Test(time.Second)),
+		ringback: media.NewPromptPCM("ringback", tones.Ringback(3*time.Second)),
 		dir:      cfg.Directory,
 		caps:     captures{byID: map[string]*capture.CallCapture{}, total: cfg.Capture.SIP},
 		calls:    map[string]*Interaction{},
@@ -160,18 +160,6 @@ func NewManager(cfg Config) (*Manager, error) {
 		go m.sweep()
 	}
 	return m, nil
-}
-
-// TestTone returns d of the 1004 Hz digital milliwatt-style test tone at
-// -10 dBm0 (ITU-T O.6 frequency; a full-scale G.711 sine is +3.17 dBm0).
-func TestTone(d time.Duration) []int16 {
-	n := int(d.Seconds() * 8000)
-	amp := 32635 * math.Pow(10, (-10-3.17)/20)
-	out := make([]int16, n)
-	for i := range out {
-		out[i] = int16(amp * math.Sin(2*math.Pi*1004*float64(i)/8000))
-	}
-	return out
 }
 
 // prompt returns a loaded prompt, loading it on first use.
