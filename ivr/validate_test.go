@@ -45,13 +45,13 @@ func TestBadFlowsRejected(t *testing.T) {
 		"secret-copy-output":         `flow.yaml: output "card_copy" is a secret`,
 		"secure-unknown-flow":        `flow.yaml: step "to_pay": secure flow "no-such-flow" does not exist`,
 		"secure-not-secure-kind":     `main.yaml: step "to_pay": secure flow "plain" is of kind normal`,
-		"unknown-field":              `flow.yaml: line 6: field colour not found`,
+		"unknown-field":              `flow.yaml: step "bye": line 6: field colour not found`,
 		"two-actions":                `flow.yaml: step "start": step has more than one action (answer, play)`,
 		"duplicate-step":             `flow.yaml: step "bye": step name used more than once`,
 		"unknown-kind":               `flow.yaml: unknown kind "super-secure"`,
 		"unset-variable":             `flow.yaml: step "read": say_digits variable "account" is never set`,
 		"duplicate-flow-name":        `b.yaml: flow name "same" is also used by a.yaml`,
-		"bad-duration":               `flow.yaml: line 7: bad duration "5"`,
+		"bad-duration":               `flow.yaml: step "menu": line 7: bad duration "5"`,
 	}
 	entries, err := os.ReadDir("../testdata/flows-bad")
 	if err != nil {
