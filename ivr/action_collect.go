@@ -3,7 +3,11 @@ package ivr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"time"
+
+	"github.com/cloak-voip/cloak/dtmf"
 )
 
 func init() { register("collect", func() Action { return &CollectAction{} }) }
@@ -76,6 +80,9 @@ func (c *CollectAction) check(x *stepCheck) {
 	if c.Min < 0 || c.Max < 0 || min > max {
 		x.errf("collect min %d / max %d are not a valid range", c.Min, c.Max)
 	}
+	if max > MaxCollectDigits {
+		x.errf("collect max %d is more than %d digits", max, MaxCollectDigits)
+	}
 	switch c.Validate {
 	case "", ValidateLength, ValidateLuhn:
 	case ValidateExpiryMMYY:
@@ -128,52 +135,72 @@ func (c *CollectAction) terminator() byte {
 	return c.Terminator[0]
 }
 
-// run reads digits into a variable, validating them; see CollectAction.
-// Digits live in one buffer that is zeroed after every attempt; only a valid
-// value is kept, as a secret when the flow is secure or the step says so.
-// Queued keys are flushed before every attempt, so sensitive input starts
-// clean. Traces carry counts, never digits.
-func (c *CollectAction) run(ctx context.Context, x *exec) (outcome, error) {
-	st, f, sc := x.st, x.f, x.sc
-	call := st.call
+// collector makes the dtmf.Collector for one attempt: dtmf's collector is
+// the one implementation of digit entry (timeouts, terminator, max, Luhn,
+// expiry); this action adds prompts, attempts, branches and variables.
+func (c *CollectAction) collector(secret bool) (*dtmf.Collector, error) {
 	min, max := c.limits()
-	if max > MaxCollectDigits {
-		max = MaxCollectDigits
+	term := c.terminator()
+	col, err := dtmf.NewCollector(dtmf.CollectorConfig{
+		MinDigits:         min,
+		MaxDigits:         max,
+		Terminator:        term,
+		NoTerminator:      term == 0,
+		FirstDigitTimeout: durOr(c.FirstTimeout, Duration(DefaultFirstDigitTimeout)).Std(),
+		InterDigitTimeout: durOr(c.InterDigitTimeout, Duration(DefaultInterDigitTimeout)).Std(),
+		Secret:            secret,
+		Luhn:              c.Validate == ValidateLuhn,
+		Expiry:            c.Validate == ValidateExpiryMMYY,
+		Numeric:           true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("collect into %q: %w: %w", c.Into, ErrInvalidFlow, err)
 	}
-	buf := make([]byte, 0, max)
-	defer func() { wipeBytes(buf[:cap(buf)]) }()
+	return col, nil
+}
+
+// run reads digits into a variable, validating them; see CollectAction.
+// Each attempt feeds one dtmf.Collector, which holds the digits in a buffer
+// it zeroes when the entry ends; only a valid value is kept, as a
+// dtmf.Secret when the flow is secure or the step says so (the secret of an
+// invalid entry is wiped at once). Queued keys are flushed before every
+// attempt, so sensitive input starts clean. Traces carry counts, never
+// digits.
+func (c *CollectAction) run(ctx context.Context, x *exec) (outcome, error) {
+	call := x.st.call
 	attempts := attemptsOr(c.Attempts)
-	secretValue := f.secureFlow() || c.Secret
+	secretValue := x.f.secureFlow() || c.Secret
 	timedOut := false
 	for a := 1; a <= attempts; a++ {
-		wipeBytes(buf[:cap(buf)])
-		buf = buf[:0]
+		col, err := c.collector(secretValue)
+		if err != nil {
+			return outcome{}, err
+		}
 		call.FlushDigits()
 		if err := call.Play(ctx, true, c.Prompt...); err != nil {
 			return outcome{}, err
 		}
-		var err error
-		buf, err = st.readDigits(ctx, c, buf, max)
+		res, err := x.st.readEntry(ctx, col)
 		if err != nil {
 			return outcome{}, err
 		}
-		n := len(buf)
 		switch {
-		case n == 0 && !st.lastWasTerminator:
+		case res.Reason.OK():
+			if secretValue {
+				x.sc.setSecret(c.Into, &secret{s: res.Secret})
+			} else {
+				x.sc.setPlain(c.Into, res.Digits)
+			}
+			x.trace("on_valid", strconv.Itoa(res.Count)+" digit(s) into "+c.Into+", valid")
+			return outcome{next: c.OnValid}, nil
+		case res.Reason == dtmf.ReasonTimeout && res.Count == 0:
 			timedOut = true
 			x.trace("", "attempt "+strconv.Itoa(a)+": timeout")
-		case n >= min && n <= max && st.valid(c, buf):
-			if secretValue {
-				sc.setSecret(c.Into, newSecret(buf))
-			} else {
-				sc.setPlain(c.Into, string(buf))
-			}
-			x.trace("on_valid", strconv.Itoa(n)+" digit(s) into "+c.Into+", valid")
-			return outcome{next: c.OnValid}, nil
 		default:
 			timedOut = false
-			x.trace("", "attempt "+strconv.Itoa(a)+": "+strconv.Itoa(n)+" digit(s), not valid")
+			x.trace("", "attempt "+strconv.Itoa(a)+": "+strconv.Itoa(res.Count)+" digit(s), not valid")
 		}
+		res.Secret.Wipe()
 		if a < attempts && len(c.RetryPrompt) > 0 {
 			if err := call.Play(ctx, false, c.RetryPrompt...); err != nil {
 				return outcome{}, err
@@ -188,49 +215,35 @@ func (c *CollectAction) run(ctx context.Context, x *exec) (outcome, error) {
 	return outcome{next: c.OnInvalid}, nil
 }
 
-// readDigits appends keys to buf until the terminator, max digits, or a
-// timeout (first-digit timeout before any key, inter-digit after). It sets
-// st.lastWasTerminator so an empty entry ended by the terminator counts as
-// invalid rather than as a timeout.
-func (st *run) readDigits(ctx context.Context, c *CollectAction, buf []byte, max int) ([]byte, error) {
-	term := c.terminator()
-	first := durOr(c.FirstTimeout, Duration(DefaultFirstDigitTimeout)).Std()
-	inter := durOr(c.InterDigitTimeout, Duration(DefaultInterDigitTimeout)).Std()
-	st.lastWasTerminator = false
-	timeout := first
-	for len(buf) < max {
-		d, err := st.call.NextDigit(ctx, timeout)
+// readEntry feeds col with the caller's keys until it ends. The Call does
+// the waiting: NextDigit is given what is left until col's deadline, and
+// its ErrDigitTimeout means that deadline has passed, so col expires at it.
+func (st *run) readEntry(ctx context.Context, col *dtmf.Collector) (dtmf.Result, error) {
+	col.Start(st.now())
+	// Each round either adds a key or ends the entry; the bound only
+	// guards against a Call that returns non-keys for ever.
+	for i := 0; i < 4*MaxCollectDigits; i++ {
+		deadline := col.Deadline()
+		wait := DefaultFirstDigitTimeout // no deadline: not with the timeouts collect sets
+		if !deadline.IsZero() {
+			wait = deadline.Sub(st.now())
+		}
+		if wait < time.Millisecond {
+			wait = time.Millisecond
+		}
+		d, err := st.call.NextDigit(ctx, wait)
 		if errors.Is(err, ErrDigitTimeout) {
-			return buf, nil
+			if res, done := col.Expire(deadline); done {
+				return res, nil
+			}
+			continue
 		}
 		if err != nil {
-			return buf, err
+			return dtmf.Result{}, err
 		}
-		if term != 0 && d == term {
-			st.lastWasTerminator = true
-			return buf, nil
+		if res, done := col.Add(d, st.now()); done {
+			return res, nil
 		}
-		buf = append(buf, d)
-		timeout = inter
 	}
-	return buf, nil
-}
-
-func (st *run) valid(c *CollectAction, b []byte) bool {
-	if !allDigits(b) {
-		return false
-	}
-	switch c.Validate {
-	case ValidateLuhn:
-		return luhnValid(b)
-	case ValidateExpiryMMYY:
-		return expiryValid(b, st.now())
-	}
-	return true
-}
-
-func wipeBytes(b []byte) {
-	for i := range b {
-		b[i] = 0
-	}
+	return dtmf.Result{Reason: dtmf.ReasonTimeout}, nil
 }

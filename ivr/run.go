@@ -58,8 +58,6 @@ type run struct {
 	now    func() time.Time
 	max    int
 	res    Result
-	// lastWasTerminator: the last readDigits ended on the terminator key.
-	lastWasTerminator bool
 }
 
 // Run interprets the named flow on call until a step ends it (disconnect,
