@@ -47,6 +47,10 @@ type CollectAction struct {
 	// Secret marks the value as secret in a normal flow; in a secure flow
 	// every collected value is secret anyway.
 	Secret bool `yaml:"secret"`
+	// Flush discards keys queued before the collect starts (type-ahead:
+	// keys pressed while an earlier prompt played). Without it they are
+	// the first keys of the entry. Retries always start clean.
+	Flush bool `yaml:"flush"`
 	// Attempts is how many tries the caller gets (default 3).
 	Attempts int `yaml:"attempts"`
 	// RetryPrompt is played after a failed attempt, before the next one.
@@ -163,9 +167,14 @@ func (c *CollectAction) collector(secret bool) (*dtmf.Collector, error) {
 // Each attempt feeds one dtmf.Collector, which holds the digits in a buffer
 // it zeroes when the entry ends; only a valid value is kept, as a
 // dtmf.Secret when the flow is secure or the step says so (the secret of an
-// invalid entry is wiped at once). Queued keys are flushed before every
-// attempt, so sensitive input starts clean. Traces carry counts, never
-// digits.
+// invalid entry is wiped at once).
+//
+// Type-ahead: keys the caller pressed while earlier prompts played stay
+// queued in the call and are the first keys of the first attempt, unless
+// Flush is set; they also stop the collect's own prompt at once, as its
+// first live key does (barge-in). A terminator keyed right after an earlier
+// collect ended at its max is dropped. Keys queued before a retry belong to
+// the failed attempt and are flushed. Traces carry counts, never digits.
 func (c *CollectAction) run(ctx context.Context, x *exec) (outcome, error) {
 	call := x.st.call
 	attempts := attemptsOr(c.Attempts)
@@ -176,13 +185,23 @@ func (c *CollectAction) run(ctx context.Context, x *exec) (outcome, error) {
 		if err != nil {
 			return outcome{}, err
 		}
-		call.FlushDigits()
+		var skip byte
+		switch {
+		case a > 1 || c.Flush:
+			x.st.flush()
+		default:
+			skip = x.st.swallow
+		}
+		x.st.swallow = 0
 		if err := call.Play(ctx, true, c.Prompt...); err != nil {
 			return outcome{}, err
 		}
-		res, err := x.st.readEntry(ctx, col)
+		res, err := x.st.readEntry(ctx, col, skip)
 		if err != nil {
 			return outcome{}, err
+		}
+		if res.Reason == dtmf.ReasonMaxDigits {
+			x.st.swallow = c.terminator()
 		}
 		switch {
 		case res.Reason.OK():
@@ -218,8 +237,10 @@ func (c *CollectAction) run(ctx context.Context, x *exec) (outcome, error) {
 // readEntry feeds col with the caller's keys until it ends. The Call does
 // the waiting: NextDigit is given what is left until col's deadline, and
 // its ErrDigitTimeout means that deadline has passed, so col expires at it.
-func (st *run) readEntry(ctx context.Context, col *dtmf.Collector) (dtmf.Result, error) {
+// A first key equal to skip (non-zero) is dropped.
+func (st *run) readEntry(ctx context.Context, col *dtmf.Collector, skip byte) (dtmf.Result, error) {
 	col.Start(st.now())
+	first := true
 	// Each round either adds a key or ends the entry; the bound only
 	// guards against a Call that returns non-keys for ever.
 	for i := 0; i < 4*MaxCollectDigits; i++ {
@@ -241,6 +262,11 @@ func (st *run) readEntry(ctx context.Context, col *dtmf.Collector) (dtmf.Result,
 		if err != nil {
 			return dtmf.Result{}, err
 		}
+		if first && skip != 0 && d == skip {
+			first = false
+			continue
+		}
+		first = false
 		if res, done := col.Add(d, st.now()); done {
 			return res, nil
 		}

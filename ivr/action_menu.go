@@ -88,9 +88,10 @@ func (m *MenuAction) run(ctx context.Context, x *exec) (outcome, error) {
 	attempts := attemptsOr(m.Attempts)
 	timeout := durOr(m.Timeout, Duration(DefaultMenuTimeout)).Std()
 	timedOut := false
+	x.st.swallow = 0
 	for a := 1; a <= attempts; a++ {
 		if a > 1 {
-			call.FlushDigits()
+			x.st.flush()
 		}
 		if err := call.Play(ctx, true, m.Prompt...); err != nil {
 			return outcome{}, err

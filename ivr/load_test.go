@@ -37,20 +37,24 @@ func TestParseStepShapes(t *testing.T) {
 // TestParseDecodesActionTypes checks each key lands in its own type, and an
 // action written with no body ("answer:") still counts as that action.
 func TestParseDecodesActionTypes(t *testing.T) {
-	f := mustParse(t, "f.yaml", `name: x
+	src := `name: x
 steps:
   - name: a
     answer:
     next: b
   - name: b
-    collect: {into: v, on_valid: c, on_invalid: c, on_timeout: c}
+    collect: {into: v, flush: true, on_valid: c, on_invalid: c, on_timeout: c}
   - name: c
     disconnect: {reason: done}
-`)
+`
+	f := mustParse(t, "f.yaml", src)
+	if probs := Validate(f); len(probs) != 0 {
+		t.Errorf("validator refuses it: %v", probs)
+	}
 	if _, ok := f.Steps[0].Action.(*AnswerAction); !ok {
 		t.Errorf("step a: %T, want *AnswerAction", f.Steps[0].Action)
 	}
-	if c, ok := f.Steps[1].Action.(*CollectAction); !ok || c.Into != "v" {
+	if c, ok := f.Steps[1].Action.(*CollectAction); !ok || c.Into != "v" || !c.Flush {
 		t.Errorf("step b: %#v", f.Steps[1].Action)
 	}
 	if d, ok := f.Steps[2].Action.(*DisconnectAction); !ok || d.Reason != "done" {

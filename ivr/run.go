@@ -58,6 +58,17 @@ type run struct {
 	now    func() time.Time
 	max    int
 	res    Result
+	// swallow is the terminator of a collect that ended at its max digits:
+	// a caller who keys it anyway is answering that collect, so the next
+	// collect drops it if it is the first key read (see CollectAction).
+	// A flush or a menu clears it.
+	swallow byte
+}
+
+// flush drops the caller's queued keys (type-ahead).
+func (st *run) flush() {
+	st.call.FlushDigits()
+	st.swallow = 0
 }
 
 // Run interprets the named flow on call until a step ends it (disconnect,
@@ -170,6 +181,9 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 			return fmt.Errorf("flow %q: enter secure: %w", f.Name, err)
 		}
 		st.res.SecureFlows = append(st.res.SecureFlows, f.Name)
+		// Keys queued before the gate closed went through the non-secure
+		// sinks; a secure flow's first collect must not take them.
+		st.flush()
 		defer func() {
 			out := sc.outputs(f.Outputs)
 			st.call.LeaveSecure(out)
