@@ -101,11 +101,9 @@ func (c *CollectAction) check(x *stepCheck) {
 	default:
 		x.errf("terminator %q must be \"#\", \"*\" or \"none\"", c.Terminator)
 	}
-	if c.Attempts < 0 {
-		x.errf("attempts must not be negative")
-	}
-	x.nonNegative(c.FirstTimeout, "first_timeout")
-	x.nonNegative(c.InterDigitTimeout, "inter_digit_timeout")
+	x.attempts(c.Attempts)
+	x.duration(c.FirstTimeout, "first_timeout")
+	x.duration(c.InterDigitTimeout, "inter_digit_timeout")
 	x.required(c.OnValid, "on_valid")
 	x.required(c.OnInvalid, "on_invalid")
 	x.required(c.OnTimeout, "on_timeout")

@@ -89,7 +89,7 @@ func (d *DataAction) check(c *stepCheck) {
 			c.errf("data_action receive field %q has no variable", field)
 		}
 	}
-	c.nonNegative(d.Timeout, "timeout")
+	c.duration(d.Timeout, "timeout")
 	c.required(d.OnSuccess, "on_success")
 	c.required(d.OnFailure, "on_failure")
 }

@@ -70,10 +70,8 @@ func (m *MenuAction) check(c *stepCheck) {
 	if m.Default == "" {
 		c.required(m.OnInvalid, "on_invalid")
 	}
-	if m.Attempts < 0 {
-		c.errf("attempts must not be negative")
-	}
-	c.nonNegative(m.Timeout, "timeout")
+	c.attempts(m.Attempts)
+	c.duration(m.Timeout, "timeout")
 }
 
 // run offers the prompt up to Attempts times. A key that is a choice wins
@@ -133,15 +131,21 @@ func (m *MenuAction) run(ctx context.Context, x *exec) (outcome, error) {
 }
 
 func attemptsOr(n int) int {
-	if n <= 0 {
+	switch {
+	case n <= 0:
 		return DefaultAttempts
+	case n > MaxAttempts:
+		return MaxAttempts
 	}
 	return n
 }
 
 func durOr(d Duration, def Duration) Duration {
-	if d <= 0 {
+	switch {
+	case d <= 0:
 		return def
+	case d.Std() > MaxWait:
+		return Duration(MaxWait)
 	}
 	return d
 }

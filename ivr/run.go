@@ -16,6 +16,12 @@ const (
 	DefaultCollectMax        = 32
 	DefaultDataTimeout       = 10 * time.Second
 	DefaultMaxSteps          = 1000
+	// MaxAttempts bounds a menu's or collect's attempts: a caller is not
+	// kept in one step for ever (the validator refuses more; flows built
+	// in code are clamped).
+	MaxAttempts = 10
+	// MaxWait bounds every timeout a flow sets (menu, collect, data_action).
+	MaxWait = 10 * time.Minute
 	// MaxCollectDigits bounds any collect's max (ISO/IEC 7812 card numbers
 	// are at most 19 digits; this leaves room for account numbers).
 	MaxCollectDigits = 64

@@ -172,10 +172,23 @@ func (c *stepCheck) required(target, branch string) {
 	}
 }
 
-// nonNegative reports a negative duration field.
-func (c *stepCheck) nonNegative(d Duration, field string) {
-	if d < 0 {
+// duration reports a duration field that is negative or over MaxWait.
+func (c *stepCheck) duration(d Duration, field string) {
+	switch {
+	case d < 0:
 		c.errf("%s must not be negative", field)
+	case d.Std() > MaxWait:
+		c.errf("%s %v is longer than %v", field, d.Std(), MaxWait)
+	}
+}
+
+// attempts reports an attempts field that is negative or over MaxAttempts.
+func (c *stepCheck) attempts(n int) {
+	switch {
+	case n < 0:
+		c.errf("attempts must not be negative")
+	case n > MaxAttempts:
+		c.errf("attempts %d is more than %d", n, MaxAttempts)
 	}
 }
 

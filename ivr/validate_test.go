@@ -147,6 +147,8 @@ func TestValidateFieldRules(t *testing.T) {
 	for name, tc := range map[string]struct{ step, want string }{
 		"expiry range":      {`collect: {into: e, min: 3, max: 3, validate: expiry_mmyy, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "expiry_mmyy needs exactly 4 digits"},
 		"min over max":      {`collect: {into: e, min: 5, max: 3, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "not a valid range"},
+		"attempts over 10":  {`menu: {prompt: [menu], choices: {"1": bye}, attempts: 1000000000, on_invalid: bye, on_timeout: bye}`, "attempts 1000000000 is more than 10"},
+		"timeout too long":  {`collect: {into: e, first_timeout: 100000h, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "first_timeout 100000h0m0s is longer than 10m0s"},
 		"max over 64":       {`collect: {into: e, max: 65, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "collect max 65 is more than 64 digits"},
 		"bad validate":      {`collect: {into: e, validate: mod97, on_valid: bye, on_invalid: bye, on_timeout: bye}`, `unknown validate "mod97"`},
 		"bad terminator":    {`collect: {into: e, terminator: "5", on_valid: bye, on_invalid: bye, on_timeout: bye}`, `terminator "5"`},
