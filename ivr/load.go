@@ -284,6 +284,18 @@ func decodeStep(n *yaml.Node) (Step, []string) {
 	return s, msgs
 }
 
+// UnmarshalYAML decodes a step by its action key, as Parse does, so a Flow
+// decoded with yaml.v3 directly gets typed actions too (Parse also names
+// the step in each problem).
+func (s *Step) UnmarshalYAML(n *yaml.Node) error {
+	st, msgs := decodeStep(n)
+	*s = st
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	return nil
+}
+
 // decodeStrict decodes n into v like a yaml.Decoder with KnownFields:
 // yaml.v3's Node.Decode does not refuse unknown fields, so they are looked
 // for first, against v's yaml tags.

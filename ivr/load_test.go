@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestParseStepShapes pins how a step is decoded by its action key: every
@@ -59,5 +61,21 @@ steps:
 	}
 	if d, ok := f.Steps[2].Action.(*DisconnectAction); !ok || d.Reason != "done" {
 		t.Errorf("step c: %#v", f.Steps[2].Action)
+	}
+}
+
+// TestStepUnmarshalYAML: decoding a Flow with yaml.v3 directly also types
+// each step's action and refuses unknown fields inside it.
+func TestStepUnmarshalYAML(t *testing.T) {
+	var f Flow
+	if err := yaml.Unmarshal([]byte("name: x\nsteps:\n  - name: a\n    play: {prompts: [hi]}\n    next: b\n"), &f); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := f.Steps[0].Action.(*PlayAction); !ok || p.Prompts[0] != "hi" || f.Steps[0].Next != "b" {
+		t.Errorf("step = %#v", f.Steps[0])
+	}
+	err := yaml.Unmarshal([]byte("name: x\nsteps:\n  - name: a\n    play: {prompt: [hi]}\n"), &f)
+	if err == nil || !strings.Contains(err.Error(), "field prompt not found") {
+		t.Errorf("err = %v, want the unknown field named", err)
 	}
 }
