@@ -94,6 +94,9 @@ type CollectorConfig struct {
 	Lengths []int
 	// Expiry requires a MMYY date no earlier than the month of "now".
 	Expiry bool
+	// Numeric requires every key of the entry to be 0-9 (FailCharacter
+	// otherwise); Luhn and Expiry imply it.
+	Numeric bool
 }
 
 // Result is the outcome of a collection.
@@ -108,9 +111,10 @@ type Result struct {
 	Count int
 }
 
-// Collector gathers the digits an IVR prompt asks for. It starts no timer
-// and reads no clock: the caller passes now to Start, Add and Expire, and
-// asks Deadline when to call Expire next.
+// Collector gathers the digits an IVR prompt asks for; the ivr package's
+// collect action drives one per attempt. It starts no timer and reads no
+// clock: the caller passes now to Start, Add and Expire, and asks Deadline
+// when to call Expire next.
 //
 // Collector is not safe for concurrent use.
 type Collector struct {
@@ -244,7 +248,7 @@ func (c *Collector) validate(d []byte, now time.Time) Failure {
 			return FailLength
 		}
 	}
-	if c.cfg.Luhn || c.cfg.Expiry {
+	if c.cfg.Luhn || c.cfg.Expiry || c.cfg.Numeric {
 		for _, b := range d {
 			if b < '0' || b > '9' {
 				return FailCharacter

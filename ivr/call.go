@@ -42,13 +42,15 @@ type Call interface {
 	ID() string
 	// Answer answers the call; a no-op when it is already answered.
 	Answer(ctx context.Context) error
-	// Play plays the prompts in order. With bargeIn it returns early (nil)
-	// when a digit arrives; that digit stays queued for NextDigit.
+	// Play plays the prompts in order. Keys pressed meanwhile are queued
+	// for NextDigit (type-ahead), with or without bargeIn. With bargeIn it
+	// returns early (nil) when a key arrives, or at once when one is
+	// already queued; the key stays queued.
 	Play(ctx context.Context, bargeIn bool, prompts ...string) error
-	// NextDigit returns the next key ('0'-'9', '*', '#'), waiting at most
-	// timeout; ErrDigitTimeout when none came.
+	// NextDigit returns the next key ('0'-'9', '*', '#'), queued keys
+	// first, waiting at most timeout; ErrDigitTimeout when none came.
 	NextDigit(ctx context.Context, timeout time.Duration) (byte, error)
-	// FlushDigits drops any queued keys (type-ahead) before a new prompt.
+	// FlushDigits drops any queued keys (type-ahead), zeroing them.
 	FlushDigits()
 	// SetData attaches participant data to the interaction. Never called
 	// with a secret.

@@ -4,7 +4,9 @@
 // ivr-only and agent-referred), optional outputs, and a list of named steps,
 // each holding exactly one action (answer, play, menu, collect, say_digits,
 // set, set_data, branch, data_action, secure, transfer, disconnect,
-// return_to_agent). docs/FLOWS.md is the language reference.
+// return_to_agent). Each action is one type implementing Action, in its own
+// file (action_<key>.go); Parse decodes a step by its action key into that
+// type. docs/FLOWS.md is the language reference.
 //
 // LoadDir parses and validates a directory of flows into a FlowSet; Validate
 // reports every problem at once (unreachable steps, dangling nexts, paths that

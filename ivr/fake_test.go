@@ -15,9 +15,17 @@ const timeoutKey = 'T'
 
 // fakeCall records every request of the interpreter and answers NextDigit
 // from a script of keys ('T' = a timeout). An exhausted script times out.
+//
+// Type-ahead: during[prompt] are keys the caller presses while that prompt
+// plays (once). They are queued like call/'s digit queue: NextDigit takes
+// queued keys before the script, FlushDigits drops them, and a barge-in
+// Play stops before its next prompt once a key is queued ("barge <prompt>"
+// is recorded for the first prompt not played to its end).
 type fakeCall struct {
 	mu     sync.Mutex
 	script []byte
+	during map[string]string
+	queued []byte
 	ops    []string
 	traces []TraceEvent
 	data   map[string]string
@@ -61,6 +69,20 @@ func (c *fakeCall) Play(ctx context.Context, bargeIn bool, prompts ...string) er
 	} else {
 		c.rec("play %s", strings.Join(prompts, " "))
 	}
+	for _, p := range prompts {
+		if bargeIn && len(c.queued) > 0 {
+			c.rec("barge %s", p) // not started: a key was already queued
+			return ctx.Err()
+		}
+		if keys, ok := c.during[p]; ok {
+			delete(c.during, p)
+			c.queued = append(c.queued, keys...)
+			if bargeIn && len(keys) > 0 {
+				c.rec("barge %s", p) // stopped at its first key
+				return ctx.Err()
+			}
+		}
+	}
 	return ctx.Err()
 }
 
@@ -78,6 +100,11 @@ func (c *fakeCall) NextDigit(ctx context.Context, timeout time.Duration) (byte, 
 	if timeout <= 0 {
 		return 0, fmt.Errorf("bad timeout %v", timeout)
 	}
+	if len(c.queued) > 0 {
+		d := c.queued[0]
+		c.queued = c.queued[1:]
+		return d, nil
+	}
 	if len(c.script) == 0 {
 		return 0, ErrDigitTimeout
 	}
@@ -93,6 +120,7 @@ func (c *fakeCall) FlushDigits() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rec("flush")
+	c.queued = nil
 }
 
 func (c *fakeCall) SetData(key, value string) {

@@ -189,10 +189,10 @@ func TestRuntimeSecretSinkBackstop(t *testing.T) {
 	st := &run{r: &Runner{}, call: newFakeCall(), now: testNow}
 	f := &Flow{Name: "x", Kind: KindIVROnly}
 	steps := []Step{
-		{Name: "a", SetData: &SetDataAction{Key: "k", Var: "card"}, Next: "z"},
-		{Name: "b", Branch: &BranchAction{Var: "card", Else: "z"}},
-		{Name: "c", SayDigits: &SayDigitsAction{Var: "card"}, Next: "z"},
-		{Name: "d", DataAction: &DataAction{URL: "http://127.0.0.1:9/", Send: map[string]string{"pan": "card"}, OnSuccess: "z", OnFailure: "z"}},
+		{Name: "a", Action: &SetDataAction{Key: "k", Var: "card"}, Next: "z"},
+		{Name: "b", Action: &BranchAction{Var: "card", Else: "z"}},
+		{Name: "c", Action: &SayDigitsAction{Var: "card"}, Next: "z"},
+		{Name: "d", Action: &DataAction{URL: "http://127.0.0.1:9/", Send: map[string]string{"pan": "card"}, OnSuccess: "z", OnFailure: "z"}},
 	}
 	for i := range steps {
 		_, err := st.step(context.Background(), f, sc, &steps[i])

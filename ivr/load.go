@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -116,21 +117,8 @@ func (fs *FlowSet) Prompts() []string {
 	}
 	for _, f := range fs.flows {
 		for i := range f.Steps {
-			s := &f.Steps[i]
-			switch {
-			case s.Play != nil:
-				add(s.Play.Prompts)
-			case s.Menu != nil:
-				add(s.Menu.Prompt)
-				add(s.Menu.InvalidPrompt)
-				add(s.Menu.TimeoutPrompt)
-			case s.Collect != nil:
-				add(s.Collect.Prompt)
-				add(s.Collect.RetryPrompt)
-			case s.SayDigits != nil:
-				for _, d := range "0123456789*#" {
-					seen[digitPrompt(byte(d))] = true
-				}
+			if a := f.Steps[i].Action; a != nil {
+				add(a.prompts())
 			}
 		}
 	}
@@ -192,14 +180,26 @@ func LoadDir(fsys fs.FS, dir string) (*FlowSet, error) {
 // in type ivr.Step") so they read as flow-language errors.
 var typeNameRE = regexp.MustCompile(` in type [\w.*\[\]]+`)
 
+// flowFile is the YAML shape of a flow file: the steps stay nodes so each
+// can be decoded by its action key into that action's type.
+type flowFile struct {
+	Name        string      `yaml:"name"`
+	Kind        Kind        `yaml:"kind"`
+	Description string      `yaml:"description"`
+	Outputs     []string    `yaml:"outputs"`
+	Steps       []yaml.Node `yaml:"steps"`
+}
+
 // Parse decodes one flow file. Unknown fields, a second YAML document and an
-// empty file are errors. It does not validate; see Validate and LoadDir.
-// Errors are *ValidationError values naming file.
+// empty file are errors. Each step is a mapping of name, next and exactly
+// one action key, decoded into that action's type. It does not validate;
+// see Validate and LoadDir. Errors are *ValidationError values naming file
+// (and step, for a problem inside one).
 func Parse(file string, data []byte) (*Flow, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	var f Flow
-	if err := dec.Decode(&f); err != nil {
+	var ff flowFile
+	if err := dec.Decode(&ff); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, &ValidationError{Problems: []Problem{{File: file, Msg: "empty file"}}}
 		}
@@ -207,25 +207,189 @@ func Parse(file string, data []byte) (*Flow, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &ValidationError{Problems: []Problem{{File: file, Flow: f.Name, Msg: "more than one YAML document (one flow per file)"}}}
+		return nil, &ValidationError{Problems: []Problem{{File: file, Flow: ff.Name, Msg: "more than one YAML document (one flow per file)"}}}
 	}
+	f := &Flow{Name: ff.Name, Kind: ff.Kind, Description: ff.Description, Outputs: ff.Outputs, File: file}
 	if f.Kind == "" {
 		f.Kind = KindNormal
 	}
-	f.File = file
+	var probs []Problem
+	for i := range ff.Steps {
+		s, msgs := decodeStep(&ff.Steps[i])
+		for _, m := range msgs {
+			p := Problem{File: file, Flow: f.Name, Step: s.Name, Msg: m}
+			if s.Name == "" {
+				p.Msg = fmt.Sprintf("step %d: %s", i+1, m)
+			}
+			probs = append(probs, p)
+		}
+		f.Steps = append(f.Steps, s)
+	}
+	if len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
+	}
 	f.reindex()
-	return &f, nil
+	return f, nil
+}
+
+// decodeStep decodes one step node: name, next and one action key whose
+// value is decoded strictly (unknown fields refused) into the action's
+// type. It returns the step as far as it decoded and every problem found.
+func decodeStep(n *yaml.Node) (Step, []string) {
+	var s Step
+	if n.Kind != yaml.MappingNode {
+		return s, []string{fmt.Sprintf("line %d: a step must be a mapping (name, next and one action)", n.Line)}
+	}
+	var (
+		msgs    []string
+		actions []string
+		body    *yaml.Node
+	)
+	scalar := func(k, v *yaml.Node, dst *string) {
+		if v.Kind != yaml.ScalarNode {
+			msgs = append(msgs, fmt.Sprintf("line %d: %s must be a string", v.Line, k.Value))
+			return
+		}
+		if v.Tag != "!!null" {
+			*dst = v.Value
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "name":
+			scalar(k, v, &s.Name)
+		case "next":
+			scalar(k, v, &s.Next)
+		default:
+			if _, ok := actionTypes[k.Value]; !ok {
+				msgs = append(msgs, fmt.Sprintf("line %d: unknown field or action %q (actions: %s)", k.Line, k.Value, strings.Join(actionKeys(), ", ")))
+				continue
+			}
+			actions = append(actions, k.Value)
+			body = v
+		}
+	}
+	switch {
+	case len(actions) > 1:
+		msgs = append(msgs, fmt.Sprintf("step has more than one action (%s); use one step per action", strings.Join(actions, ", ")))
+	case len(actions) == 1:
+		a := actionTypes[actions[0]]()
+		if err := decodeStrict(body, a); err != nil {
+			msgs = append(msgs, yamlMessages(err)...)
+		} else {
+			s.Action = a
+		}
+	}
+	return s, msgs
+}
+
+// UnmarshalYAML decodes a step by its action key, as Parse does, so a Flow
+// decoded with yaml.v3 directly gets typed actions too (Parse also names
+// the step in each problem).
+func (s *Step) UnmarshalYAML(n *yaml.Node) error {
+	st, msgs := decodeStep(n)
+	*s = st
+	if len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	return nil
+}
+
+// decodeStrict decodes n into v like a yaml.Decoder with KnownFields:
+// yaml.v3's Node.Decode does not refuse unknown fields, so they are looked
+// for first, against v's yaml tags.
+func decodeStrict(n *yaml.Node, v any) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil // "answer:" with no body
+	}
+	if msgs := unknownFields(n, reflect.TypeOf(v)); len(msgs) > 0 {
+		return &yaml.TypeError{Errors: msgs}
+	}
+	return n.Decode(v)
+}
+
+// unknownFields lists "line N: field X not found" for every mapping key in
+// n that the type t has no yaml field for, recursing into structs, slices,
+// maps and pointers.
+func unknownFields(n *yaml.Node, t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	var msgs []string
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode || t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
+			return nil
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				msgs = append(msgs, fmt.Sprintf("line %d: field %s not found", k.Line, k.Value))
+				continue
+			}
+			msgs = append(msgs, unknownFields(n.Content[i+1], ft)...)
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind == yaml.SequenceNode {
+			for _, c := range n.Content {
+				msgs = append(msgs, unknownFields(c, t.Elem())...)
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 1; i < len(n.Content); i += 2 {
+				msgs = append(msgs, unknownFields(n.Content[i], t.Elem())...)
+			}
+		}
+	}
+	return msgs
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// yamlFields maps the yaml keys of struct t to their field types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag := sf.Tag.Get("yaml")
+		if tag == "-" || !sf.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = strings.ToLower(sf.Name)
+		}
+		out[name] = sf.Type
+	}
+	return out
 }
 
 func yamlProblems(file string, err error) error {
+	ve := &ValidationError{}
+	for _, m := range yamlMessages(err) {
+		ve.Problems = append(ve.Problems, Problem{File: file, Msg: m})
+	}
+	return ve
+}
+
+// yamlMessages turns a yaml.v3 error into flow-language messages, without
+// Go type names.
+func yamlMessages(err error) []string {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
-		ve := &ValidationError{}
-		for _, m := range te.Errors {
-			ve.Problems = append(ve.Problems, Problem{File: file, Msg: typeNameRE.ReplaceAllString(m, "")})
+		out := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			out[i] = typeNameRE.ReplaceAllString(m, "")
 		}
-		return ve
+		return out
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	return &ValidationError{Problems: []Problem{{File: file, Msg: typeNameRE.ReplaceAllString(msg, "")}}}
+	return []string{typeNameRE.ReplaceAllString(msg, "")}
 }

@@ -2,10 +2,8 @@ package ivr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -18,13 +16,16 @@ const (
 	DefaultCollectMax        = 32
 	DefaultDataTimeout       = 10 * time.Second
 	DefaultMaxSteps          = 1000
+	// MaxAttempts bounds a menu's or collect's attempts: a caller is not
+	// kept in one step for ever (the validator refuses more; flows built
+	// in code are clamped).
+	MaxAttempts = 10
+	// MaxWait bounds every timeout a flow sets (menu, collect, data_action).
+	MaxWait = 10 * time.Minute
 	// MaxCollectDigits bounds any collect's max (ISO/IEC 7812 card numbers
 	// are at most 19 digits; this leaves room for account numbers).
 	MaxCollectDigits = 64
 )
-
-// ErrNotNumber: set add found a variable that does not hold an integer.
-var ErrNotNumber = errors.New("variable is not a number")
 
 // Runner interprets flows from one FlowSet. Its fields are read-only once
 // Run is called; one Runner serves any number of concurrent calls.
@@ -63,8 +64,17 @@ type run struct {
 	now    func() time.Time
 	max    int
 	res    Result
-	// lastWasTerminator: the last readDigits ended on the terminator key.
-	lastWasTerminator bool
+	// swallow is the terminator of a collect that ended at its max digits:
+	// a caller who keys it anyway is answering that collect, so the next
+	// collect drops it if it is the first key read (see CollectAction).
+	// A flush or a menu clears it.
+	swallow byte
+}
+
+// flush drops the caller's queued keys (type-ahead).
+func (st *run) flush() {
+	st.call.FlushDigits()
+	st.swallow = 0
 }
 
 // Run interprets the named flow on call until a step ends it (disconnect,
@@ -177,6 +187,9 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 			return fmt.Errorf("flow %q: enter secure: %w", f.Name, err)
 		}
 		st.res.SecureFlows = append(st.res.SecureFlows, f.Name)
+		// Keys queued before the gate closed went through the non-secure
+		// sinks; a secure flow's first collect must not take them.
+		st.flush()
 		defer func() {
 			out := sc.outputs(f.Outputs)
 			st.call.LeaveSecure(out)
@@ -202,7 +215,7 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 		st.res.Steps++
 		o, err := st.step(ctx, f, sc, s)
 		if err != nil {
-			return fmt.Errorf("flow %q step %q: %s: %w", f.Name, s.Name, s.Action(), err)
+			return fmt.Errorf("flow %q step %q: %s: %w", f.Name, s.Name, s.ActionName(), err)
 		}
 		if o.handover != nil {
 			// The current flow ends here: wipe it before the secure flow
@@ -222,257 +235,27 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 	}
 }
 
+// exec is what an action's run sees: the run, the flow, its variables
+// and the step.
+type exec struct {
+	st *run
+	f  *Flow
+	sc *scope
+	s  *Step
+}
+
+// trace records one event of the step, under its action's name.
+func (x *exec) trace(branch, detail string) {
+	x.st.trace(x.f, x.s.Name, x.s.ActionName(), branch, detail)
+}
+
+// next is the outcome of a linear action: continue at the step's Next.
+func (x *exec) next() outcome { return outcome{next: x.s.Next} }
+
 // step executes one step.
 func (st *run) step(ctx context.Context, f *Flow, sc *scope, s *Step) (outcome, error) {
-	call := st.call
-	switch {
-	case s.Answer != nil:
-		if err := call.Answer(ctx); err != nil {
-			return outcome{}, err
-		}
-		st.trace(f, s.Name, "answer", "next", "")
-		return outcome{next: s.Next}, nil
-
-	case s.Play != nil:
-		if err := call.Play(ctx, s.Play.BargeIn, s.Play.Prompts...); err != nil {
-			return outcome{}, err
-		}
-		st.trace(f, s.Name, "play", "next", strconv.Itoa(len(s.Play.Prompts))+" prompt(s)")
-		return outcome{next: s.Next}, nil
-
-	case s.Menu != nil:
-		return st.menu(ctx, f, s)
-
-	case s.Collect != nil:
-		return st.collect(ctx, f, sc, s)
-
-	case s.SayDigits != nil:
-		return st.sayDigits(ctx, f, sc, s)
-
-	case s.Set != nil:
-		return st.set(f, sc, s)
-
-	case s.SetData != nil:
-		sd := s.SetData
-		v := ""
-		if sd.Value != nil {
-			v = *sd.Value
-		} else {
-			if _, isSecret := sc.secrets[sd.Var]; isSecret {
-				return outcome{}, fmt.Errorf("set_data %q from %q: %w", sd.Key, sd.Var, ErrSecretSink)
-			}
-			pv, ok := sc.plain[sd.Var]
-			if !ok {
-				return outcome{}, fmt.Errorf("%q: %w", sd.Var, ErrUnsetVariable)
-			}
-			v = pv
-		}
-		call.SetData(sd.Key, v)
-		st.trace(f, s.Name, "set_data", "next", "key "+sd.Key)
-		return outcome{next: s.Next}, nil
-
-	case s.Branch != nil:
-		b := s.Branch
-		if _, isSecret := sc.secrets[b.Var]; isSecret {
-			return outcome{}, fmt.Errorf("branch on %q: %w", b.Var, ErrSecretSink)
-		}
-		v, isSet := sc.plain[b.Var]
-		for i := range b.Cases {
-			if b.Cases[i].match(v, isSet) {
-				label := "case " + strconv.Itoa(i+1)
-				st.trace(f, s.Name, "branch", label, "")
-				return outcome{next: b.Cases[i].Next}, nil
-			}
-		}
-		st.trace(f, s.Name, "branch", "else", "")
-		return outcome{next: b.Else}, nil
-
-	case s.DataAction != nil:
-		return st.dataAction(ctx, f, sc, s)
-
-	case s.Secure != nil:
-		if f.Kind.Secure() {
-			return outcome{}, ErrNestedSecure
-		}
-		target, ok := st.r.Flows.Flow(s.Secure.Flow)
-		if !ok || !target.Kind.Secure() {
-			return outcome{}, fmt.Errorf("secure flow %q: %w", s.Secure.Flow, ErrUnknownFlow)
-		}
-		st.trace(f, s.Name, "secure", "handover", "to "+target.Name+" ("+string(target.Kind)+")")
-		return outcome{handover: target}, nil
-
-	case s.Transfer != nil:
-		t := s.Transfer
-		if err := call.Transfer(ctx, t.Target); err != nil {
-			if ctx.Err() == nil && t.OnFailure != "" {
-				st.trace(f, s.Name, "transfer", "on_failure", "transfer to "+t.Target+" failed")
-				return outcome{next: t.OnFailure}, nil
-			}
-			return outcome{}, fmt.Errorf("%w: to %s: %w", ErrTransfer, t.Target, err)
-		}
-		st.trace(f, s.Name, "transfer", "", "to "+t.Target)
-		st.res.Ending, st.res.Target = EndTransferred, t.Target
-		return outcome{end: true}, nil
-
-	case s.Disconnect != nil:
-		reason := s.Disconnect.Reason
-		if reason == "" {
-			reason = "flow " + f.Name + " ended"
-		}
-		st.trace(f, s.Name, "disconnect", "", reason)
-		st.res.Ending, st.res.Target = EndDisconnected, reason
-		if err := call.Hangup(ctx, reason); err != nil {
-			return outcome{}, err
-		}
-		return outcome{end: true}, nil
-
-	case s.ReturnToAgent != nil:
-		ra := s.ReturnToAgent
-		var err error
-		if !call.AgentReserved() {
-			err = ErrNoAgent
-		} else {
-			err = call.ReturnToAgent(ctx)
-		}
-		switch {
-		case err == nil:
-			st.trace(f, s.Name, "return_to_agent", "", "re-bridged with the reserved agent")
-			st.res.Ending = EndReturned
-			return outcome{end: true}, nil
-		case errors.Is(err, ErrNoAgent) && ra.OnNoAgent != "":
-			st.trace(f, s.Name, "return_to_agent", "on_no_agent", "no reserved agent")
-			return outcome{next: ra.OnNoAgent}, nil
-		default:
-			return outcome{}, err
-		}
+	if s.Action == nil {
+		return outcome{}, fmt.Errorf("step has no action: %w", ErrInvalidFlow)
 	}
-	return outcome{}, fmt.Errorf("step has no action: %w", ErrInvalidFlow)
-}
-
-func (bc *BranchCase) match(v string, isSet bool) bool {
-	switch {
-	case bc.IsSet != nil:
-		return *bc.IsSet == isSet
-	case !isSet:
-		return bc.NotEquals != nil
-	case bc.Equals != nil:
-		return v == *bc.Equals
-	case bc.NotEquals != nil:
-		return v != *bc.NotEquals
-	case bc.In != nil:
-		for _, x := range bc.In {
-			if v == x {
-				return true
-			}
-		}
-		return false
-	case bc.Gte != nil || bc.Lte != nil:
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return false
-		}
-		if bc.Gte != nil {
-			return n >= *bc.Gte
-		}
-		return n <= *bc.Lte
-	}
-	return false
-}
-
-func (st *run) set(f *Flow, sc *scope, s *Step) (outcome, error) {
-	a := s.Set
-	switch {
-	case a.Value != nil:
-		sc.setPlain(a.Var, *a.Value)
-		st.trace(f, s.Name, "set", "next", a.Var+" = literal")
-	case a.Copy != "":
-		if sec, ok := sc.secrets[a.Copy]; ok {
-			sc.setSecret(a.Var, sec.clone())
-			st.trace(f, s.Name, "set", "next", a.Var+" = copy of secret "+a.Copy)
-			break
-		}
-		v, ok := sc.plain[a.Copy]
-		if !ok {
-			return outcome{}, fmt.Errorf("copy %q: %w", a.Copy, ErrUnsetVariable)
-		}
-		sc.setPlain(a.Var, v)
-		st.trace(f, s.Name, "set", "next", a.Var+" = copy of "+a.Copy)
-	case a.Last4 != "":
-		if sec, ok := sc.secrets[a.Last4]; ok {
-			sc.setPlain(a.Var, sec.last4())
-		} else {
-			v, ok := sc.plain[a.Last4]
-			if !ok {
-				return outcome{}, fmt.Errorf("last4 of %q: %w", a.Last4, ErrUnsetVariable)
-			}
-			if len(v) > 4 {
-				v = v[len(v)-4:]
-			}
-			sc.setPlain(a.Var, v)
-		}
-		st.trace(f, s.Name, "set", "next", a.Var+" = last4 of "+a.Last4)
-	case a.Add != nil:
-		if _, isSecret := sc.secrets[a.Var]; isSecret {
-			return outcome{}, fmt.Errorf("add to %q: %w", a.Var, ErrSecretSink)
-		}
-		n := 0
-		if v, ok := sc.plain[a.Var]; ok {
-			var err error
-			if n, err = strconv.Atoi(v); err != nil {
-				return outcome{}, fmt.Errorf("add to %q: %w", a.Var, ErrNotNumber)
-			}
-		}
-		n += *a.Add
-		sc.setPlain(a.Var, strconv.Itoa(n))
-		st.trace(f, s.Name, "set", "next", a.Var+" = "+strconv.Itoa(n))
-	default:
-		return outcome{}, fmt.Errorf("set %q has no value: %w", a.Var, ErrInvalidFlow)
-	}
-	return outcome{next: s.Next}, nil
-}
-
-// digitPrompt names the prompt that speaks one key.
-func digitPrompt(d byte) string {
-	switch {
-	case d >= '0' && d <= '9':
-		return "digits/" + string(d)
-	case d == '*':
-		return "digits/star"
-	case d == '#':
-		return "digits/hash"
-	}
-	return ""
-}
-
-func (st *run) sayDigits(ctx context.Context, f *Flow, sc *scope, s *Step) (outcome, error) {
-	a := s.SayDigits
-	var say string
-	if sec, ok := sc.secrets[a.Var]; ok {
-		if !a.Last4 {
-			return outcome{}, fmt.Errorf("say_digits of %q in full: %w", a.Var, ErrSecretSink)
-		}
-		say = sec.last4()
-	} else {
-		v, ok := sc.plain[a.Var]
-		if !ok {
-			return outcome{}, fmt.Errorf("%q: %w", a.Var, ErrUnsetVariable)
-		}
-		if a.Last4 && len(v) > 4 {
-			v = v[len(v)-4:]
-		}
-		say = v
-	}
-	prompts := make([]string, 0, len(say))
-	for i := 0; i < len(say); i++ {
-		if p := digitPrompt(say[i]); p != "" {
-			prompts = append(prompts, p)
-		}
-	}
-	if len(prompts) > 0 {
-		if err := st.call.Play(ctx, false, prompts...); err != nil {
-			return outcome{}, err
-		}
-	}
-	st.trace(f, s.Name, "say_digits", "next", strconv.Itoa(len(prompts))+" digit(s) of "+a.Var)
-	return outcome{next: s.Next}, nil
+	return s.Action.run(ctx, &exec{st: st, f: f, sc: sc, s: s})
 }

@@ -175,6 +175,15 @@ func TestPayCollectRetries(t *testing.T) {
 			t.Errorf("branches %v", call.branches())
 		}
 	})
+	t.Run("digits then inter-digit timeout below min are invalid, not a timeout", func(t *testing.T) {
+		call := newFakeCall("4111T", badLuhn+"#", "4111T")
+		if _, err := r.Run(context.Background(), call, "pay"); err != nil {
+			t.Fatal(err)
+		}
+		if !call.tookBranch("get_card", "on_invalid") {
+			t.Errorf("branches %v", call.branches())
+		}
+	})
 	t.Run("expired then month 13 then valid", func(t *testing.T) {
 		call := newFakeCall(visa+"#", "0126", "1330", "1126", "987#")
 		res, err := r.Run(context.Background(), call, "pay")

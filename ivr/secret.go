@@ -77,3 +77,10 @@ func allDigits(b []byte) bool {
 	}
 	return true
 }
+
+// wipeBytes zeroes b.
+func wipeBytes(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}

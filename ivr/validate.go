@@ -2,7 +2,6 @@ package ivr
 
 import (
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 )
@@ -97,56 +96,108 @@ func validateFlow(f *Flow, byName map[string]*Flow) []Problem {
 	return c.probs
 }
 
+// vars collects what the flow's actions declare: the variables assigned,
+// which of them hold secrets (collected in a secure flow or with secret:
+// true), and copies, so a copy of a secret is a secret too.
+type vars struct {
+	// secure is true in a secure flow, where every collected value is secret.
+	secure   bool
+	assigned map[string]bool
+	secrets  map[string]bool
+	copies   [][2]string // {to, from}
+}
+
+// assign records that the flow sets name, as a secret when secret is true.
+func (v *vars) assign(name string, secret bool) {
+	v.assigned[name] = true
+	if secret {
+		v.secrets[name] = true
+	}
+}
+
+// copy records that to receives a copy of from.
+func (v *vars) copy(to, from string) { v.copies = append(v.copies, [2]string{to, from}) }
+
 // variables works out which variables the flow assigns and which of them
-// hold secrets: collected in a secure flow or with secret: true, or copied
-// from a secret (to a fixed point, since copies may chain).
+// hold secrets, following copies to a fixed point since they may chain.
 func variables(f *Flow) (secrets, assigned map[string]bool) {
-	secrets, assigned = map[string]bool{}, map[string]bool{}
+	v := &vars{secure: f.secureFlow(), assigned: map[string]bool{}, secrets: map[string]bool{}}
 	for i := range f.Steps {
-		s := &f.Steps[i]
-		switch {
-		case s.Collect != nil:
-			assigned[s.Collect.Into] = true
-			if f.secureFlow() || s.Collect.Secret {
-				secrets[s.Collect.Into] = true
-			}
-		case s.Set != nil:
-			assigned[s.Set.Var] = true
-		case s.DataAction != nil:
-			for _, v := range s.DataAction.Receive {
-				assigned[v] = true
-			}
+		if a := f.Steps[i].Action; a != nil {
+			a.declare(v)
 		}
 	}
 	for changed := true; changed; {
 		changed = false
-		for i := range f.Steps {
-			s := &f.Steps[i]
-			if s.Set != nil && s.Set.Copy != "" && secrets[s.Set.Copy] && !secrets[s.Set.Var] {
-				secrets[s.Set.Var] = true
+		for _, c := range v.copies {
+			if v.secrets[c[1]] && !v.secrets[c[0]] {
+				v.secrets[c[0]] = true
 				changed = true
 			}
 		}
 	}
-	return secrets, assigned
+	return v.secrets, v.assigned
 }
 
 func validKey(k string) bool {
 	return len(k) == 1 && strings.ContainsAny(k, "0123456789*#")
 }
 
+// stepCheck is what an action's check sees: the step, the flow's variables
+// and the set's flows. Its problems name the file and the step.
+type stepCheck struct {
+	*checker
+	s                 *Step
+	secrets, assigned map[string]bool
+	byName            map[string]*Flow
+}
+
+// flow is the flow being checked.
+func (c *stepCheck) flow() *Flow { return c.f }
+
+// errf reports a problem of the step.
+func (c *stepCheck) errf(format string, a ...any) { c.stepf(c.s, format, a...) }
+
+// uses reports v (when set) if no step of the flow assigns it.
+func (c *stepCheck) uses(v, what string) {
+	if v != "" && !c.assigned[v] {
+		c.errf("%s variable %q is never set in this flow", what, v)
+	}
+}
+
+// required reports a missing required branch.
+func (c *stepCheck) required(target, branch string) {
+	if target == "" {
+		c.errf("%s has no %s branch", c.s.ActionName(), branch)
+	}
+}
+
+// duration reports a duration field that is negative or over MaxWait.
+func (c *stepCheck) duration(d Duration, field string) {
+	switch {
+	case d < 0:
+		c.errf("%s must not be negative", field)
+	case d.Std() > MaxWait:
+		c.errf("%s %v is longer than %v", field, d.Std(), MaxWait)
+	}
+}
+
+// attempts reports an attempts field that is negative or over MaxAttempts.
+func (c *stepCheck) attempts(n int) {
+	switch {
+	case n < 0:
+		c.errf("attempts must not be negative")
+	case n > MaxAttempts:
+		c.errf("attempts %d is more than %d", n, MaxAttempts)
+	}
+}
+
 func (c *checker) checkStep(s *Step, secrets, assigned map[string]bool, byName map[string]*Flow) {
-	acts := s.actions()
-	switch len(acts) {
-	case 0:
-		c.stepf(s, "step has no action")
-		return
-	case 1:
-	default:
-		c.stepf(s, "step has more than one action (%s); use one step per action", strings.Join(acts, ", "))
+	if s.Action == nil {
+		c.stepf(s, "step has no action (want one of %s)", strings.Join(actionKeys(), ", "))
 		return
 	}
-	act := acts[0]
+	act := s.Action.Name()
 	if s.linear() && s.Next == "" {
 		c.stepf(s, "%s needs a next step", act)
 	}
@@ -158,207 +209,7 @@ func (c *checker) checkStep(s *Step, secrets, assigned map[string]bool, byName m
 			c.stepf(s, "%s %q does not exist", e.label, e.to)
 		}
 	}
-	uses := func(v, what string) {
-		if v != "" && !assigned[v] {
-			c.stepf(s, "%s variable %q is never set in this flow", what, v)
-		}
-	}
-	required := func(target, branch string) {
-		if target == "" {
-			c.stepf(s, "%s has no %s branch", act, branch)
-		}
-	}
-	positive := func(d Duration, field string) {
-		if d < 0 {
-			c.stepf(s, "%s must not be negative", field)
-		}
-	}
-
-	switch {
-	case s.Play != nil:
-		if len(s.Play.Prompts) == 0 {
-			c.stepf(s, "play has no prompts")
-		}
-	case s.Menu != nil:
-		m := s.Menu
-		if len(m.Choices) == 0 {
-			c.stepf(s, "menu has no choices")
-		}
-		keys := make([]string, 0, len(m.Choices))
-		for k := range m.Choices {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if !validKey(k) {
-				c.stepf(s, "menu choice %q is not a single key 0-9, * or #", k)
-			}
-		}
-		required(m.OnTimeout, "on_timeout")
-		if m.Default == "" {
-			required(m.OnInvalid, "on_invalid")
-		}
-		if m.Attempts < 0 {
-			c.stepf(s, "attempts must not be negative")
-		}
-		positive(m.Timeout, "timeout")
-	case s.Collect != nil:
-		cl := s.Collect
-		if cl.Into == "" {
-			c.stepf(s, "collect has no into variable")
-		}
-		min, max := cl.limits()
-		if cl.Min < 0 || cl.Max < 0 || min > max {
-			c.stepf(s, "collect min %d / max %d are not a valid range", cl.Min, cl.Max)
-		}
-		switch cl.Validate {
-		case "", ValidateLength, ValidateLuhn:
-		case ValidateExpiryMMYY:
-			if min > 4 || max < 4 {
-				c.stepf(s, "expiry_mmyy needs exactly 4 digits but min/max are %d/%d", min, max)
-			}
-		default:
-			c.stepf(s, "unknown validate %q (want length, luhn or expiry_mmyy)", cl.Validate)
-		}
-		switch cl.Terminator {
-		case "", "#", "*", "none":
-		default:
-			c.stepf(s, "terminator %q must be \"#\", \"*\" or \"none\"", cl.Terminator)
-		}
-		if cl.Attempts < 0 {
-			c.stepf(s, "attempts must not be negative")
-		}
-		positive(cl.FirstTimeout, "first_timeout")
-		positive(cl.InterDigitTimeout, "inter_digit_timeout")
-		required(cl.OnValid, "on_valid")
-		required(cl.OnInvalid, "on_invalid")
-		required(cl.OnTimeout, "on_timeout")
-	case s.SayDigits != nil:
-		if s.SayDigits.Var == "" {
-			c.stepf(s, "say_digits has no var")
-		}
-		uses(s.SayDigits.Var, "say_digits")
-		if secrets[s.SayDigits.Var] && !s.SayDigits.Last4 {
-			c.stepf(s, "secret %q would be read back in full; say_digits of a secret needs last4: true", s.SayDigits.Var)
-		}
-	case s.Set != nil:
-		st := s.Set
-		if st.Var == "" {
-			c.stepf(s, "set has no var")
-		}
-		n := 0
-		for _, set := range []bool{st.Value != nil, st.Copy != "", st.Last4 != "", st.Add != nil} {
-			if set {
-				n++
-			}
-		}
-		if n != 1 {
-			c.stepf(s, "set needs exactly one of value, copy, last4, add")
-		}
-		uses(st.Copy, "set copy")
-		uses(st.Last4, "set last4")
-		if st.Add != nil && secrets[st.Var] {
-			c.stepf(s, "set add on secret %q", st.Var)
-		}
-	case s.SetData != nil:
-		sd := s.SetData
-		if sd.Key == "" {
-			c.stepf(s, "set_data has no key")
-		}
-		if (sd.Value != nil) == (sd.Var != "") {
-			c.stepf(s, "set_data needs exactly one of value or var")
-		}
-		uses(sd.Var, "set_data")
-		if secrets[sd.Var] {
-			c.stepf(s, "secret %q may not reach set_data (participant data is not a secure sink)", sd.Var)
-		}
-	case s.Branch != nil:
-		b := s.Branch
-		if b.Var == "" {
-			c.stepf(s, "branch has no var")
-		}
-		uses(b.Var, "branch")
-		if secrets[b.Var] {
-			c.stepf(s, "secret %q may not be branched on (the path taken would reveal it)", b.Var)
-		}
-		if len(b.Cases) == 0 {
-			c.stepf(s, "branch has no cases")
-		}
-		for i, bc := range b.Cases {
-			if bc.ops() != 1 {
-				c.stepf(s, "branch case %d needs exactly one of equals, not_equals, in, gte, lte, is_set", i+1)
-			}
-			if bc.Next == "" {
-				c.stepf(s, "branch case %d has no next", i+1)
-			}
-		}
-		required(b.Else, "else")
-	case s.DataAction != nil:
-		d := s.DataAction
-		if (d.URL == "") == (d.Endpoint == "") {
-			c.stepf(s, "data_action needs exactly one of url or endpoint")
-		}
-		if d.URL != "" {
-			if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				c.stepf(s, "data_action url %q is not an http(s) URL", d.URL)
-			}
-		}
-		fields := sortedKeys(d.Send)
-		for _, field := range fields {
-			v := d.Send[field]
-			uses(v, "data_action send")
-			if secrets[v] && !d.PaymentGateway {
-				c.stepf(s, "secret %q may not be sent by a data_action not marked payment_gateway", v)
-			}
-			if _, dup := d.Constants[field]; dup {
-				c.stepf(s, "data_action field %q is in both send and constants", field)
-			}
-		}
-		for _, field := range sortedKeys(d.Receive) {
-			if d.Receive[field] == "" {
-				c.stepf(s, "data_action receive field %q has no variable", field)
-			}
-		}
-		positive(d.Timeout, "timeout")
-		required(d.OnSuccess, "on_success")
-		required(d.OnFailure, "on_failure")
-	case s.Secure != nil:
-		if c.f.Kind.Secure() {
-			c.stepf(s, "a secure flow cannot hand over to another secure flow")
-		}
-		t, ok := byName[s.Secure.Flow]
-		switch {
-		case s.Secure.Flow == "":
-			c.stepf(s, "secure has no flow")
-		case !ok:
-			c.stepf(s, "secure flow %q does not exist", s.Secure.Flow)
-		case !t.Kind.Secure():
-			c.stepf(s, "secure flow %q is of kind %s, not ivr-only or agent-referred", s.Secure.Flow, t.Kind)
-		}
-	case s.Transfer != nil:
-		t := s.Transfer.Target
-		if !strings.HasPrefix(t, "queue:") && !strings.HasPrefix(t, "sip:") && !strings.HasPrefix(t, "sips:") && !strings.HasPrefix(t, "tel:") ||
-			strings.HasSuffix(t, ":") {
-			c.stepf(s, "transfer target %q must be queue:NAME or a sip:, sips: or tel: URI", t)
-		}
-	case s.ReturnToAgent != nil:
-		if c.f.Kind == KindIVROnly {
-			c.stepf(s, "return_to_agent in an ivr-only flow (no agent is reserved; end in transfer or disconnect)")
-		}
-		if s.ReturnToAgent.OnNoAgent == "" {
-			c.stepf(s, "return_to_agent has no on_no_agent fallback for when the reserved agent has gone")
-		}
-	}
-}
-
-func (bc *BranchCase) ops() int {
-	n := 0
-	for _, set := range []bool{bc.Equals != nil, bc.NotEquals != nil, bc.In != nil, bc.Gte != nil, bc.Lte != nil, bc.IsSet != nil} {
-		if set {
-			n++
-		}
-	}
-	return n
+	s.Action.check(&stepCheck{checker: c, s: s, secrets: secrets, assigned: assigned, byName: byName})
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -451,7 +302,7 @@ func (c *checker) checkGraph() {
 		switch {
 		case !reach[s]:
 			c.stepf(s, "step cannot be reached from the first step %q", f.Steps[0].Name)
-		case !canEnd[s] && entry[s] && !broken && s.Action() != "" && s.Action() != "multiple":
+		case !canEnd[s] && entry[s] && !broken && s.Action != nil:
 			c.stepf(s, "no path from this step ever ends (a loop with no way out, or a dead end); every path must reach transfer, disconnect, return_to_agent or secure")
 		}
 	}

@@ -45,13 +45,13 @@ func TestBadFlowsRejected(t *testing.T) {
 		"secret-copy-output":         `flow.yaml: output "card_copy" is a secret`,
 		"secure-unknown-flow":        `flow.yaml: step "to_pay": secure flow "no-such-flow" does not exist`,
 		"secure-not-secure-kind":     `main.yaml: step "to_pay": secure flow "plain" is of kind normal`,
-		"unknown-field":              `flow.yaml: line 6: field colour not found`,
+		"unknown-field":              `flow.yaml: step "bye": line 6: field colour not found`,
 		"two-actions":                `flow.yaml: step "start": step has more than one action (answer, play)`,
 		"duplicate-step":             `flow.yaml: step "bye": step name used more than once`,
 		"unknown-kind":               `flow.yaml: unknown kind "super-secure"`,
 		"unset-variable":             `flow.yaml: step "read": say_digits variable "account" is never set`,
 		"duplicate-flow-name":        `b.yaml: flow name "same" is also used by a.yaml`,
-		"bad-duration":               `flow.yaml: line 7: bad duration "5"`,
+		"bad-duration":               `flow.yaml: step "menu": line 7: bad duration "5"`,
 	}
 	entries, err := os.ReadDir("../testdata/flows-bad")
 	if err != nil {
@@ -147,6 +147,9 @@ func TestValidateFieldRules(t *testing.T) {
 	for name, tc := range map[string]struct{ step, want string }{
 		"expiry range":      {`collect: {into: e, min: 3, max: 3, validate: expiry_mmyy, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "expiry_mmyy needs exactly 4 digits"},
 		"min over max":      {`collect: {into: e, min: 5, max: 3, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "not a valid range"},
+		"attempts over 10":  {`menu: {prompt: [menu], choices: {"1": bye}, attempts: 1000000000, on_invalid: bye, on_timeout: bye}`, "attempts 1000000000 is more than 10"},
+		"timeout too long":  {`collect: {into: e, first_timeout: 100000h, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "first_timeout 100000h0m0s is longer than 10m0s"},
+		"max over 64":       {`collect: {into: e, max: 65, on_valid: bye, on_invalid: bye, on_timeout: bye}`, "collect max 65 is more than 64 digits"},
 		"bad validate":      {`collect: {into: e, validate: mod97, on_valid: bye, on_invalid: bye, on_timeout: bye}`, `unknown validate "mod97"`},
 		"bad terminator":    {`collect: {into: e, terminator: "5", on_valid: bye, on_invalid: bye, on_timeout: bye}`, `terminator "5"`},
 		"set two ops":       {`set: {var: a, value: "1", add: 1}`, "exactly one of value, copy, last4, add"},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 )
@@ -18,21 +19,96 @@ const maxResponseBytes = 64 << 10
 // ErrNoEndpoint: a data_action names an endpoint the Runner does not know.
 var ErrNoEndpoint = errors.New("data_action endpoint not configured")
 
-// dataAction POSTs the step's fields as one JSON object. Secrets are written
+func init() { register("data_action", func() Action { return &DataAction{} }) }
+
+// DataAction POSTs chosen variables as one JSON object and maps fields of the
+// JSON response into variables.
+type DataAction struct {
+	noPrompts `yaml:"-"`
+	// URL is the endpoint; or Endpoint names one configured on the Runner
+	// (Runner.Endpoints) so flows stay independent of deployment.
+	URL      string `yaml:"url"`
+	Endpoint string `yaml:"endpoint"`
+	// PaymentGateway marks the only kind of data action that may receive
+	// secrets.
+	PaymentGateway bool `yaml:"payment_gateway"`
+	// Send maps a JSON request field to the variable that fills it.
+	Send map[string]string `yaml:"send"`
+	// Constants are literal JSON request fields.
+	Constants map[string]string `yaml:"constants"`
+	// Receive maps a JSON response field to the variable it is stored in
+	// (strings, numbers and booleans; stored as text, not secret).
+	Receive map[string]string `yaml:"receive"`
+	// Timeout bounds the whole request (default 10s).
+	Timeout Duration `yaml:"timeout"`
+	// OnSuccess is taken on a 2xx response with a JSON object body.
+	OnSuccess string `yaml:"on_success"`
+	// OnFailure is taken on any other outcome. Required.
+	OnFailure string `yaml:"on_failure"`
+	// OnTimeout, when set, is taken instead of OnFailure on a timeout.
+	OnTimeout string `yaml:"on_timeout"`
+}
+
+// Name implements Action.
+func (*DataAction) Name() string { return "data_action" }
+
+func (*DataAction) linear() bool { return false }
+func (*DataAction) ends() bool   { return false }
+
+func (d *DataAction) edges() []edge {
+	return []edge{{"on_success", d.OnSuccess}, {"on_failure", d.OnFailure}, {"on_timeout", d.OnTimeout}}
+}
+
+func (d *DataAction) declare(v *vars) {
+	for _, name := range d.Receive {
+		v.assign(name, false)
+	}
+}
+
+func (d *DataAction) check(c *stepCheck) {
+	if (d.URL == "") == (d.Endpoint == "") {
+		c.errf("data_action needs exactly one of url or endpoint")
+	}
+	if d.URL != "" {
+		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.errf("data_action url %q is not an http(s) URL", d.URL)
+		}
+	}
+	for _, field := range sortedKeys(d.Send) {
+		v := d.Send[field]
+		c.uses(v, "data_action send")
+		if c.secrets[v] && !d.PaymentGateway {
+			c.errf("secret %q may not be sent by a data_action not marked payment_gateway", v)
+		}
+		if _, dup := d.Constants[field]; dup {
+			c.errf("data_action field %q is in both send and constants", field)
+		}
+	}
+	for _, field := range sortedKeys(d.Receive) {
+		if d.Receive[field] == "" {
+			c.errf("data_action receive field %q has no variable", field)
+		}
+	}
+	c.duration(d.Timeout, "timeout")
+	c.required(d.OnSuccess, "on_success")
+	c.required(d.OnFailure, "on_failure")
+}
+
+// run POSTs the step's fields as one JSON object. Secrets are written
 // straight from their bytes into the request body (never through a Go
 // string) and only when the step is marked payment_gateway; the body is
 // zeroed afterwards. Any transport error, non-2xx status or body that is not
 // a JSON object takes on_failure (on_timeout for a timeout when set); a
 // configuration problem (unknown endpoint) also takes on_failure. Traces say
 // which, never what was sent.
-func (st *run) dataAction(ctx context.Context, f *Flow, sc *scope, s *Step) (outcome, error) {
-	d := s.DataAction
+func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
+	st, sc := x.st, x.sc
 	fail := func(detail string, timeout bool) (outcome, error) {
 		if timeout && d.OnTimeout != "" {
-			st.trace(f, s.Name, "data_action", "on_timeout", detail)
+			x.trace("on_timeout", detail)
 			return outcome{next: d.OnTimeout}, nil
 		}
-		st.trace(f, s.Name, "data_action", "on_failure", detail)
+		x.trace("on_failure", detail)
 		return outcome{next: d.OnFailure}, nil
 	}
 	target := d.URL
@@ -102,7 +178,7 @@ func (st *run) dataAction(ctx context.Context, f *Flow, sc *scope, s *Step) (out
 		}
 		sc.setPlain(d.Receive[field], text)
 	}
-	st.trace(f, s.Name, "data_action", "on_success", "HTTP "+strconv.Itoa(resp.StatusCode))
+	x.trace("on_success", "HTTP "+strconv.Itoa(resp.StatusCode))
 	return outcome{next: d.OnSuccess}, nil
 }
 
