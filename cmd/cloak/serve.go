@@ -207,6 +207,10 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		return err
 	}
 	defer closeCaps()
+	dtmfMode, dtmfRoutes, err := dtmfModes(cfg.DTMF)
+	if err != nil {
+		return err
+	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
@@ -223,6 +227,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		RecordRoutes:      cfg.Recording.Routes,
 		RecordDefault:     cfg.Recording.Default,
 		Capture:           caps,
+		DTMF:              dtmfMode,
+		DTMFRoutes:        dtmfRoutes,
 		Log:               log,
 	})
 	if err != nil {
@@ -479,4 +485,19 @@ func observeFor(caps call.Capture, mgr *call.Manager) func(sip.Observed) {
 		return nil
 	}
 	return mgr.ObserveSIP
+}
+
+// dtmfModes parses the validated dtmf section.
+func dtmfModes(c config.DTMF) (call.DTMFMode, map[string]call.DTMFMode, error) {
+	mode, err := call.ParseDTMFMode(c.Mode)
+	if err != nil {
+		return 0, nil, fmt.Errorf("dtmf.mode: %w", err)
+	}
+	routes := make(map[string]call.DTMFMode, len(c.Routes))
+	for r, v := range c.Routes {
+		if routes[r], err = call.ParseDTMFMode(v); err != nil {
+			return 0, nil, fmt.Errorf("dtmf.routes.%s: %w", r, err)
+		}
+	}
+	return mode, routes, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/rs/zerolog"
 )
@@ -65,5 +66,22 @@ func TestRecordingKeyCreatedOnce(t *testing.T) {
 	b, err := recordingSetup(cfg)
 	if err != nil || !bytes.Equal(a.key, b.key) || len(a.key) < 32 {
 		t.Fatalf("key not reused (%v)", err)
+	}
+}
+
+// The config package validates dtmf modes by name and call parses them:
+// every name the one accepts the other must know, and a route keeps its own.
+func TestDTMFModesParse(t *testing.T) {
+	for _, name := range config.DTMFModes {
+		if _, err := call.ParseDTMFMode(name); err != nil {
+			t.Errorf("config accepts %q, call does not: %v", name, err)
+		}
+	}
+	mode, routes, err := dtmfModes(config.DTMF{Mode: "auto", Routes: map[string]string{"pay": "inband"}})
+	if err != nil || mode != call.DTMFAuto || routes["pay"] != call.DTMFInband {
+		t.Fatalf("dtmfModes: %v %v %v", mode, routes, err)
+	}
+	if _, err := call.ParseDTMFMode("negotiated"); err == nil {
+		t.Fatal("the agents' internal mode is not a configuration value")
 	}
 }
