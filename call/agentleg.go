@@ -152,7 +152,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 	// where the agent's phone negotiated no telephone-event), its packets
 	// go to media capture; it is not recorded (the caller leg's pipeline
 	// records both sides).
-	pipe := newPipeline(c, c.rtpCap, false, dtmfNegotiated, func(d byte, _ dtmf.Source) { c.onAgentDigit(d) })
+	pipe := newPipeline(c, c.rtpCap, false, dtmf.Negotiated, func(d byte, _ dtmf.Source) { c.onAgentDigit(d) })
 	ep.SetMonitor(pipe)
 	c.addLegCapture(leg.SIPCallID())
 	ep.Start()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/pion/rtp"
@@ -57,7 +58,7 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 	}
 	side := &agentSide{ep: agent, gone: make(chan struct{}), queue: QueueConfig{MaskDTMF: maskDTMF}}
 	c.side = side
-	c.pipe = newPipeline(c, nil, true, DTMFAuto, c.onDigitReceived)
+	c.pipe = newPipeline(c, nil, true, dtmf.Auto, c.onDigitReceived)
 	cb := newCallerBridge(c, side)
 	payload := make([]byte, 160)
 	for i := range payload {

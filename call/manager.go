@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/capture"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
@@ -66,9 +67,9 @@ type Config struct {
 	// Capture is the protocol and media capture (nil sinks: off).
 	Capture Capture
 	// DTMF is which of the caller's DTMF sources count as keys (the zero
-	// value is DTMFAuto); DTMFRoutes overrides it per called user part.
-	DTMF       DTMFMode
-	DTMFRoutes map[string]DTMFMode
+	// value is dtmf.Auto); DTMFRoutes overrides it per called user part.
+	DTMF       dtmf.Policy
+	DTMFRoutes map[string]dtmf.Policy
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 }
@@ -327,7 +328,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 }
 
 // dtmfMode returns the DTMF mode of calls to the called user part.
-func (m *Manager) dtmfMode(called string) DTMFMode {
+func (m *Manager) dtmfMode(called string) dtmf.Policy {
 	if mode, ok := m.cfg.DTMFRoutes[called]; ok {
 		return mode
 	}

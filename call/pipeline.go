@@ -1,7 +1,6 @@
 package call
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,55 +10,6 @@ import (
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 )
-
-// DTMFMode says which of a leg's DTMF sources count as keys (the IVR's
-// digits, the agent's feature codes, the keys counted while talking).
-// Whatever the mode, RFC 4733 events and in-band tones are always kept
-// from the agent and the recorder as the gate and the queue say; the mode
-// only chooses what is collected. SIP INFO digits (RFC 6086) count in
-// every mode: they are signalled on purpose.
-type DTMFMode uint8
-
-// DTMF modes.
-const (
-	// DTMFAuto collects in-band tones until the leg's first RFC 4733
-	// event, then events only. Callers behind gateways that negotiate
-	// telephone-event but pass tones in-band (common on mobile and
-	// analogue paths) can still key. A phone that sends a key's leading
-	// edge in-band before its events is counted once: the tone's end is
-	// confirmed after the first event has arrived.
-	DTMFAuto DTMFMode = iota
-	// DTMFRFC4733 collects RFC 4733 events only.
-	DTMFRFC4733
-	// DTMFInband collects in-band tones only.
-	DTMFInband
-	// DTMFInfo collects SIP INFO digits only.
-	DTMFInfo
-	// dtmfNegotiated, for agent legs, collects RFC 4733 events where
-	// telephone-event was negotiated and in-band tones where it was not
-	// (what most PBXs call auto).
-	dtmfNegotiated
-)
-
-var dtmfModeNames = [...]string{"auto", "rfc4733", "inband", "info", "negotiated"}
-
-// String names the mode as the configuration does.
-func (m DTMFMode) String() string {
-	if int(m) < len(dtmfModeNames) {
-		return dtmfModeNames[m]
-	}
-	return "unknown"
-}
-
-// ParseDTMFMode parses a configuration value: auto, rfc4733, inband, info.
-func ParseDTMFMode(s string) (DTMFMode, error) {
-	for i, n := range dtmfModeNames[:dtmfNegotiated] {
-		if s == n {
-			return DTMFMode(i), nil
-		}
-	}
-	return 0, fmt.Errorf("dtmf mode %q: want auto, rfc4733, inband or info", s)
-}
 
 // What a bridge asks of the caller leg's pipeline, in pipeline.want.
 const (
@@ -93,9 +43,9 @@ type pipeline struct {
 	c      *Interaction
 	rtp    *capture.CallCapture // RTP capture of the leg (nil: off)
 	record bool                 // the caller leg: what it says and hears is recorded
-	want   atomic.Uint32        // wantPCM | wantMasked, set by the bridge
-	policy DTMFMode
-	// sawEvent: an RFC 4733 event arrived on the leg (DTMFAuto trusts
+	want   atomic.Uint32        // wantPCM | wantMasked | wantNoDigits, set by the bridge
+	policy dtmf.Policy
+	// sawEvent: an RFC 4733 event arrived on the leg (dtmf.Auto counts
 	// events only from then on). Written by the reader, read by it.
 	sawEvent bool
 	// open: the decoder has a digit whose end has not been seen; tick
@@ -111,27 +61,9 @@ type pipeline struct {
 
 // newPipeline returns a leg's pipeline. record makes it feed the recorder
 // (the caller leg); onDigit receives the digits its policy counts.
-func newPipeline(c *Interaction, rtp *capture.CallCapture, record bool, policy DTMFMode, onDigit func(byte, dtmf.Source)) *pipeline {
+func newPipeline(c *Interaction, rtp *capture.CallCapture, record bool, policy dtmf.Policy, onDigit func(byte, dtmf.Source)) *pipeline {
 	dec, _ := dtmf.NewDecoder(dtmf.DecoderConfig{}) // the defaults are valid
 	return &pipeline{c: c, rtp: rtp, record: record, policy: policy, dec: dec, onDigit: onDigit}
-}
-
-// inband reports whether in-band tones count as digits now.
-func (pl *pipeline) inband(e *media.Endpoint) bool {
-	switch pl.policy {
-	case DTMFInband:
-		return true
-	case DTMFAuto:
-		return !pl.sawEvent
-	case dtmfNegotiated:
-		return e.EventPT() == 0
-	}
-	return false
-}
-
-// counts reports whether the policy counts RFC 4733 events.
-func (pl *pipeline) countsEvents() bool {
-	return pl.policy == DTMFAuto || pl.policy == DTMFRFC4733 || pl.policy == dtmfNegotiated
 }
 
 // Received implements media.Monitor.
@@ -150,7 +82,8 @@ func (pl *pipeline) Received(e *media.Endpoint, p *media.Packet) {
 		rec = c.rec.Load()
 	}
 	want := pl.want.Load()
-	detect := pl.inband(e) && (want&wantNoDigits == 0 || mode != Normal)
+	detect := pl.policy.Counts(dtmf.SourceInband, e.EventPT() != 0, pl.sawEvent) &&
+		(want&wantNoDigits == 0 || mode != Normal)
 	want &^= wantNoDigits
 	if rec == nil && want == 0 && !detect {
 		return // nothing here needs the audio: no decode
@@ -220,7 +153,7 @@ func (pl *pipeline) deliver(evs []dtmf.Event) {
 			pl.open.Store(true)
 		case dtmf.KindEnd:
 			pl.open.Store(false)
-			if !pl.countsEvents() {
+			if !pl.policy.Counts(dtmf.SourceRFC4733, true, true) {
 				continue
 			}
 			pl.onDigit(ev.Digit, ev.Source)

@@ -23,7 +23,7 @@ type pipeFeed struct {
 	p      media.Packet
 }
 
-func newPipeFeed(t *testing.T, policy DTMFMode, eventPT uint8) *pipeFeed {
+func newPipeFeed(t *testing.T, policy dtmf.Policy, eventPT uint8) *pipeFeed {
 	t.Helper()
 	m := &Manager{log: zerolog.Nop()}
 	c := &Interaction{id: "t", m: m, log: zerolog.Nop(), ended: make(chan struct{}), digits: newDigitQueue(), data: map[string]string{}}
@@ -80,23 +80,23 @@ func (f *pipeFeed) events(digits string) {
 	}
 }
 
-// TestPipelineDTMFModes: which sources each DTMF mode counts, with the
+// TestPipelinedtmf.Policys: which sources each DTMF mode counts, with the
 // same traffic: in-band digits, then RFC 4733 digits, then in-band again.
-func TestPipelineDTMFModes(t *testing.T) {
+func TestPipelineDTMFPolicies(t *testing.T) {
 	for _, tc := range []struct {
-		mode    DTMFMode
+		mode    dtmf.Policy
 		eventPT uint8
 		want    string
 	}{
 		// auto: in-band until the first event, events only after it.
-		{DTMFAuto, 101, "4179"},
-		{DTMFRFC4733, 101, "9"},
-		{DTMFInband, 101, "4175"},
-		{DTMFInfo, 101, ""},
+		{dtmf.Auto, 101, "4179"},
+		{dtmf.RFC4733, 101, "9"},
+		{dtmf.Inband, 101, "4175"},
+		{dtmf.Info, 101, ""},
 		// negotiated (agent legs): events where telephone-event was
 		// negotiated, in-band where it was not.
-		{dtmfNegotiated, 101, "9"},
-		{dtmfNegotiated, 0, "4175"},
+		{dtmf.Negotiated, 101, "9"},
+		{dtmf.Negotiated, 0, "4175"},
 	} {
 		t.Run(fmt.Sprintf("%s/pt%d", tc.mode, tc.eventPT), func(t *testing.T) {
 			f := newPipeFeed(t, tc.mode, tc.eventPT)
@@ -119,7 +119,7 @@ func TestPipelineDTMFModes(t *testing.T) {
 // press, is counted once: the tone's end is confirmed only after the
 // first event, when auto trusts events alone.
 func TestPipelineAutoCountsASwitchingPhoneOnce(t *testing.T) {
-	f := newPipeFeed(t, DTMFAuto, 101)
+	f := newPipeFeed(t, dtmf.Auto, 101)
 	f.audio(make([]int16, 1600))
 	tone, _ := dtmf.AppendTone(nil, '7', dtmf.ToneSpec{Duration: 80 * time.Millisecond})
 	f.audio(tone)
@@ -135,7 +135,7 @@ func TestPipelineAutoCountsASwitchingPhoneOnce(t *testing.T) {
 // the pipeline leaves the packet undecoded; with recording it decodes,
 // and hands the bridge masked audio only when asked.
 func TestPipelineDecodesOnlyWhenNeeded(t *testing.T) {
-	f := newPipeFeed(t, DTMFRFC4733, 101)
+	f := newPipeFeed(t, dtmf.RFC4733, 101)
 	f.pl.record = false
 	f.audio(make([]int16, 160))
 	if f.p.Audio != nil {
@@ -168,7 +168,7 @@ func TestPipelineDecodesOnlyWhenNeeded(t *testing.T) {
 // TestPipelineAllocatesNothing: the steady state of the caller leg's
 // pipeline (decode, detect, mask) allocates nothing per packet.
 func TestPipelineAllocatesNothing(t *testing.T) {
-	f := newPipeFeed(t, DTMFAuto, 101)
+	f := newPipeFeed(t, dtmf.Auto, 101)
 	f.pl.want.Store(wantMasked)
 	frame := media.CodecPCMU().Encode(make([]int16, 160), nil)
 	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}, Payload: frame}).Marshal()

@@ -23,6 +23,7 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
@@ -488,14 +489,14 @@ func observeFor(caps call.Capture, mgr *call.Manager) func(sip.Observed) {
 }
 
 // dtmfModes parses the validated dtmf section.
-func dtmfModes(c config.DTMF) (call.DTMFMode, map[string]call.DTMFMode, error) {
-	mode, err := call.ParseDTMFMode(c.Mode)
+func dtmfModes(c config.DTMF) (dtmf.Policy, map[string]dtmf.Policy, error) {
+	mode, err := dtmf.ParsePolicy(c.Mode)
 	if err != nil {
 		return 0, nil, fmt.Errorf("dtmf.mode: %w", err)
 	}
-	routes := make(map[string]call.DTMFMode, len(c.Routes))
+	routes := make(map[string]dtmf.Policy, len(c.Routes))
 	for r, v := range c.Routes {
-		if routes[r], err = call.ParseDTMFMode(v); err != nil {
+		if routes[r], err = dtmf.ParsePolicy(v); err != nil {
 			return 0, nil, fmt.Errorf("dtmf.routes.%s: %w", r, err)
 		}
 	}

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/rs/zerolog"
 )
 
@@ -69,19 +70,19 @@ func TestRecordingKeyCreatedOnce(t *testing.T) {
 	}
 }
 
-// The config package validates dtmf modes by name and call parses them:
+// The config package validates dtmf modes by name and dtmf parses them:
 // every name the one accepts the other must know, and a route keeps its own.
 func TestDTMFModesParse(t *testing.T) {
 	for _, name := range config.DTMFModes {
-		if _, err := call.ParseDTMFMode(name); err != nil {
-			t.Errorf("config accepts %q, call does not: %v", name, err)
+		if _, err := dtmf.ParsePolicy(name); err != nil {
+			t.Errorf("config accepts %q, dtmf does not: %v", name, err)
 		}
 	}
 	mode, routes, err := dtmfModes(config.DTMF{Mode: "auto", Routes: map[string]string{"pay": "inband"}})
-	if err != nil || mode != call.DTMFAuto || routes["pay"] != call.DTMFInband {
+	if err != nil || mode != dtmf.Auto || routes["pay"] != dtmf.Inband {
 		t.Fatalf("dtmfModes: %v %v %v", mode, routes, err)
 	}
-	if _, err := call.ParseDTMFMode("negotiated"); err == nil {
-		t.Fatal("the agents' internal mode is not a configuration value")
+	if slices.Contains(config.DTMFModes, dtmf.Negotiated.String()) {
+		t.Fatal("negotiated is the agents' policy, not a configuration value")
 	}
 }
