@@ -20,6 +20,7 @@ type agentSide struct {
 	agent  *Agent
 	leg    *sip.Leg
 	ep     *media.Endpoint
+	untick func() // stops the agent pipeline's clock ticks
 	queue  QueueConfig
 	gone   chan struct{} // closed when the agent leg ended
 	refer  bool          // the secure flow was requested by REFER (NOTIFY owed)
@@ -147,15 +148,15 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 	ep.SetRemote(m.Remote)
 	ep.SetCodec(codecOf(m.Codec), m.EventPT)
 	ep.SetDirection(directionOf(m.Direction))
-	if c.rtpCap != nil {
-		// An agent leg is not recorded (the caller leg's monitor records
-		// both sides), so without media capture its monitor would only
-		// cost two calls per packet on the hot path.
-		ep.SetMonitor(&legMonitor{c: c, rtp: c.rtpCap})
-	}
+	// The agent leg's pipeline: its keys are feature codes (in-band only
+	// where the agent's phone negotiated no telephone-event), its packets
+	// go to media capture; it is not recorded (the caller leg's pipeline
+	// records both sides).
+	pipe := newPipeline(c, c.rtpCap, false, dtmf.Negotiated, func(d byte, _ dtmf.Source) { c.onAgentDigit(d) })
+	ep.SetMonitor(pipe)
 	c.addLegCapture(leg.SIPCallID())
 	ep.Start()
-	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{})}
+	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if codecOf(nm.Codec).IsZero() {
 			return errors.New("codec not supported")
@@ -202,9 +203,8 @@ func (c *Interaction) bridge(side *agentSide) {
 	c.mu.Lock()
 	c.side = side
 	c.mu.Unlock()
-	cb := newCallerBridge(c, side)
-	c.caller.SetHandler(cb)
-	side.ep.SetHandler(newAgentBridge(c))
+	c.caller.SetHandler(newCallerBridge(c, side))
+	side.ep.SetHandler(&agentBridge{c: c})
 	state := "bridged"
 	if side.agent != nil {
 		c.publish(Event{Type: "state", State: state, Flow: side.agent.Name()})
@@ -217,13 +217,14 @@ func (c *Interaction) bridge(side *agentSide) {
 // carries on and cannot return; otherwise the call ends.
 func (c *Interaction) onAgentGone(side *agentSide) {
 	c.stopAgentHold(side)
+	side.untick()
 	_ = side.ep.Close()
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, Available)
 	}
 	c.log.Info().Str("reason", side.leg.EndReason()).Bool("secure", c.Mode() == Secure).Msg("agent leg ended")
 	c.publish(Event{Type: "state", State: "agent_left"})
-	if c.Mode() != Secure && !c.secureRunning.Load() {
+	if c.Mode() == Normal {
 		c.end("agent hung up")
 	}
 }
@@ -262,7 +263,7 @@ func (c *Interaction) RequestSecure(flow, via string) error {
 	if side == nil {
 		return ErrNotBridged
 	}
-	if c.secureRunning.Load() {
+	if c.Mode() != Normal {
 		return ErrSecureActive
 	}
 	select {
@@ -282,22 +283,21 @@ func (c *Interaction) runReferred(ctx context.Context, req secureRequest) {
 	if side == nil {
 		return
 	}
-	c.secureRunning.Store(true)
-	defer c.secureRunning.Store(false)
+	c.mu.Lock()
+	if c.Mode() != Normal {
+		c.mu.Unlock()
+		return
+	}
+	// The gate now keeps caller and agent apart (the bridge stays, and
+	// asks it per packet); the caller's keys are the flow's.
+	c.setMode(Referred)
+	c.mu.Unlock()
+	defer c.endReferral()
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, Reserved)
 	}
 	side.refer = req.via == "refer"
 	c.log.Info().Str("flow", req.flow).Str("via", req.via).Msg("agent sends the caller into a secure flow; agent reserved")
-	// The caller's audio goes to the flow's digit tap only; the agent hears
-	// hold audio.
-	tap, err := newDTMFTap(c.onDigitReceived)
-	if err != nil {
-		return
-	}
-	c.caller.SetHandler(tap)
-	untick := c.m.cfg.Clock.Subscribe(tap.tick)
-	defer untick()
 	c.startAgentHold(side)
 	c.digits.flush()
 
@@ -352,11 +352,12 @@ func (c *Interaction) releaseAgent(side *agentSide, why string) {
 // continuity are kept by each endpoint's rewriter).
 func (c *Interaction) ReturnToAgent(ctx context.Context) error {
 	side := c.agentSideNow()
-	if side == nil || side.agent == nil && !c.secureRunning.Load() {
+	if side == nil || side.agent == nil && !c.referred() {
 		return ivr.ErrNoAgent
 	}
 	c.stopAgentHold(side)
 	c.bridge(side)
+	c.endReferral()
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, Busy)
 	}
@@ -366,7 +367,32 @@ func (c *Interaction) ReturnToAgent(ctx context.Context) error {
 
 // AgentReserved implements ivr.Call.
 func (c *Interaction) AgentReserved() bool {
-	return c.secureRunning.Load() && c.agentSideNow() != nil
+	return c.referred() && c.agentSideNow() != nil
+}
+
+// referred reports whether an agent's referral is in progress: the call
+// is Referred, or in a secure segment that returns to Referred.
+func (c *Interaction) referred() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.Mode()
+	return m == Referred || m == Secure && c.afterSecure == Referred
+}
+
+// endReferral ends an agent's referral: the caller is back with the agent,
+// elsewhere, or gone. The call is Normal again at once, or, inside the
+// flow's secure segment, when the segment ends.
+func (c *Interaction) endReferral() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.Mode() {
+	case Referred:
+		c.setMode(Normal)
+	case Secure:
+		if c.afterSecure == Referred {
+			c.afterSecure = Normal
+		}
+	}
 }
 
 // startAgentHold plays hold audio to the agent (never the caller's

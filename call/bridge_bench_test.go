@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/pion/rtp"
@@ -57,7 +58,7 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 	}
 	side := &agentSide{ep: agent, gone: make(chan struct{}), queue: QueueConfig{MaskDTMF: maskDTMF}}
 	c.side = side
-	c.callerMon = newCallerMonitor(c, nil)
+	c.pipe = newPipeline(c, nil, true, dtmf.Auto, c.onDigitReceived)
 	cb := newCallerBridge(c, side)
 	payload := make([]byte, 160)
 	for i := range payload {
@@ -70,10 +71,10 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 }
 
 // BenchmarkBridgeCallerToAgent is the per-packet cost of the caller→agent
-// path: DTMF tap, gate, and either an in-place forward (no masking) or
-// decode → masker → encode → send (masking), with recording fed by the
-// caller leg's monitor, whose masker the bridge shares. One UDP send per
-// op is included.
+// path: the caller leg's pipeline (decode, masker and recorder when
+// needed), the gate, and either an in-place forward (no masking) or an
+// encode of the pipeline's masked audio and a send (masking). One UDP
+// send per op is included.
 func BenchmarkBridgeCallerToAgent(b *testing.B) {
 	for _, tc := range []struct {
 		name         string
@@ -81,7 +82,7 @@ func BenchmarkBridgeCallerToAgent(b *testing.B) {
 	}{{"forward", false, false}, {"masked", true, false}, {"masked+recorded", true, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			c, cb, caller, p := benchLegs(b, tc.mask, tc.record)
-			mon := c.callerMon // one masker per caller leg, shared by recorder and agent
+			mon := c.pipe // one pipeline per caller leg, read by recorder and agent
 			raw := append([]byte(nil), p.Raw...)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -4,9 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/cloak-voip/cloak/dtmf"
-	"github.com/cloak-voip/cloak/media"
 )
 
 // digitQueue holds the caller's keys for the IVR (type-ahead), bounded.
@@ -80,71 +77,4 @@ func (q *digitQueue) next(ctx context.Context, timeout time.Duration) (byte, boo
 			return 0, false, ctx.Err()
 		}
 	}
-}
-
-// dtmfTap is the caller leg's DTMF detection on the hot path: RFC 4733
-// events through dtmf.Decoder and, when no telephone-event was negotiated,
-// in-band tones through dtmf.Detector. Completed digits go to onDigit; the
-// tap never forwards a packet (the gate decides what the agent receives).
-//
-// Locking: HandleRTP runs on the leg's read goroutine and tick on the
-// shared clock's; mu serialises them (uncontended in practice). onDigit
-// must not block.
-type dtmfTap struct {
-	mu      sync.Mutex
-	dec     *dtmf.Decoder
-	det     *dtmf.Detector // made at the first in-band frame: most taps never need one
-	pcm     []int16
-	onDigit func(d byte, src dtmf.Source)
-	// onStart, when set, runs as an RFC 4733 digit begins (the masker
-	// blanks audio from then on).
-	onStart func()
-	// inband enables the in-band detector when no telephone-event was
-	// negotiated.
-	inband bool
-}
-
-func newDTMFTap(onDigit func(byte, dtmf.Source)) (*dtmfTap, error) {
-	dec, err := dtmf.NewDecoder(dtmf.DecoderConfig{})
-	if err != nil {
-		return nil, err
-	}
-	return &dtmfTap{dec: dec, onDigit: onDigit, inband: true}, nil
-}
-
-// HandleRTP implements media.Handler.
-func (t *dtmfTap) HandleRTP(e *media.Endpoint, p *media.Packet) {
-	t.mu.Lock()
-	var evs []dtmf.Event
-	if p.IsEvent {
-		evs, _ = t.dec.Feed(p.Header.SSRC, p.Header.Timestamp, p.Payload, time.Now())
-	} else if t.inband && e.EventPT() == 0 {
-		// RFC 4733 negotiated: its events are authoritative and in-band
-		// detection would count a phone's leading in-band edge twice.
-		if t.det == nil {
-			t.det, _ = dtmf.NewDetector(dtmf.DetectorConfig{}) // the defaults are valid
-		}
-		t.pcm = e.Codec().Decode(p.Payload, t.pcm[:0])
-		evs = t.det.Process(t.pcm)
-	}
-	for _, ev := range evs {
-		switch {
-		case ev.Kind == dtmf.KindEnd:
-			t.onDigit(ev.Digit, ev.Source)
-		case ev.Kind == dtmf.KindStart && t.onStart != nil:
-			t.onStart()
-		}
-	}
-	t.mu.Unlock()
-}
-
-// tick closes digits whose end packets were all lost.
-func (t *dtmfTap) tick(now time.Time) {
-	t.mu.Lock()
-	for _, ev := range t.dec.Expire(now) {
-		if ev.Kind == dtmf.KindEnd {
-			t.onDigit(ev.Digit, ev.Source)
-		}
-	}
-	t.mu.Unlock()
 }

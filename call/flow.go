@@ -109,19 +109,19 @@ type SecureSegment struct {
 func (c *Interaction) EnterSecure(flow string, kind ivr.Kind) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mode.Load() == uint32(Secure) {
+	if c.Mode() == Secure {
 		return ivr.ErrNestedSecure
 	}
-	// Sinks go dark before the mode flips, so nothing slips through between.
-	c.secureSinks(true)
-	c.mode.Store(uint32(Secure))
+	c.afterSecure = c.Mode()
+	c.setMode(Secure)
 	c.segments = append(c.segments, SecureSegment{Flow: flow, Kind: string(kind), Start: time.Now()})
 	c.log.Info().Str("flow", flow).Str("kind", string(kind)).Msg("secure segment started")
 	go c.publish(Event{Type: "secure_started", Flow: flow})
 	return nil
 }
 
-// LeaveSecure implements ivr.Call: switches the gate back to normal and
+// LeaveSecure implements ivr.Call: switches the gate back to the mode the
+// segment began in (normal, or referred while an agent waits) and
 // attaches the flow's non-secret outputs as participant data.
 func (c *Interaction) LeaveSecure(outputs map[string]string) {
 	c.mu.Lock()
@@ -129,10 +129,13 @@ func (c *Interaction) LeaveSecure(outputs map[string]string) {
 		c.segments[n-1].End = time.Now()
 		c.segments[n-1].Outputs = outputs
 	}
-	c.mode.Store(uint32(Normal))
-	c.secureSinks(false)
-	for k, v := range outputs {
-		c.data[k] = v
+	if c.Mode() == Secure {
+		c.setMode(c.afterSecure)
+	}
+	if Route(c.Mode(), ParticipantData) == Pass {
+		for k, v := range outputs {
+			c.data[k] = v
+		}
 	}
 	c.mu.Unlock()
 	// Outputs are non-secret by construction (the validator refuses a flow
@@ -181,7 +184,7 @@ func (c *Interaction) onDigitReceived(d byte, src dtmf.Source) {
 	mode := c.Mode()
 	c.log.Debug().Str("digit", maskDigit(mode, d)).Str("source", src.String()).Msg("digit")
 	side := c.agentSideNow()
-	if side != nil && !c.secureRunning.Load() && side.queue.Collect {
+	if side != nil && mode == Normal && side.queue.Collect {
 		// Keyed while talking to the agent: the agent sees only a mask.
 		c.mu.Lock()
 		c.talkKeys++
@@ -190,7 +193,7 @@ func (c *Interaction) onDigitReceived(d byte, src dtmf.Source) {
 		c.publish(Event{Type: "talk_digits", Mask: strings.Repeat("*", n)})
 		return
 	}
-	if side != nil && !c.secureRunning.Load() {
+	if side != nil && mode == Normal {
 		return // bridged, not collecting: digits are not the IVR's
 	}
 	c.digits.push(d)

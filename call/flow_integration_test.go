@@ -15,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
@@ -52,6 +53,24 @@ func (c *caller) key(digits string) {
 		}
 		c.ts += 8000 / 5
 		time.Sleep(60 * time.Millisecond)
+	}
+}
+
+// keyInband keys digits as in-band tones (80 ms at -10 dBm0, 120 ms of
+// silence after each) in PCMU frames paced at 20 ms, continuing the
+// caller's timestamps.
+func (c *caller) keyInband(digits string) {
+	for i := 0; i < len(digits); i++ {
+		pcm, err := dtmf.AppendTone(nil, digits[i], dtmf.ToneSpec{Duration: 80 * time.Millisecond})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		pcm = append(pcm, make([]int16, 960)...)
+		for j := 0; j+160 <= len(pcm); j += 160 {
+			c.send(0, false, c.ts, media.CodecPCMU().Encode(pcm[j:j+160], nil))
+			c.ts += 160
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
@@ -173,6 +192,39 @@ func TestPayFlowWithRFC4733Digits(t *testing.T) {
 	}
 	if !strings.Contains(logs, "secure segment started") || !strings.Contains(logs, `"digit":"*"`) {
 		t.Fatalf("expected the secure segment and masked digits in the debug log:\n%s", logs)
+	}
+}
+
+// TestPayFlowInbandWithTelephoneEventNegotiated: the caller's side
+// negotiates telephone-event but keys the card as tones (as phones behind
+// gateways that pass DTMF in-band do); DTMF mode auto collects them and
+// the payment is approved.
+func TestPayFlowInbandWithTelephoneEventNegotiated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts: ~25 s")
+	}
+	h := newFlowHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, _, ans := dialCaller(t, h, ctx, "pay", pcmuOffer)
+	if ans.EventPT == 0 {
+		t.Fatal("telephone-event was not negotiated")
+	}
+	c.send(0, true, 0, make([]byte, 160)) // latch
+	waitStep(t, h, "welcome", 20*time.Second)
+	ia := waitStep(t, h, "welcome", time.Second)
+	c.keyInband("4111111111111111#")
+	waitStep(t, h, "keep_last4", 30*time.Second)
+	c.keyInband(time.Now().AddDate(2, 0, 0).Format("0106"))
+	waitStep(t, h, "get_expiry", 20*time.Second)
+	c.keyInband("123#")
+	select {
+	case <-h.byes:
+	case <-ctx.Done():
+		t.Fatal("cloak did not hang up after the payment")
+	}
+	if got := ia.Data()["payment_result"]; got != "approved" {
+		t.Fatalf("payment_result %q, want approved (data %v)", got, ia.Data())
 	}
 }
 

@@ -1,23 +1,34 @@
 package call
 
-// Mode is an interaction's mode: normal, or secure while a secure flow
-// collects sensitive data. It is switched only by entering and leaving a
-// secure flow (Interaction.EnterSecure / LeaveSecure).
+// Mode is an interaction's mode: what the call is doing, as far as the
+// sinks of its data care. It is the only state of the call the sinks
+// read, and it is switched in one place (Interaction.setMode): by an
+// agent's referral (Referred), and by entering and leaving a secure
+// segment (Secure). docs/ARCHITECTURE.md, "The secure gate".
 type Mode uint8
 
 // Modes.
 const (
+	// Normal: the caller talks to the IVR or to the agent.
 	Normal Mode = iota
+	// Referred: an agent sent the caller into a flow and is reserved for
+	// the return; caller and agent do not hear each other. A referred
+	// flow's secure segment is Secure; when it ends the call is Referred
+	// again until the flow returns the caller or ends.
+	Referred
+	// Secure: a secure segment collects sensitive data.
 	Secure
 	numModes
 )
 
+var modeNames = [numModes]string{"normal", "referred", "secure"}
+
 // String names the mode.
 func (m Mode) String() string {
-	if m == Secure {
-		return "secure"
+	if m < numModes {
+		return modeNames[m]
 	}
-	return "normal"
+	return "unknown"
 }
 
 // Sink is a destination of call data. Every sink asks the gate what it may
@@ -31,6 +42,8 @@ const (
 	// AgentDTMF is the caller's digits towards the agent: RFC 4733 events,
 	// in-band tones, and the digits shown on the agent's screen.
 	AgentDTMF
+	// CallerAudio is the agent's audio towards the caller.
+	CallerAudio
 	// Recorder is the call recording.
 	Recorder
 	// ProtocolCapture is SIP capture (pcap, HEP).
@@ -46,7 +59,7 @@ const (
 	numSinks
 )
 
-var sinkNames = [numSinks]string{"agent_audio", "agent_dtmf", "recorder", "protocol_capture", "media_capture", "participant_data", "flow_trace", "logs"}
+var sinkNames = [numSinks]string{"agent_audio", "agent_dtmf", "caller_audio", "recorder", "protocol_capture", "media_capture", "participant_data", "flow_trace", "logs"}
 
 // String names the sink.
 func (s Sink) String() string {
@@ -85,12 +98,15 @@ func (d Decision) String() string {
 }
 
 // gateTable is the secure gate: for each mode, what each sink receives.
-// It is the single source of these decisions (shared/DESIGN.md, "The secure
-// gate"); TestGateTable pins every cell.
+// It is the single source of these decisions (docs/ARCHITECTURE.md, "The
+// secure gate"); TestGateTable pins every cell, and
+// TestEverySinkAsksTheGate fails if code in this package feeds a sink
+// without asking Route.
 var gateTable = [numModes][numSinks]Decision{
 	Normal: {
 		AgentAudio:      Pass, // in-band tones are masked by the DTMF policy, not the mode
 		AgentDTMF:       Pass, // subject to the queue's DTMF policy (pass or mask always)
+		CallerAudio:     Pass,
 		Recorder:        Pass,
 		ProtocolCapture: Pass,
 		MediaCapture:    Pass,
@@ -98,9 +114,21 @@ var gateTable = [numModes][numSinks]Decision{
 		FlowTrace:       Pass,
 		Logs:            Mask, // DESIGN: a digit never reaches a log line as text, in any mode
 	},
+	Referred: {
+		AgentAudio:      Block, // the reserved agent hears hold audio
+		AgentDTMF:       Block, // the caller's keys are the flow's
+		CallerAudio:     Block, // the caller hears the flow, not the agent
+		Recorder:        Pass,  // the flow's non-secure part is recorded
+		ProtocolCapture: Pass,
+		MediaCapture:    Pass,
+		ParticipantData: Pass,
+		FlowTrace:       Pass,
+		Logs:            Mask,
+	},
 	Secure: {
 		AgentAudio:      Block, // the agent hears hold audio or silence
 		AgentDTMF:       Block, // no event, no tone; progress only as masks through the API
+		CallerAudio:     Block, // nobody talks to the caller but the flow
 		Recorder:        Block, // paused, silence fill, a marker
 		ProtocolCapture: Block, // SIP of the call left out, a marker
 		MediaCapture:    Block, // RTP of the call left out, a marker

@@ -6,11 +6,15 @@ import "testing"
 func TestGateTable(t *testing.T) {
 	want := map[Mode]map[Sink]Decision{
 		Normal: {
-			AgentAudio: Pass, AgentDTMF: Pass, Recorder: Pass, ProtocolCapture: Pass,
+			AgentAudio: Pass, AgentDTMF: Pass, CallerAudio: Pass, Recorder: Pass, ProtocolCapture: Pass,
+			MediaCapture: Pass, ParticipantData: Pass, FlowTrace: Pass, Logs: Mask,
+		},
+		Referred: {
+			AgentAudio: Block, AgentDTMF: Block, CallerAudio: Block, Recorder: Pass, ProtocolCapture: Pass,
 			MediaCapture: Pass, ParticipantData: Pass, FlowTrace: Pass, Logs: Mask,
 		},
 		Secure: {
-			AgentAudio: Block, AgentDTMF: Block, Recorder: Block, ProtocolCapture: Block,
+			AgentAudio: Block, AgentDTMF: Block, CallerAudio: Block, Recorder: Block, ProtocolCapture: Block,
 			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
 		},
 	}
@@ -27,8 +31,8 @@ func TestGateTable(t *testing.T) {
 			n++
 		}
 	}
-	if n != 16 {
-		t.Fatalf("covered %d pairs, want 16", n)
+	if n != 27 {
+		t.Fatalf("covered %d pairs, want 27", n)
 	}
 }
 
@@ -42,6 +46,11 @@ func TestSecureModeNeverPassesSensitiveSinks(t *testing.T) {
 	for sink := Sink(0); sink < numSinks; sink++ {
 		if Route(Secure, sink) == Pass {
 			t.Errorf("secure mode passes %s in clear", sink)
+		}
+	}
+	for _, m := range []Mode{Normal, Referred, Secure} {
+		if Route(m, Logs) == Pass {
+			t.Errorf("%s mode passes digits to the logs", m)
 		}
 	}
 	if maskDigit(Normal, '5') != "*" || maskDigit(Secure, '5') != "*" {

@@ -23,11 +23,10 @@ type Interaction struct {
 	// What the media path reads per packet, first: with hundreds of calls
 	// an interaction is out of the CPU caches by its next packet, and
 	// these share one line instead of costing a miss each.
-	mode          atomic.Uint32 // Mode; switched only by EnterSecure/LeaveSecure
-	secureRunning atomic.Bool
-	rec           atomic.Pointer[recorder.Recorder]
-	caller        *media.Endpoint
-	callerMon     *legMonitor // the caller leg's monitor (set once, before run)
+	mode   atomic.Uint32 // Mode; written only by setMode
+	rec    atomic.Pointer[recorder.Recorder]
+	caller *media.Endpoint
+	pipe   *pipeline // the caller leg's media pipeline (set once, before run)
 
 	id       string
 	m        *Manager
@@ -39,7 +38,8 @@ type Interaction struct {
 	onHold atomic.Bool
 	digits *digitQueue
 
-	mu          sync.Mutex // guards data, segments, trace, side, agentKeys
+	mu          sync.Mutex // guards data, segments, trace, side, agentKeys, afterSecure
+	afterSecure Mode       // the mode a secure segment returns to
 	data        map[string]string
 	segments    []SecureSegment
 	trace       []ivr.TraceEvent
@@ -99,6 +99,21 @@ func (c *Interaction) Events() []Event { return c.bus.events() }
 
 // Mode returns the interaction's mode; every sink asks the gate with it.
 func (c *Interaction) Mode() Mode { return Mode(c.mode.Load()) }
+
+// setMode is the one writer of the interaction's mode. The recorder and
+// the captures are set for the new mode as the gate says: those that may
+// not receive in it go dark before the switch, those that may come back
+// after it, so nothing slips through in between. c.mu must be held.
+func (c *Interaction) setMode(to Mode) {
+	from := c.Mode()
+	if from == to {
+		return
+	}
+	c.applySinks(to, true)
+	c.mode.Store(uint32(to))
+	c.applySinks(to, false)
+	c.log.Debug().Str("from", from.String()).Str("to", to.String()).Msg("mode")
+}
 
 // ID is the interaction's id (the same as its SIP session's).
 func (c *Interaction) ID() string { return c.id }
@@ -171,17 +186,10 @@ func (c *Interaction) run() {
 	defer c.cancel()
 	switch {
 	case strings.HasPrefix(c.target, "flow:"):
+		// The caller leg's pipeline hands the flow its digits; nothing
+		// else needs the caller's packets until a bridge.
 		name, _ := flowTarget(c.target)
-		tap, err := newDTMFTap(c.onDigitReceived)
-		if err != nil {
-			c.log.Error().Err(err).Msg("dtmf tap")
-			c.end("error")
-			break
-		}
-		c.caller.SetHandler(tap)
-		untick := c.m.cfg.Clock.Subscribe(tap.tick)
 		c.runFlow(ctx, name)
-		untick()
 		c.supervise(ctx)
 	case strings.HasPrefix(c.target, "dial:"):
 		// A straight B2BUA relay to a SIP URI through the gate, with DTMF

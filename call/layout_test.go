@@ -14,7 +14,7 @@ func TestInteractionLayout(t *testing.T) {
 	for range 16 {
 		c := new(Interaction)
 		layoutSink = append(layoutSink, c) // on the heap, as newInteraction's
-		if a, b := uintptr(unsafe.Pointer(&c.mode))/64, uintptr(unsafe.Pointer(&c.callerMon))/64; a != b {
+		if a, b := uintptr(unsafe.Pointer(&c.mode))/64, uintptr(unsafe.Pointer(&c.pipe))/64; a != b {
 			t.Fatalf("per-packet fields span lines %d-%d (interaction at %#x, %d bytes)", a, b, uintptr(unsafe.Pointer(c)), unsafe.Sizeof(*c))
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/capture"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
@@ -65,6 +66,10 @@ type Config struct {
 	RecordDefault string
 	// Capture is the protocol and media capture (nil sinks: off).
 	Capture Capture
+	// DTMF is which of the caller's DTMF sources count as keys (the zero
+	// value is dtmf.Auto); DTMFRoutes overrides it per called user part.
+	DTMF       dtmf.Policy
+	DTMFRoutes map[string]dtmf.Policy
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 }
@@ -315,9 +320,19 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.answered.CompareAndSwap(0, time.Now().UnixNano())
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
-	c.callerMon = newCallerMonitor(c, c.rtpCap)
-	ep.SetMonitor(c.callerMon)
+	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)
+	ep.SetMonitor(c.pipe)
+	untick := m.cfg.Clock.Subscribe(c.pipe.tick)
+	defer untick()
 	c.run()
+}
+
+// dtmfMode returns the DTMF mode of calls to the called user part.
+func (m *Manager) dtmfMode(called string) dtmf.Policy {
+	if mode, ok := m.cfg.DTMFRoutes[called]; ok {
+		return mode
+	}
+	return m.cfg.DTMF
 }
 
 func (m *Manager) register(c *Interaction) {

@@ -6,12 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cloak-voip/cloak/capture"
-	"github.com/cloak-voip/cloak/dtmf"
-	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 )
@@ -146,144 +143,6 @@ func truthy(v string) bool {
 	return false
 }
 
-// legMonitor feeds the recorder and media capture from a leg's traffic,
-// as the gate allows. The caller leg is recorded: what the caller says on
-// the left, what they hear (prompts, the agent) on the right. It runs on
-// the hot path (see media.Monitor): the receive side decodes and masks in
-// the packet's scratch buffers (its reader's); the send side hands the
-// G.711 payload to the recorder as it is, under the endpoint's transmit
-// lock.
-type legMonitor struct {
-	// Read per packet; the buffers' slice headers follow.
-	c      *Interaction
-	rtp    *capture.CallCapture
-	record bool
-	// shareMask: a masked bridge uses this monitor's output, so mask even
-	// when not recording.
-	shareMask atomic.Bool
-	// masker removes in-band DTMF from the caller's side of the recording
-	// in every mode (DESIGN scenario 3: tones are replaced with silence
-	// before the recorder hears them), adding its 40 ms delay to that
-	// channel. Owned by the read goroutine, like the fields below.
-	masker *dtmf.Masker
-	// The last packet's masked audio (in that packet's scratch buffer)
-	// and digits, for the bridge, which runs next on the same packet.
-	maskedOK     bool
-	maskedSeq    uint16
-	maskedSSRC   uint32
-	masked       []int16
-	maskedEvents []dtmf.Event
-}
-
-// newCallerMonitor returns the caller leg's monitor: recorded, with tones
-// masked out of the recording.
-func newCallerMonitor(c *Interaction, rtp *capture.CallCapture) *legMonitor {
-	m, _ := dtmf.NewMasker(dtmf.MaskerConfig{})
-	return &legMonitor{c: c, record: true, rtp: rtp, masker: m}
-}
-
-// Received implements media.Monitor.
-func (l *legMonitor) Received(e *media.Endpoint, p *media.Packet) {
-	mode := l.c.Mode()
-	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
-		_ = l.rtp.WritePacket(time.Now(), p.From, e.LocalAddr(), capture.ProtoUDP, p.Raw)
-	}
-	l.maskedOK = false
-	if !l.record || l.masker == nil {
-		return
-	}
-	rec := l.c.rec.Load()
-	if rec == nil && !l.shareMask.Load() {
-		return
-	}
-	if p.IsEvent {
-		l.masker.Suppress(160 * 8) // a phone's in-band leading edge
-		return
-	}
-	// In secure mode the delay line is blanked (Hold), so none of the
-	// segment's last 40 ms comes out after it ends.
-	if mode == Secure {
-		l.masker.Hold()
-	} else {
-		l.masker.Release()
-	}
-	// Decoded and masked audio go in the packet's scratch buffers (the
-	// reader's, warm in its cache); the masked half stays there for the
-	// bridge, which runs next on this packet.
-	in, out := p.Scratch()
-	pcm := e.Codec().Decode(p.Payload, in[:0])
-	if len(pcm) > len(out) {
-		return // longer than any ptime offered: not masked, not recorded
-	}
-	out = out[:len(pcm)]
-	evs, err := l.masker.Process(pcm, out)
-	if err != nil {
-		return
-	}
-	// Shared with the bridge, which runs next on this goroutine: one
-	// masker per caller leg serves both the recorder and the agent.
-	l.masked, l.maskedEvents, l.maskedOK = out, evs, true
-	l.maskedSeq, l.maskedSSRC = p.Header.SequenceNumber, p.Header.SSRC
-	if rec != nil && Route(mode, Recorder) == Pass {
-		rec.WriteCaller(out)
-	}
-}
-
-// maskedFor returns the masked audio the monitor made of packet p (and
-// the digits its detector completed), if it made it.
-func (l *legMonitor) maskedFor(p *media.Packet) ([]int16, []dtmf.Event, bool) {
-	if l == nil || !l.maskedOK || l.maskedSeq != p.Header.SequenceNumber || l.maskedSSRC != p.Header.SSRC {
-		return nil, nil, false
-	}
-	return l.masked, l.maskedEvents, true
-}
-
-// Sent implements media.Monitor.
-func (l *legMonitor) Sent(e *media.Endpoint, raw []byte) {
-	mode := l.c.Mode()
-	if l.rtp != nil && Route(mode, MediaCapture) == Pass {
-		_ = l.rtp.WritePacket(time.Now(), e.LocalAddr(), e.Remote(), capture.ProtoUDP, raw)
-	}
-	if !l.record || Route(mode, Recorder) != Pass || len(raw) < 12 {
-		return
-	}
-	if pt := raw[1] & 0x7f; pt == e.EventPT() && pt != 0 {
-		return
-	}
-	rec := l.c.rec.Load()
-	if rec == nil {
-		return
-	}
-	// Queued as the G.711 it is; the recorder's writer expands it, off
-	// the hot path.
-	if payload, ok := rtpPayload(raw); ok {
-		rec.WriteCompanded(recorder.Agent, payload, e.Codec().Expansion())
-	}
-}
-
-// rtpPayload returns the payload of an RTP datagram (RFC 3550 §5.1:
-// skipping CSRCs, a header extension and padding) without allocating.
-func rtpPayload(b []byte) ([]byte, bool) {
-	if len(b) < 12 || b[0]>>6 != 2 {
-		return nil, false
-	}
-	n := 12 + 4*int(b[0]&0x0f)
-	if b[0]&0x10 != 0 {
-		if len(b) < n+4 {
-			return nil, false
-		}
-		n += 4 + 4*(int(b[n+2])<<8|int(b[n+3]))
-	}
-	end := len(b)
-	if b[0]&0x20 != 0 && end > 0 {
-		end -= int(b[end-1])
-	}
-	if n > end {
-		return nil, false
-	}
-	return b[n:end], true
-}
-
 // captures maps SIP Call-IDs to their interaction's SIP capture, so that a
 // message of a call in a secure segment is left out.
 type captures struct {
@@ -359,15 +218,12 @@ func (c *Interaction) closeCaptures() {
 	}
 }
 
-// secureSinks sets the recorder and the captures for the mode the call is
-// entering, as the gate says for each (Route): a sink that may not pass in
-// that mode is paused or suppressed, with a marker; one that may is
-// resumed. Called before the mode flips to secure and after it flips back.
-func (c *Interaction) secureSinks(on bool) {
-	mode := Normal
-	if on {
-		mode = Secure
-	}
+// applySinks sets the recorder and the captures for mode, as the gate
+// says for each (Route). With dark set it only takes away: a sink that may
+// not pass in mode is paused or suppressed, with a marker; otherwise it
+// only gives back: a sink that may pass is resumed. setMode calls it both
+// ways around the switch.
+func (c *Interaction) applySinks(mode Mode, dark bool) {
 	now := time.Now()
 	for _, s := range []struct {
 		cc   *capture.CallCapture
@@ -376,22 +232,26 @@ func (c *Interaction) secureSinks(on bool) {
 		if s.cc == nil {
 			continue
 		}
-		if Route(mode, s.sink) == Pass {
+		switch pass := Route(mode, s.sink) == Pass; {
+		case pass && !dark:
 			s.cc.Resume(now)
-		} else {
+		case !pass && dark:
 			s.cc.Suppress(mode.String(), now)
 		}
 	}
-	if rec := c.rec.Load(); rec != nil {
-		var err error
-		if Route(mode, Recorder) == Pass {
-			err = rec.Resume(recorder.ReasonSecure)
-		} else {
-			err = rec.Pause(recorder.ReasonSecure)
-		}
-		if err != nil {
-			c.log.Warn().Err(err).Msg("recording pause/resume")
-		}
+	rec := c.rec.Load()
+	if rec == nil {
+		return
+	}
+	var err error
+	switch pass := Route(mode, Recorder) == Pass; {
+	case pass && !dark:
+		err = rec.Resume(recorder.ReasonSecure)
+	case !pass && dark:
+		err = rec.Pause(recorder.ReasonSecure)
+	}
+	if err != nil {
+		c.log.Warn().Err(err).Msg("recording pause/resume")
 	}
 }
 

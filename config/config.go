@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Recording is call recording.
 	Recording Recording `yaml:"recording"`
+	// DTMF is which of a caller's DTMF sources count as keys.
+	DTMF DTMF `yaml:"dtmf"`
 	// Capture is SIP and RTP capture for troubleshooting.
 	Capture Capture `yaml:"capture"`
 	// PCI, when true, turns media and protocol capture off whatever
@@ -59,6 +62,21 @@ type Config struct {
 	// troubleshooting captures).
 	PCI bool `yaml:"pci"`
 }
+
+// DTMF chooses which of a caller's DTMF sources count as keys: the IVR's
+// digits and the keys counted while talking. Whatever the mode, RFC 4733
+// events and in-band tones are kept from agents and recordings as the
+// secure gate and the queue say; SIP INFO digits always count.
+type DTMF struct {
+	// Mode is auto (in-band tones until the call's first RFC 4733 event,
+	// then events only), rfc4733, inband or info.
+	Mode string `yaml:"mode"`
+	// Routes sets the mode per called user part.
+	Routes map[string]string `yaml:"routes"`
+}
+
+// DTMFModes are the values of dtmf.mode.
+var DTMFModes = []string{"auto", "rfc4733", "inband", "info"}
 
 // Recording configures call recording.
 type Recording struct {
@@ -263,6 +281,7 @@ func Default() Config {
 		Admin:    Admin{Listen: "127.0.0.1:8080"},
 		Recording: Recording{Default: "never", AgentCode: "*9",
 			Routes: map[string]string{"main": "always", "pay": "always"}},
+		DTMF: DTMF{Mode: "auto"},
 		Routes: map[string]string{
 			"echo": "echo",
 			"tone": "tone",
@@ -446,6 +465,14 @@ func (c *Config) Validate() error {
 	for _, ch := range c.Features.SecureCode {
 		if !strings.ContainsRune("0123456789*#", ch) {
 			bad("features.secure_code", "%q is not a DTMF key", ch)
+		}
+	}
+	if !slices.Contains(DTMFModes, c.DTMF.Mode) {
+		bad("dtmf.mode", "unknown mode %q (want %s)", c.DTMF.Mode, strings.Join(DTMFModes, ", "))
+	}
+	for r, m := range c.DTMF.Routes {
+		if !slices.Contains(DTMFModes, m) {
+			bad("dtmf.routes."+r, "unknown mode %q (want %s)", m, strings.Join(DTMFModes, ", "))
 		}
 	}
 	policies := map[string]bool{"always": true, "consent": true, "on_demand": true, "never": true}

@@ -82,6 +82,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"recording:\n  default: sometimes\n", "recording.default"},
 		{"recording:\n  routes:\n    main: loud\n", "recording.routes.main"},
 		{"capture:\n  hep: homer\n", "capture.hep"},
+		{"dtmf:\n  mode: sometimes\n", "dtmf.mode"},
+		{"dtmf:\n  routes:\n    pay: rfc2833\n", "dtmf.routes.pay"},
 		{"sip:\n  listen: 0.0.0.0:5060\n", "agents[0].password"},
 		{"queues:\n  - name: q\n    dtmf: shout\n", "queues[0].dtmf"},
 		{"agents:\n  - name: x\n    queues: [nope]\n", "agents[0].queues[0]"},

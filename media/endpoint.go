@@ -153,15 +153,23 @@ func (e *Endpoint) setConf(f func(*legConf)) {
 
 // Monitor observes a leg's traffic for recording and capture. Received
 // sees every packet accepted for delivery, before the Handler (which may
-// rewrite it); Sent sees every packet written to the socket (audio and
-// events; tell them apart by payload type), which went to e.Remote(). Both
-// run on the hot path, the
-// read goroutine or a writer holding the transmit lock: they must not
-// block, must not keep the slices, and must not call the endpoint's
-// writing methods.
+// rewrite it); Sent sees every packet written to the socket, which went
+// to e.Remote(). Both run on the hot path, the read goroutine or a writer
+// holding the transmit lock: they must not block, must not keep the
+// slices, and must not call the endpoint's writing methods.
 type Monitor interface {
 	Received(e *Endpoint, p *Packet)
-	Sent(e *Endpoint, raw []byte)
+	Sent(e *Endpoint, s SentPacket)
+}
+
+// SentPacket is a packet a leg sent, as its Monitor sees it.
+type SentPacket struct {
+	// Raw is the whole RTP datagram, header included.
+	Raw []byte
+	// Payload is its payload (within Raw), without header or padding.
+	Payload []byte
+	// IsEvent is true for the telephone-event payload type (RFC 4733).
+	IsEvent bool
 }
 
 // SetMonitor installs the monitor (an atomic swap); nil removes it.

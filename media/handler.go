@@ -21,6 +21,14 @@ type Packet struct {
 	// IsEvent is true for the negotiated telephone-event payload type
 	// (RFC 4733), false for audio of the negotiated codec.
 	IsEvent bool
+	// Audio is what the leg's Monitor made of the payload for the Handler
+	// (cloak's call pipeline: the decoded audio, DTMF-masked when the
+	// bridge asked for it), in one of the packet's scratch buffers; nil
+	// when the Monitor made nothing. The reader clears it per packet, so
+	// a Handler never sees another packet's audio. It is how per-packet
+	// results travel from one stage to the next, so that no stage decodes
+	// or detects again (docs/ARCHITECTURE.md, "One digit...").
+	Audio []int16
 
 	scratch [2][ScratchSamples]int16
 }

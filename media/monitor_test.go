@@ -20,7 +20,8 @@ func (m *recordingMonitor) Received(e *Endpoint, p *Packet) {
 	m.mu.Unlock()
 }
 
-func (m *recordingMonitor) Sent(e *Endpoint, raw []byte) {
+func (m *recordingMonitor) Sent(e *Endpoint, sent SentPacket) {
+	raw := sent.Raw
 	m.mu.Lock()
 	m.sent = append(m.sent, append([]byte(nil), raw...))
 	m.dsts = append(m.dsts, e.Remote())

@@ -174,6 +174,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	p.Raw = b
 	p.From = from
 	p.IsEvent = isEvent
+	p.Audio = nil
 	if cs.monitor != nil {
 		cs.monitor.Received(e, p) // before the handler, which may rewrite p.Raw
 	}

@@ -53,7 +53,7 @@ func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marke
 	putHeader(b, marker, codec.PayloadType, seq, ts, e.tx.SSRC())
 	copy(b[12:], payload)
 	e.noteTxLocked(samples)
-	return e.sendLocked(b, dst, connected)
+	return e.sendLocked(b, b[12:], dst, connected, false)
 }
 
 // skipSilenceLocked advances the timestamp over a gap in sending longer
@@ -129,7 +129,7 @@ func (e *Endpoint) WriteEvent(payload []byte, ts uint32, marker bool) error {
 	putHeader(b, marker, cs.eventPT, seq, ts, e.tx.SSRC())
 	copy(b[12:], payload)
 	e.noteTxLocked(0)
-	return e.sendLocked(b, dst, connected)
+	return e.sendLocked(b, b[12:], dst, connected, true)
 }
 
 // Forward sends a packet received on another endpoint (or this one: Echo)
@@ -175,7 +175,7 @@ func (e *Endpoint) Forward(p *Packet) error {
 	}
 	SetPayloadType(p.Raw, pt)
 	e.noteTxLocked(samples)
-	return e.sendLocked(p.Raw, dst, connected)
+	return e.sendLocked(p.Raw, p.Payload, dst, connected, p.IsEvent)
 }
 
 // errNotConnected: a polled socket's sendConnected found it no longer
@@ -183,8 +183,11 @@ func (e *Endpoint) Forward(p *Packet) error {
 var errNotConnected = errors.New("media: socket not connected")
 
 // sendLocked writes b to dst, or, connected, on the polled socket's
-// connection (see target). Called with txMu held.
-func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort, connected bool) error {
+// connection (see target), and shows it to the monitor. b is an RTP
+// packet whose header this package wrote or checked (RFC 3550 §5.1),
+// payload its payload within b, isEvent whether that is a
+// telephone-event. Called with txMu held.
+func (e *Endpoint) sendLocked(b, payload []byte, dst netip.AddrPort, connected, isEvent bool) error {
 	var err error
 	if e.pconn != nil {
 		if connected {
@@ -211,7 +214,7 @@ func (e *Endpoint) sendLocked(b []byte, dst netip.AddrPort, connected bool) erro
 	e.txPackets.Add(1)
 	e.txBytes.Add(uint64(len(b)))
 	if m := e.conf.Load().monitor; m != nil {
-		m.Sent(e, b)
+		m.Sent(e, SentPacket{Raw: b, Payload: payload, IsEvent: isEvent})
 	}
 	return nil
 }

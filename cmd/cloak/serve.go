@@ -23,6 +23,7 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
@@ -207,6 +208,10 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		return err
 	}
 	defer closeCaps()
+	dtmfMode, dtmfRoutes, err := dtmfModes(cfg.DTMF)
+	if err != nil {
+		return err
+	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
@@ -223,6 +228,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		RecordRoutes:      cfg.Recording.Routes,
 		RecordDefault:     cfg.Recording.Default,
 		Capture:           caps,
+		DTMF:              dtmfMode,
+		DTMFRoutes:        dtmfRoutes,
 		Log:               log,
 	})
 	if err != nil {
@@ -479,4 +486,19 @@ func observeFor(caps call.Capture, mgr *call.Manager) func(sip.Observed) {
 		return nil
 	}
 	return mgr.ObserveSIP
+}
+
+// dtmfModes parses the validated dtmf section.
+func dtmfModes(c config.DTMF) (dtmf.Policy, map[string]dtmf.Policy, error) {
+	mode, err := dtmf.ParsePolicy(c.Mode)
+	if err != nil {
+		return 0, nil, fmt.Errorf("dtmf.mode: %w", err)
+	}
+	routes := make(map[string]dtmf.Policy, len(c.Routes))
+	for r, v := range c.Routes {
+		if routes[r], err = dtmf.ParsePolicy(v); err != nil {
+			return 0, nil, fmt.Errorf("dtmf.routes.%s: %w", r, err)
+		}
+	}
+	return mode, routes, nil
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/rs/zerolog"
 )
 
@@ -65,5 +67,22 @@ func TestRecordingKeyCreatedOnce(t *testing.T) {
 	b, err := recordingSetup(cfg)
 	if err != nil || !bytes.Equal(a.key, b.key) || len(a.key) < 32 {
 		t.Fatalf("key not reused (%v)", err)
+	}
+}
+
+// The config package validates dtmf modes by name and dtmf parses them:
+// every name the one accepts the other must know, and a route keeps its own.
+func TestDTMFModesParse(t *testing.T) {
+	for _, name := range config.DTMFModes {
+		if _, err := dtmf.ParsePolicy(name); err != nil {
+			t.Errorf("config accepts %q, dtmf does not: %v", name, err)
+		}
+	}
+	mode, routes, err := dtmfModes(config.DTMF{Mode: "auto", Routes: map[string]string{"pay": "inband"}})
+	if err != nil || mode != dtmf.Auto || routes["pay"] != dtmf.Inband {
+		t.Fatalf("dtmfModes: %v %v %v", mode, routes, err)
+	}
+	if slices.Contains(config.DTMFModes, dtmf.Negotiated.String()) {
+		t.Fatal("negotiated is the agents' policy, not a configuration value")
 	}
 }
