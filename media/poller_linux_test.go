@@ -159,7 +159,18 @@ func TestPollerChurn(t *testing.T) {
 			e.Start()
 			eps = append(eps, e)
 		}
+		// Let traffic reach the legs: at least 20 ms, and until one has
+		// received a packet (a loaded machine may take longer), at most 2 s.
 		time.Sleep(20 * time.Millisecond)
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			var got uint64
+			for _, e := range eps {
+				got += e.Stats().RxPackets
+			}
+			if got > 0 {
+				break
+			}
+		}
 		for _, e := range eps {
 			if err := e.Close(); err != nil {
 				t.Fatal(err)
