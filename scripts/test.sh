@@ -2,9 +2,10 @@
 # test.sh is the one command that runs every test: it installs missing test
 # tools, then checks formatting (gofmt), vets, runs all tests with the
 # race detector (the e2e package included), proves the leak canary can
-# fail (scripts/canary-selfcheck.sh) and runs a 2-minute soak of cloak's
-# relay route (bench/ci-soak.sh: no lost call, no leak). It prints a summary and
-# exits non-zero when any step failed.
+# fail (scripts/canary-selfcheck.sh), fuzzes the parsers of wire and file
+# input for 30 s each (scripts/fuzz.sh) and runs a 2-minute soak of
+# cloak's relay route (bench/ci-soak.sh: no lost call, no leak). It prints
+# a summary and exits non-zero when any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,7 @@ step "gofmt" gofmt_check
 step "go vet" go vet ./...
 step "go test -race" go test -race -timeout 15m ./...
 step "canary self-check" bash scripts/canary-selfcheck.sh
+step "fuzz (30 s a target)" bash scripts/fuzz.sh
 step "soak (2 min)" bash bench/ci-soak.sh 2m
 
 echo
