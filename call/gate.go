@@ -112,7 +112,7 @@ var gateTable = [numModes][numSinks]Decision{
 		MediaCapture:    Pass,
 		ParticipantData: Pass,
 		FlowTrace:       Pass,
-		Logs:            Mask, // DESIGN: a digit never reaches a log line as text, in any mode
+		Logs:            Mask, // a digit never reaches a log line as text, in any mode
 	},
 	Referred: {
 		AgentAudio:      Block, // the reserved agent hears hold audio
