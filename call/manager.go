@@ -1,8 +1,3 @@
-// Package call turns SIP sessions into interactions: it allocates each
-// leg's RTP endpoint, routes the call by its called user part to what
-// answers it (echo, a test tone, a prompt, later IVR flows and agents), and
-// enforces the call lifetime guards (RTP inactivity). Later issues add the
-// secure gate here: the one place that decides which sink receives what.
 package call
 
 import (
