@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
+	"github.com/cloak-voip/cloak/authlimit"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/config"
@@ -235,12 +236,17 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		adv = cfg.RTPAddr()
 	}
 	sip.SetT1(cfg.SIP.T1)
+	authLim, err := authLimiter(cfg.SIP.Auth)
+	if err != nil {
+		return err
+	}
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
-		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register},
-		Observe:   observeFor(caps, mgr),
+		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
+			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime},
+		Observe: observeFor(caps, mgr),
 	}, mgr)
 	if err != nil {
 		return err
@@ -479,4 +485,18 @@ func observeFor(caps call.Capture, mgr *call.Manager) func(sip.Observed) {
 		return nil
 	}
 	return mgr.ObserveSIP
+}
+
+// authLimiter builds REGISTER's failed-attempt limiter from sip.auth
+// (backoff 0 means none, which authlimit spells negative).
+func authLimiter(a config.SIPAuth) (*authlimit.Limiter, error) {
+	backoff := a.Backoff
+	if backoff == 0 {
+		backoff = -1
+	}
+	l, err := authlimit.New(authlimit.Config{MaxFailures: a.MaxFailures, LockFor: a.LockFor, Backoff: backoff})
+	if err != nil {
+		return nil, fmt.Errorf("sip.auth: %w", err)
+	}
+	return l, nil
 }
