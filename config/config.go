@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,6 +199,11 @@ type SIPAuth struct {
 	// NonceLifetime is how long a digest nonce may be used; after it the
 	// phone is told stale=true and re-authenticates without the user.
 	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+	// Algorithms are the digest algorithms offered (one challenge each,
+	// in this order) and accepted: SHA-256, MD5 (RFC 7616, RFC 8760).
+	// Phones that read only the first challenge and know only MD5 need
+	// MD5 listed first.
+	Algorithms []string `yaml:"algorithms"`
 }
 
 // RTP configures media endpoints.
@@ -273,6 +279,7 @@ func Default() Config {
 				LockFor:       5 * time.Minute,
 				Backoff:       time.Second,
 				NonceLifetime: 5 * time.Minute,
+				Algorithms:    []string{"SHA-256", "MD5"},
 			},
 		},
 		RTP: RTP{
@@ -390,6 +397,14 @@ func (c *Config) Validate() error {
 	}
 	if a := c.SIP.Auth; a.NonceLifetime < 10*time.Second || a.NonceLifetime > time.Hour {
 		bad("sip.auth.nonce_lifetime", "%v is outside 10s-1h", a.NonceLifetime)
+	}
+	if len(c.SIP.Auth.Algorithms) == 0 {
+		bad("sip.auth.algorithms", "at least one of SHA-256, MD5")
+	}
+	for i, alg := range c.SIP.Auth.Algorithms {
+		if alg != "SHA-256" && alg != "MD5" || slices.Index(c.SIP.Auth.Algorithms, alg) != i {
+			bad(fmt.Sprintf("sip.auth.algorithms[%d]", i), "%q is not SHA-256 or MD5, or is listed twice", alg)
+		}
 	}
 	if lo, hi, err := c.RTPPorts(); err != nil {
 		bad("rtp.ports", "%v", err)

@@ -60,6 +60,11 @@ type Registrar struct {
 	// (default 65536); the oldest is forgotten first, and a forgotten one
 	// is answered stale=true.
 	MaxNonces int
+	// Algorithms are the digest algorithms offered, one challenge each in
+	// this order, and the only ones accepted: "SHA-256", "MD5" (default
+	// both, SHA-256 first). A client that reads only the first challenge
+	// and knows only MD5 (older phones, sipp 3.6) needs MD5 first.
+	Algorithms []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -90,8 +95,30 @@ const (
 	nonceLen       = 8 + nonceRandLen + nonceMACLen
 )
 
-// Digest algorithms offered, in order of preference (RFC 7616 §3.7).
-var digestAlgorithms = []string{"SHA-256", "MD5"}
+// DigestAlgorithms are the algorithms Registrar supports, in its default
+// order of preference (RFC 7616 §3.7, RFC 8760 §2.4).
+var DigestAlgorithms = []string{"SHA-256", "MD5"}
+
+func (r *Registrar) algorithms() []string {
+	if len(r.Algorithms) == 0 {
+		return DigestAlgorithms
+	}
+	return r.Algorithms
+}
+
+// offered reports whether alg (as the client wrote it; empty means MD5,
+// RFC 7616 §3.3) is one of r's algorithms, and returns its canonical name.
+func (r *Registrar) offered(alg string) (string, bool) {
+	if alg == "" {
+		alg = "MD5"
+	}
+	for _, a := range r.algorithms() {
+		if strings.EqualFold(a, alg) {
+			return a, true
+		}
+	}
+	return "", false
+}
 
 func (r *Registrar) realm() string {
 	if r.Realm == "" {
@@ -224,10 +251,8 @@ const dummyPassword = "\x00unknown-user\x00"
 
 // check verifies credentials against the request method.
 func (r *Registrar) check(creds *digest.Credentials, method string, now time.Time) authResult {
-	alg := strings.ToUpper(creds.Algorithm)
-	switch alg {
-	case "", "MD5", "SHA-256":
-	default:
+	alg, ok := r.offered(creds.Algorithm)
+	if !ok {
 		return authNone
 	}
 	if creds.Realm != r.realm() || creds.Userhash || creds.QOP != "auth" || creds.Cnonce == "" ||
@@ -265,8 +290,8 @@ func (r *Registrar) check(creds *digest.Credentials, method string, now time.Tim
 // that answers credentials.
 func (r *Registrar) challenge(now time.Time, stale string) []siplib.Header {
 	nonce := r.newNonce(now)
-	hs := make([]siplib.Header, 0, len(digestAlgorithms))
-	for _, alg := range digestAlgorithms {
+	hs := make([]siplib.Header, 0, len(r.algorithms()))
+	for _, alg := range r.algorithms() {
 		v := (&digest.Challenge{Realm: r.realm(), Nonce: nonce, Algorithm: alg, QOP: []string{"auth"}}).String()
 		if stale == "false" {
 			v += ", stale=false"

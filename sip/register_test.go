@@ -433,3 +433,33 @@ func TestRegisterLimiter(t *testing.T) {
 }
 
 func (e *regEnv) uriString() string { u := e.uri(); return u.String() }
+
+// TestRegisterAlgorithmsConfigured: only the algorithms configured are
+// offered, in their order, and only they are accepted.
+func TestRegisterAlgorithmsConfigured(t *testing.T) {
+	now := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	r := &Registrar{Algorithms: []string{"MD5"}, Now: func() time.Time { return now },
+		Password: func(u string) (string, bool) { return "s3cret", u == "alice" }}
+	hs := r.challenge(now, "")
+	if len(hs) != 1 || !strings.Contains(hs[0].Value(), "algorithm=MD5") {
+		t.Fatalf("challenges %v, want one MD5", hs)
+	}
+	c, err := digest.ParseChallenge(hs[0].Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		alg  string
+		want authResult
+	}{{"SHA-256", authNone}, {"MD5", authOK}, {"", authReplay}} {
+		c.Algorithm = tt.alg
+		cred, err := digest.Digest(c, digest.Options{Method: "REGISTER", URI: "sip:127.0.0.1", Username: "alice",
+			Password: "s3cret", Count: 1, Cnonce: "x1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.check(cred, "REGISTER", now); got != tt.want {
+			t.Errorf("algorithm %q: %v, want %v", tt.alg, got, tt.want)
+		}
+	}
+}

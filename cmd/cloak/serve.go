@@ -245,7 +245,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
 		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
-			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime},
+			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime, Algorithms: cfg.SIP.Auth.Algorithms},
 		Observe: observeFor(caps, mgr),
 	}, mgr)
 	if err != nil {
