@@ -326,8 +326,23 @@ func (s *Server) logLocks(locks []authlimit.Lock, ip, user string) {
 		scope = append(scope, strings.SplitN(l.Key, ":", 2)[0])
 	}
 	lockFor := locks[0].Until.Sub(s.cfg.Registrar.now()).Round(time.Second)
-	s.log.Warn().Msg(fmt.Sprintf("auth locked source=%s user=%s failures=%d lock_for=%s scope=%s",
-		ip, strconv.QuoteToASCII(user), locks[0].Failures, lockFor, strings.Join(scope, ",")))
+	s.log.Warn().Msg(fmt.Sprintf("auth locked source=%s user=%q failures=%d lock_for=%s scope=%s",
+		ip, logSafeUser(user), locks[0].Failures, lockFor, strings.Join(scope, ",")))
+}
+
+// logSafeUser keeps a client-chosen username from forging log fields: any
+// byte but letters, digits and "._@+-" becomes "_", so it can hold no
+// space, "=" or quote for a log parser (fail2ban) to misread.
+func logSafeUser(u string) string {
+	b := []byte(u)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("._@+-", c) >= 0:
+		default:
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {

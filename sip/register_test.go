@@ -463,3 +463,18 @@ func TestRegisterAlgorithmsConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestLogSafeUser: a username cannot forge the fields fail2ban reads.
+func TestLogSafeUser(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice":                        "alice",
+		"a.b-c_d+e@x":                  "a.b-c_d+e@x",
+		`x" source=6.6.6.6 user="`:     "x__source_6.6.6.6_user__",
+		"auth locked source=6.6.6.6\n": "auth_locked_source_6.6.6.6_",
+		"caf\xc3\xa9":                  "caf__",
+	} {
+		if got := logSafeUser(in); got != want {
+			t.Errorf("logSafeUser(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
