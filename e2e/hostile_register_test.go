@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -57,7 +58,10 @@ func (u *rawUA) send(contactPort int, auth string) string {
 	branch := fmt.Sprintf("z9hG4bK-e2e-%d-%d", u.cseq, rand.Uint64())
 	var b strings.Builder
 	fmt.Fprintf(&b, "REGISTER %s SIP/2.0\r\n", u.uri())
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport\r\n", u.port, branch)
+	// The Via names another loopback address: the limiter must key on
+	// the packet's source (127.0.0.1), never on what the message says;
+	// rport (RFC 3581) brings the response back to the socket.
+	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 127.0.0.2:%d;branch=%s;rport\r\n", u.port, branch)
 	b.WriteString("Max-Forwards: 70\r\n")
 	b.WriteString("From: <sip:demo@127.0.0.1>;tag=e2e1\r\n")
 	b.WriteString("To: <sip:demo@127.0.0.1>\r\n")
@@ -223,6 +227,26 @@ func fail2banRegex(t *testing.T) *regexp.Regexp {
 	return regexp.MustCompile(strings.ReplaceAll(fr, "<HOST>", host))
 }
 
+// fail2banCheck runs the real fail2ban-regex over cloak's log when it is
+// installed (it is not among the test tools: the package brings a daemon),
+// and requires exactly one match, on 127.0.0.1.
+func fail2banCheck(t *testing.T, c *cloak) {
+	t.Helper()
+	bin, err := exec.LookPath("fail2ban-regex")
+	if err != nil {
+		t.Log("fail2ban-regex not installed: the filter was checked by its converted failregex only")
+		return
+	}
+	out, err := exec.Command(bin, c.logFile, filepath.Join(root, "docs", "fail2ban", "cloak-sip.conf")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fail2ban-regex: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^Lines: \d+ lines, 0 ignored, 1 matched`).Match(out) {
+		t.Fatalf("fail2ban-regex did not match the lock line once:\n%s", out)
+	}
+	t.Logf("%s matched the lock line once", bin)
+}
+
 // TestHostileRegister plays REGISTER attacks against a real cloak: a
 // replayed digest (same nonce, nc and response) and a lower nc are refused,
 // SHA-256 and MD5 both verify, 300 wrong passwords lock the source at once
@@ -233,7 +257,7 @@ func TestHostileRegister(t *testing.T) {
 	const lockFor = 4 * time.Second
 	// MD5 first: sipp 3.6 answers only the first challenge and knows only
 	// MD5. The raw client below answers the SHA-256 one.
-	c := startCloak(t, cloakOpts{sipExtra: "  auth:\n    max_failures: 10\n    lock_for: 4s\n    backoff: 1s\n    algorithms: [MD5, SHA-256]\n"})
+	c := startCloak(t, cloakOpts{admin: true, sipExtra: "  auth:\n    max_failures: 10\n    lock_for: 4s\n    backoff: 1s\n    algorithms: [MD5, SHA-256]\n"})
 	ua := newRawUA(t, c)
 	const password = "demo" // the demo agent's, from the default config
 	const agentPort, attackerPort = 5099, 6666
@@ -301,6 +325,14 @@ func TestHostileRegister(t *testing.T) {
 		t.Fatalf("REGISTER without credentials from a locked source: %d, want 403", r.status)
 	}
 
+	var stats map[string]any
+	if err := apiGet(t, c, "/api/stats", &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats["sip_auth_locks"] != float64(2) { // the source and the user
+		t.Errorf("/api/stats sip_auth_locks = %v, want 2", stats["sip_auth_locks"])
+	}
+
 	// One lock line, in the format the fail2ban filter expects.
 	if !c.waitLog("auth locked", 5*time.Second) {
 		t.Fatal("no lock line in the log")
@@ -324,6 +356,10 @@ func TestHostileRegister(t *testing.T) {
 	if m == nil || m[f2b.SubexpIndex("host")] != "127.0.0.1" {
 		t.Fatalf("fail2ban failregex %v does not take 127.0.0.1 from %q", f2b, lockLines[0])
 	}
+	if strings.Contains(log, "source=127.0.0.2") {
+		t.Fatal("lock keyed on the Via address, not the packet's source")
+	}
+	fail2banCheck(t, c)
 	for _, secret := range []string{wrongPassword, "response=", "Digest ", "cnonce", flood.nonce} {
 		if strings.Contains(log, secret) {
 			t.Fatalf("log holds %q", secret)

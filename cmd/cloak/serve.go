@@ -262,6 +262,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 			st := srv.Stats()
 			out := map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
 				"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded, "rtp_ports_in_use": pool.InUse()}
+			as := authLim.Stats()
+			out["sip_auth_locks"], out["sip_auth_tracked"] = as.Locks, as.Keys
 			if poller != nil {
 				ps := poller.Stats()
 				out["rtp_poll_workers"] = ps.Workers
