@@ -33,9 +33,11 @@ import (
 //     highest nonce-count seen.
 //   - A nonce-count not above the highest seen for that nonce is a replay:
 //     401 with a fresh challenge, stale=false, never 200.
-//   - A correct response on an expired nonce, or on one of ours that is no
-//     longer remembered, gets 401 stale=true so the phone re-authenticates
-//     without asking the user (RFC 7616 §3.3).
+//   - A correct response on an expired nonce, on one of ours that is no
+//     longer remembered, or on one that is not ours (a restart changed the
+//     key) gets 401 stale=true so the phone re-authenticates without
+//     asking the user (RFC 7616 §3.3). A wrong one is a failure whatever
+//     the nonce, so stale=true is no password oracle.
 //   - With a Limiter, failures are counted per source IP and per username:
 //     during a back-off window or a lock REGISTER gets 403 without its
 //     credentials being checked, and each lock is logged once as
@@ -238,10 +240,10 @@ func (r *Registrar) useNonce(n string, issued time.Time, nc int, now time.Time) 
 type authResult int
 
 const (
-	authNone   authResult = iota // no usable credentials: challenge, not a failure
+	authNone   authResult = iota // unusable credentials (algorithm, realm, qop): challenge, not a failure
 	authOK                       // right password, fresh nonce, new nonce-count
 	authBad                      // wrong password or unknown user: a failure
-	authStale                    // right password, nonce expired or forgotten
+	authStale                    // right password, nonce expired, forgotten or not ours
 	authReplay                   // right password, nonce-count already used
 )
 
@@ -257,10 +259,6 @@ func (r *Registrar) check(creds *digest.Credentials, method string, now time.Tim
 	}
 	if creds.Realm != r.realm() || creds.Userhash || creds.QOP != "auth" || creds.Cnonce == "" ||
 		creds.Nc < 1 || creds.Username == "" || creds.Response == "" {
-		return authNone
-	}
-	issued, ours := r.nonceIssued(creds.Nonce)
-	if !ours {
 		return authNone
 	}
 	pw, known := "", false
@@ -280,6 +278,15 @@ func (r *Registrar) check(creds *digest.Credentials, method string, now time.Tim
 	match := subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(creds.Response))) == 1
 	if !known || !match {
 		return authBad
+	}
+	// The password is right. A nonce that is not ours (garbled, or from
+	// before a restart) is stale: the phone knows the password and gets a
+	// new nonce without asking the user (RFC 7616 §3.3). It was checked
+	// after the password so that it is no oracle: a wrong guess on any
+	// nonce is a failure.
+	issued, ours := r.nonceIssued(creds.Nonce)
+	if !ours {
+		return authStale
 	}
 	return r.useNonce(creds.Nonce, issued, creds.Nc, now)
 }
@@ -398,7 +405,7 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 	switch r.check(creds, req.Method.String(), now) {
 	case authNone:
 		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: unusable credentials")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "false")...)
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
 		return
 	case authStale:
 		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: stale nonce")

@@ -311,9 +311,9 @@ func TestRegisterReplay(t *testing.T) {
 	}
 }
 
-// TestRegisterStaleNonce: a right response on an expired nonce gets
-// stale=true (RFC 7616 §3.3); a wrong one, and a nonce we never issued,
-// get stale=false.
+// TestRegisterStaleNonce: a right response on an expired nonce, or on one
+// we did not issue (as after a restart), gets stale=true (RFC 7616 §3.3);
+// a wrong one gets stale=false whatever the nonce.
 func TestRegisterStaleNonce(t *testing.T) {
 	e := newRegEnv(t, nil)
 	c := e.challenges()[0]
@@ -326,8 +326,12 @@ func TestRegisterStaleNonce(t *testing.T) {
 	}
 	forged := *c
 	forged.Nonce = strings.Repeat("ab", nonceLen)
-	if res := e.send("alice", e.authorization(&forged, "alice", "s3cret", 1)); res.StatusCode != 401 || stale(t, res) != "false" {
-		t.Fatalf("forged nonce: %d, want 401 stale=false", res.StatusCode)
+	if res := e.send("alice", e.authorization(&forged, "alice", "s3cret", 1)); res.StatusCode != 401 || stale(t, res) != "true" {
+		t.Fatalf("nonce not ours, right password: %d, want 401 stale=true", res.StatusCode)
+	}
+	forged.Nonce = "garbled"
+	if res := e.send("alice", e.authorization(&forged, "alice", "badpass9", 1)); res.StatusCode != 401 || stale(t, res) != "false" {
+		t.Fatalf("nonce not ours, wrong password: %d, want 401 stale=false", res.StatusCode)
 	}
 	// The challenge the stale 401 carried works at once.
 	if res := e.send("alice", e.authorization(e.challenges()[0], "alice", "s3cret", 1)); res.StatusCode != 200 {
