@@ -43,6 +43,10 @@ import (
 //     credentials being checked, and each lock is logged once as
 //     "auth locked source=IP user=... failures=N ..." for fail2ban
 //     (docs/fail2ban/cloak-sip.conf). A success resets both counters.
+//     A username locked by guesses from elsewhere does not lock out the
+//     source that last registered it successfully (its own phone), so an
+//     attacker cannot keep agents from logging in; that source is still
+//     limited as a source.
 type Registrar struct {
 	// Realm is the digest realm (default "cloak").
 	Realm string
@@ -74,6 +78,7 @@ type Registrar struct {
 	key     [32]byte
 
 	mu    sync.Mutex
+	good  map[string]string // user -> source IP of its last success
 	used  map[string]*nonceUse
 	order []string  // used nonces, first use first
 	head  int       // order[head:] is live
@@ -310,6 +315,24 @@ func (r *Registrar) challenge(now time.Time, stale string) []siplib.Header {
 	return hs
 }
 
+// goodSource reports whether ip is where user last registered with the
+// right password. Only known users succeed, so the map is bounded by the
+// directory.
+func (r *Registrar) goodSource(user, ip string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.good[user] == ip
+}
+
+func (r *Registrar) setGoodSource(user, ip string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.good == nil {
+		r.good = map[string]string{}
+	}
+	r.good[user] = ip
+}
+
 // sourceIP is the IP of a request's source ("host:port").
 func sourceIP(src string) string {
 	if ap, err := netip.ParseAddrPort(src); err == nil {
@@ -388,7 +411,11 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 		user = user[:maxUsernameLen] + "..."
 	}
 	if lim != nil {
-		switch d := lim.Check(keys...); d.Verdict {
+		check := keys
+		if len(keys) == 2 && r.goodSource(user, ip) {
+			check = keys[:1] // the user's own phone: only its source's record counts
+		}
+		switch d := lim.Check(check...); d.Verdict {
 		case authlimit.Locked:
 			s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: locked")
 			s.respond(req, tx, 403, "Forbidden")
@@ -437,6 +464,7 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 	if lim != nil {
 		lim.Succeed(keys...)
 	}
+	r.setGoodSource(creds.Username, ip)
 	maxExp := r.MaxExpires
 	if maxExp == 0 {
 		maxExp = time.Hour

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -480,5 +481,69 @@ func TestLogSafeUser(t *testing.T) {
 		if got := logSafeUser(in); got != want {
 			t.Errorf("logSafeUser(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// rawRegister sends one REGISTER for user from conn (any loopback address)
+// and returns the status of its response.
+func (e *regEnv) rawRegister(conn *net.UDPConn, user, auth string) int {
+	e.t.Helper()
+	local := conn.LocalAddr().(*net.UDPAddr)
+	branch := fmt.Sprintf("z9hG4bK-raw-%d", time.Now().UnixNano())
+	msg := fmt.Sprintf("REGISTER %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:%s@127.0.0.1>;tag=r1\r\nTo: <sip:%s@127.0.0.1>\r\nCall-ID: raw-%s\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:%s@%s>\r\nExpires: 60\r\nAuthorization: %s\r\nContent-Length: 0\r\n\r\n",
+		e.uriString(), local, branch, user, user, branch, user, local, auth)
+	if _, err := conn.WriteToUDP([]byte(msg), net.UDPAddrFromAddrPort(e.addr)); err != nil {
+		e.t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := conn.ReadFromUDP(buf)
+	if err != nil {
+		e.t.Fatalf("no response from %v: %v", local, err)
+	}
+	var code int
+	if _, err := fmt.Sscanf(string(buf[:n]), "SIP/2.0 %d", &code); err != nil {
+		e.t.Fatalf("response %q: %v", buf[:n], err)
+	}
+	return code
+}
+
+// TestRegisterUserLockSparesItsPhone: guesses from one source lock the
+// username, yet the source that last registered it with the right password
+// still registers (an attacker cannot keep an agent logged out); a source
+// that never did is refused.
+func TestRegisterUserLockSparesItsPhone(t *testing.T) {
+	e := newRegEnv(t, &authlimit.Config{MaxFailures: 3, LockFor: time.Minute, Backoff: -1})
+	bind := func(ip string) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	phone, attacker, stranger := bind("127.0.0.5"), bind("127.0.0.6"), bind("127.0.0.7")
+	if code := e.rawRegister(phone, "alice", e.authorization(e.challenges()[0], "alice", "s3cret", 1)); code != 200 {
+		t.Fatalf("phone: %d", code)
+	}
+	spare := e.challenges()[0]
+	for i := range 3 {
+		if code := e.rawRegister(attacker, "alice", e.authorization(e.challenges()[0], "alice", "badpass9", 1)); code != 401 && i < 2 || code != 403 && i == 2 {
+			t.Fatalf("guess %d: %d", i+1, code)
+		}
+	}
+	if code := e.rawRegister(stranger, "alice", e.authorization(spare, "alice", "s3cret", 1)); code != 403 {
+		t.Fatalf("right password from a new source while the user is locked: %d, want 403", code)
+	}
+	if code := e.rawRegister(phone, "alice", e.authorization(spare, "alice", "s3cret", 2)); code != 200 {
+		t.Fatalf("right password from the user's own phone while the user is locked: %d, want 200", code)
+	}
+	if code := e.rawRegister(attacker, "alice", e.authorization(spare, "alice", "s3cret", 3)); code != 403 {
+		t.Fatalf("right password from the locked source: %d, want 403", code)
+	}
+	if n := strings.Count(e.log.String(), "auth locked source=127.0.0.6 "); n != 1 {
+		t.Fatalf("%d lock lines for the attacker, want 1:\n%s", n, e.log.String())
 	}
 }
