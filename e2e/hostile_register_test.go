@@ -374,6 +374,10 @@ func TestHostileRegister(t *testing.T) {
 	if m == nil || m[f2b.SubexpIndex("host")] != "127.0.0.1" {
 		t.Fatalf("fail2ban failregex %v does not take 127.0.0.1 from %q", f2b, lockLines[0])
 	}
+	// A lock of the username alone bans nobody (same format, scope=user).
+	if userOnly := strings.Replace(lockLines[0], "scope=ip,user", "scope=user", 1); f2b.MatchString(userOnly) {
+		t.Fatalf("fail2ban failregex %v matches a user-only lock %q", f2b, userOnly)
+	}
 	if strings.Contains(log, "source=127.0.0.2") || strings.Contains(log, "source=127.0.0.5") {
 		t.Fatal("lock keyed on the Via address, not the packet's source")
 	}
@@ -388,7 +392,15 @@ func TestHostileRegister(t *testing.T) {
 	time.Sleep(time.Until(floodDone.Add(lockFor + 300*time.Millisecond)))
 	before := strings.Count(c.log(), "agent registered")
 	runSipp(t, c, sippArgs{scenario: "register-auth.xml", timeout: 10 * time.Second})
-	if after := strings.Count(c.log(), "agent registered"); after != before+1 {
+	// cloak logs the binding just after it answers: wait for the line.
+	after := 0
+	for range 100 {
+		if after = strings.Count(c.log(), "agent registered"); after > before {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after != before+1 {
 		t.Fatalf("agent registered %d times after sipp, want %d", after, before+1)
 	}
 	c.stop()
