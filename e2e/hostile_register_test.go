@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -403,5 +404,37 @@ func TestHostileRegister(t *testing.T) {
 	if after != before+1 {
 		t.Fatalf("agent registered %d times after sipp, want %d", after, before+1)
 	}
+	c.stop()
+}
+
+// TestHostileRegisterJSONLog: with log.format json the lock line is one
+// JSON object whose message the same fail2ban filter matches.
+func TestHostileRegisterJSONLog(t *testing.T) {
+	requireTools(t)
+	c := startCloak(t, cloakOpts{json: true, sipExtra: "  auth:\n    max_failures: 3\n    backoff: 0s\n"})
+	attacker := newRawUA(t, c, "127.0.0.1", "127.0.0.1")
+	chal := parseChallenges(t, attacker.do(6666, ""))[0]
+	for i := range 3 {
+		attacker.do(6666, attacker.digestAuth(chal, "demo", "not-the-pw-7", i+1))
+	}
+	if !c.waitLog("auth locked", 5*time.Second) {
+		t.Fatal("no lock line in the log")
+	}
+	var line string
+	for _, l := range strings.Split(c.log(), "\n") {
+		if strings.Contains(l, "auth locked") {
+			line = l
+		}
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(line), &obj); err != nil || obj["level"] != "warn" ||
+		obj["message"] != `auth locked source=127.0.0.1 user="demo" failures=3 lock_for=5m0s scope=ip,user` {
+		t.Fatalf("lock line %q (%v)", line, err)
+	}
+	f2b := fail2banRegex(t)
+	if m := f2b.FindStringSubmatch(line); m == nil || m[f2b.SubexpIndex("host")] != "127.0.0.1" {
+		t.Fatalf("fail2ban failregex %v does not take 127.0.0.1 from %q", f2b, line)
+	}
+	fail2banCheck(t, c)
 	c.stop()
 }
