@@ -547,3 +547,25 @@ func TestRegisterUserLockSparesItsPhone(t *testing.T) {
 		t.Fatalf("%d lock lines for the attacker, want 1:\n%s", n, e.log.String())
 	}
 }
+
+// FuzzRegisterCredentials: any Authorization value is parsed and checked
+// without a panic, and never authenticates without the password.
+func FuzzRegisterCredentials(f *testing.F) {
+	now := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	r := &Registrar{Now: func() time.Time { return now },
+		Password: func(u string) (string, bool) { return "s3cret", u == "alice" }}
+	nonce := r.newNonce(now)
+	f.Add(`Digest username="alice", realm="cloak", nonce="` + nonce + `", uri="sip:x", response="00", algorithm=MD5, cnonce="c", qop=auth, nc=00000001`)
+	f.Add(`Digest username="alice", realm="cloak", nonce="` + nonce + `", uri="sip:x", response="00", algorithm=SHA-256, cnonce="c", qop=auth, nc=ffffffff`)
+	f.Add(`Digest username="", nc=-1, qop=auth-int, userhash=true`)
+	f.Add(`Basic YWxpY2U6czNjcmV0`)
+	f.Fuzz(func(t *testing.T, v string) {
+		creds, err := digest.ParseCredentials(v)
+		if err != nil {
+			return
+		}
+		if got := r.check(creds, "REGISTER", now); got == authOK || got == authReplay || got == authStale {
+			t.Fatalf("%q: %v without the password", v, got)
+		}
+	})
+}
