@@ -297,7 +297,8 @@ func (r *Registrar) check(creds *digest.Credentials, method string, now time.Tim
 }
 
 // challenge returns the WWW-Authenticate headers of a 401: one per
-// algorithm, SHA-256 first, sharing one nonce (RFC 7616 §3.7). stale is
+// algorithm in r's order of preference, sharing one nonce (RFC 7616
+// §3.7). stale is
 // "", "true" or "false"; RFC 7616 §3.3 allows stale=false on a challenge
 // that answers credentials.
 func (r *Registrar) challenge(now time.Time, stale string) []siplib.Header {
