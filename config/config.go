@@ -193,6 +193,34 @@ type SIP struct {
 	// up after 64*T1. Larger suits long-RTT links; smaller only a
 	// managed network.
 	T1 time.Duration `yaml:"t1"`
+	// Auth guards REGISTER's digest authentication against guessing.
+	Auth SIPAuth `yaml:"auth"`
+}
+
+// SIPAuth configures the failed-attempt limiter of REGISTER, per source IP
+// and per username: each failure opens a back-off window (Backoff,
+// doubling per failure) in which attempts get 403 unchecked and count as
+// failures; MaxFailures in a row lock the source or user for LockFor
+// (403, one "auth locked" log line for fail2ban). A success resets.
+type SIPAuth struct {
+	// MaxFailures is the number of failures in a row that locks a source
+	// IP or a username.
+	MaxFailures int `yaml:"max_failures"`
+	// LockFor is how long a lock lasts; failures idle this long are
+	// forgotten. Locks always end: a phone left with a wrong password
+	// retries once a window.
+	LockFor time.Duration `yaml:"lock_for"`
+	// Backoff is the back-off window after the first failure; it doubles
+	// with each further one, capped at LockFor. 0 disables back-off.
+	Backoff time.Duration `yaml:"backoff"`
+	// NonceLifetime is how long a digest nonce may be used; after it the
+	// phone is told stale=true and re-authenticates without the user.
+	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+	// Algorithms are the digest algorithms offered (one challenge each,
+	// in this order) and accepted: SHA-256, MD5 (RFC 7616, RFC 8760).
+	// Phones that read only the first challenge and know only MD5 need
+	// MD5 listed first.
+	Algorithms []string `yaml:"algorithms"`
 }
 
 // RTP configures media endpoints.
@@ -263,6 +291,13 @@ func Default() Config {
 			MaxCalls:   2000,
 			UserAgent:  "cloak",
 			T1:         500 * time.Millisecond,
+			Auth: SIPAuth{
+				MaxFailures:   10,
+				LockFor:       5 * time.Minute,
+				Backoff:       time.Second,
+				NonceLifetime: 5 * time.Minute,
+				Algorithms:    []string{"SHA-256", "MD5"},
+			},
 		},
 		RTP: RTP{
 			Ports:             "20000-29999",
@@ -368,6 +403,26 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.T1 < MinT1 || c.SIP.T1 > MaxT1 {
 		bad("sip.t1", "%v is outside %v-%v", c.SIP.T1, MinT1, MaxT1)
+	}
+	if a := c.SIP.Auth; a.MaxFailures < 1 {
+		bad("sip.auth.max_failures", "must be at least 1")
+	}
+	if a := c.SIP.Auth; a.LockFor < time.Second || a.LockFor > 24*time.Hour {
+		bad("sip.auth.lock_for", "%v is outside 1s-24h", a.LockFor)
+	}
+	if a := c.SIP.Auth; a.Backoff < 0 || a.Backoff > a.LockFor {
+		bad("sip.auth.backoff", "%v is outside 0-lock_for", a.Backoff)
+	}
+	if a := c.SIP.Auth; a.NonceLifetime < 10*time.Second || a.NonceLifetime > time.Hour {
+		bad("sip.auth.nonce_lifetime", "%v is outside 10s-1h", a.NonceLifetime)
+	}
+	if len(c.SIP.Auth.Algorithms) == 0 {
+		bad("sip.auth.algorithms", "at least one of SHA-256, MD5")
+	}
+	for i, alg := range c.SIP.Auth.Algorithms {
+		if alg != "SHA-256" && alg != "MD5" || slices.Index(c.SIP.Auth.Algorithms, alg) != i {
+			bad(fmt.Sprintf("sip.auth.algorithms[%d]", i), "%q is not SHA-256 or MD5, or is listed twice", alg)
+		}
 	}
 	if lo, hi, err := c.RTPPorts(); err != nil {
 		bad("rtp.ports", "%v", err)

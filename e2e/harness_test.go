@@ -173,6 +173,9 @@ type cloakOpts struct {
 	// extra is YAML appended to the config (top-level sections other than
 	// sip, rtp, data, log, shutdown, routes and admin).
 	extra string
+	// sipExtra is YAML appended inside the sip section, indented by two
+	// spaces (for example "  auth:\n    lock_for: 3s\n").
+	sipExtra string
 }
 
 // cloak is a running cloak process.
@@ -254,7 +257,7 @@ shutdown:
 routes:
 %sadmin:
   listen: %s
-%s`, c.sipPort, t1, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, format, o.grace, rt.String(), admin, o.extra)
+%s`, c.sipPort, t1+o.sipExtra, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, format, o.grace, rt.String(), admin, o.extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@
 // the call layer owns media and hands this package only its local port.
 //
 // Behaviour follows RFC 3261 (INVITE/ACK/BYE/CANCEL/OPTIONS, re-INVITE),
-// RFC 3264 (offer/answer, hold), RFC 4733 (telephone-event negotiation)
-// and RFC 6086 (INFO).
+// RFC 3264 (offer/answer, hold), RFC 4733 (telephone-event negotiation),
+// RFC 6086 (INFO), and for REGISTER digest RFC 7616 and RFC 8760 (SHA-256,
+// nonce-count replay checks, stale nonces; see [Registrar]).
 package sip

@@ -1,9 +1,14 @@
 package sip
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,11 +16,37 @@ import (
 
 	siplib "github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/cloak-voip/cloak/authlimit"
 )
 
 // Registrar accepts REGISTER from agents' softphones with digest
-// authentication (RFC 3261 §10 and §22.4, RFC 2617 qop=auth) and reports
-// bindings to the call layer.
+// authentication and reports bindings to the call layer.
+//
+// Digest follows RFC 3261 §22.4 with RFC 7616 (qop=auth; SHA-256 offered
+// before MD5, RFC 8760 §2.4) and RFC 2617 §3.2.2:
+//
+//   - Nonces are stateless to issue: the issue time and random bytes under
+//     an HMAC with a per-process key, so a flood of REGISTERs without
+//     credentials costs no memory. Only nonces that authenticated someone
+//     are remembered (at most MaxNonces, for NonceLifetime), with the
+//     highest nonce-count seen.
+//   - A nonce-count not above the highest seen for that nonce is a replay:
+//     401 with a fresh challenge, stale=false, never 200.
+//   - A correct response on an expired nonce, on one of ours that is no
+//     longer remembered, or on one that is not ours (a restart changed the
+//     key) gets 401 stale=true so the phone re-authenticates without
+//     asking the user (RFC 7616 §3.3). A wrong one is a failure whatever
+//     the nonce, so stale=true is no password oracle.
+//   - With a Limiter, failures are counted per source IP and per username:
+//     during a back-off window or a lock REGISTER gets 403 without its
+//     credentials being checked, and each lock is logged once as
+//     "auth locked source=IP user=... failures=N ..." for fail2ban
+//     (docs/fail2ban/cloak-sip.conf). A success resets both counters.
+//     A username locked by guesses from elsewhere does not lock out the
+//     source that last registered it successfully (its own phone), so an
+//     attacker cannot keep agents from logging in; that source is still
+//     limited as a source.
 type Registrar struct {
 	// Realm is the digest realm (default "cloak").
 	Realm string
@@ -26,12 +57,75 @@ type Registrar struct {
 	OnBinding func(user string, contact string, expires time.Duration)
 	// MaxExpires caps the binding lifetime (default 3600 s).
 	MaxExpires time.Duration
+	// Limiter, when not nil, slows and locks repeated failures per source
+	// IP and per username.
+	Limiter *authlimit.Limiter
+	// NonceLifetime is how long a nonce may be used (default 5 min).
+	NonceLifetime time.Duration
+	// MaxNonces bounds the used nonces remembered for nonce-count checks
+	// (default 65536); the oldest is forgotten first, and a forgotten one
+	// is answered stale=true.
+	MaxNonces int
+	// Algorithms are the digest algorithms offered, one challenge each in
+	// this order, and the only ones accepted: "SHA-256", "MD5" (default
+	// both, SHA-256 first). A client that reads only the first challenge
+	// and knows only MD5 (older phones, sipp 3.6) needs MD5 first.
+	Algorithms []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 
-	mu     sync.Mutex
-	nonces map[string]time.Time // issued nonce -> issue time
+	keyOnce sync.Once
+	key     [32]byte
+
+	mu    sync.Mutex
+	good  map[string]string // user -> source IP of its last success
+	used  map[string]*nonceUse
+	order []string  // used nonces, first use first
+	head  int       // order[head:] is live
+	floor time.Time // nonces issued at or before this were forgotten early
 }
 
-const nonceLifetime = 5 * time.Minute
+// nonceUse is what is remembered of a nonce once it authenticated someone.
+type nonceUse struct {
+	issued time.Time
+	nc     int // highest nonce-count accepted
+}
+
+const (
+	defaultNonceLifetime = 5 * time.Minute
+	defaultMaxNonces     = 65536
+	// maxUsernameLen bounds the usernames the limiter keys on; a longer
+	// one is no agent's and counts against its source only.
+	maxUsernameLen = 64
+	nonceRandLen   = 8
+	nonceMACLen    = 16
+	nonceLen       = 8 + nonceRandLen + nonceMACLen
+)
+
+// DigestAlgorithms are the algorithms Registrar supports, in its default
+// order of preference (RFC 7616 §3.7, RFC 8760 §2.4).
+var DigestAlgorithms = []string{"SHA-256", "MD5"}
+
+func (r *Registrar) algorithms() []string {
+	if len(r.Algorithms) == 0 {
+		return DigestAlgorithms
+	}
+	return r.Algorithms
+}
+
+// offered reports whether alg (as the client wrote it; empty means MD5,
+// RFC 7616 §3.3) is one of r's algorithms, and returns its canonical name.
+func (r *Registrar) offered(alg string) (string, bool) {
+	if alg == "" {
+		alg = "MD5"
+	}
+	for _, a := range r.algorithms() {
+		if strings.EqualFold(a, alg) {
+			return a, true
+		}
+	}
+	return "", false
+}
 
 func (r *Registrar) realm() string {
 	if r.Realm == "" {
@@ -40,65 +134,246 @@ func (r *Registrar) realm() string {
 	return r.Realm
 }
 
+func (r *Registrar) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Registrar) lifetime() time.Duration {
+	if r.NonceLifetime > 0 {
+		return r.NonceLifetime
+	}
+	return defaultNonceLifetime
+}
+
+func (r *Registrar) mac(msg []byte) []byte {
+	r.keyOnce.Do(func() {
+		if _, err := rand.Read(r.key[:]); err != nil {
+			panic(fmt.Sprintf("sip: no randomness for the nonce key: %v", err))
+		}
+	})
+	m := hmac.New(sha256.New, r.key[:])
+	m.Write(msg)
+	return m.Sum(nil)[:nonceMACLen]
+}
+
+// newNonce returns a nonce that proves its own issue time: 8 bytes of
+// Unix nanoseconds, 8 random bytes and an HMAC of both, in hex.
 func (r *Registrar) newNonce(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	n := hex.EncodeToString(b[:])
+	var b [nonceLen]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
+	_, _ = rand.Read(b[8 : 8+nonceRandLen])
+	copy(b[8+nonceRandLen:], r.mac(b[:8+nonceRandLen]))
+	return hex.EncodeToString(b[:])
+}
+
+// nonceIssued returns the issue time of a nonce this Registrar made, ok
+// false for anything else (garbled, forged, from before a restart).
+func (r *Registrar) nonceIssued(n string) (time.Time, bool) {
+	if len(n) != 2*nonceLen {
+		return time.Time{}, false
+	}
+	b, err := hex.DecodeString(n)
+	if err != nil || hex.EncodeToString(b) != n {
+		return time.Time{}, false
+	}
+	if !hmac.Equal(b[8+nonceRandLen:], r.mac(b[:8+nonceRandLen])) {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))), true
+}
+
+// useNonce records nonce-count nc on a nonce whose response was correct.
+// It returns authOK for a first use or a higher count, authReplay for a
+// count not above the highest seen, authStale for a nonce expired or
+// forgotten.
+func (r *Registrar) useNonce(n string, issued time.Time, nc int, now time.Time) authResult {
+	life := r.lifetime()
+	if now.Sub(issued) > life || issued.After(now.Add(time.Minute)) {
+		return authStale
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.nonces == nil {
-		r.nonces = map[string]time.Time{}
+	if r.used == nil {
+		r.used = map[string]*nonceUse{}
 	}
-	for k, t := range r.nonces { // keep the table small
-		if now.Sub(t) > nonceLifetime {
-			delete(r.nonces, k)
+	// Forget nonces past their lifetime from the front of the queue.
+	for r.head < len(r.order) {
+		u := r.used[r.order[r.head]]
+		if u != nil && now.Sub(u.issued) <= life {
+			break
+		}
+		delete(r.used, r.order[r.head])
+		r.order[r.head] = ""
+		r.head++
+	}
+	if u := r.used[n]; u != nil {
+		if nc <= u.nc {
+			return authReplay
+		}
+		u.nc = nc
+		return authOK
+	}
+	if !issued.After(r.floor) {
+		return authStale // used before, perhaps: we cannot tell any more
+	}
+	maxN := r.MaxNonces
+	if maxN <= 0 {
+		maxN = defaultMaxNonces
+	}
+	for len(r.used) >= maxN && r.head < len(r.order) {
+		old := r.order[r.head]
+		if u := r.used[old]; u != nil && u.issued.After(r.floor) {
+			r.floor = u.issued
+		}
+		delete(r.used, old)
+		r.order[r.head] = ""
+		r.head++
+	}
+	if r.head > len(r.order)/2 {
+		r.order = append(r.order[:0], r.order[r.head:]...)
+		r.head = 0
+	}
+	r.used[n] = &nonceUse{issued: issued, nc: nc}
+	r.order = append(r.order, n)
+	return authOK
+}
+
+// authResult is the outcome of checking a REGISTER's credentials.
+type authResult int
+
+const (
+	authNone   authResult = iota // unusable credentials (algorithm, realm, qop): challenge, not a failure
+	authOK                       // right password, fresh nonce, new nonce-count
+	authBad                      // wrong password or unknown user: a failure
+	authStale                    // right password, nonce expired, forgotten or not ours
+	authReplay                   // right password, nonce-count already used
+)
+
+// dummyPassword is checked for unknown users so that they cost the same
+// time as known ones.
+const dummyPassword = "\x00unknown-user\x00"
+
+// check verifies credentials against the request method.
+func (r *Registrar) check(creds *digest.Credentials, method string, now time.Time) authResult {
+	alg, ok := r.offered(creds.Algorithm)
+	if !ok {
+		return authNone
+	}
+	if creds.Realm != r.realm() || creds.Userhash || creds.QOP != "auth" || creds.Cnonce == "" ||
+		creds.Nc < 1 || creds.Username == "" || creds.Response == "" {
+		return authNone
+	}
+	pw, known := "", false
+	if r.Password != nil && len(creds.Username) <= maxUsernameLen {
+		pw, known = r.Password(creds.Username)
+	}
+	if !known {
+		pw = dummyPassword
+	}
+	want, err := digest.Digest(
+		&digest.Challenge{Realm: r.realm(), Nonce: creds.Nonce, Algorithm: alg, QOP: []string{"auth"}},
+		digest.Options{Method: method, URI: creds.URI, Username: creds.Username, Password: pw,
+			Count: creds.Nc, Cnonce: creds.Cnonce})
+	if err != nil {
+		return authNone
+	}
+	match := subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(creds.Response))) == 1
+	if !known || !match {
+		return authBad
+	}
+	// The password is right. A nonce that is not ours (garbled, or from
+	// before a restart) is stale: the phone knows the password and gets a
+	// new nonce without asking the user (RFC 7616 §3.3). It was checked
+	// after the password so that it is no oracle: a wrong guess on any
+	// nonce is a failure.
+	issued, ours := r.nonceIssued(creds.Nonce)
+	if !ours {
+		return authStale
+	}
+	return r.useNonce(creds.Nonce, issued, creds.Nc, now)
+}
+
+// challenge returns the WWW-Authenticate headers of a 401: one per
+// algorithm in r's order of preference, sharing one nonce (RFC 7616
+// §3.7). stale is
+// "", "true" or "false"; RFC 7616 §3.3 allows stale=false on a challenge
+// that answers credentials.
+func (r *Registrar) challenge(now time.Time, stale string) []siplib.Header {
+	nonce := r.newNonce(now)
+	hs := make([]siplib.Header, 0, len(r.algorithms()))
+	for _, alg := range r.algorithms() {
+		v := (&digest.Challenge{Realm: r.realm(), Nonce: nonce, Algorithm: alg, QOP: []string{"auth"}}).String()
+		if stale == "false" {
+			v += ", stale=false"
+		} else if stale == "true" {
+			v += ", stale=true"
+		}
+		hs = append(hs, siplib.NewHeader("WWW-Authenticate", v))
+	}
+	return hs
+}
+
+// goodSource reports whether ip is where user last registered with the
+// right password. Only known users succeed, so the map is bounded by the
+// directory.
+func (r *Registrar) goodSource(user, ip string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.good[user] == ip
+}
+
+func (r *Registrar) setGoodSource(user, ip string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.good == nil {
+		r.good = map[string]string{}
+	}
+	r.good[user] = ip
+}
+
+// sourceIP is the IP of a request's source ("host:port").
+func sourceIP(src string) string {
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if i := strings.LastIndexByte(src, ':'); i > 0 {
+		return strings.Trim(src[:i], "[]")
+	}
+	return src
+}
+
+// logLocks writes the one line per lock that fail2ban matches. The source
+// comes first so nothing a client chose (the username, quoted) can stand
+// where the filter looks for the address.
+func (s *Server) logLocks(locks []authlimit.Lock, ip, user string) {
+	if len(locks) == 0 {
+		return
+	}
+	var scope []string
+	for _, l := range locks {
+		scope = append(scope, strings.SplitN(l.Key, ":", 2)[0])
+	}
+	lockFor := locks[0].Until.Sub(s.cfg.Registrar.now()).Round(time.Second)
+	s.log.Warn().Msg(fmt.Sprintf("auth locked source=%s user=%q failures=%d lock_for=%s scope=%s",
+		ip, logSafeUser(user), locks[0].Failures, lockFor, strings.Join(scope, ",")))
+}
+
+// logSafeUser keeps a client-chosen username from forging log fields: any
+// byte but letters, digits and "._@+-" becomes "_", so it can hold no
+// space, "=" or quote for a log parser (fail2ban) to misread.
+func logSafeUser(u string) string {
+	b := []byte(u)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("._@+-", c) >= 0:
+		default:
+			b[i] = '_'
 		}
 	}
-	r.nonces[n] = now
-	return n
-}
-
-func (r *Registrar) nonceValid(n string, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t, ok := r.nonces[n]
-	return ok && now.Sub(t) <= nonceLifetime
-}
-
-// authenticate checks the Authorization header; it returns the user on
-// success.
-func (r *Registrar) authenticate(req *siplib.Request, now time.Time) (string, bool) {
-	h := req.GetHeader("Authorization")
-	if h == nil || r.Password == nil {
-		return "", false
-	}
-	creds, err := digest.ParseCredentials(h.Value())
-	if err != nil || creds.Realm != r.realm() || !r.nonceValid(creds.Nonce, now) {
-		return "", false
-	}
-	pw, ok := r.Password(creds.Username)
-	if !ok {
-		return "", false
-	}
-	chal := &digest.Challenge{Realm: r.realm(), Nonce: creds.Nonce, Algorithm: creds.Algorithm, Opaque: creds.Opaque}
-	if creds.QOP != "" {
-		chal.QOP = []string{creds.QOP}
-	}
-	want, err := digest.Digest(chal, digest.Options{
-		Method: req.Method.String(), URI: creds.URI, Username: creds.Username, Password: pw,
-		Count: creds.Nc, Cnonce: creds.Cnonce,
-	})
-	if err != nil {
-		return "", false
-	}
-	if subtle.ConstantTimeCompare([]byte(want.Response), []byte(creds.Response)) != 1 {
-		return "", false
-	}
-	// The authenticated user must be the one registering (To = AOR).
-	if to := req.To(); to == nil || to.Address.User != creds.Username {
-		return "", false
-	}
-	return creds.Username, true
+	return string(b)
 }
 
 func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
@@ -107,14 +382,90 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.respond(req, tx, 405, "Method Not Allowed", siplib.NewHeader("Allow", Allowed))
 		return
 	}
-	now := time.Now()
-	user, ok := r.authenticate(req, now)
-	if !ok {
-		chal := digest.Challenge{Realm: r.realm(), Nonce: r.newNonce(now), Algorithm: "MD5", QOP: []string{"auth"}}
+	now := r.now()
+	ip := sourceIP(req.Source())
+	keys := []string{"ip:" + ip}
+	lim := r.Limiter
+	if lim != nil {
+		if d := lim.Check(keys...); d.Verdict == authlimit.Locked {
+			s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: source locked")
+			s.respond(req, tx, 403, "Forbidden")
+			return
+		}
+	}
+	h := req.GetHeader("Authorization")
+	if h == nil {
 		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged")
-		s.respond(req, tx, 401, "Unauthorized", siplib.NewHeader("WWW-Authenticate", chal.String()))
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
 		return
 	}
+	creds, err := digest.ParseCredentials(h.Value())
+	if err != nil {
+		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: unreadable credentials")
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
+		return
+	}
+	user := creds.Username
+	if len(user) <= maxUsernameLen {
+		keys = append(keys, "user:"+user)
+	} else {
+		user = user[:maxUsernameLen] + "..."
+	}
+	if lim != nil {
+		check := keys
+		if len(keys) == 2 && r.goodSource(user, ip) {
+			check = keys[:1] // the user's own phone: only its source's record counts
+		}
+		switch d := lim.Check(check...); d.Verdict {
+		case authlimit.Locked:
+			s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: locked")
+			s.respond(req, tx, 403, "Forbidden")
+			return
+		case authlimit.Backoff:
+			// Too soon after a failure: refuse unchecked, and count it,
+			// so a flood reaches the lock at once.
+			s.logLocks(lim.Fail(keys...), ip, user)
+			s.log.Debug().Str("src", req.Source()).Time("until", d.Until).Msg("REGISTER refused: back-off")
+			s.respond(req, tx, 403, "Forbidden")
+			return
+		}
+	}
+	switch r.check(creds, req.Method.String(), now) {
+	case authNone:
+		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: unusable credentials")
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
+		return
+	case authStale:
+		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: stale nonce")
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "true")...)
+		return
+	case authReplay:
+		s.log.Info().Str("src", req.Source()).Msg("REGISTER refused: nonce-count replayed")
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "false")...)
+		return
+	case authBad:
+		if lim != nil {
+			if locks := lim.Fail(keys...); len(locks) > 0 {
+				s.logLocks(locks, ip, user)
+				s.respond(req, tx, 403, "Forbidden")
+				return
+			}
+		}
+		s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: wrong credentials")
+		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "false")...)
+		return
+	}
+	// The authenticated user must be the one registering (To = AOR);
+	// RFC 3261 §10.3 step 6.
+	if to := req.To(); to == nil || to.Address.User != creds.Username {
+		s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: To is not the authenticated user")
+		s.respond(req, tx, 403, "Forbidden")
+		return
+	}
+	if lim != nil {
+		lim.Succeed(keys...)
+	}
+	r.setGoodSource(creds.Username, ip)
 	maxExp := r.MaxExpires
 	if maxExp == 0 {
 		maxExp = time.Hour

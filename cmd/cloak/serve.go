@@ -242,12 +242,17 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		adv = cfg.RTPAddr()
 	}
 	sip.SetT1(cfg.SIP.T1)
+	authLim, err := authLimiter(cfg.SIP.Auth)
+	if err != nil {
+		return err
+	}
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
-		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register},
-		Observe:   observeFor(caps, mgr),
+		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
+			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime, Algorithms: cfg.SIP.Auth.Algorithms},
+		Observe: observeFor(caps, mgr),
 	}, mgr)
 	if err != nil {
 		return err
@@ -263,6 +268,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 			st := srv.Stats()
 			out := map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
 				"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded, "rtp_ports_in_use": pool.InUse()}
+			as := authLim.Stats()
+			out["sip_auth_locks"], out["sip_auth_tracked"] = as.Locks, as.Keys
 			if poller != nil {
 				ps := poller.Stats()
 				out["rtp_poll_workers"] = ps.Workers
