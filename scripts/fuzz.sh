@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh runs each of cloak's fuzz targets on the parsers that read wire or
 # file input for a bounded time (FUZZTIME, default 30s each): the SDP offer
-# parser, the SIP INFO body parser, the flow loader and the RFC 4733
-# decoder. Seed corpora live in each package's testdata/fuzz/; a failure
+# parser, the SIP INFO body parser, the flow loader, the RFC 4733 decoder
+# and REGISTER's digest check. Seed corpora live in each package's testdata/fuzz/; a failure
 # writes its input there, to be committed with the fix. Exits non-zero when
 # any target fails.
 set -uo pipefail
@@ -14,6 +14,7 @@ targets=(
 	"./dtmf FuzzParseInfo"
 	"./dtmf FuzzDecoder"
 	"./ivr FuzzParseFlow"
+	"./sip FuzzRegisterCredentials"
 )
 
 failed=0
