@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -21,9 +22,11 @@ type Observed struct {
 // variable, so one process captures for one server; cloak runs one.
 type observer struct{ fn func(Observed) }
 
-func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	o.emit(transport, raddr, laddr, msg)
-}
+// SIPTraceRead ignores what sipgo reads: it sees raw datagrams and TCP
+// chunks, including ones that never parse or a partial message a
+// connection never completes. The wrapped sockets (malformed.go) report
+// each whole message that parsed instead, through Server.observeRead.
+func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {}
 
 func (o observer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
 	o.emit(transport, laddr, raddr, msg)
@@ -35,7 +38,27 @@ func (o observer) emit(transport, src, dst string, msg []byte) {
 	o.fn(Observed{Time: time.Now(), Src: s, Dst: d, Reliable: !strings.EqualFold(transport, "UDP"), Data: msg})
 }
 
-// installObserver routes every SIP message read or written to fn.
+// observeRead hands a message read that parsed to the capture.
+func (s *Server) observeRead(reliable bool, src, dst net.Addr, msg []byte) {
+	if s.cfg.Observe == nil {
+		return
+	}
+	s.cfg.Observe(Observed{Time: time.Now(), Src: addrPort(src), Dst: addrPort(dst), Reliable: reliable, Data: msg})
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort()
+	case *net.TCPAddr:
+		return a.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// installObserver routes every SIP message written to fn; messages read
+// reach it through Server.observeRead.
 func installObserver(fn func(Observed)) {
 	siplib.SIPDebugTracer(observer{fn: fn})
 	siplib.SIPDebug = true
