@@ -231,8 +231,8 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil || isKeepAlive(b[:n]) {
 			return n, addr, err
 		}
-		if _, perr := c.parser.ParseSIP(b[:n]); perr == nil {
-			c.srv.observeRead(false, addr, c.LocalAddr(), b[:n])
+		if msg, perr := c.parser.ParseSIP(b[:n]); perr == nil {
+			c.srv.observeRead(false, addr, c.LocalAddr(), b[:n], msg)
 			return n, addr, nil
 		}
 		if reply := c.srv.parseFailed("udp", addr.String(), b[:n]); reply != nil {
@@ -302,7 +302,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 	}
 	_, _ = c.stream.Write(data)
 	for c.stream.Buffer().Len() > 0 {
-		_, used, perr := c.stream.ParseNext()
+		msg, used, perr := c.stream.ParseNext()
 		if errors.Is(perr, io.ErrUnexpectedEOF) {
 			break
 		}
@@ -316,7 +316,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if used <= len(c.cur) {
-			c.srv.observeRead(true, c.RemoteAddr(), c.LocalAddr(), c.cur[:used])
+			c.srv.observeRead(true, c.RemoteAddr(), c.LocalAddr(), c.cur[:used], msg)
 		}
 		if used >= len(c.cur) {
 			c.cur = c.cur[:0]

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -51,7 +50,7 @@ func (rejectHandler) HandleCall(s *Session) { _ = s.Reject(486, "Busy Here") }
 
 // startHostile starts a server on UDP and TCP (same port) logging at trace
 // into buf.
-func startHostile(t *testing.T, buf *lockedBuf, h Handler) (*Server, netip.AddrPort) {
+func startHostile(t *testing.T, buf *lockedBuf, h Handler, observe func(Observed)) (*Server, netip.AddrPort) {
 	t.Helper()
 	for range 5 {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -61,7 +60,7 @@ func startHostile(t *testing.T, buf *lockedBuf, h Handler) (*Server, netip.AddrP
 		addr := c.LocalAddr().(*net.UDPAddr).AddrPort()
 		c.Close()
 		log := zerolog.New(buf).Level(zerolog.TraceLevel)
-		srv, err := NewServer(Config{Listen: addr, Log: log}, h)
+		srv, err := NewServer(Config{Listen: addr, Log: log, Observe: observe}, h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,9 +140,9 @@ func TestMalformedNeverLogged(t *testing.T) {
 	var buf lockedBuf
 	var obsMu sync.Mutex
 	var observed bytes.Buffer
-	srv, addr := startHostile(t, &buf, rejectHandler{})
-	installObserver(func(o Observed) { obsMu.Lock(); observed.Write(o.Data); obsMu.Unlock() })
-	defer func() { siplib.SIPDebug = false; siplib.SIPDebugTracer(nil) }()
+	// sipgo's tracer is a package global: it stays installed after the
+	// test (resetting it would race with the transports still closing).
+	srv, addr := startHostile(t, &buf, rejectHandler{}, func(o Observed) { obsMu.Lock(); observed.Write(o.Data); obsMu.Unlock() })
 
 	sent := 0
 	for _, transport := range []string{"UDP", "TCP"} {
@@ -171,6 +170,30 @@ func TestMalformedNeverLogged(t *testing.T) {
 			})
 		}
 	}
+	// A well-formed INFO for a dialog cloak does not have: 481, and the
+	// capture gets it without its body.
+	t.Run("UDP info of no dialog", func(t *testing.T) {
+		c, err := net.Dial("udp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := "Signal=4\r\nDuration=160\r\n"
+		msg := "INFO sip:ivr@" + addr.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-nodlg\r\n" +
+			"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>;tag=2\r\nCall-ID: nodlg@test\r\nCSeq: 5 INFO\r\nSubject: " + testCard + "\r\n" +
+			"Content-Type: application/dtmf-relay\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readReply(t, c); !strings.HasPrefix(got, "SIP/2.0 481 ") {
+			t.Fatalf("reply %q, want 481", got)
+		}
+		obsMu.Lock()
+		defer obsMu.Unlock()
+		if !bytes.Contains(observed.Bytes(), []byte("Call-ID: nodlg@test")) {
+			t.Fatal("the INFO was not captured at all")
+		}
+	})
 	// The unreadable start line got no reply: give it time to be logged.
 	deadline := time.Now().Add(2 * time.Second)
 	for srv.Stats().ParseErrors < uint64(sent) && time.Now().Before(deadline) {
@@ -200,7 +223,7 @@ func TestMalformedNeverLogged(t *testing.T) {
 // 505" (RFC 3261 §21.5.6), not a 200 in its own version.
 func TestVersionNotSupported(t *testing.T) {
 	var buf lockedBuf
-	_, addr := startHostile(t, &buf, rejectHandler{})
+	_, addr := startHostile(t, &buf, rejectHandler{}, nil)
 	c, err := net.Dial("udp", addr.String())
 	if err != nil {
 		t.Fatal(err)

@@ -38,12 +38,48 @@ func (o observer) emit(transport, src, dst string, msg []byte) {
 	o.fn(Observed{Time: time.Now(), Src: s, Dst: d, Reliable: !strings.EqualFold(transport, "UDP"), Data: msg})
 }
 
-// observeRead hands a message read that parsed to the capture.
-func (s *Server) observeRead(reliable bool, src, dst net.Addr, msg []byte) {
+// observeRead hands a message read that parsed to the capture. A request
+// that no call owns and that is not a new call (an in-dialog request for
+// a dialog cloak does not have, or a MESSAGE, INFO … outside a dialog) is
+// captured without its body and with only the headers that route it:
+// there is no call whose mode the capture could ask, so it fails closed.
+func (s *Server) observeRead(reliable bool, src, dst net.Addr, raw []byte, msg siplib.Message) {
 	if s.cfg.Observe == nil {
 		return
 	}
-	s.cfg.Observe(Observed{Time: time.Now(), Src: addrPort(src), Dst: addrPort(dst), Reliable: reliable, Data: msg})
+	if req, ok := msg.(*siplib.Request); ok && !s.ownsOrStarts(req) {
+		raw = withheldForCapture(req)
+	}
+	s.cfg.Observe(Observed{Time: time.Now(), Src: addrPort(src), Dst: addrPort(dst), Reliable: reliable, Data: raw})
+}
+
+// ownsOrStarts reports whether a request belongs to a call of this server
+// or may start one (INVITE, and CANCEL or ACK of one, outside a dialog),
+// or carries no body worth withholding.
+func (s *Server) ownsOrStarts(req *siplib.Request) bool {
+	if len(req.Body()) == 0 && req.GetHeader("Subject") == nil {
+		return true
+	}
+	to := req.To()
+	if to == nil || !to.Params.Has("tag") {
+		return req.IsInvite() || req.IsAck() || req.IsCancel()
+	}
+	return s.lookup(req) != nil || s.lookupLeg(req) != nil
+}
+
+// withheldForCapture is the form of a request the capture gets when no
+// call owns it: start line, Via, From, To, Call-ID, CSeq; no body.
+func withheldForCapture(req *siplib.Request) []byte {
+	var b bytes.Buffer
+	b.WriteString(req.StartLine())
+	b.WriteString("\r\n")
+	for _, name := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
+		for _, h := range req.GetHeaders(name) {
+			b.WriteString(h.Name() + ": " + h.Value() + "\r\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.Bytes()
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileSIP is a request cloak's SIP parser refuses, with a card or DTMF
+// digits where a careless stack would log them. want is the reply status
+// expected over UDP, 0 for none; over TCP a message whose Content-Length
+// runs past the end is still arriving, so it gets no reply either.
+type hostileSIP struct {
+	name     string
+	msg      string
+	want     int
+	tcpWaits bool
+}
+
+func hostileSIPMessages(port int, transport string) []hostileSIP {
+	dst := fmt.Sprintf("127.0.0.1:%d", port)
+	req := func(method, ruri, cseq, extra, body string, clen int) string {
+		return fmt.Sprintf("%s %s SIP/2.0\r\n"+
+			"Via: SIP/2.0/%s 127.0.0.1:5999;branch=z9hG4bK-e2e-%s-%d\r\n"+
+			"From: <sip:caller@127.0.0.1>;tag=e2e\r\n"+
+			"To: <sip:tone@%s>\r\n"+
+			"Call-ID: hostile-e2e-%s-%s@test\r\n"+
+			"CSeq: %s\r\n"+
+			"Max-Forwards: 70\r\n%s"+
+			"Content-Length: %d\r\n\r\n%s",
+			method, ruri, transport, strings.ToLower(method), clen, dst, strings.ToLower(transport), strings.ToLower(method), cseq, extra, clen, body)
+	}
+	spaced := digitsRe(testCard, " ")
+	dtmf := "Signal=4\r\nDuration=160\r\n"
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=" + spaced + "\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	text := "card " + testCard + " exp " + testExpiry
+	ruri := "sip:tone@" + dst
+	return []hostileSIP{
+		{"INFO dtmf-relay, Content-Length one byte too long",
+			req("INFO", ruri, "2 INFO", "Content-Type: application/dtmf-relay\r\n", dtmf, len(dtmf)+1), 400, true},
+		{"INFO dtmf-relay, CSeq overflows",
+			req("INFO", ruri, "99999999999 INFO", "Content-Type: application/dtmf-relay\r\n", dtmf, len(dtmf)), 400, false},
+		{"INVITE, card in Request-URI and SDP, Content-Length too long",
+			req("INVITE", "sip:"+testCard+"@"+dst, "1 INVITE", "Contact: <sip:c@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\n", sdp, len(sdp)+5), 400, true},
+		{"MESSAGE, card in Subject and body, CSeq not a number",
+			req("MESSAGE", ruri, "x MESSAGE", "Subject: "+testCard+"\r\nContent-Type: text/plain\r\n", text, len(text)), 400, false},
+		{"card as the start line", testCard + " " + spaced + "\r\n" + dtmf + "\r\n", 0, false},
+	}
+}
+
+// TestHostileSIPNeverWritten plays requests the SIP stack cannot parse —
+// malformed INFO, INVITE and MESSAGE carrying a test card in start line,
+// header and body and DTMF in an INFO body — over raw UDP and TCP sockets
+// against a real cloak logging at trace with SIP capture on. Each readable
+// one is answered 400, a SIP/7.0 request 505, and afterwards no byte cloak
+// wrote (log, captures, archive) holds the card or a Signal= line.
+func TestHostileSIPNeverWritten(t *testing.T) {
+	c := startCloak(t, cloakOpts{logLevel: "trace", extra: "capture:\n  sip_pcap: true\n"})
+	addr := fmt.Sprintf("127.0.0.1:%d", c.sipPort)
+	for _, transport := range []string{"UDP", "TCP"} {
+		for _, m := range hostileSIPMessages(c.sipPort, transport) {
+			t.Run(transport+"/"+m.name, func(t *testing.T) {
+				want := m.want
+				if transport == "TCP" && m.tcpWaits {
+					want = 0
+				}
+				got := sendRaw(t, strings.ToLower(transport), addr, m.msg)
+				if want == 0 {
+					if got != "" {
+						t.Fatalf("reply %q, want none", got)
+					}
+					return
+				}
+				if prefix := fmt.Sprintf("SIP/2.0 %d ", want); !strings.HasPrefix(got, prefix) {
+					t.Fatalf("reply %q, want %q…", got, prefix)
+				}
+			})
+		}
+	}
+	t.Run("UDP/SIP 7.0 request gets 505", func(t *testing.T) {
+		msg := "OPTIONS sip:tone@" + addr + " SIP/7.0\r\nVia: SIP/7.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-e2e-v7\r\n" +
+			"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:tone@127.0.0.1>\r\nCall-ID: v7-e2e@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		if got := sendRaw(t, "udp", addr, msg); !strings.HasPrefix(got, "SIP/2.0 505 ") {
+			t.Fatalf("reply %q, want SIP/2.0 505", got)
+		}
+	})
+	if !c.waitLog("sip message unparsable", 5*time.Second) {
+		t.Fatal("cloak logged no parse failure at trace: were the messages sent?")
+	}
+	c.stop()
+
+	cn := newCanary(testCard, testExpiry, testCVV)
+	files := listFiles(t, c.dataDir)
+	if len(files) == 0 {
+		t.Fatal("cloak wrote nothing under its data dir")
+	}
+	for _, f := range files {
+		for _, l := range cn.scanFile(t, f) {
+			t.Errorf("leak: %s", l)
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(data, []byte("Signal=")); i >= 0 {
+			t.Errorf("leak: %s at byte %d: an INFO body's Signal= line", f, i)
+		}
+	}
+}
+
+// sendRaw writes msg on a new socket and returns the first line of the
+// reply, "" if none came within 2 s.
+func sendRaw(t *testing.T, network, addr, msg string) string {
+	t.Helper()
+	conn, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(line)
+}
