@@ -90,7 +90,7 @@ func TestHostileSIPNeverWritten(t *testing.T) {
 		}
 	})
 	if !c.waitLog("sip message unparsable", 5*time.Second) {
-		t.Fatal("cloak logged no parse failure at trace: were the messages sent?")
+		t.Error("cloak logged no parse failure at trace: were the messages sent?")
 	}
 	c.stop()
 
