@@ -132,3 +132,127 @@ func sendRaw(t *testing.T, network, addr, msg string) string {
 	}
 	return strings.TrimSpace(line)
 }
+
+// rawDialog is a UAC on a raw UDP socket: enough SIP to place a call and
+// send re-INVITEs without a library choosing the answers for it.
+type rawDialog struct {
+	t      *testing.T
+	conn   *net.UDPConn
+	dst    string
+	callID string
+	toTag  string
+	nonOK  map[int]bool // CSeqs whose INVITE got a non-2xx final
+}
+
+func (d *rawDialog) send(method, body string, cseq int) {
+	d.t.Helper()
+	to := "<sip:tone@" + d.dst + ">"
+	if d.toTag != "" {
+		to += ";tag=" + d.toTag
+	}
+	ct := ""
+	if body != "" {
+		ct = "Content-Type: application/sdp\r\n"
+	}
+	branchMethod := strings.ToLower(method)
+	if method == "ACK" && d.nonOK[cseq] {
+		branchMethod = "invite" // RFC 3261 §17.1.1.3: same transaction
+	}
+	msg := fmt.Sprintf("%s sip:tone@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bK-%s-%d-%s\r\n"+
+		"From: <sip:caller@127.0.0.1>;tag=rawuac\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\n"+
+		"Contact: <sip:caller@%s>\r\nMax-Forwards: 70\r\n%sContent-Length: %d\r\n\r\n%s",
+		method, d.dst, d.conn.LocalAddr(), d.callID, cseq, branchMethod, to, d.callID, cseq, method,
+		d.conn.LocalAddr(), ct, len(body), body)
+	if _, err := d.conn.Write([]byte(msg)); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// final reads responses until a final one for cseq and returns its status
+// line, To tag and body.
+func (d *rawDialog) final(cseq int) (string, string, string) {
+	d.t.Helper()
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		_ = d.conn.SetReadDeadline(deadline)
+		n, err := d.conn.Read(buf)
+		if err != nil {
+			d.t.Fatalf("no final response to CSeq %d: %v", cseq, err)
+		}
+		msg := string(buf[:n])
+		head, body, _ := strings.Cut(msg, "\r\n\r\n")
+		lines := strings.Split(head, "\r\n")
+		if !strings.HasPrefix(lines[0], "SIP/2.0 ") || strings.HasPrefix(lines[0], "SIP/2.0 1") {
+			continue
+		}
+		var tag string
+		okCSeq := false
+		for _, l := range lines[1:] {
+			name, v, _ := strings.Cut(l, ":")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "to", "t":
+				if _, after, found := strings.Cut(v, ";tag="); found {
+					tag, _, _ = strings.Cut(after, ";")
+				}
+			case "cseq":
+				okCSeq = strings.HasPrefix(strings.TrimSpace(v), fmt.Sprintf("%d ", cseq))
+			}
+		}
+		if okCSeq {
+			if !strings.HasPrefix(lines[0], "SIP/2.0 2") {
+				d.nonOK[cseq] = true
+			}
+			return lines[0], strings.TrimSpace(tag), body
+		}
+	}
+	d.t.Fatalf("no final response to CSeq %d", cseq)
+	return "", "", ""
+}
+
+func rawSDP(version int, port int, media, dir string) string {
+	return fmt.Sprintf("v=0\r\no=- 7 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP %s\r\na=%s\r\n", version, port, media, dir)
+}
+
+// TestHostileReinvite: against a real cloak, a re-INVITE offering only a
+// codec cloak lacks (G.729) gets 488 and the call goes on (RFC 3264 §8);
+// one offering sendonly is answered recvonly (§6.1).
+func TestHostileReinvite(t *testing.T) {
+	c := startCloak(t, cloakOpts{})
+	conn, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.sipPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rtp := freePorts(t, 2, false)
+	d := &rawDialog{t: t, conn: conn, dst: fmt.Sprintf("127.0.0.1:%d", c.sipPort), callID: fmt.Sprintf("reinvite-%d@test", rtp), nonOK: map[int]bool{}}
+
+	d.send("INVITE", rawSDP(1, rtp, "0\r\na=rtpmap:0 PCMU/8000", "sendrecv"), 1)
+	status, tag, _ := d.final(1)
+	if !strings.HasPrefix(status, "SIP/2.0 200 ") {
+		t.Fatalf("INVITE: %q, want 200", status)
+	}
+	d.toTag = tag
+	d.send("ACK", "", 1)
+
+	d.send("INVITE", rawSDP(2, rtp, "18\r\na=rtpmap:18 G729/8000", "sendrecv"), 2)
+	if status, _, _ := d.final(2); !strings.HasPrefix(status, "SIP/2.0 488 ") {
+		t.Fatalf("G.729-only re-INVITE: %q, want 488", status)
+	}
+	d.send("ACK", "", 2)
+
+	d.send("INVITE", rawSDP(3, rtp, "0\r\na=rtpmap:0 PCMU/8000", "sendonly"), 3)
+	status, _, body := d.final(3)
+	if !strings.HasPrefix(status, "SIP/2.0 200 ") {
+		t.Fatalf("sendonly re-INVITE: %q, want 200 (the call must survive the 488)", status)
+	}
+	d.send("ACK", "", 3)
+	if !strings.Contains(body, "a=recvonly\r\n") {
+		t.Fatalf("answer to sendonly lacks a=recvonly:\n%s", body)
+	}
+	d.send("BYE", "", 4)
+	if status, _, _ := d.final(4); !strings.HasPrefix(status, "SIP/2.0 200 ") {
+		t.Fatalf("BYE: %q, want 200", status)
+	}
+	c.stop()
+}
