@@ -215,6 +215,31 @@ func isKeepAlive(data []byte) bool {
 	return len(data) <= 4 && len(bytes.Trim(data, "\r\n")) == 0
 }
 
+// errParserPanic stands for a panic of sipgo's parser on hostile input:
+// the message counts as unparsable and is dropped, and the process lives.
+var errParserPanic = errors.New("sip parser panicked")
+
+// parseSafe is Parser.ParseSIP with a panic turned into errParserPanic.
+func parseSafe(p *siplib.Parser, data []byte) (msg siplib.Message, err error) {
+	defer func() {
+		if recover() != nil {
+			msg, err = nil, errParserPanic
+		}
+	}()
+	return p.ParseSIP(data)
+}
+
+// nextSafe is ParserStream.ParseNext with a panic turned into
+// errParserPanic.
+func nextSafe(ps *siplib.ParserStream) (msg siplib.Message, n int, err error) {
+	defer func() {
+		if recover() != nil {
+			msg, n, err = nil, 0, errParserPanic
+		}
+	}()
+	return ps.ParseNext()
+}
+
 // guardedPacketConn is the UDP socket given to sipgo: ReadFrom returns
 // only datagrams that parse.
 type guardedPacketConn struct {
@@ -231,7 +256,7 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil || isKeepAlive(b[:n]) {
 			return n, addr, err
 		}
-		if msg, perr := c.parser.ParseSIP(b[:n]); perr == nil {
+		if msg, perr := parseSafe(c.parser, b[:n]); perr == nil {
 			c.srv.observeRead(false, addr, c.LocalAddr(), b[:n], msg)
 			return n, addr, nil
 		}
@@ -302,7 +327,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 	}
 	_, _ = c.stream.Write(data)
 	for c.stream.Buffer().Len() > 0 {
-		msg, used, perr := c.stream.ParseNext()
+		msg, used, perr := nextSafe(c.stream)
 		if errors.Is(perr, io.ErrUnexpectedEOF) {
 			break
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -278,6 +279,23 @@ func TestMaskDigits(t *testing.T) {
 	} {
 		if got := maskDigits(in); got != want {
 			t.Errorf("maskDigits(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// BenchmarkGuardParse is the price of the guard: one more parse of each
+// message read (a typical INVITE with SDP).
+func BenchmarkGuardParse(b *testing.B) {
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+	msg := []byte("INVITE sip:ivr@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-bench\r\n" +
+		"From: \"Caller\" <sip:caller@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: bench@test\r\nCSeq: 1 INVITE\r\n" +
+		"Contact: <sip:caller@127.0.0.1:5999>\r\nMax-Forwards: 70\r\nUser-Agent: bench\r\nContent-Type: application/sdp\r\n" +
+		fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(sdp), sdp))
+	p := siplib.NewParser()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseSafe(p, msg); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // portsGone refuses every call the way the call layer does when no RTP
@@ -74,5 +75,62 @@ func TestLargeUDPResponseSent(t *testing.T) {
 	}
 	if got := readReply(t, c); !strings.HasPrefix(got, "SIP/2.0 200 ") {
 		t.Fatalf("reply %q, want 200 (a response over 1300 bytes)", got)
+	}
+}
+
+// panicky panics with a value that quotes a card, as a careless handler
+// formatting a request might.
+type panicky struct{}
+
+func (panicky) HandleCall(s *Session) { panic(fmt.Errorf("cannot route %s", testCard)) }
+
+// TestHandlerPanicAnswered500: a panic in a request handler is answered 500
+// and logged by method and Call-ID only, never with the panic's value; the
+// server keeps serving.
+func TestHandlerPanicAnswered500(t *testing.T) {
+	var buf lockedBuf
+	_, addr := startHostile(t, &buf, panicky{}, nil)
+	c, err := net.Dial("udp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	invite := func(callID string) string {
+		msg := "INVITE sip:ivr@" + addr.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";rport;branch=z9hG4bK-" + callID + "\r\n" +
+			"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: " + callID + "\r\nCSeq: 1 INVITE\r\n" +
+			"Contact: <sip:a@" + c.LocalAddr().String() + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if got := readReply(t, c); !strings.HasPrefix(got, "SIP/2.0 1") {
+				// ACK the final response (RFC 3261 §17.1.1.3): the
+				// session's Reject waits for it.
+				ack := strings.Replace(strings.Replace(msg, "INVITE sip:", "ACK sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 ACK", 1)
+				if _, err := c.Write([]byte(ack)); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+		}
+		return ""
+	}
+	for _, id := range []string{"panic-1@test", "panic-2@test"} {
+		if got := invite(id); !strings.HasPrefix(got, "SIP/2.0 500 ") {
+			t.Fatalf("%s: reply %q, want 500", id, got)
+		}
+	}
+	// The session's cleanup sends the 500 while the panic unwinds; the
+	// line is written just after.
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(buf.String(), "sip handler panicked") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "sip handler panicked") {
+		t.Fatalf("panic not logged:\n%s", out)
+	}
+	if strings.Contains(out, testCard) {
+		t.Fatalf("log holds the panic's card:\n%s", out)
 	}
 }
