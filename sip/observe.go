@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,13 +21,25 @@ type Observed struct {
 
 // observer adapts sipgo's tracer hook. sipgo keeps the tracer in a package
 // variable, so one process captures for one server; cloak runs one.
-type observer struct{ fn func(Observed) }
+type observer struct {
+	fn func(Observed)
+	// port is the listening port: reads on it are reported by the
+	// wrapped sockets, not by the tracer.
+	port string
+}
 
-// SIPTraceRead ignores what sipgo reads: it sees raw datagrams and TCP
-// chunks, including ones that never parse or a partial message a
-// connection never completes. The wrapped sockets (malformed.go) report
-// each whole message that parsed instead, through Server.observeRead.
-func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {}
+// SIPTraceRead ignores what sipgo reads on the listening sockets: it sees
+// raw datagrams and TCP chunks there, including ones that never parse or
+// a partial message a connection never completes. The wrapped sockets
+// (malformed.go) report each whole message that parsed instead, through
+// Server.observeRead. Reads on connections cloak opened itself (TCP to an
+// agent it dialled), which bypass the wrapped sockets, come from here.
+func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
+	if _, port, err := net.SplitHostPort(laddr); err == nil && port == o.port {
+		return
+	}
+	o.emit(transport, raddr, laddr, msg)
+}
 
 func (o observer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
 	o.emit(transport, laddr, raddr, msg)
@@ -95,8 +108,8 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // installObserver routes every SIP message written to fn; messages read
 // reach it through Server.observeRead.
-func installObserver(fn func(Observed)) {
-	siplib.SIPDebugTracer(observer{fn: fn})
+func installObserver(fn func(Observed), listenPort uint16) {
+	siplib.SIPDebugTracer(observer{fn: fn, port: strconv.Itoa(int(listenPort))})
 	siplib.SIPDebug = true
 }
 

@@ -173,7 +173,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s.uaTCP = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tcp"), RewriteContact: true}
 
 	if cfg.Observe != nil {
-		installObserver(cfg.Observe)
+		installObserver(cfg.Observe, cfg.Listen.Port())
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
