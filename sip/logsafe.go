@@ -30,8 +30,12 @@ var safeAttrs = map[string]bool{
 	"state": true, "input": true, "error": true, "fsmError": true, "reason": true,
 }
 
-// maxLogValue caps a string kept from sipgo.
-const maxLogValue = 80
+// maxLogValue caps a string attribute kept from sipgo; maxLogMessage its
+// message text (sipgo's longest own text is under 100 characters).
+const (
+	maxLogValue   = 80
+	maxLogMessage = 120
+)
 
 // withheld replaces a sipgo message text that looks like it carries a
 // message (a line break, or longer than any of sipgo's own texts).
@@ -86,7 +90,7 @@ func (h *safeHandler) Handle(ctx context.Context, r slog.Record) error {
 		return nil
 	}
 	msg := r.Message
-	if strings.ContainsAny(msg, "\r\n") || len(msg) > maxLogValue {
+	if strings.ContainsAny(msg, "\r\n") || len(msg) > maxLogMessage {
 		msg = withheld
 	}
 	out := slog.NewRecord(r.Time, r.Level, maskDigits(msg), r.PC)
