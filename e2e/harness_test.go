@@ -170,6 +170,8 @@ type cloakOpts struct {
 	admin bool
 	// json logs one JSON object a line instead of the console format.
 	json bool
+	// logLevel is log.level; "" leaves debug.
+	logLevel string
 	// extra is YAML appended to the config (top-level sections other than
 	// sip, rtp, data, log, shutdown, routes and admin).
 	extra string
@@ -218,6 +220,10 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	if err != nil {
 		t.Fatal(err)
 	}
+	level := "debug"
+	if o.logLevel != "" {
+		level = o.logLevel
+	}
 	format := "console"
 	if o.json {
 		format = "json"
@@ -249,7 +255,7 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 data:
   dir: %s
 log:
-  level: debug
+  level: %s
   format: %s
 shutdown:
   grace: %s
@@ -257,7 +263,7 @@ shutdown:
 routes:
 %sadmin:
   listen: %s
-%s`, c.sipPort, t1+o.sipExtra, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, format, o.grace, rt.String(), admin, o.extra)
+%s`, c.sipPort, t1+o.sipExtra, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, o.extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

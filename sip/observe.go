@@ -2,7 +2,9 @@ package sip
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,9 +21,23 @@ type Observed struct {
 
 // observer adapts sipgo's tracer hook. sipgo keeps the tracer in a package
 // variable, so one process captures for one server; cloak runs one.
-type observer struct{ fn func(Observed) }
+type observer struct {
+	fn func(Observed)
+	// port is the listening port: reads on it are reported by the
+	// wrapped sockets, not by the tracer.
+	port string
+}
 
+// SIPTraceRead ignores what sipgo reads on the listening sockets: it sees
+// raw datagrams and TCP chunks there, including ones that never parse or
+// a partial message a connection never completes. The wrapped sockets
+// (malformed.go) report each whole message that parsed instead, through
+// Server.observeRead. Reads on connections cloak opened itself (TCP to an
+// agent it dialled), which bypass the wrapped sockets, come from here.
 func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
+	if _, port, err := net.SplitHostPort(laddr); err == nil && port == o.port {
+		return
+	}
 	o.emit(transport, raddr, laddr, msg)
 }
 
@@ -35,9 +51,65 @@ func (o observer) emit(transport, src, dst string, msg []byte) {
 	o.fn(Observed{Time: time.Now(), Src: s, Dst: d, Reliable: !strings.EqualFold(transport, "UDP"), Data: msg})
 }
 
-// installObserver routes every SIP message read or written to fn.
-func installObserver(fn func(Observed)) {
-	siplib.SIPDebugTracer(observer{fn: fn})
+// observeRead hands a message read that parsed to the capture. A request
+// that no call owns and that is not a new call (an in-dialog request for
+// a dialog cloak does not have, or a MESSAGE, INFO … outside a dialog) is
+// captured without its body and with only the headers that route it:
+// there is no call whose mode the capture could ask, so it fails closed.
+func (s *Server) observeRead(reliable bool, src, dst net.Addr, raw []byte, msg siplib.Message) {
+	if s.cfg.Observe == nil {
+		return
+	}
+	if req, ok := msg.(*siplib.Request); ok && !s.ownsOrStarts(req) {
+		raw = withheldForCapture(req)
+	}
+	s.cfg.Observe(Observed{Time: time.Now(), Src: addrPort(src), Dst: addrPort(dst), Reliable: reliable, Data: raw})
+}
+
+// ownsOrStarts reports whether a request belongs to a call of this server
+// or may start one (INVITE, and CANCEL or ACK of one, outside a dialog),
+// or carries no body worth withholding.
+func (s *Server) ownsOrStarts(req *siplib.Request) bool {
+	if len(req.Body()) == 0 && req.GetHeader("Subject") == nil {
+		return true
+	}
+	to := req.To()
+	if to == nil || !to.Params.Has("tag") {
+		return req.IsInvite() || req.IsAck() || req.IsCancel()
+	}
+	return s.lookup(req) != nil || s.lookupLeg(req) != nil
+}
+
+// withheldForCapture is the form of a request the capture gets when no
+// call owns it: start line, Via, From, To, Call-ID, CSeq; no body.
+func withheldForCapture(req *siplib.Request) []byte {
+	var b bytes.Buffer
+	b.WriteString(req.StartLine())
+	b.WriteString("\r\n")
+	for _, name := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
+		for _, h := range req.GetHeaders(name) {
+			b.WriteString(h.Name() + ": " + h.Value() + "\r\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.Bytes()
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort()
+	case *net.TCPAddr:
+		return a.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// installObserver routes every SIP message written to fn; messages read
+// reach it through Server.observeRead.
+func installObserver(fn func(Observed), listenPort uint16) {
+	siplib.SIPDebugTracer(observer{fn: fn, port: strconv.Itoa(int(listenPort))})
 	siplib.SIPDebug = true
 }
 

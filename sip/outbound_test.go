@@ -2,10 +2,13 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -107,5 +110,62 @@ func TestLegForgottenWhenDialogEnds(t *testing.T) {
 		if got := leg.EndReason(); got != want {
 			t.Errorf("end reason %q, want %q", got, want)
 		}
+	}
+}
+
+// TestReinviteOfferAnswer: a re-INVITE is answered from its own offer (RFC
+// 3264 §8). One whose only codec cloak lacks (G.729) is refused with 488
+// and the session keeps its media; one offering sendonly is answered
+// recvonly (§6.1) and the session's media says so.
+func TestReinviteOfferAnswer(t *testing.T) {
+	far := answerHandler{sessions: make(chan *Session, 1)}
+	_, farAddr := startServer(t, far)
+	near, nearAddr := startServer(t, nopHandler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	leg, err := near.Dial(ctx, "sip:agent@"+farAddr.String(), DialOptions{Local: LocalSDP{Addr: nearAddr.Addr(), Port: 40002}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = leg.Hangup(ctx) }()
+	sess := <-far.sessions
+	before := sess.Media()
+
+	reinvite := func(version int, codecLines, dir string) *siplib.Response {
+		t.Helper()
+		body := fmt.Sprintf("v=0\r\no=- 1 %d IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n%sa=%s\r\n", version, codecLines, dir)
+		req := siplib.NewRequest(siplib.INVITE, leg.d.InviteResponse.Contact().Address)
+		req.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(body))
+		res, err := leg.d.Do(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.IsSuccess() {
+			ack := siplib.NewRequest(siplib.ACK, leg.d.InviteResponse.Contact().Address)
+			if err := leg.d.WriteRequest(ack); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res
+	}
+
+	res := reinvite(2, "m=audio 40010 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n", "sendrecv")
+	if res.StatusCode != 488 {
+		t.Fatalf("G.729-only re-INVITE: %d, want 488", res.StatusCode)
+	}
+	if got := sess.Media(); got != before {
+		t.Fatalf("refused re-INVITE changed the media: %+v, was %+v", got, before)
+	}
+
+	res = reinvite(3, "m=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", "sendonly")
+	if res.StatusCode != 200 {
+		t.Fatalf("sendonly re-INVITE: %d, want 200", res.StatusCode)
+	}
+	if !strings.Contains(string(res.Body()), "a=recvonly\r\n") {
+		t.Fatalf("answer to sendonly lacks a=recvonly:\n%s", res.Body())
+	}
+	if got := sess.Media().Direction; got != RecvOnly {
+		t.Fatalf("session direction %v, want recvonly", got)
 	}
 }

@@ -129,6 +129,19 @@ func badSDP(format string, a ...any) error {
 	return &sdpError{status: 400, err: ErrSDP, detail: fmt.Sprintf(format, a...)}
 }
 
+// rootError is the text of the innermost error err wraps: for pion/sdp's
+// errors the sentinel ("sdp: invalid syntax") without the line it failed
+// on, which may hold a key (a=crypto) or anything else the peer sent.
+func rootError(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
 // ParseOffer parses an SDP offer and negotiates the audio stream: the first
 // audio m-line on RTP/AVP with a format we support, honouring the offerer's
 // preference order (RFC 3264 §6.1), and telephone-event/8000 if offered.
@@ -140,7 +153,7 @@ func ParseOffer(body []byte) (*Offer, error) {
 	}
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(body); err != nil {
-		return nil, badSDP("%v", err)
+		return nil, badSDP("%s", rootError(err))
 	}
 	o := &Offer{audio: -1}
 	for i, md := range sd.MediaDescriptions {
@@ -176,7 +189,7 @@ func ParseOffer(body []byte) (*Offer, error) {
 func ParseAnswer(body []byte) (Media, error) {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(body); err != nil {
-		return Media{}, badSDP("%v", err)
+		return Media{}, badSDP("%s", rootError(err))
 	}
 	for _, md := range sd.MediaDescriptions {
 		if md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {

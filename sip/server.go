@@ -57,11 +57,17 @@ type Handler interface {
 
 // Stats are the server's counters.
 type Stats struct {
-	Forbidden   uint64 // requests refused by the allow-list (403)
-	BadRequests uint64 // requests refused with 400
-	Overloaded  uint64 // INVITEs refused with 503 (cap, drain, no ports)
-	Calls       uint64 // INVITEs accepted into a session
-	Active      int64  // sessions now
+	// ParseErrors counts messages that could not be parsed (dropped, and
+	// answered 400 or 505 where their start line and Via were readable).
+	ParseErrors uint64
+	// ParseErrorsBySource splits ParseErrors by source IP; past 1,024
+	// sources the rest are counted under "other".
+	ParseErrorsBySource map[string]uint64
+	Forbidden           uint64 // requests refused by the allow-list (403)
+	BadRequests         uint64 // requests refused with 400
+	Overloaded          uint64 // 503s sent: call cap, drain, no RTP ports (Session.Reject)
+	Calls               uint64 // INVITEs accepted into a session
+	Active              int64  // sessions now
 }
 
 // ErrDraining is returned by Start after Drain, and reported to callers
@@ -92,9 +98,16 @@ type Server struct {
 	overloaded  atomic.Uint64
 	calls       atomic.Uint64
 
+	parseErrors parseStats
+	slogTarget  atomic.Pointer[slog.Handler]
+
 	cancel context.CancelFunc
 	ready  sync.WaitGroup
 }
+
+// maxUDPMessage is the largest SIP message a UDP datagram carries (65,535
+// less the IP and UDP headers).
+const maxUDPMessage = 65507
 
 var setSipgoLogger sync.Once
 
@@ -117,10 +130,22 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, handler: h, log: cfg.Log, contact: netip.AddrPortFrom(adv, cfg.Listen.Port())}
-	slogger := slog.New(zerolog.NewSlogHandler(cfg.Log.With().Str("component", "sipgo").Logger().Level(maxLevel(cfg.Log.GetLevel(), zerolog.WarnLevel))))
-	// sipgo keeps its transport logger in a package variable: set it once
-	// per process (cloak runs one server; tests run many).
-	setSipgoLogger.Do(func() { siplib.SetDefaultLogger(slogger) })
+	// Every sipgo logger — the package default, which sipgo keeps in a
+	// global and so follows the latest server, and this server's own —
+	// writes through safeHandler (logsafe.go): no message bytes in the log.
+	sh := sipgoHandlerFor(cfg.Log)
+	s.slogTarget.Store(&sh)
+	sipgoTarget.Store(&sh)
+	slogger := slog.New(newSafeHandler(&s.slogTarget))
+	setSipgoLogger.Do(func() {
+		siplib.SetDefaultLogger(slog.New(newSafeHandler(&sipgoTarget)))
+		// sipgo refuses to send any UDP message within 200 bytes of a
+		// 1500-byte MTU and leaves the switch to TCP to the caller. RFC
+		// 3261 §18.1.1 asks that switch of requests only; responses go back
+		// over the transport the request came on (§18.2.2), whatever their
+		// size. Lift the cap; outbound requests check the size themselves.
+		siplib.UDPMTUSize = maxUDPMessage + 200
+	})
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()),
 		sipgo.WithUserAgentTransactionLayerOptions(siplib.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse)))
 	if err != nil {
@@ -148,7 +173,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s.uaTCP = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tcp"), RewriteContact: true}
 
 	if cfg.Observe != nil {
-		installObserver(cfg.Observe)
+		installObserver(cfg.Observe, cfg.Listen.Port())
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
@@ -184,10 +209,10 @@ func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
 	errc := make(chan error, len(s.cfg.Transports))
 	readyc := make(chan struct{}, len(s.cfg.Transports))
-	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(readyc))
+	ctx = context.WithValue(ctx, readyKey{}, readyc)
 	for _, tr := range s.cfg.Transports {
 		go func() {
-			if err := s.srv.ListenAndServe(ctx, tr, s.cfg.Listen.String()); err != nil && ctx.Err() == nil {
+			if err := s.listenAndServe(ctx, tr); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("sip: listen %s %s: %w", tr, s.cfg.Listen, err)
 			}
 		}()
@@ -208,6 +233,42 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// listenAndServe opens the socket of one transport, wrapped so that no
+// message sipgo cannot parse reaches it (malformed.go), and serves it until
+// ctx ends.
+func (s *Server) listenAndServe(ctx context.Context, transport string) error {
+	var lc net.ListenConfig
+	addr := s.cfg.Listen.String()
+	switch strings.ToLower(transport) {
+	case "udp":
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return err
+		}
+		go func() { <-ctx.Done(); _ = pc.Close() }()
+		readyOf(ctx) <- struct{}{}
+		return s.srv.ServeUDP(&guardedPacketConn{PacketConn: pc, srv: s, parser: siplib.NewParser()})
+	case "tcp":
+		l, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		go func() { <-ctx.Done(); _ = l.Close() }()
+		readyOf(ctx) <- struct{}{}
+		return s.srv.ServeTCP(&guardedListener{Listener: l, srv: s})
+	}
+	return fmt.Errorf("%w: %q", ErrTransport, transport)
+}
+
+// ErrTransport is returned by Start for a transport cloak does not serve.
+var ErrTransport = errors.New("unsupported SIP transport")
+
+func readyOf(ctx context.Context) chan<- struct{} {
+	return ctx.Value(readyKey{}).(chan struct{})
+}
+
+type readyKey struct{}
 
 // Drain stops taking new calls: INVITEs outside a dialog get 503 from now on.
 func (s *Server) Drain() { s.draining.Store(true) }
@@ -242,7 +303,9 @@ func (s *Server) Close() error {
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
+	pe, peBy := s.parseErrors.snapshot()
 	return Stats{
+		ParseErrors: pe, ParseErrorsBySource: peBy,
 		Forbidden: s.forbidden.Load(), BadRequests: s.badRequests.Load(),
 		Overloaded: s.overloaded.Load(), Calls: s.calls.Load(), Active: s.active.Load(),
 	}
@@ -253,11 +316,23 @@ func (s *Server) Stats() Stats {
 // (400). ACKs get no response, by rule; they are dropped.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *siplib.Request, tx siplib.ServerTransaction) {
+		defer s.recoverHandler(req, tx)
 		if !s.allowed(req.Source()) {
 			s.forbidden.Add(1)
 			s.log.Debug().Str("src", req.Source()).Str("method", req.Method.String()).Msg("sip request refused by allow-list")
 			if !req.IsAck() {
 				s.respond(req, tx, 403, "Forbidden")
+			}
+			return
+		}
+		if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
+			// RFC 3261 §21.5.6; the response itself speaks SIP/2.0.
+			s.badRequests.Add(1)
+			s.log.Debug().Str("src", req.Source()).Str("method", req.Method.String()).Msg("sip request refused: version not supported")
+			if !req.IsAck() {
+				res := siplib.NewResponseFromRequest(req, 505, "Version Not Supported", nil)
+				res.SipVersion = "SIP/2.0"
+				s.send(tx, res)
 			}
 			return
 		}
@@ -331,8 +406,39 @@ func (s *Server) respond(req *siplib.Request, tx siplib.ServerTransaction, code 
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	if code == 503 {
+		s.overloaded.Add(1)
+	}
+	s.send(tx, res)
+}
+
+// send sends a response on its transaction; a failure is logged with the
+// status only.
+func (s *Server) send(tx siplib.ServerTransaction, res *siplib.Response) {
 	if err := tx.Respond(res); err != nil {
-		s.log.Debug().Err(err).Int("status", code).Msg("sip respond failed")
+		s.log.Debug().Str("error", safeError(err)).Int("status", res.StatusCode).Msg("sip respond failed")
+	}
+}
+
+// recoverHandler turns a panic in a request handler into 500 and one log
+// line naming the method, Call-ID and CSeq: the panic value is not logged,
+// since it may quote the message.
+func (s *Server) recoverHandler(req *siplib.Request, tx siplib.ServerTransaction) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	ev := s.log.Error().Str("src", req.Source()).Str("method", req.Method.String())
+	if id := req.CallID(); id != nil {
+		ev = ev.Str("call_id", id.Value())
+	}
+	if cs := req.CSeq(); cs != nil {
+		ev = ev.Uint32("cseq", cs.SeqNo)
+	}
+	ev.Str("panic", fmt.Sprintf("%T", v)).Msg("sip handler panicked: answered 500")
+	if !req.IsAck() {
+		res := siplib.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
+		_ = tx.Respond(res)
 	}
 }
 
@@ -460,14 +566,12 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		return
 	}
 	if s.draining.Load() {
-		s.overloaded.Add(1)
 		s.respond(req, tx, 503, "Service Unavailable", siplib.NewHeader("Retry-After", "30"))
 		return
 	}
 	if max := s.cfg.MaxCalls; max > 0 {
 		if n := s.active.Add(1); n > int64(max) {
 			s.active.Add(-1)
-			s.overloaded.Add(1)
 			s.log.Warn().Int("max_calls", max).Msg("call refused: concurrent call cap reached")
 			s.respond(req, tx, 503, "Service Unavailable", siplib.NewHeader("Retry-After", "5"))
 			return
@@ -504,7 +608,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	}
 	dlg, err := ua.ReadInvite(req, tx)
 	if err != nil {
-		s.log.Debug().Err(err).Msg("sip: read invite")
+		s.log.Debug().Str("error", safeError(err)).Msg("sip: read invite")
 		s.respond(req, tx, 400, "Bad Request")
 		return
 	}

@@ -181,6 +181,9 @@ func (s *Session) Reject(code int, reason string) error {
 	s.mu.Unlock()
 	var hdrs []siplib.Header
 	if code == 503 {
+		// Overloaded counts every 503 cloak sends, whichever layer decided
+		// it (here: the call layer found no free RTP port).
+		s.srv.overloaded.Add(1)
 		hdrs = append(hdrs, siplib.NewHeader("Retry-After", "5"))
 	}
 	s.log.Info().Int("status", code).Msg("call rejected")
