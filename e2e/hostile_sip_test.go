@@ -60,6 +60,7 @@ func hostileSIPMessages(port int, transport string) []hostileSIP {
 // one is answered 400, a SIP/7.0 request 505, and afterwards no byte cloak
 // wrote (log, captures, archive) holds the card or a Signal= line.
 func TestHostileSIPNeverWritten(t *testing.T) {
+	requireTools(t)
 	c := startCloak(t, cloakOpts{logLevel: "trace", extra: "capture:\n  sip_pcap: true\n"})
 	addr := fmt.Sprintf("127.0.0.1:%d", c.sipPort)
 	for _, transport := range []string{"UDP", "TCP"} {
@@ -218,6 +219,7 @@ func rawSDP(version int, port int, media, dir string) string {
 // codec cloak lacks (G.729) gets 488 and the call goes on (RFC 3264 §8);
 // one offering sendonly is answered recvonly (§6.1).
 func TestHostileReinvite(t *testing.T) {
+	requireTools(t)
 	c := startCloak(t, cloakOpts{})
 	conn, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.sipPort})
 	if err != nil {
