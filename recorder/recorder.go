@@ -177,6 +177,13 @@ type Config struct {
 	// Now is the clock; nil means time.Now. It is called from the
 	// goroutines that write frames and must be safe for concurrent use.
 	Now func() time.Time
+	// OnFailure, when set, is called once, as soon as writing the
+	// recording fails (disk full, I/O error), with the error (wrapping
+	// ErrWrite). It runs on the writer goroutine, which serves every
+	// recording: it must not block (log, count, publish an event). From
+	// then on frames handed over are ignored; Close keeps what was
+	// written and marks the sidecar StatusTruncated.
+	OnFailure func(error)
 
 	// writerHook, when set, is called by the writer goroutine before each
 	// of its turns on this recording (tests stall the writer with it; a
@@ -218,6 +225,7 @@ const (
 	stateRecording int32 = iota
 	stateClosed
 	stateDiscarded
+	stateFailed // a write failed: frames are ignored until Close
 )
 
 // Recorder records one interaction. WriteCaller, WriteAgent, Pause, Resume,
@@ -256,6 +264,11 @@ type Recorder struct {
 	wmu      sync.Mutex
 	tl       *timeline // nil once the file is finished or aborted
 	partPath string
+	jsonPart string // the provisional sidecar, reserved at New
+	// failErr and failAt: the first write error and when it was seen;
+	// guarded by wmu.
+	failErr error
+	failAt  time.Time
 
 	phase, slot int // the writer's bookkeeping, guarded by w.mu
 
@@ -333,6 +346,22 @@ func New(cfg Config) (*Recorder, error) {
 	f, err := os.OpenFile(r.partPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", ErrWrite, r.partPath, err)
+	}
+	// Held until the file is closed: Recover (another process sharing
+	// the directory) leaves a locked part alone; the kernel drops the
+	// lock when this process dies.
+	if err := lockFile(f); err != nil {
+		f.Close()
+		os.Remove(r.partPath)
+		return nil, fmt.Errorf("%w: lock %s: %w", ErrWrite, r.partPath, err)
+	}
+	r.jsonPart = sidecarPart(filepath.Join(cfg.Dir, cfg.Name+".json"))
+	if err := reserveSidecar(r.jsonPart, &Sidecar{Version: incidentVersion, Status: statusRecording,
+		CallID: cfg.CallID, Start: r.start.UTC().Round(0), Codec: cfg.Codec, SampleRate: SampleRate, BitsPerSample: 16,
+		Channels: Layout{Left: Caller.String(), Right: Agent.String()}}); err != nil {
+		f.Close()
+		os.Remove(r.partPath)
+		return nil, err
 	}
 	var data io.Writer = f
 	if cfg.wrapData != nil {
@@ -472,6 +501,22 @@ func (r *Recorder) turn(ws *workspace) {
 	r.tl.load(ws)
 	r.place(f)
 	r.tl.store()
+	if r.tl.err != nil {
+		r.fail(r.tl.err)
+	}
+}
+
+// fail records the first write error, stops taking frames and reports
+// it (Config.OnFailure). Called with wmu held.
+func (r *Recorder) fail(err error) {
+	if r.failErr != nil {
+		return
+	}
+	r.failErr, r.failAt = err, r.now()
+	r.state.CompareAndSwap(stateRecording, stateFailed)
+	if cb := r.cfg.OnFailure; cb != nil {
+		cb(fmt.Errorf("%w: %s: %w", ErrWrite, r.partPath, err))
+	}
 }
 
 // place places the frames linked from f on the loaded timeline and puts
@@ -620,8 +665,14 @@ func (r *Recorder) Markers() []Marker {
 // recording), the file is padded with silence to the recording's duration,
 // fsynced and renamed to Name+".wav", and the sidecar Name+".json" is
 // written beside it. Frames handed over after Close are ignored. With
-// PolicyNever it returns an empty Result. On a write error the partial
-// file is removed.
+// PolicyNever it returns an empty Result.
+//
+// After a write error during the recording (see Config.OnFailure), Close
+// keeps what was written: the file holds the whole frames written before
+// the error, with a correct header, is not padded, and the sidecar says
+// StatusTruncated with when and why; Close returns nil. If finishing the
+// file itself fails, Close returns the error and leaves ".NAME.wav.part"
+// for Recover, never removing audio that was written.
 func (r *Recorder) Close() (Result, error) {
 	if r.never {
 		return Result{}, nil
@@ -648,16 +699,15 @@ func (r *Recorder) Close() (Result, error) {
 	defer func() { <-finishing }()
 
 	target := end.Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
-	samples, err := r.finishFile(target)
+	samples, cutBytes, err := r.finishFile(target)
 	r.w.remove(r)
 	if err != nil {
-		os.Remove(r.partPath)
-		return Result{}, fmt.Errorf("%w: %s: %w", ErrWrite, r.partPath, err)
+		// The part stays: Recover keeps the audio on the next start.
+		return Result{}, fmt.Errorf("%w: %s (left for recovery): %w", ErrWrite, r.partPath, err)
 	}
 	wavPath := filepath.Join(r.cfg.Dir, r.cfg.Name+".wav")
 	if err := os.Rename(r.partPath, wavPath); err != nil {
-		os.Remove(r.partPath)
-		return Result{}, fmt.Errorf("%w: rename %s: %w", ErrWrite, r.partPath, err)
+		return Result{}, fmt.Errorf("%w: rename %s (left for recovery): %w", ErrWrite, r.partPath, err)
 	}
 	sum, err := fileSHA256(wavPath)
 	if err != nil {
@@ -681,6 +731,10 @@ func (r *Recorder) Close() (Result, error) {
 		PausedMS:      st.Paused.Milliseconds(),
 		SHA256:        sum,
 	}
+	if r.failErr != nil {
+		meta.Version, meta.Status = incidentVersion, StatusTruncated
+		meta.Incident = &Incident{Reason: "write failed: " + r.failErr.Error(), At: r.failAt.UTC().Round(0), CutBytes: cutBytes}
+	}
 	meta.seal(r.cfg.Key)
 	jsonPath := sidecarPath(wavPath)
 	if err := writeSidecar(jsonPath, &meta); err != nil {
@@ -697,8 +751,10 @@ var finishing = make(chan struct{}, 8)
 
 // finishFile writes the frames still queued, then pads, writes out,
 // fsyncs and closes the file (timeline.finish). It waits for a writer turn
-// under way on the recording and takes the file from the writer.
-func (r *Recorder) finishFile(target int64) (int64, error) {
+// under way on the recording and takes the file from the writer. A write
+// error seen now (not by a turn) is recorded and reported as a turn's
+// would be; cutBytes is the torn tail cut off a truncated file.
+func (r *Recorder) finishFile(target int64) (samples, cutBytes int64, err error) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	ws := workspaces.Get().(*workspace)
@@ -708,7 +764,11 @@ func (r *Recorder) finishFile(target int64) (int64, error) {
 	r.place(f)
 	tl := r.tl
 	r.tl = nil
-	return tl.finish(target)
+	samples, cut, cutBytes, err := tl.finish(target)
+	if cut != nil {
+		r.fail(cut)
+	}
+	return samples, cutBytes, err
 }
 
 // Discard aborts the recording and removes every file it wrote: the
@@ -728,7 +788,7 @@ func (r *Recorder) Discard() error {
 		if r.result.WAV != "" {
 			paths = append(paths, r.result.WAV, r.result.Sidecar)
 		}
-		paths = append(paths, r.partPath)
+		paths = append(paths, r.partPath, r.jsonPart)
 	} else {
 		r.finished = true
 		r.state.Store(stateDiscarded)
@@ -738,7 +798,7 @@ func (r *Recorder) Discard() error {
 		r.tl = nil
 		r.wmu.Unlock()
 		r.w.remove(r)
-		paths = append(paths, r.partPath)
+		paths = append(paths, r.partPath, r.jsonPart)
 	}
 	r.state.Store(stateDiscarded)
 	var errs []error
