@@ -63,6 +63,12 @@ type Config struct {
 	// (always, consent, on_demand, never); RecordDefault the rest.
 	RecordRoutes  map[string]string
 	RecordDefault string
+	// RecordingSpace, when set, says whether there is room for a new
+	// recording (recorder.Space); RecordingUnavailable is what a call on
+	// a route whose policy is always gets when there is not: "refuse"
+	// (503 with Retry-After) or "continue" (answered unrecorded).
+	RecordingSpace       interface{ Check() error }
+	RecordingUnavailable string
 	// Capture is the protocol and media capture (nil sinks: off).
 	Capture Capture
 	// Log is the process logger; each call logs with its id.
@@ -87,6 +93,8 @@ type Manager struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	recStats recordingStats
 }
 
 // Dialer places outbound legs (the SIP server).
@@ -272,6 +280,9 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	if err != nil {
 		log.Info().Str("called", s.Called()).Msg("no route")
 		_ = s.Reject(404, "Not Found")
+		return
+	}
+	if !m.admitRecording(s) {
 		return
 	}
 	conn, port, err := m.cfg.Pool.Open()
