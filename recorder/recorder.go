@@ -269,6 +269,12 @@ type Recorder struct {
 	// guarded by wmu.
 	failErr error
 	failAt  time.Time
+	// provDirty: the markers changed since the provisional sidecar was
+	// last written; a writer turn rewrites it. provMu serialises those
+	// rewrites with Close and Discard, which set provDone.
+	provDirty atomic.Bool
+	provMu    sync.Mutex
+	provDone  bool
 
 	phase, slot int // the writer's bookkeeping, guarded by w.mu
 
@@ -356,9 +362,8 @@ func New(cfg Config) (*Recorder, error) {
 		return nil, fmt.Errorf("%w: lock %s: %w", ErrWrite, r.partPath, err)
 	}
 	r.jsonPart = sidecarPart(filepath.Join(cfg.Dir, cfg.Name+".json"))
-	if err := reserveSidecar(r.jsonPart, &Sidecar{Version: incidentVersion, Status: statusRecording,
-		CallID: cfg.CallID, Start: r.start.UTC().Round(0), Codec: cfg.Codec, SampleRate: SampleRate, BitsPerSample: 16,
-		Channels: Layout{Left: Caller.String(), Right: Agent.String()}}); err != nil {
+	prov := r.provisional()
+	if err := reserveSidecar(r.jsonPart, &prov); err != nil {
 		f.Close()
 		os.Remove(r.partPath)
 		return nil, err
@@ -504,6 +509,51 @@ func (r *Recorder) turn(ws *workspace) {
 	if r.tl.err != nil {
 		r.fail(r.tl.err)
 	}
+	if r.provDirty.Load() {
+		go r.updateProvisional()
+	}
+}
+
+// updateProvisional rewrites the provisional sidecar with the pause
+// markers so far, so that a recording recovered after a crash keeps them
+// (up to one writer turn late). It runs on its own goroutine, rarely
+// (after a pause or a resume): it never holds up the writer's turns,
+// and a Pause waits for no disk. Best effort: an error leaves the last
+// version, and Recover says the markers are estimated.
+func (r *Recorder) updateProvisional() {
+	if !r.mu.TryLock() {
+		return // Pause, Resume or Close under way: a later turn retries
+	}
+	if r.finished || !r.provDirty.Swap(false) {
+		r.mu.Unlock()
+		return
+	}
+	prov := r.provisional()
+	prov.Markers = append([]Marker{}, r.markers...)
+	r.mu.Unlock()
+	r.provMu.Lock()
+	defer r.provMu.Unlock()
+	if r.provDone {
+		return
+	}
+	if err := rewriteProvisional(r.jsonPart, &prov); err != nil {
+		r.provDirty.Store(true)
+	}
+}
+
+// provisional is the provisional sidecar: what is known at New.
+func (r *Recorder) provisional() Sidecar {
+	return Sidecar{Version: incidentVersion, Status: statusRecording,
+		CallID: r.cfg.CallID, Start: r.start.UTC().Round(0), Codec: r.cfg.Codec, SampleRate: SampleRate, BitsPerSample: 16,
+		Channels: Layout{Left: Caller.String(), Right: Agent.String()}}
+}
+
+// endProvisional stops rewrites of the provisional sidecar: Close writes
+// the final one over it, Discard removes it.
+func (r *Recorder) endProvisional() {
+	r.provMu.Lock()
+	r.provDone = true
+	r.provMu.Unlock()
 }
 
 // fail records the first write error, stops taking frames and reports
@@ -585,6 +635,7 @@ func (r *Recorder) Pause(reason Reason) error {
 	r.pauseMask.Store(mask | bit)
 	r.markers = append(r.markers, Marker{Reason: reason, Start: now.UTC().Round(0), StartMS: r.offsetMS(now), EndMS: -1})
 	r.open[bitIndex(bit)] = len(r.markers)
+	r.provDirty.Store(true)
 	return nil
 }
 
@@ -609,6 +660,7 @@ func (r *Recorder) Resume(reason Reason) error {
 	}
 	r.closeMarker(bit, r.now())
 	r.pauseMask.Store(mask &^ bit)
+	r.provDirty.Store(true)
 	return nil
 }
 
@@ -683,6 +735,7 @@ func (r *Recorder) Close() (Result, error) {
 		return Result{}, fmt.Errorf("close %s: %w", r.cfg.Name, ErrClosed)
 	}
 	r.finished = true
+	r.endProvisional()
 	end := r.now()
 	for i := range numReasons {
 		if r.open[i] != 0 {
@@ -791,6 +844,7 @@ func (r *Recorder) Discard() error {
 		paths = append(paths, r.partPath, r.jsonPart)
 	} else {
 		r.finished = true
+		r.endProvisional()
 		r.state.Store(stateDiscarded)
 		r.wmu.Lock()
 		recycle(r.takeQueue(true))

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -271,6 +272,20 @@ func repair(cfg RecoverConfig, p, final, jp, why string) Recovered {
 	estimated := []string{"end", "frames_written", "frames_silent", "frames_dropped", "paused_ms", "markers"}
 	if prov, ok := readPart(jp); ok {
 		meta.CallID, meta.Start, meta.Codec = prov.CallID, prov.Start.UTC(), prov.Codec
+		// The markers as of the last writer turn before the crash; a
+		// pause still open ends with the audio, an estimate.
+		open := false
+		for _, m := range prov.Markers {
+			if m.EndMS < 0 || m.End.IsZero() {
+				open = true
+				m.EndMS = max(meta.DurationMS, m.StartMS)
+				m.End = meta.Start.Add(time.Duration(m.EndMS) * time.Millisecond)
+			}
+			meta.Markers = append(meta.Markers, m)
+		}
+		if !open {
+			estimated = slices.DeleteFunc(estimated, func(f string) bool { return f == "markers" })
+		}
 		if prov.Status != statusRecording { // a finished sidecar that did not match
 			estimated = append(estimated, "codec")
 		}

@@ -431,3 +431,85 @@ func TestStatusIsSigned(t *testing.T) {
 		}
 	}
 }
+
+// copyParts copies the part files of a live recording to a new directory:
+// what a crash at this moment would leave.
+func copyParts(t *testing.T, from string) string {
+	t.Helper()
+	to := t.TempDir()
+	for _, n := range dirNames(t, from) {
+		b, err := os.ReadFile(filepath.Join(from, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, n), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
+}
+
+// waitProvisional waits until the provisional sidecar holds want.
+func waitProvisional(t *testing.T, dir, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, ".call-1.json.part"))
+		if strings.Contains(string(b), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provisional sidecar never held %q: %s", want, bytes.TrimSpace(b))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Pause markers reach the provisional sidecar within a writer turn, so a
+// recording recovered after a crash keeps them.
+func TestRecoverKeepsPauseMarkers(t *testing.T) {
+	c := newFakeClock()
+	r, dir := newTest(t, c, func(cfg *Config) { cfg.drainEvery = time.Millisecond })
+	defer r.Close()
+	for i := range 100 {
+		switch i {
+		case 25:
+			if err := r.Pause(ReasonSecure); err != nil {
+				t.Fatal(err)
+			}
+		case 75:
+			waitProvisional(t, dir, `"end_ms":-1`)
+			snap := copyParts(t, dir)
+			recoverIn(t, snap, RecoverRepair)
+			sc, err := ReadSidecar(filepath.Join(snap, "call-1.wav"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sc.Markers) != 1 || sc.Markers[0].Reason != ReasonSecure || sc.Markers[0].StartMS != 500 || sc.Markers[0].EndMS != sc.DurationMS {
+				t.Fatalf("open pause recovered as %+v (duration %d), want secure from 500 ms to the end", sc.Markers, sc.DurationMS)
+			}
+			if !slices.Contains(sc.Incident.Estimated, "markers") {
+				t.Errorf("an open pause's end is an estimate: %v", sc.Incident.Estimated)
+			}
+			if err := r.Resume(ReasonSecure); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.WriteCaller(frameOf(3))
+		r.WriteAgent(frameOf(4))
+		c.Advance(FrameDuration)
+	}
+	waitProvisional(t, dir, `"end_ms":1500`)
+	snap := copyParts(t, dir)
+	recoverIn(t, snap, RecoverRepair)
+	rep, err := Verify(filepath.Join(snap, "call-1.wav"), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rep.Sidecar.Markers; len(m) != 1 || m[0].StartMS != 500 || m[0].EndMS != 1500 {
+		t.Errorf("closed pause recovered as %+v, want 500-1500 ms", m)
+	}
+	if slices.Contains(rep.Sidecar.Incident.Estimated, "markers") {
+		t.Errorf("markers known, listed as estimated: %v", rep.Sidecar.Incident.Estimated)
+	}
+}

@@ -284,6 +284,33 @@ func writeSidecarVia(path, part string, s *Sidecar) error {
 // file at Close.
 const sidecarReserve = 4096
 
+// rewriteProvisional writes prov over the provisional sidecar at part in
+// place, padded to the file's size, never truncating it first: the space
+// reserved stays reserved.
+func rewriteProvisional(part string, prov *Sidecar) error {
+	f, err := os.OpenFile(part, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(prov)
+	if err != nil {
+		return err
+	}
+	if pad := max(int64(sidecarReserve), st.Size()) - int64(len(b)); pad > 0 {
+		b = append(b, strings.Repeat(" ", int(pad-1))...)
+		b = append(b, '\n')
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // reserveSidecar writes the provisional sidecar prov to part, padded
 // with white space to sidecarReserve bytes: it tells Recover the call and
 // the start after a crash, and holds the space the final sidecar is
