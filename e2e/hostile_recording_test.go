@@ -99,6 +99,7 @@ func TestHostileRecordingSIGKILL(t *testing.T) {
 	}
 	<-c.done
 	s.cancel()
+	c.checkLog() // no panic or race before the kill
 	recs := filepath.Join(data, "recordings")
 	parts := findFiles(t, recs, func(n string) bool { return strings.HasSuffix(n, ".wav.part") })
 	if len(parts) != 1 {
