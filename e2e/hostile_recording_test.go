@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -78,29 +79,31 @@ func wavDataBytes(t *testing.T, path string) (claimed uint32, actual int64) {
 	return binary.LittleEndian.Uint32(b[40:]), int64(len(b)) - 44
 }
 
-// TestHostileRecordingSIGKILL: cloak is killed (SIGKILL) during a
-// recorded call; restarted on the same data dir it recovers the
-// recording before taking calls, and `cloak recording verify` accepts it
-// as a recovered recording.
-func TestHostileRecordingSIGKILL(t *testing.T) {
-	requireTools(t, "sipp")
-	data := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(data, 0o750); err != nil {
+// killMidRecording starts cloak with o on a fresh data dir, runs sipp
+// with a, waits for waitFor in the log and then for after, SIGKILLs
+// cloak, checks what it left, restarts it on the same data dir and checks
+// that it recovered the recording before ready and that `cloak
+// recording verify` accepts it as recovered. It returns the restarted
+// cloak, the recovered WAV and verify's output.
+func killMidRecording(t *testing.T, o cloakOpts, a sippArgs, waitFor string, after time.Duration) (*cloak, string, string) {
+	t.Helper()
+	o.dataDir = filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	c := startCloak(t, cloakOpts{dataDir: data, extra: recordEcho("", "")})
-	s := startSipp(t, c, sippArgs{scenario: "wait-bye.xml", service: "echo", keys: echoKeys()})
-	if !c.waitLog("recording started", 10*time.Second) {
-		t.Fatal("the call was not recorded")
+	c := startCloak(t, o)
+	s := startSipp(t, c, a)
+	if !c.waitLog(waitFor, 20*time.Second) {
+		t.Fatalf("no %q in the log", waitFor)
 	}
-	time.Sleep(1500 * time.Millisecond) // several writer turns
+	time.Sleep(after)
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-c.done
 	s.cancel()
 	c.checkLog() // no panic or race before the kill
-	recs := filepath.Join(data, "recordings")
+	recs := filepath.Join(o.dataDir, "recordings")
 	parts := findFiles(t, recs, func(n string) bool { return strings.HasSuffix(n, ".wav.part") })
 	if len(parts) != 1 {
 		t.Fatalf("after SIGKILL: %d WAV parts, want 1 (%v)", len(parts), findFiles(t, recs, func(string) bool { return true }))
@@ -111,7 +114,7 @@ func TestHostileRecordingSIGKILL(t *testing.T) {
 		t.Fatalf("part header says %d, %d bytes on disk: want 0 and at least 0.5 s of audio", claimed, onDisk)
 	}
 
-	c2 := startCloak(t, cloakOpts{dataDir: data, extra: recordEcho("", "")})
+	c2 := startCloak(t, o)
 	if !strings.Contains(c2.log(), "unfinished recording recovered") {
 		t.Fatalf("restart logged no recovery before ready:\n%s", c2.log())
 	}
@@ -122,7 +125,7 @@ func TestHostileRecordingSIGKILL(t *testing.T) {
 	if left := findFiles(t, recs, func(n string) bool { return strings.HasSuffix(n, ".part") }); len(left) != 0 {
 		t.Errorf("parts left after recovery: %v", left)
 	}
-	out := verifyRecording(t, data, wavs[0])
+	out := verifyRecording(t, o.dataDir, wavs[0])
 	t.Logf("verify: %s", out)
 	for _, want := range []string{"OK (recovered recording)", "audio covers"} {
 		if !strings.Contains(out, want) {
@@ -133,7 +136,56 @@ func TestHostileRecordingSIGKILL(t *testing.T) {
 	if int64(claimed) != got || got%4 != 0 || got < onDisk-3 {
 		t.Errorf("recovered WAV: header %d, data %d bytes (part had %d): want the header to match whole frames of all of it", claimed, got, onDisk)
 	}
-	c2.stop()
+	return c2, wavs[0], out
+}
+
+// TestHostileRecordingSIGKILL: cloak is killed (SIGKILL) during a
+// recorded call; restarted on the same data dir it recovers the
+// recording before taking calls, and `cloak recording verify` accepts it
+// as a recovered recording.
+func TestHostileRecordingSIGKILL(t *testing.T) {
+	requireTools(t, "sipp")
+	c, _, _ := killMidRecording(t, cloakOpts{extra: recordEcho("", "")},
+		sippArgs{scenario: "wait-bye.xml", service: "echo", keys: echoKeys()}, "recording started", 1500*time.Millisecond)
+	c.stop()
+}
+
+// TestHostileRecordingSIGKILLSecure: killed while the caller keys a card
+// into the pay flow (secure from the answer, recorded always), the
+// recovered recording keeps its secure pause marker, open at the kill and
+// so ended with the audio and flagged as estimated, and holds no digit.
+func TestHostileRecordingSIGKILLSecure(t *testing.T) {
+	requireTools(t, "sipp")
+	o := ivrOpts("recording:\n  routes: {pay: always}\n")
+	c, wav, out := killMidRecording(t, o, sippArgs{
+		scenario: "ivr-call.xml", service: "pay", timeout: 45 * time.Second,
+		keys: map[string]string{"pcap": scenario("pcap/pay-rfc4733.pcap"), "fmts": "0 101"},
+	}, "secure segment started", 6*time.Second)
+	if !strings.Contains(out, "estimated, not known") || !strings.Contains(out, "markers") {
+		t.Errorf("verify does not say the open pause's end is estimated:\n%s", out)
+	}
+	raw, err := os.ReadFile(strings.TrimSuffix(wav, ".wav") + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc struct {
+		DurationMS int64 `json:"duration_ms"`
+		Markers    []struct {
+			Reason  string `json:"reason"`
+			StartMS int64  `json:"start_ms"`
+			EndMS   int64  `json:"end_ms"`
+		} `json:"markers"`
+	}
+	if err := json.Unmarshal(raw, &sc); err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Markers) != 1 || sc.Markers[0].Reason != "secure" || sc.Markers[0].StartMS > 100 || sc.Markers[0].EndMS != sc.DurationMS {
+		t.Errorf("markers %+v (duration %d ms): want one secure pause from the answer to the end of the audio", sc.Markers, sc.DurationMS)
+	}
+	if code, scan := dtmfScan(t, wav); code != 0 {
+		t.Errorf("LEAK: DTMF in the recovered recording of a secure call:\n%s", scan)
+	}
+	c.stop()
 }
 
 // mountTmpfs mounts a tmpfs of size (mount's size= syntax) on a new

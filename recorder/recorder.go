@@ -499,20 +499,36 @@ func (r *Recorder) turn(ws *workspace) {
 	if r.tl == nil {
 		return
 	}
+	if r.provDirty.Load() {
+		go r.updateProvisional()
+	}
 	f := r.takeQueue(false)
-	if f == nil {
+	paused := r.pauseMask.Load() != 0 && r.state.Load() == stateRecording
+	if f == nil && !paused {
 		return
 	}
 	r.tl.load(ws)
 	r.place(f)
+	if paused {
+		// While paused (a secure segment hands over nothing at all), the
+		// file still grows with silence up to a little before now, as it
+		// would at Close: after a crash the recovered recording covers
+		// the pause. pauseLag keeps clear of frames still on their way.
+		at := (r.elapsed() - pauseLag).Nanoseconds() * SampleRate / int64(time.Second)
+		r.tl.gap(int(Caller), at)
+		r.tl.gap(int(Agent), at)
+		r.tl.flush()
+	}
 	r.tl.store()
 	if r.tl.err != nil {
 		r.fail(r.tl.err)
 	}
-	if r.provDirty.Load() {
-		go r.updateProvisional()
-	}
 }
+
+// pauseLag is how far behind the clock a writer turn fills a paused
+// recording with silence: beyond the jitter (gapTolerance) and the DTMF
+// masker's delay, so a frame handed over late is not displaced.
+const pauseLag = 100 * time.Millisecond
 
 // updateProvisional rewrites the provisional sidecar with the pause
 // markers so far, so that a recording recovered after a crash keeps them

@@ -513,3 +513,52 @@ func TestRecoverKeepsPauseMarkers(t *testing.T) {
 		t.Errorf("markers known, listed as estimated: %v", rep.Sidecar.Incident.Estimated)
 	}
 }
+
+// A paused recording that is handed nothing (a secure segment) still
+// grows with silence on the writer's turns, so a crash during a long
+// pause loses no more of the timeline than one turn; the file at Close is
+// unchanged.
+func TestPausedRecordingGrows(t *testing.T) {
+	c := newFakeClock()
+	r, dir := newTest(t, c, func(cfg *Config) { cfg.drainEvery = time.Millisecond })
+	for range 10 {
+		r.WriteCaller(frameOf(3))
+		r.WriteAgent(frameOf(4))
+		c.Advance(FrameDuration)
+	}
+	if err := r.Pause(ReasonSecure); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(2 * time.Second)
+	part := filepath.Join(dir, ".call-1.wav.part")
+	want := int64(wavHeaderSize + 4*ms(2200-100) - 4*gapTolerance)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.Stat(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("paused part is %d bytes, want at least %d (silence up to the clock less %v)", st.Size(), want, pauseLag)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.Resume(ReasonSecure); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		r.WriteCaller(frameOf(5))
+		r.WriteAgent(frameOf(6))
+		c.Advance(FrameDuration)
+	}
+	res, err := r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, right := readStereo(t, res.WAV)
+	checkSpans(t, "left", left, span{0, ms(200), 3}, span{ms(200), ms(2200), 0}, span{ms(2200), ms(2400), 5})
+	checkSpans(t, "right", right, span{0, ms(200), 4}, span{ms(200), ms(2200), 0}, span{ms(2200), ms(2400), 6})
+}
