@@ -188,6 +188,18 @@ func TestHostileRecordingSIGKILLSecure(t *testing.T) {
 	c.stop()
 }
 
+// wantStat fails unless the admin API's stats say name is want.
+func wantStat(t *testing.T, c *cloak, name string, want float64) {
+	t.Helper()
+	var st map[string]any
+	if err := apiGet(t, c, "/api/stats", &st); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st[name].(float64); got != want {
+		t.Errorf("stats %s = %v, want %v", name, st[name], want)
+	}
+}
+
 // mountTmpfs mounts a tmpfs of size (mount's size= syntax) on a new
 // directory and unmounts it when the test ends. It skips the test when
 // mounting is not permitted, except under CI=1, where it fails.
@@ -243,7 +255,7 @@ func TestHostileRecordingDiskFull(t *testing.T) {
 	t.Run("refuse", func(t *testing.T) {
 		mnt := mountTmpfs(t, "2m")
 		fill(t, mnt)
-		c := startCloak(t, cloakOpts{extra: recordEcho(mnt, "")})
+		c := startCloak(t, cloakOpts{admin: true, extra: recordEcho(mnt, "")})
 		s := runSipp(t, c, sippArgs{scenario: "invite-503.xml", service: "echo"})
 		msgs := s.messages()
 		if !strings.Contains(msgs, "SIP/2.0 503 Service Unavailable") {
@@ -258,12 +270,13 @@ func TestHostileRecordingDiskFull(t *testing.T) {
 		// A route that does not record is not refused: ring rings (and
 		// sipp cancels it).
 		runSipp(t, c, sippArgs{scenario: "cancel.xml", service: "ring"})
+		wantStat(t, c, "recording_unavailable", 1)
 		c.stop()
 	})
 	t.Run("continue", func(t *testing.T) {
 		mnt := mountTmpfs(t, "2m")
 		fill(t, mnt)
-		c := startCloak(t, cloakOpts{extra: recordEcho(mnt, "  on_unavailable: continue\n")})
+		c := startCloak(t, cloakOpts{admin: true, extra: recordEcho(mnt, "  on_unavailable: continue\n")})
 		runSipp(t, c, sippArgs{scenario: "echo.xml", service: "echo", keys: echoKeys()})
 		if !c.waitLog("call answered unrecorded", 5*time.Second) {
 			t.Error("no warning that the call was answered unrecorded")
@@ -274,6 +287,7 @@ func TestHostileRecordingDiskFull(t *testing.T) {
 		if got := findFiles(t, mnt, func(n string) bool { return n != "filler" }); len(got) != 0 {
 			t.Errorf("files written on the full disk: %v", got)
 		}
+		wantStat(t, c, "recording_unavailable", 1)
 		c.stop()
 	})
 }
@@ -285,7 +299,7 @@ func TestHostileRecordingDiskFull(t *testing.T) {
 func TestHostileRecordingDiskFillsMidCall(t *testing.T) {
 	requireTools(t, "sipp")
 	mnt := mountTmpfs(t, "48k") // 4 KiB sidecar + about 1.3 s of audio
-	c := startCloak(t, cloakOpts{extra: recordEcho(mnt, "  min_free: 8KiB\n")})
+	c := startCloak(t, cloakOpts{admin: true, extra: recordEcho(mnt, "  min_free: 8KiB\n")})
 	runSipp(t, c, sippArgs{scenario: "echo.xml", service: "echo", keys: echoKeys()})
 	if !c.waitLog("recording saved", 10*time.Second) {
 		t.Fatal("the recording was not closed")
@@ -308,5 +322,6 @@ func TestHostileRecordingDiskFillsMidCall(t *testing.T) {
 	if int64(claimed) != got || got%4 != 0 || got < 4*8000/2 || got > 4*8000*3 {
 		t.Errorf("truncated WAV: header %d, data %d bytes: want them equal, whole frames, 0.5 s to 3 s of audio", claimed, got)
 	}
+	wantStat(t, c, "recording_failed", 1)
 	c.stop()
 }
