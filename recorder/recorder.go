@@ -36,8 +36,14 @@
 //
 // The WAV and the sidecar are written under temporary names (".NAME.wav.part",
 // ".NAME.json.part") in the destination directory, fsynced, and renamed when
-// complete, so a crash never leaves a half file under a final name. Verify
-// checks a finished recording against its sidecar's SHA-256 and HMAC.
+// complete, so a crash never leaves a half file under a final name. The
+// sidecar part is written at New (a provisional sidecar: call, start, pause
+// markers) and reserves the space the final one needs. Recover, run at
+// start-up, repairs what a crash left (or quarantines it) into a signed
+// recording marked StatusRecovered. A write error (disk full) is reported
+// at once (Config.OnFailure) and Close keeps what was written, marked
+// StatusTruncated. Verify checks a finished recording against its
+// sidecar's SHA-256 and HMAC.
 //
 // The package knows nothing of archives, calls or configuration files: the
 // caller decides the directory, the base name, the key and the policy.
