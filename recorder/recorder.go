@@ -508,8 +508,15 @@ func (r *Recorder) turn(ws *workspace) {
 	if r.provDirty.Load() {
 		go r.updateProvisional()
 	}
-	f := r.takeQueue(false)
+	// The clock is read before the queue is taken: a frame handed over
+	// after that is stamped no earlier than now (less the instant between
+	// its stamp and its append).
 	paused := r.pauseMask.Load() != 0 && r.state.Load() == stateRecording
+	var now time.Duration
+	if paused {
+		now = r.elapsed()
+	}
+	f := r.takeQueue(false)
 	if f == nil && !paused {
 		return
 	}
@@ -520,7 +527,7 @@ func (r *Recorder) turn(ws *workspace) {
 		// file still grows with silence up to a little before now, as it
 		// would at Close: after a crash the recovered recording covers
 		// the pause. pauseLag keeps clear of frames still on their way.
-		at := (r.elapsed() - pauseLag).Nanoseconds() * SampleRate / int64(time.Second)
+		at := (now - pauseLag).Nanoseconds() * SampleRate / int64(time.Second)
 		r.tl.gap(int(Caller), at)
 		r.tl.gap(int(Agent), at)
 		r.tl.flush()

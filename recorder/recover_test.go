@@ -465,6 +465,22 @@ func waitProvisional(t *testing.T, dir, want string) {
 	}
 }
 
+// waitPart waits until the WAV part holds at least size bytes.
+func waitPart(t *testing.T, dir string, size int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.Stat(filepath.Join(dir, ".call-1.wav.part"))
+		if err == nil && st.Size() >= size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WAV part never reached %d bytes (%v)", size, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Pause markers reach the provisional sidecar within a writer turn, so a
 // recording recovered after a crash keeps them.
 func TestRecoverKeepsPauseMarkers(t *testing.T) {
@@ -479,6 +495,7 @@ func TestRecoverKeepsPauseMarkers(t *testing.T) {
 			}
 		case 75:
 			waitProvisional(t, dir, `"end_ms":-1`)
+			waitPart(t, dir, wavHeaderSize+4*int64(ms(500)))
 			snap := copyParts(t, dir)
 			recoverIn(t, snap, RecoverRepair)
 			sc, err := ReadSidecar(filepath.Join(snap, "call-1.wav"))
@@ -500,6 +517,7 @@ func TestRecoverKeepsPauseMarkers(t *testing.T) {
 		c.Advance(FrameDuration)
 	}
 	waitProvisional(t, dir, `"end_ms":1500`)
+	waitPart(t, dir, wavHeaderSize+4*int64(ms(1500)))
 	snap := copyParts(t, dir)
 	recoverIn(t, snap, RecoverRepair)
 	rep, err := Verify(filepath.Join(snap, "call-1.wav"), testKey)
