@@ -64,11 +64,11 @@ type Config struct {
 	RecordRoutes  map[string]string
 	RecordDefault string
 	// RecordingSpace, when set, says whether there is room for a new
-	// recording (recorder.Space); RecordingUnavailable is what a call on
+	// recording (recorder.Space); RecordOnNoSpace is what a call on
 	// a route whose policy is always gets when there is not: "refuse"
 	// (503 with Retry-After) or "continue" (answered unrecorded).
-	RecordingSpace       interface{ Check() error }
-	RecordingUnavailable string
+	RecordingSpace  interface{ Check() error }
+	RecordOnNoSpace string
 	// Capture is the protocol and media capture (nil sinks: off).
 	Capture Capture
 	// Log is the process logger; each call logs with its id.

@@ -73,7 +73,7 @@ func (m *Manager) RecordingStats() (unavailable, failed uint64) {
 // with Retry-After (RFC 3261 §21.5.4; a dispatcher tries another node)
 // and returns false. With "continue" startRecording marks the call.
 func (m *Manager) admitRecording(s *sip.Session) bool {
-	if m.cfg.RecordingSpace == nil || m.cfg.RecordingDir == "" || m.cfg.RecordingUnavailable == "continue" ||
+	if m.cfg.RecordingSpace == nil || m.cfg.RecordingDir == "" || m.cfg.RecordOnNoSpace == "continue" ||
 		m.recordPolicy(s.Called()) != RecordAlways {
 		return true
 	}
@@ -95,7 +95,7 @@ func (c *Interaction) startRecording(codec string) {
 	if policy == RecordNever || c.m.cfg.RecordingDir == "" {
 		return
 	}
-	if sp := c.m.cfg.RecordingSpace; sp != nil && policy == RecordAlways && c.m.cfg.RecordingUnavailable == "continue" {
+	if sp := c.m.cfg.RecordingSpace; sp != nil && policy == RecordAlways && c.m.cfg.RecordOnNoSpace == "continue" {
 		if err := sp.Check(); err != nil {
 			c.m.recStats.unavailable.Add(1)
 			c.publish(Event{Type: "recording_unavailable"})
