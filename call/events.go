@@ -12,7 +12,9 @@ type Event struct {
 	Time time.Time `json:"time"`
 	Call string    `json:"call"`
 	// Type: "state", "digit" (a masked key press), "step", "secure_started",
-	// "secure_ended", "talk_digits" (masked digits keyed while talking).
+	// "secure_ended", "talk_digits" (masked digits keyed while talking),
+	// "recording_unavailable" (answered unrecorded: no room to record),
+	// "recording_failed" (writing the recording failed mid-call).
 	Type string `json:"type"`
 	// Mask is the masked progress ("****", "************1111").
 	Mask string `json:"mask,omitempty"`

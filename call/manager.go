@@ -59,6 +59,12 @@ type Config struct {
 	// (always, consent, on_demand, never); RecordDefault the rest.
 	RecordRoutes  map[string]string
 	RecordDefault string
+	// RecordingSpace, when set, says whether there is room for a new
+	// recording (recorder.Space); RecordOnNoSpace is what a call on
+	// a route whose policy is always gets when there is not: "refuse"
+	// (503 with Retry-After) or "continue" (answered unrecorded).
+	RecordingSpace  interface{ Check() error }
+	RecordOnNoSpace string
 	// Capture is the protocol and media capture (nil sinks: off).
 	Capture Capture
 	// DTMF is which of the caller's DTMF sources count as keys (the zero
@@ -87,6 +93,8 @@ type Manager struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	recStats recordingStats
 }
 
 // Dialer places outbound legs (the SIP server).
@@ -260,6 +268,9 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	if err != nil {
 		log.Info().Str("called", s.Called()).Msg("no route")
 		_ = s.Reject(404, "Not Found")
+		return
+	}
+	if !m.admitRecording(s) {
 		return
 	}
 	conn, port, err := m.cfg.Pool.Open()

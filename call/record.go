@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloak-voip/cloak/capture"
@@ -48,6 +49,43 @@ func (m *Manager) recordPolicy(called string) string {
 	return RecordNever
 }
 
+// recordingStats counts recordings refused or lost to the disk.
+type recordingStats struct {
+	// unavailable: calls on a route that always records that found less
+	// than recording.min_free (refused, or answered unrecorded).
+	unavailable atomic.Uint64
+	// failed: recordings whose writing failed mid-call (truncated).
+	failed atomic.Uint64
+}
+
+// RecordingStats returns the calls that found no room to record (refused
+// with 503, or answered unrecorded) and the recordings cut short by a
+// write error.
+func (m *Manager) RecordingStats() (unavailable, failed uint64) {
+	return m.recStats.unavailable.Load(), m.recStats.failed.Load()
+}
+
+// admitRecording decides, before a call is answered, whether a call on a
+// route that always records may go on when the recordings' filesystem
+// is below min_free: with "refuse" it answers 503 Service Unavailable
+// with Retry-After (RFC 3261 §21.5.4; a dispatcher tries another node)
+// and returns false. With "continue" startRecording marks the call.
+func (m *Manager) admitRecording(s *sip.Session) bool {
+	if m.cfg.RecordingSpace == nil || m.cfg.RecordingDir == "" || m.cfg.RecordOnNoSpace == "continue" ||
+		m.recordPolicy(s.Called()) != RecordAlways {
+		return true
+	}
+	err := m.cfg.RecordingSpace.Check()
+	if err == nil {
+		return true
+	}
+	m.recStats.unavailable.Add(1)
+	log := s.Log()
+	log.Warn().Err(err).Msg("call refused: recording unavailable (recording.on_unavailable refuse)")
+	_ = s.Reject(503, "Service Unavailable")
+	return false
+}
+
 // startRecording opens the interaction's recorder as its route's policy
 // says. Recordings go to DIR/YYYY/MM/DD/<call id>.wav with a signed sidecar.
 func (c *Interaction) startRecording(codec string) {
@@ -55,13 +93,22 @@ func (c *Interaction) startRecording(codec string) {
 	if policy == RecordNever || c.m.cfg.RecordingDir == "" {
 		return
 	}
+	if sp := c.m.cfg.RecordingSpace; sp != nil && policy == RecordAlways && c.m.cfg.RecordOnNoSpace == "continue" {
+		if err := sp.Check(); err != nil {
+			c.m.recStats.unavailable.Add(1)
+			c.publish(Event{Type: "recording_unavailable"})
+			c.log.Warn().Err(err).Msg("call answered unrecorded: recording unavailable (recording.on_unavailable continue)")
+			return
+		}
+	}
 	now := time.Now()
 	dir := filepath.Join(c.m.cfg.RecordingDir, now.Format("2006"), now.Format("01"), now.Format("02"))
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		c.log.Warn().Err(err).Msg("recording not started")
 		return
 	}
-	rec, err := recorder.New(recorder.Config{Dir: dir, Name: c.id, CallID: c.id, Codec: codec, Key: c.m.cfg.RecordingKey, Policy: recorder.PolicyRecord})
+	rec, err := recorder.New(recorder.Config{Dir: dir, Name: c.id, CallID: c.id, Codec: codec, Key: c.m.cfg.RecordingKey, Policy: recorder.PolicyRecord,
+		OnFailure: c.recordingFailed})
 	if err != nil {
 		c.log.Warn().Err(err).Msg("recording not started")
 		return
@@ -89,7 +136,16 @@ func (c *Interaction) finishRecording() {
 		return
 	}
 	st := rec.Stats()
-	c.log.Info().Str("file", res.WAV).Uint64("dropped", st.Dropped).Msg("recording saved")
+	c.log.Info().Str("file", res.WAV).Str("status", res.Meta.State()).Uint64("dropped", st.Dropped).Msg("recording saved")
+}
+
+// recordingFailed is told by the recorder's writer, at once, that
+// writing the recording failed: the call goes on unrecorded from here,
+// and what was written is kept (truncated) at hang-up.
+func (c *Interaction) recordingFailed(err error) {
+	c.m.recStats.failed.Add(1)
+	c.publish(Event{Type: "recording_failed"})
+	c.log.Error().Err(err).Msg("recording failed mid-call: the call goes on unrecorded; what was written is kept as truncated")
 }
 
 // PauseRecording pauses the recording for an agent or API reason (the

@@ -94,6 +94,59 @@ type Recording struct {
 	// AgentCode, keyed by the agent, pauses the recording, and again
 	// resumes it. Empty disables it.
 	AgentCode string `yaml:"agent_code"`
+	// MinFree is the free space the recordings' filesystem must have for
+	// a new call on a route whose policy is always to be recorded: a size
+	// ("512MiB", "2GB", "1048576" bytes) or a share of the filesystem
+	// ("5%"). Empty means the smaller of 1 GiB and 5 %. Checked at call
+	// set-up (statfs, at most once a second).
+	MinFree string `yaml:"min_free"`
+	// OnUnavailable is what such a call gets below MinFree: "refuse"
+	// (503 Service Unavailable with Retry-After, so a dispatcher tries
+	// another node) or "continue" (answered unrecorded, with a
+	// recording_unavailable event and a warning).
+	OnUnavailable string `yaml:"on_unavailable"`
+	// Recover is what start-up does with recordings a crash left
+	// unfinished (.part files): "repair" (header set to the audio on
+	// disk, sidecar marked recovered and signed) or "quarantine" (moved
+	// unrepaired to DIR/quarantine).
+	Recover string `yaml:"recover"`
+}
+
+// ParseMinFree parses a Recording.MinFree value: a size with an optional
+// unit (B, kB, MB, GB, TB; KiB, MiB, GiB, TiB; case-insensitive) or a
+// percentage ("5%", more than 0 and at most 100). Empty gives zeros
+// (the default rule).
+func ParseMinFree(s string) (bytes uint64, percent float64, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, 0, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(v > 0 && v <= 100) {
+			return 0, 0, fmt.Errorf("want a percentage above 0 and at most 100, got %q", s)
+		}
+		return 0, v, nil
+	}
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{
+		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1},
+	}
+	num, mult := strings.ToLower(s), uint64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+	if err != nil || v > (1<<63)/mult {
+		return 0, 0, fmt.Errorf("want a size like 512MiB or 2GB, or a percentage like 5%%, got %q", s)
+	}
+	return v * mult, 0, nil
 }
 
 // Capture configures protocol and media capture.
@@ -315,7 +368,8 @@ func Default() Config {
 		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay"},
 		Admin:    Admin{Listen: "127.0.0.1:8080"},
 		Recording: Recording{Default: "never", AgentCode: "*9",
-			Routes: map[string]string{"main": "always", "pay": "always"}},
+			Routes:        map[string]string{"main": "always", "pay": "always"},
+			OnUnavailable: "refuse", Recover: "repair"},
 		DTMF: DTMF{Mode: "auto"},
 		Routes: map[string]string{
 			"echo": "echo",
@@ -546,6 +600,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Recording.AgentCode != "" && c.Recording.AgentCode == c.Features.SecureCode {
 		bad("recording.agent_code", "same as features.secure_code")
+	}
+	if _, _, err := ParseMinFree(c.Recording.MinFree); err != nil {
+		bad("recording.min_free", "%v", err)
+	}
+	if c.Recording.OnUnavailable != "refuse" && c.Recording.OnUnavailable != "continue" {
+		bad("recording.on_unavailable", "want refuse or continue, got %q", c.Recording.OnUnavailable)
+	}
+	if c.Recording.Recover != "repair" && c.Recording.Recover != "quarantine" {
+		bad("recording.recover", "want repair or quarantine, got %q", c.Recording.Recover)
 	}
 	if c.Capture.HEP != "" {
 		if _, err := netip.ParseAddrPort(c.Capture.HEP); err != nil {

@@ -89,6 +89,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"routes:\n  sales: nowhere\n", "routes.sales"},
 		{"recording:\n  default: sometimes\n", "recording.default"},
 		{"recording:\n  routes:\n    main: loud\n", "recording.routes.main"},
+		{"recording:\n  min_free: lots\n", "recording.min_free"},
+		{"recording:\n  min_free: 150%\n", "recording.min_free"},
+		{"recording:\n  min_free: 12XB\n", "recording.min_free"},
+		{"recording:\n  on_unavailable: maybe\n", "recording.on_unavailable"},
+		{"recording:\n  recover: delete\n", "recording.recover"},
 		{"capture:\n  hep: homer\n", "capture.hep"},
 		{"dtmf:\n  mode: sometimes\n", "dtmf.mode"},
 		{"dtmf:\n  routes:\n    pay: rfc2833\n", "dtmf.routes.pay"},
@@ -160,4 +165,25 @@ func normalise(c Config) Config {
 		c.Flows.Endpoints = nil
 	}
 	return c
+}
+
+func TestParseMinFree(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		bytes uint64
+		pct   float64
+	}{
+		{"", 0, 0}, {"512MiB", 512 << 20, 0}, {"1GiB", 1 << 30, 0}, {"2GB", 2e9, 0}, {"1048576", 1 << 20, 0},
+		{"64 kib", 64 << 10, 0}, {"5%", 0, 5}, {"0.5%", 0, 0.5},
+	} {
+		b, p, err := ParseMinFree(tc.in)
+		if err != nil || b != tc.bytes || p != tc.pct {
+			t.Errorf("ParseMinFree(%q) = %d, %v, %v; want %d, %v", tc.in, b, p, err, tc.bytes, tc.pct)
+		}
+	}
+	for _, in := range []string{"-1", "0%", "101%", "MiB", "1.5GiB", "99999999999999999999", "20000000TiB"} {
+		if _, _, err := ParseMinFree(in); err == nil {
+			t.Errorf("ParseMinFree(%q) accepted", in)
+		}
+	}
 }

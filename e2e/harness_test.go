@@ -178,6 +178,9 @@ type cloakOpts struct {
 	// sipExtra is YAML appended inside the sip section, indented by two
 	// spaces (for example "  auth:\n    lock_for: 3s\n").
 	sipExtra string
+	// dataDir is data.dir; empty: a fresh one under the test's temp dir
+	// (set it to restart on the data of an earlier process).
+	dataDir string
 }
 
 // cloak is a running cloak process.
@@ -212,6 +215,9 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	c.rtpLo = freePorts(t, 20, false)
 	c.rtpHi = c.rtpLo + 19
 	c.dataDir = filepath.Join(dir, "data")
+	if o.dataDir != "" {
+		c.dataDir = o.dataDir
+	}
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,14 @@
 //
 // The WAV and the sidecar are written under temporary names (".NAME.wav.part",
 // ".NAME.json.part") in the destination directory, fsynced, and renamed when
-// complete, so a crash never leaves a half file under a final name. Verify
-// checks a finished recording against its sidecar's SHA-256 and HMAC.
+// complete, so a crash never leaves a half file under a final name. The
+// sidecar part is written at New (a provisional sidecar: call, start, pause
+// markers) and reserves the space the final one needs. Recover, run at
+// start-up, repairs what a crash left (or quarantines it) into a signed
+// recording marked StatusRecovered. A write error (disk full) is reported
+// at once (Config.OnFailure) and Close keeps what was written, marked
+// StatusTruncated. Verify checks a finished recording against its
+// sidecar's SHA-256 and HMAC.
 //
 // The package knows nothing of archives, calls or configuration files: the
 // caller decides the directory, the base name, the key and the policy.
@@ -177,6 +183,13 @@ type Config struct {
 	// Now is the clock; nil means time.Now. It is called from the
 	// goroutines that write frames and must be safe for concurrent use.
 	Now func() time.Time
+	// OnFailure, when set, is called once, as soon as writing the
+	// recording fails (disk full, I/O error), with the error (wrapping
+	// ErrWrite). It runs on the writer goroutine, which serves every
+	// recording: it must not block (log, count, publish an event). From
+	// then on frames handed over are ignored; Close keeps what was
+	// written and marks the sidecar StatusTruncated.
+	OnFailure func(error)
 
 	// writerHook, when set, is called by the writer goroutine before each
 	// of its turns on this recording (tests stall the writer with it; a
@@ -218,6 +231,7 @@ const (
 	stateRecording int32 = iota
 	stateClosed
 	stateDiscarded
+	stateFailed // a write failed: frames are ignored until Close
 )
 
 // Recorder records one interaction. WriteCaller, WriteAgent, Pause, Resume,
@@ -256,6 +270,17 @@ type Recorder struct {
 	wmu      sync.Mutex
 	tl       *timeline // nil once the file is finished or aborted
 	partPath string
+	jsonPart string // the provisional sidecar, reserved at New
+	// failErr and failAt: the first write error and when it was seen;
+	// guarded by wmu.
+	failErr error
+	failAt  time.Time
+	// provDirty: the markers changed since the provisional sidecar was
+	// last written; a writer turn rewrites it. provMu serialises those
+	// rewrites with Close and Discard, which set provDone.
+	provDirty atomic.Bool
+	provMu    sync.Mutex
+	provDone  bool
 
 	phase, slot int // the writer's bookkeeping, guarded by w.mu
 
@@ -333,6 +358,21 @@ func New(cfg Config) (*Recorder, error) {
 	f, err := os.OpenFile(r.partPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", ErrWrite, r.partPath, err)
+	}
+	// Held until the file is closed: Recover (another process sharing
+	// the directory) leaves a locked part alone; the kernel drops the
+	// lock when this process dies.
+	if err := lockFile(f); err != nil {
+		f.Close()
+		os.Remove(r.partPath)
+		return nil, fmt.Errorf("%w: lock %s: %w", ErrWrite, r.partPath, err)
+	}
+	r.jsonPart = sidecarPart(filepath.Join(cfg.Dir, cfg.Name+".json"))
+	prov := r.provisional()
+	if err := reserveSidecar(r.jsonPart, &prov); err != nil {
+		f.Close()
+		os.Remove(r.partPath)
+		return nil, err
 	}
 	var data io.Writer = f
 	if cfg.wrapData != nil {
@@ -465,13 +505,97 @@ func (r *Recorder) turn(ws *workspace) {
 	if r.tl == nil {
 		return
 	}
+	if r.provDirty.Load() {
+		go r.updateProvisional()
+	}
+	// The clock is read before the queue is taken: a frame handed over
+	// after that is stamped no earlier than now (less the instant between
+	// its stamp and its append).
+	paused := r.pauseMask.Load() != 0 && r.state.Load() == stateRecording
+	var now time.Duration
+	if paused {
+		now = r.elapsed()
+	}
 	f := r.takeQueue(false)
-	if f == nil {
+	if f == nil && !paused {
 		return
 	}
 	r.tl.load(ws)
 	r.place(f)
+	if paused {
+		// While paused (a secure segment hands over nothing at all), the
+		// file still grows with silence up to a little before now, as it
+		// would at Close: after a crash the recovered recording covers
+		// the pause. pauseLag keeps clear of frames still on their way.
+		at := (now - pauseLag).Nanoseconds() * SampleRate / int64(time.Second)
+		r.tl.gap(int(Caller), at)
+		r.tl.gap(int(Agent), at)
+		r.tl.flush()
+	}
 	r.tl.store()
+	if r.tl.err != nil {
+		r.fail(r.tl.err)
+	}
+}
+
+// pauseLag is how far behind the clock a writer turn fills a paused
+// recording with silence: beyond the jitter (gapTolerance) and the DTMF
+// masker's delay, so a frame handed over late is not displaced.
+const pauseLag = 100 * time.Millisecond
+
+// updateProvisional rewrites the provisional sidecar with the pause
+// markers so far, so that a recording recovered after a crash keeps them
+// (up to one writer turn late). It runs on its own goroutine, rarely
+// (after a pause or a resume): it never holds up the writer's turns,
+// and a Pause waits for no disk. Best effort: an error leaves the last
+// version, and Recover says the markers are estimated.
+func (r *Recorder) updateProvisional() {
+	if !r.mu.TryLock() {
+		return // Pause, Resume or Close under way: a later turn retries
+	}
+	if r.finished || !r.provDirty.Swap(false) {
+		r.mu.Unlock()
+		return
+	}
+	prov := r.provisional()
+	prov.Markers = append([]Marker{}, r.markers...)
+	r.mu.Unlock()
+	r.provMu.Lock()
+	defer r.provMu.Unlock()
+	if r.provDone {
+		return
+	}
+	if err := rewriteProvisional(r.jsonPart, &prov); err != nil {
+		r.provDirty.Store(true)
+	}
+}
+
+// provisional is the provisional sidecar: what is known at New.
+func (r *Recorder) provisional() Sidecar {
+	return Sidecar{Version: incidentVersion, Status: statusRecording,
+		CallID: r.cfg.CallID, Start: r.start.UTC().Round(0), Codec: r.cfg.Codec, SampleRate: SampleRate, BitsPerSample: 16,
+		Channels: Layout{Left: Caller.String(), Right: Agent.String()}}
+}
+
+// endProvisional stops rewrites of the provisional sidecar: Close writes
+// the final one over it, Discard removes it.
+func (r *Recorder) endProvisional() {
+	r.provMu.Lock()
+	r.provDone = true
+	r.provMu.Unlock()
+}
+
+// fail records the first write error, stops taking frames and reports
+// it (Config.OnFailure). Called with wmu held.
+func (r *Recorder) fail(err error) {
+	if r.failErr != nil {
+		return
+	}
+	r.failErr, r.failAt = err, r.now()
+	r.state.CompareAndSwap(stateRecording, stateFailed)
+	if cb := r.cfg.OnFailure; cb != nil {
+		cb(fmt.Errorf("%w: %s: %w", ErrWrite, r.partPath, err))
+	}
 }
 
 // place places the frames linked from f on the loaded timeline and puts
@@ -540,6 +664,7 @@ func (r *Recorder) Pause(reason Reason) error {
 	r.pauseMask.Store(mask | bit)
 	r.markers = append(r.markers, Marker{Reason: reason, Start: now.UTC().Round(0), StartMS: r.offsetMS(now), EndMS: -1})
 	r.open[bitIndex(bit)] = len(r.markers)
+	r.provDirty.Store(true)
 	return nil
 }
 
@@ -564,6 +689,7 @@ func (r *Recorder) Resume(reason Reason) error {
 	}
 	r.closeMarker(bit, r.now())
 	r.pauseMask.Store(mask &^ bit)
+	r.provDirty.Store(true)
 	return nil
 }
 
@@ -620,8 +746,14 @@ func (r *Recorder) Markers() []Marker {
 // recording), the file is padded with silence to the recording's duration,
 // fsynced and renamed to Name+".wav", and the sidecar Name+".json" is
 // written beside it. Frames handed over after Close are ignored. With
-// PolicyNever it returns an empty Result. On a write error the partial
-// file is removed.
+// PolicyNever it returns an empty Result.
+//
+// After a write error during the recording (see Config.OnFailure), Close
+// keeps what was written: the file holds the whole frames written before
+// the error, with a correct header, is not padded, and the sidecar says
+// StatusTruncated with when and why; Close returns nil. If finishing the
+// file itself fails, Close returns the error and leaves ".NAME.wav.part"
+// for Recover, never removing audio that was written.
 func (r *Recorder) Close() (Result, error) {
 	if r.never {
 		return Result{}, nil
@@ -632,6 +764,7 @@ func (r *Recorder) Close() (Result, error) {
 		return Result{}, fmt.Errorf("close %s: %w", r.cfg.Name, ErrClosed)
 	}
 	r.finished = true
+	r.endProvisional()
 	end := r.now()
 	for i := range numReasons {
 		if r.open[i] != 0 {
@@ -648,16 +781,15 @@ func (r *Recorder) Close() (Result, error) {
 	defer func() { <-finishing }()
 
 	target := end.Sub(r.start).Nanoseconds() * SampleRate / int64(time.Second)
-	samples, err := r.finishFile(target)
+	samples, cutBytes, err := r.finishFile(target)
 	r.w.remove(r)
 	if err != nil {
-		os.Remove(r.partPath)
-		return Result{}, fmt.Errorf("%w: %s: %w", ErrWrite, r.partPath, err)
+		// The part stays: Recover keeps the audio on the next start.
+		return Result{}, fmt.Errorf("%w: %s (left for recovery): %w", ErrWrite, r.partPath, err)
 	}
 	wavPath := filepath.Join(r.cfg.Dir, r.cfg.Name+".wav")
 	if err := os.Rename(r.partPath, wavPath); err != nil {
-		os.Remove(r.partPath)
-		return Result{}, fmt.Errorf("%w: rename %s: %w", ErrWrite, r.partPath, err)
+		return Result{}, fmt.Errorf("%w: rename %s (left for recovery): %w", ErrWrite, r.partPath, err)
 	}
 	sum, err := fileSHA256(wavPath)
 	if err != nil {
@@ -681,6 +813,10 @@ func (r *Recorder) Close() (Result, error) {
 		PausedMS:      st.Paused.Milliseconds(),
 		SHA256:        sum,
 	}
+	if r.failErr != nil {
+		meta.Version, meta.Status = incidentVersion, StatusTruncated
+		meta.Incident = &Incident{Reason: "write failed: " + r.failErr.Error(), At: r.failAt.UTC().Round(0), CutBytes: cutBytes}
+	}
 	meta.seal(r.cfg.Key)
 	jsonPath := sidecarPath(wavPath)
 	if err := writeSidecar(jsonPath, &meta); err != nil {
@@ -697,8 +833,10 @@ var finishing = make(chan struct{}, 8)
 
 // finishFile writes the frames still queued, then pads, writes out,
 // fsyncs and closes the file (timeline.finish). It waits for a writer turn
-// under way on the recording and takes the file from the writer.
-func (r *Recorder) finishFile(target int64) (int64, error) {
+// under way on the recording and takes the file from the writer. A write
+// error seen now (not by a turn) is recorded and reported as a turn's
+// would be; cutBytes is the torn tail cut off a truncated file.
+func (r *Recorder) finishFile(target int64) (samples, cutBytes int64, err error) {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	ws := workspaces.Get().(*workspace)
@@ -708,7 +846,11 @@ func (r *Recorder) finishFile(target int64) (int64, error) {
 	r.place(f)
 	tl := r.tl
 	r.tl = nil
-	return tl.finish(target)
+	samples, cut, cutBytes, err := tl.finish(target)
+	if cut != nil {
+		r.fail(cut)
+	}
+	return samples, cutBytes, err
 }
 
 // Discard aborts the recording and removes every file it wrote: the
@@ -728,9 +870,10 @@ func (r *Recorder) Discard() error {
 		if r.result.WAV != "" {
 			paths = append(paths, r.result.WAV, r.result.Sidecar)
 		}
-		paths = append(paths, r.partPath)
+		paths = append(paths, r.partPath, r.jsonPart)
 	} else {
 		r.finished = true
+		r.endProvisional()
 		r.state.Store(stateDiscarded)
 		r.wmu.Lock()
 		recycle(r.takeQueue(true))
@@ -738,7 +881,7 @@ func (r *Recorder) Discard() error {
 		r.tl = nil
 		r.wmu.Unlock()
 		r.w.remove(r)
-		paths = append(paths, r.partPath)
+		paths = append(paths, r.partPath, r.jsonPart)
 	}
 	r.state.Store(stateDiscarded)
 	var errs []error

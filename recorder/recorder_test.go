@@ -302,7 +302,7 @@ func TestTempFileThenRename(t *testing.T) {
 		r.WriteCaller(frameOf(1))
 		c.Advance(FrameDuration)
 	}
-	if got, want := dirNames(t, dir), []string{".call-1.wav.part"}; !slices.Equal(got, want) {
+	if got, want := dirNames(t, dir), []string{".call-1.json.part", ".call-1.wav.part"}; !slices.Equal(got, want) {
 		t.Fatalf("before Close: %v, want %v", got, want)
 	}
 	if _, err := r.Close(); err != nil {

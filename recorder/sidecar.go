@@ -15,9 +15,33 @@ import (
 	"time"
 )
 
-// sidecarVersion is the sidecar format version and the first item of the
-// canonical encoding.
-const sidecarVersion = 1
+// sidecarVersion is the format version of a complete recording's
+// sidecar. incidentVersion is the version of a sidecar that carries a
+// Status and an Incident (a truncated or recovered recording): its
+// canonical encoding appends them, so they are signed. Both are read.
+const (
+	sidecarVersion  = 1
+	incidentVersion = 2
+)
+
+// Recording statuses (Sidecar.Status). A complete recording's status is
+// empty (version 1 sidecars) and reads as StatusComplete.
+const (
+	// StatusComplete: the recording was closed normally.
+	StatusComplete = "complete"
+	// StatusTruncated: writing failed mid-recording (disk full, I/O
+	// error); the file holds the audio written up to then, with a
+	// correct header. Incident says when and why.
+	StatusTruncated = "truncated"
+	// StatusRecovered: the process ended during the recording (crash,
+	// SIGKILL, power loss); at the next start Recover repaired the header
+	// to the whole frames on disk and wrote this sidecar. Incident says
+	// why and which fields are estimates.
+	StatusRecovered = "recovered"
+	// statusRecording marks the provisional sidecar written at New
+	// (".NAME.json.part"); it is never renamed into place.
+	statusRecording = "recording"
+)
 
 // canonicalTag opens the canonical encoding of a sidecar.
 const canonicalTag = "cloak-recording-v1"
@@ -91,6 +115,37 @@ type Sidecar struct {
 	// HMAC is the hex HMAC-SHA256 of the canonical encoding under the
 	// configured key, or "" when no key was configured.
 	HMAC string `json:"hmac"`
+	// Status is empty for a complete recording (version 1), or
+	// StatusTruncated or StatusRecovered (version 2).
+	Status string `json:"status,omitempty"`
+	// Incident says what happened to a truncated or recovered recording.
+	Incident *Incident `json:"incident,omitempty"`
+}
+
+// Incident describes why a recording is not complete.
+type Incident struct {
+	// Reason says why, in words (the write error, or that the process
+	// ended during the recording). It names no content.
+	Reason string `json:"reason"`
+	// At is when writing failed (truncated) or when the recording was
+	// recovered.
+	At time.Time `json:"at"`
+	// Estimated names the sidecar fields that are estimates rather than
+	// known (for example "start" taken from the file's modification time
+	// less its duration, or "frames_written", unknown after a crash).
+	Estimated []string `json:"estimated,omitempty"`
+	// CutBytes is the number of bytes of a torn last frame cut off the
+	// end of the audio (recovered) or left unwritten (truncated).
+	CutBytes int64 `json:"cut_bytes"`
+}
+
+// State returns the recording's status: StatusComplete, StatusTruncated
+// or StatusRecovered.
+func (s *Sidecar) State() string {
+	if s.Status == "" {
+		return StatusComplete
+	}
+	return s.Status
 }
 
 // Duration is the recording's duration.
@@ -104,8 +159,10 @@ func (s *Sidecar) Duration() time.Duration { return time.Duration(s.DurationMS) 
 // Fields, in order: "cloak-recording-v1", version, call_id, start, end,
 // duration_ms, sample_rate, bits_per_sample, codec, channels.left,
 // channels.right, frames_written, frames_silent, frames_dropped,
-// paused_ms, sha256. Markers: the count, then per marker reason,
-// start_ms, end_ms, start, end.
+// paused_ms, sha256; version 2 appends status, incident.reason,
+// incident.at, incident.estimated (joined with ","), incident.cut_bytes.
+// Markers: the count, then per marker reason, start_ms, end_ms, start,
+// end.
 func (s *Sidecar) Canonical() []byte {
 	f, m := s.canonical()
 	return append(f, m...)
@@ -128,6 +185,15 @@ func (s *Sidecar) canonical() (fields, markers []byte) {
 		ut(s.FramesDropped), it(s.PausedMS), s.SHA256,
 	} {
 		fields = ns(fields, v)
+	}
+	if s.Version >= incidentVersion {
+		var inc Incident
+		if s.Incident != nil {
+			inc = *s.Incident
+		}
+		for _, v := range []string{s.Status, inc.Reason, tm(inc.At), strings.Join(inc.Estimated, ","), it(inc.CutBytes)} {
+			fields = ns(fields, v)
+		}
 	}
 	markers = ns(markers, it(int64(len(s.Markers))))
 	for _, mk := range s.Markers {
@@ -168,19 +234,35 @@ func sidecarPath(wavPath string) string {
 // NAME.json).
 func SidecarPath(wavPath string) string { return sidecarPath(wavPath) }
 
+// sidecarPart is the temporary name a sidecar is written under:
+// ".NAME.json.part" (also the provisional sidecar New reserves).
+func sidecarPart(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".part")
+}
+
 // writeSidecar writes s to path via ".NAME.json.part", fsync and rename.
 func writeSidecar(path string, s *Sidecar) error {
+	return writeSidecarVia(path, sidecarPart(path), s)
+}
+
+// writeSidecarVia writes s to part, fsyncs it and renames it to path. An
+// existing part (the space New reserved) is overwritten in place and then
+// cut to length rather than truncated first, so a full disk does not
+// take back the space the sidecar needs.
+func writeSidecarVia(path, part string, s *Sidecar) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("%w: encode sidecar: %w", ErrWrite, err)
 	}
 	b = append(b, '\n')
-	part := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".part")
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("%w: create %s: %w", ErrWrite, part, err)
 	}
-	_, err = f.Write(b)
+	_, err = f.WriteAt(b, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(b)))
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -191,8 +273,63 @@ func writeSidecar(path string, s *Sidecar) error {
 		err = os.Rename(part, path)
 	}
 	if err != nil {
-		os.Remove(part)
+		// The part stays: Recover finishes the recording on next start.
 		return fmt.Errorf("%w: sidecar %s: %w", ErrWrite, path, err)
+	}
+	return nil
+}
+
+// sidecarReserve is the space New reserves for the sidecar: enough for
+// the sidecar with about twenty pause markers. A longer one grows the
+// file at Close.
+const sidecarReserve = 4096
+
+// rewriteProvisional writes prov over the provisional sidecar at part in
+// place, padded to the file's size, never truncating it first: the space
+// reserved stays reserved.
+func rewriteProvisional(part string, prov *Sidecar) error {
+	f, err := os.OpenFile(part, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(prov)
+	if err != nil {
+		return err
+	}
+	if pad := max(int64(sidecarReserve), st.Size()) - int64(len(b)); pad > 0 {
+		b = append(b, strings.Repeat(" ", int(pad-1))...)
+		b = append(b, '\n')
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// reserveSidecar writes the provisional sidecar prov to part, padded
+// with white space to sidecarReserve bytes: it tells Recover the call and
+// the start after a crash, and holds the space the final sidecar is
+// written over, so a disk that fills during the call cannot leave the
+// audio without a sidecar. It is not fsynced: after a power loss Recover
+// estimates what it would have said.
+func reserveSidecar(part string, prov *Sidecar) error {
+	b, err := json.Marshal(prov)
+	if err != nil {
+		return fmt.Errorf("%w: encode sidecar: %w", ErrWrite, err)
+	}
+	if len(b) < sidecarReserve {
+		b = append(b, strings.Repeat(" ", sidecarReserve-len(b)-1)...)
+		b = append(b, '\n')
+	}
+	err = os.WriteFile(part, b, 0o640)
+	if err != nil {
+		os.Remove(part)
+		return fmt.Errorf("%w: reserve sidecar %s: %w", ErrWrite, part, err)
 	}
 	return nil
 }
@@ -211,8 +348,11 @@ func ReadSidecar(wavPath string) (Sidecar, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Sidecar{}, fmt.Errorf("%s: %w: %w", p, ErrBadSidecar, err)
 	}
-	if s.Version != sidecarVersion {
-		return Sidecar{}, fmt.Errorf("%s: %w: version %d, want %d", p, ErrBadSidecar, s.Version, sidecarVersion)
+	if s.Version != sidecarVersion && s.Version != incidentVersion {
+		return Sidecar{}, fmt.Errorf("%s: %w: version %d, want %d or %d", p, ErrBadSidecar, s.Version, sidecarVersion, incidentVersion)
+	}
+	if s.Status == statusRecording {
+		return Sidecar{}, fmt.Errorf("%s: %w: a provisional sidecar of a recording not finished", p, ErrBadSidecar)
 	}
 	return s, nil
 }
@@ -269,6 +409,10 @@ func Verify(wavPath string, key []byte) (Report, error) {
 	}
 	if !hmac.Equal([]byte(rep.AudioSHA256), []byte(strings.ToLower(sc.SHA256))) {
 		return rep, fmt.Errorf("verify %s: %w", wavPath, ErrAudioChanged)
+	}
+	if sc.Version < incidentVersion && (sc.Status != "" || sc.Incident != nil) {
+		// Version 1 does not sign a status: one added later is an edit.
+		return rep, fmt.Errorf("verify %s: %w", wavPath, ErrSidecarChanged)
 	}
 	f, m := sc.canonical()
 	if hexSHA256(m) != sc.Digests.Markers {

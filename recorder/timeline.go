@@ -53,6 +53,9 @@ type timeline struct {
 	carry   []int16 // channel carryCh's pending samples between turns
 	carryCh int
 	started bool // the header placeholder has been written
+	// written is the number of bytes the data writer accepted, header
+	// placeholder included: after a failed write, the file holds them.
+	written int64
 	err     error
 }
 
@@ -106,7 +109,9 @@ func keepCarry(dst, src []int16) []int16 {
 // writeOut writes the output buffer to the file and empties it.
 func (t *timeline) writeOut() {
 	if len(t.out) > 0 && t.err == nil {
-		_, t.err = t.data.Write(t.out)
+		var n int
+		n, t.err = t.data.Write(t.out)
+		t.written += int64(n)
 	}
 	t.out = t.out[:0]
 }
@@ -241,7 +246,16 @@ func (t *timeline) flush() {
 // to each other, writes everything, patches the header sizes, fsyncs and
 // closes the file. It returns the samples per channel in the file. The
 // timeline must be loaded; it is unusable after.
-func (t *timeline) finish(target int64) (int64, error) {
+//
+// After a write error (t.err: disk full, I/O error, the size limit) it
+// pads nothing: it keeps what was written, cuts a torn last frame, sets
+// the header to the whole frames on disk, fsyncs and closes the file, and
+// returns them with the write error as cut (err is nil unless finishing
+// the file failed too). cutBytes is the torn tail cut off.
+func (t *timeline) finish(target int64) (samples int64, cut error, cutBytes int64, err error) {
+	if t.err != nil {
+		return t.finishTruncated()
+	}
 	for c := range 2 {
 		if e := t.end(c); e < target {
 			t.zeros(c, target-e)
@@ -253,11 +267,34 @@ func (t *timeline) finish(target int64) (int64, error) {
 	}
 	t.flush()
 	t.writeOut()
+	if t.err != nil {
+		return t.finishTruncated()
+	}
 	t.pend, t.out, t.carry = [2][]int16{}, nil, nil
-	err := t.err
+	var hdr [wavHeaderSize]byte
+	putWAVHeader(hdr[:], uint32(t.flushed*4))
+	_, err = t.f.WriteAt(hdr[:], 0)
+	if err == nil {
+		err = t.f.Sync()
+	}
+	if cerr := t.f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("finish wav: %w", err)
+	}
+	return t.flushed, nil, 0, nil
+}
+
+// finishTruncated finishes the file after a write error with the whole
+// frames the data writer accepted (see finish).
+func (t *timeline) finishTruncated() (int64, error, int64, error) {
+	t.pend, t.out, t.carry = [2][]int16{}, nil, nil
+	data, cut := wholeFrames(t.written)
+	err := t.f.Truncate(wavHeaderSize + data)
 	if err == nil {
 		var hdr [wavHeaderSize]byte
-		putWAVHeader(hdr[:], uint32(t.flushed*4))
+		putWAVHeader(hdr[:], uint32(data))
 		_, err = t.f.WriteAt(hdr[:], 0)
 	}
 	if err == nil {
@@ -267,9 +304,21 @@ func (t *timeline) finish(target int64) (int64, error) {
 		err = cerr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("finish wav: %w", err)
+		return 0, t.err, 0, fmt.Errorf("finish truncated wav: %w (after %w)", err, t.err)
 	}
-	return t.flushed, nil
+	return data / 4, t.err, cut, nil
+}
+
+// wholeFrames returns the bytes of whole stereo frames (4 bytes each)
+// in a file of size bytes that starts with the WAV header, at most
+// maxDataBytes, and the bytes of a torn last frame beyond them.
+func wholeFrames(size int64) (data, cut int64) {
+	if size <= wavHeaderSize {
+		return 0, 0
+	}
+	raw := size - wavHeaderSize
+	data = min(raw&^3, maxDataBytes&^3)
+	return data, raw - data
 }
 
 // abort closes the file without finishing it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cloak-voip/cloak/recorder"
@@ -26,8 +27,14 @@ or the value of the environment variable named by -key-env. Without a key
 an unsigned recording is reported as OK (unsigned): its audio matches the
 hash beside it, which proves nothing against someone who can edit both.
 
-info prints the recording's duration, codec, counters and pause markers
-from the sidecar (it does not verify them).`
+A recording that is not complete says so: "recovered" (cloak stopped
+during the call; the audio on disk was kept at the next start) or
+"truncated" (writing failed mid-call, e.g. disk full; the audio written
+before was kept), with the interval the audio covers, why, and which
+fields are estimates. Its status is signed like the rest.
+
+info prints the recording's status, duration, codec, counters and pause
+markers from the sidecar (it does not verify them).`
 
 // runRecording implements `cloak recording verify|info`.
 func runRecording(args []string, stdout, stderr io.Writer) int {
@@ -130,13 +137,56 @@ func runRecordingVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "FAILED %s: %v\n", path, verifyReason(err))
 		return 1
 	case !rep.Signed:
-		fmt.Fprintf(stdout, "OK (unsigned) %s: audio matches the sidecar's SHA-256; no HMAC, so an edit of both files would not show\n", path)
-		return 0
+		fmt.Fprintf(stdout, "OK (unsigned%s) %s: audio matches the sidecar's SHA-256; no HMAC, so an edit of both files would not show\n", statusTag(rep.Sidecar, ", "), path)
 	default:
-		fmt.Fprintf(stdout, "OK %s: audio, %d pause marker(s) and HMAC match (%s, call %s)\n",
-			path, len(rep.Sidecar.Markers), fmtDuration(rep.Sidecar.Duration()), rep.Sidecar.CallID)
-		return 0
+		fmt.Fprintf(stdout, "OK%s %s: audio, %d pause marker(s) and HMAC match (%s, call %s)\n",
+			statusTag(rep.Sidecar, " "), path, len(rep.Sidecar.Markers), fmtDuration(rep.Sidecar.Duration()), rep.Sidecar.CallID)
 	}
+	if line := incidentLine(rep.Sidecar); line != "" {
+		fmt.Fprintln(stdout, "  "+line)
+	}
+	return 0
+}
+
+// statusTag is "(recovered recording)" or "(truncated recording)" after
+// sep, or "" for a complete recording (sep is folded into the
+// parentheses when it is ", ").
+func statusTag(s recorder.Sidecar, sep string) string {
+	st := s.State()
+	if st == recorder.StatusComplete {
+		return ""
+	}
+	if sep == ", " {
+		return ", " + st + " recording"
+	}
+	return " (" + st + " recording)"
+}
+
+// incidentLine says what happened to a recovered or truncated recording
+// and what interval its audio covers; "" for a complete one.
+func incidentLine(s recorder.Sidecar) string {
+	if s.State() == recorder.StatusComplete || s.Incident == nil {
+		return ""
+	}
+	inc := s.Incident
+	from, to := s.Start.UTC(), s.Start.Add(s.Duration()).UTC()
+	var b bytes.Buffer
+	switch s.State() {
+	case recorder.StatusRecovered:
+		fmt.Fprintf(&b, "recovered recording (recovered %s): %s", inc.At.UTC().Format(time.RFC3339), inc.Reason)
+	case recorder.StatusTruncated:
+		fmt.Fprintf(&b, "truncated recording (at %s): %s", inc.At.UTC().Format(time.RFC3339Nano), inc.Reason)
+	default:
+		fmt.Fprintf(&b, "%s recording: %s", s.State(), inc.Reason)
+	}
+	fmt.Fprintf(&b, "; audio covers %s to %s (%s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano), fmtDuration(s.Duration()))
+	if inc.CutBytes > 0 {
+		fmt.Fprintf(&b, "; %d byte(s) of a torn last frame cut", inc.CutBytes)
+	}
+	if len(inc.Estimated) > 0 {
+		fmt.Fprintf(&b, "; estimated, not known: %s", strings.Join(inc.Estimated, ", "))
+	}
+	return b.String()
 }
 
 // verifyReason returns the verification sentinel in err's chain (its text
@@ -169,6 +219,10 @@ func runRecordingInfo(args []string, stdout, stderr io.Writer) int {
 	}
 	w := stdout
 	fmt.Fprintf(w, "file:      %s\n", path)
+	fmt.Fprintf(w, "status:    %s\n", s.State())
+	if line := incidentLine(s); line != "" {
+		fmt.Fprintf(w, "incident:  %s\n", line)
+	}
 	fmt.Fprintf(w, "call id:   %s\n", s.CallID)
 	fmt.Fprintf(w, "start:     %s\n", s.Start.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(w, "duration:  %s\n", fmtDuration(s.Duration()))

@@ -26,6 +26,7 @@ import (
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
@@ -203,6 +204,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err != nil {
 		return err
 	}
+	recoverRecordings(cfg, rec, log)
+	minBytes, minPct, _ := config.ParseMinFree(cfg.Recording.MinFree) // validated
 	caps, closeCaps, err := captureSetup(cfg, log)
 	if err != nil {
 		return err
@@ -227,6 +230,8 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		RecordingKey:      rec.key,
 		RecordRoutes:      cfg.Recording.Routes,
 		RecordDefault:     cfg.Recording.Default,
+		RecordingSpace:    recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct}),
+		RecordOnNoSpace:   cfg.Recording.OnUnavailable,
 		Capture:           caps,
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
@@ -270,6 +275,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 				"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded, "rtp_ports_in_use": pool.InUse()}
 			as := authLim.Stats()
 			out["sip_auth_locks"], out["sip_auth_tracked"] = as.Locks, as.Keys
+			out["recording_unavailable"], out["recording_failed"] = mgr.RecordingStats()
 			if poller != nil {
 				ps := poller.Stats()
 				out["rtp_poll_workers"] = ps.Workers
@@ -402,6 +408,31 @@ func recordingSetup(cfg config.Config) (recordingConf, error) {
 		return recordingConf{}, fmt.Errorf("recording.key_file: %s holds %d bytes, want at least 16", keyFile, len(key))
 	}
 	return recordingConf{dir: dir, key: key}, nil
+}
+
+// recoverRecordings deals with the recordings a crash left unfinished in
+// the recordings directory (recording.recover), before any call starts,
+// logging one line per file: its path, what was done, the audio kept —
+// never its content.
+func recoverRecordings(cfg config.Config, rec recordingConf, log zerolog.Logger) {
+	mode := recorder.RecoverRepair
+	if cfg.Recording.Recover == "quarantine" {
+		mode = recorder.RecoverQuarantine
+	}
+	out, err := recorder.Recover(recorder.RecoverConfig{Dir: rec.dir, Key: rec.key, Mode: mode})
+	if err != nil {
+		log.Error().Err(err).Msg("recordings not checked for crash leftovers")
+		return
+	}
+	for _, rc := range out {
+		ev, msg := log.Warn(), "unfinished recording "+rc.Action
+		if rc.Err != nil {
+			ev, msg = log.Error().Err(rc.Err), "unfinished recording left as it was (tried: "+rc.Action+"; next start tries again)"
+		}
+		ev.Str("file", rc.Path).Str("dest", rc.Dest).Str("action", rc.Action).Int64("bytes", rc.Bytes).
+			Int64("cut_bytes", rc.CutBytes).Dur("duration", rc.Duration).Str("reason", rc.Reason).
+			Msg(msg)
+	}
 }
 
 // captureSetup opens the capture sinks the configuration asks for, unless
