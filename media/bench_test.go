@@ -110,7 +110,7 @@ func BenchmarkHandleDatagram(b *testing.B) {
 	e.SetHandler(Echo())
 	pkt := benchPacket()
 	buf := make([]byte, len(pkt))
-	from := natAddr
+	from := sdpAddr // strict (the default): the SDP's address
 	seq := uint16(0)
 	p := new(Packet)
 	b.ReportAllocs()
@@ -135,7 +135,7 @@ func BenchmarkReadLoop(b *testing.B) {
 	e.Start()
 	defer e.Close()
 	pkt := benchPacket()
-	from := netip.MustParseAddrPort("198.51.100.7:41000")
+	from := sdpAddr // strict (the default): the SDP's address
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {

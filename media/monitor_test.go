@@ -29,7 +29,7 @@ func (m *recordingMonitor) Sent(e *Endpoint, raw []byte) {
 
 func TestMonitorSeesBothDirectionsBeforeRewrite(t *testing.T) {
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, netip.MustParseAddrPort("127.0.0.1:9"), CodecPCMU(), nil)
+	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
 	mon := &recordingMonitor{}
 	e.SetMonitor(mon)
 	e.SetHandler(Echo())
