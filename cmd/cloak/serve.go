@@ -145,10 +145,17 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err := os.MkdirAll(cfg.Data.Dir, 0o750); err != nil {
 		return fmt.Errorf("data.dir: %w", err)
 	}
-	mediaAddr := cfg.RTPAddr()
-	pool, err := media.NewPortPool(mediaAddr, lo, hi)
+	pool, err := media.NewPortPool(cfg.RTPBindAddr(), lo, hi)
 	if err != nil {
 		return fmt.Errorf("rtp.ports: %w", err)
+	}
+	mediaAddr := cfg.RTPAdvertiseAddr() // a wildcard: per call, see call.Config.MediaAddr
+	source, err := media.ParseSourcePolicy(cfg.RTP.Source)
+	if err != nil {
+		return fmt.Errorf("rtp.source: %w", err)
+	}
+	if source == media.SourceAny {
+		log.Warn().Str("rtp.source", "any").Msg("RTP latches to whoever sends first: anyone who reaches a call's RTP port before the caller takes its media and can key digits into it; use strict or learn")
 	}
 	var poller *media.Poller
 	if cfg.RTP.IO == "poll" {
@@ -209,6 +216,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	defer closeCaps()
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
+		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
 		Routes:            cfg.Routes,
 		Prompts:           prompts,
@@ -230,9 +238,9 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	}
 	defer mgr.Close()
 
-	var adv = listen.Addr()
-	if cfg.SIP.Advertise != "" {
-		adv = cfg.RTPAddr()
+	adv := cfg.SIPAdvertiseAddr() // never rtp.address
+	if !adv.IsValid() {
+		adv = listen.Addr()
 	}
 	sip.SetT1(cfg.SIP.T1)
 	srv, err := sip.NewServer(sip.Config{
@@ -250,7 +258,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		return err
 	}
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
-		Str("rtp", fmt.Sprintf("%s:%d-%d", mediaAddr, lo, hi)).Str("data", cfg.Data.Dir).Msg("cloak is ready")
+		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
 			st := srv.Stats()
