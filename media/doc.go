@@ -53,7 +53,11 @@
 //     sequence number one more than the last (mod 2^16); the packets of
 //     the run are dropped, the one completing it is delivered and from
 //     then on we send to that source. A binding that moves mid-call is
-//     followed after the same run (Stats.SourceChanges), never at once.
+//     followed after the same run, and only once the learned source has
+//     been silent for 250 ms (a moved binding leaves the old one silent;
+//     a caller still talking cannot be displaced by a second stream from
+//     its IP); the SDP's own address and port takes the leg back at once.
+//     Each switch counts in Stats.SourceChanges.
 //     A NAT that changes the IP too needs the proxy to rewrite the SDP
 //     (Kamailio's fix_nated_sdp) or SourceAny.
 //   - SourceAny: plain latching, as before: the first valid packet from

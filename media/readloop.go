@@ -145,15 +145,18 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 
 	switch {
 	case !st.latched || from != st.from:
-		if e.source == SourceLearn && (st.latched || from != *e.sdp.Load()) {
-			// A source other than the SDP's: only after a run.
-			if !e.learn.step(from, h, e.learnN) {
+		if e.source == SourceLearn && from != *e.sdp.Load() {
+			// A source other than the SDP's: only after a run, and
+			// mid-call only once the learned source has gone quiet.
+			if !e.learn.step(from, h, e.learnN) ||
+				st.latched && e.now()-e.lastRx.Load() < int64(learnQuiet) {
 				e.stats.unknownSource.Add(1)
 				return
 			}
-			if st.latched {
-				e.stats.sourceChanges.Add(1)
-			}
+			e.learn = learnState{}
+		}
+		if st.latched {
+			e.stats.sourceChanges.Add(1)
 		}
 		st.latched, st.from, st.ssrc, st.probing = true, from, h.SSRC, false
 		e.storeLatch(from, st.gen)

@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -25,7 +26,9 @@ const (
 	// after a run of LearnPackets consecutive packets from it (same SSRC,
 	// each sequence number one more than the last, RFC 3550 §5.1), and
 	// the packets of the run are dropped. A re-learn mid-call needs the
-	// same run; SetRemote (a re-INVITE) starts learning afresh.
+	// same run and the learned source silent for learnQuiet; packets
+	// from the SDP's own address and port are accepted at once, always.
+	// SetRemote (a re-INVITE) starts learning afresh.
 	SourceLearn
 	// SourceAny is plain latching: the first valid packet from anywhere
 	// is latched to. It lets anyone who reaches the port first take the
@@ -37,6 +40,12 @@ const (
 // DefaultLearnPackets is the run of consecutive packets SourceLearn needs
 // before it accepts a new source (80 ms of 20 ms frames).
 const DefaultLearnPackets = 4
+
+// learnQuiet is how long the learned source must have been silent before
+// SourceLearn lets another port of its IP take over mid-call: a NAT
+// binding that moved leaves the old one silent, while a caller who is
+// still talking cannot be displaced by a second stream from its IP.
+const learnQuiet = 250 * time.Millisecond
 
 // ParseSourcePolicy parses "strict", "learn" or "any".
 func ParseSourcePolicy(s string) (SourcePolicy, error) {
@@ -76,7 +85,9 @@ type learnState struct {
 }
 
 // step feeds the candidate one packet from from (whose header is h) and
-// reports whether the run reached need packets: the source is learned.
+// reports whether the run has reached need packets; the caller resets
+// the state once it takes the source, and a run kept waiting (see
+// learnQuiet) stays complete while it goes on.
 // A packet that does not continue the run (another source, another SSRC,
 // a sequence number other than the last plus one, modulo 2^16) starts a
 // new run with itself.
@@ -87,9 +98,5 @@ func (l *learnState) step(from netip.AddrPort, h *rtp.Header, need uint16) bool 
 		l.from, l.ssrc, l.run = from, h.SSRC, 1
 	}
 	l.seq = h.SequenceNumber
-	if l.run >= need {
-		*l = learnState{}
-		return true
-	}
-	return false
+	return l.run >= need
 }

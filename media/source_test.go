@@ -160,8 +160,9 @@ func TestLearnNeedsAnUnbrokenRun(t *testing.T) {
 }
 
 // Learn: the SDP's own address and port is accepted at once; a NAT
-// binding that moves mid-call is followed only after a run, the old
-// source meanwhile keeps flowing, and SetRemote starts learning afresh.
+// binding that moves mid-call is followed only after a run and once the
+// old source has gone quiet; the SDP's address takes the leg back at
+// once; SetRemote starts learning afresh.
 func TestLearnRelearnsOnlyAfterRun(t *testing.T) {
 	e, conn, rec := newPolicyEndpoint(t, sdpAddr, SourceLearn)
 	moved := netip.AddrPortFrom(sdpAddr.Addr(), 50000)
@@ -176,19 +177,24 @@ func TestLearnRelearnsOnlyAfterRun(t *testing.T) {
 	if e.Remote() != sdpAddr || rec.len() != 2 {
 		t.Fatalf("switched before the run: remote %v delivered %d", e.Remote(), rec.len())
 	}
-	e.handleDatagram(audio(5, 7), moved, new(Packet)) // fourth in a row from moved
-	if e.Remote() != moved || rec.len() != 3 || e.Stats().SourceChanges != 1 {
-		t.Fatalf("after the run: remote %v delivered %d stats %+v", e.Remote(), rec.len(), e.Stats())
+	e.handleDatagram(audio(5, 7), moved, new(Packet)) // fourth in a row, but the old one just spoke
+	if e.Remote() != sdpAddr || rec.len() != 2 {
+		t.Fatalf("switched while the learned source was not quiet: remote %v delivered %d", e.Remote(), rec.len())
 	}
-	e.handleDatagram(audio(6, 7), sdpAddr, new(Packet)) // the old binding is now foreign
-	if rec.len() != 3 {
-		t.Fatal("the old source still delivered after the switch")
+	e.lastRx.Store(time.Now().Add(-time.Second).UnixNano()) // the old binding has gone quiet
+	e.handleDatagram(audio(6, 7), moved, new(Packet))
+	if e.Remote() != moved || rec.len() != 3 || e.Stats().SourceChanges != 1 {
+		t.Fatalf("after the run and quiet: remote %v delivered %d stats %+v", e.Remote(), rec.len(), e.Stats())
 	}
 	if err := e.WriteAudio(make([]byte, 160), 160, false); err != nil {
 		t.Fatal(err)
 	}
 	if d := <-conn.out; d.addr != moved {
 		t.Fatalf("sent to %v, want the learned %v", d.addr, moved)
+	}
+	e.handleDatagram(audio(7, 7), sdpAddr, new(Packet)) // what the SDP names takes it back
+	if e.Remote() != sdpAddr || rec.len() != 4 || e.Stats().SourceChanges != 2 {
+		t.Fatalf("the SDP's address did not take the leg back: remote %v delivered %d", e.Remote(), rec.len())
 	}
 
 	// A re-INVITE: learning starts afresh against the new SDP; a run
@@ -202,6 +208,29 @@ func TestLearnRelearnsOnlyAfterRun(t *testing.T) {
 	if e.Latched() {
 		t.Fatal("a run begun before SetRemote completed after it")
 	}
+}
+
+// Learn: a second stream from the caller's IP (another host behind the
+// same NAT, say) cannot take the leg while the caller keeps talking,
+// however long its run.
+func TestLearnKeepsTalkingSource(t *testing.T) {
+	e, _, rec := newPolicyEndpoint(t, sdpAddr, SourceLearn)
+	nat := netip.AddrPortFrom(sdpAddr.Addr(), 41000)
+	rival := netip.AddrPortFrom(sdpAddr.Addr(), 41002)
+	for s := uint16(0); s < 4; s++ {
+		e.handleDatagram(audio(s, 1), nat, new(Packet))
+	}
+	if e.Remote() != nat {
+		t.Fatal("caller not learned")
+	}
+	for i := uint16(0); i < 50; i++ {
+		e.handleDatagram(audio(4+i, 1), nat, new(Packet))
+		e.handleDatagram(audio(900+i, 2), rival, new(Packet))
+	}
+	if e.Remote() != nat || e.Stats().SourceChanges != 0 {
+		t.Fatalf("rival took the leg: remote %v stats %+v", e.Remote(), e.Stats())
+	}
+	onlySSRC(t, rec, 1)
 }
 
 func TestLearnPacketsConfigurable(t *testing.T) {
@@ -409,7 +438,9 @@ func TestLearnNATOverLoopback(t *testing.T) {
 		// The attacker, from another IP, sends runs meanwhile.
 		sendRun(attacker, port, 5000, 12, 0xA77AC4)
 		waitFor(t, "attacker's run to be dropped", func() bool { return e.Stats().DroppedUnknownSource == 15 })
-		// The NAT binding moves: B takes over after its own run.
+		// The NAT binding moves: A falls silent, B takes over after its
+		// own run.
+		time.Sleep(2 * learnQuiet)
 		sendRun(natB, port, 104, 4, 0xCA11E4)
 		if _, ok := natB.recv(time.Second); !ok {
 			t.Fatal("moved caller not answered after its run")
