@@ -202,13 +202,16 @@ func benchEcho(b *testing.B, conn net.PacketConn) {
 		b.Fatal(err)
 	}
 	defer peerConn.Close()
-	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU()})
+	// The peer sends from the address its SDP names (strict source).
+	remote := peerConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU(), Remote: remote})
 	e.SetHandler(Echo())
 	e.Start()
 	defer e.Close()
 	to := e.LocalAddr()
 	pkt := benchPacket()
 	in := make([]byte, 2048)
+	_ = peerConn.SetReadDeadline(time.Now().Add(time.Minute)) // a lost echo fails, never hangs
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := peerConn.WriteToUDPAddrPort(pkt, to); err != nil {
