@@ -150,12 +150,9 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		return fmt.Errorf("rtp.ports: %w", err)
 	}
 	mediaAddr := cfg.RTPAdvertiseAddr() // a wildcard: per call, see call.Config.MediaAddr
-	source, err := media.ParseSourcePolicy(cfg.RTP.Source)
+	source, err := rtpSource(cfg, log)
 	if err != nil {
-		return fmt.Errorf("rtp.source: %w", err)
-	}
-	if source == media.SourceAny {
-		log.Warn().Str("rtp.source", "any").Msg("RTP latches to whoever sends first: anyone who reaches a call's RTP port before the caller takes its media and can key digits into it; use strict or learn")
+		return err
 	}
 	var poller *media.Poller
 	if cfg.RTP.IO == "poll" {
@@ -238,10 +235,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	}
 	defer mgr.Close()
 
-	adv := cfg.SIPAdvertiseAddr() // never rtp.address
-	if !adv.IsValid() {
-		adv = listen.Addr()
-	}
+	adv := sipContactAddr(cfg, listen)
 	sip.SetT1(cfg.SIP.T1)
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
@@ -308,6 +302,29 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")
 	return nil
+}
+
+// rtpSource parses rtp.source and warns, once at start, when it is any.
+func rtpSource(cfg config.Config, log zerolog.Logger) (media.SourcePolicy, error) {
+	source, err := media.ParseSourcePolicy(cfg.RTP.Source)
+	if err != nil {
+		return source, fmt.Errorf("rtp.source: %w", err)
+	}
+	if source == media.SourceAny {
+		log.Warn().Str("rtp.source", "any").Msg("RTP latches to whoever sends first: anyone who reaches a call's RTP port before the caller takes its media and can key digits into it; use strict or learn")
+	}
+	return source, nil
+}
+
+// sipContactAddr is the address SIP puts in Contact and Via: sip.advertise,
+// else the listen address (sip.NewServer handles a wildcard). rtp.address
+// is media's alone: a host whose media leaves by another interface than
+// its signalling must not be given that address for SIP.
+func sipContactAddr(cfg config.Config, listen netip.AddrPort) netip.Addr {
+	if a := cfg.SIPAdvertiseAddr(); a.IsValid() {
+		return a
+	}
+	return listen.Addr()
 }
 
 // startDemoGateway serves ivr.DemoGateway on a loopback port until ctx ends
