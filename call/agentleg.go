@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -122,17 +123,25 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 	if target == "" {
 		return nil, errors.New("agent has no contact")
 	}
+	to := uriHost(target)
+	if !to.IsValid() {
+		to = c.s.Source().Addr() // a name: assume the caller's network
+	}
+	mediaAddr, err := c.m.mediaAddrFor(to)
+	if err != nil {
+		return nil, err
+	}
 	conn, port, err := c.m.cfg.Pool.Open()
 	if err != nil {
 		return nil, err
 	}
-	ep := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: c.m.cfg.Pool, Clock: c.m.cfg.Clock, Log: c.log})
+	ep := media.NewEndpoint(c.m.endpointConfig(conn, port, c.log))
 	rctx, cancel := context.WithTimeout(ctx, ring)
 	defer cancel()
 	var ringOnce sync.Once
 	var stopRing func()
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: c.m.cfg.MediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log,
+		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log,
 		OnRinging: func() {
 			ringOnce.Do(func() { stopRing = c.loopPrompt(ctx, c.caller, ringbackPrompt) })
 		},
@@ -500,4 +509,26 @@ func (c *Interaction) toggleAgentPause() {
 		err = c.ResumeRecording("agent")
 	}
 	c.log.Info().Bool("paused", paused).Err(err).Msg("agent toggled the recording")
+}
+
+// uriHost returns the host of a SIP URI ("sip:user@192.0.2.7:5062;x=y")
+// when it is an IP address, else the zero Addr.
+func uriHost(uri string) netip.Addr {
+	h := uri
+	if i := strings.IndexByte(h, ':'); i >= 0 && !strings.HasPrefix(h, "[") {
+		h = h[i+1:] // the scheme
+	}
+	if i := strings.LastIndexByte(h, '@'); i >= 0 {
+		h = h[i+1:]
+	}
+	if i := strings.IndexAny(h, ";?>"); i >= 0 {
+		h = h[:i]
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }

@@ -275,7 +275,8 @@ func (c *Interaction) close() {
 	}
 	st := c.caller.Stats()
 	_ = c.caller.Close()
-	c.log.Info().Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).Msg("media closed")
+	c.log.Info().Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
+		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges).Msg("media closed")
 }
 
 // Info is a snapshot of an interaction for the API. It holds no digit.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -25,8 +26,15 @@ type Config struct {
 	Pool *media.PortPool
 	// Clock paces playback for every call.
 	Clock *media.Clock
-	// MediaAddr is the address advertised in SDP (the pool's IP).
+	// MediaAddr is the address advertised in SDP. A wildcard (0.0.0.0 or
+	// ::) or zero means per call: this host's address on the route to the
+	// peer (see mediaAddrFor).
 	MediaAddr netip.Addr
+	// RTPSource is which sources every leg accepts RTP from; the zero
+	// value is media.SourceStrict.
+	RTPSource media.SourcePolicy
+	// LearnPackets is the run media.SourceLearn needs; 0 = its default.
+	LearnPackets int
 	// InactivityTimeout hangs up a call that received no RTP for this long
 	// (not while the caller holds the call). 0 disables it.
 	InactivityTimeout time.Duration
@@ -273,6 +281,12 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	if !m.admitRecording(s) {
 		return
 	}
+	mediaAddr, err := m.mediaAddrFor(s.Source().Addr())
+	if err != nil {
+		log.Warn().Err(err).Msg("no address to advertise for RTP")
+		_ = s.Reject(503, "Service Unavailable")
+		return
+	}
 	conn, port, err := m.cfg.Pool.Open()
 	if err != nil {
 		log.Warn().Err(err).Msg("no RTP port for call")
@@ -280,7 +294,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		return
 	}
 	offered, early := s.Offer()
-	cfg := media.EndpointConfig{Conn: conn, Port: port, Pool: m.cfg.Pool, Clock: m.cfg.Clock, Log: log}
+	cfg := m.endpointConfig(conn, port, log)
 	if early {
 		cfg.Remote = offered.Remote
 		cfg.Codec = codecOf(offered.Codec)
@@ -315,7 +329,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		}
 		return
 	}
-	agreed, err := s.Answer(sip.LocalSDP{Addr: m.cfg.MediaAddr, Port: port})
+	agreed, err := s.Answer(sip.LocalSDP{Addr: mediaAddr, Port: port})
 	if err != nil {
 		log.Info().Err(err).Msg("call not answered")
 		return
@@ -339,6 +353,23 @@ func (m *Manager) dtmfMode(called string) dtmf.Policy {
 		return mode
 	}
 	return m.cfg.DTMF
+}
+
+// endpointConfig is a leg's media.EndpointConfig on conn: every leg gets
+// the configured source policy.
+func (m *Manager) endpointConfig(conn net.PacketConn, port int, log zerolog.Logger) media.EndpointConfig {
+	return media.EndpointConfig{Conn: conn, Port: port, Pool: m.cfg.Pool, Clock: m.cfg.Clock, Log: log,
+		Source: m.cfg.RTPSource, LearnPackets: m.cfg.LearnPackets}
+}
+
+// mediaAddrFor is the address our SDP advertises to a peer at dst:
+// MediaAddr, or when that is a wildcard the address of this host's
+// interface on the route to dst (media.LocalAddrToward).
+func (m *Manager) mediaAddrFor(dst netip.Addr) (netip.Addr, error) {
+	if a := m.cfg.MediaAddr; a.IsValid() && !a.IsUnspecified() {
+		return a, nil
+	}
+	return media.LocalAddrToward(dst)
 }
 
 func (m *Manager) register(c *Interaction) {

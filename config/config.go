@@ -228,8 +228,11 @@ type Flows struct {
 type SIP struct {
 	// Listen is the address:port UDP and TCP listen on.
 	Listen string `yaml:"listen"`
-	// Advertise is the address put in Contact and SDP when Listen is a
-	// wildcard (0.0.0.0 or ::). Empty means Listen's address.
+	// Advertise is the address put in Contact and Via, and in SDP unless
+	// rtp.address is set (a NAT's public address, say). Empty means
+	// Listen's address; with a wildcard Listen (0.0.0.0 or ::), SDP then
+	// advertises, per call, this host's address on the route to the
+	// INVITE's sender.
 	Advertise string `yaml:"advertise"`
 	// Transports lists the transports to listen on: udp, tcp.
 	Transports []string `yaml:"transports"`
@@ -281,7 +284,9 @@ type RTP struct {
 	// Ports is the RTP port range "LO-HI" (even ports are used, one per leg).
 	Ports string `yaml:"ports"`
 	// Address is the IP RTP sockets bind to and SDP advertises. Empty means
-	// the SIP address.
+	// sockets bind to sip.listen's address and SDP advertises sip.advertise,
+	// or sip.listen's address, or (listen on a wildcard) per call this
+	// host's address on the route to the INVITE's sender.
 	Address string `yaml:"address"`
 	// InactivityTimeout ends a call with BYE when no RTP arrived for this
 	// long (calls on hold are exempt). 0 disables it.
@@ -293,6 +298,18 @@ type RTP struct {
 	IO string `yaml:"io"`
 	// Workers is the number of poll workers; 0 means one per CPU.
 	Workers int `yaml:"workers"`
+	// Source is which sources a leg accepts RTP from: "strict" (only the
+	// address and port the SDP names), "learn" (the SDP's IP; another
+	// port only after LearnPackets consecutive packets from it, for NATs
+	// that rewrite the port) or "any" (the first sender from anywhere is
+	// latched to: anyone who reaches the port first takes the call's
+	// media; warned about at start). Packets from other sources are
+	// dropped and counted per leg (docs/SECURITY.md).
+	Source string `yaml:"source"`
+	// LearnPackets is the run of consecutive packets (one SSRC, sequence
+	// numbers in order) source: learn needs before it accepts a new
+	// source port, 2 to 64.
+	LearnPackets int `yaml:"learn_packets"`
 }
 
 // Data configures the state directory.
@@ -356,6 +373,8 @@ func Default() Config {
 			Ports:             "20000-29999",
 			InactivityTimeout: 60 * time.Second,
 			IO:                "poll",
+			Source:            "strict",
+			LearnPackets:      4,
 		},
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
@@ -500,6 +519,14 @@ func (c *Config) Validate() error {
 	}
 	if c.RTP.Workers < 0 || c.RTP.Workers > 256 {
 		bad("rtp.workers", "%d: want 0 (automatic) to 256", c.RTP.Workers)
+	}
+	switch c.RTP.Source {
+	case "strict", "learn", "any":
+	default:
+		bad("rtp.source", "%q: want strict, learn or any", c.RTP.Source)
+	}
+	if c.RTP.LearnPackets < 2 || c.RTP.LearnPackets > 64 {
+		bad("rtp.learn_packets", "%d: want 2 to 64", c.RTP.LearnPackets)
 	}
 	if c.Data.Dir == "" {
 		bad("data.dir", "must not be empty")
@@ -703,19 +730,43 @@ func ParsePortRange(s string) (lo, hi int, err error) {
 	return lo, hi, nil
 }
 
-// RTPAddr is the IP RTP binds to and advertises.
-func (c *Config) RTPAddr() netip.Addr {
+// RTPBindAddr is the IP RTP sockets bind to: rtp.address, else the SIP
+// listen address. A wildcard (0.0.0.0 or ::) binds every interface; it
+// is never narrowed to loopback, and never to sip.advertise, which may be
+// a NAT's public address that no interface of this host holds.
+func (c *Config) RTPBindAddr() netip.Addr {
 	if a, err := netip.ParseAddr(c.RTP.Address); err == nil {
 		return a
 	}
-	if c.SIP.Advertise != "" {
-		if a, err := netip.ParseAddr(c.SIP.Advertise); err == nil {
-			return a
-		}
+	if ap, err := c.SIPListen(); err == nil {
+		return ap.Addr()
 	}
-	ap, err := c.SIPListen()
-	if err != nil || ap.Addr().IsUnspecified() {
-		return netip.MustParseAddr("127.0.0.1")
+	return netip.IPv4Unspecified()
+}
+
+// RTPAdvertiseAddr is the IP SDP's c= line advertises (RFC 4566 §5.7):
+// rtp.address unless it is a wildcard, else sip.advertise, else the SIP
+// listen address. A wildcard result (listen on 0.0.0.0 or :: with neither
+// set) means "per call": each call advertises the address of this host's
+// interface on the route to the peer that sent the INVITE (what the
+// kernel would send from), as Asterisk does for a wildcard bind, so a
+// multi-homed host gives each network an address it can reach.
+func (c *Config) RTPAdvertiseAddr() netip.Addr {
+	if a, err := netip.ParseAddr(c.RTP.Address); err == nil && !a.IsUnspecified() {
+		return a
 	}
-	return ap.Addr()
+	if a := c.SIPAdvertiseAddr(); a.IsValid() {
+		return a
+	}
+	return c.RTPBindAddr()
+}
+
+// SIPAdvertiseAddr is sip.advertise (the address SIP puts in Contact and
+// Via), or the zero Addr when it is not set: the SIP server then uses its
+// listen address. rtp.address never changes it.
+func (c *Config) SIPAdvertiseAddr() netip.Addr {
+	if a, err := netip.ParseAddr(c.SIP.Advertise); err == nil {
+		return a
+	}
+	return netip.Addr{}
 }

@@ -187,3 +187,78 @@ func TestParseMinFree(t *testing.T) {
 		}
 	}
 }
+
+func TestRTPSourceDefaultAndValidation(t *testing.T) {
+	c := Default()
+	if c.RTP.Source != "strict" || c.RTP.LearnPackets != 4 {
+		t.Fatalf("defaults: source %q learn_packets %d; want strict, 4", c.RTP.Source, c.RTP.LearnPackets)
+	}
+	for _, tc := range []struct {
+		yaml, path string
+	}{
+		{"rtp:\n  source: latch\n", "rtp.source"},
+		{"rtp:\n  source: \"\"\n", "rtp.source"},
+		{"rtp:\n  learn_packets: 1\n", "rtp.learn_packets"},
+		{"rtp:\n  learn_packets: 65\n", "rtp.learn_packets"},
+	} {
+		c, err := Parse(strings.NewReader(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), tc.path+":") {
+			t.Errorf("%q: %v, want an error naming %s", tc.yaml, err, tc.path)
+		}
+	}
+	for _, s := range []string{"strict", "learn", "any"} {
+		c, err := Parse(strings.NewReader("rtp:\n  source: " + s + "\n  learn_packets: 8\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("source %s: %v", s, err)
+		}
+	}
+}
+
+// The addresses RTP binds to and SIP and SDP advertise, for each way of
+// setting sip.listen, sip.advertise and rtp.address. A wildcard listen
+// must neither bind RTP to loopback nor advertise 127.0.0.1 (it
+// advertises per call: the unspecified address here), and rtp.address
+// must never leak into SIP's Contact.
+func TestAdvertisedAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		name                       string
+		listen, advertise, address string
+		bind, sdp, contact         string // contact "" = the SIP server's own default
+	}{
+		{"loopback default", "127.0.0.1:5060", "", "", "127.0.0.1", "127.0.0.1", ""},
+		{"wildcard listen", "0.0.0.0:5060", "", "", "0.0.0.0", "0.0.0.0", ""},
+		{"wildcard v6 listen", "[::]:5060", "", "", "::", "::", ""},
+		{"wildcard behind NAT", "0.0.0.0:5060", "203.0.113.5", "", "0.0.0.0", "203.0.113.5", "203.0.113.5"},
+		{"media on its own interface", "0.0.0.0:5060", "203.0.113.5", "198.51.100.20", "198.51.100.20", "198.51.100.20", "203.0.113.5"},
+		{"specific listen, rtp.address", "192.0.2.1:5060", "", "192.0.2.2", "192.0.2.2", "192.0.2.2", ""},
+		{"rtp.address wildcard", "192.0.2.1:5060", "203.0.113.5", "0.0.0.0", "0.0.0.0", "203.0.113.5", "203.0.113.5"},
+	} {
+		c := Default()
+		c.SIP.Listen, c.SIP.Advertise, c.RTP.Address = tc.listen, tc.advertise, tc.address
+		c.Agents = nil // no demo password beyond loopback
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := c.RTPBindAddr().String(); got != tc.bind {
+			t.Errorf("%s: RTP binds %s, want %s", tc.name, got, tc.bind)
+		}
+		if got := c.RTPAdvertiseAddr().String(); got != tc.sdp {
+			t.Errorf("%s: SDP advertises %s, want %s", tc.name, got, tc.sdp)
+		}
+		got := ""
+		if a := c.SIPAdvertiseAddr(); a.IsValid() {
+			got = a.String()
+		}
+		if got != tc.contact {
+			t.Errorf("%s: Contact advertises %q, want %q", tc.name, got, tc.contact)
+		}
+	}
+}

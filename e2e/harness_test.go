@@ -181,6 +181,10 @@ type cloakOpts struct {
 	// dataDir is data.dir; empty: a fresh one under the test's temp dir
 	// (set it to restart on the data of an earlier process).
 	dataDir string
+	// rtpSource is rtp.source; "" leaves the default (strict).
+	rtpSource string
+	// sipHost is sip.listen's address; "" is 127.0.0.1.
+	sipHost string
 }
 
 // cloak is a running cloak process.
@@ -252,11 +256,19 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	if o.t1 != 0 {
 		t1 = fmt.Sprintf("  t1: %s\n", o.t1)
 	}
+	sipHost := "127.0.0.1"
+	if o.sipHost != "" {
+		sipHost = o.sipHost
+	}
+	source := ""
+	if o.rtpSource != "" {
+		source = "  source: " + o.rtpSource + "\n"
+	}
 	cfg := fmt.Sprintf(`sip:
-  listen: 127.0.0.1:%d
+  listen: %s:%d
   transports: [udp, tcp]
 %srtp:
-  ports: %d-%d
+%s  ports: %d-%d
   inactivity_timeout: %s
 data:
   dir: %s
@@ -269,7 +281,7 @@ shutdown:
 routes:
 %sadmin:
   listen: %s
-%s`, c.sipPort, t1+o.sipExtra, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, o.extra)
+%s`, sipHost, c.sipPort, t1+o.sipExtra, source, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, o.extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func BenchmarkHandleDatagram(b *testing.B) {
 	e.SetHandler(Echo())
 	pkt := benchPacket()
 	buf := make([]byte, len(pkt))
-	from := natAddr
+	from := sdpAddr // strict (the default): the SDP's address
 	seq := uint16(0)
 	p := new(Packet)
 	b.ReportAllocs()
@@ -135,7 +135,7 @@ func BenchmarkReadLoop(b *testing.B) {
 	e.Start()
 	defer e.Close()
 	pkt := benchPacket()
-	from := netip.MustParseAddrPort("198.51.100.7:41000")
+	from := sdpAddr // strict (the default): the SDP's address
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
@@ -202,13 +202,16 @@ func benchEcho(b *testing.B, conn net.PacketConn) {
 		b.Fatal(err)
 	}
 	defer peerConn.Close()
-	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU()})
+	// The peer sends from the address its SDP names (strict source).
+	remote := peerConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU(), Remote: remote})
 	e.SetHandler(Echo())
 	e.Start()
 	defer e.Close()
 	to := e.LocalAddr()
 	pkt := benchPacket()
 	in := make([]byte, 2048)
+	_ = peerConn.SetReadDeadline(time.Now().Add(time.Minute)) // a lost echo fails, never hangs
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := peerConn.WriteToUDPAddrPort(pkt, to); err != nil {

@@ -1,6 +1,7 @@
 // Package media owns cloak's RTP legs: UDP sockets handed out by a port pool,
 // the readers of those sockets (a few epoll workers, or one goroutine per
-// leg), the shared pacing clock, symmetric-RTP latching, prompt playback
+// leg), the shared pacing clock, the source filter (strict, learn or
+// latching), prompt playback
 // and the G.711 helpers used on the hot path.
 //
 // # Hot path rules
@@ -9,8 +10,8 @@
 // default in cloak) one of a few worker goroutines waiting in epoll_wait on
 // many sockets at once, otherwise a goroutine of the leg's own. The reader
 // reads into a buffer it reuses, parses the fixed RTP header (RFC 3550
-// §5.1) into the leg's reused rtp.Header, filters the packet (source,
-// payload type, SSRC) and hands it to the Handler installed with
+// §5.1) into the leg's reused rtp.Header, filters the packet (source
+// first, then payload type, SSRC) and hands it to the Handler installed with
 // SetHandler. Nothing on that path logs, touches the disk or allocates in
 // steady state; counters are atomics and configuration the reader uses
 // (handler, codec, remote, direction) is swapped atomically, so it takes no
@@ -28,18 +29,52 @@
 // thread keeps polling for the parked one (see pollWake), without which
 // the runtime left its readiness unseen for up to 10 ms under load.
 //
-// # Symmetric RTP and latching
+// # Which sources a leg accepts
 //
-// Peers behind NAT rarely send from the address their SDP names, so an
-// Endpoint sends to the SDP address only until the first valid RTP packet
-// arrives; from then on it sends to that packet's source ("latching",
-// symmetric RTP, RFC 4961 §3) and drops packets from any other address.
-// A polled socket is then connected to that source (connect(2)), which
-// spares the kernel a route lookup per datagram each way; the kernel drops
-// other sources' packets itself from then on. SetRemote (a re-INVITE)
-// resets the latch and dissolves the association. EndpointConfig.StrictSource
-// limits latching to the SDP address's IP, which closes the "RTP bleed"
-// hole at the cost of peers whose media comes from another IP.
+// Every wire input is hostile: anyone who can reach a leg's UDP port can
+// send it RTP. With plain latching (send to whoever speaks first) an
+// attacker who beats the caller to the port takes the call's media: our
+// audio goes to the attacker, and the attacker's RFC 4733 events are
+// collected as the caller's digits ("RTP bleed"). So the source filter is
+// the first thing a packet meets after the header check, before the
+// payload type, the Monitor (recorder, capture) or the Handler (decoders,
+// detectors, bridge, agent); a packet it refuses is counted in
+// Stats.DroppedUnknownSource and goes no further. EndpointConfig.Source
+// picks the policy (SourcePolicy):
+//
+//   - SourceStrict (the zero value, cloak's default): only the address and
+//     port the SDP names. With no SDP address yet (a late offer, before
+//     the ACK's answer reaches SetRemote) nothing is accepted, and the
+//     first packets of such a call may be dropped.
+//   - SourceLearn, for symmetric RTP (RFC 4961 §3) behind a NAT that keeps
+//     the IP but rewrites the port: the SDP's address and port at once,
+//     and another port of the SDP's IP only after a run of LearnPackets
+//     (default 4) consecutive packets from it with one SSRC and each
+//     sequence number one more than the last (mod 2^16); the packets of
+//     the run are dropped, the one completing it is delivered and from
+//     then on we send to that source. A binding that moves mid-call is
+//     followed after the same run, and only once the learned source has
+//     been silent for 250 ms (a moved binding leaves the old one silent;
+//     a caller still talking cannot be displaced by a second stream from
+//     its IP); the SDP's own address and port takes the leg back at once.
+//     Each switch counts in Stats.SourceChanges.
+//     A NAT that changes the IP too needs the proxy to rewrite the SDP
+//     (Kamailio's fix_nated_sdp) or SourceAny.
+//   - SourceAny: plain latching, as before: the first valid packet from
+//     anywhere is latched to, packets from any other address are dropped.
+//
+// SetRemote (a re-INVITE) resets the latch and any learning run: we send
+// to the new SDP address until it (or, under learn, a learned source)
+// speaks.
+//
+// Under strict and any, a polled socket is then connected to the latched
+// source (connect(2)), which spares the kernel a route lookup per
+// datagram each way; the kernel drops other sources' packets itself from
+// then on, before any read, so they are counted in the system's UDP
+// NoPorts (netstat -su), not on the leg. SetRemote dissolves the
+// association. Under learn the socket stays unconnected, or a moved NAT
+// binding could never be learned; every foreign packet is then counted on
+// the leg.
 //
 // # SSRC changes
 //
@@ -80,4 +115,7 @@ var (
 	ErrPacketTooLarge = errors.New("media: packet too large")
 	// ErrBadPrompt means a prompt file cannot be used.
 	ErrBadPrompt = errors.New("media: bad prompt")
+	// ErrSourcePolicy means a source policy name is not one of strict,
+	// learn or any.
+	ErrSourcePolicy = errors.New("media: unknown rtp source policy")
 )

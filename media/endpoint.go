@@ -40,9 +40,12 @@ type EndpointConfig struct {
 	// Remote is the peer's address from SDP; it may be zero until known
 	// (late offer). See SetRemote and latching in the package doc.
 	Remote netip.AddrPort
-	// StrictSource accepts (and latches to) packets only from Remote's
-	// IP address, closing the "RTP bleed" hole of plain latching.
-	StrictSource bool
+	// Source says which sources packets are accepted from; the zero
+	// value is SourceStrict (only Remote). See SourcePolicy.
+	Source SourcePolicy
+	// LearnPackets is the run SourceLearn needs before it accepts a new
+	// source; 0 means DefaultLearnPackets.
+	LearnPackets int
 	// Codec is the negotiated audio codec.
 	Codec Codec
 	// EventPT is the negotiated telephone-event payload type (RFC 4733);
@@ -102,7 +105,9 @@ type Endpoint struct {
 	fastW   udpAddrPortWriter
 	port    int
 	pool    *PortPool
-	strict  bool
+	source  SourcePolicy
+	learnN  uint16     // SourceLearn's run length
+	learn   learnState // SourceLearn's candidate; owned by the reader
 	clock   *Clock
 	log     zerolog.Logger
 	closing chan struct{} // closed by Close
@@ -196,12 +201,16 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		conn:    cfg.Conn,
 		port:    cfg.Port,
 		pool:    cfg.Pool,
-		strict:  cfg.StrictSource,
+		source:  cfg.Source,
+		learnN:  DefaultLearnPackets,
 		clock:   cfg.Clock,
 		log:     cfg.Log,
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		tx:      NewRewriter(rand.Uint32(), uint16(rand.Uint32()), rand.Uint32()),
+	}
+	if cfg.LearnPackets > 0 {
+		e.learnN = uint16(min(cfg.LearnPackets, 1<<15))
 	}
 	if e.port == 0 {
 		e.port = int(e.LocalAddr().Port())
@@ -233,7 +242,8 @@ func (e *Endpoint) Start() {
 		return
 	}
 	e.started = true
-	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Bool("polled", e.pconn != nil).Msg("rtp endpoint started")
+	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Bool("polled", e.pconn != nil).
+		Stringer("source", e.source).Msg("rtp endpoint started")
 	if e.pconn != nil {
 		e.pconn.poller.register(e)
 		return
@@ -280,7 +290,8 @@ func (e *Endpoint) Close() error {
 		}
 		s := e.Stats()
 		e.log.Debug().Int("port", e.port).Uint64("rx", s.RxPackets).Uint64("tx", s.TxPackets).
-			Uint64("dropped", s.Dropped()).Msg("rtp endpoint closed")
+			Uint64("dropped", s.Dropped()).Uint64("dropped_unknown_source", s.DroppedUnknownSource).
+			Msg("rtp endpoint closed")
 	})
 	return e.closeErr
 }
@@ -311,7 +322,9 @@ func (e *Endpoint) SSRC() uint32 {
 }
 
 // SetRemote sets the peer's address from (re-)negotiated SDP and resets
-// latching: we send there until a valid packet arrives again.
+// latching: we send there until a valid packet arrives again, and which
+// sources are accepted is decided against a (see SourcePolicy); with
+// SourceLearn, learning starts afresh.
 func (e *Endpoint) SetRemote(a netip.AddrPort) {
 	a = unmapAddrPort(a)
 	e.sdp.Store(&a)
@@ -341,8 +354,8 @@ func (e *Endpoint) target() (dst netip.AddrPort, connected bool) {
 	return e.Remote(), false
 }
 
-// Latched reports whether a source has been latched since the last
-// SetRemote.
+// Latched reports whether a source has been latched (accepted, and
+// sent to) since the last SetRemote.
 func (e *Endpoint) Latched() bool {
 	l := e.latch.Load()
 	return l != nil && l.gen == e.latchGen.Load()

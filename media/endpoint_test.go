@@ -66,21 +66,6 @@ func TestLatchingSymmetricRTP(t *testing.T) {
 	}
 }
 
-func TestStrictSourceLatchesOnlyFromSDPAddress(t *testing.T) {
-	c := newMemConn(8)
-	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), Remote: sdpAddr, StrictSource: true})
-	defer e.Close()
-	e.handleDatagram(rtpPacket(0, 1, 0, 5, false, make([]byte, 160)), strayAdr, new(Packet))
-	if e.Latched() || e.Stats().DroppedUnknownSource != 1 {
-		t.Fatalf("strict endpoint latched to a foreign IP: %+v", e.Stats())
-	}
-	sameIPOtherPort := netip.AddrPortFrom(sdpAddr.Addr(), 40002)
-	e.handleDatagram(rtpPacket(0, 2, 160, 5, false, make([]byte, 160)), sameIPOtherPort, new(Packet))
-	if !e.Latched() || e.Remote() != sameIPOtherPort {
-		t.Fatalf("strict endpoint did not latch to the SDP IP on another port: %v", e.Remote())
-	}
-}
-
 func TestSSRCProbation(t *testing.T) {
 	e, _ := newTestEndpoint(t, "")
 	rec := &recorder{}

@@ -23,14 +23,18 @@ func Example_echo() {
 		fmt.Println(err)
 		return
 	}
-	leg := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: media.CodecPCMU()})
+	// The caller, at the address its SDP names: the leg accepts packets
+	// from there only (media.SourceStrict, the zero value).
+	caller, _ := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	defer caller.Close()
+	callerSDP := caller.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	leg := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: media.CodecPCMU(), Remote: callerSDP})
 	leg.SetHandler(media.Echo())
 	leg.Start()
 	defer leg.Close()
 
-	// The caller: one 20 ms PCMU packet (RFC 3550 header + 160 bytes).
-	caller, _ := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-	defer caller.Close()
+	// One 20 ms PCMU packet (RFC 3550 header + 160 bytes).
 	pkt := append([]byte{0x80, 0x80, 0, 1, 0, 0, 0, 160, 0xCA, 0x11, 0xE2, 0x00}, make([]byte, 160)...)
 	_, _ = caller.WriteToUDPAddrPort(pkt, netip.AddrPortFrom(ip, uint16(port)))
 

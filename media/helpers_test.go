@@ -147,11 +147,13 @@ func (r *recorder) len() int {
 }
 
 // newTestEndpoint returns an endpoint on a memConn whose read loop is not
-// started: tests feed handleDatagram directly.
+// started: tests feed handleDatagram directly. It accepts any source
+// (SourceAny): the tests using it are about the other filters and feed
+// packets from natAddr; source_test.go builds the other policies.
 func newTestEndpoint(t testing.TB, remote string) (*Endpoint, *memConn) {
 	t.Helper()
 	c := newMemConn(64)
-	cfg := EndpointConfig{Conn: c, Port: 40000, Codec: CodecPCMU(), EventPT: 101}
+	cfg := EndpointConfig{Conn: c, Port: 40000, Codec: CodecPCMU(), EventPT: 101, Source: SourceAny}
 	if remote != "" {
 		cfg.Remote = netip.MustParseAddrPort(remote)
 	}

@@ -203,8 +203,9 @@ func TestPlayCancelAndExclusive(t *testing.T) {
 
 func TestEchoOverLoopback(t *testing.T) {
 	far := newPeer(t)
-	// The SDP address is wrong on purpose: echo must go back to the source.
-	e, _ := newLoopbackEndpoint(t, netip.MustParseAddrPort("127.0.0.1:9"), CodecPCMU(), nil)
+	// The far end sends from the address its SDP names (strict source;
+	// source_test.go covers latching to other sources).
+	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
 	e.SetHandler(Echo())
 	var prev sentHeader
 	for i := 0; i < 10; i++ {

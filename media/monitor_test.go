@@ -30,7 +30,7 @@ func (m *recordingMonitor) Sent(e *Endpoint, sent SentPacket) {
 
 func TestMonitorSeesBothDirectionsBeforeRewrite(t *testing.T) {
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, netip.MustParseAddrPort("127.0.0.1:9"), CodecPCMU(), nil)
+	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
 	mon := &recordingMonitor{}
 	e.SetMonitor(mon)
 	e.SetHandler(Echo())

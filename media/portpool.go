@@ -153,3 +153,22 @@ func (p *PortPool) InUse() int {
 	defer p.mu.Unlock()
 	return p.inUse
 }
+
+// LocalAddrToward returns the address of this host's interface on the
+// route to dst: the source address the kernel would give a datagram sent
+// there. A leg bound to a wildcard (0.0.0.0 or ::) advertises it in SDP,
+// so each peer is given an address it can reach. It asks the kernel by
+// connecting a UDP socket, which sends nothing; it costs a socket per
+// call, not per packet.
+func LocalAddrToward(dst netip.Addr) (netip.Addr, error) {
+	dst = dst.Unmap()
+	if !dst.IsValid() || dst.IsUnspecified() {
+		return netip.Addr{}, fmt.Errorf("route to %v: %w", dst, ErrNoRemote)
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("route to %v: %w", dst, err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}

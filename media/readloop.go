@@ -95,10 +95,17 @@ func (e *Endpoint) read(buf []byte) (int, netip.AddrPort, error) {
 // worker's stays in the CPU cache where one per leg would not. This is
 // the hot path.
 //
+// The source filter comes before anything else looks at the packet: a
+// datagram from a source the leg's SourcePolicy does not accept is
+// counted in Stats.DroppedUnknownSource and goes no further, so no
+// decoder, detector, recorder, bridge or agent (Monitor and Handler)
+// sees it or any event it carries. In steady state (from the latched
+// source) the filter is one comparison, as it was for plain latching.
+//
 // Locks: none. It reads the handler, codec, direction and latch generation
 // with atomic loads and updates atomic counters; it allocates only when
-// it latches a new source (once per SetRemote). The handler it calls may
-// take the transmit mutex (Forward, WriteAudio).
+// it latches a new source (once per SetRemote or learned source). The
+// handler it calls may take the transmit mutex (Forward, WriteAudio).
 func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	st := &e.rx
 	hdrLen, end, ok := checkRTP(b)
@@ -116,8 +123,11 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	}
 	if g := e.latchGen.Load(); g != st.gen {
 		*st = rxState{gen: g}
+		e.learn = learnState{}
 	}
-	if st.latched && from != st.from {
+	switch {
+	case st.latched && from == st.from: // steady state
+	case st.latched && e.source != SourceLearn, !e.mayAccept(from):
 		e.stats.unknownSource.Add(1)
 		return
 	}
@@ -134,16 +144,25 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	}
 
 	switch {
-	case !st.latched:
-		if e.strict {
-			if sdp := e.sdp.Load(); !sdp.IsValid() || sdp.Addr() != from.Addr() {
+	case !st.latched || from != st.from:
+		if e.source == SourceLearn && from != *e.sdp.Load() {
+			// A source other than the SDP's: only after a run, and
+			// mid-call only once the learned source has gone quiet.
+			if !e.learn.step(from, h, e.learnN) ||
+				st.latched && e.now()-e.lastRx.Load() < int64(learnQuiet) {
 				e.stats.unknownSource.Add(1)
 				return
 			}
+			e.learn = learnState{}
 		}
-		st.latched, st.from, st.ssrc = true, from, h.SSRC
+		if st.latched {
+			e.stats.sourceChanges.Add(1)
+		}
+		st.latched, st.from, st.ssrc, st.probing = true, from, h.SSRC, false
 		e.storeLatch(from, st.gen)
-		if e.pconn != nil {
+		if e.pconn != nil && e.source != SourceLearn {
+			// Connected, the kernel keeps every other source out, which
+			// would also keep a NAT's new port from being learned.
 			e.pconn.connectLatched(from, st.gen, &e.latchGen, &e.connGen)
 		}
 	case h.SSRC != st.ssrc:
@@ -180,6 +199,23 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	}
 	if cs.handler != nil {
 		cs.handler.HandleRTP(e, p)
+	}
+}
+
+// mayAccept reports whether the leg's SourcePolicy lets packets from
+// from in at all, against the SDP address: strict wants its address and
+// port, learn its address (the port is then learned), any anything. With
+// no SDP address yet (late offer) strict and learn accept nothing.
+func (e *Endpoint) mayAccept(from netip.AddrPort) bool {
+	switch e.source {
+	case SourceAny:
+		return true
+	case SourceLearn:
+		sdp := e.sdp.Load()
+		return sdp.IsValid() && sdp.Addr() == from.Addr()
+	default: // SourceStrict, and any value not known: fail closed
+		sdp := e.sdp.Load()
+		return sdp.IsValid() && *sdp == from
 	}
 }
 

@@ -17,12 +17,17 @@ type Stats struct {
 	// version != 2, CSRC list, header extension or padding overrunning
 	// the datagram (RFC 3550 §5.1).
 	DroppedMalformed uint64
-	// DroppedUnknownSource counts packets from an address other than the
-	// latched one (or, with StrictSource, the SDP address's IP). A polled
-	// socket (rtp.io: poll) is connected to the latched source, so from
-	// then on the kernel drops other sources' packets before they are
-	// counted here (netstat's UDP NoPorts counts them).
+	// DroppedUnknownSource counts packets from a source the leg's
+	// SourcePolicy does not accept: not the SDP's address (strict), not
+	// its IP or not yet learned (learn; the packets of a learning run are
+	// counted here), or not the latched source. A polled socket (rtp.io:
+	// poll) under strict or any is connected to the latched source, so
+	// from then on the kernel drops other sources' packets before they
+	// are counted here (netstat's UDP NoPorts counts them).
 	DroppedUnknownSource uint64
+	// SourceChanges counts sources learned mid-call (SourceLearn: a NAT
+	// binding that moved), replacing the one latched before.
+	SourceChanges uint64
 	// DroppedSSRC counts packets with an unexpected SSRC still on
 	// probation (see the package doc).
 	DroppedSSRC uint64
@@ -54,6 +59,7 @@ type counters struct {
 	ssrc, pt, direction      atomic.Uint64
 	ssrcChanges, readErrors  atomic.Uint64
 	handlerPanics            atomic.Uint64
+	sourceChanges            atomic.Uint64
 }
 
 // Stats returns a snapshot of the endpoint's counters.
@@ -72,6 +78,7 @@ func (e *Endpoint) Stats() Stats {
 		DroppedPT:            c.pt.Load(),
 		DroppedDirection:     c.direction.Load(),
 		SSRCChanges:          c.ssrcChanges.Load(),
+		SourceChanges:        c.sourceChanges.Load(),
 		ReadErrors:           c.readErrors.Load(),
 		HandlerPanics:        c.handlerPanics.Load(),
 	}

@@ -147,10 +147,14 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	if err := os.MkdirAll(cfg.Data.Dir, 0o750); err != nil {
 		return fmt.Errorf("data.dir: %w", err)
 	}
-	mediaAddr := cfg.RTPAddr()
-	pool, err := media.NewPortPool(mediaAddr, lo, hi)
+	pool, err := media.NewPortPool(cfg.RTPBindAddr(), lo, hi)
 	if err != nil {
 		return fmt.Errorf("rtp.ports: %w", err)
+	}
+	mediaAddr := cfg.RTPAdvertiseAddr() // a wildcard: per call, see call.Config.MediaAddr
+	source, err := rtpSource(cfg, log)
+	if err != nil {
+		return err
 	}
 	var poller *media.Poller
 	if cfg.RTP.IO == "poll" {
@@ -217,6 +221,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
+		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
 		Routes:            cfg.Routes,
 		Prompts:           prompts,
@@ -242,10 +247,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	}
 	defer mgr.Close()
 
-	var adv = listen.Addr()
-	if cfg.SIP.Advertise != "" {
-		adv = cfg.RTPAddr()
-	}
+	adv := sipContactAddr(cfg, listen)
 	sip.SetT1(cfg.SIP.T1)
 	authLim, err := authLimiter(cfg.SIP.Auth)
 	if err != nil {
@@ -267,7 +269,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 		return err
 	}
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
-		Str("rtp", fmt.Sprintf("%s:%d-%d", mediaAddr, lo, hi)).Str("data", cfg.Data.Dir).Msg("cloak is ready")
+		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
 			st := srv.Stats()
@@ -320,6 +322,29 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger, ready fun
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")
 	return nil
+}
+
+// rtpSource parses rtp.source and warns, once at start, when it is any.
+func rtpSource(cfg config.Config, log zerolog.Logger) (media.SourcePolicy, error) {
+	source, err := media.ParseSourcePolicy(cfg.RTP.Source)
+	if err != nil {
+		return source, fmt.Errorf("rtp.source: %w", err)
+	}
+	if source == media.SourceAny {
+		log.Warn().Str("rtp.source", "any").Msg("RTP latches to whoever sends first: anyone who reaches a call's RTP port before the caller takes its media and can key digits into it; use strict or learn")
+	}
+	return source, nil
+}
+
+// sipContactAddr is the address SIP puts in Contact and Via: sip.advertise,
+// else the listen address (sip.NewServer handles a wildcard). rtp.address
+// is media's alone: a host whose media leaves by another interface than
+// its signalling must not be given that address for SIP.
+func sipContactAddr(cfg config.Config, listen netip.AddrPort) netip.Addr {
+	if a := cfg.SIPAdvertiseAddr(); a.IsValid() {
+		return a
+	}
+	return listen.Addr()
 }
 
 // startDemoGateway serves ivr.DemoGateway on a loopback port until ctx ends

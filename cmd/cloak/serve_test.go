@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/media"
 	"github.com/rs/zerolog"
 )
 
@@ -84,5 +86,47 @@ func TestDTMFModesParse(t *testing.T) {
 	}
 	if slices.Contains(config.DTMFModes, dtmf.Negotiated.String()) {
 		t.Fatal("negotiated is the agents' policy, not a configuration value")
+	}
+}
+
+// TestSIPContactIgnoresRTPAddress: with sip.advertise and rtp.address
+// both set, SIP's Contact carries sip.advertise (it carried rtp.address);
+// with neither, the listen address.
+func TestSIPContactIgnoresRTPAddress(t *testing.T) {
+	cfg := config.Default()
+	listen := netip.MustParseAddrPort("0.0.0.0:5060")
+	cfg.SIP.Listen, cfg.SIP.Advertise, cfg.RTP.Address = listen.String(), "203.0.113.5", "198.51.100.20"
+	if got := sipContactAddr(cfg, listen); got.String() != "203.0.113.5" {
+		t.Errorf("Contact advertises %s, want sip.advertise 203.0.113.5", got)
+	}
+	cfg.SIP.Advertise, cfg.RTP.Address = "", "198.51.100.20"
+	if got := sipContactAddr(cfg, listen); got != listen.Addr() {
+		t.Errorf("Contact advertises %s with only rtp.address set, want the listen address", got)
+	}
+}
+
+// TestRTPSourceAnyWarns: rtp.source any is said at start at warn level;
+// strict (the default) and learn are not.
+func TestRTPSourceAnyWarns(t *testing.T) {
+	for _, tc := range []struct {
+		source string
+		want   media.SourcePolicy
+		warns  bool
+	}{{"strict", media.SourceStrict, false}, {"learn", media.SourceLearn, false}, {"any", media.SourceAny, true}} {
+		cfg := config.Default()
+		cfg.RTP.Source = tc.source
+		var logs bytes.Buffer
+		got, err := rtpSource(cfg, zerolog.New(&logs))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %v, %v", tc.source, got, err)
+		}
+		if warned := strings.Contains(logs.String(), `"level":"warn"`); warned != tc.warns {
+			t.Errorf("%s: warned=%v: %s", tc.source, warned, logs.String())
+		}
+	}
+	cfg := config.Default()
+	cfg.RTP.Source = "latch"
+	if _, err := rtpSource(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "rtp.source") {
+		t.Errorf("unknown source: %v", err)
 	}
 }
