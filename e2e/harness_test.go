@@ -210,6 +210,7 @@ type cloak struct {
 // startCloak writes a config, starts cloak and waits for "cloak is ready".
 func startCloak(t *testing.T, o cloakOpts) *cloak {
 	t.Helper()
+	requireTools(t) // skips under -short, where no binary was built
 	if o.grace == 0 {
 		o.grace = 2 * time.Second
 	}
