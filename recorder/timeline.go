@@ -271,19 +271,25 @@ func (t *timeline) finish(target int64) (samples int64, cut error, cutBytes int6
 		return t.finishTruncated()
 	}
 	t.pend, t.out, t.carry = [2][]int16{}, nil, nil
-	var hdr [wavHeaderSize]byte
-	putWAVHeader(hdr[:], uint32(t.flushed*4))
-	_, err = t.f.WriteAt(hdr[:], 0)
-	if err == nil {
-		err = t.f.Sync()
-	}
-	if cerr := t.f.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := sealWAV(t.f, t.flushed*4); err != nil {
 		return 0, nil, 0, fmt.Errorf("finish wav: %w", err)
 	}
 	return t.flushed, nil, 0, nil
+}
+
+// sealWAV writes the header for data bytes of audio, syncs and closes f:
+// the last step of every finished WAV, whole or truncated.
+func sealWAV(f *os.File, data int64) error {
+	var hdr [wavHeaderSize]byte
+	putWAVHeader(hdr[:], uint32(data))
+	_, err := f.WriteAt(hdr[:], 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
 }
 
 // finishTruncated finishes the file after a write error with the whole
@@ -293,15 +299,9 @@ func (t *timeline) finishTruncated() (int64, error, int64, error) {
 	data, cut := wholeFrames(t.written)
 	err := t.f.Truncate(wavHeaderSize + data)
 	if err == nil {
-		var hdr [wavHeaderSize]byte
-		putWAVHeader(hdr[:], uint32(data))
-		_, err = t.f.WriteAt(hdr[:], 0)
-	}
-	if err == nil {
-		err = t.f.Sync()
-	}
-	if cerr := t.f.Close(); err == nil && cerr != nil {
-		err = cerr
+		err = sealWAV(t.f, data)
+	} else {
+		_ = t.f.Close()
 	}
 	if err != nil {
 		return 0, t.err, 0, fmt.Errorf("finish truncated wav: %w (after %w)", err, t.err)
