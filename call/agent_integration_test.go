@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
-	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
@@ -189,7 +189,7 @@ func toneFrame(hz float64, i int) []byte {
 	for j := range pcm {
 		pcm[j] = int16(6000 * math.Sin(2*math.Pi*hz*float64(i*160+j)/8000))
 	}
-	return media.CodecPCMU().Encode(pcm, nil)
+	return audio.CodecPCMU().Encode(pcm, nil)
 }
 
 func (a *testAgent) hangup() {
@@ -215,7 +215,7 @@ func dtmfIn(pkts []rtp.Packet) (events, inband int) {
 		if p.PayloadType != 0 {
 			continue
 		}
-		pcm := media.CodecPCMU().Decode(p.Payload, nil)
+		pcm := audio.CodecPCMU().Decode(p.Payload, nil)
 		for _, ev := range det.Process(pcm) {
 			if ev.Kind == dtmf.KindEnd {
 				inband++
@@ -592,7 +592,7 @@ func TestMaskingWhileTalking(t *testing.T) {
 	}
 	start := time.Now()
 	for i := 0; i+160 <= len(pcm); i += 160 {
-		c.send(0, i == 0, uint32(i), media.CodecPCMU().Encode(pcm[i:i+160], nil))
+		c.send(0, i == 0, uint32(i), audio.CodecPCMU().Encode(pcm[i:i+160], nil))
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.ts = uint32(len(pcm))
@@ -627,7 +627,7 @@ func TestBridgeTranscodesPCMAToPCMU(t *testing.T) {
 		for j := range pcm {
 			pcm[j] = int16(8000 * math.Sin(2*math.Pi*500*float64(i*160+j)/8000))
 		}
-		c.send(8, i == 0, uint32(i*160), media.CodecPCMA().Encode(pcm, nil))
+		c.send(8, i == 0, uint32(i*160), audio.CodecPCMA().Encode(pcm, nil))
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -640,7 +640,7 @@ func TestBridgeTranscodesPCMAToPCMU(t *testing.T) {
 		if p.PayloadType != 0 {
 			t.Fatalf("agent received PT %d, want PCMU 0", p.PayloadType)
 		}
-		pcm = append(pcm, media.CodecPCMU().Decode(p.Payload, nil)...)
+		pcm = append(pcm, audio.CodecPCMU().Decode(p.Payload, nil)...)
 	}
 	if hz := zeroCrossingHz(pcm[800:]); hz < 450 || hz > 550 {
 		t.Fatalf("transcoded tone is %.0f Hz, want 500", hz)

@@ -155,8 +155,8 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 	}
 	m := leg.Media()
 	ep.SetRemote(m.Remote)
-	ep.SetCodec(codecOf(m.Codec), m.EventPT)
-	ep.SetDirection(directionOf(m.Direction))
+	ep.SetCodec(m.Codec, m.EventPT)
+	ep.SetDirection(m.Direction)
 	// The agent leg's pipeline: its keys are feature codes (in-band only
 	// where the agent's phone negotiated no telephone-event), its packets
 	// go to media capture; it is not recorded (the caller leg's pipeline
@@ -167,12 +167,12 @@ func (c *Interaction) dial(ctx context.Context, target string, a *Agent, ring ti
 	ep.Start()
 	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
 	leg.SetCallbacks(func(nm sip.Media) error {
-		if codecOf(nm.Codec).IsZero() {
+		if !nm.Codec.Supported() {
 			return errors.New("codec not supported")
 		}
 		ep.SetRemote(nm.Remote)
-		ep.SetCodec(codecOf(nm.Codec), nm.EventPT)
-		ep.SetDirection(directionOf(nm.Direction))
+		ep.SetCodec(nm.Codec, nm.EventPT)
+		ep.SetDirection(nm.Direction)
 		return nil
 	}, func(ct string, body []byte) int {
 		ev, err := dtmf.ParseInfo(ct, body)

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/media"
 )
 
@@ -95,7 +96,7 @@ func audioOf(e *media.Endpoint, p *media.Packet) []int16 {
 	return e.Codec().Decode(p.Payload, in[:0])
 }
 
-func sameCodec(a, b media.Codec) bool {
+func sameCodec(a, b audio.Codec) bool {
 	return a.Name == b.Name && a.PayloadType == b.PayloadType
 }
 

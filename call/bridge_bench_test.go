@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
@@ -39,7 +40,7 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 		if err != nil {
 			b.Fatal(err)
 		}
-		ep := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: pool, Remote: remote, Codec: media.CodecPCMU(), EventPT: 101, Log: zerolog.Nop()})
+		ep := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: pool, Remote: remote, Codec: audio.CodecPCMU(), EventPT: 101, Log: zerolog.Nop()})
 		b.Cleanup(func() { ep.Close() })
 		return ep
 	}

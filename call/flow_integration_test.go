@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
-	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
@@ -67,7 +67,7 @@ func (c *caller) keyInband(digits string) {
 		}
 		pcm = append(pcm, make([]int16, 960)...)
 		for j := 0; j+160 <= len(pcm); j += 160 {
-			c.send(0, false, c.ts, media.CodecPCMU().Encode(pcm[j:j+160], nil))
+			c.send(0, false, c.ts, audio.CodecPCMU().Encode(pcm[j:j+160], nil))
 			c.ts += 160
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
@@ -309,7 +310,7 @@ func TestEchoCallEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("answer SDP: %v\n%s", err, d.InviteResponse.Body())
 	}
-	if ans.Codec.Name != "PCMU" || ans.EventPT != 101 || ans.Direction != csip.SendRecv {
+	if ans.Codec.Name != "PCMU" || ans.EventPT != 101 || ans.Direction != audio.SendRecv {
 		t.Fatalf("answer %+v", ans)
 	}
 	if p := int(ans.Remote.Port()); p < 32000 || p%2 != 0 {

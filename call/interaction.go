@@ -121,8 +121,8 @@ func (c *Interaction) ID() string { return c.id }
 // applyMedia points the caller's endpoint at what SDP agreed.
 func (c *Interaction) applyMedia(m sip.Media) {
 	c.caller.SetRemote(m.Remote)
-	c.caller.SetCodec(codecOf(m.Codec), m.EventPT)
-	c.caller.SetDirection(directionOf(m.Direction))
+	c.caller.SetCodec(m.Codec, m.EventPT)
+	c.caller.SetDirection(m.Direction)
 	c.onHold.Store(m.OnHold())
 	c.log.Debug().Str("remote", m.Remote.String()).Str("direction", c.caller.Direction().String()).Msg("caller media applied")
 }
@@ -130,7 +130,7 @@ func (c *Interaction) applyMedia(m sip.Media) {
 // onMediaChange is the re-INVITE callback: hold, resume, new address or
 // codec.
 func (c *Interaction) onMediaChange(m sip.Media) error {
-	if codecOf(m.Codec).IsZero() {
+	if !m.Codec.Supported() {
 		return errors.New("codec not supported")
 	}
 	c.applyMedia(m)

@@ -297,12 +297,12 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	cfg := m.endpointConfig(conn, port, log)
 	if early {
 		cfg.Remote = offered.Remote
-		cfg.Codec = codecOf(offered.Codec)
+		cfg.Codec = offered.Codec
 		cfg.EventPT = offered.EventPT
 	}
 	ep := media.NewEndpoint(cfg)
 	if early {
-		ep.SetDirection(directionOf(offered.Direction))
+		ep.SetDirection(offered.Direction)
 	}
 	ep.Start()
 	c := newInteraction(m, s, ep, target)
@@ -408,27 +408,5 @@ func (m *Manager) sweep() {
 				c.end("rtp-timeout")
 			}
 		}
-	}
-}
-
-func codecOf(c sip.Codec) media.Codec {
-	mc, ok := media.CodecByName(c.Name)
-	if !ok {
-		return media.Codec{}
-	}
-	mc.PayloadType = c.PayloadType
-	return mc
-}
-
-func directionOf(d sip.Direction) media.Direction {
-	switch d {
-	case sip.SendOnly:
-		return media.SendOnly
-	case sip.RecvOnly:
-		return media.RecvOnly
-	case sip.Inactive:
-		return media.Inactive
-	default:
-		return media.SendRecv
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/pion/rtp"
@@ -28,7 +29,7 @@ func newPipeFeed(t *testing.T, policy dtmf.Policy, eventPT uint8) *pipeFeed {
 	m := &Manager{log: zerolog.Nop()}
 	c := &Interaction{id: "t", m: m, log: zerolog.Nop(), ended: make(chan struct{}), digits: newDigitQueue(), data: map[string]string{}}
 	f := &pipeFeed{t: t}
-	f.ep = media.NewEndpoint(media.EndpointConfig{Codec: media.CodecPCMU(), EventPT: eventPT, Log: zerolog.Nop()})
+	f.ep = media.NewEndpoint(media.EndpointConfig{Codec: audio.CodecPCMU(), EventPT: eventPT, Log: zerolog.Nop()})
 	f.pl = newPipeline(c, nil, true, policy, func(d byte, _ dtmf.Source) { f.digits.WriteByte(d) })
 	return f
 }
@@ -47,7 +48,7 @@ func (f *pipeFeed) packet(pt uint8, marker bool, ts uint32, payload []byte) {
 // audio sends pcm in 20 ms frames.
 func (f *pipeFeed) audio(pcm []int16) {
 	for i := 0; i+160 <= len(pcm); i += 160 {
-		f.packet(0, false, f.ts, media.CodecPCMU().Encode(pcm[i:i+160], nil))
+		f.packet(0, false, f.ts, audio.CodecPCMU().Encode(pcm[i:i+160], nil))
 		f.ts += 160
 	}
 }
@@ -152,7 +153,7 @@ func TestPipelineDecodesOnlyWhenNeeded(t *testing.T) {
 	tone, _ := dtmf.AppendTone(nil, '5', dtmf.ToneSpec{Duration: 200 * time.Millisecond})
 	var loud int
 	for i := 0; i+160 <= len(tone); i += 160 {
-		f.packet(0, false, f.ts, media.CodecPCMU().Encode(tone[i:i+160], nil))
+		f.packet(0, false, f.ts, audio.CodecPCMU().Encode(tone[i:i+160], nil))
 		f.ts += 160
 		for _, v := range f.p.Audio {
 			if v > 2000 || v < -2000 {
@@ -170,7 +171,7 @@ func TestPipelineDecodesOnlyWhenNeeded(t *testing.T) {
 func TestPipelineAllocatesNothing(t *testing.T) {
 	f := newPipeFeed(t, dtmf.Auto, 101)
 	f.pl.want.Store(wantMasked)
-	frame := media.CodecPCMU().Encode(make([]int16, 160), nil)
+	frame := audio.CodecPCMU().Encode(make([]int16, 160), nil)
 	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}, Payload: frame}).Marshal()
 	p := media.Packet{Raw: raw, Payload: raw[12:]}
 	_, _ = p.Header.Unmarshal(raw)

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/zaf/g711"
 
 	"net"
@@ -56,11 +57,11 @@ func BenchmarkRewrite(b *testing.B) {
 }
 
 func BenchmarkDecodeFrame(b *testing.B) {
-	for _, c := range []Codec{CodecPCMU(), CodecPCMA()} {
+	for _, c := range []audio.Codec{audio.CodecPCMU(), audio.CodecPCMA()} {
 		b.Run(c.Name, func(b *testing.B) {
 			payload := benchPacket()[12:]
-			out := make([]int16, 0, SamplesPerFrame)
-			b.SetBytes(SamplesPerFrame)
+			out := make([]int16, 0, audio.SamplesPerFrame)
+			b.SetBytes(audio.SamplesPerFrame)
 			b.ReportAllocs()
 			for b.Loop() {
 				out = c.Decode(payload, out)
@@ -70,11 +71,11 @@ func BenchmarkDecodeFrame(b *testing.B) {
 }
 
 func BenchmarkEncodeFrame(b *testing.B) {
-	for _, c := range []Codec{CodecPCMU(), CodecPCMA()} {
+	for _, c := range []audio.Codec{audio.CodecPCMU(), audio.CodecPCMA()} {
 		b.Run(c.Name, func(b *testing.B) {
-			pcm := sinePCM(SamplesPerFrame, 440)
-			out := make([]byte, 0, SamplesPerFrame)
-			b.SetBytes(SamplesPerFrame)
+			pcm := sinePCM(audio.SamplesPerFrame, 440)
+			out := make([]byte, 0, audio.SamplesPerFrame)
+			b.SetBytes(audio.SamplesPerFrame)
 			b.ReportAllocs()
 			for b.Loop() {
 				out = c.Encode(pcm, out)
@@ -83,13 +84,13 @@ func BenchmarkEncodeFrame(b *testing.B) {
 		// The per-sample zaf/g711 call Encode used before its tables: run
 		// beside it so the ratio holds on a busy machine.
 		b.Run(c.Name+"/zaf-per-sample", func(b *testing.B) {
-			pcm := sinePCM(SamplesPerFrame, 440)
-			out := make([]byte, 0, SamplesPerFrame)
+			pcm := sinePCM(audio.SamplesPerFrame, 440)
+			out := make([]byte, 0, audio.SamplesPerFrame)
 			enc := g711.EncodeUlawFrame
 			if c.Name == "PCMA" {
 				enc = g711.EncodeAlawFrame
 			}
-			b.SetBytes(SamplesPerFrame)
+			b.SetBytes(audio.SamplesPerFrame)
 			b.ReportAllocs()
 			for b.Loop() {
 				out = out[:0]
@@ -105,7 +106,7 @@ func BenchmarkEncodeFrame(b *testing.B) {
 // send) of one packet, without the socket read.
 func BenchmarkHandleDatagram(b *testing.B) {
 	c := newMemConn(0)
-	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: sdpAddr})
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr})
 	defer e.Close()
 	e.SetHandler(Echo())
 	pkt := benchPacket()
@@ -130,7 +131,7 @@ func BenchmarkHandleDatagram(b *testing.B) {
 func BenchmarkReadLoop(b *testing.B) {
 	c := newMemConn(0)
 	c.copyOut = false
-	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: sdpAddr})
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr})
 	e.SetHandler(Echo())
 	e.Start()
 	defer e.Close()
@@ -152,12 +153,12 @@ func BenchmarkReadLoop(b *testing.B) {
 // tick).
 func BenchmarkWriteAudio(b *testing.B) {
 	c := newMemConn(0)
-	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), Remote: sdpAddr})
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), Remote: sdpAddr})
 	defer e.Close()
-	payload := make([]byte, SamplesPerFrame)
+	payload := make([]byte, audio.SamplesPerFrame)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := e.WriteAudio(payload, SamplesPerFrame, false); err != nil {
+		if err := e.WriteAudio(payload, audio.SamplesPerFrame, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -204,7 +205,7 @@ func benchEcho(b *testing.B, conn net.PacketConn) {
 	defer peerConn.Close()
 	// The peer sends from the address its SDP names (strict source).
 	remote := peerConn.LocalAddr().(*net.UDPAddr).AddrPort()
-	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: CodecPCMU(), Remote: remote})
+	e := NewEndpoint(EndpointConfig{Conn: conn, Codec: audio.CodecPCMU(), Remote: remote})
 	e.SetHandler(Echo())
 	e.Start()
 	defer e.Close()

@@ -4,11 +4,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // DefaultClockInterval is the pacing interval of the shared clock: one
 // 20 ms G.711 frame.
-const DefaultClockInterval = FrameDuration
+const DefaultClockInterval = audio.FrameDuration
 
 // Clock is the shared pacing clock. One goroutine ticks every interval and
 // calls each subscriber in turn, so playback of every call is paced by one

@@ -1,8 +1,8 @@
 // Package media owns cloak's RTP legs: UDP sockets handed out by a port pool,
 // the readers of those sockets (a few epoll workers, or one goroutine per
 // leg), the shared pacing clock, the source filter (strict, learn or
-// latching), prompt playback
-// and the G.711 helpers used on the hot path.
+// latching) and prompt playback, over the codecs and directions of
+// package audio.
 //
 // # Hot path rules
 //

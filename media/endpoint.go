@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/rs/zerolog"
 )
 
@@ -47,7 +48,7 @@ type EndpointConfig struct {
 	// source; 0 means DefaultLearnPackets.
 	LearnPackets int
 	// Codec is the negotiated audio codec.
-	Codec Codec
+	Codec audio.Codec
 	// EventPT is the negotiated telephone-event payload type (RFC 4733);
 	// 0 means not negotiated.
 	EventPT uint8
@@ -140,7 +141,7 @@ const (
 type legConf struct {
 	handler Handler
 	monitor Monitor
-	codec   Codec
+	codec   audio.Codec
 	eventPT uint8
 }
 
@@ -363,12 +364,12 @@ func (e *Endpoint) Latched() bool {
 
 // SetCodec sets the negotiated codec and telephone-event payload type (0 =
 // none), e.g. after a re-INVITE.
-func (e *Endpoint) SetCodec(c Codec, eventPT uint8) {
+func (e *Endpoint) SetCodec(c audio.Codec, eventPT uint8) {
 	e.setConf(func(lc *legConf) { lc.codec, lc.eventPT = c, eventPT })
 }
 
 // Codec returns the negotiated audio codec.
-func (e *Endpoint) Codec() Codec { return e.conf.Load().codec }
+func (e *Endpoint) Codec() audio.Codec { return e.conf.Load().codec }
 
 // EventPT returns the negotiated telephone-event payload type (0 = none).
 func (e *Endpoint) EventPT() uint8 { return e.conf.Load().eventPT }
@@ -377,10 +378,10 @@ func (e *Endpoint) EventPT() uint8 { return e.conf.Load().eventPT }
 // sending, writes are suppressed (the stream's timestamp still advances);
 // when it forbids receiving, accepted packets are counted but not handed
 // to the Handler.
-func (e *Endpoint) SetDirection(d Direction) { e.dir.Store(uint32(d)) }
+func (e *Endpoint) SetDirection(d audio.Direction) { e.dir.Store(uint32(d)) }
 
 // Direction returns the media direction from our side.
-func (e *Endpoint) Direction() Direction { return Direction(e.dir.Load()) }
+func (e *Endpoint) Direction() audio.Direction { return audio.Direction(e.dir.Load()) }
 
 // SetHandler installs the handler for accepted packets (an atomic swap;
 // the next packet sees it). nil discards packets.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 var (
@@ -147,7 +149,7 @@ func TestEventPacketsFlaggedAndPTChange(t *testing.T) {
 	if rec.len() != 1 || !rec.pkts[0].IsEvent {
 		t.Fatal("telephone-event packet not delivered as an event")
 	}
-	e.SetCodec(CodecPCMA(), 0) // re-INVITE: PCMA, no telephone-event
+	e.SetCodec(audio.CodecPCMA(), 0) // re-INVITE: PCMA, no telephone-event
 	e.handleDatagram(rtpPacket(101, 2, 0, 7, false, []byte{5, 0x8a, 0, 160}), natAddr, new(Packet))
 	e.handleDatagram(rtpPacket(0, 3, 0, 7, false, make([]byte, 160)), natAddr, new(Packet))
 	e.handleDatagram(rtpPacket(8, 4, 0, 7, false, make([]byte, 160)), natAddr, new(Packet))
@@ -160,7 +162,7 @@ func TestDirectionReceiveSide(t *testing.T) {
 	e, _ := newTestEndpoint(t, "")
 	rec := &recorder{}
 	e.SetHandler(rec)
-	for i, d := range []Direction{SendRecv, RecvOnly, SendOnly, Inactive} {
+	for i, d := range []audio.Direction{audio.SendRecv, audio.RecvOnly, audio.SendOnly, audio.Inactive} {
 		e.SetDirection(d)
 		e.handleDatagram(rtpPacket(0, uint16(i), 0, 7, false, make([]byte, 160)), natAddr, new(Packet))
 	}
@@ -174,7 +176,7 @@ func TestDirectionReceiveSide(t *testing.T) {
 
 func TestDirectionSendSide(t *testing.T) {
 	e, conn := newTestEndpoint(t, sdpAddr.String())
-	e.SetDirection(Inactive)
+	e.SetDirection(audio.Inactive)
 	for i := 0; i < 3; i++ {
 		if err := e.WriteAudio(make([]byte, 160), 160, i == 0); err != nil {
 			t.Fatal(err)
@@ -183,7 +185,7 @@ func TestDirectionSendSide(t *testing.T) {
 	if err := e.WriteEvent([]byte{1, 0, 0, 160}, 0, true); err != nil {
 		t.Fatal(err)
 	}
-	e.SetDirection(RecvOnly)
+	e.SetDirection(audio.RecvOnly)
 	_ = e.WriteAudio(make([]byte, 160), 160, false)
 	if n := conn.writes.Load(); n != 0 {
 		t.Fatalf("inactive/recvonly endpoint sent %d packets", n)
@@ -192,7 +194,7 @@ func TestDirectionSendSide(t *testing.T) {
 		t.Errorf("stats %+v; want 5 suppressed, 0 sent", s)
 	}
 	// Back to sendrecv: the stream's timestamp kept running while muted.
-	e.SetDirection(SendRecv)
+	e.SetDirection(audio.SendRecv)
 	_ = e.WriteAudio(make([]byte, 160), 160, false)
 	_ = e.WriteAudio(make([]byte, 160), 160, false)
 	a, b := parseSent(t, (<-conn.out).b), parseSent(t, (<-conn.out).b)
@@ -212,7 +214,7 @@ func TestWriteErrors(t *testing.T) {
 	if err := e.WriteAudio(make([]byte, sendBufSize-12), 160, true); !errors.Is(err, ErrNoRemote) {
 		t.Errorf("WriteAudio of the largest packet: %v, want it past the size check (ErrNoRemote)", err)
 	}
-	e.SetCodec(CodecPCMU(), 0)
+	e.SetCodec(audio.CodecPCMU(), 0)
 	if err := e.WriteEvent([]byte{1, 0, 0, 0}, 0, true); !errors.Is(err, ErrNoEventPT) {
 		t.Errorf("WriteEvent without telephone-event: %v, want ErrNoEventPT", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/media"
 )
 
@@ -29,7 +30,7 @@ func Example_echo() {
 	defer caller.Close()
 	callerSDP := caller.LocalAddr().(*net.UDPAddr).AddrPort()
 
-	leg := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: media.CodecPCMU(), Remote: callerSDP})
+	leg := media.NewEndpoint(media.EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), Remote: callerSDP})
 	leg.SetHandler(media.Echo())
 	leg.Start()
 	defer leg.Close()

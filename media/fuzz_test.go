@@ -3,6 +3,8 @@ package media
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // FuzzHandleDatagram feeds arbitrary datagrams to the hot path (seeded
@@ -13,13 +15,15 @@ func FuzzHandleDatagram(f *testing.F) {
 	f.Add([]byte{0x80})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := newMemConn(0)
-		e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: sdpAddr})
+		e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr})
 		defer e.Close()
-		e.SetHandler(Chain(Echo(), HandlerFunc(func(_ *Endpoint, p *Packet) {
+		echo := Echo()
+		e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) {
+			echo.HandleRTP(e, p)
 			if len(p.Payload) > len(p.Raw) || !p.From.IsValid() {
 				t.Fatalf("bad packet view: payload %d raw %d from %v", len(p.Payload), len(p.Raw), p.From)
 			}
-		})))
+		}))
 		buf := append([]byte(nil), data...)
 		p := new(Packet)
 		e.handleDatagram(buf, sdpAddr, p) // strict: the SDP's address
@@ -58,7 +62,7 @@ func TestHandleDatagramNoAllocs(t *testing.T) {
 			{"malformed", []byte{0x8F, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0}, sdpAddr, false},
 		} {
 			c := newMemConn(0)
-			e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: sdpAddr, Source: policy})
+			e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr, Source: policy})
 			e.SetHandler(Echo())
 			p := new(Packet)                                                              // the reader's, reused like a worker's
 			e.handleDatagram(rtpPacket(0, 0, 0, 7, false, make([]byte, 160)), sdpAddr, p) // latch

@@ -60,26 +60,6 @@ type HandlerFunc func(e *Endpoint, p *Packet)
 // HandleRTP calls f(e, p).
 func (f HandlerFunc) HandleRTP(e *Endpoint, p *Packet) { f(e, p) }
 
-// Chain returns a Handler that calls each non-nil handler in order. Build
-// it once when the call's routing changes, not per packet.
-func Chain(hs ...Handler) Handler {
-	out := make(chain, 0, len(hs))
-	for _, h := range hs {
-		if h != nil {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-type chain []Handler
-
-func (c chain) HandleRTP(e *Endpoint, p *Packet) {
-	for _, h := range c {
-		h.HandleRTP(e, p)
-	}
-}
-
 // Echo returns a Handler that sends the caller's audio straight back to
 // them on the endpoint's own stream (our SSRC, sequence and timestamps):
 // the loopback test every VoIP engineer expects. Telephone-event packets

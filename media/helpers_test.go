@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // datagram is one packet through memConn.
@@ -153,7 +155,7 @@ func (r *recorder) len() int {
 func newTestEndpoint(t testing.TB, remote string) (*Endpoint, *memConn) {
 	t.Helper()
 	c := newMemConn(64)
-	cfg := EndpointConfig{Conn: c, Port: 40000, Codec: CodecPCMU(), EventPT: 101, Source: SourceAny}
+	cfg := EndpointConfig{Conn: c, Port: 40000, Codec: audio.CodecPCMU(), EventPT: 101, Source: SourceAny}
 	if remote != "" {
 		cfg.Remote = netip.MustParseAddrPort(remote)
 	}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // peer is the far end on loopback: a plain UDP socket.
@@ -52,7 +54,7 @@ var testPoller *Poller
 
 // newLoopbackEndpoint opens a port from a pool and starts an endpoint
 // towards remote.
-func newLoopbackEndpoint(t *testing.T, remote netip.AddrPort, codec Codec, clock *Clock) (*Endpoint, *PortPool) {
+func newLoopbackEndpoint(t *testing.T, remote netip.AddrPort, codec audio.Codec, clock *Clock) (*Endpoint, *PortPool) {
 	t.Helper()
 	lo, hi := freeRange(t, 2)
 	pool, err := NewPortPool(loopback, lo, hi)
@@ -81,7 +83,7 @@ func sinePCM(n int, hz float64) []int16 {
 }
 
 func TestPlayOverLoopback(t *testing.T) {
-	for _, codec := range []Codec{CodecPCMU(), CodecPCMA()} {
+	for _, codec := range []audio.Codec{audio.CodecPCMU(), audio.CodecPCMA()} {
 		t.Run(codec.Name, func(t *testing.T) {
 			clock := NewClock(5 * time.Millisecond) // faster than real time; pacing is what counts
 			clock.Start()
@@ -156,7 +158,7 @@ func TestPlayOverLoopback(t *testing.T) {
 func TestPlayCancelAndExclusive(t *testing.T) {
 	clock := NewClock(0) // never started: ticks come from the test
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), clock)
+	e, _ := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), clock)
 	prompt := NewPromptPCM("long", make([]int16, 8000))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -191,7 +193,7 @@ func TestPlayCancelAndExclusive(t *testing.T) {
 		t.Errorf("Play when closed = %v, want ErrClosed", err)
 	}
 
-	noClock := NewEndpoint(EndpointConfig{Conn: newMemConn(0), Codec: CodecPCMU()})
+	noClock := NewEndpoint(EndpointConfig{Conn: newMemConn(0), Codec: audio.CodecPCMU()})
 	defer noClock.Close()
 	if err := noClock.Play(context.Background(), prompt); !errors.Is(err, ErrNoClock) {
 		t.Errorf("Play without a clock = %v, want ErrNoClock", err)
@@ -205,7 +207,7 @@ func TestEchoOverLoopback(t *testing.T) {
 	far := newPeer(t)
 	// The far end sends from the address its SDP names (strict source;
 	// source_test.go covers latching to other sources).
-	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
+	e, _ := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), nil)
 	e.SetHandler(Echo())
 	var prev sentHeader
 	for i := 0; i < 10; i++ {
@@ -248,9 +250,9 @@ func TestInactiveSendsNothingOverLoopback(t *testing.T) {
 	clock.Start()
 	defer clock.Stop()
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), clock)
+	e, _ := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), clock)
 	e.SetHandler(Echo())
-	e.SetDirection(Inactive)
+	e.SetDirection(audio.Inactive)
 	if err := e.Play(context.Background(), NewPromptPCM("p", make([]int16, 480))); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +267,7 @@ func TestInactiveSendsNothingOverLoopback(t *testing.T) {
 
 func TestCloseIdempotentReturnsPort(t *testing.T) {
 	far := newPeer(t)
-	e, pool := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
+	e, pool := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), nil)
 	if pool.InUse() != 1 {
 		t.Fatalf("InUse() = %d, want 1", pool.InUse())
 	}
@@ -298,7 +300,7 @@ func TestCloseIdempotentReturnsPort(t *testing.T) {
 
 func TestHandlerPanicKeepsLoopAlive(t *testing.T) {
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
+	e, _ := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), nil)
 	if e.LocalAddr() != netip.AddrPortFrom(loopback, uint16(e.LocalPort())) {
 		t.Errorf("LocalAddr() = %v, LocalPort() = %d", e.LocalAddr(), e.LocalPort())
 	}
@@ -323,11 +325,11 @@ func TestHandlerPanicKeepsLoopAlive(t *testing.T) {
 func TestPlayKeepsCodecWhenRenegotiated(t *testing.T) {
 	clock := NewClock(0)
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), clock)
+	e, _ := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), clock)
 	done := make(chan error, 1)
 	go func() { done <- e.Play(context.Background(), NewPromptPCM("p", make([]int16, 320))) }()
 	waitFor(t, "play to subscribe", func() bool { return clock.Subscribers() == 1 })
-	e.SetCodec(CodecPCMA(), 0)
+	e.SetCodec(audio.CodecPCMA(), 0)
 	clock.Tick(time.Now())
 	clock.Tick(time.Now())
 	if err := <-done; err != nil {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 type recordingMonitor struct {
@@ -30,7 +32,7 @@ func (m *recordingMonitor) Sent(e *Endpoint, sent SentPacket) {
 
 func TestMonitorSeesBothDirectionsBeforeRewrite(t *testing.T) {
 	far := newPeer(t)
-	e, _ := newLoopbackEndpoint(t, far.addr(), CodecPCMU(), nil)
+	e, _ := newLoopbackEndpoint(t, far.addr(), audio.CodecPCMU(), nil)
 	mon := &recordingMonitor{}
 	e.SetMonitor(mon)
 	e.SetHandler(Echo())

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // maxCatchUp bounds how many late packets Play sends in one burst after
@@ -53,7 +55,7 @@ func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 	})
 	defer cancel()
 
-	n := len(frames) / SamplesPerFrame
+	n := len(frames) / audio.SamplesPerFrame
 	sent := 0
 	for sent < n {
 		select {
@@ -68,8 +70,8 @@ func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 			due.Add(-(behind - maxCatchUp)) // absorb a long stall
 		}
 		for int64(sent) < due.Load() && sent < n {
-			frame := frames[sent*SamplesPerFrame : (sent+1)*SamplesPerFrame]
-			err := e.writeAudio(codec, frame, SamplesPerFrame, sent == 0)
+			frame := frames[sent*audio.SamplesPerFrame : (sent+1)*audio.SamplesPerFrame]
+			err := e.writeAudio(codec, frame, audio.SamplesPerFrame, sent == 0)
 			if err != nil && !errors.Is(err, ErrNoRemote) {
 				return fmt.Errorf("play %q frame %d: %w", p.Name(), sent, err)
 			}

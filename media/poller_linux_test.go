@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -29,7 +30,7 @@ func TestPolledLoopback(t *testing.T) {
 		{"Play", TestPlayOverLoopback},
 		{"PlayCancelAndExclusive", TestPlayCancelAndExclusive},
 		{"Echo", TestEchoOverLoopback},
-		{"Inactive", TestInactiveSendsNothingOverLoopback},
+		{"audio.Inactive", TestInactiveSendsNothingOverLoopback},
 		{"CloseIdempotentReturnsPort", TestCloseIdempotentReturnsPort},
 		{"HandlerPanic", TestHandlerPanicKeepsLoopAlive},
 		{"PlayKeepsCodec", TestPlayKeepsCodecWhenRenegotiated},
@@ -65,7 +66,7 @@ func startEcho(t *testing.T, pool *PortPool, remote netip.AddrPort) (*Endpoint, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: remote})
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), Remote: remote})
 	e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) { _ = e.Forward(p) }))
 	e.Start()
 	t.Cleanup(func() { _ = e.Close() })
@@ -149,7 +150,7 @@ func TestPollerChurn(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), Remote: peer.addr()})
+			e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), Remote: peer.addr()})
 			e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) {
 				if _, ok := closed.Load(e); ok {
 					t.Errorf("packet handled after Close on port %d", e.LocalPort())
@@ -234,8 +235,12 @@ func TestPollerCloseEndsGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := runtime.NumGoroutine(); n < before+4 {
-		t.Fatalf("%d goroutines after starting 3 workers and the keeper, %d before", n, before)
+	// The workers and the keeper start asynchronously, and goroutines of
+	// earlier tests may still be ending: wait (bounded) to see them.
+	for start := time.Now(); runtime.NumGoroutine() < before+4; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("%d goroutines after starting 3 workers and the keeper, %d before", runtime.NumGoroutine(), before)
+		}
 	}
 	p.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -381,7 +386,7 @@ func TestPollerCloseThenEndpointClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU()})
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU()})
 	e.Start()
 	p.Close()
 	done := make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/go-audio/wav"
 	"github.com/zaf/g711"
 )
@@ -37,22 +38,22 @@ type Prompt struct {
 // used in errors and logs only.
 func NewPromptPCM(name string, samples []int16) *Prompt {
 	p := &Prompt{name: name, samples: len(samples), pcm: append([]int16(nil), samples...)}
-	p.ulaw = encodeFrames(CodecPCMU(), p.pcm)
-	p.alaw = encodeFrames(CodecPCMA(), p.pcm)
+	p.ulaw = encodeFrames(audio.CodecPCMU(), p.pcm)
+	p.alaw = encodeFrames(audio.CodecPCMA(), p.pcm)
 	return p
 }
 
-func encodeFrames(c Codec, pcm []int16) []byte {
+func encodeFrames(c audio.Codec, pcm []int16) []byte {
 	out := c.Encode(pcm, make([]byte, 0, framesLen(len(pcm))))
 	return padFrame(out, c.SilenceByte())
 }
 
 func framesLen(n int) int {
-	return (n + SamplesPerFrame - 1) / SamplesPerFrame * SamplesPerFrame
+	return (n + audio.SamplesPerFrame - 1) / audio.SamplesPerFrame * audio.SamplesPerFrame
 }
 
 func padFrame(b []byte, silence byte) []byte {
-	for len(b)%SamplesPerFrame != 0 {
+	for len(b)%audio.SamplesPerFrame != 0 {
 		b = append(b, silence)
 	}
 	return b
@@ -70,19 +71,19 @@ func (p *Prompt) PCM() []int16 { return p.pcm }
 
 // Duration returns the prompt's length.
 func (p *Prompt) Duration() time.Duration {
-	return time.Duration(p.samples) * time.Second / G711ClockRate
+	return time.Duration(p.samples) * time.Second / audio.G711ClockRate
 }
 
 // Frames returns the number of 20 ms packets Play sends.
-func (p *Prompt) Frames() int { return framesLen(p.samples) / SamplesPerFrame }
+func (p *Prompt) Frames() int { return framesLen(p.samples) / audio.SamplesPerFrame }
 
 // Encoded returns the prompt encoded for c, padded to whole frames. The
 // slice is shared: do not modify it.
-func (p *Prompt) Encoded(c Codec) ([]byte, error) {
+func (p *Prompt) Encoded(c audio.Codec) ([]byte, error) {
 	switch {
-	case c.isULaw():
+	case c.IsULaw():
 		return p.ulaw, nil
-	case c.isALaw():
+	case c.IsALaw():
 		return p.alaw, nil
 	}
 	return nil, fmt.Errorf("prompt %q for codec %s: %w", p.name, c, ErrCodec)
@@ -129,7 +130,7 @@ func parsePrompt(name string, data []byte) (p *Prompt, err error) {
 	if d.NumChans != 1 {
 		return nil, bad("%d channels, want mono", d.NumChans)
 	}
-	if d.SampleRate != G711ClockRate {
+	if d.SampleRate != audio.G711ClockRate {
 		return nil, bad("%d Hz, want 8000 Hz", d.SampleRate)
 	}
 	var wantBits uint16
@@ -163,24 +164,24 @@ func parsePrompt(name string, data []byte) (p *Prompt, err error) {
 		for i := range p.pcm {
 			p.pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
-		p.ulaw = encodeFrames(CodecPCMU(), p.pcm)
-		p.alaw = encodeFrames(CodecPCMA(), p.pcm)
+		p.ulaw = encodeFrames(audio.CodecPCMU(), p.pcm)
+		p.alaw = encodeFrames(audio.CodecPCMA(), p.pcm)
 	case wavFormatULaw:
-		p.ulaw = padFrame(append(make([]byte, 0, framesLen(len(raw))), raw...), CodecPCMU().SilenceByte())
-		p.pcm = CodecPCMU().Decode(raw, make([]int16, 0, len(raw)))
+		p.ulaw = padFrame(append(make([]byte, 0, framesLen(len(raw))), raw...), audio.CodecPCMU().SilenceByte())
+		p.pcm = audio.CodecPCMU().Decode(raw, make([]int16, 0, len(raw)))
 		p.alaw = make([]byte, 0, framesLen(len(raw)))
 		for _, b := range raw {
 			p.alaw = append(p.alaw, g711.Ulaw2AlawFrame(b))
 		}
-		p.alaw = padFrame(p.alaw, CodecPCMA().SilenceByte())
+		p.alaw = padFrame(p.alaw, audio.CodecPCMA().SilenceByte())
 	case wavFormatALaw:
-		p.alaw = padFrame(append(make([]byte, 0, framesLen(len(raw))), raw...), CodecPCMA().SilenceByte())
-		p.pcm = CodecPCMA().Decode(raw, make([]int16, 0, len(raw)))
+		p.alaw = padFrame(append(make([]byte, 0, framesLen(len(raw))), raw...), audio.CodecPCMA().SilenceByte())
+		p.pcm = audio.CodecPCMA().Decode(raw, make([]int16, 0, len(raw)))
 		p.ulaw = make([]byte, 0, framesLen(len(raw)))
 		for _, b := range raw {
 			p.ulaw = append(p.ulaw, g711.Alaw2UlawFrame(b))
 		}
-		p.ulaw = padFrame(p.ulaw, CodecPCMU().SilenceByte())
+		p.ulaw = padFrame(p.ulaw, audio.CodecPCMU().SilenceByte())
 	}
 	p.samples = len(p.pcm)
 	if p.samples == 0 {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // wavBytes builds a WAV file: a fmt chunk of the given fields and a data
@@ -48,8 +50,8 @@ func pcmBytes(s []int16) []byte {
 
 func TestLoadPromptFormats(t *testing.T) {
 	pcm := sinePCM(800, 1000) // 100 ms
-	ulaw := CodecPCMU().Encode(pcm, nil)
-	alaw := CodecPCMA().Encode(pcm, nil)
+	ulaw := audio.CodecPCMU().Encode(pcm, nil)
+	alaw := audio.CodecPCMA().Encode(pcm, nil)
 	fsys := fstest.MapFS{
 		"pcm.wav":  {Data: wavBytes(1, 1, 8000, 16, pcmBytes(pcm), -1)},
 		"ulaw.wav": {Data: wavBytes(7, 1, 8000, 8, ulaw, -1)},
@@ -64,17 +66,17 @@ func TestLoadPromptFormats(t *testing.T) {
 		if p.Duration() != 100*time.Millisecond || p.Frames() != 5 || p.Name() != name {
 			t.Errorf("%s: duration %v frames %d name %q", name, p.Duration(), p.Frames(), p.Name())
 		}
-		u, _ := p.Encoded(CodecPCMU())
-		a, _ := p.Encoded(CodecPCMA())
+		u, _ := p.Encoded(audio.CodecPCMU())
+		a, _ := p.Encoded(audio.CodecPCMA())
 		// The file's own codec keeps its bytes; the other one is
 		// transcoded, which may round differently but must stay close.
 		for _, enc := range []struct {
-			c        Codec
+			c        audio.Codec
 			got, ref []byte
 			exact    bool
 		}{
-			{CodecPCMU(), u, ulaw, name != "alaw.wav"},
-			{CodecPCMA(), a, alaw, name != "ulaw.wav"},
+			{audio.CodecPCMU(), u, ulaw, name != "alaw.wav"},
+			{audio.CodecPCMA(), a, alaw, name != "ulaw.wav"},
 		} {
 			if enc.exact && string(enc.got) != string(enc.ref) {
 				t.Errorf("%s: %s encoding differs from the reference", name, enc.c.Name)
@@ -95,11 +97,11 @@ func TestLoadPromptFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := odd.Encoded(CodecPCMU())
+	u, _ := odd.Encoded(audio.CodecPCMU())
 	if odd.Samples() != 161 || len(u) != 320 || u[161] != 0xFF || u[319] != 0xFF {
 		t.Errorf("odd-length prompt: %d samples, %d encoded bytes, padding %#x", odd.Samples(), len(u), u[161])
 	}
-	if _, err := odd.Encoded(Codec{Name: "G729", PayloadType: 18}); !errors.Is(err, ErrCodec) {
+	if _, err := odd.Encoded(audio.Codec{Name: "G729", PayloadType: 18}); !errors.Is(err, ErrCodec) {
 		t.Errorf("Encoded(G729) = %v, want ErrCodec", err)
 	}
 }
@@ -141,7 +143,7 @@ func FuzzLoadPrompt(f *testing.F) {
 	f.Add([]byte("RIFF\x00\x00\x00\x00WAVE"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := LoadPrompt(fstest.MapFS{"f.wav": {Data: data}}, "f.wav")
-		if err == nil && (p.Samples() == 0 || len(p.ulaw)%SamplesPerFrame != 0) {
+		if err == nil && (p.Samples() == 0 || len(p.ulaw)%audio.SamplesPerFrame != 0) {
 			t.Fatalf("accepted prompt with %d samples, %d µ-law bytes", p.Samples(), len(p.ulaw))
 		}
 	})

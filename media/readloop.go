@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // rxState is the reader's private state of the leg; only its reader (the
@@ -182,7 +184,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	e.stats.rxBytes.Add(uint64(len(b)))
 	e.lastRx.Store(e.now())
 
-	if !Direction(e.dir.Load()).CanReceive() {
+	if !audio.Direction(e.dir.Load()).CanReceive() {
 		e.stats.direction.Add(1)
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // Unit tests of the source policies, fed through handleDatagram.
@@ -13,14 +15,14 @@ import (
 func newPolicyEndpoint(t *testing.T, remote netip.AddrPort, policy SourcePolicy) (*Endpoint, *memConn, *recorder) {
 	t.Helper()
 	c := newMemConn(64)
-	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), EventPT: 101, Remote: remote, Source: policy})
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: remote, Source: policy})
 	t.Cleanup(func() { _ = e.Close() })
 	rec := &recorder{}
 	e.SetHandler(rec)
 	return e, c, rec
 }
 
-func audio(seq uint16, ssrc uint32) []byte {
+func audioPacket(seq uint16, ssrc uint32) []byte {
 	return rtpPacket(0, seq, uint32(seq)*160, ssrc, false, make([]byte, 160))
 }
 
@@ -45,7 +47,7 @@ func TestStrictSourceOnlySDPAddress(t *testing.T) {
 	e, conn, rec := newPolicyEndpoint(t, sdpAddr, SourceStrict)
 	sameIP := netip.AddrPortFrom(sdpAddr.Addr(), sdpAddr.Port()+2)
 	for i, from := range []netip.AddrPort{strayAdr, sameIP, natAddr} {
-		e.handleDatagram(audio(uint16(i), 0xBAD), from, new(Packet))
+		e.handleDatagram(audioPacket(uint16(i), 0xBAD), from, new(Packet))
 	}
 	e.handleDatagram(rtpPacket(101, 9, 0, 0xBAD, true, []byte{5, 0x0a, 0, 160}), sameIP, new(Packet)) // digit 5
 	if s := e.Stats(); e.Latched() || rec.len() != 0 || s.DroppedUnknownSource != 4 || s.RxPackets != 0 {
@@ -57,11 +59,11 @@ func TestStrictSourceOnlySDPAddress(t *testing.T) {
 	if d := <-conn.out; d.addr != sdpAddr {
 		t.Fatalf("sent to %v, want the SDP address %v", d.addr, sdpAddr)
 	}
-	e.handleDatagram(audio(100, 0x600D), sdpAddr, new(Packet))
+	e.handleDatagram(audioPacket(100, 0x600D), sdpAddr, new(Packet))
 	if !e.Latched() || e.Remote() != sdpAddr || rec.len() != 1 {
 		t.Fatalf("packet from the SDP address not accepted: latched=%v remote=%v delivered=%d", e.Latched(), e.Remote(), rec.len())
 	}
-	e.handleDatagram(audio(101, 0x600D), sameIP, new(Packet))
+	e.handleDatagram(audioPacket(101, 0x600D), sameIP, new(Packet))
 	if s := e.Stats(); s.DroppedUnknownSource != 5 || rec.len() != 1 {
 		t.Errorf("after latching: stats %+v, delivered %d", s, rec.len())
 	}
@@ -73,7 +75,7 @@ func TestLateOfferAcceptsNothingUntilSetRemote(t *testing.T) {
 	for _, policy := range []SourcePolicy{SourceStrict, SourceLearn} {
 		e, _, rec := newPolicyEndpoint(t, netip.AddrPort{}, policy)
 		for i := range 8 {
-			e.handleDatagram(audio(uint16(i), 0x600D), sdpAddr, new(Packet))
+			e.handleDatagram(audioPacket(uint16(i), 0x600D), sdpAddr, new(Packet))
 		}
 		if e.Latched() || rec.len() != 0 || e.Stats().DroppedUnknownSource != 8 {
 			t.Fatalf("%v without a remote: latched=%v delivered=%d stats %+v", policy, e.Latched(), rec.len(), e.Stats())
@@ -82,7 +84,7 @@ func TestLateOfferAcceptsNothingUntilSetRemote(t *testing.T) {
 			t.Errorf("%v: WriteAudio without a remote = %v, want ErrNoRemote", policy, err)
 		}
 		e.SetRemote(sdpAddr)
-		e.handleDatagram(audio(8, 0x600D), sdpAddr, new(Packet))
+		e.handleDatagram(audioPacket(8, 0x600D), sdpAddr, new(Packet))
 		if !e.Latched() || rec.len() != 1 {
 			t.Errorf("%v after SetRemote: latched=%v delivered=%d", policy, e.Latched(), rec.len())
 		}
@@ -102,27 +104,27 @@ func TestLearnNeedsAnUnbrokenRun(t *testing.T) {
 	}{
 		{"four in a row", func(e *Endpoint) {
 			for s := uint16(10); s < 14; s++ {
-				e.handleDatagram(audio(s, 1), nat, new(Packet))
+				e.handleDatagram(audioPacket(s, 1), nat, new(Packet))
 			}
 		}, true},
 		{"across the sequence wrap", func(e *Endpoint) {
 			for _, s := range []uint16{65534, 65535, 0, 1} {
-				e.handleDatagram(audio(s, 1), nat, new(Packet))
+				e.handleDatagram(audioPacket(s, 1), nat, new(Packet))
 			}
 		}, true},
 		{"a gap", func(e *Endpoint) {
 			for _, s := range []uint16{10, 11, 13, 14} {
-				e.handleDatagram(audio(s, 1), nat, new(Packet))
+				e.handleDatagram(audioPacket(s, 1), nat, new(Packet))
 			}
 		}, false},
 		{"a repeat", func(e *Endpoint) {
 			for _, s := range []uint16{10, 11, 11, 12} {
-				e.handleDatagram(audio(s, 1), nat, new(Packet))
+				e.handleDatagram(audioPacket(s, 1), nat, new(Packet))
 			}
 		}, false},
 		{"SSRC changes", func(e *Endpoint) {
 			for i, s := range []uint16{10, 11, 12, 13} {
-				e.handleDatagram(audio(s, uint32(1+i/2)), nat, new(Packet))
+				e.handleDatagram(audioPacket(s, uint32(1+i/2)), nat, new(Packet))
 			}
 		}, false},
 		{"ports interleaved", func(e *Endpoint) {
@@ -131,12 +133,12 @@ func TestLearnNeedsAnUnbrokenRun(t *testing.T) {
 				if i%2 == 1 {
 					from = nat2
 				}
-				e.handleDatagram(audio(s, 1), from, new(Packet))
+				e.handleDatagram(audioPacket(s, 1), from, new(Packet))
 			}
 		}, false},
 		{"another IP", func(e *Endpoint) {
 			for s := uint16(10); s < 30; s++ {
-				e.handleDatagram(audio(s, 1), strayAdr, new(Packet))
+				e.handleDatagram(audioPacket(s, 1), strayAdr, new(Packet))
 			}
 		}, false},
 	} {
@@ -166,23 +168,23 @@ func TestLearnNeedsAnUnbrokenRun(t *testing.T) {
 func TestLearnRelearnsOnlyAfterRun(t *testing.T) {
 	e, conn, rec := newPolicyEndpoint(t, sdpAddr, SourceLearn)
 	moved := netip.AddrPortFrom(sdpAddr.Addr(), 50000)
-	e.handleDatagram(audio(1, 7), sdpAddr, new(Packet))
+	e.handleDatagram(audioPacket(1, 7), sdpAddr, new(Packet))
 	if !e.Latched() || rec.len() != 1 {
 		t.Fatal("the SDP's own address was not accepted at once")
 	}
-	e.handleDatagram(audio(2, 7), moved, new(Packet))
-	e.handleDatagram(audio(3, 7), moved, new(Packet))
-	e.handleDatagram(audio(1, 7), sdpAddr, new(Packet)) // the old binding still delivers
-	e.handleDatagram(audio(4, 7), moved, new(Packet))
+	e.handleDatagram(audioPacket(2, 7), moved, new(Packet))
+	e.handleDatagram(audioPacket(3, 7), moved, new(Packet))
+	e.handleDatagram(audioPacket(1, 7), sdpAddr, new(Packet)) // the old binding still delivers
+	e.handleDatagram(audioPacket(4, 7), moved, new(Packet))
 	if e.Remote() != sdpAddr || rec.len() != 2 {
 		t.Fatalf("switched before the run: remote %v delivered %d", e.Remote(), rec.len())
 	}
-	e.handleDatagram(audio(5, 7), moved, new(Packet)) // fourth in a row, but the old one just spoke
+	e.handleDatagram(audioPacket(5, 7), moved, new(Packet)) // fourth in a row, but the old one just spoke
 	if e.Remote() != sdpAddr || rec.len() != 2 {
 		t.Fatalf("switched while the learned source was not quiet: remote %v delivered %d", e.Remote(), rec.len())
 	}
 	e.lastRx.Store(time.Now().Add(-time.Second).UnixNano()) // the old binding has gone quiet
-	e.handleDatagram(audio(6, 7), moved, new(Packet))
+	e.handleDatagram(audioPacket(6, 7), moved, new(Packet))
 	if e.Remote() != moved || rec.len() != 3 || e.Stats().SourceChanges != 1 {
 		t.Fatalf("after the run and quiet: remote %v delivered %d stats %+v", e.Remote(), rec.len(), e.Stats())
 	}
@@ -192,7 +194,7 @@ func TestLearnRelearnsOnlyAfterRun(t *testing.T) {
 	if d := <-conn.out; d.addr != moved {
 		t.Fatalf("sent to %v, want the learned %v", d.addr, moved)
 	}
-	e.handleDatagram(audio(7, 7), sdpAddr, new(Packet)) // what the SDP names takes it back
+	e.handleDatagram(audioPacket(7, 7), sdpAddr, new(Packet)) // what the SDP names takes it back
 	if e.Remote() != sdpAddr || rec.len() != 4 || e.Stats().SourceChanges != 2 {
 		t.Fatalf("the SDP's address did not take the leg back: remote %v delivered %d", e.Remote(), rec.len())
 	}
@@ -201,10 +203,10 @@ func TestLearnRelearnsOnlyAfterRun(t *testing.T) {
 	// begun before it does not count.
 	other := netip.AddrPortFrom(sdpAddr.Addr(), 50002)
 	for s := uint16(20); s < 23; s++ {
-		e.handleDatagram(audio(s, 9), other, new(Packet))
+		e.handleDatagram(audioPacket(s, 9), other, new(Packet))
 	}
 	e.SetRemote(sdpAddr)
-	e.handleDatagram(audio(23, 9), other, new(Packet))
+	e.handleDatagram(audioPacket(23, 9), other, new(Packet))
 	if e.Latched() {
 		t.Fatal("a run begun before SetRemote completed after it")
 	}
@@ -218,14 +220,14 @@ func TestLearnKeepsTalkingSource(t *testing.T) {
 	nat := netip.AddrPortFrom(sdpAddr.Addr(), 41000)
 	rival := netip.AddrPortFrom(sdpAddr.Addr(), 41002)
 	for s := uint16(0); s < 4; s++ {
-		e.handleDatagram(audio(s, 1), nat, new(Packet))
+		e.handleDatagram(audioPacket(s, 1), nat, new(Packet))
 	}
 	if e.Remote() != nat {
 		t.Fatal("caller not learned")
 	}
 	for i := uint16(0); i < 50; i++ {
-		e.handleDatagram(audio(4+i, 1), nat, new(Packet))
-		e.handleDatagram(audio(900+i, 2), rival, new(Packet))
+		e.handleDatagram(audioPacket(4+i, 1), nat, new(Packet))
+		e.handleDatagram(audioPacket(900+i, 2), rival, new(Packet))
 	}
 	if e.Remote() != nat || e.Stats().SourceChanges != 0 {
 		t.Fatalf("rival took the leg: remote %v stats %+v", e.Remote(), e.Stats())
@@ -235,16 +237,16 @@ func TestLearnKeepsTalkingSource(t *testing.T) {
 
 func TestLearnPacketsConfigurable(t *testing.T) {
 	c := newMemConn(0)
-	e := NewEndpoint(EndpointConfig{Conn: c, Codec: CodecPCMU(), Remote: sdpAddr, Source: SourceLearn, LearnPackets: 8})
+	e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), Remote: sdpAddr, Source: SourceLearn, LearnPackets: 8})
 	defer e.Close()
 	nat := netip.AddrPortFrom(sdpAddr.Addr(), 41000)
 	for s := uint16(0); s < 7; s++ {
-		e.handleDatagram(audio(s, 1), nat, new(Packet))
+		e.handleDatagram(audioPacket(s, 1), nat, new(Packet))
 	}
 	if e.Latched() {
 		t.Fatal("learned after 7 of 8")
 	}
-	e.handleDatagram(audio(7, 1), nat, new(Packet))
+	e.handleDatagram(audioPacket(7, 1), nat, new(Packet))
 	if !e.Latched() {
 		t.Fatal("not learned after 8")
 	}
@@ -278,9 +280,13 @@ func startLeg(t *testing.T, pool *PortPool, remote netip.AddrPort, policy Source
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: CodecPCMU(), EventPT: 101, Remote: remote, Source: policy})
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), EventPT: 101, Remote: remote, Source: policy})
 	rec := &recorder{}
-	e.SetHandler(Chain(rec, Echo()))
+	echo := Echo()
+	e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) {
+		rec.HandleRTP(e, p)
+		echo.HandleRTP(e, p)
+	}))
 	e.Start()
 	t.Cleanup(func() { _ = e.Close() })
 	return e, rec
@@ -301,7 +307,7 @@ func newPeerAt(t *testing.T, ip string) *peer {
 // sendRun sends n consecutive packets (one SSRC) from p to port.
 func sendRun(p *peer, port int, first uint16, n int, ssrc uint32) {
 	for i := range n {
-		p.send(port, audio(first+uint16(i), ssrc))
+		p.send(port, audioPacket(first+uint16(i), ssrc))
 	}
 }
 
@@ -353,7 +359,7 @@ func TestAttackerFirstOverLoopback(t *testing.T) {
 					t.Fatal("caller did not receive our stream")
 				}
 				for i := range 5 {
-					caller.send(port, audio(uint16(i), 0xCA11E4))
+					caller.send(port, audioPacket(uint16(i), 0xCA11E4))
 					if _, ok := caller.recv(time.Second); !ok {
 						t.Fatalf("caller's packet %d not echoed", i)
 					}
@@ -385,7 +391,7 @@ func TestAttackerMidCallOverLoopback(t *testing.T) {
 				e, rec := startLeg(t, pool, caller.addr(), policy)
 				port := e.LocalPort()
 				for i := range 3 {
-					caller.send(port, audio(uint16(i), 0xCA11E4))
+					caller.send(port, audioPacket(uint16(i), 0xCA11E4))
 					if _, ok := caller.recv(time.Second); !ok {
 						t.Fatalf("caller's packet %d not echoed", i)
 					}
@@ -403,7 +409,7 @@ func TestAttackerMidCallOverLoopback(t *testing.T) {
 					waitFor(t, "attacker's packets to be counted", func() bool { return e.Stats().DroppedUnknownSource == 21 })
 				}
 				for i := 3; i < 6; i++ {
-					caller.send(port, audio(uint16(i), 0xCA11E4))
+					caller.send(port, audioPacket(uint16(i), 0xCA11E4))
 					if _, ok := caller.recv(time.Second); !ok {
 						t.Fatalf("caller's packet %d not echoed after the attack", i)
 					}
@@ -431,7 +437,7 @@ func TestLearnNATOverLoopback(t *testing.T) {
 		sendRun(natA, port, 100, 3, 0xCA11E4)
 		waitFor(t, "run to be dropped", func() bool { return e.Stats().DroppedUnknownSource == 3 })
 		expectNothing(t, natA, "caller before the run completed", 50*time.Millisecond)
-		natA.send(port, audio(103, 0xCA11E4))
+		natA.send(port, audioPacket(103, 0xCA11E4))
 		if _, ok := natA.recv(time.Second); !ok {
 			t.Fatal("caller not answered after its run")
 		}
@@ -470,11 +476,11 @@ func TestAnyLatchesToFirstSenderOverLoopback(t *testing.T) {
 		caller, attacker := newPeer(t), newPeer(t)
 		e, rec := startLeg(t, pool, caller.addr(), SourceAny)
 		port := e.LocalPort()
-		attacker.send(port, audio(1, 0xA77AC4))
+		attacker.send(port, audioPacket(1, 0xA77AC4))
 		if _, ok := attacker.recv(time.Second); !ok {
 			t.Fatal("under any the first sender was not answered")
 		}
-		caller.send(port, audio(1, 0xCA11E4))
+		caller.send(port, audioPacket(1, 0xCA11E4))
 		expectNothing(t, caller, "caller", 100*time.Millisecond)
 		if e.Remote() != attacker.addr() || rec.len() != 1 {
 			t.Errorf("remote %v, delivered %d", e.Remote(), rec.len())

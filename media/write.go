@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // WriteAudio sends one packet of our stream holding payload (already
@@ -25,7 +27,7 @@ func (e *Endpoint) WriteAudio(payload []byte, samples uint32, marker bool) error
 }
 
 // writeAudio sends payload encoded in codec on our stream.
-func (e *Endpoint) writeAudio(codec Codec, payload []byte, samples uint32, marker bool) error {
+func (e *Endpoint) writeAudio(codec audio.Codec, payload []byte, samples uint32, marker bool) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloak-voip/cloak/audio"
 	siplib "github.com/emiago/sipgo/sip"
 )
 
@@ -17,7 +18,7 @@ func FuzzReoffer(f *testing.F) {
 	for _, s := range [][]byte{offerLinphone, offerPCMAFirst, offerVideoFirst, offerHold2543, offerMediaLevelC, offerG729Only, offerLowercase, offerInactive, offerSendonlySession, nil} {
 		f.Add(s)
 	}
-	cur := Media{Remote: netip.MustParseAddrPort("127.0.0.1:40000"), Codec: Codec{"PCMU", 0, 8000}, EventPT: 101, Direction: SendRecv, Ptime: 20}
+	cur := Media{Remote: netip.MustParseAddrPort("127.0.0.1:40000"), Codec: audio.CodecPCMU(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		local := LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: 30000, SessionID: 1, Version: 1}
 		media, body, code := reoffer(b, &local, cur)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
@@ -77,7 +78,7 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 		o.Local.SessionID = uint64(time.Now().UnixNano() & 0x7fffffffffff)
 	}
 	o.Local.Version++
-	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, SendRecv)
+	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 )
@@ -165,7 +166,7 @@ func TestReinviteOfferAnswer(t *testing.T) {
 	if !strings.Contains(string(res.Body()), "a=recvonly\r\n") {
 		t.Fatalf("answer to sendonly lacks a=recvonly:\n%s", res.Body())
 	}
-	if got := sess.Media().Direction; got != RecvOnly {
+	if got := sess.Media().Direction; got != audio.RecvOnly {
 		t.Fatalf("session direction %v, want recvonly", got)
 	}
 }

@@ -7,59 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/pion/sdp/v3"
-)
-
-// Direction is the media direction of a stream from cloak's point of view
-// (RFC 3264 §5.1, §6.1).
-type Direction uint8
-
-// Directions, from our side.
-const (
-	SendRecv Direction = iota
-	SendOnly
-	RecvOnly
-	Inactive
-)
-
-// String returns the SDP attribute name of the direction.
-func (d Direction) String() string {
-	switch d {
-	case SendOnly:
-		return "sendonly"
-	case RecvOnly:
-		return "recvonly"
-	case Inactive:
-		return "inactive"
-	default:
-		return "sendrecv"
-	}
-}
-
-// reverse returns the direction the answerer takes for an offered direction
-// (RFC 3264 §6.1: sendonly is answered recvonly and the other way round).
-func (d Direction) reverse() Direction {
-	switch d {
-	case SendOnly:
-		return RecvOnly
-	case RecvOnly:
-		return SendOnly
-	default:
-		return d
-	}
-}
-
-// Codec is an RTP audio payload format cloak can send and receive.
-type Codec struct {
-	Name        string // "PCMU" or "PCMA"
-	PayloadType uint8
-	ClockRate   uint32
-}
-
-// The static G.711 payload types of RFC 3551 §6.
-const (
-	PayloadPCMU = 0
-	PayloadPCMA = 8
 )
 
 // DefaultEventPayloadType is the payload type cloak offers for
@@ -68,8 +17,8 @@ const DefaultEventPayloadType = 101
 
 // SupportedCodecs returns the audio codecs cloak negotiates, in its own
 // order of preference (used when cloak makes the offer).
-func SupportedCodecs() []Codec {
-	return []Codec{{"PCMU", PayloadPCMU, 8000}, {"PCMA", PayloadPCMA, 8000}}
+func SupportedCodecs() []audio.Codec {
+	return []audio.Codec{audio.CodecPCMU(), audio.CodecPCMA()}
 }
 
 // Media is the outcome of an offer/answer exchange for the audio stream of
@@ -79,11 +28,11 @@ type Media struct {
 	// RFC 2543 convention (c=0.0.0.0) its address is unspecified.
 	Remote netip.AddrPort
 	// Codec is the audio format both sides use.
-	Codec Codec
+	Codec audio.Codec
 	// EventPT is the telephone-event payload type, 0 when none was agreed.
 	EventPT uint8
 	// Direction is the direction from our side.
-	Direction Direction
+	Direction audio.Direction
 	// Ptime is the packetisation time in ms (20 unless the peer asked for other).
 	Ptime int
 }
@@ -91,7 +40,7 @@ type Media struct {
 // OnHold reports whether the peer has put the stream on hold: we must not
 // send (RFC 3264 §8.4, and RFC 2543's c=0.0.0.0).
 func (m Media) OnHold() bool {
-	return m.Direction == RecvOnly || m.Direction == Inactive || !m.Remote.Addr().IsValid() || m.Remote.Addr().IsUnspecified()
+	return m.Direction == audio.RecvOnly || m.Direction == audio.Inactive || !m.Remote.Addr().IsValid() || m.Remote.Addr().IsUnspecified()
 }
 
 // Offer is a parsed and negotiated SDP offer: what we will answer.
@@ -243,13 +192,13 @@ func negotiateAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) (Media
 				m.EventPT = pt
 			}
 			continue
-		case !mapped && pt == PayloadPCMU:
+		case !mapped && pt == audio.PayloadTypePCMU:
 			name = "PCMU"
-		case !mapped && pt == PayloadPCMA:
+		case !mapped && pt == audio.PayloadTypePCMA:
 			name = "PCMA"
 		}
 		if name != "" && !found {
-			m.Codec = Codec{Name: name, PayloadType: pt, ClockRate: 8000}
+			m.Codec = audio.Codec{Name: name, PayloadType: pt, ClockRate: 8000}
 			found = true
 		}
 	}
@@ -262,22 +211,15 @@ func negotiateAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) (Media
 		}
 	}
 	// Direction: media-level attribute wins over session level (RFC 4566 §6).
-	dir := SendRecv
+	dir := audio.SendRecv
 	for _, attrs := range [][]sdp.Attribute{sd.Attributes, md.Attributes} {
 		for _, a := range attrs {
-			switch a.Key {
-			case "sendrecv":
-				dir = SendRecv
-			case "sendonly":
-				dir = SendOnly
-			case "recvonly":
-				dir = RecvOnly
-			case "inactive":
-				dir = Inactive
+			if d, ok := audio.ParseDirection(a.Key); ok {
+				dir = d
 			}
 		}
 	}
-	m.Direction = dir.reverse()
+	m.Direction = dir.Reverse()
 	ci := md.ConnectionInformation
 	if ci == nil {
 		ci = sd.ConnectionInformation
@@ -299,9 +241,9 @@ func negotiateAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) (Media
 		return Media{}, false, badSDP("port %d out of range", port)
 	}
 	m.Remote = netip.AddrPortFrom(addr.Unmap(), uint16(port))
-	if addr.IsUnspecified() && m.Direction == SendRecv {
+	if addr.IsUnspecified() && m.Direction == audio.SendRecv {
 		// RFC 2543 hold: c=0.0.0.0 with no direction attribute.
-		m.Direction = RecvOnly
+		m.Direction = audio.RecvOnly
 	}
 	return m, true, nil
 }
@@ -330,7 +272,7 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 			})
 			continue
 		}
-		codecs := []Codec{o.Media.Codec}
+		codecs := []audio.Codec{o.Media.Codec}
 		sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, o.Media.EventPT, o.Media.Direction, 20))
 	}
 	return sd.Marshal()
@@ -339,7 +281,7 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 // BuildOffer builds an SDP offer with every codec we support, in our order,
 // and telephone-event (RFC 4733 §7.1.1), used for late-offer INVITEs and
 // outbound legs.
-func BuildOffer(l LocalSDP, codecs []Codec, eventPT uint8, dir Direction) ([]byte, error) {
+func BuildOffer(l LocalSDP, codecs []audio.Codec, eventPT uint8, dir audio.Direction) ([]byte, error) {
 	sd := baseSDP(l)
 	sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, eventPT, dir, 20))
 	return sd.Marshal()
@@ -362,7 +304,7 @@ func baseSDP(l LocalSDP) *sdp.SessionDescription {
 	}
 }
 
-func audioLine(port int, codecs []Codec, eventPT uint8, dir Direction, ptime int) *sdp.MediaDescription {
+func audioLine(port int, codecs []audio.Codec, eventPT uint8, dir audio.Direction, ptime int) *sdp.MediaDescription {
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: port}, Protos: []string{"RTP", "AVP"}},
 	}

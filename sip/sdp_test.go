@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/pion/sdp/v3"
 )
 
@@ -165,17 +166,17 @@ func TestParseOffer(t *testing.T) {
 		status  int // expected error status, 0 for success
 		wantErr error
 	}{
-		{"linphone opus first falls to PCMU", offerLinphone, Media{Remote: ap("192.168.1.20:7078"), Codec: Codec{"PCMU", 0, 8000}, EventPT: 101, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"caller preference PCMA over PCMU", offerPCMAFirst, Media{Remote: ap("10.0.0.5:20000"), Codec: Codec{"PCMA", 8, 8000}, EventPT: 101, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"no telephone-event", offerNoEvent, Media{Remote: ap("10.0.0.5:20000"), Codec: Codec{"PCMU", 0, 8000}, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"PCMA only trunk", offerPCMAOnly, Media{Remote: ap("203.0.113.9:40002"), Codec: Codec{"PCMA", 8, 8000}, EventPT: 101, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"telephone-event on dynamic 96", offerEvent96, Media{Remote: ap("127.0.0.1:6000"), Codec: Codec{"PCMU", 0, 8000}, EventPT: 96, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"inactive", offerInactive, Media{Remote: ap("127.0.0.1:6000"), Codec: Codec{"PCMU", 0, 8000}, EventPT: 101, Direction: Inactive, Ptime: 20}, 0, nil},
-		{"session-level sendonly is answered recvonly", offerSendonlySession, Media{Remote: ap("127.0.0.1:6000"), Codec: Codec{"PCMU", 0, 8000}, Direction: RecvOnly, Ptime: 20}, 0, nil},
-		{"RFC 2543 hold with 0.0.0.0", offerHold2543, Media{Remote: ap("0.0.0.0:6000"), Codec: Codec{"PCMU", 0, 8000}, Direction: RecvOnly, Ptime: 20}, 0, nil},
-		{"video line first, first audio line taken", offerVideoFirst, Media{Remote: ap("192.0.2.1:9002"), Codec: Codec{"PCMU", 0, 8000}, EventPT: 101, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"media-level c= over IPv6", offerMediaLevelC, Media{Remote: ap("[::1]:9002"), Codec: Codec{"PCMU", 0, 8000}, Direction: SendRecv, Ptime: 20}, 0, nil},
-		{"dynamic PT with lowercase encoding names", offerLowercase, Media{Remote: ap("10.0.0.5:20000"), Codec: Codec{"PCMA", 110, 8000}, EventPT: 111, Direction: SendRecv, Ptime: 20}, 0, nil},
+		{"linphone opus first falls to PCMU", offerLinphone, Media{Remote: ap("192.168.1.20:7078"), Codec: audio.CodecPCMU(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"caller preference PCMA over PCMU", offerPCMAFirst, Media{Remote: ap("10.0.0.5:20000"), Codec: audio.CodecPCMA(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"no telephone-event", offerNoEvent, Media{Remote: ap("10.0.0.5:20000"), Codec: audio.CodecPCMU(), Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"PCMA only trunk", offerPCMAOnly, Media{Remote: ap("203.0.113.9:40002"), Codec: audio.CodecPCMA(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"telephone-event on dynamic 96", offerEvent96, Media{Remote: ap("127.0.0.1:6000"), Codec: audio.CodecPCMU(), EventPT: 96, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"inactive", offerInactive, Media{Remote: ap("127.0.0.1:6000"), Codec: audio.CodecPCMU(), EventPT: 101, Direction: audio.Inactive, Ptime: 20}, 0, nil},
+		{"session-level sendonly is answered recvonly", offerSendonlySession, Media{Remote: ap("127.0.0.1:6000"), Codec: audio.CodecPCMU(), Direction: audio.RecvOnly, Ptime: 20}, 0, nil},
+		{"RFC 2543 hold with 0.0.0.0", offerHold2543, Media{Remote: ap("0.0.0.0:6000"), Codec: audio.CodecPCMU(), Direction: audio.RecvOnly, Ptime: 20}, 0, nil},
+		{"video line first, first audio line taken", offerVideoFirst, Media{Remote: ap("192.0.2.1:9002"), Codec: audio.CodecPCMU(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"media-level c= over IPv6", offerMediaLevelC, Media{Remote: ap("[::1]:9002"), Codec: audio.CodecPCMU(), Direction: audio.SendRecv, Ptime: 20}, 0, nil},
+		{"dynamic PT with lowercase encoding names", offerLowercase, Media{Remote: ap("10.0.0.5:20000"), Codec: audio.Codec{Name: "PCMA", PayloadType: 110, ClockRate: 8000}, EventPT: 111, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
 		{"G.729 only is 488", offerG729Only, Media{}, 488, ErrNoCodec},
 		{"SRTP only is 488", offerSRTPOnly, Media{}, 488, ErrNoCodec},
 		{"no connection address is 400", offerNoConnection, Media{}, 400, ErrSDP},
@@ -279,7 +280,7 @@ func TestAnswerDirectionMirrorsHold(t *testing.T) {
 }
 
 func TestBuildOfferRoundTrip(t *testing.T) {
-	body, err := BuildOffer(LocalSDP{Addr: netip.MustParseAddr("::1"), Port: 31000, SessionID: 9, Version: 1}, SupportedCodecs(), DefaultEventPayloadType, SendRecv)
+	body, err := BuildOffer(LocalSDP{Addr: netip.MustParseAddr("::1"), Port: 31000, SessionID: 9, Version: 1}, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestBuildOfferRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("our own offer is refused: %v\n%s", err, body)
 	}
-	want := Media{Remote: netip.MustParseAddrPort("[::1]:31000"), Codec: Codec{"PCMU", 0, 8000}, EventPT: 101, Direction: SendRecv, Ptime: 20}
+	want := Media{Remote: netip.MustParseAddrPort("[::1]:31000"), Codec: audio.CodecPCMU(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}
 	if o.Media != want {
 		t.Fatalf("got %+v want %+v", o.Media, want)
 	}

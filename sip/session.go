@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
@@ -212,7 +213,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 	if s.offer != nil {
 		body, err = s.offer.Answer(local)
 	} else {
-		body, err = BuildOffer(local, SupportedCodecs(), DefaultEventPayloadType, SendRecv)
+		body, err = BuildOffer(local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
 	}
 	if err != nil {
 		s.mu.Unlock()
@@ -497,7 +498,7 @@ func (d *dialogState) answerInfo(srv *Server, req *siplib.Request, tx siplib.Ser
 func reoffer(b []byte, local *LocalSDP, cur Media) (Media, []byte, int) {
 	local.Version++
 	if len(b) == 0 {
-		body, err := BuildOffer(*local, []Codec{cur.Codec}, cur.EventPT, cur.Direction)
+		body, err := BuildOffer(*local, []audio.Codec{cur.Codec}, cur.EventPT, cur.Direction)
 		if err != nil {
 			return cur, nil, 500
 		}

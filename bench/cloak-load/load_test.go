@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/dtmf"
-	"github.com/cloak-voip/cloak/media"
 )
 
 func TestStampSurvivesG711Transcoding(t *testing.T) {
-	c := media.CodecPCMU()
+	c := audio.CodecPCMU()
 	for _, tc := range []struct {
 		ns  int64
 		seq uint32

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/dtmf"
-	"github.com/cloak-voip/cloak/media"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,7 +80,7 @@ var audioFrames = func() [][]byte {
 			t := float64(f*samples+i) / 8000
 			pcm[i] = int16(2300 * math.Sin(2*math.Pi*425*t))
 		}
-		out[f] = media.CodecPCMU().Encode(pcm, nil)
+		out[f] = audio.CodecPCMU().Encode(pcm, nil)
 	}
 	return out
 }()

@@ -1,4 +1,4 @@
-package media
+package audio
 
 import (
 	"strconv"
@@ -71,15 +71,18 @@ func CodecByPayloadType(pt uint8) (Codec, bool) {
 func (c Codec) IsZero() bool { return c == Codec{} }
 
 // Supported reports whether this package can encode and decode c.
-func (c Codec) Supported() bool { return c.isULaw() || c.isALaw() }
+func (c Codec) Supported() bool { return c.IsULaw() || c.IsALaw() }
 
-func (c Codec) isULaw() bool { return strings.EqualFold(c.Name, "PCMU") }
-func (c Codec) isALaw() bool { return strings.EqualFold(c.Name, "PCMA") }
+// IsULaw reports whether c is G.711 µ-law (PCMU).
+func (c Codec) IsULaw() bool { return strings.EqualFold(c.Name, "PCMU") }
+
+// IsALaw reports whether c is G.711 A-law (PCMA).
+func (c Codec) IsALaw() bool { return strings.EqualFold(c.Name, "PCMA") }
 
 // SilenceByte returns the encoded value of a zero sample (0xFF for µ-law,
 // 0xD5 for A-law), used to pad the last frame of a prompt.
 func (c Codec) SilenceByte() byte {
-	if c.isALaw() {
+	if c.IsALaw() {
 		return g711.EncodeAlawFrame(0)
 	}
 	return g711.EncodeUlawFrame(0)
@@ -106,9 +109,9 @@ func (c Codec) Decode(payload []byte, out []int16) []int16 {
 // it with each frame it queues in G.711 (recorder.WriteCompanded).
 func (c Codec) Expansion() *[256]int16 {
 	switch {
-	case c.isULaw():
+	case c.IsULaw():
 		return &decodeTables().ulaw
-	case c.isALaw():
+	case c.IsALaw():
 		return &decodeTables().alaw
 	}
 	return nil
@@ -132,9 +135,9 @@ func (c Codec) Encode(samples []int16, out []byte) []byte {
 	out = out[:0]
 	var t *[65536]byte
 	switch {
-	case c.isULaw():
+	case c.IsULaw():
 		t = &encodeTables().ulaw
-	case c.isALaw():
+	case c.IsALaw():
 		t = &encodeTables().alaw
 	default:
 		return out

@@ -1,4 +1,4 @@
-package media
+package audio
 
 // Direction is the media direction from OUR side of the session, as in the
 // SDP attributes of RFC 3264 §5.1 / §6.1. The zero value is SendRecv.

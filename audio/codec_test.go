@@ -1,4 +1,4 @@
-package media
+package audio
 
 import (
 	"testing"
@@ -75,14 +75,14 @@ func TestCodecRoundTripAllCodePoints(t *testing.T) {
 		out := c.Encode(pcm, make([]byte, 0, 256))
 		for i := range in {
 			want := in[i]
-			if c.isULaw() && want == 0x7F { // µ-law has two zeros; 0x7F (-0) encodes as 0xFF (+0)
+			if c.IsULaw() && want == 0x7F { // µ-law has two zeros; 0x7F (-0) encodes as 0xFF (+0)
 				want = 0xFF
 			}
 			if out[i] != want {
 				t.Errorf("%s: code %#02x → %d → %#02x", c.Name, in[i], pcm[i], out[i])
 			}
 			ref := g711.DecodeUlawFrame(in[i])
-			if c.isALaw() {
+			if c.IsALaw() {
 				ref = g711.DecodeAlawFrame(in[i])
 			}
 			if pcm[i] != ref {
