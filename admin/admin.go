@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/call"
 )
 
@@ -19,7 +20,7 @@ type Backend interface {
 	Call(id string) (call.Info, []call.Event, bool)
 	Secure(id, flow string) error
 	Subscribe(id string) (past []call.Event, next <-chan call.Event, cancel func(), ok bool)
-	Agents() []call.AgentInfo
+	Agents() []acd.AgentInfo
 	// Recording pauses ("pause") or resumes ("resume") a call's recording.
 	Recording(id, action string) error
 	// Stats are the process's counters (calls, SIP, runtime).
@@ -248,11 +249,11 @@ func (b managerBackend) Subscribe(id string) ([]call.Event, <-chan call.Event, f
 	return past, ch, cancel, true
 }
 
-func (b managerBackend) Agents() []call.AgentInfo {
+func (b managerBackend) Agents() []acd.AgentInfo {
 	if d := b.m.Directory(); d != nil {
 		return d.Agents()
 	}
-	return []call.AgentInfo{}
+	return []acd.AgentInfo{}
 }
 
 func (b managerBackend) Recording(id, action string) error {

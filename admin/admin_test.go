@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/call"
 )
 
@@ -41,8 +42,8 @@ func (f *fakeBackend) Subscribe(id string) ([]call.Event, <-chan call.Event, fun
 	}
 	return []call.Event{{Type: "secure_started", Flow: "secure-pay"}}, f.events, func() {}, true
 }
-func (f *fakeBackend) Agents() []call.AgentInfo {
-	return []call.AgentInfo{{Name: "alice", State: "reserved"}}
+func (f *fakeBackend) Agents() []acd.AgentInfo {
+	return []acd.AgentInfo{{Name: "alice", State: "reserved"}}
 }
 func (f *fakeBackend) Stats() map[string]any { return map[string]any{"calls_active": 3} }
 

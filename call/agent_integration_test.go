@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/dtmf"
@@ -232,11 +233,11 @@ func newAgentHarness(t *testing.T, agents ...*testAgent) *harness {
 		t.Fatal(err)
 	}
 	gw := startGateway(t)
-	var acfg []call.AgentConfig
+	var acfg []acd.AgentConfig
 	for _, a := range agents {
-		acfg = append(acfg, call.AgentConfig{Name: a.name, URI: a.uri(), Queues: []string{"sales", "payments"}})
+		acfg = append(acfg, acd.AgentConfig{Name: a.name, URI: a.uri(), Queues: []string{"sales", "payments"}})
 	}
-	dir, err := call.NewDirectory(acfg, []call.QueueConfig{
+	dir, err := acd.NewDirectory(acfg, []acd.QueueConfig{
 		{Name: "sales", Timeout: 6 * time.Second, RingTimeout: 2 * time.Second, MaskDTMF: true, Collect: true},
 		{Name: "payments", Timeout: 4 * time.Second, RingTimeout: 2 * time.Second, MaskDTMF: true},
 	})
@@ -519,11 +520,11 @@ func TestQueueTimeoutWhenNoAgentAnswers(t *testing.T) {
 }
 
 func TestDirectoryNeverOffersReservedOrBusyAgents(t *testing.T) {
-	d, err := call.NewDirectory([]call.AgentConfig{
+	d, err := acd.NewDirectory([]acd.AgentConfig{
 		{Name: "a", URI: "sip:a@127.0.0.1", Queues: []string{"q"}},
 		{Name: "b", URI: "sip:b@127.0.0.1", Queues: []string{"q"}},
 		{Name: "c", Password: "pw", Queues: []string{"q"}},
-	}, []call.QueueConfig{{Name: "q"}})
+	}, []acd.QueueConfig{{Name: "q"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,12 +532,12 @@ func TestDirectoryNeverOffersReservedOrBusyAgents(t *testing.T) {
 	if first == nil {
 		t.Fatal("no agent offered")
 	}
-	d.Set(first, call.Reserved)
+	d.Set(first, acd.Reserved)
 	second := d.Offer("q", "call2", nil)
 	if second == nil || second.Name() == first.Name() {
 		t.Fatalf("reserved agent offered again")
 	}
-	d.Set(second, call.Busy)
+	d.Set(second, acd.Busy)
 	if a := d.Offer("q", "call3", nil); a != nil {
 		t.Fatalf("offered %s while the others are reserved/busy and c is logged out", a.Name())
 	}
@@ -545,9 +546,9 @@ func TestDirectoryNeverOffersReservedOrBusyAgents(t *testing.T) {
 		t.Fatal("registered agent not offered")
 	}
 	// Longest idle first: release first, then second; first is idle longer.
-	d.Set(first, call.Available)
+	d.Set(first, acd.Available)
 	time.Sleep(5 * time.Millisecond)
-	d.Set(second, call.Available)
+	d.Set(second, acd.Available)
 	if a := d.Offer("q", "call4", nil); a == nil || a.Name() != first.Name() {
 		t.Fatalf("longest-idle rule broken")
 	}
@@ -693,8 +694,8 @@ func TestAgentReferAndRecordingFeatureCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, _ := call.NewDirectory([]call.AgentConfig{{Name: "alice", URI: alice.uri(), Queues: []string{"sales"}}},
-		[]call.QueueConfig{{Name: "sales", Timeout: 6 * time.Second, RingTimeout: 2 * time.Second, MaskDTMF: true}})
+	dir, _ := acd.NewDirectory([]acd.AgentConfig{{Name: "alice", URI: alice.uri(), Queues: []string{"sales"}}},
+		[]acd.QueueConfig{{Name: "sales", Timeout: 6 * time.Second, RingTimeout: 2 * time.Second, MaskDTMF: true}})
 	recDir := t.TempDir()
 	h := newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": startGateway(t)}, prompts: os.DirFS("../testdata/prompts"),
 		dir: dir, secureFlow: "secure-pay", secureCode: "*7", recordCode: "*9",

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
@@ -57,7 +58,7 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 		c.rec.Store(rec)
 		b.Cleanup(func() { _ = rec.Discard() })
 	}
-	side := &agentSide{ep: agent, gone: make(chan struct{}), queue: QueueConfig{MaskDTMF: maskDTMF}}
+	side := &agentSide{ep: agent, gone: make(chan struct{}), queue: acd.QueueConfig{MaskDTMF: maskDTMF}}
 	c.side = side
 	c.pipe = newPipeline(c, nil, true, dtmf.Auto, c.onDigitReceived)
 	cb := newCallerBridge(c, side)

@@ -5,7 +5,7 @@
 // once bridged, an agent's leg; the Manager allocates each leg's endpoint,
 // routes the call by its called user part (echo, tone, prompt, an IVR flow,
 // a queue of agents, or a dial: relay) and keeps the lifetime guards (RTP
-// inactivity). Agents and queues live in the Directory.
+// inactivity). Agents and queues live in package acd.
 //
 // The secure gate (gate.go) is a table of the call's mode (normal,
 // referred, secure) against each sink of call data (agent audio and DTMF,

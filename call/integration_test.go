@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
@@ -40,7 +41,7 @@ type harness struct {
 type opts struct {
 	recordingDir string
 	recordRoutes map[string]string
-	dir          *call.Directory
+	dir          *acd.Directory
 	secureCode   string
 	secureFlow   string
 	recordCode   string

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
@@ -137,23 +138,26 @@ func (c *Interaction) onMediaChange(m sip.Media) error {
 	return nil
 }
 
-// onInfo answers SIP INFO (RFC 6086): DTMF bodies become digits like RFC
-// 4733 events; an empty INFO (a keep-alive) is acknowledged. Bodies are
-// never logged.
-func (c *Interaction) onInfo(contentType string, body []byte) int {
-	if contentType == "" && len(body) == 0 {
+// infoHandler answers SIP INFO (RFC 6086) on a leg: a DTMF body
+// (application/dtmf-relay, application/dtmf) becomes a digit for on; an
+// empty INFO (a keep-alive) is acknowledged; anything else gets the
+// parser's 4xx. Bodies are never logged.
+func infoHandler(on func(d byte, src dtmf.Source)) func(contentType string, body []byte) int {
+	return func(contentType string, body []byte) int {
+		if contentType == "" && len(body) == 0 {
+			return 200
+		}
+		ev, err := dtmf.ParseInfo(contentType, body)
+		if err != nil {
+			var sc interface{ StatusCode() int }
+			if errors.As(err, &sc) {
+				return sc.StatusCode()
+			}
+			return 400
+		}
+		on(ev.Digit, ev.Source)
 		return 200
 	}
-	ev, err := dtmf.ParseInfo(contentType, body)
-	if err != nil {
-		var sc interface{ StatusCode() int }
-		if errors.As(err, &sc) {
-			return sc.StatusCode()
-		}
-		return 400
-	}
-	c.onDigitReceived(ev.Digit, ev.Source)
-	return 200
 }
 
 // idleSince returns how long the caller has sent no RTP, 0 while on hold.
@@ -201,7 +205,7 @@ func (c *Interaction) run() {
 			c.end("dial failed")
 			break
 		}
-		side.queue = QueueConfig{Name: "dial", MaskDTMF: true, HoldPrompt: "hold"}
+		side.queue = acd.QueueConfig{Name: "dial", MaskDTMF: true, HoldPrompt: "hold"}
 		c.bridge(side)
 		c.supervise(ctx)
 	case c.target == "echo":

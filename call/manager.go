@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
@@ -51,7 +52,7 @@ type Config struct {
 	// Endpoints resolves data_action endpoint names (payment_gateway) to URLs.
 	Endpoints map[string]string
 	// Agents and queues; nil when the deployment has none.
-	Directory *Directory
+	Directory *acd.Directory
 	// SecureCode is the agent's in-call feature code ("*7") that sends the
 	// caller into SecureFlow (an agent-referred flow). Empty disables it.
 	SecureCode string
@@ -91,7 +92,7 @@ type Manager struct {
 
 	runner   *ivr.Runner
 	caps     captures
-	dir      *Directory
+	dir      *acd.Directory
 	srv      Dialer
 	ringback *media.Prompt
 
@@ -116,7 +117,7 @@ type Dialer interface {
 func (m *Manager) SetDialer(d Dialer) { m.srv = d }
 
 // Directory returns the agents and queues (nil when none).
-func (m *Manager) Directory() *Directory { return m.dir }
+func (m *Manager) Directory() *acd.Directory { return m.dir }
 
 // Call returns the interaction with id, if in progress.
 func (m *Manager) Call(id string) (*Interaction, bool) {
@@ -310,7 +311,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	m.register(c)
 	defer m.unregister(c)
 
-	s.SetCallbacks(c.onMediaChange, c.onInfo)
+	s.SetCallbacks(c.onMediaChange, infoHandler(c.onDigitReceived))
 	if early {
 		c.applyMedia(offered)
 	}

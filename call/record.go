@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,13 +29,6 @@ const (
 	// DataRecordingConsent set to "accepted" lifts the consent pause.
 	DataRecordingConsent = "recording_consent"
 )
-
-// Capture is the process-wide protocol and media capture: sinks every
-// call's CallCapture writes to. Nil sinks are off.
-type Capture struct {
-	SIP capture.Sink // SIP messages (pcap and/or HEP)
-	RTP capture.Sink // RTP of every leg (pcap)
-}
 
 // recordPolicy returns the recording policy of the interaction's route.
 func (m *Manager) recordPolicy(called string) string {
@@ -197,81 +189,6 @@ func truthy(v string) bool {
 		return true
 	}
 	return false
-}
-
-// captures maps SIP Call-IDs to their interaction's SIP capture, so that a
-// message of a call in a secure segment is left out.
-type captures struct {
-	mu    sync.RWMutex
-	byID  map[string]*capture.CallCapture
-	total capture.Sink
-}
-
-func (cs *captures) add(callID string, cc *capture.CallCapture) {
-	cs.mu.Lock()
-	cs.byID[callID] = cc
-	cs.mu.Unlock()
-}
-
-func (cs *captures) remove(callID string) {
-	cs.mu.Lock()
-	delete(cs.byID, callID)
-	cs.mu.Unlock()
-}
-
-// ObserveSIP is the SIP server's message observer: every SIP message in or
-// out goes to the protocol capture, except those of a call whose capture
-// the gate suppressed.
-func (m *Manager) ObserveSIP(msg sip.Observed) {
-	if m.caps.total == nil {
-		return
-	}
-	m.caps.mu.RLock()
-	cc := m.caps.byID[sip.CallIDOf(msg.Data)]
-	m.caps.mu.RUnlock()
-	proto := capture.ProtoUDP
-	if msg.Reliable {
-		proto = capture.ProtoTCP
-	}
-	if cc != nil {
-		_ = cc.WritePacket(msg.Time, msg.Src, msg.Dst, proto, msg.Data)
-		return
-	}
-	_ = m.caps.total.WritePacket(msg.Time, msg.Src, msg.Dst, proto, msg.Data)
-}
-
-// openCaptures gives an interaction its SIP and RTP captures.
-func (c *Interaction) openCaptures() {
-	if c.m.cfg.Capture.SIP != nil {
-		c.sipCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.SIP)
-		c.m.caps.add(c.s.SIPCallID(), c.sipCap)
-	}
-	if c.m.cfg.Capture.RTP != nil {
-		c.rtpCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.RTP)
-	}
-}
-
-// addLegCapture registers an outbound leg's SIP Call-ID with the
-// interaction's capture.
-func (c *Interaction) addLegCapture(sipCallID string) {
-	if c.sipCap != nil {
-		c.m.caps.add(sipCallID, c.sipCap)
-		c.mu.Lock()
-		c.legCallIDs = append(c.legCallIDs, sipCallID)
-		c.mu.Unlock()
-	}
-}
-
-func (c *Interaction) closeCaptures() {
-	if c.sipCap != nil {
-		c.m.caps.remove(c.s.SIPCallID())
-		c.mu.Lock()
-		ids := c.legCallIDs
-		c.mu.Unlock()
-		for _, id := range ids {
-			c.m.caps.remove(id)
-		}
-	}
 }
 
 // applySinks sets the recorder and the captures for mode, as the gate

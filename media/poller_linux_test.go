@@ -30,7 +30,7 @@ func TestPolledLoopback(t *testing.T) {
 		{"Play", TestPlayOverLoopback},
 		{"PlayCancelAndExclusive", TestPlayCancelAndExclusive},
 		{"Echo", TestEchoOverLoopback},
-		{"audio.Inactive", TestInactiveSendsNothingOverLoopback},
+		{"Inactive", TestInactiveSendsNothingOverLoopback},
 		{"CloseIdempotentReturnsPort", TestCloseIdempotentReturnsPort},
 		{"HandlerPanic", TestHandlerPanicKeepsLoopAlive},
 		{"PlayKeepsCodec", TestPlayKeepsCodecWhenRenegotiated},

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/capture"
@@ -383,17 +384,17 @@ func startAdmin(ctx context.Context, listen string, h http.Handler) (string, err
 }
 
 // newDirectory builds the agents and queues from configuration.
-func newDirectory(cfg config.Config) (*call.Directory, error) {
-	var agents []call.AgentConfig
+func newDirectory(cfg config.Config) (*acd.Directory, error) {
+	var agents []acd.AgentConfig
 	for _, a := range cfg.Agents {
-		agents = append(agents, call.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues})
+		agents = append(agents, acd.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues})
 	}
-	var queues []call.QueueConfig
+	var queues []acd.QueueConfig
 	for _, q := range cfg.Queues {
-		queues = append(queues, call.QueueConfig{Name: q.Name, Timeout: q.Timeout, RingTimeout: q.RingTimeout,
+		queues = append(queues, acd.QueueConfig{Name: q.Name, Timeout: q.Timeout, RingTimeout: q.RingTimeout,
 			HoldPrompt: q.HoldPrompt, MaskDTMF: q.DTMF == "mask", Collect: q.CollectWhileTalking})
 	}
-	return call.NewDirectory(agents, queues)
+	return acd.NewDirectory(agents, queues)
 }
 
 type recordingConf struct {

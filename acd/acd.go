@@ -1,4 +1,4 @@
-package call
+package acd
 
 import (
 	"errors"
@@ -308,7 +308,7 @@ func (a *Agent) State() AgentState {
 	return a.state
 }
 
-func (a *Agent) target() string {
+func (a *Agent) Target() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.contact

@@ -1,0 +1,91 @@
+package call
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloak-voip/cloak/acd"
+)
+
+// This file hands a caller to an agent: transfer to a queue (longest idle
+// agent first, then the next on no answer) or to a SIP URI.
+
+// Transfer implements ivr.Call: "queue:NAME" waits for an agent of the
+// queue, any other target is dialled as a SIP URI. cloak stays in the
+// media path as a B2BUA, so the secure gate keeps applying. It returns nil
+// once the caller is bridged; an error takes the flow's failure path.
+func (c *Interaction) Transfer(ctx context.Context, target string) error {
+	if c.m.dir == nil && strings.HasPrefix(target, "queue:") {
+		return fmt.Errorf("transfer to %s: %w", target, acd.ErrUnknownQueue)
+	}
+	if name, ok := strings.CutPrefix(target, "queue:"); ok {
+		q, ok := c.m.dir.Queue(name)
+		if !ok {
+			return fmt.Errorf("transfer to %s: %w", target, acd.ErrUnknownQueue)
+		}
+		return c.queueFor(ctx, q)
+	}
+	if !strings.HasPrefix(target, "sip:") {
+		return fmt.Errorf("transfer to %q: not a SIP URI or queue", target)
+	}
+	side, err := c.dial(ctx, target, nil, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("transfer to %s: %w", target, err)
+	}
+	c.bridge(side)
+	return nil
+}
+
+// queueFor plays hold audio to the caller and offers the call to the
+// queue's agents, longest idle first, until one answers or the queue times
+// out.
+func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
+	qctx, cancel := context.WithTimeout(ctx, q.Timeout)
+	defer cancel()
+	stopHold := c.loopPrompt(qctx, c.caller, q.HoldPrompt)
+	defer stopHold()
+	c.log.Info().Str("queue", q.Name).Msg("caller queued")
+	c.publish(Event{Type: "state", State: "queued"})
+	tried := map[string]bool{}
+	for {
+		changed := c.m.dir.Changed()
+		a := c.m.dir.Offer(q.Name, c.id, tried)
+		if a == nil && len(tried) > 0 {
+			tried = map[string]bool{} // everyone was tried: start over
+			a = c.m.dir.Offer(q.Name, c.id, tried)
+		}
+		if a != nil {
+			stopHold()
+			side, err := c.dial(qctx, a.Target(), a, q.RingTimeout)
+			if err == nil {
+				side.queue = q
+				c.m.dir.Set(a, acd.Busy)
+				c.bridge(side)
+				return nil
+			}
+			c.m.dir.Set(a, acd.Available)
+			tried[a.Name()] = true
+			c.log.Info().Str("agent", a.Name()).Err(err).Msg("agent did not take the call")
+			if qctx.Err() != nil {
+				break
+			}
+			stopHold = c.loopPrompt(qctx, c.caller, q.HoldPrompt)
+			continue
+		}
+		select {
+		case <-changed:
+		case <-time.After(500 * time.Millisecond):
+		case <-qctx.Done():
+		}
+		if qctx.Err() != nil {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	c.log.Info().Str("queue", q.Name).Msg("queue timeout")
+	return fmt.Errorf("queue %s: %w", q.Name, acd.ErrQueueTimeout)
+}
