@@ -1,17 +1,22 @@
-package main
+package server
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -128,5 +133,85 @@ func TestRTPSourceAnyWarns(t *testing.T) {
 	cfg.RTP.Source = "latch"
 	if _, err := rtpSource(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "rtp.source") {
 		t.Errorf("unknown source: %v", err)
+	}
+}
+
+// freeUDPPort returns a port that was free for UDP and TCP on loopback a
+// moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// TestRunServesAndShutsDown: Run assembles a node from the defaults on
+// loopback, answers OPTIONS once ready, writes the recording key, and
+// returns nil when its context ends.
+func TestRunServesAndShutsDown(t *testing.T) {
+	cfg := config.Default()
+	sipPort := freeUDPPort(t)
+	rtp := freeUDPPort(t) &^ 1
+	cfg.SIP.Listen = fmt.Sprintf("127.0.0.1:%d", sipPort)
+	cfg.RTP.Ports = fmt.Sprintf("%d-%d", rtp, rtp+9)
+	cfg.Data.Dir = t.TempDir()
+	cfg.Admin.Listen = ""
+	cfg.Shutdown.Grace = time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan *sip.Server, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, zerolog.Nop(), Options{Version: "test", Ready: func(s *sip.Server) { ready <- s }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before it was ready: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("not ready within 15 s")
+	}
+	c, err := net.Dial("udp", cfg.SIP.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opt := "OPTIONS sip:cloak@" + cfg.SIP.Listen + " SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-run\r\n" +
+		"From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:cloak@127.0.0.1>\r\nCall-ID: run@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(opt)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+		t.Fatalf("OPTIONS answered %q, %v", buf[:n], err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Data.Dir, "recording.key")); err != nil {
+		t.Errorf("no recording key after start: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15 s of its context ending")
 	}
 }

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cloak-voip/cloak/admin"
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/recorder"
+	"github.com/cloak-voip/cloak/sip"
+	"github.com/rs/zerolog"
+)
+
+// Options are what the binary passes to Run beside the configuration.
+type Options struct {
+	// Version is the build's version, in the SIP User-Agent and the log.
+	Version string
+	// Ready, when not nil, is called with the SIP server once it listens
+	// (tests use it).
+	Ready func(*sip.Server)
+}
+
+// Run assembles one cloak node from a validated configuration and runs it
+// until ctx ends, then shuts it down gracefully.
+//
+// Start order: the data directory, the RTP port pool and its epoll
+// workers, the pacing clock, prompts and flows, the demo payment gateway
+// when none is configured, agents and queues, the recordings directory and
+// key, recovery of recordings a crash left, the captures, the call
+// manager, the SIP server, the HTTP API. Shutdown runs it backwards: new
+// INVITEs get 503 (drain), calls in progress drain or are hung up
+// (shutdown.mode) within shutdown.grace, then the SIP server closes and
+// the deferred closers release the manager, captures, clock and workers —
+// in that order, after the calls.
+func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Options) error {
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	// ctx only says when to start shutting down; the listeners, the API and
+	// the demo gateway live on runCtx until calls have drained.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	listen, _ := cfg.SIPListen()
+	lo, hi, _ := cfg.RTPPorts()
+	if err := os.MkdirAll(cfg.Data.Dir, 0o750); err != nil {
+		return fmt.Errorf("data.dir: %w", err)
+	}
+	pool, err := media.NewPortPool(cfg.RTPBindAddr(), lo, hi)
+	if err != nil {
+		return fmt.Errorf("rtp.ports: %w", err)
+	}
+	mediaAddr := cfg.RTPAdvertiseAddr() // a wildcard: per call, see call.Config.MediaAddr
+	source, err := rtpSource(cfg, log)
+	if err != nil {
+		return err
+	}
+	var poller *media.Poller
+	if cfg.RTP.IO == "poll" {
+		workers := cfg.RTP.Workers
+		if workers == 0 {
+			workers = media.DefaultPollWorkers()
+		}
+		p, perr := media.NewPoller(workers, log)
+		if perr != nil {
+			log.Warn().Err(perr).Msg("rtp.io poll is not available here: one goroutine per leg instead")
+		} else {
+			poller = p
+			defer poller.Close() // after the calls: deferred before them
+			pool.SetPoller(poller)
+			log.Debug().Int("workers", workers).Msg("rtp sockets read by epoll workers")
+		}
+	}
+	clock := media.NewClock(media.DefaultClockInterval)
+	clock.Start()
+	defer clock.Stop()
+
+	var prompts = demoPrompts()
+	if cfg.Prompts.Dir != "" {
+		prompts = os.DirFS(cfg.Prompts.Dir)
+	}
+	flowsFS, flowsDir := demoFlows(), "."
+	if cfg.Flows.Dir != "" {
+		flowsFS, flowsDir = os.DirFS(cfg.Flows.Dir), "."
+	}
+	flows, err := ivr.LoadDir(flowsFS, flowsDir)
+	if err != nil {
+		return fmt.Errorf("flows: %w", err)
+	}
+	endpoints := map[string]string{}
+	for k, v := range cfg.Flows.Endpoints {
+		endpoints[k] = v
+	}
+	if endpoints["payment_gateway"] == "" {
+		gw, err := startDemoGateway(runCtx)
+		if err != nil {
+			return fmt.Errorf("demo payment gateway: %w", err)
+		}
+		endpoints["payment_gateway"] = gw
+		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
+	}
+	dir, err := newDirectory(cfg)
+	if err != nil {
+		return fmt.Errorf("agents: %w", err)
+	}
+	rec, err := recordingSetup(cfg)
+	if err != nil {
+		return err
+	}
+	recoverRecordings(cfg, rec, log)
+	minBytes, minPct, _ := config.ParseMinFree(cfg.Recording.MinFree) // validated
+	caps, closeCaps, err := captureSetup(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeCaps()
+	dtmfMode, dtmfRoutes, err := dtmfModes(cfg.DTMF)
+	if err != nil {
+		return err
+	}
+	mgr, err := call.NewManager(call.Config{
+		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
+		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
+		InactivityTimeout: cfg.RTP.InactivityTimeout,
+		Routes:            cfg.Routes,
+		Prompts:           prompts,
+		Flows:             flows,
+		Endpoints:         endpoints,
+		Directory:         dir,
+		SecureCode:        cfg.Features.SecureCode,
+		SecureFlow:        cfg.Features.SecureFlow,
+		RecordCode:        cfg.Recording.AgentCode,
+		RecordingDir:      rec.dir,
+		RecordingKey:      rec.key,
+		RecordRoutes:      cfg.Recording.Routes,
+		RecordDefault:     cfg.Recording.Default,
+		RecordingSpace:    recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct}),
+		RecordOnNoSpace:   cfg.Recording.OnUnavailable,
+		Capture:           caps,
+		DTMF:              dtmfMode,
+		DTMFRoutes:        dtmfRoutes,
+		Log:               log,
+	})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+
+	adv := sipContactAddr(cfg, listen)
+	sip.SetT1(cfg.SIP.T1)
+	authLim, err := authLimiter(cfg.SIP.Auth)
+	if err != nil {
+		return err
+	}
+	srv, err := sip.NewServer(sip.Config{
+		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
+		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
+		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
+		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
+			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime, Algorithms: cfg.SIP.Auth.Algorithms},
+		Observe: observeFor(caps, mgr),
+	}, mgr)
+	if err != nil {
+		return err
+	}
+	mgr.SetDialer(srv)
+	if err := srv.Start(runCtx); err != nil {
+		return err
+	}
+	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
+		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("data", cfg.Data.Dir).Msg("cloak is ready")
+	if cfg.Admin.Listen != "" {
+		sipStats := func() map[string]any { return stats(srv, pool, authLim, mgr, poller) }
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		log.Info().Str("listen", addr).Msg("HTTP API ready")
+	}
+	if opts.Ready != nil {
+		opts.Ready(srv)
+	}
+	<-ctx.Done()
+
+	// Graceful shutdown: refuse new calls, then drain or hang up.
+	srv.Drain()
+	active := mgr.Active()
+	log.Info().Int("active_calls", active).Str("mode", cfg.Shutdown.Mode).Dur("grace", cfg.Shutdown.Grace).Msg("shutting down: new calls get 503")
+	if cfg.Shutdown.Mode == "hangup" {
+		mgr.HangupAll("shutdown")
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
+	err = srv.Wait(wctx)
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Info().Int("active_calls", mgr.Active()).Msg("grace period over: hanging up the remaining calls")
+		mgr.HangupAll("shutdown")
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Wait(wctx)
+		cancel()
+	}
+	_ = srv.Close()
+	log.Info().Msg("cloak stopped")
+	return nil
+}

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/cloak-voip/cloak/acd"
+	"github.com/cloak-voip/cloak/authlimit"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/media"
+	"github.com/rs/zerolog"
+)
+
+// rtpSource parses rtp.source and warns, once at start, when it is any.
+func rtpSource(cfg config.Config, log zerolog.Logger) (media.SourcePolicy, error) {
+	source, err := media.ParseSourcePolicy(cfg.RTP.Source)
+	if err != nil {
+		return source, fmt.Errorf("rtp.source: %w", err)
+	}
+	if source == media.SourceAny {
+		log.Warn().Str("rtp.source", "any").Msg("RTP latches to whoever sends first: anyone who reaches a call's RTP port before the caller takes its media and can key digits into it; use strict or learn")
+	}
+	return source, nil
+}
+
+// sipContactAddr is the address SIP puts in Contact and Via: sip.advertise,
+// else the listen address (sip.NewServer handles a wildcard). rtp.address
+// is media's alone: a host whose media leaves by another interface than
+// its signalling must not be given that address for SIP.
+func sipContactAddr(cfg config.Config, listen netip.AddrPort) netip.Addr {
+	if a := cfg.SIPAdvertiseAddr(); a.IsValid() {
+		return a
+	}
+	return listen.Addr()
+}
+
+// startDemoGateway serves ivr.DemoGateway on a loopback port until ctx ends
+// and returns its URL.
+func startDemoGateway(ctx context.Context) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: ivr.DemoGateway(nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return "http://" + l.Addr().String() + "/pay", nil
+}
+
+// startAdmin serves the HTTP API until ctx ends and returns its address.
+func startAdmin(ctx context.Context, listen string, h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return l.Addr().String(), nil
+}
+
+// newDirectory builds the agents and queues from configuration.
+func newDirectory(cfg config.Config) (*acd.Directory, error) {
+	var agents []acd.AgentConfig
+	for _, a := range cfg.Agents {
+		agents = append(agents, acd.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues})
+	}
+	var queues []acd.QueueConfig
+	for _, q := range cfg.Queues {
+		queues = append(queues, acd.QueueConfig{Name: q.Name, Timeout: q.Timeout, RingTimeout: q.RingTimeout,
+			HoldPrompt: q.HoldPrompt, MaskDTMF: q.DTMF == "mask", Collect: q.CollectWhileTalking})
+	}
+	return acd.NewDirectory(agents, queues)
+}
+
+// dtmfModes parses the validated dtmf section.
+func dtmfModes(c config.DTMF) (dtmf.Policy, map[string]dtmf.Policy, error) {
+	mode, err := dtmf.ParsePolicy(c.Mode)
+	if err != nil {
+		return 0, nil, fmt.Errorf("dtmf.mode: %w", err)
+	}
+	routes := make(map[string]dtmf.Policy, len(c.Routes))
+	for r, v := range c.Routes {
+		if routes[r], err = dtmf.ParsePolicy(v); err != nil {
+			return 0, nil, fmt.Errorf("dtmf.routes.%s: %w", r, err)
+		}
+	}
+	return mode, routes, nil
+}
+
+// authLimiter builds REGISTER's failed-attempt limiter from sip.auth
+// (backoff 0 means none, which authlimit spells negative).
+func authLimiter(a config.SIPAuth) (*authlimit.Limiter, error) {
+	backoff := a.Backoff
+	if backoff == 0 {
+		backoff = -1
+	}
+	l, err := authlimit.New(authlimit.Config{MaxFailures: a.MaxFailures, LockFor: a.LockFor, Backoff: backoff})
+	if err != nil {
+		return nil, fmt.Errorf("sip.auth: %w", err)
+	}
+	return l, nil
+}

@@ -1,0 +1,32 @@
+package server
+
+import (
+	"github.com/cloak-voip/cloak/authlimit"
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sip"
+)
+
+// stats is the node's counters for the HTTP API's /api/stats: SIP, RTP
+// ports, REGISTER's limiter, recording admission and, with rtp.io: poll,
+// the epoll workers.
+func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *call.Manager, poller *media.Poller) map[string]any {
+	st := srv.Stats()
+	out := map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
+		"sip_bad_requests": st.BadRequests, "sip_overloaded": st.Overloaded, "sip_parse_errors": st.ParseErrors,
+		"rtp_ports_in_use": pool.InUse()}
+	as := lim.Stats()
+	out["sip_auth_locks"], out["sip_auth_tracked"] = as.Locks, as.Keys
+	out["recording_unavailable"], out["recording_failed"] = mgr.RecordingStats()
+	if poller != nil {
+		ps := poller.Stats()
+		out["rtp_poll_workers"] = ps.Workers
+		out["rtp_poll_legs"] = ps.Legs
+		out["rtp_poll_batches"] = ps.Batches
+		out["rtp_poll_served"] = ps.Served
+		out["rtp_poll_full_batches"] = ps.FullBatches
+		out["rtp_poll_busy_ms"] = ps.Busy.Milliseconds()
+		out["rtp_poll_nudges"] = ps.Nudges
+	}
+	return out
+}
