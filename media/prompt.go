@@ -1,7 +1,6 @@
 package media
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -9,15 +8,8 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/audio"
-	"github.com/go-audio/wav"
+	"github.com/cloak-voip/cloak/wav"
 	"github.com/zaf/g711"
-)
-
-// WAV format tags (RFC 2361 appendix A).
-const (
-	wavFormatPCM  = 1
-	wavFormatALaw = 6
-	wavFormatULaw = 7
 )
 
 // maxPromptBytes bounds a prompt file (about 70 minutes of 16-bit audio).
@@ -109,64 +101,43 @@ func LoadPrompt(fsys fs.FS, name string) (p *Prompt, err error) {
 	return parsePrompt(name, data)
 }
 
-func parsePrompt(name string, data []byte) (p *Prompt, err error) {
+func parsePrompt(name string, data []byte) (*Prompt, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("prompt %q: %s: %w", name, fmt.Sprintf(format, args...), ErrBadPrompt)
 	}
-	dataSize, err := checkRIFF(data)
+	info, raw, err := wav.Decode(data)
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	defer func() { // the WAV library is not hardened against every input
-		if r := recover(); r != nil {
-			p, err = nil, bad("malformed wav")
-		}
-	}()
-	d := wav.NewDecoder(bytes.NewReader(data))
-	d.ReadInfo()
-	if d.Err() != nil || !d.IsValidFile() {
-		return nil, bad("not a valid wav file")
+	if info.Channels != 1 {
+		return nil, bad("%d channels, want mono", info.Channels)
 	}
-	if d.NumChans != 1 {
-		return nil, bad("%d channels, want mono", d.NumChans)
+	if info.SampleRate != audio.G711ClockRate {
+		return nil, bad("%d Hz, want 8000 Hz", info.SampleRate)
 	}
-	if d.SampleRate != audio.G711ClockRate {
-		return nil, bad("%d Hz, want 8000 Hz", d.SampleRate)
-	}
-	var wantBits uint16
-	switch d.WavAudioFormat {
-	case wavFormatPCM:
+	var wantBits int
+	switch info.Format {
+	case wav.PCM:
 		wantBits = 16
-	case wavFormatALaw, wavFormatULaw:
+	case wav.ALaw, wav.ULaw:
 		wantBits = 8
 	default:
-		return nil, bad("wav format %d, want 1 (PCM), 6 (A-law) or 7 (µ-law)", d.WavAudioFormat)
+		return nil, bad("wav format %d, want 1 (PCM), 6 (A-law) or 7 (µ-law)", info.Format)
 	}
-	if d.BitDepth != wantBits {
-		return nil, bad("%d bits per sample for format %d, want %d", d.BitDepth, d.WavAudioFormat, wantBits)
+	if info.BitsPerSample != wantBits {
+		return nil, bad("%d bits per sample for format %d, want %d", info.BitsPerSample, info.Format, wantBits)
 	}
-	if err := d.FwdToPCM(); err != nil || d.PCMChunk == nil {
-		return nil, bad("no data chunk")
-	}
-	raw, err := io.ReadAll(d.PCMChunk)
-	if err != nil {
-		return nil, bad("read data chunk: %v", err)
-	}
-	if dataSize > len(raw) {
-		return nil, bad("data chunk truncated")
-	}
-	raw = raw[:dataSize] // go-audio rounds odd sizes up to the pad byte
 
-	p = &Prompt{name: name}
-	switch d.WavAudioFormat {
-	case wavFormatPCM:
+	p := &Prompt{name: name}
+	switch info.Format {
+	case wav.PCM:
 		p.pcm = make([]int16, len(raw)/2)
 		for i := range p.pcm {
 			p.pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		p.ulaw = encodeFrames(audio.CodecPCMU(), p.pcm)
 		p.alaw = encodeFrames(audio.CodecPCMA(), p.pcm)
-	case wavFormatULaw:
+	case wav.ULaw:
 		p.ulaw = padFrame(append(make([]byte, 0, framesLen(len(raw))), raw...), audio.CodecPCMU().SilenceByte())
 		p.pcm = audio.CodecPCMU().Decode(raw, make([]int16, 0, len(raw)))
 		p.alaw = make([]byte, 0, framesLen(len(raw)))
@@ -174,7 +145,7 @@ func parsePrompt(name string, data []byte) (p *Prompt, err error) {
 			p.alaw = append(p.alaw, g711.Ulaw2AlawFrame(b))
 		}
 		p.alaw = padFrame(p.alaw, audio.CodecPCMA().SilenceByte())
-	case wavFormatALaw:
+	case wav.ALaw:
 		p.alaw = padFrame(append(make([]byte, 0, framesLen(len(raw))), raw...), audio.CodecPCMA().SilenceByte())
 		p.pcm = audio.CodecPCMA().Decode(raw, make([]int16, 0, len(raw)))
 		p.ulaw = make([]byte, 0, framesLen(len(raw)))
@@ -188,47 +159,4 @@ func parsePrompt(name string, data []byte) (p *Prompt, err error) {
 		return nil, bad("no audio samples")
 	}
 	return p, nil
-}
-
-// checkRIFF walks the RIFF chunk headers and makes sure each chunk fits in
-// the file, so the WAV decoder is never asked to allocate or read beyond it.
-// It returns the size of the first data chunk.
-func checkRIFF(data []byte) (int, error) {
-	if len(data) < 12 || string(data[0:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
-		return 0, fmt.Errorf("not a RIFF/WAVE file")
-	}
-	sawFmt, sawData, dataSize := false, false, 0
-	for off := 12; off+8 <= len(data); {
-		id := string(data[off : off+4])
-		size := int(binary.LittleEndian.Uint32(data[off+4 : off+8]))
-		if size < 0 || size > len(data)-off-8 {
-			if id == "data" && sawFmt {
-				return 0, fmt.Errorf("data chunk truncated: %d bytes declared, %d present", size, len(data)-off-8)
-			}
-			return 0, fmt.Errorf("chunk %q overruns the file", id)
-		}
-		switch id {
-		case "fmt ":
-			if size < 16 {
-				return 0, fmt.Errorf("fmt chunk of %d bytes, want at least 16", size)
-			}
-			sawFmt = true
-		case "data":
-			if !sawFmt {
-				return 0, fmt.Errorf("data chunk before fmt chunk")
-			}
-			if !sawData {
-				dataSize = size
-			}
-			sawData = true
-		}
-		off += 8 + size + size%2
-	}
-	if !sawFmt {
-		return 0, fmt.Errorf("no fmt chunk")
-	}
-	if !sawData {
-		return 0, fmt.Errorf("no data chunk")
-	}
-	return dataSize, nil
 }

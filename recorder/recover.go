@@ -377,15 +377,7 @@ func repairHeader(p string, size int64) error {
 	if err := f.Truncate(wavHeaderSize + data); err != nil {
 		return err
 	}
-	var hdr [wavHeaderSize]byte
-	putWAVHeader(hdr[:], uint32(data))
-	if _, err := f.WriteAt(hdr[:], 0); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	return f.Close()
+	return sealWAV(f, data)
 }
 
 // quarantine moves p, unrepaired, to the quarantine directory, at the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/cloak-voip/cloak/wav"
 )
 
 // Timeline tuning, in samples per channel.
@@ -26,7 +28,7 @@ const (
 	// the next turn; a larger one is let go.
 	carryKeep = 2 * FrameSamples
 	// wavHeaderSize is the size of the canonical 44-byte PCM WAV header.
-	wavHeaderSize = 44
+	wavHeaderSize = wav.HeaderSize
 	// maxDataBytes is the largest data chunk a RIFF size field can hold
 	// (about 37 hours of 8 kHz 16-bit stereo).
 	maxDataBytes = 1<<32 - 1 - (wavHeaderSize - 8)
@@ -116,25 +118,12 @@ func (t *timeline) writeOut() {
 	t.out = t.out[:0]
 }
 
-// putWAVHeader writes a 44-byte RIFF/WAVE header for 8 kHz 16-bit stereo
-// PCM with dataBytes of samples.
-func putWAVHeader(b []byte, dataBytes uint32) {
-	const channels, bits = 2, 16
-	le := binary.LittleEndian
-	copy(b[0:], "RIFF")
-	le.PutUint32(b[4:], 36+dataBytes)
-	copy(b[8:], "WAVE")
-	copy(b[12:], "fmt ")
-	le.PutUint32(b[16:], 16)
-	le.PutUint16(b[20:], 1) // PCM
-	le.PutUint16(b[22:], channels)
-	le.PutUint32(b[24:], SampleRate)
-	le.PutUint32(b[28:], SampleRate*channels*bits/8)
-	le.PutUint16(b[32:], channels*bits/8)
-	le.PutUint16(b[34:], bits)
-	copy(b[36:], "data")
-	le.PutUint32(b[40:], dataBytes)
-}
+// recordingShape is every recording's audio: 8 kHz 16-bit stereo PCM.
+var recordingShape = wav.Info{Format: wav.PCM, Channels: 2, SampleRate: SampleRate, BitsPerSample: 16}
+
+// putWAVHeader writes the 44-byte header of a recording holding dataBytes
+// of audio.
+func putWAVHeader(b []byte, dataBytes uint32) { wav.PutHeader(b, recordingShape, dataBytes) }
 
 // end is the sample offset where channel c's next sample goes.
 func (t *timeline) end(c int) int64 { return t.flushed + int64(len(t.pend[c])) }

@@ -8,17 +8,10 @@ import (
 	"os"
 	"sort"
 
-	"github.com/go-audio/wav"
+	"github.com/cloak-voip/cloak/wav"
 	"github.com/zaf/g711"
 
 	"github.com/cloak-voip/cloak/dtmf"
-)
-
-// WAV format tags (RIFF WAVE fmt chunk, wFormatTag).
-const (
-	wavFormatPCM  = 1
-	wavFormatALaw = 6
-	wavFormatULaw = 7
 )
 
 // errScan is the sentinel for `cloak dtmf scan` failures.
@@ -93,41 +86,41 @@ func scanFile(path string) ([]finding, error) {
 		return nil, fmt.Errorf("%w: %w", errScan, err)
 	}
 	defer f.Close()
-	fnd, err := scanWAV(f)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errScan, err)
+	}
+	fnd, err := scanWAV(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return fnd, nil
 }
 
-// scanWAV runs one in-band detector per channel over a WAV stream and
-// returns the digits found, in time order.
-func scanWAV(r io.ReadSeeker) ([]finding, error) {
-	dec := wav.NewDecoder(r)
-	dec.ReadInfo()
-	if err := dec.Err(); err != nil || dec.NumChans == 0 {
-		return nil, fmt.Errorf("%w: not a readable WAV file", errScan)
+// scanWAV runs one in-band detector per channel over a WAV stream of size
+// bytes and returns the digits found, in time order.
+func scanWAV(r io.ReadSeeker, size int64) ([]finding, error) {
+	info, data, err := wav.Open(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a readable WAV file: %w", errScan, err)
 	}
-	chans := int(dec.NumChans)
+	chans := info.Channels
 	var width int
 	switch {
-	case dec.WavAudioFormat == wavFormatPCM && dec.BitDepth == 16:
+	case info.Format == wav.PCM && info.BitsPerSample == 16:
 		width = 2
-	case (dec.WavAudioFormat == wavFormatALaw || dec.WavAudioFormat == wavFormatULaw) && dec.BitDepth == 8:
+	case (info.Format == wav.ALaw || info.Format == wav.ULaw) && info.BitsPerSample == 8:
 		width = 1
 	default:
 		return nil, fmt.Errorf("%w: WAV format %d with %d bits per sample is not supported (need 16-bit PCM, A-law or µ-law)",
-			errScan, dec.WavAudioFormat, dec.BitDepth)
+			errScan, info.Format, info.BitsPerSample)
 	}
-	if dec.SampleRate != dtmf.SampleRate {
+	if info.SampleRate != dtmf.SampleRate {
 		return nil, fmt.Errorf("%w: sample rate is %d Hz; only 8000 Hz is scanned (convert with: sox IN.wav -r 8000 OUT.wav)",
-			errScan, dec.SampleRate)
+			errScan, info.SampleRate)
 	}
-	if chans > 8 {
-		return nil, fmt.Errorf("%w: %d channels (at most 8)", errScan, chans)
-	}
-	if err := dec.FwdToPCM(); err != nil || dec.PCMChunk == nil {
-		return nil, fmt.Errorf("%w: no audio data chunk", errScan)
+	if chans < 1 || chans > 8 {
+		return nil, fmt.Errorf("%w: %d channels (1 to 8)", errScan, chans)
 	}
 
 	dets := make([]*dtmf.Detector, chans)
@@ -154,7 +147,7 @@ func scanWAV(r io.ReadSeeker) ([]finding, error) {
 		}
 	}
 	for {
-		n, err := io.ReadFull(dec.PCMChunk, raw)
+		n, err := io.ReadFull(data, raw)
 		nf := n / (chans * width)
 		for i := range nf {
 			for c := range chans {
@@ -162,7 +155,7 @@ func scanWAV(r io.ReadSeeker) ([]finding, error) {
 				switch {
 				case width == 2:
 					pcm[c][i] = int16(uint16(raw[off]) | uint16(raw[off+1])<<8)
-				case dec.WavAudioFormat == wavFormatALaw:
+				case info.Format == wav.ALaw:
 					pcm[c][i] = g711.DecodeAlawFrame(raw[off])
 				default:
 					pcm[c][i] = g711.DecodeUlawFrame(raw[off])

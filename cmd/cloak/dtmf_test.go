@@ -16,6 +16,14 @@ import (
 	"github.com/cloak-voip/cloak/dtmf"
 )
 
+// WAV format tags for writeTestWAV, which writes with go-audio/wav so that
+// cloak's reader (package wav) is tested against another writer.
+const (
+	wavFormatPCM  = 1
+	wavFormatALaw = 6
+	wavFormatULaw = 7
+)
+
 // writeTestWAV writes channels (equal lengths) as a WAV of the given
 // format tag (1 PCM, 6 A-law, 7 µ-law) and rate.
 func writeTestWAV(t *testing.T, path string, format, rate int, channels ...[]int16) {
