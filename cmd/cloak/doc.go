@@ -1,0 +1,3 @@
+// Command cloak is the cloak media server and its tools: serve, version,
+// dtmf scan, flows check.
+package main
