@@ -43,23 +43,21 @@ func sipContactAddr(cfg config.Config, listen netip.AddrPort) netip.Addr {
 // startDemoGateway serves ivr.DemoGateway on a loopback port until ctx ends
 // and returns its URL.
 func startDemoGateway(ctx context.Context) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := serveHTTP(ctx, "127.0.0.1:0", ivr.DemoGateway(nil))
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: ivr.DemoGateway(nil), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	return "http://" + l.Addr().String() + "/pay", nil
+	return "http://" + addr + "/pay", nil
 }
 
 // startAdmin serves the HTTP API until ctx ends and returns its address.
 func startAdmin(ctx context.Context, listen string, h http.Handler) (string, error) {
+	return serveHTTP(ctx, listen, h)
+}
+
+// serveHTTP serves h on listen until ctx ends (then shuts down, waiting
+// up to 2 s for requests in flight) and returns the address it listens on.
+func serveHTTP(ctx context.Context, listen string, h http.Handler) (string, error) {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return "", err
