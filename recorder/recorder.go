@@ -494,48 +494,6 @@ func (r *Recorder) turn(ws *workspace) {
 // masker's delay, so a frame handed over late is not displaced.
 const pauseLag = 100 * time.Millisecond
 
-// updateProvisional rewrites the provisional sidecar with the pause
-// markers so far, so that a recording recovered after a crash keeps them
-// (up to one writer turn late). It runs on its own goroutine, rarely
-// (after a pause or a resume): it never holds up the writer's turns,
-// and a Pause waits for no disk. Best effort: an error leaves the last
-// version, and Recover says the markers are estimated.
-func (r *Recorder) updateProvisional() {
-	if !r.mu.TryLock() {
-		return // Pause, Resume or Close under way: a later turn retries
-	}
-	if r.finished || !r.provDirty.Swap(false) {
-		r.mu.Unlock()
-		return
-	}
-	prov := r.provisional()
-	prov.Markers = append([]Marker{}, r.markers...)
-	r.mu.Unlock()
-	r.provMu.Lock()
-	defer r.provMu.Unlock()
-	if r.provDone {
-		return
-	}
-	if err := rewriteProvisional(r.jsonPart, &prov); err != nil {
-		r.provDirty.Store(true)
-	}
-}
-
-// provisional is the provisional sidecar: what is known at New.
-func (r *Recorder) provisional() Sidecar {
-	return Sidecar{Version: incidentVersion, Status: statusRecording,
-		CallID: r.cfg.CallID, Start: r.start.UTC().Round(0), Codec: r.cfg.Codec, SampleRate: SampleRate, BitsPerSample: 16,
-		Channels: Layout{Left: Caller.String(), Right: Agent.String()}}
-}
-
-// endProvisional stops rewrites of the provisional sidecar: Close writes
-// the final one over it, Discard removes it.
-func (r *Recorder) endProvisional() {
-	r.provMu.Lock()
-	r.provDone = true
-	r.provMu.Unlock()
-}
-
 // fail records the first write error, stops taking frames and reports
 // it (Config.OnFailure). Called with wmu held.
 func (r *Recorder) fail(err error) {

@@ -284,56 +284,6 @@ func writeSidecarVia(path, part string, s *Sidecar) error {
 // file at Close.
 const sidecarReserve = 4096
 
-// rewriteProvisional writes prov over the provisional sidecar at part in
-// place, padded to the file's size, never truncating it first: the space
-// reserved stays reserved.
-func rewriteProvisional(part string, prov *Sidecar) error {
-	f, err := os.OpenFile(part, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(prov)
-	if err != nil {
-		return err
-	}
-	if pad := max(int64(sidecarReserve), st.Size()) - int64(len(b)); pad > 0 {
-		b = append(b, strings.Repeat(" ", int(pad-1))...)
-		b = append(b, '\n')
-	}
-	if _, err := f.WriteAt(b, 0); err != nil {
-		return err
-	}
-	return f.Close()
-}
-
-// reserveSidecar writes the provisional sidecar prov to part, padded
-// with white space to sidecarReserve bytes: it tells Recover the call and
-// the start after a crash, and holds the space the final sidecar is
-// written over, so a disk that fills during the call cannot leave the
-// audio without a sidecar. It is not fsynced: after a power loss Recover
-// estimates what it would have said.
-func reserveSidecar(part string, prov *Sidecar) error {
-	b, err := json.Marshal(prov)
-	if err != nil {
-		return fmt.Errorf("%w: encode sidecar: %w", ErrWrite, err)
-	}
-	if len(b) < sidecarReserve {
-		b = append(b, strings.Repeat(" ", sidecarReserve-len(b)-1)...)
-		b = append(b, '\n')
-	}
-	err = os.WriteFile(part, b, 0o640)
-	if err != nil {
-		os.Remove(part)
-		return fmt.Errorf("%w: reserve sidecar %s: %w", ErrWrite, part, err)
-	}
-	return nil
-}
-
 // ReadSidecar reads the sidecar of the WAV at wavPath.
 func ReadSidecar(wavPath string) (Sidecar, error) {
 	p := sidecarPath(wavPath)
