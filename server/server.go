@@ -153,6 +153,12 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	defer mgr.Close()
 
 	adv := sipContactAddr(cfg, listen)
+	if adv.IsUnspecified() {
+		// SDP finds its address per call (the route to the caller); SIP's
+		// Contact and Via are fixed at start, and sip.NewServer can only
+		// fall back to loopback for them.
+		log.Warn().Str("sip.listen", listen.String()).Msg("SIP listens on a wildcard address without sip.advertise: Contact and Via carry 127.0.0.1, which remote peers cannot reach; set sip.advertise")
+	}
 	sip.SetT1(cfg.SIP.T1)
 	authLim, err := authLimiter(cfg.SIP.Auth)
 	if err != nil {
