@@ -111,6 +111,16 @@ const maxUDPMessage = 65507
 
 var setSipgoLogger sync.Once
 
+// init lifts sipgo's UDP size cap. sipgo refuses to send any UDP message
+// within 200 bytes of a 1500-byte MTU and leaves the switch to TCP to the
+// caller; RFC 3261 §18.1.1 asks that switch of requests only, and
+// responses go back over the transport the request came on (§18.2.2),
+// whatever their size; outbound requests check the size themselves. The
+// cap is a package variable of sipgo's read by every transport, so it is
+// set here, before any goroutine of the process can be sending (a race
+// the detector found when a test's own sipgo peer was already running).
+func init() { siplib.UDPMTUSize = maxUDPMessage + 200 }
+
 // NewServer builds a server; Start makes it listen.
 func NewServer(cfg Config, h Handler) (*Server, error) {
 	if !cfg.Listen.IsValid() {
@@ -139,12 +149,6 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	slogger := slog.New(newSafeHandler(&s.slogTarget))
 	setSipgoLogger.Do(func() {
 		siplib.SetDefaultLogger(slog.New(newSafeHandler(&sipgoTarget)))
-		// sipgo refuses to send any UDP message within 200 bytes of a
-		// 1500-byte MTU and leaves the switch to TCP to the caller. RFC
-		// 3261 §18.1.1 asks that switch of requests only; responses go back
-		// over the transport the request came on (§18.2.2), whatever their
-		// size. Lift the cap; outbound requests check the size themselves.
-		siplib.UDPMTUSize = maxUDPMessage + 200
 	})
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()),
 		sipgo.WithUserAgentTransactionLayerOptions(siplib.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse)))
