@@ -580,3 +580,35 @@ func TestPausedRecordingGrows(t *testing.T) {
 	checkSpans(t, "left", left, span{0, ms(200), 3}, span{ms(200), ms(2200), 0}, span{ms(2200), ms(2400), 5})
 	checkSpans(t, "right", right, span{0, ms(200), 4}, span{ms(200), ms(2200), 0}, span{ms(2200), ms(2400), 6})
 }
+
+// A provisional sidecar torn by the crash (garbage, a half-written JSON
+// object, or one naming no call) is not believed: the recording is
+// repaired from the part's name and time, with those fields marked
+// estimated, and the torn file is gone.
+func TestRecoverTornProvisionalSidecar(t *testing.T) {
+	for name, body := range map[string]string{
+		"garbage": "\x00\xff{{not json",
+		"half":    `{"version":2,"status":"recording","call_id":"ca`,
+		"no call": `{"version":2,"status":"recording","start":"2025-03-15T07:59:00Z"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, audio := crashedPart(t, dir, "c", 4*800, false)
+			jp := filepath.Join(dir, ".c.json.part")
+			if err := os.WriteFile(jp, []byte(body), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			out := recoverIn(t, dir, RecoverRepair)
+			if len(out) != 1 || out[0].Bytes != 4*800 {
+				t.Fatalf("recover: %+v", out)
+			}
+			sc := checkRecovered(t, dir, "c", audio, 4*800)
+			if sc.CallID != "c" || !slices.Contains(sc.Incident.Estimated, "call_id") {
+				t.Errorf("call %q, estimated %v: want the part's name, marked estimated", sc.CallID, sc.Incident.Estimated)
+			}
+			if _, err := os.Stat(jp); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("torn provisional sidecar left behind: %v", err)
+			}
+		})
+	}
+}
