@@ -185,6 +185,9 @@ type cloakOpts struct {
 	rtpSource string
 	// sipHost is sip.listen's address; "" is 127.0.0.1.
 	sipHost string
+	// netns, when set, runs cloak inside that network namespace (ip netns
+	// exec), for tests that must listen beyond loopback.
+	netns string
 }
 
 // cloak is a running cloak process.
@@ -288,6 +291,9 @@ routes:
 		t.Fatal(err)
 	}
 	c.cmd = exec.Command(cloakBin, "serve", "-config", cfgPath)
+	if o.netns != "" {
+		c.cmd = exec.Command("ip", "netns", "exec", o.netns, cloakBin, "serve", "-config", cfgPath)
+	}
 	c.cmd.Dir = dir
 	pipe, err := c.cmd.StderrPipe()
 	if err != nil {

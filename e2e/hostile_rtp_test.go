@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -445,40 +448,70 @@ func TestHostileRTPPay(t *testing.T) {
 	}
 }
 
-// TestWildcardListenAdvertisesRoutableAddress: with sip.listen on 0.0.0.0
-// and neither sip.advertise nor rtp.address, each call's SDP carries this
-// host's address towards the caller, never 127.0.0.1 for a caller
-// elsewhere, and the media flows there.
+// testNetns creates a network namespace of the test's own joined to this
+// one by a veth pair: this side hostIP, the namespace's side nsIP, its
+// loopback up. Nothing else reaches it. It needs root (ip netns); without
+// it the test skips, except under CI where it fails.
+func testNetns(t *testing.T) (name string, hostIP, nsIP netip.Addr) {
+	t.Helper()
+	n := rand.IntN(200) + 20
+	name = fmt.Sprintf("cloak-e2e-%d-%d", os.Getpid(), n)
+	host, peer := fmt.Sprintf("ce%dh", n), fmt.Sprintf("ce%dn", n)
+	hostIP = netip.MustParseAddr(fmt.Sprintf("10.213.%d.1", n))
+	nsIP = netip.MustParseAddr(fmt.Sprintf("10.213.%d.2", n))
+	run := func(args ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := run("netns", "add", name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skipf("no network namespace (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = run("netns", "del", name) }) // takes the veth pair with it
+	for _, args := range [][]string{
+		{"link", "add", host, "type", "veth", "peer", "name", peer},
+		{"link", "set", peer, "netns", name},
+		{"addr", "add", hostIP.String() + "/30", "dev", host},
+		{"link", "set", host, "up"},
+		{"-n", name, "addr", "add", nsIP.String() + "/30", "dev", peer},
+		{"-n", name, "link", "set", peer, "up"},
+		{"-n", name, "link", "set", "lo", "up"},
+	} {
+		if err := run(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return name, hostIP, nsIP
+}
+
+// TestWildcardListenAdvertisesRoutableAddress: cloak listening on 0.0.0.0
+// (inside a namespace of the test's own, so nothing beyond it can reach
+// the port) with no sip.advertise nor rtp.address gives a caller the
+// address of its interface on the route to that caller, never 127.0.0.1,
+// and the caller receives the tone there.
 func TestWildcardListenAdvertisesRoutableAddress(t *testing.T) {
-	t.Parallel()
-	var ext netip.Addr
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(ipn.IP.To4()); ok && ip.Is4() && !ip.IsLoopback() {
-				ext = ip
-				break
-			}
-		}
+	requireTools(t, "ip")
+	ns, hostIP, nsIP := testNetns(t)
+	c := startCloak(t, cloakOpts{sipHost: "0.0.0.0", netns: ns, extra: "agents: []\n"})
+	caller := newRTPSocket(t, hostIP)
+	u := newUAC(t, hostIP, netip.AddrPortFrom(nsIP, uint16(c.sipPort)), "tone")
+	media := u.invite(caller.addr())
+	if media.Addr() != nsIP {
+		t.Errorf("caller at %s was given c=%s, want %s (the namespace's side of the route)", hostIP, media.Addr(), nsIP)
 	}
-	if !ext.IsValid() {
-		t.Skip("no non-loopback IPv4 address on this host")
+	deadline := time.Now().Add(2 * time.Second)
+	for caller.n.Load() < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
-	c := startCloak(t, cloakOpts{sipHost: "0.0.0.0", extra: "agents: []\n"})
-	for _, from := range []netip.Addr{ext, netip.MustParseAddr("127.0.0.1")} {
-		caller := newRTPSocket(t, from)
-		u := newUAC(t, from, netip.AddrPortFrom(from, uint16(c.sipPort)), "tone")
-		media := u.invite(caller.addr())
-		if media.Addr() != from {
-			t.Errorf("caller at %s was given c=%s", from, media.Addr())
-		}
-		deadline := time.Now().Add(2 * time.Second)
-		for caller.n.Load() < 10 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if caller.n.Load() < 10 {
-			t.Errorf("caller at %s received %d packets of tone", from, caller.n.Load())
-		}
-		u.bye()
+	if caller.n.Load() < 10 {
+		t.Errorf("caller at %s received %d packets of tone", hostIP, caller.n.Load())
 	}
+	u.bye()
 }
