@@ -194,7 +194,7 @@ func TestKamailioFiveHundredCalls(t *testing.T) {
 	statFile := filepath.Join(t.TempDir(), "stats.csv")
 	s := startSipp(t, c, sippArgs{scenario: "proxy-call.xml", service: "echo", calls: calls, rate: 50,
 		remote: k.addr, pause: 100 * time.Millisecond, timeout: 90 * time.Second,
-		extra: []string{"-trace_stat", "-stf", statFile, "-fd", "1"}})
+		extra: []string{"-timeout_error", "-trace_stat", "-stf", statFile, "-fd", "1"}})
 	s.wait(t)
 
 	st, err := sippStats(statFile)
