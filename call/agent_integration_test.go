@@ -34,7 +34,9 @@ type testAgent struct {
 	port   int
 	reject int // answer with this status instead of 200 (0 = answer)
 	noAns  bool
-	sock   *net.UDPConn
+	// ringFor keeps the phone ringing this long before it answers.
+	ringFor time.Duration
+	sock    *net.UDPConn
 
 	mu       sync.Mutex
 	rx       []agentPacket
@@ -77,8 +79,15 @@ func newTestAgent(t *testing.T, name string) *testAgent {
 		}
 		_ = d.Respond(180, "Ringing", nil)
 		a.mu.Lock()
-		noAns, reject := a.noAns, a.reject
+		noAns, reject, ringFor := a.noAns, a.reject, a.ringFor
 		a.mu.Unlock()
+		if ringFor > 0 {
+			select {
+			case <-time.After(ringFor):
+			case <-d.Context().Done():
+				return
+			}
+		}
 		if noAns {
 			<-d.Context().Done()
 			return

@@ -315,11 +315,16 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	if early {
 		c.applyMedia(offered)
 	}
-	if err := s.Ringing(); err != nil {
-		return
-	}
 	if target == "ring" {
 		// Ring until the caller gives up (CANCEL) or the ring limit passes.
+		// The only route that sends 180: every other one answers at once
+		// (after the server's 100 Trying), with no ringing nobody hears
+		// that a multi-worker proxy could deliver after the 200. An
+		// agent's phone rings only after the caller was answered, and the
+		// caller hears that as ringback audio (agentleg.go).
+		if err := s.Ringing(); err != nil {
+			return
+		}
 		select {
 		case <-s.Done():
 			log.Info().Str("reason", s.EndReason()).Msg("caller gave up while ringing")

@@ -188,6 +188,9 @@ type cloakOpts struct {
 	// netns, when set, runs cloak inside that network namespace (ip netns
 	// exec), for tests that must listen beyond loopback.
 	netns string
+	// rtpPorts is the size of rtp.ports (even ports only carry calls);
+	// 0 leaves 20.
+	rtpPorts int
 }
 
 // cloak is a running cloak process.
@@ -220,8 +223,12 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	dir := t.TempDir()
 	c := &cloak{t: t, done: make(chan struct{}), lines: make(chan struct{}, 1)}
 	c.sipPort = freePorts(t, 1, true)
-	c.rtpLo = freePorts(t, 20, false)
-	c.rtpHi = c.rtpLo + 19
+	nports := 20
+	if o.rtpPorts > 0 {
+		nports = o.rtpPorts
+	}
+	c.rtpLo = freePorts(t, nports, false)
+	c.rtpHi = c.rtpLo + nports - 1
 	c.dataDir = filepath.Join(dir, "data")
 	if o.dataDir != "" {
 		c.dataDir = o.dataDir
@@ -437,6 +444,13 @@ type sippArgs struct {
 	// uas runs a server scenario: no remote address, sipp waits on
 	// localPort for cloak's INVITE.
 	uas bool
+	// remote is the host:port sipp sends to instead of cloak (a proxy in
+	// front of it).
+	remote string
+	// rate is -r, new calls a second; 0 leaves sipp's default (10).
+	rate int
+	// extra are more sipp arguments, added as they are.
+	extra []string
 }
 
 // startSipp runs sipp as a UAC against c in the background.
@@ -473,8 +487,16 @@ func startSipp(t *testing.T, c *cloak, a sippArgs) *sipp {
 	if a.pause > 0 {
 		args = append(args, "-d", strconv.Itoa(int(a.pause.Milliseconds())))
 	}
+	if a.rate > 0 {
+		args = append(args, "-r", strconv.Itoa(a.rate))
+	}
+	args = append(args, a.extra...)
 	if !a.uas {
-		args = append(args, fmt.Sprintf("127.0.0.1:%d", c.sipPort))
+		remote := fmt.Sprintf("127.0.0.1:%d", c.sipPort)
+		if a.remote != "" {
+			remote = a.remote
+		}
+		args = append(args, remote)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout+15*time.Second)
 	s.cancel = cancel

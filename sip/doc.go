@@ -8,4 +8,9 @@
 // RFC 3264 (offer/answer, hold), RFC 4733 (telephone-event negotiation),
 // RFC 6086 (INFO), and for REGISTER digest RFC 7616 and RFC 8760 (SHA-256,
 // nonce-count replay checks, stale nonces; see [Registrar]).
+//
+// Provisional responses: every INVITE gets 100 Trying at once; 180 Ringing
+// only when something rings ([Session.Ringing]); a call answered straight
+// away gets no 180, and none ever follows or races a final response. There
+// is no 183 Session Progress, as nothing plays before the answer.
 package sip

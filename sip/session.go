@@ -25,6 +25,15 @@ import (
 // one call (ACK, INFO, BYE, re-INVITE) can arrive out of order. A Session
 // serialises them under mu; no callback runs concurrently with another of
 // the same session.
+//
+// Responses to the INVITE keep their order on the wire: a provisional is
+// never sent after, or concurrently with, the final response (RFC 3261
+// §17.2.1: the transaction leaves Proceeding with the final). Each final
+// (Answer, Reject) is decided under mu and then waits, on provMu, for a
+// provisional already being written; a provisional asked for once the final
+// is decided is refused with ErrAnswered. sipgo's transaction drops a 1xx
+// in Completed or Accepted on its own too, but silently; this makes it an
+// error the caller of Ringing sees.
 type Session struct {
 	srv *Server
 	dlg *sipgo.DialogServerSession
@@ -34,6 +43,10 @@ type Session struct {
 
 	id     string
 	source netip.AddrPort
+
+	// provMu is held while a provisional response is written; a final
+	// takes it once (after deciding) so it never overtakes one in flight.
+	provMu sync.Mutex
 
 	mu sync.Mutex
 	dialogState
@@ -165,9 +178,43 @@ func (s *Session) EndReason() string {
 	return s.endReason
 }
 
-// Ringing sends 180 Ringing.
+// Ringing sends 180 Ringing (RFC 3261 §13.3.1.1). Send it only when
+// something rings: a route that answers at once answers with no 180
+// (only 100 Trying, which the server sends on every INVITE), because a
+// 180 and a 200 microseconds apart can be reordered by a multi-worker
+// proxy and nobody hears that ringing anyway. It returns ErrAnswered,
+// sending nothing, once the call was answered or rejected.
+//
+// cloak has no 183 Session Progress: no route plays audio before it
+// answers. While an agent's phone rings, the caller has already been
+// answered and hears ringback as ordinary audio (call/agentleg.go).
+// Early media would need a 183 carrying the SDP answer (RFC 3261
+// §13.3.1.1, RFC 3960 §2) with the same answer repeated in the 200;
+// reliable provisionals (RFC 3262, PRACK) would not be needed for it.
 func (s *Session) Ringing() error {
-	return s.dlg.Respond(180, "Ringing", nil)
+	return s.provisional(180, "Ringing")
+}
+
+// provisional sends a 1xx to the INVITE unless a final was decided.
+func (s *Session) provisional(code int, reason string) error {
+	s.provMu.Lock()
+	defer s.provMu.Unlock()
+	s.mu.Lock()
+	final := s.answered || s.rejected
+	s.mu.Unlock()
+	if final {
+		return ErrAnswered
+	}
+	return s.dlg.Respond(code, reason, nil)
+}
+
+// finalDecided waits until no provisional is being written: called by
+// Answer and Reject after they marked the call answered or rejected, so
+// that no provisional goes out after (or with) their final response.
+func (s *Session) finalDecided() {
+	s.provMu.Lock()
+	s.provMu.Unlock() // empty on purpose: a barrier
+
 }
 
 // Reject ends an unanswered call with a final non-2xx status.
@@ -180,6 +227,7 @@ func (s *Session) Reject(code int, reason string) error {
 	s.rejected = true
 	s.endReason = fmt.Sprintf("rejected %d", code)
 	s.mu.Unlock()
+	s.finalDecided()
 	var hdrs []siplib.Header
 	if code == 503 {
 		// Overloaded counts every 503 cloak sends, whichever layer decided
@@ -222,6 +270,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 	s.answered = true
 	late := s.offer == nil
 	s.mu.Unlock()
+	s.finalDecided()
 
 	if err := s.dlg.Respond(200, "OK", body,
 		siplib.NewHeader("Content-Type", "application/sdp"),
