@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/audio"
 )
 
 // Tones that tell the two parties apart in captured audio: every caller
@@ -189,6 +192,13 @@ func checkAgentSession(t *testing.T, r *agentRig, lines []logLine, recs []udpRec
 	}
 	if sec.events != 0 {
 		t.Errorf("%d telephone-event packets reached the agent during the secure segment", sec.events)
+	}
+	// What the agent hears instead is the hold sound at its documented
+	// level (docs/AUDIO.md: -24 dBm0 active), not a loud tone.
+	holdLevel, _, heard := audio.ActiveLevel(sec.pcm)
+	t.Logf("agent's hold audio during the secure segment: active level %.1f dBm0", holdLevel)
+	if !heard || math.Abs(holdLevel-(-24)) > 3 {
+		t.Errorf("the agent's hold audio during the secure segment is at %.1f dBm0, want -24 ±3 (docs/AUDIO.md)", holdLevel)
 	}
 	before := rtpBetween(recs, r.agentMedia, bridged.Add(edge), secStart.Add(-edge))
 	after := rtpBetween(recs, r.agentMedia, returned.Add(edge), ended.Add(-edge))

@@ -57,10 +57,10 @@ func TestPromptsExistForDemoFlows(t *testing.T) {
 	}
 }
 
-// TestToneLevelAndFrequency checks tone.wav is 3 s of 1004 Hz at -10 dBm0
-// (±0.5 dB). For G.711 µ-law, 0 dBm0 is a sine of RMS 3.17 dB below a full
-// scale sine (ITU-T G.711, Table 2a): with 16-bit linear samples, full-scale
-// sine RMS is 32124/√2, so -10 dBm0 has RMS 32124/√2 · 10^(-13.17/20).
+// TestToneLevelAndFrequency checks tone.wav is 3 s of 1004 Hz at -13 dBm0
+// (±0.5 dB). 0 dBm0 is a sine of RMS 3.14 dB below a full-scale sine
+// (docs/AUDIO.md: ITU-T G.711's load capacity): with 16-bit linear samples,
+// full-scale sine RMS is 32768/√2, so -13 dBm0 has RMS 32768/√2 · 10^(-16.14/20).
 func TestToneLevelAndFrequency(t *testing.T) {
 	data := readUlawWAV(t, "../testdata/prompts/tone.wav")
 	if n := len(data); n < 23900 || n > 24100 {
@@ -78,10 +78,10 @@ func TestToneLevelAndFrequency(t *testing.T) {
 		prev = s
 	}
 	rms := math.Sqrt(sum / float64(len(data)))
-	ref := 32124 / math.Sqrt2 * math.Pow(10, -3.17/20) // 0 dBm0
+	ref := 32768 / math.Sqrt2 * math.Pow(10, -3.14/20) // 0 dBm0
 	dbm0 := 20 * math.Log10(rms/ref)
-	if math.Abs(dbm0-(-10)) > 0.5 {
-		t.Errorf("tone level %.2f dBm0, want -10 ±0.5", dbm0)
+	if math.Abs(dbm0-(-13)) > 0.5 {
+		t.Errorf("tone level %.2f dBm0, want -13 ±0.5", dbm0)
 	}
 	freq := float64(crossings) / 2 / (float64(len(data)) / 8000)
 	if math.Abs(freq-1004) > 5 {

@@ -30,17 +30,17 @@ func rms(x []int16) float64 {
 }
 
 func dBm0(rmsValue float64) float64 {
-	// A full-scale sine (peak 32635, RMS 32635/√2) is +3.17 dBm0.
-	return 20*math.Log10(rmsValue/(32635/math.Sqrt2)) + fullScaleDBm0
+	// A full-scale sine (peak 32768, RMS 32768/√2) is +3.14 dBm0.
+	return 20*math.Log10(rmsValue/(32768/math.Sqrt2)) + 3.14
 }
 
-func TestTestToneIs1004HzAtMinus10dBm0(t *testing.T) {
+func TestTestToneIs1004HzAtMinus13dBm0(t *testing.T) {
 	x := Test(time.Second)
 	if len(x) != SampleRate {
 		t.Fatalf("%d samples for 1 s, want %d", len(x), SampleRate)
 	}
-	if got := dBm0(rms(x)); math.Abs(got-(-10)) > 0.05 {
-		t.Errorf("level %.2f dBm0, want -10", got)
+	if got := dBm0(rms(x)); math.Abs(got-(-13)) > 0.05 {
+		t.Errorf("level %.2f dBm0, want -13", got)
 	}
 	at, off := power(x, 1004), power(x, 1100)
 	if at < 1000*off {
@@ -64,6 +64,9 @@ func TestRingbackCadenceAndFrequencies(t *testing.T) {
 		}
 	}
 	burst := ms(0, 400)
+	if got := dBm0(rms(burst)); math.Abs(got-(-19)) > 0.1 {
+		t.Errorf("ringback level %.2f dBm0, want -19 (two tones at -22)", got)
+	}
 	p400, p450, p1000 := power(burst, 400), power(burst, 450), power(burst, 1000)
 	if p400 < 100*p1000 || p450 < 100*p1000 {
 		t.Errorf("ringback bins: 400 Hz %.0f, 450 Hz %.0f, 1000 Hz %.0f", p400, p450, p1000)
