@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	// Graceful shutdown: refuse new calls, then drain or hang up.
 	srv.Drain()
 	active := mgr.Active()
-	log.Info().Int("active_calls", active).Str("mode", cfg.Shutdown.Mode).Dur("grace", cfg.Shutdown.Grace).Msg("shutting down: new calls get 503")
+	log.Info().Int("active_calls", active).Str("mode", cfg.Shutdown.Mode).Str("grace", cfg.Shutdown.Grace.String()).Msg("shutting down: new calls get 503")
 	if cfg.Shutdown.Mode == "hangup" {
 		mgr.HangupAll("shutdown")
 	}
