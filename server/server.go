@@ -91,6 +91,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	flows, err := ivr.LoadDir(flowsFS, flowsDir)
 	if err != nil {
+		if cfg.Flows.Dir != "" {
+			return fmt.Errorf("flows.dir %s: %w", cfg.Flows.Dir, err)
+		}
 		return fmt.Errorf("flows: %w", err)
 	}
 	endpoints := map[string]string{}
