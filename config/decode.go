@@ -148,6 +148,10 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" { // "<<: *anchor": the anchor's fields, here
+				walkNode(v, t, path, errs)
+				continue
+			}
 			sub := join(path, k.Value)
 			if line, dup := seen[k.Value]; dup {
 				*errs = append(*errs, &FieldError{Path: sub, Reason: fmt.Sprintf("given twice (lines %d and %d)", line, k.Line)})

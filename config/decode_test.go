@@ -103,6 +103,15 @@ func TestDecodeAcceptsWhatDefaultsUse(t *testing.T) {
 	if c.SIP.Auth.Backoff != 0 || c.Shutdown.Grace.String() != "1m30s" || c.Admin.Listen != Default().Admin.Listen || c.RTP.Workers != 2 {
 		t.Errorf("decoded %+v", c)
 	}
+	// Anchors and merge keys: the anchor's fields are checked where merged.
+	c, err = Parse(strings.NewReader("queues:\n  - &q {name: a, timeout: 1m}\n  - <<: *q\n    name: b\n"))
+	if err != nil || len(c.Queues) != 2 || c.Queues[1].Name != "b" || c.Queues[1].Timeout.String() != "1m0s" {
+		t.Fatalf("merge key: %+v, %v", c.Queues, err)
+	}
+	if _, err := Parse(strings.NewReader("queues:\n  - &q {name: a, timeot: 1m}\n  - <<: *q\n    name: b\n")); err == nil ||
+		!strings.Contains(err.Error(), "queues[0].timeot: unknown field; did you mean timeout?") {
+		t.Fatalf("merge key with a typo: %v", err)
+	}
 	b, err := os.ReadFile(filepath.Join("..", "docs", "cloak.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
