@@ -209,6 +209,7 @@ var mediaClosedRE = regexp.MustCompile(`media closed .*rtp_rx=(\d+) .*rtp_tx=(\d
 // payment was approved.
 func TestReadmeSippExamples(t *testing.T) {
 	requireTools(t, "sipp")
+	t.Parallel()
 	lines := readmeSippLines(t)
 	c := startCloakFlags(t)
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", c.sipPort)
