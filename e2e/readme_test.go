@@ -273,6 +273,15 @@ func TestReadmeSippExamples(t *testing.T) {
 			if strings.Contains(log, testCard) {
 				t.Error("pay: the test card is in cloak's log")
 			}
+			// The README: the recording is paused silence, and info says so.
+			wavs, _ := filepath.Glob(filepath.Join(c.dataDir, "recordings", "*", "*", "*", "*.wav"))
+			if len(wavs) != 1 {
+				t.Fatalf("pay: recordings %v, want one", wavs)
+			}
+			info, err := exec.Command(cloakBin, "recording", "info", wavs[0]).CombinedOutput()
+			if err != nil || !strings.Contains(string(info), "written as silence (secure ") {
+				t.Errorf("pay: recording info (%v):\n%s", err, info)
+			}
 		}
 	}
 	for _, want := range []string{"echo", "pay"} {
