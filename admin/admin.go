@@ -136,7 +136,8 @@ func Handler(b Backend, o Options) http.Handler {
 }
 
 // serveEvents streams a call's events as Server-Sent Events until the
-// client goes away or the call ends.
+// client goes away or the call ends; the last event of an ended call is
+// "ended" (sent here when the backend closed the stream without it).
 func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
 	past, next, cancel, ok := b.Subscribe(r.PathValue("id"))
 	if !ok {
@@ -148,6 +149,9 @@ func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	if canFlush {
+		fl.Flush() // the headers now: a call may have nothing to say yet
+	}
 	send := func(ev call.Event) bool {
 		b, err := json.Marshal(ev)
 		if err != nil {
@@ -162,7 +166,7 @@ func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
 		return true
 	}
 	for _, ev := range past {
-		if !send(ev) {
+		if !send(ev) || ev.Type == "ended" {
 			return
 		}
 	}
@@ -173,7 +177,13 @@ func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
 		case <-r.Context().Done():
 			return
 		case ev, ok := <-next:
-			if !ok || !send(ev) {
+			if !ok {
+				// The call ended; its "ended" event was lost to a full
+				// buffer (a slow reader), so say it here.
+				send(call.Event{Type: "ended", Call: r.PathValue("id"), Time: time.Now()})
+				return
+			}
+			if !send(ev) || ev.Type == "ended" {
 				return
 			}
 		case <-keepalive.C:

@@ -3,6 +3,7 @@ package admin
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,5 +156,47 @@ func TestPprofOffByDefault(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("pprof answered %d without admin.pprof", res.StatusCode)
+	}
+}
+
+// TestEventStreamEndsWhenTheCallEnds: the stream's last event is "ended",
+// then it closes; when a slow reader lost the backend's "ended" the
+// handler says it itself.
+func TestEventStreamEndsWhenTheCallEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		feed []call.Event
+	}{
+		{"ended event", []call.Event{{Type: "digit", Mask: "*"}, {Type: "ended", Reason: "bye"}}},
+		{"closed without ended", []call.Event{{Type: "digit", Mask: "*"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fb := &fakeBackend{events: make(chan call.Event, 4)}
+			srv := httptest.NewServer(Handler(fb, Options{}))
+			defer srv.Close()
+			for _, ev := range tc.feed {
+				fb.events <- ev
+			}
+			close(fb.events)
+			client := &http.Client{Timeout: 3 * time.Second}
+			res, err := client.Get(srv.URL + "/api/calls/c1/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body) // ends only if the stream does
+			if err != nil {
+				t.Fatalf("stream did not end: %v", err)
+			}
+			var types []string
+			for _, l := range strings.Split(string(body), "\n") {
+				if ty, ok := strings.CutPrefix(l, "event: "); ok {
+					types = append(types, ty)
+				}
+			}
+			if len(types) == 0 || types[len(types)-1] != "ended" || strings.Count(string(body), "event: ended") != 1 {
+				t.Fatalf("events %v, want one ended, last", types)
+			}
+		})
 	}
 }

@@ -14,8 +14,11 @@ type Event struct {
 	// Type: "state", "digit" (a masked key press), "step", "secure_started",
 	// "secure_ended", "talk_digits" (masked digits keyed while talking),
 	// "recording_unavailable" (answered unrecorded: no room to record),
-	// "recording_failed" (writing the recording failed mid-call).
+	// "recording_failed" (writing the recording failed mid-call), "ended"
+	// (the call is over: always the last event, then the stream closes).
 	Type string `json:"type"`
+	// Reason says why an "ended" call ended ("bye", "flow finished", …).
+	Reason string `json:"reason,omitempty"`
 	// Mask is the masked progress ("****", "************1111").
 	Mask string `json:"mask,omitempty"`
 	// Step and Branch report a flow step outcome (valid / invalid…).
@@ -35,6 +38,10 @@ type eventBus struct {
 	mu   sync.Mutex
 	past []Event
 	subs map[chan Event]struct{}
+	// closed: the call has ended; subscribers' channels are closed and a
+	// late subscriber gets the past and a closed channel.
+	// Late events (an agent leg's end) still join the past.
+	closed bool
 }
 
 const maxPastEvents = 256
@@ -62,13 +69,34 @@ func (b *eventBus) subscribe() (past []Event, ch chan Event, cancel func()) {
 		b.subs = map[chan Event]struct{}{}
 	}
 	ch = make(chan Event, 64)
-	b.subs[ch] = struct{}{}
 	past = append([]Event(nil), b.past...)
+	if b.closed {
+		close(ch)
+		return past, ch, func() {}
+	}
+	b.subs[ch] = struct{}{}
 	return past, ch, func() {
 		b.mu.Lock()
 		delete(b.subs, ch)
 		b.mu.Unlock()
 	}
+}
+
+// close publishes last, the call's "ended" event, and closes every
+// subscriber's channel: a stream ends with the call. A subscriber whose
+// buffer was full misses last but still sees its channel close.
+func (b *eventBus) close(last Event) {
+	b.publish(last)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	for ch := range b.subs {
+		close(ch)
+	}
+	b.subs = nil
 }
 
 func (b *eventBus) events() []Event {

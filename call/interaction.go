@@ -265,6 +265,7 @@ func (c *Interaction) supervise(ctx context.Context) {
 // finishes its recording and captures.
 func (c *Interaction) close() {
 	c.end("closed")
+	defer c.endEvents()
 	defer c.closeCaptures()
 	defer c.finishRecording()
 	c.mu.Lock()
@@ -281,6 +282,19 @@ func (c *Interaction) close() {
 	_ = c.caller.Close()
 	c.log.Info().Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
 		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges).Msg("media closed")
+}
+
+// endEvents publishes the call's last event, "ended" with the reason, and
+// closes its subscribers' streams.
+func (c *Interaction) endEvents() {
+	reason, _ := c.reason.Load().(string)
+	if reason == "closed" { // nothing of cloak's ended it: the SIP dialog did
+		if r := c.s.EndReason(); r != "" {
+			reason = r
+		}
+	}
+	ev := Event{Type: "ended", Reason: reason, Time: time.Now(), Call: c.id}
+	c.bus.close(ev)
 }
 
 // Info is a snapshot of an interaction for the API. It holds no digit.

@@ -410,7 +410,7 @@ func (m *Manager) sweep() {
 			}
 			m.mu.Unlock()
 			for _, c := range idle {
-				c.log.Info().Dur("timeout", m.cfg.InactivityTimeout).Msg("no RTP received: hanging up")
+				c.log.Info().Str("timeout", m.cfg.InactivityTimeout.String()).Msg("no RTP received: hanging up")
 				c.end("rtp-timeout")
 			}
 		}

@@ -417,12 +417,15 @@ func Load(path string) (Config, error) {
 	defer f.Close()
 	cfg, err := Parse(f)
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, fmt.Errorf("config %s:\n%w", path, err)
 	}
 	return cfg, nil
 }
 
-// Parse reads YAML over the defaults.
+// Parse reads YAML over the defaults. A file that does not decode is
+// refused with every problem, one a line, each naming its field path
+// ("rtp.portz: unknown field; did you mean ports?", "sip.max_calls:
+// \"many\" is not a number"), or a *SyntaxError with line:column.
 func Parse(r io.Reader) (Config, error) {
 	cfg := Default()
 	data, err := io.ReadAll(r)
@@ -431,6 +434,15 @@ func Parse(r io.Reader) (Config, error) {
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return cfg, nil
+	}
+	// The tree first: a syntax error gets its line:column, and a field
+	// that is unknown, given twice or of the wrong kind gets its path.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Config{}, syntaxError(data, err)
+	}
+	if errs := checkTree(&doc); len(errs) > 0 {
+		return Config{}, decodeErr(errs)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

@@ -105,6 +105,11 @@ const (
 	EndTransferred Ending = "transferred"
 	// EndReturned: return_to_agent re-bridged the caller with the agent.
 	EndReturned Ending = "returned_to_agent"
+	// EndCompleted: the call ended under the flow (the caller hung up, or
+	// cloak ended the call) before an ending step. Nothing failed: the
+	// outputs say how far the flow got (a caller who hangs up after
+	// "approved" leaves payment_result approved).
+	EndCompleted Ending = "completed"
 	// EndError: the run failed (see the error from Run).
 	EndError Ending = "error"
 )

@@ -42,6 +42,9 @@ type fakeCall struct {
 	cancelAfter int
 	cancel      context.CancelFunc
 	nextCalls   int
+	// hangupOn cancels cancel when Play is asked for this prompt: the
+	// caller hangs up while it plays.
+	hangupOn string
 }
 
 func newFakeCall(script ...string) *fakeCall {
@@ -70,6 +73,11 @@ func (c *fakeCall) Play(ctx context.Context, bargeIn bool, prompts ...string) er
 		c.rec("play %s", strings.Join(prompts, " "))
 	}
 	for _, p := range prompts {
+		if p == c.hangupOn && c.cancel != nil {
+			c.rec("caller hangs up during %s", p)
+			c.cancel()
+			return ctx.Err()
+		}
 		if bargeIn && len(c.queued) > 0 {
 			c.rec("barge %s", p) // not started: a key was already queued
 			return ctx.Err()

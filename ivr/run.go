@@ -79,7 +79,8 @@ func (st *run) flush() {
 
 // Run interprets the named flow on call until a step ends it (disconnect,
 // transfer, return_to_agent, or a secure hand-over whose flow ends), ctx is
-// done, or a call operation fails. Running a secure-kind flow directly (an
+// done (Ending EndCompleted: the call ended under it), or a call operation
+// fails (EndError). Running a secure-kind flow directly (an
 // agent referring the caller) wraps it in EnterSecure/LeaveSecure just as a
 // secure step does. The Result and error never contain secret values.
 func (r *Runner) Run(ctx context.Context, call Call, flow string) (Result, error) {
@@ -101,7 +102,12 @@ func (r *Runner) Run(ctx context.Context, call Call, flow string) (Result, error
 		st.max = DefaultMaxSteps
 	}
 	err := st.runFlow(ctx, f)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The call ended under the flow: a caller hanging up is how calls
+		// end, not a failure. The error still says where it stopped.
+		st.res.Ending, st.res.Target = EndCompleted, "call ended"
+	case err != nil:
 		st.res.Ending = EndError
 	}
 	return st.res, err

@@ -42,6 +42,26 @@ func demoRunner(t *testing.T) (*Runner, *httptest.Server) {
 	}, srv
 }
 
+// TestApprovedThenCallerHangsUp: a caller who hangs up while "approved"
+// plays has completed the payment; the run did not fail.
+func TestApprovedThenCallerHangsUp(t *testing.T) {
+	r, _ := demoRunner(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	call := newFakeCall("1", visa+"#", "1230", "987#")
+	call.cancel, call.hangupOn = cancel, "approved"
+	res, err := r.Run(ctx, call, "main")
+	if res.Ending != EndCompleted {
+		t.Errorf("ending = %q (err %v), want %q\nops: %q", res.Ending, err, EndCompleted, call.ops)
+	}
+	if res.Outputs["payment_result"] != "approved" || call.outputs["payment_result"] != "approved" {
+		t.Errorf("outputs %v / LeaveSecure %v, want payment_result approved", res.Outputs, call.outputs)
+	}
+	if call.leaves != 1 || call.has("hangup payment flow finished") {
+		t.Errorf("leaves %d, ops %q", call.leaves, call.ops)
+	}
+}
+
 func TestMainMenuPaymentApproved(t *testing.T) {
 	r, _ := demoRunner(t)
 	call := newFakeCall("1", visa+"#", "1230", "987#")
@@ -458,7 +478,7 @@ func TestRunErrors(t *testing.T) {
 		call := newFakeCall("411111")
 		call.cancelAfter, call.cancel = 6, cancel
 		res, err := r.Run(ctx, call, "pay")
-		if !errors.Is(err, context.Canceled) || res.Ending != EndError || call.leaves != 1 {
+		if !errors.Is(err, context.Canceled) || res.Ending != EndCompleted || call.leaves != 1 {
 			t.Errorf("err %v result %+v leaves %d", err, res, call.leaves)
 		}
 	})

@@ -73,7 +73,7 @@ func recoverRecordings(cfg config.Config, rec recordingConf, log zerolog.Logger)
 			ev, msg = log.Error().Err(rc.Err), "unfinished recording left as it was (tried: "+rc.Action+"; next start tries again)"
 		}
 		ev.Str("file", rc.Path).Str("dest", rc.Dest).Str("action", rc.Action).Int64("bytes", rc.Bytes).
-			Int64("cut_bytes", rc.CutBytes).Dur("duration", rc.Duration).Str("reason", rc.Reason).
+			Int64("cut_bytes", rc.CutBytes).Str("duration", rc.Duration.String()).Str("reason", rc.Reason).
 			Msg(msg)
 	}
 }

@@ -33,7 +33,9 @@ type Options struct {
 // workers, the pacing clock, prompts and flows, the demo payment gateway
 // when none is configured, agents and queues, the recordings directory and
 // key, recovery of recordings a crash left, the captures, the call
-// manager, the SIP server, the HTTP API. Shutdown runs it backwards: new
+// manager, the SIP server, the HTTP API; "cloak is ready" is logged only
+// once all of them listen. A listener that cannot bind (SIP, the API, the
+// RTP range) makes Run return a *BindError naming its field. Shutdown runs it backwards: new
 // INVITEs get 503 (drain), calls in progress drain or are hung up
 // (shutdown.mode) within shutdown.grace, then the SIP server closes and
 // the deferred closers release the manager, captures, clock and workers —
@@ -55,6 +57,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	pool, err := media.NewPortPool(cfg.RTPBindAddr(), lo, hi)
 	if err != nil {
 		return fmt.Errorf("rtp.ports: %w", err)
+	}
+	if err := probePool(pool); err != nil {
+		return bindError("rtp.ports", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi), err)
 	}
 	mediaAddr := cfg.RTPAdvertiseAddr() // a wildcard: per call, see call.Config.MediaAddr
 	source, err := rtpSource(cfg, log)
@@ -91,6 +96,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	flows, err := ivr.LoadDir(flowsFS, flowsDir)
 	if err != nil {
+		if cfg.Flows.Dir != "" {
+			return fmt.Errorf("flows.dir %s: %w", cfg.Flows.Dir, err)
+		}
 		return fmt.Errorf("flows: %w", err)
 	}
 	endpoints := map[string]string{}
@@ -177,19 +185,22 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	mgr.SetDialer(srv)
 	if err := srv.Start(runCtx); err != nil {
-		return err
+		return bindError("sip.listen", listen.String(), err)
 	}
-	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
-		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("data", cfg.Data.Dir).Msg("cloak is ready")
+	adminAddr := "off"
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any { return stats(srv, pool, authLim, mgr, poller) }
 		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {
 			_ = srv.Close()
-			return fmt.Errorf("admin.listen: %w", err)
+			return bindError("admin.listen", cfg.Admin.Listen, err)
 		}
-		log.Info().Str("listen", addr).Msg("HTTP API ready")
+		adminAddr = addr
 	}
+	// Every listener is bound: only now is cloak ready.
+	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
+		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).
+		Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if opts.Ready != nil {
 		opts.Ready(srv)
 	}
@@ -198,7 +209,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	// Graceful shutdown: refuse new calls, then drain or hang up.
 	srv.Drain()
 	active := mgr.Active()
-	log.Info().Int("active_calls", active).Str("mode", cfg.Shutdown.Mode).Dur("grace", cfg.Shutdown.Grace).Msg("shutting down: new calls get 503")
+	log.Info().Int("active_calls", active).Str("mode", cfg.Shutdown.Mode).Str("grace", cfg.Shutdown.Grace.String()).Msg("shutting down: new calls get 503")
 	if cfg.Shutdown.Mode == "hangup" {
 		mgr.HangupAll("shutdown")
 	}

@@ -505,5 +505,5 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug().Err(err).Msg("register respond")
 	}
-	s.log.Info().Str("user", user).Dur("expires", expires).Msg("agent registered")
+	s.log.Info().Str("user", user).Str("expires", expires.String()).Msg("agent registered")
 }

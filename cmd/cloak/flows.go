@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/cloak-voip/cloak/ivr"
 )
@@ -54,12 +55,26 @@ func runFlows(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "cloak flows check: %d problem(s) in %s\n", len(ve.Problems), dir)
 		return 1
+	case errors.Is(err, ivr.ErrNoFlows):
+		fmt.Fprintf(stderr, "cloak flows check: no flows in %s: it holds no *.yaml or *.yml file\n", describeDir(dir))
+		return 1
 	case err != nil:
-		fmt.Fprintf(stderr, "cloak flows check: %v\n", err)
+		fmt.Fprintf(stderr, "cloak flows check: %s: %v\n", describeDir(dir), err)
 		return 1
 	}
 	if !*quiet {
 		fmt.Fprintf(stdout, "ok: %d flow(s) in %s: %v\n", len(set.Names()), dir, set.Names())
 	}
 	return 0
+}
+
+// describeDir names dir as given and, when relative, where that is.
+func describeDir(dir string) string {
+	if filepath.IsAbs(dir) {
+		return dir
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return fmt.Sprintf("%s (%s)", dir, abs)
+	}
+	return dir
 }

@@ -96,3 +96,25 @@ func TestFlowsUsage(t *testing.T) {
 		t.Errorf("-h: exit %d", code)
 	}
 }
+
+// TestFlowsCheckNamesTheEmptyFolder: a folder without flows is named in
+// the error, as given and where that is, never as ".".
+func TestFlowsCheckNamesTheEmptyFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runFlowsCapture("check", dir)
+	if code != 1 || !strings.Contains(errs, "no flows in "+dir+":") || strings.Contains(errs, " from .") {
+		t.Fatalf("exit %d stderr %q: want exit 1 naming %s", code, errs, dir)
+	}
+	wd, _ := os.Getwd()
+	rel, err := filepath.Rel(wd, dir)
+	if err != nil {
+		t.Skip(err)
+	}
+	code, _, errs = runFlowsCapture("check", rel)
+	if code != 1 || !strings.Contains(errs, rel+" ("+dir+")") {
+		t.Fatalf("exit %d stderr %q: want %s (%s)", code, errs, rel, dir)
+	}
+}

@@ -228,8 +228,12 @@ func runRecordingInfo(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "duration:  %s\n", fmtDuration(s.Duration()))
 	fmt.Fprintf(w, "format:    %d Hz %d-bit PCM stereo, left %s, right %s (call codec %s)\n",
 		s.SampleRate, s.BitsPerSample, s.Channels.Left, s.Channels.Right, s.Codec)
-	fmt.Fprintf(w, "frames:    %d written, %d silenced, %d dropped\n", s.FramesWritten, s.FramesSilent, s.FramesDropped)
-	fmt.Fprintf(w, "paused:    %s\n", fmtDuration(time.Duration(s.PausedMS)*time.Millisecond))
+	// Frames count what the call handed over; a secure segment hands over
+	// none, so a call secure throughout shows zeros here and its time on
+	// the paused line.
+	fmt.Fprintf(w, "frames:    %d written as audio, %d handed over while paused, %d dropped (%s each)\n",
+		s.FramesWritten, s.FramesSilent, s.FramesDropped, recorder.FrameDuration)
+	fmt.Fprintf(w, "paused:    %s written as silence%s\n", fmtDuration(time.Duration(s.PausedMS)*time.Millisecond), pausedByReason(s.Markers))
 	signed := "no"
 	if s.HMAC != "" {
 		signed = "yes (HMAC-SHA256; run verify to check)"
@@ -242,6 +246,30 @@ func runRecordingInfo(args []string, stdout, stderr io.Writer) int {
 			m.Reason, m.Start.UTC().Format(time.RFC3339Nano), m.End.UTC().Format(time.RFC3339Nano))
 	}
 	return 0
+}
+
+// pausedByReason sums the markers' time per reason, in the order the
+// reasons first appear: " (secure 00:03.000, agent 00:01.000)", or ""
+// without markers. Reasons may overlap, so the sums may exceed the
+// paused total.
+func pausedByReason(ms []recorder.Marker) string {
+	var order []string
+	sum := map[string]time.Duration{}
+	for _, m := range ms {
+		r := string(m.Reason)
+		if _, ok := sum[r]; !ok {
+			order = append(order, r)
+		}
+		sum[r] += time.Duration(m.EndMS-m.StartMS) * time.Millisecond
+	}
+	if len(order) == 0 {
+		return ""
+	}
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = r + " " + fmtDuration(sum[r])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // fmtDuration prints d as [H:]MM:SS.mmm.

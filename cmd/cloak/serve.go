@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,10 @@ import (
 	"github.com/cloak-voip/cloak/server"
 	"github.com/rs/zerolog"
 )
+
+// bindFlags names the flag that overrides each listening field, for bind
+// errors ("sip.listen (-sip): 127.0.0.1:5060 already in use").
+var bindFlags = map[string]string{"sip.listen": "-sip", "admin.listen": "-admin", "rtp.ports": "-rtp-ports"}
 
 // serveFlags are the command-line overrides; they win over the file.
 type serveFlags struct {
@@ -69,6 +74,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := server.Run(ctx, cfg, log, server.Options{Version: version}); err != nil {
+		var be *server.BindError
+		if errors.As(err, &be) {
+			// One line: the field, its flag, the address and why.
+			be.Flag = bindFlags[be.Field]
+			log.Error().Msg("cannot start: " + be.Error())
+			return 1
+		}
 		log.Error().Err(err).Msg("cloak stopped")
 		return 1
 	}
