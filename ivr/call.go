@@ -106,10 +106,16 @@ const (
 	// EndReturned: return_to_agent re-bridged the caller with the agent.
 	EndReturned Ending = "returned_to_agent"
 	// EndCompleted: the call ended under the flow (the caller hung up, or
-	// cloak ended the call) before an ending step. Nothing failed: the
-	// outputs say how far the flow got (a caller who hangs up after
-	// "approved" leaves payment_result approved).
+	// cloak ended the call) when it had nothing left to ask: only closing
+	// steps (play, say_digits, set, set_data, disconnect) could still run.
+	// A caller who hangs up while "approved" plays has completed the
+	// payment; the outputs say payment_result approved.
 	EndCompleted Ending = "completed"
+	// EndAbandoned: the call ended under the flow while it could still ask
+	// the caller something or was waiting on a gateway (a caller hanging up
+	// half-way through keying a card). Not a failure either; the outputs
+	// say how far the flow got.
+	EndAbandoned Ending = "abandoned"
 	// EndError: the run failed (see the error from Run).
 	EndError Ending = "error"
 )

@@ -69,6 +69,10 @@ type run struct {
 	// collect drops it if it is the first key read (see CollectAction).
 	// A flush or a menu clears it.
 	swallow byte
+	// flow and at are the flow and step running now: where the call was
+	// when it ended under the run (see closingOnly).
+	flow *Flow
+	at   *Step
 }
 
 // flush drops the caller's queued keys (type-ahead).
@@ -79,8 +83,8 @@ func (st *run) flush() {
 
 // Run interprets the named flow on call until a step ends it (disconnect,
 // transfer, return_to_agent, or a secure hand-over whose flow ends), ctx is
-// done (Ending EndCompleted: the call ended under it), or a call operation
-// fails (EndError). Running a secure-kind flow directly (an
+// done (the call ended under it: EndCompleted when only closing steps
+// were left, EndAbandoned otherwise), or a call operation fails (EndError). Running a secure-kind flow directly (an
 // agent referring the caller) wraps it in EnterSecure/LeaveSecure just as a
 // secure step does. The Result and error never contain secret values.
 func (r *Runner) Run(ctx context.Context, call Call, flow string) (Result, error) {
@@ -106,11 +110,45 @@ func (r *Runner) Run(ctx context.Context, call Call, flow string) (Result, error
 	case err != nil && ctx.Err() != nil:
 		// The call ended under the flow: a caller hanging up is how calls
 		// end, not a failure. The error still says where it stopped.
-		st.res.Ending, st.res.Target = EndCompleted, "call ended"
+		st.res.Ending, st.res.Target = EndAbandoned, "call ended"
+		if st.flow != nil && st.at != nil && closingOnly(st.flow, st.at) {
+			st.res.Ending = EndCompleted
+		}
 	case err != nil:
 		st.res.Ending = EndError
 	}
 	return st.res, err
+}
+
+// closingActions are the actions that neither ask the caller anything nor
+// wait on anyone: a flow whose remaining steps are all of these has done
+// its work (see EndCompleted).
+var closingActions = map[string]bool{
+	"play": true, "say_digits": true, "set": true, "set_data": true, "disconnect": true,
+}
+
+// closingOnly reports whether every step reachable from s in f, s
+// included, is a closing action.
+func closingOnly(f *Flow, s *Step) bool {
+	seen := map[string]bool{}
+	todo := []*Step{s}
+	for len(todo) > 0 {
+		cur := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[cur.Name] {
+			continue
+		}
+		seen[cur.Name] = true
+		if !closingActions[cur.ActionName()] {
+			return false
+		}
+		for _, e := range cur.edges() {
+			if next := f.step(e.to); next != nil {
+				todo = append(todo, next)
+			}
+		}
+	}
+	return true
 }
 
 // scope holds one flow's variables. Secrets live apart from plain values
@@ -219,6 +257,7 @@ func (st *run) runFlow(ctx context.Context, f *Flow) (err error) {
 			return fmt.Errorf("flow %q step %q: %w (%d)", f.Name, s.Name, ErrStepLimit, st.max)
 		}
 		st.res.Steps++
+		st.flow, st.at = f, s
 		o, err := st.step(ctx, f, sc, s)
 		if err != nil {
 			return fmt.Errorf("flow %q step %q: %s: %w", f.Name, s.Name, s.ActionName(), err)

@@ -62,6 +62,24 @@ func TestApprovedThenCallerHangsUp(t *testing.T) {
 	}
 }
 
+// TestCallerHangsUpMidCardIsAbandoned: a caller who hangs up while the
+// flow still asks for the expiry has not completed anything: abandoned,
+// not completed and not error.
+func TestCallerHangsUpMidCardIsAbandoned(t *testing.T) {
+	r, _ := demoRunner(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	call := newFakeCall("1", visa+"#")
+	call.cancel, call.hangupOn = cancel, "enter_expiry"
+	res, err := r.Run(ctx, call, "main")
+	if res.Ending != EndAbandoned {
+		t.Errorf("ending = %q (err %v), want %q\nops: %q", res.Ending, err, EndAbandoned, call.ops)
+	}
+	if res.Outputs["payment_result"] != "" {
+		t.Errorf("outputs %v: no payment result expected", res.Outputs)
+	}
+}
+
 func TestMainMenuPaymentApproved(t *testing.T) {
 	r, _ := demoRunner(t)
 	call := newFakeCall("1", visa+"#", "1230", "987#")
@@ -478,7 +496,7 @@ func TestRunErrors(t *testing.T) {
 		call := newFakeCall("411111")
 		call.cancelAfter, call.cancel = 6, cancel
 		res, err := r.Run(ctx, call, "pay")
-		if !errors.Is(err, context.Canceled) || res.Ending != EndCompleted || call.leaves != 1 {
+		if !errors.Is(err, context.Canceled) || res.Ending != EndAbandoned || call.leaves != 1 {
 			t.Errorf("err %v result %+v leaves %d", err, res, call.leaves)
 		}
 	})
