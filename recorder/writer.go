@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,10 @@ const outBytes = 64 << 10
 type writer struct {
 	every  time.Duration
 	phases int
+
+	// age is the worst backlog seen since TakeBacklog: the age of the
+	// oldest frame a turn found queued, in ns.
+	age atomic.Int64
 
 	mu      sync.Mutex // guards the fields below and each Recorder's phase and slot
 	recs    []*Recorder
@@ -131,3 +136,24 @@ func (w *writer) run() {
 		batch = batch[:0]
 	}
 }
+
+// noteAge folds the age of the oldest frame a turn found into w.age. Once
+// per recording turn (every drainInterval), not per frame.
+func (w *writer) noteAge(d time.Duration) {
+	v := int64(d)
+	for {
+		cur := w.age.Load()
+		if v <= cur || w.age.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// TakeBacklog returns the recorder's backlog: the age of the oldest audio
+// the shared writer found queued in any recording since the previous call
+// (0 when it drained none), and starts a new window. A writer that keeps
+// up shows about drainInterval (200 ms: a recording is drained that
+// often); one that falls behind shows more, and past the queue's length
+// (DefaultQueueFrames, 640 ms) frames are being dropped. It is meant for
+// one reader, the overload monitor's sampler, and takes no lock.
+func TakeBacklog() time.Duration { return time.Duration(sharedWriter.age.Swap(0)) }

@@ -1,0 +1,37 @@
+package recorder
+
+import (
+	"testing"
+	"time"
+)
+
+// TestTakeBacklogIsTheOldestQueuedAge stalls the shared writer while
+// 200 ms of audio is handed over, lets 700 ms pass on the recording's
+// clock, and checks the backlog the writer reports when it drains: the
+// age of the oldest frame, 700 ms. The window then starts again.
+func TestTakeBacklogIsTheOldestQueuedAge(t *testing.T) {
+	c := newFakeClock()
+	mod, release := stallWriter()
+	defer release()
+	r, _ := newTest(t, c, mod)
+	defer r.Discard()
+	_ = TakeBacklog()
+	for range 10 {
+		r.WriteCaller(frameOf(100))
+		c.Advance(FrameDuration)
+	}
+	c.Advance(500 * time.Millisecond)
+	release()
+	deadline := time.Now().Add(5 * time.Second)
+	var got time.Duration
+	for got == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		got = TakeBacklog()
+	}
+	if got < 690*time.Millisecond || got > 710*time.Millisecond {
+		t.Fatalf("backlog %v, want 700ms (the oldest frame's age)", got)
+	}
+	if got := TakeBacklog(); got != 0 {
+		t.Fatalf("TakeBacklog did not start a new window: %v", got)
+	}
+}
