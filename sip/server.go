@@ -76,8 +76,8 @@ type Stats struct {
 	// ProbesRefused counts OPTIONS answered 503 while the Admission
 	// refused calls (a dispatcher's probes).
 	ProbesRefused uint64
-	Calls               uint64 // INVITEs accepted into a session
-	Active              int64  // sessions now
+	Calls         uint64 // INVITEs accepted into a session
+	Active        int64  // sessions now
 }
 
 // ErrDraining is returned by Start after Drain, and reported to callers
