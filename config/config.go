@@ -413,9 +413,7 @@ func Default() Config {
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
 		Shutdown: Shutdown{Grace: 10 * time.Second, Mode: "drain"},
-		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
-			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond},
-		Agents: []Agent{{Name: "demo", Password: "demo", Queues: []string{"sales", "payments"}}},
+		Agents:   []Agent{{Name: "demo", Password: "demo", Queues: []string{"sales", "payments"}}},
 		Queues: []Queue{
 			{Name: "sales", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask", CollectWhileTalking: true},
 			{Name: "payments", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask"},
@@ -431,6 +429,8 @@ func Default() Config {
 			"tone": "tone",
 			"ring": "ring",
 		},
+		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
+			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond},
 	}
 }
 
