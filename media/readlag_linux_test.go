@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
 )
 
 // TestPollerReadLag checks the sampled read lag: datagrams queued behind a
@@ -88,5 +89,36 @@ func TestPolledReadAllocatesNothingWithLagSampling(t *testing.T) {
 	pkt := new(Packet)
 	if a := testing.AllocsPerRun(100, func() { _ = w.serveAll(nil, buf, pkt, true) }); a != 0 {
 		t.Fatalf("serveAll allocates %v per batch", a)
+	}
+}
+
+// BenchmarkSampleLag is the cost of one read-lag sample: the ioctl and
+// the wall clock read a poll worker makes at most every lagEvery.
+func BenchmarkSampleLag(b *testing.B) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		b.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	enableReadStamp(fd)
+	if err := unix.Sendto(fd, []byte("x"), 0, sa); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	buf := make([]byte, 16)
+	if _, _, err := recvFrom(fd, buf); err != nil {
+		b.Fatal(err)
+	}
+	w := &pollWorker{}
+	if !w.sampleLag(fd) {
+		b.Fatal("no receive timestamp after a read")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.sampleLag(fd)
 	}
 }
