@@ -368,6 +368,10 @@ type Limits struct {
 	Hold time.Duration `yaml:"hold"`
 	// Interval is how often the signals are sampled.
 	Interval time.Duration `yaml:"interval"`
+	// TripSamples is how many samples in a row a signal must be at or
+	// above its limit to start an episode: 1 reacts at once, more ignore
+	// one-off spikes (a GC pause) and react Interval later per sample.
+	TripSamples int `yaml:"trip_samples"`
 }
 
 // Prompts configures where prompt files come from.
@@ -430,7 +434,7 @@ func Default() Config {
 			"ring": "ring",
 		},
 		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
-			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond},
+			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 	}
 }
 
@@ -827,6 +831,9 @@ func (c *Config) validateLimits(bad func(path, format string, a ...any)) {
 	}
 	if l.Hold < l.Interval || l.Hold > 10*time.Minute {
 		bad("limits.hold", "want limits.interval (%v) to 10m, got %v", l.Interval, l.Hold)
+	}
+	if l.TripSamples < 1 || l.TripSamples > 20 {
+		bad("limits.trip_samples", "want 1 to 20, got %d", l.TripSamples)
 	}
 	if l.Interval < 50*time.Millisecond || l.Interval > 10*time.Second {
 		bad("limits.interval", "want 50ms to 10s, got %v", l.Interval)

@@ -94,6 +94,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"limits:\n  retry_after: 2h\n", "limits.retry_after"},
 		{"limits:\n  hold: 10ms\n", "limits.hold"},
 		{"limits:\n  interval: 1ms\n", "limits.interval"},
+		{"limits:\n  trip_samples: 0\n", "limits.trip_samples"},
 		{"routes:\n  sales: nowhere\n", "routes.sales"},
 		{"recording:\n  default: sometimes\n", "recording.default"},
 		{"recording:\n  routes:\n    main: loud\n", "recording.routes.main"},

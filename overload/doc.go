@@ -20,7 +20,7 @@
 //
 // The state machine has hysteresis, so a node at the edge does not flap:
 // it becomes overloaded at the first sample where a signal reaches its
-// Limit, and it leaves only once every signal has stayed below its Leave
+// Limit (or the Config.Trip-th in a row), and it leaves only once every signal has stayed below its Leave
 // level (by default 0.8 × Limit) for Config.Hold. The state is published as
 // one atomic value; Refusing, asked once per INVITE or OPTIONS, reads it
 // and takes no lock. One log line marks the start of an episode (which

@@ -70,6 +70,11 @@ type Config struct {
 	// Hold is how long every signal must stay below its Leave level
 	// before the node leaves overload; zero means DefaultHold.
 	Hold time.Duration
+	// Trip is how many samples in a row a signal must be at or above its
+	// Limit to make the node overloaded; zero means 1 (the first). More
+	// ignores one-off spikes (a GC pause, a scheduler hiccup) at the cost
+	// of reacting Interval later per extra sample.
+	Trip int
 	// RetryAfter is returned by Refusing; zero means DefaultRetryAfter.
 	RetryAfter time.Duration
 	// Log receives one line when an episode starts and one when it ends.
@@ -119,6 +124,7 @@ type Stats struct {
 type Monitor struct {
 	sigs       []Signal
 	interval   time.Duration
+	trip       int
 	hold       time.Duration
 	retryAfter time.Duration
 	log        zerolog.Logger
@@ -131,6 +137,7 @@ type Monitor struct {
 	peak       float64   // the episode's highest value/Limit
 	peakSig    int
 	scratch    []float64 // this sample's values
+	runs       []int     // samples in a row at or above the limit, per signal
 
 	mu         sync.Mutex // guards the stats below (read by Stats)
 	values     []float64
@@ -175,6 +182,8 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m.values = make([]float64, len(m.sigs))
 	m.scratch = make([]float64, len(m.sigs))
+	m.runs = make([]int, len(m.sigs))
+	m.trip = max(1, cfg.Trip)
 	m.episodesBy = make([]uint64, len(m.sigs))
 	m.state.Store(&State{})
 	return m, nil
@@ -212,7 +221,8 @@ func (m *Monitor) Refusing() (reason string, retryAfter time.Duration) {
 func (m *Monitor) State() State { return *m.state.Load() }
 
 // Evaluate samples every signal once and moves the state machine: from ok
-// to overloaded at the first sample where a signal reaches its Limit; from
+// to overloaded once a signal has been at or above its Limit for
+// Config.Trip samples in a row (by default, at the first); from
 // overloaded back to ok once every signal has stayed below its Leave level
 // for Config.Hold. Run calls it every Config.Interval.
 func (m *Monitor) Evaluate() {
@@ -227,7 +237,12 @@ func (m *Monitor) Evaluate() {
 		}
 		m.scratch[i] = v
 		r := v / s.Limit
-		if v >= s.Limit && r > overRatio {
+		if v >= s.Limit {
+			m.runs[i]++
+		} else {
+			m.runs[i] = 0
+		}
+		if m.runs[i] >= m.trip && r > overRatio {
 			over, overRatio = i, r
 		}
 		if v >= s.Leave {

@@ -259,3 +259,21 @@ func BenchmarkEvaluate(b *testing.B) {
 		m.Evaluate()
 	}
 }
+
+func TestTripIgnoresOneOffSpikes(t *testing.T) {
+	r := newRig(t, time.Second, Signal{Name: "lag", Limit: 0.05, Unit: Seconds})
+	r.m.trip = 2
+	r.vals["lag"] = 0.2
+	if r.step(time.Second).Overloaded {
+		t.Fatal("one spike tripped with Trip 2")
+	}
+	r.vals["lag"] = 0.001
+	r.step(time.Second)
+	r.vals["lag"] = 0.2
+	if r.step(time.Second).Overloaded {
+		t.Fatal("two spikes apart tripped with Trip 2")
+	}
+	if !r.step(time.Second).Overloaded {
+		t.Fatal("two samples in a row over the limit did not trip")
+	}
+}

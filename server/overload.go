@@ -34,7 +34,7 @@ func overloadMonitor(cfg config.Config, log zerolog.Logger, poller *media.Poller
 			Sample: func() float64 { return float64(active()) }})
 	}
 	return overload.New(overload.Config{Signals: sigs, Interval: l.Interval, Hold: l.Hold,
-		RetryAfter: l.RetryAfter, Log: log})
+		Trip: l.TripSamples, RetryAfter: l.RetryAfter, Log: log})
 }
 
 // addOverloadStats adds the admission state, its signals' last samples
