@@ -35,3 +35,23 @@ func TestTakeBacklogIsTheOldestQueuedAge(t *testing.T) {
 		t.Fatalf("TakeBacklog did not start a new window: %v", got)
 	}
 }
+
+// TestTakeBacklogSeesAStuckTurn: a turn that hangs (a disk that stopped
+// answering) shows as backlog while it hangs, before it could report the
+// age of anything it drained.
+func TestTakeBacklogSeesAStuckTurn(t *testing.T) {
+	c := newFakeClock()
+	mod, release := stallWriter()
+	defer release()
+	r, _ := newTest(t, c, mod)
+	defer r.Discard()
+	r.WriteCaller(frameOf(100))
+	_ = TakeBacklog()
+	time.Sleep(300 * time.Millisecond) // the writer's next tick enters the hung turn
+	got := TakeBacklog()
+	// At least the hang so far (the tick came within 25 ms of the write)
+	// plus drainInterval.
+	if got < drainInterval+200*time.Millisecond {
+		t.Fatalf("backlog %v during a turn hung ~300 ms, want at least %v", got, drainInterval+200*time.Millisecond)
+	}
+}
