@@ -47,11 +47,11 @@ func TestTakeBacklogSeesAStuckTurn(t *testing.T) {
 	defer r.Discard()
 	r.WriteCaller(frameOf(100))
 	_ = TakeBacklog()
-	time.Sleep(300 * time.Millisecond) // the writer's next tick enters the hung turn
+	// The recording's phase comes round within drainInterval (plus a
+	// tick): by 500 ms its turn has hung for at least 275 ms.
+	time.Sleep(500 * time.Millisecond)
 	got := TakeBacklog()
-	// At least the hang so far (the tick came within 25 ms of the write)
-	// plus drainInterval.
-	if got < drainInterval+200*time.Millisecond {
-		t.Fatalf("backlog %v during a turn hung ~300 ms, want at least %v", got, drainInterval+200*time.Millisecond)
+	if want := drainInterval + 250*time.Millisecond; got < want {
+		t.Fatalf("backlog %v during a turn hung at least 275 ms, want at least %v", got, want)
 	}
 }
