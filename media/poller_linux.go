@@ -94,6 +94,9 @@ type pollWorker struct {
 	// lagNext is when the next sample is due (nanotime), owned by run.
 	lagMax  atomic.Int64
 	lagNext int64
+	// busySince is when the batch under way began (nanotime), 0 between
+	// batches: a worker held up by a Handler shows as lag while it is.
+	busySince atomic.Int64
 
 	mu      sync.Mutex
 	ops     []pollOp
@@ -326,9 +329,11 @@ func (w *pollWorker) run(log zerolog.Logger) {
 			continue
 		}
 		t0 := nanotime()
+		w.busySince.Store(t0 | 1)
 		if w.serveAll(evs[:n], buf, pkt, t0 >= w.lagNext) {
 			return
 		}
+		w.busySince.Store(0)
 		w.busyNs.Add(uint64(nanotime() - t0))
 		w.batches.Add(1)
 		w.served.Add(uint64(n))

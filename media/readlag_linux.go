@@ -58,12 +58,19 @@ func (w *pollWorker) sampleLag(fd int) bool {
 
 // TakeLag returns the worst read lag the poll workers sampled since the
 // previous call (0 when none was sampled: no traffic) and starts a new
-// window. It is meant for one reader, the overload monitor's sampler; it
-// takes no lock. A wall-clock step forward shows as one large sample.
+// window; a worker whose batch has been under way longer (held up by a
+// Handler) counts with that batch's length so far, since every socket it
+// serves waits at least as long. It is meant for one reader, the overload
+// monitor's sampler; it takes no lock. A wall-clock step forward shows as
+// one large sample.
 func (p *Poller) TakeLag() time.Duration {
 	var worst int64
+	now := nanotime()
 	for _, w := range p.workers {
 		worst = max(worst, w.lagMax.Swap(0))
+		if since := w.busySince.Load(); since != 0 {
+			worst = max(worst, now-since)
+		}
 	}
 	return time.Duration(worst)
 }

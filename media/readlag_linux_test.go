@@ -122,3 +122,45 @@ func BenchmarkSampleLag(b *testing.B) {
 		w.sampleLag(fd)
 	}
 }
+
+// TestPollerLagSeesAStuckWorker: a worker held up by a Handler shows as
+// lag while it is, before any datagram behind it is read and sampled.
+func TestPollerLagSeesAStuckWorker(t *testing.T) {
+	p, pool, _, _ := newPolledPool(t, 1, 2)
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(),
+		Remote: peer.LocalAddr().(*net.UDPAddr).AddrPort()})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once atomic.Bool
+	e.SetHandler(HandlerFunc(func(_ *Endpoint, _ *Packet) {
+		if once.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}))
+	e.Start()
+	defer e.Close()
+	defer close(release) // before Close: Close waits for the worker
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 7}, Payload: make([]byte, 160)}
+	b, _ := pkt.Marshal()
+	if _, err := peer.WriteToUDP(b, net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, uint16(port)))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler never ran")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if lag := p.TakeLag(); lag < 50*time.Millisecond {
+		t.Fatalf("lag %v with the worker held 60 ms, want at least 50 ms", lag)
+	}
+}
