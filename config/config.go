@@ -343,7 +343,8 @@ type Shutdown struct {
 // Retry-After (RFC 3261 §21.5.4, §20.33), and calls already up carry on.
 // It takes calls again once every signal has stayed below 80 % of its
 // limit for Hold. sip.max_calls is a signal too: reaching it makes OPTIONS
-// 503 as well, until a call ends. A limit of 0 turns its signal off. The
+// 503 as well, and new calls wait until the calls have been below it (not
+// 80 % of it) for Hold. A limit of 0 turns its signal off. The
 // defaults are provisional until the bench rounds pick them
 // (docs/PERFORMANCE.md, "Admission control").
 type Limits struct {

@@ -11,8 +11,10 @@ import (
 // overloadMonitor builds the node's admission control from limits.* (see
 // config.Limits): the RTP read lag of the poll workers (none without
 // them), the process's CPU share, the recorder's backlog, and the calls in
-// progress against sip.max_calls, which leaves overload as soon as a call
-// ends (its own cap refuses the call beyond it exactly, per INVITE).
+// progress against sip.max_calls, whose leave level is the cap itself
+// (not 80 % of it): the node takes calls again once the calls have been
+// below the cap for limits.hold (the cap also refuses the call beyond it
+// exactly, per INVITE).
 // active is read only by the sampler, which Run starts after the SIP
 // server exists.
 func overloadMonitor(cfg config.Config, log zerolog.Logger, poller *media.Poller, active func() int) (*overload.Monitor, error) {
