@@ -607,7 +607,10 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	if max := s.cfg.MaxCalls; max > 0 {
 		if n := s.active.Add(1); n > int64(max) {
 			s.active.Add(-1)
-			s.log.Warn().Int("max_calls", max).Msg("call refused: concurrent call cap reached")
+			// Debug, not one warning per refused INVITE (a flood would
+			// flood the log): the overload monitor's "calls" signal logs
+			// the episode once (docs/PERFORMANCE.md, "Admission control").
+			s.log.Debug().Int("max_calls", max).Msg("call refused: concurrent call cap reached")
 			s.refuse(req, tx, RefusedMaxCalls, 5*time.Second)
 			return
 		}
