@@ -64,6 +64,12 @@ trap cleanup EXIT
 # cloak_config FILE [EXTRA-YAML]: the bench's cloak configuration.
 cloak_config() {
 	local f=$1
+	# Admission control (limits.*, docs/PERFORMANCE.md): the defaults
+	# unless LIMITS is a YAML flow map, e.g. LIMITS='{max_cpu: 0.9,
+	# max_lag: 80ms}' to try thresholds, or LIMITS='{max_cpu: 0, max_lag:
+	# 0s, max_recorder_backlog: 0s}' for rounds that measure the relay
+	# past the point where it would refuse calls.
+	local limits=${LIMITS:-'{}'}
 	mkdir -p "$OUT/cloak-data"
 	cat >"$f" <<YAML
 sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
@@ -72,6 +78,7 @@ data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
 admin: {listen: "${ADMIN:-}", pprof: ${PPROF:-false}}
 shutdown: {grace: 5s, mode: hangup}
+limits: $limits
 # The relay route records every call (stereo WAV, paused in secure mode),
 # as a contact centre runs it; RECORD=never turns it off.
 recording: {default: never, routes: {relay: ${RECORD:-always}}}

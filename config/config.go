@@ -29,6 +29,9 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Shutdown is what SIGTERM/SIGINT do.
 	Shutdown Shutdown `yaml:"shutdown"`
+	// Limits is admission control: when the node is overloaded, new
+	// calls get 503 rather than every call on it suffering.
+	Limits Limits `yaml:"limits"`
 	// Routes maps the called user part (the Request-URI user) to what
 	// answers it: "echo" (echoes the caller's audio), "tone" (1004 Hz test
 	// tone), "ring" (rings and never answers: for CANCEL and no-answer
@@ -333,6 +336,45 @@ type Shutdown struct {
 	Mode string `yaml:"mode"`
 }
 
+// Limits configures admission control (package overload). A sampler
+// reads the node's health every Interval; when any signal reaches its
+// limit the node is overloaded: new INVITEs, and OPTIONS outside a
+// dialog (a dispatcher's probes), get 503 Service Unavailable with
+// Retry-After (RFC 3261 §21.5.4, §20.33), and calls already up carry on.
+// It takes calls again once every signal has stayed below 80 % of its
+// limit for Hold. sip.max_calls is a signal too: reaching it makes OPTIONS
+// 503 as well, and new calls wait until the calls have been below it (not
+// 80 % of it) for Hold. A limit of 0 turns its signal off. The
+// defaults are provisional until the bench rounds pick them
+// (docs/PERFORMANCE.md, "Admission control").
+type Limits struct {
+	// MaxCPU is the process's CPU share at which new calls are refused:
+	// CPU time (user and system) over wall time, as a share of the cores
+	// Go may use (GOMAXPROCS), so 1 is every one of them busy.
+	MaxCPU float64 `yaml:"max_cpu"`
+	// MaxLag is the RTP read lag at which new calls are refused: how late
+	// the poll workers read datagrams after the kernel received them (the
+	// worst of samples every 10 ms). Only rtp.io: poll measures it.
+	MaxLag time.Duration `yaml:"max_lag"`
+	// MaxRecorderBacklog is the age of the oldest audio waiting for the
+	// recorder's writer at which new calls are refused. A writer keeping
+	// up shows about 200 ms (its turn); past 640 ms (a recording's queue)
+	// frames are dropped.
+	MaxRecorderBacklog time.Duration `yaml:"max_recorder_backlog"`
+	// RetryAfter is the Retry-After the 503 carries, in whole seconds.
+	RetryAfter time.Duration `yaml:"retry_after"`
+	// Hold is how long every signal must stay below 80 % of its limit
+	// before the node takes calls again (hysteresis: no flapping); at
+	// least Interval.
+	Hold time.Duration `yaml:"hold"`
+	// Interval is how often the signals are sampled.
+	Interval time.Duration `yaml:"interval"`
+	// TripSamples is how many samples in a row a signal must be at or
+	// above its limit to start an episode: 1 reacts at once, more ignore
+	// one-off spikes (a GC pause) and react Interval later per sample.
+	TripSamples int `yaml:"trip_samples"`
+}
+
 // Prompts configures where prompt files come from.
 type Prompts struct {
 	// Dir is a directory of 8 kHz WAV prompts. Empty uses the demo prompts
@@ -392,6 +434,8 @@ func Default() Config {
 			"tone": "tone",
 			"ring": "ring",
 		},
+		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
+			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 	}
 }
 
@@ -552,6 +596,7 @@ func (c *Config) Validate() error {
 	if c.Shutdown.Mode != "drain" && c.Shutdown.Mode != "hangup" {
 		bad("shutdown.mode", "unknown mode %q (want drain or hangup)", c.Shutdown.Mode)
 	}
+	c.validateLimits(bad)
 	for name, u := range c.Flows.Endpoints {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad("flows.endpoints."+name, "not an http(s) URL: %q", u)
@@ -778,4 +823,32 @@ func (c *Config) SIPAdvertiseAddr() netip.Addr {
 		return a
 	}
 	return netip.Addr{}
+}
+
+// validateLimits checks limits.*. The bounds keep a typo from disabling
+// admission control silently or refusing every call forever: a limit is
+// off only when it is 0.
+func (c *Config) validateLimits(bad func(path, format string, a ...any)) {
+	l := c.Limits
+	if l.MaxCPU < 0 || l.MaxCPU > 1 {
+		bad("limits.max_cpu", "want a share of the cores from 0 (off) to 1, got %g", l.MaxCPU)
+	}
+	if l.MaxLag < 0 {
+		bad("limits.max_lag", "must not be negative (0 turns it off)")
+	}
+	if l.MaxRecorderBacklog < 0 {
+		bad("limits.max_recorder_backlog", "must not be negative (0 turns it off)")
+	}
+	if l.RetryAfter < time.Second || l.RetryAfter > time.Hour {
+		bad("limits.retry_after", "want 1s to 1h, got %v", l.RetryAfter)
+	}
+	if l.Hold < l.Interval || l.Hold > 10*time.Minute {
+		bad("limits.hold", "want limits.interval (%v) to 10m, got %v", l.Interval, l.Hold)
+	}
+	if l.TripSamples < 1 || l.TripSamples > 20 {
+		bad("limits.trip_samples", "want 1 to 20, got %d", l.TripSamples)
+	}
+	if l.Interval < 50*time.Millisecond || l.Interval > 10*time.Second {
+		bad("limits.interval", "want 50ms to 10s, got %v", l.Interval)
+	}
 }

@@ -96,19 +96,27 @@ request_route {
 // SIGKILL to the group) when the test ends.
 func startKamailio(t *testing.T, cloakPort, children int) *kamailio {
 	t.Helper()
+	return startKamailioWith(t, func(port int, _ string) string { return kamailioCfg(port, children, cloakPort) })
+}
+
+// startKamailioWith is startKamailio with the config cfg returns for the
+// port Kamailio listens on and its working directory (for files the
+// config names).
+func startKamailioWith(t *testing.T, cfg func(port int, dir string) string) *kamailio {
+	t.Helper()
 	dir := t.TempDir()
 	run := filepath.Join(dir, "run")
 	if err := os.MkdirAll(run, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	port := freePorts(t, 1, false)
-	cfg := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfg, []byte(kamailioCfg(port, children, cloakPort)), 0o600); err != nil {
+	cfgFile := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgFile, []byte(cfg(port, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pidFile := filepath.Join(run, "kamailio.pid")
 	k := &kamailio{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan struct{})}
-	k.cmd = exec.Command("kamailio", "-DD", "-E", "-f", cfg, "-P", pidFile, "-Y", run, "-w", dir)
+	k.cmd = exec.Command("kamailio", "-DD", "-E", "-f", cfgFile, "-P", pidFile, "-Y", run, "-w", dir)
 	k.cmd.Dir = dir
 	k.cmd.Stdout = lockedWriter{k}
 	k.cmd.Stderr = lockedWriter{k}

@@ -90,6 +90,14 @@ type pollWorker struct {
 	// Counters for PollerStats, updated once per batch.
 	batches, served, full, busyNs atomic.Uint64
 
+	// Read lag (readlag_linux.go): the worst sampled since TakeLag, in ns;
+	// lagNext is when the next sample is due (nanotime), owned by run.
+	lagMax  atomic.Int64
+	lagNext int64
+	// busySince is when the batch under way began (nanotime), 0 between
+	// batches: a worker held up by a Handler shows as lag while it is.
+	busySince atomic.Int64
+
 	mu      sync.Mutex
 	ops     []pollOp
 	stopped bool // run has returned; ops are applied by their callers
@@ -321,9 +329,11 @@ func (w *pollWorker) run(log zerolog.Logger) {
 			continue
 		}
 		t0 := nanotime()
-		if w.serveAll(evs[:n], buf, pkt) {
+		w.busySince.Store(t0 | 1)
+		if w.serveAll(evs[:n], buf, pkt, t0 >= w.lagNext) {
 			return
 		}
+		w.busySince.Store(0)
 		w.busyNs.Add(uint64(nanotime() - t0))
 		w.batches.Add(1)
 		w.served.Add(uint64(n))
@@ -373,14 +383,23 @@ func (w *pollWorker) abandon() {
 
 // serveAll handles one batch of ready descriptors; true when the worker
 // was told to stop. A panicking Handler costs its packet, not the batch.
-func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte, pkt *Packet) (stop bool) {
+//
+// With lagDue it samples the read lag (sampleLag) on the batch's last
+// socket read, once per batch: the datagram that waited longest.
+func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte, pkt *Packet, lagDue bool) (stop bool) {
+	last := -1
 	for i := 0; i < len(evs); {
 		var next int
-		next, stop = w.serve(evs, i, buf, pkt)
+		next, stop = w.serve(evs, i, buf, pkt, &last)
 		if stop {
 			return true
 		}
 		i = next
+	}
+	// last is still registered (a removal in this batch cleared eps), so
+	// its descriptor is still open.
+	if lagDue && last >= 0 && last < len(w.eps) && w.eps[last] != nil && w.sampleLag(last) {
+		w.lagNext = nanotime() + int64(lagEvery)
 	}
 	return false
 }
@@ -388,7 +407,7 @@ func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte, pkt *Packet) (s
 // serve handles evs from index i on until the end (returning len(evs)),
 // or until a Handler panics (returning the index after its event). The
 // deferred recover costs once per batch, not per packet.
-func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet) (next int, stop bool) {
+func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet, last *int) (next int, stop bool) {
 	var cur *Endpoint
 	defer func() {
 		if r := recover(); r != nil {
@@ -419,6 +438,7 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet
 			}
 			continue
 		}
+		*last = fd
 		cur.handleDatagram(buf[:n], from, pkt)
 	}
 	return len(evs), false
@@ -451,6 +471,7 @@ func (w *pollWorker) applyOps() (stop bool) {
 				continue
 			}
 			w.eps[fd] = op.e
+			enableReadStamp(fd)
 		case opDel:
 			fd := op.e.pconn.fd
 			if fd < len(w.eps) && w.eps[fd] == op.e {

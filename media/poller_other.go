@@ -66,3 +66,6 @@ func (c *polledConn) connectLatched(netip.AddrPort, uint64, *atomic.Uint64, *ato
 func (c *polledConn) disconnect(*atomic.Uint64)                                             {}
 
 func sendConnected(int, []byte) error { return ErrNoPoller }
+
+// TakeLag returns 0: read lag is sampled by the Linux poll workers only.
+func (p *Poller) TakeLag() time.Duration { return 0 }

@@ -471,6 +471,9 @@ func (r *Recorder) turn(ws *workspace) {
 	if f == nil && !paused {
 		return
 	}
+	if f != nil {
+		r.w.noteAge(r.elapsed() - time.Duration(f.at)*time.Second/SampleRate)
+	}
 	r.tl.load(ws)
 	r.place(f)
 	if paused {

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,13 @@ const outBytes = 64 << 10
 type writer struct {
 	every  time.Duration
 	phases int
+
+	// age is the worst backlog seen since TakeBacklog: the age of the
+	// oldest frame a turn found queued, in ns. busySince is when the
+	// batch under way began (time.Since(monoEpoch), ns), 0 between
+	// batches: a batch stuck on a hung disk shows as backlog before any
+	// turn finishes to report it.
+	age, busySince atomic.Int64
 
 	mu      sync.Mutex // guards the fields below and each Recorder's phase and slot
 	recs    []*Recorder
@@ -124,10 +132,43 @@ func (w *writer) run() {
 			}
 		}
 		w.mu.Unlock()
+		w.busySince.Store(int64(time.Since(monoEpoch)))
 		for _, r := range batch {
 			r.turn(ws)
 		}
+		w.busySince.Store(0)
 		clear(batch)
 		batch = batch[:0]
 	}
+}
+
+// noteAge folds the age of the oldest frame a turn found into w.age. Once
+// per recording turn (every drainInterval), not per frame.
+func (w *writer) noteAge(d time.Duration) {
+	v := int64(d)
+	for {
+		cur := w.age.Load()
+		if v <= cur || w.age.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// TakeBacklog returns the recorder's backlog: the age of the oldest audio
+// the shared writer found queued in any recording since the previous call
+// (0 when it drained none), and starts a new window; while a batch of
+// turns has been under way longer than that (a hung disk), its length
+// plus drainInterval, the least the audio waiting for it has aged. A writer that keeps
+// up shows about drainInterval (200 ms: a recording is drained that
+// often); one that falls behind shows more, and past the queue's length
+// (DefaultQueueFrames, 640 ms) frames are being dropped. It is meant for
+// one reader, the overload monitor's sampler, and takes no lock.
+func TakeBacklog() time.Duration { return sharedWriter.takeBacklog() }
+
+func (w *writer) takeBacklog() time.Duration {
+	d := time.Duration(w.age.Swap(0))
+	if since := w.busySince.Load(); since != 0 {
+		d = max(d, time.Since(monoEpoch)-time.Duration(since)+w.every)
+	}
+	return d
 }

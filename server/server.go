@@ -172,6 +172,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	var srvActive func() int // set below, read by the sampler once it runs
+	mon, err := overloadMonitor(cfg, log, poller, func() int { return srvActive() })
+	if err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
@@ -179,17 +184,26 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
 			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime, Algorithms: cfg.SIP.Auth.Algorithms},
 		Observe: observeFor(caps, mgr),
+
+		Admission: mon, // limits.*: new calls get 503 while overloaded
 	}, mgr)
 	if err != nil {
 		return err
 	}
 	mgr.SetDialer(srv)
+	srvActive = srv.Active
 	if err := srv.Start(runCtx); err != nil {
 		return bindError("sip.listen", listen.String(), err)
 	}
+	go mon.Run(runCtx)
 	adminAddr := "off"
 	if cfg.Admin.Listen != "" {
-		sipStats := func() map[string]any { return stats(srv, pool, authLim, mgr, poller) }
+		sipStats := func() map[string]any {
+			out := stats(srv, pool, authLim, mgr, poller)
+			st := srv.Stats()
+			addOverloadStats(out, mon, st.RefusedBy, st.ProbesRefused)
+			return out
+		}
 		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {
 			_ = srv.Close()

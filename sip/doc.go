@@ -13,4 +13,11 @@
 // only when something rings ([Session.Ringing]); a call answered straight
 // away gets no 180, and none ever follows or races a final response. There
 // is no 183 Session Progress, as nothing plays before the answer.
+//
+// Admission: while Config.Admission refuses (the node is overloaded), a new
+// INVITE and an OPTIONS outside a dialog get 503 Service Unavailable with
+// Retry-After (RFC 3261 §21.5.4, §20.33; OPTIONS as §11.2 asks, so a
+// dispatcher probing with OPTIONS moves traffic elsewhere). Requests inside
+// a dialog are never refused: calls already up are untouched. Refusals are
+// counted by reason (Stats.RefusedBy), not logged one by one.
 package sip

@@ -40,6 +40,10 @@ type Config struct {
 	// Registrar, when not nil, accepts REGISTER from agents' softphones;
 	// without it REGISTER gets 405.
 	Registrar *Registrar
+	// Admission, when not nil, is asked before each new INVITE and each
+	// OPTIONS outside a dialog: while it refuses, they get 503 Service
+	// Unavailable with Retry-After (see Admission).
+	Admission Admission
 	// Observe, when not nil, receives every SIP message read or written
 	// (protocol capture). It runs on the transport's goroutine: it must
 	// not block.
@@ -65,9 +69,15 @@ type Stats struct {
 	ParseErrorsBySource map[string]uint64
 	Forbidden           uint64 // requests refused by the allow-list (403)
 	BadRequests         uint64 // requests refused with 400
-	Overloaded          uint64 // 503s sent: call cap, drain, no RTP ports (Session.Reject)
-	Calls               uint64 // INVITEs accepted into a session
-	Active              int64  // sessions now
+	Overloaded          uint64 // 503s sent: call cap, drain, no RTP ports (Session.Reject), admission
+	// RefusedBy splits the INVITEs refused with 503 by reason: draining,
+	// max_calls, call (Session.Reject) and the Admission's reasons.
+	RefusedBy map[string]uint64
+	// ProbesRefused counts OPTIONS answered 503 while the Admission
+	// refused calls (a dispatcher's probes).
+	ProbesRefused uint64
+	Calls         uint64 // INVITEs accepted into a session
+	Active        int64  // sessions now
 }
 
 // ErrDraining is returned by Start after Drain, and reported to callers
@@ -97,6 +107,9 @@ type Server struct {
 	badRequests atomic.Uint64
 	overloaded  atomic.Uint64
 	calls       atomic.Uint64
+
+	refusedBy     reasonCounts
+	probesRefused atomic.Uint64
 
 	parseErrors parseStats
 	slogTarget  atomic.Pointer[slog.Handler]
@@ -312,6 +325,7 @@ func (s *Server) Stats() Stats {
 		ParseErrors: pe, ParseErrorsBySource: peBy,
 		Forbidden: s.forbidden.Load(), BadRequests: s.badRequests.Load(),
 		Overloaded: s.overloaded.Load(), Calls: s.calls.Load(), Active: s.active.Load(),
+		RefusedBy: s.refusedBy.snapshot(), ProbesRefused: s.probesRefused.Load(),
 	}
 }
 
@@ -446,7 +460,20 @@ func (s *Server) recoverHandler(req *siplib.Request, tx siplib.ServerTransaction
 	}
 }
 
+// onOptions answers OPTIONS (RFC 3261 §11) with what cloak supports. One
+// outside a dialog while the Admission refuses calls gets 503 with
+// Retry-After instead, as an INVITE would (§11.2: the response to OPTIONS
+// is the one an INVITE would get), so a dispatcher probing with OPTIONS
+// (Kamailio's) takes the node out until it recovers. Inside a dialog it
+// is a keep-alive of a call already up and is answered 200 whatever the
+// load.
 func (s *Server) onOptions(req *siplib.Request, tx siplib.ServerTransaction) {
+	if to := req.To(); to == nil || !to.Params.Has("tag") {
+		if reason, ra := s.admission(); reason != "" {
+			s.refuse(req, tx, reason, ra)
+			return
+		}
+	}
 	s.respond(req, tx, 200, "OK",
 		siplib.NewHeader("Allow", Allowed),
 		siplib.NewHeader("Accept", "application/sdp"),
@@ -570,14 +597,21 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		return
 	}
 	if s.draining.Load() {
-		s.respond(req, tx, 503, "Service Unavailable", siplib.NewHeader("Retry-After", "30"))
+		s.refuse(req, tx, RefusedDraining, 30*time.Second)
+		return
+	}
+	if reason, ra := s.admission(); reason != "" {
+		s.refuse(req, tx, reason, ra)
 		return
 	}
 	if max := s.cfg.MaxCalls; max > 0 {
 		if n := s.active.Add(1); n > int64(max) {
 			s.active.Add(-1)
-			s.log.Warn().Int("max_calls", max).Msg("call refused: concurrent call cap reached")
-			s.respond(req, tx, 503, "Service Unavailable", siplib.NewHeader("Retry-After", "5"))
+			// Debug, not one warning per refused INVITE (a flood would
+			// flood the log): the overload monitor's "calls" signal logs
+			// the episode once (docs/PERFORMANCE.md, "Admission control").
+			s.log.Debug().Int("max_calls", max).Msg("call refused: concurrent call cap reached")
+			s.refuse(req, tx, RefusedMaxCalls, 5*time.Second)
 			return
 		}
 	} else {

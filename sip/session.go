@@ -233,6 +233,7 @@ func (s *Session) Reject(code int, reason string) error {
 		// Overloaded counts every 503 cloak sends, whichever layer decided
 		// it (here: the call layer found no free RTP port).
 		s.srv.overloaded.Add(1)
+		s.srv.refusedBy.add(RefusedCall)
 		hdrs = append(hdrs, siplib.NewHeader("Retry-After", "5"))
 	}
 	s.log.Info().Int("status", code).Msg("call rejected")

@@ -1,0 +1,166 @@
+package media
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/audio"
+	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
+)
+
+// TestPollerReadLag checks the sampled read lag: datagrams queued behind a
+// handler that holds the worker for 40 ms show a lag of about that; the
+// window resets on TakeLag, and without traffic nothing is sampled.
+func TestPollerReadLag(t *testing.T) {
+	p, pool, _, _ := newPolledPool(t, 1, 2)
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), Remote: remote})
+	var stall atomic.Bool
+	var got atomic.Int64
+	e.SetHandler(HandlerFunc(func(_ *Endpoint, _ *Packet) {
+		got.Add(1)
+		if stall.Swap(false) {
+			time.Sleep(40 * time.Millisecond)
+		}
+	}))
+	e.Start()
+	defer e.Close()
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, uint16(port)))
+	seq := uint16(1)
+	send := func(n int) {
+		for range n {
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 7}, Payload: make([]byte, 160)}
+			seq++
+			b, _ := pkt.Marshal()
+			if _, err := peer.WriteToUDP(b, dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitGot := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for got.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("handled %d packets, want %d", got.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Warm up: the socket is registered and stamped from now on.
+	send(1)
+	waitGot(1)
+	time.Sleep(20 * time.Millisecond)
+	_ = p.TakeLag()
+
+	stall.Store(true)
+	send(1) // holds the worker 40 ms
+	time.Sleep(5 * time.Millisecond)
+	send(3) // wait ~35 ms in the kernel's queue
+	waitGot(5)
+	if lag := p.TakeLag(); lag < 25*time.Millisecond || lag > 2*time.Second {
+		t.Fatalf("read lag behind a 40 ms stall = %v, want about 35 ms", lag)
+	}
+	if lag := p.TakeLag(); lag != 0 {
+		t.Fatalf("TakeLag did not start a new window: %v", lag)
+	}
+}
+
+// TestPolledReadAllocatesNothingWithLagSampling pins that the sampling
+// hook (the last-read descriptor kept per batch) does not make a batch
+// allocate.
+func TestPolledReadAllocatesNothingWithLagSampling(t *testing.T) {
+	p, _, _, _ := newPolledPool(t, 1, 1)
+	w := p.workers[0]
+	buf := make([]byte, readBufSize)
+	pkt := new(Packet)
+	if a := testing.AllocsPerRun(100, func() { _ = w.serveAll(nil, buf, pkt, true) }); a != 0 {
+		t.Fatalf("serveAll allocates %v per batch", a)
+	}
+}
+
+// BenchmarkSampleLag is the cost of one read-lag sample: the ioctl and
+// the wall clock read a poll worker makes at most every lagEvery.
+func BenchmarkSampleLag(b *testing.B) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		b.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	enableReadStamp(fd)
+	if err := unix.Sendto(fd, []byte("x"), 0, sa); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	buf := make([]byte, 16)
+	if _, _, err := recvFrom(fd, buf); err != nil {
+		b.Fatal(err)
+	}
+	w := &pollWorker{}
+	if !w.sampleLag(fd) {
+		b.Fatal("no receive timestamp after a read")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.sampleLag(fd)
+	}
+}
+
+// TestPollerLagSeesAStuckWorker: a worker held up by a Handler shows as
+// lag while it is, before any datagram behind it is read and sampled.
+func TestPollerLagSeesAStuckWorker(t *testing.T) {
+	p, pool, _, _ := newPolledPool(t, 1, 2)
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(),
+		Remote: peer.LocalAddr().(*net.UDPAddr).AddrPort()})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once atomic.Bool
+	e.SetHandler(HandlerFunc(func(_ *Endpoint, _ *Packet) {
+		if once.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	}))
+	e.Start()
+	defer e.Close()
+	defer close(release) // before Close: Close waits for the worker
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 7}, Payload: make([]byte, 160)}
+	b, _ := pkt.Marshal()
+	if _, err := peer.WriteToUDP(b, net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, uint16(port)))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler never ran")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if lag := p.TakeLag(); lag < 50*time.Millisecond {
+		t.Fatalf("lag %v with the worker held 60 ms, want at least 50 ms", lag)
+	}
+}

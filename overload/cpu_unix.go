@@ -1,0 +1,34 @@
+//go:build unix
+
+package overload
+
+import (
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// CPU returns a sampler of the process's CPU share: the CPU time it used
+// (user and system, getrusage(2) RUSAGE_SELF) since the previous call,
+// over the wall time between the calls and GOMAXPROCS, so 1 means every
+// core the Go scheduler may use was busy. The first call returns 0. The
+// sampler is not safe for concurrent use: give it to one Signal.
+func CPU() func() float64 {
+	var lastCPU, lastWall time.Duration
+	start := time.Now()
+	return func() float64 {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return 0
+		}
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		wall := time.Since(start)
+		dc, dw := cpu-lastCPU, wall-lastWall
+		first := lastWall == 0
+		lastCPU, lastWall = cpu, wall
+		if first || dw <= 0 {
+			return 0
+		}
+		return float64(dc) / float64(dw) / float64(runtime.GOMAXPROCS(0))
+	}
+}
