@@ -279,7 +279,7 @@ func (m *Monitor) Evaluate() {
 		}
 		m.state.Store(&State{Since: now})
 		p := m.sigs[m.peakSig]
-		m.log.Info().Str("reason", cur.Reason).Dur("duration", now.Sub(cur.Since)).Str("peak_signal", p.Name).
+		m.log.Info().Str("reason", cur.Reason).Str("duration", now.Sub(cur.Since).Round(time.Millisecond).String()).Str("peak_signal", p.Name).
 			Str("peak", format(p.Unit, m.peak*p.Limit)).Str("limit", format(p.Unit, p.Limit)).
 			Msg("overload over: taking new calls again")
 	}

@@ -154,7 +154,7 @@ func TestOneLogLinePerEpisode(t *testing.T) {
 	}
 	// The episode ran from the first sample (0.1 s) to 1 s after the first
 	// sample below (2.2 s + 1 s).
-	if !strings.Contains(lines[1], `"peak":"300ms"`) || !strings.Contains(lines[1], `"peak_signal":"lag"`) || !strings.Contains(lines[1], `"duration":3100`) {
+	if !strings.Contains(lines[1], `"peak":"300ms"`) || !strings.Contains(lines[1], `"peak_signal":"lag"`) || !strings.Contains(lines[1], `"duration":"3.1s"`) {
 		t.Errorf("end line: %s", lines[1])
 	}
 }
