@@ -5,6 +5,7 @@
 #   tshark                            loopback capture of the RTP cloak sends
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
 #   multimon-ng                       independent DTMF decoding
+#   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
@@ -18,6 +19,7 @@ declare -A pkg=(
 	[sox]=sox
 	[espeak-ng]=espeak-ng
 	[multimon-ng]=multimon-ng
+	[baresip]=baresip-core
 	[curl]=curl
 	[ss]=iproute2
 	[python3]=python3
