@@ -321,6 +321,7 @@ func (w *pollWorker) run(log zerolog.Logger) {
 			continue
 		}
 		t0 := nanotime()
+		pkt.arrival = t0 // the batch's datagrams arrived by now
 		if w.serveAll(evs[:n], buf, pkt) {
 			return
 		}

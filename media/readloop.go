@@ -189,7 +189,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	e.stats.rxPackets.Add(1)
 	e.stats.rxBytes.Add(uint64(len(b)))
 	e.lastRx.Store(e.now())
-	e.rxq.update(h.SSRC, h.SequenceNumber, h.Timestamp, cs.codec.ClockRate, isEvent)
+	e.rxq.update(h.SSRC, h.SequenceNumber, h.Timestamp, cs.codec.ClockRate, isEvent, p.arrival)
 
 	if !audio.Direction(e.dir.Load()).CanReceive() {
 		e.stats.direction.Add(1)

@@ -55,10 +55,12 @@ var ErrRTCP = errors.New("media: malformed rtcp")
 // the reader per accepted packet (seq, jit: the reader's own), published
 // in two atomic words for the sender of reports and the API.
 type rxQuality struct {
-	seq  SeqStats
-	jit  Jitter
-	ssrc uint32
-	have bool
+	seq      SeqStats
+	jit      Jitter
+	ssrc     uint32
+	have     bool
+	rateSeen uint32 // the reader's copies of rate and pubB, so that
+	pubBSeen uint64 // an unchanged value is not stored again
 	// pubA is received<<32 | extended highest sequence; pubB is
 	// base<<32 | jitter (timestamp units); pubSSRC the stream's SSRC.
 	pubA, pubB atomic.Uint64
@@ -66,9 +68,9 @@ type rxQuality struct {
 	rate       atomic.Uint32 // the clock rate the jitter is in
 }
 
-// update counts one accepted packet. Called by the reader only; it does
-// not allocate or lock.
-func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, isEvent bool) {
+// update counts one accepted packet that arrived at arrival (nanotime;
+// 0: now). Called by the reader only; it does not allocate or lock.
+func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, isEvent bool, arrival int64) {
 	if !q.have || ssrc != q.ssrc {
 		q.seq, q.jit, q.ssrc, q.have = SeqStats{}, Jitter{}, ssrc, true
 		q.pubSSRC.Store(ssrc)
@@ -77,13 +79,20 @@ func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, isEv
 	// RFC 4733 packets repeat their event's start timestamp: they would
 	// read as jitter, so only audio feeds it.
 	if !isEvent && rate != 0 {
-		q.jit.Update(uint32(uint64(nanotime())/(uint64(time.Second)/uint64(rate))), ts)
-		if q.rate.Load() != rate {
+		if arrival == 0 {
+			arrival = nanotime()
+		}
+		q.jit.Update(uint32(uint64(arrival)/(uint64(time.Second)/uint64(rate))), ts)
+		if q.rateSeen != rate {
+			q.rateSeen = rate
 			q.rate.Store(rate)
 		}
 	}
 	q.pubA.Store(uint64(q.seq.Received())<<32 | uint64(q.seq.ExtendedMax()))
-	q.pubB.Store(uint64(q.seq.Base())<<32 | uint64(q.jit.Value()))
+	if b := uint64(q.seq.Base())<<32 | uint64(q.jit.Value()); b != q.pubBSeen {
+		q.pubBSeen = b
+		q.pubB.Store(b)
+	}
 }
 
 // snapshot returns the published figures.
@@ -121,7 +130,7 @@ type rtcpState struct {
 	rttNs       atomic.Int64  // -1 unknown
 	readerDone  chan struct{}
 	untick      func()
-	next        atomic.Int64 // nanotime of the next report
+	next        atomic.Int64 // unix ns (the clock's tick time) of the next report
 	sendMu      sync.Mutex   // the sender's state below
 	priorSSRC   uint32
 	expPrior    uint32
@@ -356,7 +365,7 @@ func (e *Endpoint) startRTCP() {
 	if e.clock != nil {
 		// The first report after half an interval (RFC 3550 §6.2's
 		// initial Tmin / 2, randomised).
-		r.next.Store(nanotime() + int64(jittered(r.interval)/2))
+		r.next.Store(time.Now().UnixNano() + int64(jittered(r.interval)/2))
 		r.untick = e.clock.Subscribe(e.rtcpTick)
 	}
 }
@@ -368,9 +377,9 @@ func jittered(d time.Duration) time.Duration {
 
 // rtcpTick runs on the clock's goroutine every tick: when the leg's next
 // report is due it sends it. One atomic load per tick otherwise.
-func (e *Endpoint) rtcpTick(time.Time) {
+func (e *Endpoint) rtcpTick(t time.Time) {
 	r := e.rtcp
-	now := nanotime()
+	now := t.UnixNano()
 	if now < r.next.Load() || e.closed.Load() {
 		return
 	}

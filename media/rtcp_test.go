@@ -242,3 +242,50 @@ func FuzzParseRTCP(f *testing.F) {
 		_ = e.SendRTCP(true)
 	})
 }
+
+// TestRTCPTickSchedule: reports leave from the shared clock's ticks, the
+// first within half an interval × [0.5, 1.5), then one per interval ×
+// [0.5, 1.5) (RFC 3550 §6.2, §6.3.1), and none after Close but the BYE.
+func TestRTCPTickSchedule(t *testing.T) {
+	c := newMemConn(64)
+	clock := NewClock(0) // stopped: the test ticks it
+	e := NewEndpoint(EndpointConfig{Conn: c, Port: 40000, Codec: audio.CodecPCMU(), Remote: sdpAddr,
+		Clock: clock, RTCP: true, RTCPInterval: 4 * time.Second})
+	e.Start()
+	defer e.Close()
+	if clock.Subscribers() != 1 {
+		t.Fatalf("%d clock subscribers, want 1 (the leg's report check)", clock.Subscribers())
+	}
+	t0 := time.Now()
+	clock.Tick(t0.Add(900 * time.Millisecond)) // < 4s/2·0.5: not yet
+	if n := c.writes.Load(); n != 0 {
+		t.Fatalf("%d reports before the first is due", n)
+	}
+	clock.Tick(t0.Add(3100 * time.Millisecond)) // > 4s/2·1.5: due
+	if n := c.writes.Load(); n != 1 {
+		t.Fatalf("%d reports when the first was due, want 1", n)
+	}
+	clock.Tick(t0.Add(3100*time.Millisecond + 1900*time.Millisecond)) // < 4s·0.5 later
+	if n := c.writes.Load(); n != 1 {
+		t.Fatalf("%d reports: the second came early", n)
+	}
+	clock.Tick(t0.Add(3100*time.Millisecond + 6100*time.Millisecond)) // > 4s·1.5 later
+	if n := c.writes.Load(); n != 2 {
+		t.Fatalf("%d reports, want 2", n)
+	}
+	d := <-c.out
+	pkts, err := rtcp.Unmarshal(d.b)
+	if err != nil || d.addr != sdpAddr {
+		t.Fatalf("report to %v: %v", d.addr, err)
+	}
+	if _, ok := pkts[0].(*rtcp.ReceiverReport); !ok { // we sent no RTP
+		t.Fatalf("first packet %T, want RR", pkts[0])
+	}
+	_ = e.Close()
+	if clock.Subscribers() != 0 {
+		t.Fatal("closed leg still subscribed to the clock")
+	}
+	if n := c.writes.Load(); n != 3 {
+		t.Fatalf("%d writes after close, want the BYE as the third", n)
+	}
+}
