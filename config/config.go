@@ -314,9 +314,11 @@ type RTP struct {
 
 // RTCP configures RTCP on the legs.
 type RTCP struct {
-	// Enabled sends reports (SR while we send, else RR, with SDES CNAME;
-	// BYE at hang-up) and reads the peer's. Off, RTCP the peer sends is
-	// dropped and counted; the receive figures are kept anyway.
+	// Enabled binds each leg's RTCP port (RTP's + 1), sends reports (SR
+	// while we send, else RR, with SDES CNAME; BYE at hang-up) and reads
+	// the peer's. Off, no RTCP port is bound and RTCP muxed on the RTP
+	// port is dropped and counted as a payload type not agreed; the
+	// receive figures (loss, jitter, MOS) are kept anyway.
 	Enabled bool `yaml:"enabled"`
 	// Interval is the mean time between our reports, randomised ×0.5-1.5
 	// (RFC 3550 §6.2, §6.3.1); 1s to 60s.
