@@ -8,6 +8,7 @@ require (
 	github.com/go-audio/wav v1.1.0
 	github.com/gopacket/gopacket v1.7.7
 	github.com/icholy/digest v1.2.0
+	github.com/pion/rtcp v1.2.20
 	github.com/pion/rtp v1.10.6
 	github.com/pion/sdp/v3 v3.0.20
 	github.com/rs/zerolog v1.35.1

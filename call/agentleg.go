@@ -52,11 +52,11 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	if err != nil {
 		return nil, err
 	}
-	conn, port, err := c.m.cfg.Pool.Open()
+	cfg, port, err := c.m.openLeg(c.log)
 	if err != nil {
 		return nil, err
 	}
-	ep := media.NewEndpoint(c.m.endpointConfig(conn, port, c.log))
+	ep := media.NewEndpoint(cfg)
 	rctx, cancel := context.WithTimeout(ctx, ring)
 	defer cancel()
 	var ringOnce sync.Once
@@ -76,6 +76,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	}
 	m := leg.Media()
 	ep.SetRemote(m.Remote)
+	ep.SetRTCP(false, m.RTCP) // our offer had no a=rtcp-mux: port + 1
 	ep.SetCodec(m.Codec, m.EventPT)
 	ep.SetDirection(m.Direction)
 	// The agent leg's pipeline: its keys are feature codes (in-band only
@@ -92,6 +93,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 			return errors.New("codec not supported")
 		}
 		ep.SetRemote(nm.Remote)
+		ep.SetRTCP(false, nm.RTCP)
 		ep.SetCodec(nm.Codec, nm.EventPT)
 		ep.SetDirection(nm.Direction)
 		return nil
@@ -138,6 +140,9 @@ func (c *Interaction) onAgentGone(side *agentSide) {
 	c.stopAgentHold(side)
 	side.untick()
 	_ = side.ep.Close()
+	q := side.ep.Quality()
+	c.m.legEnded(q)
+	logQuality(c.log.Info().Str("leg", "agent"), q).Msg("agent media quality")
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, acd.Available)
 	}

@@ -122,6 +122,7 @@ func (c *Interaction) ID() string { return c.id }
 // applyMedia points the caller's endpoint at what SDP agreed.
 func (c *Interaction) applyMedia(m sip.Media) {
 	c.caller.SetRemote(m.Remote)
+	c.caller.SetRTCP(c.m.rtcpMuxAllowed() && m.RTCPMux, m.RTCP)
 	c.caller.SetCodec(m.Codec, m.EventPT)
 	c.caller.SetDirection(m.Direction)
 	c.onHold.Store(m.OnHold())
@@ -278,10 +279,11 @@ func (c *Interaction) close() {
 		case <-time.After(6 * time.Second):
 		}
 	}
-	st := c.caller.Stats()
-	_ = c.caller.Close()
-	c.log.Info().Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
-		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges).Msg("media closed")
+	_ = c.caller.Close() // sends the RTCP BYE
+	st, q := c.caller.Stats(), c.caller.Quality()
+	c.m.legEnded(q)
+	logQuality(c.log.Info().Str("leg", "caller").Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
+		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges), q).Msg("media closed")
 }
 
 // endEvents publishes the call's last event, "ended" with the reason, and
@@ -309,6 +311,8 @@ type Info struct {
 	Answered time.Time         `json:"answered,omitempty"`
 	Data     map[string]string `json:"data,omitempty"`
 	Segments []SecureSegment   `json:"secure_segments,omitempty"`
+	// Quality is each leg's call quality (RTCP and receive figures).
+	Quality []LegQuality `json:"quality"`
 }
 
 // Info returns a snapshot of the interaction.
@@ -318,8 +322,12 @@ func (c *Interaction) Info() Info {
 	if a := c.answered.Load(); a != 0 {
 		in.Answered = time.Unix(0, a)
 	}
-	if side := c.agentSideNow(); side != nil && side.agent != nil {
-		in.Agent = side.agent.Name()
+	in.Quality = []LegQuality{{Leg: "caller", Quality: c.caller.Quality()}}
+	if side := c.agentSideNow(); side != nil {
+		if side.agent != nil {
+			in.Agent = side.agent.Name()
+		}
+		in.Quality = append(in.Quality, LegQuality{Leg: "agent", Quality: side.ep.Quality()})
 	}
 	return in
 }

@@ -37,8 +37,15 @@ type Config struct {
 	// LearnPackets is the run media.SourceLearn needs; 0 = its default.
 	LearnPackets int
 	// InactivityTimeout hangs up a call that received no RTP for this long
-	// (not while the caller holds the call). 0 disables it.
+	// (not while the caller holds the call). 0 disables it. Accepted RTCP
+	// counts as activity.
 	InactivityTimeout time.Duration
+	// RTCP turns RTCP on for every leg (RFC 3550 §6), reports every
+	// RTCPInterval (0: media.DefaultRTCPInterval); RTCPMux is RTCPMuxOffer
+	// (also ""), RTCPMuxRequire or RTCPMuxOff.
+	RTCP         bool
+	RTCPInterval time.Duration
+	RTCPMux      string
 	// Routes maps the called user part to a target: "echo", "tone",
 	// "ring", "prompt:NAME".
 	Routes map[string]string
@@ -104,6 +111,7 @@ type Manager struct {
 	wg   sync.WaitGroup
 
 	recStats recordingStats
+	quality  qualityStats
 }
 
 // Dialer places outbound legs (the SIP server).
@@ -288,14 +296,18 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		_ = s.Reject(503, "Service Unavailable")
 		return
 	}
-	conn, port, err := m.cfg.Pool.Open()
+	offered, early := s.Offer()
+	if early && m.cfg.RTCP && m.cfg.RTCPMux == RTCPMuxRequire && !offered.RTCPMux {
+		log.Info().Msg("offer without a=rtcp-mux refused (rtp.rtcp.mux: require)")
+		_ = s.Reject(488, "Not Acceptable Here")
+		return
+	}
+	cfg, port, err := m.openLeg(log)
 	if err != nil {
 		log.Warn().Err(err).Msg("no RTP port for call")
 		_ = s.Reject(503, "Service Unavailable")
 		return
 	}
-	offered, early := s.Offer()
-	cfg := m.endpointConfig(conn, port, log)
 	if early {
 		cfg.Remote = offered.Remote
 		cfg.Codec = offered.Codec
@@ -335,7 +347,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		}
 		return
 	}
-	agreed, err := s.Answer(sip.LocalSDP{Addr: mediaAddr, Port: port})
+	agreed, err := s.Answer(sip.LocalSDP{Addr: mediaAddr, Port: port, RTCPMux: m.rtcpMuxAllowed()})
 	if err != nil {
 		log.Info().Err(err).Msg("call not answered")
 		return

@@ -310,6 +310,27 @@ type RTP struct {
 	// numbers in order) source: learn needs before it accepts a new
 	// source port, 2 to 64.
 	LearnPackets int `yaml:"learn_packets"`
+	// RTCP is RTCP (RFC 3550 §6) on every leg: reports both ways and the
+	// per-leg call-quality figures (loss, jitter, round trip, MOS).
+	RTCP RTCP `yaml:"rtcp"`
+}
+
+// RTCP configures RTCP on the legs.
+type RTCP struct {
+	// Enabled binds each leg's RTCP port (RTP's + 1), sends reports (SR
+	// while we send, else RR, with SDES CNAME; BYE at hang-up) and reads
+	// the peer's. Off, no RTCP port is bound and RTCP muxed on the RTP
+	// port is dropped and counted as a payload type not agreed; the
+	// receive figures (loss, jitter, MOS) are kept anyway.
+	Enabled bool `yaml:"enabled"`
+	// Interval is the mean time between our reports, randomised ×0.5-1.5
+	// (RFC 3550 §6.2, §6.3.1); 1s to 60s.
+	Interval time.Duration `yaml:"interval"`
+	// Mux is RTCP multiplexing on the RTP port (RFC 5761): "offer"
+	// answers a=rtcp-mux when the offer has it (else RTCP uses RTP's
+	// port + 1, or the offer's a=rtcp port, RFC 3605), "require" also
+	// refuses offers without it (488), "off" never multiplexes.
+	Mux string `yaml:"mux"`
 }
 
 // Data configures the state directory.
@@ -414,6 +435,7 @@ func Default() Config {
 			IO:                "poll",
 			Source:            "strict",
 			LearnPackets:      4,
+			RTCP:              RTCP{Enabled: true, Interval: 5 * time.Second, Mux: "offer"},
 		},
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
@@ -580,6 +602,14 @@ func (c *Config) Validate() error {
 	}
 	if c.RTP.LearnPackets < 2 || c.RTP.LearnPackets > 64 {
 		bad("rtp.learn_packets", "%d: want 2 to 64", c.RTP.LearnPackets)
+	}
+	if c.RTP.RTCP.Interval < time.Second || c.RTP.RTCP.Interval > time.Minute {
+		bad("rtp.rtcp.interval", "%v: want 1s to 1m", c.RTP.RTCP.Interval)
+	}
+	switch c.RTP.RTCP.Mux {
+	case "offer", "require", "off":
+	default:
+		bad("rtp.rtcp.mux", "%q: want offer, require or off", c.RTP.RTCP.Mux)
 	}
 	if c.Data.Dir == "" {
 		bad("data.dir", "must not be empty")

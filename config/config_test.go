@@ -209,6 +209,9 @@ func TestRTPSourceDefaultAndValidation(t *testing.T) {
 		{"rtp:\n  source: \"\"\n", "rtp.source"},
 		{"rtp:\n  learn_packets: 1\n", "rtp.learn_packets"},
 		{"rtp:\n  learn_packets: 65\n", "rtp.learn_packets"},
+		{"rtp:\n  rtcp:\n    interval: 500ms\n", "rtp.rtcp.interval"},
+		{"rtp:\n  rtcp:\n    interval: 2m\n", "rtp.rtcp.interval"},
+		{"rtp:\n  rtcp:\n    mux: sometimes\n", "rtp.rtcp.mux"},
 	} {
 		c, err := Parse(strings.NewReader(tc.yaml))
 		if err != nil {

@@ -183,6 +183,9 @@ type cloakOpts struct {
 	dataDir string
 	// rtpSource is rtp.source; "" leaves the default (strict).
 	rtpSource string
+	// rtpExtra is YAML appended inside the rtp section, indented by two
+	// spaces (for example "  rtcp:\n    interval: 1s\n").
+	rtpExtra string
 	// sipHost is sip.listen's address; "" is 127.0.0.1.
 	sipHost string
 	// netns, when set, runs cloak inside that network namespace (ip netns
@@ -275,6 +278,7 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	if o.rtpSource != "" {
 		source = "  source: " + o.rtpSource + "\n"
 	}
+	source += o.rtpExtra
 	cfg := fmt.Sprintf(`sip:
   listen: %s:%d
   transports: [udp, tcp]

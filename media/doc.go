@@ -2,7 +2,8 @@
 // the readers of those sockets (a few epoll workers, or one goroutine per
 // leg), the shared pacing clock, the source filter (strict, learn or
 // latching) and prompt playback, over the codecs and directions of
-// package audio.
+// package audio. Each leg also speaks RTCP (RFC 3550 §6, rtcp.go) and
+// keeps its call-quality figures (quality.go, Endpoint.Quality).
 //
 // # Hot path rules
 //

@@ -57,6 +57,15 @@ type EndpointConfig struct {
 	Clock *Clock
 	// Log receives lifecycle lines only (never one per packet).
 	Log zerolog.Logger
+	// RTCP turns RTCP on (RFC 3550 §6; see rtcp.go): reports sent every
+	// RTCPInterval (0: DefaultRTCPInterval) off Clock, received on the
+	// RTP socket when muxed (SetRTCP) and on RTCPConn.
+	RTCP bool
+	// RTCPInterval is the mean interval between our reports.
+	RTCPInterval time.Duration
+	// RTCPConn is the socket of RTP's port + 1 (PortPool.OpenPair); nil
+	// means RTCP only muxed on the RTP port (RFC 5761). Closed by Close.
+	RTCPConn net.PacketConn
 }
 
 // Endpoint is one RTP leg: a socket, its read loop, and our outgoing stream
@@ -98,6 +107,8 @@ type Endpoint struct {
 	lastRx atomic.Int64 // unix ns of last accepted packet
 	rx     rxState      // owned by the reader
 	stats  counters
+	rxq    rxQuality  // the peer's stream's figures; written by the reader
+	rtcp   *rtcpState // nil: RTCP off
 
 	sdp     atomic.Pointer[netip.AddrPort] // remote from SDP
 	conn    net.PacketConn
@@ -224,6 +235,12 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
 	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
 	e.conf.Store(&legConf{codec: cfg.Codec, eventPT: cfg.EventPT})
+	if cfg.RTCP && cfg.Conn != nil {
+		e.rtcp = newRTCPState(cfg, e.tx.SSRC())
+		e.rtcp.mux.Store(cfg.RTCPConn == nil)
+	} else if cfg.RTCPConn != nil {
+		_ = cfg.RTCPConn.Close() // not ours to keep
+	}
 	remote := unmapAddrPort(cfg.Remote)
 	e.sdp.Store(&remote)
 	if cfg.Conn == nil {
@@ -245,6 +262,7 @@ func (e *Endpoint) Start() {
 	e.started = true
 	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Bool("polled", e.pconn != nil).
 		Stringer("source", e.source).Msg("rtp endpoint started")
+	e.startRTCP()
 	if e.pconn != nil {
 		e.pconn.poller.register(e)
 		return
@@ -260,6 +278,7 @@ func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		e.startMu.Lock()
 		started := e.started
+		e.closeRTCP(started) // the BYE, while the sockets are open
 		if !e.closed.Swap(true) {
 			close(e.closing)
 		}
@@ -390,8 +409,14 @@ func (e *Endpoint) SetHandler(h Handler) { e.setConf(func(c *legConf) { c.handle
 // LastReceived returns when the last accepted packet arrived (coarse, from
 // the running Clock, else the wall clock), or the zero time if none has. Use it for the RTP inactivity
 // timeout.
+//
+// Accepted RTCP counts as well: a peer that sends no RTP (on hold, muted
+// with silence suppression) but reports is alive.
 func (e *Endpoint) LastReceived() time.Time {
 	ns := e.lastRx.Load()
+	if e.rtcp != nil {
+		ns = max(ns, e.rtcp.lastUnix.Load())
+	}
 	if ns == 0 {
 		return time.Time{}
 	}

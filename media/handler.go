@@ -30,6 +30,12 @@ type Packet struct {
 	// or detects again (docs/ARCHITECTURE.md, "One digit...").
 	Audio []int16
 
+	// arrival is when the reader got the datagram, in nanotime: a poll
+	// worker sets it once per batch (the wake-up), so the jitter
+	// estimate (RFC 3550 A.8) costs no clock read per packet; 0 (the read
+	// loop, tests) means handleDatagram reads the clock itself.
+	arrival int64
+
 	scratch [2][ScratchSamples]int16
 }
 

@@ -330,6 +330,7 @@ func (w *pollWorker) run(log zerolog.Logger) {
 		}
 		t0 := nanotime()
 		w.busySince.Store(t0 | 1)
+		pkt.arrival = t0 // the batch's datagrams arrived by now
 		if w.serveAll(evs[:n], buf, pkt, t0 >= w.lagNext) {
 			return
 		}

@@ -102,6 +102,32 @@ func (p *PortPool) Open() (net.PacketConn, int, error) {
 	return nil, 0, fmt.Errorf("open rtp port in %s:%d-%d (%d in use): %w", p.ip, p.lo, p.hi, p.InUse(), ErrPortsExhausted)
 }
 
+// OpenPair is Open with the RTCP port as well: an even RTP port whose
+// odd neighbour (port + 1, RFC 3550 §11) is bound too, as a plain UDP
+// socket, for RTCP. A port whose neighbour another process holds is
+// skipped like a busy port. The RTP port goes back with Release; the
+// caller closes rtcp (an Endpoint given it as EndpointConfig.RTCPConn
+// does on Close).
+func (p *PortPool) OpenPair() (rtp net.PacketConn, rtcp *net.UDPConn, port int, err error) {
+	for range len(p.used) {
+		conn, port, err := p.Open()
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		c, err := p.listen("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
+		if err == nil {
+			return conn, c, port, nil
+		}
+		_ = conn.Close()
+		p.Release(port)
+		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+			continue
+		}
+		return nil, nil, 0, fmt.Errorf("open rtcp port %s:%d: %w", p.ip, port+1, err)
+	}
+	return nil, nil, 0, fmt.Errorf("open rtp/rtcp port pair in %s:%d-%d (%d in use): %w", p.ip, p.lo, p.hi, p.InUse(), ErrPortsExhausted)
+}
+
 func (p *PortPool) bind(pl *Poller, port int) (net.PacketConn, error) {
 	ap := netip.AddrPortFrom(p.ip, uint16(port))
 	if pl != nil {

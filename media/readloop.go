@@ -110,6 +110,12 @@ func (e *Endpoint) read(buf []byte) (int, netip.AddrPort, error) {
 // handler it calls may take the transmit mutex (Forward, WriteAudio).
 func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	st := &e.rx
+	if len(b) >= 2 && b[1]-192 < 32 {
+		// RTCP multiplexed on the RTP port (RFC 5761 §4): second byte
+		// 192-223. Off the RTP path; subject to the same source rule.
+		e.handleRTCP(b, from, true)
+		return
+	}
 	hdrLen, end, ok := checkRTP(b)
 	if !ok {
 		e.stats.malformed.Add(1)
@@ -183,6 +189,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	e.stats.rxPackets.Add(1)
 	e.stats.rxBytes.Add(uint64(len(b)))
 	e.lastRx.Store(e.now())
+	e.rxq.update(h.SSRC, h.SequenceNumber, h.Timestamp, cs.codec.ClockRate, isEvent, p.arrival)
 
 	if !audio.Direction(e.dir.Load()).CanReceive() {
 		e.stats.direction.Add(1)

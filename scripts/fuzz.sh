@@ -2,8 +2,8 @@
 # fuzz.sh runs each of cloak's fuzz targets on the parsers that read wire or
 # file input for a bounded time (FUZZTIME, default 30s each): the SDP offer
 # parser, the SIP INFO body parser, the flow loader, the RFC 4733 decoder,
-# REGISTER's digest check and the WAV reader. Seed corpora live in each
-# package's testdata/fuzz/; a failure writes its input there, to be
+# REGISTER's digest check, the WAV reader and the RTCP parser. Seed corpora
+# live in each package's testdata/fuzz/; a failure writes its input there, to be
 # committed with the fix. Exits non-zero when any target fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ targets=(
 	"./ivr FuzzParseFlow"
 	"./sip FuzzRegisterCredentials"
 	"./wav FuzzDecode"
+	"./media FuzzParseRTCP"
 )
 
 # fuzz_one PKG NAME: one bounded run. go test -fuzz sometimes ends a run

@@ -6,6 +6,7 @@
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
 #   multimon-ng                       independent DTMF decoding
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
+#   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
@@ -20,6 +21,7 @@ declare -A pkg=(
 	[espeak-ng]=espeak-ng
 	[multimon-ng]=multimon-ng
 	[kamailio]=kamailio
+	[baresip]=baresip-core
 	[curl]=curl
 	[ss]=iproute2
 	[python3]=python3

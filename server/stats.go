@@ -8,8 +8,8 @@ import (
 )
 
 // stats is the node's counters for the HTTP API's /api/stats: SIP, RTP
-// ports, REGISTER's limiter, recording admission and, with rtp.io: poll,
-// the epoll workers.
+// ports, REGISTER's limiter, recording admission, RTCP and call-quality
+// totals over ended legs and, with rtp.io: poll, the epoll workers.
 func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *call.Manager, poller *media.Poller) map[string]any {
 	st := srv.Stats()
 	out := map[string]any{"sip_calls": st.Calls, "sip_active": st.Active, "sip_forbidden": st.Forbidden,
@@ -18,6 +18,10 @@ func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *c
 	as := lim.Stats()
 	out["sip_auth_locks"], out["sip_auth_tracked"] = as.Locks, as.Keys
 	out["recording_unavailable"], out["recording_failed"] = mgr.RecordingStats()
+	qs := mgr.QualityStats()
+	out["rtp_legs_ended"], out["rtp_legs_low_mos"] = qs.Legs, qs.LowMOS
+	out["rtcp_sent"], out["rtcp_received"] = qs.RTCPSent, qs.RTCPReceived
+	out["rtcp_malformed"], out["rtcp_rate_limited"] = qs.RTCPMalformed, qs.RTCPRateLimited
 	if poller != nil {
 		ps := poller.Stats()
 		out["rtp_poll_workers"] = ps.Workers

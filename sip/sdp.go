@@ -35,6 +35,14 @@ type Media struct {
 	Direction audio.Direction
 	// Ptime is the packetisation time in ms (20 unless the peer asked for other).
 	Ptime int
+	// RTCPMux is true when the peer's SDP has a=rtcp-mux (RFC 5761 §5.1.1):
+	// in an offer, that it may multiplex; in an answer, that it will.
+	RTCPMux bool
+	// RTCP is where the peer wants RTCP, from a=rtcp (RFC 3605 §2.1): the
+	// port, with the attribute's address or, when it names none, an
+	// unspecified one (meaning c='s). Zero without the attribute: RTP's
+	// port + 1 (RFC 3550 §11).
+	RTCP netip.AddrPort
 }
 
 // OnHold reports whether the peer has put the stream on hold: we must not
@@ -241,11 +249,41 @@ func negotiateAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) (Media
 		return Media{}, false, badSDP("port %d out of range", port)
 	}
 	m.Remote = netip.AddrPortFrom(addr.Unmap(), uint16(port))
+	_, m.RTCPMux = md.Attribute("rtcp-mux")
+	if v, ok := md.Attribute("rtcp"); ok {
+		m.RTCP = parseRTCPAttr(v)
+	}
 	if addr.IsUnspecified() && m.Direction == audio.SendRecv {
 		// RFC 2543 hold: c=0.0.0.0 with no direction attribute.
 		m.Direction = audio.RecvOnly
 	}
 	return m, true, nil
+}
+
+// parseRTCPAttr reads a=rtcp's value (RFC 3605 §2.1): "port" or "port
+// IN IP4|IP6 address". Anything else gives the zero AddrPort (ignored:
+// RTCP then goes to RTP's port + 1), never an error, since the attribute
+// only refines where reports go.
+func parseRTCPAttr(v string) netip.AddrPort {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return netip.AddrPort{}
+	}
+	port, err := strconv.ParseUint(f[0], 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}
+	}
+	addr := netip.IPv4Unspecified()
+	if len(f) == 4 && f[1] == "IN" && (f[2] == "IP4" || f[2] == "IP6") {
+		a, err := netip.ParseAddr(f[3])
+		if err != nil {
+			return netip.AddrPort{}
+		}
+		addr = a.Unmap()
+	} else if len(f) != 1 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(addr, uint16(port))
 }
 
 // LocalSDP describes our side of a session for building SDP bodies.
@@ -254,6 +292,9 @@ type LocalSDP struct {
 	Port      int        // our RTP port
 	SessionID uint64     // o= sess-id, fixed for the dialog
 	Version   uint64     // o= sess-version, incremented for each new body (RFC 3264 §8)
+	// RTCPMux adds a=rtcp-mux (RFC 5761 §5.1.1): in an answer only when
+	// the offer had it.
+	RTCPMux bool
 }
 
 // Answer builds the SDP answer to the offer: the same m-lines in the same
@@ -273,7 +314,11 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 			continue
 		}
 		codecs := []audio.Codec{o.Media.Codec}
-		sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, o.Media.EventPT, o.Media.Direction, 20))
+		md := audioLine(l.Port, codecs, o.Media.EventPT, o.Media.Direction, 20)
+		if l.RTCPMux && o.Media.RTCPMux {
+			md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute("rtcp-mux"))
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, md)
 	}
 	return sd.Marshal()
 }

@@ -1,0 +1,98 @@
+package call
+
+import (
+	"net"
+	"sync/atomic"
+
+	"github.com/cloak-voip/cloak/media"
+	"github.com/rs/zerolog"
+)
+
+// RTCP mux modes (config rtp.rtcp.mux).
+const (
+	RTCPMuxOffer   = "offer"   // a=rtcp-mux in the answer when the offer has it
+	RTCPMuxRequire = "require" // and refuse offers without it (488)
+	RTCPMuxOff     = "off"     // never: RTCP on RTP's port + 1
+)
+
+// LegQuality is one leg's call-quality figures (media.Quality) with the
+// leg's role, for the API.
+type LegQuality struct {
+	// Leg is "caller" or "agent".
+	Leg string `json:"leg"`
+	media.Quality
+}
+
+// QualityStats are the node's RTCP and quality totals over the legs
+// ended so far, for /api/stats.
+type QualityStats struct {
+	// Legs counts ended legs that received RTP; LowMOS those whose MOS
+	// was below 3.6 (G.107's "many users dissatisfied" and worse).
+	Legs, LowMOS uint64
+	// RTCPSent, RTCPReceived, RTCPMalformed and RTCPRateLimited are the
+	// legs' RTCP counters summed.
+	RTCPSent, RTCPReceived, RTCPMalformed, RTCPRateLimited uint64
+}
+
+// LowMOS is the MOS under which a leg counts in QualityStats.LowMOS.
+const LowMOS = 3.6
+
+type qualityStats struct {
+	legs, lowMOS, sent, received, malformed, rateLimited atomic.Uint64
+}
+
+// QualityStats returns the totals over the legs ended so far.
+func (m *Manager) QualityStats() QualityStats {
+	q := &m.quality
+	return QualityStats{Legs: q.legs.Load(), LowMOS: q.lowMOS.Load(), RTCPSent: q.sent.Load(),
+		RTCPReceived: q.received.Load(), RTCPMalformed: q.malformed.Load(), RTCPRateLimited: q.rateLimited.Load()}
+}
+
+// legEnded adds an ended leg's figures to the totals.
+func (m *Manager) legEnded(q media.Quality) {
+	t := &m.quality
+	t.sent.Add(q.RTCPSent)
+	t.received.Add(q.RTCPReceived)
+	t.malformed.Add(q.RTCPMalformed)
+	t.rateLimited.Add(q.RTCPRateLimited)
+	if q.Received > 0 {
+		t.legs.Add(1)
+		if q.MOS < LowMOS {
+			t.lowMOS.Add(1)
+		}
+	}
+}
+
+// rtcpMuxAllowed reports whether cloak answers a=rtcp-mux when offered.
+func (m *Manager) rtcpMuxAllowed() bool { return m.cfg.RTCP && m.cfg.RTCPMux != RTCPMuxOff }
+
+// openLeg reserves a leg's port (with its RTCP neighbour when RTCP is
+// on) and returns its endpoint configuration.
+func (m *Manager) openLeg(log zerolog.Logger) (media.EndpointConfig, int, error) {
+	if !m.cfg.RTCP {
+		conn, port, err := m.cfg.Pool.Open()
+		if err != nil {
+			return media.EndpointConfig{}, 0, err
+		}
+		return m.endpointConfig(conn, port, log), port, nil
+	}
+	conn, rc, port, err := m.cfg.Pool.OpenPair()
+	if err != nil {
+		return media.EndpointConfig{}, 0, err
+	}
+	cfg := m.endpointConfig(conn, port, log)
+	cfg.RTCP, cfg.RTCPInterval = true, m.cfg.RTCPInterval
+	if rc != nil {
+		cfg.RTCPConn = net.PacketConn(rc)
+	}
+	return cfg, port, nil
+}
+
+// logQuality adds a leg's summary to an end-of-leg log line: packets,
+// loss, jitter, round trip, MOS (RFC 3550 figures, see media.Quality).
+func logQuality(ev *zerolog.Event, q media.Quality) *zerolog.Event {
+	return ev.Uint32("pkts", q.Received).Int32("lost", q.Lost).Float64("loss_pct", q.LossPercent).
+		Float64("jitter_ms", q.JitterMs).Float64("rtt_ms", q.RTTMs).Float64("mos", q.MOS).
+		Float64("peer_loss_pct", q.PeerFractionLostPct).Float64("peer_jitter_ms", q.PeerJitterMs).
+		Uint64("rtcp_rx", q.RTCPReceived).Uint64("rtcp_tx", q.RTCPSent)
+}
