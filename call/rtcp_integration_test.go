@@ -51,10 +51,6 @@ func TestRTCPMuxModes(t *testing.T) {
 				if h.pool.InUse() != 0 {
 					t.Fatalf("refused call holds %d ports", h.pool.InUse())
 				}
-				// Let the rejected transaction settle before the harness's
-				// cleanup waits on the SIP server: sip.Server.Wait racing
-				// a session's wg.Add is a known race of its own.
-				time.Sleep(300 * time.Millisecond)
 				return
 			}
 			if err != nil {

@@ -97,9 +97,9 @@ type Server struct {
 	uaTCP   sipgo.DialogUA
 	contact netip.AddrPort
 
-	sessions sync.Map // dialog id -> *Session (calls we answered)
-	legs     sync.Map // dialog id -> *Leg (calls we placed)
-	wg       sync.WaitGroup
+	sessions sync.Map     // dialog id -> *Session (calls we answered)
+	legs     sync.Map     // dialog id -> *Leg (calls we placed)
+	handlers handlerCount // session handlers running; Wait waits for none
 
 	draining    atomic.Bool
 	active      atomic.Int64
@@ -300,14 +300,53 @@ func (s *Server) Sessions(fn func(*Session)) {
 
 // Wait blocks until every session handler has returned or ctx ends.
 func (s *Server) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.handlers.idle():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// handlerCount counts running session handlers. Unlike a WaitGroup it
+// allows a handler to start while Wait is waiting with none running (an
+// INVITE taken just before Drain): WaitGroup forbids an Add from zero
+// concurrent with Wait, and the race detector rightly flags it.
+type handlerCount struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (c *handlerCount) add() {
+	c.mu.Lock()
+	if c.n == 0 {
+		c.zero = make(chan struct{})
+	}
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *handlerCount) done() {
+	c.mu.Lock()
+	c.n--
+	if c.n == 0 {
+		close(c.zero)
+		c.zero = nil
+	}
+	c.mu.Unlock()
+}
+
+// idle returns a channel closed once no handler runs.
+func (c *handlerCount) idle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return c.zero
 }
 
 // Close stops listening and releases the user agent.
@@ -653,11 +692,11 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	s.calls.Add(1)
 	sess := newSession(s, dlg, req, tx, offer)
 	s.sessions.Store(dlg.ID, sess)
-	s.wg.Add(1)
+	s.handlers.add()
 	defer func() {
 		sess.finish()
 		s.sessions.Delete(dlg.ID)
-		s.wg.Done()
+		s.handlers.done()
 	}()
 	if err := dlg.Respond(100, "Trying", nil); err != nil {
 		return
