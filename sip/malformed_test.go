@@ -141,8 +141,6 @@ func TestMalformedNeverLogged(t *testing.T) {
 	var buf lockedBuf
 	var obsMu sync.Mutex
 	var observed bytes.Buffer
-	// sipgo's tracer is a package global: it stays installed after the
-	// test (resetting it would race with the transports still closing).
 	srv, addr := startHostile(t, &buf, rejectHandler{}, func(o Observed) { obsMu.Lock(); observed.Write(o.Data); obsMu.Unlock() })
 
 	sent := 0

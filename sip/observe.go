@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	siplib "github.com/emiago/sipgo/sip"
@@ -19,13 +21,82 @@ type Observed struct {
 	Data     []byte
 }
 
-// observer adapts sipgo's tracer hook. sipgo keeps the tracer in a package
-// variable, so one process captures for one server; cloak runs one.
-type observer struct {
-	fn func(Observed)
-	// port is the listening port: reads on it are reported by the
-	// wrapped sockets, not by the tracer.
-	port string
+// sipgo keeps its tracer in package variables that its transports read
+// without a lock, so cloak installs one tracer, once, before any transport
+// runs (init below), and servers register with it instead of writing
+// those variables (a second server in one process, as in tests, raced
+// with the first one's transports). With no server registered the tracer
+// returns at once.
+func init() {
+	siplib.SIPDebugTracer(tracer{})
+	siplib.SIPDebug = true
+}
+
+// observers maps a listening port to the capture of the server on it;
+// copy-on-write, read lock-free by the tracer.
+var (
+	observersMu sync.Mutex
+	observers   atomic.Pointer[map[string]func(Observed)]
+)
+
+// installObserver routes the SIP messages of the server listening on
+// listenPort to fn (messages read on that port reach it through
+// Server.observeRead); the returned func unregisters it.
+func installObserver(fn func(Observed), listenPort uint16) (remove func()) {
+	port := strconv.Itoa(int(listenPort))
+	observersMu.Lock()
+	defer observersMu.Unlock()
+	next := map[string]func(Observed){port: fn}
+	if cur := observers.Load(); cur != nil {
+		for k, v := range *cur {
+			if k != port {
+				next[k] = v
+			}
+		}
+	}
+	observers.Store(&next)
+	return func() {
+		observersMu.Lock()
+		defer observersMu.Unlock()
+		cur := observers.Load()
+		if cur == nil {
+			return
+		}
+		next := map[string]func(Observed){}
+		for k, v := range *cur {
+			if k != port {
+				next[k] = v
+			}
+		}
+		observers.Store(&next)
+	}
+}
+
+// tracer adapts sipgo's tracer hook to the registered observers.
+type tracer struct{}
+
+// route finds the observer of a message on a local address: the server
+// listening on its port, else, when only one server captures (a node
+// runs one), that one: connections cloak opened itself (TCP to an agent
+// it dialled) use ephemeral ports. listening says whether laddr is a
+// registered listening port.
+func route(laddr string) (fn func(Observed), listening bool) {
+	obs := observers.Load()
+	if obs == nil || len(*obs) == 0 {
+		return nil, false
+	}
+	_, port, err := net.SplitHostPort(laddr)
+	if err == nil {
+		if fn, ok := (*obs)[port]; ok {
+			return fn, true
+		}
+	}
+	if len(*obs) == 1 {
+		for _, fn := range *obs {
+			return fn, false
+		}
+	}
+	return nil, false
 }
 
 // SIPTraceRead ignores what sipgo reads on the listening sockets: it sees
@@ -34,21 +105,22 @@ type observer struct {
 // (malformed.go) report each whole message that parsed instead, through
 // Server.observeRead. Reads on connections cloak opened itself (TCP to an
 // agent it dialled), which bypass the wrapped sockets, come from here.
-func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	if _, port, err := net.SplitHostPort(laddr); err == nil && port == o.port {
-		return
+func (tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
+	if fn, listening := route(laddr); fn != nil && !listening {
+		emit(fn, transport, raddr, laddr, msg)
 	}
-	o.emit(transport, raddr, laddr, msg)
 }
 
-func (o observer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
-	o.emit(transport, laddr, raddr, msg)
+func (tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
+	if fn, _ := route(laddr); fn != nil {
+		emit(fn, transport, laddr, raddr, msg)
+	}
 }
 
-func (o observer) emit(transport, src, dst string, msg []byte) {
+func emit(fn func(Observed), transport, src, dst string, msg []byte) {
 	s, _ := netip.ParseAddrPort(src)
 	d, _ := netip.ParseAddrPort(dst)
-	o.fn(Observed{Time: time.Now(), Src: s, Dst: d, Reliable: !strings.EqualFold(transport, "UDP"), Data: msg})
+	fn(Observed{Time: time.Now(), Src: s, Dst: d, Reliable: !strings.EqualFold(transport, "UDP"), Data: msg})
 }
 
 // observeRead hands a message read that parsed to the capture. A request
@@ -104,13 +176,6 @@ func addrPort(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
-}
-
-// installObserver routes every SIP message written to fn; messages read
-// reach it through Server.observeRead.
-func installObserver(fn func(Observed), listenPort uint16) {
-	siplib.SIPDebugTracer(observer{fn: fn, port: strconv.Itoa(int(listenPort))})
-	siplib.SIPDebug = true
 }
 
 // CallIDOf returns the Call-ID header value of a raw SIP message (the

@@ -115,7 +115,9 @@ type Server struct {
 	slogTarget  atomic.Pointer[slog.Handler]
 
 	cancel context.CancelFunc
-	ready  sync.WaitGroup
+	// unobserve unregisters the capture (installObserver) at Close.
+	unobserve func()
+	ready     sync.WaitGroup
 }
 
 // maxUDPMessage is the largest SIP message a UDP datagram carries (65,535
@@ -190,7 +192,7 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s.uaTCP = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tcp"), RewriteContact: true}
 
 	if cfg.Observe != nil {
-		installObserver(cfg.Observe, cfg.Listen.Port())
+		s.unobserve = installObserver(cfg.Observe, cfg.Listen.Port())
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
@@ -353,6 +355,9 @@ func (c *handlerCount) idle() <-chan struct{} {
 func (s *Server) Close() error {
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.unobserve != nil {
+		s.unobserve()
 	}
 	return s.ua.Close()
 }

@@ -1,9 +1,5 @@
 package sip
 
-// This file sorts after malformed_test.go on purpose: TestMalformedNeverLogged
-// installs sipgo's global debug tracer (installObserver), which races with
-// the transport goroutines of any server started before it in the process.
-
 import (
 	"context"
 	"net"
