@@ -16,8 +16,11 @@ const maxCatchUp = 3
 
 // Play sends p on our stream in the negotiated codec, one 160-sample
 // (20 ms) packet per tick of the shared Clock, and returns when the last
-// packet is sent. Timestamps continue from our stream (step 160), the
-// marker bit is set on the first packet (a new talkspurt, RFC 3551 §4.1).
+// packet is sent. Timestamps continue from our stream (step 160); the
+// marker bit is set on the first packet only when the stream was silent
+// before it (a new talkspurt, RFC 3551 §4.1), not when it follows filler
+// or another prompt without a gap. On a filling endpoint (StartFill) the
+// filler takes over at the next tick after the last packet.
 // While it plays, the stream belongs to it: WriteAudio and Forward return
 // ErrPlaying, and a second Play returns ErrPlaying. If the direction
 // forbids sending, the prompt still takes its time but nothing is sent.
@@ -42,7 +45,10 @@ func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 	if !e.playing.CompareAndSwap(false, true) {
 		return fmt.Errorf("play %q: %w", p.Name(), ErrPlaying)
 	}
-	defer e.playing.Store(false)
+	defer func() {
+		e.playing.Store(false)
+		e.fill.markOurs(e) // the stream stays ours: the filler takes over at the next tick
+	}()
 
 	var due atomic.Int64
 	wake := make(chan struct{}, 1)
