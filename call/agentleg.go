@@ -77,6 +77,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	m := leg.Media()
 	ep.SetRemote(m.Remote)
 	ep.SetCodec(m.Codec, m.EventPT)
+	ep.SetComfortNoise(m.CNPT)
 	ep.SetDirection(m.Direction)
 	// The agent leg's pipeline: its keys are feature codes (in-band only
 	// where the agent's phone negotiated no telephone-event), its packets
@@ -86,6 +87,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	ep.SetMonitor(pipe)
 	c.addLegCapture(leg.SIPCallID())
 	ep.Start()
+	ep.StartFill() // answered: the agent hears a packet every 20 ms from here
 	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if !nm.Codec.Supported() {
@@ -93,6 +95,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 		}
 		ep.SetRemote(nm.Remote)
 		ep.SetCodec(nm.Codec, nm.EventPT)
+		ep.SetComfortNoise(nm.CNPT)
 		ep.SetDirection(nm.Direction)
 		return nil
 	}, infoHandler(c.onAgentDigit), func(flow string) int {
