@@ -177,7 +177,8 @@ func TestJitterParts(t *testing.T) {
 			sent := base + int64(i)*int64(frame) + int64(pace(i))
 			copy(p, audioFrames[0])
 			putStamp(p, sent, i)
-			s.onReceive(sent+int64(time.Millisecond)+int64(relay(i)), 0, uint16(i), 5000+i*samples+tsSlip(i), p, nil, nil)
+			var h hist // measuring: the window
+			s.onReceive(sent+int64(time.Millisecond)+int64(relay(i)), 0, uint16(i), 5000+i*samples+tsSlip(i), p, &h, nil)
 		}
 		return s
 	}
@@ -200,6 +201,35 @@ func TestJitterParts(t *testing.T) {
 	})
 	if s.tsJumps != 1 || s.relayJit > 0.01 || s.paceJit > 0.01 {
 		t.Errorf("timestamp slip: jumps %d relay %.2f pace %.2f, want 1, 0, 0", s.tsJumps, s.relayJit/8, s.paceJit/8)
+	}
+}
+
+// TestJitterOfTheWindow: jitter is reported as it stood at the end of
+// the measured window; what the teardown after it does (every call
+// hanging up at once, 0 and 15 ms late in turn here) shows only in the
+// end-of-run value.
+func TestJitterOfTheWindow(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	p := make([]byte, samples)
+	var h hist
+	for i := uint32(1); i <= 200; i++ {
+		sent := base + int64(i)*int64(frame)
+		at := sent + int64(time.Millisecond)
+		hp := &h
+		if i > 150 { // the window is over: teardown
+			hp = nil
+			at += int64(i%2) * int64(15*time.Millisecond)
+		}
+		copy(p, audioFrames[0])
+		putStamp(p, sent, i)
+		s.onReceive(at, 0, uint16(i), i*samples, p, hp, nil)
+	}
+	if !s.win || s.winJitter > 0.01 || s.winRelay > 0.01 {
+		t.Errorf("window's jitter %.2f ms (relay %.2f), want 0", s.winJitter/8, s.winRelay/8)
+	}
+	if ms := s.jitter / 8; ms < 10 {
+		t.Errorf("end-of-run jitter %.2f ms, want the teardown's (about 15)", ms)
 	}
 }
 

@@ -136,11 +136,18 @@ type stream struct {
 	lastOff             uint32
 	haveParts           bool
 	tsJumps             uint64
-	firstRxAt           int64
-	lastRxAt            int64
-	dupOrLate           uint64
-	lastSeqSet          bool
-	lastSeq             uint32
+	// The three jitters as they stood at the stream's last packet in the
+	// measured window (win set): the values at the end of the run (the
+	// fields above) include the teardown, when every call hangs up at
+	// once and the relay closes its recordings, which the window's
+	// latency does not.
+	winJitter, winRelay, winPace float64
+	win                          bool
+	firstRxAt                    int64
+	lastRxAt                     int64
+	dupOrLate                    uint64
+	lastSeqSet                   bool
+	lastSeq                      uint32
 
 	// With -delay-line: the arrival time of the last stamped frames by
 	// audio sequence, so that when frame q arrives (carrying its send
@@ -281,7 +288,7 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 		}
 		s.arrAt[seq%arrivalRing], s.arrSeq[seq%arrivalRing] = at, seq
 	}
-	s.jitterParts(at, sentNs, seq, rtpTS)
+	s.jitterParts(at, sentNs, seq, rtpTS, h != nil)
 	// RFC 3550 A.8: transit = arrival (in timestamp units) - RTP timestamp;
 	// J += (|D| - J) / 16.
 	arrival := float64(at) * 8000 / 1e9
@@ -296,6 +303,9 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 		}
 	}
 	s.lastTrans, s.haveTrans = transit, true
+	if h != nil {
+		s.winJitter, s.winRelay, s.winPace, s.win = s.jitter, s.relayJit, s.paceJit, true
+	}
 }
 
 // jitterParts takes a receiver's RFC 3550 jitter apart for one stamped
@@ -309,7 +319,7 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 // (160 units each) from the stream's start: exact on a stream that keys
 // no digits (agent→caller); on one that does, the frames of each digit
 // show as one jump of pacing and of the offset.
-func (s *stream) jitterParts(at, sentNs int64, seq, rtpTS uint32) {
+func (s *stream) jitterParts(at, sentNs int64, seq, rtpTS uint32, measuring bool) {
 	relay := float64(at-sentNs) * 8000 / 1e9
 	pace := float64(sentNs)*8000/1e9 - float64(seq)*samples
 	off := rtpTS - seq*samples
@@ -320,7 +330,7 @@ func (s *stream) jitterParts(at, sentNs int64, seq, rtpTS uint32) {
 		if d := math.Abs(pace - s.lastPace); d < 8000*10 {
 			s.paceJit += (d - s.paceJit) / 16
 		}
-		if off != s.lastOff {
+		if off != s.lastOff && measuring {
 			s.tsJumps++
 		}
 	}
