@@ -1,8 +1,9 @@
 // Package media owns cloak's RTP legs: UDP sockets handed out by a port pool,
 // the readers of those sockets (a few epoll workers, or one goroutine per
 // leg), the shared pacing clock, the source filter (strict, learn or
-// latching) and prompt playback, over the codecs and directions of
-// package audio.
+// latching), prompt playback and the filler that keeps an answered leg
+// from ever going silent on the wire (fill.go, "Continuous media"), over
+// the codecs and directions of package audio.
 //
 // # Hot path rules
 //
