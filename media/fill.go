@@ -111,6 +111,7 @@ type fillState struct {
 	idle  uint32     // ticks since a packet was last sent
 	on    bool       // filling: the stream is ours, one packet per tick
 	frame uint32     // position in the noise loop
+	last  int64      // the tick time (unix ns) of the last filler packet
 	// nowAt is 1 + txPackets when a prompt ended or the leg was
 	// answered (0: neither): the stream is ours and is filled from the
 	// next tick, unless something else sent meanwhile.
@@ -160,7 +161,7 @@ func (e *Endpoint) Filling() bool {
 // filler packet when the stream is ours (a prompt ended and nothing took
 // over), or when no packet at all was sent for fillAfterTicks ticks. It
 // takes the transmit mutex only to send, and does not allocate.
-func (e *Endpoint) fillTick(time.Time) {
+func (e *Endpoint) fillTick(now time.Time) {
 	f := &e.fill
 	if e.closed.Load() {
 		return
@@ -175,6 +176,14 @@ func (e *Endpoint) fillTick(time.Time) {
 		return
 	}
 	var gap uint32
+	if f.on && f.last != 0 {
+		// Filling on: ticks the clock dropped (it ran late) are time
+		// nothing was sent in, which the timestamp must show.
+		iv := int64(e.clock.Interval())
+		if missed := (now.UnixNano()-f.last+iv/2)/iv - 1; missed > 0 {
+			gap = uint32(min(missed, 1<<16))
+		}
+	}
 	if a := f.nowAt.Swap(0); a != 0 && a-1 == e.txPackets.Load() {
 		f.on = true
 	}
@@ -186,7 +195,7 @@ func (e *Endpoint) fillTick(time.Time) {
 		// idle ticks ago and covered the first of them.
 		gap = f.idle - 1
 	}
-	f.on = true
+	f.on, f.last = true, now.UnixNano()
 	e.sendFiller(gap)
 }
 

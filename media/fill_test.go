@@ -327,3 +327,26 @@ func TestFillTickAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestFillAfterDroppedTicks: when the clock runs late and drops ticks
+// while the filler owns the stream, the next filler packet's timestamp
+// moves on by the frames nobody sent, with the marker bit.
+func TestFillAfterDroppedTicks(t *testing.T) {
+	r := newFillRig(t, audio.CodecPCMU())
+	r.e.StartFill()
+	r.tick(1)
+	r.tick(1)
+	r.now.Add(int64(40 * time.Millisecond)) // two ticks dropped
+	r.tick(1)
+	r.tick(1)
+	s := r.sent
+	want := []struct {
+		step   uint32
+		marker bool
+	}{{160, false}, {3 * 160, true}, {160, false}}
+	for i, w := range want {
+		if d := s[i+1].ts - s[i].ts; d != w.step || s[i+1].marker != w.marker {
+			t.Errorf("packet %d: ts +%d marker %v, want +%d %v", i+1, d, s[i+1].marker, w.step, w.marker)
+		}
+	}
+}

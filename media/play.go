@@ -72,12 +72,17 @@ func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 		case <-wake:
 		}
 		d := due.Load()
+		stalled := false
 		if behind := d - int64(sent); behind > maxCatchUp {
 			due.Add(-(behind - maxCatchUp)) // absorb a long stall
+			stalled = true
 		}
 		for int64(sent) < due.Load() && sent < n {
 			frame := frames[sent*audio.SamplesPerFrame : (sent+1)*audio.SamplesPerFrame]
-			err := e.writeAudio(codec, frame, audio.SamplesPerFrame, sent == 0)
+			// After a stall the stream was interrupted: as a new
+			// talkspurt, its timestamp moves on by the time lost.
+			err := e.writeAudio(codec, frame, audio.SamplesPerFrame, sent == 0 || stalled)
+			stalled = false
 			if err != nil && !errors.Is(err, ErrNoRemote) {
 				return fmt.Errorf("play %q frame %d: %w", p.Name(), sent, err)
 			}
