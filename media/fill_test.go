@@ -350,3 +350,27 @@ func TestFillAfterDroppedTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardPathsAllocateNothing: Forward and ForwardAudio, the bridge's
+// two ways of sending, do not allocate per packet.
+func TestForwardPathsAllocateNothing(t *testing.T) {
+	c := newMemConn(0)
+	c.copyOut = false
+	e := NewEndpoint(EndpointConfig{Conn: c, Port: 40000, Codec: audio.CodecPCMU(), Remote: netip.MustParseAddrPort("127.0.0.1:40002")})
+	defer e.Close()
+	raw := rtpPacket(0, 1, 160, 5, false, make([]byte, 160))
+	var h rtp.Header
+	if _, err := h.Unmarshal(raw); err != nil {
+		t.Fatal(err)
+	}
+	p := &Packet{Header: h, Raw: raw, Payload: raw[12:]}
+	payload := make([]byte, 160)
+	if n := testing.AllocsPerRun(200, func() {
+		p.Header.SequenceNumber++
+		p.Header.Timestamp += 160
+		_ = e.Forward(p)
+		_ = e.ForwardAudio(payload, 160, &p.Header)
+	}); n != 0 {
+		t.Errorf("%.1f allocations per forwarded packet pair", n)
+	}
+}
