@@ -111,7 +111,6 @@ type fillState struct {
 	idle  uint32     // ticks since a packet was last sent
 	on    bool       // filling: the stream is ours, one packet per tick
 	frame uint32     // position in the noise loop
-	last  int64      // the tick time (unix ns) of the last filler packet
 	// nowAt is 1 + txPackets when a prompt ended or the leg was
 	// answered (0: neither): the stream is ours and is filled from the
 	// next tick, unless something else sent meanwhile.
@@ -161,7 +160,7 @@ func (e *Endpoint) Filling() bool {
 // filler packet when the stream is ours (a prompt ended and nothing took
 // over), or when no packet at all was sent for fillAfterTicks ticks. It
 // takes the transmit mutex only to send, and does not allocate.
-func (e *Endpoint) fillTick(now time.Time) {
+func (e *Endpoint) fillTick(time.Time) {
 	f := &e.fill
 	if e.closed.Load() {
 		return
@@ -176,14 +175,7 @@ func (e *Endpoint) fillTick(now time.Time) {
 		return
 	}
 	var gap uint32
-	if f.on && f.last != 0 {
-		// Filling on: ticks the clock dropped (it ran late) are time
-		// nothing was sent in, which the timestamp must show.
-		iv := int64(e.clock.Interval())
-		if missed := (now.UnixNano()-f.last+iv/2)/iv - 1; missed > 0 {
-			gap = uint32(min(missed, 1<<16))
-		}
-	}
+	cont := f.on // a run goes on: a stall of the clock shows in the timestamp
 	if a := f.nowAt.Swap(0); a != 0 && a-1 == e.txPackets.Load() {
 		f.on = true
 	}
@@ -195,19 +187,22 @@ func (e *Endpoint) fillTick(now time.Time) {
 		// idle ticks ago and covered the first of them.
 		gap = f.idle - 1
 	}
-	f.on, f.last = true, now.UnixNano()
-	e.sendFiller(gap)
+	f.on = true
+	e.sendFiller(gap, cont)
 }
 
 // sendFiller sends one filler packet on our stream: RFC 3389 CN when
 // negotiated, else a G.711 noise frame. gap is the number of 20 ms frames
 // nothing was sent for before it: the timestamp moves on by them (RFC
-// 3550 §5.1) and the packet carries the marker bit (RFC 3551 §4.1). When
-// the direction forbids sending, the timestamp advances as for any
-// suppressed packet.
+// 3550 §5.1) and the packet carries the marker bit (RFC 3551 §4.1). cont
+// says it continues a filler run: should the clock have stalled since the
+// run's last packet (more than two frames' time), the timestamp moves on
+// by the time lost, with the marker bit, as for a prompt. When the
+// direction forbids sending, the timestamp advances as for any suppressed
+// packet.
 //
 // Locks: the transmit mutex, held across the socket write.
-func (e *Endpoint) sendFiller(gap uint32) {
+func (e *Endpoint) sendFiller(gap uint32, cont bool) {
 	cs := e.conf.Load()
 	const samples = audio.SamplesPerFrame
 	var payload []byte
@@ -243,12 +238,15 @@ func (e *Endpoint) sendFiller(gap uint32) {
 		e.tx.Skip((gap + 1) * samples)
 		return
 	}
-	if gap > 0 {
+	marker := gap > 0
+	if marker {
 		e.tx.Skip(gap * samples)
+	} else if cont {
+		marker = e.skipSilenceLocked(cs.codec.ClockRate)
 	}
 	seq, ts := e.tx.Next(samples)
 	b := e.txBuf[:12+len(payload)]
-	putHeader(b, gap > 0, pt, seq, ts, e.tx.SSRC())
+	putHeader(b, marker, pt, seq, ts, e.tx.SSRC())
 	copy(b[12:], payload)
 	e.noteTxLocked(samples)
 	e.stats.txFill.Add(1)

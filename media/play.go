@@ -17,9 +17,10 @@ const maxCatchUp = 3
 // Play sends p on our stream in the negotiated codec, one 160-sample
 // (20 ms) packet per tick of the shared Clock, and returns when the last
 // packet is sent. Timestamps continue from our stream (step 160); the
-// marker bit is set on the first packet only when the stream was silent
-// before it (a new talkspurt, RFC 3551 §4.1), not when it follows filler
-// or another prompt without a gap. On a filling endpoint (StartFill) the
+// marker bit is set, and the timestamp moved on by the time lost, only
+// where sending was interrupted for more than two frames: before the
+// first packet after a silence (a new talkspurt, RFC 3551 §4.1), or after
+// a stall; not when the prompt follows filler or another prompt. On a filling endpoint (StartFill) the
 // filler takes over at the next tick after the last packet.
 // While it plays, the stream belongs to it: WriteAudio and Forward return
 // ErrPlaying, and a second Play returns ErrPlaying. If the direction
@@ -72,17 +73,16 @@ func (e *Endpoint) Play(ctx context.Context, p *Prompt) error {
 		case <-wake:
 		}
 		d := due.Load()
-		stalled := false
 		if behind := d - int64(sent); behind > maxCatchUp {
 			due.Add(-(behind - maxCatchUp)) // absorb a long stall
-			stalled = true
 		}
 		for int64(sent) < due.Load() && sent < n {
 			frame := frames[sent*audio.SamplesPerFrame : (sent+1)*audio.SamplesPerFrame]
-			// After a stall the stream was interrupted: as a new
-			// talkspurt, its timestamp moves on by the time lost.
-			err := e.writeAudio(codec, frame, audio.SamplesPerFrame, sent == 0 || stalled)
-			stalled = false
+			// Every frame may start a talkspurt: writeAudio marks it and
+			// moves the timestamp on by the time lost only where sending
+			// was interrupted (the first frame after a silence, or a
+			// stall of the clock or of this goroutine).
+			err := e.writeAudio(codec, frame, audio.SamplesPerFrame, true)
 			if err != nil && !errors.Is(err, ErrNoRemote) {
 				return fmt.Errorf("play %q frame %d: %w", p.Name(), sent, err)
 			}
