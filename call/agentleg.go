@@ -78,6 +78,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	ep.SetRemote(m.Remote)
 	ep.SetRTCP(false, m.RTCP) // our offer had no a=rtcp-mux: port + 1
 	ep.SetCodec(m.Codec, m.EventPT)
+	ep.SetComfortNoise(m.CNPT)
 	ep.SetDirection(m.Direction)
 	// The agent leg's pipeline: its keys are feature codes (in-band only
 	// where the agent's phone negotiated no telephone-event), its packets
@@ -87,6 +88,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	ep.SetMonitor(pipe)
 	c.addLegCapture(leg.SIPCallID())
 	ep.Start()
+	ep.StartFill() // answered: the agent hears a packet every 20 ms from here
 	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if !nm.Codec.Supported() {
@@ -95,6 +97,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 		ep.SetRemote(nm.Remote)
 		ep.SetRTCP(false, nm.RTCP)
 		ep.SetCodec(nm.Codec, nm.EventPT)
+		ep.SetComfortNoise(nm.CNPT)
 		ep.SetDirection(nm.Direction)
 		return nil
 	}, infoHandler(c.onAgentDigit), func(flow string) int {

@@ -77,7 +77,7 @@ func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 		return
 	}
 	b.enc = agent.Codec().Encode(pcm, b.enc[:0])
-	_ = agent.WriteAudio(b.enc, uint32(len(pcm)), p.Header.Marker)
+	_ = agent.ForwardAudio(b.enc, uint32(len(pcm)), &p.Header) // the source's timing, gaps included
 }
 
 // audioOf returns the packet's audio as its leg's pipeline left it, or,
@@ -121,7 +121,7 @@ func (b *agentBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 		return
 	}
 	b.enc = caller.Codec().Encode(pcm, b.enc[:0])
-	_ = caller.WriteAudio(b.enc, uint32(len(pcm)), p.Header.Marker)
+	_ = caller.ForwardAudio(b.enc, uint32(len(pcm)), &p.Header)
 }
 
 // ringbackPrompt names the synthesised ringback tone.

@@ -124,6 +124,7 @@ func (c *Interaction) applyMedia(m sip.Media) {
 	c.caller.SetRemote(m.Remote)
 	c.caller.SetRTCP(c.m.rtcpMuxAllowed() && m.RTCPMux, m.RTCP)
 	c.caller.SetCodec(m.Codec, m.EventPT)
+	c.caller.SetComfortNoise(m.CNPT)
 	c.caller.SetDirection(m.Direction)
 	c.onHold.Store(m.OnHold())
 	c.log.Debug().Str("remote", m.Remote.String()).Str("direction", c.caller.Direction().String()).Msg("caller media applied")

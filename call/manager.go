@@ -312,6 +312,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 		cfg.Remote = offered.Remote
 		cfg.Codec = offered.Codec
 		cfg.EventPT = offered.EventPT
+		cfg.CNPT = offered.CNPT
 	}
 	ep := media.NewEndpoint(cfg)
 	if early {
@@ -360,6 +361,9 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.startRecording(agreed.Codec.Name)
 	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)
 	ep.SetMonitor(c.pipe)
+	// From the answer on the caller hears a packet every 20 ms: prompts,
+	// the agent, or between them the filler (media.Endpoint.StartFill).
+	ep.StartFill()
 	untick := m.cfg.Clock.Subscribe(c.pipe.tick)
 	defer untick()
 	c.run()

@@ -184,7 +184,12 @@ func (pl *pipeline) Sent(e *media.Endpoint, s media.SentPacket) {
 	}
 	if rec := pl.c.rec.Load(); rec != nil {
 		// Queued as the G.711 it is; the recorder's writer expands it,
-		// off the hot path.
-		rec.WriteCompanded(recorder.Agent, s.Payload, e.Codec().Expansion())
+		// off the hot path. Comfort noise (RFC 3389) stands for 20 ms of
+		// near silence: the silence codeword keeps the channels aligned.
+		payload := s.Payload
+		if s.ComfortNoise {
+			payload = media.SilenceFrame(e.Codec())
+		}
+		rec.WriteCompanded(recorder.Agent, payload, e.Codec().Expansion())
 	}
 }

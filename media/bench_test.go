@@ -52,7 +52,7 @@ func BenchmarkRewrite(b *testing.B) {
 	for b.Loop() {
 		h.SequenceNumber++
 		h.Timestamp += 160
-		r.Rewrite(pkt, &h, 160)
+		r.Rewrite(pkt, &h, 160, true)
 	}
 }
 

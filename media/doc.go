@@ -1,9 +1,11 @@
 // Package media owns cloak's RTP legs: UDP sockets handed out by a port pool,
 // the readers of those sockets (a few epoll workers, or one goroutine per
 // leg), the shared pacing clock, the source filter (strict, learn or
-// latching) and prompt playback, over the codecs and directions of
-// package audio. Each leg also speaks RTCP (RFC 3550 §6, rtcp.go) and
-// keeps its call-quality figures (quality.go, Endpoint.Quality).
+// latching), prompt playback and the filler that keeps an answered leg
+// from ever going silent on the wire (fill.go, "Continuous media"), over
+// the codecs and directions of package audio. Each leg also speaks RTCP
+// (RFC 3550 §6, rtcp.go) and keeps its call-quality figures (quality.go,
+// Endpoint.Quality).
 //
 // # Hot path rules
 //

@@ -52,6 +52,10 @@ type EndpointConfig struct {
 	// EventPT is the negotiated telephone-event payload type (RFC 4733);
 	// 0 means not negotiated.
 	EventPT uint8
+	// CNPT is the negotiated RFC 3389 comfort-noise payload type (13 for
+	// CN/8000, RFC 3551 §6); 0 means not negotiated: the filler then
+	// sends G.711 noise.
+	CNPT uint8
 	// Clock paces Play and stamps LastReceived; nil disables Play and
 	// makes LastReceived use time.Now.
 	Clock *Clock
@@ -130,6 +134,9 @@ type Endpoint struct {
 	started   bool
 	closeOnce sync.Once
 	closeErr  error
+
+	fill     fillState    // the filler (fill.go), driven by the clock
+	fakeMono func() int64 // tests: the transmit side's monotonic time; nil: nanotime
 }
 
 // hotPad and txPad end the Endpoint's first two cache lines on 64-bit
@@ -154,6 +161,7 @@ type legConf struct {
 	monitor Monitor
 	codec   audio.Codec
 	eventPT uint8
+	cnPT    uint8 // RFC 3389 comfort noise's payload type; 0: not negotiated
 }
 
 // setConf replaces the leg's conf with a copy changed by f.
@@ -187,6 +195,10 @@ type SentPacket struct {
 	Payload []byte
 	// IsEvent is true for the telephone-event payload type (RFC 4733).
 	IsEvent bool
+	// ComfortNoise is true for an RFC 3389 comfort-noise packet of our
+	// filler: Payload is its noise-level byte, and it stands for 20 ms
+	// of (near) silence; a recorder writes SilenceFrame for it.
+	ComfortNoise bool
 }
 
 // SetMonitor installs the monitor (an atomic swap); nil removes it.
@@ -234,7 +246,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 	}
 	e.fastR, _ = cfg.Conn.(udpAddrPortReader)
 	e.fastW, _ = cfg.Conn.(udpAddrPortWriter)
-	e.conf.Store(&legConf{codec: cfg.Codec, eventPT: cfg.EventPT})
+	e.conf.Store(&legConf{codec: cfg.Codec, eventPT: cfg.EventPT, cnPT: cfg.CNPT})
 	if cfg.RTCP && cfg.Conn != nil {
 		e.rtcp = newRTCPState(cfg, e.tx.SSRC())
 		e.rtcp.mux.Store(cfg.RTCPConn == nil)
@@ -276,6 +288,7 @@ func (e *Endpoint) Start() {
 // Close is idempotent; later calls return the first result.
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
+		e.stopFill()
 		e.startMu.Lock()
 		started := e.started
 		e.closeRTCP(started) // the BYE, while the sockets are open
@@ -386,6 +399,14 @@ func (e *Endpoint) Latched() bool {
 func (e *Endpoint) SetCodec(c audio.Codec, eventPT uint8) {
 	e.setConf(func(lc *legConf) { lc.codec, lc.eventPT = c, eventPT })
 }
+
+// SetComfortNoise sets the negotiated RFC 3389 comfort-noise payload
+// type (0 = not negotiated), which the filler sends when it is not 0.
+func (e *Endpoint) SetComfortNoise(pt uint8) { e.setConf(func(lc *legConf) { lc.cnPT = pt }) }
+
+// ComfortNoisePT returns the negotiated comfort-noise payload type (0 =
+// none).
+func (e *Endpoint) ComfortNoisePT() uint8 { return e.conf.Load().cnPT }
 
 // Codec returns the negotiated audio codec.
 func (e *Endpoint) Codec() audio.Codec { return e.conf.Load().codec }

@@ -158,6 +158,25 @@ func TestEventPacketsFlaggedAndPTChange(t *testing.T) {
 	}
 }
 
+// TestComfortNoiseReceived: with CN negotiated, a peer's RFC 3389
+// packets count as received (activity for the inactivity timeout, the
+// source latched) but reach no handler: they are not audio. Without CN
+// negotiated they are a payload type not negotiated.
+func TestComfortNoiseReceived(t *testing.T) {
+	e, _ := newTestEndpoint(t, "")
+	rec := &recorder{}
+	e.SetHandler(rec)
+	e.handleDatagram(rtpPacket(13, 1, 0, 7, false, []byte{60}), natAddr, new(Packet))
+	if s := e.Stats(); s.DroppedPT != 1 || s.RxPackets != 0 {
+		t.Errorf("CN not negotiated: %+v", s)
+	}
+	e.SetComfortNoise(13)
+	e.handleDatagram(rtpPacket(13, 2, 160, 7, false, []byte{60}), natAddr, new(Packet))
+	if s := e.Stats(); s.DroppedPT != 1 || s.RxPackets != 1 || rec.len() != 0 || !e.Latched() || e.LastReceived().IsZero() {
+		t.Errorf("CN negotiated: stats %+v, delivered %d, latched %v, last received %v", s, rec.len(), e.Latched(), e.LastReceived())
+	}
+}
+
 func TestDirectionReceiveSide(t *testing.T) {
 	e, _ := newTestEndpoint(t, "")
 	rec := &recorder{}

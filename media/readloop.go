@@ -141,11 +141,16 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	}
 
 	cs := e.conf.Load()
-	isEvent := false
+	isEvent, isCN := false, false
 	switch pt := h.PayloadType; {
 	case !cs.codec.IsZero() && pt == cs.codec.PayloadType:
 	case cs.eventPT != 0 && pt == cs.eventPT:
 		isEvent = true
+	case cs.cnPT != 0 && pt == cs.cnPT:
+		// RFC 3389 comfort noise from a peer in silence suppression:
+		// it latches and keeps the leg alive, but is not audio for the
+		// pipeline or the bridge (the other leg's filler covers it).
+		isCN = true
 	default:
 		e.stats.pt.Add(1)
 		return
@@ -190,6 +195,9 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	e.stats.rxBytes.Add(uint64(len(b)))
 	e.lastRx.Store(e.now())
 	e.rxq.update(h.SSRC, h.SequenceNumber, h.Timestamp, cs.codec.ClockRate, isEvent, p.arrival)
+	if isCN {
+		return
+	}
 
 	if !audio.Direction(e.dir.Load()).CanReceive() {
 		e.stats.direction.Add(1)

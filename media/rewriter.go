@@ -14,8 +14,11 @@ import (
 //
 // Forwarded packets keep the sequence and timestamp deltas of their source
 // (loss and reordering stay visible to the receiver); the offsets are
-// re-anchored, with the marker bit set, whenever the source SSRC changes or
-// we generated packets ourselves in between.
+// re-anchored whenever the source SSRC changes or we generated packets
+// ourselves in between, so that the timestamp advances by exactly the
+// samples sent across prompt, filler and bridge. The marker bit is set at
+// a re-anchoring only where the caller says the stream was interrupted
+// (Endpoint.Forward: nothing was sent for more than a packet's time).
 //
 // A Rewriter is not safe for concurrent use; Endpoint guards its own with
 // its transmit mutex. It never allocates.
@@ -74,30 +77,54 @@ func (r *Rewriter) Skip(samples uint32) {
 	r.mapped = false
 }
 
-// Rewrite rewrites the RTP packet raw in place onto this stream: SSRC,
-// sequence number and timestamp (bytes 2..11 of the fixed header), plus the
-// marker bit when the source changed. h is raw's parsed header and samples
-// the packet's duration in timestamp units (0 for RFC 4733 event packets,
-// whose timestamp stays fixed). raw must hold at least the 12-byte fixed
-// header; Rewrite reports false and leaves it alone otherwise.
-func (r *Rewriter) Rewrite(raw []byte, h *rtp.Header, samples uint32) bool {
-	if len(raw) < 12 {
-		return false
-	}
-	if !r.mapped || h.SSRC != r.inSSRC {
+// Anchored reports whether packets of source ssrc are mapped onto the
+// stream already: no generated packet came in between since its last one.
+// A packet for which it is false is anchored anew by Map and Rewrite.
+func (r *Rewriter) Anchored(ssrc uint32) bool { return r.mapped && r.inSSRC == ssrc }
+
+// Map returns the sequence number and timestamp a forwarded packet with
+// header h and samples timestamp units of audio (0 for RFC 4733 event
+// packets, whose timestamp stays fixed) takes on this stream, and advances
+// the stream past it. Where the source is not anchored (Anchored is false)
+// it is anchored first: its packet gets the stream's next sequence number
+// and timestamp, and anchored reports it; mark asks for the marker bit in
+// that case (a real discontinuity: the caller knows whether the stream was
+// interrupted) and marker says whether to set it. Afterwards the source's
+// sequence and timestamp deltas are kept, so its loss and its own gaps
+// stay visible to the receiver.
+func (r *Rewriter) Map(h *rtp.Header, samples uint32, mark bool) (seq uint16, ts uint32, marker bool) {
+	if !r.Anchored(h.SSRC) {
 		r.mapped = true
 		r.inSSRC = h.SSRC
 		r.seqOff = r.nextSeq - h.SequenceNumber
 		r.tsOff = r.nextTS - h.Timestamp
-		raw[1] |= 0x80 // marker: new talkspurt on our stream (RFC 3551 §4.1)
+		marker = mark
 	}
-	seq := h.SequenceNumber + r.seqOff
-	ts := h.Timestamp + r.tsOff
+	seq = h.SequenceNumber + r.seqOff
+	ts = h.Timestamp + r.tsOff
 	if int16(seq-r.nextSeq) >= 0 {
 		r.nextSeq = seq + 1
 	}
 	if end := ts + samples; int32(end-r.nextTS) > 0 {
 		r.nextTS = end
+	}
+	return seq, ts, marker
+}
+
+// Rewrite rewrites the RTP packet raw in place onto this stream: SSRC,
+// sequence number and timestamp (bytes 2..11 of the fixed header) as Map
+// maps them, plus the marker bit when the source is anchored anew and mark
+// asks for it (the source's own marker bit stays as it is). h is raw's
+// parsed header and samples the packet's duration in timestamp units (0
+// for RFC 4733 event packets). raw must hold at least the 12-byte fixed
+// header; Rewrite reports false and leaves it alone otherwise.
+func (r *Rewriter) Rewrite(raw []byte, h *rtp.Header, samples uint32, mark bool) bool {
+	if len(raw) < 12 {
+		return false
+	}
+	seq, ts, marker := r.Map(h, samples, mark)
+	if marker {
+		raw[1] |= 0x80 // a new talkspurt on our stream (RFC 3551 §4.1)
 	}
 	binary.BigEndian.PutUint16(raw[2:4], seq)
 	binary.BigEndian.PutUint32(raw[4:8], ts)

@@ -13,7 +13,7 @@ func rewriteOnce(t *testing.T, r *Rewriter, seq uint16, ts, ssrc uint32, samples
 	if _, err := h.Unmarshal(raw); err != nil {
 		t.Fatal(err)
 	}
-	if !r.Rewrite(raw, &h, samples) {
+	if !r.Rewrite(raw, &h, samples, true) {
 		t.Fatal("Rewrite refused a valid packet")
 	}
 	return parseSent(t, raw)

@@ -13,6 +13,10 @@ type Stats struct {
 	TxSuppressed uint64
 	// TxErrors counts failed socket writes.
 	TxErrors uint64
+	// TxFill counts filler packets sent (comfort noise or G.711 noise
+	// while nothing else was sent; see StartFill); they are in TxPackets
+	// too.
+	TxFill uint64
 	// DroppedMalformed counts datagrams that are not valid RTP: too short,
 	// version != 2, CSRC list, header extension or padding overrunning
 	// the datagram (RFC 3550 §5.1).
@@ -60,6 +64,7 @@ type counters struct {
 	ssrcChanges, readErrors  atomic.Uint64
 	handlerPanics            atomic.Uint64
 	sourceChanges            atomic.Uint64
+	txFill                   atomic.Uint64
 }
 
 // Stats returns a snapshot of the endpoint's counters.
@@ -72,6 +77,7 @@ func (e *Endpoint) Stats() Stats {
 		TxBytes:              e.txBytes.Load(),
 		TxSuppressed:         c.txSuppressed.Load(),
 		TxErrors:             c.txErrors.Load(),
+		TxFill:               c.txFill.Load(),
 		DroppedMalformed:     c.malformed.Load(),
 		DroppedUnknownSource: c.unknownSource.Load(),
 		DroppedSSRC:          c.ssrc.Load(),

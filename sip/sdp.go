@@ -15,6 +15,10 @@ import (
 // telephone-event (RFC 4733) when it makes the offer.
 const DefaultEventPayloadType = 101
 
+// PayloadTypeCN is comfort noise's static payload type, CN/8000 (RFC 3551
+// §6, RFC 3389 §5).
+const PayloadTypeCN = 13
+
 // SupportedCodecs returns the audio codecs cloak negotiates, in its own
 // order of preference (used when cloak makes the offer).
 func SupportedCodecs() []audio.Codec {
@@ -31,6 +35,10 @@ type Media struct {
 	Codec audio.Codec
 	// EventPT is the telephone-event payload type, 0 when none was agreed.
 	EventPT uint8
+	// CNPT is the comfort-noise payload type (RFC 3389 §5, CN/8000;
+	// static 13 in RFC 3551), 0 when the offer did not include it. Our
+	// answer accepts it; the leg then fills silence with CN packets.
+	CNPT uint8
 	// Direction is the direction from our side.
 	Direction audio.Direction
 	// Ptime is the packetisation time in ms (20 unless the peer asked for other).
@@ -200,6 +208,11 @@ func negotiateAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) (Media
 				m.EventPT = pt
 			}
 			continue
+		case mapped && (enc == "CN/8000" || enc == "CN/8000/1"), !mapped && pt == PayloadTypeCN:
+			if m.CNPT == 0 {
+				m.CNPT = pt
+			}
+			continue
 		case !mapped && pt == audio.PayloadTypePCMU:
 			name = "PCMU"
 		case !mapped && pt == audio.PayloadTypePCMA:
@@ -298,7 +311,8 @@ type LocalSDP struct {
 }
 
 // Answer builds the SDP answer to the offer: the same m-lines in the same
-// order, the audio line with the chosen codec and telephone-event, every
+// order, the audio line with the chosen codec, telephone-event and comfort
+// noise (RFC 3389 §5) where the offer had them, every
 // other line rejected with port 0 (RFC 3264 §6).
 func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 	sd := baseSDP(l)
@@ -314,7 +328,7 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 			continue
 		}
 		codecs := []audio.Codec{o.Media.Codec}
-		md := audioLine(l.Port, codecs, o.Media.EventPT, o.Media.Direction, 20)
+		md := audioLine(l.Port, codecs, o.Media.EventPT, o.Media.CNPT, o.Media.Direction, 20)
 		if l.RTCPMux && o.Media.RTCPMux {
 			md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute("rtcp-mux"))
 		}
@@ -328,7 +342,7 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 // outbound legs.
 func BuildOffer(l LocalSDP, codecs []audio.Codec, eventPT uint8, dir audio.Direction) ([]byte, error) {
 	sd := baseSDP(l)
-	sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, eventPT, dir, 20))
+	sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, eventPT, 0, dir, 20))
 	return sd.Marshal()
 }
 
@@ -349,7 +363,7 @@ func baseSDP(l LocalSDP) *sdp.SessionDescription {
 	}
 }
 
-func audioLine(port int, codecs []audio.Codec, eventPT uint8, dir audio.Direction, ptime int) *sdp.MediaDescription {
+func audioLine(port int, codecs []audio.Codec, eventPT, cnPT uint8, dir audio.Direction, ptime int) *sdp.MediaDescription {
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: port}, Protos: []string{"RTP", "AVP"}},
 	}
@@ -359,6 +373,9 @@ func audioLine(port int, codecs []audio.Codec, eventPT uint8, dir audio.Directio
 	if eventPT != 0 {
 		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(eventPT)))
 	}
+	if cnPT != 0 {
+		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(cnPT)))
+	}
 	for _, c := range codecs {
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", fmt.Sprintf("%d %s/%d", c.PayloadType, c.Name, c.ClockRate)))
 	}
@@ -366,6 +383,9 @@ func audioLine(port int, codecs []audio.Codec, eventPT uint8, dir audio.Directio
 		md.Attributes = append(md.Attributes,
 			sdp.NewAttribute("rtpmap", fmt.Sprintf("%d telephone-event/8000", eventPT)),
 			sdp.NewAttribute("fmtp", fmt.Sprintf("%d 0-15", eventPT)))
+	}
+	if cnPT != 0 {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", fmt.Sprintf("%d CN/8000", cnPT)))
 	}
 	if ptime == 0 {
 		ptime = 20

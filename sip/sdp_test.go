@@ -315,3 +315,52 @@ func FuzzParseOffer(f *testing.F) {
 		}
 	})
 }
+
+// TestComfortNoiseAcceptedAndAnswered: an offer with comfort noise (RFC
+// 3389 §5: CN/8000, static PT 13 with or without its rtpmap, or a dynamic
+// one) is answered with it, so cloak's silence filler may send CN; an
+// offer without CN is answered without.
+func TestComfortNoiseAcceptedAndAnswered(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n"
+	for _, tt := range []struct {
+		name, mline string
+		wantPT      uint8
+		wantFormats string
+	}{
+		{"static 13 with rtpmap", "m=audio 20000 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=rtpmap:13 CN/8000\r\n", 13, "0 101 13"},
+		{"static 13 without rtpmap", "m=audio 20000 RTP/AVP 8 13\r\n", 13, "8 13"},
+		{"dynamic CN", "m=audio 20000 RTP/AVP 0 98\r\na=rtpmap:98 cn/8000\r\n", 98, "0 98"},
+		{"CN at another rate is not ours", "m=audio 20000 RTP/AVP 0 118\r\na=rtpmap:118 CN/16000\r\n", 0, "0"},
+		{"no CN", "m=audio 20000 RTP/AVP 0\r\n", 0, "0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := ParseOffer([]byte(head + tt.mline))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Media.CNPT != tt.wantPT {
+				t.Fatalf("CNPT %d, want %d", o.Media.CNPT, tt.wantPT)
+			}
+			body, err := o.Answer(LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: 30000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sd sdp.SessionDescription
+			if err := sd.Unmarshal(body); err != nil {
+				t.Fatalf("answer does not parse: %v\n%s", err, body)
+			}
+			md := sd.MediaDescriptions[0]
+			if got := strings.Join(md.MediaName.Formats, " "); got != tt.wantFormats {
+				t.Errorf("answer formats %q, want %q", got, tt.wantFormats)
+			}
+			hasCN := strings.Contains(string(body), "CN/8000")
+			if hasCN != (tt.wantPT != 0) {
+				t.Errorf("answer rtpmap CN/8000 present %v, want %v:\n%s", hasCN, tt.wantPT != 0, body)
+			}
+			m, err := ParseAnswer(body)
+			if err != nil || m.CNPT != tt.wantPT {
+				t.Errorf("our answer parses to CNPT %d (%v), want %d", m.CNPT, err, tt.wantPT)
+			}
+		})
+	}
+}

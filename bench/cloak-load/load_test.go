@@ -164,6 +164,75 @@ func TestStreamLossJitter(t *testing.T) {
 	}
 }
 
+// TestJitterParts: the RFC 3550 jitter's parts. A relay delaying
+// alternate frames by 2 ms shows as relay jitter, not pacing; a sender
+// sending alternate frames 2 ms late shows as pacing, not relay jitter;
+// a relay whose timestamps slip by one frame once shows one jump.
+func TestJitterParts(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	run := func(relay, pace func(i uint32) time.Duration, tsSlip func(i uint32) uint32) *stream {
+		s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+		p := make([]byte, samples)
+		for i := uint32(1); i <= 100; i++ {
+			sent := base + int64(i)*int64(frame) + int64(pace(i))
+			copy(p, audioFrames[0])
+			putStamp(p, sent, i)
+			var h hist // measuring: the window
+			s.onReceive(sent+int64(time.Millisecond)+int64(relay(i)), 0, uint16(i), 5000+i*samples+tsSlip(i), p, &h, nil)
+		}
+		return s
+	}
+	zero := func(uint32) time.Duration { return 0 }
+	alt := func(i uint32) time.Duration { return time.Duration(i%2) * 2 * time.Millisecond }
+	noSlip := func(uint32) uint32 { return 0 }
+	s := run(alt, zero, noSlip)
+	if ms := s.relayJit / 8; ms < 1.9 || ms > 2.01 || s.paceJit > 0.01 || s.tsJumps != 0 {
+		t.Errorf("relay jitter: relay %.2f ms pace %.2f ms jumps %d, want 2, 0, 0", ms, s.paceJit/8, s.tsJumps)
+	}
+	s = run(zero, alt, noSlip)
+	if ms := s.paceJit / 8; ms < 1.9 || ms > 2.01 || s.relayJit > 0.01 || s.tsJumps != 0 {
+		t.Errorf("pacing jitter: relay %.2f ms pace %.2f ms jumps %d, want 0, 2, 0", s.relayJit/8, ms, s.tsJumps)
+	}
+	s = run(zero, zero, func(i uint32) uint32 {
+		if i > 50 {
+			return samples
+		}
+		return 0
+	})
+	if s.tsJumps != 1 || s.relayJit > 0.01 || s.paceJit > 0.01 {
+		t.Errorf("timestamp slip: jumps %d relay %.2f pace %.2f, want 1, 0, 0", s.tsJumps, s.relayJit/8, s.paceJit/8)
+	}
+}
+
+// TestJitterOfTheWindow: jitter is reported as it stood at the end of
+// the measured window; what the teardown after it does (every call
+// hanging up at once, 0 and 15 ms late in turn here) shows only in the
+// end-of-run value.
+func TestJitterOfTheWindow(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
+	p := make([]byte, samples)
+	var h hist
+	for i := uint32(1); i <= 200; i++ {
+		sent := base + int64(i)*int64(frame)
+		at := sent + int64(time.Millisecond)
+		hp := &h
+		if i > 150 { // the window is over: teardown
+			hp = nil
+			at += int64(i%2) * int64(15*time.Millisecond)
+		}
+		copy(p, audioFrames[0])
+		putStamp(p, sent, i)
+		s.onReceive(at, 0, uint16(i), i*samples, p, hp, nil)
+	}
+	if !s.win || s.winJitter > 0.01 || s.winRelay > 0.01 {
+		t.Errorf("window's jitter %.2f ms (relay %.2f), want 0", s.winJitter/8, s.winRelay/8)
+	}
+	if ms := s.jitter / 8; ms < 10 {
+		t.Errorf("end-of-run jitter %.2f ms, want the teardown's (about 15)", ms)
+	}
+}
+
 func TestHeaderGapsAcrossWrap(t *testing.T) {
 	s := newStream(0, nil, netip.MustParseAddrPort("127.0.0.1:9"), 101, 10)
 	for _, q := range []uint16{65533, 65534, 65535, 1, 2, 0, 4} { // 0 late, 3 lost

@@ -110,26 +110,44 @@ type stream struct {
 	stopped  atomic.Bool
 
 	// Receiver state, touched only by the group's reader.
-	rx         uint64 // stamped audio packets
-	rxEvents   uint64 // telephone-event packets
-	rxOther    uint64 // audio without a stamp (masked, silence)
-	rxOtherIn  uint64 // of those, after the first stamped one
-	hdrLast    int64  // extended RTP sequence numbers of the relay's stream
-	hdrBase    int64
-	hdrMax     int64
-	hdrCount   uint64
-	haveSeq    bool
-	minSeq     uint32
-	maxSeq     uint32
-	jitter     float64 // RFC 3550 A.8, in timestamp units
-	lastTrans  float64
-	haveTrans  bool
-	maxJitter  float64
-	firstRxAt  int64
-	lastRxAt   int64
-	dupOrLate  uint64
-	lastSeqSet bool
-	lastSeq    uint32
+	rx        uint64 // stamped audio packets
+	rxEvents  uint64 // telephone-event packets
+	rxOther   uint64 // audio without a stamp (masked, silence)
+	rxOtherIn uint64 // of those, after the first stamped one
+	hdrLast   int64  // extended RTP sequence numbers of the relay's stream
+	hdrBase   int64
+	hdrMax    int64
+	hdrCount  uint64
+	haveSeq   bool
+	minSeq    uint32
+	maxSeq    uint32
+	jitter    float64 // RFC 3550 A.8, in timestamp units
+	lastTrans float64
+	haveTrans bool
+	maxJitter float64
+	// The RFC 3550 jitter above, taken apart (see onReceive): relayJit
+	// is the same estimator over arrival − send time (what the relay and
+	// the network add), paceJit over send time − the sender's nominal
+	// frame time (what our own pacing adds), and tsJumps counts stamped
+	// frames whose relay timestamp moved against the frame's number
+	// (timestamps the relay did not carry over from the source).
+	relayJit, lastRelay float64
+	paceJit, lastPace   float64
+	lastOff             uint32
+	haveParts           bool
+	tsJumps             uint64
+	// The three jitters as they stood at the stream's last packet in the
+	// measured window (win set): the values at the end of the run (the
+	// fields above) include the teardown, when every call hangs up at
+	// once and the relay closes its recordings, which the window's
+	// latency does not.
+	winJitter, winRelay, winPace float64
+	win                          bool
+	firstRxAt                    int64
+	lastRxAt                     int64
+	dupOrLate                    uint64
+	lastSeqSet                   bool
+	lastSeq                      uint32
 
 	// With -delay-line: the arrival time of the last stamped frames by
 	// audio sequence, so that when frame q arrives (carrying its send
@@ -270,6 +288,7 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 		}
 		s.arrAt[seq%arrivalRing], s.arrSeq[seq%arrivalRing] = at, seq
 	}
+	s.jitterParts(at, sentNs, seq, rtpTS, h != nil)
 	// RFC 3550 A.8: transit = arrival (in timestamp units) - RTP timestamp;
 	// J += (|D| - J) / 16.
 	arrival := float64(at) * 8000 / 1e9
@@ -284,6 +303,38 @@ func (s *stream) onReceive(at int64, pt uint8, hdrSeq uint16, rtpTS uint32, payl
 		}
 	}
 	s.lastTrans, s.haveTrans = transit, true
+	if h != nil {
+		s.winJitter, s.winRelay, s.winPace, s.win = s.jitter, s.relayJit, s.paceJit, true
+	}
+}
+
+// jitterParts takes a receiver's RFC 3550 jitter apart for one stamped
+// frame: with transit = arrival − RTP timestamp, a change in transit is
+// a change in (arrival − send) — the relay and the network — plus in
+// (send − the frame's nominal time) — our sender's pacing — plus in
+// (nominal time − RTP timestamp) — the relay's timestamps. The first two
+// get the same estimator (J += (|D| − J)/16); the third must be constant
+// for a relay that carries timestamps over, and each change of it is
+// counted in tsJumps. The nominal time of audio frame seq is seq frames
+// (160 units each) from the stream's start: exact on a stream that keys
+// no digits (agent→caller); on one that does, the frames of each digit
+// show as one jump of pacing and of the offset.
+func (s *stream) jitterParts(at, sentNs int64, seq, rtpTS uint32, measuring bool) {
+	relay := float64(at-sentNs) * 8000 / 1e9
+	pace := float64(sentNs)*8000/1e9 - float64(seq)*samples
+	off := rtpTS - seq*samples
+	if s.haveParts {
+		if d := math.Abs(relay - s.lastRelay); d < 8000*10 {
+			s.relayJit += (d - s.relayJit) / 16
+		}
+		if d := math.Abs(pace - s.lastPace); d < 8000*10 {
+			s.paceJit += (d - s.paceJit) / 16
+		}
+		if off != s.lastOff && measuring {
+			s.tsJumps++
+		}
+	}
+	s.lastRelay, s.lastPace, s.lastOff, s.haveParts = relay, pace, off, true
 }
 
 // trackHeaderSeq follows the relay's own RTP sequence numbers, extended

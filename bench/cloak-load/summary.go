@@ -79,7 +79,24 @@ type direction struct {
 	// pacing jitter over the delay line that LatencyMs less the delay
 	// line includes.
 	AfterReleaseMs *quantiles `json:"after_release_ms,omitempty"`
-	JitterMs       quantiles  `json:"jitter_ms"` // per-stream RFC 3550 jitter at the end
+	// JitterMs is each stream's RFC 3550 jitter as it stood at its last
+	// packet in the window, like the latency over the window;
+	// JitterEndMs as it stood at the end of the run, teardown included
+	// (what this field held before: every call hanging up at once, the
+	// relay closing its recordings, moved it far from the window's).
+	JitterMs    quantiles `json:"jitter_ms"`
+	JitterEndMs quantiles `json:"jitter_end_ms"`
+	// RelayJitterMs and PaceJitterMs take JitterMs apart (per stream, at
+	// the end): the relay's and the network's share (arrival − send
+	// time) and the load generator's own pacing (send − nominal frame
+	// time), in the window. TSJumps counts stamped frames in the window
+	// whose RTP timestamp moved
+	// against the frame's number: zero for a relay that carries the
+	// source's timestamps over (on the direction that keys digits, each
+	// digit is one).
+	RelayJitterMs quantiles `json:"relay_jitter_ms"`
+	PaceJitterMs  quantiles `json:"pace_jitter_ms"`
+	TSJumps       uint64    `json:"ts_jumps"`
 	// SeqGaps is loss counted on the relay's own RTP sequence numbers
 	// (what it sent that did not arrive).
 	SeqGaps  uint64 `json:"seq_gaps"`
@@ -152,7 +169,7 @@ func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 		var dir direction
 		dir.Name = d.name
 		var h, th hist
-		var jit []float64
+		var jit, endJit, rjit, pjit []float64
 		for _, g := range d.rx {
 			h.merge(&g.hist)
 			th.merge(&g.trig)
@@ -167,8 +184,14 @@ func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 				dir.Events += s.rxEvents
 				dir.SeqGaps += s.headerGaps()
 				if s.haveTrans {
-					jit = append(jit, s.jitter/8) // timestamp units at 8 kHz → ms
+					endJit = append(endJit, s.jitter/8) // timestamp units at 8 kHz → ms
 				}
+				if s.win {
+					jit = append(jit, s.winJitter/8)
+					rjit = append(rjit, s.winRelay/8)
+					pjit = append(pjit, s.winPace/8)
+				}
+				dir.TSJumps += s.tsJumps
 			}
 		}
 		for _, g := range d.tx {
@@ -188,7 +211,8 @@ func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 			q := th.quantiles()
 			dir.AfterReleaseMs = &q
 		}
-		dir.JitterMs = quant(jit)
+		dir.JitterMs, dir.JitterEndMs = quant(jit), quant(endJit)
+		dir.RelayJitterMs, dir.PaceJitterMs = quant(rjit), quant(pjit)
 		if dir.Streams == 0 && dir.Sent == 0 {
 			continue
 		}
@@ -236,6 +260,10 @@ func printSummary(w io.Writer, s *summary) {
 			d.Unstamped, d.Events, d.EventsSent, d.LatencyMs.P50, d.LatencyMs.P99, d.LatencyMs.Max, d.JitterMs.Mean, d.JitterMs.P99)
 	}
 	tw.Flush()
+	for _, d := range s.Directions {
+		fmt.Fprintf(w, "%s jitter in the window taken apart: relay+network mean %.2f p99 %.2f ms, load generator pacing mean %.2f p99 %.2f ms, timestamp jumps %d; jitter at the end of the run (teardown) mean %.2f p99 %.2f ms\n",
+			d.Name, d.RelayJitterMs.Mean, d.RelayJitterMs.P99, d.PaceJitterMs.Mean, d.PaceJitterMs.P99, d.TSJumps, d.JitterEndMs.Mean, d.JitterEndMs.P99)
+	}
 	for _, d := range s.Directions {
 		if q := d.AfterReleaseMs; q != nil {
 			fmt.Fprintf(w, "%s timed from the send of the frame that released it from the delay line: p50 %.2f p99 %.2f max %.1f ms\n", d.Name, q.P50, q.P99, q.Max)
