@@ -32,12 +32,13 @@ type Options struct {
 // Start order: the data directory, the RTP port pool and its epoll
 // workers, the pacing clock, prompts and flows, the demo payment gateway
 // when none is configured, agents and queues, the recordings directory and
-// key, recovery of recordings a crash left, the captures, the call
-// manager, the SIP server, the HTTP API. Shutdown runs it backwards: new
-// INVITEs get 503 (drain), calls in progress drain or are hung up
-// (shutdown.mode) within shutdown.grace, then the SIP server closes and
-// the deferred closers release the manager, captures, clock and workers —
-// in that order, after the calls.
+// key, recovery of recordings a crash left, the captures, the archive
+// (database and writer), the call manager, the SIP server, the HTTP API.
+// Shutdown runs it backwards: new INVITEs get 503 (drain), calls in
+// progress drain or are hung up (shutdown.mode) within shutdown.grace,
+// then the SIP server closes and the deferred closers release the
+// manager, the archive (what finished calls queued is written first),
+// captures, clock and workers — in that order, after the calls.
 func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Options) error {
 	version := opts.Version
 	if version == "" {
@@ -124,6 +125,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	arch, err := archiveSetup(runCtx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer arch.close(10 * time.Second) // after the manager: the calls have drained
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
@@ -146,6 +152,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
 		Log:               log,
+		OnEnded:           arch.onEnded(),
 	})
 	if err != nil {
 		return err
@@ -182,7 +189,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
 		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if cfg.Admin.Listen != "" {
-		sipStats := func() map[string]any { return stats(srv, pool, authLim, mgr, poller) }
+		sipStats := func() map[string]any { return arch.addStats(stats(srv, pool, authLim, mgr, poller)) }
 		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {
 			_ = srv.Close()

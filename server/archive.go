@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/rs/zerolog"
+)
+
+// nodeArchive is the node's archive: the store and its writer, or
+// nothing when archive.enabled is false.
+type nodeArchive struct {
+	store  *archive.Store
+	writer *archive.Writer
+	log    zerolog.Logger
+}
+
+// archiveSetup opens the archive (migrating it) and starts its writer.
+func archiveSetup(ctx context.Context, cfg config.Config, log zerolog.Logger) (*nodeArchive, error) {
+	a := &nodeArchive{log: log}
+	if !cfg.Archive.Enabled {
+		log.Info().Msg("archive disabled (archive.enabled false): finished calls are not archived")
+		return a, nil
+	}
+	o, err := archive.OptionsFrom(cfg.Archive, cfg.Data.Dir, true)
+	if err != nil {
+		return nil, fmt.Errorf("archive.key_file: %w", err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, err := archive.Open(octx, o)
+	if err != nil {
+		return nil, fmt.Errorf("archive.dsn (%s): %w", archive.Describe(o.DSN), err)
+	}
+	host, _ := os.Hostname()
+	a.store = store
+	a.writer = archive.NewWriter(store, archive.WriterOptions{Queue: cfg.Archive.Queue, Batch: cfg.Archive.Batch, Node: host, Log: log})
+	log.Info().Str("db", archive.Describe(o.DSN)).Str("engine", store.Engine()).Msg("archive ready")
+	return a, nil
+}
+
+// onEnded is call.Config.OnEnded: nil when the archive is off.
+func (a *nodeArchive) onEnded() func(call.Summary) {
+	if a.writer == nil {
+		return nil
+	}
+	return a.writer.Submit
+}
+
+// close writes what is queued (for at most grace) and closes the
+// database; run it after the calls have drained.
+func (a *nodeArchive) close(grace time.Duration) {
+	if a.writer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := a.writer.Close(ctx); err != nil {
+		a.log.Error().Err(err).Msg("archive closed")
+	}
+	st := a.writer.Stats()
+	a.log.Info().Uint64("written", st.Written).Uint64("dropped", st.Dropped).Uint64("rejected", st.Rejected).Msg("archive writer stopped")
+	_ = a.store.Close()
+}
+
+// addStats adds the writer's counters to the API's /api/stats.
+func (a *nodeArchive) addStats(out map[string]any) map[string]any {
+	if a.writer == nil {
+		return out
+	}
+	st := a.writer.Stats()
+	out["archive_queue_depth"], out["archive_written"], out["archive_dropped"] = st.Depth, st.Written, st.Dropped
+	out["archive_rejected"], out["archive_failures"] = st.Rejected, st.Failures
+	return out
+}
