@@ -14,7 +14,8 @@ import (
 // FromSummary turns what a finished call left (call.Summary) into the
 // archived Interaction: participant data under the store's policy (the
 // clear value of a masked or dropped key goes no further than this
-// function), trace details with those values replaced by their mask.
+// function), trace details and secure-segment outputs under the same
+// policy.
 func (s *Store) FromSummary(sum call.Summary, node string) Interaction {
 	in := Interaction{
 		ID: sum.ID, SIPCallID: sum.SIPCallID, Caller: sum.Caller, Called: sum.Called, Route: sum.Target,
@@ -64,7 +65,21 @@ func (s *Store) FromSummary(sum call.Summary, node string) Interaction {
 	}
 	scrub := strings.NewReplacer(hidden...)
 	for _, seg := range sum.Segments {
-		in.Segments = append(in.Segments, Segment{Flow: seg.Flow, Kind: seg.Kind, Start: seg.Start.UTC(), End: utc(seg.End), Outputs: seg.Outputs})
+		// A secure flow's outputs also become participant data
+		// (LeaveSecure): the segment keeps them under the same policy,
+		// or it would show what the participant data masks.
+		var outs map[string]string
+		for k, v := range seg.Outputs {
+			item, ok := s.policy.apply(s.key, k, v)
+			if !ok {
+				continue
+			}
+			if outs == nil {
+				outs = map[string]string{}
+			}
+			outs[k] = item.Value
+		}
+		in.Segments = append(in.Segments, Segment{Flow: seg.Flow, Kind: seg.Kind, Start: seg.Start.UTC(), End: utc(seg.End), Outputs: outs})
 	}
 	for _, ev := range sum.Trace {
 		in.Trace = append(in.Trace, TraceStep{At: ev.Time.UTC(), Flow: ev.Flow, Step: ev.Step, Action: ev.Action,

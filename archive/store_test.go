@@ -133,7 +133,8 @@ func TestInsertSearchGet(t *testing.T) {
 			got.EndedBy != "caller" || got.Consent != "accepted" || !got.Offered.Equal(day) {
 			t.Errorf("general information: %+v", got)
 		}
-		if len(got.Segments) != 1 || got.Segments[0].Outputs["card_last4"] != "1111" || !got.Segments[0].End.Equal(day.Add(time.Minute)) {
+		wantOut := map[string]string{"card_last4": "****", "payment_result": "****ed"} // masked as participant data is
+		if len(got.Segments) != 1 || !reflect.DeepEqual(got.Segments[0].Outputs, wantOut) || !got.Segments[0].End.Equal(day.Add(time.Minute)) {
 			t.Errorf("segments: %+v", got.Segments)
 		}
 		if len(got.Trace) != 2 || got.Trace[0].Detail != "key customer_id = ****45" || !got.Trace[1].Secure {
