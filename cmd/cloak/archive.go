@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -30,7 +31,10 @@ commands (each takes -config FILE and -data DIR, as serve does):
                       (audited as a view)
   audit [-id ID] [-verify] [-json]
                       the audit log; -verify checks every row's signature
-                      and exits 1 if one fails`
+                      and exits 1 if one fails
+  purge [-dry-run] [-json]
+                      delete what archive.retention says has expired
+                      (recording files too); audited as one summary row`
 
 // runArchive implements `cloak archive …`. Exit status: 0 done, 1 not
 // found / verification failed / database error, 2 usage or configuration.
@@ -46,6 +50,8 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		return archiveShow(args[1:], stdout, stderr)
 	case "audit":
 		return archiveAudit(args[1:], stdout, stderr)
+	case "purge":
+		return archivePurge(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, archiveUsage)
 		return 0
@@ -91,10 +97,21 @@ func parseArchiveFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 // openArchive opens the archive serve uses with the same configuration.
 // It creates nothing: no key or SQLite file means serve never ran there.
 func openArchive(f archiveFlags) (*archive.Store, error) {
+	s, _, err := openArchiveConfig(f)
+	return s, err
+}
+
+// openArchiveConfig is openArchive that returns the configuration too.
+func openArchiveConfig(f archiveFlags) (*archive.Store, config.Config, error) {
 	cfg, err := loadConfig(serveFlags{config: f.config, data: f.data})
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
+	s, err := openArchiveWith(cfg)
+	return s, cfg, err
+}
+
+func openArchiveWith(cfg config.Config) (*archive.Store, error) {
 	if !cfg.Archive.Enabled {
 		return nil, errors.New("archive.enabled is false in this configuration")
 	}
@@ -396,4 +413,54 @@ func archiveAudit(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+func archivePurge(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	fs := newArchiveFlagSet("purge", stderr, &f)
+	dry := fs.Bool("dry-run", false, "count what would be deleted, delete nothing")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "cloak archive purge: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	s, cfg, err := openArchiveConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive purge: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	var ret archive.Retention
+	r := cfg.Archive.Retention
+	for _, x := range []struct {
+		s   string
+		dst *time.Duration
+	}{{r.Interactions, &ret.Interactions}, {r.Recordings, &ret.Recordings}, {r.ParticipantData, &ret.ParticipantData}, {r.Traces, &ret.Traces}} {
+		*x.dst, _ = config.ParseRetention(x.s) // validated by loadConfig
+	}
+	recDir := cfg.Recording.Dir
+	if recDir == "" {
+		recDir = filepath.Join(cfg.Data.Dir, "recordings")
+	}
+	res, err := s.Purge(context.Background(), archive.PurgeOptions{Retention: ret, DryRun: *dry, RecordingsDir: recDir, Actor: cliActor()})
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive purge: %v\n", err)
+		return 1
+	}
+	if f.json {
+		return printJSON(stdout, stderr, res)
+	}
+	verb := "deleted"
+	if *dry {
+		verb = "would delete"
+	}
+	fmt.Fprintf(stdout, "%s: %d interaction(s), %d recording(s), %d participant-data row(s), %d trace step(s)\n",
+		verb, res.Interactions, res.Recordings, res.ParticipantData, res.Traces)
+	if res.FilesKept > 0 {
+		fmt.Fprintf(stdout, "kept %d recording(s) whose files lie outside %s or could not be removed\n", res.FilesKept, recDir)
+	}
+	return 0
 }

@@ -33,7 +33,8 @@ func archiveRig(t *testing.T, dsn string) (dataDir, cfgFile string, s *archive.S
 	t.Helper()
 	dataDir = t.TempDir()
 	cfgFile = filepath.Join(t.TempDir(), "cloak.yaml")
-	if err := os.WriteFile(cfgFile, []byte("archive:\n  dsn: \""+dsn+"\"\n  data:\n    keys:\n      language: {policy: keep}\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("archive:\n  dsn: \""+dsn+"\"\n  data:\n    keys:\n      language: {policy: keep}\n"+
+		"  retention: {interactions: \"0\", recordings: \"0\", participant_data: \"0\", traces: 1d}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgFile)
@@ -119,6 +120,23 @@ func TestArchiveCLI(t *testing.T) {
 			}
 			if code, _, errs = cli(append([]string{"archive", "audit", "-verify"}, common...)...); code != 1 || !strings.Contains(errs, "FAIL verification") {
 				t.Errorf("audit -verify after an edit: exit %d: %s", code, errs)
+			}
+
+			// Only traces expire (1 d; the rest is kept forever): a dry
+			// run counts them, the purge deletes them and is audited.
+			code, out, errs = cli(append([]string{"archive", "purge", "-dry-run"}, common...)...)
+			if code != 0 || !strings.Contains(out, "would delete: 0 interaction(s), 0 recording(s), 0 participant-data row(s), 2 trace step(s)") {
+				t.Errorf("purge -dry-run: exit %d: %s%s", code, out, errs)
+			}
+			code, out, errs = cli(append([]string{"archive", "purge", "-json"}, common...)...)
+			if code != 0 || !strings.Contains(out, `"traces": 2`) {
+				t.Errorf("purge: exit %d: %s%s", code, out, errs)
+			}
+			if in, err := s.Get(context.Background(), "id441111"); err != nil || len(in.Trace) != 0 || len(in.Data) != 2 {
+				t.Errorf("after purge: %+v %v", in, err)
+			}
+			if _, out, _ = cli(append([]string{"archive", "audit", "-json"}, common...)...); strings.Count(out, `"action": "purge"`) != 1 {
+				t.Errorf("purge not audited once:\n%s", out)
 			}
 		})
 	}
