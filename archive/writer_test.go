@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/archive/pgtest"
 	"github.com/rs/zerolog"
 )
 
@@ -192,7 +193,16 @@ func TestWriterCloseGivesUp(t *testing.T) {
 // second through the writer (a typical summary: 3 data keys, a secure
 // segment, 2 trace steps, a recording).
 func BenchmarkWriterSQLite(b *testing.B) {
-	s := openTest(b, filepath.Join(b.TempDir(), "cloak.db"), testPolicy)
+	benchWriter(b, openTest(b, filepath.Join(b.TempDir(), "cloak.db"), testPolicy))
+}
+
+// BenchmarkWriterPostgres is the same on the throwaway PostgreSQL cluster
+// (fsync off: it measures cloak's side, not a disk).
+func BenchmarkWriterPostgres(b *testing.B) {
+	benchWriter(b, openTest(b, pgtest.DSN(b), testPolicy))
+}
+
+func benchWriter(b *testing.B, s *Store) {
 	w := NewWriter(s, WriterOptions{Queue: b.N + 1, Batch: 256, Log: zerolog.Nop()})
 	t0 := time.Now()
 	b.ResetTimer()
