@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
@@ -18,6 +19,9 @@ type nodeArchive struct {
 	store  *archive.Store
 	writer *archive.Writer
 	log    zerolog.Logger
+
+	stopPurge context.CancelFunc // ends the nightly purge
+	purgeDone chan struct{}      // closed when it has ended
 }
 
 // archiveSetup opens the archive (migrating it) and starts its writer.
@@ -41,7 +45,55 @@ func archiveSetup(ctx context.Context, cfg config.Config, log zerolog.Logger) (*
 	a.store = store
 	a.writer = archive.NewWriter(store, archive.WriterOptions{Queue: cfg.Archive.Queue, Batch: cfg.Archive.Batch, Node: host, Log: log})
 	log.Info().Str("db", archive.Describe(o.DSN)).Str("engine", store.Engine()).Msg("archive ready")
+	a.startPurge(ctx, cfg)
 	return a, nil
+}
+
+// nextPurge is the next time of day at (HH:MM, validated) after now, in
+// now's location: today's if it is still ahead, else tomorrow's.
+func nextPurge(now time.Time, at string) time.Time {
+	hm, _ := time.Parse("15:04", at)
+	next := time.Date(now.Year(), now.Month(), now.Day(), hm.Hour(), hm.Minute(), 0, 0, now.Location())
+	if !next.After(now) {
+		next = time.Date(now.Year(), now.Month(), now.Day()+1, hm.Hour(), hm.Minute(), 0, 0, now.Location())
+	}
+	return next
+}
+
+// startPurge runs the retention purge every night at archive.purge_at
+// (local time) until close.
+func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
+	var ret archive.Retention
+	r := cfg.Archive.Retention
+	ret.Interactions, _ = config.ParseRetention(r.Interactions) // validated
+	ret.Recordings, _ = config.ParseRetention(r.Recordings)
+	ret.ParticipantData, _ = config.ParseRetention(r.ParticipantData)
+	ret.Traces, _ = config.ParseRetention(r.Traces)
+	recDir := cfg.Recording.Dir
+	if recDir == "" {
+		recDir = filepath.Join(cfg.Data.Dir, "recordings")
+	}
+	ctx, a.stopPurge = context.WithCancel(ctx)
+	a.purgeDone = make(chan struct{})
+	go func() {
+		defer close(a.purgeDone)
+		for {
+			t := time.NewTimer(time.Until(nextPurge(time.Now(), cfg.Archive.PurgeAt)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			res, err := a.store.Purge(ctx, archive.PurgeOptions{Retention: ret, RecordingsDir: recDir, Actor: "retention"})
+			if err != nil {
+				a.log.Error().Err(err).Msg("nightly archive purge failed (next night tries again)")
+				continue
+			}
+			a.log.Info().Int("interactions", res.Interactions).Int("recordings", res.Recordings).Int("participant_data", res.ParticipantData).
+				Int("traces", res.Traces).Int("files_kept", res.FilesKept).Msg("nightly archive purge")
+		}
+	}()
 }
 
 // onEnded is call.Config.OnEnded: nil when the archive is off.
@@ -58,6 +110,8 @@ func (a *nodeArchive) close(grace time.Duration) {
 	if a.writer == nil {
 		return
 	}
+	a.stopPurge()
+	<-a.purgeDone
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := a.writer.Close(ctx); err != nil {

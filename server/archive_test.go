@@ -90,3 +90,21 @@ func TestRunOpensTheArchive(t *testing.T) {
 		t.Errorf("archive disabled, yet cloak.db: %v", err)
 	}
 }
+
+func TestNextPurge(t *testing.T) {
+	loc := time.FixedZone("CET", 3600)
+	for _, c := range []struct {
+		now, at, want string
+	}{
+		{"2026-12-07 02:59", "03:00", "2026-12-07 03:00"},
+		{"2026-12-07 03:00", "03:00", "2026-12-08 03:00"}, // just ran: tomorrow
+		{"2026-12-07 23:30", "00:15", "2026-12-08 00:15"},
+		{"2026-12-31 12:00", "03:00", "2027-01-01 03:00"},
+	} {
+		now, _ := time.ParseInLocation("2006-01-02 15:04", c.now, loc)
+		want, _ := time.ParseInLocation("2006-01-02 15:04", c.want, loc)
+		if got := nextPurge(now, c.at); !got.Equal(want) {
+			t.Errorf("nextPurge(%s, %s) = %s, want %s", c.now, c.at, got, want)
+		}
+	}
+}
