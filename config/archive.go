@@ -31,8 +31,8 @@ type Archive struct {
 	Batch int `yaml:"batch"`
 	// Retention is how long each kind of content is kept.
 	Retention Retention `yaml:"retention"`
-	// PurgeAt is the local time of day ("HH:MM") of the nightly purge
-	// (not built yet: docs/ARCHIVE.md).
+	// PurgeAt is the local time of day ("HH:MM") serve runs the
+	// retention purge (cloak archive purge does it by hand).
 	PurgeAt string `yaml:"purge_at"`
 	// Data is the participant-data policy.
 	Data ArchiveData `yaml:"data"`
