@@ -53,6 +53,9 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 		e.At = time.Now()
 	}
 	e.At = time.UnixMilli(e.At.UnixMilli()).UTC()
+	if err := s.ensure(ctx); err != nil {
+		return e, err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return e, fmt.Errorf("archive: audit: %w", err)

@@ -97,6 +97,9 @@ func (s *Store) FromSummary(sum call.Summary, node string) Interaction {
 // id is already stored is left as it is (a batch retried after a lost
 // commit acknowledgement writes nothing twice).
 func (s *Store) Insert(ctx context.Context, batch []Interaction) error {
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("archive: begin: %w", err)

@@ -57,6 +57,9 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeResult, error) 
 	if o.Batch <= 0 {
 		o.Batch = 500
 	}
+	if err := s.ensure(ctx); err != nil {
+		return PurgeResult{}, err
+	}
 	res := PurgeResult{DryRun: o.DryRun}
 	cutoff := func(d time.Duration) int64 { return o.Now.Add(-d).UnixMilli() }
 	var err error

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
@@ -61,12 +63,39 @@ type Store struct {
 	engine string
 	key    []byte
 	policy Policy
+
+	migrateMu sync.Mutex
+	migrated  atomic.Bool
 }
 
 // Open opens (creating a SQLite file if needed) the archive and applies
 // the embedded migrations that are missing. On PostgreSQL a session
 // advisory lock keeps two nodes starting together from migrating at once.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	if len(o.Key) < 16 {
+		return nil, fmt.Errorf("%w: %d bytes, want at least 16", ErrKey, len(o.Key))
+	}
+	s, err := OpenDeferred(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("archive: connect %s: %w", s.engine, err)
+	}
+	if err := s.ensure(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenDeferred returns a Store without connecting: the first write
+// (Insert, Audit, Purge) connects and applies the migrations, and fails
+// until the database is there. A node whose shared database is down at
+// start takes calls and queues what they leave (Writer) instead of
+// refusing to start.
+func OpenDeferred(o Options) (*Store, error) {
 	if len(o.Key) < 16 {
 		return nil, fmt.Errorf("%w: %d bytes, want at least 16", ErrKey, len(o.Key))
 	}
@@ -86,16 +115,24 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		db.SetMaxOpenConns(8)
 	}
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("archive: connect %s: %w", engine, err)
+	return &Store{db: db, engine: engine, key: append([]byte(nil), o.Key...), policy: o.Policy}, nil
+}
+
+// ensure applies the migrations once per Store.
+func (s *Store) ensure(ctx context.Context) error {
+	if s.migrated.Load() {
+		return nil
 	}
-	s := &Store{db: db, engine: engine, key: append([]byte(nil), o.Key...), policy: o.Policy}
+	s.migrateMu.Lock()
+	defer s.migrateMu.Unlock()
+	if s.migrated.Load() {
+		return nil
+	}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
-	return s, nil
+	s.migrated.Store(true)
+	return nil
 }
 
 // parseDSN returns the engine, the database/sql driver name and its DSN.

@@ -176,11 +176,16 @@ func (w *Writer) write(batch []Interaction) {
 	var incident time.Time
 	for {
 		ctx, cancel := context.WithTimeout(w.stopContext(), 30*time.Second)
-		err := w.insert(ctx, batch)
+		// Migrations not applied (a deferred store whose database was
+		// down) count as unavailable: no row is judged before the schema
+		// is there.
+		err := w.s.ensure(ctx)
 		if err == nil {
-			w.written.Add(uint64(len(batch)))
-		} else if w.writable(ctx) {
-			batch, err = w.oneByOne(ctx, batch)
+			if err = w.insert(ctx, batch); err == nil {
+				w.written.Add(uint64(len(batch)))
+			} else if w.writable(ctx) {
+				batch, err = w.oneByOne(ctx, batch)
+			}
 		}
 		cancel()
 		if err == nil {

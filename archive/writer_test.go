@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -213,4 +214,55 @@ func benchWriter(b *testing.B, s *Store) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "interactions/s")
+}
+
+// TestWriterDatabaseLate: a node whose PostgreSQL database does not
+// exist yet at start (OpenDeferred) takes summaries without waiting;
+// once the database is created, the schema is migrated and the queue
+// written.
+func TestWriterDatabaseLate(t *testing.T) {
+	base := pgtest.DSN(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := strings.TrimPrefix(u.Path, "/") + "_late"
+	lateURL := *u
+	lateURL.Path = "/" + late
+	s, err := OpenDeferred(Options{DSN: lateURL.String(), Key: testKey, Policy: testPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var logs syncBuf
+	w := NewWriter(s, WriterOptions{Queue: 100, Batch: 10, Retry: 10 * time.Millisecond, MaxRetry: 50 * time.Millisecond, Log: zerolog.New(&logs)})
+	start := time.Now()
+	for i := range 30 {
+		w.Submit(summary(fmt.Sprintf("late%02d", i), "+4403", start))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("30 submits took %v with no database", d)
+	}
+	waitFor(t, "failed attempts", func() bool { return w.Stats().Failures >= 2 })
+	if st := w.Stats(); st.Written != 0 || st.Rejected != 0 {
+		t.Fatalf("no database, yet %+v", st)
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + late); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the queue written", func() bool { return w.Stats().Written == 30 })
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, s, "interactions"); n != 30 {
+		t.Errorf("%d stored, want 30", n)
+	}
+	if logs.count("archive database unavailable") != 1 || logs.count("available again") != 1 {
+		t.Errorf("incident not logged once each way:\n%s", logs.b.String())
+	}
 }

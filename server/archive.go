@@ -38,7 +38,16 @@ func archiveSetup(ctx context.Context, cfg config.Config, log zerolog.Logger) (*
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	store, err := archive.Open(octx, o)
-	if err != nil {
+	switch {
+	case err != nil && config.ArchiveEngine(o.DSN) == archive.Postgres:
+		// A shared database that is down must not keep the node from
+		// taking calls: the writer queues and connects when it can.
+		log.Error().Err(err).Str("db", archive.Describe(o.DSN)).
+			Msg("archive database unavailable at start: calls go on, finished calls wait in the archive queue")
+		if store, err = archive.OpenDeferred(o); err != nil {
+			return nil, fmt.Errorf("archive.dsn (%s): %w", archive.Describe(o.DSN), err)
+		}
+	case err != nil:
 		return nil, fmt.Errorf("archive.dsn (%s): %w", archive.Describe(o.DSN), err)
 	}
 	host, _ := os.Hostname()

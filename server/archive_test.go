@@ -108,3 +108,11 @@ func TestNextPurge(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStartsWithPostgresDown: a PostgreSQL archive nobody answers for
+// does not keep the node from starting (and stopping).
+func TestRunStartsWithPostgresDown(t *testing.T) {
+	cfg := loopbackConfig(t)
+	cfg.Archive.DSN = fmt.Sprintf("postgres://cloak@127.0.0.1:%d/cloak?sslmode=disable&connect_timeout=1", freeUDPPort(t))
+	runUntilReady(t, cfg)()
+}
