@@ -53,6 +53,7 @@ type opts struct {
 	maxCalls     int
 	allow        []netip.Prefix
 	ports        [2]int
+	onEnded      func(call.Summary)
 }
 
 // lockedBuffer collects log lines from many goroutines; the test prints it
@@ -138,7 +139,8 @@ func newHarness(t *testing.T, o opts) *harness {
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
-		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123")})
+		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123"),
+		OnEnded: o.onEnded})
 	if err != nil {
 		t.Fatal(err)
 	}
