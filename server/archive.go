@@ -69,8 +69,9 @@ func nextPurge(now time.Time, at string) time.Time {
 	return next
 }
 
-// startPurge runs the retention purge every night at archive.purge_at
-// (local time) until close.
+// startPurge indexes the recordings the archive lacks, then runs the
+// retention purge every night at archive.purge_at (local time), until
+// close.
 func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 	var ret archive.Retention
 	r := cfg.Archive.Retention
@@ -84,8 +85,18 @@ func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 	}
 	ctx, a.stopPurge = context.WithCancel(ctx)
 	a.purgeDone = make(chan struct{})
+	started := time.Now()
 	go func() {
 		defer close(a.purgeDone)
+		// Recordings of calls the archive lacks (the database was down
+		// when they ended and the process then stopped, or a full queue
+		// dropped them) are indexed from their sidecars first.
+		if res, err := a.store.Reindex(ctx, recDir, started); err != nil {
+			a.log.Error().Err(err).Msg("archive reindex at start failed (cloak archive reindex tries again)")
+		} else if res.Added > 0 || res.Unreadable > 0 {
+			a.log.Warn().Int("added", res.Added).Int("unreadable", res.Unreadable).Int("recordings", res.Recordings).
+				Msg("archive reindexed recordings it lacked")
+		}
 		for {
 			t := time.NewTimer(time.Until(nextPurge(time.Now(), cfg.Archive.PurgeAt)))
 			select {

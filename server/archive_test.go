@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
@@ -115,4 +116,48 @@ func TestRunStartsWithPostgresDown(t *testing.T) {
 	cfg := loopbackConfig(t)
 	cfg.Archive.DSN = fmt.Sprintf("postgres://cloak@127.0.0.1:%d/cloak?sslmode=disable&connect_timeout=1", freeUDPPort(t))
 	runUntilReady(t, cfg)()
+}
+
+// TestRunReindexesAtStart: a recording whose interaction the archive
+// lacks (the process stopped before writing it) is indexed at start.
+func TestRunReindexesAtStart(t *testing.T) {
+	cfg := loopbackConfig(t)
+	dir := filepath.Join(cfg.Data.Dir, "recordings", "2026", "12", "01")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recorder.New(recorder.Config{Dir: dir, Name: "before-crash", CallID: "before-crash", Codec: "PCMU"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.WriteCaller(make([]int16, recorder.FrameSamples))
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the recording ended before the node started
+	stop := runUntilReady(t, cfg)
+	defer stop()
+	o, err := archive.OptionsFrom(cfg.Archive, cfg.Data.Dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := archive.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, err := s.Get(context.Background(), "before-crash")
+		if err == nil {
+			if in.EndReason != archive.EndReasonReindexed || in.Recording == nil {
+				t.Errorf("reindexed as %+v", in)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reindexed within 10 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

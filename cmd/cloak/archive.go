@@ -34,7 +34,9 @@ commands (each takes -config FILE and -data DIR, as serve does):
                       and exits 1 if one fails
   purge [-dry-run] [-json]
                       delete what archive.retention says has expired
-                      (recording files too); audited as one summary row`
+                      (recording files too); audited as one summary row
+  reindex             add the interactions of recordings the archive lacks
+                      (from their sidecars)`
 
 // runArchive implements `cloak archive …`. Exit status: 0 done, 1 not
 // found / verification failed / database error, 2 usage or configuration.
@@ -52,6 +54,8 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		return archiveAudit(args[1:], stdout, stderr)
 	case "purge":
 		return archivePurge(args[1:], stdout, stderr)
+	case "reindex":
+		return archiveReindex(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, archiveUsage)
 		return 0
@@ -441,10 +445,7 @@ func archivePurge(args []string, stdout, stderr io.Writer) int {
 	}{{r.Interactions, &ret.Interactions}, {r.Recordings, &ret.Recordings}, {r.ParticipantData, &ret.ParticipantData}, {r.Traces, &ret.Traces}} {
 		*x.dst, _ = config.ParseRetention(x.s) // validated by loadConfig
 	}
-	recDir := cfg.Recording.Dir
-	if recDir == "" {
-		recDir = filepath.Join(cfg.Data.Dir, "recordings")
-	}
+	recDir := recordingsDir(cfg)
 	res, err := s.Purge(context.Background(), archive.PurgeOptions{Retention: ret, DryRun: *dry, RecordingsDir: recDir, Actor: cliActor()})
 	if err != nil {
 		fmt.Fprintf(stderr, "cloak archive purge: %v\n", err)
@@ -462,5 +463,44 @@ func archivePurge(args []string, stdout, stderr io.Writer) int {
 	if res.FilesKept > 0 {
 		fmt.Fprintf(stdout, "kept %d recording(s) whose files lie outside %s or could not be removed\n", res.FilesKept, recDir)
 	}
+	return 0
+}
+
+// recordingsDir is recording.dir, or DATA/recordings.
+func recordingsDir(cfg config.Config) string {
+	if cfg.Recording.Dir != "" {
+		return cfg.Recording.Dir
+	}
+	return filepath.Join(cfg.Data.Dir, "recordings")
+}
+
+func archiveReindex(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	fs := newArchiveFlagSet("reindex", stderr, &f)
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "cloak archive reindex: unexpected argument %q\n", pos[0])
+		return 2
+	}
+	s, cfg, err := openArchiveConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive reindex: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	// Recordings that ended in the last minute may belong to calls whose
+	// summary a running serve is still writing: those are left to it.
+	res, err := s.Reindex(context.Background(), recordingsDir(cfg), time.Now().Add(-time.Minute))
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive reindex: %v\n", err)
+		return 1
+	}
+	if f.json {
+		return printJSON(stdout, stderr, res)
+	}
+	fmt.Fprintf(stdout, "%d recording(s) seen, %d interaction(s) added, %d without a readable sidecar\n", res.Recordings, res.Added, res.Unreadable)
 	return 0
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/recorder"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -160,5 +161,31 @@ func TestArchiveCLIUsage(t *testing.T) {
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, c.code, c.want)
 		}
+	}
+}
+
+func TestArchiveCLIReindex(t *testing.T) {
+	data, cfgFile, s := archiveRig(t, "")
+	dir := filepath.Join(data, "recordings", "2026", "12", "01")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Hour)
+	now := start
+	r, err := recorder.New(recorder.Config{Dir: dir, Name: "r1", CallID: "r1", Codec: "PCMU", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.WriteCaller(make([]int16, recorder.FrameSamples))
+	now = now.Add(time.Second)
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli("archive", "reindex", "-config", cfgFile, "-data", data, "-json")
+	if code != 0 || !strings.Contains(out, `"added": 1`) {
+		t.Fatalf("reindex: exit %d: %s%s", code, out, errs)
+	}
+	if in, err := s.Get(context.Background(), "r1"); err != nil || in.Recording == nil {
+		t.Errorf("r1 after reindex: %+v %v", in, err)
 	}
 }
