@@ -275,3 +275,30 @@ func (s *Store) purgeInteractions(ctx context.Context, o PurgeOptions, cutoff in
 		deleted += len(gone)
 	}
 }
+
+// ErrNoRecording: the interaction has no recording, or it was deleted.
+var ErrNoRecording = errors.New("archive: no recording to delete")
+
+// DeleteRecording deletes interaction id's recording (WAV and sidecar,
+// which must lie under recordingsDir), marks it deleted by actor and
+// audits the deletion; the interaction's general information stays.
+func (s *Store) DeleteRecording(ctx context.Context, id, actor, address, recordingsDir string) error {
+	files, err := s.recordingFiles(ctx, []string{id})
+	if err != nil {
+		return fmt.Errorf("archive: delete recording %s: %w", id, err)
+	}
+	f, ok := files[id]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoRecording, id)
+	}
+	if !removeFiles(recordingsDir, f) {
+		return fmt.Errorf("archive: delete recording %s: its files are outside %s or could not be removed", id, recordingsDir)
+	}
+	now := time.Now()
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE recordings SET deleted_at = ?, deleted_by = ? WHERE interaction_id = ?`),
+		now.UnixMilli(), actor, id); err != nil {
+		return fmt.Errorf("archive: delete recording %s: %w", id, err)
+	}
+	_, err = s.Audit(ctx, AuditEntry{At: now, Actor: actor, Action: ActionDelete, Interaction: id, Address: address, Detail: "recording"})
+	return err
+}

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,4 +132,41 @@ func TestWithin(t *testing.T) {
 			t.Errorf("within(%q, %q) = %v", c.dir, c.path, got)
 		}
 	}
+}
+
+func TestDeleteRecording(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		in := s.FromSummary(summary("d1", "+4406", time.Now()), "n")
+		in.Recording.File, in.Recording.Sidecar = filepath.Join(dir, "d1.wav"), filepath.Join(dir, "d1.json")
+		for _, f := range []string{in.Recording.File, in.Recording.Sidecar} {
+			if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Insert(ctx, []Interaction{in}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteRecording(ctx, "d1", "cli:ops", "local", t.TempDir()); err == nil {
+			t.Fatal("deleted files outside the recordings dir")
+		}
+		if err := s.DeleteRecording(ctx, "d1", "cli:ops", "local", dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(in.Recording.File); !os.IsNotExist(err) {
+			t.Errorf("WAV still there: %v", err)
+		}
+		got, err := s.Get(ctx, "d1")
+		if err != nil || got.Recording.DeletedBy != "cli:ops" || got.Recording.DeletedAt.IsZero() || got.Caller != "+4406" {
+			t.Errorf("after delete: %+v %v", got, err)
+		}
+		if err := s.DeleteRecording(ctx, "d1", "cli:ops", "local", dir); !errors.Is(err, ErrNoRecording) {
+			t.Errorf("second delete: %v", err)
+		}
+		log, _ := s.AuditLog(ctx, "d1", 0)
+		if len(log) != 1 || log[0].Action != ActionDelete || !s.Verify(log[0]) {
+			t.Errorf("audit: %+v", log)
+		}
+	})
 }

@@ -36,7 +36,10 @@ commands (each takes -config FILE and -data DIR, as serve does):
                       delete what archive.retention says has expired
                       (recording files too); audited as one summary row
   reindex             add the interactions of recordings the archive lacks
-                      (from their sidecars)`
+                      (from their sidecars)
+  delete-recording ID...
+                      delete recordings (WAV and sidecar), keep the general
+                      information; each deletion audited`
 
 // runArchive implements `cloak archive …`. Exit status: 0 done, 1 not
 // found / verification failed / database error, 2 usage or configuration.
@@ -56,6 +59,8 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		return archivePurge(args[1:], stdout, stderr)
 	case "reindex":
 		return archiveReindex(args[1:], stdout, stderr)
+	case "delete-recording":
+		return archiveDeleteRecording(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, archiveUsage)
 		return 0
@@ -503,4 +508,33 @@ func archiveReindex(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d recording(s) seen, %d interaction(s) added, %d without a readable sidecar\n", res.Recordings, res.Added, res.Unreadable)
 	return 0
+}
+
+func archiveDeleteRecording(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	fs := newArchiveFlagSet("delete-recording", stderr, &f)
+	ids, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(stderr, "usage: cloak archive delete-recording ID...")
+		return 2
+	}
+	s, cfg, err := openArchiveConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive delete-recording: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	code := 0
+	for _, id := range ids {
+		if err := s.DeleteRecording(context.Background(), id, cliActor(), "local", recordingsDir(cfg)); err != nil {
+			fmt.Fprintf(stderr, "cloak archive delete-recording: %v\n", err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: recording deleted\n", id)
+	}
+	return code
 }

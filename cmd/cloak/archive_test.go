@@ -188,4 +188,14 @@ func TestArchiveCLIReindex(t *testing.T) {
 	if in, err := s.Get(context.Background(), "r1"); err != nil || in.Recording == nil {
 		t.Errorf("r1 after reindex: %+v %v", in, err)
 	}
+	code, out, errs = cli("archive", "delete-recording", "-config", cfgFile, "-data", data, "r1", "nope")
+	if code != 1 || !strings.Contains(out, "r1: recording deleted") || !strings.Contains(errs, "no recording to delete: nope") {
+		t.Errorf("delete-recording: exit %d: %s%s", code, out, errs)
+	}
+	if in, _ := s.Get(context.Background(), "r1"); in.Recording == nil || in.Recording.DeletedAt.IsZero() || !strings.HasPrefix(in.Recording.DeletedBy, "cli:") {
+		t.Errorf("r1 after delete: %+v", in.Recording)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r1.wav")); !os.IsNotExist(err) {
+		t.Errorf("r1.wav: %v", err)
+	}
 }
