@@ -39,7 +39,11 @@ commands (each takes -config FILE and -data DIR, as serve does):
                       (from their sidecars)
   delete-recording ID...
                       delete recordings (WAV and sidecar), keep the general
-                      information; each deletion audited`
+                      information; each deletion audited
+  anonymise -number NUM [-data KEY=VALUE]... [-delete-recordings]
+                      make a person unfindable: the number and matching
+                      participant data become "anonymised"; prints how many
+                      interactions changed`
 
 // runArchive implements `cloak archive …`. Exit status: 0 done, 1 not
 // found / verification failed / database error, 2 usage or configuration.
@@ -61,6 +65,8 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		return archiveReindex(args[1:], stdout, stderr)
 	case "delete-recording":
 		return archiveDeleteRecording(args[1:], stdout, stderr)
+	case "anonymise", "anonymize":
+		return archiveAnonymise(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, archiveUsage)
 		return 0
@@ -537,4 +543,41 @@ func archiveDeleteRecording(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: recording deleted\n", id)
 	}
 	return code
+}
+
+func archiveAnonymise(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	fs := newArchiveFlagSet("anonymise", stderr, &f)
+	var o archive.AnonymiseOptions
+	data := searchData{dir: &f.data, cond: map[string]string{}}
+	fs.StringVar(&o.Number, "number", "", "the person's phone `number` (caller or called, exact)")
+	fs.Lookup("data").Usage = "participant data `KEY=VALUE` of the person (exact; repeatable), or the data DIR as serve"
+	fs.Lookup("data").Value = data
+	fs.BoolVar(&o.DeleteRecordings, "delete-recordings", false, "delete their recordings too")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 || (o.Number == "" && len(data.cond) == 0) {
+		fmt.Fprintln(stderr, "usage: cloak archive anonymise -number NUM [-data KEY=VALUE]... [-delete-recordings]")
+		return 2
+	}
+	o.Data = data.cond
+	s, cfg, err := openArchiveConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive anonymise: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	o.Actor, o.Address, o.RecordingsDir = cliActor(), "local", recordingsDir(cfg)
+	ids, err := s.Anonymise(context.Background(), o)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive anonymise: %v\n", err)
+		return 1
+	}
+	if f.json {
+		return printJSON(stdout, stderr, map[string]any{"changed": len(ids), "interactions": ids})
+	}
+	fmt.Fprintf(stdout, "%d interaction(s) anonymised\n", len(ids))
+	return 0
 }

@@ -123,6 +123,18 @@ func TestArchiveCLI(t *testing.T) {
 				t.Errorf("audit -verify after an edit: exit %d: %s", code, errs)
 			}
 
+			// Anonymise the first caller: unfindable by number and data.
+			code, out, errs = cli(append([]string{"archive", "anonymise", "-number", "+441111", "-data", "customer_id=C-441111"}, common...)...)
+			if code != 0 || !strings.Contains(out, "1 interaction(s) anonymised") {
+				t.Errorf("anonymise: exit %d: %s%s", code, out, errs)
+			}
+			if res := search("-caller", "+441111"); len(res) != 0 {
+				t.Errorf("anonymised number still found: %+v", res)
+			}
+			if res := search("-data", "customer_id=C-441111"); len(res) != 0 {
+				t.Errorf("anonymised data still found: %+v", res)
+			}
+
 			// Only traces expire (1 d; the rest is kept forever): a dry
 			// run counts them, the purge deletes them and is audited.
 			code, out, errs = cli(append([]string{"archive", "purge", "-dry-run"}, common...)...)
@@ -136,7 +148,8 @@ func TestArchiveCLI(t *testing.T) {
 			if in, err := s.Get(context.Background(), "id441111"); err != nil || len(in.Trace) != 0 || len(in.Data) != 2 {
 				t.Errorf("after purge: %+v %v", in, err)
 			}
-			if _, out, _ = cli(append([]string{"archive", "audit", "-json"}, common...)...); strings.Count(out, `"action": "purge"`) != 1 {
+			if _, out, _ = cli(append([]string{"archive", "audit", "-json"}, common...)...); strings.Count(out, `"action": "purge"`) != 1 ||
+				strings.Count(out, `"action": "anonymise"`) != 1 || strings.Contains(out, "+441111") || strings.Contains(out, "C-441111") {
 				t.Errorf("purge not audited once:\n%s", out)
 			}
 		})
