@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -194,7 +195,15 @@ func TestWriterCloseGivesUp(t *testing.T) {
 // second through the writer (a typical summary: 3 data keys, a secure
 // segment, 2 trace steps, a recording).
 func BenchmarkWriterSQLite(b *testing.B) {
-	benchWriter(b, openTest(b, filepath.Join(b.TempDir(), "cloak.db"), testPolicy))
+	path := filepath.Join(b.TempDir(), "cloak.db")
+	s := openTest(b, path, testPolicy)
+	benchWriter(b, s)
+	if _, err := s.DB().Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		b.Fatal(err)
+	}
+	if st, err := os.Stat(path); err == nil {
+		b.ReportMetric(float64(st.Size())/float64(b.N), "db-bytes/interaction")
+	}
 }
 
 // BenchmarkWriterPostgres is the same on the throwaway PostgreSQL cluster
