@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -87,7 +88,8 @@ func (s *Store) FromSummary(sum call.Summary, node string) Interaction {
 	}
 	if r := sum.Recording; r != nil {
 		markers, _ := json.Marshal(r.Meta.Markers)
-		in.Recording = &Recording{File: r.WAV, Sidecar: r.Sidecar, SHA256: r.Meta.SHA256,
+		// Absolute: the CLI (purge, delete-recording) may run elsewhere.
+		in.Recording = &Recording{File: absPath(r.WAV), Sidecar: absPath(r.Sidecar), SHA256: r.Meta.SHA256,
 			Duration: msDuration(r.Meta.DurationMS), Markers: markers, Status: r.Meta.Status}
 	}
 	return in
@@ -193,4 +195,16 @@ func (s *Store) insertOne(ctx context.Context, prep func(string) (*sql.Stmt, err
 		}
 	}
 	return nil
+}
+
+// absPath is p made absolute against the working directory (p itself if
+// that fails, or when empty).
+func absPath(p string) string {
+	if p == "" {
+		return p
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

@@ -184,12 +184,12 @@ func removeFiles(dir string, files [2]string) bool {
 	return true
 }
 
-// within reports whether path is dir or below it, after cleaning both.
+// within reports whether path is dir or below it, both made absolute.
 func within(dir, path string) bool {
 	if dir == "" {
 		return false
 	}
-	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	rel, err := filepath.Rel(absPath(dir), absPath(path))
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 

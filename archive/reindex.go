@@ -85,7 +85,7 @@ func (s *Store) Reindex(ctx context.Context, dir string, before time.Time) (Rein
 		pending = append(pending, Interaction{
 			ID: sc.CallID, Offered: sc.Start.UTC(), Answered: sc.Start.UTC(), Ended: sc.End.UTC(),
 			Talk: sc.End.Sub(sc.Start), EndReason: EndReasonReindexed, Consent: "not_asked",
-			Recording: &Recording{File: path, Sidecar: strings.TrimSuffix(path, ".wav") + ".json", SHA256: sc.SHA256,
+			Recording: &Recording{File: absPath(path), Sidecar: absPath(strings.TrimSuffix(path, ".wav") + ".json"), SHA256: sc.SHA256,
 				Duration: msDuration(sc.DurationMS), Markers: markers, Status: sc.Status},
 		})
 		if len(pending) >= 256 {

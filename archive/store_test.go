@@ -248,3 +248,20 @@ func TestLoadKey(t *testing.T) {
 		t.Error("short key accepted")
 	}
 }
+
+// TestRecordingPathsAbsolute: serve may run with a relative data dir;
+// the archive keeps recordings' paths absolute so the CLI, run from
+// elsewhere, finds (and purges) the same files.
+func TestRecordingPathsAbsolute(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "cloak.db"), testPolicy)
+	sum := summary("rel", "+4410", time.Now())
+	sum.Recording.WAV, sum.Recording.Sidecar = "data/recordings/rel.wav", "data/recordings/rel.json"
+	in := s.FromSummary(sum, "n")
+	wd, _ := os.Getwd()
+	if in.Recording.File != filepath.Join(wd, "data/recordings/rel.wav") || in.Recording.Sidecar != filepath.Join(wd, "data/recordings/rel.json") {
+		t.Errorf("stored paths %q, %q", in.Recording.File, in.Recording.Sidecar)
+	}
+	if !within("data/recordings", in.Recording.File) || within(t.TempDir(), in.Recording.File) {
+		t.Error("within does not compare a relative dir with an absolute path")
+	}
+}
