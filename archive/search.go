@@ -23,6 +23,8 @@ type Query struct {
 	// Data are key=value conditions on participant data: an exact match
 	// of a kept value, or of a masked value through its token.
 	Data map[string]string
+	// Recorded selects interactions whose recording is still kept.
+	Recorded bool
 	// Limit is the most rows returned, newest first (0: 100).
 	Limit int
 }
@@ -57,6 +59,9 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
 	for k, v := range q.Data {
 		add(`id IN (SELECT interaction_id FROM participant_data WHERE token = ? OR (policy = ? AND key = ? AND value = ?))`,
 			Token(s.key, k, v), Keep, k, v)
+	}
+	if q.Recorded {
+		add(`EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = interactions.id AND r.deleted_at = 0)`)
 	}
 	limit := q.Limit
 	if limit <= 0 {

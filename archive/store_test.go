@@ -78,7 +78,7 @@ func TestInsertSearchGet(t *testing.T) {
 		day := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 		a := s.FromSummary(summary("a1", "+441234", day), "node1")
 		b := s.FromSummary(summary("b2", "+449999", day.Add(time.Hour)), "node1")
-		b.Queue, b.Agent, b.Data = "payments", "bob", nil
+		b.Queue, b.Agent, b.Data, b.Recording = "payments", "bob", nil, nil
 		if err := s.Insert(ctx, []Interaction{a, b}); err != nil {
 			t.Fatal(err)
 		}
@@ -113,6 +113,7 @@ func TestInsertSearchGet(t *testing.T) {
 			"kept data":              {Query{Data: map[string]string{"language": "fr"}}, []string{"a1"}},
 			"dropped data":           {Query{Data: map[string]string{"dob": "1970-01-31"}}, nil},
 			"limit":                  {Query{Limit: 1}, []string{"b2"}},
+			"recorded":               {Query{Recorded: true}, []string{"a1"}},
 		} {
 			if got := ids(c.q); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("%s: got %v, want %v", name, got, c.want)

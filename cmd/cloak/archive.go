@@ -23,7 +23,7 @@ const archiveUsage = `usage: cloak archive <command> [flags]
 
 commands (each takes -config FILE and -data DIR, as serve does):
   search [-caller NUM] [-from T] [-to T] [-queue Q] [-agent A] [-route R]
-         [-data KEY=VALUE]... [-limit N] [-json]
+         [-data KEY=VALUE]... [-recorded] [-limit N] [-json]
                       interactions, newest first; T is 2006-01-02,
                       2006-01-02T15:04 (local time) or RFC 3339
   show ID [-json]     one interaction: general information, participant
@@ -200,6 +200,7 @@ func archiveSearch(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.Route, "route", "", "`route` (flow:main, echo, …)")
 	fs.Lookup("data").Usage = "participant data `KEY=VALUE` (exact; finds masked values too; repeatable), or the data DIR as serve"
 	fs.Lookup("data").Value = data
+	fs.BoolVar(&q.Recorded, "recorded", false, "only interactions whose recording is kept")
 	fs.IntVar(&q.Limit, "limit", 100, "at most `N` results")
 	pos, err := parseArchiveFlags(fs, args)
 	if err != nil {

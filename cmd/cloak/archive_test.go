@@ -97,6 +97,9 @@ func TestArchiveCLI(t *testing.T) {
 			if res := search("-from", "2026-12-03T10:30", "-queue", "sales"); len(res) != 1 || res[0].ID != "id442222" {
 				t.Errorf("by time and queue: %+v", res)
 			}
+			if res := search("-recorded"); len(res) != 0 {
+				t.Errorf("-recorded found calls without a recording: %+v", res)
+			}
 			if res := search("-agent", "nobody"); len(res) != 0 {
 				t.Errorf("by unknown agent: %+v", res)
 			}
