@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,10 +39,13 @@ func cloakCLI(t *testing.T, args ...string) (int, string, string) {
 // call with its route and times, `show` has its secure segment and trace
 // with the card's last four masked as participant data, a search by the
 // masked value finds it through its token, the view is in a verified
-// audit log, and no column of any table holds the card.
+// audit log, a purge with recordings expired deletes the WAV and keeps
+// the interaction, and no column of any table holds the card.
 func TestArchivePayCall(t *testing.T) {
 	requireTools(t, "sipp")
-	c := startCloak(t, ivrOpts("archive:\n  data:\n    keys:\n      payment_result: {policy: keep}\n"))
+	// Recordings expire after a second, so a purge right after the call
+	// removes the WAV and keeps the interaction.
+	c := startCloak(t, ivrOpts("archive:\n  retention: {recordings: 1s}\n  data:\n    keys:\n      payment_result: {policy: keep}\n"))
 	s := runSipp(t, c, sippArgs{
 		scenario: "ivr-info.xml", service: "pay", timeout: 45 * time.Second, pause: 14300 * time.Millisecond,
 		keys: map[string]string{"pcap": scenario("pcap/pay-card-expiry.pcap"), "fmts": "0 101",
@@ -107,6 +112,28 @@ func TestArchivePayCall(t *testing.T) {
 	code, out, _ = cloakCLI(t, "archive", "search", "-data", c.dataDir, "-data", "card_last4=2222", "-json")
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("search by a wrong card_last4 found: %s", out)
+	}
+	if shown.Recording == nil || shown.Recording.SHA256 == "" || !shown.Recording.DeletedAt.IsZero() {
+		t.Fatalf("recording index: %+v", shown.Recording)
+	}
+	if _, err := os.Stat(shown.Recording.File); err != nil {
+		t.Fatalf("the indexed WAV: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	// The CLI reads serve's archive section; the harness keeps serve's
+	// file to itself, so the CLI gets the same section in its own.
+	cliCfg := filepath.Join(t.TempDir(), "cli.yaml")
+	if err := os.WriteFile(cliCfg, []byte("archive:\n  retention: {recordings: 1s}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := cloakCLI(t, "archive", "purge", "-config", cliCfg, "-data", c.dataDir); code != 0 || !strings.Contains(out, "deleted: 0 interaction(s), 1 recording(s)") {
+		t.Errorf("purge: exit %d: %s%s", code, out, errs)
+	}
+	if _, err := os.Stat(shown.Recording.File); !os.IsNotExist(err) {
+		t.Errorf("WAV after the purge: %v", err)
+	}
+	if code, out, _ := cloakCLI(t, "archive", "show", id, "-json", "-data", c.dataDir); code != 0 || !strings.Contains(out, `"deleted_by": "retention"`) {
+		t.Errorf("show after the purge: exit %d\n%s", code, out)
 	}
 	if code, _, errs := cloakCLI(t, "archive", "audit", "-verify", "-data", c.dataDir); code != 0 {
 		t.Errorf("audit -verify: exit %d: %s", code, errs)
