@@ -55,6 +55,7 @@ type opts struct {
 	ports        [2]int
 	rtcp         bool   // RTCP on every leg
 	rtcpMux      string // rtp.rtcp.mux
+	onEnded      func(call.Summary)
 }
 
 // lockedBuffer collects log lines from many goroutines; the test prints it
@@ -141,7 +142,7 @@ func newHarness(t *testing.T, o opts) *harness {
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
 		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123"),
-		RTCP: o.rtcp, RTCPMux: o.rtcpMux})
+		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded})
 	if err != nil {
 		t.Fatal(err)
 	}

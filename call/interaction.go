@@ -35,6 +35,8 @@ type Interaction struct {
 	target   string
 	log      zerolog.Logger
 	answered atomic.Int64 // unix ns of the answer; 0 before
+	// recorded is the finished recording (finishRecording), for Summary.
+	recorded atomic.Pointer[recorder.Result]
 
 	onHold atomic.Bool
 	digits *digitQueue

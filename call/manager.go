@@ -89,6 +89,11 @@ type Config struct {
 	DTMFRoutes map[string]dtmf.Policy
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
+	// OnEnded, when set, receives each answered-or-not interaction's
+	// Summary once it has ended and its recording is closed (the archive).
+	// It runs on the call's goroutine: it must hand off and return, never
+	// wait on a disk or a database.
+	OnEnded func(Summary)
 }
 
 // Manager answers calls. It implements sip.Handler.
@@ -320,6 +325,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	}
 	ep.Start()
 	c := newInteraction(m, s, ep, target)
+	defer m.ended(c, time.Now()) // after close: the recording is finished
 	defer c.close()
 	m.register(c)
 	defer m.unregister(c)

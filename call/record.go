@@ -127,6 +127,7 @@ func (c *Interaction) finishRecording() {
 		c.log.Warn().Err(err).Msg("recording failed")
 		return
 	}
+	c.recorded.Store(&res)
 	st := rec.Stats()
 	c.log.Info().Str("file", res.WAV).Str("status", res.Meta.State()).Uint64("dropped", st.Dropped).Msg("recording saved")
 }

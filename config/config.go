@@ -57,6 +57,8 @@ type Config struct {
 	DTMF DTMF `yaml:"dtmf"`
 	// Capture is SIP and RTP capture for troubleshooting.
 	Capture Capture `yaml:"capture"`
+	// Archive keeps finished interactions (docs/ARCHIVE.md).
+	Archive Archive `yaml:"archive"`
 	// PCI, when true, turns media and protocol capture off whatever
 	// capture says, and says so at start (PCI DSS: no cardholder data in
 	// troubleshooting captures).
@@ -450,7 +452,8 @@ func Default() Config {
 		Recording: Recording{Default: "never", AgentCode: "*9",
 			Routes:        map[string]string{"main": "always", "pay": "always"},
 			OnUnavailable: "refuse", Recover: "repair"},
-		DTMF: DTMF{Mode: "auto"},
+		DTMF:    DTMF{Mode: "auto"},
+		Archive: DefaultArchive(),
 		Routes: map[string]string{
 			"echo": "echo",
 			"tone": "tone",
@@ -731,6 +734,7 @@ func (c *Config) Validate() error {
 			bad("admin.listen", "want IP:PORT, got %q", c.Admin.Listen)
 		}
 	}
+	c.Archive.validate(bad)
 	for user, target := range c.Routes {
 		if user == "" {
 			bad("routes", "empty user part")

@@ -274,3 +274,53 @@ func TestAdvertisedAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveValidateNamesTheField refuses bad archive values, naming
+// each field's path.
+func TestArchiveValidateNamesTheField(t *testing.T) {
+	three := 9
+	cases := map[string]func(*Config){
+		"archive.dsn":                  func(c *Config) { c.Archive.DSN = "mysql://x" },
+		"archive.queue":                func(c *Config) { c.Archive.Queue = 1 },
+		"archive.batch":                func(c *Config) { c.Archive.Batch = 0 },
+		"archive.retention.recordings": func(c *Config) { c.Archive.Retention.Recordings = "14 days" },
+		"archive.retention.traces":     func(c *Config) { c.Archive.Retention.Traces = "-1h" },
+		"archive.purge_at":             func(c *Config) { c.Archive.PurgeAt = "25:00" },
+		"archive.data.default":         func(c *Config) { c.Archive.Data.Default = "hide" },
+		"archive.data.visible":         func(c *Config) { c.Archive.Data.Visible = -1 },
+		"archive.data.keys.customer_id.policy": func(c *Config) {
+			c.Archive.Data.Keys = map[string]DataKey{"customer_id": {Policy: "mask"}}
+		},
+		"archive.data.keys.pin_hint.visible": func(c *Config) {
+			c.Archive.Data.Keys = map[string]DataKey{"pin_hint": {Policy: DataKeep, Visible: &three}}
+		},
+	}
+	for path, mutate := range cases {
+		c := Default()
+		mutate(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), path+":") {
+			t.Errorf("%s: got %v", path, err)
+		}
+	}
+	for _, ok := range []string{"", "sqlite:/tmp/a.db", "postgres://cloak@127.0.0.1:5432/cloak"} {
+		c := Default()
+		c.Archive.DSN = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("dsn %q: %v", ok, err)
+		}
+	}
+}
+
+func TestParseRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0": 0, "14d": 14 * 24 * time.Hour, "36h": 36 * time.Hour} {
+		if got, err := ParseRetention(in); err != nil || got != want {
+			t.Errorf("%q: got %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "0d", "-3d", "1.5d", "forever", "-1h"} {
+		if _, err := ParseRetention(in); err == nil {
+			t.Errorf("%q: accepted", in)
+		}
+	}
+}

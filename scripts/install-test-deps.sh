@@ -8,6 +8,8 @@
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
 #   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
+#   postgresql                        initdb/pg_ctl for the archive's PostgreSQL
+#                                     tests (a throwaway cluster per test run)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
 # apt-get runs noninteractively; tshark's debconf question (may non-root
@@ -32,6 +34,11 @@ missing=()
 for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null 2>&1 || missing+=("${pkg[$tool]}")
 done
+# Debian keeps initdb off PATH, under /usr/lib/postgresql/VERSION/bin.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+	tools+=(initdb)
+	missing+=(postgresql)
+fi
 if ((${#missing[@]} == 0)); then
 	echo "install-test-deps: all present (${tools[*]})"
 	exit 0

@@ -32,14 +32,16 @@ type Options struct {
 // Start order: the data directory, the RTP port pool and its epoll
 // workers, the pacing clock, prompts and flows, the demo payment gateway
 // when none is configured, agents and queues, the recordings directory and
-// key, recovery of recordings a crash left, the captures, the call
-// manager, the SIP server, the HTTP API; "cloak is ready" is logged only
-// once all of them listen. A listener that cannot bind (SIP, the API, the
-// RTP range) makes Run return a *BindError naming its field. Shutdown runs it backwards: new
-// INVITEs get 503 (drain), calls in progress drain or are hung up
-// (shutdown.mode) within shutdown.grace, then the SIP server closes and
-// the deferred closers release the manager, captures, clock and workers —
-// in that order, after the calls.
+// key, recovery of recordings a crash left, the captures, the archive
+// (database and writer), the call manager, the SIP server, the HTTP API;
+// "cloak is ready" is logged only once all of them listen. A listener
+// that cannot bind (SIP, the API, the RTP range) makes Run return a
+// *BindError naming its field. Shutdown runs it backwards: new INVITEs get
+// 503 (drain), calls in progress drain or are hung up (shutdown.mode)
+// within shutdown.grace, then the SIP server closes and the deferred
+// closers release the manager, the archive (what finished calls queued is
+// written first), captures, clock and workers — in that order, after the
+// calls.
 func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Options) error {
 	version := opts.Version
 	if version == "" {
@@ -132,6 +134,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	arch, err := archiveSetup(runCtx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer arch.close(10 * time.Second) // after the manager: the calls have drained
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
@@ -155,6 +162,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
 		Log:               log,
+		OnEnded:           arch.onEnded(),
 	})
 	if err != nil {
 		return err
@@ -203,7 +211,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			out := stats(srv, pool, authLim, mgr, poller)
 			st := srv.Stats()
 			addOverloadStats(out, mon, st.RefusedBy, st.ProbesRefused)
-			return out
+			return arch.addStats(out)
 		}
 		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {

@@ -1,0 +1,82 @@
+package archive
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAnonymise(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		now := time.Now()
+		var batch []Interaction
+		for _, c := range []struct{ id, caller, customer string }{
+			{"a", "+4407", "C-777"}, {"b", "+4408", "C-777"}, {"c", "+4409", "C-888"},
+		} {
+			sum := summary(c.id, c.caller, now)
+			sum.Data["customer_id"] = c.customer
+			in := s.FromSummary(sum, "n")
+			in.Recording.File, in.Recording.Sidecar = filepath.Join(dir, c.id+".wav"), ""
+			if err := os.WriteFile(in.Recording.File, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, in)
+		}
+		if err := s.Insert(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Anonymise(ctx, AnonymiseOptions{Actor: "cli:ops"}); err == nil {
+			t.Error("anonymise of nobody accepted")
+		}
+		ids, err := s.Anonymise(ctx, AnonymiseOptions{Number: "+4407", Data: map[string]string{"customer_id": "C-777"}, Actor: "cli:ops", Address: "local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ids, []string{"a", "b"}) {
+			t.Errorf("changed %v, want [a b]", ids)
+		}
+		for _, q := range []Query{{Caller: "+4407"}, {Data: map[string]string{"customer_id": "C-777"}}} {
+			if res, _ := s.Search(ctx, q); len(res) != 0 {
+				t.Errorf("%+v still finds %d interactions", q, len(res))
+			}
+		}
+		a, _ := s.Get(ctx, "a")
+		if a.Caller != Anonymised || a.Recording == nil || !a.Recording.DeletedAt.IsZero() {
+			t.Errorf("a: caller %q, recording %+v (kept unless asked)", a.Caller, a.Recording)
+		}
+		for _, d := range a.Data {
+			if d.Key == "customer_id" && (d.Value != Anonymised || d.Token != "") {
+				t.Errorf("a's customer_id: %+v", d)
+			}
+		}
+		if c, _ := s.Get(ctx, "c"); c.Caller != "+4409" {
+			t.Errorf("c was touched: %+v", c)
+		}
+		if res, _ := s.Search(ctx, Query{Data: map[string]string{"customer_id": "C-888"}}); len(res) != 1 {
+			t.Errorf("c's data no longer found")
+		}
+		log, _ := s.AuditLog(ctx, "", 0)
+		if len(log) != 2 {
+			t.Errorf("%d audit rows, want 2", len(log))
+		}
+		for _, e := range log {
+			if e.Action != ActionAnonymise || strings.Contains(e.Detail, "4407") || strings.Contains(e.Detail, "777") || !s.Verify(e) {
+				t.Errorf("audit row %+v", e)
+			}
+		}
+
+		ids, err = s.Anonymise(ctx, AnonymiseOptions{Number: "+4409", DeleteRecordings: true, RecordingsDir: dir, Actor: "cli:ops"})
+		if err != nil || !reflect.DeepEqual(ids, []string{"c"}) {
+			t.Fatalf("second anonymise: %v %v", ids, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "c.wav")); !os.IsNotExist(err) {
+			t.Errorf("c's recording kept though deletion was asked: %v", err)
+		}
+	})
+}

@@ -1,0 +1,175 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Query selects interactions; zero fields select everything. Every
+// condition must hold.
+type Query struct {
+	Caller string // exact caller number
+	// From and To bound the time the interaction was offered: From
+	// inclusive, To exclusive.
+	From, To time.Time
+	Queue    string
+	Agent    string
+	Route    string // exact route ("flow:main")
+	// Data are key=value conditions on participant data: an exact match
+	// of a kept value, or of a masked value through its token.
+	Data map[string]string
+	// Recorded selects interactions whose recording is still kept.
+	Recorded bool
+	// Limit is the most rows returned, newest first (0: 100).
+	Limit int
+}
+
+// Search returns the interactions Query selects, newest first, with
+// their general information only (Get has the rest).
+func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if q.Caller != "" {
+		add("caller = ?", q.Caller)
+	}
+	if !q.From.IsZero() {
+		add("offered_at >= ?", q.From.UnixMilli())
+	}
+	if !q.To.IsZero() {
+		add("offered_at < ?", q.To.UnixMilli())
+	}
+	if q.Queue != "" {
+		add("queue = ?", q.Queue)
+	}
+	if q.Agent != "" {
+		add("agent = ?", q.Agent)
+	}
+	if q.Route != "" {
+		add("route = ?", q.Route)
+	}
+	for k, v := range q.Data {
+		add(`id IN (SELECT interaction_id FROM participant_data WHERE token = ? OR (policy = ? AND key = ? AND value = ?))`,
+			Token(s.key, k, v), Keep, k, v)
+	}
+	if q.Recorded {
+		add(`EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = interactions.id AND r.deleted_at = 0)`)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	query := `SELECT ` + interactionCols + ` FROM interactions`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY offered_at DESC, id LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: search: %w", err)
+	}
+	defer rows.Close()
+	var out []Interaction
+	for rows.Next() {
+		in, err := scanInteraction(rows)
+		if err != nil {
+			return nil, fmt.Errorf("archive: search: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: search: %w", err)
+	}
+	return out, nil
+}
+
+const interactionCols = `id, sip_call_id, caller, caller_name, called, route, queue, agent, offered_at, answered_at,
+ queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node`
+
+func scanInteraction(r interface{ Scan(...any) error }) (Interaction, error) {
+	var in Interaction
+	var off, ans, que, aga, end, wait, talk int64
+	err := r.Scan(&in.ID, &in.SIPCallID, &in.Caller, &in.CallerName, &in.Called, &in.Route, &in.Queue, &in.Agent,
+		&off, &ans, &que, &aga, &end, &wait, &talk, &in.EndedBy, &in.EndReason, &in.Consent, &in.Node)
+	in.Offered, in.Answered, in.Queued, in.AgentAnswered, in.Ended = fromMS(off), fromMS(ans), fromMS(que), fromMS(aga), fromMS(end)
+	in.Wait, in.Talk = msDuration(wait), msDuration(talk)
+	return in, err
+}
+
+// Get returns one interaction with its participant data, secure
+// segments, trace and recording; ErrNotFound when there is none.
+func (s *Store) Get(ctx context.Context, id string) (Interaction, error) {
+	in, err := scanInteraction(s.db.QueryRowContext(ctx, s.q(`SELECT `+interactionCols+` FROM interactions WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return in, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return in, fmt.Errorf("archive: get %s: %w", id, err)
+	}
+	each := func(query string, scan func(*sql.Rows) error) {
+		if err != nil {
+			return
+		}
+		var rows *sql.Rows
+		if rows, err = s.db.QueryContext(ctx, s.q(query), id); err != nil {
+			return
+		}
+		defer rows.Close()
+		for rows.Next() && err == nil {
+			err = scan(rows)
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	each(`SELECT key, value, token, policy FROM participant_data WHERE interaction_id = ? ORDER BY key`, func(r *sql.Rows) error {
+		var d DataItem
+		err := r.Scan(&d.Key, &d.Value, &d.Token, &d.Policy)
+		in.Data = append(in.Data, d)
+		return err
+	})
+	each(`SELECT flow, kind, started_at, ended_at, outputs FROM secure_segments WHERE interaction_id = ? ORDER BY seq`, func(r *sql.Rows) error {
+		var g Segment
+		var st, en int64
+		var out string
+		if err := r.Scan(&g.Flow, &g.Kind, &st, &en, &out); err != nil {
+			return err
+		}
+		g.Start, g.End = fromMS(st), fromMS(en)
+		if err := json.Unmarshal([]byte(out), &g.Outputs); err != nil {
+			return fmt.Errorf("segment outputs: %w", err)
+		}
+		in.Segments = append(in.Segments, g)
+		return nil
+	})
+	each(`SELECT at, flow, step, action, branch, detail, secure FROM trace_steps WHERE interaction_id = ? ORDER BY seq`, func(r *sql.Rows) error {
+		var t TraceStep
+		var at int64
+		err := r.Scan(&at, &t.Flow, &t.Step, &t.Action, &t.Branch, &t.Detail, &t.Secure)
+		t.At = fromMS(at)
+		in.Trace = append(in.Trace, t)
+		return err
+	})
+	each(`SELECT file, sidecar, sha256, duration_ms, markers, status, deleted_at, deleted_by FROM recordings WHERE interaction_id = ?`, func(r *sql.Rows) error {
+		var rec Recording
+		var dur, del int64
+		var markers string
+		err := r.Scan(&rec.File, &rec.Sidecar, &rec.SHA256, &dur, &markers, &rec.Status, &del, &rec.DeletedBy)
+		rec.Duration, rec.DeletedAt, rec.Markers = msDuration(dur), fromMS(del), json.RawMessage(markers)
+		in.Recording = &rec
+		return err
+	})
+	if err != nil {
+		return in, fmt.Errorf("archive: get %s: %w", id, err)
+	}
+	return in, nil
+}

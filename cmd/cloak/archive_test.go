@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/archive/pgtest"
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/recorder"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// cli runs the binary's run with args and returns its exit code and
+// outputs.
+func cli(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// archiveRig is an archive as serve leaves it, opened as serve keeps it
+// open (the CLI works beside it), with two finished calls in it.
+func archiveRig(t *testing.T, dsn string) (dataDir, cfgFile string, s *archive.Store) {
+	t.Helper()
+	dataDir = t.TempDir()
+	cfgFile = filepath.Join(t.TempDir(), "cloak.yaml")
+	if err := os.WriteFile(cfgFile, []byte("archive:\n  dsn: \""+dsn+"\"\n  data:\n    keys:\n      language: {policy: keep}\n"+
+		"  retention: {interactions: \"0\", recordings: \"0\", participant_data: \"0\", traces: 1d}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := archive.OptionsFrom(cfg.Archive, dataDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = archive.Open(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.Local)
+	var batch []archive.Interaction
+	for i, caller := range []string{"+441111", "+442222"} {
+		batch = append(batch, s.FromSummary(call.Summary{
+			ID: "id" + caller[1:], SIPCallID: caller + "@x", Caller: caller, Called: "main", Target: "flow:main",
+			Queue: "sales", Agent: "demo", Offered: t0.Add(time.Duration(i) * time.Hour), Ended: t0.Add(time.Duration(i)*time.Hour + time.Minute),
+			EndReason: "closed", SIPEndReason: "bye", Consent: call.ConsentNotAsked,
+			Data:  map[string]string{"customer_id": "C-" + caller[1:], "language": "en"},
+			Trace: []ivr.TraceEvent{{Time: t0, Flow: "main", Step: "menu", Action: "menu", Branch: "choice 1"}},
+		}, "node1"))
+	}
+	if err := s.Insert(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	return dataDir, cfgFile, s
+}
+
+func TestArchiveCLI(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			dsn := ""
+			if engine == "postgres" {
+				dsn = pgtest.DSN(t)
+			}
+			data, cfgFile, s := archiveRig(t, dsn)
+			common := []string{"-config", cfgFile, "-data", data}
+			search := func(extra ...string) []archive.Interaction {
+				t.Helper()
+				code, out, errs := cli(append(append([]string{"archive", "search"}, common...), append(extra, "-json")...)...)
+				if code != 0 {
+					t.Fatalf("search %v: exit %d: %s", extra, code, errs)
+				}
+				var res []archive.Interaction
+				if err := json.Unmarshal([]byte(out), &res); err != nil {
+					t.Fatalf("search %v: %v: %s", extra, err, out)
+				}
+				return res
+			}
+			if res := search("-caller", "+442222"); len(res) != 1 || res[0].ID != "id442222" || res[0].Queue != "sales" || res[0].Agent != "demo" {
+				t.Errorf("by caller: %+v", res)
+			}
+			if res := search("-data", "customer_id=C-441111"); len(res) != 1 || res[0].ID != "id441111" {
+				t.Errorf("by masked data: %+v", res)
+			}
+			if res := search("-from", "2026-12-03T10:30", "-queue", "sales"); len(res) != 1 || res[0].ID != "id442222" {
+				t.Errorf("by time and queue: %+v", res)
+			}
+			if res := search("-recorded"); len(res) != 0 {
+				t.Errorf("-recorded found calls without a recording: %+v", res)
+			}
+			if res := search("-agent", "nobody"); len(res) != 0 {
+				t.Errorf("by unknown agent: %+v", res)
+			}
+
+			code, out, errs := cli(append([]string{"archive", "show", "id441111", "-json"}, common...)...)
+			if code != 0 {
+				t.Fatalf("show: exit %d: %s", code, errs)
+			}
+			if strings.Contains(out, "C-441111") || !strings.Contains(out, `"value": "****11"`) || !strings.Contains(out, `"action": "view"`) {
+				t.Errorf("show: the masked value or its audit row is wrong:\n%s", out)
+			}
+			if code, _, _ := cli(append([]string{"archive", "show", "nope"}, common...)...); code != 1 {
+				t.Errorf("show of a missing id: exit %d, want 1", code)
+			}
+
+			code, out, errs = cli(append([]string{"archive", "audit", "-verify", "-json"}, common...)...)
+			if code != 0 || !strings.Contains(errs, "1 row(s) verified") || !strings.Contains(out, `"actor": "cli:`) {
+				t.Fatalf("audit -verify: exit %d: %s\n%s", code, errs, out)
+			}
+			if _, err := s.DB().Exec("UPDATE audit_log SET actor = 'cli:someone-else'"); err != nil {
+				t.Fatal(err)
+			}
+			if code, _, errs = cli(append([]string{"archive", "audit", "-verify"}, common...)...); code != 1 || !strings.Contains(errs, "FAIL verification") {
+				t.Errorf("audit -verify after an edit: exit %d: %s", code, errs)
+			}
+
+			// Anonymise the first caller: unfindable by number and data.
+			code, out, errs = cli(append([]string{"archive", "anonymise", "-number", "+441111", "-data", "customer_id=C-441111"}, common...)...)
+			if code != 0 || !strings.Contains(out, "1 interaction(s) anonymised") {
+				t.Errorf("anonymise: exit %d: %s%s", code, out, errs)
+			}
+			if res := search("-caller", "+441111"); len(res) != 0 {
+				t.Errorf("anonymised number still found: %+v", res)
+			}
+			if res := search("-data", "customer_id=C-441111"); len(res) != 0 {
+				t.Errorf("anonymised data still found: %+v", res)
+			}
+
+			// Only traces expire (1 d; the rest is kept forever): a dry
+			// run counts them, the purge deletes them and is audited.
+			code, out, errs = cli(append([]string{"archive", "purge", "-dry-run"}, common...)...)
+			if code != 0 || !strings.Contains(out, "would delete: 0 interaction(s), 0 recording(s), 0 participant-data row(s), 2 trace step(s)") {
+				t.Errorf("purge -dry-run: exit %d: %s%s", code, out, errs)
+			}
+			code, out, errs = cli(append([]string{"archive", "purge", "-json"}, common...)...)
+			if code != 0 || !strings.Contains(out, `"traces": 2`) {
+				t.Errorf("purge: exit %d: %s%s", code, out, errs)
+			}
+			if in, err := s.Get(context.Background(), "id441111"); err != nil || len(in.Trace) != 0 || len(in.Data) != 2 {
+				t.Errorf("after purge: %+v %v", in, err)
+			}
+			if _, out, _ = cli(append([]string{"archive", "audit", "-json"}, common...)...); strings.Count(out, `"action": "purge"`) != 1 ||
+				strings.Count(out, `"action": "anonymise"`) != 1 || strings.Contains(out, "+441111") || strings.Contains(out, "C-441111") {
+				t.Errorf("purge not audited once:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestArchiveCLIUsage(t *testing.T) {
+	data := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"archive"}, 2, "usage: cloak archive"},
+		{[]string{"archive", "frob"}, 2, `unknown command "frob"`},
+		{[]string{"archive", "search", "-from", "yesterday", "-data", data}, 2, "-from"},
+		{[]string{"archive", "search", "-data", "=x"}, 2, "KEY=VALUE"},
+		{[]string{"archive", "show", "-data", data}, 2, "usage: cloak archive show"},
+		{[]string{"archive", "search", "-data", data}, 2, "has cloak serve run"},
+	} {
+		code, _, errs := cli(c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, c.code, c.want)
+		}
+	}
+}
+
+func TestArchiveCLIReindex(t *testing.T) {
+	data, cfgFile, s := archiveRig(t, "")
+	dir := filepath.Join(data, "recordings", "2026", "12", "01")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Hour)
+	now := start
+	r, err := recorder.New(recorder.Config{Dir: dir, Name: "r1", CallID: "r1", Codec: "PCMU", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.WriteCaller(make([]int16, recorder.FrameSamples))
+	now = now.Add(time.Second)
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli("archive", "reindex", "-config", cfgFile, "-data", data, "-json")
+	if code != 0 || !strings.Contains(out, `"added": 1`) {
+		t.Fatalf("reindex: exit %d: %s%s", code, out, errs)
+	}
+	if in, err := s.Get(context.Background(), "r1"); err != nil || in.Recording == nil {
+		t.Errorf("r1 after reindex: %+v %v", in, err)
+	}
+	code, out, errs = cli("archive", "delete-recording", "-config", cfgFile, "-data", data, "r1", "nope")
+	if code != 1 || !strings.Contains(out, "r1: recording deleted") || !strings.Contains(errs, "no recording to delete: nope") {
+		t.Errorf("delete-recording: exit %d: %s%s", code, out, errs)
+	}
+	if in, _ := s.Get(context.Background(), "r1"); in.Recording == nil || in.Recording.DeletedAt.IsZero() || !strings.HasPrefix(in.Recording.DeletedBy, "cli:") {
+		t.Errorf("r1 after delete: %+v", in.Recording)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r1.wav")); !os.IsNotExist(err) {
+		t.Errorf("r1.wav: %v", err)
+	}
+}
