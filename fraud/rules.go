@@ -322,4 +322,3 @@ func LoadRules(path string) (*RuleSet, error) {
 	}
 	return Compile(path, all)
 }
-

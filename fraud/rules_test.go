@@ -1,0 +1,113 @@
+package fraud
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRulesRefusedWithNameAndPosition(t *testing.T) {
+	src := `rules:
+  - name: ok
+    when: payment && amount > 100
+    score: 10
+  - name: typo
+    when: payment && amout > 100
+    score: 10
+  - name: mistyped
+    when: amount > "100"
+    score: 10
+  - name: not-bool
+    when: amount + 1
+    score: 10
+  - name: ok
+    when: "true"
+    score: 1
+  - name: huge
+    when: "true"
+    score: 9999999
+`
+	_, err := ParseRules("r.yaml", strings.NewReader(src))
+	if !errors.Is(err, ErrRule) {
+		t.Fatalf("err %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`r.yaml:5: rule "typo" at line 1 column 12 of when: unknown name amout`,
+		`r.yaml:8: rule "mistyped" at line 1 column`,
+		`r.yaml:11: rule "not-bool"`,
+		`r.yaml:14: rule "ok": duplicate name`,
+		`r.yaml:17: rule "huge": score`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	var re *RuleError
+	if !errors.As(err, &re) || re.Name != "typo" {
+		t.Errorf("first RuleError %+v", re)
+	}
+	if _, err := ParseRules("u.yaml", strings.NewReader("rules:\n  - name: a\n    when: \"true\"\n    scroe: 1\n")); !errors.Is(err, ErrRule) || !strings.Contains(err.Error(), "scroe") {
+		t.Errorf("unknown field: %v", err)
+	}
+	if _, err := ParseRules("u.yaml", strings.NewReader("rulez: []\n")); !errors.Is(err, ErrRule) {
+		t.Errorf("unknown top field: %v", err)
+	}
+}
+
+func TestRuleOperators(t *testing.T) {
+	env := Env{Caller: "+447700900123", Verstat: "No-TN-Validation", Amount: 750, Payment: true, BIN: "411111",
+		Country: "NG", Email: "x@mailinator.com", Hour: 3, CardsCaller: 4, Data: map[string]string{"tier": "gold"}}
+	cases := map[string]bool{
+		`payment && !verified && amount >= 500`:                     true,
+		`payment and not verified and amount >= 1000`:               false,
+		`caller startsWith "+4477009"`:                              true,
+		`caller startsWith "+1"`:                                    false,
+		`country in ["NG", "GH"]`:                                   true,
+		`country not in ["NG"] or hour < 6`:                         true,
+		`email matches "@(mailinator|guerrillamail)\\.com$"`:        true,
+		`cards_caller >= 3`:                                         true,
+		`data["tier"] == "gold" && (bin == "411111" || amount < 1)`: true,
+		`data["missing"] == "x"`:                                    false,
+	}
+	var rules []Rule
+	for w := range cases {
+		rules = append(rules, Rule{Name: w, When: w, Score: 1})
+	}
+	set, err := Compile("t", rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	set.Eval(&env, func(r *Rule) { got[r.Name] = true }, func(r *Rule, err error) { t.Errorf("%s: %v", r.Name, err) })
+	for w, want := range cases {
+		if got[w] != want {
+			t.Errorf("%s = %v, want %v", w, got[w], want)
+		}
+	}
+}
+
+func TestLoadRulesDir(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "rules:\n  - {name: one, when: \"amount > 1\", score: 5}\n")
+	write("b.yml", "rules:\n  - {name: two, when: \"hour < 6\", score: 5}\n")
+	write("notes.txt", "not rules")
+	set, err := LoadRules(dir)
+	if err != nil || set.Len() != 2 {
+		t.Fatalf("%v %v", set, err)
+	}
+	write("c.yaml", "rules:\n  - {name: one, when: \"true\", score: 1}\n")
+	if _, err := LoadRules(dir); err == nil || !strings.Contains(err.Error(), "c.yaml:2") || !strings.Contains(err.Error(), "a.yaml") {
+		t.Fatalf("duplicate across files: %v", err)
+	}
+	if _, err := LoadRules(filepath.Join(dir, "none.yaml")); err == nil {
+		t.Fatal("missing file loaded")
+	}
+}
