@@ -26,7 +26,8 @@ commands:
   version       print the version
   dtmf scan     list the DTMF digits found in a WAV recording
   flows check   validate a directory of IVR flows
-  recording verify|info   check a recording's integrity (SHA-256 + HMAC sidecar), show its pause markers`)
+  recording verify|info   check a recording's integrity (SHA-256 + HMAC sidecar), show its pause markers
+  fraud rules check       validate fraud rules (a YAML file or a directory of them)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runFlows(args[1:], stdout, stderr)
 	case "recording":
 		return runRecording(args[1:], stdout, stderr)
+	case "fraud":
+		return runFraud(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
