@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -118,6 +119,58 @@ func (e *RuleError) Error() string {
 // Unwrap gives ErrRule.
 func (e *RuleError) Unwrap() error { return ErrRule }
 
+// envSample is Env as the map rules are compiled against: one key per expr
+// tag, holding the field's zero value, so expr type-checks names and types
+// exactly as the struct declares them; at run time a map is filled from an
+// Env (fill). A map environment lets expr read a name with one map probe
+// (OpLoadFast) instead of a reflected field read that allocates per access.
+var envSample = func() map[string]any {
+	m := map[string]any{}
+	t := reflect.TypeOf(Env{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		m[f.Tag.Get("expr")] = reflect.Zero(f.Type).Interface()
+	}
+	return m
+}()
+
+// fill writes e's values into m (keys as envSample's).
+func (e *Env) fill(m map[string]any) {
+	m["caller"] = e.Caller
+	m["verstat"] = e.Verstat
+	m["verified"] = e.Verified
+	m["source"] = e.Source
+	m["route"] = e.Route
+	m["queue"] = e.Queue
+	m["agent"] = e.Agent
+	m["hour"] = e.Hour
+	m["weekday"] = e.Weekday
+	m["data"] = e.Data
+	m["email"] = e.Email
+	m["postcode"] = e.Postcode
+	m["extended_postcode"] = e.ExtendedPostcode
+	m["customer_id"] = e.CustomerID
+	m["payment"] = e.Payment
+	m["bin"] = e.BIN
+	m["last4"] = e.Last4
+	m["brand"] = e.Brand
+	m["country"] = e.Country
+	m["amount"] = e.Amount
+	m["currency"] = e.Currency
+	m["payments_caller"] = e.PaymentsCaller
+	m["declines_caller"] = e.DeclinesCaller
+	m["payments_customer"] = e.PaymentsCustomer
+	m["declines_customer"] = e.DeclinesCustomer
+	m["cards_caller"] = e.CardsCaller
+	m["calls_today"] = e.CallsToday
+}
+
+// evalState is what one Eval reuses: the VM and the environment map.
+type evalState struct {
+	vm  vm.VM
+	env map[string]any
+}
+
 // compiled is a rule with its program.
 type compiled struct {
 	Rule
@@ -149,7 +202,7 @@ func (s *RuleSet) Len() int { return len(s.rules) }
 // errors.
 func Compile(src string, rules []Rule) (*RuleSet, error) {
 	set := &RuleSet{}
-	set.pool.New = func() any { return &vm.VM{} }
+	set.pool.New = func() any { return &evalState{env: make(map[string]any, len(envSample))} }
 	var errs []error
 	seen := map[string]bool{}
 	for _, r := range rules {
@@ -172,7 +225,7 @@ func Compile(src string, rules []Rule) (*RuleSet, error) {
 			continue
 		}
 		seen[r.Name] = true
-		prog, err := expr.Compile(r.When, expr.Env(Env{}), expr.AsBool())
+		prog, err := expr.Compile(r.When, expr.Env(envSample), expr.AsBool())
 		if err != nil {
 			re := &RuleError{File: src, Line: r.line, Name: r.Name, Msg: err.Error()}
 			var fe *file.Error
@@ -197,14 +250,16 @@ func (s *RuleSet) Eval(env *Env, match func(*Rule), fail func(*Rule, error)) {
 	if s == nil || len(s.rules) == 0 {
 		return
 	}
-	v := s.pool.Get().(*vm.VM)
-	defer s.pool.Put(v)
+	st := s.pool.Get().(*evalState)
+	defer s.pool.Put(st)
+	env.fill(st.env)
+	defer clear(st.env) // the pool keeps no participant data
 	for i := range s.rules {
 		r := &s.rules[i]
 		if r.Disabled {
 			continue
 		}
-		out, err := v.Run(r.prog, env)
+		out, err := st.vm.Run(r.prog, st.env)
 		if err != nil {
 			if fail != nil {
 				fail(&r.Rule, err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,40 @@ func TestLoadRulesDir(t *testing.T) {
 	}
 	if _, err := LoadRules(filepath.Join(dir, "none.yaml")); err == nil {
 		t.Fatal("missing file loaded")
+	}
+}
+
+// TestEnvFillCoversEveryField: every Env field reaches the rules' map with
+// its own value and type (a field added to Env but not to fill fails here).
+func TestEnvFillCoversEveryField(t *testing.T) {
+	var e Env
+	v := reflect.ValueOf(&e).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("s" + strconv.Itoa(i))
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 0.5)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Map:
+			f.Set(reflect.ValueOf(map[string]string{"k": strconv.Itoa(i)}))
+		default:
+			t.Fatalf("field %s: kind %s not covered", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	m := map[string]any{}
+	e.fill(m)
+	if len(m) != v.NumField() || len(envSample) != v.NumField() {
+		t.Fatalf("fill wrote %d keys, sample %d, Env has %d fields", len(m), len(envSample), v.NumField())
+	}
+	for i := range v.NumField() {
+		tag := v.Type().Field(i).Tag.Get("expr")
+		if !reflect.DeepEqual(m[tag], v.Field(i).Interface()) {
+			t.Errorf("%s: fill gave %v, want %v", tag, m[tag], v.Field(i).Interface())
+		}
 	}
 }
