@@ -181,6 +181,12 @@ type compiled struct {
 type RuleSet struct {
 	rules []compiled
 	pool  sync.Pool
+	// all evaluates every enabled rule in one VM run (a list of their
+	// results, in the order of enabled): a run's fixed cost paid once, not
+	// per rule. When it fails at run time, Eval falls back to one run per
+	// rule to name the failing ones.
+	all     *vm.Program
+	enabled []int
 }
 
 // Rules returns the set's rules.
@@ -240,6 +246,28 @@ func Compile(src string, rules []Rule) (*RuleSet, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range set.rules {
+		if set.rules[i].Disabled {
+			continue
+		}
+		if len(set.enabled) > 0 {
+			b.WriteString(",")
+		}
+		set.enabled = append(set.enabled, i)
+		b.WriteString("(\n")
+		b.WriteString(set.rules[i].When)
+		b.WriteString("\n)")
+	}
+	b.WriteString("]")
+	if len(set.enabled) > 0 {
+		// Each part compiled alone above; together they can only fail
+		// if one escapes its parentheses, and then rules run one by one.
+		if all, err := expr.Compile(b.String(), expr.Env(envSample)); err == nil {
+			set.all = all
+		}
+	}
 	return set, nil
 }
 
@@ -254,6 +282,18 @@ func (s *RuleSet) Eval(env *Env, match func(*Rule), fail func(*Rule, error)) {
 	defer s.pool.Put(st)
 	env.fill(st.env)
 	defer clear(st.env) // the pool keeps no participant data
+	if s.all != nil {
+		if out, err := st.vm.Run(s.all, st.env); err == nil {
+			if res, ok := out.([]any); ok && len(res) == len(s.enabled) {
+				for j, v := range res {
+					if b, _ := v.(bool); b {
+						match(&s.rules[s.enabled[j]].Rule)
+					}
+				}
+				return
+			}
+		}
+	}
 	for i := range s.rules {
 		r := &s.rules[i]
 		if r.Disabled {
