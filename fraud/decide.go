@@ -163,6 +163,8 @@ type Settings struct {
 	BINs BINTable
 	// Velocity, when set, answers velocity attributes.
 	Velocity Velocity
+	// Now is the clock for attributes without a Time (nil: time.Now).
+	Now func() time.Time
 }
 
 // Match is one scored reason in a Decision.
@@ -215,6 +217,9 @@ func NewScreener(s Settings, ix *Index, rules *RuleSet) *Screener {
 	if s.Location == nil {
 		s.Location = time.UTC
 	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
 	sc := &Screener{set: s}
 	sc.SetIndex(ix)
 	sc.SetRules(rules)
@@ -248,7 +253,7 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 	n := s.set.Normaliser
 	at := a.Time
 	if at.IsZero() {
-		at = time.Now()
+		at = s.set.Now()
 	}
 	at = at.In(s.set.Location)
 	env := Env{

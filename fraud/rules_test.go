@@ -148,3 +148,27 @@ func TestEnvFillCoversEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestDisabledRulesDoNotMatch: in the one-program path and the per-rule
+// fallback alike.
+func TestDisabledRulesDoNotMatch(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		rules := []Rule{{Name: "on", When: "true", Score: 1}, {Name: "off", When: "true", Score: 1, Disabled: true}}
+		if fail {
+			rules = append(rules, Rule{Name: "boom", When: `int(data["n"]) > 0`, Score: 1})
+		}
+		set, err := Compile("t", rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		var failed []string
+		set.Eval(&Env{}, func(r *Rule) { got = append(got, r.Name) }, func(r *Rule, _ error) { failed = append(failed, r.Name) })
+		if len(got) != 1 || got[0] != "on" {
+			t.Errorf("fail=%v: matched %v", fail, got)
+		}
+		if fail != (len(failed) == 1) {
+			t.Errorf("fail=%v: failed %v", fail, failed)
+		}
+	}
+}
