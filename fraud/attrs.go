@@ -81,14 +81,17 @@ func (a *Attributes) Check() error {
 		if secretKey(k) {
 			return fmt.Errorf("participant data key %q names a card secret: %w", k, ErrSecret)
 		}
-		if HasPAN(v) {
+		if HasPAN(v) && !intlPhone(v) {
 			return fmt.Errorf("participant data %q holds a card number: %w", k, ErrSecret)
 		}
 		if HasPAN(k) {
 			return fmt.Errorf("participant data key holds a card number: %w", ErrSecret)
 		}
 	}
-	for name, v := range map[string]string{"caller": a.Caller, "verstat": a.Verstat, "route": a.Route, "queue": a.Queue, "agent": a.Agent} {
+	if HasPAN(a.Caller) && !intlPhone(a.Caller) {
+		return fmt.Errorf("caller holds a card number: %w", ErrSecret)
+	}
+	for name, v := range map[string]string{"verstat": a.Verstat, "route": a.Route, "queue": a.Queue, "agent": a.Agent} {
 		if HasPAN(v) {
 			return fmt.Errorf("%s holds a card number: %w", name, ErrSecret)
 		}
@@ -148,6 +151,24 @@ func HasPAN(s string) bool {
 		}
 	}
 	return flush()
+}
+
+// intlPhone reports whether s is a phone number written internationally
+// (with + or 00, or a SIP/tel URI of one) of at most 15 digits (ITU-T
+// E.164): such a number is not taken for a card number even when its
+// digits pass Luhn (one 13-15 digit number in ten does). A card number
+// written with a leading + is the price: 16-19 digit cards are still
+// refused.
+func intlPhone(s string) bool {
+	t := strings.TrimSpace(s)
+	if i := strings.IndexByte(t, ':'); i >= 0 {
+		t = t[i+1:]
+	}
+	if !strings.HasPrefix(t, "+") && !strings.HasPrefix(t, "00") {
+		return false
+	}
+	_, err := Normaliser{}.Phone(s)
+	return err == nil
 }
 
 // secretKey reports whether a participant-data key names a card secret.

@@ -138,3 +138,39 @@ func TestNormalise(t *testing.T) {
 	}
 	_ = netip.Addr{}
 }
+
+// TestLuhnValidPhoneNumbersPass: one 13-15 digit phone number in ten passes
+// Luhn; written internationally it is a caller, not a card.
+func TestLuhnValidPhoneNumbersPass(t *testing.T) {
+	var phone string
+	for x := '0'; x <= '9'; x++ {
+		if p := "+8613812345" + "67" + string(x); HasPAN(p) {
+			phone = p
+			break
+		}
+	}
+	if phone == "" {
+		t.Fatal("no Luhn-valid phone found")
+	}
+	s := NewScreener(Settings{MinimumScore: 1}, nil, nil)
+	for _, a := range []Attributes{{Caller: phone}, {Caller: "sip:" + phone + "@192.0.2.1"}, {Data: map[string]string{"phone": phone}}, {Caller: "00" + phone[1:]}} {
+		if _, err := s.Screen(context.Background(), a); err != nil {
+			t.Errorf("%+v: %v", a, err)
+		}
+	}
+	e := Entry{Type: TypePhone, Value: phone}
+	if err := e.Normalise(Normaliser{}); err != nil {
+		t.Errorf("phone entry: %v", err)
+	}
+	// Not written as a phone number, the same digits are refused; a
+	// 16-digit card with a + is still refused.
+	e = Entry{Type: TypeCustomerID, Value: phone[1:]}
+	if err := e.Normalise(Normaliser{}); !errors.Is(err, ErrSecret) {
+		t.Errorf("customer id: %v", err)
+	}
+	for _, a := range []Attributes{{Caller: phone[1:]}, {Caller: "+" + testCards[0]}, {Data: map[string]string{"x": "+" + testCards[1]}}} {
+		if _, err := s.Screen(context.Background(), a); !errors.Is(err, ErrSecret) {
+			t.Errorf("%d-char caller/data accepted: %v", len(a.Caller), err)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func (e *Entry) Normalise(n Normaliser) error {
 	if err != nil {
 		return err
 	}
-	if HasPAN(e.Value) || HasPAN(e.Comment) {
+	if HasPAN(e.Value) && !(t == TypePhone && intlPhone(e.Value)) || HasPAN(e.Comment) {
 		return fmt.Errorf("%s entry: %w", t, ErrSecret)
 	}
 	v, err := n.Value(t, e.Value)
