@@ -145,3 +145,26 @@ func TestScreenerSwapAndFailures(t *testing.T) {
 		t.Fatalf("after swap: %+v", d)
 	}
 }
+
+func TestBINTable(t *testing.T) {
+	tb, err := ParseBINTable(strings.NewReader("bin,brand,country\n411111,VISA,us\n41111199,VISA,gb\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, ok := tb.Lookup("41111199"); !ok || i.Country != "GB" {
+		t.Errorf("longest prefix: %+v", i)
+	}
+	if i, ok := tb.Lookup("4111112"); !ok || i.Country != "US" {
+		t.Errorf("6-digit prefix: %+v", i)
+	}
+	if _, ok := tb.Lookup("510510"); ok {
+		t.Error("absent BIN found")
+	}
+	for _, in := range []string{"bin,brand,country\n41111,VISA,US\n", "bin,brand,country\n411111,VISA\n", "bin,brand,country\n4111111111111111,VISA,US\n"} {
+		_, err := ParseBINTable(strings.NewReader(in))
+		var le *LineError
+		if !errors.As(err, &le) || le.Line != 2 || strings.Contains(err.Error(), "4111111111111111") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
