@@ -59,6 +59,8 @@ type Config struct {
 	Capture Capture `yaml:"capture"`
 	// Archive keeps finished interactions (docs/ARCHIVE.md).
 	Archive Archive `yaml:"archive"`
+	// Fraud is fraud screening of phone payments (docs/FRAUD.md).
+	Fraud Fraud `yaml:"fraud"`
 	// PCI, when true, turns media and protocol capture off whatever
 	// capture says, and says so at start (PCI DSS: no cardholder data in
 	// troubleshooting captures).
@@ -459,6 +461,7 @@ func Default() Config {
 			"tone": "tone",
 			"ring": "ring",
 		},
+		Fraud: defaultFraud(),
 		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 	}
@@ -630,6 +633,7 @@ func (c *Config) Validate() error {
 		bad("shutdown.mode", "unknown mode %q (want drain or hangup)", c.Shutdown.Mode)
 	}
 	c.validateLimits(bad)
+	c.validateFraud(bad)
 	for name, u := range c.Flows.Endpoints {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad("flows.endpoints."+name, "not an http(s) URL: %q", u)

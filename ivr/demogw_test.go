@@ -131,3 +131,62 @@ func BenchmarkRequestBody(b *testing.B) {
 		wipeBytes(body)
 	}
 }
+
+// TestDemoGatewayAuthoriseCaptureVoid: capture:false authorises only; a
+// reference is captured or voided once, by a request carrying no card.
+func TestDemoGatewayAuthoriseCaptureVoid(t *testing.T) {
+	g := NewDemoGW(testNow)
+	post := func(body string) (int, GatewayResponse) {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/pay", strings.NewReader(body)))
+		var resp GatewayResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatalf("response %q: %v", rec.Body.String(), err)
+		}
+		assertNoCard(t, "gateway response", rec.Body.String())
+		return rec.Code, resp
+	}
+	card := `"card_number":"` + visa + `","expiry":"1230","cvv":"123"`
+	code, sale := post(`{` + card + `}`)
+	if code != 200 || sale.Status != StatusCaptured {
+		t.Fatalf("sale: %d %+v", code, sale)
+	}
+	_, auth := post(`{` + card + `,"capture":false}`)
+	if auth.Result != GatewayApproved || auth.Status != StatusAuthorised {
+		t.Fatalf("authorise: %+v", auth)
+	}
+	if st, _ := g.Status(auth.Reference); st != StatusAuthorised {
+		t.Fatalf("status %q", st)
+	}
+	_, auth2 := post(`{` + card + `,"capture":false}`)
+	for name, tc := range map[string]struct {
+		body   string
+		code   int
+		reason string
+	}{
+		"sale cannot be captured": {`{"operation":"capture","reference":"` + sale.Reference + `"}`, 409, ReasonNotAuthorised},
+		"unknown reference":       {`{"operation":"void","reference":"DEMO-999999"}`, 404, ReasonUnknownRef},
+		"bad operation":           {`{"operation":"refund","reference":"` + auth.Reference + `"}`, 400, ReasonBadRequest},
+		"no reference":            {`{"operation":"capture"}`, 400, ReasonBadRequest},
+		"card with an operation":  {`{` + card + `,"operation":"capture","reference":"` + auth.Reference + `"}`, 400, ReasonBadRequest},
+	} {
+		if code, resp := post(tc.body); code != tc.code || resp.Reason != tc.reason {
+			t.Errorf("%s: %d %+v, want %d %s", name, code, resp, tc.code, tc.reason)
+		}
+	}
+	if code, resp := post(`{"operation":"capture","reference":"` + auth.Reference + `"}`); code != 200 || resp.Status != StatusCaptured {
+		t.Fatalf("capture: %d %+v", code, resp)
+	}
+	if code, resp := post(`{"operation":"void","reference":"` + auth.Reference + `"}`); code != 409 || resp.Status != StatusCaptured {
+		t.Fatalf("void after capture: %d %+v", code, resp)
+	}
+	if code, resp := post(`{"operation":"void","reference":"` + auth2.Reference + `"}`); code != 200 || resp.Status != StatusVoided {
+		t.Fatalf("void: %d %+v", code, resp)
+	}
+	if code, _ := post(`{"operation":"capture","reference":"` + auth2.Reference + `"}`); code != 409 {
+		t.Fatalf("capture after void: %d", code)
+	}
+	if st, _ := g.Status(auth2.Reference); st != StatusVoided {
+		t.Fatalf("status %q", st)
+	}
+}

@@ -27,7 +27,8 @@ commands:
   dtmf scan     list the DTMF digits found in a WAV recording
   flows check   validate a directory of IVR flows
   recording verify|info   check a recording's integrity (SHA-256 + HMAC sidecar), show its pause markers
-  archive search|show|audit   finished interactions (cloak archive -h)`)
+  archive search|show|audit|purge|reindex|delete-recording|anonymise   finished interactions (cloak archive -h)
+  fraud rules check       validate fraud rules (a YAML file or a directory of them)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRecording(args[1:], stdout, stderr)
 	case "archive":
 		return runArchive(args[1:], stdout, stderr)
+	case "fraud":
+		return runFraud(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0

@@ -1,0 +1,108 @@
+package config
+
+import (
+	"os"
+	"slices"
+	"time"
+)
+
+// Fraud configures fraud screening of phone payments and calls
+// (docs/FRAUD.md).
+type Fraud struct {
+	// Enabled turns screening on. Off by default: a demo needs no fraud
+	// data.
+	Enabled bool `yaml:"enabled"`
+	// MinimumScore: a payment whose total score (the sum over unique
+	// matches of static data and rules) is at or above it is held. At
+	// least 1.
+	MinimumScore int `yaml:"minimum_score"`
+	// RouteMinimumScores override MinimumScore per route (called user
+	// part).
+	RouteMinimumScores map[string]int `yaml:"route_minimum_scores"`
+	// DefaultScores is each static entry type's score for entries added
+	// without one: phone, email, postcode, extended_postcode, customer_id,
+	// bin, source. A type not listed scores 0.
+	DefaultScores map[string]int `yaml:"default_scores"`
+	// RulesFile is a YAML rules file, or a directory of them, seeding the
+	// rules; empty means no rules.
+	RulesFile string `yaml:"rules_file"`
+	// BINTable is a CSV file "bin,brand,country" giving a payment's card
+	// brand and country from its BIN; empty means none.
+	BINTable string `yaml:"bin_table"`
+	// DefaultCountryCode is the country calling code (E.164, 1 to 3
+	// digits) given to national numbers when normalising them
+	// ("07700 900123" → +447700900123).
+	DefaultCountryCode string `yaml:"default_country_code"`
+	// VelocityWindow is how far back payment velocity counts (payments,
+	// declines, distinct cards per caller): 1m to 744h.
+	VelocityWindow time.Duration `yaml:"velocity_window"`
+	// TimeZone is the IANA zone of the rules' hour and weekday and of
+	// "calls today".
+	TimeZone string `yaml:"time_zone"`
+}
+
+// FraudTypes are the static entry types default_scores may name.
+var FraudTypes = []string{"phone", "email", "postcode", "extended_postcode", "customer_id", "bin", "source"}
+
+// maxFraudScore bounds a score's magnitude.
+const maxFraudScore = 1_000_000
+
+// defaultFraud is Default()'s fraud section.
+func defaultFraud() Fraud {
+	return Fraud{
+		MinimumScore: 100,
+		DefaultScores: map[string]int{"phone": 100, "email": 60, "postcode": 30, "extended_postcode": 50,
+			"customer_id": 80, "bin": 40, "source": 60},
+		DefaultCountryCode: "44",
+		VelocityWindow:     24 * time.Hour,
+		TimeZone:           "UTC",
+	}
+}
+
+func (c *Config) validateFraud(bad func(path, format string, a ...any)) {
+	f := &c.Fraud
+	if f.MinimumScore < 1 || f.MinimumScore > maxFraudScore {
+		bad("fraud.minimum_score", "%d: want 1 to %d", f.MinimumScore, maxFraudScore)
+	}
+	for r, v := range f.RouteMinimumScores {
+		if v < 1 || v > maxFraudScore {
+			bad("fraud.route_minimum_scores."+r, "%d: want 1 to %d", v, maxFraudScore)
+		}
+	}
+	for t, v := range f.DefaultScores {
+		if !slices.Contains(FraudTypes, t) {
+			bad("fraud.default_scores."+t, "unknown type (want one of %v)", FraudTypes)
+		} else if v < -maxFraudScore || v > maxFraudScore {
+			bad("fraud.default_scores."+t, "%d: want -%d to %d", v, maxFraudScore, maxFraudScore)
+		}
+	}
+	cc := f.DefaultCountryCode
+	if cc != "" && (len(cc) > 3 || cc[0] == '0' || !allDigits(cc)) {
+		bad("fraud.default_country_code", "%q: want a country calling code, 1 to 3 digits (e.g. 44)", cc)
+	}
+	if f.VelocityWindow < time.Minute || f.VelocityWindow > 744*time.Hour {
+		bad("fraud.velocity_window", "%v: want 1m to 744h", f.VelocityWindow)
+	}
+	if _, err := time.LoadLocation(f.TimeZone); err != nil || f.TimeZone == "" {
+		bad("fraud.time_zone", "%q: not an IANA time zone", f.TimeZone)
+	}
+	if f.Enabled {
+		for path, file := range map[string]string{"fraud.rules_file": f.RulesFile, "fraud.bin_table": f.BINTable} {
+			if file == "" {
+				continue
+			}
+			if _, err := os.Stat(file); err != nil {
+				bad(path, "%v", err)
+			}
+		}
+	}
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,170 @@
+package fraud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exampleRules are docs/FRAUD.md's examples.
+const exampleRules = `rules:
+  - name: unverified-high-amount
+    when: payment && !verified && amount >= 500
+    score: 60
+    comment: caller ID not verified by the carrier and a large amount
+  - name: many-cards-per-caller
+    when: payment && cards_caller >= 3
+    score: 50
+  - name: night-foreign-card
+    when: payment && hour < 6 && country not in ["GB", "IE"]
+    score: 30
+`
+
+func token(c byte) string { return strings.Repeat(string(c), 64) }
+
+func newTestScreener(t *testing.T, vel Velocity) *Screener {
+	t.Helper()
+	n := Normaliser{CountryCode: "44"}
+	es, err := ParseCSV(strings.NewReader("type,value,score,comment\n"+
+		"phone,07700 900666,,chargeback\n"+
+		"email,bad@example.com,40,\n"+
+		"bin,411111,10,\n"+
+		"bin,41111111,15,\n"+
+		"source,198.51.100.0/24,,\n"), n, "test", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := NewIndex(es, map[Type]int{TypePhone: 100, TypeSource: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := ParseRules("example", strings.NewReader(exampleRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewScreener(Settings{MinimumScore: 100, RouteMinimumScores: map[string]int{"vip": 200}, Normaliser: n,
+		BINs: BINTable{"411111": {Brand: "VISA", Country: "US"}}, Velocity: vel,
+		Location: time.UTC}, ix, rules)
+}
+
+func TestDecision(t *testing.T) {
+	ctx := context.Background()
+	day := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
+	vel := &MemVelocity{}
+	for i, c := range []byte{'a', 'b', 'c', 'c'} {
+		if err := vel.Record(VelocityEvent{Time: day.Add(-time.Duration(i+1) * time.Hour), Caller: "+447700900555", Payment: true, CardToken: token(c), Declined: i == 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = vel.Record(VelocityEvent{Time: day.Add(-48 * time.Hour), Caller: "+447700900555", Payment: true, CardToken: token('d')})
+	if err := vel.Record(VelocityEvent{CardToken: "4111111111111111"}); !errors.Is(err, ErrSecret) {
+		t.Fatalf("velocity took a card: %v", err)
+	}
+	s := newTestScreener(t, vel)
+	pay := func(amount float64) *Payment {
+		return &Payment{BIN: "41111111", Last4: "1111", Amount: amount, Currency: "gbp", CardToken: token('e')}
+	}
+
+	// Blocked number, default score 100 = minimum: hold.
+	d, err := s.Screen(ctx, Attributes{Caller: "+44 7700 900666", Time: day})
+	if err != nil || !d.Hold || d.Score != 100 || len(d.Matches) != 1 || d.Matches[0].Comment != "chargeback" {
+		t.Fatalf("blocked number: %+v %v", d, err)
+	}
+	// Same on the vip route: its own minimum, proceed.
+	d, _ = s.Screen(ctx, Attributes{Caller: "07700900666", Route: "vip", Time: day})
+	if d.Hold || d.Minimum != 200 || d.Score != 100 {
+		t.Fatalf("vip route: %+v", d)
+	}
+	// A clean caller with a small payment: proceed; both BIN prefixes match
+	// (unique entries), nothing else.
+	d, _ = s.Screen(ctx, Attributes{Caller: "+447700900123", Verstat: "TN-Validation-Passed", Time: day, Payment: pay(20)})
+	if d.Hold || d.Score != 25 || len(d.Matches) != 2 {
+		t.Fatalf("clean: %+v", d)
+	}
+	// Unverified + high amount + email + source, each once.
+	d, _ = s.Screen(ctx, Attributes{Caller: "+447700900123", Verstat: "No-TN-Validation", Time: day, Payment: pay(900),
+		Source: netip.MustParseAddr("198.51.100.9"), Data: map[string]string{"email": "BAD@example.com"}})
+	if !d.Hold || d.Score != 25+40+25+60 {
+		t.Fatalf("unverified high: %+v", d)
+	}
+	kinds := ""
+	for _, m := range d.Matches {
+		kinds += m.Kind + ":" + string(m.Type) + m.Rule + " "
+	}
+	if kinds != "static:email static:source static:bin static:bin rule:unverified-high-amount " {
+		t.Fatalf("matches %q", kinds)
+	}
+	// Many cards per caller (3 distinct tokens in 24 h; the 48 h old one
+	// is outside the window) and a night-time foreign card (BIN table: US).
+	night := time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)
+	d, _ = s.Screen(ctx, Attributes{Caller: "+447700900555", Verstat: "TN-Validation-Passed", Time: day, Payment: pay(10)})
+	if d.Score != 25+50 {
+		t.Fatalf("many cards: %+v", d)
+	}
+	d, _ = s.Screen(ctx, Attributes{Caller: "+447700900123", Verstat: "TN-Validation-Passed", Time: night, Payment: pay(10)})
+	if d.Score != 25+30 {
+		t.Fatalf("night foreign: %+v", d)
+	}
+	// Nothing matched: never a hold, whatever the minimum.
+	z := NewScreener(Settings{MinimumScore: 0}, nil, nil)
+	if d, _ := z.Screen(ctx, Attributes{Caller: "+447700900123"}); d.Hold {
+		t.Fatal("held with no match")
+	}
+	// The decision as JSON (what the workbench shows) carries no secret.
+	b, _ := json.Marshal(d)
+	if strings.Contains(string(b), "4111111111111111") {
+		t.Fatal("card in decision")
+	}
+}
+
+type failingVelocity struct{}
+
+func (failingVelocity) Counts(context.Context, string, string, time.Time, time.Time) (Counts, error) {
+	return Counts{}, errors.New("archive down")
+}
+
+func TestScreenerSwapAndFailures(t *testing.T) {
+	ctx := context.Background()
+	s := newTestScreener(t, failingVelocity{})
+	d, err := s.Screen(ctx, Attributes{Caller: "+447700900123"})
+	if err != nil || d.VelocityError == "" {
+		t.Fatalf("velocity error not reported: %+v %v", d, err)
+	}
+	rs, err := Compile("t", []Rule{{Name: "div", When: `int(data["n"]) > 0`, Score: 5}, {Name: "all", When: "true", Score: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetRules(rs)
+	s.SetIndex(nil)
+	d, _ = s.Screen(ctx, Attributes{Caller: "07700900666"})
+	if d.Score != 7 || len(d.Matches) != 1 || len(d.RuleErrors) != 1 || d.RuleErrors[0] != "div" {
+		t.Fatalf("after swap: %+v", d)
+	}
+}
+
+func TestBINTable(t *testing.T) {
+	tb, err := ParseBINTable(strings.NewReader("bin,brand,country\n411111,VISA,us\n41111199,VISA,gb\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, ok := tb.Lookup("41111199"); !ok || i.Country != "GB" {
+		t.Errorf("longest prefix: %+v", i)
+	}
+	if i, ok := tb.Lookup("4111112"); !ok || i.Country != "US" {
+		t.Errorf("6-digit prefix: %+v", i)
+	}
+	if _, ok := tb.Lookup("510510"); ok {
+		t.Error("absent BIN found")
+	}
+	for _, in := range []string{"bin,brand,country\n41111,VISA,US\n", "bin,brand,country\n411111,VISA\n", "bin,brand,country\n4111111111111111,VISA,US\n"} {
+		_, err := ParseBINTable(strings.NewReader(in))
+		var le *LineError
+		if !errors.As(err, &le) || le.Line != 2 || strings.Contains(err.Error(), "4111111111111111") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
