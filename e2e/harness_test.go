@@ -306,6 +306,14 @@ routes:
 		c.cmd = exec.Command("ip", "netns", "exec", o.netns, cloakBin, "serve", "-config", cfgPath)
 	}
 	c.cmd.Dir = dir
+	c.run(t, logf)
+	return c
+}
+
+// run starts c.cmd, collects its stderr (and copies it to logf when not
+// nil), kills it at the test's end and waits for "cloak is ready".
+func (c *cloak) run(t *testing.T, logf io.WriteCloser) {
+	t.Helper()
 	pipe, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -320,8 +328,10 @@ routes:
 			c.mu.Lock()
 			c.stderr.Write(sc.Bytes())
 			c.stderr.WriteByte('\n')
-			_, _ = logf.Write(sc.Bytes())
-			_, _ = logf.Write([]byte{'\n'})
+			if logf != nil {
+				_, _ = logf.Write(sc.Bytes())
+				_, _ = logf.Write([]byte{'\n'})
+			}
 			c.mu.Unlock()
 			select {
 			case c.lines <- struct{}{}:
@@ -329,7 +339,9 @@ routes:
 			}
 		}
 		_, _ = io.Copy(io.Discard, pipe)
-		_ = logf.Close()
+		if logf != nil {
+			_ = logf.Close()
+		}
 		c.exitErr = c.cmd.Wait()
 		close(c.done)
 	}()
@@ -347,7 +359,6 @@ routes:
 	if !c.waitLog("cloak is ready", 15*time.Second) {
 		t.Fatalf("cloak did not get ready within 15s")
 	}
-	return c
 }
 
 // log returns cloak's stderr so far.

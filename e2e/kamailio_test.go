@@ -47,6 +47,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // cloak ($du) with tm; in-dialog requests follow their Route headers (or
 // the Request-URI, cloak's Contact). Modules come from the default path.
 func kamailioCfg(port, children, cloakPort int) string {
+	return proxyCfg(port, children, "", fmt.Sprintf(`	$du = "sip:127.0.0.1:%d";
+`, cloakPort))
+}
+
+// proxyCfg is the proxy both Kamailio tests run: modules beyond the
+// stateful core (with their modparams), and how a new request picks its
+// destination (selectDst, run before t_relay).
+func proxyCfg(port, children int, modules, selectDst string) string {
 	return fmt.Sprintf(`#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -60,7 +68,7 @@ loadmodule "rr.so"
 loadmodule "maxfwd.so"
 loadmodule "siputils.so"
 loadmodule "pv.so"
-
+%s
 request_route {
 	if (!mf_process_maxfwd_header("10")) {
 		sl_send_reply("483", "Too Many Hops");
@@ -81,13 +89,12 @@ request_route {
 	if (method == "INVITE") {
 		record_route();
 	}
-	$du = "sip:127.0.0.1:%d";
-	if (!t_relay()) {
+%s	if (!t_relay()) {
 		sl_reply_error();
 	}
 	exit;
 }
-`, children, port, cloakPort)
+`, children, port, modules, selectDst)
 }
 
 // startKamailio runs Kamailio in the foreground (-DD -E) with a generated

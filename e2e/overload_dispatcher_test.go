@@ -23,21 +23,7 @@ func dispatcherCfg(t *testing.T, port int, dir string, nodes ...int) string {
 	if err := os.WriteFile(listFile, []byte(list.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf(`#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-disable_tcp=yes
-auto_aliases=no
-listen=udp:127.0.0.1:%d
-
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "maxfwd.so"
-loadmodule "siputils.so"
-loadmodule "pv.so"
-loadmodule "dispatcher.so"
+	modules := fmt.Sprintf(`loadmodule "dispatcher.so"
 
 modparam("dispatcher", "list_file", "%s")
 modparam("dispatcher", "ds_ping_interval", 1)
@@ -45,37 +31,12 @@ modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
 modparam("dispatcher", "ds_inactive_threshold", 1)
 modparam("dispatcher", "ds_ping_from", "sip:dispatcher@127.0.0.1")
-
-request_route {
-	if (!mf_process_maxfwd_header("10")) {
-		sl_send_reply("483", "Too Many Hops");
-		exit;
-	}
-	if (has_totag()) {
-		loose_route();
-		t_relay();
-		exit;
-	}
-	if (method == "CANCEL") {
-		if (t_check_trans()) {
-			t_relay();
-		}
-		exit;
-	}
-	t_check_trans();
-	if (method == "INVITE") {
-		record_route();
-	}
-	if (!ds_select_dst("1", "4")) {
+`, listFile)
+	return proxyCfg(port, 2, modules, `	if (!ds_select_dst("1", "4")) {
 		sl_send_reply("503", "No node available");
 		exit;
 	}
-	if (!t_relay()) {
-		sl_reply_error();
-	}
-	exit;
-}
-`, port, listFile)
+`)
 }
 
 // TestOverloadDispatcherMovesTraffic: two cloak nodes behind Kamailio's

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,44 +156,7 @@ func startCloakFlags(t *testing.T) *cloak {
 		"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
 		"-data", c.dataDir)
 	c.cmd.Dir = dir
-	pipe, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.stderr.Write(sc.Bytes())
-			c.stderr.WriteByte('\n')
-			c.mu.Unlock()
-			select {
-			case c.lines <- struct{}{}:
-			default:
-			}
-		}
-		_, _ = io.Copy(io.Discard, pipe)
-		c.exitErr = c.cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			t.Logf("cloak stderr:\n%s", c.log())
-		}
-	})
-	if !c.waitLog("cloak is ready", 15*time.Second) {
-		t.Fatalf("cloak did not get ready within 15s")
-	}
+	c.run(t, nil)
 	return c
 }
 
