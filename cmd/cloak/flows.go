@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/cloak-voip/cloak/ivr"
 )
@@ -16,32 +18,10 @@ import (
 // and step. Exit status: 0 all good, 1 problems found, 2 usage error or an
 // unreadable directory.
 func runFlows(args []string, stdout, stderr io.Writer) int {
-	usage := func() {
-		fmt.Fprintln(stderr, "usage: cloak flows check [-q] DIR")
+	quiet, dir, code, ok := checkArgs(args, []string{"check"}, "cloak flows check [-q] DIR", "flows", stderr)
+	if !ok {
+		return code
 	}
-	if len(args) == 0 || args[0] != "check" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-			usage()
-			return 0
-		}
-		usage()
-		return 2
-	}
-	fl := flag.NewFlagSet("flows check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	quiet := fl.Bool("q", false, "print nothing when all flows are valid")
-	fl.Usage = usage
-	if err := fl.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fl.NArg() != 1 {
-		usage()
-		return 2
-	}
-	dir := fl.Arg(0)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		fmt.Fprintf(stderr, "cloak flows check: %s is not a readable directory\n", dir)
 		return 2
@@ -62,7 +42,7 @@ func runFlows(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cloak flows check: %s: %v\n", describeDir(dir), err)
 		return 1
 	}
-	if !*quiet {
+	if !quiet {
 		fmt.Fprintf(stdout, "ok: %d flow(s) in %s: %v\n", len(set.Names()), dir, set.Names())
 	}
 	return 0
@@ -77,4 +57,35 @@ func describeDir(dir string) string {
 		return fmt.Sprintf("%s (%s)", dir, abs)
 	}
 	return dir
+}
+
+// checkArgs parses a check command's arguments (`cloak flows check`,
+// `cloak fraud rules check`): the command's words, then [-q] and one
+// operand. When ok is false the command returns code (0 for help, 2 for a
+// usage error) at once.
+func checkArgs(args, words []string, usageLine, what string, stderr io.Writer) (quiet bool, operand string, code int, ok bool) {
+	usage := func() { fmt.Fprintln(stderr, "usage: "+usageLine) }
+	if len(args) < len(words) || !slices.Equal(args[:len(words)], words) {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+			usage()
+			return false, "", 0, false
+		}
+		usage()
+		return false, "", 2, false
+	}
+	fl := flag.NewFlagSet(strings.Join(append([]string{what}, words...), " "), flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	q := fl.Bool("q", false, "print nothing when all "+what+" are valid")
+	fl.Usage = usage
+	if err := fl.Parse(args[len(words):]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, "", 0, false
+		}
+		return false, "", 2, false
+	}
+	if fl.NArg() != 1 {
+		usage()
+		return false, "", 2, false
+	}
+	return *q, fl.Arg(0), 0, true
 }

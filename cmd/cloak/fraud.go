@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -17,32 +15,11 @@ import (
 // The data, holds, release and reject commands of issue 24 are not built
 // yet.
 func runFraud(args []string, stdout, stderr io.Writer) int {
-	usage := func() {
-		fmt.Fprintln(stderr, "usage: cloak fraud rules check [-q] FILE|DIR")
+	quiet, path, code, ok := checkArgs(args, []string{"rules", "check"}, "cloak fraud rules check [-q] FILE|DIR", "rules", stderr)
+	if !ok {
+		return code
 	}
-	if len(args) < 2 || args[0] != "rules" || args[1] != "check" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-			usage()
-			return 0
-		}
-		usage()
-		return 2
-	}
-	fl := flag.NewFlagSet("fraud rules check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	quiet := fl.Bool("q", false, "print nothing when all rules are valid")
-	fl.Usage = usage
-	if err := fl.Parse(args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fl.NArg() != 1 {
-		usage()
-		return 2
-	}
-	set, err := fraud.LoadRules(fl.Arg(0))
+	set, err := fraud.LoadRules(path)
 	if err != nil {
 		n := 0
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -51,15 +28,15 @@ func runFraud(args []string, stdout, stderr io.Writer) int {
 				n++
 			}
 		}
-		fmt.Fprintf(stderr, "cloak fraud rules check: %d problem(s) in %s\n", n, fl.Arg(0))
+		fmt.Fprintf(stderr, "cloak fraud rules check: %d problem(s) in %s\n", n, path)
 		return 1
 	}
-	if !*quiet {
+	if !quiet {
 		names := make([]string, 0, set.Len())
 		for _, r := range set.Rules() {
 			names = append(names, r.Name)
 		}
-		fmt.Fprintf(stdout, "ok: %d rule(s) in %s: %v\n", set.Len(), fl.Arg(0), names)
+		fmt.Fprintf(stdout, "ok: %d rule(s) in %s: %v\n", set.Len(), path, names)
 	}
 	return 0
 }
