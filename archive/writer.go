@@ -190,7 +190,7 @@ func (w *Writer) write(batch []Interaction) {
 		cancel()
 		if err == nil {
 			if !incident.IsZero() {
-				w.o.Log.Warn().Dur("down_for", time.Since(incident).Round(time.Millisecond)).Msg("archive database available again: writing")
+				w.o.Log.Warn().Str("down_for", time.Since(incident).Round(time.Millisecond).String()).Msg("archive database available again: writing")
 			}
 			return
 		}
