@@ -205,6 +205,7 @@ func (s *Session) provisional(code int, reason string) error {
 	if final {
 		return ErrAnswered
 	}
+	s.srv.messages.response(code)
 	return s.dlg.Respond(code, reason, nil)
 }
 
@@ -237,6 +238,7 @@ func (s *Session) Reject(code int, reason string) error {
 		hdrs = append(hdrs, siplib.NewHeader("Retry-After", "5"))
 	}
 	s.log.Info().Int("status", code).Msg("call rejected")
+	s.srv.messages.response(code)
 	return s.dlg.Respond(code, reason, nil, hdrs...)
 }
 
@@ -273,6 +275,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 	s.mu.Unlock()
 	s.finalDecided()
 
+	s.srv.messages.response(200)
 	if err := s.dlg.Respond(200, "OK", body,
 		siplib.NewHeader("Content-Type", "application/sdp"),
 		siplib.NewHeader("Allow", Allowed)); err != nil {
@@ -513,6 +516,7 @@ func (d *dialogState) answerReoffer(srv *Server, log zerolog.Logger, req *siplib
 	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
 	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(siplib.HeaderClone(contact))
+	srv.messages.response(200)
 	if err := tx.Respond(res); err != nil {
 		return nil
 	}
