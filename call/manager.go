@@ -82,6 +82,9 @@ type Config struct {
 	DTMFRoutes map[string]dtmf.Policy
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
+	// Metrics, when set, is told of calls, secure segments, digits,
+	// queue waits and recordings (see Metrics); nil counts nothing.
+	Metrics Metrics
 }
 
 // Manager answers calls. It implements sip.Handler.
@@ -104,6 +107,7 @@ type Manager struct {
 	wg   sync.WaitGroup
 
 	recStats recordingStats
+	met      Metrics // cfg.Metrics, or one that counts nothing
 }
 
 // Dialer places outbound legs (the SIP server).
@@ -146,6 +150,10 @@ func NewManager(cfg Config) (*Manager, error) {
 		calls:    map[string]*Interaction{},
 		prompts:  map[string]*media.Prompt{},
 		stop:     make(chan struct{}),
+		met:      cfg.Metrics,
+	}
+	if m.met == nil {
+		m.met = nopMetrics{}
 	}
 	if cfg.Flows != nil {
 		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints}
@@ -310,6 +318,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	defer c.close()
 	m.register(c)
 	defer m.unregister(c)
+	m.met.CallStarted(routeLabel(target))
 
 	s.SetCallbacks(c.onMediaChange, infoHandler(c.onDigitReceived))
 	if early {

@@ -123,11 +123,12 @@ func (c *Interaction) finishRecording() {
 		return
 	}
 	res, err := rec.Close()
+	st := rec.Stats()
+	c.m.met.RecordingClosed(st)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("recording failed")
 		return
 	}
-	st := rec.Stats()
 	c.log.Info().Str("file", res.WAV).Str("status", res.Meta.State()).Uint64("dropped", st.Dropped).Msg("recording saved")
 }
 
