@@ -12,6 +12,7 @@ import (
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/metrics"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
@@ -132,6 +133,12 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	space := recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct})
+	callMetrics := metrics.NewCalls() // the call layer's series; the rest join once the SIP server exists
+	metAccess, err := metricsAccess(cfg.Metrics)
+	if err != nil {
+		return err
+	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
@@ -148,12 +155,13 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		RecordingKey:      rec.key,
 		RecordRoutes:      cfg.Recording.Routes,
 		RecordDefault:     cfg.Recording.Default,
-		RecordingSpace:    recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct}),
+		RecordingSpace:    space,
 		RecordOnNoSpace:   cfg.Recording.OnUnavailable,
 		Capture:           caps,
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
 		Log:               log,
+		Metrics:           callMetrics,
 	})
 	if err != nil {
 		return err
@@ -204,7 +212,16 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			addOverloadStats(out, mon, st.RefusedBy, st.ProbesRefused)
 			return out
 		}
-		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
+		api := admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof})
+		if cfg.Metrics.Enabled {
+			met, err := nodeMetrics(callMetrics, srv, pool, poller, mon, authLim, mgr, space)
+			if err != nil {
+				_ = srv.Close()
+				return fmt.Errorf("metrics: %w", err)
+			}
+			api = withMetrics(api, met, metAccess)
+		}
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, api)
 		if err != nil {
 			_ = srv.Close()
 			return bindError("admin.listen", cfg.Admin.Listen, err)
