@@ -30,7 +30,9 @@ type Calls struct {
 	all          []prometheus.Collector
 }
 
-func newCalls() *Calls {
+// NewCalls returns the call layer's series, to hand to call.Config
+// before the rest of the node (and New) exists.
+func NewCalls() *Calls {
 	c := &Calls{
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cloak_calls_active",
 			Help: "Calls in progress, by route (the target configured for the called user part)."}, []string{"route"}),

@@ -42,6 +42,8 @@ type Sources struct {
 	// scrape time, named cloak_rtcp_… with a direction label and no call
 	// id, and docs/METRICS.md gains its rows.
 	Extra []prometheus.Collector
+	// Calls is the call layer's series (NewCalls); nil makes new ones.
+	Calls *Calls
 }
 
 // Metrics is one node's registry: the scrape-time collector over Sources,
@@ -59,7 +61,10 @@ func New(src Sources) (*Metrics, error) {
 		src.RTP = media.Totals
 	}
 	reg := prometheus.NewRegistry()
-	calls := newCalls()
+	calls := src.Calls
+	if calls == nil {
+		calls = NewCalls()
+	}
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cloak"}),

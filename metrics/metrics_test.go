@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -267,24 +266,14 @@ func TestAccess(t *testing.T) {
 	}
 }
 
-// phoneLike and idLike are what a label value must never look like: a
-// phone number (7+ digits, maybe with +), a SIP URI's user part with
-// digits, a call id (a long hex or UUID-ish token or anything with @).
-var (
-	phoneLike = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{6,}$`)
-	idLike    = regexp.MustCompile(`@|^[0-9a-fA-F-]{16,}$|sip:`)
-)
-
 // CheckLabels walks every label of every series gathered and returns an
-// error naming the first value that looks like a phone number or a call
-// id; any value longer than 48 bytes is refused too.
+// error naming the first value LooksPrivate refuses.
 func CheckLabels(families []*dto.MetricFamily) error {
 	for _, mf := range families {
 		for _, mt := range mf.GetMetric() {
 			for _, lp := range mt.GetLabel() {
-				v := lp.GetValue()
-				if phoneLike.MatchString(v) || idLike.MatchString(v) || len(v) > 48 {
-					return errors.New(mf.GetName() + "{" + lp.GetName() + "=" + v + "}: looks like a number or an id")
+				if LooksPrivate(lp.GetValue()) {
+					return errors.New(mf.GetName() + "{" + lp.GetName() + "=" + lp.GetValue() + "}: looks like a number or an id")
 				}
 			}
 		}
