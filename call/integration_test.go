@@ -36,6 +36,7 @@ type harness struct {
 	dc     *sipgo.DialogClientCache
 	uaPort int
 	byes   chan string // Call-IDs of BYEs cloak sent us
+	met    *metricsRecorder
 }
 
 type opts struct {
@@ -134,7 +135,8 @@ func newHarness(t *testing.T, o opts) *harness {
 	clock := media.NewClock(media.DefaultClockInterval)
 	clock.Start()
 	t.Cleanup(clock.Stop)
-	mgr, err := call.NewManager(call.Config{Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
+	met := &metricsRecorder{}
+	mgr, err := call.NewManager(call.Config{Metrics: met,Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
@@ -164,7 +166,7 @@ func newHarness(t *testing.T, o opts) *harness {
 
 	// The calling side: a sipgo UA listening on its own port so that
 	// cloak's BYE reaches it.
-	h := &harness{t: t, logs: logs, addr: addr, srv: srv, mgr: mgr, pool: pool, uaPort: freePort(t), byes: make(chan string, 8)}
+	h := &harness{met: met, t: t, logs: logs, addr: addr, srv: srv, mgr: mgr, pool: pool, uaPort: freePort(t), byes: make(chan string, 8)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ type Metrics interface {
 
 // Endings are the values CallEnded's ending takes: why a call ended,
 // folded from the interaction's reason into a bounded set.
-var Endings = []string{"caller_hangup", "caller_cancel", "rejected", "agent_hangup", "flow_hangup",
+var Endings = []string{"caller_hangup", "caller_cancel", "no_ack", "rejected", "agent_hangup", "flow_hangup",
 	"flow_finished", "secure_flow_ended", "dial_failed", "played", "rtp_timeout", "shutdown", "error", "other"}
 
 // ending folds an interaction's end reason (and, when nothing of cloak's
@@ -46,10 +46,12 @@ func ending(reason, sipReason string) string {
 	switch {
 	case reason == "closed":
 		switch {
-		case sipReason == "" || sipReason == "hangup":
+		case sipReason == "bye" || sipReason == "" || sipReason == "hangup":
 			return "caller_hangup"
 		case sipReason == "cancel":
 			return "caller_cancel"
+		case sipReason == "no ACK":
+			return "no_ack"
 		case strings.HasPrefix(sipReason, "rejected"):
 			return "rejected"
 		}
