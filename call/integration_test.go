@@ -136,7 +136,7 @@ func newHarness(t *testing.T, o opts) *harness {
 	clock.Start()
 	t.Cleanup(clock.Stop)
 	met := &metricsRecorder{}
-	mgr, err := call.NewManager(call.Config{Metrics: met,Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
+	mgr, err := call.NewManager(call.Config{Metrics: met, Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
