@@ -46,3 +46,22 @@ func TestTotalsKeepClosedEndpoints(t *testing.T) {
 		t.Fatal("a second Close counted the leg twice")
 	}
 }
+
+// BenchmarkTotals is a scrape's cost of the RTP series with 1,000 legs
+// open (about 15 atomic loads a leg, under the totals lock).
+func BenchmarkTotals(b *testing.B) {
+	legs := make([]*Endpoint, 1000)
+	for i := range legs {
+		legs[i] = &Endpoint{}
+		legs[i].joinTotals()
+	}
+	b.Cleanup(func() {
+		for _, e := range legs {
+			e.leaveTotals()
+		}
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = Totals()
+	}
+}

@@ -7,6 +7,8 @@
 #   multimon-ng                       independent DTMF decoding
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
+#   prometheus, promtool (prometheus) a real scraper of /metrics, and its linter
+#                                     (e2e TestPrometheusScrapesCalls, metrics/)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
 # apt-get runs noninteractively; tshark's debconf question (may non-root
@@ -23,6 +25,8 @@ declare -A pkg=(
 	[curl]=curl
 	[ss]=iproute2
 	[python3]=python3
+	[prometheus]=prometheus
+	[promtool]=prometheus
 )
 
 tools=("${!pkg[@]}")
