@@ -109,3 +109,28 @@ func TestDashboardNamesExistingSeries(t *testing.T) {
 		t.Errorf("promtool check rules over the dashboard's queries: %v\n%s", err, out)
 	}
 }
+
+// TestMetricsDocListsEverySeries: docs/METRICS.md names every cloak_
+// series the node exposes, and names none it does not.
+func TestMetricsDocListsEverySeries(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "METRICS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	names := exposedNames(t)
+	for n := range names {
+		if !strings.HasPrefix(n, "cloak_") || strings.HasPrefix(n, "cloak_process_") ||
+			strings.HasSuffix(n, "_bucket") || strings.HasSuffix(n, "_sum") || strings.HasSuffix(n, "_count") {
+			continue
+		}
+		if !strings.Contains(doc, "`"+n+"`") {
+			t.Errorf("docs/METRICS.md does not list %s", n)
+		}
+	}
+	for _, table := range regexp.MustCompile("(?m)^\\| `(cloak_[a-z0-9_]+)`").FindAllStringSubmatch(doc, -1) {
+		if !names[table[1]] {
+			t.Errorf("docs/METRICS.md lists %s, which cloak does not expose", table[1])
+		}
+	}
+}
