@@ -544,6 +544,9 @@ func TestConcurrentCallCapAndPortExhaustionAre503(t *testing.T) {
 		if _, err := h.invite(ctx, "echo", pcmuOffer(40002)); statusOf(err) != 503 {
 			t.Fatalf("second call: %v, want 503", err)
 		}
+		if by := h.srv.Stats().RefusedBy; by[csip.RefusedPorts] != 1 {
+			t.Errorf("refusals by reason %v, want ports: 1", by)
+		}
 		d.Bye(ctx)
 		waitFor(t, "port back in the pool", func() bool { return h.pool.InUse() == 0 })
 		d2, err := h.invite(ctx, "echo", pcmuOffer(40000))

@@ -293,13 +293,13 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	mediaAddr, err := m.mediaAddrFor(s.Source().Addr())
 	if err != nil {
 		log.Warn().Err(err).Msg("no address to advertise for RTP")
-		_ = s.Reject(503, "Service Unavailable")
+		_ = s.Refuse(sip.RefusedPorts)
 		return
 	}
 	conn, port, err := m.cfg.Pool.Open()
 	if err != nil {
 		log.Warn().Err(err).Msg("no RTP port for call")
-		_ = s.Reject(503, "Service Unavailable")
+		_ = s.Refuse(sip.RefusedPorts)
 		return
 	}
 	offered, early := s.Offer()

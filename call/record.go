@@ -74,7 +74,7 @@ func (m *Manager) admitRecording(s *sip.Session) bool {
 	m.recStats.unavailable.Add(1)
 	log := s.Log()
 	log.Warn().Err(err).Msg("call refused: recording unavailable (recording.on_unavailable refuse)")
-	_ = s.Reject(503, "Service Unavailable")
+	_ = s.Refuse(sip.RefusedDisk)
 	return false
 }
 

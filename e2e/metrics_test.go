@@ -98,12 +98,7 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 	}
 
 	// promtool over the exposition as it stands after the calls.
-	res, err := http.Get(c.adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	body := []byte(scrapeMetrics(t, c))
 	cmd := exec.Command("promtool", "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
@@ -247,4 +242,19 @@ func promSeries(t *testing.T, base, match string) []map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// scrapeMetrics returns cloak's /metrics exposition (a loopback client).
+func scrapeMetrics(t *testing.T, c *cloak) string {
+	t.Helper()
+	res, err := http.Get(c.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", res.StatusCode, err)
+	}
+	return string(b)
 }

@@ -25,7 +25,7 @@ var (
 	dSIPSessions   = desc("cloak_sip_sessions_active", "SIP sessions (answered or being answered) now.")
 	dSIPRequests   = desc("cloak_sip_requests_total", "SIP requests received, by method (other: any method not listed).", "method")
 	dSIPResponses  = desc("cloak_sip_responses_total", "SIP responses sent, by status code (2xx retransmissions not counted).", "code")
-	dSIPRefused    = desc("cloak_sip_refused_total", "INVITEs refused with 503, by reason: draining (shutdown), max_calls, call (no RTP port or no room to record), or the admission signal that refused it (lag, cpu, recorder_backlog, calls).", "reason")
+	dSIPRefused    = desc("cloak_sip_refused_total", "INVITEs refused with 503, by reason: draining (shutdown), max_calls, ports (no RTP port), disk (no room to record), call (the call layer, other), or the admission signal that refused it (lag, cpu, recorder_backlog, calls).", "reason")
 	dSIPProbes     = desc("cloak_sip_options_refused_total", "OPTIONS answered 503 while admission control refused calls.")
 	dSIPForbidden  = desc("cloak_sip_forbidden_total", "Requests refused by the source allow-list (403).")
 	dSIPBad        = desc("cloak_sip_bad_requests_total", "Requests refused with 400.")
