@@ -353,6 +353,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	// callback (late offer, re-INVITEs) in order: agreed is used only for
 	// the codec name.
 	c.answered.CompareAndSwap(0, time.Now().UnixNano())
+	m.met.CallAnswered(routeLabel(target), time.Since(c.created))
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
 	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)

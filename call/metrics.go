@@ -18,6 +18,9 @@ import (
 type Metrics interface {
 	// CallStarted: a call on route was taken (before it is answered).
 	CallStarted(route string)
+	// CallAnswered: cloak answered the call on route d after taking it
+	// (its own set-up: RTP port, media address, recording admission).
+	CallAnswered(route string, d time.Duration)
 	// CallEnded: the call ended as ending (one of Endings) after d.
 	CallEnded(route, ending string, d time.Duration)
 	// SecureStarted: a secure segment of flow began.
@@ -94,6 +97,7 @@ func routeLabel(target string) string {
 type nopMetrics struct{}
 
 func (nopMetrics) CallStarted(string)                        {}
+func (nopMetrics) CallAnswered(string, time.Duration)        {}
 func (nopMetrics) CallEnded(string, string, time.Duration)   {}
 func (nopMetrics) SecureStarted(string)                      {}
 func (nopMetrics) SecureEnded(string, string, time.Duration) {}

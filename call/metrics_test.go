@@ -42,6 +42,9 @@ func (m *metricsRecorder) count(prefix string) int {
 }
 
 func (m *metricsRecorder) CallStarted(route string) { m.add("started %s", route) }
+func (m *metricsRecorder) CallAnswered(route string, d time.Duration) {
+	m.add("answered %s %v", route, d > 0 && d < 5*time.Second)
+}
 func (m *metricsRecorder) CallEnded(route, ending string, d time.Duration) {
 	m.add("ended %s %s", route, ending)
 }
@@ -85,7 +88,8 @@ func TestMetricsSeeCallsAndEndings(t *testing.T) {
 		t.Fatal("no BYE after RTP inactivity")
 	}
 	waitFor(t, "second call ended", func() bool { return h.met.count("ended ") == 2 })
-	want := []string{"started echo", "ended echo caller_hangup", "started echo", "ended echo rtp_timeout"}
+	want := []string{"started echo", "answered echo true", "ended echo caller_hangup",
+		"started echo", "answered echo true", "ended echo rtp_timeout"}
 	if got := h.met.list(); !slices.Equal(got, want) {
 		t.Fatalf("metrics events %q, want %q", got, want)
 	}

@@ -68,6 +68,8 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 		`cloak_secure_segment_duration_seconds_sum{flow="pay"} > 1`,
 		`cloak_dtmf_digits_total{source="rfc4733"} >= 16`,
 		`cloak_call_duration_seconds_count{route="echo"} >= 3`,
+		`cloak_call_answer_seconds_count{route="flow:pay"} >= 1`,
+		`histogram_quantile(0.5, sum by (le) (rate(cloak_call_answer_seconds_bucket[5m]))) < 0.5`,
 	} {
 		waitProm(t, prom, q, 10*time.Second)
 	}
@@ -90,7 +92,7 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 			if k == "instance" || k == "job" {
 				continue // Prometheus's own: the scrape target
 			}
-			if metrics.LooksPrivate(v) || strings.Contains(v, did) || strings.Contains(v, "caller") {
+			if metrics.LooksPrivate(v) || strings.Contains(v, did) || v == "caller" || v == "sipp" { // sipp's From users
 				t.Errorf("series %s: label %s=%q looks like a number, an id or a user", s["__name__"], k, v)
 				bad++
 			}

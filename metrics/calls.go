@@ -15,6 +15,7 @@ type Calls struct {
 	started      *prometheus.CounterVec
 	ended        *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
+	answer       *prometheus.HistogramVec
 	secStarted   *prometheus.CounterVec
 	secEnded     *prometheus.CounterVec
 	secActive    prometheus.Gauge
@@ -43,6 +44,9 @@ func NewCalls() *Calls {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cloak_call_duration_seconds",
 			Help:    "Time from taking a call to its end, by route.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600}}, []string{"route"}),
+		answer: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cloak_call_answer_seconds",
+			Help:    "Time from taking a call to answering it (cloak's own set-up: RTP port, media address, recording admission), by route.",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}}, []string{"route"}),
 		secStarted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cloak_secure_segments_started_total",
 			Help: "Secure segments begun, by flow."}, []string{"flow"}),
 		secEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cloak_secure_segments_ended_total",
@@ -70,7 +74,7 @@ func NewCalls() *Calls {
 		recPaused: prometheus.NewCounter(prometheus.CounterOpts{Name: "cloak_recorder_paused_seconds_total",
 			Help: "Time recordings spent paused, counted when each recording closes."}),
 	}
-	c.all = []prometheus.Collector{c.active, c.started, c.ended, c.duration, c.secStarted, c.secEnded, c.secActive,
+	c.all = []prometheus.Collector{c.active, c.started, c.ended, c.duration, c.answer, c.secStarted, c.secEnded, c.secActive,
 		c.secDuration, c.digits, c.queueWaiting, c.queueWait, c.recordings, c.recWritten, c.recSilenced, c.recDropped, c.recPaused}
 	return c
 }
@@ -93,6 +97,11 @@ func (c *Calls) Collect(ch chan<- prometheus.Metric) {
 func (c *Calls) CallStarted(route string) {
 	c.active.WithLabelValues(route).Inc()
 	c.started.WithLabelValues(route).Inc()
+}
+
+// CallAnswered implements call.Metrics.
+func (c *Calls) CallAnswered(route string, d time.Duration) {
+	c.answer.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // CallEnded implements call.Metrics.

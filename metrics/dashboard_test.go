@@ -36,6 +36,7 @@ func exposedNames(t *testing.T) map[string]bool {
 	m, _ := newTest(t)
 	c := m.Calls()
 	c.CallStarted("echo")
+	c.CallAnswered("echo", time.Millisecond)
 	c.CallEnded("echo", "caller_hangup", time.Second)
 	c.SecureStarted("pay")
 	c.SecureEnded("pay", "left", time.Second)
