@@ -78,6 +78,12 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 		t.Errorf("RTP dropped %s packets of a clean run", v)
 	}
 
+	// What a scrape costs as Prometheus saw it (a figure for the docs).
+	t.Logf("scrape: max %ss, mean %ss, %s samples",
+		queryProm(t, prom, `max_over_time(scrape_duration_seconds{job="cloak"}[5m])`),
+		queryProm(t, prom, `avg_over_time(scrape_duration_seconds{job="cloak"}[5m])`),
+		queryProm(t, prom, `scrape_samples_scraped{job="cloak"}`))
+
 	// Every label value of every cloak series Prometheus stored.
 	series := promSeries(t, prom, `{__name__=~"cloak_.+"}`)
 	if len(series) < 50 {
