@@ -18,7 +18,7 @@ func TestStatsAddSumsEveryField(t *testing.T) {
 	sv := reflect.ValueOf(sum)
 	for i := range sv.NumField() {
 		if got := sv.Field(i).Uint(); got != 2 {
-			t.Errorf("Stats.%s: add gives %d, want 2", sv.Type().Field(i).Name, got)
+			t.Errorf("Stats.%s: add gives %d, want 2: add the field to Stats.add in media/totals.go (and a series in metrics/collector.go)", sv.Type().Field(i).Name, got)
 		}
 	}
 }
