@@ -34,6 +34,9 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 	o := ivrOpts("")
 	o.routes[did] = "flow:pay"
 	c := startCloak(t, o)
+	if !strings.Contains(c.log(), `"metrics":"loopback clients"`) {
+		t.Error(`the ready line does not say who may scrape /metrics ("metrics":"loopback clients")`)
+	}
 	prom := startPrometheus(t, strings.TrimPrefix(c.adminURL, "http://"))
 
 	// Prometheus sees cloak up before any call.

@@ -204,7 +204,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return bindError("sip.listen", listen.String(), err)
 	}
 	go mon.Run(runCtx)
-	adminAddr := "off"
+	adminAddr, metricsMode := "off", "off"
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
 			out := stats(srv, pool, authLim, mgr, poller)
@@ -220,6 +220,10 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				return fmt.Errorf("metrics: %w", err)
 			}
 			api = withMetrics(api, met, metAccess)
+			metricsMode = "loopback clients" // who may scrape /metrics, for the ready line
+			if metAccess.Token != "" {
+				metricsMode = "bearer token"
+			}
 		}
 		addr, err := startAdmin(runCtx, cfg.Admin.Listen, api)
 		if err != nil {
@@ -230,7 +234,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	// Every listener is bound: only now is cloak ready.
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
-		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).
+		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).Str("metrics", metricsMode).
 		Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if opts.Ready != nil {
 		opts.Ready(srv)
