@@ -81,6 +81,9 @@ type Stats struct {
 	Keys    int    // keys remembered now
 	Locks   uint64 // locks ever started
 	Evicted uint64 // keys dropped because the table was full
+	// Failures counts calls of Fail (failed attempts, each counted once
+	// whatever the number of keys it names).
+	Failures uint64
 }
 
 type entry struct {
@@ -99,6 +102,7 @@ type Limiter struct {
 	lastSweep time.Time
 	locks     uint64
 	evicted   uint64
+	failures  uint64
 }
 
 // New returns a Limiter, or an error wrapping ErrConfig.
@@ -175,6 +179,7 @@ func (l *Limiter) Fail(keys ...string) []Lock {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.failures++
 	var locked []Lock
 	for _, k := range keys {
 		e := l.live(k, now)
@@ -276,5 +281,5 @@ func worse(a, b *entry) bool {
 func (l *Limiter) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return Stats{Keys: len(l.keys), Locks: l.locks, Evicted: l.evicted}
+	return Stats{Keys: len(l.keys), Locks: l.locks, Evicted: l.evicted, Failures: l.failures}
 }

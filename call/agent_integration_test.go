@@ -497,6 +497,9 @@ func TestQueueOffersLongestIdleThenNextOnNoAnswer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if h.met.count("unqueued sales answered") != 1 {
+		t.Errorf("metrics events %q: want the caller leaving sales answered", h.met.list())
+	}
 	d.Bye(ctx)
 }
 
@@ -525,6 +528,9 @@ func TestQueueTimeoutWhenNoAgentAnswers(t *testing.T) {
 	}
 	if st := h.mgr.Directory().Agents()[0].State; st != "available" {
 		t.Fatalf("dave is %s after ringing out", st)
+	}
+	if h.met.count("queued sales") != 1 || h.met.count("unqueued sales timeout") != 1 {
+		t.Errorf("metrics events %q: want the caller queued in sales once and leaving it on timeout", h.met.list())
 	}
 }
 

@@ -144,7 +144,7 @@ func (c *Interaction) onAgentGone(side *agentSide) {
 	side.untick()
 	_ = side.ep.Close()
 	q := side.ep.Quality()
-	c.m.legEnded(q)
+	c.m.legEnded("agent", q)
 	logQuality(c.log.Info().Str("leg", "agent"), q).Msg("agent media quality")
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, acd.Available)

@@ -115,6 +115,8 @@ func (c *Interaction) EnterSecure(flow string, kind ivr.Kind) error {
 	c.afterSecure = c.Mode()
 	c.setMode(Secure)
 	c.segments = append(c.segments, SecureSegment{Flow: flow, Kind: string(kind), Start: time.Now()})
+	c.secureOpen = true
+	c.m.met.SecureStarted(flow)
 	c.log.Info().Str("flow", flow).Str("kind", string(kind)).Msg("secure segment started")
 	go c.publish(Event{Type: "secure_started", Flow: flow})
 	return nil
@@ -129,6 +131,7 @@ func (c *Interaction) LeaveSecure(outputs map[string]string) {
 		c.segments[n-1].End = time.Now()
 		c.segments[n-1].Outputs = outputs
 	}
+	c.secureEndedLocked("left")
 	if c.Mode() == Secure {
 		c.setMode(c.afterSecure)
 	}
@@ -181,6 +184,7 @@ func (c *Interaction) TraceEvents() []ivr.TraceEvent {
 
 // onDigitReceived is called by the DTMF tap and for SIP INFO.
 func (c *Interaction) onDigitReceived(d byte, src dtmf.Source) {
+	c.m.met.Digit(src.String()) // the source only: never the digit
 	mode := c.Mode()
 	c.log.Debug().Str("digit", maskDigit(mode, d)).Str("source", src.String()).Msg("digit")
 	side := c.agentSideNow()
@@ -221,4 +225,18 @@ func (c *Interaction) runFlow(ctx context.Context, name string) {
 // flowTarget returns the flow name of a "flow:NAME" target.
 func flowTarget(target string) (string, bool) {
 	return strings.CutPrefix(target, "flow:")
+}
+
+// secureEndedLocked tells metrics that the open secure segment ended with
+// outcome ("left", or "call_ended" from close); once per segment. c.mu
+// must be held.
+func (c *Interaction) secureEndedLocked(outcome string) {
+	if !c.secureOpen {
+		return
+	}
+	c.secureOpen = false
+	if n := len(c.segments); n > 0 {
+		seg := c.segments[n-1]
+		c.m.met.SecureEnded(seg.Flow, outcome, time.Since(seg.Start))
+	}
 }

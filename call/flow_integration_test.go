@@ -193,6 +193,20 @@ func TestPayFlowWithRFC4733Digits(t *testing.T) {
 	if !strings.Contains(logs, "secure segment started") || !strings.Contains(logs, `"digit":"*"`) {
 		t.Fatalf("expected the secure segment and masked digits in the debug log:\n%s", logs)
 	}
+	// Metrics: one segment of pay, left by the flow; every key counted by
+	// its source (card and #, expiry, CVV and #), no value anywhere.
+	waitFor(t, "the call's end in metrics", func() bool { return h.met.count("ended ") == 1 })
+	if h.met.count("secure pay") != 1 || h.met.count("secure_ended pay left true") != 1 || h.met.count("started flow:pay") != 1 {
+		t.Errorf("metrics events %q: want one call on flow:pay, one secure segment of pay left after a while", h.met.list())
+	}
+	if n := h.met.count("digit rfc4733"); n != 25 {
+		t.Errorf("metrics counted %d RFC 4733 digits, want 25", n)
+	}
+	for _, e := range h.met.list() {
+		if strings.Contains(e, card[:4]) || strings.Contains(e, exp) {
+			t.Fatalf("a metrics event holds a collected value: %q", e)
+		}
+	}
 }
 
 // TestPayFlowInbandWithTelephoneEventNegotiated: the caller's side

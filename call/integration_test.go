@@ -36,6 +36,7 @@ type harness struct {
 	dc     *sipgo.DialogClientCache
 	uaPort int
 	byes   chan string // Call-IDs of BYEs cloak sent us
+	met    *metricsRecorder
 }
 
 type opts struct {
@@ -137,7 +138,8 @@ func newHarness(t *testing.T, o opts) *harness {
 	clock := media.NewClock(media.DefaultClockInterval)
 	clock.Start()
 	t.Cleanup(clock.Stop)
-	mgr, err := call.NewManager(call.Config{Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
+	met := &metricsRecorder{}
+	mgr, err := call.NewManager(call.Config{Metrics: met, Pool: pool, Clock: clock, MediaAddr: netip.MustParseAddr("127.0.0.1"),
 		InactivityTimeout: o.inactivity, Routes: o.routes, RingTimeout: 5 * time.Second, Log: log,
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
@@ -168,7 +170,7 @@ func newHarness(t *testing.T, o opts) *harness {
 
 	// The calling side: a sipgo UA listening on its own port so that
 	// cloak's BYE reaches it.
-	h := &harness{t: t, logs: logs, addr: addr, srv: srv, mgr: mgr, pool: pool, uaPort: freePort(t), byes: make(chan string, 8)}
+	h := &harness{met: met, t: t, logs: logs, addr: addr, srv: srv, mgr: mgr, pool: pool, uaPort: freePort(t), byes: make(chan string, 8)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"), sipgo.WithUserAgentHostname("127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
@@ -385,6 +387,12 @@ func TestEchoCallEndToEnd(t *testing.T) {
 		t.Fatalf("bye: %v", err)
 	}
 	waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 && h.pool.InUse() == 0 && h.srv.Active() == 0 })
+	// The caller leg's quality reached the metrics: the 50 packets sent,
+	// none lost.
+	q, ok := h.met.leg("caller")
+	if !ok || q.Received != 50 || q.Lost != 0 || q.MOS < 4 {
+		t.Fatalf("caller leg quality for the metrics: %+v (reported %v), want 50 received, none lost, MOS >= 4", q, ok)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -576,6 +584,9 @@ func TestConcurrentCallCapAndPortExhaustionAre503(t *testing.T) {
 		d.Ack(ctx)
 		if _, err := h.invite(ctx, "echo", pcmuOffer(40002)); statusOf(err) != 503 {
 			t.Fatalf("second call: %v, want 503", err)
+		}
+		if by := h.srv.Stats().RefusedBy; by[csip.RefusedPorts] != 1 {
+			t.Errorf("refusals by reason %v, want ports: 1", by)
 		}
 		d.Bye(ctx)
 		waitFor(t, "port back in the pool", func() bool { return h.pool.InUse() == 0 })

@@ -51,6 +51,7 @@ type Interaction struct {
 	agentKeyAt  time.Time
 	talkKeys    int  // digits keyed while talking (masked view only)
 	agentPaused bool // the agent paused the recording
+	secureOpen  bool // a secure segment began and metrics were not told it ended
 
 	sipCap     *capture.CallCapture // SIP of this call's dialogs (nil: off)
 	rtpCap     *capture.CallCapture // RTP of this call's legs (nil: off)
@@ -62,6 +63,7 @@ type Interaction struct {
 	endOnce sync.Once
 	ended   chan struct{}
 	reason  atomic.Value // string
+	created time.Time    // when the call was taken (metrics' duration)
 
 	// ctx is what the routed application runs under: cancelled when the
 	// caller's dialog ends (derived from it, so no goroutine watches it) or
@@ -76,6 +78,7 @@ func newInteraction(m *Manager, s *sip.Session, ep *media.Endpoint, target strin
 		id: s.ID(), m: m, s: s, caller: ep, target: target,
 		log:       s.Log(),
 		ended:     make(chan struct{}),
+		created:   time.Now(),
 		digits:    newDigitQueue(),
 		data:      map[string]string{},
 		secureReq: make(chan secureRequest, 1),
@@ -269,6 +272,9 @@ func (c *Interaction) supervise(ctx context.Context) {
 // finishes its recording and captures.
 func (c *Interaction) close() {
 	c.end("closed")
+	c.mu.Lock()
+	c.secureEndedLocked("call_ended") // a segment the call ended inside
+	c.mu.Unlock()
 	defer c.endEvents()
 	defer c.closeCaptures()
 	defer c.finishRecording()
@@ -284,7 +290,7 @@ func (c *Interaction) close() {
 	}
 	_ = c.caller.Close() // sends the RTCP BYE
 	st, q := c.caller.Stats(), c.caller.Quality()
-	c.m.legEnded(q)
+	c.m.legEnded("caller", q)
 	logQuality(c.log.Info().Str("leg", "caller").Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
 		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges), q).Msg("media closed")
 }
@@ -293,9 +299,11 @@ func (c *Interaction) close() {
 // closes its subscribers' streams.
 func (c *Interaction) endEvents() {
 	reason, _ := c.reason.Load().(string)
+	sipReason := c.s.EndReason()
+	c.m.met.CallEnded(routeLabel(c.target), ending(reason, sipReason), time.Since(c.created))
 	if reason == "closed" { // nothing of cloak's ended it: the SIP dialog did
-		if r := c.s.EndReason(); r != "" {
-			reason = r
+		if sipReason != "" {
+			reason = sipReason
 		}
 	}
 	ev := Event{Type: "ended", Reason: reason, Time: time.Now(), Call: c.id}

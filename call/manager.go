@@ -94,6 +94,9 @@ type Config struct {
 	// It runs on the call's goroutine: it must hand off and return, never
 	// wait on a disk or a database.
 	OnEnded func(Summary)
+	// Metrics, when set, is told of calls, secure segments, digits,
+	// queue waits and recordings (see Metrics); nil counts nothing.
+	Metrics Metrics
 }
 
 // Manager answers calls. It implements sip.Handler.
@@ -117,6 +120,7 @@ type Manager struct {
 
 	recStats recordingStats
 	quality  qualityStats
+	met      Metrics // cfg.Metrics, or one that counts nothing
 }
 
 // Dialer places outbound legs (the SIP server).
@@ -159,6 +163,10 @@ func NewManager(cfg Config) (*Manager, error) {
 		calls:    map[string]*Interaction{},
 		prompts:  map[string]*media.Prompt{},
 		stop:     make(chan struct{}),
+		met:      cfg.Metrics,
+	}
+	if m.met == nil {
+		m.met = nopMetrics{}
 	}
 	if cfg.Flows != nil {
 		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints}
@@ -298,7 +306,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	mediaAddr, err := m.mediaAddrFor(s.Source().Addr())
 	if err != nil {
 		log.Warn().Err(err).Msg("no address to advertise for RTP")
-		_ = s.Reject(503, "Service Unavailable")
+		_ = s.Refuse(sip.RefusedPorts)
 		return
 	}
 	offered, early := s.Offer()
@@ -310,7 +318,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	cfg, port, err := m.openLeg(log)
 	if err != nil {
 		log.Warn().Err(err).Msg("no RTP port for call")
-		_ = s.Reject(503, "Service Unavailable")
+		_ = s.Refuse(sip.RefusedPorts)
 		return
 	}
 	if early {
@@ -329,6 +337,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	defer c.close()
 	m.register(c)
 	defer m.unregister(c)
+	m.met.CallStarted(routeLabel(target))
 
 	s.SetCallbacks(c.onMediaChange, infoHandler(c.onDigitReceived))
 	if early {
@@ -363,6 +372,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	// callback (late offer, re-INVITEs) in order: agreed is used only for
 	// the codec name.
 	c.answered.CompareAndSwap(0, time.Now().UnixNano())
+	m.met.CallAnswered(routeLabel(target), time.Since(c.created))
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
 	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)

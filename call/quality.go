@@ -48,8 +48,12 @@ func (m *Manager) QualityStats() QualityStats {
 		RTCPReceived: q.received.Load(), RTCPMalformed: q.malformed.Load(), RTCPRateLimited: q.rateLimited.Load()}
 }
 
-// legEnded adds an ended leg's figures to the totals.
-func (m *Manager) legEnded(q media.Quality) {
+// legEnded adds an ended leg's figures ("caller" or "agent") to the
+// totals and the metrics.
+func (m *Manager) legEnded(leg string, q media.Quality) {
+	if q.Received > 0 {
+		m.met.LegEnded(leg, q)
+	}
 	t := &m.quality
 	t.sent.Add(q.RTCPSent)
 	t.received.Add(q.RTCPReceived)

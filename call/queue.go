@@ -47,6 +47,9 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 	stopHold := c.loopPrompt(qctx, c.caller, q.HoldPrompt)
 	defer stopHold()
 	c.log.Info().Str("queue", q.Name).Msg("caller queued")
+	c.m.met.QueueJoined(q.Name)
+	outcome, joined := "abandoned", time.Now()
+	defer func() { c.m.met.QueueLeft(q.Name, outcome, time.Since(joined)) }()
 	c.publish(Event{Type: "state", State: "queued"})
 	tried := map[string]bool{}
 	for {
@@ -63,6 +66,7 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 				side.queue = q
 				c.m.dir.Set(a, acd.Busy)
 				c.bridge(side)
+				outcome = "answered"
 				return nil
 			}
 			c.m.dir.Set(a, acd.Available)
@@ -87,5 +91,6 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 		return ctx.Err()
 	}
 	c.log.Info().Str("queue", q.Name).Msg("queue timeout")
+	outcome = "timeout"
 	return fmt.Errorf("queue %s: %w", q.Name, acd.ErrQueueTimeout)
 }

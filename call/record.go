@@ -74,7 +74,7 @@ func (m *Manager) admitRecording(s *sip.Session) bool {
 	m.recStats.unavailable.Add(1)
 	log := s.Log()
 	log.Warn().Err(err).Msg("call refused: recording unavailable (recording.on_unavailable refuse)")
-	_ = s.Reject(503, "Service Unavailable")
+	_ = s.Refuse(sip.RefusedDisk)
 	return false
 }
 
@@ -123,12 +123,13 @@ func (c *Interaction) finishRecording() {
 		return
 	}
 	res, err := rec.Close()
+	st := rec.Stats()
+	c.m.met.RecordingClosed(st)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("recording failed")
 		return
 	}
 	c.recorded.Store(&res)
-	st := rec.Stats()
 	c.log.Info().Str("file", res.WAV).Str("status", res.Meta.State()).Uint64("dropped", st.Dropped).Msg("recording saved")
 }
 

@@ -65,6 +65,21 @@ type Config struct {
 	// capture says, and says so at start (PCI DSS: no cardholder data in
 	// troubleshooting captures).
 	PCI bool `yaml:"pci"`
+	// Metrics is the Prometheus exposition at /metrics on the admin
+	// listener (docs/METRICS.md).
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Metrics configures /metrics on the admin listener. Without a token only
+// loopback clients may scrape it; with one, any client that sends it as a
+// bearer token (docs/SECURITY.md, "Metrics").
+type Metrics struct {
+	// Enabled serves /metrics (when admin.listen is set).
+	Enabled bool `yaml:"enabled"`
+	// TokenFile is a file holding the bearer token scrapes must send
+	// (Authorization: Bearer TOKEN; surrounding whitespace ignored); empty
+	// means loopback clients only, no token. Read at start.
+	TokenFile string `yaml:"token_file"`
 }
 
 // DTMF chooses which of a caller's DTMF sources count as keys: the IVR's
@@ -464,6 +479,7 @@ func Default() Config {
 		Fraud: defaultFraud(),
 		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
+		Metrics: Metrics{Enabled: true},
 	}
 }
 

@@ -271,6 +271,10 @@ func TestHostileRecordingDiskFull(t *testing.T) {
 		// sipp cancels it).
 		runSipp(t, c, sippArgs{scenario: "cancel.xml", service: "ring"})
 		wantStat(t, c, "recording_unavailable", 1)
+		wantStat(t, c, "sip_refused_disk", 1) // and cloak_sip_refused_total{reason="disk"}
+		if m := scrapeMetrics(t, c); !strings.Contains(m, `cloak_sip_refused_total{reason="disk"} 1`+"\n") {
+			t.Errorf("/metrics lacks cloak_sip_refused_total{reason=\"disk\"} 1")
+		}
 		c.stop()
 	})
 	t.Run("continue", func(t *testing.T) {

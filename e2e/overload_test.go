@@ -52,6 +52,14 @@ func TestOverloadAdmission(t *testing.T) {
 	if n, _ := st["sip_probes_refused"].(float64); n < 1 {
 		t.Errorf("/api/stats sip_probes_refused = %v, want >= 1", st["sip_probes_refused"])
 	}
+	// The same on /metrics, as a scraper sees it.
+	m := scrapeMetrics(t, c)
+	for _, want := range []string{"cloak_overload_state 1\n", `cloak_overload_episodes_total{signal="lag"} 1` + "\n",
+		`cloak_sip_refused_total{reason="lag"} `, "cloak_sip_options_refused_total "} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q while overloaded", want)
+		}
+	}
 
 	// The call already up is untouched: answered before, it plays its
 	// 3 s, gets its echo and hangs up with 200 to its BYE.

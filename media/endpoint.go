@@ -272,6 +272,7 @@ func (e *Endpoint) Start() {
 		return
 	}
 	e.started = true
+	e.joinTotals()
 	e.log.Debug().Int("port", e.port).Stringer("codec", e.Codec()).Bool("polled", e.pconn != nil).
 		Stringer("source", e.source).Msg("rtp endpoint started")
 	e.startRTCP()
@@ -321,6 +322,7 @@ func (e *Endpoint) Close() error {
 		if e.pool != nil {
 			e.pool.Release(e.port)
 		}
+		e.leaveTotals() // nothing reads or sends on it any more
 		s := e.Stats()
 		e.log.Debug().Int("port", e.port).Uint64("rx", s.RxPackets).Uint64("tx", s.TxPackets).
 			Uint64("dropped", s.Dropped()).Uint64("dropped_unknown_source", s.DroppedUnknownSource).

@@ -80,3 +80,14 @@ func (s *Space) Check() error {
 	}
 	return s.err
 }
+
+// Free returns the bytes free and in total on the directory's filesystem,
+// and the free bytes a new recording needs (MinFree), for metrics. It
+// calls statfs each time: a scrape, not call set-up.
+func (s *Space) Free() (free, total, need uint64, err error) {
+	free, total, err = s.statfs(s.dir)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("statfs %s: %w", s.dir, err)
+	}
+	return free, total, s.min.Need(total), nil
+}

@@ -10,6 +10,8 @@
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #   postgresql                        initdb/pg_ctl for the archive's PostgreSQL
 #                                     tests (a throwaway cluster per test run)
+#   prometheus, promtool (prometheus) a real scraper of /metrics, and its linter
+#                                     (e2e TestPrometheusScrapesCalls, metrics/)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
 # apt-get runs noninteractively; tshark's debconf question (may non-root
@@ -27,6 +29,8 @@ declare -A pkg=(
 	[curl]=curl
 	[ss]=iproute2
 	[python3]=python3
+	[prometheus]=prometheus
+	[promtool]=prometheus
 )
 
 tools=("${!pkg[@]}")

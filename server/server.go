@@ -12,6 +12,7 @@ import (
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/metrics"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
@@ -139,6 +140,12 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return err
 	}
 	defer arch.close(10 * time.Second) // after the manager: the calls have drained
+	space := recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct})
+	callMetrics := metrics.NewCalls() // the call layer's series; the rest join once the SIP server exists
+	metAccess, err := metricsAccess(cfg.Metrics)
+	if err != nil {
+		return err
+	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
@@ -156,13 +163,14 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		RecordingKey:      rec.key,
 		RecordRoutes:      cfg.Recording.Routes,
 		RecordDefault:     cfg.Recording.Default,
-		RecordingSpace:    recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct}),
+		RecordingSpace:    space,
 		RecordOnNoSpace:   cfg.Recording.OnUnavailable,
 		Capture:           caps,
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
 		Log:               log,
 		OnEnded:           arch.onEnded(),
+		Metrics:           callMetrics,
 	})
 	if err != nil {
 		return err
@@ -205,7 +213,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return bindError("sip.listen", listen.String(), err)
 	}
 	go mon.Run(runCtx)
-	adminAddr := "off"
+	adminAddr, metricsMode := "off", "off"
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
 			out := stats(srv, pool, authLim, mgr, poller)
@@ -213,7 +221,20 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			addOverloadStats(out, mon, st.RefusedBy, st.ProbesRefused)
 			return arch.addStats(out)
 		}
-		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
+		api := admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof})
+		if cfg.Metrics.Enabled {
+			met, err := nodeMetrics(callMetrics, srv, pool, poller, mon, authLim, mgr, space)
+			if err != nil {
+				_ = srv.Close()
+				return fmt.Errorf("metrics: %w", err)
+			}
+			api = withMetrics(api, met, metAccess)
+			metricsMode = "loopback clients" // who may scrape /metrics, for the ready line
+			if metAccess.Token != "" {
+				metricsMode = "bearer token"
+			}
+		}
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, api)
 		if err != nil {
 			_ = srv.Close()
 			return bindError("admin.listen", cfg.Admin.Listen, err)
@@ -222,7 +243,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	// Every listener is bound: only now is cloak ready.
 	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
-		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).
+		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).Str("metrics", metricsMode).
 		Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if opts.Ready != nil {
 		opts.Ready(srv)

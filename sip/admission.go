@@ -29,9 +29,14 @@ const (
 	// RefusedMaxCalls: Config.MaxCalls calls are in progress.
 	RefusedMaxCalls = "max_calls"
 	// RefusedCall: the call layer refused the call with 503
-	// (Session.Reject): no RTP port or media address, or the recordings'
-	// disk below its floor.
+	// (Session.Reject) for a reason it did not name.
 	RefusedCall = "call"
+	// RefusedPorts: no free RTP port, or no address to advertise for
+	// RTP (Session.Refuse).
+	RefusedPorts = "ports"
+	// RefusedDisk: the recordings' filesystem is below its floor and the
+	// route must record (Session.Refuse).
+	RefusedDisk = "disk"
 )
 
 // refuse answers req with 503 Service Unavailable and a Retry-After of

@@ -502,6 +502,7 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 		r.OnBinding(user, "", 0)
 	}
 	res.AppendHeader(siplib.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	s.messages.response(res.StatusCode)
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug().Err(err).Msg("register respond")
 	}

@@ -78,6 +78,12 @@ type Stats struct {
 	ProbesRefused uint64
 	Calls         uint64 // INVITEs accepted into a session
 	Active        int64  // sessions now
+	// Requests counts the requests received by method (the methods of
+	// countedMethods, the rest as "other"), allowed or not; Responses
+	// the final and provisional responses cloak sent by status code
+	// (retransmissions of a 2xx not counted).
+	Requests  map[string]uint64
+	Responses map[int]uint64
 }
 
 // ErrDraining is returned by Start after Drain, and reported to callers
@@ -112,6 +118,7 @@ type Server struct {
 	probesRefused atomic.Uint64
 
 	parseErrors parseStats
+	messages    messageCounts // Stats.Requests and Stats.Responses
 	slogTarget  atomic.Pointer[slog.Handler]
 
 	cancel context.CancelFunc
@@ -365,7 +372,8 @@ func (s *Server) Close() error {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	pe, peBy := s.parseErrors.snapshot()
-	return Stats{
+	reqs, ress := s.messages.snapshot()
+	return Stats{Requests: reqs, Responses: ress,
 		ParseErrors: pe, ParseErrorsBySource: peBy,
 		Forbidden: s.forbidden.Load(), BadRequests: s.badRequests.Load(),
 		Overloaded: s.overloaded.Load(), Calls: s.calls.Load(), Active: s.active.Load(),
@@ -379,6 +387,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *siplib.Request, tx siplib.ServerTransaction) {
 		defer s.recoverHandler(req, tx)
+		s.messages.request(req.Method)
 		if !s.allowed(req.Source()) {
 			s.forbidden.Add(1)
 			s.log.Debug().Str("src", req.Source()).Str("method", req.Method.String()).Msg("sip request refused by allow-list")
@@ -477,6 +486,7 @@ func (s *Server) respond(req *siplib.Request, tx siplib.ServerTransaction, code 
 // send sends a response on its transaction; a failure is logged with the
 // status only.
 func (s *Server) send(tx siplib.ServerTransaction, res *siplib.Response) {
+	s.messages.response(res.StatusCode)
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug().Str("error", safeError(err)).Int("status", res.StatusCode).Msg("sip respond failed")
 	}
@@ -500,6 +510,7 @@ func (s *Server) recoverHandler(req *siplib.Request, tx siplib.ServerTransaction
 	ev.Str("panic", fmt.Sprintf("%T", v)).Msg("sip handler panicked: answered 500")
 	if !req.IsAck() {
 		res := siplib.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
+		s.messages.response(500)
 		_ = tx.Respond(res)
 	}
 }
@@ -703,6 +714,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.sessions.Delete(dlg.ID)
 		s.handlers.done()
 	}()
+	s.messages.response(100)
 	if err := dlg.Respond(100, "Trying", nil); err != nil {
 		return
 	}

@@ -205,6 +205,7 @@ func (s *Session) provisional(code int, reason string) error {
 	if final {
 		return ErrAnswered
 	}
+	s.srv.messages.response(code)
 	return s.dlg.Respond(code, reason, nil)
 }
 
@@ -217,8 +218,20 @@ func (s *Session) finalDecided() {
 
 }
 
-// Reject ends an unanswered call with a final non-2xx status.
+// Reject ends an unanswered call with a final non-2xx status; a 503 is
+// counted under RefusedCall.
 func (s *Session) Reject(code int, reason string) error {
+	return s.reject(code, reason, RefusedCall)
+}
+
+// Refuse ends an unanswered call with 503 Service Unavailable and a
+// Retry-After (RFC 3261 §21.5.4), counted in Stats.RefusedBy under
+// refusal (RefusedPorts, RefusedDisk).
+func (s *Session) Refuse(refusal string) error {
+	return s.reject(503, "Service Unavailable", refusal)
+}
+
+func (s *Session) reject(code int, reason, refusal string) error {
 	s.mu.Lock()
 	if s.answered || s.rejected {
 		s.mu.Unlock()
@@ -233,10 +246,11 @@ func (s *Session) Reject(code int, reason string) error {
 		// Overloaded counts every 503 cloak sends, whichever layer decided
 		// it (here: the call layer found no free RTP port).
 		s.srv.overloaded.Add(1)
-		s.srv.refusedBy.add(RefusedCall)
+		s.srv.refusedBy.add(refusal)
 		hdrs = append(hdrs, siplib.NewHeader("Retry-After", "5"))
 	}
 	s.log.Info().Int("status", code).Msg("call rejected")
+	s.srv.messages.response(code)
 	return s.dlg.Respond(code, reason, nil, hdrs...)
 }
 
@@ -273,6 +287,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 	s.mu.Unlock()
 	s.finalDecided()
 
+	s.srv.messages.response(200)
 	if err := s.dlg.Respond(200, "OK", body,
 		siplib.NewHeader("Content-Type", "application/sdp"),
 		siplib.NewHeader("Allow", Allowed)); err != nil {
@@ -513,6 +528,7 @@ func (d *dialogState) answerReoffer(srv *Server, log zerolog.Logger, req *siplib
 	res := siplib.NewResponseFromRequest(req, 200, "OK", body)
 	res.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(siplib.HeaderClone(contact))
+	srv.messages.response(200)
 	if err := tx.Respond(res); err != nil {
 		return nil
 	}
