@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/certs"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
@@ -177,8 +180,20 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
+	var reloadable []namedCert
+	var tlsListen netip.AddrPort
+	var sipServerTLS, sipClientTLS *tls.Config
+	if cfg.SIPTLSEnabled() {
+		var rl *certs.Reloader
+		if sipServerTLS, sipClientTLS, rl, err = sipTLS(cfg); err != nil {
+			return err
+		}
+		tlsListen, _ = cfg.SIPTLSListen() // validated
+		reloadable = append(reloadable, namedCert{"sip.tls", rl})
+	}
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
+		TLSListen: tlsListen, TLS: sipServerTLS, ClientTLS: sipClientTLS,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
 		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
@@ -193,7 +208,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	mgr.SetDialer(srv)
 	srvActive = srv.Active
 	if err := srv.Start(runCtx); err != nil {
-		return bindError("sip.listen", listen.String(), err)
+		field, addr := sipBindField(err, cfg)
+		return bindError(field, addr, err)
 	}
 	go mon.Run(runCtx)
 	adminAddr := "off"
@@ -204,15 +220,33 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			addOverloadStats(out, mon, st.RefusedBy, st.ProbesRefused)
 			return out
 		}
-		addr, err := startAdmin(runCtx, cfg.Admin.Listen, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
+		apiTLS, rl, err := adminTLS(cfg)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		if rl != nil {
+			reloadable = append(reloadable, namedCert{"admin.tls", rl})
+		}
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, apiTLS, admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof}))
 		if err != nil {
 			_ = srv.Close()
 			return bindError("admin.listen", cfg.Admin.Listen, err)
 		}
 		adminAddr = addr
+		if apiTLS != nil {
+			adminAddr = "https://" + addr
+		} else if ap, _ := netip.ParseAddrPort(addr); !ap.Addr().IsLoopback() {
+			log.Warn().Str("admin.listen", addr).Msg("the HTTP API listens beyond loopback without TLS (admin.allow_plain): requests and answers cross the network in clear; set admin.tls")
+		}
 	}
+	reloadCerts(runCtx, log, reloadable)
 	// Every listener is bound: only now is cloak ready.
-	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
+	sipAddrs := listen.String()
+	if tlsListen.IsValid() {
+		sipAddrs += " tls " + tlsListen.String()
+	}
+	log.Info().Str("version", version).Str("sip", sipAddrs).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
 		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).
 		Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if opts.Ready != nil {

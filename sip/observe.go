@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +24,9 @@ type Observed struct {
 // variable, so one process captures for one server; cloak runs one.
 type observer struct {
 	fn func(Observed)
-	// port is the listening port: reads on it are reported by the
-	// wrapped sockets, not by the tracer.
-	port string
+	// ports are the listening ports (UDP/TCP, TLS): reads on them are
+	// reported by the wrapped sockets, not by the tracer.
+	ports []string
 }
 
 // SIPTraceRead ignores what sipgo reads on the listening sockets: it sees
@@ -35,7 +36,7 @@ type observer struct {
 // Server.observeRead. Reads on connections cloak opened itself (TCP to an
 // agent it dialled), which bypass the wrapped sockets, come from here.
 func (o observer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	if _, port, err := net.SplitHostPort(laddr); err == nil && port == o.port {
+	if _, port, err := net.SplitHostPort(laddr); err == nil && slices.Contains(o.ports, port) {
 		return
 	}
 	o.emit(transport, raddr, laddr, msg)
@@ -108,8 +109,12 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // installObserver routes every SIP message written to fn; messages read
 // reach it through Server.observeRead.
-func installObserver(fn func(Observed), listenPort uint16) {
-	siplib.SIPDebugTracer(observer{fn: fn, port: strconv.Itoa(int(listenPort))})
+func installObserver(fn func(Observed), listenPorts ...uint16) {
+	o := observer{fn: fn}
+	for _, p := range listenPorts {
+		o.ports = append(o.ports, strconv.Itoa(int(p)))
+	}
+	siplib.SIPDebugTracer(o)
 	siplib.SIPDebug = true
 }
 

@@ -1,0 +1,257 @@
+package sip
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/certs"
+	"github.com/cloak-voip/cloak/certs/certstest"
+	"github.com/rs/zerolog"
+)
+
+func freeTCP(t *testing.T) netip.AddrPort {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// startTLSServer starts a server on UDP and TLS with a certificate the CA
+// signed for 127.0.0.1; mutual asks peers for a certificate of the CA.
+func startTLSServer(t *testing.T, h Handler, ca *certstest.CA, mutual bool) (*Server, netip.AddrPort, *certs.Reloader) {
+	t.Helper()
+	is := ca.Issue(t, "", "cloak", "127.0.0.1")
+	rl, err := certs.New(is.CertFile, is.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: rl.GetCertificate}
+	if mutual {
+		server.ClientCAs, server.ClientAuth = ca.Pool, tls.RequireAndVerifyClientCert
+	}
+	client := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool, GetClientCertificate: rl.GetClientCertificate}
+	tlsAddr := freeTCP(t)
+	srv, err := NewServer(Config{Listen: freeUDP(t), Transports: []string{"udp", "tls"}, TLSListen: tlsAddr,
+		TLS: server, ClientTLS: client, Log: zerolog.Nop()}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := srv.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(); cancel() })
+	return srv, tlsAddr, rl
+}
+
+// readSIP reads one SIP message (headers and Content-Length body) off a
+// stream.
+func readTLSMsg(t *testing.T, c net.Conn, r *bufio.Reader) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var b strings.Builder
+	clen := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v (so far %q)", err, b.String())
+		}
+		b.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Content-Length") {
+			clen, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	body := make([]byte, clen)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	return b.String() + string(body)
+}
+
+func tlsHeader(msg, name string) string {
+	for _, l := range strings.Split(msg, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// TestTLSAnswersOverTLS: OPTIONS and INVITE over TLS (RFC 3261 §26.2) are
+// answered on the same connection; a sips: Request-URI gets a sips:
+// Contact (§8.1.1.8, RFC 5630), a sip:…;transport=tls one a Contact with
+// transport=tls, both on the TLS port.
+func TestTLSAnswersOverTLS(t *testing.T) {
+	ca := certstest.NewCA(t, "test-ca")
+	h := answerHandler{sessions: make(chan *Session, 2)}
+	_, tlsAddr, _ := startTLSServer(t, h, ca, false)
+	c, err := tls.Dial("tcp", tlsAddr.String(), &tls.Config{RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	local := c.LocalAddr().String()
+	opts := "OPTIONS sip:cloak@" + tlsAddr.String() + ";transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS " + local + ";branch=z9hG4bK-o1\r\n" +
+		"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:cloak@127.0.0.1>\r\nCall-ID: opt@tls\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(opts)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTLSMsg(t, c, r); !strings.HasPrefix(got, "SIP/2.0 200 ") {
+		t.Fatalf("OPTIONS over TLS: %q", got)
+	}
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	for i, tc := range []struct{ ruri, wantContact string }{
+		{"sips:echo@" + tlsAddr.String(), "<sips:cloak@" + tlsAddr.String() + ">"},
+		{"sip:echo@" + tlsAddr.String() + ";transport=tls", "<sip:cloak@" + tlsAddr.String() + ";transport=tls>"},
+	} {
+		scheme, _, _ := strings.Cut(tc.ruri, ":")
+		inv := "INVITE " + tc.ruri + " SIP/2.0\r\nVia: SIP/2.0/TLS " + local + fmt.Sprintf(";branch=z9hG4bK-i%d\r\n", i) +
+			"From: <" + scheme + ":a@127.0.0.1>;tag=1\r\nTo: <" + scheme + ":echo@127.0.0.1>\r\nCall-ID: " + fmt.Sprint(i) + "inv@tls\r\nCSeq: 1 INVITE\r\n" +
+			"Contact: <" + scheme + ":a@" + local + ";transport=tls>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(sdp), sdp)
+		if _, err := c.Write([]byte(inv)); err != nil {
+			t.Fatal(err)
+		}
+		var ok string
+		for range 4 {
+			if ok = readTLSMsg(t, c, r); !strings.HasPrefix(ok, "SIP/2.0 1") {
+				break
+			}
+		}
+		if !strings.HasPrefix(ok, "SIP/2.0 200 ") {
+			t.Fatalf("%s: %q, want 200", tc.ruri, ok)
+		}
+		if got := tlsHeader(ok, "Contact"); got != tc.wantContact {
+			t.Errorf("%s: Contact %q, want %q", tc.ruri, got, tc.wantContact)
+		}
+		ack := "ACK " + strings.Trim(tc.wantContact, "<>") + " SIP/2.0\r\nVia: SIP/2.0/TLS " + local + fmt.Sprintf(";branch=z9hG4bK-a%d\r\n", i) +
+			"From: <" + scheme + ":a@127.0.0.1>;tag=1\r\nTo: " + tlsHeader(ok, "To") + "\r\nCall-ID: " + fmt.Sprint(i) + "inv@tls\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		if _, err := c.Write([]byte(ack)); err != nil {
+			t.Fatal(err)
+		}
+		var sess *Session
+		select {
+		case sess = <-h.sessions:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the call was not set up after the ACK", tc.ruri)
+		}
+		if !strings.EqualFold(sess.Transport(), "tls") {
+			t.Errorf("session transport %q, want TLS", sess.Transport())
+		}
+	}
+}
+
+// TestTLSDialSips: an outbound leg to a sips: target goes over TLS and
+// verifies the peer's certificate; a server without TLS refuses such a
+// target instead of sending it in clear.
+func TestTLSDialSips(t *testing.T) {
+	ca := certstest.NewCA(t, "test-ca")
+	far := answerHandler{sessions: make(chan *Session, 1)}
+	_, farTLS, _ := startTLSServer(t, far, ca, true)
+	near, _, _ := startTLSServer(t, nopHandler{}, ca, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	leg, err := near.Dial(ctx, "sips:agent@"+farTLS.String(), DialOptions{Local: LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: 40002}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := <-far.sessions
+	if !strings.EqualFold(sess.Transport(), "tls") {
+		t.Errorf("far side got the call over %q, want TLS", sess.Transport())
+	}
+	_ = leg.Hangup(ctx)
+
+	plain, _ := startServer(t, nopHandler{})
+	_, err = plain.Dial(ctx, "sip:agent@"+farTLS.String()+";transport=tls", DialOptions{Local: LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: 40004}, Log: zerolog.Nop()})
+	if !errors.Is(err, ErrNoTLS) {
+		t.Fatalf("Dial over TLS without TLS configured: %v, want ErrNoTLS", err)
+	}
+}
+
+// TestTLSMutualRefusesAnonymousPeer: with client CAs set, a peer without
+// a certificate gets no SIP service.
+func TestTLSMutualRefusesAnonymousPeer(t *testing.T) {
+	ca := certstest.NewCA(t, "test-ca")
+	_, tlsAddr, _ := startTLSServer(t, rejectHandler{}, ca, true)
+	c, err := tls.Dial("tcp", tlsAddr.String(), &tls.Config{RootCAs: ca.Pool})
+	if err == nil {
+		// TLS 1.3 reports the missing certificate on the first read.
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		_, _ = c.Write([]byte("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n\r\n"))
+		_, err = c.Read(make([]byte, 64))
+		c.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("anonymous peer: err = %v, want a certificate error", err)
+	}
+}
+
+// TestTLSReloadReachesNewHandshakes: after the certificate files are
+// replaced and reloaded, a new connection sees the new certificate while
+// one made before keeps working.
+func TestTLSReloadReachesNewHandshakes(t *testing.T) {
+	ca := certstest.NewCA(t, "test-ca")
+	_, tlsAddr, rl := startTLSServer(t, rejectHandler{}, ca, false)
+	dial := func() *tls.Conn {
+		c, err := tls.Dial("tcp", tlsAddr.String(), &tls.Config{RootCAs: ca.Pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := dial()
+	defer old.Close()
+	before := old.ConnectionState().PeerCertificates[0].SerialNumber
+	// Overwrite the reloader's files with a new pair.
+	cert, key := rl.Files()
+	fresh := ca.Issue(t, "", "cloak2", "127.0.0.1")
+	copyFile(t, fresh.CertFile, cert)
+	copyFile(t, fresh.KeyFile, key)
+	if changed, err := rl.Reload(); err != nil || !changed {
+		t.Fatalf("reload: %v %v", changed, err)
+	}
+	c := dial()
+	defer c.Close()
+	if c.ConnectionState().PeerCertificates[0].SerialNumber.Cmp(before) == 0 {
+		t.Fatal("new handshake got the old certificate")
+	}
+	r := bufio.NewReader(old)
+	opts := "OPTIONS sip:cloak@" + tlsAddr.String() + ";transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS " + old.LocalAddr().String() + ";branch=z9hG4bK-o2\r\n" +
+		"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:cloak@127.0.0.1>\r\nCall-ID: opt2@tls\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := old.Write([]byte(opts)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTLSMsg(t, old, r); !strings.HasPrefix(got, "SIP/2.0 200 ") {
+		t.Fatalf("connection made before the reload: %q", got)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
