@@ -32,7 +32,7 @@ func freeTCP(t *testing.T) netip.AddrPort {
 
 // startTLSServer starts a server on UDP and TLS with a certificate the CA
 // signed for 127.0.0.1; mutual asks peers for a certificate of the CA.
-func startTLSServer(t *testing.T, h Handler, ca *certstest.CA, mutual bool) (*Server, netip.AddrPort, *certs.Reloader) {
+func startTLSServer(t *testing.T, h Handler, ca *certstest.CA, mutual bool, logTo ...io.Writer) (*Server, netip.AddrPort, *certs.Reloader) {
 	t.Helper()
 	is := ca.Issue(t, "", "cloak", "127.0.0.1")
 	rl, err := certs.New(is.CertFile, is.KeyFile)
@@ -45,8 +45,12 @@ func startTLSServer(t *testing.T, h Handler, ca *certstest.CA, mutual bool) (*Se
 	}
 	client := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool, GetClientCertificate: rl.GetClientCertificate}
 	tlsAddr := freeTCP(t)
+	log := zerolog.Nop()
+	if len(logTo) > 0 {
+		log = zerolog.New(logTo[0]).Level(zerolog.TraceLevel)
+	}
 	srv, err := NewServer(Config{Listen: freeUDP(t), Transports: []string{"udp", "tls"}, TLSListen: tlsAddr,
-		TLS: server, ClientTLS: client, Log: zerolog.Nop()}, h)
+		TLS: server, ClientTLS: client, Log: log}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
