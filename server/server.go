@@ -116,6 +116,14 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		endpoints["payment_gateway"] = gw
 		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
 	}
+	// A step that sends a card may only use an https endpoint or loopback.
+	if err := flows.CheckEndpoints(endpoints); err != nil {
+		return fmt.Errorf("flows.endpoints:\n%w", err)
+	}
+	flowsClient, err := flowsHTTPClient(cfg.Flows.TLS)
+	if err != nil {
+		return err
+	}
 	dir, err := newDirectory(cfg)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
@@ -143,6 +151,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Prompts:           prompts,
 		Flows:             flows,
 		Endpoints:         endpoints,
+		HTTPClient:        flowsClient,
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
 		SecureFlow:        cfg.Features.SecureFlow,

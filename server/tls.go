@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -120,4 +121,28 @@ func sipBindField(err error, cfg config.Config) (field, addr string) {
 	}
 	listen, _ := cfg.SIPListen()
 	return "sip.listen", listen.String()
+}
+
+// flowsHTTPClient is the client of data_action requests: the system roots
+// or flows.tls.ca_file, and the client certificate when set. Certificates
+// are always verified.
+func flowsHTTPClient(t config.FlowsTLS) (*http.Client, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pool, err := certs.LoadPool(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("flows.tls.ca_file: %w", err)
+		}
+		conf.RootCAs = pool
+	}
+	if t.ClientCertFile != "" {
+		pair, err := certs.LoadPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("flows.tls: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = conf
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }

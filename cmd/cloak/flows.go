@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 )
 
@@ -17,7 +18,7 @@ import (
 // unreadable directory.
 func runFlows(args []string, stdout, stderr io.Writer) int {
 	usage := func() {
-		fmt.Fprintln(stderr, "usage: cloak flows check [-q] DIR")
+		fmt.Fprintln(stderr, "usage: cloak flows check [-q] [-config FILE] DIR")
 	}
 	if len(args) == 0 || args[0] != "check" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
@@ -30,6 +31,7 @@ func runFlows(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("flows check", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	quiet := fl.Bool("q", false, "print nothing when all flows are valid")
+	cfgFile := fl.String("config", "", "also check the flows against FILE's flows.endpoints: a step that sends a card may use only https or loopback")
 	fl.Usage = usage
 	if err := fl.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -47,6 +49,14 @@ func runFlows(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	set, err := ivr.LoadDir(os.DirFS(dir), ".")
+	if err == nil && *cfgFile != "" {
+		cfg, cerr := config.Load(*cfgFile)
+		if cerr != nil {
+			fmt.Fprintf(stderr, "cloak flows check: %v\n", cerr)
+			return 2
+		}
+		err = set.CheckEndpoints(cfg.Flows.Endpoints)
+	}
 	var ve *ivr.ValidationError
 	switch {
 	case errors.As(err, &ve):
