@@ -5,6 +5,7 @@
 #   tshark                            loopback capture of the RTP cloak sends
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
 #   multimon-ng                       independent DTMF decoding
+#   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #
@@ -19,6 +20,7 @@ declare -A pkg=(
 	[sox]=sox
 	[espeak-ng]=espeak-ng
 	[multimon-ng]=multimon-ng
+	[baresip]=baresip-core
 	[kamailio]=kamailio
 	[curl]=curl
 	[ss]=iproute2
