@@ -5,8 +5,8 @@
 #   tshark                            loopback capture of the RTP cloak sends
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
 #   multimon-ng                       independent DTMF decoding
-#   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
+#   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
@@ -20,8 +20,8 @@ declare -A pkg=(
 	[sox]=sox
 	[espeak-ng]=espeak-ng
 	[multimon-ng]=multimon-ng
-	[baresip]=baresip-core
 	[kamailio]=kamailio
+	[baresip]=baresip-core
 	[curl]=curl
 	[ss]=iproute2
 	[python3]=python3
