@@ -37,7 +37,8 @@ type Config struct {
 	// tone), "ring" (rings and never answers: for CANCEL and no-answer
 	// tests), "prompt:NAME" (plays NAME.wav, then hangs up), "flow:NAME",
 	// or "dial:SIP-URI" (bridges straight to that URI through the gate,
-	// DTMF masked: a relay for trunks and load tests).
+	// DTMF masked: a relay for trunks and load tests; a sips: URI or
+	// ;transport=tls dials over TLS and needs tls in sip.transports).
 	Routes map[string]string `yaml:"routes"`
 	// Prompts is where prompts are read from.
 	Prompts Prompts `yaml:"prompts"`
@@ -686,7 +687,7 @@ func (c *Config) Validate() error {
 			bad(p+".name", "agent %q defined twice", a.Name)
 		}
 		agents[a.Name] = true
-		if a.URI != "" && !strings.HasPrefix(a.URI, "sip:") {
+		if a.URI != "" && !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
 			bad(p+".uri", "not a SIP URI: %q", a.URI)
 		}
 		if a.URI == "" && a.Password == "" {
@@ -777,6 +778,8 @@ func validTarget(t string) error {
 	case strings.HasPrefix(t, "prompt:") && len(t) > len("prompt:"):
 		return nil
 	case strings.HasPrefix(t, "dial:sip:") && len(t) > len("dial:sip:"):
+		return nil
+	case strings.HasPrefix(t, "dial:sips:") && len(t) > len("dial:sips:"):
 		return nil
 	}
 	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME, flow:NAME or dial:SIP-URI)", t)

@@ -41,6 +41,18 @@ func (c *Config) validateTLS() []error {
 	if _, err := certs.ParseMinVersion(c.SIP.TLS.MinVersion); err != nil {
 		bad("sip.tls.min_version", "%v", err)
 	}
+	if !c.SIPTLSEnabled() {
+		for route, target := range c.Routes {
+			if uri, ok := strings.CutPrefix(target, "dial:"); ok && TLSTarget(uri) {
+				bad("routes."+route, "%q is dialled over TLS (sips: or transport=tls) but sip.transports lacks tls", target)
+			}
+		}
+		for i, a := range c.Agents {
+			if TLSTarget(a.URI) {
+				bad(fmt.Sprintf("agents[%d].uri", i), "%q is called over TLS (sips: or transport=tls) but sip.transports lacks tls", a.URI)
+			}
+		}
+	}
 	pair("admin.tls", c.Admin.TLS.CertFile, c.Admin.TLS.KeyFile, false, bad)
 	f := c.Flows.TLS
 	if f.CAFile != "" {
@@ -78,4 +90,11 @@ func pairNamed(path, certName, keyName, certFile, keyFile string, bad func(path,
 			bad(field, "%v", err)
 		}
 	}
+}
+
+// TLSTarget reports whether a SIP URI is reached over TLS: the sips:
+// scheme (RFC 3261 §19.1, RFC 5630) or a transport=tls parameter.
+func TLSTarget(uri string) bool {
+	l := strings.ToLower(uri)
+	return strings.HasPrefix(l, "sips:") || strings.Contains(l, ";transport=tls")
 }

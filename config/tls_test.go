@@ -45,6 +45,14 @@ func TestValidateTLSNamesTheField(t *testing.T) {
 		{"unknown transport", withTLS(func(c *Config) { c.SIP.Transports = []string{"sctp"} }), "sip.transports[0]: unknown transport \"sctp\" (want udp, tcp or tls)"},
 		{"admin key without cert", withTLS(func(c *Config) { c.Admin.TLS.KeyFile = is.KeyFile }), "admin.tls.cert_file: missing"},
 		{"admin public plain", withTLS(func(c *Config) { c.Admin.Listen = "0.0.0.0:8080" }), "admin.listen: 0.0.0.0:8080 is beyond loopback without admin.tls"},
+		{"tls route without tls", withTLS(func(c *Config) {
+			c.SIP.Transports = []string{"udp"}
+			c.Routes["trunk"] = "dial:sips:pstn@192.0.2.9:5061"
+		}), `routes.trunk: "dial:sips:pstn@192.0.2.9:5061" is dialled over TLS`},
+		{"tls agent without tls", withTLS(func(c *Config) {
+			c.SIP.Transports = []string{"udp"}
+			c.Agents[0].URI = "sip:demo@192.0.2.7:5061;transport=tls"
+		}), `agents[0].uri: "sip:demo@192.0.2.7:5061;transport=tls" is called over TLS`},
 		{"flows ca missing", withTLS(func(c *Config) { c.Flows.TLS.CAFile = missing }), "flows.tls.ca_file: certificate: " + missing},
 		{"flows client key missing", withTLS(func(c *Config) { c.Flows.TLS.ClientCertFile = is.CertFile }), "flows.tls.client_key_file: missing"},
 	} {
@@ -52,6 +60,13 @@ func TestValidateTLSNamesTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v\nwant it to contain %q", tc.name, err, tc.want)
 		}
+	}
+	sipsRoute := withTLS(func(c *Config) {
+		c.Routes["trunk"] = "dial:sips:pstn@192.0.2.9:5061"
+		c.Agents[0].URI = "sips:demo@192.0.2.7:5061"
+	})
+	if err := sipsRoute.Validate(); err != nil {
+		t.Errorf("sips route and agent with tls refused: %v", err)
 	}
 	// Without tls in transports, the empty sip.tls is not checked.
 	if c := Default(); c.Validate() != nil {
