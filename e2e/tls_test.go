@@ -26,12 +26,21 @@ import (
 // TLS address and the files, so a test can replace them.
 func tlsCloak(t *testing.T, o cloakOpts) (*cloak, string, *certstest.CA, certstest.Issued) {
 	t.Helper()
-	ca := certstest.NewCA(t, "cloak-e2e-ca")
+	return tlsCloakCA(t, o, certstest.NewCA(t, "cloak-e2e-ca"), false)
+}
+
+// tlsCloakCA is tlsCloak with a given CA; trustCA sets client_ca_file to
+// it (mutual TLS inbound, and trust of the peers cloak dials).
+func tlsCloakCA(t *testing.T, o cloakOpts, ca *certstest.CA, trustCA bool) (*cloak, string, *certstest.CA, certstest.Issued) {
+	t.Helper()
 	is := ca.Issue(t, "", "cloak", "127.0.0.1", "localhost")
 	port := freePorts(t, 1, true)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	o.transports = "[udp, tcp, tls]"
 	o.sipExtra += fmt.Sprintf("  tls:\n    listen: %s\n    cert_file: %s\n    key_file: %s\n    min_version: \"1.2\"\n", addr, is.CertFile, is.KeyFile)
+	if trustCA {
+		o.sipExtra += "    client_ca_file: " + ca.File + "\n"
+	}
 	c := startCloak(t, o)
 	return c, addr, ca, is
 }
@@ -354,6 +363,26 @@ module_app		menu.so
 		t.Logf("tshark: %d bytes captured on tcp/%s, %d TLS handshake frames, no SIP in clear", len(raw), port, len(frames))
 	} else {
 		t.Log("tshark not available: the capture check was skipped")
+	}
+}
+
+// TestTLSRelayDialsSips: a route dial:sips: relays a sipp call (UDP) to
+// a second cloak over TLS, verifying its certificate against
+// client_ca_file and presenting its own; the far cloak sees the call come
+// over TLS and the caller hears the echo through the relay.
+func TestTLSRelayDialsSips(t *testing.T) {
+	ca := certstest.NewCA(t, "cloak-e2e-ca")
+	far, farAddr, _, _ := tlsCloakCA(t, cloakOpts{}, ca, true)
+	defer far.stop()
+	// echo.xml calls the user echo: on the near cloak, echo is the relay.
+	near, _, _, _ := tlsCloakCA(t, cloakOpts{routes: map[string]string{"echo": "dial:sips:echo@" + farAddr}}, ca, true)
+	defer near.stop()
+	runSipp(t, near, sippArgs{scenario: "echo.xml", service: "echo", keys: echoKeys()})
+	if !far.waitLog("call answered", 5*time.Second) {
+		t.Fatalf("the far cloak answered no call:\n%s", tail(far.log(), 20))
+	}
+	if !regexp.MustCompile(`call offered.*transport=TLS`).MatchString(far.log()) {
+		t.Errorf("the relayed call did not arrive over TLS:\n%s", tail(far.log(), 20))
 	}
 }
 
