@@ -373,7 +373,8 @@ func (s *Server) listenAndServe(ctx context.Context, transport string) error {
 		}
 		go func() { <-ctx.Done(); _ = l.Close() }()
 		readyOf(ctx) <- struct{}{}
-		return s.srv.ServeTLS(&guardedListener{Listener: &handshakeListener{Listener: l, conf: s.cfg.TLS}, srv: s})
+		hl := &handshakeListener{Listener: l, conf: s.cfg.TLS, allow: s.allowed, refused: func() { s.forbidden.Add(1) }}
+		return s.srv.ServeTLS(&guardedListener{Listener: hl, srv: s})
 	}
 	return fmt.Errorf("%w: %q", ErrTransport, transport)
 }

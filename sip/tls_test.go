@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,6 +207,45 @@ func TestTLSMutualRefusesAnonymousPeer(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("anonymous peer: err = %v, want a certificate error", err)
+	}
+}
+
+// TestTLSAllowListBeforeHandshake: a source outside sip.allow gets its
+// TCP connection closed before any TLS handshake, and is counted.
+func TestTLSAllowListBeforeHandshake(t *testing.T) {
+	ca := certstest.NewCA(t, "test-ca")
+	is := ca.Issue(t, "", "cloak", "127.0.0.1")
+	rl, err := certs.New(is.CertFile, is.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handshakes atomic.Int32
+	conf := &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		handshakes.Add(1)
+		return rl.GetCertificate(h)
+	}}
+	tlsAddr := freeTCP(t)
+	srv, err := NewServer(Config{Listen: freeUDP(t), Transports: []string{"udp", "tls"}, TLSListen: tlsAddr, TLS: conf,
+		AllowNets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Log: zerolog.Nop()}, rejectHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	d := &net.Dialer{Timeout: 3 * time.Second}
+	if c, err := tls.DialWithDialer(d, "tcp", tlsAddr.String(), &tls.Config{RootCAs: ca.Pool}); err == nil {
+		c.Close()
+		t.Fatal("a source outside sip.allow completed a TLS handshake")
+	}
+	if n := handshakes.Load(); n != 0 {
+		t.Fatalf("%d handshakes reached the certificate for a refused source", n)
+	}
+	if got := srv.Stats().Forbidden; got != 1 {
+		t.Fatalf("Forbidden = %d, want 1", got)
 	}
 }
 
