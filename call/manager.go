@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -58,6 +59,9 @@ type Config struct {
 	Flows *ivr.FlowSet
 	// Endpoints resolves data_action endpoint names (payment_gateway) to URLs.
 	Endpoints map[string]string
+	// HTTPClient sends data_action requests (flows.tls: private CA, client
+	// certificate); nil uses ivr's default.
+	HTTPClient *http.Client
 	// Agents and queues; nil when the deployment has none.
 	Directory *acd.Directory
 	// SecureCode is the agent's in-call feature code ("*7") that sends the
@@ -169,7 +173,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.met = nopMetrics{}
 	}
 	if cfg.Flows != nil {
-		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints}
+		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints, Client: cfg.HTTPClient}
 		// Load every prompt the flows name now: a missing one is a start-up
 		// error, not a silent gap in a caller's call.
 		for _, name := range cfg.Flows.Prompts() {

@@ -37,7 +37,8 @@ type Config struct {
 	// tone), "ring" (rings and never answers: for CANCEL and no-answer
 	// tests), "prompt:NAME" (plays NAME.wav, then hangs up), "flow:NAME",
 	// or "dial:SIP-URI" (bridges straight to that URI through the gate,
-	// DTMF masked: a relay for trunks and load tests).
+	// DTMF masked: a relay for trunks and load tests; a sips: URI or
+	// ;transport=tls dials over TLS and needs tls in sip.transports).
 	Routes map[string]string `yaml:"routes"`
 	// Prompts is where prompts are read from.
 	Prompts Prompts `yaml:"prompts"`
@@ -229,6 +230,32 @@ type Admin struct {
 	// Pprof mounts Go's profiler at /debug/pprof/ on the API listener.
 	// Off by default: goroutine dumps print function arguments.
 	Pprof bool `yaml:"pprof"`
+	// TLS, when cert_file and key_file are set, serves the API over HTTPS
+	// (certificates reloaded on SIGHUP and when the files change).
+	TLS AdminTLS `yaml:"tls"`
+	// AllowPlain lets Listen be beyond loopback without TLS (warned at
+	// start); without it such a listen address is refused.
+	AllowPlain bool `yaml:"allow_plain"`
+}
+
+// AdminTLS is the HTTPS key pair of the API.
+type AdminTLS struct {
+	// CertFile is the PEM certificate chain; empty serves plain HTTP.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is CertFile's PEM private key.
+	KeyFile string `yaml:"key_file"`
+}
+
+// FlowsTLS configures how data actions reach HTTPS endpoints.
+type FlowsTLS struct {
+	// CAFile is a PEM bundle of CAs trusted for endpoints' certificates
+	// (a private CA) instead of the system roots; empty uses the system's.
+	CAFile string `yaml:"ca_file"`
+	// ClientCertFile and ClientKeyFile, when set, are presented to
+	// endpoints that ask for a client certificate (mutual TLS).
+	ClientCertFile string `yaml:"client_cert_file"`
+	// ClientKeyFile is ClientCertFile's PEM private key.
+	ClientKeyFile string `yaml:"client_key_file"`
 }
 
 // Flows configures the IVR flows.
@@ -241,6 +268,10 @@ type Flows struct {
 	// payment_gateway is not set, cloak serves its demo gateway on
 	// loopback (approves Luhn-valid cards with a future expiry).
 	Endpoints map[string]string `yaml:"endpoints"`
+	// TLS is the trust (and client certificate) for https endpoints. A
+	// step that sends a secret (a card) may only use an https endpoint,
+	// verified, or one on loopback (the demo gateway).
+	TLS FlowsTLS `yaml:"tls"`
 }
 
 // SIP configures the SIP user agent.
@@ -253,8 +284,11 @@ type SIP struct {
 	// advertises, per call, this host's address on the route to the
 	// INVITE's sender.
 	Advertise string `yaml:"advertise"`
-	// Transports lists the transports to listen on: udp, tcp.
+	// Transports lists the transports to listen on: udp, tcp, tls (TLS
+	// listens on tls.listen, RFC 3261 §26).
 	Transports []string `yaml:"transports"`
+	// TLS configures SIP over TLS, used when transports lists tls.
+	TLS SIPTLS `yaml:"tls"`
 	// Allow is the allow-list of source networks (CIDRs) for trunks; empty
 	// allows every source (with a warning when listening beyond loopback).
 	Allow []string `yaml:"allow"`
@@ -270,6 +304,25 @@ type SIP struct {
 	T1 time.Duration `yaml:"t1"`
 	// Auth guards REGISTER's digest authentication against guessing.
 	Auth SIPAuth `yaml:"auth"`
+}
+
+// SIPTLS configures SIP over TLS (RFC 3261 §26.2, sips: URIs per RFC
+// 5630). The key pair is reloaded on SIGHUP and when its files change;
+// calls up keep their connection.
+type SIPTLS struct {
+	// Listen is the address:port TLS listens on (5061 by convention).
+	Listen string `yaml:"listen"`
+	// CertFile is the PEM certificate chain cloak presents, as server and,
+	// for outbound TLS legs, as client.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is CertFile's PEM private key.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, turns on mutual TLS: a peer must present a
+	// certificate signed by one of these CAs (PEM). The same CAs are
+	// trusted, beside the system roots, for the peers cloak dials.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MinVersion is the oldest TLS version accepted: 1.2 or 1.3.
+	MinVersion string `yaml:"min_version"`
 }
 
 // SIPAuth configures the failed-attempt limiter of REGISTER, per source IP
@@ -437,6 +490,7 @@ func Default() Config {
 		SIP: SIP{
 			Listen:     "127.0.0.1:5060",
 			Transports: []string{"udp", "tcp"},
+			TLS:        SIPTLS{Listen: "127.0.0.1:5061", MinVersion: "1.2"},
 			MaxCalls:   2000,
 			UserAgent:  "cloak",
 			T1:         500 * time.Millisecond,
@@ -556,13 +610,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(c.SIP.Transports) == 0 {
-		bad("sip.transports", "at least one of udp, tcp")
+		bad("sip.transports", "at least one of udp, tcp, tls")
 	}
 	for i, t := range c.SIP.Transports {
-		if t != "udp" && t != "tcp" {
-			bad(fmt.Sprintf("sip.transports[%d]", i), "unknown transport %q (want udp or tcp)", t)
+		if t != "udp" && t != "tcp" && t != "tls" {
+			bad(fmt.Sprintf("sip.transports[%d]", i), "unknown transport %q (want udp, tcp or tls)", t)
 		}
 	}
+	errs = append(errs, c.validateTLS()...)
 	for i, a := range c.SIP.Allow {
 		if _, err := parsePrefix(a); err != nil {
 			bad(fmt.Sprintf("sip.allow[%d]", i), "not a CIDR or IP address: %q", a)
@@ -685,7 +740,7 @@ func (c *Config) Validate() error {
 			bad(p+".name", "agent %q defined twice", a.Name)
 		}
 		agents[a.Name] = true
-		if a.URI != "" && !strings.HasPrefix(a.URI, "sip:") {
+		if a.URI != "" && !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
 			bad(p+".uri", "not a SIP URI: %q", a.URI)
 		}
 		if a.URI == "" && a.Password == "" {
@@ -750,8 +805,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Admin.Listen != "" {
-		if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
+		if ap, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
 			bad("admin.listen", "want IP:PORT, got %q", c.Admin.Listen)
+		} else if !ap.Addr().IsLoopback() && c.Admin.TLS.CertFile == "" && !c.Admin.AllowPlain {
+			bad("admin.listen", "%s is beyond loopback without admin.tls: set admin.tls.cert_file and key_file, or admin.allow_plain: true", c.Admin.Listen)
 		}
 	}
 	c.Archive.validate(bad)
@@ -775,6 +832,8 @@ func validTarget(t string) error {
 	case strings.HasPrefix(t, "prompt:") && len(t) > len("prompt:"):
 		return nil
 	case strings.HasPrefix(t, "dial:sip:") && len(t) > len("dial:sip:"):
+		return nil
+	case strings.HasPrefix(t, "dial:sips:") && len(t) > len("dial:sips:"):
 		return nil
 	}
 	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME, flow:NAME or dial:SIP-URI)", t)

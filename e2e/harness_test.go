@@ -194,6 +194,8 @@ type cloakOpts struct {
 	// rtpPorts is the size of rtp.ports (even ports only carry calls);
 	// 0 leaves 20.
 	rtpPorts int
+	// transports is sip.transports as YAML; "" is [udp, tcp].
+	transports string
 }
 
 // cloak is a running cloak process.
@@ -279,9 +281,13 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 		source = "  source: " + o.rtpSource + "\n"
 	}
 	source += o.rtpExtra
+	transports := "[udp, tcp]"
+	if o.transports != "" {
+		transports = o.transports
+	}
 	cfg := fmt.Sprintf(`sip:
   listen: %s:%d
-  transports: [udp, tcp]
+  transports: %s
 %srtp:
 %s  ports: %d-%d
   inactivity_timeout: %s
@@ -296,7 +302,7 @@ shutdown:
 routes:
 %sadmin:
   listen: %s
-%s`, sipHost, c.sipPort, t1+o.sipExtra, source, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, o.extra)
+%s`, sipHost, c.sipPort, transports, t1+o.sipExtra, source, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, o.extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

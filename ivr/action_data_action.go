@@ -72,6 +72,10 @@ func (d *DataAction) check(c *stepCheck) {
 	if d.URL != "" {
 		if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			c.errf("data_action url %q is not an http(s) URL", d.URL)
+		} else if d.carriesSecret(func(v string) bool { return c.secrets[v] }) {
+			if err := SecureTarget(d.URL); err != nil {
+				c.errf("url: %v", err)
+			}
 		}
 	}
 	for _, field := range sortedKeys(d.Send) {
@@ -94,7 +98,9 @@ func (d *DataAction) check(c *stepCheck) {
 	c.required(d.OnFailure, "on_failure")
 }
 
-// run POSTs the step's fields as one JSON object. Secrets are written
+// run POSTs the step's fields as one JSON object. A step that carries a
+// secret goes only to an https endpoint (certificate verified) or to
+// loopback (SecureTarget), and follows no redirect. Secrets are written
 // straight from their bytes into the request body (never through a Go
 // string) and only when the step is marked payment_gateway; the body is
 // zeroed afterwards. Any transport error, non-2xx status or body that is not
@@ -120,6 +126,16 @@ func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
 		target = u
 	}
 
+	client := st.client
+	if d.carriesSecret(func(v string) bool { _, ok := sc.secrets[v]; return ok }) {
+		// Checked at load for url and (server start) for endpoints; checked
+		// again here, before a byte of the secret is in a request.
+		if err := SecureTarget(target); err != nil {
+			return fail("refused: "+ErrPlainSecret.Error(), false)
+		}
+		client = secretClient(client)
+	}
+
 	body, err := st.requestBody(d, sc)
 	defer wipeBytes(body)
 	if err != nil {
@@ -134,7 +150,7 @@ func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	resp, err := st.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil { // the call itself is over
 			return outcome{}, ctx.Err()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/certs/certstest"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/rs/zerolog"
 )
@@ -64,6 +65,14 @@ func TestBindErrorsNameTheField(t *testing.T) {
 			cfg.SIP.Listen, cfg.SIP.Transports = u.LocalAddr().String(), []string{"udp"}
 			return cfg.SIP.Listen, func() { u.Close() }
 		}, "already in use (udp)"},
+		{"sip tls busy", "sip.tls.listen", func(t *testing.T, cfg *config.Config) (string, func()) {
+			addr, done := busyTCP(t)
+			ca := certstest.NewCA(t, "test-ca")
+			is := ca.Issue(t, "", "cloak", "127.0.0.1")
+			cfg.SIP.Transports = []string{"udp", "tls"}
+			cfg.SIP.TLS.Listen, cfg.SIP.TLS.CertFile, cfg.SIP.TLS.KeyFile = addr, is.CertFile, is.KeyFile
+			return addr, done
+		}, "already in use (tcp)"},
 		{"admin busy", "admin.listen", func(t *testing.T, cfg *config.Config) (string, func()) {
 			addr, done := busyTCP(t)
 			cfg.Admin.Listen = addr

@@ -61,7 +61,8 @@ func captureSetup(cfg config.Config, log zerolog.Logger) (call.Capture, func(), 
 		log.Info().Str("collector", cfg.Capture.HEP).Msg("SIP capture to HEP")
 	}
 	if len(sipSinks) > 0 {
-		caps.SIP = sipSinks
+		// SDES keys (a=crypto) never reach a SIP capture.
+		caps.SIP = capture.KeySafe(sipSinks)
 	}
 	if cfg.Capture.RTPPcap {
 		w, err := capture.NewPcapWriter(filepath.Join(dir, "rtp-"+stamp+".pcap"), capture.PcapOptions{})

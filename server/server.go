@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/certs"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
@@ -116,6 +119,14 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		endpoints["payment_gateway"] = gw
 		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
 	}
+	// A step that sends a card may only use an https endpoint or loopback.
+	if err := flows.CheckEndpoints(endpoints); err != nil {
+		return fmt.Errorf("flows.endpoints:\n%w", err)
+	}
+	flowsClient, err := flowsHTTPClient(cfg.Flows.TLS)
+	if err != nil {
+		return err
+	}
 	dir, err := newDirectory(cfg)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
@@ -155,6 +166,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Prompts:           prompts,
 		Flows:             flows,
 		Endpoints:         endpoints,
+		HTTPClient:        flowsClient,
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
 		SecureFlow:        cfg.Features.SecureFlow,
@@ -194,8 +206,20 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
+	var reloadable []namedCert
+	var tlsListen netip.AddrPort
+	var sipServerTLS, sipClientTLS *tls.Config
+	if cfg.SIPTLSEnabled() {
+		var rl *certs.Reloader
+		if sipServerTLS, sipClientTLS, rl, err = sipTLS(cfg); err != nil {
+			return err
+		}
+		tlsListen, _ = cfg.SIPTLSListen() // validated
+		reloadable = append(reloadable, namedCert{"sip.tls", rl})
+	}
 	srv, err := sip.NewServer(sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
+		TLSListen: tlsListen, TLS: sipServerTLS, ClientTLS: sipClientTLS,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
 		UserAgent: cfg.SIP.UserAgent + "/" + version, Log: log,
 		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
@@ -210,7 +234,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	mgr.SetDialer(srv)
 	srvActive = srv.Active
 	if err := srv.Start(runCtx); err != nil {
-		return bindError("sip.listen", listen.String(), err)
+		field, addr := sipBindField(err, cfg)
+		return bindError(field, addr, err)
 	}
 	go mon.Run(runCtx)
 	adminAddr, metricsMode := "off", "off"
@@ -234,15 +259,33 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				metricsMode = "bearer token"
 			}
 		}
-		addr, err := startAdmin(runCtx, cfg.Admin.Listen, api)
+		apiTLS, rl, err := adminTLS(cfg)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		if rl != nil {
+			reloadable = append(reloadable, namedCert{"admin.tls", rl})
+		}
+		addr, err := startAdmin(runCtx, cfg.Admin.Listen, apiTLS, api)
 		if err != nil {
 			_ = srv.Close()
 			return bindError("admin.listen", cfg.Admin.Listen, err)
 		}
 		adminAddr = addr
+		if apiTLS != nil {
+			adminAddr = "https://" + addr
+		} else if ap, _ := netip.ParseAddrPort(addr); !ap.Addr().IsLoopback() {
+			log.Warn().Str("admin.listen", addr).Msg("the HTTP API listens beyond loopback without TLS (admin.allow_plain): requests and answers cross the network in clear; set admin.tls")
+		}
 	}
+	reloadCerts(runCtx, log, reloadable)
 	// Every listener is bound: only now is cloak ready.
-	log.Info().Str("version", version).Str("sip", listen.String()).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
+	sipAddrs := listen.String()
+	if tlsListen.IsValid() {
+		sipAddrs += " tls " + tlsListen.String()
+	}
+	log.Info().Str("version", version).Str("sip", sipAddrs).Strs("transports", cfg.SIP.Transports).Strs("flows", flows.Names()).
 		Str("rtp", fmt.Sprintf("%s:%d-%d", cfg.RTPBindAddr(), lo, hi)).Str("rtp_source", cfg.RTP.Source).Str("admin", adminAddr).Str("metrics", metricsMode).
 		Str("data", cfg.Data.Dir).Msg("cloak is ready")
 	if opts.Ready != nil {

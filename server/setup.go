@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,9 +51,17 @@ func startDemoGateway(ctx context.Context) (string, error) {
 	return "http://" + addr + "/pay", nil
 }
 
-// startAdmin serves the HTTP API until ctx ends and returns its address.
-func startAdmin(ctx context.Context, listen string, h http.Handler) (string, error) {
-	return serveHTTP(ctx, listen, h)
+// startAdmin serves the HTTP API until ctx ends and returns its address;
+// with conf not nil, over HTTPS.
+func startAdmin(ctx context.Context, listen string, conf *tls.Config, h http.Handler) (string, error) {
+	if conf == nil {
+		return serveHTTP(ctx, listen, h)
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", err
+	}
+	return serveListener(ctx, tls.NewListener(l, conf), h), nil
 }
 
 // serveHTTP serves h on listen until ctx ends (then shuts down, waiting
@@ -62,6 +71,11 @@ func serveHTTP(ctx context.Context, listen string, h http.Handler) (string, erro
 	if err != nil {
 		return "", err
 	}
+	return serveListener(ctx, l, h), nil
+}
+
+// serveListener serves h on l until ctx ends and returns l's address.
+func serveListener(ctx context.Context, l net.Listener, h http.Handler) string {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	go func() {
@@ -70,7 +84,7 @@ func serveHTTP(ctx context.Context, listen string, h http.Handler) (string, erro
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	return l.Addr().String(), nil
+	return l.Addr().String()
 }
 
 // newDirectory builds the agents and queues from configuration.

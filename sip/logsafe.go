@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/cloak-voip/cloak/capture"
 	"github.com/rs/zerolog"
 )
 
@@ -19,7 +20,9 @@ import (
 // message text and an allow-list of attributes whose values cannot hold
 // message bytes, and masks long digit runs in what it keeps. Lines about
 // SIP messages that cloak writes itself name only method or status,
-// Call-ID, CSeq, source and a reason (see parseFailed).
+// Call-ID, CSeq, source and a reason (see parseFailed). SDES keys
+// ("inline:" in an a=crypto line) are replaced by '*' in whatever is
+// kept, before any cut.
 
 // safeAttrs are the sipgo attribute keys kept, all addresses, counts,
 // states or errors (errors are cut, see safeError). Anything else — "data",
@@ -93,7 +96,7 @@ func (h *safeHandler) Handle(ctx context.Context, r slog.Record) error {
 	if strings.ContainsAny(msg, "\r\n") || len(msg) > maxLogMessage {
 		msg = withheld
 	}
-	out := slog.NewRecord(r.Time, r.Level, maskDigits(msg), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, maskDigits(redactKeys(msg)), r.PC)
 	for _, a := range h.attrs {
 		if a, ok := safeAttr(a); ok {
 			out.AddAttrs(a)
@@ -152,6 +155,7 @@ func safeError(err error) string {
 // safeString strips control characters, caps the length and masks digit
 // runs.
 func safeString(s string) string {
+	s = redactKeys(s) // before the cut: half a key is still a secret
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1
@@ -162,6 +166,16 @@ func safeString(s string) string {
 		s = s[:maxLogValue] + "…"
 	}
 	return maskDigits(s)
+}
+
+// redactKeys hides SDES key material (an SDP a=crypto attribute's
+// "inline:" key, RFC 4568 §9.1): a future SRTP master key must never be
+// logged. It keeps the text's length, as the capture does.
+func redactKeys(s string) string {
+	if !strings.Contains(strings.ToLower(s), "inline:") {
+		return s
+	}
+	return string(capture.RedactSDESKeys([]byte(s)))
 }
 
 // minDigitRun is the shortest digit run maskDigits hides. Ports have five

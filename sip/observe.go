@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,43 +33,43 @@ func init() {
 	siplib.SIPDebug = true
 }
 
-// observers maps a listening port to the capture of the server on it;
-// copy-on-write, read lock-free by the tracer.
+// observed is one server's capture: its listening ports (UDP/TCP, TLS)
+// and where its messages go.
+type observed struct {
+	ports []string
+	fn    func(Observed)
+}
+
+// observers are the servers that capture; copy-on-write, read lock-free
+// by the tracer.
 var (
 	observersMu sync.Mutex
-	observers   atomic.Pointer[map[string]func(Observed)]
+	observers   atomic.Pointer[[]*observed]
 )
 
 // installObserver routes the SIP messages of the server listening on
-// listenPort to fn (messages read on that port reach it through
+// listenPorts to fn (messages read on those ports reach it through
 // Server.observeRead); the returned func unregisters it.
-func installObserver(fn func(Observed), listenPort uint16) (remove func()) {
-	port := strconv.Itoa(int(listenPort))
+func installObserver(fn func(Observed), listenPorts ...uint16) (remove func()) {
+	o := &observed{fn: fn}
+	for _, p := range listenPorts {
+		o.ports = append(o.ports, strconv.Itoa(int(p)))
+	}
 	observersMu.Lock()
 	defer observersMu.Unlock()
-	next := map[string]func(Observed){port: fn}
+	var next []*observed
 	if cur := observers.Load(); cur != nil {
-		for k, v := range *cur {
-			if k != port {
-				next[k] = v
-			}
-		}
+		next = slices.Clone(*cur)
 	}
+	next = append(next, o)
 	observers.Store(&next)
 	return func() {
 		observersMu.Lock()
 		defer observersMu.Unlock()
-		cur := observers.Load()
-		if cur == nil {
-			return
+		if cur := observers.Load(); cur != nil {
+			next := slices.DeleteFunc(slices.Clone(*cur), func(x *observed) bool { return x == o })
+			observers.Store(&next)
 		}
-		next := map[string]func(Observed){}
-		for k, v := range *cur {
-			if k != port {
-				next[k] = v
-			}
-		}
-		observers.Store(&next)
 	}
 }
 
@@ -85,16 +86,15 @@ func route(laddr string) (fn func(Observed), listening bool) {
 	if obs == nil || len(*obs) == 0 {
 		return nil, false
 	}
-	_, port, err := net.SplitHostPort(laddr)
-	if err == nil {
-		if fn, ok := (*obs)[port]; ok {
-			return fn, true
+	if _, port, err := net.SplitHostPort(laddr); err == nil {
+		for _, o := range *obs {
+			if slices.Contains(o.ports, port) {
+				return o.fn, true
+			}
 		}
 	}
 	if len(*obs) == 1 {
-		for _, fn := range *obs {
-			return fn, false
-		}
+		return (*obs)[0].fn, false
 	}
 	return nil, false
 }

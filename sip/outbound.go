@@ -62,6 +62,10 @@ func (e *DialError) Error() string {
 func (e *DialError) Unwrap() error   { return e.Err }
 func (e *DialError) StatusCode() int { return e.Status }
 
+// ErrNoTLS is the DialError cause for a sips: or transport=tls target
+// when SIP over TLS is not configured (sip.transports lacks tls).
+var ErrNoTLS = errors.New("TLS target but SIP over TLS is not configured")
+
 // ErrDialCanceled is the DialError cause when ctx ended before an answer
 // (cloak sent CANCEL).
 var ErrDialCanceled = errors.New("call attempt cancelled")
@@ -82,10 +86,20 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
-	ua := &s.uaUDP
-	if tr, _ := uri.UriParams.Get("transport"); strings.EqualFold(tr, "tcp") {
-		ua = &s.uaTCP
+	// RFC 3261 §26.2.2 / RFC 5630: a sips: target, or transport=tls,
+	// goes over TLS (sipgo's Request.Transport reads the URI the same way).
+	tr, _ := uri.UriParams.Get("transport")
+	if tr == "" {
+		tr = "udp"
 	}
+	if (uri.IsEncrypted() || strings.EqualFold(tr, "tls")) && !s.servesTLS() {
+		return nil, &DialError{Err: fmt.Errorf("target %q: %w", target, ErrNoTLS)}
+	}
+	if uri.IsEncrypted() && strings.EqualFold(tr, "udp") {
+		tr = "tls"
+	}
+	tlsRoutable(&uri)
+	ua := s.dialogUA(tr, &uri)
 	from := o.FromUser
 	if from == "" {
 		from = "cloak"
@@ -98,6 +112,9 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 		return nil, &DialError{Err: err}
 	}
 	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *siplib.Response) error {
+		if c := res.Contact(); c != nil {
+			tlsRoutable(&c.Address) // the remote target of ACK and BYE
+		}
 		if (res.StatusCode == 180 || res.StatusCode == 183) && o.OnRinging != nil {
 			o.OnRinging()
 		}

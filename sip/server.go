@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,8 +28,21 @@ type Config struct {
 	// Advertise is the address put in Contact and Via when Listen is
 	// unspecified (0.0.0.0 or ::). Defaults to Listen's address.
 	Advertise netip.Addr
-	// Transports to listen on: "udp", "tcp". Default both.
+	// Transports to listen on: "udp", "tcp" (on Listen), "tls" (on
+	// TLSListen, with TLS). Default udp and tcp.
 	Transports []string
+	// TLSListen is the address SIP over TLS listens on (RFC 3261 §26.2;
+	// 5061 by convention), used when Transports lists "tls".
+	TLSListen netip.AddrPort
+	// TLS is the server side of the TLS transport: its certificate (a
+	// GetCertificate that may swap it), client authentication, minimum
+	// version. Required when Transports lists "tls".
+	TLS *tls.Config
+	// ClientTLS is used for TLS connections cloak opens (outbound legs to
+	// sips: or transport=tls targets): roots to verify the peer and the
+	// certificate to present. Nil uses the system roots and no client
+	// certificate.
+	ClientTLS *tls.Config
 	// AllowNets is the allow-list of source networks. Empty allows all.
 	AllowNets []netip.Prefix
 	// MaxCalls caps concurrent calls; further INVITEs get 503. 0 = no cap.
@@ -101,7 +115,11 @@ type Server struct {
 	srv     *sipgo.Server
 	uaUDP   sipgo.DialogUA
 	uaTCP   sipgo.DialogUA
+	uaTLS   sipgo.DialogUA // sip: URIs with transport=tls
+	uaSIPS  sipgo.DialogUA // sips: URIs (RFC 5630): Contact must be sips too
 	contact netip.AddrPort
+	// tlsContact is the host:port of the TLS transport in Contact and Via.
+	tlsContact netip.AddrPort
 
 	sessions sync.Map     // dialog id -> *Session (calls we answered)
 	legs     sync.Map     // dialog id -> *Leg (calls we placed)
@@ -161,7 +179,11 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 			adv = netip.MustParseAddr("127.0.0.1")
 		}
 	}
-	s := &Server{cfg: cfg, handler: h, log: cfg.Log, contact: netip.AddrPortFrom(adv, cfg.Listen.Port())}
+	s := &Server{cfg: cfg, handler: h, log: cfg.Log, contact: netip.AddrPortFrom(adv, cfg.Listen.Port()),
+		tlsContact: netip.AddrPortFrom(adv, cfg.TLSListen.Port())}
+	if s.servesTLS() && (cfg.TLS == nil || !cfg.TLSListen.IsValid()) {
+		return nil, fmt.Errorf("sip: transport tls needs a TLS configuration and a TLS listen address")
+	}
 	// Every sipgo logger — the package default, which sipgo keeps in a
 	// global and so follows the latest server, and this server's own —
 	// writes through safeHandler (logsafe.go): no message bytes in the log.
@@ -172,8 +194,12 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	setSipgoLogger.Do(func() {
 		siplib.SetDefaultLogger(slog.New(newSafeHandler(&sipgoTarget)))
 	})
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()),
-		sipgo.WithUserAgentTransactionLayerOptions(siplib.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse)))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(adv.String()),
+		sipgo.WithUserAgentTransactionLayerOptions(siplib.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse))}
+	if cfg.ClientTLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(cfg.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}
@@ -197,9 +223,17 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	}
 	s.uaUDP = sipgo.DialogUA{Client: udpClient, ContactHDR: s.contactHeader("udp"), RewriteContact: true}
 	s.uaTCP = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tcp"), RewriteContact: true}
+	// TLS connections cloak opens come from an ephemeral port, as TCP's
+	// do; Via's sent-by names the TLS listener (sipgo takes its port).
+	s.uaTLS = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("tls"), RewriteContact: true}
+	s.uaSIPS = sipgo.DialogUA{Client: tcpClient, ContactHDR: s.contactHeader("sips"), RewriteContact: true}
 
 	if cfg.Observe != nil {
-		s.unobserve = installObserver(cfg.Observe, cfg.Listen.Port())
+		ports := []uint16{cfg.Listen.Port()}
+		if s.servesTLS() {
+			ports = append(ports, cfg.TLSListen.Port())
+		}
+		s.unobserve = installObserver(cfg.Observe, ports...)
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
@@ -220,14 +254,64 @@ func maxLevel(a, b zerolog.Level) zerolog.Level {
 	return b
 }
 
+// contactHeader is our Contact for a transport: udp, tcp, tls
+// (sip:…;transport=tls) or sips (sips:…, RFC 5630 §3: TLS implied, no
+// transport parameter).
 func (s *Server) contactHeader(transport string) siplib.ContactHeader {
-	uri := siplib.Uri{User: "cloak", Host: s.contact.Addr().String(), Port: int(s.contact.Port())}
-	if transport != "udp" {
+	uri := siplib.Uri{Scheme: "sip", User: "cloak", Host: s.contact.Addr().String(), Port: int(s.contact.Port())}
+	switch transport {
+	case "udp":
+	case "sips":
+		uri.Scheme = "sips"
+		uri.Port = int(s.tlsContact.Port())
+	case "tls":
+		uri.Port = int(s.tlsContact.Port())
+		fallthrough
+	default:
 		uri.UriParams = siplib.NewParams()
 		uri.UriParams.Add("transport", transport)
 	}
 	return siplib.ContactHeader{Address: uri}
 }
+
+// servesTLS reports whether Transports lists tls.
+func (s *Server) servesTLS() bool {
+	for _, t := range s.cfg.Transports {
+		if strings.EqualFold(t, "tls") {
+			return true
+		}
+	}
+	return false
+}
+
+// dialogUA picks the user agent, and so the Contact, for a dialog on
+// transport whose peer addressed us (or we address it) with uri: a sips
+// Request-URI needs a sips Contact (RFC 3261 §8.1.1.8, §12.1.1).
+func (s *Server) dialogUA(transport string, uri *siplib.Uri) *sipgo.DialogUA {
+	switch {
+	case uri != nil && uri.IsEncrypted():
+		return &s.uaSIPS
+	case strings.EqualFold(transport, "tls"):
+		return &s.uaTLS
+	case strings.EqualFold(transport, "udp"):
+		return &s.uaUDP
+	}
+	return &s.uaTCP
+}
+
+// ListenError is a transport Start could not open; Transport says which
+// ("udp", "tcp", "tls") and Addr where.
+type ListenError struct {
+	Transport string
+	Addr      netip.AddrPort
+	Err       error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("sip: listen %s %s: %v", e.Transport, e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
 
 // Start listens on the configured transports and returns once they are
 // ready; serving goes on until Close.
@@ -239,7 +323,11 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, tr := range s.cfg.Transports {
 		go func() {
 			if err := s.listenAndServe(ctx, tr); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("sip: listen %s %s: %w", tr, s.cfg.Listen, err)
+				addr := s.cfg.Listen
+				if strings.EqualFold(tr, "tls") {
+					addr = s.cfg.TLSListen
+				}
+				errc <- &ListenError{Transport: strings.ToLower(tr), Addr: addr, Err: err}
 			}
 		}()
 	}
@@ -283,6 +371,19 @@ func (s *Server) listenAndServe(ctx context.Context, transport string) error {
 		go func() { <-ctx.Done(); _ = l.Close() }()
 		readyOf(ctx) <- struct{}{}
 		return s.srv.ServeTCP(&guardedListener{Listener: l, srv: s})
+	case "tls":
+		// RFC 3261 §26.2: TLS over TCP. The guard reads the decrypted
+		// stream, as it reads TCP's; the handshake runs on the
+		// connection's first read, on its own goroutine, so a slow
+		// client holds no other.
+		l, err := lc.Listen(ctx, "tcp", s.cfg.TLSListen.String())
+		if err != nil {
+			return err
+		}
+		go func() { <-ctx.Done(); _ = l.Close() }()
+		readyOf(ctx) <- struct{}{}
+		hl := &handshakeListener{Listener: l, conf: s.cfg.TLS, allow: s.allowed, refused: func() { s.forbidden.Add(1) }}
+		return s.srv.ServeTLS(&guardedListener{Listener: hl, srv: s})
 	}
 	return fmt.Errorf("%w: %q", ErrTransport, transport)
 }
@@ -695,10 +796,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		offer = o
 	}
 
-	ua := &s.uaUDP
-	if !strings.EqualFold(req.Transport(), "udp") {
-		ua = &s.uaTCP
-	}
+	ua := s.dialogUA(req.Transport(), &req.Recipient)
 	dlg, err := ua.ReadInvite(req, tx)
 	if err != nil {
 		s.log.Debug().Str("error", safeError(err)).Msg("sip: read invite")

@@ -452,10 +452,7 @@ func (s *Session) readReinvite(req *siplib.Request, tx siplib.ServerTransaction)
 }
 
 func (s *Session) contact() siplib.Header {
-	if strings.EqualFold(s.req.Transport(), "udp") {
-		return &s.srv.uaUDP.ContactHDR
-	}
-	return &s.srv.uaTCP.ContactHDR
+	return &s.srv.dialogUA(s.req.Transport(), &s.req.Recipient).ContactHDR
 }
 
 func (s *Session) retransmit2xx(tx siplib.ServerTransaction, res *siplib.Response, cseq uint32) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
 )
 
@@ -18,7 +19,10 @@ import (
 // and step. Exit status: 0 all good, 1 problems found, 2 usage error or an
 // unreadable directory.
 func runFlows(args []string, stdout, stderr io.Writer) int {
-	quiet, dir, code, ok := checkArgs(args, []string{"check"}, "cloak flows check [-q] DIR", "flows", stderr)
+	var cfgFile *string
+	quiet, dir, code, ok := checkArgs(args, []string{"check"}, "cloak flows check [-q] [-config FILE] DIR", "flows", stderr, func(fl *flag.FlagSet) {
+		cfgFile = fl.String("config", "", "also check the flows against FILE's flows.endpoints: a step that sends a card may use only https or loopback")
+	})
 	if !ok {
 		return code
 	}
@@ -27,6 +31,14 @@ func runFlows(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	set, err := ivr.LoadDir(os.DirFS(dir), ".")
+	if err == nil && *cfgFile != "" {
+		cfg, cerr := config.Load(*cfgFile)
+		if cerr != nil {
+			fmt.Fprintf(stderr, "cloak flows check: %v\n", cerr)
+			return 2
+		}
+		err = set.CheckEndpoints(cfg.Flows.Endpoints)
+	}
 	var ve *ivr.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -60,10 +72,10 @@ func describeDir(dir string) string {
 }
 
 // checkArgs parses a check command's arguments (`cloak flows check`,
-// `cloak fraud rules check`): the command's words, then [-q] and one
-// operand. When ok is false the command returns code (0 for help, 2 for a
+// `cloak fraud rules check`): the command's words, then [-q], the flags
+// the command adds (flags, may be nil) and one operand. When ok is false the command returns code (0 for help, 2 for a
 // usage error) at once.
-func checkArgs(args, words []string, usageLine, what string, stderr io.Writer) (quiet bool, operand string, code int, ok bool) {
+func checkArgs(args, words []string, usageLine, what string, stderr io.Writer, flags func(*flag.FlagSet)) (quiet bool, operand string, code int, ok bool) {
 	usage := func() { fmt.Fprintln(stderr, "usage: "+usageLine) }
 	if len(args) < len(words) || !slices.Equal(args[:len(words)], words) {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
@@ -76,6 +88,9 @@ func checkArgs(args, words []string, usageLine, what string, stderr io.Writer) (
 	fl := flag.NewFlagSet(strings.Join(append([]string{what}, words...), " "), flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	q := fl.Bool("q", false, "print nothing when all "+what+" are valid")
+	if flags != nil {
+		flags(fl)
+	}
 	fl.Usage = usage
 	if err := fl.Parse(args[len(words):]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -118,3 +118,26 @@ func TestFlowsCheckNamesTheEmptyFolder(t *testing.T) {
 		t.Fatalf("exit %d stderr %q: want %s (%s)", code, errs, rel, dir)
 	}
 }
+
+// TestFlowsCheckPlainGateway: with -config, a deployment whose
+// payment_gateway is plain http beyond loopback is refused, naming the
+// step that would send the card there; https passes.
+func TestFlowsCheckPlainGateway(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "cloak.yaml")
+	for _, tc := range []struct {
+		url  string
+		code int
+	}{{"http://10.9.8.7/pay", 1}, {"https://pay.example/charge", 0}, {"http://127.0.0.1:8181/pay", 0}} {
+		if err := os.WriteFile(cfgFile, []byte("flows:\n  endpoints:\n    payment_gateway: "+tc.url+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := runFlowsCapture("check", "-config", cfgFile, "../../testdata/flows")
+		if code != tc.code {
+			t.Fatalf("%s: exit %d, want %d; stdout %q stderr %q", tc.url, code, tc.code, out, errs)
+		}
+		if tc.code == 1 && (!strings.Contains(out, `step "`) || !strings.Contains(out, "https")) {
+			t.Errorf("%s: stdout %q does not name the step and https", tc.url, out)
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 // The data, holds, release and reject commands of issue 24 are not built
 // yet.
 func runFraud(args []string, stdout, stderr io.Writer) int {
-	quiet, path, code, ok := checkArgs(args, []string{"rules", "check"}, "cloak fraud rules check [-q] FILE|DIR", "rules", stderr)
+	quiet, path, code, ok := checkArgs(args, []string{"rules", "check"}, "cloak fraud rules check [-q] FILE|DIR", "rules", stderr, nil)
 	if !ok {
 		return code
 	}
