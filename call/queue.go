@@ -27,7 +27,8 @@ func (c *Interaction) Transfer(ctx context.Context, target string) error {
 		}
 		return c.queueFor(ctx, q)
 	}
-	if !strings.HasPrefix(target, "sip:") {
+	if !strings.HasPrefix(target, "sip:") && !strings.HasPrefix(target, "sips:") {
+		// tel: passes the validator but needs a trunk to leave by (issue 28).
 		return fmt.Errorf("transfer to %q: not a SIP URI or queue", target)
 	}
 	side, err := c.dial(ctx, target, nil, 30*time.Second)
