@@ -340,14 +340,16 @@ func TestRTCPReportsInjectedLoss(t *testing.T) {
 	if end.raw["mos"].(float64) >= cleanEnd.raw["mos"].(float64) {
 		t.Fatalf("end line MOS %v not below the clean call's %v", end.raw["mos"], cleanEnd.raw["mos"])
 	}
-	// cloak's own reports (SR: echo sends) carry the loss in their block.
-	var blocks []rtcp.ReceptionReport
+	// cloak's own reports (SR: echo sends) carry the loss in their block;
+	// SRs and RRs each arrive in order (an RR only before cloak sends).
+	var srBlocks, rrBlocks []rtcp.ReceptionReport
 	for _, sr := range srs {
-		blocks = append(blocks, sr.Reports...)
+		srBlocks = append(srBlocks, sr.Reports...)
 	}
 	for _, rr := range rrs {
-		blocks = append(blocks, rr.Reports...)
+		rrBlocks = append(rrBlocks, rr.Reports...)
 	}
+	blocks := append(append([]rtcp.ReceptionReport(nil), rrBlocks...), srBlocks...)
 	if len(blocks) == 0 {
 		t.Fatalf("no report block from cloak on port+1 (%d SR, %d RR)", len(srs), len(rrs))
 	}
@@ -355,14 +357,30 @@ func TestRTCPReportsInjectedLoss(t *testing.T) {
 	if last.TotalLost < 8 || last.TotalLost > 10 {
 		t.Fatalf("cloak's last report block: cumulative lost %d, want ≈10: %+v", last.TotalLost, last)
 	}
+	// Each block's fraction lost is the interval's loss (RFC 3550 §6.4.1,
+	// A.3): between two blocks, lost and expected move by what the
+	// cumulative count and the highest sequence number say. An interval
+	// may be short (the report sent at hang-up), so compare with that,
+	// not with 5 %.
 	var frac []uint8
-	for _, b := range blocks {
+	for i, b := range blocks {
 		frac = append(frac, b.FractionLost)
-		// 5 % ≈ 13/256 on average; a report interval of 0.5-1.5 s holds
-		// 25-75 packets and one to four losses, so anything above 12.5 %
-		// is wrong.
-		if b.FractionLost > 32 {
-			t.Fatalf("fraction lost %d/256 in a block: %+v", b.FractionLost, b)
+		if i == 0 || i == len(rrBlocks) {
+			continue // the first block of each run has no block before it
+		}
+		prev := blocks[i-1]
+		expected := int64(b.LastSequenceNumber) - int64(prev.LastSequenceNumber)
+		lost := int64(b.TotalLost) - int64(prev.TotalLost)
+		if expected <= 0 {
+			continue // no packet in the interval: RFC 3550 A.3 reports 0
+		}
+		want := int64(0)
+		if lost > 0 {
+			want = lost * 256 / expected
+		}
+		if d := int64(b.FractionLost) - want; d < -1 || d > 1 {
+			t.Fatalf("block %d: fraction lost %d/256, want %d/256 (%d lost of %d expected since the last block): %+v",
+				i, b.FractionLost, want, lost, expected, b)
 		}
 	}
 	t.Logf("clean MOS %.2f, 5%% loss MOS %.2f (loss %.2f%%, jitter %.2f ms); cloak's blocks' fraction lost %v",
