@@ -93,7 +93,7 @@ func (s *Store) ExportRows(ctx context.Context, q Query) ([]Interaction, error) 
 
 // exportHeader is the fixed columns; one "data:KEY" column per
 // participant-data key follows.
-var exportHeader = []string{"id", "sip_call_id", "offered", "answered", "ended", "caller", "caller_name", "called", "route",
+var exportHeader = []string{"id", "sip_call_id", "offered", "answered", "ended", "caller", "caller_name", "asserted_id", "asserted_name", "called", "route",
 	"queue", "agent", "wait_s", "talk_s", "ended_by", "end_reason", "consent", "recorded", "node"}
 
 func exportTable(ins []Interaction) (header []string, rows func(yield func([]string) bool)) {
@@ -125,7 +125,7 @@ func exportTable(ins []Interaction) (header []string, rows func(yield func([]str
 			if in.Recording != nil && in.Recording.DeletedAt.IsZero() {
 				rec = "yes"
 			}
-			row := []string{in.ID, in.SIPCallID, tm(in.Offered), tm(in.Answered), tm(in.Ended), in.Caller, in.CallerName, in.Called,
+			row := []string{in.ID, in.SIPCallID, tm(in.Offered), tm(in.Answered), tm(in.Ended), in.Caller, in.CallerName, in.AssertedID, in.AssertedName, in.Called,
 				in.Route, in.Queue, in.Agent, secs(in.Wait), secs(in.Talk), in.EndedBy, in.EndReason, in.Consent, rec, in.Node}
 			vals := make(map[string]string, len(in.Data))
 			for _, d := range in.Data {

@@ -60,3 +60,38 @@ func BenchmarkExportXLSX10k(b *testing.B) {
 		b.ReportMetric(float64(out.Len()), "bytes")
 	}
 }
+
+func TestCallerIdentityStoredAndAnonymised(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		sum := summary("pai1", "+441234", time.Now())
+		sum.CallerName, sum.AssertedID, sum.AssertedName = "Alice Smith", "+449999", "Alice S"
+		other := summary("pai2", "anonymous", time.Now())
+		other.CallerName, other.AssertedID, other.AssertedName = "Anon", "+448888", "Bob"
+		if err := s.Insert(ctx, []Interaction{s.FromSummary(sum, "n"), s.FromSummary(other, "n")}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, "pai1")
+		if err != nil || got.CallerName != "Alice Smith" || got.AssertedID != "+449999" || got.AssertedName != "Alice S" {
+			t.Fatalf("stored: %+v %v", got, err)
+		}
+		var b bytes.Buffer
+		if err := WriteExport(&b, FormatCSV, []Interaction{got}); err != nil || !bytes.Contains(b.Bytes(), []byte("Alice Smith,'+449999,Alice S")) {
+			t.Errorf("export: %v\n%s", err, b.String())
+		}
+		// By caller number: the asserted identity goes too.
+		if ids, err := s.Anonymise(ctx, AnonymiseOptions{Number: "+441234", Actor: "t"}); err != nil || len(ids) != 1 {
+			t.Fatalf("anonymise caller: %v %v", ids, err)
+		}
+		// By asserted number alone.
+		if ids, err := s.Anonymise(ctx, AnonymiseOptions{Number: "+448888", Actor: "t"}); err != nil || len(ids) != 1 || ids[0] != "pai2" {
+			t.Fatalf("anonymise asserted: %v %v", ids, err)
+		}
+		for _, id := range []string{"pai1", "pai2"} {
+			got, _ := s.Get(ctx, id)
+			if got.CallerName != "" || got.AssertedName != "" || got.AssertedID != Anonymised {
+				t.Errorf("%s after anonymise: name %q asserted %q %q", id, got.CallerName, got.AssertedID, got.AssertedName)
+			}
+		}
+	})
+}

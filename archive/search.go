@@ -111,13 +111,13 @@ func (s *Store) where(q Query) (string, []any) {
 }
 
 const interactionCols = `id, sip_call_id, caller, caller_name, called, route, queue, agent, offered_at, answered_at,
- queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node`
+ queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node, asserted_id, asserted_name`
 
 func scanInteraction(r interface{ Scan(...any) error }) (Interaction, error) {
 	var in Interaction
 	var off, ans, que, aga, end, wait, talk int64
 	err := r.Scan(&in.ID, &in.SIPCallID, &in.Caller, &in.CallerName, &in.Called, &in.Route, &in.Queue, &in.Agent,
-		&off, &ans, &que, &aga, &end, &wait, &talk, &in.EndedBy, &in.EndReason, &in.Consent, &in.Node)
+		&off, &ans, &que, &aga, &end, &wait, &talk, &in.EndedBy, &in.EndReason, &in.Consent, &in.Node, &in.AssertedID, &in.AssertedName)
 	in.Offered, in.Answered, in.Queued, in.AgentAnswered, in.Ended = fromMS(off), fromMS(ans), fromMS(que), fromMS(aga), fromMS(end)
 	in.Wait, in.Talk = msDuration(wait), msDuration(talk)
 	return in, err
