@@ -61,6 +61,13 @@ func ArchiveHandler(s *archive.Store, o ArchiveOptions) http.Handler {
 			writeError(w, http.StatusForbidden, ErrNotLoopback)
 			return
 		}
+		// A loopback source is also any web page open in a browser on
+		// this host: a Host that is not a loopback name (DNS rebinding)
+		// or a browser's cross-site request (CSRF) is refused.
+		if !loopbackHost(r.Host) || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeError(w, http.StatusForbidden, ErrCrossSite)
+			return
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		mux.ServeHTTP(w, r)
 	})
@@ -74,6 +81,25 @@ func loopbackSource(remote string) bool {
 		return false
 	}
 	return ap.Addr().Unmap().IsLoopback()
+}
+
+// ErrCrossSite: a request a browser made for another site, or through a
+// name that is not loopback (DNS rebinding).
+var ErrCrossSite = errors.New("the archive API answers requests to a loopback address or localhost only, never cross-site")
+
+// loopbackHost reports whether a request's Host names a loopback address
+// or localhost.
+func loopbackHost(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 type archiveAPI struct {
@@ -325,6 +351,12 @@ func (a archiveAPI) anonymise(w http.ResponseWriter, r *http.Request) {
 		Number           string            `json:"number"`
 		Data             map[string]string `json:"data"`
 		DeleteRecordings bool              `json:"delete_recordings"`
+	}
+	// application/json only: a browser cannot send it cross-origin
+	// without a CORS preflight, which this API never grants.
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json"))
+		return
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()

@@ -117,6 +117,10 @@ func (f *archFixture) do(t *testing.T, method, target string, body io.Reader, hd
 	t.Helper()
 	req := httptest.NewRequest(method, target, body)
 	req.RemoteAddr = "127.0.0.1:40000"
+	req.Host = "127.0.0.1:8080"
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if len(remote) > 0 {
 		req.RemoteAddr = remote[0]
 	}
@@ -160,6 +164,37 @@ func TestArchiveAPIRefusesNonLoopback(t *testing.T) {
 	}
 	if w := f.do(t, "GET", "/api/archive/interactions/r1/recording", nil, nil, "[::ffff:127.0.0.1]:5000"); w.Code != http.StatusOK {
 		t.Errorf("IPv4-mapped loopback: %d", w.Code)
+	}
+	// A page in a browser on this host: through a rebound name, or
+	// cross-site, or posting a form (no preflight), it is refused.
+	for _, h := range []map[string]string{{"Host": "evil.example:8080"}, {"Sec-Fetch-Site": "cross-site"}} {
+		req := httptest.NewRequest("GET", "/api/archive/interactions/r1", nil)
+		req.RemoteAddr = "127.0.0.1:40000"
+		req.Host = "127.0.0.1:8080"
+		for k, v := range h {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, req)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("%v: %d", h, w.Code)
+		}
+	}
+	for _, host := range []string{"localhost:8080", "[::1]:8080", "127.0.0.1"} {
+		req := httptest.NewRequest("GET", "/api/archive/interactions", nil)
+		req.RemoteAddr, req.Host = "127.0.0.1:40000", host
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Errorf("Host %s: %d", host, w.Code)
+		}
+	}
+	if w := f.do(t, "POST", "/api/archive/anonymise", strings.NewReader(`{"number": "0612345671"}`), map[string]string{"Content-Type": "text/plain"}); w.Code != http.StatusUnsupportedMediaType {
+		t.Errorf("anonymise as text/plain (a cross-site form): %d", w.Code)
 	}
 	refuse := ArchiveHandler(f.s, ArchiveOptions{RecordingsDir: f.recDir, Refuse: true})
 	req := httptest.NewRequest("GET", "/api/archive/interactions", nil)

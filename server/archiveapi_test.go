@@ -36,7 +36,7 @@ func TestArchiveAPIMount(t *testing.T) {
 		h := a.withArchiveAPI(api, cfg)
 		for path, want := range map[string]int{"/api/archive/interactions": tc.code, "/api/calls": http.StatusTeapot} {
 			req := httptest.NewRequest("GET", path, nil)
-			req.RemoteAddr = "127.0.0.1:5000"
+			req.RemoteAddr, req.Host = "127.0.0.1:5000", "127.0.0.1:8080"
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)
 			if w.Code != want {
