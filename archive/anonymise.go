@@ -62,11 +62,18 @@ func (s *Store) Anonymise(ctx context.Context, o AnonymiseOptions) ([]string, er
 		return rows.Err()
 	}
 	if o.Number != "" {
-		for _, col := range []string{"caller", "called"} {
-			if err := collect(col, `SELECT id FROM interactions WHERE `+col+` = ?`, o.Number); err != nil {
+		// The caller's asserted identity (P-Asserted-Identity) is the same
+		// person's: it goes with the caller number, and a number matched
+		// as the asserted identity takes the caller's display name along.
+		for _, c := range []struct{ col, set string }{
+			{"caller", `caller = ?, caller_name = '', asserted_name = '', asserted_id = CASE WHEN asserted_id = '' THEN '' ELSE 'anonymised' END`},
+			{"called", `called = ?, caller_name = ''`},
+			{"asserted_id", `asserted_id = ?, asserted_name = '', caller_name = ''`},
+		} {
+			if err := collect(c.col, `SELECT id FROM interactions WHERE `+c.col+` = ?`, o.Number); err != nil {
 				return nil, fmt.Errorf("archive: anonymise: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE interactions SET `+col+` = ?, caller_name = '' WHERE `+col+` = ?`), Anonymised, o.Number); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE interactions SET `+c.set+` WHERE `+c.col+` = ?`), Anonymised, o.Number); err != nil {
 				return nil, fmt.Errorf("archive: anonymise: %w", err)
 			}
 		}

@@ -23,6 +23,7 @@ func (s *Store) FromSummary(sum call.Summary, node string) Interaction {
 		Queue: sum.Queue, Agent: sum.Agent, Offered: sum.Offered.UTC(), Answered: utc(sum.Answered),
 		Queued: utc(sum.Queued), AgentAnswered: utc(sum.AgentAnswered), Ended: sum.Ended.UTC(),
 		EndReason: sum.EndReason, Consent: sum.Consent, Node: node,
+		CallerName: sum.CallerName, AssertedID: sum.AssertedID, AssertedName: sum.AssertedName,
 	}
 	switch {
 	case sum.SIPEndReason == "bye":
@@ -132,8 +133,9 @@ func (s *Store) Insert(ctx context.Context, batch []Interaction) error {
 
 const (
 	insInteraction = `INSERT INTO interactions (id, sip_call_id, caller, caller_name, called, route, queue, agent,
- offered_at, answered_at, queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+ offered_at, answered_at, queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node,
+ asserted_id, asserted_name)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	insData      = `INSERT INTO participant_data (interaction_id, key, value, token, policy) VALUES (?, ?, ?, ?, ?)`
 	insSegment   = `INSERT INTO secure_segments (interaction_id, seq, flow, kind, started_at, ended_at, outputs) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	insTrace     = `INSERT INTO trace_steps (interaction_id, seq, at, flow, step, action, branch, detail, secure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -147,7 +149,7 @@ func (s *Store) insertOne(ctx context.Context, prep func(string) (*sql.Stmt, err
 	}
 	res, err := st.ExecContext(ctx, in.ID, in.SIPCallID, in.Caller, in.CallerName, in.Called, in.Route, in.Queue, in.Agent,
 		ms(in.Offered), ms(in.Answered), ms(in.Queued), ms(in.AgentAnswered), ms(in.Ended),
-		in.Wait.Milliseconds(), in.Talk.Milliseconds(), in.EndedBy, in.EndReason, in.Consent, in.Node)
+		in.Wait.Milliseconds(), in.Talk.Milliseconds(), in.EndedBy, in.EndReason, in.Consent, in.Node, in.AssertedID, in.AssertedName)
 	if err != nil {
 		return err
 	}

@@ -8,10 +8,14 @@ import (
 // Interaction is one archived interaction with everything kept of it.
 // Times are UTC; a zero time never happened.
 type Interaction struct {
-	ID            string    `json:"id"`
-	SIPCallID     string    `json:"sip_call_id"`
-	Caller        string    `json:"caller"`
-	CallerName    string    `json:"caller_name,omitempty"`
+	ID         string `json:"id"`
+	SIPCallID  string `json:"sip_call_id"`
+	Caller     string `json:"caller"`
+	CallerName string `json:"caller_name,omitempty"`
+	// AssertedID and AssertedName are the P-Asserted-Identity's number
+	// and name (RFC 3325), as the peer sent them.
+	AssertedID    string    `json:"asserted_id,omitempty"`
+	AssertedName  string    `json:"asserted_name,omitempty"`
 	Called        string    `json:"called"`
 	Route         string    `json:"route"`
 	Queue         string    `json:"queue,omitempty"`

@@ -27,11 +27,52 @@ type Query struct {
 	Recorded bool
 	// Limit is the most rows returned, newest first (0: 100).
 	Limit int
+	// Offset skips that many rows first (paging; Count has the total).
+	Offset int
 }
 
 // Search returns the interactions Query selects, newest first, with
 // their general information only (Get has the rest).
 func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
+	cond, args := s.where(q)
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	query := `SELECT ` + interactionCols + ` FROM interactions` + cond + " ORDER BY offered_at DESC, id LIMIT ? OFFSET ?"
+	args = append(args, limit, max(q.Offset, 0))
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: search: %w", err)
+	}
+	defer rows.Close()
+	var out []Interaction
+	for rows.Next() {
+		in, err := scanInteraction(rows)
+		if err != nil {
+			return nil, fmt.Errorf("archive: search: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: search: %w", err)
+	}
+	return out, nil
+}
+
+// Count is how many interactions Query selects, Limit and Offset aside.
+func (s *Store) Count(ctx context.Context, q Query) (int, error) {
+	cond, args := s.where(q)
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM interactions`+cond), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("archive: count: %w", err)
+	}
+	return n, nil
+}
+
+// where is Query's WHERE clause (empty, or starting with a space) and
+// its arguments.
+func (s *Store) where(q Query) (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) {
@@ -63,43 +104,20 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
 	if q.Recorded {
 		add(`EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = interactions.id AND r.deleted_at = 0)`)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
+	if len(where) == 0 {
+		return "", args
 	}
-	query := `SELECT ` + interactionCols + ` FROM interactions`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY offered_at DESC, id LIMIT ?"
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("archive: search: %w", err)
-	}
-	defer rows.Close()
-	var out []Interaction
-	for rows.Next() {
-		in, err := scanInteraction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("archive: search: %w", err)
-		}
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("archive: search: %w", err)
-	}
-	return out, nil
+	return " WHERE " + strings.Join(where, " AND "), args
 }
 
 const interactionCols = `id, sip_call_id, caller, caller_name, called, route, queue, agent, offered_at, answered_at,
- queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node`
+ queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node, asserted_id, asserted_name`
 
 func scanInteraction(r interface{ Scan(...any) error }) (Interaction, error) {
 	var in Interaction
 	var off, ans, que, aga, end, wait, talk int64
 	err := r.Scan(&in.ID, &in.SIPCallID, &in.Caller, &in.CallerName, &in.Called, &in.Route, &in.Queue, &in.Agent,
-		&off, &ans, &que, &aga, &end, &wait, &talk, &in.EndedBy, &in.EndReason, &in.Consent, &in.Node)
+		&off, &ans, &que, &aga, &end, &wait, &talk, &in.EndedBy, &in.EndReason, &in.Consent, &in.Node, &in.AssertedID, &in.AssertedName)
 	in.Offered, in.Answered, in.Queued, in.AgentAnswered, in.Ended = fromMS(off), fromMS(ans), fromMS(que), fromMS(aga), fromMS(end)
 	in.Wait, in.Talk = msDuration(wait), msDuration(talk)
 	return in, err

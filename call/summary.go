@@ -22,6 +22,12 @@ type Summary struct {
 	// Caller is the user part of From; Called the Request-URI's.
 	Caller string `json:"caller"`
 	Called string `json:"called"`
+	// CallerName is From's display name; AssertedID and AssertedName the
+	// first P-Asserted-Identity's user (number) and display name (RFC
+	// 3325 §9.1). All as the peer sent them, verified by nobody.
+	CallerName   string `json:"caller_name,omitempty"`
+	AssertedID   string `json:"asserted_id,omitempty"`
+	AssertedName string `json:"asserted_name,omitempty"`
 	// Target is what answered the call ("flow:main", "echo", …).
 	Target string `json:"target"`
 	// Queue and Agent are set when the call reached an agent.
@@ -73,7 +79,9 @@ func (c *Interaction) summary(offered, ended time.Time) Summary {
 		ID: c.id, SIPCallID: c.s.SIPCallID(), Caller: c.s.Caller(), Called: c.s.Called(), Target: c.target,
 		Offered: offered, Ended: ended, EndReason: reason, SIPEndReason: c.s.EndReason(),
 		Data: c.Data(), Segments: c.Segments(), Trace: c.TraceEvents(), Recording: c.recorded.Load(),
+		CallerName: c.s.CallerName(),
 	}
+	s.AssertedID, s.AssertedName = c.s.AssertedIdentity()
 	if a := c.answered.Load(); a != 0 {
 		s.Answered = time.Unix(0, a)
 	}

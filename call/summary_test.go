@@ -11,6 +11,8 @@ import (
 
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/emiago/sipgo"
+	siplib "github.com/emiago/sipgo/sip"
 )
 
 // summaries collects what Config.OnEnded is handed.
@@ -113,5 +115,34 @@ func TestOnEndedConsent(t *testing.T) {
 				t.Error("no flow trace")
 			}
 		})
+	}
+}
+
+// TestOnEndedAssertedIdentity: the caller's P-Asserted-Identity (RFC
+// 3325) reaches the summary, as the archive stores it.
+func TestOnEndedAssertedIdentity(t *testing.T) {
+	var sums summaries
+	h := newHarness(t, opts{onEnded: sums.add})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.dc.Invite(ctx, h.uri("echo"), pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port),
+		siplib.NewHeader("Content-Type", "application/sdp"),
+		siplib.NewHeader("P-Asserted-Identity", `"Carrier Name" <tel:+33612345678;cpc=ordinary>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
+	if s := sums.all()[0]; s.AssertedID != "+33612345678" || s.AssertedName != "Carrier Name" {
+		t.Errorf("asserted identity %q %q", s.AssertedID, s.AssertedName)
 	}
 }

@@ -247,6 +247,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			return arch.addStats(out)
 		}
 		api := admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof})
+		api = arch.withArchiveAPI(api, cfg)
 		if cfg.Metrics.Enabled {
 			met, err := nodeMetrics(callMetrics, srv, pool, poller, mon, authLim, mgr, space)
 			if err != nil {

@@ -43,7 +43,11 @@ commands (each takes -config FILE and -data DIR, as serve does):
   anonymise -number NUM [-data KEY=VALUE]... [-delete-recordings]
                       make a person unfindable: the number and matching
                       participant data become "anonymised"; prints how many
-                      interactions changed`
+                      interactions changed
+  export -format csv|xlsx -o FILE [search flags]
+                      the search's interactions as a spreadsheet, participant
+                      data masked (kept values too); audited with the row
+                      count`
 
 // runArchive implements `cloak archive …`. Exit status: 0 done, 1 not
 // found / verification failed / database error, 2 usage or configuration.
@@ -67,6 +71,8 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		return archiveDeleteRecording(args[1:], stdout, stderr)
 	case "anonymise", "anonymize":
 		return archiveAnonymise(args[1:], stdout, stderr)
+	case "export":
+		return archiveExport(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, archiveUsage)
 		return 0
@@ -186,22 +192,59 @@ func (d searchData) Set(s string) error {
 	return nil
 }
 
+// searchFlags are search's filters, shared with export.
+type searchFlags struct {
+	q        archive.Query
+	from, to string
+	data     searchData
+}
+
+// addSearchFlags adds the search filters to fs (-data is both the data
+// directory and a participant-data condition, see searchData).
+func addSearchFlags(fs *flag.FlagSet, f *archiveFlags, sf *searchFlags, limit int) {
+	sf.data = searchData{dir: &f.data, cond: map[string]string{}}
+	fs.StringVar(&sf.q.Caller, "caller", "", "caller `number` (exact)")
+	fs.StringVar(&sf.from, "from", "", "offered at or after `T`")
+	fs.StringVar(&sf.to, "to", "", "offered before `T`")
+	fs.StringVar(&sf.q.Queue, "queue", "", "`queue` name")
+	fs.StringVar(&sf.q.Agent, "agent", "", "`agent` name")
+	fs.StringVar(&sf.q.Route, "route", "", "`route` (flow:main, echo, …)")
+	fs.Lookup("data").Usage = "participant data `KEY=VALUE` (exact; finds masked values too; repeatable), or the data DIR as serve"
+	fs.Lookup("data").Value = sf.data
+	fs.BoolVar(&sf.q.Recorded, "recorded", false, "only interactions whose recording is kept")
+	fs.IntVar(&sf.q.Limit, "limit", limit, "at most `N` results")
+}
+
+// query checks the parsed filters and returns the Query.
+func (sf *searchFlags) query(cmd string, stderr io.Writer) (archive.Query, bool) {
+	q := sf.q
+	for _, t := range []struct {
+		s   string
+		dst *time.Time
+		fl  string
+	}{{sf.from, &q.From, "-from"}, {sf.to, &q.To, "-to"}} {
+		if t.s == "" {
+			continue
+		}
+		var err error
+		if *t.dst, err = parseTime(t.s); err != nil {
+			fmt.Fprintf(stderr, "cloak archive %s: %s %v\n", cmd, t.fl, err)
+			return q, false
+		}
+	}
+	if q.Limit < 1 || q.Limit > archive.MaxExport {
+		fmt.Fprintf(stderr, "cloak archive %s: -limit: want 1 to %d\n", cmd, archive.MaxExport)
+		return q, false
+	}
+	q.Data = sf.data.cond
+	return q, true
+}
+
 func archiveSearch(args []string, stdout, stderr io.Writer) int {
 	var f archiveFlags
 	fs := newArchiveFlagSet("search", stderr, &f)
-	var q archive.Query
-	var from, to string
-	data := searchData{dir: &f.data, cond: map[string]string{}}
-	fs.StringVar(&q.Caller, "caller", "", "caller `number` (exact)")
-	fs.StringVar(&from, "from", "", "offered at or after `T`")
-	fs.StringVar(&to, "to", "", "offered before `T`")
-	fs.StringVar(&q.Queue, "queue", "", "`queue` name")
-	fs.StringVar(&q.Agent, "agent", "", "`agent` name")
-	fs.StringVar(&q.Route, "route", "", "`route` (flow:main, echo, …)")
-	fs.Lookup("data").Usage = "participant data `KEY=VALUE` (exact; finds masked values too; repeatable), or the data DIR as serve"
-	fs.Lookup("data").Value = data
-	fs.BoolVar(&q.Recorded, "recorded", false, "only interactions whose recording is kept")
-	fs.IntVar(&q.Limit, "limit", 100, "at most `N` results")
+	var sf searchFlags
+	addSearchFlags(fs, &f, &sf, 100)
 	pos, err := parseArchiveFlags(fs, args)
 	if err != nil {
 		return 2
@@ -210,24 +253,10 @@ func archiveSearch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cloak archive search: unexpected argument %q\n", pos[0])
 		return 2
 	}
-	for _, t := range []struct {
-		s   string
-		dst *time.Time
-		fl  string
-	}{{from, &q.From, "-from"}, {to, &q.To, "-to"}} {
-		if t.s == "" {
-			continue
-		}
-		if *t.dst, err = parseTime(t.s); err != nil {
-			fmt.Fprintf(stderr, "cloak archive search: %s %v\n", t.fl, err)
-			return 2
-		}
-	}
-	if q.Limit < 1 || q.Limit > 100000 {
-		fmt.Fprintln(stderr, "cloak archive search: -limit: want 1 to 100000")
+	q, ok := sf.query("search", stderr)
+	if !ok {
 		return 2
 	}
-	q.Data = data.cond
 	s, err := openArchive(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "cloak archive search: %v\n", err)
@@ -581,4 +610,85 @@ func archiveAnonymise(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d interaction(s) anonymised\n", len(ids))
 	return 0
+}
+
+func archiveExport(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	fs := newArchiveFlagSet("export", stderr, &f)
+	var sf searchFlags
+	addSearchFlags(fs, &f, &sf, archive.MaxExport)
+	format := fs.String("format", "", "`csv` or xlsx")
+	out := fs.String("o", "", "output `FILE` (written whole, then renamed into place; mode 0600)")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 || *out == "" || (*format != archive.FormatCSV && *format != archive.FormatXLSX) {
+		fmt.Fprintln(stderr, "usage: cloak archive export -format csv|xlsx -o FILE [search flags]")
+		return 2
+	}
+	q, ok := sf.query("export", stderr)
+	if !ok {
+		return 2
+	}
+	s, err := openArchive(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive export: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	ctx := context.Background()
+	ins, err := s.ExportRows(ctx, q)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak archive export: %v\n", err)
+		return 1
+	}
+	if err := writeFileAtomic(*out, func(w io.Writer) error { return archive.WriteExport(w, *format, ins) }, func() error {
+		// Audited before the file appears: no export without its row.
+		_, err := s.Audit(ctx, archive.AuditEntry{Actor: cliActor(), Action: archive.ActionExport, Address: "local",
+			Detail: fmt.Sprintf("%s %d rows", *format, len(ins))})
+		return err
+	}); err != nil {
+		fmt.Fprintf(stderr, "cloak archive export: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d interaction(s) exported to %s (participant data masked)\n", len(ins), *out)
+	return 0
+}
+
+// writeFileAtomic writes path through a temporary file in its directory,
+// synced, then (if before succeeds) renamed into place: a crash or full
+// disk leaves no file that looks whole but is not.
+func writeFileAtomic(path string, write func(io.Writer) error, before func() error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if err := write(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := before(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	done = true
+	return nil
 }

@@ -1,0 +1,461 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloak-voip/cloak/archive"
+)
+
+// ErrNotLoopback: the archive API answers loopback clients only until
+// users and roles exist (issue 22).
+var ErrNotLoopback = errors.New("the archive API answers loopback clients only (no users and roles yet)")
+
+// ArchiveOptions configure ArchiveHandler.
+type ArchiveOptions struct {
+	// RecordingsDir is recording.dir (else DATA/recordings): a recording
+	// is served or deleted only when its indexed file lies inside it.
+	RecordingsDir string
+	// Retention is archive.retention, for the purge dry run.
+	Retention archive.Retention
+	// Refuse answers every request 403: the admin listener is not a
+	// loopback address, so the API is not served at all.
+	Refuse bool
+}
+
+// ArchiveHandler serves the archive under /api/archive/. Every request
+// whose source is not a loopback address gets 403. Each view of an
+// interaction (its data and trace), each recording played or downloaded,
+// each deletion, anonymisation and export leaves a signed audit row with
+// actor "api:<remote address>".
+func ArchiveHandler(s *archive.Store, o ArchiveOptions) http.Handler {
+	a := archiveAPI{s: s, o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/archive/interactions", a.search)
+	mux.HandleFunc("GET /api/archive/interactions/{id}", a.show)
+	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", func(w http.ResponseWriter, r *http.Request) {
+		a.recording(w, r, archive.ActionDownload)
+	})
+	mux.HandleFunc("GET /api/archive/interactions/{id}/recording/play", func(w http.ResponseWriter, r *http.Request) {
+		a.recording(w, r, archive.ActionPlay)
+	})
+	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", a.deleteRecording)
+	mux.HandleFunc("POST /api/archive/anonymise", a.anonymise)
+	mux.HandleFunc("GET /api/archive/audit", a.audit)
+	mux.HandleFunc("GET /api/archive/purge", a.purgeDryRun)
+	mux.HandleFunc("GET /api/archive/export", a.export)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.Refuse || !loopbackSource(r.RemoteAddr) {
+			writeError(w, http.StatusForbidden, ErrNotLoopback)
+			return
+		}
+		// A loopback source is also any web page open in a browser on
+		// this host: a Host that is not a loopback name (DNS rebinding)
+		// or a browser's cross-site request (CSRF) is refused.
+		if !loopbackHost(r.Host) || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeError(w, http.StatusForbidden, ErrCrossSite)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// loopbackSource reports whether a request's RemoteAddr is a loopback
+// address (127.0.0.0/8, ::1, or an IPv4-mapped loopback).
+func loopbackSource(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	return ap.Addr().Unmap().IsLoopback()
+}
+
+// ErrCrossSite: a request a browser made for another site, or through a
+// name that is not loopback (DNS rebinding).
+var ErrCrossSite = errors.New("the archive API answers requests to a loopback address or localhost only, never cross-site")
+
+// loopbackHost reports whether a request's Host names a loopback address
+// or localhost.
+func loopbackHost(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+type archiveAPI struct {
+	s *archive.Store
+	o ArchiveOptions
+}
+
+// actor is who the audit log says acted, until users exist.
+func actor(r *http.Request) string { return "api:" + r.RemoteAddr }
+
+func address(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
+}
+
+func (a archiveAPI) auditRow(ctx context.Context, r *http.Request, action, id, detail string) error {
+	_, err := a.s.Audit(ctx, archive.AuditEntry{Actor: actor(r), Action: action, Interaction: id, Address: address(r), Detail: detail})
+	return err
+}
+
+// errBadQuery is a search parameter that does not parse.
+var errBadQuery = errors.New("bad query parameter")
+
+// query reads the search filters, as the CLI's: caller, from, to (a date,
+// 2006-01-02T15:04 in the server's local time, or RFC 3339), queue,
+// agent, route, data=KEY=VALUE (repeatable), recorded=1, limit, offset.
+func query(v url.Values, maxLimit int) (archive.Query, error) {
+	q := archive.Query{Caller: v.Get("caller"), Queue: v.Get("queue"), Agent: v.Get("agent"), Route: v.Get("route")}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		s := v.Get(t.name)
+		if s == "" {
+			continue
+		}
+		var ok bool
+		for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+			if tt, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+				*t.dst, ok = tt, true
+				break
+			}
+		}
+		if !ok {
+			return q, fmt.Errorf("%w %s: want 2006-01-02, 2006-01-02T15:04 or RFC 3339", errBadQuery, t.name)
+		}
+	}
+	for _, kv := range v["data"] {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return q, fmt.Errorf("%w data: want KEY=VALUE", errBadQuery)
+		}
+		if q.Data == nil {
+			q.Data = map[string]string{}
+		}
+		q.Data[k] = val
+	}
+	if r := v.Get("recorded"); r != "" {
+		b, err := strconv.ParseBool(r)
+		if err != nil {
+			return q, fmt.Errorf("%w recorded: want true or false", errBadQuery)
+		}
+		q.Recorded = b
+	}
+	for _, n := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"limit", &q.Limit, maxLimit}, {"offset", &q.Offset, 1 << 30}} {
+		s := v.Get(n.name)
+		if s == "" {
+			continue
+		}
+		i, err := strconv.Atoi(s)
+		if err != nil || i < 0 || i > n.max {
+			return q, fmt.Errorf("%w %s: want 0 to %d", errBadQuery, n.name, n.max)
+		}
+		*n.dst = i
+	}
+	return q, nil
+}
+
+func (a archiveAPI) search(w http.ResponseWriter, r *http.Request) {
+	q, err := query(r.URL.Query(), 1000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	total, err := a.s.Count(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	res, err := a.s.Search(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if res == nil {
+		res = []archive.Interaction{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": q.Offset, "limit": q.Limit, "interactions": res})
+}
+
+// get fetches the path's interaction, answering 404 or 500 itself.
+func (a archiveAPI) get(w http.ResponseWriter, r *http.Request) (archive.Interaction, bool) {
+	in, err := a.s.Get(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, archive.ErrNotFound):
+		writeError(w, http.StatusNotFound, err)
+		return in, false
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+		return in, false
+	}
+	return in, true
+}
+
+// show is one interaction with its data, segments, trace, recording and
+// audit: audited as a view before anything is sent, and not sent if the
+// audit row cannot be written.
+func (a archiveAPI) show(w http.ResponseWriter, r *http.Request) {
+	in, ok := a.get(w, r)
+	if !ok {
+		return
+	}
+	if err := a.auditRow(r.Context(), r, archive.ActionView, in.ID, ""); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	audit, err := a.s.AuditLog(r.Context(), in.ID, 0)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		archive.Interaction
+		Audit []archive.AuditEntry `json:"audit"`
+	}{in, audit})
+}
+
+// errRecordingPath: the index names a file outside the recordings
+// directory, or not a regular .wav file.
+var errRecordingPath = errors.New("the recording's indexed file is not a WAV inside the recordings directory")
+
+// recording serves the interaction's WAV from the recordings index, with
+// Range support (RFC 9110 §14), audited as action (download or play).
+func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action string) {
+	in, ok := a.get(w, r)
+	if !ok {
+		return
+	}
+	rec := in.Recording
+	if rec == nil || !rec.DeletedAt.IsZero() || rec.File == "" {
+		writeError(w, http.StatusNotFound, archive.ErrNoRecording)
+		return
+	}
+	f, err := openRecording(a.o.RecordingsDir, rec.File)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			writeError(w, http.StatusNotFound, archive.ErrNoRecording)
+			return
+		}
+		writeError(w, http.StatusForbidden, err)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	detail := ""
+	if rg := r.Header.Get("Range"); rg != "" && len(rg) < 200 {
+		detail = "range " + rg
+	}
+	if err := a.auditRow(r.Context(), r, action, in.ID, detail); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	disp := "attachment"
+	if action == archive.ActionPlay {
+		disp = "inline"
+	}
+	w.Header().Set("Content-Type", "audio/wav")
+	w.Header().Set("Content-Disposition", disp+`; filename="`+safeName(in.ID)+`.wav"`)
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+// openRecording opens path only when it is a regular .wav file inside
+// dir, symbolic links resolved on both sides (a link in the recordings
+// directory pointing out of it is refused too).
+func openRecording(dir, path string) (*os.File, error) {
+	if dir == "" || !strings.EqualFold(filepath.Ext(path), ".wav") || !archive.Within(dir, path) {
+		return nil, errRecordingPath
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recordings directory: %w", err)
+	}
+	realPath, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, err
+	}
+	if !archive.Within(realDir, realPath) {
+		return nil, errRecordingPath
+	}
+	f, err := os.Open(realPath)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errRecordingPath
+	}
+	return f, nil
+}
+
+// safeName keeps an id fit for a Content-Disposition filename.
+func safeName(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+func (a archiveAPI) deleteRecording(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := a.s.DeleteRecording(r.Context(), id, actor(r), address(r), a.o.RecordingsDir)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"id": id, "recording": "deleted"})
+	case errors.Is(err, archive.ErrNoRecording):
+		writeError(w, http.StatusNotFound, err)
+	default:
+		writeError(w, http.StatusConflict, err)
+	}
+}
+
+func (a archiveAPI) anonymise(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Number           string            `json:"number"`
+		Data             map[string]string `json:"data"`
+		DeleteRecordings bool              `json:"delete_recordings"`
+	}
+	// application/json only: a browser cannot send it cross-origin
+	// without a CORS preflight, which this API never grants.
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json"))
+		return
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || (req.Number == "" && len(req.Data) == 0) {
+		writeError(w, http.StatusBadRequest, errors.New(`body must be {"number": "…", "data": {"KEY": "VALUE"}, "delete_recordings": false} with a number or data`))
+		return
+	}
+	ids, err := a.s.Anonymise(r.Context(), archive.AnonymiseOptions{Number: req.Number, Data: req.Data, DeleteRecordings: req.DeleteRecordings,
+		RecordingsDir: a.o.RecordingsDir, Actor: actor(r), Address: address(r)})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changed": len(ids), "interactions": ids})
+}
+
+// audit lists the audit log (?id= one interaction's), with verify=1 each
+// row's signature checked: "failed" lists the rows that do not verify.
+func (a archiveAPI) audit(w http.ResponseWriter, r *http.Request) {
+	verify, _ := strconv.ParseBool(r.URL.Query().Get("verify"))
+	log, err := a.s.AuditLog(r.Context(), r.URL.Query().Get("id"), 0)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	type row struct {
+		archive.AuditEntry
+		Valid *bool `json:"valid,omitempty"`
+	}
+	rows := make([]row, len(log))
+	failed := []int64{}
+	for i, e := range log {
+		rows[i].AuditEntry = e
+		if verify {
+			ok := a.s.Verify(e)
+			rows[i].Valid = &ok
+			if !ok {
+				failed = append(failed, e.ID)
+			}
+		}
+	}
+	out := map[string]any{"entries": rows}
+	if verify {
+		out["verified"] = len(failed) == 0
+		out["failed"] = failed
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// purgeDryRun counts what the retention purge would delete now. The API
+// never purges: the nightly run and the CLI do.
+func (a archiveAPI) purgeDryRun(w http.ResponseWriter, r *http.Request) {
+	res, err := a.s.Purge(r.Context(), archive.PurgeOptions{Retention: a.o.Retention, DryRun: true,
+		RecordingsDir: a.o.RecordingsDir, Actor: actor(r)})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// export answers the search's interactions as CSV or XLSX (masked
+// participant data only), audited as "export" with the row count.
+func (a archiveAPI) export(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format != archive.FormatCSV && format != archive.FormatXLSX {
+		writeError(w, http.StatusBadRequest, archive.ErrFormat)
+		return
+	}
+	q, err := query(r.URL.Query(), archive.MaxExport)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	ins, err := a.s.ExportRows(r.Context(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	// Built whole before anything is sent: an error leaves a JSON error,
+	// never a truncated file with a 200.
+	var buf bytes.Buffer
+	if err := archive.WriteExport(&buf, format, ins); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if err := a.auditRow(r.Context(), r, archive.ActionExport, "", fmt.Sprintf("%s %d rows", format, len(ins))); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	ct := "text/csv; charset=utf-8"
+	if format == archive.FormatXLSX {
+		ct = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", `attachment; filename="cloak-archive.`+format+`"`)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}

@@ -1,0 +1,358 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/recorder"
+	"github.com/xuri/excelize/v2"
+)
+
+// testCard is a standard test card: it must reach no export.
+const testCard = "4111111111111111"
+
+var archKey = []byte("0123456789abcdef0123456789abcdef")
+
+// archFixture is a real SQLite archive with three interactions:
+// r1 recorded inside the recordings dir, r2 whose indexed WAV lies
+// outside it, r3 whose WAV is a symbolic link out of it.
+type archFixture struct {
+	s      *archive.Store
+	h      http.Handler
+	recDir string
+	wav    []byte // r1's WAV bytes
+}
+
+func onlyDigits(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func newArchFixture(t *testing.T) *archFixture {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := archive.Open(ctx, archive.Options{DSN: filepath.Join(dir, "cloak.db"), Key: archKey, Policy: archive.Policy{
+		Default: archive.KeyPolicy{Policy: archive.MaskAfterCall, Visible: 2},
+		Keys:    map[string]archive.KeyPolicy{"note": {Policy: archive.Keep}, "language": {Policy: archive.Keep}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f := &archFixture{s: s, recDir: filepath.Join(dir, "recordings")}
+	outside := filepath.Join(dir, "elsewhere")
+	for _, d := range []string{f.recDir, outside} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.wav = make([]byte, 4000)
+	copy(f.wav, "RIFF")
+	for i := 4; i < len(f.wav); i++ {
+		f.wav[i] = byte(i * 7)
+	}
+	now := time.Now().Add(-time.Hour)
+	var ins []archive.Interaction
+	for i, id := range []string{"r1", "r2", "r3"} {
+		off := now.Add(time.Duration(i) * time.Minute)
+		wav := filepath.Join(f.recDir, id+".wav")
+		switch id {
+		case "r2":
+			wav = filepath.Join(outside, id+".wav")
+		case "r3":
+			if err := os.WriteFile(filepath.Join(outside, "target.wav"), f.wav, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(outside, "target.wav"), wav); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if id != "r3" {
+			if err := os.WriteFile(wav, f.wav, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		side := strings.TrimSuffix(wav, ".wav") + ".json"
+		if err := os.WriteFile(side, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sum := call.Summary{
+			ID: id, SIPCallID: id + "@host", Caller: "061234567" + id[1:], Called: "main", Target: "flow:main", Queue: "sales", Agent: "alice",
+			Offered: off, Answered: off.Add(time.Second), Ended: off.Add(30 * time.Second), EndReason: "closed", SIPEndReason: "bye",
+			Consent: call.ConsentAccepted,
+			// A kept key holding a card by mistake: the export masks it anyway.
+			Data:      map[string]string{"customer_id": "CUST-1234" + id[1:], "language": "fr", "note": testCard},
+			Trace:     []ivr.TraceEvent{{Time: off, Flow: "main", Step: "id", Action: "set_data", Branch: "next", Detail: "set"}},
+			Recording: &recorder.Result{WAV: wav, Sidecar: side, Meta: recorder.Sidecar{SHA256: strings.Repeat("ab", 32), DurationMS: 30000}},
+		}
+		ins = append(ins, s.FromSummary(sum, "n1"))
+	}
+	if err := s.Insert(ctx, ins); err != nil {
+		t.Fatal(err)
+	}
+	f.h = ArchiveHandler(s, ArchiveOptions{RecordingsDir: f.recDir, Retention: archive.Retention{Recordings: time.Minute}})
+	return f
+}
+
+// do sends a request from a loopback client unless remote is given.
+func (f *archFixture) do(t *testing.T, method, target string, body io.Reader, hdr map[string]string, remote ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, target, body)
+	req.RemoteAddr = "127.0.0.1:40000"
+	req.Host = "127.0.0.1:8080"
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if len(remote) > 0 {
+		req.RemoteAddr = remote[0]
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	return w
+}
+
+// actions are the audit rows' actions, in order, after checking each
+// row's signature.
+func (f *archFixture) actions(t *testing.T) []string {
+	t.Helper()
+	log, err := f.s.AuditLog(context.Background(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range log {
+		if !f.s.Verify(e) {
+			t.Errorf("audit row %d does not verify", e.ID)
+		}
+		if !strings.HasPrefix(e.Actor, "api:") || !strings.Contains(e.Actor, "127.0.0.1") {
+			t.Errorf("audit row %d actor %q", e.ID, e.Actor)
+		}
+		out = append(out, e.Action+":"+e.Interaction)
+	}
+	return out
+}
+
+func TestArchiveAPIRefusesNonLoopback(t *testing.T) {
+	f := newArchFixture(t)
+	for _, remote := range []string{"203.0.113.5:4000", "[2001:db8::1]:4000", "10.0.0.1:80", "garbage"} {
+		w := f.do(t, "GET", "/api/archive/interactions/r1", nil, nil, remote)
+		var e map[string]string
+		if w.Code != http.StatusForbidden || json.Unmarshal(w.Body.Bytes(), &e) != nil || !strings.Contains(e["error"], "loopback") {
+			t.Errorf("%s: %d %s", remote, w.Code, w.Body)
+		}
+	}
+	if w := f.do(t, "GET", "/api/archive/interactions/r1/recording", nil, nil, "[::ffff:127.0.0.1]:5000"); w.Code != http.StatusOK {
+		t.Errorf("IPv4-mapped loopback: %d", w.Code)
+	}
+	// A page in a browser on this host: through a rebound name, or
+	// cross-site, or posting a form (no preflight), it is refused.
+	for _, h := range []map[string]string{{"Host": "evil.example:8080"}, {"Sec-Fetch-Site": "cross-site"}} {
+		req := httptest.NewRequest("GET", "/api/archive/interactions/r1", nil)
+		req.RemoteAddr = "127.0.0.1:40000"
+		req.Host = "127.0.0.1:8080"
+		for k, v := range h {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, req)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("%v: %d", h, w.Code)
+		}
+	}
+	for _, host := range []string{"localhost:8080", "[::1]:8080", "127.0.0.1"} {
+		req := httptest.NewRequest("GET", "/api/archive/interactions", nil)
+		req.RemoteAddr, req.Host = "127.0.0.1:40000", host
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Errorf("Host %s: %d", host, w.Code)
+		}
+	}
+	if w := f.do(t, "POST", "/api/archive/anonymise", strings.NewReader(`{"number": "0612345671"}`), map[string]string{"Content-Type": "text/plain"}); w.Code != http.StatusUnsupportedMediaType {
+		t.Errorf("anonymise as text/plain (a cross-site form): %d", w.Code)
+	}
+	refuse := ArchiveHandler(f.s, ArchiveOptions{RecordingsDir: f.recDir, Refuse: true})
+	req := httptest.NewRequest("GET", "/api/archive/interactions", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	w := httptest.NewRecorder()
+	refuse.ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("admin listener beyond loopback: %d", w.Code)
+	}
+	if got := f.actions(t); len(got) != 1 || got[0] != "download:r1" {
+		t.Errorf("audit: %v (a refused request is not served, so not audited)", got)
+	}
+}
+
+func TestArchiveAPIRecordingRange(t *testing.T) {
+	f := newArchFixture(t)
+	w := f.do(t, "GET", "/api/archive/interactions/r1/recording", nil, map[string]string{"Range": "bytes=100-199"})
+	if w.Code != http.StatusPartialContent || !bytes.Equal(w.Body.Bytes(), f.wav[100:200]) ||
+		w.Header().Get("Content-Range") != "bytes 100-199/4000" || w.Header().Get("Content-Type") != "audio/wav" {
+		t.Fatalf("range: %d %q %q, %d bytes", w.Code, w.Header().Get("Content-Range"), w.Header().Get("Content-Type"), w.Body.Len())
+	}
+	if d := w.Header().Get("Content-Disposition"); !strings.HasPrefix(d, "attachment") {
+		t.Errorf("download disposition %q", d)
+	}
+	w = f.do(t, "GET", "/api/archive/interactions/r1/recording/play", nil, nil)
+	if w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), f.wav) || !strings.HasPrefix(w.Header().Get("Content-Disposition"), "inline") {
+		t.Fatalf("play: %d, %d bytes, %q", w.Code, w.Body.Len(), w.Header().Get("Content-Disposition"))
+	}
+	// Outside the recordings dir, directly or through a symbolic link.
+	for _, id := range []string{"r2", "r3"} {
+		if w := f.do(t, "GET", "/api/archive/interactions/"+id+"/recording", nil, nil); w.Code != http.StatusForbidden || bytes.Contains(w.Body.Bytes(), f.wav[4:40]) {
+			t.Errorf("%s (outside the recordings dir): %d", id, w.Code)
+		}
+	}
+	if w := f.do(t, "GET", "/api/archive/interactions/nope/recording", nil, nil); w.Code != http.StatusNotFound {
+		t.Errorf("unknown interaction: %d", w.Code)
+	}
+	got := f.actions(t)
+	if strings.Join(got, " ") != "download:r1 play:r1" {
+		t.Errorf("audit: %v", got)
+	}
+}
+
+func TestArchiveAPIActionsAudited(t *testing.T) {
+	f := newArchFixture(t)
+	// Search: paginated, total beside the page.
+	w := f.do(t, "GET", "/api/archive/interactions?queue=sales&limit=2&offset=1", nil, nil)
+	var page struct {
+		Total        int                   `json:"total"`
+		Interactions []archive.Interaction `json:"interactions"`
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Total != 3 || len(page.Interactions) != 2 || page.Interactions[0].ID != "r2" {
+		t.Fatalf("search: %d %s", w.Code, w.Body)
+	}
+	w = f.do(t, "GET", "/api/archive/interactions?data=customer_id=CUST-12343", nil, nil)
+	if json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Total != 1 || page.Interactions[0].ID != "r3" {
+		t.Errorf("search by a masked value: %s", w.Body)
+	}
+	if w := f.do(t, "GET", "/api/archive/interactions?from=yesterday", nil, nil); w.Code != http.StatusBadRequest {
+		t.Errorf("bad from: %d", w.Code)
+	}
+	// Show: data, trace, recording and audit.
+	w = f.do(t, "GET", "/api/archive/interactions/r1", nil, nil)
+	var shown struct {
+		archive.Interaction
+		Audit []archive.AuditEntry `json:"audit"`
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &shown) != nil || len(shown.Trace) != 1 || shown.Recording == nil ||
+		len(shown.Audit) != 1 || shown.Audit[0].Action != archive.ActionView {
+		t.Fatalf("show: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, "GET", "/api/archive/interactions/nope", nil, nil); w.Code != http.StatusNotFound {
+		t.Errorf("show unknown: %d", w.Code)
+	}
+	// Purge dry run: counts, deletes nothing, audits nothing.
+	w = f.do(t, "GET", "/api/archive/purge", nil, nil)
+	var pr archive.PurgeResult
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &pr) != nil || !pr.DryRun || pr.Recordings != 3 {
+		t.Errorf("purge dry run: %d %s", w.Code, w.Body)
+	}
+	// Delete: inside the dir it goes; outside it is refused.
+	if w := f.do(t, "DELETE", "/api/archive/interactions/r1/recording", nil, nil); w.Code != 200 {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	if _, err := os.Stat(filepath.Join(f.recDir, "r1.wav")); !os.IsNotExist(err) {
+		t.Errorf("WAV after delete: %v", err)
+	}
+	if w := f.do(t, "DELETE", "/api/archive/interactions/r2/recording", nil, nil); w.Code != http.StatusConflict {
+		t.Errorf("delete outside the dir: %d", w.Code)
+	}
+	if w := f.do(t, "GET", "/api/archive/interactions/r1/recording", nil, nil); w.Code != http.StatusNotFound {
+		t.Errorf("download after delete: %d", w.Code)
+	}
+	// Anonymise.
+	w = f.do(t, "POST", "/api/archive/anonymise", strings.NewReader(`{"number": "0612345672"}`), nil)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"changed": 1`) {
+		t.Errorf("anonymise: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, "POST", "/api/archive/anonymise", strings.NewReader(`{}`), nil); w.Code != http.StatusBadRequest {
+		t.Errorf("anonymise nothing: %d", w.Code)
+	}
+	// Export, audited with its row count.
+	if w := f.do(t, "GET", "/api/archive/export?format=csv", nil, nil); w.Code != 200 || !strings.HasPrefix(w.Body.String(), "id,") {
+		t.Errorf("export: %d %.80s", w.Code, w.Body)
+	}
+	want := "view:r1 delete:r1 anonymise:r2 export:"
+	if got := strings.Join(f.actions(t), " "); got != want {
+		t.Errorf("audit: %q, want %q", got, want)
+	}
+	log, _ := f.s.AuditLog(context.Background(), "", 0)
+	if last := log[len(log)-1]; last.Detail != "csv 3 rows" {
+		t.Errorf("export audit detail %q", last.Detail)
+	}
+	// Audit verify over the API: passes, then fails on an edited row.
+	var aud struct {
+		Verified bool    `json:"verified"`
+		Failed   []int64 `json:"failed"`
+	}
+	w = f.do(t, "GET", "/api/archive/audit?verify=1", nil, nil)
+	if json.Unmarshal(w.Body.Bytes(), &aud) != nil || !aud.Verified {
+		t.Fatalf("audit verify: %s", w.Body)
+	}
+	if _, err := f.s.DB().Exec(`UPDATE audit_log SET actor = 'someone else' WHERE id = ?`, log[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	w = f.do(t, "GET", "/api/archive/audit?verify=1", nil, nil)
+	if json.Unmarshal(w.Body.Bytes(), &aud) != nil || aud.Verified || len(aud.Failed) != 1 || aud.Failed[0] != log[0].ID {
+		t.Errorf("audit verify after an edit: %s", w.Body)
+	}
+}
+
+func TestArchiveAPIExportMasked(t *testing.T) {
+	f := newArchFixture(t)
+	w := f.do(t, "GET", "/api/archive/export?format=xlsx&queue=sales", nil, nil)
+	if w.Code != 200 {
+		t.Fatalf("xlsx: %d %s", w.Code, w.Body)
+	}
+	x, err := excelize.OpenReader(bytes.NewReader(w.Body.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	rows, err := x.GetRows("interactions")
+	if err != nil || len(rows) != 4 || rows[0][0] != "id" || rows[1][0] != "r3" {
+		t.Fatalf("xlsx rows: %v %v", rows, err)
+	}
+	for _, row := range rows {
+		for _, cell := range row {
+			if strings.Contains(onlyDigits(cell), testCard) || strings.Contains(cell, "CUST-") {
+				t.Errorf("xlsx cell %q is not masked", cell)
+			}
+		}
+	}
+	w = f.do(t, "GET", "/api/archive/export?format=csv", nil, nil)
+	if w.Code != 200 || strings.Contains(onlyDigits(w.Body.String()), testCard) || strings.Contains(w.Body.String(), "CUST-") {
+		t.Errorf("csv: %d, or holds a clear value", w.Code)
+	}
+	if w := f.do(t, "GET", "/api/archive/export?format=pdf", nil, nil); w.Code != http.StatusBadRequest {
+		t.Errorf("pdf: %d", w.Code)
+	}
+}

@@ -1,0 +1,55 @@
+package sip
+
+import (
+	"strings"
+	"testing"
+
+	siplib "github.com/emiago/sipgo/sip"
+)
+
+func inviteWith(t *testing.T, headers ...string) *Session {
+	t.Helper()
+	raw := "INVITE sip:main@cloak.test SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n" +
+		"To: <sip:main@cloak.test>\r\n" +
+		"Call-ID: ident@test\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Max-Forwards: 70\r\n" +
+		strings.Join(headers, "") +
+		"Content-Length: 0\r\n\r\n"
+	msg, err := siplib.ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Session{req: msg.(*siplib.Request)}
+}
+
+func TestCallerNameAndAssertedIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		headers               []string
+		caller, user, display string
+	}{
+		{"plain", []string{"From: <sip:0612345678@192.0.2.1>;tag=1\r\n"}, "", "", ""},
+		{"token name", []string{"From: Alice <sip:0612@192.0.2.1>;tag=1\r\n"}, "Alice", "", ""},
+		{"quoted, escaped", []string{"From: \"Alice \\\"Al\\\" Smith\" <sip:0612@192.0.2.1>;tag=1\r\n"}, `Alice "Al" Smith`, "", ""},
+		{"too long", []string{"From: \"" + strings.Repeat("x", 300) + "\" <sip:0612@192.0.2.1>;tag=1\r\n"}, strings.Repeat("x", 64), "", ""},
+		{"pai sip", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n", "P-Asserted-Identity: \"Bank Ltd\" <sip:+33123456789@carrier.example;user=phone>\r\n"},
+			"", "+33123456789", "Bank Ltd"},
+		{"pai tel", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n", "P-Asserted-Identity: <tel:+33612345678;cpc=ordinary>\r\n"}, "", "+33612345678", ""},
+		{"pai two", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n", "P-Asserted-Identity: Bob <sip:bob@x.example>, <tel:+1555>\r\n"}, "", "bob", "Bob"},
+		{"pai bare tel", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n", "P-Asserted-Identity: tel:+4420;x=y\r\n"}, "", "+4420", ""},
+		{"pai garbage", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n", "P-Asserted-Identity: \"unterminated\r\n"}, "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := inviteWith(t, tc.headers...)
+			if got := s.CallerName(); got != tc.caller {
+				t.Errorf("CallerName %q, want %q", got, tc.caller)
+			}
+			u, n := s.AssertedIdentity()
+			if u != tc.user || n != tc.display {
+				t.Errorf("AssertedIdentity %q %q, want %q %q", u, n, tc.user, tc.display)
+			}
+		})
+	}
+}
