@@ -57,6 +57,7 @@ var ErrRTCP = errors.New("media: malformed rtcp")
 type rxQuality struct {
 	seq      SeqStats
 	jit      Jitter
+	stale    staleWindow // the staleness bound's baseline (stale.go)
 	ssrc     uint32
 	have     bool
 	rateSeen uint32 // the reader's copies of rate and pubB, so that
@@ -68,21 +69,20 @@ type rxQuality struct {
 	rate       atomic.Uint32 // the clock rate the jitter is in
 }
 
-// update counts one accepted packet that arrived at arrival (nanotime;
-// 0: now). Called by the reader only; it does not allocate or lock.
-func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, isEvent bool, arrival int64) {
+// update counts one accepted packet; at is its arrival time in timestamp
+// units (ArrivalUnits), used when timed (audio of a known clock rate
+// rate; RFC 4733 events repeat their event's start timestamp and would
+// read as jitter). Called by the reader only; it does not allocate or
+// lock. A new SSRC starts the figures and the staleness window afresh.
+func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, timed bool, at uint32) {
 	if !q.have || ssrc != q.ssrc {
 		q.seq, q.jit, q.ssrc, q.have = SeqStats{}, Jitter{}, ssrc, true
+		q.stale = staleWindow{}
 		q.pubSSRC.Store(ssrc)
 	}
 	q.seq.Update(seq)
-	// RFC 4733 packets repeat their event's start timestamp: they would
-	// read as jitter, so only audio feeds it.
-	if !isEvent && rate != 0 {
-		if arrival == 0 {
-			arrival = nanotime()
-		}
-		q.jit.Update(uint32(uint64(arrival)/(uint64(time.Second)/uint64(rate))), ts)
+	if timed {
+		q.jit.Update(at, ts)
 		if q.rateSeen != rate {
 			q.rateSeen = rate
 			q.rate.Store(rate)
@@ -560,13 +560,16 @@ type Quality struct {
 	RTCPRateLimited uint64 `json:"rtcp_rate_limited"`
 	RTCPMux         bool   `json:"rtcp_mux"`
 	ByeReceived     bool   `json:"rtcp_bye"`
+	// DroppedStale is Stats.DroppedStale: the peer's audio dropped for
+	// arriving later than the staleness bound (stale.go).
+	DroppedStale uint64 `json:"dropped_stale"`
 }
 
 // Quality returns the leg's call-quality figures now. It reads atomics
 // only; the hot path is not disturbed.
 func (e *Endpoint) Quality() Quality {
 	_, received, extMax, base, jitter, rate := e.rxq.snapshot()
-	q := Quality{Received: received, RTTMs: -1}
+	q := Quality{Received: received, RTTMs: -1, DroppedStale: e.stats.stale.Load()}
 	if rate == 0 {
 		rate = 8000
 	}
