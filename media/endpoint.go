@@ -312,6 +312,7 @@ func (e *Endpoint) Close() error {
 			if started {
 				e.pconn.poller.unregister(e) // no read after this
 				close(e.done)
+				e.closePolledRTCP()
 			}
 			e.txMu.Lock() // no send is under way, and none starts
 			err := e.pconn.close()
