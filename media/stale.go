@@ -22,11 +22,15 @@ import "time"
 // so in the baseline: only delay beyond the best recent one counts.
 //
 // The baseline is the minimum over two buckets of staleBucket each (so
-// over the last 2 to 4 s), which lets it follow a sender whose clock runs
-// slow (transits grow by the drift, the baseline follows within a
-// bucket) or fast (transits shrink: each is a new minimum) and a stream
-// whose timestamps jump (a new offset is taken once it has filled a
-// bucket: up to 4 s of a jump backwards are dropped as stale). It starts
+// over the last 1 to 2 s), which lets it follow a sender whose clock runs
+// slow (transits grow by the drift; the baseline lags by at most 2 s of
+// it, 100 ms for a clock 5 % slow) or fast (transits shrink: each is a
+// new minimum) and a stream whose timestamps jump (a new offset is taken
+// once it has filled a bucket: at most 2 s after a jump backwards are
+// dropped as stale; a sender that stops its timestamps during a silence,
+// against RFC 3550 §5.1, is such a jump). A stall of the relay, however
+// long, is measured against the minimum from before it: the rotation at
+// the first packet read after it keeps the earlier bucket's minimum. It starts
 // afresh with the SSRC, SetRemote and a clock-rate change; the first
 // packet after that passes. Only audio of the negotiated codec is
 // checked: RFC 4733 events repeat their start timestamp for the whole
@@ -36,7 +40,7 @@ import "time"
 // comparisons and no clock read a poll worker has not made for its batch.
 
 // staleBucket is the span of one of the baseline's two buckets.
-const staleBucket = 2 * time.Second
+const staleBucket = time.Second
 
 // DefaultMaxStaleness is the bound cloak's configuration uses by default
 // (rtp.max_staleness): with a network delay already in the baseline,
@@ -63,10 +67,10 @@ func (w *staleWindow) late(transit uint32, arrival int64, rate uint32, maxAge ti
 		return false
 	}
 	if arrival >= w.rotateAt {
+		// However long since the last rotation (a stall of the relay
+		// too), the previous bucket's minimum stays for one more bucket:
+		// a backlog read after a stall meets the baseline from before it.
 		w.prev = w.cur
-		if arrival-w.rotateAt >= int64(staleBucket) {
-			w.prev = transit // a silence longer than a bucket: nothing recent to keep
-		}
 		w.cur = transit
 		w.rotateAt = arrival + int64(staleBucket)
 	} else if int32(transit-w.cur) < 0 {

@@ -91,6 +91,22 @@ func TestStaleBurstDroppedThenRecovers(t *testing.T) {
 		}
 		seq, ts, at = seq+1, ts+frameTS, at+20*ms
 	}
+	// A stall longer than the window (3 s, 150 packets queued): the
+	// backlog is still measured against the baseline from before it.
+	readAt = at + 3000*ms
+	delivered := 0
+	for range 150 {
+		if r.send(0, seq, ts, 7, readAt) {
+			delivered++
+		}
+		seq, ts, at = seq+1, ts+frameTS, at+20*ms
+	}
+	if delivered != 10 { // the last 200 ms
+		t.Fatalf("after a 3 s stall %d of 150 queued packets delivered, want 10", delivered)
+	}
+	if !r.send(0, seq, ts, 7, at) {
+		t.Fatal("fresh packet after the long stall dropped")
+	}
 }
 
 // Telephone events are never dropped as stale, however late: they repeat
@@ -172,7 +188,7 @@ func TestStaleTimestampWrap(t *testing.T) {
 // A sender whose clock runs 0.1 % slow or fast is never dropped over 60 s:
 // the sliding minimum follows it.
 func TestStaleClockDrift(t *testing.T) {
-	for _, drift := range []float64{+0.001, -0.001, +0.01} {
+	for _, drift := range []float64{+0.001, -0.001, +0.01, +0.05} {
 		r := newStaleRig(t, 200*time.Millisecond)
 		for i := range 3000 { // 60 s
 			// The sender stamps 160 per frame, but sends a frame every
