@@ -37,6 +37,9 @@ type Config struct {
 	RTPSource media.SourcePolicy
 	// LearnPackets is the run media.SourceLearn needs; 0 = its default.
 	LearnPackets int
+	// MaxStaleness is every leg's media.EndpointConfig.MaxStaleness: voice
+	// older than this when read is dropped; 0 keeps all.
+	MaxStaleness time.Duration
 	// InactivityTimeout hangs up a call that received no RTP for this long
 	// (not while the caller holds the call). 0 disables it. Accepted RTCP
 	// counts as activity.
@@ -401,7 +404,7 @@ func (m *Manager) dtmfMode(called string) dtmf.Policy {
 // the configured source policy.
 func (m *Manager) endpointConfig(conn net.PacketConn, port int, log zerolog.Logger) media.EndpointConfig {
 	return media.EndpointConfig{Conn: conn, Port: port, Pool: m.cfg.Pool, Clock: m.cfg.Clock, Log: log,
-		Source: m.cfg.RTPSource, LearnPackets: m.cfg.LearnPackets}
+		Source: m.cfg.RTPSource, LearnPackets: m.cfg.LearnPackets, MaxStaleness: m.cfg.MaxStaleness}
 }
 
 // mediaAddrFor is the address our SDP advertises to a peer at dst:

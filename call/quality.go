@@ -32,6 +32,9 @@ type QualityStats struct {
 	// RTCPSent, RTCPReceived, RTCPMalformed and RTCPRateLimited are the
 	// legs' RTCP counters summed.
 	RTCPSent, RTCPReceived, RTCPMalformed, RTCPRateLimited uint64
+	// DroppedStale is the legs' media.Stats.DroppedStale summed: voice
+	// dropped for arriving later than rtp.max_staleness.
+	DroppedStale uint64
 }
 
 // LowMOS is the MOS under which a leg counts in QualityStats.LowMOS.
@@ -39,13 +42,15 @@ const LowMOS = 3.6
 
 type qualityStats struct {
 	legs, lowMOS, sent, received, malformed, rateLimited atomic.Uint64
+	stale                                                atomic.Uint64
 }
 
 // QualityStats returns the totals over the legs ended so far.
 func (m *Manager) QualityStats() QualityStats {
 	q := &m.quality
 	return QualityStats{Legs: q.legs.Load(), LowMOS: q.lowMOS.Load(), RTCPSent: q.sent.Load(),
-		RTCPReceived: q.received.Load(), RTCPMalformed: q.malformed.Load(), RTCPRateLimited: q.rateLimited.Load()}
+		RTCPReceived: q.received.Load(), RTCPMalformed: q.malformed.Load(), RTCPRateLimited: q.rateLimited.Load(),
+		DroppedStale: q.stale.Load()}
 }
 
 // legEnded adds an ended leg's figures ("caller" or "agent") to the
@@ -59,6 +64,7 @@ func (m *Manager) legEnded(leg string, q media.Quality) {
 	t.received.Add(q.RTCPReceived)
 	t.malformed.Add(q.RTCPMalformed)
 	t.rateLimited.Add(q.RTCPRateLimited)
+	t.stale.Add(q.DroppedStale)
 	if q.Received > 0 {
 		t.legs.Add(1)
 		if q.MOS < LowMOS {

@@ -382,6 +382,13 @@ type RTP struct {
 	// numbers in order) source: learn needs before it accepts a new
 	// source port, 2 to 64.
 	LearnPackets int `yaml:"learn_packets"`
+	// MaxStaleness drops received voice older than this when read, judged
+	// by its RTP timestamp against the stream's best recent transit (RFC
+	// 3550 A.8), instead of relaying a backlog that keeps the call late
+	// after an overload; counted per leg (dropped_stale). Telephone
+	// events and comfort noise are never dropped. 0 disables it; at
+	// least 20ms, at most 10s otherwise.
+	MaxStaleness time.Duration `yaml:"max_staleness"`
 	// RTCP is RTCP (RFC 3550 §6) on every leg: reports both ways and the
 	// per-leg call-quality figures (loss, jitter, round trip, MOS).
 	RTCP RTCP `yaml:"rtcp"`
@@ -508,6 +515,7 @@ func Default() Config {
 			IO:                "poll",
 			Source:            "strict",
 			LearnPackets:      4,
+			MaxStaleness:      200 * time.Millisecond,
 			RTCP:              RTCP{Enabled: true, Interval: 5 * time.Second, Mux: "offer"},
 		},
 		Data:     Data{Dir: "./data"},
@@ -679,6 +687,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RTP.LearnPackets < 2 || c.RTP.LearnPackets > 64 {
 		bad("rtp.learn_packets", "%d: want 2 to 64", c.RTP.LearnPackets)
+	}
+	if s := c.RTP.MaxStaleness; s < 0 || s > 0 && (s < 20*time.Millisecond || s > 10*time.Second) {
+		bad("rtp.max_staleness", "%v: want 0 (off) or 20ms to 10s", s)
 	}
 	if c.RTP.RTCP.Interval < time.Second || c.RTP.RTCP.Interval > time.Minute {
 		bad("rtp.rtcp.interval", "%v: want 1s to 1m", c.RTP.RTCP.Interval)

@@ -324,3 +324,31 @@ func TestParseRetention(t *testing.T) {
 		}
 	}
 }
+
+// rtp.max_staleness: 200ms by default, 0 turns it off, anything else is
+// 20ms to 10s, and Validate names the field.
+func TestRTPMaxStaleness(t *testing.T) {
+	if got := Default().RTP.MaxStaleness; got != 200*time.Millisecond {
+		t.Fatalf("default max_staleness %v, want 200ms", got)
+	}
+	for _, tc := range []struct {
+		yaml string
+		ok   bool
+	}{
+		{"0s", true}, {"20ms", true}, {"1s", true}, {"10s", true},
+		{"-1ms", false}, {"5ms", false}, {"11s", false},
+	} {
+		c, err := Parse(strings.NewReader("rtp:\n  max_staleness: " + tc.yaml + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		var fe *FieldError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("max_staleness %s: %v", tc.yaml, err)
+		case !tc.ok && (!errors.As(err, &fe) || !strings.Contains(err.Error(), "rtp.max_staleness:")):
+			t.Errorf("max_staleness %s: %v, want an error naming rtp.max_staleness", tc.yaml, err)
+		}
+	}
+}

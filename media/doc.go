@@ -14,8 +14,9 @@
 // many sockets at once, otherwise a goroutine of the leg's own. The reader
 // reads into a buffer it reuses, parses the fixed RTP header (RFC 3550
 // §5.1) into the leg's reused rtp.Header, filters the packet (source
-// first, then payload type, SSRC) and hands it to the Handler installed with
-// SetHandler. Nothing on that path logs, touches the disk or allocates in
+// first, then payload type, SSRC), drops audio older than the leg's
+// staleness bound (stale.go, EndpointConfig.MaxStaleness) and hands the
+// rest to the Handler installed with SetHandler. Nothing on that path logs, touches the disk or allocates in
 // steady state; counters are atomics and configuration the reader uses
 // (handler, codec, remote, direction) is swapped atomically, so it takes no
 // locks of its own. Sending (WriteAudio, WriteEvent, Forward) takes the

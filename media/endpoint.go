@@ -67,6 +67,12 @@ type EndpointConfig struct {
 	RTCP bool
 	// RTCPInterval is the mean interval between our reports.
 	RTCPInterval time.Duration
+	// MaxStaleness drops received audio older than this when the reader
+	// gets it, judged by its RTP timestamp against the stream's recent
+	// best transit (stale.go), counted in Stats.DroppedStale; 0 (or
+	// negative) keeps every packet. cloak's configuration sets
+	// DefaultMaxStaleness.
+	MaxStaleness time.Duration
 	// RTCPConn is the socket of RTP's port + 1 (PortPool.OpenPair); nil
 	// means RTCP only muxed on the RTP port (RFC 5761). Closed by Close.
 	RTCPConn net.PacketConn
@@ -128,6 +134,8 @@ type Endpoint struct {
 	log     zerolog.Logger
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the read loop exits (or the poller let go)
+
+	maxStale time.Duration // EndpointConfig.MaxStaleness; 0 off (stale.go)
 
 	confMu    sync.Mutex // serialises the writers of conf
 	startMu   sync.Mutex
@@ -233,6 +241,7 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 		done:    make(chan struct{}),
 		tx:      NewRewriter(rand.Uint32(), uint16(rand.Uint32()), rand.Uint32()),
 	}
+	e.maxStale = max(cfg.MaxStaleness, 0)
 	if cfg.LearnPackets > 0 {
 		e.learnN = uint16(min(cfg.LearnPackets, 1<<15))
 	}
@@ -304,6 +313,7 @@ func (e *Endpoint) Close() error {
 			if started {
 				e.pconn.poller.unregister(e) // no read after this
 				close(e.done)
+				e.closePolledRTCP()
 			}
 			e.txMu.Lock() // no send is under way, and none starts
 			err := e.pconn.close()

@@ -62,7 +62,8 @@ func TestHandleDatagramNoAllocs(t *testing.T) {
 			{"malformed", []byte{0x8F, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0}, sdpAddr, false},
 		} {
 			c := newMemConn(0)
-			e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr, Source: policy})
+			e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr, Source: policy,
+				MaxStaleness: DefaultMaxStaleness})
 			e.SetHandler(Echo())
 			p := new(Packet)                                                              // the reader's, reused like a worker's
 			e.handleDatagram(rtpPacket(0, 0, 0, 7, false, make([]byte, 160)), sdpAddr, p) // latch

@@ -104,6 +104,11 @@ type pollWorker struct {
 	done    chan struct{}
 
 	eps []*Endpoint // by descriptor; owned by run
+	// rtcpEps are the legs whose RTCP socket (RTP port + 1) this worker
+	// reads, by that socket's descriptor; owned by run. Apart from eps so
+	// that an RTP datagram's lookup stays as it was; RTCP is a datagram
+	// every few seconds.
+	rtcpEps []*Endpoint
 }
 
 type pollOpKind int
@@ -427,7 +432,11 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet
 			continue
 		}
 		if fd >= len(w.eps) || w.eps[fd] == nil {
-			continue // taken out earlier in this batch
+			if fd < len(w.rtcpEps) && w.rtcpEps[fd] != nil {
+				cur = w.rtcpEps[fd]
+				w.serveRTCP(cur, fd, buf)
+			}
+			continue // else taken out earlier in this batch
 		}
 		cur = w.eps[fd]
 		n, from, err := recvFrom(fd, buf) // fd is cur's socket
@@ -443,6 +452,43 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet
 		cur.handleDatagram(buf[:n], from, pkt)
 	}
 	return len(evs), false
+}
+
+// serveRTCP reads one datagram from e's RTCP socket fd and hands it to
+// e.handleRTCP, as the goroutine of rtcpReadLoop does without a Poller.
+func (w *pollWorker) serveRTCP(e *Endpoint, fd int, buf []byte) {
+	n, from, err := recvFrom(fd, buf)
+	if err != nil {
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ECONNREFUSED) {
+			e.stats.readErrors.Add(1)
+		}
+		return
+	}
+	e.handleRTCP(buf[:n], from, false)
+}
+
+// watch adds fd to the worker's epoll set and to table (eps or rtcpEps)
+// for e; false (counted and logged) when epoll refuses it.
+func (w *pollWorker) watch(table *[]*Endpoint, fd int, e *Endpoint, what string) bool {
+	for len(*table) <= fd {
+		*table = append(*table, nil)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		e.stats.readErrors.Add(1)
+		e.log.Error().Err(err).Int("port", e.port).Str("socket", what).Msg("rtp poller: cannot watch socket")
+		return false
+	}
+	(*table)[fd] = e
+	return true
+}
+
+// unwatch takes fd out of the epoll set and table, if e is its entry.
+func (w *pollWorker) unwatch(table []*Endpoint, fd int, e *Endpoint) {
+	if fd < len(table) && table[fd] == e {
+		_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		table[fd] = nil
+	}
 }
 
 // applyOps applies the queued registrations; true on opStop.
@@ -461,23 +507,17 @@ func (w *pollWorker) applyOps() (stop bool) {
 	for _, op := range ops {
 		switch op.kind {
 		case opAdd:
+			if r := op.e.rtcp; r != nil && r.polled != nil {
+				w.watch(&w.rtcpEps, r.polled.fd, op.e, "rtcp")
+			}
 			fd := op.e.pconn.fd
-			for len(w.eps) <= fd {
-				w.eps = append(w.eps, nil)
+			if w.watch(&w.eps, fd, op.e, "rtp") {
+				enableReadStamp(fd)
 			}
-			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-			if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-				op.e.stats.readErrors.Add(1)
-				op.e.log.Error().Err(err).Int("port", op.e.port).Msg("rtp poller: cannot watch socket")
-				continue
-			}
-			w.eps[fd] = op.e
-			enableReadStamp(fd)
 		case opDel:
-			fd := op.e.pconn.fd
-			if fd < len(w.eps) && w.eps[fd] == op.e {
-				_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-				w.eps[fd] = nil
+			w.unwatch(w.eps, op.e.pconn.fd, op.e)
+			if r := op.e.rtcp; r != nil && r.polled != nil {
+				w.unwatch(w.rtcpEps, r.polled.fd, op.e)
 			}
 			close(op.done)
 		case opStop:

@@ -108,13 +108,21 @@ func (p *PortPool) Open() (net.PacketConn, int, error) {
 // skipped like a busy port. The RTP port goes back with Release; the
 // caller closes rtcp (an Endpoint given it as EndpointConfig.RTCPConn
 // does on Close).
-func (p *PortPool) OpenPair() (rtp net.PacketConn, rtcp *net.UDPConn, port int, err error) {
+//
+// The RTCP socket is of the RTP socket's kind: with a Poller both are
+// read by the leg's poll worker (no goroutine per leg for RTCP), else a
+// *net.UDPConn read by a goroutine of the leg's.
+func (p *PortPool) OpenPair() (rtp, rtcp net.PacketConn, port int, err error) {
 	for range len(p.used) {
 		conn, port, err := p.Open()
 		if err != nil {
 			return nil, nil, 0, err
 		}
-		c, err := p.listen("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
+		var pl *Poller
+		if pc, ok := conn.(*polledConn); ok {
+			pl = pc.poller
+		}
+		c, err := p.bind(pl, port+1)
 		if err == nil {
 			return conn, c, port, nil
 		}

@@ -109,9 +109,24 @@ type Jitter struct {
 	started     bool
 }
 
+// ArrivalUnits converts a monotonic arrival time in nanoseconds to the
+// units of a stream's RTP timestamps at clock rate rate (RFC 3550 A.8:
+// "the arrival time in the same units"), wrapping modulo 2^32 as the
+// timestamps do. rate must not be 0.
+func ArrivalUnits(ns int64, rate uint32) uint32 {
+	return uint32(uint64(ns) / (uint64(time.Second) / uint64(rate)))
+}
+
+// Transit is a packet's relative transit time (RFC 3550 A.8): its
+// arrival time less its RTP timestamp, in timestamp units, modulo 2^32.
+// Only differences of transits mean anything (the sender's clock has an
+// unknown origin); int32(a-b) is one, across timestamp wraps too. The
+// jitter estimate and the staleness bound (stale.go) both start here.
+func Transit(arrival, rtpTS uint32) uint32 { return arrival - rtpTS }
+
 // Update feeds one packet's arrival time and RTP timestamp (same units).
 func (j *Jitter) Update(arrival, rtpTS uint32) {
-	transit := arrival - rtpTS
+	transit := Transit(arrival, rtpTS)
 	if !j.started {
 		j.lastTransit, j.started = transit, true
 		return

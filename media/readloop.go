@@ -132,6 +132,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	if g := e.latchGen.Load(); g != st.gen {
 		*st = rxState{gen: g}
 		e.learn = learnState{}
+		e.rxq.stale = staleWindow{} // a new remote: a new baseline
 	}
 	switch {
 	case st.latched && from == st.from: // steady state
@@ -194,8 +195,27 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	e.stats.rxPackets.Add(1)
 	e.stats.rxBytes.Add(uint64(len(b)))
 	e.lastRx.Store(e.now())
-	e.rxq.update(h.SSRC, h.SequenceNumber, h.Timestamp, cs.codec.ClockRate, isEvent, p.arrival)
+	// Arrival in timestamp units, for the jitter (RFC 3550 A.8) and the
+	// staleness bound (stale.go): a poll worker's batch time, else one
+	// clock read per packet.
+	rate := cs.codec.ClockRate
+	timed := !isEvent && rate != 0
+	var now int64
+	var at uint32
+	if timed {
+		if now = p.arrival; now == 0 {
+			now = nanotime()
+		}
+		at = ArrivalUnits(now, rate)
+	}
+	e.rxq.update(h.SSRC, h.SequenceNumber, h.Timestamp, rate, timed, at)
 	if isCN {
+		return
+	}
+	if timed && e.maxStale > 0 && e.rxq.stale.late(Transit(at, h.Timestamp), now, rate, e.maxStale) {
+		// Voice older than the bound goes nowhere: no Monitor (recorder,
+		// capture, detectors), no Handler (bridge, agent).
+		e.stats.stale.Add(1)
 		return
 	}
 

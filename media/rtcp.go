@@ -18,9 +18,10 @@ import (
 //
 // Receiving: RTCP reaches a leg on its RTP socket when multiplexed (RFC
 // 5761; the reader tells it apart by the second byte, 192-223, §4) or on
-// the socket of the port above (RTP port + 1, §11), read by a goroutine
-// of its own that sleeps between reports (RTCP is a packet every few
-// seconds, not worth a place in the poller). Either way the datagram
+// the socket of the port above (RTP port + 1, §11). With rtp.io: poll
+// (a Poller) that socket is read by the leg's poll worker along with the
+// RTP socket, so a call costs no goroutine for RTCP; without one, by a
+// goroutine of the leg's that sleeps between reports. Either way the datagram
 // meets the leg's source rule first (rtcpSourceOK: the RTP rule, with the
 // RTCP port), then a rate limit (rtcpMinGap), then pion/rtcp's parser; a
 // datagram refused by any of them is counted and dropped. Accepted RTCP
@@ -57,6 +58,7 @@ var ErrRTCP = errors.New("media: malformed rtcp")
 type rxQuality struct {
 	seq      SeqStats
 	jit      Jitter
+	stale    staleWindow // the staleness bound's baseline (stale.go)
 	ssrc     uint32
 	have     bool
 	rateSeen uint32 // the reader's copies of rate and pubB, so that
@@ -68,21 +70,20 @@ type rxQuality struct {
 	rate       atomic.Uint32 // the clock rate the jitter is in
 }
 
-// update counts one accepted packet that arrived at arrival (nanotime;
-// 0: now). Called by the reader only; it does not allocate or lock.
-func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, isEvent bool, arrival int64) {
+// update counts one accepted packet; at is its arrival time in timestamp
+// units (ArrivalUnits), used when timed (audio of a known clock rate
+// rate; RFC 4733 events repeat their event's start timestamp and would
+// read as jitter). Called by the reader only; it does not allocate or
+// lock. A new SSRC starts the figures and the staleness window afresh.
+func (q *rxQuality) update(ssrc uint32, seq uint16, ts uint32, rate uint32, timed bool, at uint32) {
 	if !q.have || ssrc != q.ssrc {
 		q.seq, q.jit, q.ssrc, q.have = SeqStats{}, Jitter{}, ssrc, true
+		q.stale = staleWindow{}
 		q.pubSSRC.Store(ssrc)
 	}
 	q.seq.Update(seq)
-	// RFC 4733 packets repeat their event's start timestamp: they would
-	// read as jitter, so only audio feeds it.
-	if !isEvent && rate != 0 {
-		if arrival == 0 {
-			arrival = nanotime()
-		}
-		q.jit.Update(uint32(uint64(arrival)/(uint64(time.Second)/uint64(rate))), ts)
+	if timed {
+		q.jit.Update(at, ts)
 		if q.rateSeen != rate {
 			q.rateSeen = rate
 			q.rate.Store(rate)
@@ -106,6 +107,7 @@ func (q *rxQuality) snapshot() (ssrc, received, extMax, base, jitter, rate uint3
 // atomics (receive side, any reader) and sendMu (the sender).
 type rtcpState struct {
 	conn     net.PacketConn // RTP port + 1; nil when only muxed
+	polled   *polledConn    // conn when a Poller's worker reads it (with the RTP socket)
 	fastW    udpAddrPortWriter
 	fastR    udpAddrPortReader
 	interval time.Duration
@@ -150,6 +152,7 @@ func newRTCPState(cfg EndpointConfig, ssrc uint32) *rtcpState {
 	if r.conn != nil {
 		r.fastW, _ = r.conn.(udpAddrPortWriter)
 		r.fastR, _ = r.conn.(udpAddrPortReader)
+		r.polled, _ = r.conn.(*polledConn)
 	} else {
 		close(r.readerDone)
 	}
@@ -353,13 +356,16 @@ func (e *Endpoint) rtcpReadLoop() {
 }
 
 // startRTCP starts the RTCP reader and subscribes the sender to the
-// clock. Called by Start.
+// clock. Called by Start. A polled RTCP socket has no reader of its own:
+// the Poller registers it with the leg's RTP socket (Start), and it can
+// only be read that way, so one beside an RTP socket that is not polled
+// is left unread.
 func (e *Endpoint) startRTCP() {
 	r := e.rtcp
 	if r == nil {
 		return
 	}
-	if r.conn != nil {
+	if r.conn != nil && r.polled == nil {
 		go e.rtcpReadLoop()
 	}
 	if e.clock != nil {
@@ -515,11 +521,26 @@ func (e *Endpoint) closeRTCP(started bool) {
 	if started {
 		_ = e.SendRTCP(true)
 	}
-	if r.conn != nil {
+	switch {
+	case r.conn == nil:
+	case r.polled != nil:
+		if !started || e.pconn == nil { // never registered with a worker
+			_ = r.polled.close()
+		} // else closed by Close once the worker let go (closePolledRTCP)
+	default:
 		_ = r.conn.Close()
 		if started {
 			<-r.readerDone
 		}
+	}
+}
+
+// closePolledRTCP closes a polled RTCP socket after Close took the leg
+// out of its poll worker, so that its descriptor is never closed (and
+// reused) while the worker may still read it.
+func (e *Endpoint) closePolledRTCP() {
+	if r := e.rtcp; r != nil && r.polled != nil {
+		_ = r.polled.close()
 	}
 }
 
@@ -560,13 +581,16 @@ type Quality struct {
 	RTCPRateLimited uint64 `json:"rtcp_rate_limited"`
 	RTCPMux         bool   `json:"rtcp_mux"`
 	ByeReceived     bool   `json:"rtcp_bye"`
+	// DroppedStale is Stats.DroppedStale: the peer's audio dropped for
+	// arriving later than the staleness bound (stale.go).
+	DroppedStale uint64 `json:"dropped_stale"`
 }
 
 // Quality returns the leg's call-quality figures now. It reads atomics
 // only; the hot path is not disturbed.
 func (e *Endpoint) Quality() Quality {
 	_, received, extMax, base, jitter, rate := e.rxq.snapshot()
-	q := Quality{Received: received, RTTMs: -1}
+	q := Quality{Received: received, RTTMs: -1, DroppedStale: e.stats.stale.Load()}
 	if rate == 0 {
 		rate = 8000
 	}

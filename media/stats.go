@@ -42,6 +42,10 @@ type Stats struct {
 	DroppedDirection uint64
 	// SSRCChanges counts accepted changes of the peer's SSRC.
 	SSRCChanges uint64
+	// DroppedStale counts audio packets dropped for being older than
+	// EndpointConfig.MaxStaleness when read (stale.go); they are in
+	// RxPackets too, as DroppedDirection's are.
+	DroppedStale uint64
 	// ReadErrors counts socket read errors other than closing.
 	ReadErrors uint64
 	// HandlerPanics counts packets whose Handler panicked.
@@ -50,7 +54,7 @@ type Stats struct {
 
 // Dropped returns the total of the Dropped* counters.
 func (s Stats) Dropped() uint64 {
-	return s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedDirection
+	return s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedDirection + s.DroppedStale
 }
 
 // counters are the receive side's and the rare ones; the transmit side's
@@ -65,6 +69,7 @@ type counters struct {
 	handlerPanics            atomic.Uint64
 	sourceChanges            atomic.Uint64
 	txFill                   atomic.Uint64
+	stale                    atomic.Uint64
 }
 
 // Stats returns a snapshot of the endpoint's counters.
@@ -83,6 +88,7 @@ func (e *Endpoint) Stats() Stats {
 		DroppedSSRC:          c.ssrc.Load(),
 		DroppedPT:            c.pt.Load(),
 		DroppedDirection:     c.direction.Load(),
+		DroppedStale:         c.stale.Load(),
 		SSRCChanges:          c.ssrcChanges.Load(),
 		SourceChanges:        c.sourceChanges.Load(),
 		ReadErrors:           c.readErrors.Load(),

@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
-		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets,
+		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets, MaxStaleness: cfg.RTP.MaxStaleness,
 		RTCP: cfg.RTP.RTCP.Enabled, RTCPInterval: cfg.RTP.RTCP.Interval, RTCPMux: cfg.RTP.RTCP.Mux,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
 		Routes:            cfg.Routes,

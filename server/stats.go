@@ -22,6 +22,7 @@ func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *c
 	out["rtp_legs_ended"], out["rtp_legs_low_mos"] = qs.Legs, qs.LowMOS
 	out["rtcp_sent"], out["rtcp_received"] = qs.RTCPSent, qs.RTCPReceived
 	out["rtcp_malformed"], out["rtcp_rate_limited"] = qs.RTCPMalformed, qs.RTCPRateLimited
+	out["rtp_dropped_stale"] = qs.DroppedStale
 	if poller != nil {
 		ps := poller.Stats()
 		out["rtp_poll_workers"] = ps.Workers
