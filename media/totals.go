@@ -50,6 +50,7 @@ func (s *Stats) add(o Stats) {
 	s.TxBytes += o.TxBytes
 	s.TxSuppressed += o.TxSuppressed
 	s.TxFill += o.TxFill
+	s.DroppedStale += o.DroppedStale
 	s.TxErrors += o.TxErrors
 	s.DroppedMalformed += o.DroppedMalformed
 	s.DroppedUnknownSource += o.DroppedUnknownSource
