@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
@@ -117,6 +118,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			return fmt.Errorf("demo payment gateway: %w", err)
 		}
 		endpoints["payment_gateway"] = gw
+		if err := os.WriteFile(filepath.Join(cfg.Data.Dir, DemoGatewayURLFile), []byte(gw+"\n"), 0o600); err != nil {
+			return fmt.Errorf("demo payment gateway: %w", err)
+		}
 		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
 	}
 	// A step that sends a card may only use an https endpoint or loopback.
