@@ -386,3 +386,17 @@ func (s *Store) CommentHold(ctx context.Context, id int64, by, comment string) e
 	}
 	return tx.Commit()
 }
+
+// FraudVersion is a cheap fingerprint of the static data (count and newest
+// added time): it changes when an entry is added, replaced or removed, so a
+// node rebuilds its index only then.
+func (s *Store) FraudVersion(ctx context.Context) (string, error) {
+	if err := s.ensure(ctx); err != nil {
+		return "", err
+	}
+	var n, newest int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(added_at), 0) FROM fraud_entries`).Scan(&n, &newest); err != nil {
+		return "", fmt.Errorf("archive: fraud version: %w", err)
+	}
+	return fmt.Sprintf("%d/%d", n, newest), nil
+}

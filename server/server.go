@@ -155,6 +155,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return err
 	}
 	defer arch.close(10 * time.Second) // after the manager: the calls have drained
+	frd, err := fraudSetup(runCtx, cfg, arch, log)
+	if err != nil {
+		return err
+	}
+	var screener ivr.Screener
+	var tokenKey []byte
+	if frd != nil {
+		screener, tokenKey = frd, frd.tokenKey
+	}
 	space := recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct})
 	callMetrics := metrics.NewCalls() // the call layer's series; the rest join once the SIP server exists
 	metAccess, err := metricsAccess(cfg.Metrics)
@@ -171,6 +180,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Flows:             flows,
 		Endpoints:         endpoints,
 		HTTPClient:        flowsClient,
+		Screener:          screener,
+		CardTokenKey:      tokenKey,
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
 		SecureFlow:        cfg.Features.SecureFlow,
