@@ -16,6 +16,8 @@ CREATE TABLE fraud_entries (
     added_at BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (type, value)
 );
+-- Nodes poll COUNT(*) and MAX(added_at) to see a change (FraudVersion).
+CREATE INDEX fraud_entries_added ON fraud_entries (added_at);
 
 -- Holds: a payment (fraud-auto) or an interaction (fraud-manual) held
 -- for review. status open, released (captured) or rejected (voided).
