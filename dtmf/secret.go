@@ -167,7 +167,7 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.Mask()) }
 // not all 0-9) or an empty key. The digits never leave the Secret.
 func (s Secret) CardFacts(key []byte) (bin, last4, token string, ok bool) {
 	n := s.Len()
-	if n < cardLikeLen || len(key) == 0 {
+	if n < cardLikeLen {
 		return "", "", "", false
 	}
 	for _, b := range s.v.digits {
@@ -179,7 +179,10 @@ func (s Secret) CardFacts(key []byte) (bin, last4, token string, ok bool) {
 	if n >= 16 {
 		binLen = 8
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write(s.v.digits)
-	return string(s.v.digits[:binLen]), string(s.v.digits[n-4:]), hex.EncodeToString(m.Sum(nil)), true
+	if len(key) > 0 {
+		m := hmac.New(sha256.New, key)
+		m.Write(s.v.digits)
+		token = hex.EncodeToString(m.Sum(nil))
+	}
+	return string(s.v.digits[:binLen]), string(s.v.digits[n-4:]), token, true
 }

@@ -45,21 +45,23 @@ type FraudCall interface {
 // fraudAttributes builds the screening's attributes: the card's BIN, last
 // four and token from the secret (CardFacts: the digits stay in it), the
 // amount and currency from the step's constants or plain variables, and
-// the call's facts.
+// the call's facts. A card that is not card-like (no BIN) is screened
+// without a payment.
 func (st *run) fraudAttributes(d *DataAction, sc *scope) fraud.Attributes {
 	a := fraud.Attributes{Time: st.now()}
 	if fc, ok := st.call.(FraudCall); ok {
 		f := fc.FraudFacts()
 		a.Caller, a.Route, a.Data = f.Caller, f.Route, f.Data
 	}
-	p := &fraud.Payment{}
-	if sec, ok := sc.secrets[d.Send["card_number"]]; ok {
-		if bin, last4, token, ok := sec.s.CardFacts(st.r.CardTokenKey); ok {
-			p.BIN, p.Last4, p.CardToken = bin, last4, token
-		} else if l4 := sec.last4(); l4 != "" {
-			p.Last4 = l4
-		}
+	sec, ok := sc.secrets[d.Send["card_number"]]
+	if !ok {
+		return a // not a card: screened as a call (validated: cannot happen)
 	}
+	bin, last4, token, ok := sec.s.CardFacts(st.r.CardTokenKey)
+	if !ok {
+		return a
+	}
+	p := &fraud.Payment{BIN: bin, Last4: last4, CardToken: token}
 	field := func(name string) string {
 		if v, ok := d.Constants[name]; ok {
 			return v

@@ -601,6 +601,9 @@ type fakeScreener struct {
 
 func (f *fakeScreener) Screen(_ context.Context, a fraud.Attributes) (fraud.Decision, error) {
 	f.seen = append(f.seen, a)
+	if err := a.Check(); err != nil { // as fraud.Screener does first
+		return fraud.Decision{}, err
+	}
 	if f.fail != nil {
 		return fraud.Decision{}, f.fail
 	}
