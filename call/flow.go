@@ -85,6 +85,12 @@ func (c *Interaction) SetData(key, value string) {
 	c.onConsentData(key, value)
 }
 
+// FraudFacts implements ivr.FraudCall: the caller's number, the route and
+// a copy of the participant data, for a payment's fraud screening.
+func (c *Interaction) FraudFacts() ivr.FraudFacts {
+	return ivr.FraudFacts{Caller: c.s.Caller(), Route: c.s.Called(), Data: c.Data()}
+}
+
 // Data returns a copy of the participant data.
 func (c *Interaction) Data() map[string]string {
 	c.mu.Lock()

@@ -65,6 +65,10 @@ type Config struct {
 	// HTTPClient sends data_action requests (flows.tls: private CA, client
 	// certificate); nil uses ivr's default.
 	HTTPClient *http.Client
+	// Screener screens payments of fraud: true steps (nil: fraud.enabled
+	// false); CardTokenKey keys the card token it sees.
+	Screener     ivr.Screener
+	CardTokenKey []byte
 	// Agents and queues; nil when the deployment has none.
 	Directory *acd.Directory
 	// SecureCode is the agent's in-call feature code ("*7") that sends the
@@ -176,7 +180,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		m.met = nopMetrics{}
 	}
 	if cfg.Flows != nil {
-		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints, Client: cfg.HTTPClient}
+		m.runner = &ivr.Runner{Flows: cfg.Flows, Endpoints: cfg.Endpoints, Client: cfg.HTTPClient,
+			Screener: cfg.Screener, CardTokenKey: cfg.CardTokenKey}
 		// Load every prompt the flows name now: a missing one is a start-up
 		// error, not a silent gap in a caller's call.
 		for _, name := range cfg.Flows.Prompts() {

@@ -1,6 +1,9 @@
 package dtmf
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -153,3 +156,33 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.Mask()), nil }
 
 // LogValue makes log/slog print the mask.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.Mask()) }
+
+// CardFacts returns what fraud screening may know of a card number
+// without the number: its BIN (the first 8 digits of a number of 16 or
+// more, else the first 6, as PCI DSS allows shown beside the last four),
+// its last four, and token, the hex HMAC-SHA-256 of the digits under key
+// (a per-deployment key, so equal cards compare equal and a stolen token
+// table cannot be brute-forced without it). ok is false, and nothing is
+// returned, for a value that is not card-like (fewer than 12 digits, or
+// not all 0-9) or an empty key. The digits never leave the Secret.
+func (s Secret) CardFacts(key []byte) (bin, last4, token string, ok bool) {
+	n := s.Len()
+	if n < cardLikeLen {
+		return "", "", "", false
+	}
+	for _, b := range s.v.digits {
+		if b < '0' || b > '9' {
+			return "", "", "", false
+		}
+	}
+	binLen := 6
+	if n >= 16 {
+		binLen = 8
+	}
+	if len(key) > 0 {
+		m := hmac.New(sha256.New, key)
+		m.Write(s.v.digits)
+		token = hex.EncodeToString(m.Sum(nil))
+	}
+	return string(s.v.digits[:binLen]), string(s.v.digits[n-4:]), token, true
+}

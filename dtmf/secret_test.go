@@ -154,3 +154,32 @@ func revealString(s Secret) string {
 	s.RevealForPaymentGateway(func(b []byte) { out = string(b) })
 	return out
 }
+
+func TestSecretCardFacts(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	s, _ := NewSecret([]byte("4111111111111111"))
+	bin, last4, tok, ok := s.CardFacts(key)
+	if !ok || bin != "41111111" || last4 != "1111" || len(tok) != 64 || strings.Contains(tok, "4111111111111111") {
+		t.Fatalf("facts: %q %q %q %v", bin, last4, tok, ok)
+	}
+	s2, _ := NewSecret([]byte("4111111111111111"))
+	if _, _, tok2, _ := s2.CardFacts(key); tok2 != tok {
+		t.Fatal("same card, different token")
+	}
+	if _, _, tok3, _ := s2.CardFacts([]byte("another key 0123")); tok3 == tok {
+		t.Fatal("token does not depend on the key")
+	}
+	amex, _ := NewSecret([]byte("378282246310005"))
+	if bin, last4, _, ok := amex.CardFacts(key); !ok || bin != "378282" || last4 != "0005" {
+		t.Fatalf("15 digits: %q %q", bin, last4)
+	}
+	for _, d := range []string{"123", "12345678901*"} {
+		short, _ := NewSecret([]byte(d))
+		if _, _, _, ok := short.CardFacts(key); ok {
+			t.Fatalf("%d-key value gave card facts", len(d))
+		}
+	}
+	if bin, _, tok, ok := s.CardFacts(nil); !ok || bin != "41111111" || tok != "" {
+		t.Fatalf("no key: %q %q %v", bin, tok, ok)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+
+	"github.com/cloak-voip/cloak/fraud"
 )
 
 // maxResponseBytes bounds the JSON body read from a data_action endpoint.
@@ -32,6 +34,14 @@ type DataAction struct {
 	// PaymentGateway marks the only kind of data action that may receive
 	// secrets.
 	PaymentGateway bool `yaml:"payment_gateway"`
+	// Fraud screens the payment before it is sent (payment_gateway steps
+	// only; send must name card_number): a payment held is sent with
+	// "capture": false and, authorised, takes OnHold. Without a screener
+	// (fraud.enabled false) the payment is sent unscreened.
+	Fraud bool `yaml:"fraud"`
+	// OnHold is taken when a screened payment was held and the gateway
+	// authorised it (status "authorised"); required with fraud: true.
+	OnHold string `yaml:"on_hold"`
 	// Send maps a JSON request field to the variable that fills it.
 	Send map[string]string `yaml:"send"`
 	// Constants are literal JSON request fields.
@@ -56,7 +66,7 @@ func (*DataAction) linear() bool { return false }
 func (*DataAction) ends() bool   { return false }
 
 func (d *DataAction) edges() []edge {
-	return []edge{{"on_success", d.OnSuccess}, {"on_failure", d.OnFailure}, {"on_timeout", d.OnTimeout}}
+	return []edge{{"on_success", d.OnSuccess}, {"on_failure", d.OnFailure}, {"on_timeout", d.OnTimeout}, {"on_hold", d.OnHold}}
 }
 
 func (d *DataAction) declare(v *vars) {
@@ -96,6 +106,18 @@ func (d *DataAction) check(c *stepCheck) {
 	c.duration(d.Timeout, "timeout")
 	c.required(d.OnSuccess, "on_success")
 	c.required(d.OnFailure, "on_failure")
+	switch {
+	case d.Fraud && !d.PaymentGateway:
+		c.errf("fraud: true is for payment_gateway data actions only")
+	case d.Fraud && d.Send["card_number"] == "":
+		c.errf("fraud: true needs send.card_number (the card to screen)")
+	case d.Fraud && (d.Send["capture"] != "" || d.Constants["capture"] != ""):
+		c.errf("fraud: true sets the capture field itself; remove it from send and constants")
+	case d.Fraud:
+		c.required(d.OnHold, "on_hold")
+	case d.OnHold != "":
+		c.errf("on_hold is taken only with fraud: true")
+	}
 }
 
 // run POSTs the step's fields as one JSON object. A step that carries a
@@ -136,7 +158,20 @@ func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
 		client = secretClient(client)
 	}
 
-	body, err := st.requestBody(d, sc)
+	var held *fraud.Decision
+	if d.Fraud && st.r.Screener != nil {
+		dec, err := st.r.Screener.Screen(ctx, st.fraudAttributes(d, sc))
+		if err != nil {
+			// Not screened, not sent: the caller goes the failure way
+			// (an agent), the error names no value (fraud.Screen's).
+			return fail("fraud screening failed", false)
+		}
+		if dec.Hold {
+			held = &dec
+		}
+	}
+
+	body, err := st.requestBody(d, sc, held != nil)
 	defer wipeBytes(body)
 	if err != nil {
 		return outcome{}, err
@@ -194,12 +229,24 @@ func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
 		}
 		sc.setPlain(d.Receive[field], text)
 	}
+	if held != nil {
+		if status, _ := fields["status"].(string); status == StatusAuthorised {
+			ref, _ := fields["reference"].(string)
+			if err := st.r.Screener.Hold(ctx, Hold{Interaction: st.call.ID(), Decision: *held, Reference: ref}); err != nil {
+				// Authorised but recorded nowhere: nobody would review it.
+				return fail("held payment authorised, hold not recorded", false)
+			}
+			x.trace("on_hold", fmt.Sprintf("held for review: score %d of %d", held.Score, held.Minimum))
+			return outcome{next: d.OnHold}, nil
+		}
+	}
 	x.trace("on_success", "HTTP "+strconv.Itoa(resp.StatusCode))
 	return outcome{next: d.OnSuccess}, nil
 }
 
 // requestBody builds the JSON object from Send and Constants, fields sorted.
-func (st *run) requestBody(d *DataAction, sc *scope) ([]byte, error) {
+// With authoriseOnly it adds "capture": false (a held payment).
+func (st *run) requestBody(d *DataAction, sc *scope, authoriseOnly bool) ([]byte, error) {
 	names := make([]string, 0, len(d.Send)+len(d.Constants))
 	for k := range d.Send {
 		names = append(names, k)
@@ -223,6 +270,7 @@ func (st *run) requestBody(d *DataAction, sc *scope) ([]byte, error) {
 		}
 		size += 6*len(name) + 6*vlen + 6
 	}
+	size += len(`,"capture":false`)
 	body := make([]byte, 0, size)
 	body = append(body, '{')
 	for i, name := range names {
@@ -247,6 +295,12 @@ func (st *run) requestBody(d *DataAction, sc *scope) ([]byte, error) {
 			continue
 		}
 		body = appendJSONString(body, []byte(d.Constants[name]))
+	}
+	if authoriseOnly {
+		if len(names) > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `"capture":false`...)
 	}
 	body = append(body, '}')
 	return body, nil

@@ -124,7 +124,7 @@ func BenchmarkRequestBody(b *testing.B) {
 	st := &run{}
 	b.ReportAllocs()
 	for b.Loop() {
-		body, err := st.requestBody(d, sc)
+		body, err := st.requestBody(d, sc, false)
 		if err != nil || len(body) == 0 {
 			b.Fatal(err)
 		}

@@ -42,6 +42,12 @@ type Runner struct {
 	Now func() time.Time
 	// MaxSteps bounds the steps one run may execute (default 1000).
 	MaxSteps int
+	// Screener, when set, screens the payments of payment_gateway steps
+	// marked fraud: true (nil: they are sent unscreened).
+	Screener Screener
+	// CardTokenKey is the key of the card token a screening sees
+	// (dtmf.Secret.CardFacts); empty: no token.
+	CardTokenKey []byte
 
 	// beforeWipe, in tests, sees each flow's scope just before it is wiped.
 	beforeWipe func(*scope)

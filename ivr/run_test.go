@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/fraud"
 )
 
 // testNow is the fixed clock of these tests: expiry 1230 is in the future,
@@ -584,5 +586,117 @@ func TestMenuTypeAheadAndFlush(t *testing.T) {
 	want := "play+ welcome|play+ menu|play invalid|flush|play+ menu|play transferring"
 	if got := strings.Join(seq, "|"); got != want {
 		t.Errorf("sequence %s\nwant     %s", got, want)
+	}
+}
+
+// fakeScreener holds every payment whose caller is listed, and records
+// what it saw and the holds it was asked to make.
+type fakeScreener struct {
+	hold    bool
+	fail    error
+	seen    []fraud.Attributes
+	holds   []Hold
+	holdErr error
+}
+
+func (f *fakeScreener) Screen(_ context.Context, a fraud.Attributes) (fraud.Decision, error) {
+	f.seen = append(f.seen, a)
+	if err := a.Check(); err != nil { // as fraud.Screener does first
+		return fraud.Decision{}, err
+	}
+	if f.fail != nil {
+		return fraud.Decision{}, f.fail
+	}
+	if !f.hold {
+		return fraud.Decision{Minimum: 100}, nil
+	}
+	return fraud.Decision{Score: 150, Minimum: 100, Hold: true,
+		Matches: []fraud.Match{{Kind: "static", Type: fraud.TypePhone, Value: a.Caller, Score: 150}}}, nil
+}
+
+func (f *fakeScreener) Hold(_ context.Context, h Hold) error {
+	f.holds = append(f.holds, h)
+	return f.holdErr
+}
+
+// fraudFakeCall is a fakeCall that tells a screening its facts.
+type fraudFakeCall struct{ *fakeCall }
+
+func (c fraudFakeCall) FraudFacts() FraudFacts {
+	return FraudFacts{Caller: "+447700900666", Route: "main", Data: map[string]string{"customer_id": "C-1"}}
+}
+
+func TestPayFraudHeld(t *testing.T) {
+	r, srv := demoRunner(t)
+	gw := NewDemoGW(testNow)
+	srv.Config.Handler = gw
+	sc := &fakeScreener{hold: true}
+	r.Screener, r.CardTokenKey = sc, []byte("0123456789abcdef")
+	call := fraudFakeCall{newFakeCall("1", visa+"#", "1230", "987#")}
+	res, err := r.Run(context.Background(), call, "main")
+	if err != nil {
+		t.Fatalf("run: %v\nops: %q", err, call.ops)
+	}
+	if res.Outputs["payment_result"] != "held" || !call.has("play failed") || !call.has("play goodbye") {
+		t.Fatalf("outputs %v ops %q", res.Outputs, call.ops)
+	}
+	if len(sc.seen) != 1 || len(sc.holds) != 1 {
+		t.Fatalf("screened %d, held %d", len(sc.seen), len(sc.holds))
+	}
+	a := sc.seen[0]
+	if a.Caller != "+447700900666" || a.Data["customer_id"] != "C-1" || a.Payment == nil || a.Payment.BIN != "41111111" ||
+		a.Payment.Last4 != "1111" || len(a.Payment.CardToken) != 64 || a.Payment.Amount != 10 || a.Payment.Currency != "GBP" {
+		t.Fatalf("attributes %+v payment %+v", a, a.Payment)
+	}
+	if err := a.Check(); err != nil { // what the real screener refuses first
+		t.Fatalf("attributes refused: %v", err)
+	}
+	h := sc.holds[0]
+	if h.Reference != res.Outputs["payment_reference"] || h.Reference == "" || h.Interaction != call.ID() || h.Decision.Score != 150 {
+		t.Fatalf("hold %+v outputs %v", h, res.Outputs)
+	}
+	if st, _ := gw.Status(h.Reference); st != StatusAuthorised {
+		t.Fatalf("gateway status %q, want authorised (not captured)", st)
+	}
+	for _, ev := range call.traces {
+		if strings.Contains(ev.Detail, "4111") {
+			t.Fatalf("trace leaks the card: %+v", ev)
+		}
+	}
+}
+
+func TestPayFraudNotHeldCaptures(t *testing.T) {
+	r, srv := demoRunner(t)
+	gw := NewDemoGW(testNow)
+	srv.Config.Handler = gw
+	sc := &fakeScreener{}
+	r.Screener = sc
+	call := fraudFakeCall{newFakeCall("1", visa+"#", "1230", "987#")}
+	res, err := r.Run(context.Background(), call, "main")
+	if err != nil || res.Outputs["payment_result"] != "approved" || len(sc.seen) != 1 || len(sc.holds) != 0 {
+		t.Fatalf("err %v outputs %v screened %d holds %d", err, res.Outputs, len(sc.seen), len(sc.holds))
+	}
+	if st, _ := gw.Status(res.Outputs["payment_reference"]); st != StatusCaptured {
+		t.Fatalf("status %q", st)
+	}
+	if sc.seen[0].Payment.CardToken != "" {
+		t.Fatal("a token without a key")
+	}
+}
+
+func TestPayFraudScreenOrHoldFails(t *testing.T) {
+	for name, sc := range map[string]*fakeScreener{
+		"screen fails": {fail: fraud.ErrSecret},
+		"hold fails":   {hold: true, holdErr: errors.New("database down")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, _ := demoRunner(t)
+			r.Screener = sc
+			call := fraudFakeCall{newFakeCall("1", visa+"#", "1230", "987#")}
+			res, _ := r.Run(context.Background(), call, "main")
+			if res.Outputs["payment_result"] != "failed" || !call.has("play failed") {
+				t.Fatalf("outputs %v ops %q", res.Outputs, call.ops)
+			}
+		})
 	}
 }

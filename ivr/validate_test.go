@@ -40,6 +40,7 @@ func TestBadFlowsRejected(t *testing.T) {
 		"agent-referred-bad-ending":  `flow.yaml: step "elsewhere": a secure flow cannot hand over to another secure flow`,
 		"secret-set-data":            `flow.yaml: step "attach": secret "card" may not reach set_data`,
 		"secret-non-gateway":         `flow.yaml: step "crm": secret "card" may not be sent by a data_action not marked payment_gateway`,
+		"fraud-no-on-hold":           `flow.yaml: step "charge": data_action has no on_hold branch`,
 		"secret-say-full":            `flow.yaml: step "read_back": secret "card" would be read back in full`,
 		"secret-branch":              `flow.yaml: step "which": secret "card" may not be branched on`,
 		"secret-copy-output":         `flow.yaml: output "card_copy" is a secret`,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
@@ -117,6 +118,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			return fmt.Errorf("demo payment gateway: %w", err)
 		}
 		endpoints["payment_gateway"] = gw
+		if err := os.WriteFile(filepath.Join(cfg.Data.Dir, DemoGatewayURLFile), []byte(gw+"\n"), 0o600); err != nil {
+			return fmt.Errorf("demo payment gateway: %w", err)
+		}
 		log.Info().Str("url", gw).Msg("demo payment gateway (no flows.endpoints.payment_gateway configured)")
 	}
 	// A step that sends a card may only use an https endpoint or loopback.
@@ -151,6 +155,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return err
 	}
 	defer arch.close(10 * time.Second) // after the manager: the calls have drained
+	frd, err := fraudSetup(runCtx, cfg, arch, log)
+	if err != nil {
+		return err
+	}
+	var screener ivr.Screener
+	var tokenKey []byte
+	if frd != nil {
+		screener, tokenKey = frd, frd.tokenKey
+	}
 	space := recorder.NewSpace(rec.dir, recorder.MinFree{Bytes: minBytes, Percent: minPct})
 	callMetrics := metrics.NewCalls() // the call layer's series; the rest join once the SIP server exists
 	metAccess, err := metricsAccess(cfg.Metrics)
@@ -167,6 +180,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Flows:             flows,
 		Endpoints:         endpoints,
 		HTTPClient:        flowsClient,
+		Screener:          screener,
+		CardTokenKey:      tokenKey,
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
 		SecureFlow:        cfg.Features.SecureFlow,

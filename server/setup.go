@@ -41,6 +41,11 @@ func sipContactAddr(cfg config.Config, listen netip.AddrPort) netip.Addr {
 	return listen.Addr()
 }
 
+// DemoGatewayURLFile is the file under data.dir where serve writes the URL
+// of the demo payment gateway it started (no flows.endpoints.payment_gateway
+// configured), so `cloak fraud release|reject` can capture or void there.
+const DemoGatewayURLFile = "demo-gateway.url"
+
 // startDemoGateway serves ivr.DemoGateway on a loopback port until ctx ends
 // and returns its URL.
 func startDemoGateway(ctx context.Context) (string, error) {

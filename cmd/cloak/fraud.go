@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/fraud"
 )
 
@@ -12,9 +13,20 @@ import (
 // compiles the fraud rules (a YAML file, or every *.yaml/*.yml in a
 // directory) and prints one line per refused rule, naming the file, line,
 // rule and position. Exit status: 0 all good, 1 rules refused, 2 usage.
-// The data, holds, release and reject commands of issue 24 are not built
-// yet.
+// The data, holds, release and reject commands are in fraud_holds.go.
 func runFraud(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "data":
+			return fraudData(args[1:], stdout, stderr)
+		case "holds":
+			return fraudHolds(args[1:], stdout, stderr)
+		case "release":
+			return fraudDecide(archive.HoldReleased, args[1:], stdout, stderr)
+		case "reject":
+			return fraudDecide(archive.HoldRejected, args[1:], stdout, stderr)
+		}
+	}
 	quiet, path, code, ok := checkArgs(args, []string{"rules", "check"}, "cloak fraud rules check [-q] FILE|DIR", "rules", stderr, nil)
 	if !ok {
 		return code

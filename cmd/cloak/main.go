@@ -28,7 +28,9 @@ commands:
   flows check   validate a directory of IVR flows
   recording verify|info   check a recording's integrity (SHA-256 + HMAC sidecar), show its pause markers
   archive search|show|audit|purge|reindex|delete-recording|anonymise   finished interactions (cloak archive -h)
-  fraud rules check       validate fraud rules (a YAML file or a directory of them)`)
+  fraud rules check       validate fraud rules (a YAML file or a directory of them)
+  fraud data add|remove|list|import   static fraud data in the archive database
+  fraud holds|release|reject          held payments: list, capture, void (audited)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

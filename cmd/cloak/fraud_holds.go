@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/fraud"
+	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/server"
+)
+
+const fraudDataUsage = `usage: cloak fraud data add -type T -value V [-score N] [-comment C]
+       cloak fraud data remove -type T -value V
+       cloak fraud data list [-type T] [-json]
+       cloak fraud data import FILE.csv
+(every command also takes -config FILE and -data DIR, as serve)`
+
+// fraudData implements `cloak fraud data add|remove|list|import`. Values
+// are normalised as screening normalises them (fraud.default_country_code);
+// add, remove and import are audited. The entries reach a running serve
+// at its next start (rules and data reload are not built yet).
+func fraudData(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, fraudDataUsage)
+		return 2
+	}
+	cmd := args[0]
+	var f archiveFlags
+	var typ, value, comment, score string
+	fs := newArchiveFlagSet("fraud data "+cmd, stderr, &f)
+	fs.StringVar(&typ, "type", "", "entry `type`: "+strings.Join(config.FraudTypes, ", "))
+	fs.StringVar(&value, "value", "", "entry `value` (normalised for its type)")
+	fs.StringVar(&score, "score", "", "entry `score` (default: fraud.default_scores of its type)")
+	fs.StringVar(&comment, "comment", "", "why it is listed")
+	pos, err := parseArchiveFlags(fs, args[1:])
+	if err != nil {
+		return 2
+	}
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "cloak fraud data %s: %v\n", cmd, err)
+		return code
+	}
+	switch cmd {
+	case "add", "remove":
+		if typ == "" || value == "" || len(pos) > 0 {
+			fmt.Fprintln(stderr, fraudDataUsage)
+			return 2
+		}
+	case "list":
+		if len(pos) > 0 {
+			fmt.Fprintln(stderr, fraudDataUsage)
+			return 2
+		}
+	case "import":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, fraudDataUsage)
+			return 2
+		}
+	default:
+		fmt.Fprintln(stderr, fraudDataUsage)
+		return 2
+	}
+	s, cfg, err := openArchiveConfig(f)
+	if err != nil {
+		return fail(2, err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	norm := fraud.Normaliser{CountryCode: cfg.Fraud.DefaultCountryCode}
+	actor := cliActor()
+	audit := func(detail string) error {
+		_, err := s.Audit(ctx, archive.AuditEntry{Actor: actor, Action: archive.ActionFraudData, Address: "local", Detail: detail})
+		return err
+	}
+	switch cmd {
+	case "add":
+		e := fraud.Entry{Type: fraud.Type(typ), Value: value, Comment: comment, AddedBy: actor, Added: time.Now()}
+		if score != "" {
+			n, err := strconv.Atoi(score)
+			if err != nil {
+				return fail(2, fmt.Errorf("-score %q: want an integer", score))
+			}
+			e.Score = &n
+		}
+		if err := e.Normalise(norm); err != nil {
+			return fail(1, err)
+		}
+		if err := s.Add(ctx, e); err != nil {
+			return fail(1, err)
+		}
+		if err := audit("add " + string(e.Type)); err != nil {
+			return fail(1, err)
+		}
+		fmt.Fprintf(stdout, "added %s %s\n", e.Type, e.Value)
+	case "remove":
+		e := fraud.Entry{Type: fraud.Type(typ), Value: value}
+		if err := e.Normalise(norm); err != nil {
+			return fail(1, err)
+		}
+		if err := s.Remove(ctx, e.Type, e.Value); err != nil {
+			return fail(1, err)
+		}
+		if err := audit("remove " + string(e.Type)); err != nil {
+			return fail(1, err)
+		}
+		fmt.Fprintf(stdout, "removed %s %s\n", e.Type, e.Value)
+	case "list":
+		var t fraud.Type
+		if typ != "" {
+			if t, err = fraud.ParseType(typ); err != nil {
+				return fail(2, err)
+			}
+		}
+		entries, err := s.List(ctx, t)
+		if err != nil {
+			return fail(1, err)
+		}
+		if f.json {
+			if entries == nil {
+				entries = []fraud.Entry{}
+			}
+			return printJSON(stdout, stderr, entries)
+		}
+		for _, e := range entries {
+			sc := "default"
+			if e.Score != nil {
+				sc = strconv.Itoa(*e.Score)
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", e.Type, e.Value, sc, dash(e.Comment))
+		}
+	case "import":
+		file, err := os.Open(pos[0])
+		if err != nil {
+			return fail(2, err)
+		}
+		defer file.Close()
+		entries, err := fraud.ParseCSV(file, norm, actor, time.Now())
+		if err != nil {
+			return fail(1, fmt.Errorf("%s: nothing imported:\n%w", filepath.Base(pos[0]), err))
+		}
+		if err := s.Add(ctx, entries...); err != nil {
+			return fail(1, err)
+		}
+		if err := audit(fmt.Sprintf("import %d entries", len(entries))); err != nil {
+			return fail(1, err)
+		}
+		fmt.Fprintf(stdout, "imported %d entries\n", len(entries))
+	}
+	return 0
+}
+
+// fraudHolds implements `cloak fraud holds [-status S] [-json]`.
+func fraudHolds(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	var status string
+	fs := newArchiveFlagSet("fraud holds", stderr, &f)
+	fs.StringVar(&status, "status", "", "only holds with this `status`: open, released or rejected")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 || (status != "" && status != archive.HoldOpen && status != archive.HoldReleased && status != archive.HoldRejected) {
+		fmt.Fprintln(stderr, "usage: cloak fraud holds [-status open|released|rejected] [-json]")
+		return 2
+	}
+	s, err := openArchive(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak fraud holds: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	holds, err := s.Holds(ctx, status)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak fraud holds: %v\n", err)
+		return 1
+	}
+	if f.json {
+		if holds == nil {
+			holds = []archive.Hold{}
+		}
+		return printJSON(stdout, stderr, holds)
+	}
+	for _, h := range holds {
+		var why []string
+		for _, m := range h.Matches {
+			if m.Kind == "rule" {
+				why = append(why, fmt.Sprintf("rule %s (%d)", m.Rule, m.Score))
+			} else {
+				why = append(why, fmt.Sprintf("%s %s (%d)", m.Type, m.Value, m.Score))
+			}
+		}
+		fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", h.ID, h.Created.Local().Format(time.DateTime), h.Code, h.Status,
+			h.Score, h.Minimum, dash(h.Interaction), dash(h.GatewayReference), strings.Join(why, ", "))
+	}
+	return 0
+}
+
+// fraudDecide implements `cloak fraud release|reject ID -comment C`: it
+// captures (release) or voids (reject) the hold's authorisation at the
+// payment gateway by reference, then marks the hold and audits it. A
+// gateway refusal leaves the hold open.
+func fraudDecide(status string, args []string, stdout, stderr io.Writer) int {
+	verb := map[string]string{archive.HoldReleased: "release", archive.HoldRejected: "reject"}[status]
+	op := map[string]string{archive.HoldReleased: ivr.OperationCapture, archive.HoldRejected: ivr.OperationVoid}[status]
+	var f archiveFlags
+	var comment, gateway string
+	fs := newArchiveFlagSet("fraud "+verb, stderr, &f)
+	fs.StringVar(&comment, "comment", "", "why (required; kept in the hold's notes)")
+	fs.StringVar(&gateway, "gateway", "", "payment gateway `URL` (default: flows.endpoints.payment_gateway, else the demo gateway serve started)")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	usage := fmt.Sprintf("usage: cloak fraud %s ID -comment TEXT", verb)
+	if len(pos) != 1 || strings.TrimSpace(comment) == "" {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || id <= 0 {
+		fmt.Fprintf(stderr, "cloak fraud %s: %q is not a hold id\n", verb, pos[0])
+		return 2
+	}
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "cloak fraud %s: %v\n", verb, err)
+		return code
+	}
+	s, cfg, err := openArchiveConfig(f)
+	if err != nil {
+		return fail(2, err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := s.GetHold(ctx, id)
+	if err != nil {
+		return fail(1, err)
+	}
+	if h.Status != archive.HoldOpen {
+		return fail(1, fmt.Errorf("hold %d is %s: %w", id, h.Status, archive.ErrHoldDecided))
+	}
+	gwStatus := ""
+	if h.GatewayReference != "" {
+		if gateway == "" {
+			if gateway, err = gatewayURL(cfg); err != nil {
+				return fail(1, err)
+			}
+		}
+		if gwStatus, err = gatewayOperate(ctx, gateway, op, h.GatewayReference); err != nil {
+			return fail(1, fmt.Errorf("hold %d left open: %w", id, err))
+		}
+	}
+	actor := cliActor()
+	if err := s.DecideHold(ctx, id, status, actor, comment, time.Now()); err != nil {
+		return fail(1, err)
+	}
+	action := archive.ActionFraudRelease
+	if status == archive.HoldRejected {
+		action = archive.ActionFraudReject
+	}
+	detail := fmt.Sprintf("hold %d %s", id, status)
+	if h.GatewayReference != "" {
+		detail += fmt.Sprintf(", gateway %s %s", h.GatewayReference, gwStatus)
+	}
+	if _, err := s.Audit(ctx, archive.AuditEntry{Actor: actor, Action: action, Interaction: h.Interaction, Address: "local", Detail: detail}); err != nil {
+		return fail(1, err)
+	}
+	fmt.Fprintln(stdout, detail)
+	return 0
+}
+
+// gatewayURL is the payment gateway release and reject talk to:
+// flows.endpoints.payment_gateway, else the demo gateway serve wrote down.
+func gatewayURL(cfg config.Config) (string, error) {
+	if u := cfg.Flows.Endpoints["payment_gateway"]; u != "" {
+		return u, nil
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.Data.Dir, server.DemoGatewayURLFile))
+	if err != nil {
+		return "", fmt.Errorf("no flows.endpoints.payment_gateway and no demo gateway (is serve running?): %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// errGateway: the gateway refused or failed a capture or void.
+var errGateway = errors.New("payment gateway refused")
+
+// gatewayOperate sends {"operation":op,"reference":ref} (no card: acting
+// on an authorisation needs none) and returns the payment's new status.
+func gatewayOperate(ctx context.Context, url, op, ref string) (string, error) {
+	if err := ivr.SecureTarget(url); err != nil {
+		return "", err
+	}
+	body, _ := json.Marshal(map[string]string{"operation": op, "reference": ref})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("gateway: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("gateway: %w", err)
+	}
+	defer resp.Body.Close()
+	var gr ivr.GatewayResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&gr); err != nil {
+		return "", fmt.Errorf("gateway: HTTP %d, body not JSON: %w", resp.StatusCode, errGateway)
+	}
+	if resp.StatusCode != http.StatusOK || gr.Result != ivr.GatewayApproved {
+		return "", fmt.Errorf("%w: %s %s: HTTP %d %s %s", errGateway, op, ref, resp.StatusCode, gr.Reason, gr.Status)
+	}
+	return gr.Status, nil
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/fraud"
+	"github.com/cloak-voip/cloak/ivr"
+	"github.com/rs/zerolog"
+)
+
+// fraudReload is how often a node looks for changed static fraud data
+// (entries added or removed by `cloak fraud data` or another node).
+const fraudReload = 5 * time.Second
+
+// nodeFraud is the node's payment screening: fraud.Screener over the
+// archive's static data and the rules file, holds into the archive.
+type nodeFraud struct {
+	screener *fraud.Screener
+	store    *archive.Store
+	node     string
+	log      zerolog.Logger
+	defaults map[fraud.Type]int
+	tokenKey []byte
+	version  string // count and newest added_at of the entries loaded
+}
+
+// Screen implements ivr.Screener.
+func (f *nodeFraud) Screen(ctx context.Context, a fraud.Attributes) (fraud.Decision, error) {
+	d, err := f.screener.Screen(ctx, a)
+	if err == nil {
+		// Names the decision, never a value of the call.
+		f.log.Info().Int("score", d.Score).Int("minimum", d.Minimum).Bool("hold", d.Hold).Int("matches", len(d.Matches)).Msg("payment screened")
+	}
+	return d, err
+}
+
+// Hold implements ivr.Screener: a fraud-auto hold in the archive.
+func (f *nodeFraud) Hold(ctx context.Context, h ivr.Hold) error {
+	stored, err := f.store.CreateHold(ctx, archive.Hold{Interaction: h.Interaction, Code: archive.HoldAuto,
+		Score: h.Decision.Score, Minimum: h.Decision.Minimum, Matches: h.Decision.Matches,
+		GatewayReference: h.Reference, CreatedBy: "node:" + f.node}, "")
+	if err != nil {
+		return err
+	}
+	f.log.Info().Int64("hold", stored.ID).Str("interaction", h.Interaction).Msg("payment held for fraud review")
+	return nil
+}
+
+// fraudSetup builds the screening when fraud.enabled: the archive holds the
+// static data and the holds, so it must be enabled too. It returns nil,
+// nil when fraud is off.
+func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log zerolog.Logger) (*nodeFraud, error) {
+	if !cfg.Fraud.Enabled {
+		return nil, nil
+	}
+	if arch.store == nil {
+		return nil, errors.New("fraud.enabled needs archive.enabled (static data and holds live in the archive)")
+	}
+	var set fraud.Settings
+	set.MinimumScore = cfg.Fraud.MinimumScore
+	set.RouteMinimumScores = cfg.Fraud.RouteMinimumScores
+	set.DefaultScores = map[fraud.Type]int{}
+	for t, v := range cfg.Fraud.DefaultScores {
+		set.DefaultScores[fraud.Type(t)] = v
+	}
+	set.Normaliser = fraud.Normaliser{CountryCode: cfg.Fraud.DefaultCountryCode}
+	set.VelocityWindow = cfg.Fraud.VelocityWindow
+	loc, err := time.LoadLocation(cfg.Fraud.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("fraud.time_zone: %w", err)
+	}
+	set.Location = loc
+	if cfg.Fraud.BINTable != "" {
+		file, err := os.Open(cfg.Fraud.BINTable)
+		if err != nil {
+			return nil, fmt.Errorf("fraud.bin_table: %w", err)
+		}
+		set.BINs, err = fraud.ParseBINTable(file)
+		file.Close()
+		if err != nil {
+			return nil, fmt.Errorf("fraud.bin_table: %w", err)
+		}
+	}
+	var rules *fraud.RuleSet
+	if cfg.Fraud.RulesFile != "" {
+		if rules, err = fraud.LoadRules(cfg.Fraud.RulesFile); err != nil {
+			return nil, fmt.Errorf("fraud.rules_file:\n%w", err)
+		}
+	}
+	o, err := archive.OptionsFrom(cfg.Archive, cfg.Data.Dir, false)
+	if err != nil {
+		return nil, fmt.Errorf("fraud: card token key: %w", err)
+	}
+	// The card token's key is derived from the archive key (a file, never
+	// in the database beside the tokens), for its own purpose only.
+	m := hmac.New(sha256.New, o.Key)
+	m.Write([]byte("cloak fraud card token v1"))
+	host, _ := os.Hostname()
+	nf := &nodeFraud{screener: fraud.NewScreener(set, nil, rules), store: arch.store, node: host, log: log,
+		defaults: set.DefaultScores, tokenKey: m.Sum(nil)}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := nf.reload(lctx); err != nil {
+		return nil, fmt.Errorf("fraud: static data: %w", err)
+	}
+	go nf.watch(ctx)
+	n := 0
+	if rules != nil {
+		n = rules.Len()
+	}
+	log.Info().Int("rules", n).Int("minimum_score", set.MinimumScore).Msg("fraud screening on")
+	return nf, nil
+}
+
+// reload rebuilds the index when the entries changed since the last load.
+func (f *nodeFraud) reload(ctx context.Context) error {
+	v, err := f.store.FraudVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v == f.version {
+		return nil
+	}
+	entries, err := f.store.All(ctx)
+	if err != nil {
+		return err
+	}
+	ix, err := fraud.NewIndex(entries, f.defaults)
+	if err != nil {
+		return err
+	}
+	f.screener.SetIndex(ix)
+	f.version = v
+	f.log.Info().Int("entries", ix.Len()).Msg("fraud static data loaded")
+	return nil
+}
+
+// watch reloads changed static data every fraudReload until ctx ends.
+func (f *nodeFraud) watch(ctx context.Context) {
+	t := time.NewTicker(fraudReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, fraudReload)
+			if err := f.reload(rctx); err != nil && ctx.Err() == nil {
+				f.log.Warn().Err(err).Msg("fraud static data reload failed: screening goes on with the data loaded before")
+			}
+			cancel()
+		}
+	}
+}
