@@ -145,6 +145,11 @@ func (c *Interaction) onAgentGone(side *agentSide) {
 	_ = side.ep.Close()
 	q := side.ep.Quality()
 	c.m.legEnded("agent", q)
+	lq := LegQuality{Leg: "agent", Quality: q}
+	if side.agent != nil {
+		lq.Agent = side.agent.Name()
+	}
+	c.legDone(lq)
 	logQuality(c.log.Info().Str("leg", "agent"), q).Msg("agent media quality")
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, acd.Available)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
+	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
 )
@@ -144,5 +145,43 @@ func TestOnEndedAssertedIdentity(t *testing.T) {
 	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
 	if s := sums.all()[0]; s.AssertedID != "+33612345678" || s.AssertedName != "Carrier Name" {
 		t.Errorf("asserted identity %q %q", s.AssertedID, s.AssertedName)
+	}
+}
+
+// TestOnEndedQualityEchoCall: the summary carries the caller leg's final
+// quality, read after close ended the leg: the 50 packets sent, none
+// lost, a good MOS, and no agent leg on an echo call.
+func TestOnEndedQualityEchoCall(t *testing.T) {
+	var sums summaries
+	h := newHarness(t, opts{onEnded: sums.add})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, "echo", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, err := csip.ParseAnswer(d.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sendRTP(t, sock, ans.Remote, 50, 0x55667788)
+	if got := withoutFiller(readRTP(sock, 300*time.Millisecond)); len(got) < 45 {
+		t.Fatalf("echoed %d of 50 packets", len(got))
+	}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
+	s := sums.all()[0]
+	if len(s.Quality) != 1 {
+		t.Fatalf("quality legs %+v, want the caller's only", s.Quality)
+	}
+	q := s.Quality[0]
+	if q.Leg != "caller" || q.Agent != "" || q.Received != 50 || q.Lost != 0 || q.MOS < 4 {
+		t.Errorf("caller leg quality %+v, want 50 received, none lost, MOS >= 4", q)
 	}
 }
