@@ -285,7 +285,7 @@ func (c *Interaction) close() {
 	if side != nil {
 		c.releaseAgent(side, "call ended")
 		select {
-		case <-side.gone:
+		case <-side.done: // the agent leg's quality is kept for the summary
 		case <-time.After(6 * time.Second):
 		}
 	}

@@ -185,3 +185,27 @@ func TestOnEndedQualityEchoCall(t *testing.T) {
 		t.Errorf("caller leg quality %+v, want 50 received, none lost, MOS >= 4", q)
 	}
 }
+
+// TestOnEndedQualityAgentLeg: a call bridged to an agent leaves both
+// legs' quality, the caller's first, the agent leg named after the
+// agent.
+func TestOnEndedQualityAgentLeg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts")
+	}
+	var sums summaries
+	alice := newTestAgent(t, "alice")
+	h := newAgentHarnessEnded(t, sums.add, alice)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, d := dialMainToSales(t, h, ctx)
+	waitAnswered(t, alice, 15*time.Second)
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
+	q := sums.all()[0].Quality
+	if len(q) != 2 || q[0].Leg != "caller" || q[0].Received == 0 || q[1].Leg != "agent" || q[1].Agent != "alice" {
+		t.Fatalf("leg quality %+v, want the caller's (with packets) then alice's agent leg", q)
+	}
+}
