@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -93,6 +94,11 @@ func (s *Store) FromSummary(sum call.Summary, node string) Interaction {
 		in.Recording = &Recording{File: absPath(r.WAV), Sidecar: absPath(r.Sidecar), SHA256: r.Meta.SHA256,
 			Duration: msDuration(r.Meta.DurationMS), Markers: markers, Status: r.Meta.Status}
 	}
+	for _, q := range sum.Quality {
+		in.Quality = append(in.Quality, LegQuality{Leg: q.Leg, Agent: q.Agent, Received: q.Received, Lost: q.Lost,
+			LossPct: q.LossPercent, JitterMs: q.JitterMs, RTTMs: q.RTTMs, MOS: q.MOS,
+			PeerLossPct: q.PeerFractionLostPct, PeerJitterMs: q.PeerJitterMs, DroppedStale: q.DroppedStale})
+	}
 	return in
 }
 
@@ -140,6 +146,8 @@ const (
 	insSegment   = `INSERT INTO secure_segments (interaction_id, seq, flow, kind, started_at, ended_at, outputs) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	insTrace     = `INSERT INTO trace_steps (interaction_id, seq, at, flow, step, action, branch, detail, secure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insRecording = `INSERT INTO recordings (interaction_id, file, sidecar, sha256, duration_ms, markers, status) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	insQuality   = `INSERT INTO leg_quality (interaction_id, seq, leg, agent, received, lost, loss_pct, jitter_ms, rtt_ms, mos,
+ peer_loss_pct, peer_jitter_ms, dropped_stale) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 func (s *Store) insertOne(ctx context.Context, prep func(string) (*sql.Stmt, error), in *Interaction) error {
@@ -191,6 +199,15 @@ func (s *Store) insertOne(ctx context.Context, prep func(string) (*sql.Stmt, err
 		}
 		if st, err = prep(insRecording); err == nil {
 			_, err = st.ExecContext(ctx, in.ID, r.File, r.Sidecar, r.SHA256, r.Duration.Milliseconds(), markers, r.Status)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i, q := range in.Quality {
+		if st, err = prep(insQuality); err == nil {
+			_, err = st.ExecContext(ctx, in.ID, i, q.Leg, q.Agent, int64(q.Received), int64(q.Lost), q.LossPct, q.JitterMs,
+				q.RTTMs, q.MOS, q.PeerLossPct, q.PeerJitterMs, int64(min(q.DroppedStale, math.MaxInt64)))
 		}
 		if err != nil {
 			return err

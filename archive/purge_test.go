@@ -62,6 +62,9 @@ func TestPurge(t *testing.T) {
 		if n := countRows(t, s, "interactions"); n != 4 {
 			t.Fatalf("dry run deleted interactions: %d left", n)
 		}
+		if n := countRows(t, s, "leg_quality"); n != 8 {
+			t.Fatalf("leg_quality rows before purge: %d, want 8", n)
+		}
 		for _, f := range files {
 			if _, err := os.Stat(f); err != nil {
 				t.Fatalf("dry run deleted %s", f)
@@ -81,6 +84,9 @@ func TestPurge(t *testing.T) {
 		}
 		if _, err := s.Get(ctx, "old"); err == nil {
 			t.Error("old interaction still there")
+		}
+		if n := countRows(t, s, "leg_quality"); n != 6 { // 2 legs each of mid, odd, new
+			t.Errorf("leg_quality rows after purge: %d, want 6 (old's 2 gone with it)", n)
 		}
 		for id, gone := range map[string]bool{"old": true, "mid": true, "odd": false, "new": false} {
 			_, err := os.Stat(files[id])

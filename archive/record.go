@@ -41,6 +41,36 @@ type Interaction struct {
 	Segments  []Segment   `json:"secure_segments,omitempty"`
 	Trace     []TraceStep `json:"trace,omitempty"`
 	Recording *Recording  `json:"recording,omitempty"`
+	// Quality is each leg's final call quality, the caller's first.
+	Quality []LegQuality `json:"quality,omitempty"`
+}
+
+// LegQuality is one leg's final call quality (call.LegQuality): what
+// cloak received from the leg's peer (RFC 3550 §6.4.1 figures), what the
+// peer reported of cloak's stream, and the estimated MOS. No personal
+// data.
+type LegQuality struct {
+	// Leg is "caller" or "agent"; Agent the agent's configured name on
+	// an agent leg, when known.
+	Leg   string `json:"leg"`
+	Agent string `json:"agent,omitempty"`
+	// Received counts the packets received, Lost those missing (negative
+	// with duplicates), LossPct Lost over expected; JitterMs is the
+	// interarrival jitter.
+	Received uint32  `json:"received"`
+	Lost     int32   `json:"lost"`
+	LossPct  float64 `json:"loss_pct"`
+	JitterMs float64 `json:"jitter_ms"`
+	// RTTMs is the round trip from RTCP, -1 when never measured.
+	RTTMs float64 `json:"rtt_ms"`
+	// MOS is the G.107 estimate of the received stream, 0 without RTP.
+	MOS float64 `json:"mos"`
+	// PeerLossPct and PeerJitterMs are the peer's last RTCP report of
+	// cloak's stream (0 when none came).
+	PeerLossPct  float64 `json:"peer_loss_pct"`
+	PeerJitterMs float64 `json:"peer_jitter_ms"`
+	// DroppedStale counts the peer's packets dropped as too late.
+	DroppedStale uint64 `json:"dropped_stale"`
 }
 
 // DataItem is one participant-data key as stored: Value is the clear

@@ -124,7 +124,7 @@ func scanInteraction(r interface{ Scan(...any) error }) (Interaction, error) {
 }
 
 // Get returns one interaction with its participant data, secure
-// segments, trace and recording; ErrNotFound when there is none.
+// segments, trace, recording and leg quality; ErrNotFound when there is none.
 func (s *Store) Get(ctx context.Context, id string) (Interaction, error) {
 	in, err := scanInteraction(s.db.QueryRowContext(ctx, s.q(`SELECT `+interactionCols+` FROM interactions WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -184,6 +184,15 @@ func (s *Store) Get(ctx context.Context, id string) (Interaction, error) {
 		err := r.Scan(&rec.File, &rec.Sidecar, &rec.SHA256, &dur, &markers, &rec.Status, &del, &rec.DeletedBy)
 		rec.Duration, rec.DeletedAt, rec.Markers = msDuration(dur), fromMS(del), json.RawMessage(markers)
 		in.Recording = &rec
+		return err
+	})
+	each(`SELECT leg, agent, received, lost, loss_pct, jitter_ms, rtt_ms, mos, peer_loss_pct, peer_jitter_ms, dropped_stale
+ FROM leg_quality WHERE interaction_id = ? ORDER BY seq`, func(r *sql.Rows) error {
+		var q LegQuality
+		var recv, lost, stale int64
+		err := r.Scan(&q.Leg, &q.Agent, &recv, &lost, &q.LossPct, &q.JitterMs, &q.RTTMs, &q.MOS, &q.PeerLossPct, &q.PeerJitterMs, &stale)
+		q.Received, q.Lost, q.DroppedStale = uint32(recv), int32(lost), uint64(max(stale, 0))
+		in.Quality = append(in.Quality, q)
 		return err
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/cloak-voip/cloak/archive/pgtest"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 )
 
@@ -69,6 +70,11 @@ func summary(id, caller string, offered time.Time) call.Summary {
 		Recording: &recorder.Result{WAV: "/data/recordings/" + id + ".wav", Sidecar: "/data/recordings/" + id + ".json",
 			Meta: recorder.Sidecar{SHA256: strings.Repeat("ab", 32), DurationMS: 80000,
 				Markers: []recorder.Marker{{Reason: "secure", StartMS: 30000, EndMS: 60000}}}},
+		Quality: []call.LegQuality{
+			{Leg: "caller", Quality: media.Quality{Received: 4000, Expected: 4010, Lost: 10, LossPercent: 0.25, JitterMs: 1.5,
+				RTTMs: -1, MOS: 4.3, PeerReported: true, PeerFractionLostPct: 0.39, PeerJitterMs: 2.25, DroppedStale: 3}},
+			{Leg: "agent", Agent: "alice", Quality: media.Quality{Received: 3000, RTTMs: 12.5, MOS: 4.1}},
+		},
 	}
 }
 
@@ -143,6 +149,17 @@ func TestInsertSearchGet(t *testing.T) {
 		}
 		if r := got.Recording; r == nil || r.Duration != 80*time.Second || r.SHA256 != strings.Repeat("ab", 32) || !strings.Contains(string(r.Markers), `"secure"`) {
 			t.Errorf("recording: %+v", got.Recording)
+		}
+		wantQ := []LegQuality{
+			{Leg: "caller", Received: 4000, Lost: 10, LossPct: 0.25, JitterMs: 1.5, RTTMs: -1, MOS: 4.3,
+				PeerLossPct: 0.39, PeerJitterMs: 2.25, DroppedStale: 3},
+			{Leg: "agent", Agent: "alice", Received: 3000, RTTMs: 12.5, MOS: 4.1},
+		}
+		if !reflect.DeepEqual(got.Quality, wantQ) {
+			t.Errorf("leg quality: got %+v\nwant %+v", got.Quality, wantQ)
+		}
+		if gb, err := s.Get(ctx, "b2"); err != nil || len(gb.Quality) != 2 {
+			t.Errorf("b2's leg quality: %+v, %v", gb.Quality, err)
 		}
 		if _, err := s.Get(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "no such interaction") {
 			t.Errorf("missing id: %v", err)

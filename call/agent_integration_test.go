@@ -237,6 +237,13 @@ func dtmfIn(pkts []rtp.Packet) (events, inband int) {
 
 func newAgentHarness(t *testing.T, agents ...*testAgent) *harness {
 	t.Helper()
+	return newAgentHarnessEnded(t, nil, agents...)
+}
+
+// newAgentHarnessEnded is newAgentHarness handing each ended call's
+// Summary to onEnded.
+func newAgentHarnessEnded(t *testing.T, onEnded func(call.Summary), agents ...*testAgent) *harness {
+	t.Helper()
 	flows, err := ivr.LoadDir(os.DirFS("../testdata/flows"), ".")
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +261,7 @@ func newAgentHarness(t *testing.T, agents ...*testAgent) *harness {
 		t.Fatal(err)
 	}
 	return newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": gw}, prompts: os.DirFS("../testdata/prompts"),
-		dir: dir, secureCode: "*7", secureFlow: "secure-pay"})
+		dir: dir, secureCode: "*7", secureFlow: "secure-pay", onEnded: onEnded})
 }
 
 // dialMainToSales calls "main", picks 2 and waits for an agent to answer.

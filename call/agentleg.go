@@ -23,6 +23,7 @@ type agentSide struct {
 	untick func() // stops the agent pipeline's clock ticks
 	queue  acd.QueueConfig
 	gone   chan struct{} // closed when the agent leg ended
+	done   chan struct{} // closed once onAgentGone has run (its quality kept)
 	refer  bool          // the secure flow was requested by REFER (NOTIFY owed)
 	holdMu sync.Mutex
 	hold   context.CancelFunc // stops hold audio towards the agent
@@ -89,7 +90,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	c.addLegCapture(leg.SIPCallID())
 	ep.Start()
 	ep.StartFill() // answered: the agent hears a packet every 20 ms from here
-	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
+	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), done: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if !nm.Codec.Supported() {
 			return errors.New("codec not supported")
@@ -112,6 +113,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	// call: it runs on its own goroutine once the dialog has ended.
 	context.AfterFunc(leg.Context(), func() {
 		close(side.gone)
+		defer close(side.done)
 		c.onAgentGone(side)
 	})
 	name := "-"
@@ -145,6 +147,11 @@ func (c *Interaction) onAgentGone(side *agentSide) {
 	_ = side.ep.Close()
 	q := side.ep.Quality()
 	c.m.legEnded("agent", q)
+	lq := LegQuality{Leg: "agent", Quality: q}
+	if side.agent != nil {
+		lq.Agent = side.agent.Name()
+	}
+	c.legDone(lq)
 	logQuality(c.log.Info().Str("leg", "agent"), q).Msg("agent media quality")
 	if side.agent != nil {
 		c.m.dir.Set(side.agent, acd.Available)

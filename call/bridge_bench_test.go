@@ -58,7 +58,7 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 		c.rec.Store(rec)
 		b.Cleanup(func() { _ = rec.Discard() })
 	}
-	side := &agentSide{ep: agent, gone: make(chan struct{}), queue: acd.QueueConfig{MaskDTMF: maskDTMF}}
+	side := &agentSide{ep: agent, gone: make(chan struct{}), done: make(chan struct{}), queue: acd.QueueConfig{MaskDTMF: maskDTMF}}
 	c.side = side
 	c.pipe = newPipeline(c, nil, true, dtmf.Auto, c.onDigitReceived)
 	cb := newCallerBridge(c, side)

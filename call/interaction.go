@@ -41,13 +41,14 @@ type Interaction struct {
 	onHold atomic.Bool
 	digits *digitQueue
 
-	mu          sync.Mutex // guards data, segments, trace, side, agentKeys, afterSecure
+	mu          sync.Mutex // guards data, segments, trace, side, legs, agentKeys, afterSecure
 	afterSecure Mode       // the mode a secure segment returns to
 	data        map[string]string
 	segments    []SecureSegment
 	trace       []ivr.TraceEvent
-	side        *agentSide // the agent leg, once bridged
-	agentKeys   []byte     // agent's recent keys, for feature codes
+	side        *agentSide   // the agent leg, once bridged
+	legs        []LegQuality // final quality of the legs ended so far
+	agentKeys   []byte       // agent's recent keys, for feature codes
 	agentKeyAt  time.Time
 	talkKeys    int  // digits keyed while talking (masked view only)
 	agentPaused bool // the agent paused the recording
@@ -284,13 +285,14 @@ func (c *Interaction) close() {
 	if side != nil {
 		c.releaseAgent(side, "call ended")
 		select {
-		case <-side.gone:
+		case <-side.done: // the agent leg's quality is kept for the summary
 		case <-time.After(6 * time.Second):
 		}
 	}
 	_ = c.caller.Close() // sends the RTCP BYE
 	st, q := c.caller.Stats(), c.caller.Quality()
 	c.m.legEnded("caller", q)
+	c.legDone(LegQuality{Leg: "caller", Quality: q})
 	logQuality(c.log.Info().Str("leg", "caller").Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
 		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges), q).Msg("media closed")
 }
@@ -338,7 +340,33 @@ func (c *Interaction) Info() Info {
 		if side.agent != nil {
 			in.Agent = side.agent.Name()
 		}
-		in.Quality = append(in.Quality, LegQuality{Leg: "agent", Quality: side.ep.Quality()})
+		in.Quality = append(in.Quality, LegQuality{Leg: "agent", Agent: in.Agent, Quality: side.ep.Quality()})
 	}
 	return in
+}
+
+// legDone keeps an ended leg's final quality figures for the Summary.
+func (c *Interaction) legDone(q LegQuality) {
+	c.mu.Lock()
+	c.legs = append(c.legs, q)
+	c.mu.Unlock()
+}
+
+// endedLegs returns the quality of the legs ended so far, the caller's
+// first, then the agent legs in the order they ended.
+func (c *Interaction) endedLegs() []LegQuality {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]LegQuality, 0, len(c.legs))
+	for _, l := range c.legs {
+		if l.Leg == "caller" {
+			out = append(out, l)
+		}
+	}
+	for _, l := range c.legs {
+		if l.Leg != "caller" {
+			out = append(out, l)
+		}
+	}
+	return out
 }

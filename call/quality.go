@@ -16,10 +16,13 @@ const (
 )
 
 // LegQuality is one leg's call-quality figures (media.Quality) with the
-// leg's role, for the API.
+// leg's role, for the API and the archive (Summary.Quality).
 type LegQuality struct {
 	// Leg is "caller" or "agent".
 	Leg string `json:"leg"`
+	// Agent is the agent's name (config agents[].name) on an agent leg,
+	// when known.
+	Agent string `json:"agent,omitempty"`
 	media.Quality
 }
 

@@ -53,6 +53,11 @@ type Summary struct {
 	Trace    []ivr.TraceEvent  `json:"trace,omitempty"`
 	// Recording is the finished recording, nil when none was kept.
 	Recording *recorder.Result `json:"recording,omitempty"`
+	// Quality is each ended leg's final call quality (RTP receive and
+	// RTCP figures): the caller's first, then the agent legs. A leg
+	// still open when the summary is built (an agent leg that outlived
+	// close's wait) is missing.
+	Quality []LegQuality `json:"quality,omitempty"`
 }
 
 // Consent states of Summary.Consent.
@@ -63,8 +68,9 @@ const (
 )
 
 // ended hands the interaction's Summary to Config.OnEnded. HandleCall
-// defers it before close, so it runs after the recording and the captures
-// are finished; offered is when HandleCall took the call.
+// defers it before close, so it runs after close: the recording and the
+// captures are finished and the caller leg's quality is known; offered
+// is when HandleCall took the call.
 func (m *Manager) ended(c *Interaction, offered time.Time) {
 	if m.cfg.OnEnded == nil {
 		return
@@ -79,7 +85,7 @@ func (c *Interaction) summary(offered, ended time.Time) Summary {
 		ID: c.id, SIPCallID: c.s.SIPCallID(), Caller: c.s.Caller(), Called: c.s.Called(), Target: c.target,
 		Offered: offered, Ended: ended, EndReason: reason, SIPEndReason: c.s.EndReason(),
 		Data: c.Data(), Segments: c.Segments(), Trace: c.TraceEvents(), Recording: c.recorded.Load(),
-		CallerName: c.s.CallerName(),
+		CallerName: c.s.CallerName(), Quality: c.endedLegs(),
 	}
 	s.AssertedID, s.AssertedName = c.s.AssertedIdentity()
 	if a := c.answered.Load(); a != 0 {

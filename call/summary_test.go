@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
+	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
 )
@@ -144,5 +145,67 @@ func TestOnEndedAssertedIdentity(t *testing.T) {
 	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
 	if s := sums.all()[0]; s.AssertedID != "+33612345678" || s.AssertedName != "Carrier Name" {
 		t.Errorf("asserted identity %q %q", s.AssertedID, s.AssertedName)
+	}
+}
+
+// TestOnEndedQualityEchoCall: the summary carries the caller leg's final
+// quality, read after close ended the leg: the 50 packets sent, none
+// lost, a good MOS, and no agent leg on an echo call.
+func TestOnEndedQualityEchoCall(t *testing.T) {
+	var sums summaries
+	h := newHarness(t, opts{onEnded: sums.add})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, "echo", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, err := csip.ParseAnswer(d.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sendRTP(t, sock, ans.Remote, 50, 0x55667788)
+	if got := withoutFiller(readRTP(sock, 300*time.Millisecond)); len(got) < 45 {
+		t.Fatalf("echoed %d of 50 packets", len(got))
+	}
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
+	s := sums.all()[0]
+	if len(s.Quality) != 1 {
+		t.Fatalf("quality legs %+v, want the caller's only", s.Quality)
+	}
+	q := s.Quality[0]
+	if q.Leg != "caller" || q.Agent != "" || q.Received != 50 || q.Lost != 0 || q.MOS < 4 {
+		t.Errorf("caller leg quality %+v, want 50 received, none lost, MOS >= 4", q)
+	}
+}
+
+// TestOnEndedQualityAgentLeg: a call bridged to an agent leaves both
+// legs' quality, the caller's first, the agent leg named after the
+// agent.
+func TestOnEndedQualityAgentLeg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts")
+	}
+	var sums summaries
+	alice := newTestAgent(t, "alice")
+	h := newAgentHarnessEnded(t, sums.add, alice)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, _, d := dialMainToSales(t, h, ctx)
+	waitAnswered(t, alice, 15*time.Second)
+	if err := d.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the summary", func() bool { return len(sums.all()) == 1 })
+	q := sums.all()[0].Quality
+	if len(q) != 2 || q[0].Leg != "caller" || q[0].Received == 0 || q[1].Leg != "agent" || q[1].Agent != "alice" {
+		t.Fatalf("leg quality %+v, want the caller's (with packets) then alice's agent leg", q)
 	}
 }

@@ -100,6 +100,10 @@ func TestArchivePayCall(t *testing.T) {
 	if secureSteps == 0 {
 		t.Errorf("no secure step in the trace: %+v", shown.Trace)
 	}
+	// The caller leg's final quality: the pcap's voice, none lost.
+	if len(shown.Quality) == 0 || shown.Quality[0].Leg != "caller" || shown.Quality[0].Received <= 500 || shown.Quality[0].MOS <= 4 {
+		t.Errorf("leg quality %+v, want the caller leg with > 500 packets received and MOS > 4", shown.Quality)
+	}
 	if len(shown.Audit) != 1 || shown.Audit[0].Action != archive.ActionView || !strings.HasPrefix(shown.Audit[0].Actor, "cli:") {
 		t.Errorf("audit of the view: %+v", shown.Audit)
 	}

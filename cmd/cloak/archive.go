@@ -27,7 +27,8 @@ commands (each takes -config FILE and -data DIR, as serve does):
                       interactions, newest first; T is 2006-01-02,
                       2006-01-02T15:04 (local time) or RFC 3339
   show ID [-json]     one interaction: general information, participant
-                      data, secure segments, trace, recording, audit
+                      data, secure segments, trace, recording, each leg's
+                      call quality, audit
                       (audited as a view)
   audit [-id ID] [-verify] [-json]
                       the audit log; -verify checks every row's signature
@@ -385,6 +386,18 @@ func archiveShow(args []string, stdout, stderr io.Writer) int {
 	}
 	if r := in.Recording; r != nil {
 		fmt.Fprintf(w, "recording %s  %s  sha256 %s  %s\n", r.File, r.Duration, r.SHA256, dash(r.Status))
+	}
+	for _, q := range in.Quality {
+		rtt := "-"
+		if q.RTTMs >= 0 {
+			rtt = fmt.Sprintf("%.1fms", q.RTTMs)
+		}
+		leg := q.Leg
+		if q.Agent != "" {
+			leg += " " + q.Agent
+		}
+		fmt.Fprintf(w, "quality %s  received %d lost %d (%.2f%%)  jitter %.1fms  rtt %s  MOS %.2f  peer loss %.2f%% jitter %.1fms  stale %d\n",
+			leg, q.Received, q.Lost, q.LossPct, q.JitterMs, rtt, q.MOS, q.PeerLossPct, q.PeerJitterMs, q.DroppedStale)
 	}
 	fmt.Fprintln(w, "audit:")
 	for _, e := range audit {

@@ -15,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/xuri/excelize/v2"
 )
@@ -58,8 +59,9 @@ func archiveRig(t *testing.T, dsn string) (dataDir, cfgFile string, s *archive.S
 			ID: "id" + caller[1:], SIPCallID: caller + "@x", Caller: caller, Called: "main", Target: "flow:main",
 			Queue: "sales", Agent: "demo", Offered: t0.Add(time.Duration(i) * time.Hour), Ended: t0.Add(time.Duration(i)*time.Hour + time.Minute),
 			EndReason: "closed", SIPEndReason: "bye", Consent: call.ConsentNotAsked,
-			Data:  map[string]string{"customer_id": "C-" + caller[1:], "language": "en"},
-			Trace: []ivr.TraceEvent{{Time: t0, Flow: "main", Step: "menu", Action: "menu", Branch: "choice 1"}},
+			Data:    map[string]string{"customer_id": "C-" + caller[1:], "language": "en"},
+			Trace:   []ivr.TraceEvent{{Time: t0, Flow: "main", Step: "menu", Action: "menu", Branch: "choice 1"}},
+			Quality: []call.LegQuality{{Leg: "caller", Quality: media.Quality{Received: 2900, Lost: 3, LossPercent: 0.1, RTTMs: -1, MOS: 4.38}}},
 		}, "node1"))
 	}
 	if err := s.Insert(context.Background(), batch); err != nil {
@@ -155,6 +157,11 @@ func TestArchiveCLI(t *testing.T) {
 			if _, out, _ = cli(append([]string{"archive", "audit", "-json"}, common...)...); strings.Count(out, `"action": "purge"`) != 1 ||
 				strings.Count(out, `"action": "anonymise"`) != 1 || strings.Contains(out, "+441111") || strings.Contains(out, "C-441111") {
 				t.Errorf("purge not audited once:\n%s", out)
+			}
+			// The text view shows each leg's quality (last: it is audited).
+			if code, out, _ = cli(append([]string{"archive", "show", "id442222"}, common...)...); code != 0 ||
+				!strings.Contains(out, "quality caller  received 2900 lost 3 (0.10%)  jitter 0.0ms  rtt -  MOS 4.38") {
+				t.Errorf("show: exit %d, leg quality missing:\n%s", code, out)
 			}
 		})
 	}
