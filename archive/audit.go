@@ -92,25 +92,13 @@ func (s *Store) AuditLog(ctx context.Context, id string, limit int) ([]AuditEntr
 		query += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("archive: audit log: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
+	return queryAll(ctx, s, "audit log", query, args, func(r rowScanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Interaction, &e.Address, &e.Detail, &e.MAC); err != nil {
-			return nil, fmt.Errorf("archive: audit log: %w", err)
-		}
+		err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Interaction, &e.Address, &e.Detail, &e.MAC)
 		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("archive: audit log: %w", err)
-	}
-	return out, nil
+		return e, err
+	})
 }
 
 // Verify reports whether an entry's signature matches its fields.

@@ -149,19 +149,13 @@ func (s *Store) List(ctx context.Context, t fraud.Type) ([]fraud.Entry, error) {
 		args = append(args, string(t))
 	}
 	query += ` ORDER BY type, value`
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("archive: fraud list: %w", err)
-	}
-	defer rows.Close()
-	var out []fraud.Entry
-	for rows.Next() {
+	return queryAll(ctx, s, "fraud list", query, args, func(r rowScanner) (fraud.Entry, error) {
 		var e fraud.Entry
 		var typ string
 		var score sql.NullInt64
 		var added int64
-		if err := rows.Scan(&typ, &e.Value, &score, &e.Comment, &e.AddedBy, &added); err != nil {
-			return nil, fmt.Errorf("archive: fraud list: %w", err)
+		if err := r.Scan(&typ, &e.Value, &score, &e.Comment, &e.AddedBy, &added); err != nil {
+			return e, err
 		}
 		e.Type = fraud.Type(typ)
 		if score.Valid {
@@ -169,12 +163,8 @@ func (s *Store) List(ctx context.Context, t fraud.Type) ([]fraud.Entry, error) {
 			e.Score = &v
 		}
 		e.Added = fromMS(added)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("archive: fraud list: %w", err)
-	}
-	return out, nil
+		return e, nil
+	})
 }
 
 // CreateHold stores a new open hold (its ID, Status and, when zero,
@@ -241,7 +231,7 @@ func (s *Store) addNote(ctx context.Context, tx *sql.Tx, id int64, n HoldNote) e
 
 const holdCols = `id, interaction_id, code, status, score, minimum, matches, gateway_reference, created_by, created_at, decided_by, decided_at`
 
-func scanHold(r interface{ Scan(...any) error }) (Hold, error) {
+func scanHold(r rowScanner) (Hold, error) {
 	var h Hold
 	var matches string
 	var created, decided int64
@@ -269,23 +259,7 @@ func (s *Store) Holds(ctx context.Context, status string) ([]Hold, error) {
 		args = append(args, status)
 	}
 	query += ` ORDER BY id`
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("archive: holds: %w", err)
-	}
-	defer rows.Close()
-	var out []Hold
-	for rows.Next() {
-		h, err := scanHold(rows)
-		if err != nil {
-			return nil, fmt.Errorf("archive: holds: %w", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("archive: holds: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "holds", query, args, scanHold)
 }
 
 // GetHold returns one hold with its notes; ErrNoHold when absent.

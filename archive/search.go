@@ -41,23 +41,7 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
 	}
 	query := `SELECT ` + interactionCols + ` FROM interactions` + cond + " ORDER BY offered_at DESC, id LIMIT ? OFFSET ?"
 	args = append(args, limit, max(q.Offset, 0))
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("archive: search: %w", err)
-	}
-	defer rows.Close()
-	var out []Interaction
-	for rows.Next() {
-		in, err := scanInteraction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("archive: search: %w", err)
-		}
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("archive: search: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "search", query, args, scanInteraction)
 }
 
 // Count is how many interactions Query selects, Limit and Offset aside.
@@ -113,7 +97,7 @@ func (s *Store) where(q Query) (string, []any) {
 const interactionCols = `id, sip_call_id, caller, caller_name, called, route, queue, agent, offered_at, answered_at,
  queued_at, agent_answered_at, ended_at, wait_ms, talk_ms, ended_by, end_reason, consent, node, asserted_id, asserted_name`
 
-func scanInteraction(r interface{ Scan(...any) error }) (Interaction, error) {
+func scanInteraction(r rowScanner) (Interaction, error) {
 	var in Interaction
 	var off, ans, que, aga, end, wait, talk int64
 	err := r.Scan(&in.ID, &in.SIPCallID, &in.Caller, &in.CallerName, &in.Called, &in.Route, &in.Queue, &in.Agent,

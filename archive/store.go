@@ -202,6 +202,32 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// rowScanner is what a scan function reads a row from (*sql.Row and
+// *sql.Rows).
+type rowScanner interface{ Scan(...any) error }
+
+// queryAll runs query (with ? placeholders, rewritten for the engine) and
+// scans every row with scan; errors are wrapped as "archive: what: …".
+func queryAll[T any](ctx context.Context, s *Store, what, query string, args []any, scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("archive: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("archive: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: %s: %w", what, err)
+	}
+	return out, nil
+}
+
 // q rewrites a query written with ? placeholders for the engine
 // (PostgreSQL numbers them: $1, $2, …). No query here has a ? inside a
 // string literal.
