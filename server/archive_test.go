@@ -11,41 +11,7 @@ import (
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/recorder"
-	"github.com/cloak-voip/cloak/sip"
-	"github.com/rs/zerolog"
 )
-
-// runUntilReady starts Run and returns a function that stops it and
-// waits for it to return.
-func runUntilReady(t *testing.T, cfg config.Config) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *sip.Server, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, zerolog.Nop(), Options{Version: "test", Ready: func(s *sip.Server) { ready <- s }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run returned before it was ready: %v", err)
-	case <-time.After(15 * time.Second):
-		cancel()
-		t.Fatal("not ready within 15 s")
-	}
-	return func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatal("Run did not return within 15 s of its context ending")
-		}
-	}
-}
 
 func loopbackConfig(t *testing.T) config.Config {
 	cfg := config.Default()

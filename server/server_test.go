@@ -172,20 +172,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan *sip.Server, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, zerolog.Nop(), Options{Version: "test", Ready: func(s *sip.Server) { ready <- s }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run returned before it was ready: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("not ready within 15 s")
-	}
+	stop := runUntilReady(t, cfg)
 	c, err := net.Dial("udp", cfg.SIP.Listen)
 	if err != nil {
 		t.Fatal(err)
@@ -205,13 +192,37 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Data.Dir, "recording.key")); err != nil {
 		t.Errorf("no recording key after start: %v", err)
 	}
-	cancel()
+	stop()
+}
+
+// runUntilReady starts Run and returns a function that stops it and
+// waits for it to return.
+func runUntilReady(t *testing.T, cfg config.Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *sip.Server, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, zerolog.Nop(), Options{Version: "test", Ready: func(s *sip.Server) { ready <- s }})
+	}()
 	select {
+	case <-ready:
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
+		cancel()
+		t.Fatalf("Run returned before it was ready: %v", err)
 	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return within 15 s of its context ending")
+		cancel()
+		t.Fatal("not ready within 15 s")
+	}
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return within 15 s of its context ending")
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/cloak-voip/cloak/certs/certstest"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/ivr"
-	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -48,20 +47,7 @@ func TestAdminOverHTTPS(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan *sip.Server, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, zerolog.Nop(), Options{Version: "test", Ready: func(s *sip.Server) { ready <- s }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("not ready")
-	}
+	stop := runUntilReady(t, cfg)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	resp, err := client.Get("https://" + cfg.Admin.Listen + "/healthz")
 	if err != nil {
@@ -79,6 +65,5 @@ func TestAdminOverHTTPS(t *testing.T) {
 			t.Fatal("plain HTTP answered 200 on the HTTPS API port")
 		}
 	}
-	cancel()
-	<-done
+	stop()
 }
