@@ -253,8 +253,11 @@ func TestArchiveAPIActionsAudited(t *testing.T) {
 	if json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Total != 1 || page.Interactions[0].ID != "r3" {
 		t.Errorf("search by a masked value: %s", w.Body)
 	}
-	if w := f.do(t, "GET", "/api/archive/interactions?from=yesterday", nil, nil); w.Code != http.StatusBadRequest {
-		t.Errorf("bad from: %d", w.Code)
+	for _, bad := range []string{"from=yesterday", "limit=-1", "limit=abc", "limit=99999999", "offset=-5",
+		"offset=99999999999999999999", "recorded=perhaps"} {
+		if w := f.do(t, "GET", "/api/archive/interactions?"+bad, nil, nil); w.Code != http.StatusBadRequest {
+			t.Errorf("hostile query %q: %d, want 400", bad, w.Code)
+		}
 	}
 	// Show: data, trace, recording and audit.
 	w = f.do(t, "GET", "/api/archive/interactions/r1", nil, nil)
