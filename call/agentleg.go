@@ -146,7 +146,6 @@ func (c *Interaction) onAgentGone(side *agentSide) {
 	side.untick()
 	_ = side.ep.Close()
 	q := side.ep.Quality()
-	c.m.legEnded("agent", q)
 	lq := LegQuality{Leg: "agent", Quality: q}
 	if side.agent != nil {
 		lq.Agent = side.agent.Name()

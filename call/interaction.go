@@ -291,7 +291,6 @@ func (c *Interaction) close() {
 	}
 	_ = c.caller.Close() // sends the RTCP BYE
 	st, q := c.caller.Stats(), c.caller.Quality()
-	c.m.legEnded("caller", q)
 	c.legDone(LegQuality{Leg: "caller", Quality: q})
 	logQuality(c.log.Info().Str("leg", "caller").Uint64("rtp_rx", st.RxPackets).Uint64("rtp_tx", st.TxPackets).Uint64("rtp_dropped", st.Dropped()).
 		Uint64("rtp_dropped_source", st.DroppedUnknownSource).Uint64("rtp_source_changes", st.SourceChanges), q).Msg("media closed")
@@ -345,8 +344,10 @@ func (c *Interaction) Info() Info {
 	return in
 }
 
-// legDone keeps an ended leg's final quality figures for the Summary.
+// legDone hands an ended leg's final quality figures to the node's
+// totals and metrics and keeps them for the Summary.
 func (c *Interaction) legDone(q LegQuality) {
+	c.m.legEnded(q.Leg, q.Quality)
 	c.mu.Lock()
 	c.legs = append(c.legs, q)
 	c.mu.Unlock()
