@@ -119,7 +119,7 @@ func TestRTCPBaresipEcho(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := startCloak(t, cloakOpts{admin: true, json: true, logLevel: "info"})
 			dir := baresipConfig(t, freePorts(t, 1, false), mux)
-			const talk = 9 // seconds: one report of baresip's (5 s), two of ours
+			const talk = 12 // seconds: two reports of baresip's (5 s), so one carries our SR's LSR even when its first was sent before our first SR arrived
 			cmd := exec.Command("baresip", "-f", dir, "-n", "127.0.0.1", "-t", strconv.Itoa(talk),
 				"-e", fmt.Sprintf("/dial sip:echo@127.0.0.1:%d", c.sipPort))
 			var out strings.Builder

@@ -161,18 +161,34 @@ func NTPMiddle(ntp uint64) uint32 { return uint32(ntp >> 16) }
 // RoundTrip computes the round-trip time from a report block received at
 // arrival (NTPMiddle of the arrival time) with the block's LSR and DLSR
 // (RFC 3550 §6.4.1): A − LSR − DLSR. ok is false when the block carries
-// no LSR (no SR received by the peer yet) or the result is negative (a
-// clock step or a forged block).
+// no LSR (no SR received by the peer yet) or the result is negative by
+// more than RTTSlack (a clock step or a forged block). A result negative
+// by less is a round trip shorter than the two sides' rounding: a peer
+// that measures DLSR with a millisecond clock (baresip's libre does) can
+// report up to a millisecond more than it held our SR, so on a LAN or
+// loopback A − LSR − DLSR dips just below zero; that is a round trip of 0.
 func RoundTrip(arrival, lsr, dlsr uint32) (rtt time.Duration, ok bool) {
 	if lsr == 0 {
 		return 0, false
 	}
 	v := int32(arrival - lsr - dlsr)
 	if v < 0 {
+		if v >= -rttSlackUnits {
+			return 0, true
+		}
 		return 0, false
 	}
 	return time.Duration(int64(v) * int64(time.Second) >> 16), true
 }
+
+// RTTSlack is how far below zero A − LSR − DLSR may fall and still count
+// as a round trip of 0 (see RoundTrip): the millisecond clocks of common
+// peers plus the 1/65536 s units of both fields, with room for a peer
+// whose timer ticks coarser.
+const RTTSlack = 5 * time.Millisecond
+
+// rttSlackUnits is RTTSlack in LSR/DLSR units (1/65536 s).
+const rttSlackUnits = int32(RTTSlack * 65536 / time.Second)
 
 // DLSRUnits converts a delay to a report block's DLSR units (1/65536 s),
 // saturating.

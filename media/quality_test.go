@@ -141,6 +141,15 @@ func TestRoundTrip(t *testing.T) {
 	if _, ok := RoundTrip(0x1000, 0x2000, 0); ok {
 		t.Fatal("negative round trip accepted")
 	}
+	// A peer's millisecond DLSR rounding on loopback: A − LSR − DLSR is
+	// one millisecond (66 units) below zero: a round trip of 0, known.
+	if rtt, ok := RoundTrip(0x10000, 0x8000, 0x8000+66); !ok || rtt != 0 {
+		t.Fatalf("rounding below zero: %v %v, want 0 true", rtt, ok)
+	}
+	// Just past the slack is not a round trip.
+	if _, ok := RoundTrip(0x10000, 0x8000, 0x8000+uint32(rttSlackUnits)+1); ok {
+		t.Fatal("a round trip beyond the slack accepted")
+	}
 	// Across the 32-bit wrap of the middle bits.
 	rtt, ok = RoundTrip(0x00000800, 0xfffff000, DLSRUnits(0))
 	if !ok || rtt != 6144*time.Second>>16 { // 0x1800 units = 93.75 ms
