@@ -385,9 +385,12 @@ type RTP struct {
 	// MaxStaleness drops received voice older than this when read, judged
 	// by its RTP timestamp against the stream's best recent transit (RFC
 	// 3550 A.8), instead of relaying a backlog that keeps the call late
-	// after an overload; counted per leg (dropped_stale). Telephone
-	// events and comfort noise are never dropped. 0 disables it; at
-	// least 20ms, at most 10s otherwise.
+	// after an overload; counted per leg (dropped_stale). While the
+	// relay is more than this behind, each datagram's wait in its
+	// socket queue is measured too and voice that waited longer is shed
+	// (media/stale.go, "Queue sojourn"). Telephone events and comfort
+	// noise are never dropped. 0 disables it; at least 20ms, at most 10s
+	// otherwise.
 	MaxStaleness time.Duration `yaml:"max_staleness"`
 	// RTCP is RTCP (RFC 3550 §6) on every leg: reports both ways and the
 	// per-leg call-quality figures (loss, jitter, round trip, MOS).

@@ -180,7 +180,9 @@ func (e *Endpoint) fillTick(time.Time) {
 		f.on = true
 	}
 	if !f.on {
-		if f.idle < fillAfterTicks {
+		if f.idle < fillAfterTicks || Shedding() {
+			// Shedding: the gap is the relay's backlog, not the peer's
+			// silence (stale.go, "Queue sojourn").
 			return
 		}
 		// A gap in forwarded media: the last packet went out about

@@ -35,6 +35,14 @@ type Packet struct {
 	// estimate (RFC 3550 A.8) costs no clock read per packet; 0 (the read
 	// loop, tests) means handleDatagram reads the clock itself.
 	arrival int64
+	// sojourn is how long the datagram waited in its socket's receive
+	// queue, in ns, when a poll worker is shedding (stale.go, "Queue
+	// sojourn"); 0 when not measured.
+	sojourn int64
+	// shed is set by handleDatagram when it dropped the datagram as
+	// stale: the worker then reads the socket's next one at once, so a
+	// backlog drains in one batch instead of one datagram per batch.
+	shed bool
 
 	scratch [2][ScratchSamples]int16
 }

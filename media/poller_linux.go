@@ -97,6 +97,11 @@ type pollWorker struct {
 	// busySince is when the batch under way began (nanotime), 0 between
 	// batches: a worker held up by a Handler shows as lag while it is.
 	busySince atomic.Int64
+	// shedding: the worker measures each datagram's queue sojourn and
+	// drops stale voice (stale.go, "Queue sojourn"); owned by run.
+	// sheds counts the episodes, for PollerStats.
+	shedding bool
+	sheds    atomic.Uint64
 
 	mu      sync.Mutex
 	ops     []pollOp
@@ -199,6 +204,9 @@ type PollerStats struct {
 	// Nudges counts wake-ups that readied the netpoll keeper (pollWake):
 	// a worker woke while another was parked.
 	Nudges uint64
+	// ShedEpisodes counts the times a worker fell a staleness bound
+	// behind and began shedding stale voice (stale.go, "Queue sojourn").
+	ShedEpisodes uint64
 }
 
 // Stats returns the poller's counters.
@@ -210,6 +218,7 @@ func (p *Poller) Stats() PollerStats {
 		st.Served += w.served.Load()
 		st.FullBatches += w.full.Load()
 		st.Busy += time.Duration(w.busyNs.Load())
+		st.ShedEpisodes += w.sheds.Load()
 	}
 	return st
 }
@@ -285,6 +294,7 @@ func (w *pollWorker) post(op pollOp) {
 // non-blocking epoll_wait and serves them.
 func (w *pollWorker) run(log zerolog.Logger) {
 	defer close(w.done)
+	defer w.updateShed(0, 0) // a stopped worker sheds nothing
 	evs := make([]unix.EpollEvent, pollBatch)
 	buf := make([]byte, readBufSize)
 	pkt := new(Packet) // every datagram's, so it stays in the cache
@@ -404,8 +414,11 @@ func (w *pollWorker) serveAll(evs []unix.EpollEvent, buf []byte, pkt *Packet, la
 	}
 	// last is still registered (a removal in this batch cleared eps), so
 	// its descriptor is still open.
-	if lagDue && last >= 0 && last < len(w.eps) && w.eps[last] != nil && w.sampleLag(last) {
-		w.lagNext = nanotime() + int64(lagEvery)
+	if lagDue && last >= 0 && last < len(w.eps) && w.eps[last] != nil {
+		if lag, ok := w.sampleLag(last); ok {
+			w.lagNext = nanotime() + int64(lagEvery)
+			w.updateShed(lag, w.eps[last].maxStale)
+		}
 	}
 	return false
 }
@@ -439,17 +452,30 @@ func (w *pollWorker) serve(evs []unix.EpollEvent, i int, buf []byte, pkt *Packet
 			continue // else taken out earlier in this batch
 		}
 		cur = w.eps[fd]
-		n, from, err := recvFrom(fd, buf) // fd is cur's socket
-		if err != nil {
-			// ECONNREFUSED: the peer of a connected socket answered an
-			// earlier packet with ICMP port unreachable (it hung up).
-			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ECONNREFUSED) {
-				cur.stats.readErrors.Add(1)
+		// One datagram per ready socket and batch, so every leg gets its
+		// turn; while shedding, each one's queue sojourn is measured and
+		// a stale one is dropped and followed at once by the socket's
+		// next, up to shedDrain (stale.go, "Queue sojourn").
+		for drained := 0; ; drained++ {
+			n, from, err := recvFrom(fd, buf) // fd is cur's socket
+			if err != nil {
+				// ECONNREFUSED: the peer of a connected socket answered an
+				// earlier packet with ICMP port unreachable (it hung up).
+				if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ECONNREFUSED) {
+					cur.stats.readErrors.Add(1)
+				}
+				break
 			}
-			continue
+			*last = fd
+			pkt.sojourn, pkt.shed = 0, false
+			if w.shedding {
+				pkt.sojourn, _ = readAge(fd)
+			}
+			cur.handleDatagram(buf[:n], from, pkt)
+			if !pkt.shed || drained >= shedDrain || cur.closed.Load() {
+				break
+			}
 		}
-		*last = fd
-		cur.handleDatagram(buf[:n], from, pkt)
 	}
 	return len(evs), false
 }

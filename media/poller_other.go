@@ -33,6 +33,7 @@ type PollerStats struct {
 	Batches, Served, FullBatches uint64
 	Busy                         time.Duration
 	Nudges                       uint64
+	ShedEpisodes                 uint64
 }
 
 // Stats returns zero counters.

@@ -35,24 +35,46 @@ func enableReadStamp(fd int) {
 	_, _, _ = unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCGSTAMPNS, uintptr(unsafe.Pointer(&ts)))
 }
 
-// sampleLag compares the receive timestamp of the last datagram read on
-// fd with the wall clock and folds the difference into w.lagMax. It
-// returns false when the socket has no stamp yet (try again next batch).
-func (w *pollWorker) sampleLag(fd int) bool {
+// readAge returns how long ago the kernel received the last datagram read
+// on fd (SIOCGSTAMPNS against the wall clock): the time it waited in the
+// socket's receive queue, since it was read just now. ok is false when
+// the socket has no stamp yet.
+func readAge(fd int) (age int64, ok bool) {
 	var ts unix.Timespec
 	_, _, errno := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCGSTAMPNS, uintptr(unsafe.Pointer(&ts)))
 	if errno != 0 {
-		return false
+		return 0, false
 	}
-	lag := time.Now().UnixNano() - ts.Nano()
-	if lag < 0 { // the wall clock stepped back
-		lag = 0
+	return max(time.Now().UnixNano()-ts.Nano(), 0), true // < 0: the wall clock stepped back
+}
+
+// sampleLag takes the read age of the last datagram read on fd (readAge)
+// and folds it into w.lagMax. It returns false when the socket has no
+// stamp yet (try again next batch).
+func (w *pollWorker) sampleLag(fd int) (lag int64, ok bool) {
+	if lag, ok = readAge(fd); !ok {
+		return 0, false
 	}
 	for {
 		cur := w.lagMax.Load()
 		if lag <= cur || w.lagMax.CompareAndSwap(cur, lag) {
-			return true
+			return lag, true
 		}
+	}
+}
+
+// updateShed turns the worker's shedding on when a sampled read lag is
+// beyond bound (the sampled leg's staleness bound) and off when one is
+// under half of it (stale.go, "Queue sojourn").
+func (w *pollWorker) updateShed(lag int64, bound time.Duration) {
+	switch {
+	case !w.shedding && bound > 0 && lag > int64(bound):
+		w.shedding = true
+		shedWorkers.Add(1)
+		w.sheds.Add(1)
+	case w.shedding && (bound <= 0 || lag < int64(bound)/2):
+		w.shedding = false
+		shedWorkers.Add(-1)
 	}
 }
 

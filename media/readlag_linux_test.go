@@ -114,7 +114,7 @@ func BenchmarkSampleLag(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := &pollWorker{}
-	if !w.sampleLag(fd) {
+	if _, ok := w.sampleLag(fd); !ok {
 		b.Fatal("no receive timestamp after a read")
 	}
 	b.ReportAllocs()
@@ -162,5 +162,106 @@ func TestPollerLagSeesAStuckWorker(t *testing.T) {
 	time.Sleep(60 * time.Millisecond)
 	if lag := p.TakeLag(); lag < 50*time.Millisecond {
 		t.Fatalf("lag %v with the worker held 60 ms, want at least 50 ms", lag)
+	}
+}
+
+// TestPollerShedsStaleQueue checks queue-sojourn shedding (stale.go):
+// voice that waited in the socket longer than the leg's staleness bound,
+// behind a handler that held the worker, is dropped and counted — though
+// its RTP timestamps say it is on time, so the transit baseline alone
+// would pass it — while RFC 4733 events in the same queue still reach
+// the handler; fresh packets after the backlog pass, and the worker stops
+// shedding once it is back in time.
+func TestPollerShedsStaleQueue(t *testing.T) {
+	p, pool, _, _ := newPolledPool(t, 1, 2)
+	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn, port, err := pool.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), EventPT: 101,
+		Remote: remote, MaxStaleness: 50 * time.Millisecond})
+	var stall atomic.Bool
+	var voice, events atomic.Int64
+	e.SetHandler(HandlerFunc(func(_ *Endpoint, pk *Packet) {
+		if pk.IsEvent {
+			events.Add(1)
+		} else {
+			voice.Add(1)
+		}
+		if stall.Swap(false) {
+			time.Sleep(150 * time.Millisecond)
+		}
+	}))
+	e.Start()
+	defer e.Close()
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, uint16(port)))
+	seq, ts := uint16(1), uint32(160)
+	send := func(n int, pt uint8) {
+		t.Helper()
+		for range n {
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: 7}, Payload: make([]byte, 160)}
+			if pt == 101 {
+				pkt.Payload = []byte{1, 0x0a, 0, 160} // RFC 4733: digit 1, volume 10, 160 units
+			} else {
+				ts += 160
+			}
+			seq++
+			b, _ := pkt.Marshal()
+			if _, err := peer.WriteToUDP(b, dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor := func(what string, c *atomic.Int64, n int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for c.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: handled %d, want %d", what, c.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send(1, 0)
+	waitFor("warm-up", &voice, 1)
+	time.Sleep(20 * time.Millisecond)
+
+	stall.Store(true)
+	send(1, 0) // holds the worker 150 ms
+	time.Sleep(5 * time.Millisecond)
+	send(10, 0)  // queued ~145 ms: stale by sojourn
+	send(2, 101) // an event in the same queue is never shed
+	send(10, 0)
+	waitFor("events", &events, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().DroppedStale < 20 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := e.Stats().DroppedStale; got != 20 {
+		t.Fatalf("dropped %d stale packets of the 20 queued, want 20 (voice handled %d)", got, voice.Load())
+	}
+	if v := voice.Load(); v != 2 {
+		t.Fatalf("voice handled %d, want 2 (the queued 20 shed)", v)
+	}
+	if n := p.Stats().ShedEpisodes; n != 1 {
+		t.Fatalf("shed episodes %d, want 1", n)
+	}
+	// Back in time: fresh voice passes and the worker stops shedding.
+	for i := range 10 {
+		send(1, 0)
+		waitFor("fresh", &voice, int64(3+i))
+		time.Sleep(12 * time.Millisecond)
+	}
+	if Shedding() {
+		t.Fatal("still shedding after the backlog was gone")
+	}
+	if got := e.Stats().DroppedStale; got != 20 {
+		t.Fatalf("fresh voice dropped: %d stale, want 20", got)
 	}
 }

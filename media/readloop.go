@@ -212,10 +212,12 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	if isCN {
 		return
 	}
-	if timed && e.maxStale > 0 && e.rxq.stale.late(Transit(at, h.Timestamp), now, rate, e.maxStale) {
+	if timed && e.maxStale > 0 && (p.sojourn > int64(e.maxStale) ||
+		e.rxq.stale.late(Transit(at, h.Timestamp), now, rate, e.maxStale)) {
 		// Voice older than the bound goes nowhere: no Monitor (recorder,
 		// capture, detectors), no Handler (bridge, agent).
 		e.stats.stale.Add(1)
+		p.shed = true
 		return
 	}
 

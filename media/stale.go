@@ -1,6 +1,9 @@
 package media
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Bounded staleness (EndpointConfig.MaxStaleness).
 //
@@ -38,6 +41,41 @@ import "time"
 //
 // Per packet this is a division (shared with the jitter estimate), a few
 // comparisons and no clock read a poll worker has not made for its batch.
+
+// # Queue sojourn
+//
+// The baseline above measures lateness against the stream's own recent
+// best, so a backlog that grows slowly — a relay a little short of CPU for
+// minutes — moves the baseline with it and is never judged stale: the
+// socket queues grow to seconds (issue 20's 2 s at 1,000 calls) while
+// every packet looks as late as its neighbours. What is late then is the
+// time each datagram sat in its socket's receive queue, which only the
+// kernel knows. A poll worker already samples it (the read lag,
+// readlag_linux.go) every lagEvery; when a sample is beyond the sampled
+// leg's bound, the worker sheds, in the way CoDel judges a queue by its
+// packets' sojourn: until a sample falls under half the bound, every
+// datagram it reads has its own sojourn read from the kernel (one more
+// ioctl(2) per packet, only while behind) and voice that waited longer
+// than the leg's bound is dropped like any stale packet — counted, never
+// seen by a Monitor or Handler, never an RFC 4733 event or comfort noise —
+// and the socket's next datagram is read at once, up to shedDrain, so a
+// backlog is gone in a batch or two rather than one datagram per batch.
+// Dropping costs a read; relaying would have cost a read, the pipeline and
+// a send: shedding lowers the load that caused it. While any worker sheds,
+// legs do not fill gaps in forwarded media (fill.go): the gaps are the
+// relay's, and filler would add sends to a relay already behind.
+
+// shedDrain is how many stale datagrams in a row a shedding worker drops
+// from one socket before it moves on to the batch's next: 0.5 s of 20 ms
+// voice.
+const shedDrain = 25
+
+// shedWorkers counts the poll workers shedding now (any Poller).
+var shedWorkers atomic.Int32
+
+// Shedding reports whether some poll worker is shedding stale voice now:
+// the relay is behind (see "Queue sojourn").
+func Shedding() bool { return shedWorkers.Load() > 0 }
 
 // staleBucket is the span of one of the baseline's two buckets.
 const staleBucket = time.Second

@@ -49,6 +49,7 @@ var (
 	dPollBatches   = desc("cloak_rtp_poll_batches_total", "Poll wake-ups that found ready sockets.")
 	dPollServed    = desc("cloak_rtp_poll_served_total", "Ready sockets served by the poll workers.")
 	dPollFull      = desc("cloak_rtp_poll_full_batches_total", "Poll batches that hit the batch limit (a backlog).")
+	dPollShed      = desc("cloak_rtp_poll_shed_episodes_total", "Times a poll worker fell a staleness bound behind and shed stale voice from its sockets' queues.")
 	dPollBusy      = desc("cloak_rtp_poll_busy_seconds_total", "Time the poll workers spent serving batches.")
 	dOverState     = desc("cloak_overload_state", "1 while admission control refuses new calls, else 0.")
 	dOverEpisodes  = desc("cloak_overload_episodes_total", "Times the node became overloaded, by the signal that started it.", "signal")
@@ -68,7 +69,7 @@ var (
 var allDescs = []*prometheus.Desc{dSIPCalls, dSIPSessions, dSIPRequests, dSIPResponses, dSIPRefused, dSIPProbes,
 	dSIPForbidden, dSIPBad, dSIPParse, dAuthFailures, dAuthLocks, dAuthKeys, dRTPPackets, dRTPBytes, dRTPDropped,
 	dRTPSuppressed, dRTPFill, dRTPErrors, dRTPSource, dRTPSSRC, dRTPPanics, dRTPLegs, dPortsInUse, dPorts, dPollWorkers,
-	dPollBatches, dPollServed, dPollFull, dPollBusy, dOverState, dOverEpisodes, dOverValue, dOverLimit,
+	dPollBatches, dPollServed, dPollFull, dPollShed, dPollBusy, dOverState, dOverEpisodes, dOverValue, dOverLimit,
 	dOverSamples, dOverCost, dAgents, dDiskFree, dDiskSize, dDiskNeed, dDiskError, dRecUnavail, dRecFailed}
 
 // agentStates are every state acd names, so each has a series (0 included).
@@ -144,6 +145,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dPollBatches, float64(ps.Batches))
 		counter(dPollServed, float64(ps.Served))
 		counter(dPollFull, float64(ps.FullBatches))
+		counter(dPollShed, float64(ps.ShedEpisodes))
 		counter(dPollBusy, ps.Busy.Seconds())
 	}
 	if s.Overload != nil {

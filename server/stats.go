@@ -32,6 +32,7 @@ func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *c
 		out["rtp_poll_full_batches"] = ps.FullBatches
 		out["rtp_poll_busy_ms"] = ps.Busy.Milliseconds()
 		out["rtp_poll_nudges"] = ps.Nudges
+		out["rtp_poll_shed_episodes"] = ps.ShedEpisodes
 	}
 	return out
 }
