@@ -112,18 +112,26 @@ func startKamailio(t *testing.T, cloakPort, children int) *kamailio {
 func startKamailioWith(t *testing.T, cfg func(port int, dir string) string) *kamailio {
 	t.Helper()
 	dir := t.TempDir()
-	run := filepath.Join(dir, "run")
-	if err := os.MkdirAll(run, 0o750); err != nil {
-		t.Fatal(err)
-	}
 	port := freePorts(t, 1, false)
 	cfgFile := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgFile, []byte(cfg(port, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return launchKamailio(t, dir, port, cfgFile)
+}
+
+// launchKamailio runs Kamailio with config file cfgFile (and more command
+// line arguments, e.g. -A defines), its runtime files under dir, and waits
+// until it listens on port (UDP, 127.0.0.1).
+func launchKamailio(t *testing.T, dir string, port int, cfgFile string, args ...string) *kamailio {
+	t.Helper()
+	run := filepath.Join(dir, "run")
+	if err := os.MkdirAll(run, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	pidFile := filepath.Join(run, "kamailio.pid")
 	k := &kamailio{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan struct{})}
-	k.cmd = exec.Command("kamailio", "-DD", "-E", "-f", cfgFile, "-P", pidFile, "-Y", run, "-w", dir)
+	k.cmd = exec.Command("kamailio", append([]string{"-DD", "-E", "-f", cfgFile, "-P", pidFile, "-Y", run, "-w", dir}, args...)...)
 	k.cmd.Dir = dir
 	k.cmd.Stdout = lockedWriter{k}
 	k.cmd.Stderr = lockedWriter{k}

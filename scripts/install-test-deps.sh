@@ -12,6 +12,8 @@
 #                                     tests (a throwaway cluster per test run)
 #   prometheus, promtool (prometheus) a real scraper of /metrics, and its linter
 #                                     (e2e TestPrometheusScrapesCalls, metrics/)
+#   systemd-analyze (systemd)         checks deploy/systemd/cloak.service
+#                                     (e2e TestDeploySystemdUnitVerifies)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
 # apt-get runs noninteractively; tshark's debconf question (may non-root
@@ -31,6 +33,7 @@ declare -A pkg=(
 	[python3]=python3
 	[prometheus]=prometheus
 	[promtool]=prometheus
+	[systemd-analyze]=systemd
 )
 
 tools=("${!pkg[@]}")
