@@ -77,6 +77,7 @@ type Agent struct {
 	mu        sync.Mutex
 	state     AgentState
 	contact   string    // where to call: static URI or registered contact
+	route     []string  // the registration's Path (RFC 3327): the calls' Route set
 	expires   time.Time // registration expiry (zero for static)
 	idleSince time.Time
 	callID    string // interaction the agent is serving
@@ -161,8 +162,11 @@ func (d *Directory) Password(user string) (string, bool) {
 	return a.cfg.Password, true
 }
 
-// Register records a softphone's binding (expires 0: logged out).
-func (d *Directory) Register(user, contact string, expires time.Duration) {
+// Register records a softphone's binding (expires 0: logged out). path is
+// the REGISTER's Path header values in order (RFC 3327 §5.3), nil when it
+// came straight to us: calls to the contact carry them as their Route set
+// (Route), so they go back through the proxies the REGISTER came by.
+func (d *Directory) Register(user, contact string, path []string, expires time.Duration) {
 	d.mu.Lock()
 	a, ok := d.agents[user]
 	d.mu.Unlock()
@@ -171,12 +175,12 @@ func (d *Directory) Register(user, contact string, expires time.Duration) {
 	}
 	a.mu.Lock()
 	if expires <= 0 || contact == "" {
-		a.contact, a.expires = a.cfg.URI, time.Time{}
+		a.contact, a.route, a.expires = a.cfg.URI, nil, time.Time{}
 		if a.cfg.URI == "" && (a.state == Available || a.state == Ringing) {
 			a.state = LoggedOut
 		}
 	} else {
-		a.contact, a.expires = contact, d.now().Add(expires)
+		a.contact, a.route, a.expires = contact, append([]string(nil), path...), d.now().Add(expires)
 		if a.state == LoggedOut {
 			a.state, a.idleSince = Available, d.now()
 		}
@@ -308,10 +312,21 @@ func (a *Agent) State() AgentState {
 	return a.state
 }
 
+// Target is where to call the agent: the registered contact, or the
+// configured URI.
 func (a *Agent) Target() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.contact
+}
+
+// Route is the Route set for calls to Target: the Path its registration
+// came with (RFC 3327 §5.3), nil for a direct registration or a
+// configured URI. The slice is the caller's.
+func (a *Agent) Route() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.route...)
 }
 
 func contains(list []string, s string) bool {

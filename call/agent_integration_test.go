@@ -563,7 +563,7 @@ func TestDirectoryNeverOffersReservedOrBusyAgents(t *testing.T) {
 	if a := d.Offer("q", "call3", nil); a != nil {
 		t.Fatalf("offered %s while the others are reserved/busy and c is logged out", a.Name())
 	}
-	d.Register("c", "sip:c@127.0.0.1:5099", time.Minute)
+	d.Register("c", "sip:c@127.0.0.1:5099", nil, time.Minute)
 	if a := d.Offer("q", "call3", nil); a == nil || a.Name() != "c" {
 		t.Fatal("registered agent not offered")
 	}

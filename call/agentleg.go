@@ -42,6 +42,10 @@ var (
 // dial places the outbound leg with its own RTP endpoint; ringback plays to
 // the caller meanwhile.
 func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, ring time.Duration) (*agentSide, error) {
+	var route []string
+	if a != nil {
+		route = a.Route() // the Path the agent registered with (RFC 3327)
+	}
 	if target == "" {
 		return nil, errors.New("agent has no contact")
 	}
@@ -63,7 +67,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	var ringOnce sync.Once
 	var stopRing func()
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log,
+		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, Route: route,
 		OnRinging: func() {
 			ringOnce.Do(func() { stopRing = c.loopPrompt(ctx, c.caller, ringbackPrompt) })
 		},

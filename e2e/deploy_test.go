@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +174,79 @@ func TestDeployFrontDoorDrains(t *testing.T) {
 	held.wait(t) // the call A held ended normally (sipp exit 0)
 	a.wait(15 * time.Second)
 	b.stop()
+}
+
+// TestDeployFrontDoorAgentPath: an agent registers through the shipped
+// Kamailio (which adds a Path, RFC 3327, with the address the REGISTER
+// came from), a caller reaches the queue through it, and cloak calls the
+// agent with that Path as the Route set: the INVITE the agent receives
+// came through Kamailio (its Via and Record-Route), the call is bridged
+// and ends cleanly, in-dialog requests following the record-route.
+func TestDeployFrontDoorAgentPath(t *testing.T) {
+	requireTools(t, "sipp", "kamailio")
+	agentPort := freePorts(t, 1, true)
+	c := startCloak(t, ivrOpts(`agents:
+  - {name: demo, password: demo, queues: [sales]}
+`))
+	k := frontDoor(t, c.sipPort)
+
+	// REGISTER from the agent's own port (as its phone would, behind a
+	// NAT), through Kamailio, with digest; then the port is sipp's.
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: agentPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua := &rawUA{t: t, conn: conn, server: k.addr, port: agentPort, via: "127.0.0.1"}
+	chal := parseChallenges(t, ua.do(agentPort, ""))[0]
+	if r := ua.do(agentPort, ua.digestAuth(chal, "demo", "demo", 1)); r.status != 200 {
+		t.Fatalf("REGISTER through Kamailio: %d", r.status)
+	}
+	_ = conn.Close()
+	if !c.waitLog("agent registered", 5*time.Second) {
+		t.Fatal("cloak logged no registration")
+	}
+
+	agentMedia, callerMedia := freePorts(t, 4, false), freePorts(t, 4, false)
+	agent := startSipp(t, c, sippArgs{scenario: "proxy-agent.xml", uas: true, localPort: agentPort, mediaPort: agentMedia,
+		timeout: 40 * time.Second, keys: map[string]string{"pcap": scenario("pcap/agent-talk.pcap")}})
+	time.Sleep(300 * time.Millisecond) // sipp UAS listening
+	caller := startSipp(t, c, sippArgs{scenario: "proxy-ivr-hangup.xml", service: "main", mediaPort: callerMedia,
+		remote: k.addr, pause: 8 * time.Second, timeout: 40 * time.Second,
+		keys: map[string]string{"pcap": scenario("pcap/caller-agent-rfc4733.pcap"), "fmts": "0 101"}})
+	caller.wait(t)
+	agent.wait(t)
+	if !c.waitLog("agent answered: bridging", time.Second) {
+		t.Fatal("the agent was never bridged")
+	}
+	inv := agent.messages()
+	if i := strings.Index(inv, "INVITE sip:"); i < 0 {
+		t.Fatal("the agent's sipp saw no INVITE")
+	} else {
+		inv = inv[i:]
+		if j := strings.Index(inv, "\n\n"); j > 0 {
+			inv = inv[:j]
+		}
+	}
+	kport := k.addr[strings.LastIndex(k.addr, ":")+1:]
+	if !regexp.MustCompile(`(?m)^Via: SIP/2.0/UDP 127.0.0.1:` + kport + `;`).MatchString(inv) {
+		t.Errorf("the agent's INVITE did not come through Kamailio (no Via of port %s):\n%s", kport, inv)
+	}
+	if !regexp.MustCompile(`(?m)^Record-Route: <sip:127.0.0.1:` + kport + `;`).MatchString(inv) {
+		t.Errorf("the agent's INVITE is not record-routed by Kamailio:\n%s", inv)
+	}
+	if strings.Contains(inv, "Route: <sip:127.0.0.1:"+kport+";lr;received") {
+		t.Errorf("Kamailio left its own Route entry in the INVITE:\n%s", inv)
+	}
+	// cloak's BYE went along the record-route and was answered (sipp's
+	// exit 0 says the agent got it; cloak says the BYE got its 200).
+	hung := findLog(parseLog(t, c.log()), "outbound leg hung up by cloak", "")
+	if len(hung) != 1 {
+		t.Errorf("%d lines of cloak hanging up the agent leg, want 1", len(hung))
+	}
+	for _, l := range hung {
+		if _, failed := l.raw["bye"]; failed {
+			t.Errorf("cloak's BYE to the agent failed: %s", l.text)
+		}
+	}
+	c.stop()
 }

@@ -44,6 +44,10 @@ type DialOptions struct {
 	OnRinging func()
 	// Log is the logger of the interaction the leg belongs to.
 	Log zerolog.Logger
+	// Route is a preloaded Route set (RFC 3261 §8.1.2), e.g. the Path an
+	// agent registered with (RFC 3327 §5.3): the INVITE goes to the first
+	// entry and names the target in its Request-URI.
+	Route []string
 }
 
 // DialError is a failed outbound call; StatusCode is the final response
@@ -106,8 +110,11 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	}
 	fromHdr := &siplib.FromHeader{Address: siplib.Uri{User: from, Host: s.contact.Addr().String(), Port: int(s.contact.Port())}, Params: siplib.NewParams()}
 	fromHdr.Params.Add("tag", siplib.GenerateTagN(16))
-	d, err := ua.Invite(ctx, uri, body, siplib.NewHeader("Content-Type", "application/sdp"), fromHdr,
-		siplib.NewHeader("Allow", Allowed))
+	hdrs := []siplib.Header{siplib.NewHeader("Content-Type", "application/sdp"), fromHdr, siplib.NewHeader("Allow", Allowed)}
+	for _, r := range o.Route {
+		hdrs = append(hdrs, siplib.NewHeader("Route", r))
+	}
+	d, err := ua.Invite(ctx, uri, body, hdrs...)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
@@ -203,7 +210,11 @@ func (l *Leg) Hangup(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	err := l.d.Bye(ctx)
-	l.log.Info().Msg("outbound leg hung up by cloak")
+	ev := l.log.Info()
+	if err != nil {
+		ev = ev.Str("bye", err.Error()) // no answer to the BYE: the leg is gone anyway
+	}
+	ev.Msg("outbound leg hung up by cloak")
 	return err
 }
 

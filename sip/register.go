@@ -53,8 +53,10 @@ type Registrar struct {
 	// Password returns the password of a user, ok false for unknown users.
 	Password func(user string) (password string, ok bool)
 	// OnBinding is told of every accepted binding change: contact is the
-	// softphone's Contact URI; expires 0 means the user logged out.
-	OnBinding func(user string, contact string, expires time.Duration)
+	// softphone's Contact URI, path the REGISTER's Path values in order
+	// (RFC 3327; nil when it came straight to us); expires 0 means the
+	// user logged out.
+	OnBinding func(user string, contact string, path []string, expires time.Duration)
 	// MaxExpires caps the binding lifetime (default 3600 s).
 	MaxExpires time.Duration
 	// Limiter, when not nil, slows and locks repeated failures per source
@@ -487,6 +489,12 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 	if expires > maxExp {
 		expires = maxExp
 	}
+	path, err := registerPath(req)
+	if err != nil {
+		s.log.Info().Str("user", user).Str("src", req.Source()).Err(err).Msg("REGISTER refused: bad Path")
+		s.respond(req, tx, 400, "Bad Path")
+		return
+	}
 	res := siplib.NewResponseFromRequest(req, 200, "OK", nil)
 	if contact != nil && !(contact.Address.Wildcard) {
 		if expires > 0 {
@@ -494,12 +502,19 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 			c.Params.Remove("expires")
 			c.Params.Add("expires", strconv.Itoa(int(expires.Seconds())))
 			res.AppendHeader(c)
+			if len(path) > 0 && supports(req, "path") {
+				// RFC 3327 §5.3: the stored Path goes back to a UA
+				// that said it supports path.
+				for _, p := range path {
+					res.AppendHeader(siplib.NewHeader("Path", p))
+				}
+			}
 		}
 		if r.OnBinding != nil {
-			r.OnBinding(user, contact.Address.String(), expires)
+			r.OnBinding(user, contact.Address.String(), path, expires)
 		}
 	} else if contact != nil && r.OnBinding != nil { // Contact: * with Expires: 0
-		r.OnBinding(user, "", 0)
+		r.OnBinding(user, "", nil, 0)
 	}
 	res.AppendHeader(siplib.NewHeader("Date", now.UTC().Format(time.RFC1123)))
 	s.messages.response(res.StatusCode)
@@ -507,4 +522,77 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.log.Debug().Err(err).Msg("register respond")
 	}
 	s.log.Info().Str("user", user).Str("expires", expires.String()).Msg("agent registered")
+}
+
+// maxPath bounds the Path entries a binding keeps: a REGISTER that crossed
+// more proxies than this is refused rather than making every call to the
+// agent carry an attacker-sized Route set.
+const maxPath = 4
+
+// registerPath returns a REGISTER's Path values (RFC 3327 §4: one URI per
+// entry, in the order the proxies added them, the first nearest us), each
+// checked to be a SIP URI with lr (loose routing, RFC 3261 §16.12; a strict
+// router would rewrite the Request-URI). Headers folded as one with commas
+// are split. nil when there is none.
+func registerPath(req *siplib.Request) ([]string, error) {
+	var out []string
+	for _, h := range req.GetHeaders("Path") {
+		for _, v := range splitHeaderList(h.Value()) {
+			if len(out) == maxPath {
+				return nil, fmt.Errorf("more than %d Path entries", maxPath)
+			}
+			addr := strings.TrimSpace(v)
+			in := strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+			if len(addr) < 2 || addr[0] != '<' || addr[len(addr)-1] != '>' || len(addr) > 512 {
+				return nil, fmt.Errorf("Path entry is not a <URI> of at most 512 bytes")
+			}
+			var u siplib.Uri
+			if err := siplib.ParseUri(in, &u); err != nil || u.Host == "" {
+				return nil, fmt.Errorf("Path entry is not a SIP URI")
+			}
+			if u.Scheme != "sip" && u.Scheme != "sips" {
+				return nil, fmt.Errorf("Path entry scheme %q is not sip or sips", u.Scheme)
+			}
+			if _, ok := u.UriParams.Get("lr"); !ok {
+				return nil, fmt.Errorf("Path entry without lr (a strict router)")
+			}
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// splitHeaderList splits a header value at the commas between its entries,
+// not those inside <…> or quotes (RFC 3261 §7.3.1).
+func splitHeaderList(v string) []string {
+	var out []string
+	depth, quoted, start := 0, false, 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '<':
+			depth++
+		case c == '>' && depth > 0:
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, v[start:])
+}
+
+// supports reports whether req lists option tag in a Supported header
+// (RFC 3261 §20.37).
+func supports(req *siplib.Request, tag string) bool {
+	for _, h := range req.GetHeaders("Supported") {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(t), tag) {
+				return true
+			}
+		}
+	}
+	return false
 }

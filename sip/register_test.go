@@ -44,7 +44,7 @@ func TestRegisterDigest(t *testing.T) {
 	var got []binding
 	reg := &Registrar{
 		Password: func(u string) (string, bool) { return "s3cret", u == "alice" },
-		OnBinding: func(u, c string, e time.Duration) {
+		OnBinding: func(u, c string, _ []string, e time.Duration) {
 			mu.Lock()
 			got = append(got, binding{u, c, e})
 			mu.Unlock()
