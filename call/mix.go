@@ -12,14 +12,15 @@ import "sync/atomic"
 const ringSamples = 2048
 
 // Prebuffer and latency bounds of a pcmRing's consumer, in samples: it
-// starts taking once ringPrime samples wait (40 ms: packets arrive with
-// jitter against a 20 ms tick, and a ring read dry every other tick
-// would chop the audio), and skips ahead when more than ringMaxLag wait,
-// so a producer running fast against the consumer's clock never makes
-// the delay grow past 120 ms.
+// starts taking once ringPrime samples wait (60 ms: packets arrive with
+// jitter against a 20 ms tick, and a ring read dry every few ticks
+// chops the audio — measured under load in the e2e tests, 40 ms was
+// not enough), and skips ahead when more than ringMaxLag wait, so a
+// producer running fast against the consumer's clock never makes the
+// delay grow past 200 ms.
 const (
-	ringPrime  = 320
-	ringMaxLag = 960
+	ringPrime  = 480
+	ringMaxLag = 1600
 )
 
 // pcmRing hands linear audio from one producer goroutine to one consumer

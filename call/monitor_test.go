@@ -24,9 +24,11 @@ func TestPCMRingPrimesTakesAndDrops(t *testing.T) {
 		frame[i] = 100
 	}
 	dst := make([]int16, 160)
-	q.push(frame)
+	for range ringPrime/160 - 1 {
+		q.push(frame)
+	}
 	if n := q.addTo(dst); n != 0 {
-		t.Fatalf("took %d samples before 40 ms were queued", n)
+		t.Fatalf("took %d samples before %d were queued", n, ringPrime)
 	}
 	q.push(frame)
 	if n := q.addTo(dst); n != 160 || dst[0] != 100 || dst[159] != 100 {
