@@ -96,12 +96,6 @@ func (q *pcmRing) flush() {
 func addSat(dst, src []int16) {
 	src = src[:len(dst)]
 	for i, s := range src {
-		v := int32(dst[i]) + int32(s)
-		if v > 32767 {
-			v = 32767
-		} else if v < -32768 {
-			v = -32768
-		}
-		dst[i] = int16(v)
+		dst[i] = int16(min(max(int32(dst[i])+int32(s), -32768), 32767)) // branch-free clamps
 	}
 }

@@ -525,3 +525,51 @@ func benchMonitored(b *testing.B, send bool) {
 		})
 	}
 }
+
+// BenchmarkMonitorParts times the pieces monitoring adds, each alone and
+// without sockets: "tap" is what the two bridges add per 20 ms (the
+// caller's masked frame and the agent's decoded frame into their rings),
+// "tick" the clock's mix and encode for one monitor, "voice" a coaching
+// supervisor's frame into its ring and out into the agent's frame.
+func BenchmarkMonitorParts(b *testing.B) {
+	r := newMonRig(b, true, MonitorCoach)
+	for _, ep := range []*media.Endpoint{r.callerEP, r.agentEP, r.mon.ep} {
+		ep.SetRemote(netip.AddrPort{})
+	}
+	ms := r.c.monitors.Load()
+	buf := make([]int16, 160)
+	var ph float64
+	sine(buf, 1004, -20, &ph)
+	pc, pa := packet(1, 1, buf), packet(2, 1, buf)
+	_, out := pc.Scratch()
+	pc.Audio = out[:160]
+	copy(pc.Audio, buf)
+	frame := make([]int16, 160)
+	now := time.Now()
+	b.Run("tap", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			ms.tapCaller(Normal, pc)
+			pa.Audio = nil
+			ms.tapAgent(Normal, r.agentEP, pa)
+			ms.hub.fromCaller.flush()
+			ms.hub.fromAgent.flush()
+		}
+	})
+	b.Run("tick", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			ms.hub.fromCaller.push(buf)
+			ms.hub.fromAgent.push(buf)
+			r.c.monitorTick(now)
+		}
+	})
+	b.Run("voice", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			r.mon.toAgent.push(buf)
+			copy(frame, buf)
+			ms.mixVoices(Normal, frame, false)
+		}
+	})
+}
