@@ -368,6 +368,22 @@ func TestMonitorBlockedOutsideNormal(t *testing.T) {
 	}
 }
 
+// TestMonitorJoinsDuringSecureSegment: a monitor attached while the call
+// is already in a secure segment hears nothing and reaches nobody until
+// the segment ends, then hears the call.
+func TestMonitorJoinsDuringSecureSegment(t *testing.T) {
+	r := newMonRig(t, true, MonitorBarge)
+	r.c.mode.Store(uint32(Secure))
+	caller, agent, sup := r.run(50, nil)
+	if len(sup) != 0 || share(agent, supHz) > 0.01 || share(caller, supHz) > 0.01 {
+		t.Fatalf("joined in a secure segment: supervisor got %d samples; agent hears them %.3f, caller %.3f", len(sup), share(agent, supHz), share(caller, supHz))
+	}
+	r.c.mode.Store(uint32(Normal))
+	if _, _, sup = r.run(50, nil); share(sup, 1004) < 0.2 {
+		t.Errorf("after the segment the supervisor hears the caller at %.2f", share(sup, 1004))
+	}
+}
+
 // TestMonitorUntappedWhenNotMasked: a caller frame the pipeline did not
 // mask never reaches a monitor (the gate says Mask).
 func TestMonitorUntappedWhenNotMasked(t *testing.T) {
@@ -411,6 +427,12 @@ func TestMonitorKeySwitchesModeAndAudits(t *testing.T) {
 	r.mon.onKey('5', dtmf.SourceRFC4733)
 	r.mon.onKey('5', dtmf.SourceRFC4733) // no change, no audit row
 	r.mon.onKey('9', dtmf.SourceRFC4733)
+	r.c.secureReq = make(chan secureRequest, 1)
+	r.mon.onKey('*', dtmf.SourceRFC4733) // the agent's secure code, keyed by a monitor: nothing
+	r.mon.onKey('7', dtmf.SourceRFC4733)
+	if len(r.c.secureReq) != 0 {
+		t.Fatal("a monitor's keys requested a secure flow")
+	}
 	if MonitorMode(r.mon.mode.Load()) != MonitorCoach {
 		t.Fatalf("mode %v after key 5, want coach", MonitorMode(r.mon.mode.Load()))
 	}
