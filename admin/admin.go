@@ -125,6 +125,9 @@ func Handler(b Backend, o Options) http.Handler {
 		st["gc_cycles"] = ms.NumGC
 		writeJSON(w, http.StatusOK, st)
 	})
+	if mb, ok := b.(MonitorBackend); ok {
+		monitorRoutes(mux, mb) // supervisors (monitor.go)
+	}
 	if o.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -50,6 +50,9 @@ func newCallerBridge(c *Interaction, side *agentSide) *callerBridge {
 	if !side.queue.Collect {
 		want |= wantNoDigits
 	}
+	if c.monitors.Load() != nil {
+		want |= wantMasked // the stream monitors hear (monitor.go)
+	}
 	c.pipe.want.Store(want)
 	return b
 }
@@ -65,16 +68,23 @@ func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 		_ = agent.Forward(p) // maps the event payload type to the agent leg's
 		return
 	}
+	ms := b.c.monitors.Load() // supervisors (monitor.go): nil on a plain call
+	if ms != nil {
+		ms.tapCaller(mode, p)
+	}
 	if Route(mode, AgentAudio) != Pass {
 		return
 	}
-	if !b.maskDTMF && sameCodec(e.Codec(), agent.Codec()) {
+	if !b.maskDTMF && sameCodec(e.Codec(), agent.Codec()) && (ms == nil || !ms.speaksTo(mode, false)) {
 		_ = agent.Forward(p)
 		return
 	}
 	pcm := audioOf(e, p)
 	if pcm == nil {
 		return
+	}
+	if ms != nil {
+		ms.mixVoices(mode, pcm, false) // coaching or barging supervisors
 	}
 	b.enc = agent.Codec().Encode(pcm, b.enc[:0])
 	_ = agent.ForwardAudio(b.enc, uint32(len(pcm)), &p.Header) // the source's timing, gaps included
@@ -108,17 +118,28 @@ type agentBridge struct {
 
 // HandleRTP implements media.Handler for agent → caller.
 func (b *agentBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
-	if p.IsEvent || Route(b.c.Mode(), CallerAudio) != Pass {
-		return // the agent's keys are feature codes; a referred caller is in the flow
+	if p.IsEvent {
+		return // the agent's keys are feature codes
+	}
+	mode := b.c.Mode()
+	ms := b.c.monitors.Load() // supervisors (monitor.go): nil on a plain call
+	if ms != nil {
+		ms.tapAgent(mode, e, p)
+	}
+	if Route(mode, CallerAudio) != Pass {
+		return // a referred caller is in the flow
 	}
 	caller := b.c.caller
-	if sameCodec(e.Codec(), caller.Codec()) {
+	if sameCodec(e.Codec(), caller.Codec()) && (ms == nil || !ms.speaksTo(mode, true)) {
 		_ = caller.Forward(p)
 		return
 	}
 	pcm := audioOf(e, p)
 	if pcm == nil {
 		return
+	}
+	if ms != nil {
+		ms.mixVoices(mode, pcm, true) // barging supervisors
 	}
 	b.enc = caller.Codec().Encode(pcm, b.enc[:0])
 	_ = caller.ForwardAudio(b.enc, uint32(len(pcm)), &p.Header)

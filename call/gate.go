@@ -56,10 +56,23 @@ const (
 	FlowTrace
 	// Logs is every log line about the call.
 	Logs
+	// MonitorCaller is the caller's audio towards a supervisor's monitor
+	// leg (monitor.go): Mask is the agent-bound stream with in-band tones
+	// removed, whatever the queue's DTMF policy; a monitor never receives
+	// an RFC 4733 event, a prompt or a read-back.
+	MonitorCaller
+	// MonitorAgent is the agent's audio towards a monitor leg.
+	MonitorAgent
+	// MonitorToAgent is a monitor's voice towards the agent (coach and
+	// barge; the monitor's own mode narrows it further).
+	MonitorToAgent
+	// MonitorToCaller is a monitor's voice towards the caller (barge).
+	MonitorToCaller
 	numSinks
 )
 
-var sinkNames = [numSinks]string{"agent_audio", "agent_dtmf", "caller_audio", "recorder", "protocol_capture", "media_capture", "participant_data", "flow_trace", "logs"}
+var sinkNames = [numSinks]string{"agent_audio", "agent_dtmf", "caller_audio", "recorder", "protocol_capture", "media_capture", "participant_data", "flow_trace", "logs",
+	"monitor_caller", "monitor_agent", "monitor_to_agent", "monitor_to_caller"}
 
 // String names the sink.
 func (s Sink) String() string {
@@ -113,6 +126,10 @@ var gateTable = [numModes][numSinks]Decision{
 		ParticipantData: Pass,
 		FlowTrace:       Pass,
 		Logs:            Mask, // a digit never reaches a log line as text, in any mode
+		MonitorCaller:   Mask, // the masked agent-bound stream, even where the queue passes DTMF
+		MonitorAgent:    Pass,
+		MonitorToAgent:  Pass, // coach and barge
+		MonitorToCaller: Pass, // barge
 	},
 	Referred: {
 		AgentAudio:      Block, // the reserved agent hears hold audio
@@ -124,6 +141,10 @@ var gateTable = [numModes][numSinks]Decision{
 		ParticipantData: Pass,
 		FlowTrace:       Pass,
 		Logs:            Mask,
+		MonitorCaller:   Block, // the caller is in the flow: a monitor waits, hearing nothing
+		MonitorAgent:    Block, // the reserved agent is on hold, not in the call
+		MonitorToAgent:  Block,
+		MonitorToCaller: Block, // nobody talks to the caller but the flow
 	},
 	Secure: {
 		AgentAudio:      Block, // the agent hears hold audio or silence
@@ -135,6 +156,10 @@ var gateTable = [numModes][numSinks]Decision{
 		ParticipantData: Block, // only non-secret outputs, after the segment
 		FlowTrace:       Mask,  // steps and branches, never values
 		Logs:            Mask,  // digits as `*`
+		MonitorCaller:   Block, // no audio, event, tone, prompt or read-back
+		MonitorAgent:    Block,
+		MonitorToAgent:  Block,
+		MonitorToCaller: Block,
 	},
 }
 

@@ -8,14 +8,17 @@ func TestGateTable(t *testing.T) {
 		Normal: {
 			AgentAudio: Pass, AgentDTMF: Pass, CallerAudio: Pass, Recorder: Pass, ProtocolCapture: Pass,
 			MediaCapture: Pass, ParticipantData: Pass, FlowTrace: Pass, Logs: Mask,
+			MonitorCaller: Mask, MonitorAgent: Pass, MonitorToAgent: Pass, MonitorToCaller: Pass,
 		},
 		Referred: {
 			AgentAudio: Block, AgentDTMF: Block, CallerAudio: Block, Recorder: Pass, ProtocolCapture: Pass,
 			MediaCapture: Pass, ParticipantData: Pass, FlowTrace: Pass, Logs: Mask,
+			MonitorCaller: Block, MonitorAgent: Block, MonitorToAgent: Block, MonitorToCaller: Block,
 		},
 		Secure: {
 			AgentAudio: Block, AgentDTMF: Block, CallerAudio: Block, Recorder: Block, ProtocolCapture: Block,
 			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
+			MonitorCaller: Block, MonitorAgent: Block, MonitorToAgent: Block, MonitorToCaller: Block,
 		},
 	}
 	n := 0
@@ -31,8 +34,8 @@ func TestGateTable(t *testing.T) {
 			n++
 		}
 	}
-	if n != 27 {
-		t.Fatalf("covered %d pairs, want 27", n)
+	if n != int(numModes)*int(numSinks) {
+		t.Fatalf("covered %d pairs, want %d", n, int(numModes)*int(numSinks))
 	}
 }
 

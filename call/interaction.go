@@ -28,6 +28,8 @@ type Interaction struct {
 	rec    atomic.Pointer[recorder.Recorder]
 	caller *media.Endpoint
 	pipe   *pipeline // the caller leg's media pipeline (set once, before run)
+	// monitors are the supervisors' legs (monitor.go); nil: none.
+	monitors atomic.Pointer[monitorSet]
 
 	id       string
 	m        *Manager
@@ -50,9 +52,10 @@ type Interaction struct {
 	legs        []LegQuality // final quality of the legs ended so far
 	agentKeys   []byte       // agent's recent keys, for feature codes
 	agentKeyAt  time.Time
-	talkKeys    int  // digits keyed while talking (masked view only)
-	agentPaused bool // the agent paused the recording
-	secureOpen  bool // a secure segment began and metrics were not told it ended
+	talkKeys    int         // digits keyed while talking (masked view only)
+	agentPaused bool        // the agent paused the recording
+	secureOpen  bool        // a secure segment began and metrics were not told it ended
+	monHub      *monitorHub // monitoring state, made with the first monitor
 
 	sipCap     *capture.CallCapture // SIP of this call's dialogs (nil: off)
 	rtpCap     *capture.CallCapture // RTP of this call's legs (nil: off)
@@ -279,6 +282,7 @@ func (c *Interaction) close() {
 	defer c.endEvents()
 	defer c.closeCaptures()
 	defer c.finishRecording()
+	c.stopMonitors()
 	c.mu.Lock()
 	side := c.side
 	c.mu.Unlock()
@@ -325,12 +329,14 @@ type Info struct {
 	Segments []SecureSegment   `json:"secure_segments,omitempty"`
 	// Quality is each leg's call quality (RTCP and receive figures).
 	Quality []LegQuality `json:"quality"`
+	// Monitors are the supervisors listening, coaching or barging.
+	Monitors []MonitorInfo `json:"monitors,omitempty"`
 }
 
 // Info returns a snapshot of the interaction.
 func (c *Interaction) Info() Info {
 	in := Info{ID: c.id, Caller: c.s.Caller(), Called: c.s.Called(), Target: c.target, Mode: c.Mode().String(),
-		Reserved: c.AgentReserved(), Data: c.Data(), Segments: c.Segments()}
+		Reserved: c.AgentReserved(), Data: c.Data(), Segments: c.Segments(), Monitors: c.Monitors()}
 	if a := c.answered.Load(); a != 0 {
 		in.Answered = time.Unix(0, a)
 	}

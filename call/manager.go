@@ -105,6 +105,8 @@ type Config struct {
 	// It runs on the call's goroutine: it must hand off and return, never
 	// wait on a disk or a database.
 	OnEnded func(Summary)
+	// Monitor is supervisors' monitoring of calls (monitor.go).
+	Monitor MonitorConfig
 	// Metrics, when set, is told of calls, secure segments, digits,
 	// queue waits and recordings (see Metrics); nil counts nothing.
 	Metrics Metrics

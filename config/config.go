@@ -69,6 +69,24 @@ type Config struct {
 	// Metrics is the Prometheus exposition at /metrics on the admin
 	// listener (docs/METRICS.md).
 	Metrics Metrics `yaml:"metrics"`
+	// Monitor is supervisors listening, coaching and barging on live
+	// calls (docs/MONITORING.md); who may monitor which queue is
+	// queues[].supervisors.
+	Monitor Monitor `yaml:"monitor"`
+}
+
+// Monitor configures supervisors' monitor legs.
+type Monitor struct {
+	// MaxPerCall is how many supervisors may monitor one call at once
+	// (1 to 10).
+	MaxPerCall int `yaml:"max_per_call"`
+	// Beep plays a short tone to caller and agent when a supervisor
+	// joins (some jurisdictions require it); off, a monitor is announced
+	// to nobody.
+	Beep bool `yaml:"beep"`
+	// RingTimeout is how long the supervisor's phone rings before the
+	// monitor request fails.
+	RingTimeout time.Duration `yaml:"ring_timeout"`
 }
 
 // Metrics configures /metrics on the admin listener. Without a token only
@@ -212,6 +230,9 @@ type Queue struct {
 	// CollectWhileTalking, with dtmf: mask, gathers digits the caller keys
 	// while talking; the agent sees only their mask through the API.
 	CollectWhileTalking bool `yaml:"collect_while_talking"`
+	// Supervisors are the users who may listen to, coach and barge on
+	// this queue's calls (docs/MONITORING.md); none means nobody may.
+	Supervisors []string `yaml:"supervisors"`
 }
 
 // Features are agents' in-call feature codes.
@@ -545,6 +566,7 @@ func Default() Config {
 		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 		Metrics: Metrics{Enabled: true},
+		Monitor: Monitor{MaxPerCall: 3, RingTimeout: 20 * time.Second},
 	}
 }
 
@@ -718,6 +740,12 @@ func (c *Config) Validate() error {
 		bad("shutdown.mode", "unknown mode %q (want drain or hangup)", c.Shutdown.Mode)
 	}
 	c.validateLimits(bad)
+	if c.Monitor.MaxPerCall < 1 || c.Monitor.MaxPerCall > 10 {
+		bad("monitor.max_per_call", "%d is out of range (1 to 10)", c.Monitor.MaxPerCall)
+	}
+	if c.Monitor.RingTimeout < 0 {
+		bad("monitor.ring_timeout", "must not be negative")
+	}
 	c.validateFraud(bad)
 	for name, u := range c.Flows.Endpoints {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -739,6 +767,11 @@ func (c *Config) Validate() error {
 		}
 		if q.DTMF != "" && q.DTMF != "pass" && q.DTMF != "mask" {
 			bad(p+".dtmf", "unknown policy %q (want pass or mask)", q.DTMF)
+		}
+		for j, sup := range q.Supervisors {
+			if sup == "" || strings.ContainsAny(sup, " \t\r\n<>\"") {
+				bad(fmt.Sprintf("%s.supervisors[%d]", p, j), "not a user name: %q", sup)
+			}
 		}
 		if q.CollectWhileTalking && q.DTMF != "mask" {
 			bad(p+".collect_while_talking", "needs dtmf: mask (the agent must not hear digits collected while talking)")

@@ -198,6 +198,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Log:               log,
 		OnEnded:           arch.onEnded(),
 		Metrics:           callMetrics,
+		Monitor:           monitorConfig(cfg, arch),
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ package main
 //go:generate go run . -o ../../testdata/sipp/pcap/caller-agent-inband.pcap -codec pcmu -tone 1004 -level -20 -inband -digits 2,,,,,,,,,,,,,,,,4111111111111111#,,,,,,,,,1230,,,,737# -lead 2400ms -pause 500ms -tail 12s
 //go:generate go run . -o ../../testdata/sipp/pcap/agent-star7.pcap -codec pcmu -tone 600 -level -20 -digits *7 -lead 3s -tail 30s
 //go:generate go run . -o ../../testdata/sipp/pcap/agent-talk.pcap -codec pcmu -tone 600 -level -20 -seconds 35
+//go:generate go run . -o ../../testdata/sipp/pcap/supervisor-talk.pcap -codec pcmu -tone 1800 -level -20 -seconds 40
+//go:generate go run . -o ../../testdata/sipp/pcap/supervisor-keys.pcap -codec pcmu -tone 1800 -level -20 -digits 5,,,,,,,,,,,6 -lead 5s -pause 500ms -tail 25s
 
 import (
 	"flag"

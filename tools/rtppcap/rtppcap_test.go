@@ -286,6 +286,8 @@ func TestCommittedFiles(t *testing.T) {
 		"caller-agent-inband.pcap":  {"-codec", "pcmu", "-tone", "1004", "-level", "-20", "-inband", "-digits", "2,,,,,,,,,,,,,,,,4111111111111111#,,,,,,,,,1230,,,,737#", "-lead", "2400ms", "-pause", "500ms", "-tail", "12s"},
 		"agent-star7.pcap":          {"-codec", "pcmu", "-tone", "600", "-level", "-20", "-digits", "*7", "-lead", "3s", "-tail", "30s"},
 		"agent-talk.pcap":           {"-codec", "pcmu", "-tone", "600", "-level", "-20", "-seconds", "35"},
+		"supervisor-talk.pcap":      {"-codec", "pcmu", "-tone", "1800", "-level", "-20", "-seconds", "40"},
+		"supervisor-keys.pcap":      {"-codec", "pcmu", "-tone", "1800", "-level", "-20", "-digits", "5,,,,,,,,,,,6", "-lead", "5s", "-pause", "500ms", "-tail", "25s"},
 	} {
 		committed, err := os.ReadFile(filepath.Join("..", "..", "testdata", "sipp", "pcap", name))
 		if err != nil {
