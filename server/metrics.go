@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
@@ -56,12 +55,4 @@ func nodeMetrics(calls *metrics.Calls, srv *sip.Server, pool *media.PortPool, po
 		src.Agents = d.Agents
 	}
 	return metrics.New(src)
-}
-
-// withMetrics serves /metrics beside the API's routes on one listener.
-func withMetrics(api http.Handler, m *metrics.Metrics, a metrics.Access) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler(a))
-	mux.Handle("/", api)
-	return mux
 }
