@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
@@ -96,7 +97,9 @@ type Config struct {
 type Service struct {
 	cfg    Config
 	hashes chan struct{} // semaphore of argon2id verifications
-	dummy  string        // a hash verified for unknown users (same cost)
+	// dummy is a hash verified for unknown users (the same cost as a
+	// real one), made at the first such sign-in, not at start.
+	dummy func() string
 }
 
 // New returns a Service.
@@ -123,10 +126,10 @@ func New(cfg Config) (*Service, error) {
 		}
 		cfg.Limiter = l
 	}
-	dummy, err := HashPassword("not a password of anyone", DefaultParams)
-	if err != nil {
-		return nil, err
-	}
+	dummy := sync.OnceValue(func() string {
+		h, _ := HashPassword("not a password of anyone", DefaultParams) // a failure verifies nothing either
+		return h
+	})
 	return &Service{cfg: cfg, hashes: make(chan struct{}, MaxConcurrentHashes), dummy: dummy}, nil
 }
 
@@ -432,7 +435,7 @@ func (s *Service) verify(ctx context.Context, name, password string) (archive.Us
 	hash := u.Hash
 	switch {
 	case errors.Is(err, archive.ErrNoUser):
-		hash = s.dummy
+		hash = s.dummy()
 	case err != nil:
 		return u, false, err
 	}

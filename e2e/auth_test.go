@@ -83,12 +83,6 @@ func TestAPIRolesEndToEnd(t *testing.T) {
   - {name: alice, uri: "sip:agent@127.0.0.1:%d", queues: [sales], user: alice}
   - {name: bob, uri: "sip:bob@127.0.0.1:9", queues: []}
 `, agentPort)))
-	agent := startSipp(t, c, sippArgs{scenario: "agent.xml", uas: true, localPort: agentPort, mediaPort: agentMedia,
-		timeout: 60 * time.Second, keys: map[string]string{"pcap": scenario("pcap/agent-talk.pcap")}})
-	time.Sleep(300 * time.Millisecond) // sipp UAS listening
-	caller := startSipp(t, c, sippArgs{scenario: "ivr-hangup.xml", service: "main", mediaPort: callerMedia,
-		pause: 29 * time.Second, timeout: 60 * time.Second,
-		keys: map[string]string{"pcap": scenario("pcap/caller-agent-inband.pcap"), "fmts": "0"}})
 
 	// The first start made admin with a random password, printed once
 	// and kept in a 0600 file.
@@ -132,30 +126,13 @@ func TestAPIRolesEndToEnd(t *testing.T) {
 	}
 	admin := signIn(t, c, "admin", strings.TrimSpace(string(initial)))
 
-	// The role × route matrix: every rule but pprof (off) and sign-out
-	// (last), on ids that do not exist, so nothing is changed and an
-	// allowed request answers 2xx/4xx other than 401 and the role 403.
-	body := map[string]string{"POST /api/calls/{id}/secure": `{"flow":"secure-pay"}`, "POST /api/archive/anonymise": `{"number":"+10000000000"}`}
-	checked := 0
-	for _, rule := range auth.Rules {
-		if strings.HasPrefix(rule.Pattern, "GET /debug/pprof") || rule.Pattern == "DELETE /api/session" || rule.Pattern == "POST /api/session" {
-			continue
-		}
-		method, path, _ := strings.Cut(rule.Pattern, " ")
-		path = strings.NewReplacer("{id}", "nonexistent", "{action}", "pause").Replace(path)
-		for _, u := range append(mapValues(users), admin) {
-			res := curl(t, c, method, path, body[rule.Pattern], u.args()...)
-			refused := res.code == 403 && strings.Contains(res.body, "your role may not")
-			want := auth.Grant(auth.Role(u.role), rule.Perm) == auth.None
-			if refused != want || res.code == 401 {
-				t.Errorf("%s as %s (%s): %d %.100s, want refused=%v", rule.Pattern, u.name, u.role, res.code, res.body, want)
-			}
-			checked++
-		}
-	}
-	t.Logf("%d route × user checks", checked)
-
 	// The agent's own call: bridged to alice, not bob.
+	agent := startSipp(t, c, sippArgs{scenario: "agent.xml", uas: true, localPort: agentPort, mediaPort: agentMedia,
+		timeout: 60 * time.Second, keys: map[string]string{"pcap": scenario("pcap/agent-talk.pcap")}})
+	time.Sleep(300 * time.Millisecond) // sipp UAS listening
+	caller := startSipp(t, c, sippArgs{scenario: "ivr-hangup.xml", service: "main", mediaPort: callerMedia,
+		pause: 29 * time.Second, timeout: 60 * time.Second,
+		keys: map[string]string{"pcap": scenario("pcap/caller-agent-inband.pcap"), "fmts": "0"}})
 	if !c.waitLog("agent answered: bridging", 20*time.Second) {
 		t.Fatal("the agent was never bridged")
 	}
@@ -191,6 +168,29 @@ func TestAPIRolesEndToEnd(t *testing.T) {
 	if res := curl(t, c, "POST", "/api/calls/"+id+"/recording/resume", "", "-b", users["alice"].jar); res.code != 403 {
 		t.Errorf("no CSRF header: %d %s", res.code, res.body)
 	}
+
+	// The role × route matrix: every rule but pprof (off) and sign-out
+	// (last), on ids that do not exist, so nothing is changed and an
+	// allowed request answers 2xx/4xx other than 401 and the role 403.
+	body := map[string]string{"POST /api/calls/{id}/secure": `{"flow":"secure-pay"}`, "POST /api/archive/anonymise": `{"number":"+10000000000"}`}
+	checked := 0
+	for _, rule := range auth.Rules {
+		if strings.HasPrefix(rule.Pattern, "GET /debug/pprof") || rule.Pattern == "DELETE /api/session" || rule.Pattern == "POST /api/session" {
+			continue
+		}
+		method, path, _ := strings.Cut(rule.Pattern, " ")
+		path = strings.NewReplacer("{id}", "nonexistent", "{action}", "pause").Replace(path)
+		for _, u := range append(mapValues(users), admin) {
+			res := curl(t, c, method, path, body[rule.Pattern], u.args()...)
+			refused := res.code == 403 && strings.Contains(res.body, "your role may not")
+			want := auth.Grant(auth.Role(u.role), rule.Perm) == auth.None
+			if refused != want || res.code == 401 {
+				t.Errorf("%s as %s (%s): %d %.100s, want refused=%v", rule.Pattern, u.name, u.role, res.code, res.body, want)
+			}
+			checked++
+		}
+	}
+	t.Logf("%d route × user checks", checked)
 
 	// A token works until revoked.
 	tok, errs, err := c.cli("", "tokens", "create", "-name", "wallboard", "-role", "supervisor", "-expires", "1d")

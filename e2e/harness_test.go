@@ -213,11 +213,11 @@ type cloak struct {
 	token string
 	// cfgPath is the config file cloak runs with (for the CLI beside it).
 	cfgPath string
-	sipPort  int
-	rtpLo    int
-	rtpHi    int
-	done     chan struct{} // closed when the process exited
-	exitErr  error
+	sipPort int
+	rtpLo   int
+	rtpHi   int
+	done    chan struct{} // closed when the process exited
+	exitErr error
 
 	mu     sync.Mutex
 	stderr bytes.Buffer
