@@ -166,6 +166,9 @@ func (r *rig) log() string { r.mu.Lock(); defer r.mu.Unlock(); return r.logs.Str
 func (r *rig) do(method, path, body string, hdr map[string]string, cookie *http.Cookie) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.RemoteAddr = "192.0.2.7:5555"
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -204,6 +207,9 @@ func TestSessionLifecycle(t *testing.T) {
 	r := newRig(t, authlimit.Config{})
 	if w := r.do("GET", "/api/calls", "", nil, nil); w.Code != 401 || !strings.Contains(w.Body.String(), `"error"`) {
 		t.Errorf("no credentials: %d %s", w.Code, w.Body)
+	}
+	if w := r.do("POST", "/api/session", `{"name":"bob","password":"`+bobPassword+`"}`, map[string]string{"Content-Type": "text/plain"}, nil); w.Code != 415 {
+		t.Errorf("sign-in as a cross-site form (text/plain): %d", w.Code)
 	}
 	if w := r.do("POST", "/api/session", `{"name":"bob","password":"wrong one entirely"}`, nil, nil); w.Code != 401 {
 		t.Errorf("wrong password: %d", w.Code)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -355,6 +356,12 @@ func sourceIP(r *http.Request) string {
 const maxNameLen = 64
 
 func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
+	// JSON only: a cross-site form (text/plain, no CORS preflight) cannot
+	// sign a browser in as someone else (login CSRF).
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, errors.New("want Content-Type: application/json"))
+		return
+	}
 	var req struct {
 		Name     string `json:"name"`
 		Password string `json:"password"`

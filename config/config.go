@@ -71,15 +71,16 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 }
 
-// Metrics configures /metrics on the admin listener. Without a token only
-// loopback clients may scrape it; with one, any client that sends it as a
-// bearer token (docs/SECURITY.md, "Metrics").
+// Metrics configures /metrics on the admin listener. API users and tokens
+// whose role holds metrics.view may scrape it; TokenFile adds a token that
+// may scrape it and nothing else (docs/SECURITY.md, "Metrics").
 type Metrics struct {
 	// Enabled serves /metrics (when admin.listen is set).
 	Enabled bool `yaml:"enabled"`
-	// TokenFile is a file holding the bearer token scrapes must send
-	// (Authorization: Bearer TOKEN; surrounding whitespace ignored); empty
-	// means loopback clients only, no token. Read at start.
+	// TokenFile is a file holding a bearer token that may read /metrics
+	// and nothing else (Authorization: Bearer TOKEN; surrounding
+	// whitespace ignored); empty: API tokens with metrics.view only. Read
+	// at start.
 	TokenFile string `yaml:"token_file"`
 }
 

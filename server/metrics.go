@@ -19,7 +19,7 @@ import (
 // errMetricsToken is a metrics.token_file that cannot serve as a token.
 var errMetricsToken = errors.New("metrics.token_file")
 
-// metricsAccess reads metrics.token_file: no file, loopback only.
+// metricsAccess reads metrics.token_file: no file, no extra token.
 func metricsAccess(cfg config.Metrics) (metrics.Access, error) {
 	if cfg.TokenFile == "" {
 		return metrics.Access{}, nil
