@@ -400,3 +400,18 @@ func io_ReadAll(res *http.Response) ([]byte, error) {
 	_, err := b.ReadFrom(res.Body)
 	return b.Bytes(), err
 }
+
+// BenchmarkVerifyPassword is what one sign-in costs in argon2id at
+// DefaultParams (docs/SECURITY.md quotes it).
+func BenchmarkVerifyPassword(b *testing.B) {
+	h, err := HashPassword("a long enough secret", DefaultParams)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := VerifyPassword("a long enough secret", h); !ok {
+			b.Fatal("no match")
+		}
+	}
+}

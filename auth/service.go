@@ -31,6 +31,7 @@ type Store interface {
 	SessionByHash(ctx context.Context, hash string) (archive.Session, error)
 	TouchSession(ctx context.Context, hash string, at time.Time) error
 	DeleteSession(ctx context.Context, hash string) error
+	DeleteStaleSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error)
 	Audit(ctx context.Context, e archive.AuditEntry) (archive.AuditEntry, error)
 }
 
@@ -421,6 +422,11 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
+	// Sessions abandoned without signing out go as others sign in (and
+	// at start), so the table holds live sessions only.
+	if _, err := s.cfg.Store.DeleteStaleSessions(ctx, now.Add(-s.cfg.IdleTimeout), now.Add(-s.cfg.MaxAge)); err != nil {
+		s.cfg.Log.Warn().Err(err).Msg("stale sessions not removed")
+	}
 	se := archive.Session{IDHash: HashSecret(id), User: u.Name, CSRF: csrf, Address: ip, Created: now, LastSeen: now}
 	if err := s.cfg.Store.AddSession(ctx, se); err != nil {
 		s.cfg.Log.Error().Err(err).Msg("sign-in: session not stored")

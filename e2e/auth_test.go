@@ -25,7 +25,7 @@ type curlResult struct {
 func curl(t *testing.T, c *cloak, method, path, body string, extra ...string) curlResult {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "body")
-	args := []string{"-s", "-o", out, "-w", "%{http_code}", "-X", method, "--max-time", "10"}
+	args := []string{"-s", "-o", out, "-w", "%{http_code}", "-X", method, "--max-time", "60"} // sign-in hashes argon2id: seconds under -race
 	if body != "" {
 		args = append(args, "-H", "Content-Type: application/json", "--data-binary", body)
 	}
@@ -164,10 +164,35 @@ func TestAPIRolesEndToEnd(t *testing.T) {
 	if res := curl(t, c, "POST", "/api/calls/"+id+"/recording/pause", "", users["alice"].args()...); res.code != 200 && res.code != 409 {
 		t.Errorf("alice pauses her call's recording: %d %s", res.code, res.body)
 	}
+	// alice's event stream ends when she signs out (elsewhere: her
+	// session row goes).
+	stream := exec.Command("curl", "-sN", "-b", users["alice"].jar, "--max-time", "40", c.adminURL+"/api/calls/"+id+"/events")
+	if err := stream.Start(); err != nil {
+		t.Fatal(err)
+	}
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- stream.Wait() }()
+	time.Sleep(time.Second)
+	select {
+	case err := <-streamDone:
+		t.Fatalf("alice's event stream ended at once: %v", err)
+	default:
+	}
 	// Without the CSRF header the cookie alone changes nothing.
 	if res := curl(t, c, "POST", "/api/calls/"+id+"/recording/resume", "", "-b", users["alice"].jar); res.code != 403 {
 		t.Errorf("no CSRF header: %d %s", res.code, res.body)
 	}
+
+	if res := curl(t, c, "DELETE", "/api/session", "", users["alice"].args()...); res.code != 200 {
+		t.Errorf("alice signs out: %d %s", res.code, res.body)
+	}
+	select {
+	case <-streamDone:
+	case <-time.After(10 * time.Second): // the call itself lasts longer
+		t.Error("alice's event stream still open 10 s after she signed out")
+		_ = stream.Process.Kill()
+	}
+	users["alice"] = signIn(t, c, "alice", pw)
 
 	// The role × route matrix: every rule but pprof (off) and sign-out
 	// (last), on ids that do not exist, so nothing is changed and an
