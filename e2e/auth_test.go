@@ -86,6 +86,9 @@ func TestAPIRolesEndToEnd(t *testing.T) {
 
 	// The first start made admin with a random password, printed once
 	// and kept in a 0600 file.
+	if !c.waitLog(`cloak created user "admin"`, 60*time.Second) {
+		t.Fatal("no initial admin")
+	}
 	st, err := os.Stat(filepath.Join(c.dataDir, auth.InitialAdminFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("initial admin password file: %v %v", st, err)

@@ -21,6 +21,7 @@ type nodeArchive struct {
 	log    zerolog.Logger
 
 	usersOnly *archive.Store // the database opened for users alone (archive off)
+	adminDone chan struct{}  // closed once the initial admin check is over
 
 	stopPurge context.CancelFunc // ends the nightly purge
 	purgeDone chan struct{}      // closed when it has ended
@@ -129,6 +130,9 @@ func (a *nodeArchive) onEnded() func(call.Summary) {
 // close writes what is queued (for at most grace) and closes the
 // database; run it after the calls have drained.
 func (a *nodeArchive) close(grace time.Duration) {
+	if a.adminDone != nil {
+		<-a.adminDone
+	}
 	if a.usersOnly != nil {
 		_ = a.usersOnly.Close()
 	}

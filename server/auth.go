@@ -57,16 +57,22 @@ func (a *nodeArchive) authSetup(ctx context.Context, cfg config.Config, lim *aut
 	if err != nil {
 		return nil, fmt.Errorf("admin.auth: %w", err)
 	}
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := auth.EnsureAdmin(ectx, st, cfg.Data.Dir, os.Stderr); err != nil {
-		// A shared database down at start: the API answers 503 until it
-		// is back; the calls go on.
-		a.log.Error().Err(err).Msg("initial admin user not created (the user store is unavailable)")
-	}
-	if n, _ := st.DeleteStaleSessions(ectx, time.Now().Add(-cfg.Admin.Auth.SessionIdle), time.Now().Add(-cfg.Admin.Auth.SessionMax)); n > 0 {
-		a.log.Info().Int64("sessions", n).Msg("expired API sessions removed")
-	}
+	// The initial admin's argon2id hash takes a while (seconds on a busy
+	// machine): made beside the start, not in its way; close waits for it.
+	a.adminDone = make(chan struct{})
+	go func() {
+		defer close(a.adminDone)
+		ectx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if _, err := auth.EnsureAdmin(ectx, st, cfg.Data.Dir, os.Stderr); err != nil {
+			// A shared database down at start: the API answers 503 until
+			// it is back; the calls go on.
+			a.log.Error().Err(err).Msg("initial admin user not created (the user store is unavailable)")
+		}
+		if n, _ := st.DeleteStaleSessions(ectx, time.Now().Add(-cfg.Admin.Auth.SessionIdle), time.Now().Add(-cfg.Admin.Auth.SessionMax)); n > 0 {
+			a.log.Info().Int64("sessions", n).Msg("expired API sessions removed")
+		}
+	}()
 	return svc, nil
 }
 
