@@ -291,3 +291,17 @@ func TestAgentSeesOwnCallsOnly(t *testing.T) {
 		t.Errorf("no principal: %d, want 401 (an unguarded mux fails closed)", w.Code)
 	}
 }
+
+func TestAuditSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"secure-pay":            "secure-pay",
+		"pay2":                  "pay2",
+		"4111111111111111":      "****************",
+		"pay 4111 1111 x\n":     "pay_****_****_x_",
+		strings.Repeat("a", 80): strings.Repeat("a", 64),
+	} {
+		if got := auditSafe(in); got != want {
+			t.Errorf("auditSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

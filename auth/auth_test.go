@@ -320,6 +320,20 @@ func TestTokens(t *testing.T) {
 	if w := r.do("GET", "/api/calls", "", auth, nil); w.Code != 401 || !strings.Contains(w.Body.String(), "revoked") {
 		t.Errorf("revoked: %d %s", w.Code, w.Body)
 	}
+	// A name that is no user (a password typed into the name field) is
+	// neither logged nor audited.
+	if w := r.do("POST", "/api/session", `{"name":"MyS3cretPassw0rd","password":"x"}`, nil, nil); w.Code != 401 {
+		t.Errorf("unknown name: %d", w.Code)
+	}
+	if log := r.log(); strings.Contains(log, "MyS3cret") || !strings.Contains(log, `user=\"(unknown)\"`) {
+		t.Errorf("unknown name logged:\n%s", log)
+	}
+	entries, _ := r.s.AuditLog(context.Background(), "", 0)
+	for _, e := range entries {
+		if strings.Contains(e.Actor, "MyS3cret") {
+			t.Errorf("unknown name audited: %+v", e)
+		}
+	}
 }
 
 // TestSignInLock: failures lock the user and the source through the
@@ -346,6 +360,7 @@ func TestSignInLock(t *testing.T) {
 	if strings.Contains(log, "guess guess") || strings.Contains(log, bobPassword) {
 		t.Error("a password in the log")
 	}
+
 	if lim.Check("ip:192.0.2.7").Verdict != authlimit.Locked {
 		t.Error("the source is not locked in the shared limiter (REGISTER would not see it)")
 	}

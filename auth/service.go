@@ -387,12 +387,18 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 	case authlimit.Backoff:
 		// Too soon after a failure: refused unchecked, and counted, so a
 		// flood reaches the lock at once (as REGISTER does).
-		s.logLocks(ctx, lim.Fail(keys...), ip, name)
+		s.logLocks(ctx, lim.Fail(keys...), ip, s.knownName(ctx, name))
 		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(d.Until).Seconds())+1))
 		writeError(w, http.StatusTooManyRequests, ErrLocked)
 		return
 	}
 	u, ok, err := s.verify(ctx, name, req.Password)
+	// A name that is no user is not logged or audited: people type their
+	// password (or worse) into the name field.
+	shown := logSafe(name)
+	if u.Name == "" {
+		shown = "(unknown)"
+	}
 	if err != nil {
 		s.cfg.Log.Error().Err(err).Msg("sign-in failed on a store error")
 		writeError(w, http.StatusServiceUnavailable, errors.New("user store unavailable"))
@@ -400,9 +406,9 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		locks := lim.Fail(keys...)
-		s.cfg.Log.Info().Msg(fmt.Sprintf("http sign-in failed source=%s user=%q", ip, logSafe(name)))
-		s.audit(ctx, "user:"+logSafe(name), archive.ActionSignInFailed, ip, "")
-		s.logLocks(ctx, locks, ip, name)
+		s.cfg.Log.Info().Msg(fmt.Sprintf("http sign-in failed source=%s user=%q", ip, shown))
+		s.audit(ctx, "user:"+shown, archive.ActionSignInFailed, ip, "")
+		s.logLocks(ctx, locks, ip, shown)
 		if len(locks) > 0 {
 			writeError(w, http.StatusTooManyRequests, ErrLocked)
 			return
@@ -441,6 +447,14 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p.view())
 }
 
+// knownName is name when it is a user's, else "(unknown)" (for logs).
+func (s *Service) knownName(ctx context.Context, name string) string {
+	if _, err := s.cfg.Store.UserByName(ctx, name); err != nil {
+		return "(unknown)"
+	}
+	return logSafe(name)
+}
+
 // verify checks a password, at the same cost whether the user exists,
 // is disabled or not (no user enumeration by timing).
 func (s *Service) verify(ctx context.Context, name, password string) (archive.User, bool, error) {
@@ -466,7 +480,8 @@ func (s *Service) verify(ctx context.Context, name, password string) (archive.Us
 }
 
 // logLocks writes the one line per lock fail2ban matches (the source
-// first, then the quoted, sanitised name), and audits it.
+// first, then the quoted name: a user's, sanitised, or "(unknown)"), and
+// audits it.
 func (s *Service) logLocks(ctx context.Context, locks []authlimit.Lock, ip, name string) {
 	if len(locks) == 0 {
 		return
@@ -477,8 +492,8 @@ func (s *Service) logLocks(ctx context.Context, locks []authlimit.Lock, ip, name
 	}
 	lockFor := locks[0].Until.Sub(s.cfg.Now()).Round(time.Second)
 	s.cfg.Log.Warn().Msg(fmt.Sprintf("http auth locked source=%s user=%q failures=%d lock_for=%s scope=%s",
-		ip, logSafe(name), locks[0].Failures, lockFor, strings.Join(scope, ",")))
-	s.audit(ctx, "user:"+logSafe(name), archive.ActionSignInLocked, ip, "scope="+strings.Join(scope, ","))
+		ip, name, locks[0].Failures, lockFor, strings.Join(scope, ",")))
+	s.audit(ctx, "user:"+name, archive.ActionSignInLocked, ip, "scope="+strings.Join(scope, ","))
 }
 
 // logSafe keeps a client-chosen name from forging log fields: any byte
