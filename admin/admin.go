@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/acd"
+	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
 )
 
@@ -36,18 +38,88 @@ type Options struct {
 	// goroutine dump prints function arguments, and one taken while a
 	// digit is being handled could show it.
 	Pprof bool
+	// Auth, when not nil, audits every action on a call with who did it
+	// (the archive's signed audit log).
+	Auth *auth.Service
 }
 
-// Handler returns the API's routes.
-func Handler(b Backend, o Options) http.Handler {
-	mux := http.NewServeMux()
+// ErrNotYourCall: an agent asked about or acted on a call they are not
+// the bridged agent of.
+var ErrNotYourCall = errors.New("not your call: agents see and act on their own calls only")
+
+// Handler returns the API's routes on a new Mux, unguarded: serve wraps
+// the node's Mux in auth.Service.Guard. Every handler but /healthz also
+// refuses (401) a request that carries no auth.Principal, so an
+// unguarded mux fails closed.
+func Handler(b Backend, o Options) *auth.Mux {
+	m := auth.NewMux()
+	Register(m, b, o)
+	return m
+}
+
+// principal returns the request's caller, or answers 401.
+func principal(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		writeError(w, http.StatusUnauthorized, auth.ErrUnauthenticated)
+	}
+	return p, ok
+}
+
+// ownCall answers 404 for an unknown call and 403 for a call p may not
+// touch under perm (an agent's call bridged to someone else), and
+// reports whether the handler may go on.
+func ownCall(w http.ResponseWriter, r *http.Request, b Backend, perm auth.Perm) (auth.Principal, bool) {
+	p, ok := principal(w, r)
+	if !ok {
+		return p, false
+	}
+	if p.Scope(perm) == auth.All {
+		return p, true
+	}
+	info, _, found := b.Call(r.PathValue("id"))
+	if !found {
+		writeError(w, http.StatusNotFound, ErrNotFound)
+		return p, false
+	}
+	if !p.Owns(perm, info.Agent) {
+		writeError(w, http.StatusForbidden, ErrNotYourCall)
+		return p, false
+	}
+	return p, true
+}
+
+// Register adds the API's routes to mux.
+func Register(mux *auth.Mux, b Backend, o Options) {
+	audit := func(r *http.Request, p auth.Principal, action, detail string) {
+		if o.Auth != nil {
+			o.Auth.Audit(r, p, action, r.PathValue("id"), detail)
+		}
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, b.Calls())
+		p, ok := principal(w, r)
+		if !ok {
+			return
+		}
+		calls := b.Calls()
+		if p.Scope(auth.PermCallsView) != auth.All {
+			own := make([]call.Info, 0, 1)
+			for _, c := range calls {
+				if p.Owns(auth.PermCallsView, c.Agent) {
+					own = append(own, c)
+				}
+			}
+			calls = own
+		}
+		writeJSON(w, http.StatusOK, calls)
 	})
 	mux.HandleFunc("GET /api/calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := ownCall(w, r, b, auth.PermCallsView); !ok {
+			return
+		}
 		info, evs, ok := b.Call(r.PathValue("id"))
 		if !ok {
 			writeError(w, http.StatusNotFound, ErrNotFound)
@@ -59,6 +131,10 @@ func Handler(b Backend, o Options) http.Handler {
 		}{info, evs})
 	})
 	mux.HandleFunc("POST /api/calls/{id}/secure", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := ownCall(w, r, b, auth.PermCallsAct)
+		if !ok {
+			return
+		}
 		var req struct {
 			Flow string `json:"flow"`
 		}
@@ -67,6 +143,7 @@ func Handler(b Backend, o Options) http.Handler {
 			return
 		}
 		err := b.Secure(r.PathValue("id"), req.Flow)
+		audit(r, p, archive.ActionCallSecure, auditDetail("flow="+auditSafe(req.Flow), err))
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "flow": req.Flow})
@@ -79,12 +156,17 @@ func Handler(b Backend, o Options) http.Handler {
 		}
 	})
 	mux.HandleFunc("POST /api/calls/{id}/recording/{action}", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := ownCall(w, r, b, auth.PermCallsAct)
+		if !ok {
+			return
+		}
 		action := r.PathValue("action")
 		if action != "pause" && action != "resume" {
 			writeError(w, http.StatusNotFound, errors.New("want recording/pause or recording/resume"))
 			return
 		}
 		err := b.Recording(r.PathValue("id"), action)
+		audit(r, p, archive.ActionCallRecording, auditDetail(action, err))
 		switch {
 		case err == nil:
 			writeJSON(w, http.StatusOK, map[string]string{"recording": action + "d"})
@@ -97,9 +179,15 @@ func Handler(b Backend, o Options) http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /api/calls/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := ownCall(w, r, b, auth.PermCallsView); !ok {
+			return
+		}
 		serveEvents(w, r, b)
 	})
 	mux.HandleFunc("GET /api/agents", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := principal(w, r); !ok {
+			return
+		}
 		writeJSON(w, http.StatusOK, b.Agents())
 	})
 	// /api/stats: counters and the Go runtime's view (goroutines, heap);
@@ -109,6 +197,9 @@ func Handler(b Backend, o Options) http.Handler {
 	// as many as happened to be returned since the last cycle — a cache,
 	// not a leak, and noise in a comparison of heaps.
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := principal(w, r); !ok {
+			return
+		}
 		if r.URL.Query().Get("gc") == "1" {
 			runtime.GC()
 			runtime.GC()
@@ -129,13 +220,57 @@ func Handler(b Backend, o Options) http.Handler {
 		monitorRoutes(mux, mb) // supervisors (monitor.go)
 	}
 	if o.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		signedIn := func(h http.HandlerFunc) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := principal(w, r); ok {
+					h(w, r)
+				}
+			}
+		}
+		mux.HandleFunc("GET /debug/pprof/", signedIn(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", signedIn(pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", signedIn(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", signedIn(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", signedIn(pprof.Trace))
 	}
-	return mux
+}
+
+// auditSafe keeps a client-chosen value fit for the audit log: at most
+// 64 bytes of letters, digits and "._-" (others become "_"), and no more
+// than 4 digits in clear (a hostile client could send a card number as a
+// flow name; the audit keeps none).
+func auditSafe(v string) string {
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	b := []byte(v)
+	digits := 0
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '.', c == '_', c == '-':
+		default:
+			b[i] = '_'
+		}
+	}
+	if digits > 4 {
+		for i, c := range b {
+			if c >= '0' && c <= '9' {
+				b[i] = '*'
+			}
+		}
+	}
+	return string(b)
+}
+
+// auditDetail is an audit row's detail: what was asked and how it ended
+// (the error's text names no digit: call errors are sentinels).
+func auditDetail(what string, err error) string {
+	if err != nil {
+		return what + " refused: " + err.Error()
+	}
+	return what
 }
 
 // serveEvents streams a call's events as Server-Sent Events until the

@@ -11,7 +11,20 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/acd"
+	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
+)
+
+// as serves h as if Guard had let p through.
+func as(p auth.Principal, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
+}
+
+var (
+	testAdmin     = auth.Principal{Name: "root-test", Kind: auth.KindToken, Role: auth.RoleAdmin, TokenID: "t1"}
+	testArchivist = auth.Principal{Name: "arch-test", Kind: auth.KindToken, Role: auth.RoleArchivist, TokenID: "t2"}
 )
 
 type fakeBackend struct {
@@ -58,7 +71,7 @@ func (f *fakeBackend) Recording(id, action string) error {
 
 func TestAPI(t *testing.T) {
 	fb := &fakeBackend{events: make(chan call.Event, 4)}
-	srv := httptest.NewServer(Handler(fb, Options{Pprof: true}))
+	srv := httptest.NewServer(as(testAdmin, Handler(fb, Options{Pprof: true})))
 	defer srv.Close()
 	for _, tc := range []struct {
 		method, path, body string
@@ -102,7 +115,7 @@ func TestAPI(t *testing.T) {
 
 func TestEventStream(t *testing.T) {
 	fb := &fakeBackend{events: make(chan call.Event, 4)}
-	srv := httptest.NewServer(Handler(fb, Options{}))
+	srv := httptest.NewServer(as(testAdmin, Handler(fb, Options{})))
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/api/calls/c1/events")
 	if err != nil {
@@ -147,7 +160,7 @@ func TestEventStream(t *testing.T) {
 }
 
 func TestPprofOffByDefault(t *testing.T) {
-	srv := httptest.NewServer(Handler(&fakeBackend{}, Options{}))
+	srv := httptest.NewServer(as(testAdmin, Handler(&fakeBackend{}, Options{})))
 	defer srv.Close()
 	res, err := http.Get(srv.URL + "/debug/pprof/")
 	if err != nil {
@@ -172,7 +185,7 @@ func TestEventStreamEndsWhenTheCallEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fb := &fakeBackend{events: make(chan call.Event, 4)}
-			srv := httptest.NewServer(Handler(fb, Options{}))
+			srv := httptest.NewServer(as(testAdmin, Handler(fb, Options{})))
 			defer srv.Close()
 			for _, ev := range tc.feed {
 				fb.events <- ev
@@ -198,5 +211,97 @@ func TestEventStreamEndsWhenTheCallEnds(t *testing.T) {
 				t.Fatalf("events %v, want one ended, last", types)
 			}
 		})
+	}
+}
+
+// twoCalls has c1 bridged to alice and c2 to bob.
+type twoCalls struct{ fakeBackend }
+
+func (f *twoCalls) Calls() []call.Info {
+	return []call.Info{{ID: "c1", Agent: "alice"}, {ID: "c2", Agent: "bob"}}
+}
+func (f *twoCalls) Call(id string) (call.Info, []call.Event, bool) {
+	for _, c := range f.Calls() {
+		if c.ID == id {
+			return c, nil, true
+		}
+	}
+	return call.Info{}, nil, false
+}
+func (f *twoCalls) Secure(id, flow string) error { f.secured = append(f.secured, id); return nil }
+func (f *twoCalls) Recording(id, action string) error {
+	f.recorded = append(f.recorded, id)
+	return nil
+}
+func (f *twoCalls) Subscribe(id string) ([]call.Event, <-chan call.Event, func(), bool) {
+	return []call.Event{{Type: "ended"}}, nil, func() {}, true
+}
+
+// TestAgentSeesOwnCallsOnly: an agent user lists, reads, streams and acts
+// on the calls bridged to their agent only; a supervisor on all.
+func TestAgentSeesOwnCallsOnly(t *testing.T) {
+	fb := &twoCalls{}
+	alice := auth.Principal{Name: "alice", Kind: auth.KindSession, Role: auth.RoleAgent, Agent: "alice"}
+	unlinked := auth.Principal{Name: "carol", Kind: auth.KindSession, Role: auth.RoleAgent}
+	sup := auth.Principal{Name: "sue", Kind: auth.KindSession, Role: auth.RoleSupervisor}
+	for _, tc := range []struct {
+		p            auth.Principal
+		method, path string
+		status       int
+	}{
+		{alice, "GET", "/api/calls/c1", 200},
+		{alice, "GET", "/api/calls/c2", 403},
+		{alice, "GET", "/api/calls/c1/events", 200},
+		{alice, "GET", "/api/calls/c2/events", 403},
+		{alice, "POST", "/api/calls/c1/secure", 202},
+		{alice, "POST", "/api/calls/c2/secure", 403},
+		{alice, "POST", "/api/calls/c1/recording/pause", 200},
+		{alice, "POST", "/api/calls/c2/recording/pause", 403},
+		{alice, "GET", "/api/calls/c9", 404},
+		{unlinked, "GET", "/api/calls/c1", 403},
+		{sup, "GET", "/api/calls/c2", 200},
+		{sup, "POST", "/api/calls/c2/secure", 202},
+	} {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(`{"flow":"secure-pay"}`))
+		as(tc.p, Handler(fb, Options{})).ServeHTTP(w, req)
+		if w.Code != tc.status {
+			t.Errorf("%s %s %s: %d %s, want %d", tc.p.Name, tc.method, tc.path, w.Code, w.Body, tc.status)
+		}
+	}
+	if len(fb.secured) != 2 || fb.secured[0] != "c1" || fb.secured[1] != "c2" || len(fb.recorded) != 1 {
+		t.Errorf("acted on: secure %v recording %v", fb.secured, fb.recorded)
+	}
+	for p, want := range map[*auth.Principal]string{&alice: "c1", &unlinked: "", &sup: "c1,c2"} {
+		w := httptest.NewRecorder()
+		as(*p, Handler(fb, Options{})).ServeHTTP(w, httptest.NewRequest("GET", "/api/calls", nil))
+		var calls []call.Info
+		_ = json.Unmarshal(w.Body.Bytes(), &calls)
+		var ids []string
+		for _, c := range calls {
+			ids = append(ids, c.ID)
+		}
+		if got := strings.Join(ids, ","); w.Code != 200 || got != want {
+			t.Errorf("%s lists %q (%d), want %q", p.Name, got, w.Code, want)
+		}
+	}
+	w := httptest.NewRecorder()
+	Handler(fb, Options{}).ServeHTTP(w, httptest.NewRequest("GET", "/api/calls", nil))
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("no principal: %d, want 401 (an unguarded mux fails closed)", w.Code)
+	}
+}
+
+func TestAuditSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"secure-pay":            "secure-pay",
+		"pay2":                  "pay2",
+		"4111111111111111":      "****************",
+		"pay 4111 1111 x\n":     "pay_****_****_x_",
+		strings.Repeat("a", 80): strings.Repeat("a", 64),
+	} {
+		if got := auditSafe(in); got != want {
+			t.Errorf("auditSafe(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,89 +16,56 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/auth"
 )
 
-// ErrNotLoopback: the archive API answers loopback clients only until
-// users and roles exist (issue 22).
-var ErrNotLoopback = errors.New("the archive API answers loopback clients only (no users and roles yet)")
-
-// ArchiveOptions configure ArchiveHandler.
+// ArchiveOptions configure RegisterArchive.
 type ArchiveOptions struct {
 	// RecordingsDir is recording.dir (else DATA/recordings): a recording
 	// is served or deleted only when its indexed file lies inside it.
 	RecordingsDir string
 	// Retention is archive.retention, for the purge dry run.
 	Retention archive.Retention
-	// Refuse answers every request 403: the admin listener is not a
-	// loopback address, so the API is not served at all.
-	Refuse bool
 }
 
-// ArchiveHandler serves the archive under /api/archive/. Every request
-// whose source is not a loopback address gets 403. Each view of an
-// interaction (its data and trace), each recording played or downloaded,
-// each deletion, anonymisation and export leaves a signed audit row with
-// actor "api:<remote address>".
-func ArchiveHandler(s *archive.Store, o ArchiveOptions) http.Handler {
+// ErrCrossSite: a request a browser made for another site.
+var ErrCrossSite = errors.New("the archive API never answers a cross-site browser request")
+
+// RegisterArchive adds the archive's routes (/api/archive/…) to mux;
+// auth.Rules says which role reaches each. Each view of an interaction
+// (its data and trace), each recording played or downloaded, each
+// deletion, anonymisation and export leaves a signed audit row naming
+// the user or token (auth.Principal.Actor) and its address. A browser's
+// cross-site request is refused even with credentials (defence in depth
+// beside SameSite=Strict and the CSRF token).
+func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
 	a := archiveAPI{s: s, o: o}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/archive/interactions", a.search)
-	mux.HandleFunc("GET /api/archive/interactions/{id}", a.show)
-	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", func(w http.ResponseWriter, r *http.Request) {
+	guard := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := principal(w, r); !ok {
+				return
+			}
+			if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+				writeError(w, http.StatusForbidden, ErrCrossSite)
+				return
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /api/archive/interactions", guard(a.search))
+	mux.HandleFunc("GET /api/archive/interactions/{id}", guard(a.show))
+	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", guard(func(w http.ResponseWriter, r *http.Request) {
 		a.recording(w, r, archive.ActionDownload)
-	})
-	mux.HandleFunc("GET /api/archive/interactions/{id}/recording/play", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /api/archive/interactions/{id}/recording/play", guard(func(w http.ResponseWriter, r *http.Request) {
 		a.recording(w, r, archive.ActionPlay)
-	})
-	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", a.deleteRecording)
-	mux.HandleFunc("POST /api/archive/anonymise", a.anonymise)
-	mux.HandleFunc("GET /api/archive/audit", a.audit)
-	mux.HandleFunc("GET /api/archive/purge", a.purgeDryRun)
-	mux.HandleFunc("GET /api/archive/export", a.export)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o.Refuse || !loopbackSource(r.RemoteAddr) {
-			writeError(w, http.StatusForbidden, ErrNotLoopback)
-			return
-		}
-		// A loopback source is also any web page open in a browser on
-		// this host: a Host that is not a loopback name (DNS rebinding)
-		// or a browser's cross-site request (CSRF) is refused.
-		if !loopbackHost(r.Host) || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			writeError(w, http.StatusForbidden, ErrCrossSite)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// loopbackSource reports whether a request's RemoteAddr is a loopback
-// address (127.0.0.0/8, ::1, or an IPv4-mapped loopback).
-func loopbackSource(remote string) bool {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return false
-	}
-	return ap.Addr().Unmap().IsLoopback()
-}
-
-// ErrCrossSite: a request a browser made for another site, or through a
-// name that is not loopback (DNS rebinding).
-var ErrCrossSite = errors.New("the archive API answers requests to a loopback address or localhost only, never cross-site")
-
-// loopbackHost reports whether a request's Host names a loopback address
-// or localhost.
-func loopbackHost(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.Unmap().IsLoopback()
+	}))
+	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", guard(a.deleteRecording))
+	mux.HandleFunc("POST /api/archive/anonymise", guard(a.anonymise))
+	mux.HandleFunc("GET /api/archive/audit", guard(a.audit))
+	mux.HandleFunc("GET /api/archive/purge", guard(a.purgeDryRun))
+	mux.HandleFunc("GET /api/archive/export", guard(a.export))
 }
 
 type archiveAPI struct {
@@ -107,8 +73,13 @@ type archiveAPI struct {
 	o ArchiveOptions
 }
 
-// actor is who the audit log says acted, until users exist.
-func actor(r *http.Request) string { return "api:" + r.RemoteAddr }
+// actor is who the audit log says acted: the request's user or token.
+func actor(r *http.Request) string {
+	if p, ok := auth.FromContext(r.Context()); ok {
+		return p.Actor()
+	}
+	return "api:" + r.RemoteAddr // unreachable: every route needs a principal
+}
 
 func address(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

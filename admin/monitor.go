@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
+	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/sip"
 )
@@ -31,7 +33,12 @@ type MonitorBackend interface {
 
 // monitorRoutes adds POST /api/calls/{id}/monitor, PATCH and POST
 // /api/calls/{id}/monitor/{mid}, and DELETE /api/calls/{id}/monitor/{mid}.
-func monitorRoutes(mux *http.ServeMux, b MonitorBackend) {
+//
+// Every route needs auth.PermMonitor (supervisor, admin). A supervisor
+// monitors as themselves: the request's supervisor is their user name,
+// and a user-name target must be it (their own phone); an admin may name
+// any supervisor. The call layer then checks queues[].supervisors.
+func monitorRoutes(mux *auth.Mux, b MonitorBackend) {
 	mux.HandleFunc("POST /api/calls/{id}/monitor", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Mode       string `json:"mode"`
@@ -43,6 +50,21 @@ func monitorRoutes(mux *http.ServeMux, b MonitorBackend) {
 		if err := dec.Decode(&req); err != nil || req.Target == "" {
 			writeError(w, http.StatusBadRequest, errors.New(`body must be {"mode": "listen|coach|barge", "target": "USER or SIP URI", "supervisor": "NAME (with a URI target)"}`))
 			return
+		}
+		p, ok := principal(w, r)
+		if !ok {
+			return
+		}
+		if p.Role != auth.RoleAdmin {
+			if req.Supervisor != "" && req.Supervisor != p.Name {
+				writeError(w, http.StatusForbidden, errors.New("a supervisor monitors as themselves"))
+				return
+			}
+			req.Supervisor = p.Name
+			if t := strings.ToLower(req.Target); !strings.HasPrefix(t, "sip:") && !strings.HasPrefix(t, "sips:") && req.Target != p.Name {
+				writeError(w, http.StatusForbidden, errors.New("a supervisor monitors on their own phone (their user name) or a SIP URI"))
+				return
+			}
 		}
 		if req.Mode == "" {
 			req.Mode = "listen"

@@ -89,15 +89,16 @@ type Monitor struct {
 	RingTimeout time.Duration `yaml:"ring_timeout"`
 }
 
-// Metrics configures /metrics on the admin listener. Without a token only
-// loopback clients may scrape it; with one, any client that sends it as a
-// bearer token (docs/SECURITY.md, "Metrics").
+// Metrics configures /metrics on the admin listener. API users and tokens
+// whose role holds metrics.view may scrape it; TokenFile adds a token that
+// may scrape it and nothing else (docs/SECURITY.md, "Metrics").
 type Metrics struct {
 	// Enabled serves /metrics (when admin.listen is set).
 	Enabled bool `yaml:"enabled"`
-	// TokenFile is a file holding the bearer token scrapes must send
-	// (Authorization: Bearer TOKEN; surrounding whitespace ignored); empty
-	// means loopback clients only, no token. Read at start.
+	// TokenFile is a file holding a bearer token that may read /metrics
+	// and nothing else (Authorization: Bearer TOKEN; surrounding
+	// whitespace ignored); empty: API tokens with metrics.view only. Read
+	// at start.
 	TokenFile string `yaml:"token_file"`
 }
 
@@ -210,6 +211,11 @@ type Agent struct {
 	Password string `yaml:"password"`
 	// Queues the agent answers.
 	Queues []string `yaml:"queues"`
+	// User is the API user (cloak users add) this agent is: signed in
+	// with role agent, they see and act on the calls bridged to this
+	// agent only. Empty: no user is linked (cloak users add -agent links
+	// one too).
+	User string `yaml:"user"`
 }
 
 // Queue is one queue.
@@ -257,6 +263,33 @@ type Admin struct {
 	// AllowPlain lets Listen be beyond loopback without TLS (warned at
 	// start); without it such a listen address is refused.
 	AllowPlain bool `yaml:"allow_plain"`
+	// Auth is how users sign in to the API (docs/SECURITY.md, "Users and
+	// roles").
+	Auth AdminAuth `yaml:"auth"`
+}
+
+// AdminAuth configures users' sessions. Users and API tokens are in the
+// archive database (cloak users, cloak tokens); failed sign-ins share
+// sip.auth's limiter (max_failures, lock_for, backoff).
+type AdminAuth struct {
+	// SessionIdle ends a browser session unused this long.
+	SessionIdle time.Duration `yaml:"session_idle"`
+	// SessionMax ends a browser session this long after sign-in, used
+	// or not.
+	SessionMax time.Duration `yaml:"session_max"`
+	// Demo accepts any non-empty password (no minimum length or deny
+	// list); refused with admin.listen beyond loopback.
+	Demo bool `yaml:"demo"`
+}
+
+// AgentOfUser returns the name of the agent whose user is user, or "".
+func (c Config) AgentOfUser(user string) string {
+	for _, a := range c.Agents {
+		if a.User != "" && a.User == user {
+			return a.Name
+		}
+	}
+	return ""
 }
 
 // AdminTLS is the HTTPS key pair of the API.
@@ -551,7 +584,7 @@ func Default() Config {
 			{Name: "payments", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask"},
 		},
 		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay"},
-		Admin:    Admin{Listen: "127.0.0.1:8080"},
+		Admin:    Admin{Listen: "127.0.0.1:8080", Auth: AdminAuth{SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour}},
 		Recording: Recording{Default: "never", AgentCode: "*9",
 			Routes:        map[string]string{"main": "always", "pay": "always"},
 			OnUnavailable: "refuse", Recover: "repair"},
@@ -856,7 +889,25 @@ func (c *Config) Validate() error {
 			bad("admin.listen", "want IP:PORT, got %q", c.Admin.Listen)
 		} else if !ap.Addr().IsLoopback() && c.Admin.TLS.CertFile == "" && !c.Admin.AllowPlain {
 			bad("admin.listen", "%s is beyond loopback without admin.tls: set admin.tls.cert_file and key_file, or admin.allow_plain: true", c.Admin.Listen)
+		} else if !ap.Addr().IsLoopback() && c.Admin.Auth.Demo {
+			bad("admin.auth.demo", "demo passwords with admin.listen %s beyond loopback: set demo: false", c.Admin.Listen)
 		}
+	}
+	if c.Admin.Auth.SessionIdle < time.Minute {
+		bad("admin.auth.session_idle", "want at least 1m, got %s", c.Admin.Auth.SessionIdle)
+	}
+	if c.Admin.Auth.SessionMax < c.Admin.Auth.SessionIdle {
+		bad("admin.auth.session_max", "want at least session_idle (%s), got %s", c.Admin.Auth.SessionIdle, c.Admin.Auth.SessionMax)
+	}
+	users := map[string]bool{}
+	for i, a := range c.Agents {
+		if a.User == "" {
+			continue
+		}
+		if users[a.User] {
+			bad(fmt.Sprintf("agents[%d].user", i), "user %q linked to two agents", a.User)
+		}
+		users[a.User] = true
 	}
 	c.Archive.validate(bad)
 	for user, target := range c.Routes {

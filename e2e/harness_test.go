@@ -207,11 +207,17 @@ type cloak struct {
 	// comes, under dataDir.
 	logFile  string
 	adminURL string // http://127.0.0.1:PORT with opts.admin
-	sipPort  int
-	rtpLo    int
-	rtpHi    int
-	done     chan struct{} // closed when the process exited
-	exitErr  error
+	// token is an admin API token the harness made with `cloak tokens
+	// create` once cloak was ready (opts.admin); apiGet and apiPost send
+	// it. Tests of roles make their own.
+	token string
+	// cfgPath is the config file cloak runs with (for the CLI beside it).
+	cfgPath string
+	sipPort int
+	rtpLo   int
+	rtpHi   int
+	done    chan struct{} // closed when the process exited
+	exitErr error
 
 	mu     sync.Mutex
 	stderr bytes.Buffer
@@ -312,8 +318,29 @@ routes:
 		c.cmd = exec.Command("ip", "netns", "exec", o.netns, cloakBin, "serve", "-config", cfgPath)
 	}
 	c.cmd.Dir = dir
+	c.cfgPath = cfgPath
 	c.run(t, logf)
+	if o.admin {
+		tok, errs, err := c.cli("", "tokens", "create", "-name", "e2e-harness", "-role", "admin")
+		if err != nil {
+			t.Fatalf("cloak tokens create: %v\n%s", err, errs)
+		}
+		c.token = strings.TrimSpace(tok)
+	}
 	return c
+}
+
+// cli runs the cloak binary's command args beside the running node (with
+// its -config), stdin fed from stdin, and returns stdout and stderr.
+func (c *cloak) cli(stdin string, args ...string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cloakBin, append(args, "-config", c.cfgPath)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // run starts c.cmd, collects its stderr (and copies it to logf when not

@@ -359,6 +359,7 @@ func apiGet(t *testing.T, c *cloak, path string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.adminURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -378,6 +379,7 @@ func apiPost(t *testing.T, c *cloak, path, body string) (int, string) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.adminURL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)

@@ -34,10 +34,10 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 	o := ivrOpts("")
 	o.routes[did] = "flow:pay"
 	c := startCloak(t, o)
-	if !strings.Contains(c.log(), `"metrics":"loopback clients"`) {
-		t.Error(`the ready line does not say who may scrape /metrics ("metrics":"loopback clients")`)
+	if !strings.Contains(c.log(), `"metrics":"users with metrics.view"`) {
+		t.Error(`the ready line does not say who may scrape /metrics ("metrics":"users with metrics.view")`)
 	}
-	prom := startPrometheus(t, strings.TrimPrefix(c.adminURL, "http://"))
+	prom := startPrometheus(t, strings.TrimPrefix(c.adminURL, "http://"), c.token)
 
 	// Prometheus sees cloak up before any call.
 	waitProm(t, prom, `up{job="cloak"} == 1`, 20*time.Second)
@@ -126,7 +126,7 @@ func TestPrometheusScrapesCalls(t *testing.T) {
 // startPrometheus runs Prometheus on a free loopback port, scraping
 // target's /metrics every second, with its data in a temp dir; it is
 // killed when the test ends. It returns the base URL of its API.
-func startPrometheus(t *testing.T, target string) string {
+func startPrometheus(t *testing.T, target, token string) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
@@ -136,9 +136,11 @@ func startPrometheus(t *testing.T, target string) string {
 scrape_configs:
   - job_name: cloak
     metrics_path: /metrics
+    authorization:
+      credentials: %q
     static_configs:
       - targets: [%q]
-`, target)
+`, token, target)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -257,10 +259,13 @@ func promSeries(t *testing.T, base, match string) []map[string]string {
 	return out
 }
 
-// scrapeMetrics returns cloak's /metrics exposition (a loopback client).
+// scrapeMetrics returns cloak's /metrics exposition (with the harness's
+// admin token).
 func scrapeMetrics(t *testing.T, c *cloak) string {
 	t.Helper()
-	res, err := http.Get(c.adminURL + "/metrics")
+	req, _ := http.NewRequest("GET", c.adminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
@@ -22,6 +19,9 @@ type nodeArchive struct {
 	store  *archive.Store
 	writer *archive.Writer
 	log    zerolog.Logger
+
+	usersOnly *archive.Store // the database opened for users alone (archive off)
+	adminDone chan struct{}  // closed once the initial admin check is over
 
 	stopPurge context.CancelFunc // ends the nightly purge
 	purgeDone chan struct{}      // closed when it has ended
@@ -130,6 +130,12 @@ func (a *nodeArchive) onEnded() func(call.Summary) {
 // close writes what is queued (for at most grace) and closes the
 // database; run it after the calls have drained.
 func (a *nodeArchive) close(grace time.Duration) {
+	if a.adminDone != nil {
+		<-a.adminDone
+	}
+	if a.usersOnly != nil {
+		_ = a.usersOnly.Close()
+	}
 	if a.writer == nil {
 		return
 	}
@@ -154,36 +160,4 @@ func (a *nodeArchive) addStats(out map[string]any) map[string]any {
 	out["archive_queue_depth"], out["archive_written"], out["archive_dropped"] = st.Depth, st.Written, st.Dropped
 	out["archive_rejected"], out["archive_failures"] = st.Rejected, st.Failures
 	return out
-}
-
-// withArchiveAPI serves the archive's API (/api/archive/…) beside the
-// call API on the admin listener. Until users and roles exist it answers
-// loopback clients only, and nobody when admin.listen is not a loopback
-// address; serve says which at start.
-func (a *nodeArchive) withArchiveAPI(api http.Handler, cfg config.Config) http.Handler {
-	if a.store == nil {
-		return api
-	}
-	var ret archive.Retention
-	r := cfg.Archive.Retention
-	ret.Interactions, _ = config.ParseRetention(r.Interactions) // validated
-	ret.Recordings, _ = config.ParseRetention(r.Recordings)
-	ret.ParticipantData, _ = config.ParseRetention(r.ParticipantData)
-	ret.Traces, _ = config.ParseRetention(r.Traces)
-	recDir := cfg.Recording.Dir
-	if recDir == "" {
-		recDir = filepath.Join(cfg.Data.Dir, "recordings")
-	}
-	ap, _ := netip.ParseAddrPort(cfg.Admin.Listen) // validated
-	refuse := !ap.Addr().Unmap().IsLoopback()
-	if refuse {
-		a.log.Warn().Str("admin.listen", cfg.Admin.Listen).
-			Msg("archive API refused (403) on every request: admin.listen is beyond loopback and there are no users and roles yet; use cloak archive on this host")
-	} else {
-		a.log.Info().Str("admin.listen", cfg.Admin.Listen).Msg("archive API at /api/archive/ for loopback clients only (no users and roles yet); every view, play, download, delete, anonymisation and export is audited")
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/archive/", admin.ArchiveHandler(a.store, admin.ArchiveOptions{RecordingsDir: recDir, Retention: ret, Refuse: refuse}))
-	mux.Handle("/", api)
-	return mux
 }

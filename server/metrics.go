@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
@@ -20,7 +19,7 @@ import (
 // errMetricsToken is a metrics.token_file that cannot serve as a token.
 var errMetricsToken = errors.New("metrics.token_file")
 
-// metricsAccess reads metrics.token_file: no file, loopback only.
+// metricsAccess reads metrics.token_file: no file, no extra token.
 func metricsAccess(cfg config.Metrics) (metrics.Access, error) {
 	if cfg.TokenFile == "" {
 		return metrics.Access{}, nil
@@ -56,12 +55,4 @@ func nodeMetrics(calls *metrics.Calls, srv *sip.Server, pool *media.PortPool, po
 		src.Agents = d.Agents
 	}
 	return metrics.New(src)
-}
-
-// withMetrics serves /metrics beside the API's routes on one listener.
-func withMetrics(api http.Handler, m *metrics.Metrics, a metrics.Access) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler(a))
-	mux.Handle("/", api)
-	return mux
 }

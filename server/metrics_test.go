@@ -2,15 +2,12 @@ package server
 
 import (
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cloak-voip/cloak/config"
-	"github.com/cloak-voip/cloak/metrics"
 )
 
 // TestMetricsTokenFile: no file is loopback only; a good file is its
@@ -43,27 +40,6 @@ func TestMetricsTokenFile(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "0123456789abcdef") {
 			t.Errorf("%s: the error quotes the file's content: %v", name, err)
-		}
-	}
-}
-
-// TestMetricsBesideTheAPI: /metrics and the API's routes share the
-// listener; the API's routes still answer.
-func TestMetricsBesideTheAPI(t *testing.T) {
-	m, err := metrics.New(metrics.Sources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := http.NewServeMux()
-	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-	h := withMetrics(api, m, metrics.Access{})
-	for path, want := range map[string]string{"/metrics": "cloak_rtp_packets_total", "/healthz": "ok"} {
-		req := httptest.NewRequest(http.MethodGet, path, nil)
-		req.RemoteAddr = "127.0.0.1:9"
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != 200 || !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("%s: %d, body lacks %q", path, rec.Code, want)
 		}
 	}
 }

@@ -262,19 +262,25 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			addOverloadStats(out, mon, st.RefusedBy, st.ProbesRefused)
 			return arch.addStats(out)
 		}
-		api := admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof})
-		api = arch.withArchiveAPI(api, cfg)
+		var met *metrics.Metrics
 		if cfg.Metrics.Enabled {
-			met, err := nodeMetrics(callMetrics, srv, pool, poller, mon, authLim, mgr, space)
-			if err != nil {
+			if met, err = nodeMetrics(callMetrics, srv, pool, poller, mon, authLim, mgr, space); err != nil {
 				_ = srv.Close()
 				return fmt.Errorf("metrics: %w", err)
 			}
-			api = withMetrics(api, met, metAccess)
-			metricsMode = "loopback clients" // who may scrape /metrics, for the ready line
+			metricsMode = "users with metrics.view" // who may scrape /metrics, for the ready line
 			if metAccess.Token != "" {
-				metricsMode = "bearer token"
+				metricsMode += " or metrics.token_file"
 			}
+		}
+		authSvc, err := arch.authSetup(runCtx, cfg, authLim, metAccess)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met)
+		if unruled := apiMux.Unruled(); len(unruled) > 0 {
+			log.Error().Strs("routes", unruled).Msg("HTTP routes without a permission rule are refused to everyone: add them to auth.Rules")
 		}
 		apiTLS, rl, err := adminTLS(cfg)
 		if err != nil {

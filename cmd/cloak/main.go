@@ -30,7 +30,9 @@ commands:
   archive search|show|audit|purge|reindex|delete-recording|anonymise   finished interactions (cloak archive -h)
   fraud rules check       validate fraud rules (a YAML file or a directory of them)
   fraud data add|remove|list|import   static fraud data in the archive database
-  fraud holds|release|reject          held payments: list, capture, void (audited)`)
+  fraud holds|release|reject          held payments: list, capture, void (audited)
+  users add|passwd|role|disable|enable|list   API users (cloak users -h)
+  tokens create|list|revoke                    API tokens (cloak tokens -h)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -54,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runArchive(args[1:], stdout, stderr)
 	case "fraud":
 		return runFraud(args[1:], stdout, stderr)
+	case "users":
+		return runUsers(args[1:], os.Stdin, stdout, stderr)
+	case "tokens":
+		return runTokens(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0

@@ -1,0 +1,92 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Kinds of Principal.
+const (
+	KindSession = "session" // a browser session (cookie)
+	KindToken   = "token"   // an API token (Authorization: Bearer)
+	KindStatic  = "static"  // a token from a file (metrics.token_file)
+)
+
+// Principal is who made a request: a user through a session, or a token.
+type Principal struct {
+	// Name is the user's name, or the token's name.
+	Name string `json:"name"`
+	// Kind is KindSession, KindToken or KindStatic.
+	Kind string `json:"kind"`
+	// Role is the user's or token's role (empty for a static token).
+	Role Role `json:"role,omitempty"`
+	// Agent is the agent this user is (agents[].user), for role agent.
+	Agent string `json:"agent,omitempty"`
+	// TokenID is the token's public id (KindToken).
+	TokenID string `json:"token_id,omitempty"`
+	// Expires is when the credential ends at the latest (zero: never).
+	Expires time.Time `json:"expires,omitzero"`
+
+	session string         // session id hash (KindSession)
+	csrf    string         // the session's CSRF token
+	perms   map[Perm]Scope // a static token's permissions
+}
+
+// Scope returns how far p holds perm.
+func (p Principal) Scope(perm Perm) Scope {
+	if p.Kind == KindStatic {
+		if perm == Public {
+			return All
+		}
+		return p.perms[perm]
+	}
+	return Grant(p.Role, perm)
+}
+
+// Can reports whether p holds perm at all (own or all).
+func (p Principal) Can(perm Perm) bool { return p.Scope(perm) != None }
+
+// Owns reports whether p may act on a call bridged to agent under perm:
+// All always; Own only when the call's agent is p's agent.
+func (p Principal) Owns(perm Perm, agent string) bool {
+	switch p.Scope(perm) {
+	case All:
+		return true
+	case Own:
+		return p.Agent != "" && agent == p.Agent
+	}
+	return false
+}
+
+// Actor is how the audit log names p: "user:NAME", "token:NAME#ID" or
+// "static:NAME".
+func (p Principal) Actor() string {
+	switch p.Kind {
+	case KindToken:
+		return "token:" + p.Name + "#" + p.TokenID
+	case KindStatic:
+		return "static:" + p.Name
+	}
+	return "user:" + p.Name
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p (Guard does it; tests too).
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the Principal Guard attached to a request's context.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// StaticToken is a fixed token read from a file (metrics.token_file),
+// holding only Perms.
+type StaticToken struct {
+	Name  string
+	Token string
+	Perms []Perm
+}

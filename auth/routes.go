@@ -1,0 +1,117 @@
+package auth
+
+import (
+	"net/http"
+	"slices"
+	"sync"
+)
+
+// Rule is one row of the route table.
+type Rule struct {
+	// Pattern is the route exactly as registered on the mux.
+	Pattern string
+	// Perm is what a caller needs: Public, SignedIn or a permission.
+	Perm Perm
+	// Stream marks a long-lived response (Server-Sent Events): it ends
+	// when the caller's session or token does.
+	Stream bool
+}
+
+// Rules is THE table of routes: every route any package registers on the
+// node's Mux has its row here (see the package doc to add one).
+var Rules = []Rule{
+	{Pattern: "GET /healthz", Perm: Public},
+
+	{Pattern: "POST /api/session", Perm: Public}, // signing in
+	{Pattern: "GET /api/session", Perm: SignedIn},
+	{Pattern: "DELETE /api/session", Perm: SignedIn},
+
+	{Pattern: "GET /api/calls", Perm: PermCallsView},
+	{Pattern: "GET /api/calls/{id}", Perm: PermCallsView},
+	{Pattern: "GET /api/calls/{id}/events", Perm: PermCallsView, Stream: true},
+	{Pattern: "POST /api/calls/{id}/secure", Perm: PermCallsAct},
+	{Pattern: "POST /api/calls/{id}/recording/{action}", Perm: PermCallsAct},
+	{Pattern: "POST /api/calls/{id}/monitor", Perm: PermMonitor},
+	{Pattern: "PATCH /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
+	{Pattern: "POST /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
+	{Pattern: "DELETE /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
+	{Pattern: "GET /api/agents", Perm: PermAgentsView},
+	{Pattern: "GET /api/stats", Perm: PermStats},
+
+	{Pattern: "GET /metrics", Perm: PermMetrics},
+
+	{Pattern: "GET /debug/pprof/", Perm: PermPprof},
+	{Pattern: "GET /debug/pprof/cmdline", Perm: PermPprof},
+	{Pattern: "GET /debug/pprof/profile", Perm: PermPprof},
+	{Pattern: "GET /debug/pprof/symbol", Perm: PermPprof},
+	{Pattern: "GET /debug/pprof/trace", Perm: PermPprof},
+
+	{Pattern: "GET /api/archive/interactions", Perm: PermArchiveSearch},
+	{Pattern: "GET /api/archive/interactions/{id}", Perm: PermArchiveSearch},
+	{Pattern: "GET /api/archive/interactions/{id}/recording", Perm: PermArchiveDownload},
+	{Pattern: "GET /api/archive/interactions/{id}/recording/play", Perm: PermArchivePlay},
+	{Pattern: "DELETE /api/archive/interactions/{id}/recording", Perm: PermArchiveDelete},
+	{Pattern: "POST /api/archive/anonymise", Perm: PermArchiveAnonymise},
+	{Pattern: "GET /api/archive/audit", Perm: PermAuditRead},
+	{Pattern: "GET /api/archive/purge", Perm: PermArchivePurge},
+	{Pattern: "GET /api/archive/export", Perm: PermArchiveExport},
+}
+
+var ruleIndex = sync.OnceValue(func() map[string]Rule {
+	m := make(map[string]Rule, len(Rules))
+	for _, r := range Rules {
+		m[r.Pattern] = r
+	}
+	return m
+})
+
+// RuleFor returns the rule of a registered pattern.
+func RuleFor(pattern string) (Rule, bool) {
+	r, ok := ruleIndex()[pattern]
+	return r, ok
+}
+
+// Mux is an http.ServeMux that remembers the patterns registered on it,
+// so Guard and the tests know every route.
+type Mux struct {
+	*http.ServeMux
+	mu       sync.Mutex
+	patterns []string
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
+
+// Handle registers h for pattern.
+func (m *Mux) Handle(pattern string, h http.Handler) {
+	m.mu.Lock()
+	m.patterns = append(m.patterns, pattern)
+	m.mu.Unlock()
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers f for pattern.
+func (m *Mux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(f))
+}
+
+// Patterns returns the registered patterns, sorted.
+func (m *Mux) Patterns() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := slices.Clone(m.patterns)
+	slices.Sort(out)
+	return out
+}
+
+// Unruled returns the registered patterns that have no rule (refused to
+// everyone by Guard); serve logs them as an error at start.
+func (m *Mux) Unruled() []string {
+	var out []string
+	for _, p := range m.Patterns() {
+		if _, ok := RuleFor(p); !ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
