@@ -139,6 +139,7 @@ func apiDo(t *testing.T, c *cloak, method, path, body string) (int, string) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, method, c.adminURL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token) // the harness's admin token
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
