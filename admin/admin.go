@@ -99,6 +99,9 @@ func Handler(b Backend, o Options) http.Handler {
 	mux.HandleFunc("GET /api/calls/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		serveEvents(w, r, b)
 	})
+	if pb, ok := b.(PaymentBackend); ok {
+		paymentRoutes(mux, pb)
+	}
 	mux.HandleFunc("GET /api/agents", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Agents())
 	})

@@ -65,7 +65,12 @@ func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 		_ = agent.Forward(p) // maps the event payload type to the agent leg's
 		return
 	}
-	if Route(mode, AgentAudio) != Pass {
+	switch Route(mode, AgentAudio) {
+	case Pass:
+	case Mask:
+		b.forwardMasked(p) // an agent-assisted payment (payment_tone.go)
+		return
+	default:
 		return
 	}
 	if !b.maskDTMF && sameCodec(e.Codec(), agent.Codec()) {

@@ -30,6 +30,10 @@ type Event struct {
 	Flow string `json:"flow,omitempty"`
 	// Outputs are a secure flow's non-secret outputs.
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// Payment is an agent-assisted payment's state for the "payment_*"
+	// events: "payment_started", "payment_field" (a field's count and
+	// validity), "payment_result" (the gateway's answer), "payment_ended".
+	Payment *PaymentEvent `json:"payment,omitempty"`
 }
 
 // eventBus keeps an interaction's recent events and fans them out to

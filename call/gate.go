@@ -18,10 +18,14 @@ const (
 	Referred
 	// Secure: a secure segment collects sensitive data.
 	Secure
+	// Payment: an agent-assisted payment (payment.go): caller and agent
+	// keep talking, the caller's keys go only into the payment's secret
+	// fields, and the agent hears each key as a flat tone.
+	Payment
 	numModes
 )
 
-var modeNames = [numModes]string{"normal", "referred", "secure"}
+var modeNames = [numModes]string{"normal", "referred", "secure", "payment"}
 
 // String names the mode.
 func (m Mode) String() string {
@@ -135,6 +139,17 @@ var gateTable = [numModes][numSinks]Decision{
 		ParticipantData: Block, // only non-secret outputs, after the segment
 		FlowTrace:       Mask,  // steps and branches, never values
 		Logs:            Mask,  // digits as `*`
+	},
+	Payment: {
+		AgentAudio:      Mask,  // the caller's speech; every key replaced by the mask tone (or silence)
+		AgentDTMF:       Block, // no event, no tone; progress only as counts through the API
+		CallerAudio:     Pass,  // the agent keeps talking to the caller
+		Recorder:        Block, // paused with a "payment" marker, silence fill
+		ProtocolCapture: Block, // a SIP INFO could carry a key
+		MediaCapture:    Block, // the RTP carries the keys
+		ParticipantData: Block, // the outcome is written when the payment ends
+		FlowTrace:       Mask,  // the gateway step's branch, never a value
+		Logs:            Mask,
 	},
 }
 

@@ -17,6 +17,10 @@ func TestGateTable(t *testing.T) {
 			AgentAudio: Block, AgentDTMF: Block, CallerAudio: Block, Recorder: Block, ProtocolCapture: Block,
 			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
 		},
+		Payment: {
+			AgentAudio: Mask, AgentDTMF: Block, CallerAudio: Pass, Recorder: Block, ProtocolCapture: Block,
+			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
+		},
 	}
 	n := 0
 	for mode := Mode(0); mode < numModes; mode++ {
@@ -31,8 +35,8 @@ func TestGateTable(t *testing.T) {
 			n++
 		}
 	}
-	if n != 27 {
-		t.Fatalf("covered %d pairs, want 27", n)
+	if n != 36 {
+		t.Fatalf("covered %d pairs, want 36", n)
 	}
 }
 
@@ -48,9 +52,14 @@ func TestSecureModeNeverPassesSensitiveSinks(t *testing.T) {
 			t.Errorf("secure mode passes %s in clear", sink)
 		}
 	}
-	for _, m := range []Mode{Normal, Referred, Secure} {
+	for _, m := range []Mode{Normal, Referred, Secure, Payment} {
 		if Route(m, Logs) == Pass {
 			t.Errorf("%s mode passes digits to the logs", m)
+		}
+	}
+	for sink := Sink(0); sink < numSinks; sink++ {
+		if sink != CallerAudio && Route(Payment, sink) == Pass {
+			t.Errorf("payment mode passes %s in clear", sink)
 		}
 	}
 	if maskDigit(Normal, '5') != "*" || maskDigit(Secure, '5') != "*" {

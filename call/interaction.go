@@ -28,6 +28,9 @@ type Interaction struct {
 	rec    atomic.Pointer[recorder.Recorder]
 	caller *media.Endpoint
 	pipe   *pipeline // the caller leg's media pipeline (set once, before run)
+	// payment is the open agent-assisted payment (payment.go), read per
+	// packet only in Payment mode.
+	payment atomic.Pointer[PaymentSession]
 
 	id       string
 	m        *Manager
@@ -273,6 +276,7 @@ func (c *Interaction) supervise(ctx context.Context) {
 // finishes its recording and captures.
 func (c *Interaction) close() {
 	c.end("closed")
+	c.endPaymentIfAny("hangup")
 	c.mu.Lock()
 	c.secureEndedLocked("call_ended") // a segment the call ended inside
 	c.mu.Unlock()
