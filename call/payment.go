@@ -202,7 +202,7 @@ func (c *Interaction) StartPayment(req PaymentRequest) (*PaymentSession, error) 
 	c.setMode(Payment)
 	c.mu.Unlock()
 	c.digits.flush()
-	p.untick = c.m.cfg.Clock.Subscribe(func(now time.Time) { p.tone.fill(now, side.ep) })
+	p.untick = c.m.cfg.Clock.Subscribe(func(now time.Time) { p.tone.fill(now, c, side.ep) })
 	p.mu.Lock()
 	p.expire = time.AfterFunc(cfg.timeout(), func() { c.endPayment(p, "timeout") })
 	p.mu.Unlock()
@@ -268,7 +268,7 @@ func (p *PaymentSession) cardBrandLocked() string {
 }
 
 // fieldEndedLocked moves the focus on after a field ended: past a valid
-// field to the next one not valid (in order, wrapping), -1 when all are;
+// field to the first one not valid in the order of entry, -1 when all are;
 // an invalid field keeps the focus (the caller keys it again).
 func (p *PaymentSession) fieldEndedLocked(f *payField) {
 	if f.state != FieldValid {
@@ -280,7 +280,7 @@ func (p *PaymentSession) fieldEndedLocked(f *payField) {
 			return
 		}
 	}
-	p.focus = p.nextOpenLocked(p.focus)
+	p.focus = p.firstOpenLocked()
 }
 
 // cvvFits: 4 digits for Amex, 3 for any other known brand.
@@ -291,13 +291,12 @@ func cvvFits(n int, brand string) bool {
 	return n == 3
 }
 
-// nextOpenLocked returns the first field after from (wrapping) that is
+// firstOpenLocked returns the first field in the order of entry that is
 // not valid, -1 when all are.
-func (p *PaymentSession) nextOpenLocked(from int) int {
-	for i := 1; i <= len(p.fields); i++ {
-		j := (from + i) % len(p.fields)
-		if p.fields[j].state != FieldValid {
-			return j
+func (p *PaymentSession) firstOpenLocked() int {
+	for i, f := range p.fields {
+		if f.state != FieldValid {
+			return i
 		}
 	}
 	return -1

@@ -102,9 +102,10 @@ func (t *maskTone) overlay(pcm []int16) {
 
 // fill sends one 20 ms frame of the tone to the agent when the caller's
 // audio has stopped (no packet for more than a frame and a half) and a
-// tone is playing; on the shared clock.
-func (t *maskTone) fill(now time.Time, ep *media.Endpoint) {
-	if t.left.Load() <= 0 || now.UnixNano()-t.lastAudio.Load() < int64(30*time.Millisecond) {
+// tone is playing, as long as the gate masks the agent's audio; on the
+// shared clock.
+func (t *maskTone) fill(now time.Time, c *Interaction, ep *media.Endpoint) {
+	if Route(c.Mode(), AgentAudio) != Mask || t.left.Load() <= 0 || now.UnixNano()-t.lastAudio.Load() < int64(30*time.Millisecond) {
 		return
 	}
 	if t.pcm == nil {
