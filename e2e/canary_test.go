@@ -360,10 +360,10 @@ func secureWindows(t *testing.T, lines []logLine) []window {
 	open := map[string]int{}
 	for _, l := range lines {
 		switch l.Message {
-		case "secure segment started":
+		case "secure segment started", "payment started": // a payment is a secure window too (issue 29)
 			open[l.Call] = len(out)
 			out = append(out, window{call: l.Call, start: l.Time})
-		case "secure segment ended", "call ended":
+		case "secure segment ended", "payment ended", "call ended":
 			if i, ok := open[l.Call]; ok {
 				out[i].end = l.Time
 				delete(open, l.Call)
@@ -664,7 +664,7 @@ func checkRecordings(t *testing.T, c *cloak, wavs []string, lines []logLine, win
 		// The secure markers cover each secure segment of the call.
 		covered := func(at time.Time) bool {
 			for _, m := range sc.Markers {
-				if m.Reason == "secure" && !at.Before(m.Start) && !at.After(m.End) {
+				if gateMarker(m.Reason) && !at.Before(m.Start) && !at.After(m.End) {
 					return true
 				}
 			}
@@ -676,7 +676,7 @@ func checkRecordings(t *testing.T, c *cloak, wavs []string, lines []logLine, win
 			}
 			var marker bool
 			for _, m := range sc.Markers {
-				if m.Reason == "secure" && !m.Start.After(w.start) && w.end.Sub(m.End) < 100*time.Millisecond && m.End.Sub(w.end) < 100*time.Millisecond {
+				if gateMarker(m.Reason) && !m.Start.After(w.start) && w.end.Sub(m.End) < 100*time.Millisecond && m.End.Sub(w.end) < 100*time.Millisecond {
 					marker = true
 				}
 			}
@@ -710,6 +710,10 @@ func checkRecordings(t *testing.T, c *cloak, wavs []string, lines []logLine, win
 		}
 	}
 }
+
+// gateMarker: a pause marker the gate sets, for a secure segment or an
+// agent-assisted payment.
+func gateMarker(reason string) bool { return reason == "secure" || reason == "payment" }
 
 // scanLine is one digit of `cloak dtmf scan`: "MM:SS.mmm chN D".
 var scanLine = regexp.MustCompile(`(?m)^(\d+):(\d+\.\d+) ch(\d) (\S)`)
