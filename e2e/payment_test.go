@@ -175,12 +175,20 @@ func checkPaymentAudio(t *testing.T, r *agentRig, lines []logLine, recs []udpRec
 	if all.events != 0 {
 		t.Errorf("%d telephone-event packets reached the agent", all.events)
 	}
-	// One mask tone per key: 16 + '#', 4, 3 + '#'.
+	// One mask tone per key the caller pressed during the payment (16 +
+	// '#', 4, 3: the CVV's '#' comes after the submit when the test is
+	// quick, and is masked in normal mode as the queue says).
+	var keys int
+	for _, l := range findLog(lines, "digit", id) {
+		if !l.Time.Before(start) && l.Time.Before(end.Time) {
+			keys++
+		}
+	}
 	bursts, frames := toneBursts(pay.pcm, call.MaskToneHz)
 	t.Logf("agent during the payment: %d packets, %d mask tone bursts (%d frames); caller's %d Hz share %.2f",
 		pay.packets, bursts, frames, callerHz, toneShare(pay.pcm, callerHz))
-	if want := 16 + 1 + 4 + 3 + 1; bursts != want {
-		t.Errorf("the agent heard %d mask tones, want %d (one per key)", bursts, want)
+	if keys < 16+1+4+3 || bursts != keys {
+		t.Errorf("the agent heard %d mask tones for %d keys, want one per key (at least 24 keys)", bursts, keys)
 	}
 	if toneShare(pay.pcm, callerHz) < 0.2 {
 		t.Errorf("the agent did not hear the caller talk during the payment (%d Hz share %.2f)", callerHz, toneShare(pay.pcm, callerHz))
