@@ -268,7 +268,8 @@ func (p *PaymentSession) cardBrandLocked() string {
 }
 
 // fieldEndedLocked moves the focus on after a field ended: past a valid
-// field to the first one not valid in the order of entry, -1 when all are;
+// field to the next one not valid (in the order of entry, wrapping), -1
+// when all are;
 // an invalid field keeps the focus (the caller keys it again).
 func (p *PaymentSession) fieldEndedLocked(f *payField) {
 	if f.state != FieldValid {
@@ -280,7 +281,7 @@ func (p *PaymentSession) fieldEndedLocked(f *payField) {
 			return
 		}
 	}
-	p.focus = p.firstOpenLocked()
+	p.focus = p.nextOpenLocked(p.focus)
 }
 
 // cvvFits: 4 digits for Amex, 3 for any other known brand.
@@ -291,12 +292,12 @@ func cvvFits(n int, brand string) bool {
 	return n == 3
 }
 
-// firstOpenLocked returns the first field in the order of entry that is
-// not valid, -1 when all are.
-func (p *PaymentSession) firstOpenLocked() int {
-	for i, f := range p.fields {
-		if f.state != FieldValid {
-			return i
+// nextOpenLocked returns the first field after from, in the order of
+// entry and wrapping, that is not valid; -1 when all are.
+func (p *PaymentSession) nextOpenLocked(from int) int {
+	for i := 1; i <= len(p.fields); i++ {
+		if j := (from + i) % len(p.fields); p.fields[j].state != FieldValid {
+			return j
 		}
 	}
 	return -1

@@ -148,11 +148,14 @@ func TestPaymentFocusAndAmexCVV(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys(p, "1230")
-	if l := last(fieldEvents(c, FieldExpiry)); l.State != FieldValid || l.Focus != FieldCard {
-		t.Fatalf("expiry first: %+v, want valid and the focus back on the card", l)
+	if l := last(fieldEvents(c, FieldExpiry)); l.State != FieldValid || l.Focus != FieldCVV {
+		t.Fatalf("expiry first: %+v, want valid and the focus on the next field, the CVV", l)
+	}
+	if err := p.Focus(FieldCard); err != nil {
+		t.Fatal(err)
 	}
 	keys(p, payTestAmex+"#")
-	if l := last(fieldEvents(c, FieldCard)); l.Brand != BrandAmex || l.State != FieldValid {
+	if l := last(fieldEvents(c, FieldCard)); l.Brand != BrandAmex || l.State != FieldValid || l.Focus != FieldCVV {
 		t.Fatalf("amex card: %+v", l)
 	}
 	keys(p, "123#")

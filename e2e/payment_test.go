@@ -384,3 +384,84 @@ func (s *sseReader) summary() string {
 	}
 	return b.String()
 }
+
+// TestAgentAssistedPaymentClearRestartHangup: the agent clears the card
+// once the caller has keyed it (its secret wiped, the field empty and
+// focused) and focuses the expiry, the caller keys expiry and CVV (the
+// focus then wraps round to the card), the agent restarts the payment (every field empty), and the
+// caller hangs up with the payment open: it ends "hangup", nothing was
+// sent to the gateway, and the leak canary finds nothing anywhere.
+func TestAgentAssistedPaymentClearRestartHangup(t *testing.T) {
+	requireTools(t, "sipp", "tshark")
+	gw := startTestGateway(t)
+	hep := startHEPCollector(t)
+	r := &agentRig{agentPcap: "pcap/agent-talk.pcap", callerPcap: "pcap/caller-agent-inband.pcap", callerFmts: "0",
+		callerScenario: "ivr-hangup.xml", callerPause: 29 * time.Second}
+	r.start(t, canaryYAML(hep.addr)+gw.yaml())
+	id := waitBridged(t, r.c)
+	sse := startSSE(t, r.c, id)
+	code, body := apiPost(t, r.c, "/api/calls/"+id+"/payments", `{"amount":"5.00","currency":"EUR","reference":"R-1"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("POST payments: %d %s", code, body)
+	}
+	var opened struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal([]byte(body), &opened)
+	base := "/api/calls/" + id + "/payments/" + opened.ID
+	fieldIs := func(field, state string) func(call.Event) bool {
+		return func(ev call.Event) bool {
+			return ev.Type == "payment_field" && ev.Payment.Field == field && ev.Payment.State == state
+		}
+	}
+	if !sse.waitFor(fieldIs("card", "valid"), 20*time.Second) {
+		t.Fatalf("the card never became valid: %s", sse.summary())
+	}
+	if code, body := apiPost(t, r.c, base+"/clear", `{"field":"card"}`); code != http.StatusOK || !strings.Contains(body, `"state": "empty"`) {
+		t.Fatalf("clear: %d %s", code, body)
+	}
+	if code, body := apiPost(t, r.c, base+"/submit", ""); code != http.StatusConflict {
+		t.Errorf("submit with the card cleared: %d %s, want 409", code, body)
+	}
+	// The cleared card has the focus; the agent moves it on to the expiry.
+	if code, body := apiPost(t, r.c, base+"/focus", `{"field":"expiry"}`); code != http.StatusOK || !strings.Contains(body, `"focus": "expiry"`) {
+		t.Fatalf("focus: %d %s", code, body)
+	}
+	if !sse.waitFor(fieldIs("cvv", "valid"), 15*time.Second) {
+		t.Fatalf("the CVV never became valid: %s", sse.summary())
+	}
+	var focus string
+	for _, ev := range sse.events() {
+		if fieldIs("cvv", "valid")(ev) {
+			focus = ev.Payment.Focus
+		}
+	}
+	if focus != "card" {
+		t.Errorf("after the CVV the focus is %q, want card (cleared)", focus)
+	}
+	if code, body := apiPost(t, r.c, base+"/restart", ""); code != http.StatusOK || strings.Contains(body, `"valid"`) {
+		t.Errorf("restart: %d %s, want every field empty", code, body)
+	}
+	if code, body := apiPost(t, r.c, base+"/focus", `{"field":"pin"}`); code != http.StatusBadRequest {
+		t.Errorf("focus on an unknown field: %d %s, want 400", code, body)
+	}
+	lines, _ := r.finish(t)
+	sse.wait(t)
+	end := one(t, lines, "payment ended", id)
+	if end.str("reason") != "hangup" || end.str("result") != "" {
+		t.Errorf("payment ended %q with result %q, want hangup and none", end.str("reason"), end.str("result"))
+	}
+	if gw.gotCard.Load() {
+		t.Error("the gateway received the card of a payment never submitted")
+	}
+	var ended string
+	for _, ev := range sse.events() {
+		if ev.Type == "payment_ended" {
+			ended = ev.Payment.Reason
+		}
+	}
+	if ended != "hangup" {
+		t.Errorf("payment_ended event reason %q, want hangup", ended)
+	}
+	checkCanary(t, r.c, lines, hep.finish(), "2")
+}
