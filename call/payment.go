@@ -436,6 +436,17 @@ func (p *PaymentSession) Submit() (ivr.ChargeResult, error) {
 		p.mu.Unlock()
 		return ivr.ChargeResult{}, ErrPaymentBusy
 	}
+	// A CVV keyed before the card was checked as 3-4 digits: check it
+	// against the brand now.
+	for _, f := range p.fields {
+		if b := p.cardBrandLocked(); f.name == FieldCVV && f.state == FieldValid && b != "" && !cvvFits(f.value.Len(), b) {
+			f.invalidate("length")
+			ev := p.fieldEventLocked(f)
+			p.mu.Unlock()
+			p.c.publish(ev)
+			return ivr.ChargeResult{}, fmt.Errorf("cvv does not fit the card: %w", ErrPaymentIncomplete)
+		}
+	}
 	var ch ivr.Charge
 	for _, f := range p.fields {
 		if f.state != FieldValid {

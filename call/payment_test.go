@@ -81,10 +81,13 @@ func TestPaymentFieldsInOrder(t *testing.T) {
 	if l := last(cvv); l.State != FieldValid || l.Count != 3 || !l.Ready || len(cvv) != 3 {
 		t.Errorf("cvv events %+v, want 3 ending valid with ready (the '#' swallowed)", cvv)
 	}
-	b, _ := json.Marshal(c.Events())
-	for _, s := range []string{payTestCard, "1111", "1230", "737"} {
-		if strings.Contains(string(b), s) {
-			t.Errorf("the events carry %q", s)
+	for _, ev := range c.Events() {
+		ev.Time = time.Time{} // a timestamp may hold any digits
+		b, _ := json.Marshal(ev)
+		for _, s := range []string{payTestCard, "1111", "1230", "737"} {
+			if strings.Contains(string(b), s) {
+				t.Errorf("a %s event carries %q: %s", ev.Type, s, b)
+			}
 		}
 	}
 }
@@ -228,6 +231,25 @@ func TestPaymentSubmitNeedsValidFields(t *testing.T) {
 	keys(p, payTestCard+"#")
 	if _, err := p.Submit(); err == nil || !strings.Contains(err.Error(), "expiry is empty") {
 		t.Fatalf("submit with the expiry empty: %v", err)
+	}
+}
+
+// TestPaymentCVVBeforeAmexCard: a 3-digit CVV keyed before an Amex card
+// is refused at submit, and nothing is sent.
+func TestPaymentCVVBeforeAmexCard(t *testing.T) {
+	c, p := newTestPayment(t, 5*time.Second)
+	if err := p.Focus(FieldCVV); err != nil {
+		t.Fatal(err)
+	}
+	keys(p, "123#"+payTestAmex+"#1230")
+	if l := last(fieldEvents(c, FieldCVV)); l.State != FieldValid {
+		t.Fatalf("cvv before the card: %+v, want valid for now", l)
+	}
+	if _, err := p.Submit(); err == nil || !strings.Contains(err.Error(), "cvv") {
+		t.Fatalf("submit with a 3-digit CVV and an Amex card: %v", err)
+	}
+	if l := last(fieldEvents(c, FieldCVV)); l.State != FieldInvalid || l.Failure != "length" {
+		t.Errorf("cvv after the submit: %+v, want invalid length", l)
 	}
 }
 

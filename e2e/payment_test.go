@@ -120,7 +120,9 @@ func checkPaymentEvents(t *testing.T, sse *sseReader) {
 			continue
 		}
 		p := ev.Payment
-		b, _ := json.Marshal(p)
+		cp := *p
+		cp.ID = "" // random hex: may hold any digits
+		b, _ := json.Marshal(cp)
 		for _, s := range []string{testCard, testCard[:6], testExpiry, testCVV} {
 			if strings.Contains(string(b), s) {
 				t.Errorf("LEAK: a %s event carries %q: %s", ev.Type, s, b)
