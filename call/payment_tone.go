@@ -104,8 +104,13 @@ func (t *maskTone) overlay(pcm []int16) {
 // audio has stopped (no packet for more than a frame and a half) and a
 // tone is playing, as long as the gate masks the agent's audio; on the
 // shared clock.
-func (t *maskTone) fill(now time.Time, c *Interaction, ep *media.Endpoint) {
-	if Route(c.Mode(), AgentAudio) != Mask || t.left.Load() <= 0 || now.UnixNano()-t.lastAudio.Load() < int64(30*time.Millisecond) {
+func (t *maskTone) fill(c *Interaction, ep *media.Endpoint) {
+	if Route(c.Mode(), AgentAudio) != Mask || t.left.Load() <= 0 {
+		return
+	}
+	// The time now, not the tick's: a tick delivered late (a loaded
+	// machine) would see the caller's audio as still flowing.
+	if time.Now().UnixNano()-t.lastAudio.Load() < int64(30*time.Millisecond) {
 		return
 	}
 	if t.pcm == nil {

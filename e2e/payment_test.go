@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
@@ -88,9 +89,39 @@ func TestAgentAssistedPayment(t *testing.T) {
 			}
 			checkPaymentEvents(t, sse)
 			checkPaymentAudio(t, r, lines, recs, id)
+			checkPaymentArchived(t, r.c, id)
 			checkCanary(t, r.c, lines, hep.finish(), "2")
 		})
 	}
+}
+
+// checkPaymentArchived: the interaction in the archive has the payment's
+// outcome as a segment (outputs under the participant-data policy), and
+// no card.
+func checkPaymentArchived(t *testing.T, c *cloak, id string) {
+	t.Helper()
+	code, out, errs := cloakCLI(t, "archive", "show", id, "-json", "-data", c.dataDir)
+	if code != 0 {
+		t.Fatalf("archive show: exit %d: %s", code, errs)
+	}
+	var shown archive.Interaction
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		t.Fatal(err)
+	}
+	var seg *archive.Segment
+	for i := range shown.Segments {
+		if shown.Segments[i].Flow == "agent-assisted-payment" {
+			seg = &shown.Segments[i]
+		}
+	}
+	if seg == nil || seg.Kind != "agent-assisted" || seg.End.IsZero() || seg.Outputs["payment_result"] == "" ||
+		seg.Outputs["card_last4"] == "" || seg.Outputs["payment_ended"] == "" {
+		t.Errorf("archived segments %+v, want the agent-assisted payment with its outcome", shown.Segments)
+	}
+	if strings.Contains(onlyDigits(out), testCard) {
+		t.Error("LEAK: the archived interaction holds the card")
+	}
+	t.Logf("archived payment segment: %+v", seg)
 }
 
 // waitBridged waits for the agent to be bridged and returns the call id.
@@ -397,7 +428,7 @@ func TestAgentAssistedPaymentClearRestartHangup(t *testing.T) {
 	requireTools(t, "sipp", "tshark")
 	gw := startTestGateway(t)
 	hep := startHEPCollector(t)
-	r := &agentRig{agentPcap: "pcap/agent-talk.pcap", callerPcap: "pcap/caller-agent-inband.pcap", callerFmts: "0",
+	r := &agentRig{agentPcap: "pcap/agent-talk.pcap", callerPcap: "pcap/caller-agent-rfc4733.pcap", callerFmts: "0 101",
 		callerScenario: "ivr-hangup.xml", callerPause: 29 * time.Second}
 	r.start(t, canaryYAML(hep.addr)+gw.yaml())
 	id := waitBridged(t, r.c)

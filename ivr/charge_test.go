@@ -91,3 +91,35 @@ func TestChargeRefusesPlainHTTPBeyondLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestChargeFraudHeld: with fraud on, a payment the screening holds is
+// only authorised ("capture": false), recorded as a hold, and comes back
+// "held", as a flow's fraud: true step does.
+func TestChargeFraudHeld(t *testing.T) {
+	gw := NewDemoGW(testNow)
+	var captureFalse bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		captureFalse = bytes.Contains(b, []byte(`"capture":false`))
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		gw.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	sc := &fakeScreener{hold: true}
+	r := &Runner{Endpoints: map[string]string{"payment_gateway": srv.URL}, Now: testNow, Screener: sc, CardTokenKey: []byte("0123456789abcdef")}
+	ch := chargeSecrets(t, "4111111111111111", "1230", "737")
+	ch.Amount, ch.Currency, ch.Fraud = "12.50", "GBP", true
+	res, err := r.Charge(context.Background(), fraudFakeCall{newFakeCall()}, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != ChargeHeld || !captureFalse || len(sc.holds) != 1 || sc.holds[0].Reference != res.Reference {
+		t.Fatalf("held charge: %+v, capture false %v, holds %+v", res, captureFalse, sc.holds)
+	}
+	if p := sc.seen[0].Payment; p == nil || p.Last4 != "1111" || p.Amount != 12.5 || p.Currency != "GBP" {
+		t.Errorf("screened %+v, want the card's facts and the amount", sc.seen[0].Payment)
+	}
+	if st, _ := gw.Status(res.Reference); st != StatusAuthorised {
+		t.Errorf("gateway status %q, want authorised", st)
+	}
+}
