@@ -189,23 +189,32 @@ func (c *Interaction) StartPayment(req PaymentRequest) (*PaymentSession, error) 
 		f.reset()
 		p.fields = append(p.fields, f)
 	}
+	// The tone's clock and the timeout exist before anyone can see p, so
+	// whatever ends it finds them.
+	p.untick = c.m.cfg.Clock.Subscribe(func(time.Time) { p.tone.fill(c, side.ep) })
+	p.expire = time.AfterFunc(cfg.timeout(), func() { c.endPayment(p, "timeout") })
 	c.mu.Lock()
+	var err error
 	switch {
 	case c.payment.Load() != nil:
-		c.mu.Unlock()
-		return nil, ErrPaymentActive
+		err = ErrPaymentActive
 	case c.Mode() != Normal:
-		c.mu.Unlock()
-		return nil, ErrNotNormal
+		err = ErrNotNormal
+	default:
+		c.payment.Store(p)
+		c.setMode(Payment)
 	}
-	c.payment.Store(p)
-	c.setMode(Payment)
 	c.mu.Unlock()
+	if err != nil {
+		p.expire.Stop()
+		p.untick()
+		return nil, err
+	}
+	if c.agentSideNow() == nil { // the agent left meanwhile
+		c.endPayment(p, "agent_left")
+		return nil, ErrNotBridged
+	}
 	c.digits.flush()
-	p.untick = c.m.cfg.Clock.Subscribe(func(time.Time) { p.tone.fill(c, side.ep) })
-	p.mu.Lock()
-	p.expire = time.AfterFunc(cfg.timeout(), func() { c.endPayment(p, "timeout") })
-	p.mu.Unlock()
 	c.log.Info().Str("payment", p.id).Strs("fields", req.Fields).Str("amount", req.Amount).Str("currency", req.Currency).
 		Str("reference", req.Reference).Msg("payment started")
 	c.publish(Event{Type: "payment_started", Payment: &PaymentEvent{ID: p.id, Fields: req.Fields, Amount: req.Amount,
@@ -540,6 +549,16 @@ func (c *Interaction) endPayment(p *PaymentSession, reason string) {
 	if c.Mode() == Payment && reason != "hangup" {
 		c.setMode(Normal)
 	}
+	// An agent gone while the call was in Payment mode left the call to
+	// us (onAgentGone ends only a Normal call): end it now.
+	var agentGone bool
+	if side := c.side; side != nil {
+		select {
+		case <-side.gone:
+			agentGone = true
+		default:
+		}
+	}
 	c.segments = append(c.segments, SecureSegment{Flow: "agent-assisted-payment", Kind: "agent-assisted", Start: p.started,
 		End: time.Now(), Outputs: outputs})
 	if res != nil && Route(c.Mode(), ParticipantData) == Pass {
@@ -558,6 +577,9 @@ func (c *Interaction) endPayment(p *PaymentSession, reason string) {
 	}
 	ev.Msg("payment ended")
 	c.publish(Event{Type: "payment_ended", Payment: &PaymentEvent{ID: p.id, Reason: reason}})
+	if agentGone && reason != "hangup" {
+		c.end("agent hung up")
+	}
 }
 
 // paymentDigit routes a caller's key in Payment mode; SIP INFO keys
