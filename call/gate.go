@@ -81,7 +81,9 @@ const (
 	// Pass: the sink receives the data as it is.
 	Pass Decision = iota
 	// Mask: the sink receives the event but every digit or sensitive value
-	// is replaced by its mask (`*`, `************1111`).
+	// is replaced by its mask (`*`, `************1111`); for agent audio,
+	// the caller's speech with each key blanked and replaced by the
+	// payment's mask tone (payment_tone.go).
 	Mask
 	// Block: the sink receives nothing. For audio sinks that means silence
 	// (or hold audio) in place of the caller, so timelines stay intact; for
