@@ -498,3 +498,47 @@ func TestAgentAssistedPaymentClearRestartHangup(t *testing.T) {
 	}
 	checkCanary(t, r.c, lines, hep.finish(), "2")
 }
+
+// TestAgentAssistedPaymentAgentLeaves: the agent hangs up while the
+// caller keys the card: the payment ends "agent_left" (its fields wiped,
+// nothing sent), and cloak ends the call with a BYE to the caller rather
+// than leave them alone in payment mode.
+func TestAgentAssistedPaymentAgentLeaves(t *testing.T) {
+	requireTools(t, "sipp", "tshark")
+	gw := startTestGateway(t)
+	r := &agentRig{agentPcap: "pcap/agent-talk.pcap", agentScenario: "agent-hangup.xml", agentPause: 9 * time.Second,
+		callerPcap: "pcap/caller-agent-rfc4733.pcap", callerFmts: "0 101", callerScenario: "ivr-call.xml"}
+	r.start(t, gw.yaml())
+	id := waitBridged(t, r.c)
+	sse := startSSE(t, r.c, id)
+	if code, body := apiPost(t, r.c, "/api/calls/"+id+"/payments", `{"amount":"5.00","currency":"GBP"}`); code != http.StatusCreated {
+		t.Fatalf("POST payments: %d %s", code, body)
+	}
+	lines, _ := r.finish(t)
+	sse.wait(t)
+	if l := one(t, lines, "payment ended", id); l.str("reason") != "agent_left" {
+		t.Errorf("payment ended %q, want agent_left", l.str("reason"))
+	}
+	if l := one(t, lines, "cloak ends the call", id); l.str("reason") != "agent hung up" {
+		t.Errorf("cloak ended the call for %q, want agent hung up", l.str("reason"))
+	}
+	if !strings.Contains(r.caller.messages(), "BYE sip:caller@") {
+		t.Error("the caller got no BYE from cloak")
+	}
+	if gw.gotCard.Load() {
+		t.Error("the gateway received a card")
+	}
+	var ended string
+	var keyed int
+	for _, ev := range sse.events() {
+		switch {
+		case ev.Type == "payment_ended":
+			ended = ev.Payment.Reason
+		case ev.Type == "payment_field":
+			keyed = max(keyed, ev.Payment.Count)
+		}
+	}
+	if ended != "agent_left" || keyed == 0 {
+		t.Errorf("payment_ended %q after %d keys, want agent_left after some keys", ended, keyed)
+	}
+}
