@@ -1,13 +1,16 @@
 package call
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/media"
 )
 
 // Standard test cards, in test code only: 4111… (Visa), 3782… (Amex).
@@ -329,4 +332,93 @@ func TestMaskToneIsOneFixedTone(t *testing.T) {
 		}
 	}
 	_ = ivr.ChargeSuccess
+}
+
+// newGuardedCall is an interaction bridged to an agent (no media), on a
+// manager that can take payments with cfg.
+func newGuardedCall(t *testing.T, cfg PaymentConfig) (*Interaction, *agentSide) {
+	t.Helper()
+	clock := media.NewClock(20 * time.Millisecond)
+	m := &Manager{cfg: Config{Clock: clock, Payments: cfg}, runner: &ivr.Runner{}, met: nopMetrics{}}
+	c := &Interaction{id: "call-1", m: m, data: map[string]string{}, digits: newDigitQueue(), ended: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	t.Cleanup(c.cancel)
+	side := &agentSide{gone: make(chan struct{}), done: make(chan struct{})}
+	c.side = side
+	return c, side
+}
+
+// TestStartPaymentGuards: only on a call bridged to an agent, in normal
+// mode, one at a time; a second one after the first ended is fine.
+func TestStartPaymentGuards(t *testing.T) {
+	req := PaymentRequest{Amount: "1.00", Currency: "GBP"}
+	c, side := newGuardedCall(t, PaymentConfig{})
+	p, err := c.StartPayment(req)
+	if err != nil || c.Mode() != Payment {
+		t.Fatalf("start: %v, mode %s", err, c.Mode())
+	}
+	if _, err := c.StartPayment(req); err != ErrPaymentActive {
+		t.Errorf("a second payment: %v, want ErrPaymentActive", err)
+	}
+	if got, err := c.PaymentSession(p.ID()); err != nil || got != p {
+		t.Errorf("PaymentSession(%s): %v", p.ID(), err)
+	}
+	if _, err := c.PaymentSession("pay-other"); err != ErrNoPayment {
+		t.Errorf("an unknown payment: %v", err)
+	}
+	if err := p.Cancel(); err != nil || c.Mode() != Normal {
+		t.Fatalf("cancel: %v, mode %s", err, c.Mode())
+	}
+	if _, err := c.StartPayment(req); err != nil {
+		t.Errorf("a payment after the first ended: %v", err)
+	}
+	c.endPaymentIfAny("cancelled")
+
+	c.mu.Lock()
+	c.setMode(Referred)
+	c.mu.Unlock()
+	if _, err := c.StartPayment(req); err != ErrNotNormal {
+		t.Errorf("a payment in a referral: %v, want ErrNotNormal", err)
+	}
+	c.mu.Lock()
+	c.setMode(Normal)
+	c.mu.Unlock()
+	close(side.gone)
+	if _, err := c.StartPayment(req); err != ErrNotBridged {
+		t.Errorf("a payment with the agent gone: %v, want ErrNotBridged", err)
+	}
+	bad := PaymentRequest{Amount: "x", Currency: "GBP"}
+	if _, err := c.StartPayment(bad); !errors.Is(err, ErrPaymentRequest) {
+		t.Errorf("a bad request: %v", err)
+	}
+}
+
+// TestPaymentTimeout: a payment not submitted in time ends "timeout",
+// its secrets wiped, the call Normal again.
+func TestPaymentTimeout(t *testing.T) {
+	c, _ := newGuardedCall(t, PaymentConfig{Timeout: 200 * time.Millisecond})
+	p, err := c.StartPayment(PaymentRequest{Amount: "1.00", Currency: "GBP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys(p, payTestCard+"#")
+	p.mu.Lock()
+	card := p.fields[0].value // a copy sharing the digits' storage
+	p.mu.Unlock()
+	deadline := time.Now().Add(3 * time.Second)
+	for c.payment.Load() != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.payment.Load() != nil || c.Mode() != Normal || card.Len() != 0 {
+		t.Fatalf("after the timeout: payment open %v, mode %s, card %d digits", c.payment.Load() != nil, c.Mode(), card.Len())
+	}
+	var reason string
+	for _, ev := range c.Events() {
+		if ev.Type == "payment_ended" {
+			reason = ev.Payment.Reason
+		}
+	}
+	if reason != "timeout" {
+		t.Errorf("payment_ended %q, want timeout", reason)
+	}
 }
