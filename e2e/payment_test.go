@@ -223,8 +223,13 @@ func checkPaymentAudio(t *testing.T, r *agentRig, lines []logLine, recs []udpRec
 	if keys < 16+1+4+3 || bursts != keys {
 		t.Errorf("the agent heard %d mask tones for %d keys, want one per key (at least 24 keys)", bursts, keys)
 	}
-	if toneShare(pay.pcm, callerHz) < 0.2 {
-		t.Errorf("the agent did not hear the caller talk during the payment (%d Hz share %.2f)", callerHz, toneShare(pay.pcm, callerHz))
+	// The caller's speech (their 1004 Hz) passes between the keys: count
+	// its frames, so that frames a loaded machine dropped as stale (the
+	// agent then gets filler) do not count against it.
+	if _, speech := toneBursts(pay.pcm, callerHz); speech < 50 {
+		t.Errorf("the agent heard %d frames of the caller's speech during the payment, want at least 50 (1 s)", speech)
+	} else {
+		t.Logf("the agent heard %d frames of the caller's speech during the payment", speech)
 	}
 	level, _, heard := audio.ActiveLevel(pay.pcm)
 	t.Logf("agent's audio level during the payment: %.1f dBm0 (heard %v)", level, heard)
