@@ -184,6 +184,9 @@ func Register(mux *auth.Mux, b Backend, o Options) {
 		}
 		serveEvents(w, r, b)
 	})
+	if pb, ok := b.(PaymentBackend); ok {
+		paymentRoutes(mux, b, pb)
+	}
 	mux.HandleFunc("GET /api/agents", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := principal(w, r); !ok {
 			return

@@ -49,7 +49,7 @@ func (f *monitorFake) StopMonitor(id, mid string) error {
 
 func TestMonitorRoutes(t *testing.T) {
 	f := &monitorFake{}
-	h := Handler(f, Options{})
+	h := as(testAdmin, Handler(f, Options{}))
 	do := func(method, path, body string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
@@ -88,7 +88,7 @@ func TestMonitorRoutes(t *testing.T) {
 	}
 	// A backend without monitoring has no such routes.
 	rec := httptest.NewRecorder()
-	Handler(&fakeBackend{}, Options{}).ServeHTTP(rec, httptest.NewRequest("POST", "/api/calls/c1/monitor", strings.NewReader(`{"target":"sup1"}`)))
+	as(testAdmin, Handler(&fakeBackend{}, Options{})).ServeHTTP(rec, httptest.NewRequest("POST", "/api/calls/c1/monitor", strings.NewReader(`{"target":"sup1"}`)))
 	if rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("monitor route on a backend without monitoring: %d", rec.Code)
 	}

@@ -35,6 +35,10 @@ var Rules = []Rule{
 	{Pattern: "PATCH /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
 	{Pattern: "POST /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
 	{Pattern: "DELETE /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
+	{Pattern: "POST /api/calls/{id}/payments", Perm: PermPayment},
+	{Pattern: "GET /api/calls/{id}/payments/{pid}", Perm: PermPayment},
+	{Pattern: "DELETE /api/calls/{id}/payments/{pid}", Perm: PermPayment},
+	{Pattern: "POST /api/calls/{id}/payments/{pid}/{action}", Perm: PermPayment},
 	{Pattern: "GET /api/agents", Perm: PermAgentsView},
 	{Pattern: "GET /api/stats", Perm: PermStats},
 

@@ -130,6 +130,9 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 
 // bridge connects caller and agent media through the gate.
 func (c *Interaction) bridge(side *agentSide) {
+	if c.agentSideNow() != side {
+		c.endPaymentIfAny("transfer") // the caller goes to someone else
+	}
 	c.mu.Lock()
 	c.side = side
 	c.mu.Unlock()
@@ -146,6 +149,7 @@ func (c *Interaction) bridge(side *agentSide) {
 // onAgentGone runs when the agent leg ends: in a secure flow the caller
 // carries on and cannot return; otherwise the call ends.
 func (c *Interaction) onAgentGone(side *agentSide) {
+	c.endPaymentIfAny("agent_left")
 	c.stopAgentHold(side)
 	side.untick()
 	_ = side.ep.Close()

@@ -72,7 +72,12 @@ func (b *callerBridge) HandleRTP(e *media.Endpoint, p *media.Packet) {
 	if ms != nil {
 		ms.tapCaller(mode, p)
 	}
-	if Route(mode, AgentAudio) != Pass {
+	switch Route(mode, AgentAudio) {
+	case Pass:
+	case Mask:
+		b.forwardMasked(p) // an agent-assisted payment (payment_tone.go)
+		return
+	default:
 		return
 	}
 	if !b.maskDTMF && sameCodec(e.Codec(), agent.Codec()) && (ms == nil || !ms.speaksTo(mode, false)) {

@@ -79,11 +79,28 @@ func benchLegs(b *testing.B, maskDTMF, record bool) (*Interaction, *callerBridge
 // send per op is included.
 func BenchmarkBridgeCallerToAgent(b *testing.B) {
 	for _, tc := range []struct {
-		name         string
-		mask, record bool
-	}{{"forward", false, false}, {"masked", true, false}, {"masked+recorded", true, true}} {
+		name                  string
+		mask, record, payment bool
+	}{{"forward", false, false, false}, {"masked", true, false, false}, {"masked+recorded", true, true, false},
+		{"payment", false, true, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			c, cb, caller, p := benchLegs(b, tc.mask, tc.record)
+			if tc.payment {
+				// An agent-assisted payment: masked audio whatever the
+				// queue says, a mask tone playing over every packet.
+				ps := &PaymentSession{c: c, tone: maskTone{flat: true}}
+				c.payment.Store(ps)
+				c.mode.Store(uint32(Payment))
+				go func() { // keep a tone playing
+					for range time.Tick(50 * time.Millisecond) {
+						if c.payment.Load() == nil {
+							return
+						}
+						ps.tone.start()
+					}
+				}()
+				b.Cleanup(func() { c.payment.Store(nil) })
+			}
 			mon := c.pipe // one pipeline per caller leg, read by recorder and agent
 			raw := append([]byte(nil), p.Raw...)
 			b.ReportAllocs()

@@ -14,7 +14,9 @@ type Event struct {
 	// Type: "state", "digit" (a masked key press), "step", "secure_started",
 	// "secure_ended", "talk_digits" (masked digits keyed while talking),
 	// "recording_unavailable" (answered unrecorded: no room to record),
-	// "recording_failed" (writing the recording failed mid-call), "ended"
+	// "recording_failed" (writing the recording failed mid-call),
+	// "payment_started", "payment_field", "payment_result",
+	// "payment_ended" (an agent-assisted payment, see Payment), "ended"
 	// (the call is over: always the last event, then the stream closes).
 	Type string `json:"type"`
 	// Reason says why an "ended" call ended ("bye", "flow finished", …).
@@ -30,6 +32,10 @@ type Event struct {
 	Flow string `json:"flow,omitempty"`
 	// Outputs are a secure flow's non-secret outputs.
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// Payment is an agent-assisted payment's state for the "payment_*"
+	// events: "payment_started", "payment_field" (a field's count and
+	// validity), "payment_result" (the gateway's answer), "payment_ended".
+	Payment *PaymentEvent `json:"payment,omitempty"`
 }
 
 // eventBus keeps an interaction's recent events and fans them out to

@@ -193,6 +193,10 @@ func (c *Interaction) onDigitReceived(d byte, src dtmf.Source) {
 	c.m.met.Digit(src.String()) // the source only: never the digit
 	mode := c.Mode()
 	c.log.Debug().Str("digit", maskDigit(mode, d)).Str("source", src.String()).Msg("digit")
+	if mode == Payment {
+		c.paymentDigit(d, src) // the payment's fields, and nothing else
+		return
+	}
 	side := c.agentSideNow()
 	if side != nil && mode == Normal && side.queue.Collect {
 		// Keyed while talking to the agent: the agent sees only a mask.

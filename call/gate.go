@@ -18,10 +18,14 @@ const (
 	Referred
 	// Secure: a secure segment collects sensitive data.
 	Secure
+	// Payment: an agent-assisted payment (payment.go): caller and agent
+	// keep talking, the caller's keys go only into the payment's secret
+	// fields, and the agent hears each key as a flat tone.
+	Payment
 	numModes
 )
 
-var modeNames = [numModes]string{"normal", "referred", "secure"}
+var modeNames = [numModes]string{"normal", "referred", "secure", "payment"}
 
 // String names the mode.
 func (m Mode) String() string {
@@ -90,7 +94,9 @@ const (
 	// Pass: the sink receives the data as it is.
 	Pass Decision = iota
 	// Mask: the sink receives the event but every digit or sensitive value
-	// is replaced by its mask (`*`, `************1111`).
+	// is replaced by its mask (`*`, `************1111`); for agent audio,
+	// the caller's speech with each key blanked and replaced by the
+	// payment's mask tone (payment_tone.go).
 	Mask
 	// Block: the sink receives nothing. For audio sinks that means silence
 	// (or hold audio) in place of the caller, so timelines stay intact; for
@@ -157,6 +163,24 @@ var gateTable = [numModes][numSinks]Decision{
 		FlowTrace:       Mask,  // steps and branches, never values
 		Logs:            Mask,  // digits as `*`
 		MonitorCaller:   Block, // no audio, event, tone, prompt or read-back
+		MonitorAgent:    Block,
+		MonitorToAgent:  Block,
+		MonitorToCaller: Block,
+	},
+	Payment: {
+		AgentAudio:      Mask,  // the caller's speech; every key replaced by the mask tone (or silence)
+		AgentDTMF:       Block, // no event, no tone; progress only as counts through the API
+		CallerAudio:     Pass,  // the agent keeps talking to the caller
+		Recorder:        Block, // paused with a "payment" marker, silence fill
+		ProtocolCapture: Block, // a SIP INFO could carry a key
+		MediaCapture:    Block, // the RTP carries the keys
+		ParticipantData: Block, // the outcome is written when the payment ends
+		FlowTrace:       Mask,  // the gateway step's branch, never a value
+		Logs:            Mask,
+		// Monitors get nothing during an assisted payment (DESIGN.md
+		// scenario 5; scenario 4's "any monitor hears the tone" is the
+		// weaker promise): the leg hears filler, its voice reaches nobody.
+		MonitorCaller:   Block,
 		MonitorAgent:    Block,
 		MonitorToAgent:  Block,
 		MonitorToCaller: Block,

@@ -20,6 +20,11 @@ func TestGateTable(t *testing.T) {
 			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
 			MonitorCaller: Block, MonitorAgent: Block, MonitorToAgent: Block, MonitorToCaller: Block,
 		},
+		Payment: {
+			AgentAudio: Mask, AgentDTMF: Block, CallerAudio: Pass, Recorder: Block, ProtocolCapture: Block,
+			MediaCapture: Block, ParticipantData: Block, FlowTrace: Mask, Logs: Mask,
+			MonitorCaller: Block, MonitorAgent: Block, MonitorToAgent: Block, MonitorToCaller: Block,
+		},
 	}
 	n := 0
 	for mode := Mode(0); mode < numModes; mode++ {
@@ -51,9 +56,14 @@ func TestSecureModeNeverPassesSensitiveSinks(t *testing.T) {
 			t.Errorf("secure mode passes %s in clear", sink)
 		}
 	}
-	for _, m := range []Mode{Normal, Referred, Secure} {
+	for _, m := range []Mode{Normal, Referred, Secure, Payment} {
 		if Route(m, Logs) == Pass {
 			t.Errorf("%s mode passes digits to the logs", m)
+		}
+	}
+	for sink := Sink(0); sink < numSinks; sink++ {
+		if sink != CallerAudio && Route(Payment, sink) == Pass {
+			t.Errorf("payment mode passes %s in clear", sink)
 		}
 	}
 	if maskDigit(Normal, '5') != "*" || maskDigit(Secure, '5') != "*" {

@@ -30,6 +30,9 @@ type Interaction struct {
 	pipe   *pipeline // the caller leg's media pipeline (set once, before run)
 	// monitors are the supervisors' legs (monitor.go); nil: none.
 	monitors atomic.Pointer[monitorSet]
+	// payment is the open agent-assisted payment (payment.go), read per
+	// packet only in Payment mode.
+	payment atomic.Pointer[PaymentSession]
 
 	id       string
 	m        *Manager
@@ -276,6 +279,7 @@ func (c *Interaction) supervise(ctx context.Context) {
 // finishes its recording and captures.
 func (c *Interaction) close() {
 	c.end("closed")
+	c.endPaymentIfAny("hangup")
 	c.mu.Lock()
 	c.secureEndedLocked("call_ended") // a segment the call ended inside
 	c.mu.Unlock()

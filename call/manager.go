@@ -107,6 +107,8 @@ type Config struct {
 	OnEnded func(Summary)
 	// Monitor is supervisors' monitoring of calls (monitor.go).
 	Monitor MonitorConfig
+	// Payments configures agent-assisted payments (payment.go).
+	Payments PaymentConfig
 	// Metrics, when set, is told of calls, secure segments, digits,
 	// queue waits and recordings (see Metrics); nil counts nothing.
 	Metrics Metrics
@@ -390,6 +392,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
 	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)
+	c.pipe.onKeyDown = c.onCallerKeyDown // an agent-assisted payment's mask tone
 	ep.SetMonitor(c.pipe)
 	// From the answer on the caller hears a packet every 20 ms: prompts,
 	// the agent, or between them the filler (media.Endpoint.StartFill).

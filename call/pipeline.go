@@ -52,11 +52,15 @@ type pipeline struct {
 	// looks at it without the lock.
 	open atomic.Bool
 
-	mu       sync.Mutex // guards dec (the reader and the clock's tick)
-	dec      *dtmf.Decoder
-	masker   *dtmf.Masker // made at the first frame that needs it: the reader's
-	onDigit  func(d byte, src dtmf.Source)
-	oversize atomic.Uint64 // frames too long for the scratch buffers: passed undecoded
+	mu      sync.Mutex // guards dec (the reader and the clock's tick)
+	dec     *dtmf.Decoder
+	masker  *dtmf.Masker // made at the first frame that needs it: the reader's
+	onDigit func(d byte, src dtmf.Source)
+	// onKeyDown, when set, is told the moment a key's tone or event
+	// begins (the mask tone of an agent-assisted payment starts there).
+	// It must not block: it runs on the hot path, under mu for events.
+	onKeyDown func()
+	oversize  atomic.Uint64 // frames too long for the scratch buffers: passed undecoded
 }
 
 // newPipeline returns a leg's pipeline. record makes it feed the recorder
@@ -85,6 +89,12 @@ func (pl *pipeline) Received(e *media.Endpoint, p *media.Packet) {
 	detect := pl.policy.Counts(dtmf.SourceInband, e.EventPT() != 0, pl.sawEvent) &&
 		(want&wantNoDigits == 0 || mode != Normal)
 	want &^= wantNoDigits
+	// agentMasked: the agent hears the caller through the masker whatever
+	// the queue says (an agent-assisted payment): decode and mask always.
+	agentMasked := Route(mode, AgentAudio) == Mask
+	if agentMasked {
+		want |= wantMasked
+	}
 	if rec == nil && want == 0 && !detect {
 		return // nothing here needs the audio: no decode
 	}
@@ -103,8 +113,9 @@ func (pl *pipeline) Received(e *media.Endpoint, p *media.Packet) {
 	}
 	// Where the recorder may not hear the caller (a secure segment) the
 	// delay line is blanked too, so none of its last 40 ms comes out
-	// after it ends.
-	if Route(mode, Recorder) == Pass {
+	// after it ends — unless the agent hears the masked audio meanwhile
+	// (an agent-assisted payment), where the masker's detection does it.
+	if Route(mode, Recorder) == Pass || agentMasked {
 		pl.masker.Release()
 	} else {
 		pl.masker.Hold()
@@ -119,7 +130,10 @@ func (pl *pipeline) Received(e *media.Endpoint, p *media.Packet) {
 	}
 	if detect {
 		for _, ev := range evs {
-			if ev.Kind == dtmf.KindEnd {
+			switch ev.Kind {
+			case dtmf.KindStart:
+				pl.keyDown()
+			case dtmf.KindEnd:
 				pl.onDigit(ev.Digit, ev.Source)
 			}
 		}
@@ -151,6 +165,7 @@ func (pl *pipeline) deliver(evs []dtmf.Event) {
 		switch ev.Kind {
 		case dtmf.KindStart:
 			pl.open.Store(true)
+			pl.keyDown()
 		case dtmf.KindEnd:
 			pl.open.Store(false)
 			if !pl.policy.Counts(dtmf.SourceRFC4733, true, true) {
@@ -158,6 +173,13 @@ func (pl *pipeline) deliver(evs []dtmf.Event) {
 			}
 			pl.onDigit(ev.Digit, ev.Source)
 		}
+	}
+}
+
+// keyDown tells onKeyDown a key began.
+func (pl *pipeline) keyDown() {
+	if pl.onKeyDown != nil {
+		pl.onKeyDown()
 	}
 }
 

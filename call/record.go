@@ -1,6 +1,7 @@
 package call
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -221,13 +222,23 @@ func (c *Interaction) applySinks(mode Mode, dark bool) {
 	var err error
 	switch pass := Route(mode, Recorder) == Pass; {
 	case pass && !dark:
-		err = rec.Resume(recorder.ReasonSecure)
+		// Every reason the gate pauses for: the mode left may be either.
+		err = errors.Join(rec.Resume(recorder.ReasonSecure), rec.Resume(recorder.ReasonPayment))
 	case !pass && dark:
-		err = rec.Pause(recorder.ReasonSecure)
+		err = rec.Pause(gatePauseReason(mode))
 	}
 	if err != nil {
 		c.log.Warn().Err(err).Msg("recording pause/resume")
 	}
+}
+
+// gatePauseReason is the recorder's marker for a mode that blocks it: an
+// agent-assisted payment is marked "payment", anything else "secure".
+func gatePauseReason(mode Mode) recorder.Reason {
+	if mode == Payment {
+		return recorder.ReasonPayment
+	}
+	return recorder.ReasonSecure
 }
 
 // ErrNoRecording: the call is not being recorded.

@@ -62,6 +62,8 @@ type Config struct {
 	Archive Archive `yaml:"archive"`
 	// Fraud is fraud screening of phone payments (docs/FRAUD.md).
 	Fraud Fraud `yaml:"fraud"`
+	// Payments are agent-assisted payments (docs/PAYMENTS.md).
+	Payments Payments `yaml:"payments"`
 	// PCI, when true, turns media and protocol capture off whatever
 	// capture says, and says so at start (PCI DSS: no cardholder data in
 	// troubleshooting captures).
@@ -87,6 +89,22 @@ type Monitor struct {
 	// RingTimeout is how long the supervisor's phone rings before the
 	// monitor request fails.
 	RingTimeout time.Duration `yaml:"ring_timeout"`
+}
+
+// Payments configures agent-assisted payments: the agent opens a payment
+// on a live call and the caller keys the card while both keep talking
+// (docs/PAYMENTS.md). The card goes to flows.endpoints.payment_gateway.
+type Payments struct {
+	// Timeout ends a payment that was not submitted in time.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaskTone is what the agent hears for each key the caller presses:
+	// flat (one neutral tone of fixed pitch and length) or silence.
+	MaskTone string `yaml:"mask_tone"`
+	// InterDigitTimeout ends a field's entry when the caller stops keying.
+	InterDigitTimeout time.Duration `yaml:"inter_digit_timeout"`
+	// Fraud screens a submitted payment as a flow's fraud: true step does
+	// (held instead of captured); it needs fraud.enabled.
+	Fraud bool `yaml:"fraud"`
 }
 
 // Metrics configures /metrics on the admin listener. API users and tokens
@@ -595,7 +613,8 @@ func Default() Config {
 			"tone": "tone",
 			"ring": "ring",
 		},
-		Fraud: defaultFraud(),
+		Fraud:    defaultFraud(),
+		Payments: Payments{Timeout: 5 * time.Minute, MaskTone: "flat", InterDigitTimeout: 5 * time.Second, Fraud: true},
 		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 		Metrics: Metrics{Enabled: true},
@@ -669,6 +688,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.SIPListen(); err != nil {
 		bad("sip.listen", "%v", err)
+	}
+	if p := c.Payments.Timeout; p < 10*time.Second || p > time.Hour {
+		bad("payments.timeout", "%v is not between 10s and 1h", p)
+	}
+	if p := c.Payments.InterDigitTimeout; p < time.Second || p > time.Minute {
+		bad("payments.inter_digit_timeout", "%v is not between 1s and 1m", p)
+	}
+	if p := c.Payments.MaskTone; p != "flat" && p != "silence" {
+		bad("payments.mask_tone", "%q is not flat or silence", p)
 	}
 	if c.SIP.Advertise != "" {
 		if _, err := netip.ParseAddr(c.SIP.Advertise); err != nil {

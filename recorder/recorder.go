@@ -72,15 +72,18 @@ const (
 	ReasonConsent Reason = "consent"
 	// ReasonAPI: paused through the HTTP API.
 	ReasonAPI Reason = "api"
+	// ReasonPayment: an agent-assisted payment is taking a card while
+	// caller and agent talk.
+	ReasonPayment Reason = "payment"
 )
 
 // numReasons is the number of Reason constants.
-const numReasons = 4
+const numReasons = 5
 
 // Reasons returns the pause reasons; a reason's bit in the pause mask is
 // 1 << its index.
 func Reasons() [numReasons]Reason {
-	return [numReasons]Reason{ReasonSecure, ReasonAgent, ReasonConsent, ReasonAPI}
+	return [numReasons]Reason{ReasonSecure, ReasonAgent, ReasonConsent, ReasonAPI, ReasonPayment}
 }
 
 func reasonBit(r Reason) (uint32, bool) {

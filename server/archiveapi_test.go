@@ -43,6 +43,14 @@ func (oneCall) StartMonitor(context.Context, string, call.MonitorRequest) (strin
 func (oneCall) SetMonitorMode(string, string, call.MonitorMode) error { return nil }
 func (oneCall) StopMonitor(string, string) error                      { return nil }
 
+// and payments (admin.PaymentBackend), for the payment routes.
+func (oneCall) StartPayment(string, call.PaymentRequest) (*call.PaymentSession, error) {
+	return nil, call.ErrNotBridged
+}
+func (oneCall) PaymentSession(string, string) (*call.PaymentSession, error) {
+	return nil, call.ErrNotBridged
+}
+
 // TestEveryRouteHasARule walks every route the node registers (the call
 // API with pprof, the archive's, the session routes, /metrics) × no
 // credentials and every role (an API token each): every pattern has a

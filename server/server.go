@@ -182,6 +182,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		HTTPClient:        flowsClient,
 		Screener:          screener,
 		CardTokenKey:      tokenKey,
+		Payments:          paymentConfig(cfg.Payments),
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
 		SecureFlow:        cfg.Features.SecureFlow,
