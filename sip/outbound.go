@@ -32,6 +32,45 @@ type Leg struct {
 
 	// REFER subscription (RFC 3515) kept open until Notify ends it.
 	referCSeq uint32
+	// trunk is the trunk the leg left by, "" for none.
+	trunk string
+}
+
+// Trunk is the name of the trunk the leg left by, "" when none.
+func (l *Leg) Trunk() string { return l.trunk }
+
+// route asks the Router for a tel: target's trunk.
+func (s *Server) route(target string) (Route, error) {
+	num := target[len("tel:"):]
+	if i := strings.IndexByte(num, ';'); i >= 0 {
+		num = num[:i]
+	}
+	num = strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' || r == '(' || r == ')' {
+			return -1 // RFC 3966 §5.1.1 visual separators
+		}
+		return r
+	}, num)
+	if len(num) < 2 || len(num) > 16 || num[0] != '+' || strings.Trim(num[1:], "0123456789") != "" {
+		return Route{}, &DialError{Err: fmt.Errorf("tel: target is not a global number (+ and up to 15 digits): %w", ErrNoTrunk)}
+	}
+	if s.cfg.Router == nil {
+		return Route{}, &DialError{Status: 503, Err: ErrNoTrunk}
+	}
+	r, err := s.cfg.Router.Route(num)
+	if err != nil {
+		return Route{}, &DialError{Status: 503, Err: err}
+	}
+	return r, nil
+}
+
+// logTarget is the target as logged: through a trunk, the trunk's name
+// only (the Request-URI's user part is the dialled number).
+func logTarget(target, trunk string) string {
+	if trunk != "" {
+		return "trunk:" + trunk
+	}
+	return target
 }
 
 // DialOptions configures an outbound leg.
@@ -42,6 +81,11 @@ type DialOptions struct {
 	FromUser string
 	// OnRinging runs on each 180/183.
 	OnRinging func()
+	// OnEarlyMedia, when set, runs on a 183 Session Progress that carries
+	// an SDP answer (RFC 3960 §3, the gateway model): the far end plays
+	// its own progress (announcements, ringback) at that address until
+	// the final answer. It runs on the dialog's goroutine: do not block.
+	OnEarlyMedia func(Media)
 	// Log is the logger of the interaction the leg belongs to.
 	Log zerolog.Logger
 }
@@ -73,7 +117,25 @@ var ErrDialCanceled = errors.New("call attempt cancelled")
 // Dial places a call to target (a SIP URI) with our SDP offer and returns
 // the answered leg once the ACK is sent. Ending ctx before the answer
 // cancels the attempt (CANCEL, RFC 3261 §9).
+//
+// A tel: target (RFC 3966; "tel:+442079460000") leaves through the trunk
+// Config.Router picks for the number, with its credentials answering
+// 401/407 challenges, its codec order and its proxy.
 func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, error) {
+	var route Route
+	if strings.HasPrefix(strings.ToLower(target), "tel:") {
+		r, err := s.route(target)
+		if err != nil {
+			return nil, err
+		}
+		route = r
+		target = r.URI
+		defer func() {
+			if route.Release != nil {
+				route.Release()
+			}
+		}()
+	}
 	var uri siplib.Uri
 	if err := siplib.ParseUri(target, &uri); err != nil {
 		return nil, &DialError{Err: fmt.Errorf("target %q: %w", target, err)}
@@ -82,7 +144,11 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 		o.Local.SessionID = uint64(time.Now().UnixNano() & 0x7fffffffffff)
 	}
 	o.Local.Version++
-	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
+	codecs := route.Codecs
+	if len(codecs) == 0 {
+		codecs = SupportedCodecs()
+	}
+	body, err := BuildOffer(o.Local, codecs, DefaultEventPayloadType, audio.SendRecv)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
@@ -106,14 +172,22 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	}
 	fromHdr := &siplib.FromHeader{Address: siplib.Uri{User: from, Host: s.contact.Addr().String(), Port: int(s.contact.Port())}, Params: siplib.NewParams()}
 	fromHdr.Params.Add("tag", siplib.GenerateTagN(16))
-	d, err := ua.Invite(ctx, uri, body, siplib.NewHeader("Content-Type", "application/sdp"), fromHdr,
-		siplib.NewHeader("Allow", Allowed))
+	hdrs := []siplib.Header{siplib.NewHeader("Content-Type", "application/sdp"), fromHdr, siplib.NewHeader("Allow", Allowed)}
+	if route.Proxy != "" {
+		hdrs = append(hdrs, siplib.NewHeader("Route", "<"+route.Proxy+">"))
+	}
+	d, err := ua.Invite(ctx, uri, body, hdrs...)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
-	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *siplib.Response) error {
+	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{Username: route.Username, Password: route.Password, OnResponse: func(res *siplib.Response) error {
 		if c := res.Contact(); c != nil {
 			tlsRoutable(&c.Address) // the remote target of ACK and BYE
+		}
+		if res.StatusCode == 183 && o.OnEarlyMedia != nil && len(res.Body()) > 0 {
+			if m, err := ParseAnswer(res.Body()); err == nil {
+				o.OnEarlyMedia(m)
+			}
 		}
 		if (res.StatusCode == 180 || res.StatusCode == 183) && o.OnRinging != nil {
 			o.OnRinging()
@@ -142,13 +216,25 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if err := d.Ack(ctx); err != nil {
 		return nil, &DialError{Err: err}
 	}
-	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}}
-	leg.log = o.Log.With().Str("leg", leg.id).Logger()
+	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}, trunk: route.Trunk}
+	lc := o.Log.With().Str("leg", leg.id)
+	if route.Trunk != "" {
+		lc = lc.Str("trunk", route.Trunk)
+	}
+	leg.log = lc.Logger()
 	s.legs.Store(d.ID, leg)
-	// Forget the leg when its dialog ends. AfterFunc parks no goroutine
-	// for the life of the call; the function runs once the context ends.
-	context.AfterFunc(d.Context(), func() { s.legs.Delete(d.ID) })
-	leg.log.Info().Str("target", target).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
+	// Forget the leg when its dialog ends, and free its trunk's call
+	// slot. AfterFunc parks no goroutine for the life of the call; the
+	// function runs once the context ends.
+	release := route.Release
+	route.Release = nil // the leg holds the slot now
+	context.AfterFunc(d.Context(), func() {
+		s.legs.Delete(d.ID)
+		if release != nil {
+			release()
+		}
+	})
+	leg.log.Info().Str("target", logTarget(target, route.Trunk)).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
 	return leg, nil
 }
 
