@@ -345,6 +345,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	}
 	ep.Start()
 	c := newInteraction(m, s, ep, target)
+	trunkData(c, s.Identity())
 	defer m.ended(c, time.Now()) // after close: the recording is finished
 	defer c.close()
 	m.register(c)

@@ -19,6 +19,7 @@ import (
 	"github.com/cloak-voip/cloak/metrics"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
+	"github.com/cloak-voip/cloak/trunk"
 	"github.com/rs/zerolog"
 )
 
@@ -232,7 +233,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		tlsListen, _ = cfg.SIPTLSListen() // validated
 		reloadable = append(reloadable, namedCert{"sip.tls", rl})
 	}
-	srv, err := sip.NewServer(sip.Config{
+	trunkSet, err := trunk.New(cfg.Trunks, trunk.Options{Limiter: authLim, Algorithms: cfg.SIP.Auth.Algorithms, NonceLifetime: cfg.SIP.Auth.NonceLifetime})
+	if err != nil {
+		return err
+	}
+	trunks := &nodeTrunks{}
+	if len(cfg.Trunks) > 0 {
+		trunks.set = trunkSet
+	}
+	sipCfg := sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		TLSListen: tlsListen, TLS: sipServerTLS, ClientTLS: sipClientTLS,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
@@ -242,7 +251,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Observe: observeFor(caps, mgr),
 
 		Admission: mon, // limits.*: new calls get 503 while overloaded
-	}, mgr)
+	}
+	trunks.sipConfig(&sipCfg, cfg)
+	srv, err := sip.NewServer(sipCfg, mgr)
 	if err != nil {
 		return err
 	}
@@ -253,6 +264,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return bindError(field, addr, err)
 	}
 	go mon.Run(runCtx)
+	trunks.start(runCtx, srv, log)
+	defer trunks.stop()
 	adminAddr, metricsMode := "off", "off"
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
@@ -263,9 +276,14 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		}
 		api := admin.Handler(admin.Adapt(mgr, sipStats), admin.Options{Pprof: cfg.Admin.Pprof})
 		api = arch.withArchiveAPI(api, cfg)
+		api = trunks.withTrunksAPI(api)
 		if cfg.Metrics.Enabled {
 			met, err := nodeMetrics(callMetrics, srv, pool, poller, mon, authLim, mgr, space)
 			if err != nil {
+				_ = srv.Close()
+				return fmt.Errorf("metrics: %w", err)
+			}
+			if err := met.Registry().Register(metrics.NewTrunks(trunks.samples)); err != nil {
 				_ = srv.Close()
 				return fmt.Errorf("metrics: %w", err)
 			}
@@ -326,6 +344,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		_ = srv.Wait(wctx)
 		cancel()
 	}
+	trunks.stop() // unregister while the SIP transport is still open
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")
 	return nil
