@@ -196,6 +196,8 @@ type cloakOpts struct {
 	rtpPorts int
 	// transports is sip.transports as YAML; "" is [udp, tcp].
 	transports string
+	// env are VAR=value entries added to cloak's environment.
+	env []string
 }
 
 // cloak is a running cloak process.
@@ -312,6 +314,9 @@ routes:
 		c.cmd = exec.Command("ip", "netns", "exec", o.netns, cloakBin, "serve", "-config", cfgPath)
 	}
 	c.cmd.Dir = dir
+	if len(o.env) > 0 {
+		c.cmd.Env = append(os.Environ(), o.env...)
+	}
 	c.run(t, logf)
 	return c
 }
