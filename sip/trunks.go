@@ -21,9 +21,9 @@ type TrunkTable interface {
 	// whether that trunk's INVITEs must authenticate with digest.
 	Match(ip netip.Addr) (name string, auth bool, ok bool)
 	// Authenticator returns the digest verifier of the trunk named name
-	// (inbound_auth), or, for name "", one over every trunk with
-	// inbound_auth (a carrier calling from an address no trunk
-	// matches); nil when there is none.
+	// (inbound_auth), or, for name "", one over the trunks with
+	// inbound_auth that list no address (a carrier that may call from
+	// anywhere); nil when there is none.
 	Authenticator(name string) *Registrar
 	// ByUser returns the trunk whose inbound_auth user is user.
 	ByUser(user string) (name string, ok bool)

@@ -139,10 +139,20 @@ func New(cfgs []config.Trunk, o Options) (*Set, error) {
 		s.trunks = append(s.trunks, t)
 		s.byName[c.Name] = t
 	}
-	if len(s.byUser) > 0 {
+	// Sources no trunk matches are challenged only for inbound_auth
+	// trunks that name no address (their carrier may call from anywhere);
+	// when every such trunk lists its addresses, an unknown source gets
+	// 403 and no chance to guess.
+	roaming := map[string]*Trunk{}
+	for u, t := range s.byUser {
+		if len(t.match) == 0 {
+			roaming[u] = t
+		}
+	}
+	if len(roaming) > 0 {
 		s.anyReg = &sip.Registrar{Limiter: o.Limiter, Algorithms: o.Algorithms, NonceLifetime: o.NonceLifetime,
 			Password: func(u string) (string, bool) {
-				if t, ok := s.byUser[u]; ok {
+				if t, ok := roaming[u]; ok {
 					return t.password.Reveal(), true
 				}
 				return "", false

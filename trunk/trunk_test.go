@@ -79,8 +79,17 @@ func TestMatch(t *testing.T) {
 	if n, ok := s.ByUser("u"); !ok || n != "auth" {
 		t.Errorf("ByUser(u) = %q %v", n, ok)
 	}
-	if s.Authenticator("auth") == nil || s.Authenticator("") == nil || s.Authenticator("ip") != nil {
+	if s.Authenticator("auth") == nil || s.Authenticator("ip") != nil {
 		t.Error("authenticators wrong")
+	}
+	// Every inbound_auth trunk lists its addresses: unknown sources are
+	// not challenged (403, no guessing).
+	if s.Authenticator("") != nil {
+		t.Error("a source no trunk matches would be challenged")
+	}
+	roam := testSet(t, config.Trunk{Name: "roam", InboundAuth: true, Auth: config.TrunkAuth{User: "r", Password: "p"}})
+	if roam.Authenticator("") == nil {
+		t.Error("a trunk without addresses cannot authenticate")
 	}
 }
 
