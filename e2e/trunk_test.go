@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/icholy/digest"
 )
 
 // trunkStatus is GET /api/trunks' row (trunk.Status).
@@ -191,7 +193,7 @@ func TestTrunkInboundIdentification(t *testing.T) {
 	// The IP trunk, with a national From and a trusted PAI.
 	s := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "echo",
 		keys:  map[string]string{"caller": "07700900123", "pai": "+44-7700-900999"},
-		extra: []string{"-i", "127.0.0.2", "-mi", "127.0.0.2"}})
+		pause: 2 * time.Second, extra: []string{"-i", "127.0.0.2", "-mi", "127.0.0.2"}})
 	var seen bool
 	for deadline := time.Now().Add(5 * time.Second); !seen && time.Now().Before(deadline); {
 		var calls []struct {
@@ -218,7 +220,7 @@ func TestTrunkInboundIdentification(t *testing.T) {
 	// The digest trunk: 401, then accepted with the right credentials.
 	s = runSipp(t, c, sippArgs{scenario: "trunk-call-auth.xml", service: "echo",
 		keys:  map[string]string{"caller": "00441632960001", "pai": "+447700900999"},
-		extra: []string{"-i", "127.0.0.3", "-mi", "127.0.0.3", "-au", "carrier", "-ap", "carrier-in-pw"}})
+		pause: time.Second, extra: []string{"-i", "127.0.0.3", "-mi", "127.0.0.3", "-au", "carrier", "-ap", "carrier-in-pw"}})
 	if !strings.Contains(s.messages(), "SIP/2.0 401 Unauthorized") {
 		t.Fatal("the digest trunk's INVITE was not challenged")
 	}
@@ -273,12 +275,14 @@ steps:
 trunks:
 - name: dead
   host: 127.0.0.1:%d
+  match: [127.0.0.9/32]
   transport: udp
   options_interval: 1s
   numbers: {country: GB}
   prefixes: ["+4420"]
 - name: carrier
   host: 127.0.0.1:%d
+  match: [127.0.0.8/32]
   transport: udp
   auth: {user: cloak-out, password: carrier-out-pw}
   codecs: [PCMU]
@@ -295,12 +299,12 @@ trunks:
 		t.Fatalf("dead trunk not marked down: %+v", st)
 	}
 	carrier := startSipp(t, c, sippArgs{scenario: "carrier-uas.xml", uas: true, localPort: carrierPort,
-		keys: map[string]string{"authuser": "cloak-out", "authpass": "carrier-out-pw", "pcap": filepath.Join(root, "testdata", "sipp", "pcap", "pcmu-tone-3s.pcap")}})
+		keys: map[string]string{"pcap": filepath.Join(root, "testdata", "sipp", "pcap", "pcmu-tone-3s.pcap")}})
 	time.Sleep(300 * time.Millisecond) // sipp binds its port
-	caller := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "out",
+	caller := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "out", pause: 5 * time.Second,
 		keys: map[string]string{"caller": "02079460123", "pai": "+442079460123"}})
 	if !c.waitLog("early media from the far end: relayed to the caller", 10*time.Second) {
-		t.Fatalf("no early media relayed\ncloak:\n%s\ncarrier:\n%s", tail(c.log(), 3000), tail(carrier.messages(), 3000))
+		t.Fatalf("no early media relayed\ncloak:\n%s\ncarrier:\n%s\n%s", tail(c.log(), 3000), tail(carrier.messages(), 3000), carrier.file("errors.log"))
 	}
 	if !c.waitLog(`"trunk":"carrier"`, 5*time.Second) || !c.waitLog("outbound leg answered", 5*time.Second) {
 		t.Fatalf("the outbound leg did not leave by the carrier trunk\n%s", tail(c.log(), 3000))
@@ -311,9 +315,11 @@ trunks:
 	caller.wait(t)
 	carrier.wait(t)
 	msgs := carrier.messages()
-	if !strings.Contains(msgs, "Proxy-Authorization: Digest") || !strings.Contains(msgs, "INVITE sip:+442079460000@") {
-		t.Fatalf("carrier did not see an authenticated INVITE to the E.164 number\n%s", tail(msgs, 3000))
+	ruri := fmt.Sprintf("sip:+442079460000@127.0.0.1:%d", carrierPort)
+	if !strings.Contains(msgs, "INVITE "+ruri+" SIP/2.0") {
+		t.Fatalf("carrier did not see an INVITE to the E.164 number\n%s", tail(msgs, 3000))
 	}
+	checkProxyAuth(t, msgs, ruri, "cloak-out", "carrier-out-pw")
 	deadline = time.Now().Add(5 * time.Second)
 	for trunksAPI(t, c)["carrier"].Calls != 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -323,5 +329,31 @@ trunks:
 	}
 	if strings.Contains(c.log(), "carrier-out-pw") {
 		t.Fatal("the trunk password reached the log")
+	}
+}
+
+// checkProxyAuth finds the Proxy-Authorization cloak sent and checks its
+// digest response against the password (RFC 2617 §3.2.2), and that its
+// uri is the Request-URI (§3.2.2.5).
+func checkProxyAuth(t *testing.T, msgs, ruri, user, password string) {
+	t.Helper()
+	m := regexp.MustCompile(`Proxy-Authorization: (Digest [^\r\n]+)`).FindStringSubmatch(msgs)
+	if m == nil {
+		t.Fatalf("no Proxy-Authorization in the carrier's messages\n%s", tail(msgs, 3000))
+	}
+	cr, err := digest.ParseCredentials(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.Username != user || cr.URI != ruri || cr.Realm != "carrier.example" {
+		t.Fatalf("credentials %+v: want user %s, uri %s", cr, user, ruri)
+	}
+	want, err := digest.Digest(&digest.Challenge{Realm: cr.Realm, Nonce: cr.Nonce, Algorithm: cr.Algorithm, QOP: []string{cr.QOP}},
+		digest.Options{Method: "INVITE", URI: cr.URI, Username: user, Password: password, Cnonce: cr.Cnonce, Count: cr.Nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Response != cr.Response {
+		t.Fatal("the Proxy-Authorization's digest does not match the trunk's password")
 	}
 }

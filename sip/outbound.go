@@ -155,6 +155,9 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	// RFC 3261 §26.2.2 / RFC 5630: a sips: target, or transport=tls,
 	// goes over TLS (sipgo's Request.Transport reads the URI the same way).
 	tr, _ := uri.UriParams.Get("transport")
+	if route.Transport != "" {
+		tr = route.Transport
+	}
 	if tr == "" {
 		tr = "udp"
 	}
@@ -176,7 +179,17 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if route.Proxy != "" {
 		hdrs = append(hdrs, siplib.NewHeader("Route", "<"+route.Proxy+">"))
 	}
-	d, err := ua.Invite(ctx, uri, body, hdrs...)
+	req := siplib.NewRequest(siplib.INVITE, uri)
+	req.SetBody(body)
+	if route.Transport != "" {
+		req.SetTransport(strings.ToUpper(tr)) // not in the URI: see Route.URI
+	} else if t, _ := uri.UriParams.Get("transport"); t != "" {
+		req.SetTransport(t)
+	}
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	d, err := ua.WriteInvite(ctx, req)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}

@@ -254,9 +254,13 @@ type OutboundRouter interface {
 type Route struct {
 	// Trunk is the trunk's name.
 	Trunk string
-	// URI is the Request-URI (sip:+44...@carrier;user=phone, with the
-	// trunk's transport).
+	// URI is the Request-URI (sip:+44...@carrier:5060), without
+	// parameters: sipgo computes a challenge's digest-uri without them,
+	// and a carrier that checks it against the Request-URI (RFC 2617
+	// §3.2.2.5) must find the two equal.
 	URI string
+	// Transport is how the INVITE goes: udp, tcp or tls.
+	Transport string
 	// Username and Password answer the carrier's 401/407 challenges
 	// (RFC 3261 §22.2, §22.3); empty Password answers none.
 	Username, Password string

@@ -348,7 +348,7 @@ func (s *Set) Route(number string) (sip.Route, error) {
 		}
 		var once sync.Once
 		return sip.Route{
-			Trunk: t.cfg.Name, URI: t.requestURI(number),
+			Trunk: t.cfg.Name, URI: t.requestURI(number), Transport: t.cfg.Transport,
 			Username: t.cfg.Auth.User, Password: t.password.Reveal(),
 			Proxy: t.proxyRoute(), Codecs: t.codecs,
 			Release: func() { once.Do(func() { t.calls.Add(-1) }) },
@@ -371,13 +371,10 @@ func (t *Trunk) take() bool {
 }
 
 // requestURI is the Request-URI of a call to number through the trunk:
-// a global number in the user part with user=phone (RFC 3261 §19.1.6).
+// the global number as the user part, no parameters (sip.Route.URI says
+// why; the transport goes in sip.Route.Transport).
 func (t *Trunk) requestURI(number string) string {
-	u := "sip:" + number + "@" + t.host + ";user=phone"
-	if t.cfg.Transport != "udp" {
-		u += ";transport=" + t.cfg.Transport
-	}
-	return u
+	return "sip:" + number + "@" + t.host
 }
 
 // proxyRoute is the loose route of the trunk's requests: the

@@ -160,7 +160,7 @@ func TestRoute(t *testing.T) {
 	}
 	r.Release()
 	r, err = s.Route("+442079460000")
-	if err != nil || r.Trunk != "uk" || r.URI != "sip:+442079460000@192.0.2.2:5080;user=phone;transport=tcp" ||
+	if err != nil || r.Trunk != "uk" || r.URI != "sip:+442079460000@192.0.2.2:5080" || r.Transport != "tcp" ||
 		r.Username != "u" || r.Password != "pw" || len(r.Codecs) != 1 || r.Codecs[0].Name != "PCMA" {
 		t.Fatalf("+4420: %+v %v", r, err)
 	}
