@@ -98,6 +98,9 @@ type Config struct {
 	// value is dtmf.Auto); DTMFRoutes overrides it per called user part.
 	DTMF       dtmf.Policy
 	DTMFRoutes map[string]dtmf.Policy
+	// DTMFTrunks is the mode of calls from each trunk (trunks[].dtmf:
+	// how that carrier sends keys); a route's own mode still wins.
+	DTMFTrunks map[string]dtmf.Policy
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 	// OnEnded, when set, receives each answered-or-not interaction's
@@ -388,7 +391,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	m.met.CallAnswered(routeLabel(target), time.Since(c.created))
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
-	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)
+	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called(), s.Trunk()), c.onDigitReceived)
 	ep.SetMonitor(c.pipe)
 	// From the answer on the caller hears a packet every 20 ms: prompts,
 	// the agent, or between them the filler (media.Endpoint.StartFill).
@@ -398,9 +401,13 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.run()
 }
 
-// dtmfMode returns the DTMF mode of calls to the called user part.
-func (m *Manager) dtmfMode(called string) dtmf.Policy {
+// dtmfMode returns the DTMF mode of calls to the called user part from
+// trunk ("" for none): the route's, else the trunk's, else dtmf.mode.
+func (m *Manager) dtmfMode(called, trunk string) dtmf.Policy {
 	if mode, ok := m.cfg.DTMFRoutes[called]; ok {
+		return mode
+	}
+	if mode, ok := m.cfg.DTMFTrunks[trunk]; ok && trunk != "" {
 		return mode
 	}
 	return m.cfg.DTMF

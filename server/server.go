@@ -151,6 +151,10 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	dtmfTrunks, err := trunkDTMFModes(cfg.Trunks)
+	if err != nil {
+		return err
+	}
 	arch, err := archiveSetup(runCtx, cfg, log)
 	if err != nil {
 		return err
@@ -196,6 +200,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Capture:           caps,
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
+		DTMFTrunks:        dtmfTrunks,
 		Log:               log,
 		OnEnded:           arch.onEnded(),
 		Metrics:           callMetrics,

@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/metrics"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/cloak-voip/cloak/trunk"
@@ -45,6 +47,22 @@ func (n *nodeTrunks) stop() {
 		n.cancel()
 		n.wait()
 	}
+}
+
+// trunkDTMFModes parses each trunk's validated dtmf (none when empty).
+func trunkDTMFModes(ts []config.Trunk) (map[string]dtmf.Policy, error) {
+	out := map[string]dtmf.Policy{}
+	for i, t := range ts {
+		if t.DTMF == "" {
+			continue
+		}
+		p, err := dtmf.ParsePolicy(t.DTMF)
+		if err != nil {
+			return nil, fmt.Errorf("trunks[%d].dtmf: %w", i, err)
+		}
+		out[t.Name] = p
+	}
+	return out, nil
 }
 
 // samples reads the trunks' state for /metrics.

@@ -143,6 +143,17 @@ func TestUnknownSourcePolicy(t *testing.T) {
 	if got := h.last(); got != "iptrunk|anonymous|" {
 		t.Fatalf("private call seen as %q", got)
 	}
+	// A registered agent's phone is no unknown source.
+	h3 := &seenHandler{}
+	reg := &Registrar{}
+	reg.setGoodSource("demo", "127.0.0.1")
+	dst3 := startTrunked(t, h3, Config{Registrar: reg, Unknown: UnknownPolicy{Reject: true, RejectLoopback: true}})
+	if got := statusLine(sendInvite(t, "127.0.0.1", dst3, "u5")); got != "SIP/2.0 486 Busy Here" {
+		t.Fatalf("registered agent's source: %q", got)
+	}
+	if got := statusLine(sendInvite(t, "127.0.0.4", dst3, "u6")); got != "SIP/2.0 403 Forbidden: Unknown Source" {
+		t.Fatalf("another source: %q", got)
+	}
 	// The zero policy keeps the old behaviour: every source allowed.
 	h2 := &seenHandler{}
 	dst2 := startTrunked(t, h2, Config{})

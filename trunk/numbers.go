@@ -12,6 +12,10 @@ import (
 // 15 digits (ITU-T E.164 §6.1); with prefixes and separators 32 is ample.
 const maxNumberLen = 32
 
+// maxE164Digits is the most digits an E.164 number has, country code
+// included (ITU-T E.164 §6.1).
+const maxE164Digits = 15
+
 // Numbers normalises a carrier's numbers to E.164.
 type Numbers struct {
 	region string
@@ -89,7 +93,13 @@ func possible(s, region string) (string, bool) {
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		return "", false
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), true
+	e := phonenumbers.Format(num, phonenumbers.E164)
+	if len(e) > 1+maxE164Digits {
+		// libphonenumber's length ranges allow a few national numbers
+		// that, with their country code, exceed E.164's 15 digits.
+		return "", false
+	}
+	return e, true
 }
 
 // URINumber returns the number a header value or URI carries: the number

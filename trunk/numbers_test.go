@@ -1,6 +1,7 @@
 package trunk
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/cloak-voip/cloak/config"
@@ -68,4 +69,23 @@ func TestURINumber(t *testing.T) {
 			t.Errorf("URINumber(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// FuzzE164 feeds hostile user parts: never a panic, and whatever is
+// accepted is "+" and 15 digits at most.
+func FuzzE164(f *testing.F) {
+	for _, s := range []string{"+442079460000", "02079460000", "00442079460000", "anonymous", "+", "", "0(20)7946-0000", "+999999999999999999"} {
+		f.Add(s)
+	}
+	n := NewNumbers(config.TrunkNumbers{Country: "GB"})
+	f.Fuzz(func(t *testing.T, raw string) {
+		e, ok := n.E164(raw)
+		if !ok {
+			return
+		}
+		if len(e) < 2 || len(e) > 16 || e[0] != '+' || strings.Trim(e[1:], "0123456789") != "" {
+			t.Fatalf("E164(%q) = %q", raw, e)
+		}
+		_ = URINumber("<sip:" + raw + "@h>")
+	})
 }
