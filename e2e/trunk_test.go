@@ -238,7 +238,7 @@ func TestTrunkInboundIdentification(t *testing.T) {
 // 407, checks cloak's Proxy-Authorization, sends 183 with SDP and early
 // media, then 200; cloak bridges the caller to it and stays in the path.
 func TestTrunkOutboundTransfer(t *testing.T) {
-	requireTools(t, "sipp")
+	requireTools(t, "sipp", "tshark")
 	carrierPort := freePorts(t, 1, false)
 	deadPort := freePorts(t, 1, false) // nothing listens: OPTIONS time out
 	flows := t.TempDir()
@@ -301,7 +301,9 @@ trunks:
 	carrier := startSipp(t, c, sippArgs{scenario: "carrier-uas.xml", uas: true, localPort: carrierPort,
 		keys: map[string]string{"pcap": filepath.Join(root, "testdata", "sipp", "pcap", "pcmu-tone-3s.pcap")}})
 	time.Sleep(300 * time.Millisecond) // sipp binds its port
-	caller := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "out", pause: 5 * time.Second,
+	callerMedia := freePorts(t, 4, false)
+	wire := startWireCapture(t, callerMedia)
+	caller := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "out", pause: 5 * time.Second, mediaPort: callerMedia,
 		keys: map[string]string{"caller": "02079460123", "pai": "+442079460123"}})
 	if !c.waitLog("early media from the far end: relayed to the caller", 10*time.Second) {
 		t.Fatalf("no early media relayed\ncloak:\n%s\ncarrier:\n%s\n%s", tail(c.log(), 3000), tail(carrier.messages(), 3000), carrier.file("errors.log"))
@@ -314,6 +316,19 @@ trunks:
 	}
 	caller.wait(t)
 	carrier.wait(t)
+	// Early media on the wire: between the 183 (relay started) and the
+	// 200 (leg answered) the caller receives the carrier's 1004 Hz tone.
+	lines := parseLog(t, c.log())
+	em, ans := findLog(lines, "early media from the far end: relayed to the caller", ""), findLog(lines, "outbound leg answered", "")
+	if len(em) != 1 || len(ans) != 1 {
+		t.Fatalf("early media %d, answered %d log lines", len(em), len(ans))
+	}
+	st := rtpBetween(wire.records(t), callerMedia, em[0].Time.Add(200*time.Millisecond), ans[0].Time)
+	if st.packets < 20 || toneShare(st.pcm, 1004) < 0.5 {
+		t.Fatalf("during early media the caller got %d packets, 1004 Hz share %.2f: the carrier's early media did not reach the caller",
+			st.packets, toneShare(st.pcm, 1004))
+	}
+	t.Logf("early media: %d packets to the caller, 1004 Hz share %.2f", st.packets, toneShare(st.pcm, 1004))
 	msgs := carrier.messages()
 	ruri := fmt.Sprintf("sip:+442079460000@127.0.0.1:%d", carrierPort)
 	if !strings.Contains(msgs, "INVITE "+ruri+" SIP/2.0") {
