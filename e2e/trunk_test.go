@@ -46,7 +46,8 @@ func trunksAPI(t *testing.T, c *cloak) map[string]trunkStatus {
 // (auth module, pv_www_authenticate against one fixed password, no
 // database), bindings are kept in memory for at most 3 s so that cloak
 // refreshes often, each accepted REGISTER is logged as "TRUNKTEST
-// registered", OPTIONS get 200.
+// registered", OPTIONS get 200; an INVITE for a registered AOR is relayed
+// to its binding (the carrier delivering a call to cloak).
 func kamailioRegistrarCfg(port int, password string) string {
 	return fmt.Sprintf(`#!KAMAILIO
 debug=2
@@ -62,10 +63,31 @@ loadmodule "xlog.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
+loadmodule "rr.so"
+loadmodule "siputils.so"
 modparam("registrar", "min_expires", 1)
 modparam("registrar", "max_expires", 3)
 modparam("registrar", "default_expires", 3)
 request_route {
+	if (has_totag()) {
+		loose_route();
+		t_relay();
+		exit;
+	}
+	if (method == "CANCEL" || method == "ACK") {
+		t_relay();
+		exit;
+	}
+	if (method == "INVITE") {
+		# A call for a registered AOR goes to its binding: cloak's Contact.
+		record_route();
+		if (!lookup("location")) {
+			sl_send_reply("404", "Not Registered");
+			exit;
+		}
+		t_relay();
+		exit;
+	}
 	if (method == "REGISTER") {
 		if (!pv_www_authenticate("$td", "%s", "0")) {
 			xlog("L_INFO", "TRUNKTEST challenged user=$fU\n");
@@ -96,7 +118,7 @@ request_route {
 func TestTrunkRegisterKamailio(t *testing.T) {
 	requireTools(t, "kamailio")
 	k := startKamailioWith(t, func(port int, _ string) string { return kamailioRegistrarCfg(port, "kam-trunk-pw") })
-	c := startCloak(t, cloakOpts{admin: true, json: true, extra: fmt.Sprintf(`trunks:
+	c := startCloak(t, cloakOpts{admin: true, json: true, routes: map[string]string{"cloaktrunk": "echo"}, extra: fmt.Sprintf(`trunks:
 - name: kam
   host: %s
   transport: udp
@@ -131,6 +153,32 @@ func TestTrunkRegisterKamailio(t *testing.T) {
 	bad := st["wrongpw"]
 	if bad.Registration.State != "failed" || !strings.HasPrefix(bad.Registration.LastError, "401") {
 		t.Fatalf("wrongpw: %+v", bad)
+	}
+	// The carrier delivers a call to the registered AOR: Kamailio relays it
+	// to cloak's Contact (sip:cloaktrunk@...), the dialled number in To.
+	// cloak knows the trunk by Kamailio's address (host) and reads the
+	// called number from To.
+	s := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "cloaktrunk", remote: k.addr, pause: 2 * time.Second,
+		keys: map[string]string{"caller": "01632960001", "pai": "+441632960001", "to": "02079460000"}})
+	var seen bool
+	for deadline := time.Now().Add(5 * time.Second); !seen && time.Now().Before(deadline); {
+		var calls []struct {
+			Caller string            `json:"caller"`
+			Trunk  string            `json:"trunk"`
+			Data   map[string]string `json:"data"`
+		}
+		if err := apiGet(t, c, "/api/calls", &calls); err == nil {
+			for _, cl := range calls {
+				if cl.Trunk == "kam" && cl.Caller == "+441632960001" && cl.Data["called_number"] == "+442079460000" {
+					seen = true
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.wait(t)
+	if !seen {
+		t.Fatalf("the registration trunk's call was not seen with trunk kam, caller +441632960001, called +442079460000\n%s", tail(c.log(), 3000))
 	}
 	m := scrapeMetrics(t, c)
 	if !strings.Contains(m, `cloak_trunk_registered{trunk="kam"} 1`) || !strings.Contains(m, `cloak_trunk_registered{trunk="wrongpw"} 0`) {
@@ -192,7 +240,7 @@ func TestTrunkInboundIdentification(t *testing.T) {
 	}
 	// The IP trunk, with a national From and a trusted PAI.
 	s := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "echo",
-		keys:  map[string]string{"caller": "07700900123", "pai": "+44-7700-900999"},
+		keys:  map[string]string{"caller": "07700900123", "pai": "+44-7700-900999", "to": "echo"},
 		pause: 2 * time.Second, extra: []string{"-i", "127.0.0.2", "-mi", "127.0.0.2"}})
 	var seen bool
 	for deadline := time.Now().Add(5 * time.Second); !seen && time.Now().Before(deadline); {
@@ -219,7 +267,7 @@ func TestTrunkInboundIdentification(t *testing.T) {
 	}
 	// The digest trunk: 401, then accepted with the right credentials.
 	s = runSipp(t, c, sippArgs{scenario: "trunk-call-auth.xml", service: "echo",
-		keys:  map[string]string{"caller": "00441632960001", "pai": "+447700900999"},
+		keys:  map[string]string{"caller": "00441632960001", "pai": "+447700900999", "to": "echo"},
 		pause: time.Second, extra: []string{"-i", "127.0.0.3", "-mi", "127.0.0.3", "-au", "carrier", "-ap", "carrier-in-pw"}})
 	if !strings.Contains(s.messages(), "SIP/2.0 401 Unauthorized") {
 		t.Fatal("the digest trunk's INVITE was not challenged")
@@ -304,7 +352,7 @@ trunks:
 	callerMedia := freePorts(t, 4, false)
 	wire := startWireCapture(t, callerMedia)
 	caller := startSipp(t, c, sippArgs{scenario: "trunk-call.xml", service: "out", pause: 5 * time.Second, mediaPort: callerMedia,
-		keys: map[string]string{"caller": "02079460123", "pai": "+442079460123"}})
+		keys: map[string]string{"caller": "02079460123", "pai": "+442079460123", "to": "out"}})
 	if !c.waitLog("early media from the far end: relayed to the caller", 10*time.Second) {
 		t.Fatalf("no early media relayed\ncloak:\n%s\ncarrier:\n%s\n%s", tail(c.log(), 3000), tail(carrier.messages(), 3000), carrier.file("errors.log"))
 	}

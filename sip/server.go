@@ -351,8 +351,8 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("sip: listen %s: timed out", s.cfg.Listen)
 		}
 	}
-	if !s.cfg.Listen.Addr().IsLoopback() && len(s.cfg.AllowNets) == 0 {
-		s.log.Warn().Str("listen", s.cfg.Listen.String()).Msg("SIP listens beyond loopback and sip.allow is empty: every source may call; SIP scanners find public servers within hours")
+	if !s.cfg.Listen.Addr().IsLoopback() && len(s.cfg.AllowNets) == 0 && !s.cfg.Unknown.Reject {
+		s.log.Warn().Str("listen", s.cfg.Listen.String()).Msg("SIP listens beyond loopback, sip.allow is empty and sip.unknown is allow: every source may call; SIP scanners find public servers within hours")
 	}
 	return nil
 }
