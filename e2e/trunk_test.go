@@ -281,14 +281,16 @@ func TestTrunkInboundIdentification(t *testing.T) {
 }
 
 // TestTrunkOutboundTransfer: a flow's transfer to tel:+442079460000 goes
-// out through the trunk its prefix picks, skipping a trunk with a longer
-// prefix that OPTIONS marked down; the carrier (sipp UAS) challenges with
+// first to the trunk with the longest prefix, which fails it with 503, then
+// to the next, skipping a trunk OPTIONS marked down; the carrier (sipp
+// UAS) challenges with
 // 407, checks cloak's Proxy-Authorization, sends 183 with SDP and early
 // media, then 200; cloak bridges the caller to it and stays in the path.
 func TestTrunkOutboundTransfer(t *testing.T) {
 	requireTools(t, "sipp", "tshark")
 	carrierPort := freePorts(t, 1, false)
 	deadPort := freePorts(t, 1, false) // nothing listens: OPTIONS time out
+	failPort := freePorts(t, 1, false) // a carrier answering 503
 	flows := t.TempDir()
 	for _, f := range []string{"main.yaml", "pay.yaml", "secure-pay.yaml"} {
 		b, err := os.ReadFile(filepath.Join(root, "testdata", "flows", f))
@@ -321,6 +323,12 @@ steps:
 		extra: fmt.Sprintf(`flows:
   dir: %s
 trunks:
+- name: failing
+  host: 127.0.0.1:%d
+  match: [127.0.0.7/32]
+  transport: udp
+  numbers: {country: GB}
+  prefixes: ["+44207"]
 - name: dead
   host: 127.0.0.1:%d
   match: [127.0.0.9/32]
@@ -337,7 +345,7 @@ trunks:
   max_calls: 2
   numbers: {country: GB}
   prefixes: ["+44"]
-`, flows, deadPort, carrierPort)})
+`, flows, failPort, deadPort, carrierPort)})
 	// Wait for OPTIONS to mark the dead trunk down.
 	deadline := time.Now().Add(8 * time.Second)
 	for trunksAPI(t, c)["dead"].Up && time.Now().Before(deadline) {
@@ -346,6 +354,7 @@ trunks:
 	if st := trunksAPI(t, c)["dead"]; st.Up || st.Options.State != "down" {
 		t.Fatalf("dead trunk not marked down: %+v", st)
 	}
+	failing := startSipp(t, c, sippArgs{scenario: "carrier-503.xml", uas: true, localPort: failPort})
 	carrier := startSipp(t, c, sippArgs{scenario: "carrier-uas.xml", uas: true, localPort: carrierPort,
 		keys: map[string]string{"pcap": filepath.Join(root, "testdata", "sipp", "pcap", "pcmu-tone-3s.pcap")}})
 	time.Sleep(300 * time.Millisecond) // sipp binds its port
@@ -364,6 +373,10 @@ trunks:
 	}
 	caller.wait(t)
 	carrier.wait(t)
+	failing.wait(t) // it got the INVITE first (longest prefix) and failed it
+	if !strings.Contains(c.log(), "trunk failed the call: trying the next one") {
+		t.Fatal("no failover logged after the failing trunk's 503")
+	}
 	// Early media on the wire: between the 183 (relay started) and the
 	// 200 (leg answered) the caller receives the carrier's 1004 Hz tone.
 	lines := parseLog(t, c.log())
@@ -389,6 +402,9 @@ trunks:
 	}
 	if n := trunksAPI(t, c)["carrier"].Calls; n != 0 {
 		t.Fatalf("carrier trunk still counts %d calls after hang-up", n)
+	}
+	if n := trunksAPI(t, c)["failing"].Calls; n != 0 {
+		t.Fatalf("the failing trunk kept %d call slots after its 503", n)
 	}
 	if strings.Contains(c.log(), "carrier-out-pw") {
 		t.Fatal("the trunk password reached the log")

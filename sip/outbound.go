@@ -39,8 +39,9 @@ type Leg struct {
 // Trunk is the name of the trunk the leg left by, "" when none.
 func (l *Leg) Trunk() string { return l.trunk }
 
-// route asks the Router for a tel: target's trunk.
-func (s *Server) route(target string) (Route, error) {
+// route asks the Router for a tel: target's trunk, other than those
+// already tried.
+func (s *Server) route(target string, tried []string) (Route, error) {
 	num := target[len("tel:"):]
 	if i := strings.IndexByte(num, ';'); i >= 0 {
 		num = num[:i]
@@ -57,7 +58,7 @@ func (s *Server) route(target string) (Route, error) {
 	if s.cfg.Router == nil {
 		return Route{}, &DialError{Status: 503, Err: ErrNoTrunk}
 	}
-	r, err := s.cfg.Router.Route(num)
+	r, err := s.cfg.Router.Route(num, tried)
 	if err != nil {
 		return Route{}, &DialError{Status: 503, Err: err}
 	}
@@ -121,21 +122,57 @@ var ErrDialCanceled = errors.New("call attempt cancelled")
 // A tel: target (RFC 3966; "tel:+442079460000") leaves through the trunk
 // Config.Router picks for the number, with its credentials answering
 // 401/407 challenges, its codec order and its proxy.
+//
+// When a trunk fails the call (no answer from it, 408, 5xx) and another
+// trunk takes the number, the call is tried there, up to maxTrunkAttempts
+// trunks; busy, declined or cancelled calls are not retried.
 func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, error) {
-	var route Route
-	if strings.HasPrefix(strings.ToLower(target), "tel:") {
-		r, err := s.route(target)
+	if !strings.HasPrefix(strings.ToLower(target), "tel:") {
+		return s.dial(ctx, target, Route{}, o)
+	}
+	var tried []string
+	var last error
+	for len(tried) < maxTrunkAttempts {
+		r, err := s.route(target, tried)
 		if err != nil {
+			if last != nil {
+				return nil, last
+			}
 			return nil, err
 		}
-		route = r
-		target = r.URI
-		defer func() {
-			if route.Release != nil {
-				route.Release()
-			}
-		}()
+		leg, err := s.dial(ctx, r.URI, r, o)
+		if err == nil || !trunkFailover(err) || ctx.Err() != nil {
+			return leg, err
+		}
+		o.Log.Info().Str("trunk", r.Trunk).Int("status", statusOf(err, 0)).Msg("trunk failed the call: trying the next one")
+		tried, last = append(tried, r.Trunk), err
 	}
+	return nil, last
+}
+
+// maxTrunkAttempts bounds the trunks one outbound call is tried on.
+const maxTrunkAttempts = 3
+
+// trunkFailover reports whether a failed attempt through a trunk may be
+// tried on another: the trunk did not answer or failed itself (RFC 3261
+// §21.4.9 408, §21.5 5xx), as opposed to the callee being busy or
+// declining (486, 6xx) or cloak cancelling.
+func trunkFailover(err error) bool {
+	var de *DialError
+	if !errors.As(err, &de) || errors.Is(err, ErrDialCanceled) || errors.Is(err, ErrNoTLS) {
+		return false
+	}
+	return de.Status == 0 || de.Status == 408 || (de.Status >= 500 && de.Status < 600)
+}
+
+// dial places one call to target, through route's trunk when route names
+// one (its call slot is released unless a leg holds it).
+func (s *Server) dial(ctx context.Context, target string, route Route, o DialOptions) (*Leg, error) {
+	defer func() {
+		if route.Release != nil {
+			route.Release()
+		}
+	}()
 	var uri siplib.Uri
 	if err := siplib.ParseUri(target, &uri); err != nil {
 		return nil, &DialError{Err: fmt.Errorf("target %q: %w", target, err)}

@@ -244,10 +244,11 @@ func (r *Registrar) knownSource(ip string) bool {
 // implements it; docs/TRUNKS.md).
 type OutboundRouter interface {
 	// Route returns the route for number (E.164, "+" and digits): the
-	// trunk with the longest prefix that is up and below its max_calls.
-	// The route holds one of the trunk's call slots until its Release
-	// runs. ErrNoTrunk when no trunk takes the number.
-	Route(number string) (Route, error)
+	// trunk with the longest prefix that is up, below its max_calls and
+	// not among skip (trunks already tried for this call). The route
+	// holds one of the trunk's call slots until its Release runs.
+	// ErrNoTrunk when no trunk takes the number.
+	Route(number string, skip []string) (Route, error)
 }
 
 // Route is how a call to a number leaves through a trunk.

@@ -218,3 +218,27 @@ func TestPrivacyRequested(t *testing.T) {
 		}
 	}
 }
+
+// TestTrunkFailover: a trunk's own failure moves the call to the next
+// trunk; the callee's answer (busy, decline) and cloak's cancel do not.
+func TestTrunkFailover(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&DialError{Err: context.DeadlineExceeded}, true},
+		{&DialError{Status: 408}, true},
+		{&DialError{Status: 500}, true},
+		{&DialError{Status: 503}, true},
+		{&DialError{Status: 486}, false},
+		{&DialError{Status: 404}, false},
+		{&DialError{Status: 603}, false},
+		{&DialError{Status: 487, Err: ErrDialCanceled}, false},
+		{&DialError{Err: ErrNoTLS}, false},
+		{context.Canceled, false},
+	} {
+		if got := trunkFailover(tc.err); got != tc.want {
+			t.Errorf("trunkFailover(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

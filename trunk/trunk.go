@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -315,8 +316,8 @@ func splitHeader(v string) []string {
 
 // Route implements sip.OutboundRouter: among the trunks with a prefix of
 // number, longest prefix first and configuration order next, the first
-// that is up and below max_calls.
-func (s *Set) Route(number string) (sip.Route, error) {
+// that is up, below max_calls and not in skip.
+func (s *Set) Route(number string, skip []string) (sip.Route, error) {
 	type cand struct {
 		t   *Trunk
 		n   int // prefix length
@@ -330,7 +331,7 @@ func (s *Set) Route(number string) (sip.Route, error) {
 				best = len(p)
 			}
 		}
-		if best >= 0 && t.host != "" {
+		if best >= 0 && t.host != "" && !slices.Contains(skip, t.cfg.Name) {
 			cands = append(cands, cand{t, best, i})
 		}
 	}

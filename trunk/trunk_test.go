@@ -154,18 +154,18 @@ func TestRoute(t *testing.T) {
 		config.Trunk{Name: "ukmob", Host: "192.0.2.3", Prefixes: []string{"+447"}},
 		config.Trunk{Name: "none", Host: "192.0.2.4"},
 	)
-	r, err := s.Route("+447700900123")
+	r, err := s.Route("+447700900123", nil)
 	if err != nil || r.Trunk != "ukmob" {
 		t.Fatalf("+447: %+v %v", r, err)
 	}
 	r.Release()
-	r, err = s.Route("+442079460000")
+	r, err = s.Route("+442079460000", nil)
 	if err != nil || r.Trunk != "uk" || r.URI != "sip:+442079460000@192.0.2.2:5080" || r.Transport != "tcp" ||
 		r.Username != "u" || r.Password != "pw" || len(r.Codecs) != 1 || r.Codecs[0].Name != "PCMA" {
 		t.Fatalf("+4420: %+v %v", r, err)
 	}
 	// uk is full (max_calls 1): the next best takes it.
-	r2, err := s.Route("+442079460000")
+	r2, err := s.Route("+442079460000", nil)
 	if err != nil || r2.Trunk != "any" {
 		t.Fatalf("full: %+v %v", r2, err)
 	}
@@ -175,14 +175,20 @@ func TestRoute(t *testing.T) {
 	if got := s.byName["uk"].calls.Load(); got != 0 {
 		t.Fatalf("uk calls %d after release", got)
 	}
+	// A trunk already tried is skipped.
+	if r3, err := s.Route("+447700900123", []string{"ukmob"}); err != nil || r3.Trunk != "uk" {
+		t.Fatalf("skip ukmob: %+v %v", r3, err)
+	} else {
+		r3.Release()
+	}
 	// uk down: skipped.
 	s.byName["uk"].up.Store(false)
 	s.byName["any"].up.Store(false)
-	if _, err := s.Route("+442079460000"); !errors.Is(err, ErrAllDown) {
+	if _, err := s.Route("+442079460000", nil); !errors.Is(err, ErrAllDown) {
 		t.Fatalf("all down: %v", err)
 	}
 	s2 := testSet(t, config.Trunk{Name: "uk", Host: "192.0.2.2", Prefixes: []string{"+44"}})
-	if _, err := s2.Route("+12125550123"); !errors.Is(err, sip.ErrNoTrunk) {
+	if _, err := s2.Route("+12125550123", nil); !errors.Is(err, sip.ErrNoTrunk) {
 		t.Fatalf("no prefix: %v", err)
 	}
 }
