@@ -20,7 +20,7 @@ import (
 const (
 	StateOff          = "off"          // register.enabled is false
 	StateUnregistered = "unregistered" // not yet tried, or unregistered at shutdown
-	StateRegistering  = "registering"  // a REGISTER is in flight
+	StateRegistering  = "registering"  // the first REGISTER is in flight
 	StateRegistered   = "registered"   // the carrier holds our binding until Expires
 	StateFailed       = "failed"       // the last attempt failed; retried after a back-off
 )
@@ -164,7 +164,13 @@ func (t *Trunk) expires() time.Duration {
 func (r *registrar) register(ctx context.Context, expires time.Duration) (time.Duration, error) {
 	t := r.t
 	if expires > 0 {
-		t.setReg(func(st *RegState) { st.State = StateRegistering })
+		// A refresh keeps "registered" (the binding holds until Expires)
+		// and a retry keeps "failed": "registering" is the first try only.
+		t.setReg(func(st *RegState) {
+			if st.State == StateUnregistered {
+				st.State = StateRegistering
+			}
+		})
 	}
 	host := t.host
 	domain := host
