@@ -72,6 +72,7 @@ const (
 	PermMonitor    Perm = "calls.monitor" // listen, coach, barge
 	PermPayment    Perm = "calls.payment" // agent-assisted payment
 	PermFraudHolds Perm = "fraud.holds"   // view and decide holds
+	PermTrunksView Perm = "trunks.view"   // trunks' registration and keep-alive state
 )
 
 // Scope is how far a granted permission reaches.
@@ -105,7 +106,7 @@ var grants = map[Role]map[Perm]Scope{
 	RoleSupervisor: {
 		PermCallsView: All, PermCallsAct: All, PermAgentsView: All, PermStats: All, PermMetrics: All,
 		PermArchiveSearch: All, PermArchivePlay: All,
-		PermMonitor: All, PermPayment: All, PermFraudHolds: All,
+		PermMonitor: All, PermPayment: All, PermFraudHolds: All, PermTrunksView: All,
 	},
 	RoleArchivist: {
 		PermArchiveSearch: All, PermArchivePlay: All, PermArchiveDownload: All, PermArchiveDelete: All,
@@ -122,7 +123,7 @@ func AllPerms() []Perm {
 	return []Perm{PermCallsView, PermCallsAct, PermAgentsView, PermStats, PermMetrics, PermPprof,
 		PermArchiveSearch, PermArchivePlay, PermArchiveDownload, PermArchiveDelete, PermArchiveExport,
 		PermArchiveAnonymise, PermArchivePurge, PermAuditRead, PermUsers, PermTokens,
-		PermMonitor, PermPayment, PermFraudHolds}
+		PermMonitor, PermPayment, PermFraudHolds, PermTrunksView}
 }
 
 func allPerms() map[Perm]Scope {

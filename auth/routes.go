@@ -40,6 +40,7 @@ var Rules = []Rule{
 	{Pattern: "DELETE /api/calls/{id}/payments/{pid}", Perm: PermPayment},
 	{Pattern: "POST /api/calls/{id}/payments/{pid}/{action}", Perm: PermPayment},
 	{Pattern: "GET /api/agents", Perm: PermAgentsView},
+	{Pattern: "GET /api/trunks", Perm: PermTrunksView},
 	{Pattern: "GET /api/stats", Perm: PermStats},
 
 	{Pattern: "GET /metrics", Perm: PermMetrics},

@@ -66,10 +66,35 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	defer cancel()
 	var ringOnce sync.Once
 	var stopRing func()
+	early := false // the far end plays its own progress (183 with SDP)
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
 		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, Route: route,
 		OnRinging: func() {
+			if early {
+				return
+			}
 			ringOnce.Do(func() { stopRing = c.loopPrompt(ctx, c.caller, ringbackPrompt) })
+		},
+		// Early media (RFC 3960 §3): the caller hears the far end's
+		// announcements and ringback through the same gate as its voice
+		// once answered. Both callbacks run on this goroutine (Dial's).
+		OnEarlyMedia: func(m sip.Media) {
+			if !m.Codec.Supported() {
+				return
+			}
+			if stopRing != nil {
+				stopRing()
+				stopRing = nil
+			}
+			ringOnce.Do(func() {}) // no ringback of ours from now on
+			early = true
+			ep.SetRemote(m.Remote)
+			ep.SetRTCP(false, m.RTCP)
+			ep.SetCodec(m.Codec, m.EventPT)
+			ep.SetComfortNoise(m.CNPT)
+			ep.SetHandler(&agentBridge{c: c})
+			ep.Start()
+			c.log.Info().Msg("early media from the far end: relayed to the caller")
 		},
 	})
 	if stopRing != nil {

@@ -321,9 +321,11 @@ func (c *Interaction) endEvents() {
 
 // Info is a snapshot of an interaction for the API. It holds no digit.
 type Info struct {
-	ID       string            `json:"id"`
-	Caller   string            `json:"caller"`
-	Called   string            `json:"called"`
+	ID     string `json:"id"`
+	Caller string `json:"caller"`
+	Called string `json:"called"`
+	// Trunk is the trunk the call came in on ("" when none).
+	Trunk    string            `json:"trunk,omitempty"`
 	Target   string            `json:"target"`
 	Mode     string            `json:"mode"`
 	Agent    string            `json:"agent,omitempty"`
@@ -339,7 +341,7 @@ type Info struct {
 
 // Info returns a snapshot of the interaction.
 func (c *Interaction) Info() Info {
-	in := Info{ID: c.id, Caller: c.s.Caller(), Called: c.s.Called(), Target: c.target, Mode: c.Mode().String(),
+	in := Info{ID: c.id, Caller: c.s.Caller(), Called: c.s.Called(), Trunk: c.s.Trunk(), Target: c.target, Mode: c.Mode().String(),
 		Reserved: c.AgentReserved(), Data: c.Data(), Segments: c.Segments(), Monitors: c.Monitors()}
 	if a := c.answered.Load(); a != 0 {
 		in.Answered = time.Unix(0, a)

@@ -98,6 +98,9 @@ type Config struct {
 	// value is dtmf.Auto); DTMFRoutes overrides it per called user part.
 	DTMF       dtmf.Policy
 	DTMFRoutes map[string]dtmf.Policy
+	// DTMFTrunks is the mode of calls from each trunk (trunks[].dtmf:
+	// how that carrier sends keys); a route's own mode still wins.
+	DTMFTrunks map[string]dtmf.Policy
 	// Log is the process logger; each call logs with its id.
 	Log zerolog.Logger
 	// OnEnded, when set, receives each answered-or-not interaction's
@@ -349,6 +352,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	}
 	ep.Start()
 	c := newInteraction(m, s, ep, target)
+	trunkData(c, s.Identity())
 	defer m.ended(c, time.Now()) // after close: the recording is finished
 	defer c.close()
 	m.register(c)
@@ -391,7 +395,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	m.met.CallAnswered(routeLabel(target), time.Since(c.created))
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
-	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called()), c.onDigitReceived)
+	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called(), s.Trunk()), c.onDigitReceived)
 	c.pipe.onKeyDown = c.onCallerKeyDown // an agent-assisted payment's mask tone
 	ep.SetMonitor(c.pipe)
 	// From the answer on the caller hears a packet every 20 ms: prompts,
@@ -402,9 +406,13 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	c.run()
 }
 
-// dtmfMode returns the DTMF mode of calls to the called user part.
-func (m *Manager) dtmfMode(called string) dtmf.Policy {
+// dtmfMode returns the DTMF mode of calls to the called user part from
+// trunk ("" for none): the route's, else the trunk's, else dtmf.mode.
+func (m *Manager) dtmfMode(called, trunk string) dtmf.Policy {
 	if mode, ok := m.cfg.DTMFRoutes[called]; ok {
+		return mode
+	}
+	if mode, ok := m.cfg.DTMFTrunks[trunk]; ok && trunk != "" {
 		return mode
 	}
 	return m.cfg.DTMF

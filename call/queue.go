@@ -27,10 +27,11 @@ func (c *Interaction) Transfer(ctx context.Context, target string) error {
 		}
 		return c.queueFor(ctx, q)
 	}
-	if !strings.HasPrefix(target, "sip:") && !strings.HasPrefix(target, "sips:") {
-		// tel: passes the validator but needs a trunk to leave by (issue 28).
-		return fmt.Errorf("transfer to %q: not a SIP URI or queue", target)
+	if !strings.HasPrefix(target, "sip:") && !strings.HasPrefix(target, "sips:") && !strings.HasPrefix(target, "tel:") {
+		return fmt.Errorf("transfer to %q: not a SIP or tel: URI, or a queue", target)
 	}
+	// A tel: target leaves through the trunk sip's Router picks by prefix
+	// (docs/TRUNKS.md).
 	side, err := c.dial(ctx, target, nil, 30*time.Second)
 	if err != nil {
 		return fmt.Errorf("transfer to %s: %w", target, err)

@@ -75,6 +75,11 @@ type Config struct {
 	// calls (docs/MONITORING.md); who may monitor which queue is
 	// queues[].supervisors.
 	Monitor Monitor `yaml:"monitor"`
+	// Trunks are the SIP trunks carriers deliver (docs/TRUNKS.md): how
+	// their INVITEs are identified, how their numbers are read, whether
+	// cloak registers to them, and which tel: targets leave through
+	// them. None by default.
+	Trunks []Trunk `yaml:"trunks"`
 }
 
 // Monitor configures supervisors' monitor legs.
@@ -376,6 +381,13 @@ type SIP struct {
 	T1 time.Duration `yaml:"t1"`
 	// Auth guards REGISTER's digest authentication against guessing.
 	Auth SIPAuth `yaml:"auth"`
+	// Unknown is what an INVITE from a source beyond loopback that is no
+	// trunk's and no registered agent's gets: reject (403 "Unknown
+	// Source") or allow (docs/TRUNKS.md).
+	Unknown string `yaml:"unknown"`
+	// UnknownLoopback is the same for sources on loopback (the demo and
+	// local tests): reject or allow.
+	UnknownLoopback string `yaml:"unknown_loopback"`
 }
 
 // SIPTLS configures SIP over TLS (RFC 3261 §26.2, sips: URIs per RFC
@@ -583,6 +595,8 @@ func Default() Config {
 				NonceLifetime: 5 * time.Minute,
 				Algorithms:    []string{"SHA-256", "MD5"},
 			},
+			Unknown:         "reject",
+			UnknownLoopback: "allow",
 		},
 		RTP: RTP{
 			Ports:             "20000-29999",
@@ -808,6 +822,7 @@ func (c *Config) Validate() error {
 		bad("monitor.ring_timeout", "must not be negative")
 	}
 	c.validateFraud(bad)
+	c.validateTrunks(bad)
 	for name, u := range c.Flows.Endpoints {
 		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			bad("flows.endpoints."+name, "not an http(s) URL: %q", u)
@@ -961,8 +976,10 @@ func validTarget(t string) error {
 		return nil
 	case strings.HasPrefix(t, "dial:sips:") && len(t) > len("dial:sips:"):
 		return nil
+	case strings.HasPrefix(t, "dial:tel:") && len(t) > len("dial:tel:"):
+		return nil // through a trunk chosen by prefix (trunks[].prefixes)
 	}
-	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME, flow:NAME or dial:SIP-URI)", t)
+	return fmt.Errorf("unknown target %q (want echo, tone, ring, prompt:NAME, flow:NAME, dial:SIP-URI or dial:tel:NUMBER)", t)
 }
 
 // SIPListen parses sip.listen.

@@ -173,6 +173,9 @@ func normalise(c Config) Config {
 	if len(c.Flows.Endpoints) == 0 {
 		c.Flows.Endpoints = nil
 	}
+	if len(c.Trunks) == 0 {
+		c.Trunks = nil
+	}
 	return c
 }
 

@@ -196,6 +196,8 @@ type cloakOpts struct {
 	rtpPorts int
 	// transports is sip.transports as YAML; "" is [udp, tcp].
 	transports string
+	// env are VAR=value entries added to cloak's environment.
+	env []string
 }
 
 // cloak is a running cloak process.
@@ -319,6 +321,9 @@ routes:
 	}
 	c.cmd.Dir = dir
 	c.cfgPath = cfgPath
+	if len(o.env) > 0 {
+		c.cmd.Env = append(os.Environ(), o.env...)
+	}
 	c.run(t, logf)
 	if o.admin {
 		tok, errs, err := c.cli("", "tokens", "create", "-name", "e2e-harness", "-role", "admin")

@@ -499,7 +499,8 @@ func testNetns(t *testing.T) (name string, hostIP, nsIP netip.Addr) {
 func TestWildcardListenAdvertisesRoutableAddress(t *testing.T) {
 	requireTools(t, "ip")
 	ns, hostIP, nsIP := testNetns(t)
-	c := startCloak(t, cloakOpts{sipHost: "0.0.0.0", netns: ns, extra: "agents: []\n"})
+	// The caller is beyond loopback and no trunk: sip.unknown must allow it.
+	c := startCloak(t, cloakOpts{sipHost: "0.0.0.0", netns: ns, extra: "agents: []\n", sipExtra: "  unknown: allow\n"})
 	caller := newRTPSocket(t, hostIP)
 	u := newUAC(t, hostIP, netip.AddrPortFrom(nsIP, uint16(c.sipPort)), "tone")
 	media := u.invite(caller.addr())

@@ -35,6 +35,11 @@ var seriesName = regexp.MustCompile(`\b(?:cloak|go|process)_[a-z0-9_]+\b`)
 func exposedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	m, _ := newTest(t)
+	if err := m.Registry().Register(NewTrunks(func() []TrunkSample {
+		return []TrunkSample{{Name: "carrier", Registering: true, Registered: true, Up: true, Calls: 1}}
+	})); err != nil {
+		t.Fatal(err)
+	}
 	c := m.Calls()
 	c.CallStarted("echo")
 	c.CallAnswered("echo", time.Millisecond)

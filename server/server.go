@@ -19,6 +19,7 @@ import (
 	"github.com/cloak-voip/cloak/metrics"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
+	"github.com/cloak-voip/cloak/trunk"
 	"github.com/rs/zerolog"
 )
 
@@ -150,6 +151,10 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	dtmfTrunks, err := trunkDTMFModes(cfg.Trunks)
+	if err != nil {
+		return err
+	}
 	arch, err := archiveSetup(runCtx, cfg, log)
 	if err != nil {
 		return err
@@ -196,6 +201,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Capture:           caps,
 		DTMF:              dtmfMode,
 		DTMFRoutes:        dtmfRoutes,
+		DTMFTrunks:        dtmfTrunks,
 		Log:               log,
 		OnEnded:           arch.onEnded(),
 		Metrics:           callMetrics,
@@ -234,7 +240,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		tlsListen, _ = cfg.SIPTLSListen() // validated
 		reloadable = append(reloadable, namedCert{"sip.tls", rl})
 	}
-	srv, err := sip.NewServer(sip.Config{
+	trunkSet, err := trunk.New(cfg.Trunks, trunk.Options{Limiter: authLim, Algorithms: cfg.SIP.Auth.Algorithms, NonceLifetime: cfg.SIP.Auth.NonceLifetime})
+	if err != nil {
+		return err
+	}
+	trunks := &nodeTrunks{}
+	if len(cfg.Trunks) > 0 {
+		trunks.set = trunkSet
+	}
+	sipCfg := sip.Config{
 		Listen: listen, Advertise: adv, Transports: cfg.SIP.Transports,
 		TLSListen: tlsListen, TLS: sipServerTLS, ClientTLS: sipClientTLS,
 		AllowNets: cfg.AllowNets(), MaxCalls: cfg.SIP.MaxCalls,
@@ -244,7 +258,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Observe: observeFor(caps, mgr),
 
 		Admission: mon, // limits.*: new calls get 503 while overloaded
-	}, mgr)
+	}
+	trunks.sipConfig(&sipCfg, cfg)
+	srv, err := sip.NewServer(sipCfg, mgr)
 	if err != nil {
 		return err
 	}
@@ -255,6 +271,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return bindError(field, addr, err)
 	}
 	go mon.Run(runCtx)
+	trunks.start(runCtx, srv, log)
+	defer trunks.stop()
 	adminAddr, metricsMode := "off", "off"
 	if cfg.Admin.Listen != "" {
 		sipStats := func() map[string]any {
@@ -269,6 +287,10 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				_ = srv.Close()
 				return fmt.Errorf("metrics: %w", err)
 			}
+			if err := met.Registry().Register(metrics.NewTrunks(trunks.samples)); err != nil {
+				_ = srv.Close()
+				return fmt.Errorf("metrics: %w", err)
+			}
 			metricsMode = "users with metrics.view" // who may scrape /metrics, for the ready line
 			if metAccess.Token != "" {
 				metricsMode += " or metrics.token_file"
@@ -279,7 +301,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			_ = srv.Close()
 			return err
 		}
-		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met)
+		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met, trunks)
 		if unruled := apiMux.Unruled(); len(unruled) > 0 {
 			log.Error().Strs("routes", unruled).Msg("HTTP routes without a permission rule are refused to everyone: add them to auth.Rules")
 		}
@@ -334,6 +356,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		_ = srv.Wait(wctx)
 		cancel()
 	}
+	trunks.stop() // unregister while the SIP transport is still open
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")
 	return nil

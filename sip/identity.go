@@ -15,6 +15,9 @@ const maxIdentityName = 64
 // characters dropped, at most 64 characters; "" when there is none. It is
 // what the caller's side claims, nothing verified.
 func (s *Session) CallerName() string {
+	if s.ident.Private {
+		return "" // RFC 3323 §4.2: withheld
+	}
 	if f := s.req.From(); f != nil {
 		return cleanName(f.DisplayName)
 	}
@@ -28,6 +31,9 @@ func (s *Session) CallerName() string {
 // 3325 §2.3) yet: the value is what the peer sent, recorded as such and
 // trusted for nothing.
 func (s *Session) AssertedIdentity() (user, name string) {
+	if s.ident.Private {
+		return Anonymous, "" // RFC 3323 §4.2, RFC 3325 §9.3: withheld
+	}
 	h := s.req.GetHeader("P-Asserted-Identity")
 	if h == nil {
 		return "", ""

@@ -32,6 +32,46 @@ type Leg struct {
 
 	// REFER subscription (RFC 3515) kept open until Notify ends it.
 	referCSeq uint32
+	// trunk is the trunk the leg left by, "" for none.
+	trunk string
+}
+
+// Trunk is the name of the trunk the leg left by, "" when none.
+func (l *Leg) Trunk() string { return l.trunk }
+
+// route asks the Router for a tel: target's trunk, other than those
+// already tried.
+func (s *Server) route(target string, tried []string) (Route, error) {
+	num := target[len("tel:"):]
+	if i := strings.IndexByte(num, ';'); i >= 0 {
+		num = num[:i]
+	}
+	num = strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' || r == '(' || r == ')' {
+			return -1 // RFC 3966 §5.1.1 visual separators
+		}
+		return r
+	}, num)
+	if len(num) < 2 || len(num) > 16 || num[0] != '+' || strings.Trim(num[1:], "0123456789") != "" {
+		return Route{}, &DialError{Err: fmt.Errorf("tel: target is not a global number (+ and up to 15 digits): %w", ErrNoTrunk)}
+	}
+	if s.cfg.Router == nil {
+		return Route{}, &DialError{Status: 503, Err: ErrNoTrunk}
+	}
+	r, err := s.cfg.Router.Route(num, tried)
+	if err != nil {
+		return Route{}, &DialError{Status: 503, Err: err}
+	}
+	return r, nil
+}
+
+// logTarget is the target as logged: through a trunk, the trunk's name
+// only (the Request-URI's user part is the dialled number).
+func logTarget(target, trunk string) string {
+	if trunk != "" {
+		return "trunk:" + trunk
+	}
+	return target
 }
 
 // DialOptions configures an outbound leg.
@@ -42,6 +82,11 @@ type DialOptions struct {
 	FromUser string
 	// OnRinging runs on each 180/183.
 	OnRinging func()
+	// OnEarlyMedia, when set, runs on a 183 Session Progress that carries
+	// an SDP answer (RFC 3960 §3, the gateway model): the far end plays
+	// its own progress (announcements, ringback) at that address until
+	// the final answer. It runs on the dialog's goroutine: do not block.
+	OnEarlyMedia func(Media)
 	// Log is the logger of the interaction the leg belongs to.
 	Log zerolog.Logger
 	// Route is a preloaded Route set (RFC 3261 §8.1.2), e.g. the Path an
@@ -77,7 +122,61 @@ var ErrDialCanceled = errors.New("call attempt cancelled")
 // Dial places a call to target (a SIP URI) with our SDP offer and returns
 // the answered leg once the ACK is sent. Ending ctx before the answer
 // cancels the attempt (CANCEL, RFC 3261 §9).
+//
+// A tel: target (RFC 3966; "tel:+442079460000") leaves through the trunk
+// Config.Router picks for the number, with its credentials answering
+// 401/407 challenges, its codec order and its proxy.
+//
+// When a trunk fails the call (no answer from it, 408, 5xx) and another
+// trunk takes the number, the call is tried there, up to maxTrunkAttempts
+// trunks; busy, declined or cancelled calls are not retried.
 func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, error) {
+	if !strings.HasPrefix(strings.ToLower(target), "tel:") {
+		return s.dial(ctx, target, Route{}, o)
+	}
+	var tried []string
+	var last error
+	for len(tried) < maxTrunkAttempts {
+		r, err := s.route(target, tried)
+		if err != nil {
+			if last != nil {
+				return nil, last
+			}
+			return nil, err
+		}
+		leg, err := s.dial(ctx, r.URI, r, o)
+		if err == nil || !trunkFailover(err) || ctx.Err() != nil {
+			return leg, err
+		}
+		o.Log.Info().Str("trunk", r.Trunk).Int("status", statusOf(err, 0)).Msg("trunk failed the call: trying the next one")
+		tried, last = append(tried, r.Trunk), err
+	}
+	return nil, last
+}
+
+// maxTrunkAttempts bounds the trunks one outbound call is tried on.
+const maxTrunkAttempts = 3
+
+// trunkFailover reports whether a failed attempt through a trunk may be
+// tried on another: the trunk did not answer or failed itself (RFC 3261
+// §21.4.9 408, §21.5 5xx), as opposed to the callee being busy or
+// declining (486, 6xx) or cloak cancelling.
+func trunkFailover(err error) bool {
+	var de *DialError
+	if !errors.As(err, &de) || errors.Is(err, ErrDialCanceled) || errors.Is(err, ErrNoTLS) {
+		return false
+	}
+	return de.Status == 0 || de.Status == 408 || (de.Status >= 500 && de.Status < 600)
+}
+
+// dial places one call to target, through route's trunk when route names
+// one (its call slot is released unless a leg holds it).
+func (s *Server) dial(ctx context.Context, target string, route Route, o DialOptions) (*Leg, error) {
+	defer func() {
+		if route.Release != nil {
+			route.Release()
+		}
+	}()
 	var uri siplib.Uri
 	if err := siplib.ParseUri(target, &uri); err != nil {
 		return nil, &DialError{Err: fmt.Errorf("target %q: %w", target, err)}
@@ -86,13 +185,20 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 		o.Local.SessionID = uint64(time.Now().UnixNano() & 0x7fffffffffff)
 	}
 	o.Local.Version++
-	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
+	codecs := route.Codecs
+	if len(codecs) == 0 {
+		codecs = SupportedCodecs()
+	}
+	body, err := BuildOffer(o.Local, codecs, DefaultEventPayloadType, audio.SendRecv)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
 	// RFC 3261 §26.2.2 / RFC 5630: a sips: target, or transport=tls,
 	// goes over TLS (sipgo's Request.Transport reads the URI the same way).
 	tr, _ := uri.UriParams.Get("transport")
+	if route.Transport != "" {
+		tr = route.Transport
+	}
 	if tr == "" {
 		tr = "udp"
 	}
@@ -111,16 +217,34 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	fromHdr := &siplib.FromHeader{Address: siplib.Uri{User: from, Host: s.contact.Addr().String(), Port: int(s.contact.Port())}, Params: siplib.NewParams()}
 	fromHdr.Params.Add("tag", siplib.GenerateTagN(16))
 	hdrs := []siplib.Header{siplib.NewHeader("Content-Type", "application/sdp"), fromHdr, siplib.NewHeader("Allow", Allowed)}
-	for _, r := range o.Route {
+	for _, r := range o.Route { // the agent's Path (RFC 3327)
 		hdrs = append(hdrs, siplib.NewHeader("Route", r))
 	}
-	d, err := ua.Invite(ctx, uri, body, hdrs...)
+	if route.Proxy != "" {
+		hdrs = append(hdrs, siplib.NewHeader("Route", "<"+route.Proxy+">"))
+	}
+	req := siplib.NewRequest(siplib.INVITE, uri)
+	req.SetBody(body)
+	if route.Transport != "" {
+		req.SetTransport(strings.ToUpper(tr)) // not in the URI: see Route.URI
+	} else if t, _ := uri.UriParams.Get("transport"); t != "" {
+		req.SetTransport(t)
+	}
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	d, err := ua.WriteInvite(ctx, req)
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
-	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *siplib.Response) error {
+	err = d.WaitAnswer(ctx, sipgo.AnswerOptions{Username: route.Username, Password: route.Password, OnResponse: func(res *siplib.Response) error {
 		if c := res.Contact(); c != nil {
 			tlsRoutable(&c.Address) // the remote target of ACK and BYE
+		}
+		if res.StatusCode == 183 && o.OnEarlyMedia != nil && len(res.Body()) > 0 {
+			if m, err := ParseAnswer(res.Body()); err == nil {
+				o.OnEarlyMedia(m)
+			}
 		}
 		if (res.StatusCode == 180 || res.StatusCode == 183) && o.OnRinging != nil {
 			o.OnRinging()
@@ -149,13 +273,25 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if err := d.Ack(ctx); err != nil {
 		return nil, &DialError{Err: err}
 	}
-	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}}
-	leg.log = o.Log.With().Str("leg", leg.id).Logger()
+	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}, trunk: route.Trunk}
+	lc := o.Log.With().Str("leg", leg.id)
+	if route.Trunk != "" {
+		lc = lc.Str("trunk", route.Trunk)
+	}
+	leg.log = lc.Logger()
 	s.legs.Store(d.ID, leg)
-	// Forget the leg when its dialog ends. AfterFunc parks no goroutine
-	// for the life of the call; the function runs once the context ends.
-	context.AfterFunc(d.Context(), func() { s.legs.Delete(d.ID) })
-	leg.log.Info().Str("target", target).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
+	// Forget the leg when its dialog ends, and free its trunk's call
+	// slot. AfterFunc parks no goroutine for the life of the call; the
+	// function runs once the context ends.
+	release := route.Release
+	route.Release = nil // the leg holds the slot now
+	context.AfterFunc(d.Context(), func() {
+		s.legs.Delete(d.ID)
+		if release != nil {
+			release()
+		}
+	})
+	leg.log.Info().Str("target", logTarget(target, route.Trunk)).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
 	return leg, nil
 }
 

@@ -58,6 +58,15 @@ type Config struct {
 	// OPTIONS outside a dialog: while it refuses, they get 503 Service
 	// Unavailable with Retry-After (see Admission).
 	Admission Admission
+	// Trunks, when not nil, identifies the trunk of each INVITE outside a
+	// dialog (by source address or digest) and reads its numbers.
+	Trunks TrunkTable
+	// Unknown is what an INVITE from no trunk and no registered agent
+	// gets; the zero value allows every source.
+	Unknown UnknownPolicy
+	// Router, when not nil, places calls to tel: targets through a trunk
+	// (Dial).
+	Router OutboundRouter
 	// Observe, when not nil, receives every SIP message read or written
 	// (protocol capture). It runs on the transport's goroutine: it must
 	// not block.
@@ -342,8 +351,8 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("sip: listen %s: timed out", s.cfg.Listen)
 		}
 	}
-	if !s.cfg.Listen.Addr().IsLoopback() && len(s.cfg.AllowNets) == 0 {
-		s.log.Warn().Str("listen", s.cfg.Listen.String()).Msg("SIP listens beyond loopback and sip.allow is empty: every source may call; SIP scanners find public servers within hours")
+	if !s.cfg.Listen.Addr().IsLoopback() && len(s.cfg.AllowNets) == 0 && !s.cfg.Unknown.Reject {
+		s.log.Warn().Str("listen", s.cfg.Listen.String()).Msg("SIP listens beyond loopback, sip.allow is empty and sip.unknown is allow: every source may call; SIP scanners find public servers within hours")
 	}
 	return nil
 }
@@ -752,6 +761,12 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	// Who is calling comes first: an unknown source learns nothing of the
+	// node's load.
+	ident, ok := s.identify(req, tx)
+	if !ok {
+		return
+	}
 	if s.draining.Load() {
 		s.refuse(req, tx, RefusedDraining, 30*time.Second)
 		return
@@ -804,7 +819,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		return
 	}
 	s.calls.Add(1)
-	sess := newSession(s, dlg, req, tx, offer)
+	sess := newSession(s, dlg, req, tx, offer, ident)
 	s.sessions.Store(dlg.ID, sess)
 	s.handlers.add()
 	defer func() {

@@ -43,6 +43,7 @@ type Session struct {
 
 	id     string
 	source netip.AddrPort
+	ident  Identity // trunk and numbers, settled before the session was made
 
 	// provMu is held while a provisional response is written; a final
 	// takes it once (after deciding) so it never overtakes one in flight.
@@ -78,9 +79,9 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request, tx siplib.ServerTransaction, offer *Offer) *Session {
+func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request, tx siplib.ServerTransaction, offer *Offer, ident Identity) *Session {
 	s := &Session{
-		srv: srv, dlg: dlg, req: req, tx: tx, offer: offer,
+		srv: srv, dlg: dlg, req: req, tx: tx, offer: offer, ident: ident,
 		id:       newID(),
 		ackBody:  make(chan []byte, 1),
 		reAcks:   make(chan uint32, 4),
@@ -92,7 +93,11 @@ func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request
 	if offer != nil {
 		s.media = offer.Media
 	}
-	s.log = srv.log.With().Str("call", s.id).Logger()
+	lc := srv.log.With().Str("call", s.id)
+	if ident.Trunk != "" {
+		lc = lc.Str("trunk", ident.Trunk)
+	}
+	s.log = lc.Logger()
 	s.log.Info().Str("sip_call_id", req.CallID().Value()).Str("from", s.Caller()).Str("to", s.Called()).
 		Str("src", req.Source()).Str("transport", req.Transport()).Bool("late_offer", offer == nil).Msg("call offered")
 	return s
@@ -115,12 +120,36 @@ func (s *Session) Called() string {
 	return ""
 }
 
-// Caller is the user part of the From header.
+// Caller is the caller's number: "anonymous" when the caller asked for
+// privacy (RFC 3323), the E.164 number the trunk's rules read (from
+// P-Asserted-Identity when the trunk is trusted, RFC 3325), else the user
+// part of the From header.
 func (s *Session) Caller() string {
+	if s.ident.Private {
+		return Anonymous
+	}
+	if s.ident.Caller != "" {
+		return s.ident.Caller
+	}
 	if f := s.req.From(); f != nil {
 		return f.Address.User
 	}
 	return ""
+}
+
+// Trunk is the name of the trunk the call came in on, "" when none.
+func (s *Session) Trunk() string { return s.ident.Trunk }
+
+// Identity is the call's trunk, numbers, privacy and redirection
+// history as settled at arrival. With privacy requested, Caller is
+// "anonymous" here too.
+func (s *Session) Identity() Identity {
+	id := s.ident
+	id.Redirects = append([]string(nil), id.Redirects...)
+	if id.Private {
+		id.Caller = Anonymous
+	}
+	return id
 }
 
 // Source is the transport address the INVITE came from.
