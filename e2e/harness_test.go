@@ -341,6 +341,7 @@ func (c *cloak) cli(stdin string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cloakBin, append(args, "-config", c.cfgPath)...)
+	cmd.Env = c.cmd.Env // the node's environment (password_env and the like); nil: ours
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
