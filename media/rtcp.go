@@ -252,6 +252,12 @@ func (e *Endpoint) handleRTCP(b []byte, from netip.AddrPort, muxed bool) {
 		return
 	}
 	r.lastNano.Store(now)
+	if sr := e.srtp.Load(); sr != nil {
+		var ok bool
+		if b, ok = e.unprotectRTCP(sr, b); !ok {
+			return // SRTCP that fails authentication: counted, dropped
+		}
+	}
 	pkts, err := ParseRTCP(b)
 	if err != nil {
 		r.malformed.Add(1)
@@ -403,6 +409,10 @@ func (e *Endpoint) SendRTCP(bye bool) error {
 	}
 	b, err := e.buildRTCP(bye)
 	if err != nil {
+		return err
+	}
+	if b, err = e.protectRTCP(b); err != nil { // SRTCP on an SRTP leg
+		r.txErrors.Add(1)
 		return err
 	}
 	dst, muxed := e.rtcpDest()
@@ -584,13 +594,16 @@ type Quality struct {
 	// DroppedStale is Stats.DroppedStale: the peer's audio dropped for
 	// arriving later than the staleness bound (stale.go).
 	DroppedStale uint64 `json:"dropped_stale"`
+	// DroppedSRTP is Stats.DroppedSRTP: SRTP/SRTCP datagrams that failed
+	// authentication or were replayed (srtp.go).
+	DroppedSRTP uint64 `json:"dropped_srtp"`
 }
 
 // Quality returns the leg's call-quality figures now. It reads atomics
 // only; the hot path is not disturbed.
 func (e *Endpoint) Quality() Quality {
 	_, received, extMax, base, jitter, rate := e.rxq.snapshot()
-	q := Quality{Received: received, RTTMs: -1, DroppedStale: e.stats.stale.Load()}
+	q := Quality{Received: received, RTTMs: -1, DroppedStale: e.stats.stale.Load(), DroppedSRTP: e.stats.srtp.Load()}
 	if rate == 0 {
 		rate = 8000
 	}

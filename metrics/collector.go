@@ -125,6 +125,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRTPDropped, float64(rtp.DroppedPT), "payload_type")
 	counter(dRTPDropped, float64(rtp.DroppedDirection), "direction")
 	counter(dRTPDropped, float64(rtp.DroppedStale), "stale")
+	counter(dRTPDropped, float64(rtp.DroppedSRTP), "srtp")
 	counter(dRTPSuppressed, float64(rtp.TxSuppressed))
 	counter(dRTPFill, float64(rtp.TxFill))
 	counter(dRTPErrors, float64(rtp.ReadErrors), "rx")
