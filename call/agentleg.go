@@ -63,7 +63,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	var ringOnce sync.Once
 	var stopRing func()
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log,
+		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, SRTP: c.m.cfg.SRTP,
 		OnRinging: func() {
 			ringOnce.Do(func() { stopRing = c.loopPrompt(ctx, c.caller, ringbackPrompt) })
 		},
@@ -76,6 +76,13 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 		return nil, err
 	}
 	m := leg.Media()
+	if err := applySRTP(ep, m); err != nil {
+		_ = ep.Close()
+		hctx, hcancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = leg.Hangup(hctx)
+		hcancel()
+		return nil, err
+	}
 	ep.SetRemote(m.Remote)
 	ep.SetRTCP(false, m.RTCP) // our offer had no a=rtcp-mux: port + 1
 	ep.SetCodec(m.Codec, m.EventPT)
@@ -94,6 +101,9 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if !nm.Codec.Supported() {
 			return errors.New("codec not supported")
+		}
+		if err := applySRTP(ep, nm); err != nil {
+			return err
 		}
 		ep.SetRemote(nm.Remote)
 		ep.SetRTCP(false, nm.RTCP)

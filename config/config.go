@@ -95,6 +95,9 @@ type DTMF struct {
 	Routes map[string]string `yaml:"routes"`
 }
 
+// SRTPModes are the values of rtp.srtp and rtp.srtp_routes.
+var SRTPModes = []string{"off", "optional", "mandatory"}
+
 // DTMFModes are the values of dtmf.mode.
 var DTMFModes = []string{"auto", "rfc4733", "inband", "info"}
 
@@ -392,6 +395,21 @@ type RTP struct {
 	// RTCP is RTCP (RFC 3550 §6) on every leg: reports both ways and the
 	// per-leg call-quality figures (loss, jitter, round trip, MOS).
 	RTCP RTCP `yaml:"rtcp"`
+	// SRTP is SRTP (RFC 3711) with SDES keys (RFC 4568 a=crypto) on the
+	// legs, for calls to routes not in SRTPRoutes and for the legs cloak
+	// places (agents, dial:): "off" (plain RTP; RTP/SAVP offers get 488),
+	// "optional" (RTP/SAVP offers answered with SRTP, RTP/AVP ones in
+	// clear; cloak offers RTP/AVP) or "mandatory" (plain offers get 488;
+	// cloak offers RTP/SAVP). Keys travel only in SDP over SIP over TLS
+	// unless SRTPOverPlainSIP (docs/SECURITY.md).
+	SRTP string `yaml:"srtp"`
+	// SRTPRoutes sets the SRTP mode per called user part (a trunk's
+	// number mandatory, a LAN test route off).
+	SRTPRoutes map[string]string `yaml:"srtp_routes"`
+	// SRTPOverPlainSIP lets SDES keys travel in SDP over UDP or TCP SIP.
+	// Whoever reads that signalling reads the keys, so SRTP then protects
+	// nothing against them; cloak warns at start when it is on.
+	SRTPOverPlainSIP bool `yaml:"srtp_over_plain_sip"`
 }
 
 // RTCP configures RTCP on the legs.
@@ -517,6 +535,7 @@ func Default() Config {
 			LearnPackets:      4,
 			MaxStaleness:      200 * time.Millisecond,
 			RTCP:              RTCP{Enabled: true, Interval: 5 * time.Second, Mux: "offer"},
+			SRTP:              "off",
 		},
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
@@ -698,6 +717,14 @@ func (c *Config) Validate() error {
 	case "offer", "require", "off":
 	default:
 		bad("rtp.rtcp.mux", "%q: want offer, require or off", c.RTP.RTCP.Mux)
+	}
+	if !slices.Contains(SRTPModes, c.RTP.SRTP) {
+		bad("rtp.srtp", "unknown mode %q (want %s)", c.RTP.SRTP, strings.Join(SRTPModes, ", "))
+	}
+	for r, m := range c.RTP.SRTPRoutes {
+		if !slices.Contains(SRTPModes, m) {
+			bad("rtp.srtp_routes."+r, "unknown mode %q (want %s)", m, strings.Join(SRTPModes, ", "))
+		}
 	}
 	if c.Data.Dir == "" {
 		bad("data.dir", "must not be empty")

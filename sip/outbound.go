@@ -44,6 +44,10 @@ type DialOptions struct {
 	OnRinging func()
 	// Log is the logger of the interaction the leg belongs to.
 	Log zerolog.Logger
+	// SRTP is the leg's SRTP policy (sdp_srtp.go): mandatory offers
+	// RTP/SAVP with SDES keys when the target is reached over TLS (or
+	// OverPlainSIP), and fails the dial (488) when it is not.
+	SRTP SRTPPolicy
 }
 
 // DialError is a failed outbound call; StatusCode is the final response
@@ -82,10 +86,6 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 		o.Local.SessionID = uint64(time.Now().UnixNano() & 0x7fffffffffff)
 	}
 	o.Local.Version++
-	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
-	if err != nil {
-		return nil, &DialError{Err: err}
-	}
 	// RFC 3261 §26.2.2 / RFC 5630: a sips: target, or transport=tls,
 	// goes over TLS (sipgo's Request.Transport reads the URI the same way).
 	tr, _ := uri.UriParams.Get("transport")
@@ -98,6 +98,30 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if uri.IsEncrypted() && strings.EqualFold(tr, "udp") {
 		tr = "tls"
 	}
+	pol := o.SRTP.ForTransport(tr)
+	o.Local.Crypto = nil
+	var err error
+	switch {
+	case pol.offersSRTP():
+		if o.Local.Crypto, err = NewOfferCrypto(); err != nil {
+			return nil, &DialError{Err: err}
+		}
+	case pol.Mode == SRTPMandatory:
+		return nil, &DialError{Status: 488, Err: fmt.Errorf("target %q over %s: srtp mandatory, keys may travel only over TLS: %w", target, tr, ErrSRTPPolicy)}
+	}
+	body, err := BuildOffer(o.Local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
+	if err != nil {
+		keepOffered(o.Local.Crypto, nil)
+		return nil, &DialError{Err: err}
+	}
+	// Every way out before the answer zeroes our offered keys.
+	offered := o.Local.Crypto
+	answered := false
+	defer func() {
+		if !answered {
+			keepOffered(offered, nil)
+		}
+	}()
 	tlsRoutable(&uri)
 	ua := s.dialogUA(tr, &uri)
 	from := o.FromUser
@@ -130,7 +154,11 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 		}
 		return nil, &DialError{Err: err}
 	}
-	m, err := ParseAnswer(d.InviteResponse.Body())
+	m, err := ParseAnswerSRTP(d.InviteResponse.Body(), offered)
+	if err == nil {
+		answered = true
+		o.Local.Crypto = keepOffered(offered, m.SRTP)
+	}
 	if err != nil {
 		// RFC 3261 §13.2.2.4: ACK the 2xx, then end the dialog.
 		_ = d.Ack(ctx)
@@ -142,12 +170,17 @@ func (s *Server) Dial(ctx context.Context, target string, o DialOptions) (*Leg, 
 	if err := d.Ack(ctx); err != nil {
 		return nil, &DialError{Err: err}
 	}
-	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}}
+	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m, srtp: pol}}
 	leg.log = o.Log.With().Str("leg", leg.id).Logger()
 	s.legs.Store(d.ID, leg)
 	// Forget the leg when its dialog ends. AfterFunc parks no goroutine
 	// for the life of the call; the function runs once the context ends.
-	context.AfterFunc(d.Context(), func() { s.legs.Delete(d.ID) })
+	context.AfterFunc(d.Context(), func() {
+		s.legs.Delete(d.ID)
+		leg.mu.Lock()
+		leg.media.SRTP.Zero() // SRTP contexts keep copies of their own
+		leg.mu.Unlock()
+	})
 	leg.log.Info().Str("target", target).Str("codec", m.Codec.Name).Str("rtp_remote", m.Remote.String()).Msg("outbound leg answered")
 	return leg, nil
 }

@@ -1,0 +1,142 @@
+package call_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloak-voip/cloak/sdes"
+	csip "github.com/cloak-voip/cloak/sip"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// srtpOffer is an RTP/SAVP offer with one a=crypto of ours.
+func srtpOffer(port int, c sdes.Crypto) []byte {
+	b := offerSDP(port, "0 101", "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15",
+		"a=crypto:"+c.Attr(), "a=sendrecv")
+	return bytes.Replace(b, []byte("RTP/AVP"), []byte("RTP/SAVP"), 1)
+}
+
+// TestSRTPEchoCall: an RTP/SAVP call to echo under rtp.srtp: mandatory
+// is answered with SRTP; our SRTP reaches cloak, comes back protected
+// with cloak's key (never in clear on the wire), and decrypts to what we
+// sent. The keys are in no log line.
+func TestSRTPEchoCall(t *testing.T) {
+	h := newHarness(t, opts{rtcp: true, srtp: csip.SRTPPolicy{Mode: csip.SRTPMandatory, OverPlainSIP: true}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	ours, _ := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
+	offer := []sdes.Crypto{{Tag: 1, Key: ours}}
+	d, err := h.invite(ctx, "echo", srtpOffer(sock.LocalAddr().(*net.UDPAddr).Port, offer[0]))
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	defer d.Bye(context.Background())
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := csip.ParseAnswerSRTP(d.InviteResponse.Body(), offer)
+	if err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	if m.SRTP == nil || m.SRTP.Remote.Equal(ours) {
+		t.Fatal("answer without a key of cloak's own")
+	}
+	key, salt := ours.Material()
+	enc, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, cs := m.SRTP.Remote.Material()
+	dec, err := srtp.CreateContext(ck, cs, srtp.ProtectionProfileAes128CmHmacSha1_80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(1000 + i), Timestamp: uint32(160 * i), SSRC: 0x5157, Marker: i == 0},
+			Payload: payloadFor(i)}
+		b, _ := p.Marshal()
+		out, err := enc.EncryptRTP(nil, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sock.WriteToUDPAddrPort(out, m.Remote); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	buf := make([]byte, 1500)
+	echoed, clear := 0, 0
+	end := time.Now().Add(3 * time.Second)
+	for echoed < n && time.Now().Before(end) {
+		_ = sock.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		k, err := sock.Read(buf)
+		if err != nil {
+			break
+		}
+		raw := append([]byte(nil), buf[:k]...)
+		if raw[1] >= 192 && raw[1] <= 223 {
+			continue // SRTCP muxed? (not negotiated here)
+		}
+		for i := range n {
+			if bytes.Contains(raw, payloadFor(i)[:32]) {
+				clear++
+			}
+		}
+		plain, err := dec.DecryptRTP(nil, raw, nil)
+		if err != nil {
+			t.Fatalf("cannot unprotect cloak's packet: %v", err)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(plain); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if bytes.Equal(p.Payload, payloadFor(i)) {
+				echoed++
+			}
+		}
+	}
+	if echoed < n-2 {
+		t.Fatalf("%d of %d packets echoed", echoed, n)
+	}
+	if clear != 0 {
+		t.Fatalf("%d packets carried our audio in clear", clear)
+	}
+	b64 := strings.TrimPrefix(offer[0].Attr(), "1 AES_CM_128_HMAC_SHA1_80 inline:")
+	if strings.Contains(h.logs.String(), b64) || strings.Contains(h.logs.String(), "inline:") && strings.Contains(h.logs.String(), b64[:12]) {
+		t.Fatal("a key reached the log")
+	}
+}
+
+// TestSRTPMandatoryRefusesPlain: under rtp.srtp: mandatory a plain
+// RTP/AVP offer gets 488; under optional it is answered in clear, and an
+// RTP/SAVP offer over plain SIP without srtp_over_plain_sip gets 488.
+func TestSRTPMandatoryRefusesPlain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := newHarness(t, opts{srtp: csip.SRTPPolicy{Mode: csip.SRTPMandatory, OverPlainSIP: true}})
+	if _, err := h.invite(ctx, "echo", pcmuOffer(40000)); statusOf(err) != 488 {
+		t.Fatalf("plain offer under mandatory: %v", err)
+	}
+	h2 := newHarness(t, opts{srtp: csip.SRTPPolicy{Mode: csip.SRTPOptional}})
+	d, err := h2.invite(ctx, "echo", pcmuOffer(40002))
+	if err != nil {
+		t.Fatalf("plain offer under optional: %v", err)
+	}
+	_ = d.Ack(ctx)
+	if strings.Contains(string(d.InviteResponse.Body()), "crypto") {
+		t.Fatal("plain answer carries a=crypto")
+	}
+	_ = d.Bye(ctx)
+	k, _ := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
+	if _, err := h2.invite(ctx, "echo", srtpOffer(40004, sdes.Crypto{Tag: 1, Key: k})); statusOf(err) != 488 {
+		t.Fatalf("SAVP offer over UDP without srtp_over_plain_sip: %v", err)
+	}
+}
