@@ -111,5 +111,5 @@ func logQuality(ev *zerolog.Event, q media.Quality) *zerolog.Event {
 	return ev.Uint32("pkts", q.Received).Int32("lost", q.Lost).Float64("loss_pct", q.LossPercent).
 		Float64("jitter_ms", q.JitterMs).Float64("rtt_ms", q.RTTMs).Float64("mos", q.MOS).
 		Float64("peer_loss_pct", q.PeerFractionLostPct).Float64("peer_jitter_ms", q.PeerJitterMs).
-		Uint64("rtcp_rx", q.RTCPReceived).Uint64("rtcp_tx", q.RTCPSent).Uint64("dropped_srtp", q.DroppedSRTP)
+		Uint64("rtcp_rx", q.RTCPReceived).Uint64("rtcp_tx", q.RTCPSent).Uint64("dropped_srtp", q.DroppedSRTP).Uint64("dropped_srtcp", q.DroppedSRTCP)
 }

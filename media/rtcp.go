@@ -118,8 +118,9 @@ type rtcpState struct {
 	remote atomic.Pointer[netip.AddrPort] // a=rtcp (RFC 3605); nil or zero: derived
 
 	rx, tx, malformed, rateLimited, txErrors atomic.Uint64
-	lastNano                                 atomic.Int64 // nanotime of the last accepted
-	lastUnix                                 atomic.Int64 // unix ns of the last accepted (liveness)
+	srtcpDropped                             atomic.Uint64 // SRTP leg: RTCP that was not valid SRTCP
+	lastNano                                 atomic.Int64  // nanotime of the last accepted
+	lastUnix                                 atomic.Int64  // unix ns of the last accepted (liveness)
 	bye                                      atomic.Bool
 
 	lsr   atomic.Uint32 // middle bits of the peer's last SR's NTP time
@@ -594,9 +595,12 @@ type Quality struct {
 	// DroppedStale is Stats.DroppedStale: the peer's audio dropped for
 	// arriving later than the staleness bound (stale.go).
 	DroppedStale uint64 `json:"dropped_stale"`
-	// DroppedSRTP is Stats.DroppedSRTP: SRTP/SRTCP datagrams that failed
-	// authentication or were replayed (srtp.go).
-	DroppedSRTP uint64 `json:"dropped_srtp"`
+	// DroppedSRTP is Stats.DroppedSRTP: SRTP datagrams that failed
+	// authentication or were replayed (srtp.go); DroppedSRTCP the RTCP
+	// datagrams of an SRTP leg that were not valid SRTCP (plain RTCP
+	// included).
+	DroppedSRTP  uint64 `json:"dropped_srtp"`
+	DroppedSRTCP uint64 `json:"dropped_srtcp"`
 }
 
 // Quality returns the leg's call-quality figures now. It reads atomics
@@ -620,6 +624,7 @@ func (e *Endpoint) Quality() Quality {
 		q.RTCPSent, q.RTCPReceived = r.tx.Load(), r.rx.Load()
 		q.RTCPMalformed, q.RTCPRateLimited = r.malformed.Load(), r.rateLimited.Load()
 		q.RTCPMux, q.ByeReceived = r.mux.Load(), r.bye.Load()
+		q.DroppedSRTCP = r.srtcpDropped.Load()
 		if r.peerHave.Load() {
 			q.PeerReported = true
 			q.PeerFractionLostPct = round2(float64(r.peerFrac.Load()) * 100 / 256)

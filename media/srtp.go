@@ -27,7 +27,8 @@ import (
 // datagram that fails authentication, is a replay (pion's replay window,
 // 64 packets, RFC 3711 §3.3.2), is too short, or arrives before the
 // peer's key is known is counted in Stats.DroppedSRTP and goes no
-// further; it never latches a source.
+// further; it never latches a source. RTCP that is not valid SRTCP is
+// dropped the same way and counted in Quality.DroppedSRTCP.
 //
 // Sending: sendLocked encrypts after everything else, into the leg's
 // SRTP send buffer (srtpDir.out), never into the packet it was given:
@@ -245,10 +246,11 @@ func (e *Endpoint) protectRTPLocked(b []byte) ([]byte, error) {
 }
 
 // unprotectRTCP authenticates and decrypts an SRTCP datagram (RFC 3711
-// §3.4) in place; false means drop it (counted in Stats.DroppedSRTP).
+// §3.4) in place; false means drop it (counted in Quality.DroppedSRTCP:
+// plain RTCP included, which some softphones send beside their SRTCP).
 func (e *Endpoint) unprotectRTCP(st *srtpState, b []byte) ([]byte, bool) {
 	if st.rx == nil {
-		e.stats.srtp.Add(1)
+		e.rtcp.srtcpDropped.Add(1)
 		return nil, false
 	}
 	var h rtcp.Header
@@ -260,7 +262,7 @@ func (e *Endpoint) unprotectRTCP(st *srtpState, b []byte) ([]byte, bool) {
 	}
 	st.rx.rtcpMu.Unlock()
 	if err != nil {
-		e.stats.srtp.Add(1)
+		e.rtcp.srtcpDropped.Add(1)
 		return nil, false
 	}
 	return out, true

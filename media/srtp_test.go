@@ -249,8 +249,13 @@ func TestSRTCP(t *testing.T) {
 	enc2, _ := peer.rtcpEnc.EncryptRTCP(nil, rr, nil)
 	enc2[len(enc2)-1] ^= 1
 	e.handleDatagram(enc2, natAddr, new(Packet))
-	if q := e.Quality(); q.RTCPReceived != 1 || q.DroppedSRTP != 1 {
+	if q := e.Quality(); q.RTCPReceived != 1 || q.DroppedSRTCP != 1 || q.DroppedSRTP != 0 {
 		t.Fatalf("tampered SRTCP: %+v", q)
+	}
+	time.Sleep(rtcpMinGap + 10*time.Millisecond)
+	e.handleDatagram(rr, natAddr, new(Packet)) // plain RTCP on an SRTP leg
+	if q := e.Quality(); q.RTCPReceived != 1 || q.DroppedSRTCP != 2 {
+		t.Fatalf("plain RTCP on an SRTP leg: %+v", q)
 	}
 }
 

@@ -46,10 +46,10 @@ type Stats struct {
 	// EndpointConfig.MaxStaleness when read (stale.go); they are in
 	// RxPackets too, as DroppedDirection's are.
 	DroppedStale uint64
-	// DroppedSRTP counts datagrams of an SRTP leg (RFC 3711) dropped
+	// DroppedSRTP counts RTP datagrams of an SRTP leg (RFC 3711) dropped
 	// before anything saw them: failed authentication, replayed, too
-	// short, or received before the peer's key was known; SRTCP ones
-	// too. None is forwarded or latched to.
+	// short, or received before the peer's key was known. None is
+	// forwarded or latched to. (RTCP's: Quality.DroppedSRTCP.)
 	DroppedSRTP uint64
 	// ReadErrors counts socket read errors other than closing.
 	ReadErrors uint64
