@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +15,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/sdes"
+	csip "github.com/cloak-voip/cloak/sip"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/pion/srtp/v3"
 	"github.com/zaf/g711"
 )
 
@@ -260,4 +269,250 @@ module_app		menu.so
 	}
 	t.Logf("%d SRTP packets to cloak, %d from it; 440 Hz share of the payload as µ-law: %.3f and %.3f (plain tone: %.2f); cloak received %d, dropped_srtp %d, dropped_srtcp %v (plain RTCP from baresip)",
 		len(toCloak), len(fromCloak), in, back, ulawToneShare(control, 440), q.Received, q.DroppedSRTP, end.raw["dropped_srtcp"])
+}
+
+// pcapRTP is one RTP packet of a committed pcap with its capture time.
+type pcapRTP struct {
+	at  time.Duration // since the first frame
+	pkt []byte
+}
+
+// readPcapRTP reads the RTP packets of a classic pcap (as tools/rtppcap
+// writes them: Ethernet, IPv4, UDP) with their times.
+func readPcapRTP(t *testing.T, path string) []pcapRTP {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 24 || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
+		t.Fatalf("%s: not a little-endian µs pcap", path)
+	}
+	var out []pcapRTP
+	var first time.Duration
+	for off := 24; off+16 <= len(data); {
+		ts := time.Duration(binary.LittleEndian.Uint32(data[off:]))*time.Second + time.Duration(binary.LittleEndian.Uint32(data[off+4:]))*time.Microsecond
+		size := int(binary.LittleEndian.Uint32(data[off+8:]))
+		off += 16
+		if off+size > len(data) {
+			t.Fatalf("%s: truncated", path)
+		}
+		pkt := gopacket.NewPacket(data[off:off+size], layers.LayerTypeEthernet, gopacket.Default)
+		off += size
+		udp, _ := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if udp == nil {
+			continue
+		}
+		if len(out) == 0 {
+			first = ts
+		}
+		out = append(out, pcapRTP{at: ts - first, pkt: append([]byte(nil), udp.Payload...)})
+	}
+	return out
+}
+
+// rfc4733Digits reads the keys of RFC 4733 telephone-event packets (pt)
+// in order, one per event (§2.3.1: the packets of an event share its
+// timestamp): 0-9, * and #, and '?' for event codes that are no key.
+func rfc4733Digits(pkts [][]byte, pt uint8) string {
+	var b strings.Builder
+	seen := map[uint32]bool{}
+	for _, p := range pkts {
+		if len(p) < 16 || p[1]&0x7f != pt {
+			continue
+		}
+		ts := binary.BigEndian.Uint32(p[4:])
+		if seen[ts] {
+			continue
+		}
+		seen[ts] = true
+		switch ev := p[12]; {
+		case ev <= 9:
+			b.WriteByte('0' + ev)
+		case ev == 10:
+			b.WriteByte('*')
+		case ev == 11:
+			b.WriteByte('#')
+		default:
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
+}
+
+// TestSRTPPayOverTLS: a SIP-over-TLS client written here (Debian's sipp
+// has no TLS) against rtp.srtp: mandatory. Its plain RTP/AVP offer to
+// pay gets 488. Its RTP/SAVP offer is answered with cloak's own key; it
+// then plays pay-rfc4733.pcap — card, expiry and CVV as RFC 4733 events —
+// protected with its key, and the flow approves the payment. On the wire
+// the events read as plain RFC 4733 give no card number; unprotected with
+// the test's own key they give it back.
+func TestSRTPPayOverTLS(t *testing.T) {
+	requireTools(t, "tshark")
+	o := ivrOpts("")
+	o.rtpExtra = "  srtp: mandatory\n"
+	c, addr, ca, _ := tlsCloak(t, o) // stopped below; killed by the cleanup on failure
+	s := dialTLSSIP(t, addr, ca.Pool)
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	rtpPort := sock.LocalAddr().(*net.UDPAddr).Port
+	to := "<sips:pay@" + addr + ">"
+	contact := "Contact: <sips:tester@" + s.local + ">\r\nContent-Type: application/sdp\r\n"
+	sdpFor := func(proto, extra string) string {
+		return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d %s 0 101\r\n"+
+			"a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n%sa=sendrecv\r\n", rtpPort, proto, extra)
+	}
+
+	// Plain RTP under mandatory: 488, over TLS as over anything.
+	s.send(s.request("INVITE", "sips:pay@"+addr, "plain-srtp@e2e", 1, to, contact, sdpFor("RTP/AVP", "")))
+	if got := s.final("plain INVITE"); !strings.HasPrefix(got, "SIP/2.0 488 ") {
+		t.Fatalf("plain offer under rtp.srtp: mandatory: %q", strings.SplitN(got, "\r\n", 2)[0])
+	}
+	s.send(s.request("ACK", "sips:pay@"+addr, "plain-srtp@e2e", 1, to, "", ""))
+
+	ours, err := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered := []sdes.Crypto{{Tag: 1, Key: ours}}
+	cp := startCaptureFilter(t, fmt.Sprintf("udp portrange %d-%d", c.rtpLo, c.rtpHi+1))
+	s.send(s.request("INVITE", "sips:pay@"+addr, "pay-srtp@e2e", 1, to, contact, sdpFor("RTP/SAVP", "a=crypto:"+offered[0].Attr()+"\r\n")))
+	ok := s.final("SRTP INVITE")
+	if !strings.HasPrefix(ok, "SIP/2.0 200 ") {
+		t.Fatalf("SRTP offer: %q", strings.SplitN(ok, "\r\n", 2)[0])
+	}
+	toTag := sipHeader(ok, "To")
+	s.send(s.request("ACK", "sips:pay@"+addr, "pay-srtp@e2e", 1, toTag, "", ""))
+	body := ok[strings.Index(ok, "\r\n\r\n")+4:]
+	m, err := csip.ParseAnswerSRTP([]byte(body), offered)
+	if err != nil {
+		t.Fatalf("cloak's answer: %v", err)
+	}
+	mk := func(k *sdes.Key) *srtp.Context {
+		key, salt := k.Material()
+		ctx, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ctx
+	}
+	enc, dec := mk(ours), mk(m.SRTP.Remote)
+
+	// cloak's prompts, unprotected with its key as they come.
+	var heard atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			_ = sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := sock.Read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			if n > 1 && (buf[1] < 192 || buf[1] > 223) {
+				if _, err := dec.DecryptRTP(nil, buf[:n], nil); err == nil {
+					heard.Add(1)
+				}
+			}
+		}
+	}()
+
+	// The pcap sipp plays for TestPayApproved, protected with our key, at
+	// its own pace.
+	pkts := readPcapRTP(t, scenario("pcap/pay-rfc4733.pcap"))
+	start := time.Now()
+	for _, p := range pkts {
+		if d := time.Until(start.Add(p.at)); d > 0 {
+			time.Sleep(d)
+		}
+		out, err := enc.EncryptRTP(nil, p.pkt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sock.WriteToUDPAddrPort(out, m.Remote); err != nil {
+			t.Fatal(err)
+		}
+		if c.waitLog(`"message":"flow finished"`, 0) {
+			break
+		}
+	}
+	if !c.waitLog(`"message":"flow finished"`, 20*time.Second) {
+		t.Fatalf("the pay flow did not finish:\n%s", tail(c.log(), 30))
+	}
+	// cloak's BYE comes on our TLS connection; answer it.
+	for range 5 {
+		msg := s.read(3 * time.Second)
+		if strings.HasPrefix(msg, "BYE ") {
+			s.send("SIP/2.0 200 OK\r\nVia: " + sipHeader(msg, "Via") + "\r\nFrom: " + sipHeader(msg, "From") + "\r\nTo: " + sipHeader(msg, "To") +
+				"\r\nCall-ID: " + sipHeader(msg, "Call-ID") + "\r\nCSeq: " + sipHeader(msg, "CSeq") + "\r\nContent-Length: 0\r\n\r\n")
+			break
+		}
+	}
+	c.stop()
+	lines := parseLog(t, c.log())
+	id := callOf(t, lines)
+	checkStepsInOrder(t, flowSteps(lines, id),
+		"welcome:next", "get_card:on_valid", "say_last4:next", "get_expiry:on_valid", "get_cvv:on_valid",
+		"charge:on_success", "approved:next", "hangup:")
+	if heard.Load() < 50 {
+		t.Errorf("only %d of cloak's SRTP packets unprotected with its key", heard.Load())
+	}
+	if strings.Contains(c.log(), testCard) {
+		t.Fatal("the card number is in cloak's log")
+	}
+
+	// The wire, as sent to cloak's port.
+	cp.finish()
+	raw := wireRTP(t, cp.file, c.rtpLo, c.rtpHi)
+	if len(raw) < 100 {
+		t.Fatalf("captured %d packets to cloak", len(raw))
+	}
+	asPlain := rfc4733Digits(raw, 101)
+	if strings.Contains(asPlain, testCard) || strings.Contains(asPlain, testCard[:6]) {
+		t.Fatal("the card number reads from the encrypted events as plain RFC 4733")
+	}
+	rx := mk(ours) // a fresh context: the test's own key
+	var clear [][]byte
+	for _, p := range raw {
+		if pt, err := rx.DecryptRTP(nil, p, nil); err == nil {
+			clear = append(clear, pt)
+		}
+	}
+	if got := rfc4733Digits(clear, 101); !strings.Contains(got, testCard) {
+		t.Fatalf("unprotected with the test's key, the events give %d keys without the card", len(got))
+	}
+	t.Logf("%d SRTP packets to cloak; their events as plain RFC 4733: %d keys, no card; unprotected: the card; %d of cloak's packets unprotected",
+		len(raw), len(asPlain), heard.Load())
+}
+
+// wireRTP returns the whole RTP datagrams captured in pcap whose
+// destination port is in lo-hi (RTCP left out).
+func wireRTP(t *testing.T, pcap string, lo, hi int) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "tshark", "-n", "-r", pcap, "-Y", "udp",
+		"-T", "fields", "-e", "udp.dstport", "-e", "udp.payload").Output()
+	if err != nil {
+		t.Fatalf("tshark -r: %v", err)
+	}
+	var pkts [][]byte
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 {
+			continue
+		}
+		dst, _ := strconv.Atoi(f[0])
+		b, err := hex.DecodeString(strings.ReplaceAll(f[1], ":", ""))
+		if err != nil || len(b) < 12 || b[1] >= 192 && b[1] <= 223 || dst < lo || dst > hi {
+			continue
+		}
+		pkts = append(pkts, b)
+	}
+	return pkts
 }
