@@ -35,7 +35,7 @@ var (
 	dAuthKeys      = desc("cloak_sip_auth_tracked_keys", "Sources and users the REGISTER limiter remembers now.")
 	dRTPPackets    = desc("cloak_rtp_packets_total", "RTP packets accepted (rx) and sent (tx), all legs.", "direction")
 	dRTPBytes      = desc("cloak_rtp_bytes_total", "RTP bytes (whole datagrams) accepted (rx) and sent (tx), all legs.", "direction")
-	dRTPDropped    = desc("cloak_rtp_packets_dropped_total", "RTP packets dropped before any decoder, by reason: malformed, unknown_source, ssrc, payload_type, direction, stale.", "reason")
+	dRTPDropped    = desc("cloak_rtp_packets_dropped_total", "RTP packets dropped before any decoder, by reason: malformed, unknown_source, ssrc, payload_type, direction, stale, srtp.", "reason")
 	dRTPSuppressed = desc("cloak_rtp_tx_suppressed_total", "RTP packets not sent because the direction forbids it (hold, inactive).")
 	dRTPFill       = desc("cloak_rtp_tx_fill_total", "Filler packets sent (comfort noise or low-level G.711 noise) while cloak had nothing else to send on a leg.")
 	dRTPErrors     = desc("cloak_rtp_socket_errors_total", "RTP socket errors, by direction (rx: read, tx: write).", "direction")
