@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cloak-voip/cloak/sdes"
 	csip "github.com/cloak-voip/cloak/sip"
+	siplib "github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
@@ -166,5 +168,77 @@ func TestSRTPMandatoryRefusesPlain(t *testing.T) {
 	k, _ := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
 	if _, err := h2.invite(ctx, "echo", srtpOffer(40004, sdes.Crypto{Tag: 1, Key: k})); statusOf(err) != 488 {
 		t.Fatalf("SAVP offer over UDP without srtp_over_plain_sip: %v", err)
+	}
+}
+
+// TestSRTPLateOffer: an INVITE without SDP under rtp.srtp: mandatory
+// gets our RTP/SAVP offer with a key per suite; the ACK's answer picks
+// one (tag 1) with the caller's key, and SRTP flows both ways with the
+// key of the chosen tag.
+func TestSRTPLateOffer(t *testing.T) {
+	h := newHarness(t, opts{srtp: csip.SRTPPolicy{Mode: csip.SRTPMandatory, OverPlainSIP: true}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := h.invite(ctx, "echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Bye(context.Background())
+	// Read cloak's offer as an answerer would.
+	peer, err := csip.ParseOfferSRTP(d.InviteResponse.Body(), csip.DialogSRTP{Mode: csip.SRTPMandatory, Keys: true}, nil)
+	if err != nil {
+		t.Fatalf("cloak's late offer: %v", err)
+	}
+	if strings.Count(string(d.InviteResponse.Body()), "a=crypto:") != 3 || peer.Media.SRTP.Tag != 1 {
+		t.Fatalf("cloak's late offer: %d a=crypto, chosen tag %d", strings.Count(string(d.InviteResponse.Body()), "a=crypto:"), peer.Media.SRTP.Tag)
+	}
+	sock := rtpSocket(t)
+	body, err := peer.Answer(csip.LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: sock.LocalAddr().(*net.UDPAddr).Port, SessionID: 9, Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := siplib.NewRequest(siplib.ACK, d.InviteResponse.Contact().Address)
+	ack.SetBody(body)
+	ack.AppendHeader(siplib.NewHeader("Content-Type", "application/sdp"))
+	if err := d.WriteAck(ctx, ack); err != nil {
+		t.Fatal(err)
+	}
+	// peer.Media.SRTP: Local is our key (we send with it), Remote cloak's.
+	mk := func(k *sdes.Key) *srtp.Context {
+		key, salt := k.Material()
+		c, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	enc, dec := mk(peer.Media.SRTP.Local), mk(peer.Media.SRTP.Remote)
+	time.Sleep(100 * time.Millisecond) // the ACK's answer applied
+	for i := range 20 {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 7}, Payload: payloadFor(i)}
+		b, _ := p.Marshal()
+		out, _ := enc.EncryptRTP(nil, b, nil)
+		_, _ = sock.WriteToUDPAddrPort(out, peer.Media.Remote)
+		time.Sleep(2 * time.Millisecond)
+	}
+	buf := make([]byte, 1500)
+	var back []rtp.Packet
+	for range 200 {
+		_ = sock.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		k, err := sock.Read(buf)
+		if err != nil {
+			break
+		}
+		plain, err := dec.DecryptRTP(nil, buf[:k], nil)
+		if err != nil {
+			t.Fatalf("cannot unprotect cloak's packet with its tag 1 key: %v", err)
+		}
+		var p rtp.Packet
+		if p.Unmarshal(plain) == nil {
+			back = append(back, p)
+		}
+	}
+	if got := len(withoutFiller(back)); got < 15 {
+		t.Fatalf("echoed %d of 20 SRTP packets after a late offer", got)
 	}
 }
