@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -346,10 +347,11 @@ func rfc4733Digits(pkts [][]byte, pt uint8) string {
 // then plays pay-rfc4733.pcap — card, expiry and CVV as RFC 4733 events —
 // protected with its key, and the flow approves the payment. On the wire
 // the events read as plain RFC 4733 give no card number; unprotected with
-// the test's own key they give it back.
+// the test's own key they give it back. With SIP and RTP capture on, no
+// byte cloak wrote holds either SRTP key (the leak test's pattern).
 func TestSRTPPayOverTLS(t *testing.T) {
 	requireTools(t, "tshark")
-	o := ivrOpts("")
+	o := ivrOpts("capture:\n  sip_pcap: true\n  rtp_pcap: true\n")
 	o.rtpExtra = "  srtp: mandatory\n"
 	c, addr, ca, _ := tlsCloak(t, o) // stopped below; killed by the cleanup on failure
 	s := dialTLSSIP(t, addr, ca.Pool)
@@ -464,6 +466,44 @@ func TestSRTPPayOverTLS(t *testing.T) {
 	}
 	if strings.Contains(c.log(), testCard) {
 		t.Fatal("the card number is in cloak's log")
+	}
+	// The leak test: no byte cloak wrote (log, SIP and RTP captures,
+	// archive, recordings) holds either key, as base64 or raw.
+	var secrets [][]byte
+	for _, k := range []*sdes.Key{ours, m.SRTP.Remote} {
+		key, salt := k.Material()
+		whole := append(append([]byte(nil), key...), salt...)
+		b64 := strings.TrimPrefix(sdes.Crypto{Tag: 1, Key: k}.Attr(), "1 AES_CM_128_HMAC_SHA1_80 inline:")
+		secrets = append(secrets, key, whole, []byte(b64[:24]))
+	}
+	files, redacted := 0, 0
+	check := func(name string, data []byte) {
+		files++
+		if bytes.Contains(data, []byte("inline:****************")) {
+			redacted++ // the SDP with its key replaced: the check read it
+		}
+		for _, sec := range secrets {
+			if bytes.Contains(data, sec) {
+				t.Errorf("an SRTP key is in %s", name)
+			}
+		}
+	}
+	check("cloak's log", []byte(c.log()))
+	if err := filepath.WalkDir(c.dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		check(path, data)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if files < 3 || redacted == 0 {
+		t.Fatalf("%d files written, %d with a redacted a=crypto: the SIP capture is missing", files, redacted)
 	}
 
 	// The wire, as sent to cloak's port.
