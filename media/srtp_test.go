@@ -472,3 +472,47 @@ func BenchmarkSRTPUnprotect(b *testing.B) {
 		})
 	}
 }
+
+// FuzzHandleDatagramSRTP feeds arbitrary datagrams to an SRTP leg, and
+// the same datagrams protected with the peer's key (so the fuzzer
+// reaches what follows authentication): it must never panic, and every
+// datagram lands in exactly one counter (RTP or RTCP).
+func FuzzHandleDatagramSRTP(f *testing.F) {
+	f.Add(rtpPacket(0, 1, 160, 0x1234, true, make([]byte, 160)))
+	f.Add(rtpPacket(101, 2, 160, 0x1234, false, []byte{1, 0x8a, 0, 160}))
+	f.Add(append([]byte{0xa0}, rtpPacket(0, 3, 160, 7, false, []byte{0, 0, 0, 4})[1:]...)) // padding bit, padding count 4
+	f.Add([]byte{0x80, 0xc8, 0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, suite := range sdes.Suites {
+			c := newMemConn(0)
+			e := NewEndpoint(EndpointConfig{Conn: c, Codec: audio.CodecPCMU(), EventPT: 101, Remote: sdpAddr, RTCP: true})
+			ours, _ := sdes.NewKey(suite)
+			peerKey, _ := sdes.NewKey(suite)
+			if err := e.SetSRTP(ours, peerKey); err != nil {
+				t.Fatal(err)
+			}
+			e.SetHandler(HandlerFunc(func(e *Endpoint, p *Packet) {
+				_ = e.Forward(p)
+				if len(p.Payload) > len(p.Raw) {
+					t.Fatalf("bad packet view: payload %d raw %d", len(p.Payload), len(p.Raw))
+				}
+			}))
+			p := new(Packet)
+			e.handleDatagram(append([]byte(nil), data...), sdpAddr, p)
+			n := 1
+			if len(data) >= 12 && data[0]>>6 == 2 && (data[1] < 192 || data[1] > 223) {
+				if pkt, err := newSRTPPeer(t, peerKey, ours).enc.EncryptRTP(nil, data, nil); err == nil {
+					e.handleDatagram(pkt, sdpAddr, p)
+					n++
+				}
+			}
+			s, q := e.Stats(), e.Quality()
+			got := s.RxPackets + s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedSRTP +
+				q.RTCPReceived + q.RTCPMalformed + q.RTCPRateLimited + q.DroppedSRTCP
+			if got != uint64(n) {
+				t.Fatalf("%v: %d datagrams, counters add up to %d: %+v %+v", suite, n, got, s, q)
+			}
+			_ = e.Close()
+		}
+	})
+}
