@@ -259,10 +259,16 @@ func ParseCrypto(value string) (Crypto, error) {
 		}
 	}
 	want := suite.KeyLen() + suite.SaltLen()
-	b := make([]byte, base64.StdEncoding.DecodedLen(len(parts[0])))
-	n, err := base64.StdEncoding.Decode(b, []byte(parts[0]))
+	enc := parts[0]
+	if len(enc) > base64.StdEncoding.EncodedLen(want) {
+		return Crypto{}, fmt.Errorf("key length: %w", ErrCrypto)
+	}
+	// Unpadded base64 decodes to more bytes than padded of the same
+	// length: the buffer is sized for it (FuzzParseCrypto found it).
+	b := make([]byte, base64.RawStdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(b, []byte(enc))
 	if err != nil {
-		n, err = base64.RawStdEncoding.Decode(b, []byte(parts[0]))
+		n, err = base64.RawStdEncoding.Decode(b, []byte(enc))
 	}
 	if err != nil || n != want {
 		clear(b)

@@ -28,6 +28,9 @@ func TestParseCrypto(t *testing.T) {
 		{"3 aes_cm_128_hmac_sha1_80 INLINE:" + key30 + "|2^48", AESCM128HMACSHA1_80, 3, nil},
 		{"4 AEAD_AES_128_GCM inline:" + gcm28, AEADAES128GCM, 4, nil},
 		{"4 AEAD_AES_128_GCM inline:" + gcm, 0, 0, ErrCrypto},
+		{"5 AEAD_AES_128_GCM inline:" + strings.TrimRight(gcm28, "="), AEADAES128GCM, 5, nil}, // unpadded
+		{"0 AEAD_AES_128_GCM inline:00", 0, 0, ErrCrypto},                                     // FuzzParseCrypto: it panicked
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + key30, 0, 0, ErrCrypto},
 		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "|2^20|1:32", 0, 0, ErrUnsupported}, // RFC 4568 §9.1's example
 		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "|1:4", 0, 0, ErrUnsupported},
 		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "|2^31", 0, 0, ErrUnsupported},
