@@ -20,6 +20,7 @@ targets=(
 	"./media FuzzParseRTCP"
 	"./media FuzzHandleDatagramSRTP"
 	"./sdes FuzzParseCrypto"
+	"./sip FuzzParseOfferSRTP"
 )
 
 # fuzz_one PKG NAME: one bounded run. go test -fuzz sometimes ends a run

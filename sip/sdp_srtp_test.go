@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -258,4 +259,44 @@ func TestParseSRTPMode(t *testing.T) {
 	if p := (SRTPPolicy{Mode: SRTPMandatory, OverPlainSIP: true}).ForTransport("udp"); !p.Keys {
 		t.Error("srtp_over_plain_sip ignored")
 	}
+}
+
+// FuzzParseOfferSRTP: under every SRTP policy an offer is refused with
+// 400/488 or answered; an answer with SRTP carries exactly one a=crypto,
+// our key of the chosen suite; no error quotes an inline key.
+func FuzzParseOfferSRTP(f *testing.F) {
+	for _, s := range [][]byte{offerSAVP, offerSAVPNoUsable, offerAVPthenSAVP, offerPCMAFirst} {
+		f.Add(s)
+	}
+	inline := regexp.MustCompile(`(?i)inline:([A-Za-z0-9+/]{16,})`) // a key-like run
+	cryptoLine := regexp.MustCompile(`(?m)^a=crypto:`)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, pol := range []DialogSRTP{{SRTPOptional, true}, {SRTPMandatory, true}, {SRTPOff, false}} {
+			o, err := ParseOfferSRTP(b, pol, nil)
+			if err != nil {
+				if c := statusOf(err, 0); c != 400 && c != 488 {
+					t.Fatalf("error without a 400/488 status: %v", err)
+				}
+				for _, m := range inline.FindAllSubmatch(b, -1) {
+					if strings.Contains(err.Error(), string(m[1][:16])) {
+						t.Fatalf("error quotes a key: %v", err)
+					}
+				}
+				continue
+			}
+			body, err := o.Answer(LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: 30000, SessionID: 1, Version: 1})
+			if err != nil {
+				t.Fatalf("accepted offer cannot be answered: %v", err)
+			}
+			n := len(cryptoLine.FindAll(body, -1))
+			switch c := o.Media.SRTP; {
+			case c == nil && n != 0, c != nil && n != 1:
+				t.Fatalf("answer with %d a=crypto for SRTP %v", n, c != nil)
+			case c != nil && (c.Local.IsZero() || c.Local.Suite() != c.Remote.Suite()):
+				t.Fatalf("answer key of suite %v for an offer of %v", c.Local.Suite(), c.Remote.Suite())
+			case c != nil && pol.Mode == SRTPOff, c == nil && pol.Mode == SRTPMandatory:
+				t.Fatalf("policy %v answered SRTP %v", pol.Mode, c != nil)
+			}
+		}
+	})
 }
