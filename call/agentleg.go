@@ -63,7 +63,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	var ringOnce sync.Once
 	var stopRing func()
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, SRTP: c.m.cfg.SRTP,
+		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, SRTP: agentSRTP(c.m.cfg.SRTP, a),
 		OnRinging: func() {
 			ringOnce.Do(func() { stopRing = c.loopPrompt(ctx, c.caller, ringbackPrompt) })
 		},
@@ -132,6 +132,19 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	}
 	c.log.Info().Str("agent", name).Msg("agent answered: bridging")
 	return side, nil
+}
+
+// agentSRTP is the SRTP policy of a leg to agent a: the node's (rtp.srtp),
+// with the agent's own mode where it has one (config agents[].srtp,
+// checked at load). A dial: leg has no agent.
+func agentSRTP(node sip.SRTPPolicy, a *acd.Agent) sip.SRTPPolicy {
+	if a == nil || a.SRTP() == "" {
+		return node
+	}
+	if m, err := sip.ParseSRTPMode(a.SRTP()); err == nil {
+		node.Mode = m
+	}
+	return node
 }
 
 // bridge connects caller and agent media through the gate.

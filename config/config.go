@@ -195,6 +195,11 @@ type Agent struct {
 	Password string `yaml:"password"`
 	// Queues the agent answers.
 	Queues []string `yaml:"queues"`
+	// SRTP is the SRTP mode of the legs cloak places to this agent:
+	// "off", "optional" or "mandatory" (rtp.srtp's meanings), or empty
+	// for rtp.srtp: a softphone on a trusted LAN may stay plain while the
+	// trunk is encrypted, or the other way round.
+	SRTP string `yaml:"srtp"`
 }
 
 // Queue is one queue.
@@ -793,6 +798,9 @@ func (c *Config) Validate() error {
 			if !queues[q] {
 				bad(fmt.Sprintf("%s.queues[%d]", p, j), "unknown queue %q", q)
 			}
+		}
+		if a.SRTP != "" && !slices.Contains(SRTPModes, a.SRTP) {
+			bad(p+".srtp", "unknown mode %q (want %s, or empty for rtp.srtp)", a.SRTP, strings.Join(SRTPModes, ", "))
 		}
 	}
 	if (c.Features.SecureCode == "") != (c.Features.SecureFlow == "") {

@@ -97,7 +97,7 @@ func serveListener(ctx context.Context, l net.Listener, h http.Handler) string {
 func newDirectory(cfg config.Config) (*acd.Directory, error) {
 	var agents []acd.AgentConfig
 	for _, a := range cfg.Agents {
-		agents = append(agents, acd.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues})
+		agents = append(agents, acd.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues, SRTP: a.SRTP})
 	}
 	var queues []acd.QueueConfig
 	for _, q := range cfg.Queues {
