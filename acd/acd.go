@@ -48,6 +48,9 @@ type AgentConfig struct {
 	Password string
 	// Queues the agent answers.
 	Queues []string
+	// SRTP is the SRTP mode ("off", "optional", "mandatory") of the legs
+	// placed to the agent; empty means the node's (rtp.srtp).
+	SRTP string
 }
 
 // QueueConfig describes one queue.
@@ -304,6 +307,10 @@ func (a *Agent) Info() AgentInfo {
 
 // Name is the agent's name.
 func (a *Agent) Name() string { return a.cfg.Name }
+
+// SRTP is the agent's SRTP mode for the legs placed to it, "" for the
+// node's (AgentConfig.SRTP).
+func (a *Agent) SRTP() string { return a.cfg.SRTP }
 
 // State is the agent's state now.
 func (a *Agent) State() AgentState {

@@ -68,7 +68,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	var stopRing func()
 	early := false // the far end plays its own progress (183 with SDP)
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, Route: route,
+		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, Route: route, SRTP: agentSRTP(c.m.cfg.SRTP, a),
 		OnRinging: func() {
 			if early {
 				return
@@ -105,6 +105,13 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 		return nil, err
 	}
 	m := leg.Media()
+	if err := applySRTP(ep, m); err != nil {
+		_ = ep.Close()
+		hctx, hcancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = leg.Hangup(hctx)
+		hcancel()
+		return nil, err
+	}
 	ep.SetRemote(m.Remote)
 	ep.SetRTCP(false, m.RTCP) // our offer had no a=rtcp-mux: port + 1
 	ep.SetCodec(m.Codec, m.EventPT)
@@ -123,6 +130,9 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if !nm.Codec.Supported() {
 			return errors.New("codec not supported")
+		}
+		if err := applySRTP(ep, nm); err != nil {
+			return err
 		}
 		ep.SetRemote(nm.Remote)
 		ep.SetRTCP(false, nm.RTCP)
@@ -151,6 +161,19 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	}
 	c.log.Info().Str("agent", name).Msg("agent answered: bridging")
 	return side, nil
+}
+
+// agentSRTP is the SRTP policy of a leg to agent a: the node's (rtp.srtp),
+// with the agent's own mode where it has one (config agents[].srtp,
+// checked at load). A dial: leg has no agent.
+func agentSRTP(node sip.SRTPPolicy, a *acd.Agent) sip.SRTPPolicy {
+	if a == nil || a.SRTP() == "" {
+		return node
+	}
+	if m, err := sip.ParseSRTPMode(a.SRTP()); err == nil {
+		node.Mode = m
+	}
+	return node
 }
 
 // bridge connects caller and agent media through the gate.

@@ -57,6 +57,7 @@ type opts struct {
 	rtcp         bool   // RTCP on every leg
 	rtcpMux      string // rtp.rtcp.mux
 	onEnded      func(call.Summary)
+	srtp         csip.SRTPPolicy // rtp.srtp for every call and leg
 }
 
 // lockedBuffer collects log lines from many goroutines; the test prints it
@@ -144,13 +145,14 @@ func newHarness(t *testing.T, o opts) *harness {
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
 		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123"),
-		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded})
+		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded, SRTP: o.srtp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mgr.Close)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t)))
-	srv, err := csip.NewServer(csip.Config{Listen: addr, Transports: []string{"udp"}, AllowNets: o.allow, MaxCalls: o.maxCalls, Log: log}, mgr)
+	srv, err := csip.NewServer(csip.Config{Listen: addr, Transports: []string{"udp"}, AllowNets: o.allow, MaxCalls: o.maxCalls, Log: log,
+		SRTP: func(string) csip.SRTPPolicy { return o.srtp }}, mgr)
 	if err != nil {
 		t.Fatal(err)
 	}

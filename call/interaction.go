@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,7 +149,21 @@ func (c *Interaction) onMediaChange(m sip.Media) error {
 	if !m.Codec.Supported() {
 		return errors.New("codec not supported")
 	}
+	if err := applySRTP(c.caller, m); err != nil {
+		return err
+	}
 	c.applyMedia(m)
+	return nil
+}
+
+// applySRTP keys (or un-keys) a leg's SRTP from the SDES outcome of its
+// SDP (sip.Media.SRTP; nil: plain RTP). The endpoint keeps copies of the
+// keys and zeroes them at hang-up; the dialog zeroes its own at its end.
+func applySRTP(ep *media.Endpoint, m sip.Media) error {
+	local, remote := m.SRTP.Keys()
+	if err := ep.SetSRTP(local, remote); err != nil {
+		return fmt.Errorf("srtp: %w", err)
+	}
 	return nil
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	RTCP         bool
 	RTCPInterval time.Duration
 	RTCPMux      string
+	// SRTP is the SRTP policy of the legs cloak places (agents, dial:
+	// targets): mandatory offers RTP/SAVP with SDES keys over TLS (rtp.srtp).
+	// Inbound calls get theirs from the SIP server's policy.
+	SRTP sip.SRTPPolicy
 	// Routes maps the called user part to a target: "echo", "tone",
 	// "ring", "prompt:NAME".
 	Routes map[string]string
@@ -349,6 +353,13 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	ep := media.NewEndpoint(cfg)
 	if early {
 		ep.SetDirection(offered.Direction)
+		// SRTP keys before the first packet is read (media/srtp.go).
+		if err := applySRTP(ep, offered); err != nil {
+			log.Warn().Err(err).Msg("srtp setup failed")
+			_ = ep.Close()
+			_ = s.Reject(488, "Not Acceptable Here")
+			return
+		}
 	}
 	ep.Start()
 	c := newInteraction(m, s, ep, target)

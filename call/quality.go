@@ -38,6 +38,9 @@ type QualityStats struct {
 	// DroppedStale is the legs' media.Stats.DroppedStale summed: voice
 	// dropped for arriving later than rtp.max_staleness.
 	DroppedStale uint64
+	// DroppedSRTP is the legs' media.Stats.DroppedSRTP summed: SRTP and
+	// SRTCP datagrams that failed authentication or were replayed.
+	DroppedSRTP uint64
 }
 
 // LowMOS is the MOS under which a leg counts in QualityStats.LowMOS.
@@ -45,7 +48,7 @@ const LowMOS = 3.6
 
 type qualityStats struct {
 	legs, lowMOS, sent, received, malformed, rateLimited atomic.Uint64
-	stale                                                atomic.Uint64
+	stale, srtp                                          atomic.Uint64
 }
 
 // QualityStats returns the totals over the legs ended so far.
@@ -53,7 +56,7 @@ func (m *Manager) QualityStats() QualityStats {
 	q := &m.quality
 	return QualityStats{Legs: q.legs.Load(), LowMOS: q.lowMOS.Load(), RTCPSent: q.sent.Load(),
 		RTCPReceived: q.received.Load(), RTCPMalformed: q.malformed.Load(), RTCPRateLimited: q.rateLimited.Load(),
-		DroppedStale: q.stale.Load()}
+		DroppedStale: q.stale.Load(), DroppedSRTP: q.srtp.Load()}
 }
 
 // legEnded adds an ended leg's figures ("caller" or "agent") to the
@@ -68,6 +71,7 @@ func (m *Manager) legEnded(leg string, q media.Quality) {
 	t.malformed.Add(q.RTCPMalformed)
 	t.rateLimited.Add(q.RTCPRateLimited)
 	t.stale.Add(q.DroppedStale)
+	t.srtp.Add(q.DroppedSRTP)
 	if q.Received > 0 {
 		t.legs.Add(1)
 		if q.MOS < LowMOS {
@@ -107,5 +111,5 @@ func logQuality(ev *zerolog.Event, q media.Quality) *zerolog.Event {
 	return ev.Uint32("pkts", q.Received).Int32("lost", q.Lost).Float64("loss_pct", q.LossPercent).
 		Float64("jitter_ms", q.JitterMs).Float64("rtt_ms", q.RTTMs).Float64("mos", q.MOS).
 		Float64("peer_loss_pct", q.PeerFractionLostPct).Float64("peer_jitter_ms", q.PeerJitterMs).
-		Uint64("rtcp_rx", q.RTCPReceived).Uint64("rtcp_tx", q.RTCPSent)
+		Uint64("rtcp_rx", q.RTCPReceived).Uint64("rtcp_tx", q.RTCPSent).Uint64("dropped_srtp", q.DroppedSRTP).Uint64("dropped_srtcp", q.DroppedSRTCP)
 }

@@ -137,6 +137,9 @@ type DTMF struct {
 	Routes map[string]string `yaml:"routes"`
 }
 
+// SRTPModes are the values of rtp.srtp and rtp.srtp_routes.
+var SRTPModes = []string{"off", "optional", "mandatory"}
+
 // DTMFModes are the values of dtmf.mode.
 var DTMFModes = []string{"auto", "rfc4733", "inband", "info"}
 
@@ -239,6 +242,11 @@ type Agent struct {
 	// agent only. Empty: no user is linked (cloak users add -agent links
 	// one too).
 	User string `yaml:"user"`
+	// SRTP is the SRTP mode of the legs cloak places to this agent:
+	// "off", "optional" or "mandatory" (rtp.srtp's meanings), or empty
+	// for rtp.srtp: a softphone on a trusted LAN may stay plain while the
+	// trunk is encrypted, or the other way round.
+	SRTP string `yaml:"srtp"`
 }
 
 // Queue is one queue.
@@ -479,6 +487,21 @@ type RTP struct {
 	// RTCP is RTCP (RFC 3550 §6) on every leg: reports both ways and the
 	// per-leg call-quality figures (loss, jitter, round trip, MOS).
 	RTCP RTCP `yaml:"rtcp"`
+	// SRTP is SRTP (RFC 3711) with SDES keys (RFC 4568 a=crypto) on the
+	// legs, for calls to routes not in SRTPRoutes and for the legs cloak
+	// places (agents, dial:): "off" (plain RTP; RTP/SAVP offers get 488),
+	// "optional" (RTP/SAVP offers answered with SRTP, RTP/AVP ones in
+	// clear; cloak offers RTP/AVP) or "mandatory" (plain offers get 488;
+	// cloak offers RTP/SAVP). Keys travel only in SDP over SIP over TLS
+	// unless SRTPOverPlainSIP (docs/SECURITY.md).
+	SRTP string `yaml:"srtp"`
+	// SRTPRoutes sets the SRTP mode per called user part (a trunk's
+	// number mandatory, a LAN test route off).
+	SRTPRoutes map[string]string `yaml:"srtp_routes"`
+	// SRTPOverPlainSIP lets SDES keys travel in SDP over UDP or TCP SIP.
+	// Whoever reads that signalling reads the keys, so SRTP then protects
+	// nothing against them; cloak warns at start when it is on.
+	SRTPOverPlainSIP bool `yaml:"srtp_over_plain_sip"`
 }
 
 // RTCP configures RTCP on the legs.
@@ -606,6 +629,7 @@ func Default() Config {
 			LearnPackets:      4,
 			MaxStaleness:      200 * time.Millisecond,
 			RTCP:              RTCP{Enabled: true, Interval: 5 * time.Second, Mux: "offer"},
+			SRTP:              "off",
 		},
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
@@ -799,6 +823,14 @@ func (c *Config) Validate() error {
 	default:
 		bad("rtp.rtcp.mux", "%q: want offer, require or off", c.RTP.RTCP.Mux)
 	}
+	if !slices.Contains(SRTPModes, c.RTP.SRTP) {
+		bad("rtp.srtp", "unknown mode %q (want %s)", c.RTP.SRTP, strings.Join(SRTPModes, ", "))
+	}
+	for r, m := range c.RTP.SRTPRoutes {
+		if !slices.Contains(SRTPModes, m) {
+			bad("rtp.srtp_routes."+r, "unknown mode %q (want %s)", m, strings.Join(SRTPModes, ", "))
+		}
+	}
 	if c.Data.Dir == "" {
 		bad("data.dir", "must not be empty")
 	}
@@ -878,6 +910,9 @@ func (c *Config) Validate() error {
 			if !queues[q] {
 				bad(fmt.Sprintf("%s.queues[%d]", p, j), "unknown queue %q", q)
 			}
+		}
+		if a.SRTP != "" && !slices.Contains(SRTPModes, a.SRTP) {
+			bad(p+".srtp", "unknown mode %q (want %s, or empty for rtp.srtp)", a.SRTP, strings.Join(SRTPModes, ", "))
 		}
 	}
 	if (c.Features.SecureCode == "") != (c.Features.SecureFlow == "") {

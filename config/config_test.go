@@ -215,6 +215,9 @@ func TestRTPSourceDefaultAndValidation(t *testing.T) {
 		{"rtp:\n  rtcp:\n    interval: 500ms\n", "rtp.rtcp.interval"},
 		{"rtp:\n  rtcp:\n    interval: 2m\n", "rtp.rtcp.interval"},
 		{"rtp:\n  rtcp:\n    mux: sometimes\n", "rtp.rtcp.mux"},
+		{"rtp:\n  srtp: required\n", "rtp.srtp"},
+		{"agents:\n  - name: x\n    password: y\n    srtp: yes\n", "agents[0].srtp"},
+		{"rtp:\n  srtp_routes:\n    trunk: always\n", "rtp.srtp_routes.trunk"},
 	} {
 		c, err := Parse(strings.NewReader(tc.yaml))
 		if err != nil {

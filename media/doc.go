@@ -16,7 +16,10 @@
 // §5.1) into the leg's reused rtp.Header, filters the packet (source
 // first, then payload type, SSRC), drops audio older than the leg's
 // staleness bound (stale.go, EndpointConfig.MaxStaleness) and hands the
-// rest to the Handler installed with SetHandler. Nothing on that path logs, touches the disk or allocates in
+// rest to the Handler installed with SetHandler. On an SRTP leg (srtp.go)
+// the datagram is authenticated and decrypted in place right after the
+// source filter, and what the leg sends is protected last, into the
+// leg's own send buffer. Nothing on that path logs, touches the disk or allocates in
 // steady state; counters are atomics and configuration the reader uses
 // (handler, codec, remote, direction) is swapped atomically, so it takes no
 // locks of its own. Sending (WriteAudio, WriteEvent, Forward) takes the

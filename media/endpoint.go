@@ -109,6 +109,7 @@ type Endpoint struct {
 	tx                 Rewriter
 	lastTx             int64  // nanotime() of the last packet sent; 0 none
 	lastTxSz           uint32 // its duration in samples
+	txSRTP             bool   // SRTP on: sendLocked protects (srtp.go); under txMu
 	_                  [txPad]byte
 	txBuf              [sendBufSize]byte
 
@@ -116,9 +117,12 @@ type Endpoint struct {
 	// worker): lastRx and rx fill a line, the counters start the next.
 	lastRx atomic.Int64 // unix ns of last accepted packet
 	rx     rxState      // owned by the reader
-	stats  counters
-	rxq    rxQuality  // the peer's stream's figures; written by the reader
-	rtcp   *rtcpState // nil: RTCP off
+	// srtp is the leg's SRTP (srtp.go), nil on a plain leg: at the head
+	// of the line the reader writes per packet anyway (the counters).
+	srtp  atomic.Pointer[srtpState]
+	stats counters
+	rxq   rxQuality  // the peer's stream's figures; written by the reader
+	rtcp  *rtcpState // nil: RTCP off
 
 	sdp     atomic.Pointer[netip.AddrPort] // remote from SDP
 	conn    net.PacketConn
@@ -157,7 +161,7 @@ type Endpoint struct {
 const (
 	mallocHeader = 8
 	hotPad       = 64 - mallocHeader - (5*8 + 4*4) // five words, three 32-bit atomics, pfd
-	txPad        = 64 - (3*8 + 24 + 8 + 4)         // mutex, two counters, Rewriter, lastTx, lastTxSz
+	txPad        = 64 - (3*8 + 24 + 8 + 4 + 1)     // mutex, two counters, Rewriter, lastTx, lastTxSz, txSRTP
 )
 
 // legConf is what the hot path reads of a leg's setup (handler, monitor,
@@ -333,10 +337,11 @@ func (e *Endpoint) Close() error {
 			e.pool.Release(e.port)
 		}
 		e.leaveTotals() // nothing reads or sends on it any more
+		e.clearSRTP()   // the keys: zeroed once nothing reads or sends
 		s := e.Stats()
 		e.log.Debug().Int("port", e.port).Uint64("rx", s.RxPackets).Uint64("tx", s.TxPackets).
 			Uint64("dropped", s.Dropped()).Uint64("dropped_unknown_source", s.DroppedUnknownSource).
-			Msg("rtp endpoint closed")
+			Uint64("dropped_srtp", s.DroppedSRTP).Msg("rtp endpoint closed")
 	})
 	return e.closeErr
 }

@@ -116,7 +116,16 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 		e.handleRTCP(b, from, true)
 		return
 	}
-	hdrLen, end, ok := checkRTP(b)
+	sr := e.srtp.Load()
+	var hdrLen, end int
+	var ok bool
+	if sr == nil {
+		hdrLen, end, ok = checkRTP(b)
+	} else {
+		// SRTP: the padding is encrypted; the header is checked now, the
+		// padding once decrypted.
+		hdrLen, ok = checkRTPHeader(b)
+	}
 	if !ok {
 		e.stats.malformed.Add(1)
 		return
@@ -139,6 +148,17 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	case st.latched && e.source != SourceLearn, !e.mayAccept(from):
 		e.stats.unknownSource.Add(1)
 		return
+	}
+	if sr != nil {
+		// Authenticated and decrypted before any other stage sees the
+		// packet or its source is latched (srtp.go).
+		if b, ok = e.unprotectRTP(sr, p, b); !ok {
+			return
+		}
+		if hdrLen, end, ok = checkRTP(b); !ok {
+			e.stats.malformed.Add(1)
+			return
+		}
 	}
 
 	cs := e.conf.Load()

@@ -158,21 +158,9 @@ func putHeader(b []byte, marker bool, pt uint8, seq uint16, ts, ssrc uint32) {
 // (RFC 3550 §5.1 fixed header, §5.3.1 header extension, padding) and
 // returns the header length and the end of the payload.
 func checkRTP(b []byte) (hdrLen, end int, ok bool) {
-	if len(b) < 12 || b[0]>>6 != 2 {
+	n, ok := checkRTPHeader(b)
+	if !ok {
 		return 0, 0, false
-	}
-	n := 12 + 4*int(b[0]&0x0f)
-	if len(b) < n {
-		return 0, 0, false
-	}
-	if b[0]&0x10 != 0 {
-		if len(b) < n+4 {
-			return 0, 0, false
-		}
-		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:n+4]))
-		if len(b) < n {
-			return 0, 0, false
-		}
 	}
 	end = len(b)
 	if b[0]&0x20 != 0 {
@@ -183,4 +171,27 @@ func checkRTP(b []byte) (hdrLen, end int, ok bool) {
 		end -= pad
 	}
 	return n, end, true
+}
+
+// checkRTPHeader is checkRTP without the padding: the header's length
+// (fixed part, CSRCs, extension), for an SRTP packet whose padding is
+// still encrypted.
+func checkRTPHeader(b []byte) (hdrLen int, ok bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return 0, false
+	}
+	n := 12 + 4*int(b[0]&0x0f)
+	if len(b) < n {
+		return 0, false
+	}
+	if b[0]&0x10 != 0 {
+		if len(b) < n+4 {
+			return 0, false
+		}
+		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:n+4]))
+		if len(b) < n {
+			return 0, false
+		}
+	}
+	return n, true
 }

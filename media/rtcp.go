@@ -118,8 +118,9 @@ type rtcpState struct {
 	remote atomic.Pointer[netip.AddrPort] // a=rtcp (RFC 3605); nil or zero: derived
 
 	rx, tx, malformed, rateLimited, txErrors atomic.Uint64
-	lastNano                                 atomic.Int64 // nanotime of the last accepted
-	lastUnix                                 atomic.Int64 // unix ns of the last accepted (liveness)
+	srtcpDropped                             atomic.Uint64 // SRTP leg: RTCP that was not valid SRTCP
+	lastNano                                 atomic.Int64  // nanotime of the last accepted
+	lastUnix                                 atomic.Int64  // unix ns of the last accepted (liveness)
 	bye                                      atomic.Bool
 
 	lsr   atomic.Uint32 // middle bits of the peer's last SR's NTP time
@@ -252,6 +253,12 @@ func (e *Endpoint) handleRTCP(b []byte, from netip.AddrPort, muxed bool) {
 		return
 	}
 	r.lastNano.Store(now)
+	if sr := e.srtp.Load(); sr != nil {
+		var ok bool
+		if b, ok = e.unprotectRTCP(sr, b); !ok {
+			return // SRTCP that fails authentication: counted, dropped
+		}
+	}
 	pkts, err := ParseRTCP(b)
 	if err != nil {
 		r.malformed.Add(1)
@@ -403,6 +410,10 @@ func (e *Endpoint) SendRTCP(bye bool) error {
 	}
 	b, err := e.buildRTCP(bye)
 	if err != nil {
+		return err
+	}
+	if b, err = e.protectRTCP(b); err != nil { // SRTCP on an SRTP leg
+		r.txErrors.Add(1)
 		return err
 	}
 	dst, muxed := e.rtcpDest()
@@ -584,13 +595,19 @@ type Quality struct {
 	// DroppedStale is Stats.DroppedStale: the peer's audio dropped for
 	// arriving later than the staleness bound (stale.go).
 	DroppedStale uint64 `json:"dropped_stale"`
+	// DroppedSRTP is Stats.DroppedSRTP: SRTP datagrams that failed
+	// authentication or were replayed (srtp.go); DroppedSRTCP the RTCP
+	// datagrams of an SRTP leg that were not valid SRTCP (plain RTCP
+	// included).
+	DroppedSRTP  uint64 `json:"dropped_srtp"`
+	DroppedSRTCP uint64 `json:"dropped_srtcp"`
 }
 
 // Quality returns the leg's call-quality figures now. It reads atomics
 // only; the hot path is not disturbed.
 func (e *Endpoint) Quality() Quality {
 	_, received, extMax, base, jitter, rate := e.rxq.snapshot()
-	q := Quality{Received: received, RTTMs: -1, DroppedStale: e.stats.stale.Load()}
+	q := Quality{Received: received, RTTMs: -1, DroppedStale: e.stats.stale.Load(), DroppedSRTP: e.stats.srtp.Load()}
 	if rate == 0 {
 		rate = 8000
 	}
@@ -607,6 +624,7 @@ func (e *Endpoint) Quality() Quality {
 		q.RTCPSent, q.RTCPReceived = r.tx.Load(), r.rx.Load()
 		q.RTCPMalformed, q.RTCPRateLimited = r.malformed.Load(), r.rateLimited.Load()
 		q.RTCPMux, q.ByeReceived = r.mux.Load(), r.bye.Load()
+		q.DroppedSRTCP = r.srtcpDropped.Load()
 		if r.peerHave.Load() {
 			q.PeerReported = true
 			q.PeerFractionLostPct = round2(float64(r.peerFrac.Load()) * 100 / 256)

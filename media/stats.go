@@ -46,6 +46,11 @@ type Stats struct {
 	// EndpointConfig.MaxStaleness when read (stale.go); they are in
 	// RxPackets too, as DroppedDirection's are.
 	DroppedStale uint64
+	// DroppedSRTP counts RTP datagrams of an SRTP leg (RFC 3711) dropped
+	// before anything saw them: failed authentication, replayed, too
+	// short, or received before the peer's key was known. None is
+	// forwarded or latched to. (RTCP's: Quality.DroppedSRTCP.)
+	DroppedSRTP uint64
 	// ReadErrors counts socket read errors other than closing.
 	ReadErrors uint64
 	// HandlerPanics counts packets whose Handler panicked.
@@ -54,7 +59,7 @@ type Stats struct {
 
 // Dropped returns the total of the Dropped* counters.
 func (s Stats) Dropped() uint64 {
-	return s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedDirection + s.DroppedStale
+	return s.DroppedMalformed + s.DroppedUnknownSource + s.DroppedSSRC + s.DroppedPT + s.DroppedDirection + s.DroppedStale + s.DroppedSRTP
 }
 
 // counters are the receive side's and the rare ones; the transmit side's
@@ -70,6 +75,7 @@ type counters struct {
 	sourceChanges            atomic.Uint64
 	txFill                   atomic.Uint64
 	stale                    atomic.Uint64
+	srtp                     atomic.Uint64 // SRTP/SRTCP datagrams dropped
 }
 
 // Stats returns a snapshot of the endpoint's counters.
@@ -89,6 +95,7 @@ func (e *Endpoint) Stats() Stats {
 		DroppedPT:            c.pt.Load(),
 		DroppedDirection:     c.direction.Load(),
 		DroppedStale:         c.stale.Load(),
+		DroppedSRTP:          c.srtp.Load(),
 		SSRCChanges:          c.ssrcChanges.Load(),
 		SourceChanges:        c.sourceChanges.Load(),
 		ReadErrors:           c.readErrors.Load(),

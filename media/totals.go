@@ -51,6 +51,7 @@ func (s *Stats) add(o Stats) {
 	s.TxSuppressed += o.TxSuppressed
 	s.TxFill += o.TxFill
 	s.DroppedStale += o.DroppedStale
+	s.DroppedSRTP += o.DroppedSRTP
 	s.TxErrors += o.TxErrors
 	s.DroppedMalformed += o.DroppedMalformed
 	s.DroppedUnknownSource += o.DroppedUnknownSource

@@ -276,10 +276,20 @@ var errNotConnected = errors.New("media: socket not connected")
 // sendLocked writes b to dst, or, connected, on the polled socket's
 // connection (see target), and shows it to the monitor. b is an RTP
 // packet whose header this package wrote or checked (RFC 3550 §5.1),
-// payload its payload within b, kind what it carries. Called with txMu
-// held.
+// payload its payload within b, kind what it carries. On an SRTP leg
+// what goes on the wire is b protected (srtp.go); the monitor still sees
+// b. Called with txMu held.
 func (e *Endpoint) sendLocked(b, payload []byte, dst netip.AddrPort, connected bool, kind sentKind) error {
 	var err error
+	plain := b
+	if e.txSRTP {
+		// SRTP (srtp.go): encrypted last, into the leg's own buffer; b
+		// stays plain for the monitor and other legs.
+		if b, err = e.protectRTPLocked(b); err != nil {
+			e.stats.txErrors.Add(1)
+			return err
+		}
+	}
 	if e.pconn != nil {
 		if connected {
 			// Close closes the socket holding txMu, after setting closed:
@@ -303,9 +313,9 @@ func (e *Endpoint) sendLocked(b, payload []byte, dst netip.AddrPort, connected b
 		return fmt.Errorf("send rtp from port %d: %w", e.port, err)
 	}
 	e.txPackets.Add(1)
-	e.txBytes.Add(uint64(len(b)))
+	e.txBytes.Add(uint64(len(plain)))
 	if m := e.conf.Load().monitor; m != nil {
-		m.Sent(e, SentPacket{Raw: b, Payload: payload, IsEvent: kind == sentEvent, ComfortNoise: kind == sentComfortNoise})
+		m.Sent(e, SentPacket{Raw: plain, Payload: payload, IsEvent: kind == sentEvent, ComfortNoise: kind == sentComfortNoise})
 	}
 	return nil
 }

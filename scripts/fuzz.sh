@@ -2,7 +2,8 @@
 # fuzz.sh runs each of cloak's fuzz targets on the parsers that read wire or
 # file input for a bounded time (FUZZTIME, default 30s each): the SDP offer
 # parser, the SIP INFO body parser, the flow loader, the RFC 4733 decoder,
-# REGISTER's digest check, the WAV reader and the RTCP parser. Seed corpora
+# REGISTER's digest check, the WAV reader, the RTCP parser, an SRTP leg's
+# hot path and the SDES a=crypto parser. Seed corpora
 # live in each package's testdata/fuzz/; a failure writes its input there, to be
 # committed with the fix. Exits non-zero when any target fails.
 set -uo pipefail
@@ -17,6 +18,9 @@ targets=(
 	"./sip FuzzRegisterCredentials"
 	"./wav FuzzDecode"
 	"./media FuzzParseRTCP"
+	"./media FuzzHandleDatagramSRTP"
+	"./sdes FuzzParseCrypto"
+	"./sip FuzzParseOfferSRTP"
 )
 
 # fuzz_one PKG NAME: one bounded run. go test -fuzz sometimes ends a run

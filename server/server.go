@@ -175,10 +175,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	srtpOut, srtpIn, err := srtpPolicy(cfg, log)
+	if err != nil {
+		return err
+	}
 	mgr, err := call.NewManager(call.Config{
 		Pool: pool, Clock: clock, MediaAddr: mediaAddr,
 		RTPSource: source, LearnPackets: cfg.RTP.LearnPackets, MaxStaleness: cfg.RTP.MaxStaleness,
 		RTCP: cfg.RTP.RTCP.Enabled, RTCPInterval: cfg.RTP.RTCP.Interval, RTCPMux: cfg.RTP.RTCP.Mux,
+		SRTP:              srtpOut,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
 		Routes:            cfg.Routes,
 		Prompts:           prompts,
@@ -256,6 +261,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Registrar: &sip.Registrar{Password: dir.Password, OnBinding: dir.Register,
 			Limiter: authLim, NonceLifetime: cfg.SIP.Auth.NonceLifetime, Algorithms: cfg.SIP.Auth.Algorithms},
 		Observe: observeFor(caps, mgr),
+		SRTP:    srtpIn, // rtp.srtp, rtp.srtp_routes
 
 		Admission: mon, // limits.*: new calls get 503 while overloaded
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -96,7 +97,7 @@ func serveListener(ctx context.Context, l net.Listener, h http.Handler) string {
 func newDirectory(cfg config.Config) (*acd.Directory, error) {
 	var agents []acd.AgentConfig
 	for _, a := range cfg.Agents {
-		agents = append(agents, acd.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues})
+		agents = append(agents, acd.AgentConfig{Name: a.Name, URI: a.URI, Password: a.Password, Queues: a.Queues, SRTP: a.SRTP})
 	}
 	var queues []acd.QueueConfig
 	for _, q := range cfg.Queues {
@@ -133,4 +134,41 @@ func authLimiter(a config.SIPAuth) (*authlimit.Limiter, error) {
 		return nil, fmt.Errorf("sip.auth: %w", err)
 	}
 	return l, nil
+}
+
+// srtpPolicy reads rtp.srtp, rtp.srtp_routes and rtp.srtp_over_plain_sip:
+// the policy of the legs cloak places, and the per-call policy the SIP
+// server asks by called user part. It warns, once at start, when keys may
+// travel in clear SIP, and when SRTP is asked for but SIP over TLS is not
+// configured (mandatory calls and legs would then all be refused).
+func srtpPolicy(cfg config.Config, log zerolog.Logger) (sip.SRTPPolicy, func(called string) sip.SRTPPolicy, error) {
+	def, err := sip.ParseSRTPMode(cfg.RTP.SRTP)
+	if err != nil {
+		return sip.SRTPPolicy{}, nil, fmt.Errorf("rtp.srtp: %w", err)
+	}
+	routes := make(map[string]sip.SRTPMode, len(cfg.RTP.SRTPRoutes))
+	anyOn := def != sip.SRTPOff
+	for r, name := range cfg.RTP.SRTPRoutes {
+		m, err := sip.ParseSRTPMode(name)
+		if err != nil {
+			return sip.SRTPPolicy{}, nil, fmt.Errorf("rtp.srtp_routes.%s: %w", r, err)
+		}
+		routes[r] = m
+		anyOn = anyOn || m != sip.SRTPOff
+	}
+	plain := cfg.RTP.SRTPOverPlainSIP
+	if plain && anyOn {
+		log.Warn().Bool("rtp.srtp_over_plain_sip", true).Msg("SRTP keys may travel in SDP over UDP/TCP SIP: whoever reads the signalling reads the keys, and SRTP then protects nothing against them; use SIP over TLS")
+	}
+	if anyOn && !plain && !cfg.SIPTLSEnabled() {
+		log.Warn().Str("rtp.srtp", cfg.RTP.SRTP).Msg("SRTP is on but SIP over TLS is not configured (sip.transports): no SDES key can be exchanged, so every call and leg that must be encrypted is refused with 488")
+	}
+	pol := sip.SRTPPolicy{Mode: def, OverPlainSIP: plain}
+	byRoute := func(called string) sip.SRTPPolicy {
+		if m, ok := routes[called]; ok {
+			return sip.SRTPPolicy{Mode: m, OverPlainSIP: plain}
+		}
+		return pol
+	}
+	return pol, byRoute, nil
 }

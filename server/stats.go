@@ -23,6 +23,7 @@ func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *c
 	out["rtcp_sent"], out["rtcp_received"] = qs.RTCPSent, qs.RTCPReceived
 	out["rtcp_malformed"], out["rtcp_rate_limited"] = qs.RTCPMalformed, qs.RTCPRateLimited
 	out["rtp_dropped_stale"] = qs.DroppedStale
+	out["rtp_dropped_srtp"] = qs.DroppedSRTP
 	if poller != nil {
 		ps := poller.Stats()
 		out["rtp_poll_workers"] = ps.Workers

@@ -15,13 +15,13 @@ import (
 // 3264 §8: a refused offer keeps the old session). An answer mirrors the
 // direction the offer asked for (§6.1).
 func FuzzReoffer(f *testing.F) {
-	for _, s := range [][]byte{offerLinphone, offerPCMAFirst, offerVideoFirst, offerHold2543, offerMediaLevelC, offerG729Only, offerLowercase, offerInactive, offerSendonlySession, nil} {
+	for _, s := range [][]byte{offerLinphone, offerPCMAFirst, offerVideoFirst, offerHold2543, offerMediaLevelC, offerG729Only, offerLowercase, offerInactive, offerSendonlySession, offerSAVP, nil} {
 		f.Add(s)
 	}
 	cur := Media{Remote: netip.MustParseAddrPort("127.0.0.1:40000"), Codec: audio.CodecPCMU(), EventPT: 101, Direction: audio.SendRecv, Ptime: 20}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		local := LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: 30000, SessionID: 1, Version: 1}
-		media, body, code := reoffer(b, &local, cur)
+		media, body, code := reoffer(b, &local, cur, DialogSRTP{Mode: SRTPOptional, Keys: true})
 		switch code {
 		case 200:
 			if len(body) == 0 {

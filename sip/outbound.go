@@ -93,6 +93,10 @@ type DialOptions struct {
 	// agent registered with (RFC 3327 §5.3): the INVITE goes to the first
 	// entry and names the target in its Request-URI.
 	Route []string
+	// SRTP is the leg's SRTP policy (sdp_srtp.go): mandatory offers
+	// RTP/SAVP with SDES keys when the target is reached over TLS (or
+	// OverPlainSIP), and fails the dial (488) when it is not.
+	SRTP SRTPPolicy
 }
 
 // DialError is a failed outbound call; StatusCode is the final response
@@ -189,10 +193,6 @@ func (s *Server) dial(ctx context.Context, target string, route Route, o DialOpt
 	if len(codecs) == 0 {
 		codecs = SupportedCodecs()
 	}
-	body, err := BuildOffer(o.Local, codecs, DefaultEventPayloadType, audio.SendRecv)
-	if err != nil {
-		return nil, &DialError{Err: err}
-	}
 	// RFC 3261 §26.2.2 / RFC 5630: a sips: target, or transport=tls,
 	// goes over TLS (sipgo's Request.Transport reads the URI the same way).
 	tr, _ := uri.UriParams.Get("transport")
@@ -208,6 +208,30 @@ func (s *Server) dial(ctx context.Context, target string, route Route, o DialOpt
 	if uri.IsEncrypted() && strings.EqualFold(tr, "udp") {
 		tr = "tls"
 	}
+	pol := o.SRTP.ForTransport(tr)
+	o.Local.Crypto = nil
+	var err error
+	switch {
+	case pol.offersSRTP():
+		if o.Local.Crypto, err = NewOfferCrypto(); err != nil {
+			return nil, &DialError{Err: err}
+		}
+	case pol.Mode == SRTPMandatory:
+		return nil, &DialError{Status: 488, Err: fmt.Errorf("target %q over %s: srtp mandatory, keys may travel only over TLS: %w", target, tr, ErrSRTPPolicy)}
+	}
+	body, err := BuildOffer(o.Local, codecs, DefaultEventPayloadType, audio.SendRecv)
+	if err != nil {
+		keepOffered(o.Local.Crypto, nil)
+		return nil, &DialError{Err: err}
+	}
+	// Every way out before the answer zeroes our offered keys.
+	offered := o.Local.Crypto
+	answered := false
+	defer func() {
+		if !answered {
+			keepOffered(offered, nil)
+		}
+	}()
 	tlsRoutable(&uri)
 	ua := s.dialogUA(tr, &uri)
 	from := o.FromUser
@@ -261,7 +285,11 @@ func (s *Server) dial(ctx context.Context, target string, route Route, o DialOpt
 		}
 		return nil, &DialError{Err: err}
 	}
-	m, err := ParseAnswer(d.InviteResponse.Body())
+	m, err := ParseAnswerSRTP(d.InviteResponse.Body(), offered)
+	if err == nil {
+		answered = true
+		o.Local.Crypto = keepOffered(offered, m.SRTP)
+	}
 	if err != nil {
 		// RFC 3261 §13.2.2.4: ACK the 2xx, then end the dialog.
 		_ = d.Ack(ctx)
@@ -273,7 +301,7 @@ func (s *Server) dial(ctx context.Context, target string, route Route, o DialOpt
 	if err := d.Ack(ctx); err != nil {
 		return nil, &DialError{Err: err}
 	}
-	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m}, trunk: route.Trunk}
+	leg := &Leg{srv: s, d: d, id: newID(), dialogState: dialogState{local: o.Local, media: m, srtp: pol}, trunk: route.Trunk}
 	lc := o.Log.With().Str("leg", leg.id)
 	if route.Trunk != "" {
 		lc = lc.Str("trunk", route.Trunk)
@@ -287,6 +315,9 @@ func (s *Server) dial(ctx context.Context, target string, route Route, o DialOpt
 	route.Release = nil // the leg holds the slot now
 	context.AfterFunc(d.Context(), func() {
 		s.legs.Delete(d.ID)
+		leg.mu.Lock()
+		leg.media.SRTP.Zero() // SRTP contexts keep copies of their own
+		leg.mu.Unlock()
 		if release != nil {
 			release()
 		}

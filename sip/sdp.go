@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cloak-voip/cloak/audio"
+	"github.com/cloak-voip/cloak/sdes"
 	"github.com/pion/sdp/v3"
 )
 
@@ -51,6 +52,9 @@ type Media struct {
 	// unspecified one (meaning c='s). Zero without the attribute: RTP's
 	// port + 1 (RFC 3550 §11).
 	RTCP netip.AddrPort
+	// SRTP is the SDES outcome (RFC 4568) of an RTP/SAVP stream: suite,
+	// tag and a key each way (sdp_srtp.go); nil for plain RTP/AVP.
+	SRTP *SRTP
 }
 
 // OnHold reports whether the peer has put the stream on hold: we must not
@@ -111,8 +115,20 @@ func rootError(err error) string {
 // audio m-line on RTP/AVP with a format we support, honouring the offerer's
 // preference order (RFC 3264 §6.1), and telephone-event/8000 if offered.
 // An offer with no usable audio gives an error whose StatusCode is 488;
-// unparsable SDP gives 400.
+// unparsable SDP gives 400. It is ParseOfferSRTP with SRTP off.
 func ParseOffer(body []byte) (*Offer, error) {
+	return ParseOfferSRTP(body, DialogSRTP{}, nil)
+}
+
+// ParseOfferSRTP is ParseOffer under an SRTP policy (sdp_srtp.go): the
+// first audio m-line with a format we support on a profile the policy
+// accepts — RTP/AVP unless SRTP is mandatory, RTP/SAVP with a usable
+// a=crypto attribute (RFC 4568 §7.1.2) when SRTP is on and keys may
+// travel on the dialog's transport. For RTP/SAVP, Media.SRTP holds the
+// offerer's key and a fresh one of ours (reuse's, when reuse is the
+// dialog's current SRTP of the same suite: a re-INVITE). An offer the
+// policy refuses gives a 488 error wrapping ErrSRTPPolicy.
+func ParseOfferSRTP(body []byte, pol DialogSRTP, reuse *SRTP) (*Offer, error) {
 	if len(body) == 0 {
 		return nil, badSDP("empty body")
 	}
@@ -121,6 +137,7 @@ func ParseOffer(body []byte) (*Offer, error) {
 		return nil, badSDP("%s", rootError(err))
 	}
 	o := &Offer{audio: -1}
+	var refusedPlain, refusedSAVP, noCrypto bool
 	for i, md := range sd.MediaDescriptions {
 		line := offerLine{media: md.MediaName.Media, protos: md.MediaName.Protos}
 		if len(md.MediaName.Formats) > 0 {
@@ -130,19 +147,46 @@ func ParseOffer(body []byte) (*Offer, error) {
 		if o.audio >= 0 || md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
 			continue
 		}
-		if strings.Join(md.MediaName.Protos, "/") != "RTP/AVP" {
-			continue // SRTP, WebRTC profiles: not ours
+		proto := strings.Join(md.MediaName.Protos, "/")
+		switch {
+		case proto == protoAVP && !pol.acceptsPlain():
+			refusedPlain = true
+			continue
+		case proto == protoSAVP && !pol.acceptsSRTP():
+			refusedSAVP = true
+			continue
+		case proto != protoAVP && proto != protoSAVP:
+			continue // WebRTC profiles (SAVPF, DTLS): not ours
 		}
 		m, ok, err := negotiateAudio(&sd, md)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			o.Media = m
-			o.audio = i
+		if !ok {
+			continue
 		}
+		if proto == protoSAVP {
+			if m.SRTP, ok, err = offerCrypto(md, reuse); err != nil {
+				return nil, fmt.Errorf("srtp key: %w", err)
+			} else if !ok {
+				noCrypto = true
+				continue
+			}
+		}
+		o.Media = m
+		o.audio = i
 	}
 	if o.audio < 0 {
+		switch {
+		case refusedPlain && !pol.Keys:
+			return nil, &sdpError{status: 488, err: ErrSRTPPolicy, detail: "rtp.srtp is mandatory and SDES keys may not travel on this SIP transport"}
+		case refusedPlain:
+			return nil, &sdpError{status: 488, err: ErrSRTPPolicy, detail: "rtp.srtp is mandatory: plain RTP/AVP refused"}
+		case noCrypto:
+			return nil, &sdpError{status: 488, err: ErrSRTPPolicy, detail: "RTP/SAVP without a usable a=crypto attribute"}
+		case refusedSAVP:
+			return nil, &sdpError{status: 488, err: ErrSRTPPolicy, detail: "RTP/SAVP refused: rtp.srtp is off or SIP is not over TLS"}
+		}
 		return nil, &sdpError{status: 488, err: ErrNoCodec, detail: "need PCMU/8000 or PCMA/8000 over RTP/AVP"}
 	}
 	return o, nil
@@ -151,7 +195,14 @@ func ParseOffer(body []byte) (*Offer, error) {
 // ParseAnswer reads an SDP answer to an offer we made (late offer, or an
 // outbound leg): the first audio stream, with the first format in it that
 // we offered.
-func ParseAnswer(body []byte) (Media, error) {
+func ParseAnswer(body []byte) (Media, error) { return ParseAnswerSRTP(body, nil) }
+
+// ParseAnswerSRTP is ParseAnswer for an offer whose a=crypto attributes
+// were offered (RTP/SAVP; none: RTP/AVP): the answer's audio stream must
+// then be RTP/SAVP with one a=crypto naming one of them (RFC 4568
+// §7.1.3), which sets Media.SRTP; else the error is a 488 wrapping
+// ErrSRTPPolicy.
+func ParseAnswerSRTP(body []byte, offered []sdes.Crypto) (Media, error) {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(body); err != nil {
 		return Media{}, badSDP("%s", rootError(err))
@@ -164,9 +215,18 @@ func ParseAnswer(body []byte) (Media, error) {
 		if err != nil {
 			return Media{}, err
 		}
-		if ok {
-			return m, nil
+		if !ok {
+			continue
 		}
+		if len(offered) > 0 {
+			if strings.Join(md.MediaName.Protos, "/") != protoSAVP {
+				return Media{}, &sdpError{status: 488, err: ErrSRTPPolicy, detail: "RTP/SAVP offered, plain answer"}
+			}
+			if m.SRTP, err = answerCrypto(md, offered); err != nil {
+				return Media{}, err
+			}
+		}
+		return m, nil
 	}
 	return Media{}, &sdpError{status: 488, err: ErrNoCodec, detail: "answer has no audio stream we offered"}
 }
@@ -308,6 +368,10 @@ type LocalSDP struct {
 	// RTCPMux adds a=rtcp-mux (RFC 5761 §5.1.1): in an answer only when
 	// the offer had it.
 	RTCPMux bool
+	// Crypto makes an offer RTP/SAVP with these a=crypto attributes (RFC
+	// 4568 §7.1.1; NewOfferCrypto); empty, RTP/AVP. Answers ignore it:
+	// their key is Offer.Media.SRTP's.
+	Crypto []sdes.Crypto
 }
 
 // Answer builds the SDP answer to the offer: the same m-lines in the same
@@ -329,6 +393,11 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 		}
 		codecs := []audio.Codec{o.Media.Codec}
 		md := audioLine(l.Port, codecs, o.Media.EventPT, o.Media.CNPT, o.Media.Direction, 20)
+		if c := o.Media.SRTP; c != nil {
+			// RFC 4568 §7.1.2: RTP/SAVP, the chosen tag and suite, our key.
+			md.MediaName.Protos = []string{"RTP", "SAVP"}
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", sdes.Crypto{Tag: c.Tag, Key: c.Local}.Attr()))
+		}
 		if l.RTCPMux && o.Media.RTCPMux {
 			md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute("rtcp-mux"))
 		}
@@ -342,7 +411,14 @@ func (o *Offer) Answer(l LocalSDP) ([]byte, error) {
 // outbound legs.
 func BuildOffer(l LocalSDP, codecs []audio.Codec, eventPT uint8, dir audio.Direction) ([]byte, error) {
 	sd := baseSDP(l)
-	sd.MediaDescriptions = append(sd.MediaDescriptions, audioLine(l.Port, codecs, eventPT, 0, dir, 20))
+	md := audioLine(l.Port, codecs, eventPT, 0, dir, 20)
+	if len(l.Crypto) > 0 {
+		md.MediaName.Protos = []string{"RTP", "SAVP"}
+		for _, c := range l.Crypto {
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", c.Attr()))
+		}
+	}
+	sd.MediaDescriptions = append(sd.MediaDescriptions, md)
 	return sd.Marshal()
 }
 

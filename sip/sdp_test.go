@@ -178,7 +178,7 @@ func TestParseOffer(t *testing.T) {
 		{"media-level c= over IPv6", offerMediaLevelC, Media{Remote: ap("[::1]:9002"), Codec: audio.CodecPCMU(), Direction: audio.SendRecv, Ptime: 20}, 0, nil},
 		{"dynamic PT with lowercase encoding names", offerLowercase, Media{Remote: ap("10.0.0.5:20000"), Codec: audio.Codec{Name: "PCMA", PayloadType: 110, ClockRate: 8000}, EventPT: 111, Direction: audio.SendRecv, Ptime: 20}, 0, nil},
 		{"G.729 only is 488", offerG729Only, Media{}, 488, ErrNoCodec},
-		{"SRTP only is 488", offerSRTPOnly, Media{}, 488, ErrNoCodec},
+		{"SRTP only is 488 with SRTP off", offerSRTPOnly, Media{}, 488, ErrSRTPPolicy},
 		{"no connection address is 400", offerNoConnection, Media{}, 400, ErrSDP},
 		{"garbage is 400", []byte("this is not sdp"), Media{}, 400, ErrSDP},
 		{"empty is 400", nil, Media{}, 400, ErrSDP},

@@ -71,6 +71,9 @@ type Config struct {
 	// (protocol capture). It runs on the transport's goroutine: it must
 	// not block.
 	Observe func(Observed)
+	// SRTP, when not nil, gives the SRTP policy (rtp.srtp) of a call to
+	// the called user part; nil means SRTP off (sdp_srtp.go).
+	SRTP func(called string) SRTPPolicy
 }
 
 // Handler receives new calls. It is implemented by the call layer.
@@ -790,6 +793,13 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	}
 	defer s.active.Add(-1)
 
+	pol := s.srtpPolicy(req)
+	if len(req.Body()) == 0 && pol.Mode == SRTPMandatory && !pol.Keys {
+		// A late offer: ours would have to carry keys over plain SIP.
+		s.log.Info().Str("call_id", req.CallID().Value()).Msg("call refused: srtp mandatory, keys may not travel on this transport")
+		s.respond(req, tx, 488, "Not Acceptable Here", siplib.NewHeader("Warning", `305 cloak "SRTP required over TLS"`))
+		return
+	}
 	var offer *Offer
 	if body := req.Body(); len(body) > 0 {
 		ct := req.ContentType()
@@ -797,7 +807,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 			s.respond(req, tx, 415, "Unsupported Media Type", siplib.NewHeader("Accept", "application/sdp"))
 			return
 		}
-		o, err := ParseOffer(body)
+		o, err := ParseOfferSRTP(body, pol, nil)
 		if err != nil {
 			code := statusOf(err, 400)
 			s.log.Info().Str("call_id", req.CallID().Value()).Int("status", code).Err(err).Msg("call refused: SDP offer")
@@ -819,7 +829,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		return
 	}
 	s.calls.Add(1)
-	sess := newSession(s, dlg, req, tx, offer, ident)
+	sess := newSession(s, dlg, req, tx, offer, ident, pol)
 	s.sessions.Store(dlg.ID, sess)
 	s.handlers.add()
 	defer func() {
@@ -832,6 +842,19 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		return
 	}
 	s.handler.HandleCall(sess)
+}
+
+// srtpPolicy is the SRTP policy of an INVITE's call (Config.SRTP, by
+// the called user part) on the transport it came over.
+func (s *Server) srtpPolicy(req *siplib.Request) DialogSRTP {
+	if s.cfg.SRTP == nil {
+		return DialogSRTP{}
+	}
+	user := req.Recipient.User
+	if user == "" && req.To() != nil {
+		user = req.To().Address.User
+	}
+	return s.cfg.SRTP(user).ForTransport(req.Transport())
 }
 
 // statusOf returns the SIP status an error carries, or def.

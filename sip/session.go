@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/audio"
+	"github.com/cloak-voip/cloak/sdes"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
@@ -79,7 +80,7 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request, tx siplib.ServerTransaction, offer *Offer, ident Identity) *Session {
+func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request, tx siplib.ServerTransaction, offer *Offer, ident Identity, pol DialogSRTP) *Session {
 	s := &Session{
 		srv: srv, dlg: dlg, req: req, tx: tx, offer: offer, ident: ident,
 		id:       newID(),
@@ -90,6 +91,7 @@ func newSession(srv *Server, dlg *sipgo.DialogServerSession, req *siplib.Request
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		s.source = ap
 	}
+	s.srtp = pol
 	if offer != nil {
 		s.media = offer.Media
 	}
@@ -305,6 +307,13 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 	if s.offer != nil {
 		body, err = s.offer.Answer(local)
 	} else {
+		if s.srtp.offersSRTP() {
+			if local.Crypto, err = NewOfferCrypto(); err != nil {
+				s.mu.Unlock()
+				return Media{}, fmt.Errorf("build sdp: %w", err)
+			}
+			s.local = local
+		}
 		body, err = BuildOffer(local, SupportedCodecs(), DefaultEventPayloadType, audio.SendRecv)
 	}
 	if err != nil {
@@ -341,7 +350,10 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 		case ack = <-s.ackBody:
 		default:
 		}
-		m, err := ParseAnswer(ack)
+		m, err := ParseAnswerSRTP(ack, local.Crypto)
+		s.mu.Lock()
+		s.local.Crypto = keepOffered(local.Crypto, m.SRTP)
+		s.mu.Unlock()
 		if err != nil {
 			s.log.Info().Err(err).Msg("late offer: no usable answer in ACK, hanging up")
 			s.hangupNow()
@@ -424,6 +436,12 @@ func (s *Session) finish() {
 			}
 		}
 		_ = s.dlg.Close()
+		s.mu.Lock()
+		s.media.SRTP.Zero() // the dialog's keys: SRTP contexts keep copies of their own
+		if s.offer != nil {
+			s.offer.Media.SRTP.Zero()
+		}
+		s.mu.Unlock()
 		s.log.Info().Str("reason", s.EndReason()).Msg("call ended")
 		close(s.finished)
 	})
@@ -527,6 +545,7 @@ func (s *Session) readInfo(req *siplib.Request, tx siplib.ServerTransaction) {
 type dialogState struct {
 	local   LocalSDP
 	media   Media
+	srtp    DialogSRTP // the dialog's SRTP policy on its transport
 	onMedia func(Media) error
 	onInfo  func(contentType string, body []byte) int
 }
@@ -535,7 +554,7 @@ type dialogState struct {
 // or codec; RFC 3261 §14.2, RFC 3264 §8). It returns the 200 to send, or
 // nil once it has refused the change, leaving the session as it was.
 func (d *dialogState) answerReoffer(srv *Server, log zerolog.Logger, req *siplib.Request, tx siplib.ServerTransaction, contact siplib.Header) *siplib.Response {
-	media, body, code := reoffer(req.Body(), &d.local, d.media)
+	media, body, code := reoffer(req.Body(), &d.local, d.media, d.srtp)
 	if code != 200 {
 		srv.respond(req, tx, code, reasonFor(code))
 		return nil
@@ -543,10 +562,12 @@ func (d *dialogState) answerReoffer(srv *Server, log zerolog.Logger, req *siplib
 	if media != d.media && d.onMedia != nil {
 		if err := d.onMedia(media); err != nil {
 			log.Info().Err(err).Msg("re-INVITE refused")
+			retireSRTP(media.SRTP, d.media.SRTP)
 			srv.respond(req, tx, statusOf(err, 488), "Not Acceptable Here")
 			return nil
 		}
 	}
+	retireSRTP(d.media.SRTP, media.SRTP)
 	if media != d.media {
 		log.Info().Str("rtp_remote", media.Remote.String()).Str("direction", media.Direction.String()).Str("codec", media.Codec.Name).Msg("media updated by re-INVITE")
 	}
@@ -587,24 +608,47 @@ func (d *dialogState) answerInfo(srv *Server, req *siplib.Request, tx siplib.Ser
 // §8): the new media and our answer, or a status to refuse with (the session
 // then stays as it was). An empty body asks for our offer: we offer what we
 // have now.
-func reoffer(b []byte, local *LocalSDP, cur Media) (Media, []byte, int) {
+func reoffer(b []byte, local *LocalSDP, cur Media, pol DialogSRTP) (Media, []byte, int) {
 	local.Version++
 	if len(b) == 0 {
-		body, err := BuildOffer(*local, []audio.Codec{cur.Codec}, cur.EventPT, cur.Direction)
+		l := *local
+		l.Crypto = nil
+		if c := cur.SRTP; c != nil {
+			// Our offer keeps the session's suite and key (RFC 4568
+			// §7.1.4 lets a new offer keep them).
+			l.Crypto = []sdes.Crypto{{Tag: c.Tag, Key: c.Local}}
+		}
+		body, err := BuildOffer(l, []audio.Codec{cur.Codec}, cur.EventPT, cur.Direction)
 		if err != nil {
 			return cur, nil, 500
 		}
 		return cur, body, 200
 	}
-	offer, err := ParseOffer(b)
+	offer, err := ParseOfferSRTP(b, pol, cur.SRTP)
 	if err != nil {
 		return cur, nil, statusOf(err, 488)
 	}
 	body, err := offer.Answer(*local)
 	if err != nil {
+		retireSRTP(offer.Media.SRTP, cur.SRTP)
 		return cur, nil, 500
 	}
 	return offer.Media, body, 200
+}
+
+// retireSRTP zeroes the keys of old that next does not carry on: the
+// peer's key of a replaced offer, ours when a new one was made.
+func retireSRTP(old, next *SRTP) {
+	if old == nil {
+		return
+	}
+	keep := func(k *sdes.Key) bool { return next != nil && (k == next.Local || k == next.Remote) }
+	if !keep(old.Local) {
+		old.Local.Zero()
+	}
+	if !keep(old.Remote) {
+		old.Remote.Zero()
+	}
 }
 
 // reasonFor gives the reason phrase of the statuses cloak sends.
