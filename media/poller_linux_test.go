@@ -230,7 +230,18 @@ func TestPollerNudgesWhileOthersParked(t *testing.T) {
 
 // TestPollerCloseEndsGoroutines: Close stops the workers and the keeper.
 func TestPollerCloseEndsGoroutines(t *testing.T) {
+	// Goroutines of earlier tests may still be ending: count once the
+	// number has held still for 60 ms (bounded), so one that ends later
+	// does not hide one of ours.
 	before := runtime.NumGoroutine()
+	for start, still := time.Now(), 0; still < 3 && time.Since(start) < 2*time.Second; {
+		time.Sleep(20 * time.Millisecond)
+		if n := runtime.NumGoroutine(); n == before {
+			still++
+		} else {
+			before, still = n, 0
+		}
+	}
 	p, err := NewPoller(3, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
