@@ -15,19 +15,28 @@ import (
 // TestPollerReadLag checks the sampled read lag: datagrams queued behind a
 // handler that holds the worker for 40 ms show a lag of about that; the
 // window resets on TakeLag, and without traffic nothing is sampled.
-func TestPollerReadLag(t *testing.T) {
+// polledPeer is a one-worker Poller with one PCMU leg whose remote is
+// peer, a loopback socket the test sends from; cfg adds to the leg's
+// config. The leg is not started.
+func polledPeer(t *testing.T, cfg EndpointConfig) (p *Poller, e *Endpoint, peer *net.UDPConn, port int) {
+	t.Helper()
 	p, pool, _, _ := newPolledPool(t, 1, 2)
 	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peer.Close()
+	t.Cleanup(func() { peer.Close() })
 	conn, port, err := pool.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
-	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), Remote: remote})
+	cfg.Conn, cfg.Port, cfg.Pool, cfg.Codec = conn, port, pool, audio.CodecPCMU()
+	cfg.Remote = peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	return p, NewEndpoint(cfg), peer, port
+}
+
+func TestPollerReadLag(t *testing.T) {
+	p, e, peer, port := polledPeer(t, EndpointConfig{})
 	var stall atomic.Bool
 	var got atomic.Int64
 	e.SetHandler(HandlerFunc(func(_ *Endpoint, _ *Packet) {
@@ -173,19 +182,7 @@ func TestPollerLagSeesAStuckWorker(t *testing.T) {
 // the handler; fresh packets after the backlog pass, and the worker stops
 // shedding once it is back in time.
 func TestPollerShedsStaleQueue(t *testing.T) {
-	p, pool, _, _ := newPolledPool(t, 1, 2)
-	peer, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	conn, port, err := pool.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
-	e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), EventPT: 101,
-		Remote: remote, MaxStaleness: 50 * time.Millisecond})
+	p, e, peer, port := polledPeer(t, EndpointConfig{EventPT: 101, MaxStaleness: 50 * time.Millisecond})
 	var stall atomic.Bool
 	var voice, events atomic.Int64
 	e.SetHandler(HandlerFunc(func(_ *Endpoint, pk *Packet) {

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
-	"github.com/rs/zerolog"
 )
 
 // TestRegisterPath: a REGISTER that came through proxies carries their
@@ -28,20 +26,7 @@ func TestRegisterPath(t *testing.T) {
 			mu.Unlock()
 		},
 	}
-	addr := freeUDP(t)
-	srv, err := NewServer(Config{Listen: addr, Transports: []string{"udp"}, Registrar: reg, Log: zerolog.Nop()}, nopHandler{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
-	defer ua.Close()
-	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	addr, cli, ctx := startRegistrar(t, reg)
 	register := func(supported bool, path ...string) *siplib.Response {
 		t.Helper()
 		req := siplib.NewRequest(siplib.REGISTER, siplib.Uri{Host: addr.Addr().String(), Port: int(addr.Port())})

@@ -50,21 +50,7 @@ func TestRegisterDigest(t *testing.T) {
 			mu.Unlock()
 		},
 	}
-	addr := freeUDP(t)
-	srv, err := NewServer(Config{Listen: addr, Transports: []string{"udp"}, Registrar: reg, Log: zerolog.Nop()}, nopHandler{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
-	defer ua.Close()
-	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	addr, cli, ctx := startRegistrar(t, reg)
 	register := func(user, password string, expires string) int {
 		t.Helper()
 		req := siplib.NewRequest(siplib.REGISTER, siplib.Uri{Host: addr.Addr().String(), Port: int(addr.Port())})
@@ -104,6 +90,28 @@ func TestRegisterDigest(t *testing.T) {
 	if len(got) != 2 || got[0].user != "alice" || got[0].exp != 300*time.Second || got[0].contact == "" || got[1].exp != 0 {
 		t.Fatalf("bindings %+v", got)
 	}
+}
+
+// startRegistrar runs a UDP server with reg on a free loopback port for
+// the test's length and returns its address, a client and a context that
+// ends with the test (10 s at most).
+func startRegistrar(t *testing.T, reg *Registrar) (netip.AddrPort, *sipgo.Client, context.Context) {
+	t.Helper()
+	addr := freeUDP(t)
+	srv, err := NewServer(Config{Listen: addr, Transports: []string{"udp"}, Registrar: reg, Log: zerolog.Nop()}, nopHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
+	t.Cleanup(func() { ua.Close() })
+	cli, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	return addr, cli, ctx
 }
 
 // syncBuf is a log sink safe for the server's goroutines.
