@@ -114,7 +114,7 @@ func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 				continue
 			}
 			a.log.Info().Int("interactions", res.Interactions).Int("recordings", res.Recordings).Int("participant_data", res.ParticipantData).
-				Int("traces", res.Traces).Int("files_kept", res.FilesKept).Msg("nightly archive purge")
+				Int("traces", res.Traces).Int("files_kept", res.FilesKept).Int64("audit_head_seq", res.AuditHeadSeq).Msg("nightly archive purge")
 		}
 	}()
 }
