@@ -194,20 +194,31 @@ func TestArchiveCLIReindex(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-time.Hour)
-	now := start
-	r, err := recorder.New(recorder.Config{Dir: dir, Name: "r1", CallID: "r1", Codec: "PCMU", Now: func() time.Time { return now }})
-	if err != nil {
+	// r1 signed with the recording key serve would have made; r2 unsigned
+	// (or forged: either way its sidecar does not verify).
+	key := []byte("0123456789abcdef0123456789abcdef")
+	if err := os.WriteFile(filepath.Join(data, "recording.key"), append(key, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.WriteCaller(make([]int16, recorder.FrameSamples))
-	now = now.Add(time.Second)
-	if _, err := r.Close(); err != nil {
-		t.Fatal(err)
+	for id, k := range map[string][]byte{"r1": key, "r2": nil} {
+		now := time.Now().Add(-time.Hour)
+		r, err := recorder.New(recorder.Config{Dir: dir, Name: id, CallID: id, Codec: "PCMU", Key: k, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.WriteCaller(make([]int16, recorder.FrameSamples))
+		now = now.Add(time.Second)
+		if _, err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	code, out, errs := cli("archive", "reindex", "-config", cfgFile, "-data", data, "-json")
-	if code != 0 || !strings.Contains(out, `"added": 1`) {
+	if code != 0 || !strings.Contains(out, `"added": 2`) || !strings.Contains(out, `"unverified": 1`) ||
+		!strings.Contains(errs, "UNVERIFIED") || !strings.Contains(errs, "r2.wav") || strings.Contains(errs, "r1.wav") {
 		t.Fatalf("reindex: exit %d: %s%s", code, out, errs)
+	}
+	if in, err := s.Get(context.Background(), "r2"); err != nil || in.Recording == nil || in.Recording.Status != archive.StatusUnverified {
+		t.Errorf("r2 after reindex: %+v %v", in, err)
 	}
 	if in, err := s.Get(context.Background(), "r1"); err != nil || in.Recording == nil {
 		t.Errorf("r1 after reindex: %+v %v", in, err)
