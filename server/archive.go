@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
@@ -197,6 +198,19 @@ func (a *nodeArchive) withArchiveAPI(api http.Handler, cfg config.Config) http.H
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/archive/", admin.ArchiveHandler(a.store, admin.ArchiveOptions{RecordingsDir: recDir, Retention: ret, Refuse: refuse}))
+	// The fraud holds workbench, on the same terms; release and reject
+	// capture or void at the flows' payment gateway, else the demo one.
+	gw := archive.HTTPGateway(func() (string, error) {
+		if u := cfg.Flows.Endpoints["payment_gateway"]; u != "" {
+			return u, nil
+		}
+		b, err := os.ReadFile(filepath.Join(cfg.Data.Dir, DemoGatewayURLFile))
+		if err != nil {
+			return "", fmt.Errorf("no flows.endpoints.payment_gateway and no demo gateway: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	})
+	mux.Handle("/api/fraud/", admin.FraudHandler(a.store, admin.FraudOptions{Gateway: gw, Refuse: refuse}))
 	mux.Handle("/", api)
 	return mux
 }

@@ -34,7 +34,7 @@ func TestArchiveAPIMount(t *testing.T) {
 		cfg := config.Default()
 		cfg.Admin.Listen = tc.listen
 		h := a.withArchiveAPI(api, cfg)
-		for path, want := range map[string]int{"/api/archive/interactions": tc.code, "/api/calls": http.StatusTeapot} {
+		for path, want := range map[string]int{"/api/archive/interactions": tc.code, "/api/fraud/holds": tc.code, "/api/calls": http.StatusTeapot} {
 			req := httptest.NewRequest("GET", path, nil)
 			req.RemoteAddr, req.Host = "127.0.0.1:5000", "127.0.0.1:8080"
 			w := httptest.NewRecorder()
