@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/cloak-voip/cloak/fraud"
 )
 
 // Anonymised replaces what an anonymisation removes.
@@ -96,6 +98,17 @@ func (s *Store) Anonymise(ctx context.Context, o AnonymiseOptions) ([]string, er
 			return nil, fmt.Errorf("archive: anonymise: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE participant_data SET value = ?, token = '' WHERE `+match), append([]any{Anonymised}, args...)...); err != nil {
+			return nil, fmt.Errorf("archive: anonymise: %w", err)
+		}
+	}
+	// The person's fraud velocity rows (by the number as given, so give
+	// it in E.164 as screening normalises it, and by customer id).
+	for label, v := range map[string]string{velocityCaller: o.Number, velocityCustomer: o.Data[fraud.KeyCustomerID]} {
+		col := map[string]string{velocityCaller: "caller_token", velocityCustomer: "customer_token"}[label]
+		if v == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM fraud_velocity WHERE `+col+` = ?`), s.velocityToken(label, v)); err != nil {
 			return nil, fmt.Errorf("archive: anonymise: %w", err)
 		}
 	}

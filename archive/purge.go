@@ -42,6 +42,9 @@ type PurgeResult struct {
 	Traces          int `json:"traces"`
 	// FilesKept are recording files not deleted: outside RecordingsDir,
 	// or whose removal failed (the row is then left to try again).
+	// Velocity are fraud velocity rows (tokens of screened payments)
+	// older than the interactions' retention.
+	Velocity  int  `json:"velocity"`
 	FilesKept int  `json:"files_kept"`
 	DryRun    bool `json:"dry_run"`
 	// AuditHeadSeq is the audit chain's head after the purge's own row:
@@ -82,6 +85,19 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeResult, error) 
 		res.Interactions, kept, err = s.purgeInteractions(ctx, o, cutoff(r))
 		res.FilesKept += kept
 	}
+	if r := o.Retention.Interactions; r > 0 && err == nil {
+		// Fraud velocity rows (tokens only) go with the interactions'
+		// retention: one range delete on their time index.
+		if o.DryRun {
+			err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM fraud_velocity WHERE at < ?`), cutoff(r)).Scan(&res.Velocity)
+		} else {
+			var dr sql.Result
+			if dr, err = s.db.ExecContext(ctx, s.q(`DELETE FROM fraud_velocity WHERE at < ?`), cutoff(r)); err == nil {
+				n, _ := dr.RowsAffected()
+				res.Velocity = int(n)
+			}
+		}
+	}
 	if err == nil && !o.DryRun && res.Interactions > 0 {
 		_, err = s.trimAudit(ctx)
 	}
@@ -89,8 +105,8 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeResult, error) 
 		return res, fmt.Errorf("archive: purge: %w", err)
 	}
 	if !o.DryRun {
-		detail := fmt.Sprintf("interactions=%d recordings=%d participant_data=%d traces=%d files_kept=%d",
-			res.Interactions, res.Recordings, res.ParticipantData, res.Traces, res.FilesKept)
+		detail := fmt.Sprintf("interactions=%d recordings=%d participant_data=%d traces=%d files_kept=%d velocity=%d",
+			res.Interactions, res.Recordings, res.ParticipantData, res.Traces, res.FilesKept, res.Velocity)
 		e, err := s.Audit(ctx, AuditEntry{At: o.Now, Actor: o.Actor, Action: ActionPurge, Detail: detail})
 		if err != nil {
 			return res, err
