@@ -75,6 +75,8 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		return archiveAnonymise(args[1:], stdout, stderr)
 	case "export":
 		return archiveExport(args[1:], stdout, stderr)
+	case "dev-generate": // hidden: test archives only
+		return archiveDevGenerate(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, archiveUsage)
 		return 0

@@ -328,3 +328,23 @@ func digitsOf(s string) string {
 	}
 	return b.String()
 }
+
+// TestArchiveCLIDevGenerate: the hidden generator fills a fresh data
+// directory's archive, and search finds a synthetic caller and customer.
+func TestArchiveCLIDevGenerate(t *testing.T) {
+	data := t.TempDir()
+	if code, _, _ := cli("archive", "dev-generate", "-data", data); code != 2 {
+		t.Fatal("dev-generate without -n accepted")
+	}
+	code, out, errs := cli("archive", "dev-generate", "-data", data, "-n", "500", "-days", "3")
+	if code != 0 || !strings.Contains(out, "500 synthetic interactions") {
+		t.Fatalf("dev-generate: %d %s %s", code, out, errs)
+	}
+	// Seed 1, 50 callers: caller 0 and its customer id are there.
+	for _, flag := range [][]string{{"-caller", archive.GenCaller(0)}, {"-data", "customer_id=" + archive.GenCustomer(0)}} {
+		code, out, errs = cli(append([]string{"archive", "search", "-data-dir", data, "-json"}, flag...)...)
+		if code != 0 || !strings.Contains(out, archive.GenCaller(0)) {
+			t.Errorf("search %v: %d %s %s", flag, code, out, errs)
+		}
+	}
+}
