@@ -17,7 +17,8 @@ type GenerateOptions struct {
 	// Seed makes the data repeatable.
 	Seed uint64
 	// End is the newest offered time (zero: now); interactions are
-	// spread evenly at random over the Days before it (zero: 180).
+	// spread evenly over the Days before it (zero: 180), oldest first, in
+	// the order a real archive is written.
 	End  time.Time
 	Days int
 	// Callers is how many distinct caller numbers there are (zero:
@@ -68,7 +69,10 @@ func (s *Store) Generate(ctx context.Context, o GenerateOptions) error {
 	batch := make([]Interaction, 0, batchSize)
 	for i := 0; i < o.N; i++ {
 		c := rng.IntN(o.Callers)
-		off := o.End.Add(-time.Duration(rng.Int64N(span)) * time.Millisecond)
+		// In time order, as a real archive fills (the writer inserts
+		// calls as they end), with a little jitter.
+		step := max(span/int64(o.N), 1)
+		off := o.End.Add(-time.Duration(span-int64(i)*step-rng.Int64N(step)) * time.Millisecond)
 		talk := time.Duration(30+rng.IntN(600)) * time.Second
 		sum := call.Summary{
 			ID: fmt.Sprintf("gen-%d-%07d", o.Seed, i), SIPCallID: fmt.Sprintf("%x@gen", rng.Uint64()),
