@@ -13,7 +13,10 @@ import (
 // node that screened it (RecordPayment). Numbers and customer ids are
 // stored as tokens only.
 
-var _ fraud.Velocity = (*Store)(nil)
+var (
+	_ fraud.Velocity     = (*Store)(nil)
+	_ fraud.CardVelocity = (*Store)(nil)
+)
 
 // Token labels of velocity rows: distinct from participant-data keys so a
 // velocity token never equals a data token of the same value.
@@ -91,4 +94,22 @@ func (s *Store) Counts(ctx context.Context, caller, customer string, since, _ ti
 		}
 	}
 	return c, nil
+}
+
+// CardCounts implements fraud.CardVelocity: payments and declines of the
+// card with token since since, from any caller — one covering range scan
+// of (card_token, at, declined).
+func (s *Store) CardCounts(ctx context.Context, token string, since time.Time) (payments, declines int, err error) {
+	if token == "" {
+		return 0, 0, nil
+	}
+	if err := s.ensure(ctx); err != nil {
+		return 0, 0, err
+	}
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0)
+ FROM fraud_velocity WHERE card_token = ? AND at >= ?`), token, since.UnixMilli()).Scan(&payments, &declines)
+	if err != nil {
+		return 0, 0, fmt.Errorf("archive: velocity: %w", err)
+	}
+	return payments, declines, nil
 }

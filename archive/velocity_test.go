@@ -51,6 +51,13 @@ func TestVelocityCounts(t *testing.T) {
 		if c != want {
 			t.Errorf("counts %+v, want %+v", c, want)
 		}
+		// Card 1: two payments in the window (and one of card 3 outside).
+		if p, d, err := s.CardCounts(ctx, cardToken(1), now.Add(-24*time.Hour)); err != nil || p != 2 || d != 0 {
+			t.Errorf("card 1: %d payments %d declines %v", p, d, err)
+		}
+		if p, d, _ := s.CardCounts(ctx, cardToken(2), now.Add(-24*time.Hour)); p != 1 || d != 1 {
+			t.Errorf("card 2: %d payments %d declines", p, d)
+		}
 		if c, _ := s.Counts(ctx, "+447700900000", "", now.Add(-24*time.Hour), now); c != (fraud.Counts{}) {
 			t.Errorf("unknown caller: %+v", c)
 		}
@@ -82,7 +89,8 @@ func TestVelocityCounts(t *testing.T) {
 // an index, never scans the table.
 func TestVelocityQueriesUseIndexes(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "cloak.db"), testPolicy)
-	for col, index := range map[string]string{"caller_token": "fraud_velocity_caller", "customer_token": "fraud_velocity_customer"} {
+	for col, index := range map[string]string{"caller_token": "fraud_velocity_caller", "customer_token": "fraud_velocity_customer",
+		"card_token": "fraud_velocity_card"} {
 		rows, err := s.DB().Query(`EXPLAIN QUERY PLAN SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0),
  COUNT(DISTINCT NULLIF(card_token, '')) FROM fraud_velocity WHERE `+col+` = ? AND at >= ?`, "x", 0)
 		if err != nil {
@@ -130,7 +138,7 @@ func BenchmarkVelocityCounts100k(b *testing.B) {
 				caller := fmt.Sprintf("+4477009%05d", i%1000)
 				cust := fmt.Sprintf("C-%d", i%1000)
 				if _, err := st.Exec(now.Add(-time.Duration(i%48)*time.Hour).UnixMilli(), s.velocityToken(velocityCaller, caller),
-					s.velocityToken(velocityCustomer, cust), cardToken(i%7), i%10 == 0); err != nil {
+					s.velocityToken(velocityCustomer, cust), cardToken(i%20000), i%10 == 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -146,6 +154,10 @@ func BenchmarkVelocityCounts100k(b *testing.B) {
 				c, err := s.Counts(ctx, fmt.Sprintf("+4477009%05d", i%1000), fmt.Sprintf("C-%d", i%1000), now.Add(-24*time.Hour), now)
 				if err != nil || c.PaymentsCaller == 0 {
 					b.Fatalf("%+v %v", c, err)
+				}
+				// And the card's (one screening asks all three).
+				if _, _, err := s.CardCounts(ctx, cardToken(i%20000), now.Add(-24*time.Hour)); err != nil {
+					b.Fatalf("card: %v", err)
 				}
 			}
 		})

@@ -18,6 +18,7 @@ CREATE TABLE fraud_velocity (
 -- count reads the index alone, never the table.
 CREATE INDEX fraud_velocity_caller ON fraud_velocity (caller_token, at, card_token, declined);
 CREATE INDEX fraud_velocity_customer ON fraud_velocity (customer_token, at, card_token, declined);
+CREATE INDEX fraud_velocity_card ON fraud_velocity (card_token, at, declined);
 CREATE INDEX fraud_velocity_at ON fraud_velocity (at);
 
 -- +goose Down
