@@ -71,8 +71,8 @@ func (f *nodeFraud) RecordPayment(ctx context.Context, a fraud.Attributes, inter
 	if a.Payment != nil {
 		p.CardToken = a.Payment.CardToken
 	}
-	if p.Caller == "" && p.Customer == "" {
-		return
+	if p.Caller == "" && p.Customer == "" && p.CardToken == "" {
+		return // nothing a later screening could count it by
 	}
 	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
 	defer cancel()
