@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -41,8 +42,15 @@ type PurgeResult struct {
 	Traces          int `json:"traces"`
 	// FilesKept are recording files not deleted: outside RecordingsDir,
 	// or whose removal failed (the row is then left to try again).
+	// Velocity are fraud velocity rows (tokens of screened payments)
+	// older than the interactions' retention.
+	Velocity  int  `json:"velocity"`
 	FilesKept int  `json:"files_kept"`
 	DryRun    bool `json:"dry_run"`
+	// AuditHeadSeq is the audit chain's head after the purge's own row:
+	// logged, it is a copy outside the database against which a deleted
+	// tail of the log shows (VerifyChain).
+	AuditHeadSeq int64 `json:"audit_head_seq,omitempty"`
 }
 
 // Purge removes what retention says has expired, by when interactions
@@ -77,15 +85,33 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeResult, error) 
 		res.Interactions, kept, err = s.purgeInteractions(ctx, o, cutoff(r))
 		res.FilesKept += kept
 	}
+	if r := o.Retention.Interactions; r > 0 && err == nil {
+		// Fraud velocity rows (tokens only) go with the interactions'
+		// retention: one range delete on their time index.
+		if o.DryRun {
+			err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM fraud_velocity WHERE at < ?`), cutoff(r)).Scan(&res.Velocity)
+		} else {
+			var dr sql.Result
+			if dr, err = s.db.ExecContext(ctx, s.q(`DELETE FROM fraud_velocity WHERE at < ?`), cutoff(r)); err == nil {
+				n, _ := dr.RowsAffected()
+				res.Velocity = int(n)
+			}
+		}
+	}
+	if err == nil && !o.DryRun && res.Interactions > 0 {
+		_, err = s.trimAudit(ctx)
+	}
 	if err != nil {
 		return res, fmt.Errorf("archive: purge: %w", err)
 	}
 	if !o.DryRun {
-		detail := fmt.Sprintf("interactions=%d recordings=%d participant_data=%d traces=%d files_kept=%d",
-			res.Interactions, res.Recordings, res.ParticipantData, res.Traces, res.FilesKept)
-		if _, err := s.Audit(ctx, AuditEntry{At: o.Now, Actor: o.Actor, Action: ActionPurge, Detail: detail}); err != nil {
+		detail := fmt.Sprintf("interactions=%d recordings=%d participant_data=%d traces=%d files_kept=%d velocity=%d",
+			res.Interactions, res.Recordings, res.ParticipantData, res.Traces, res.FilesKept, res.Velocity)
+		e, err := s.Audit(ctx, AuditEntry{At: o.Now, Actor: o.Actor, Action: ActionPurge, Detail: detail})
+		if err != nil {
 			return res, err
 		}
+		res.AuditHeadSeq = e.Seq
 	}
 	return res, nil
 }
@@ -261,7 +287,13 @@ func (s *Store) purgeInteractions(ctx context.Context, o PurgeOptions, cutoff in
 			return deleted, kept, err
 		}
 		in := `(` + placeholders(len(gone)) + `)`
-		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM audit_log WHERE interaction_id IN `+in), anys(gone)...)
+		// Rows from before the chain go; chained rows are blanked to
+		// signed links so the chain still verifies (trimAudit drops them
+		// once nothing kept comes before them).
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM audit_log WHERE seq IS NULL AND interaction_id IN `+in), anys(gone)...)
+		if err == nil {
+			err = s.redactAudit(ctx, tx, in, gone)
+		}
 		if err == nil {
 			_, err = tx.ExecContext(ctx, s.q(`DELETE FROM interactions WHERE id IN `+in), anys(gone)...)
 		}
@@ -274,6 +306,85 @@ func (s *Store) purgeInteractions(ctx context.Context, o PurgeOptions, cutoff in
 		}
 		deleted += len(gone)
 	}
+}
+
+// redactAudit blanks the chained audit rows of the interactions in ids
+// (in is their placeholder list), each with a signed redaction.
+func (s *Store) redactAudit(ctx context.Context, tx *sql.Tx, in string, ids []string) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, seq, mac FROM audit_log WHERE seq IS NOT NULL AND interaction_id IN `+in), anys(ids)...)
+	if err != nil {
+		return err
+	}
+	type link struct {
+		id, seq int64
+		mac     string
+	}
+	var links []link
+	for rows.Next() {
+		var l link
+		if err := rows.Scan(&l.id, &l.seq, &l.mac); err != nil {
+			rows.Close()
+			return err
+		}
+		links = append(links, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range links {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_log SET actor = '', action = '', interaction_id = '', address = '', detail = '',
+ redacted = ? WHERE id = ?`), redactMAC(s.key, l.seq, l.mac), l.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimAudit deletes the chain's leading run of redacted rows and moves
+// the chain's signed start past them (a checkpoint: the first kept seq and
+// the chain value before it), so what is left still verifies. It returns
+// how many rows went.
+func (s *Store) trimAudit(ctx context.Context) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	// Lock the chain first, as Audit does.
+	var headSeq, firstSeq int64
+	var headChain string
+	if err := tx.QueryRowContext(ctx, `UPDATE audit_chain SET head_seq = head_seq WHERE id = 1 RETURNING head_seq, head_chain, first_seq`).
+		Scan(&headSeq, &headChain, &firstSeq); err != nil {
+		return 0, err
+	}
+	var kept sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MIN(seq) FROM audit_log WHERE seq IS NOT NULL AND redacted = ''`).Scan(&kept); err != nil {
+		return 0, err
+	}
+	first := headSeq + 1 // every chained row is redacted
+	if kept.Valid {
+		first = kept.Int64
+	}
+	if first <= firstSeq {
+		return 0, nil
+	}
+	prev := headChain
+	if first <= headSeq {
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT chain FROM audit_log WHERE seq = ?`), first-1).Scan(&prev); err != nil {
+			return 0, err
+		}
+	}
+	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM audit_log WHERE seq IS NOT NULL AND seq < ? AND redacted <> ''`), first)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_chain SET first_seq = ?, first_prev = ?, first_mac = ? WHERE id = 1`),
+		first, prev, startMAC(s.key, first, prev)); err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // ErrNoRecording: the interaction has no recording, or it was deleted.

@@ -78,7 +78,7 @@ func TestPurge(t *testing.T) {
 		}
 		// odd's files lie outside the recordings dir: kept, counted, its
 		// row left for a later run.
-		want = PurgeResult{Interactions: 1, Recordings: 2, ParticipantData: 2, Traces: 6, FilesKept: 1}
+		want = PurgeResult{Interactions: 1, Recordings: 2, ParticipantData: 2, Traces: 6, FilesKept: 1, AuditHeadSeq: 3}
 		if res != want {
 			t.Errorf("purge: %+v, want %+v", res, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +20,11 @@ type ReindexResult struct {
 	Recordings int `json:"recordings"`
 	// Added are the interactions the archive lacked, now added.
 	Added int `json:"added"`
+	// Unverified of those added have a sidecar whose signature did not
+	// verify (forged, edited, unsigned, audio changed, or no key): added
+	// with recording status StatusUnverified, reported one by one to
+	// ReindexOptions.OnUnverified.
+	Unverified int `json:"unverified"`
 	// Unreadable are WAVs whose sidecar is missing or not JSON (left to
 	// cloak recording verify).
 	Unreadable int `json:"unreadable"`
@@ -28,16 +34,63 @@ type ReindexResult struct {
 // sidecar: only what the sidecar says is known (id, times, recording).
 const EndReasonReindexed = "reindexed from the recording"
 
+// EndReasonReindexedUnverified marks one rebuilt from a sidecar whose
+// signature did not verify: what it says (id, times) may be forged.
+const EndReasonReindexedUnverified = "reindexed from the recording; its sidecar did NOT verify"
+
+// StatusUnverified is a recording's status when it was indexed from a
+// sidecar whose signature did not verify.
+const StatusUnverified = "unverified"
+
+// ErrNoSidecarKey: Reindex was given no recording key, so no sidecar
+// could be verified.
+var ErrNoSidecarKey = errors.New("archive: no recording key to verify the sidecar with")
+
+// ReadSidecarKey reads the recording key (recording.key_file) as serve
+// does: the file's content, surrounding white space trimmed, at least 16
+// bytes.
+func ReadSidecarKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("recording key: %w", err)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < 16 {
+		return nil, fmt.Errorf("recording key: %s holds %d bytes, want at least 16", path, len(b))
+	}
+	return b, nil
+}
+
+// ReindexOptions configure Reindex.
+type ReindexOptions struct {
+	// Before: only recordings that ended before it are considered, so a
+	// call finishing now, whose summary is on its way, is not pre-empted
+	// by a thinner row.
+	Before time.Time
+	// SidecarKey is the recording key (recording.key_file) that signs
+	// sidecars. Without it no sidecar verifies.
+	SidecarKey []byte
+	// OnUnverified, when set, is told of each recording added unverified
+	// and why (the error wraps recorder.ErrWrongKey, ErrUnsigned, …; it
+	// names the file, no content).
+	OnUnverified func(wav string, err error)
+}
+
 // Reindex adds to the archive an interaction for each finished recording
 // under dir (the quarantine excepted) whose interaction it lacks — calls
 // that ended while the database was down and the process then stopped,
-// or that a full queue dropped. Only recordings that ended before
-// `before` are considered, so a call finishing now, whose summary is on
-// its way, is not pre-empted by a thinner row. The sidecar's signature is
-// not checked here (cloak recording verify does that); its content is
-// taken as it is.
-func (s *Store) Reindex(ctx context.Context, dir string, before time.Time) (ReindexResult, error) {
+// or that a full queue dropped.
+//
+// Each recording to be added is first checked as `cloak recording
+// verify` does (audio hash, digests, HMAC under o.SidecarKey). One that
+// fails is still added — its file exists, and only an indexed recording
+// is ever deleted by retention, so skipping it would keep its audio for
+// ever — but marked: recording status StatusUnverified, end reason
+// EndReasonReindexedUnverified, counted and reported. An interaction
+// already stored is never touched, so a forged sidecar cannot rewrite one.
+func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (ReindexResult, error) {
 	var res ReindexResult
+	before := o.Before
 	if err := s.ensure(ctx); err != nil {
 		return res, err
 	}
@@ -47,6 +100,22 @@ func (s *Store) Reindex(ctx context.Context, dir string, before time.Time) (Rein
 			return nil
 		}
 		missing, err := s.missing(ctx, pending)
+		for i := range missing {
+			in := &missing[i]
+			// Read again whole: the WAV's hash too, only for what is added.
+			verr := ErrNoSidecarKey
+			if len(o.SidecarKey) > 0 {
+				_, verr = recorder.Verify(in.Recording.File, o.SidecarKey)
+			}
+			if verr != nil {
+				in.Recording.Status = StatusUnverified
+				in.EndReason = EndReasonReindexedUnverified
+				res.Unverified++
+				if o.OnUnverified != nil {
+					o.OnUnverified(in.Recording.File, verr)
+				}
+			}
+		}
 		if err == nil && len(missing) > 0 {
 			err = s.Insert(ctx, missing)
 		}

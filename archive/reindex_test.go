@@ -2,8 +2,11 @@ package archive
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +62,7 @@ func TestReindex(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := t0.Add(30 * time.Minute)
-		res, err := s.Reindex(ctx, dir, before)
+		res, err := s.Reindex(ctx, dir, ReindexOptions{Before: before, SidecarKey: testKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +74,7 @@ func TestReindex(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.EndReason != EndReasonReindexed || !got.Offered.Equal(t0.Add(time.Minute)) || got.Recording == nil ||
-			got.Recording.File != lost || got.Recording.Duration != time.Second || got.Recording.SHA256 == "" {
+			got.Recording.File != lost || got.Recording.Duration != time.Second || got.Recording.SHA256 == "" || got.Recording.Status != "" {
 			t.Errorf("rebuilt interaction: %+v %+v", got, got.Recording)
 		}
 		if k, _ := s.Get(ctx, "known"); k.Caller != "+4405" || k.EndReason == EndReasonReindexed {
@@ -82,11 +85,101 @@ func TestReindex(t *testing.T) {
 				t.Errorf("%s was indexed", id)
 			}
 		}
-		if res, err := s.Reindex(ctx, dir, before); err != nil || res.Added != 0 {
+		if res, err := s.Reindex(ctx, dir, ReindexOptions{Before: before, SidecarKey: testKey}); err != nil || res.Added != 0 {
 			t.Errorf("second reindex: %+v %v", res, err)
 		}
-		if res, err := s.Reindex(ctx, filepath.Join(dir, "none"), before); err != nil || res != (ReindexResult{}) {
+		if res, err := s.Reindex(ctx, filepath.Join(dir, "none"), ReindexOptions{Before: before, SidecarKey: testKey}); err != nil || res != (ReindexResult{}) {
 			t.Errorf("reindex of a missing dir: %+v %v", res, err)
+		}
+	})
+}
+
+// TestReindexChecksSidecarSignature: a sidecar forged (re-signed with
+// another key), edited, unsigned, or with no key to check it, is not
+// indexed silently: the interaction is added marked unverified, counted,
+// and reported with the reason; a good one is added as before.
+func TestReindexChecksSidecarSignature(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+		good := record(t, dir, "good", t0)
+		forged := record(t, dir, "forged", t0)
+		edited := record(t, dir, "edited", t0)
+		unsigned := record(t, dir, "unsigned", t0)
+		// rewrite rewrites wav's sidecar after edit, its signature untouched.
+		rewrite := func(wav string, edit func(*recorder.Sidecar)) {
+			sc, err := recorder.ReadSidecar(wav)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edit(&sc)
+			b, _ := json.Marshal(sc)
+			if err := os.WriteFile(strings.TrimSuffix(wav, ".wav")+".json", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// edited: the call's start moved, the signature left as it was.
+		rewrite(edited, func(sc *recorder.Sidecar) { sc.Start = sc.Start.Add(-time.Hour) })
+		rewrite(unsigned, func(sc *recorder.Sidecar) { sc.HMAC = "" })
+		// forged: a recording made under another key.
+		fdir := t.TempDir()
+		now := t0
+		r, err := recorder.New(recorder.Config{Dir: fdir, Name: "forged", CallID: "forged", Codec: "PCMU",
+			Key: []byte("another key, 16+ bytes long"), Now: func() time.Time { return now }, QueueFrames: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.WriteCaller(make([]int16, recorder.FrameSamples))
+		now = now.Add(recorder.FrameDuration)
+		fres, err := r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ext := range []string{".wav", ".json"} {
+			b, err := os.ReadFile(strings.TrimSuffix(fres.WAV, ".wav") + ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(strings.TrimSuffix(forged, ".wav")+ext, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		reported := map[string]error{}
+		res, err := s.Reindex(ctx, dir, ReindexOptions{Before: t0.Add(time.Hour), SidecarKey: testKey,
+			OnUnverified: func(wav string, err error) { reported[filepath.Base(wav)] = err }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (ReindexResult{Recordings: 4, Added: 4, Unverified: 3}); res != want {
+			t.Errorf("reindex: %+v, want %+v", res, want)
+		}
+		for wav, want := range map[string]error{"forged.wav": recorder.ErrWrongKey, "edited.wav": recorder.ErrSidecarChanged,
+			"unsigned.wav": recorder.ErrUnsigned} {
+			if !errors.Is(reported[wav], want) {
+				t.Errorf("%s reported as %v, want %v", wav, reported[wav], want)
+			}
+		}
+		if _, ok := reported[filepath.Base(good)]; ok {
+			t.Errorf("the good recording was reported: %v", reported)
+		}
+		for id, unverified := range map[string]bool{"good": false, "forged": true, "edited": true, "unsigned": true} {
+			in, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (in.Recording.Status == StatusUnverified) != unverified || (in.EndReason == EndReasonReindexedUnverified) != unverified {
+				t.Errorf("%s: status %q, end reason %q; unverified %v", id, in.Recording.Status, in.EndReason, unverified)
+			}
+		}
+
+		// No key: nothing verifies, everything is reported.
+		dir2 := t.TempDir()
+		record(t, dir2, "nokey", t0)
+		res, err = s.Reindex(ctx, dir2, ReindexOptions{Before: t0.Add(time.Hour)})
+		if err != nil || res.Unverified != 1 {
+			t.Errorf("reindex without a key: %+v %v", res, err)
 		}
 	})
 }

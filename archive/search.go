@@ -39,7 +39,7 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	query := `SELECT ` + interactionCols + ` FROM interactions` + cond + " ORDER BY offered_at DESC, id LIMIT ? OFFSET ?"
+	query := `SELECT ` + interactionCols + ` FROM interactions` + cond + " ORDER BY offered_at DESC, id DESC LIMIT ? OFFSET ?"
 	args = append(args, limit, max(q.Offset, 0))
 	return queryAll(ctx, s, "search", query, args, scanInteraction)
 }

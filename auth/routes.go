@@ -60,6 +60,13 @@ var Rules = []Rule{
 	{Pattern: "GET /api/archive/audit", Perm: PermAuditRead},
 	{Pattern: "GET /api/archive/purge", Perm: PermArchivePurge},
 	{Pattern: "GET /api/archive/export", Perm: PermArchiveExport},
+
+	{Pattern: "GET /api/fraud/holds", Perm: PermFraudHolds},
+	{Pattern: "GET /api/fraud/holds/{id}", Perm: PermFraudHolds},
+	{Pattern: "POST /api/fraud/holds", Perm: PermFraudHolds},
+	{Pattern: "POST /api/fraud/holds/{id}/release", Perm: PermFraudHolds},
+	{Pattern: "POST /api/fraud/holds/{id}/reject", Perm: PermFraudHolds},
+	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHolds},
 }
 
 var ruleIndex = sync.OnceValue(func() map[string]Rule {

@@ -170,7 +170,22 @@ func TestFraudPayHeldThenReleased(t *testing.T) {
 	if a := strings.Join(actions, ","); !strings.Contains(a, archive.ActionFraudData) || !strings.Contains(a, archive.ActionFraudRelease) {
 		t.Fatalf("audit actions %v", actions)
 	}
-	for _, table := range []string{"fraud_entries", "fraud_holds", "fraud_hold_notes", "interactions", "participant_data", "trace_steps", "audit_log"} {
+	if rep, err := st.VerifyChain(ctx); err != nil || !rep.OK() {
+		t.Errorf("audit chain: %+v %v", rep, err)
+	}
+	// Both screened payments reached the velocity table, as tokens only
+	// (the second caller's "number" is no phone number: its row is keyed
+	// by the card token alone).
+	var vel int
+	if err := st.DB().QueryRow("SELECT COUNT(*) FROM fraud_velocity").Scan(&vel); err != nil || vel != 2 {
+		t.Errorf("fraud_velocity rows: %d (%v), want 2 (the held and the approved payment)", vel, err)
+	}
+	for _, v := range dumpTable(t, st.DB(), "fraud_velocity") {
+		if strings.Contains(v, strings.TrimPrefix(fraudCaller, "+")) {
+			t.Errorf("fraud_velocity holds the caller's number in clear")
+		}
+	}
+	for _, table := range []string{"fraud_entries", "fraud_holds", "fraud_hold_notes", "fraud_velocity", "interactions", "participant_data", "trace_steps", "audit_log"} {
 		for _, v := range dumpTable(t, st.DB(), table) {
 			if strings.Contains(onlyDigits(v), testCard) {
 				t.Errorf("table %s holds the test card", table)

@@ -214,6 +214,10 @@ func isDigits(s string) bool {
 	return true
 }
 
+// IsCardToken reports whether s has a card token's form: 64 lower-case
+// hex characters (a keyed HMAC-SHA-256), so it cannot be a card number.
+func IsCardToken(s string) bool { return isToken(s) }
+
 func isToken(s string) bool {
 	if len(s) != 64 {
 		return false

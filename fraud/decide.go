@@ -32,6 +32,13 @@ type Velocity interface {
 	Counts(ctx context.Context, caller, customer string, since, midnight time.Time) (Counts, error)
 }
 
+// CardVelocity is implemented by a Velocity that also counts one card's
+// payments (by its token, never the number) since since: the
+// payments_card and declines_card attributes.
+type CardVelocity interface {
+	CardCounts(ctx context.Context, cardToken string, since time.Time) (payments, declines int, err error)
+}
+
 // VelocityEvent is one recorded payment or call for MemVelocity.
 type VelocityEvent struct {
 	Time      time.Time
@@ -94,6 +101,21 @@ func (m *MemVelocity) Counts(_ context.Context, caller, customer string, since, 
 	}
 	c.CardsCaller = len(cards)
 	return c, nil
+}
+
+// CardCounts implements CardVelocity.
+func (m *MemVelocity) CardCounts(_ context.Context, token string, since time.Time) (payments, declines int, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range m.events {
+		if e.Payment && token != "" && e.CardToken == token && !e.Time.Before(since) {
+			payments++
+			if e.Declined {
+				declines++
+			}
+		}
+	}
+	return payments, declines, nil
 }
 
 // BINInfo is what a BIN table says about a card range.
@@ -337,6 +359,13 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 			env.PaymentsCaller, env.DeclinesCaller = c.PaymentsCaller, c.DeclinesCaller
 			env.PaymentsCustomer, env.DeclinesCustomer = c.PaymentsCustomer, c.DeclinesCustomer
 			env.CardsCaller, env.CallsToday = c.CardsCaller, c.CallsToday
+		}
+	}
+	if cv, ok := s.set.Velocity.(CardVelocity); ok && a.Payment != nil && a.Payment.CardToken != "" && d.VelocityError == "" {
+		var err error
+		env.PaymentsCard, env.DeclinesCard, err = cv.CardCounts(ctx, a.Payment.CardToken, at.Add(-s.set.VelocityWindow))
+		if err != nil {
+			d.VelocityError = err.Error()
 		}
 	}
 	rules.Eval(&env, func(r *Rule) {

@@ -168,3 +168,32 @@ func TestBINTable(t *testing.T) {
 		}
 	}
 }
+
+// TestCardVelocity: payments_card and declines_card count one card's
+// payments (by token) from any caller, in the window, when the Velocity
+// is a CardVelocity.
+func TestCardVelocity(t *testing.T) {
+	ctx := context.Background()
+	day := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
+	vel := &MemVelocity{}
+	for i, caller := range []string{"+447700900001", "+447700900002", "+447700900003"} {
+		if err := vel.Record(VelocityEvent{Time: day.Add(-time.Duration(i+1) * time.Hour), Caller: caller, Payment: true, CardToken: token('f'), Declined: i > 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = vel.Record(VelocityEvent{Time: day.Add(-30 * time.Hour), Caller: "+447700900004", Payment: true, CardToken: token('f')})
+	rules, err := ParseRules("card.yaml", strings.NewReader("rules:\n  - name: card-declined-elsewhere\n    when: payment && payments_card >= 3 && declines_card >= 2\n    score: 100\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := NewIndex(nil, nil)
+	s := NewScreener(Settings{MinimumScore: 100, Velocity: vel, Location: time.UTC}, ix, rules)
+	d, err := s.Screen(ctx, Attributes{Caller: "+447700900009", Time: day, Payment: &Payment{BIN: "41111111", Last4: "1111", CardToken: token('f')}})
+	if err != nil || !d.Hold || len(d.Matches) != 1 || d.Matches[0].Rule != "card-declined-elsewhere" {
+		t.Fatalf("card seen 3 times, declined twice: %+v %v", d, err)
+	}
+	d, _ = s.Screen(ctx, Attributes{Caller: "+447700900009", Time: day, Payment: &Payment{BIN: "41111111", Last4: "1111", CardToken: token('9')}})
+	if d.Hold {
+		t.Fatalf("another card held: %+v", d)
+	}
+}

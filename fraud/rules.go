@@ -65,7 +65,11 @@ type Env struct {
 	PaymentsCustomer int `expr:"payments_customer"`
 	DeclinesCustomer int `expr:"declines_customer"`
 	CardsCaller      int `expr:"cards_caller"`
-	CallsToday       int `expr:"calls_today"`
+	// PaymentsCard and DeclinesCard count this card's payments (by its
+	// token) over the window, from any caller (CardVelocity).
+	PaymentsCard int `expr:"payments_card"`
+	DeclinesCard int `expr:"declines_card"`
+	CallsToday   int `expr:"calls_today"`
 }
 
 // Rule is a named, scored condition.
@@ -162,6 +166,8 @@ func (e *Env) fill(m map[string]any) {
 	m["payments_customer"] = e.PaymentsCustomer
 	m["declines_customer"] = e.DeclinesCustomer
 	m["cards_caller"] = e.CardsCaller
+	m["payments_card"] = e.PaymentsCard
+	m["declines_card"] = e.DeclinesCard
 	m["calls_today"] = e.CallsToday
 }
 

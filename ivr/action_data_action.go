@@ -159,8 +159,11 @@ func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
 	}
 
 	var held *fraud.Decision
+	var screened *fraud.Attributes
 	if d.Fraud && st.r.Screener != nil {
-		dec, err := st.r.Screener.Screen(ctx, st.fraudAttributes(d, sc))
+		attrs := st.fraudAttributes(d, sc)
+		screened = &attrs
+		dec, err := st.r.Screener.Screen(ctx, attrs)
 		if err != nil {
 			// Not screened, not sent: the caller goes the failure way
 			// (an agent), the error names no value (fraud.Screen's).
@@ -210,6 +213,10 @@ func (d *DataAction) run(ctx context.Context, x *exec) (outcome, error) {
 			return fail("timeout", true)
 		}
 		return fail("response is not a JSON object", false)
+	}
+	if pr, ok := st.r.Screener.(PaymentRecorder); ok && screened != nil {
+		result, _ := fields["result"].(string)
+		pr.RecordPayment(ctx, *screened, st.call.ID(), result == GatewayDeclined)
 	}
 	for _, field := range sortedKeys(d.Receive) {
 		v, ok := fields[field]

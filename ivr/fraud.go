@@ -20,6 +20,14 @@ type Screener interface {
 	Hold(ctx context.Context, h Hold) error
 }
 
+// PaymentRecorder, when the Screener implements it, is told each screened
+// payment's gateway result (declined: the gateway's "result" was
+// "declined"), for the velocity attributes of later screenings. a is what
+// was screened: no card secret.
+type PaymentRecorder interface {
+	RecordPayment(ctx context.Context, a fraud.Attributes, interaction string, declined bool)
+}
+
 // Hold is a held payment as the runner reports it: the interaction, the
 // decision (its matches name entries and rules, never a card) and the
 // gateway's reference of the authorisation.

@@ -700,3 +700,36 @@ func TestPayFraudScreenOrHoldFails(t *testing.T) {
 		})
 	}
 }
+
+// recordingScreener is a fakeScreener that is also a PaymentRecorder.
+type recordingScreener struct {
+	fakeScreener
+	recorded []bool // declined, per payment
+	calls    []string
+}
+
+func (r *recordingScreener) RecordPayment(_ context.Context, a fraud.Attributes, interaction string, declined bool) {
+	if a.Payment == nil || a.Caller == "" {
+		panic("recorded without the screened attributes")
+	}
+	r.recorded = append(r.recorded, declined)
+	r.calls = append(r.calls, interaction)
+}
+
+// TestPayFraudRecordsPaymentResult: a screener that records payments (the
+// archive's velocity) is told each screened payment's gateway result.
+func TestPayFraudRecordsPaymentResult(t *testing.T) {
+	for card, declined := range map[string]bool{visa: false, demoDeclineCard: true} {
+		r, srv := demoRunner(t)
+		srv.Config.Handler = NewDemoGW(testNow)
+		sc := &recordingScreener{}
+		r.Screener = sc
+		call := fraudFakeCall{newFakeCall("1", card+"#", "1230", "987#")}
+		if _, err := r.Run(context.Background(), call, "main"); err != nil {
+			t.Fatal(err)
+		}
+		if len(sc.recorded) != 1 || sc.recorded[0] != declined || sc.calls[0] != call.ID() {
+			t.Errorf("declined %v: recorded %v for %v", declined, sc.recorded, sc.calls)
+		}
+	}
+}

@@ -94,11 +94,24 @@ func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 		// Recordings of calls the archive lacks (the database was down
 		// when they ended and the process then stopped, or a full queue
 		// dropped them) are indexed from their sidecars first.
-		if res, err := a.store.Reindex(ctx, recDir, started); err != nil {
+		// Each sidecar is verified under the recording key: one that fails
+		// is indexed marked unverified and logged.
+		keyFile := cfg.Recording.KeyFile
+		if keyFile == "" {
+			keyFile = filepath.Join(cfg.Data.Dir, "recording.key")
+		}
+		key, kerr := archive.ReadSidecarKey(keyFile)
+		if kerr != nil {
+			a.log.Error().Err(kerr).Msg("archive reindex: no recording key, sidecars cannot be verified")
+		}
+		ro := archive.ReindexOptions{Before: started, SidecarKey: key, OnUnverified: func(wav string, err error) {
+			a.log.Warn().Str("wav", wav).Err(err).Msg("archive reindex: sidecar signature does not verify; indexed as unverified")
+		}}
+		if res, err := a.store.Reindex(ctx, recDir, ro); err != nil {
 			a.log.Error().Err(err).Msg("archive reindex at start failed (cloak archive reindex tries again)")
 		} else if res.Added > 0 || res.Unreadable > 0 {
-			a.log.Warn().Int("added", res.Added).Int("unreadable", res.Unreadable).Int("recordings", res.Recordings).
-				Msg("archive reindexed recordings it lacked")
+			a.log.Warn().Int("added", res.Added).Int("unverified", res.Unverified).Int("unreadable", res.Unreadable).
+				Int("recordings", res.Recordings).Msg("archive reindexed recordings it lacked")
 		}
 		for {
 			t := time.NewTimer(time.Until(nextPurge(time.Now(), cfg.Archive.PurgeAt)))
@@ -114,7 +127,7 @@ func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 				continue
 			}
 			a.log.Info().Int("interactions", res.Interactions).Int("recordings", res.Recordings).Int("participant_data", res.ParticipantData).
-				Int("traces", res.Traces).Int("files_kept", res.FilesKept).Msg("nightly archive purge")
+				Int("traces", res.Traces).Int("files_kept", res.FilesKept).Int64("audit_head_seq", res.AuditHeadSeq).Msg("nightly archive purge")
 		}
 	}()
 }

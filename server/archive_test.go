@@ -92,7 +92,12 @@ func TestRunReindexesAtStart(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	r, err := recorder.New(recorder.Config{Dir: dir, Name: "before-crash", CallID: "before-crash", Codec: "PCMU"})
+	// Signed with the recording key the node will use: reindex verifies it.
+	key := []byte("0123456789abcdef0123456789abcdef")
+	if err := os.WriteFile(filepath.Join(cfg.Data.Dir, "recording.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recorder.New(recorder.Config{Dir: dir, Name: "before-crash", CallID: "before-crash", Codec: "PCMU", Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}

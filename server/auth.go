@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
@@ -108,6 +109,19 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config) {
 		recDir = filepath.Join(cfg.Data.Dir, "recordings")
 	}
 	admin.RegisterArchive(m, a.store, admin.ArchiveOptions{RecordingsDir: recDir, Retention: ret})
+	// The fraud holds workbench; release and reject capture or void at
+	// the flows' payment gateway, else the demo one.
+	gw := archive.HTTPGateway(func() (string, error) {
+		if u := cfg.Flows.Endpoints["payment_gateway"]; u != "" {
+			return u, nil
+		}
+		b, err := os.ReadFile(filepath.Join(cfg.Data.Dir, DemoGatewayURLFile))
+		if err != nil {
+			return "", fmt.Errorf("no flows.endpoints.payment_gateway and no demo gateway: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	})
+	admin.RegisterFraud(m, a.store, admin.FraudOptions{Gateway: gw})
 	a.log.Info().Str("admin.listen", cfg.Admin.Listen).Msg("archive API at /api/archive/ for signed-in users per role; every view, play, download, delete, anonymisation and export is audited")
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
@@ -30,16 +31,62 @@ type nodeFraud struct {
 	defaults map[fraud.Type]int
 	tokenKey []byte
 	version  string // count and newest added_at of the entries loaded
+	norm     fraud.Normaliser
+	velocity fraudVelocityLog
 }
+
+// fraudVelocityLog logs a velocity write failure once per incident.
+type fraudVelocityLog struct {
+	mu     sync.Mutex
+	failed bool
+}
+
+// fraudDBTimeout bounds the velocity lookups and writes of a screening: a
+// slow archive makes velocity 0 (velocity_error), never a stuck flow.
+const fraudDBTimeout = 2 * time.Second
 
 // Screen implements ivr.Screener.
 func (f *nodeFraud) Screen(ctx context.Context, a fraud.Attributes) (fraud.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
+	defer cancel()
 	d, err := f.screener.Screen(ctx, a)
 	if err == nil {
 		// Names the decision, never a value of the call.
 		f.log.Info().Int("score", d.Score).Int("minimum", d.Minimum).Bool("hold", d.Hold).Int("matches", len(d.Matches)).Msg("payment screened")
 	}
 	return d, err
+}
+
+// RecordPayment implements ivr.PaymentRecorder: the screened payment's
+// result goes to the archive's velocity table (caller and customer id as
+// tokens, the card as its token), for later screenings' velocity.
+func (f *nodeFraud) RecordPayment(ctx context.Context, a fraud.Attributes, interaction string, declined bool) {
+	p := archive.VelocityPayment{At: a.Time, Declined: declined, Interaction: interaction}
+	if a.Caller != "" {
+		p.Caller, _ = f.norm.Phone(a.Caller)
+	}
+	if v := a.Data[fraud.KeyCustomerID]; v != "" {
+		p.Customer, _ = f.norm.CustomerID(v)
+	}
+	if a.Payment != nil {
+		p.CardToken = a.Payment.CardToken
+	}
+	if p.Caller == "" && p.Customer == "" && p.CardToken == "" {
+		return // nothing a later screening could count it by
+	}
+	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
+	defer cancel()
+	err := f.store.RecordPayment(ctx, p)
+	f.velocity.mu.Lock()
+	defer f.velocity.mu.Unlock()
+	switch {
+	case err != nil && !f.velocity.failed:
+		f.velocity.failed = true
+		f.log.Error().Err(err).Msg("fraud velocity: payment not recorded (later screenings undercount until the archive answers)")
+	case err == nil && f.velocity.failed:
+		f.velocity.failed = false
+		f.log.Info().Msg("fraud velocity: recording payments again")
+	}
 }
 
 // Hold implements ivr.Screener: a fraud-auto hold in the archive.
@@ -73,6 +120,8 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	}
 	set.Normaliser = fraud.Normaliser{CountryCode: cfg.Fraud.DefaultCountryCode}
 	set.VelocityWindow = cfg.Fraud.VelocityWindow
+	// Velocity attributes from the archive's fraud_velocity table.
+	set.Velocity = arch.store
 	loc, err := time.LoadLocation(cfg.Fraud.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("fraud.time_zone: %w", err)
@@ -105,7 +154,7 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	m.Write([]byte("cloak fraud card token v1"))
 	host, _ := os.Hostname()
 	nf := &nodeFraud{screener: fraud.NewScreener(set, nil, rules), store: arch.store, node: host, log: log,
-		defaults: set.DefaultScores, tokenKey: m.Sum(nil)}
+		defaults: set.DefaultScores, tokenKey: m.Sum(nil), norm: set.Normaliser}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := nf.reload(lctx); err != nil {

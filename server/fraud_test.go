@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +65,47 @@ func TestFraudSetup(t *testing.T) {
 	cfg.Fraud.RulesFile = "/nonexistent.yaml"
 	if _, err := fraudSetup(ctx, cfg, arch, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "fraud.rules_file") {
 		t.Fatalf("bad rules: %v", err)
+	}
+}
+
+// TestFraudVelocityFromArchive: payments the node records (national
+// format caller, as a flow hands it) reach the archive's velocity table
+// and the next screening's velocity attributes, so a velocity rule
+// matches in serve.
+func TestFraudVelocityFromArchive(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := config.Default()
+	cfg.Data.Dir = t.TempDir()
+	cfg.Fraud.Enabled = true
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte("rules:\n  - name: declines-then-pay\n    when: payment && declines_caller >= 2 && payments_customer >= 2\n    score: 500\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Fraud.RulesFile = rules
+	arch, err := archiveSetup(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arch.close(time.Second)
+	f, err := fraudSetup(ctx, cfg, arch, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := fraud.Attributes{Time: time.Now(), Caller: "07700 900123", Data: map[string]string{"customer_id": "C-9"},
+		Payment: &fraud.Payment{BIN: "41111111", Last4: "1111", Amount: 10}}
+	var s ivr.Screener = f
+	if d, err := s.Screen(ctx, a); err != nil || d.Hold {
+		t.Fatalf("first payment: %+v %v", d, err)
+	}
+	rec, ok := s.(ivr.PaymentRecorder)
+	if !ok {
+		t.Fatal("the node's screener records no payment")
+	}
+	rec.RecordPayment(ctx, a, "i-1", true)
+	rec.RecordPayment(ctx, a, "i-2", true)
+	d, err := s.Screen(ctx, a)
+	if err != nil || !d.Hold || d.VelocityError != "" || len(d.Matches) != 1 || d.Matches[0].Rule != "declines-then-pay" {
+		t.Fatalf("after two declines: %+v %v", d, err)
 	}
 }

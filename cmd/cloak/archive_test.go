@@ -194,20 +194,31 @@ func TestArchiveCLIReindex(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-time.Hour)
-	now := start
-	r, err := recorder.New(recorder.Config{Dir: dir, Name: "r1", CallID: "r1", Codec: "PCMU", Now: func() time.Time { return now }})
-	if err != nil {
+	// r1 signed with the recording key serve would have made; r2 unsigned
+	// (or forged: either way its sidecar does not verify).
+	key := []byte("0123456789abcdef0123456789abcdef")
+	if err := os.WriteFile(filepath.Join(data, "recording.key"), append(key, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.WriteCaller(make([]int16, recorder.FrameSamples))
-	now = now.Add(time.Second)
-	if _, err := r.Close(); err != nil {
-		t.Fatal(err)
+	for id, k := range map[string][]byte{"r1": key, "r2": nil} {
+		now := time.Now().Add(-time.Hour)
+		r, err := recorder.New(recorder.Config{Dir: dir, Name: id, CallID: id, Codec: "PCMU", Key: k, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.WriteCaller(make([]int16, recorder.FrameSamples))
+		now = now.Add(time.Second)
+		if _, err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	code, out, errs := cli("archive", "reindex", "-config", cfgFile, "-data", data, "-json")
-	if code != 0 || !strings.Contains(out, `"added": 1`) {
+	if code != 0 || !strings.Contains(out, `"added": 2`) || !strings.Contains(out, `"unverified": 1`) ||
+		!strings.Contains(errs, "UNVERIFIED") || !strings.Contains(errs, "r2.wav") || strings.Contains(errs, "r1.wav") {
 		t.Fatalf("reindex: exit %d: %s%s", code, out, errs)
+	}
+	if in, err := s.Get(context.Background(), "r2"); err != nil || in.Recording == nil || in.Recording.Status != archive.StatusUnverified {
+		t.Errorf("r2 after reindex: %+v %v", in, err)
 	}
 	if in, err := s.Get(context.Background(), "r1"); err != nil || in.Recording == nil {
 		t.Errorf("r1 after reindex: %+v %v", in, err)
@@ -316,4 +327,24 @@ func digitsOf(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestArchiveCLIDevGenerate: the hidden generator fills a fresh data
+// directory's archive, and search finds a synthetic caller and customer.
+func TestArchiveCLIDevGenerate(t *testing.T) {
+	data := t.TempDir()
+	if code, _, _ := cli("archive", "dev-generate", "-data", data); code != 2 {
+		t.Fatal("dev-generate without -n accepted")
+	}
+	code, out, errs := cli("archive", "dev-generate", "-data", data, "-n", "500", "-days", "3")
+	if code != 0 || !strings.Contains(out, "500 synthetic interactions") {
+		t.Fatalf("dev-generate: %d %s %s", code, out, errs)
+	}
+	// Seed 1, 50 callers: caller 0 and its customer id are there.
+	for _, flag := range [][]string{{"-caller", archive.GenCaller(0)}, {"-data", "customer_id=" + archive.GenCustomer(0)}} {
+		code, out, errs = cli(append([]string{"archive", "search", "-data-dir", data, "-json"}, flag...)...)
+		if code != 0 || !strings.Contains(out, archive.GenCaller(0)) {
+			t.Errorf("search %v: %d %s %s", flag, code, out, errs)
+		}
+	}
 }

@@ -13,7 +13,8 @@ import (
 // compiles the fraud rules (a YAML file, or every *.yaml/*.yml in a
 // directory) and prints one line per refused rule, naming the file, line,
 // rule and position. Exit status: 0 all good, 1 rules refused, 2 usage.
-// The data, holds, release and reject commands are in fraud_holds.go.
+// The data, holds, release, reject, hold and comment commands are in
+// fraud_holds.go.
 func runFraud(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
@@ -25,6 +26,10 @@ func runFraud(args []string, stdout, stderr io.Writer) int {
 			return fraudDecide(archive.HoldReleased, args[1:], stdout, stderr)
 		case "reject":
 			return fraudDecide(archive.HoldRejected, args[1:], stdout, stderr)
+		case "hold":
+			return fraudHoldManual(args[1:], stdout, stderr)
+		case "comment":
+			return fraudComment(args[1:], stdout, stderr)
 		}
 	}
 	quiet, path, code, ok := checkArgs(args, []string{"rules", "check"}, "cloak fraud rules check [-q] FILE|DIR", "rules", stderr, nil)

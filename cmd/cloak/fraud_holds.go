@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,7 +13,6 @@ import (
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/fraud"
-	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/server"
 )
 
@@ -216,7 +211,6 @@ func fraudHolds(args []string, stdout, stderr io.Writer) int {
 // gateway refusal leaves the hold open.
 func fraudDecide(status string, args []string, stdout, stderr io.Writer) int {
 	verb := map[string]string{archive.HoldReleased: "release", archive.HoldRejected: "reject"}[status]
-	op := map[string]string{archive.HoldReleased: ivr.OperationCapture, archive.HoldRejected: ivr.OperationVoid}[status]
 	var f archiveFlags
 	var comment, gateway string
 	fs := newArchiveFlagSet("fraud "+verb, stderr, &f)
@@ -247,40 +241,91 @@ func fraudDecide(status string, args []string, stdout, stderr io.Writer) int {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, err := s.GetHold(ctx, id)
+	// The same function as the API's release and reject.
+	gw := archive.HTTPGateway(func() (string, error) {
+		if gateway != "" {
+			return gateway, nil
+		}
+		return gatewayURL(cfg)
+	})
+	detail, err := s.ResolveHold(ctx, id, status, cliActor(), "local", comment, gw)
 	if err != nil {
 		return fail(1, err)
 	}
-	if h.Status != archive.HoldOpen {
-		return fail(1, fmt.Errorf("hold %d is %s: %w", id, h.Status, archive.ErrHoldDecided))
-	}
-	gwStatus := ""
-	if h.GatewayReference != "" {
-		if gateway == "" {
-			if gateway, err = gatewayURL(cfg); err != nil {
-				return fail(1, err)
-			}
-		}
-		if gwStatus, err = gatewayOperate(ctx, gateway, op, h.GatewayReference); err != nil {
-			return fail(1, fmt.Errorf("hold %d left open: %w", id, err))
-		}
-	}
-	actor := cliActor()
-	if err := s.DecideHold(ctx, id, status, actor, comment, time.Now()); err != nil {
-		return fail(1, err)
-	}
-	action := archive.ActionFraudRelease
-	if status == archive.HoldRejected {
-		action = archive.ActionFraudReject
-	}
-	detail := fmt.Sprintf("hold %d %s", id, status)
-	if h.GatewayReference != "" {
-		detail += fmt.Sprintf(", gateway %s %s", h.GatewayReference, gwStatus)
-	}
-	if _, err := s.Audit(ctx, archive.AuditEntry{Actor: actor, Action: action, Interaction: h.Interaction, Address: "local", Detail: detail}); err != nil {
-		return fail(1, err)
-	}
 	fmt.Fprintln(stdout, detail)
+	return 0
+}
+
+// fraudHoldManual implements `cloak fraud hold -interaction ID [-payment
+// REF] -comment C`: a manual hold (fraud-manual), audited — the API's
+// POST /api/fraud/holds.
+func fraudHoldManual(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	var interaction, payment, comment string
+	fs := newArchiveFlagSet("fraud hold", stderr, &f)
+	fs.StringVar(&interaction, "interaction", "", "the interaction `ID` whose payment or order to hold")
+	fs.StringVar(&payment, "payment", "", "the payment gateway's `reference` of the payment")
+	fs.StringVar(&comment, "comment", "", "why (required)")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 || (interaction == "" && payment == "") || strings.TrimSpace(comment) == "" {
+		fmt.Fprintln(stderr, "usage: cloak fraud hold -interaction ID [-payment REF] -comment TEXT")
+		return 2
+	}
+	s, err := openArchive(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak fraud hold: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := s.HoldManually(ctx, interaction, payment, cliActor(), "local", comment)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak fraud hold: %v\n", err)
+		return 1
+	}
+	if f.json {
+		return printJSON(stdout, stderr, h)
+	}
+	fmt.Fprintf(stdout, "hold %d %s\n", h.ID, h.Code)
+	return 0
+}
+
+// fraudComment implements `cloak fraud comment ID -comment C`, audited.
+func fraudComment(args []string, stdout, stderr io.Writer) int {
+	var f archiveFlags
+	var comment string
+	fs := newArchiveFlagSet("fraud comment", stderr, &f)
+	fs.StringVar(&comment, "comment", "", "the comment (required)")
+	pos, err := parseArchiveFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 || strings.TrimSpace(comment) == "" {
+		fmt.Fprintln(stderr, "usage: cloak fraud comment ID -comment TEXT")
+		return 2
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || id <= 0 {
+		fmt.Fprintf(stderr, "cloak fraud comment: %q is not a hold id\n", pos[0])
+		return 2
+	}
+	s, err := openArchive(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloak fraud comment: %v\n", err)
+		return 2
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.CommentOnHold(ctx, id, cliActor(), "local", comment); err != nil {
+		fmt.Fprintf(stderr, "cloak fraud comment: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "hold %d: comment added\n", id)
 	return 0
 }
 
@@ -295,35 +340,4 @@ func gatewayURL(cfg config.Config) (string, error) {
 		return "", fmt.Errorf("no flows.endpoints.payment_gateway and no demo gateway (is serve running?): %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// errGateway: the gateway refused or failed a capture or void.
-var errGateway = errors.New("payment gateway refused")
-
-// gatewayOperate sends {"operation":op,"reference":ref} (no card: acting
-// on an authorisation needs none) and returns the payment's new status.
-func gatewayOperate(ctx context.Context, url, op, ref string) (string, error) {
-	if err := ivr.SecureTarget(url); err != nil {
-		return "", err
-	}
-	body, _ := json.Marshal(map[string]string{"operation": op, "reference": ref})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return "", fmt.Errorf("gateway: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	client := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("gateway: %w", err)
-	}
-	defer resp.Body.Close()
-	var gr ivr.GatewayResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&gr); err != nil {
-		return "", fmt.Errorf("gateway: HTTP %d, body not JSON: %w", resp.StatusCode, errGateway)
-	}
-	if resp.StatusCode != http.StatusOK || gr.Result != ivr.GatewayApproved {
-		return "", fmt.Errorf("%w: %s %s: HTTP %d %s %s", errGateway, op, ref, resp.StatusCode, gr.Reason, gr.Status)
-	}
-	return gr.Status, nil
 }

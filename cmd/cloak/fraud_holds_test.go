@@ -151,3 +151,36 @@ func TestFraudReleaseRejectCLI(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestFraudManualHoldCLI: `cloak fraud hold` makes a fraud-manual hold
+// with its comment, `cloak fraud comment` adds to its thread, both
+// audited; both refuse a missing comment.
+func TestFraudManualHoldCLI(t *testing.T) {
+	dataDir, cfgFile, s := archiveRig(t, "")
+	base := []string{"-config", cfgFile, "-data", dataDir}
+	if code, _, _ := cli(append([]string{"fraud", "hold", "-interaction", "call-x"}, base...)...); code != 2 {
+		t.Fatal("hold without a comment accepted")
+	}
+	code, out, errs := cli(append([]string{"fraud", "hold", "-interaction", "call-x", "-comment", "coached caller", "-json"}, base...)...)
+	var h archive.Hold
+	if code != 0 || json.Unmarshal([]byte(out), &h) != nil || h.Code != archive.HoldManual || h.Interaction != "call-x" {
+		t.Fatalf("hold: %d %s %s", code, out, errs)
+	}
+	if code, _, _ := cli(append([]string{"fraud", "comment", itoa(h.ID)}, base...)...); code != 2 {
+		t.Fatal("comment without text accepted")
+	}
+	if code, out, errs := cli(append([]string{"fraud", "comment", itoa(h.ID), "-comment", "second look: fine"}, base...)...); code != 0 {
+		t.Fatalf("comment: %d %s %s", code, out, errs)
+	}
+	if code, _, _ := cli(append([]string{"fraud", "comment", "999", "-comment", "x"}, base...)...); code != 1 {
+		t.Fatal("comment on a missing hold accepted")
+	}
+	got, err := s.GetHold(context.Background(), h.ID)
+	if err != nil || len(got.Notes) != 2 || got.Notes[0].Text != "coached caller" || got.Notes[1].Kind != archive.NoteComment {
+		t.Fatalf("hold after comment: %+v %v", got, err)
+	}
+	log, _ := s.AuditLog(context.Background(), "call-x", 0)
+	if len(log) != 2 || log[0].Action != archive.ActionFraudHold || log[1].Action != archive.ActionFraudComment {
+		t.Errorf("audit: %+v", log)
+	}
+}

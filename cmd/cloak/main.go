@@ -30,7 +30,8 @@ commands:
   archive search|show|audit|purge|reindex|delete-recording|anonymise   finished interactions (cloak archive -h)
   fraud rules check       validate fraud rules (a YAML file or a directory of them)
   fraud data add|remove|list|import   static fraud data in the archive database
-  fraud holds|release|reject          held payments: list, capture, void (audited)
+  fraud holds|release|reject|hold|comment
+                                      held payments: list, capture, void, hold by hand, comment (audited)
   users add|passwd|role|disable|enable|list   API users (cloak users -h)
   tokens create|list|revoke                    API tokens (cloak tokens -h)`)
 }

@@ -1,0 +1,115 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloak-voip/cloak/fraud"
+)
+
+// Velocity: the archive answers fraud.Velocity from the fraud_velocity
+// table (migration 00007), one row per screened payment, written by the
+// node that screened it (RecordPayment). Numbers and customer ids are
+// stored as tokens only.
+
+var (
+	_ fraud.Velocity     = (*Store)(nil)
+	_ fraud.CardVelocity = (*Store)(nil)
+)
+
+// Token labels of velocity rows: distinct from participant-data keys so a
+// velocity token never equals a data token of the same value.
+const (
+	velocityCaller   = "fraud-velocity:caller"
+	velocityCustomer = "fraud-velocity:customer_id"
+)
+
+// VelocityPayment is one screened payment as the velocity table keeps it.
+type VelocityPayment struct {
+	At time.Time
+	// Caller is the caller's number in E.164 and Customer the normalised
+	// customer id, as screening normalises them ("" when unknown); both
+	// are stored as tokens.
+	Caller, Customer string
+	// CardToken is the card's 64-hex HMAC token (fraud.Payment.CardToken),
+	// never a card number.
+	CardToken string
+	// Declined: the gateway declined the payment.
+	Declined    bool
+	Interaction string
+}
+
+// RecordPayment adds a velocity row. A card token that is not a token is
+// refused (fraud.ErrSecret), so no card number can reach the table.
+func (s *Store) RecordPayment(ctx context.Context, p VelocityPayment) error {
+	if p.CardToken != "" && !fraud.IsCardToken(p.CardToken) {
+		return fmt.Errorf("archive: velocity card token: %w", fraud.ErrSecret)
+	}
+	if p.At.IsZero() {
+		p.At = time.Now()
+	}
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO fraud_velocity (at, caller_token, customer_token, card_token, declined, interaction_id)
+ VALUES (?, ?, ?, ?, ?, ?)`), p.At.UnixMilli(), s.velocityToken(velocityCaller, p.Caller), s.velocityToken(velocityCustomer, p.Customer),
+		p.CardToken, p.Declined, p.Interaction)
+	if err != nil {
+		return fmt.Errorf("archive: velocity: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) velocityToken(label, v string) string {
+	if v == "" {
+		return ""
+	}
+	return Token(s.key, label, v)
+}
+
+// Counts implements fraud.Velocity: payments, declines and distinct cards
+// from caller since since, payments and declines of customer since
+// since — each one range scan of an index (caller_token, at) or
+// (customer_token, at). CallsToday is 0: calls are not recorded here
+// (call-arrival screening is not built).
+func (s *Store) Counts(ctx context.Context, caller, customer string, since, _ time.Time) (fraud.Counts, error) {
+	var c fraud.Counts
+	if err := s.ensure(ctx); err != nil {
+		return c, err
+	}
+	const agg = `SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0), COUNT(DISTINCT NULLIF(card_token, ''))
+ FROM fraud_velocity WHERE `
+	if caller != "" {
+		if err := s.db.QueryRowContext(ctx, s.q(agg+`caller_token = ? AND at >= ?`), s.velocityToken(velocityCaller, caller), since.UnixMilli()).
+			Scan(&c.PaymentsCaller, &c.DeclinesCaller, &c.CardsCaller); err != nil {
+			return c, fmt.Errorf("archive: velocity: %w", err)
+		}
+	}
+	if customer != "" {
+		var cards int
+		if err := s.db.QueryRowContext(ctx, s.q(agg+`customer_token = ? AND at >= ?`), s.velocityToken(velocityCustomer, customer), since.UnixMilli()).
+			Scan(&c.PaymentsCustomer, &c.DeclinesCustomer, &cards); err != nil {
+			return c, fmt.Errorf("archive: velocity: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// CardCounts implements fraud.CardVelocity: payments and declines of the
+// card with token since since, from any caller — one covering range scan
+// of (card_token, at, declined).
+func (s *Store) CardCounts(ctx context.Context, token string, since time.Time) (payments, declines int, err error) {
+	if token == "" {
+		return 0, 0, nil
+	}
+	if err := s.ensure(ctx); err != nil {
+		return 0, 0, err
+	}
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0)
+ FROM fraud_velocity WHERE card_token = ? AND at >= ?`), token, since.UnixMilli()).Scan(&payments, &declines)
+	if err != nil {
+		return 0, 0, fmt.Errorf("archive: velocity: %w", err)
+	}
+	return payments, declines, nil
+}
