@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
+	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
 )
 
@@ -20,7 +21,13 @@ import (
 // ever.
 func TestEventStreamEndsWithTheCall(t *testing.T) {
 	h := newHarness(t, opts{})
-	api := httptest.NewServer(admin.Handler(admin.Adapt(h.mgr, nil), admin.Options{}))
+	// Served as if the API's guard had let an admin through (auth.Guard
+	// is issue 22's; here only the stream's end is under test).
+	routes := admin.Handler(admin.Adapt(h.mgr, nil), admin.Options{})
+	asAdmin := auth.Principal{Name: "test", Kind: auth.KindToken, Role: auth.RoleAdmin, TokenID: "t"}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		routes.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), asAdmin)))
+	}))
 	defer api.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
