@@ -10,7 +10,6 @@ import (
 	"github.com/cloak-voip/cloak/call"
 )
 
-
 // PaymentBackend is what the agent-assisted payment routes need; a Backend
 // that implements it gets them (docs/PAYMENTS.md).
 type PaymentBackend interface {
