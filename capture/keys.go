@@ -70,23 +70,31 @@ func hasPrefixFold(b []byte, p string) bool {
 // file's note).
 const KeyRedactedMarker = "SDES keys (a=crypto inline:) are replaced by '*' in this capture"
 
-// KeySafe wraps the sink of SIP messages so that no SDES key (a future
-// SRTP master key in an SDP a=crypto line) reaches it: see RedactSDESKeys.
+// KeySafe wraps the sink of SIP messages so that no SDES key (an SRTP
+// master key in an SDP a=crypto line) and no digest response reaches it:
+// see RedactSDESKeys and RedactDigestResponses.
 // WriteMarker passes through when the sink takes markers.
 func KeySafe(s Sink) Sink { return &keySafe{sink: s} }
 
 type keySafe struct {
-	sink   Sink
-	marked atomic.Bool
+	sink         Sink
+	marked       atomic.Bool // KeyRedactedMarker written
+	markedDigest atomic.Bool // DigestRedactedMarker written
 }
 
-// WritePacket implements Sink.
+// WritePacket implements Sink. Digest responses are secrets of the same
+// kind as keys (a password can be tried against one offline), so the
+// sink blanks them too (RedactDigestResponses).
 func (k *keySafe) WritePacket(ts time.Time, src, dst netip.AddrPort, proto Proto, payload []byte) error {
 	red := RedactSDESKeys(payload)
 	if len(red) > 0 && len(payload) > 0 && &red[0] != &payload[0] && k.marked.CompareAndSwap(false, true) {
 		_ = k.WriteMarker(ts, KeyRedactedMarker)
 	}
-	return k.sink.WritePacket(ts, src, dst, proto, red)
+	dig := RedactDigestResponses(red)
+	if len(dig) > 0 && len(red) > 0 && &dig[0] != &red[0] && k.markedDigest.CompareAndSwap(false, true) {
+		_ = k.WriteMarker(ts, DigestRedactedMarker)
+	}
+	return k.sink.WritePacket(ts, src, dst, proto, dig)
 }
 
 // WriteMarker implements MarkerWriter.
