@@ -16,7 +16,8 @@ type Event struct {
 	// "recording_unavailable" (answered unrecorded: no room to record),
 	// "recording_failed" (writing the recording failed mid-call),
 	// "payment_started", "payment_field", "payment_result",
-	// "payment_ended" (an agent-assisted payment, see Payment), "ended"
+	// "payment_ended" (an agent-assisted payment, see Payment),
+	// "payment_refused" (the agent's payment code refused: Reason), "ended"
 	// (the call is over: always the last event, then the stream closes).
 	Type string `json:"type"`
 	// Reason says why an "ended" call ended ("bye", "flow finished", …).

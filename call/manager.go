@@ -79,6 +79,10 @@ type Config struct {
 	// caller into SecureFlow (an agent-referred flow). Empty disables it.
 	SecureCode string
 	SecureFlow string
+	// PaymentCode is the agent's feature code that opens an
+	// agent-assisted payment from the call's participant data
+	// (features.go); empty disables it.
+	PaymentCode string
 	// RecordCode is the agent's feature code that pauses and resumes the
 	// recording ("*9"). Empty disables it.
 	RecordCode string

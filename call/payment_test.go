@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 )
@@ -421,4 +422,49 @@ func TestPaymentTimeout(t *testing.T) {
 	if reason != "timeout" {
 		t.Errorf("payment_ended %q, want timeout", reason)
 	}
+}
+
+// TestPaymentFeatureCode: the agent keying the payment code opens a
+// payment for the amount, currency and reference in the call's
+// participant data; without an amount the code is refused, and the
+// refusal is on the event stream without any value of the data.
+func TestPaymentFeatureCode(t *testing.T) {
+	c, _ := newGuardedCall(t, PaymentConfig{})
+	c.m.cfg.PaymentCode = "*8"
+	key := func(s string) {
+		for i := 0; i < len(s); i++ {
+			c.onAgentDigit(s[i], dtmf.SourceRFC4733)
+		}
+	}
+	waitEvent := func(typ string) Event {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, ev := range c.Events() {
+				if ev.Type == typ {
+					return ev
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("no %s event: %+v", typ, c.Events())
+		return Event{}
+	}
+
+	key("*8") // no amount in the data yet
+	ev := waitEvent("payment_refused")
+	if c.Mode() != Normal || !strings.Contains(ev.Reason, "amount") {
+		t.Fatalf("refused: mode %s, reason %q", c.Mode(), ev.Reason)
+	}
+
+	c.mu.Lock()
+	c.data[DataPaymentAmount], c.data[DataPaymentCurrency], c.data[DataPaymentReference] = "19.99", "EUR", "order-8"
+	c.mu.Unlock()
+	key("1*8") // a key before the code does not stop it
+	started := waitEvent("payment_started")
+	if c.Mode() != Payment || started.Payment.Amount != "19.99" || started.Payment.Currency != "EUR" ||
+		strings.Join(started.Payment.Fields, ",") != "card,expiry,cvv" {
+		t.Fatalf("started: mode %s, %+v", c.Mode(), started.Payment)
+	}
+	c.endPaymentIfAny("cancelled")
 }

@@ -279,6 +279,13 @@ type Features struct {
 	SecureCode string `yaml:"secure_code"`
 	// SecureFlow is the agent-referred flow SecureCode starts.
 	SecureFlow string `yaml:"secure_flow"`
+	// PaymentCode, keyed by the agent while bridged, opens an
+	// agent-assisted payment (docs/PAYMENTS.md) for the amount, currency
+	// and reference in the call's participant data (payment_amount,
+	// payment_currency, payment_reference: set by the flow's set_data
+	// steps); without a valid amount and currency it is refused, logged
+	// and announced on the call's event stream. Empty disables it.
+	PaymentCode string `yaml:"payment_code"`
 }
 
 // Admin configures the HTTP API.
@@ -639,7 +646,7 @@ func Default() Config {
 			{Name: "sales", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask", CollectWhileTalking: true},
 			{Name: "payments", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask"},
 		},
-		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay"},
+		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay", PaymentCode: "*8"},
 		Admin:    Admin{Listen: "127.0.0.1:8080", Auth: AdminAuth{SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour}},
 		Recording: Recording{Default: "never", AgentCode: "*9",
 			Routes:        map[string]string{"main": "always", "pay": "always"},
@@ -947,6 +954,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Recording.AgentCode != "" && c.Recording.AgentCode == c.Features.SecureCode {
 		bad("recording.agent_code", "same as features.secure_code")
+	}
+	for _, ch := range c.Features.PaymentCode {
+		if !strings.ContainsRune("0123456789*#", ch) {
+			bad("features.payment_code", "%q is not a DTMF key", ch)
+		}
+	}
+	// Codes are matched as the end of the agent's last keys: one that
+	// ends another would fire with it.
+	for name, other := range map[string]string{"features.secure_code": c.Features.SecureCode, "recording.agent_code": c.Recording.AgentCode} {
+		if pc := c.Features.PaymentCode; pc != "" && other != "" && (strings.HasSuffix(pc, other) || strings.HasSuffix(other, pc)) {
+			bad("features.payment_code", "%q and %s %q end alike: one would fire the other", pc, name, other)
+		}
 	}
 	if _, _, err := ParseMinFree(c.Recording.MinFree); err != nil {
 		bad("recording.min_free", "%v", err)

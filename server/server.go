@@ -195,6 +195,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Payments:          paymentConfig(cfg.Payments),
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,
+		PaymentCode:       cfg.Features.PaymentCode,
 		SecureFlow:        cfg.Features.SecureFlow,
 		RecordCode:        cfg.Recording.AgentCode,
 		RecordingDir:      rec.dir,
