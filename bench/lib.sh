@@ -112,7 +112,7 @@ pprof_step() {
 pprof_during() {
 	local path=$1 file=$2 taker
 	rm -f "$file"
-	(sleep "$(window_in "$n")" && curl -fsS -o "$file" "http://$ADMIN/debug/pprof/$path") &
+	(sleep "$(window_in "$n")" && api_get "/debug/pprof/$path" -o "$file") &
 	taker=$!
 	"$ROOT/bench/relay.sh" "$target" "$n"
 	wait "$taker"
@@ -130,6 +130,21 @@ start_cloak() {
 	PID=$!
 	STARTED_PIDS+=("$PID")
 	wait_udp "$CLOAK_SIP"
+	# The API wants a token (docs/SECURITY.md, "Users and roles"): one for
+	# this run's scripts, made beside the running node like any admin's.
+	CLOAK_TOKEN=
+	if [[ -n ${ADMIN:-} ]]; then
+		CLOAK_TOKEN=$("$BIN/cloak" tokens create -name "bench-$$" -role admin -config "$OUT/cloak.yaml" 2>>"$OUT/cloak.log") ||
+			log "bench: no API token for cloak's admin API (see $OUT/cloak.log)"
+	fi
+	export CLOAK_TOKEN
+}
+
+# api_get PATH [CURL-ARGS...]: GET cloak's admin API with the run's token.
+api_get() {
+	local path=$1
+	shift
+	curl -fsS -H "Authorization: Bearer ${CLOAK_TOKEN:-}" "$@" "http://$ADMIN$path"
 }
 
 # start_rtpengine: userspace only (--table=-1); sets PID.

@@ -31,13 +31,13 @@ HEAP=${HEAP:-0}
 # stats NAME: cloak's /api/stats after a GC, as one JSON line.
 stats() {
 	local s
-	s=$(curl -fsS "http://$ADMIN/api/stats?gc=1") || {
+	s=$(api_get "/api/stats?gc=1") || {
 		log "soak: no /api/stats from cloak"
 		return 0
 	}
 	printf '{"at": "%s", "stats": %s}\n' "$1" "$(tr -d '\n' <<<"$s")" >>"$OUT/soak-stats.jsonl"
 	if [[ $HEAP == 1 ]]; then
-		curl -fsS -o "$OUT/soak-heap-$1.pb.gz" "http://$ADMIN/debug/pprof/heap" ||
+		api_get /debug/pprof/heap -o "$OUT/soak-heap-$1.pb.gz" ||
 			log "soak: no heap profile from cloak"
 	fi
 }

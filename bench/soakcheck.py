@@ -50,6 +50,8 @@ for name, r in (("warm-up", warm), ("soak", soak)):
     if legs.get("failed", 0) or legs.get("answered", 0) != legs.get("ended", 0) or legs.get("invites", 0) != legs.get("answered", 0):
         fails.append(f"{name}: agent legs placed/answered/ended/failed {legs}")
 
+if stats is not None and not stats:
+    fails.append("soak-stats.json: no /api/stats sample was taken (did the API refuse the run's token?)")
 if stats:
     at = {x["at"]: x["stats"] for x in stats}
     b, w, s = at.get("before"), at.get("after-warmup"), at.get("after-soak")
