@@ -40,32 +40,19 @@ var ErrCrossSite = errors.New("the archive API never answers a cross-site browse
 // beside SameSite=Strict and the CSRF token).
 func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
 	a := archiveAPI{s: s, o: o}
-	guard := func(h http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if _, ok := principal(w, r); !ok {
-				return
-			}
-			if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-				writeError(w, http.StatusForbidden, ErrCrossSite)
-				return
-			}
-			w.Header().Set("Cache-Control", "no-store")
-			h(w, r)
-		}
-	}
-	mux.HandleFunc("GET /api/archive/interactions", guard(a.search))
-	mux.HandleFunc("GET /api/archive/interactions/{id}", guard(a.show))
-	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", guard(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/archive/interactions", storeGuard(a.search))
+	mux.HandleFunc("GET /api/archive/interactions/{id}", storeGuard(a.show))
+	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", storeGuard(func(w http.ResponseWriter, r *http.Request) {
 		a.recording(w, r, archive.ActionDownload)
 	}))
-	mux.HandleFunc("GET /api/archive/interactions/{id}/recording/play", guard(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/archive/interactions/{id}/recording/play", storeGuard(func(w http.ResponseWriter, r *http.Request) {
 		a.recording(w, r, archive.ActionPlay)
 	}))
-	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", guard(a.deleteRecording))
-	mux.HandleFunc("POST /api/archive/anonymise", guard(a.anonymise))
-	mux.HandleFunc("GET /api/archive/audit", guard(a.audit))
-	mux.HandleFunc("GET /api/archive/purge", guard(a.purgeDryRun))
-	mux.HandleFunc("GET /api/archive/export", guard(a.export))
+	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", storeGuard(a.deleteRecording))
+	mux.HandleFunc("POST /api/archive/anonymise", storeGuard(a.anonymise))
+	mux.HandleFunc("GET /api/archive/audit", storeGuard(a.audit))
+	mux.HandleFunc("GET /api/archive/purge", storeGuard(a.purgeDryRun))
+	mux.HandleFunc("GET /api/archive/export", storeGuard(a.export))
 }
 
 type archiveAPI struct {
@@ -437,4 +424,22 @@ func (a archiveAPI) export(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `attachment; filename="cloak-archive.`+format+`"`)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	_, _ = w.Write(buf.Bytes())
+}
+
+// storeGuard wraps a handler of the archive's and the fraud holds' routes:
+// a signed-in caller (Guard has checked the permission), no cross-site
+// browser request even with credentials (defence in depth beside
+// SameSite=Strict and the CSRF token), and nothing cached.
+func storeGuard(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := principal(w, r); !ok {
+			return
+		}
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeError(w, http.StatusForbidden, ErrCrossSite)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r)
+	}
 }

@@ -34,29 +34,16 @@ type FraudOptions struct {
 //	POST /api/fraud/holds/{id}/comments  {"comment": C}
 func RegisterFraud(mux *auth.Mux, s *archive.Store, o FraudOptions) {
 	f := fraudAPI{s: s, o: o}
-	guard := func(h http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if _, ok := principal(w, r); !ok {
-				return
-			}
-			if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-				writeError(w, http.StatusForbidden, ErrCrossSite)
-				return
-			}
-			w.Header().Set("Cache-Control", "no-store")
-			h(w, r)
-		}
-	}
-	mux.HandleFunc("GET /api/fraud/holds", guard(f.list))
-	mux.HandleFunc("GET /api/fraud/holds/{id}", guard(f.show))
-	mux.HandleFunc("POST /api/fraud/holds", guard(f.create))
-	mux.HandleFunc("POST /api/fraud/holds/{id}/release", guard(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/fraud/holds", storeGuard(f.list))
+	mux.HandleFunc("GET /api/fraud/holds/{id}", storeGuard(f.show))
+	mux.HandleFunc("POST /api/fraud/holds", storeGuard(f.create))
+	mux.HandleFunc("POST /api/fraud/holds/{id}/release", storeGuard(func(w http.ResponseWriter, r *http.Request) {
 		f.decide(w, r, archive.HoldReleased)
 	}))
-	mux.HandleFunc("POST /api/fraud/holds/{id}/reject", guard(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /api/fraud/holds/{id}/reject", storeGuard(func(w http.ResponseWriter, r *http.Request) {
 		f.decide(w, r, archive.HoldRejected)
 	}))
-	mux.HandleFunc("POST /api/fraud/holds/{id}/comments", guard(f.comment))
+	mux.HandleFunc("POST /api/fraud/holds/{id}/comments", storeGuard(f.comment))
 }
 
 type fraudAPI struct {
