@@ -375,14 +375,22 @@ func apiGet(t *testing.T, c *cloak, path string, v any) error {
 // apiPost posts a JSON body and returns the status and body.
 func apiPost(t *testing.T, c *cloak, path, body string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	return apiDo(t, c, http.MethodPost, path, body)
+}
+
+// apiDo sends method with a JSON body and the harness's admin token, and
+// returns the status and body. 10 s: a monitor's POST waits for the
+// supervisor's phone to answer.
+func apiDo(t *testing.T, c *cloak, method, path, body string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.adminURL+path, strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, method, c.adminURL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+c.token) // the harness's admin token
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
