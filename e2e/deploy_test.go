@@ -22,14 +22,7 @@ import (
 func frontDoor(t *testing.T, nodes ...int) *kamailio {
 	t.Helper()
 	dir := t.TempDir()
-	var list strings.Builder
-	for _, n := range nodes {
-		fmt.Fprintf(&list, "1 sip:127.0.0.1:%d\n", n)
-	}
-	listFile := filepath.Join(dir, "dispatcher.list")
-	if err := os.WriteFile(listFile, []byte(list.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	listFile := dispatcherList(t, dir, nodes...)
 	port := freePorts(t, 1, true)
 	return launchKamailio(t, dir, port, deployFile(t, "kamailio/kamailio.cfg"),
 		"-A", fmt.Sprintf("LISTEN=127.0.0.1:%d", port),

@@ -15,14 +15,7 @@ import (
 // 200 is inactive until it answers 200 again (the module's defaults for
 // the reply codes). It writes the destination list into dir.
 func dispatcherCfg(t *testing.T, port int, dir string, nodes ...int) string {
-	var list strings.Builder
-	for _, n := range nodes {
-		fmt.Fprintf(&list, "1 sip:127.0.0.1:%d\n", n)
-	}
-	listFile := filepath.Join(dir, "dispatcher.list")
-	if err := os.WriteFile(listFile, []byte(list.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	listFile := dispatcherList(t, dir, nodes...)
 	modules := fmt.Sprintf(`loadmodule "dispatcher.so"
 
 modparam("dispatcher", "list_file", "%s")
@@ -37,6 +30,21 @@ modparam("dispatcher", "ds_ping_from", "sip:dispatcher@127.0.0.1")
 		exit;
 	}
 `)
+}
+
+// dispatcherList writes Kamailio's dispatcher list of the cloak nodes at
+// SIP ports nodes (set 1) into dir and returns its path.
+func dispatcherList(t *testing.T, dir string, nodes ...int) string {
+	t.Helper()
+	var list strings.Builder
+	for _, n := range nodes {
+		fmt.Fprintf(&list, "1 sip:127.0.0.1:%d\n", n)
+	}
+	listFile := filepath.Join(dir, "dispatcher.list")
+	if err := os.WriteFile(listFile, []byte(list.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return listFile
 }
 
 // TestOverloadDispatcherMovesTraffic: two cloak nodes behind Kamailio's
