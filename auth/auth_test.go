@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/authlimit"
+	"github.com/cloak-voip/cloak/overload"
 	"github.com/rs/zerolog"
 )
 
@@ -40,6 +41,28 @@ func TestPasswordHash(t *testing.T) {
 		if _, err := VerifyPassword("x", bad); !errors.Is(err, ErrHash) {
 			t.Errorf("%q: %v, want ErrHash", bad, err)
 		}
+	}
+}
+
+// A sign-in's argon2id cost is handed to admission control as exempt
+// CPU (overload.ExemptCPU), never more than the process spent on it, so a
+// burst of sign-ins cannot make the node refuse calls.
+func TestHashCostExemptFromAdmission(t *testing.T) {
+	p := Params{Memory: 16 * 1024, Time: 2, Threads: 2}
+	h, err := HashPassword("a long enough secret", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e0, c0 := overload.Exempted(), overload.ProcessCPU()
+	if ok, _ := VerifyPassword("a long enough secret", h); !ok {
+		t.Fatal("right password not verified")
+	}
+	spent, got := overload.ProcessCPU()-c0, overload.Exempted()-e0
+	if spent <= 0 {
+		t.Skip("getrusage reports no CPU here")
+	}
+	if got <= 0 || got > spent {
+		t.Fatalf("verification exempted %v of the %v the process spent", got, spent)
 	}
 }
 

@@ -569,6 +569,12 @@ type Limits struct {
 	// CPU time (user and system) over wall time, as a share of the cores
 	// Go may use (GOMAXPROCS), so 1 is every one of them busy.
 	MaxCPU float64 `yaml:"max_cpu"`
+	// MaxSystemCPU is the machine's CPU share at which new calls are
+	// refused: every core's busy time, whoever's (/proc/stat; Linux
+	// only), so 1 is every core of the machine busy. It catches what
+	// MaxCPU cannot: other work on the machine leaving the relay too
+	// little CPU.
+	MaxSystemCPU float64 `yaml:"max_system_cpu"`
 	// MaxLag is the RTP read lag at which new calls are refused: how late
 	// the poll workers read datagrams after the kernel received them (the
 	// worst of samples every 10 ms). Only rtp.io: poll measures it.
@@ -660,7 +666,7 @@ func Default() Config {
 		},
 		Fraud:    defaultFraud(),
 		Payments: Payments{Timeout: 5 * time.Minute, MaskTone: "flat", InterDigitTimeout: 5 * time.Second, Fraud: true},
-		Limits: Limits{MaxCPU: 0.85, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
+		Limits: Limits{MaxCPU: 0.85, MaxSystemCPU: 0.9, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 		Metrics: Metrics{Enabled: true},
 		Monitor: Monitor{MaxPerCall: 3, RingTimeout: 20 * time.Second},
@@ -1140,6 +1146,9 @@ func (c *Config) SIPAdvertiseAddr() netip.Addr {
 // off only when it is 0.
 func (c *Config) validateLimits(bad func(path, format string, a ...any)) {
 	l := c.Limits
+	if l.MaxSystemCPU < 0 || l.MaxSystemCPU > 1 {
+		bad("limits.max_system_cpu", "want a share of the machine's cores from 0 (off) to 1, got %g", l.MaxSystemCPU)
+	}
 	if l.MaxCPU < 0 || l.MaxCPU > 1 {
 		bad("limits.max_cpu", "want a share of the cores from 0 (off) to 1, got %g", l.MaxCPU)
 	}

@@ -293,6 +293,13 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	if o.transports != "" {
 		transports = o.transports
 	}
+	extra := o.extra
+	if !strings.HasPrefix(extra, "limits:") && !strings.Contains(extra, "\nlimits:") {
+		// The machine's CPU share (limits.max_system_cpu) is the test
+		// run's, not cloak's: go test -race keeps every core busy, so it
+		// would refuse the tests' calls. Tests that set limits say so.
+		extra += "limits: {max_system_cpu: 0}\n"
+	}
 	cfg := fmt.Sprintf(`sip:
   listen: %s:%d
   transports: %s
@@ -310,7 +317,7 @@ shutdown:
 routes:
 %sadmin:
   listen: %s
-%s`, sipHost, c.sipPort, transports, t1+o.sipExtra, source, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, o.extra)
+%s`, sipHost, c.sipPort, transports, t1+o.sipExtra, source, c.rtpLo, c.rtpHi, o.inactivity, c.dataDir, level, format, o.grace, rt.String(), admin, extra)
 	cfgPath := filepath.Join(dir, "cloak.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

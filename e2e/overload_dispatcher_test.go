@@ -55,7 +55,7 @@ func dispatcherList(t *testing.T, dir string, nodes ...int) string {
 // answers probes 200 again and takes its share of new calls.
 func TestOverloadDispatcherMovesTraffic(t *testing.T) {
 	requireTools(t, "sipp", "kamailio")
-	limits := "limits:\n  max_cpu: 0\n  hold: 1s\n  interval: 100ms\n"
+	limits := "limits:\n  max_cpu: 0\n  max_system_cpu: 0\n  hold: 1s\n  interval: 100ms\n"
 	a := startCloak(t, cloakOpts{admin: true, logLevel: "info", sipExtra: "  max_calls: 2\n", extra: limits})
 	b := startCloak(t, cloakOpts{logLevel: "info", extra: limits})
 	k := startKamailioWith(t, func(port int, dir string) string { return dispatcherCfg(t, port, dir, a.sipPort, b.sipPort) })

@@ -17,7 +17,7 @@ import (
 func TestOverloadAdmission(t *testing.T) {
 	requireTools(t, "sipp")
 	c := startCloak(t, cloakOpts{admin: true,
-		extra: "limits:\n  max_cpu: 0\n  max_lag: 1us\n  hold: 1s\n  interval: 100ms\n  retry_after: 3s\n"})
+		extra: "limits:\n  max_cpu: 0\n  max_system_cpu: 0\n  max_lag: 1us\n  hold: 1s\n  interval: 100ms\n  retry_after: 3s\n"})
 	const (
 		start = "overload: refusing new calls"
 		end   = "overload over: taking new calls again"

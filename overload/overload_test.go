@@ -246,10 +246,37 @@ func TestCPUSamplerSeesWork(t *testing.T) {
 	}
 }
 
+// Work handed to ExemptCPU (argon2id sign-ins) does not count: the same
+// spinning as above, exempted, samples as (almost) idle.
+func TestCPUSamplerLeavesExemptOut(t *testing.T) {
+	s := CPU()
+	s()
+	before := ProcessCPU()
+	end := time.Now().Add(200 * time.Millisecond)
+	x := 0
+	for time.Now().Before(end) {
+		x++
+	}
+	spent := ProcessCPU() - before
+	if spent < 50*time.Millisecond {
+		t.Skipf("the spin got only %v of CPU: machine too busy to tell", spent)
+	}
+	e0 := Exempted()
+	ExemptCPU(spent)
+	ExemptCPU(-time.Second) // ignored: nothing gives CPU back
+	if got := Exempted() - e0; got != spent {
+		t.Fatalf("Exempted grew by %v, want %v", got, spent)
+	}
+	if v := s(); v > 0.05 {
+		t.Fatalf("CPU share with the spin exempted = %v (x=%d), want ~0", v, x)
+	}
+}
+
 func BenchmarkEvaluate(b *testing.B) {
 	cpu := CPU()
 	m, _ := New(Config{Log: zerolog.Nop(), Signals: []Signal{
 		{Name: "cpu", Limit: 0.85, Sample: cpu},
+		{Name: "system_cpu", Limit: 0.9, Sample: SystemCPU()},
 		{Name: "lag", Limit: 0.05, Sample: func() float64 { return 0.001 }},
 		{Name: "recorder_backlog", Limit: 0.4, Sample: func() float64 { return 0.2 }},
 		{Name: "calls", Limit: 2000, Leave: 2000, Sample: func() float64 { return 500 }},

@@ -10,7 +10,7 @@ import (
 
 // overloadMonitor builds the node's admission control from limits.* (see
 // config.Limits): the RTP read lag of the poll workers (none without
-// them), the process's CPU share, the recorder's backlog, and the calls in
+// them), the process's CPU share, the machine's, the recorder's backlog, and the calls in
 // progress against sip.max_calls, whose leave level is the cap itself
 // (not 80 % of it): the node takes calls again once the calls have been
 // below the cap for limits.hold (the cap also refuses the call beyond it
@@ -28,6 +28,7 @@ func overloadMonitor(cfg config.Config, log zerolog.Logger, poller *media.Poller
 	sigs := []overload.Signal{
 		{Name: "lag", Limit: l.MaxLag.Seconds(), Unit: overload.Seconds, Sample: lag},
 		{Name: "cpu", Limit: l.MaxCPU, Sample: overload.CPU()},
+		{Name: "system_cpu", Limit: l.MaxSystemCPU, Sample: overload.SystemCPU()},
 		{Name: "recorder_backlog", Limit: l.MaxRecorderBacklog.Seconds(), Unit: overload.Seconds,
 			Sample: func() float64 { return recorder.TakeBacklog().Seconds() }},
 	}

@@ -24,7 +24,7 @@ func TestOverloadMonitorFromConfig(t *testing.T) {
 	for _, r := range mon.Stats().Readings {
 		names = append(names, r.Name)
 	}
-	if want := "[lag cpu recorder_backlog calls]"; fmt.Sprint(names) != want {
+	if want := "[lag cpu system_cpu recorder_backlog calls]"; fmt.Sprint(names) != want {
 		t.Fatalf("signals %v, want %s", names, want)
 	}
 
@@ -32,6 +32,7 @@ func TestOverloadMonitorFromConfig(t *testing.T) {
 	// it after the hold.
 	cfg.SIP.MaxCalls = 3
 	cfg.Limits.MaxCPU = 0
+	cfg.Limits.MaxSystemCPU = 0 // the test run's, not the node's
 	cfg.Limits.Hold = 50 * time.Millisecond
 	cfg.Limits.Interval = 50 * time.Millisecond
 	mon, err = overloadMonitor(cfg, zerolog.Nop(), nil, func() int { return active })
