@@ -13,7 +13,9 @@
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
 # Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
 # perf profile of the target during the window, LATE=FILE has cloak-load
-# log the window's late packets there (bench/late.sh).
+# log the window's late packets there (bench/late.sh), STATS=FILE (cloak
+# with ADMIN set) appends cloak's /api/stats to FILE once a second, one
+# JSON line each, to read admission control's signals against the load.
 source "$(dirname "$0")/lib.sh"
 
 target=$1 n=$2
@@ -66,7 +68,18 @@ if [[ ${PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
 	perfpid=$!
 fi
 
+statspid=
+if [[ -n ${STATS:-} && -n ${ADMIN:-} && $target == cloak* ]]; then
+	# At most 10 minutes of samples; stopped with the load anyway.
+	(for _ in $(seq 600); do
+		s=$(api_get /api/stats 2>/dev/null | tr -d '\n') && printf '{"t":%s,"stats":%s}\n' "$(date +%s.%N)" "$s"
+		sleep 1
+	done) >>"$STATS" &
+	statspid=$!
+fi
+
 log "relay: $target, $n calls"
 "$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "$OUT/$kind-$target-$n.txt"
 [[ -n $perfpid ]] && wait "$perfpid" || true
+[[ -n $statspid ]] && kill "$statspid" 2>/dev/null || true
 stop "$PID"
