@@ -378,19 +378,10 @@ func (c *Interaction) monitorTarget(target, sup string) (uri, who string, err er
 // dialMonitor places the supervisor's leg with its own RTP endpoint and
 // pipeline (the supervisor's keys switch the mode).
 func (c *Interaction) dialMonitor(ctx context.Context, target, id, sup string, mode MonitorMode) (*monitor, error) {
-	to := uriHost(target)
-	if !to.IsValid() {
-		to = c.s.Source().Addr()
-	}
-	mediaAddr, err := c.m.mediaAddrFor(to)
+	ep, local, err := c.legToward(uriHost(target))
 	if err != nil {
 		return nil, err
 	}
-	cfg, port, err := c.m.openLeg(c.log)
-	if err != nil {
-		return nil, err
-	}
-	ep := media.NewEndpoint(cfg)
 	ring := c.m.cfg.Monitor.RingTimeout
 	if ring <= 0 {
 		ring = 20 * time.Second
@@ -398,7 +389,7 @@ func (c *Interaction) dialMonitor(ctx context.Context, target, id, sup string, m
 	rctx, cancel := context.WithTimeout(ctx, ring)
 	defer cancel()
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: "cloak-monitor", Log: c.log,
+		Local: local, FromUser: "cloak-monitor", Log: c.log,
 	})
 	if err != nil {
 		_ = ep.Close()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/sip"
 )
 
@@ -131,16 +130,12 @@ func (m *Manager) monitorDialIn(s *sip.Session, agent string) {
 // answerMonitor answers a supervisor's INVITE with a leg of its own and
 // attaches it to c as monitor id.
 func (c *Interaction) answerMonitor(s *sip.Session, id, sup string) (*monitor, error) {
-	mediaAddr, err := c.m.mediaAddrFor(s.Source().Addr())
+	ep, local, err := c.legToward(s.Source().Addr())
 	if err != nil {
 		return nil, err
 	}
-	cfg, port, err := c.m.openLeg(c.log)
-	if err != nil {
-		return nil, err
-	}
-	ep := media.NewEndpoint(cfg)
-	agreed, err := s.Answer(sip.LocalSDP{Addr: mediaAddr, Port: port, RTCPMux: c.m.rtcpMuxAllowed()})
+	local.RTCPMux = c.m.rtcpMuxAllowed()
+	agreed, err := s.Answer(local)
 	if err != nil {
 		_ = ep.Close()
 		return nil, err
