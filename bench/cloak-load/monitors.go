@@ -16,7 +16,6 @@ import (
 
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
-	siplib "github.com/emiago/sipgo/sip"
 )
 
 // monitors is -monitors: supervisors' monitor legs started through
@@ -33,7 +32,7 @@ type monitors struct {
 	sink *net.UDPConn
 	rx   atomic.Uint64 // packets the sink received
 
-	invites, answered, ended atomic.Int64
+	legs agentStats // the monitor legs cloak placed to our UAS
 
 	mu      sync.Mutex
 	started int
@@ -68,54 +67,11 @@ func newMonitors(ctx context.Context, api, token, supervisor, sipAddr string) (*
 	m := &monitors{api: api, token: token, supervisor: supervisor, sipAddr: ap, sink: sink,
 		client: &http.Client{Timeout: 30 * time.Second}}
 	go m.read()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("cloak-load-monitor"), sipgo.WithUserAgentHostname("127.0.0.1"))
-	if err != nil {
-		sink.Close()
-		return nil, err
-	}
-	m.ua = ua
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(sipAddr))
-	if err != nil {
-		m.close()
-		return nil, err
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		m.close()
-		return nil, err
-	}
-	dsc := sipgo.NewDialogServerCache(cli, siplib.ContactHeader{Address: siplib.Uri{User: "monitor", Host: "127.0.0.1", Port: int(ap.Port())}})
 	sinkPort := sink.LocalAddr().(*net.UDPAddr).Port
-	srv.OnInvite(func(req *siplib.Request, tx siplib.ServerTransaction) {
-		m.invites.Add(1)
-		d, err := dsc.ReadInvite(req, tx)
-		if err != nil {
-			return
-		}
-		offer, err := csip.ParseOffer(req.Body())
-		if err != nil {
-			_ = d.Respond(488, "Not Acceptable Here", nil)
-			return
-		}
-		ans, err := offer.Answer(csip.LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: sinkPort, SessionID: uint64(m.invites.Load()), Version: 1})
-		if err != nil {
-			_ = d.Respond(488, "Not Acceptable Here", nil)
-			return
-		}
-		if err := d.Respond(200, "OK", ans, siplib.NewHeader("Content-Type", "application/sdp")); err != nil {
-			return
-		}
-		m.answered.Add(1)
-		<-d.Context().Done()
-		m.ended.Add(1)
-	})
-	srv.OnAck(func(req *siplib.Request, tx siplib.ServerTransaction) { _ = dsc.ReadAck(req, tx) })
-	srv.OnBye(func(req *siplib.Request, tx siplib.ServerTransaction) {
-		if err := dsc.ReadBye(req, tx); err != nil {
-			_ = tx.Respond(siplib.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
-		}
-	})
-	if err := listen(ctx, srv, sipAddr); err != nil {
+	m.ua, err = startUAS(ctx, sipAddr, "monitor", &m.legs, func(*csip.Offer) (int, int) {
+		return sinkPort, int(m.legs.invites.Load())
+	}, func(_ *csip.Offer, _ int, done <-chan struct{}) { <-done })
+	if err != nil {
 		m.close()
 		return nil, err
 	}
@@ -225,7 +181,7 @@ func (m *monitors) fail(n int, err error) {
 func (m *monitors) summary(requested int, rx uint64, seconds float64) *monitorSummary {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := &monitorSummary{Requested: requested, Started: m.started, Failed: m.failed, Errors: m.errs, Answered: m.answered.Load()}
+	s := &monitorSummary{Requested: requested, Started: m.started, Failed: m.failed, Errors: m.errs, Answered: m.legs.answered.Load()}
 	if seconds > 0 {
 		s.RxPPS = float64(rx) / seconds
 	}
