@@ -13,11 +13,12 @@ mkdir -p "$OUT" "$BIN"
 CLOAK_SIP=${CLOAK_SIP:-5160}
 LOAD_SIP=${LOAD_SIP:-5170}
 AGENT_SIP=${AGENT_SIP:-5190}
+MON_SIP=${MON_SIP:-5195} # cloak-load's monitor UAS (relay.sh MONITORS=N)
 NG_PORT=${NG_PORT:-2223}
 FLOOR_BASE=${FLOOR_BASE:-10000}
 # RTP port ranges stay below the kernel's ephemeral range (32768-60999 by
 # default), where any socket bound to port 0 could take one of ours:
-# floor 10000-14999, rtpengine 17000-23999, cloak 24000-29999.
+# floor 10000-14999, rtpengine 17000-23999, cloak 24000-29999 (CLOAK_RTP).
 
 STARTED_PIDS=()
 
@@ -71,9 +72,44 @@ cloak_config() {
 	# past the point where it would refuse calls.
 	local limits=${LIMITS:-'{}'}
 	mkdir -p "$OUT/cloak-data"
+	# QUEUE_AGENTS=N: the relay route goes through a queue of N static
+	# agents (all at cloak-load's agent side) instead of dial:, so that
+	# supervisors may monitor its calls (relay.sh MONITORS=M); the demo
+	# flows are kept beside the one-step flow that queues.
+	local relay="\"dial:sip:agent@127.0.0.1:$AGENT_SIP\"" queued=""
+	if [[ -n ${QUEUE_AGENTS:-} ]]; then
+		local flows="$OUT/flows" i
+		rm -rf "$flows" && mkdir -p "$flows" && cp "$ROOT"/testdata/flows/*.yaml "$flows/"
+		cat >"$flows/relayq.yaml" <<'FLOW'
+name: relayq
+kind: normal
+description: Straight to the relayq queue (bench/relay.sh with QUEUE_AGENTS).
+steps:
+  - name: answer
+    answer: {}
+    next: to_queue
+  - name: to_queue
+    transfer:
+      target: "queue:relayq"
+      on_failure: hangup
+  - name: hangup
+    disconnect:
+      reason: no agent
+FLOW
+		relay='"flow:relayq"'
+		queued="flows: {dir: $flows}
+queues:
+  - {name: relayq, timeout: 30s, ring_timeout: 5s, dtmf: mask, supervisors: [bench]}
+  - {name: sales, dtmf: mask}
+  - {name: payments, dtmf: mask}
+agents:"
+		for ((i = 0; i < QUEUE_AGENTS; i++)); do
+			queued+=$'\n'"  - {name: a$i, uri: \"sip:a$i@127.0.0.1:$AGENT_SIP\", queues: [relayq]}"
+		done
+	fi
 	cat >"$f" <<YAML
 sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
-rtp: {ports: 24000-29999, inactivity_timeout: 60s, io: ${RTP_IO:-poll}, workers: ${RTP_WORKERS:-0}}
+rtp: {ports: ${CLOAK_RTP:-24000-29999}, inactivity_timeout: 60s, io: ${RTP_IO:-poll}, workers: ${RTP_WORKERS:-0}}
 data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
 admin: {listen: "${ADMIN:-}", pprof: ${PPROF:-false}}
@@ -83,9 +119,10 @@ limits: $limits
 # as a contact centre runs it; RECORD=never turns it off.
 recording: {default: never, routes: {relay: ${RECORD:-always}}}
 routes:
-  relay: "dial:sip:agent@127.0.0.1:$AGENT_SIP"
+  relay: $relay
   echo: echo
   pay: "flow:pay"
+$queued
 YAML
 }
 

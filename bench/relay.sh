@@ -11,6 +11,11 @@
 #                   one epoll worker per CPU, sockets outside Go's netpoller
 # The target is started fresh (so its memory baseline is clean) and
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
+# MONITORS=M (target cloak): the relay goes through a queue of N static
+# agents (QUEUE_AGENTS, lib.sh) and once the calls are up cloak-load
+# starts M listening monitors through the admin API (on ADMIN, default
+# 127.0.0.1:18092), cloak calling cloak-load's monitor sink for each;
+# MONITORS=0 is the same queued relay without them (the baseline).
 # Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
 # perf profile of the target during the window, LATE=FILE has cloak-load
 # log the window's late packets there (bench/late.sh), STATS=FILE (cloak
@@ -32,10 +37,19 @@ common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 
 case $target in
 cloak | cloak-norec)
 	[[ $target == cloak-norec ]] && export RECORD=never
+	if [[ -n ${MONITORS:-} ]]; then
+		export QUEUE_AGENTS=${QUEUE_AGENTS:-$n} ADMIN=${ADMIN:-127.0.0.1:18092}
+		json="$OUT/$kind-$target-$n-mon$MONITORS.json"
+		common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
+			-digits 1234 -digits-at 2s -label "$target-mon$MONITORS" -json "$json" -progress 5s)
+	fi
 	start_cloak
 	# -delay-line: time the masked direction from the frame that releases
 	# each frame from cloak's 40 ms masker delay line (dtmf.MaskerDelay).
 	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP -delay-line 40ms)
+	if [[ -n ${MONITORS:-} && $MONITORS != 0 ]]; then
+		args+=(-monitors "$MONITORS" -api "http://$ADMIN" -monitor-sip 127.0.0.1:$MON_SIP -supervisor bench)
+	fi
 	;;
 rtpengine)
 	start_rtpengine
@@ -79,7 +93,7 @@ if [[ -n ${STATS:-} && -n ${ADMIN:-} && $target == cloak* ]]; then
 fi
 
 log "relay: $target, $n calls"
-"$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "$OUT/$kind-$target-$n.txt"
+"$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "${json%.json}.txt"
 [[ -n $perfpid ]] && wait "$perfpid" || true
 [[ -n $statspid ]] && kill "$statspid" 2>/dev/null || true
 stop "$PID"

@@ -49,26 +49,17 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	if target == "" {
 		return nil, errors.New("agent has no contact")
 	}
-	to := uriHost(target)
-	if !to.IsValid() {
-		to = c.s.Source().Addr() // a name: assume the caller's network
-	}
-	mediaAddr, err := c.m.mediaAddrFor(to)
+	ep, local, err := c.legToward(uriHost(target)) // a name: assume the caller's network
 	if err != nil {
 		return nil, err
 	}
-	cfg, port, err := c.m.openLeg(c.log)
-	if err != nil {
-		return nil, err
-	}
-	ep := media.NewEndpoint(cfg)
 	rctx, cancel := context.WithTimeout(ctx, ring)
 	defer cancel()
 	var ringOnce sync.Once
 	var stopRing func()
 	early := false // the far end plays its own progress (183 with SDP)
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: c.s.Caller(), Log: c.log, Route: route, SRTP: agentSRTP(c.m.cfg.SRTP, a),
+		Local: local, FromUser: c.s.Caller(), Log: c.log, Route: route, SRTP: agentSRTP(c.m.cfg.SRTP, a),
 		OnRinging: func() {
 			if early {
 				return

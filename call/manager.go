@@ -321,6 +321,10 @@ func (m *Manager) target(user string) (string, error) {
 // routed application until the call ends.
 func (m *Manager) HandleCall(s *sip.Session) {
 	log := s.Log()
+	if agent, ok := m.dialInAgent(s.Called()); ok {
+		m.monitorDialIn(s, agent)
+		return
+	}
 	target, err := m.target(s.Called())
 	if err != nil {
 		log.Info().Str("called", s.Called()).Msg("no route")

@@ -125,6 +125,20 @@ type MonitorConfig struct {
 	// archive's audit log). It runs on the acting goroutine: it must hand
 	// off and return.
 	OnAudit func(MonitorAudit)
+	// DialCode is the prefix of the number a supervisor dials, followed
+	// by an agent's name, to monitor that agent's call on the phone they
+	// dial from (features.monitor_code, "*55"; monitor_dialin.go). Empty
+	// disables it.
+	DialCode string
+	// Users maps the SIP user a dial-in authenticated as (agents[].name)
+	// to the user it monitors as (agents[].user); a SIP user not listed
+	// monitors as itself.
+	Users map[string]string
+	// MayMonitor is asked whether a dial-in's user may monitor at all:
+	// a user whose role grants calls.monitor, as the API's route table
+	// asks of the API's callers; queues[].supervisors is checked after
+	// it. Nil refuses every dial-in (there are no users to ask).
+	MayMonitor func(user string) bool
 }
 
 // MonitorAudit is one monitoring action, for the audit log.
@@ -173,7 +187,7 @@ type monitor struct {
 	supervisor string
 	since      time.Time
 	mode       atomic.Uint32 // MonitorMode
-	leg        *sip.Leg
+	leg        monitorLeg
 	ep         *media.Endpoint
 	untick     func()
 
@@ -186,6 +200,14 @@ type monitor struct {
 	stopped sync.Once
 	via     atomic.Value // string: why it ended, for the audit
 	done    chan struct{}
+}
+
+// monitorLeg is a supervisor's dialog: the leg cloak placed to their
+// phone (the API) or their own INVITE (a dial-in, *55).
+type monitorLeg interface {
+	Hangup(ctx context.Context) error
+	Context() context.Context
+	SIPCallID() string
 }
 
 // monitorHub is a call's monitoring state, made with its first monitor.
@@ -254,9 +276,28 @@ func (c *Interaction) StartMonitor(ctx context.Context, req MonitorRequest) (str
 	if err != nil {
 		return "", err
 	}
-	if !slices.Contains(c.m.cfg.Monitor.Supervisors[side.queue.Name], sup) {
-		return "", fmt.Errorf("%w %q", ErrNotSupervisor, side.queue.Name)
+	if err := c.maySupervise(side, sup); err != nil {
+		return "", err
 	}
+	return c.addMonitor(sup, req.Mode, req.Via, func(id string) (*monitor, error) {
+		return c.dialMonitor(ctx, uri, id, sup, req.Mode)
+	})
+}
+
+// maySupervise checks that sup is a supervisor of side's queue
+// (queues[].supervisors).
+func (c *Interaction) maySupervise(side *agentSide, sup string) error {
+	if !slices.Contains(c.m.cfg.Monitor.Supervisors[side.queue.Name], sup) {
+		return fmt.Errorf("%w %q", ErrNotSupervisor, side.queue.Name)
+	}
+	return nil
+}
+
+// addMonitor reserves a monitor slot on the call, has open set up the
+// supervisor's leg under the new id, and attaches it; it returns the
+// monitor's id. The start is audited (via says who asked) and, with
+// monitor.beep, announced.
+func (c *Interaction) addMonitor(sup string, mode MonitorMode, via string, open func(id string) (*monitor, error)) (string, error) {
 	c.mu.Lock()
 	h := c.hubLocked()
 	c.mu.Unlock()
@@ -273,7 +314,7 @@ func (c *Interaction) StartMonitor(ctx context.Context, req MonitorRequest) (str
 	h.next++
 	id := "m" + strconv.Itoa(h.next)
 	h.mu.Unlock()
-	mon, err := c.dialMonitor(ctx, uri, id, sup, req.Mode)
+	mon, err := open(id)
 	h.mu.Lock()
 	h.pending--
 	if err == nil && h.closed {
@@ -302,11 +343,11 @@ func (c *Interaction) StartMonitor(ctx context.Context, req MonitorRequest) (str
 	if c.pipe != nil {
 		c.pipe.want.Or(wantMasked)
 	}
-	c.auditMonitor(mon, AuditMonitorStart, req.Mode, req.Via)
-	if c.m.cfg.Monitor.Beep {
+	c.auditMonitor(mon, AuditMonitorStart, mode, via)
+	if side := c.agentSideNow(); side != nil && c.m.cfg.Monitor.Beep {
 		c.beep(side)
 	}
-	return id, nil
+	return mon.id, nil
 }
 
 // monitorTarget resolves a request's target to a URI to dial and names
@@ -337,19 +378,10 @@ func (c *Interaction) monitorTarget(target, sup string) (uri, who string, err er
 // dialMonitor places the supervisor's leg with its own RTP endpoint and
 // pipeline (the supervisor's keys switch the mode).
 func (c *Interaction) dialMonitor(ctx context.Context, target, id, sup string, mode MonitorMode) (*monitor, error) {
-	to := uriHost(target)
-	if !to.IsValid() {
-		to = c.s.Source().Addr()
-	}
-	mediaAddr, err := c.m.mediaAddrFor(to)
+	ep, local, err := c.legToward(uriHost(target))
 	if err != nil {
 		return nil, err
 	}
-	cfg, port, err := c.m.openLeg(c.log)
-	if err != nil {
-		return nil, err
-	}
-	ep := media.NewEndpoint(cfg)
 	ring := c.m.cfg.Monitor.RingTimeout
 	if ring <= 0 {
 		ring = 20 * time.Second
@@ -357,20 +389,33 @@ func (c *Interaction) dialMonitor(ctx context.Context, target, id, sup string, m
 	rctx, cancel := context.WithTimeout(ctx, ring)
 	defer cancel()
 	leg, err := c.m.srv.Dial(rctx, target, sip.DialOptions{
-		Local: sip.LocalSDP{Addr: mediaAddr, Port: port}, FromUser: "cloak-monitor", Log: c.log,
+		Local: local, FromUser: "cloak-monitor", Log: c.log,
 	})
 	if err != nil {
 		_ = ep.Close()
 		return nil, err
 	}
+	m, err := c.attachMonitor(leg, ep, leg.Media(), id, sup, mode)
+	if err != nil {
+		_ = ep.Close()
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer hcancel()
+		_ = leg.Hangup(hctx)
+		return nil, err
+	}
+	leg.SetCallbacks(monitorMedia(ep), infoHandler(m.onKey), func(string) int { return 403 }) // a monitor refers nobody anywhere
+	return m, nil
+}
+
+// attachMonitor makes the monitor of a supervisor's leg whose dialog is
+// up with media md on ep: its own pipeline (the supervisor's keys switch
+// the mode), its ticks, and its end when the dialog ends.
+func (c *Interaction) attachMonitor(leg monitorLeg, ep *media.Endpoint, md sip.Media, id, sup string, mode MonitorMode) (*monitor, error) {
+	if err := monitorMedia(ep)(md); err != nil {
+		return nil, err
+	}
 	m := &monitor{c: c, id: id, supervisor: sup, since: time.Now(), leg: leg, ep: ep, done: make(chan struct{})}
 	m.mode.Store(uint32(mode))
-	md := leg.Media()
-	ep.SetRemote(md.Remote)
-	ep.SetRTCP(false, md.RTCP)
-	ep.SetCodec(md.Codec, md.EventPT)
-	ep.SetComfortNoise(md.CNPT)
-	ep.SetDirection(md.Direction)
 	pipe := newPipeline(c, c.rtpCap, false, dtmf.Negotiated, m.onKey)
 	ep.SetMonitor(pipe)
 	ep.SetHandler(m)
@@ -378,9 +423,19 @@ func (c *Interaction) dialMonitor(ctx context.Context, target, id, sup string, m
 	ep.Start()
 	ep.StartFill()
 	m.untick = c.m.cfg.Clock.Subscribe(pipe.tick)
-	leg.SetCallbacks(func(nm sip.Media) error {
+	context.AfterFunc(leg.Context(), func() { c.monitorGone(m) })
+	return m, nil
+}
+
+// monitorMedia applies a supervisor leg's negotiated media (the answer,
+// and each re-INVITE) to its endpoint, SRTP keys first.
+func monitorMedia(ep *media.Endpoint) func(sip.Media) error {
+	return func(nm sip.Media) error {
 		if !nm.Codec.Supported() {
 			return errors.New("codec not supported")
+		}
+		if err := applySRTP(ep, nm); err != nil {
+			return err
 		}
 		ep.SetRemote(nm.Remote)
 		ep.SetRTCP(false, nm.RTCP)
@@ -388,9 +443,7 @@ func (c *Interaction) dialMonitor(ctx context.Context, target, id, sup string, m
 		ep.SetComfortNoise(nm.CNPT)
 		ep.SetDirection(nm.Direction)
 		return nil
-	}, infoHandler(m.onKey), func(string) int { return 403 }) // a monitor refers nobody anywhere
-	context.AfterFunc(leg.Context(), func() { c.monitorGone(m) })
-	return m, nil
+	}
 }
 
 // onKey switches the mode from the supervisor's phone: 4 listen, 5

@@ -2,9 +2,11 @@ package call
 
 import (
 	"net"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
 
@@ -82,6 +84,24 @@ func (m *Manager) legEnded(leg string, q media.Quality) {
 
 // rtcpMuxAllowed reports whether cloak answers a=rtcp-mux when offered.
 func (m *Manager) rtcpMuxAllowed() bool { return m.cfg.RTCP && m.cfg.RTCPMux != RTCPMuxOff }
+
+// legToward opens a new leg for a peer at dst (invalid: somewhere on the
+// caller's network): its endpoint, and the address and port our SDP
+// gives for it.
+func (c *Interaction) legToward(dst netip.Addr) (*media.Endpoint, sip.LocalSDP, error) {
+	if !dst.IsValid() {
+		dst = c.s.Source().Addr()
+	}
+	addr, err := c.m.mediaAddrFor(dst)
+	if err != nil {
+		return nil, sip.LocalSDP{}, err
+	}
+	cfg, port, err := c.m.openLeg(c.log)
+	if err != nil {
+		return nil, sip.LocalSDP{}, err
+	}
+	return media.NewEndpoint(cfg), sip.LocalSDP{Addr: addr, Port: port}, nil
+}
 
 // openLeg reserves a leg's port (with its RTCP neighbour when RTCP is
 // on) and returns its endpoint configuration.

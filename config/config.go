@@ -286,6 +286,13 @@ type Features struct {
 	// steps); without a valid amount and currency it is refused, logged
 	// and announced on the call's event stream. Empty disables it.
 	PaymentCode string `yaml:"payment_code"`
+	// MonitorCode is the prefix a supervisor dials, followed by an
+	// agent's name (agents[].name), to monitor that agent's live call
+	// on the phone they dial from: *55alice (docs/MONITORING.md,
+	// "Dialling in"). The INVITE must authenticate as a user
+	// (sip.invite_auth: users) who supervises the call's queue. Empty
+	// disables it.
+	MonitorCode string `yaml:"monitor_code"`
 }
 
 // Admin configures the HTTP API.
@@ -403,6 +410,14 @@ type SIP struct {
 	// UnknownLoopback is the same for sources on loopback (the demo and
 	// local tests): reject or allow.
 	UnknownLoopback string `yaml:"unknown_loopback"`
+	// InviteAuth is what an INVITE whose From names a user (agents[] with
+	// a password: an agent's or a supervisor's phone) must do: "users"
+	// (challenged with 401, accepted only with that user's digest, with
+	// REGISTER's nonces, replay check and auth limiter; RFC 3261 §22)
+	// or "off" (not challenged; such calls carry no user, so *55 is
+	// refused). Callers whose From names no user are never challenged
+	// (docs/SECURITY.md, "INVITEs from users").
+	InviteAuth string `yaml:"invite_auth"`
 }
 
 // SIPTLS configures SIP over TLS (RFC 3261 §26.2, sips: URIs per RFC
@@ -633,6 +648,7 @@ func Default() Config {
 			},
 			Unknown:         "reject",
 			UnknownLoopback: "allow",
+			InviteAuth:      "users",
 		},
 		RTP: RTP{
 			Ports:             "20000-29999",
@@ -652,7 +668,7 @@ func Default() Config {
 			{Name: "sales", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask", CollectWhileTalking: true},
 			{Name: "payments", Timeout: 2 * time.Minute, RingTimeout: 20 * time.Second, HoldPrompt: "hold", DTMF: "mask"},
 		},
-		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay", PaymentCode: "*8"},
+		Features: Features{SecureCode: "*7", SecureFlow: "secure-pay", PaymentCode: "*8", MonitorCode: "*55"},
 		Admin:    Admin{Listen: "127.0.0.1:8080", Auth: AdminAuth{SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour}},
 		Recording: Recording{Default: "never", AgentCode: "*9",
 			Routes:        map[string]string{"main": "always", "pay": "always"},
@@ -960,6 +976,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Recording.AgentCode != "" && c.Recording.AgentCode == c.Features.SecureCode {
 		bad("recording.agent_code", "same as features.secure_code")
+	}
+	for _, ch := range c.Features.MonitorCode {
+		if !strings.ContainsRune("0123456789*#", ch) {
+			bad("features.monitor_code", "%q is not a DTMF key", ch)
+		}
 	}
 	for _, ch := range c.Features.PaymentCode {
 		if !strings.ContainsRune("0123456789*#", ch) {

@@ -22,7 +22,7 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{"unknown field in a list item", "agents:\n  - name: a\n    passwrd: x\n",
 			[]string{"agents[0].passwrd: unknown field; did you mean password?"}},
 		{"unknown field, nothing close", "sip:\n  zzzzqqq: 1\n",
-			[]string{"sip.zzzzqqq: unknown field; this section takes advertise, allow, auth, listen, max_calls, t1, tls, transports, unknown, unknown_loopback, user_agent"}},
+			[]string{"sip.zzzzqqq: unknown field; this section takes advertise, allow, auth, invite_auth, listen, max_calls, t1, tls, transports, unknown, unknown_loopback, user_agent"}},
 		{"unknown top-level section", "recordings:\n  dir: x\n",
 			[]string{"recordings: unknown field; did you mean recording?"}},
 		{"unknown nested field", "sip:\n  auth:\n    max_failure: 3\n",

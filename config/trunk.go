@@ -217,6 +217,9 @@ func (c *Config) validateTrunks(bad func(path, format string, a ...any)) {
 			bad(f.path, "%q: want reject or allow", f.v)
 		}
 	}
+	if c.SIP.InviteAuth != "users" && c.SIP.InviteAuth != "off" {
+		bad("sip.invite_auth", "%q: want users or off", c.SIP.InviteAuth)
+	}
 	names := map[string]bool{}
 	for i, t := range c.Trunks {
 		p := fmt.Sprintf("trunks[%d]", i)

@@ -61,6 +61,20 @@ func TestTrunkValidateNamesPath(t *testing.T) {
 			t.Errorf("%s: got %v", y, err)
 		}
 	}
+	for _, tc := range []struct{ yaml, path string }{
+		{"sip: {invite_auth: all}", "sip.invite_auth:"},
+		{"sip: {invite_auth: \"\"}", "sip.invite_auth:"},
+		{"features: {monitor_code: \"*5x\"}", "features.monitor_code:"},
+	} {
+		if err := parseValidate(t, tc.yaml); err == nil || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("%s: got %v, want an error naming %s", tc.yaml, err, tc.path)
+		}
+	}
+	for _, y := range []string{"sip: {invite_auth: off}", "features: {monitor_code: \"\"}", "features: {monitor_code: \"#77\"}"} {
+		if err := parseValidate(t, y); err != nil {
+			t.Errorf("%s: %v", y, err)
+		}
+	}
 }
 
 // TestTrunkPasswordNeverPrinted: the password resolves from each source

@@ -178,6 +178,75 @@ func checkNoDigits(t *testing.T, recs []udpRecord, port int, who string) {
 	}
 }
 
+// listenStartStop checks the call's one "monitor start" line (sup1, in
+// listen, asked by via) and its one "monitor stop" line (the call's end),
+// and returns when the monitor started.
+func listenStartStop(t *testing.T, lines []logLine, id, via string) time.Time {
+	t.Helper()
+	started := one(t, lines, "monitor start", id)
+	if started.str("supervisor") != "sup1" || started.str("monitor_mode") != "listen" || started.str("via") != via {
+		t.Errorf("monitor start line: %s", started.text)
+	}
+	if stopped := one(t, lines, "monitor stop", id); stopped.str("via") != "call_ended" {
+		t.Errorf("monitor stop line: %s", stopped.text)
+	}
+	return started.Time
+}
+
+// checkListenSecure checks what a supervisor listening on supMedia from
+// started heard of call id, which the agent sent into secure-pay and
+// which returned: both caller and agent before the referral and after
+// the return; from the referral to the return no caller or agent audio,
+// no prompt energy and yet a live stream (filler); no digit at any time;
+// and that neither agent nor caller ever heard the supervisor.
+func checkListenSecure(t *testing.T, lines []logLine, recs []udpRecord, id string, started time.Time, supMedia, agentMedia, callerMedia int) {
+	t.Helper()
+	referred := one(t, lines, "agent sends the caller into a secure flow; agent reserved", id).Time
+	secStart := one(t, lines, "secure segment started", id).Time
+	secEnd := one(t, lines, "secure segment ended", id).Time
+	returned := one(t, lines, "caller returned to the agent", id).Time
+	ended := one(t, lines, "call ended", id).Time
+	if !started.Before(referred) {
+		t.Fatalf("the monitor started at %v, after the referral at %v: too late for this test's windows", started, referred)
+	}
+	const edge = 300 * time.Millisecond
+	before := rtpBetween(recs, supMedia, started.Add(edge), referred.Add(-edge))
+	during := rtpBetween(recs, supMedia, referred.Add(edge), returned)
+	after := rtpBetween(recs, supMedia, returned.Add(edge), ended.Add(-edge))
+	t.Logf("supervisor: before caller %.2f agent %.2f (%d pkts); referral+secure %v..%v (secure %v..%v) caller %.3f agent %.3f rms %.1f (%d pkts); after caller %.2f agent %.2f",
+		blockShare(before.pcm, callerHz), blockShare(before.pcm, agentHz), before.packets,
+		referred.Format("15:04:05.000"), returned.Format("15:04:05.000"), secStart.Format("15:04:05.000"), secEnd.Format("15:04:05.000"),
+		blockShare(during.pcm, callerHz), blockShare(during.pcm, agentHz), rms(during.pcm), during.packets,
+		blockShare(after.pcm, callerHz), blockShare(after.pcm, agentHz))
+	if blockShare(before.pcm, callerHz) < 0.15 || blockShare(before.pcm, agentHz) < 0.15 {
+		t.Error("the listening supervisor did not hear both caller and agent before the referral")
+	}
+	if blockShare(after.pcm, callerHz) < 0.15 || blockShare(after.pcm, agentHz) < 0.15 {
+		t.Error("the listening supervisor did not hear both caller and agent after the return")
+	}
+	if during.packets == 0 {
+		t.Error("no RTP reached the supervisor during the referral (want filler, not a dead line)")
+	}
+	if blockShare(during.pcm, callerHz) > 0.05 || blockShare(during.pcm, agentHz) > 0.05 {
+		t.Error("the supervisor heard the caller or the agent during the referral or secure segment")
+	}
+	// Prompt energy: the flow's prompts are speech at about -20 dBm0
+	// (rms ~ 2000); the filler is about -70 dBm0 (rms 5).
+	if v := rms(during.pcm); v > 50 {
+		t.Errorf("the supervisor's audio during the referral has rms %.1f: prompt or read-back energy", v)
+	}
+	checkNoDigits(t, recs, supMedia, "supervisor")
+	for _, p := range []struct {
+		port int
+		who  string
+	}{{agentMedia, "agent"}, {callerMedia, "caller"}} {
+		all := rtpBetween(recs, p.port, started, ended)
+		if sh := blockShare(all.pcm, supHz); sh > 0.02 {
+			t.Errorf("the %s heard the listening supervisor (%d Hz share %.3f)", p.who, supHz, sh)
+		}
+	}
+}
+
 // TestMonitorListenSecure: a supervisor (a user name resolved to its
 // contact) listens from just after the bridge; the agent sends the
 // caller into secure-pay through the API, the caller keys the card
@@ -201,59 +270,8 @@ func TestMonitorListenSecure(t *testing.T) {
 	}
 	lines, recs, audit := r.finish(t)
 	id := r.callID
-	started := one(t, lines, "monitor start", id)
-	if started.str("supervisor") != "sup1" || started.str("monitor_mode") != "listen" || started.str("via") != "api" {
-		t.Errorf("monitor start line: %s", started.text)
-	}
-	stopped := one(t, lines, "monitor stop", id)
-	if stopped.str("via") != "call_ended" {
-		t.Errorf("monitor stop line: %s", stopped.text)
-	}
-	referred := one(t, lines, "agent sends the caller into a secure flow; agent reserved", id).Time
-	secStart := one(t, lines, "secure segment started", id).Time
-	secEnd := one(t, lines, "secure segment ended", id).Time
-	returned := one(t, lines, "caller returned to the agent", id).Time
-	ended := one(t, lines, "call ended", id).Time
-	const edge = 300 * time.Millisecond
-
-	before := rtpBetween(recs, r.supMedia, started.Time.Add(edge), referred.Add(-edge))
-	during := rtpBetween(recs, r.supMedia, referred.Add(edge), returned)
-	after := rtpBetween(recs, r.supMedia, returned.Add(edge), ended.Add(-edge))
-	ab := rtpBetween(recs, r.agentMedia, started.Time.Add(edge), referred.Add(-edge))
-	t.Logf("agent before: caller %.2f (blocks %.2f); supervisor before, blocks: caller %.2f agent %.2f",
-		toneShare(ab.pcm, callerHz), blockShare(ab.pcm, callerHz), blockShare(before.pcm, callerHz), blockShare(before.pcm, agentHz))
-	t.Logf("supervisor: before caller %.2f agent %.2f (%d pkts); referral+secure %v..%v (secure %v..%v) caller %.3f agent %.3f rms %.1f (%d pkts); after caller %.2f agent %.2f",
-		blockShare(before.pcm, callerHz), blockShare(before.pcm, agentHz), before.packets,
-		referred.Format("15:04:05.000"), returned.Format("15:04:05.000"), secStart.Format("15:04:05.000"), secEnd.Format("15:04:05.000"),
-		blockShare(during.pcm, callerHz), blockShare(during.pcm, agentHz), rms(during.pcm), during.packets,
-		blockShare(after.pcm, callerHz), blockShare(after.pcm, agentHz))
-	if blockShare(before.pcm, callerHz) < 0.15 || blockShare(before.pcm, agentHz) < 0.15 {
-		t.Error("the listening supervisor did not hear both caller and agent before the referral")
-	}
-	if blockShare(after.pcm, callerHz) < 0.15 || blockShare(after.pcm, agentHz) < 0.15 {
-		t.Error("the listening supervisor did not hear both caller and agent after the return")
-	}
-	if during.packets == 0 {
-		t.Error("no RTP reached the supervisor during the referral (want filler, not a dead line)")
-	}
-	if blockShare(during.pcm, callerHz) > 0.05 || blockShare(during.pcm, agentHz) > 0.05 {
-		t.Error("the supervisor heard the caller or the agent during the referral or secure segment")
-	}
-	// Prompt energy: the flow's prompts are speech at about -20 dBm0
-	// (rms ~ 2000); the filler is about -70 dBm0 (rms 5).
-	if v := rms(during.pcm); v > 50 {
-		t.Errorf("the supervisor's audio during the referral has rms %.1f: prompt or read-back energy", v)
-	}
-	checkNoDigits(t, recs, r.supMedia, "supervisor")
-	for _, p := range []struct {
-		port int
-		who  string
-	}{{r.agentMedia, "agent"}, {r.callerMedia, "caller"}} {
-		all := rtpBetween(recs, p.port, started.Time, ended)
-		if sh := blockShare(all.pcm, supHz); sh > 0.02 {
-			t.Errorf("the %s heard the listening supervisor (%d Hz share %.3f)", p.who, supHz, sh)
-		}
-	}
+	started := listenStartStop(t, lines, id, "api")
+	checkListenSecure(t, lines, recs, id, started, r.supMedia, r.agentMedia, r.callerMedia)
 	if monitorRows(audit) != 2 {
 		t.Errorf("audit rows of the call: %+v, want monitor_start and monitor_stop", audit)
 	}

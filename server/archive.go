@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
@@ -21,7 +22,10 @@ type nodeArchive struct {
 	log    zerolog.Logger
 
 	usersOnly *archive.Store // the database opened for users alone (archive off)
-	adminDone chan struct{}  // closed once the initial admin check is over
+	// users is the user store once the API opened it (userStore), for
+	// the call layer's dial-in checks, which may run meanwhile.
+	users     atomic.Pointer[archive.Store]
+	adminDone chan struct{} // closed once the initial admin check is over
 
 	stopPurge context.CancelFunc // ends the nightly purge
 	purgeDone chan struct{}      // closed when it has ended
@@ -146,6 +150,7 @@ func (a *nodeArchive) close(grace time.Duration) {
 	if a.adminDone != nil {
 		<-a.adminDone
 	}
+	a.users.Store(nil) // dial-ins from now on find no user
 	if a.usersOnly != nil {
 		_ = a.usersOnly.Close()
 	}

@@ -21,6 +21,7 @@ import (
 // archive's, opened here for them alone when archive.enabled is false.
 func (a *nodeArchive) userStore(ctx context.Context, cfg config.Config) (*archive.Store, error) {
 	if a.store != nil {
+		a.users.Store(a.store)
 		return a.store, nil
 	}
 	o, err := archive.OptionsFrom(cfg.Archive, cfg.Data.Dir, true)
@@ -34,6 +35,7 @@ func (a *nodeArchive) userStore(ctx context.Context, cfg config.Config) (*archiv
 		return nil, fmt.Errorf("archive.dsn (%s, users and tokens): %w", archive.Describe(o.DSN), err)
 	}
 	a.usersOnly = s
+	a.users.Store(s)
 	return s, nil
 }
 

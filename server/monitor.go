@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 )
 
-// monitorConfig is call.Config.Monitor from monitor.* and
-// queues[].supervisors; every monitoring action goes to the archive's
+// monitorConfig is call.Config.Monitor from monitor.*,
+// queues[].supervisors, features.monitor_code and agents[].user; every monitoring action goes to the archive's
 // audit log when there is one (the call layer logs each anyway).
 func monitorConfig(cfg config.Config, arch *nodeArchive) call.MonitorConfig {
 	sup := map[string][]string{}
@@ -19,8 +20,15 @@ func monitorConfig(cfg config.Config, arch *nodeArchive) call.MonitorConfig {
 			sup[q.Name] = q.Supervisors
 		}
 	}
+	users := map[string]string{} // a dial-in's SIP user -> the user it monitors as
+	for _, a := range cfg.Agents {
+		if a.User != "" {
+			users[a.Name] = a.User
+		}
+	}
 	return call.MonitorConfig{MaxPerCall: cfg.Monitor.MaxPerCall, Beep: cfg.Monitor.Beep,
-		RingTimeout: cfg.Monitor.RingTimeout, Supervisors: sup, OnAudit: arch.monitorAudit()}
+		RingTimeout: cfg.Monitor.RingTimeout, Supervisors: sup, OnAudit: arch.monitorAudit(),
+		DialCode: cfg.Features.MonitorCode, Users: users, MayMonitor: arch.mayMonitor}
 }
 
 // monitorAudit writes monitoring actions to the audit log, off the
@@ -41,4 +49,23 @@ func (a *nodeArchive) monitorAudit() func(call.MonitorAudit) {
 			}
 		}()
 	}
+}
+
+// mayMonitor is call.MonitorConfig.MayMonitor: a dial-in's user must be
+// an enabled API user whose role grants calls.monitor (supervisor,
+// admin), as the monitor routes ask of a signed-in caller. No user
+// store yet (before the API's start, or admin.listen off): no.
+func (a *nodeArchive) mayMonitor(user string) bool {
+	st := a.users.Load()
+	if st == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := st.UserByName(ctx, user)
+	if err != nil || u.Disabled {
+		return false
+	}
+	role, err := auth.ParseRole(u.Role)
+	return err == nil && auth.Grant(role, auth.PermMonitor) != auth.None
 }

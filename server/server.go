@@ -264,6 +264,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Observe: observeFor(caps, mgr),
 		SRTP:    srtpIn, // rtp.srtp, rtp.srtp_routes
 
+		InviteAuth: cfg.SIP.InviteAuth == "users", // users' INVITEs answer REGISTER's digest
+
 		Admission: mon, // limits.*: new calls get 503 while overloaded
 	}
 	trunks.sipConfig(&sipCfg, cfg)

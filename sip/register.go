@@ -350,7 +350,7 @@ func sourceIP(src string) string {
 // logLocks writes the one line per lock that fail2ban matches. The source
 // comes first so nothing a client chose (the username, quoted) can stand
 // where the filter looks for the address.
-func (s *Server) logLocks(locks []authlimit.Lock, ip, user string) {
+func (s *Server) logLocks(r *Registrar, locks []authlimit.Lock, ip, user string) {
 	if len(locks) == 0 {
 		return
 	}
@@ -358,7 +358,7 @@ func (s *Server) logLocks(locks []authlimit.Lock, ip, user string) {
 	for _, l := range locks {
 		scope = append(scope, strings.SplitN(l.Key, ":", 2)[0])
 	}
-	lockFor := locks[0].Until.Sub(s.cfg.Registrar.now()).Round(time.Second)
+	lockFor := locks[0].Until.Sub(r.now()).Round(time.Second)
 	s.log.Warn().Msg(fmt.Sprintf("auth locked source=%s user=%q failures=%d lock_for=%s scope=%s",
 		ip, logSafeUser(user), locks[0].Failures, lockFor, strings.Join(scope, ",")))
 }
@@ -384,90 +384,20 @@ func (s *Server) onRegister(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.respond(req, tx, 405, "Method Not Allowed", siplib.NewHeader("Allow", Allowed))
 		return
 	}
+	user, ok := s.authenticate(r, req, tx)
+	if !ok {
+		return
+	}
 	now := r.now()
 	ip := sourceIP(req.Source())
-	keys := []string{"ip:" + ip}
-	lim := r.Limiter
-	if lim != nil {
-		if d := lim.Check(keys...); d.Verdict == authlimit.Locked {
-			s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: source locked")
-			s.respond(req, tx, 403, "Forbidden")
-			return
-		}
-	}
-	h := req.GetHeader("Authorization")
-	if h == nil {
-		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
-		return
-	}
-	creds, err := digest.ParseCredentials(h.Value())
-	if err != nil {
-		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: unreadable credentials")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
-		return
-	}
-	user := creds.Username
-	if len(user) <= maxUsernameLen {
-		keys = append(keys, "user:"+user)
-	} else {
-		user = user[:maxUsernameLen] + "..."
-	}
-	if lim != nil {
-		check := keys
-		if len(keys) == 2 && r.goodSource(user, ip) {
-			check = keys[:1] // the user's own phone: only its source's record counts
-		}
-		switch d := lim.Check(check...); d.Verdict {
-		case authlimit.Locked:
-			s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: locked")
-			s.respond(req, tx, 403, "Forbidden")
-			return
-		case authlimit.Backoff:
-			// Too soon after a failure: refuse unchecked, and count it,
-			// so a flood reaches the lock at once.
-			s.logLocks(lim.Fail(keys...), ip, user)
-			s.log.Debug().Str("src", req.Source()).Time("until", d.Until).Msg("REGISTER refused: back-off")
-			s.respond(req, tx, 403, "Forbidden")
-			return
-		}
-	}
-	switch r.check(creds, req.Method.String(), now) {
-	case authNone:
-		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: unusable credentials")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "")...)
-		return
-	case authStale:
-		s.log.Debug().Str("src", req.Source()).Msg("REGISTER challenged: stale nonce")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "true")...)
-		return
-	case authReplay:
-		s.log.Info().Str("src", req.Source()).Msg("REGISTER refused: nonce-count replayed")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "false")...)
-		return
-	case authBad:
-		if lim != nil {
-			if locks := lim.Fail(keys...); len(locks) > 0 {
-				s.logLocks(locks, ip, user)
-				s.respond(req, tx, 403, "Forbidden")
-				return
-			}
-		}
-		s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: wrong credentials")
-		s.respond(req, tx, 401, "Unauthorized", r.challenge(now, "false")...)
-		return
-	}
 	// The authenticated user must be the one registering (To = AOR);
 	// RFC 3261 §10.3 step 6.
-	if to := req.To(); to == nil || to.Address.User != creds.Username {
+	if to := req.To(); to == nil || to.Address.User != user {
 		s.log.Debug().Str("src", req.Source()).Msg("REGISTER refused: To is not the authenticated user")
 		s.respond(req, tx, 403, "Forbidden")
 		return
 	}
-	if lim != nil {
-		lim.Succeed(keys...)
-	}
-	r.setGoodSource(creds.Username, ip)
+	r.setGoodSource(user, ip)
 	maxExp := r.MaxExpires
 	if maxExp == 0 {
 		maxExp = time.Hour

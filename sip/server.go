@@ -54,6 +54,13 @@ type Config struct {
 	// Registrar, when not nil, accepts REGISTER from agents' softphones;
 	// without it REGISTER gets 405.
 	Registrar *Registrar
+	// InviteAuth challenges INVITEs whose From names a user of Registrar
+	// (an agent's or supervisor's phone; config sip.invite_auth: users)
+	// with the Registrar's digest, nonces and limiter, and accepts them
+	// only with that user's credentials (RFC 3261 §22.2); the call then
+	// carries Identity.User. INVITEs claiming no such user are not
+	// challenged. Off, no INVITE is identified as a user's.
+	InviteAuth bool
 	// Admission, when not nil, is asked before each new INVITE and each
 	// OPTIONS outside a dialog: while it refuses, they get 503 Service
 	// Unavailable with Retry-After (see Admission).

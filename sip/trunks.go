@@ -8,9 +8,6 @@ import (
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
-
-	"github.com/cloak-voip/cloak/authlimit"
 )
 
 // TrunkTable is what the server knows of trunks (package trunk implements
@@ -39,6 +36,11 @@ type Identity struct {
 	// Trunk is the trunk the call came in on, "" when none (an agent, a
 	// local test, an unknown source sip.unknown allows).
 	Trunk string `json:"trunk,omitempty"`
+	// User is the user (agents[] name) the INVITE authenticated as with
+	// digest (Config.InviteAuth), "" when it claimed to be nobody's.
+	// Only this, never From, may grant a caller a user's rights (a
+	// supervisor's *55).
+	User string `json:"user,omitempty"`
 	// Caller is the caller's number in E.164 when it could be read as
 	// one, else the user part as sent; "" means From's user part.
 	Caller string `json:"caller,omitempty"`
@@ -98,8 +100,27 @@ func (s *Server) identify(req *siplib.Request, tx siplib.ServerTransaction) (Ide
 	t := s.cfg.Trunks
 	var id Identity
 	known := false
+	name, auth, matched := "", false, false
 	if t != nil {
-		name, auth, matched := t.Match(ip)
+		name, auth, matched = t.Match(ip)
+	}
+	if claimed := s.claimedUser(req); claimed != "" && !matched {
+		// From names one of our users (an agent's or a supervisor's
+		// phone): only that user's password lets it through. Trunks are
+		// identified by address or their own digest, never as users.
+		user, ok := s.authenticate(s.cfg.Registrar, req, tx)
+		if !ok {
+			return Identity{}, false
+		}
+		if user != claimed {
+			// One user's password must not let a call claim another.
+			s.forbidden.Add(1)
+			s.log.Info().Str("src", req.Source()).Str("call_id", req.CallID().Value()).Msg("call refused: From is not the authenticated user")
+			s.respond(req, tx, 403, "Forbidden")
+			return Identity{}, false
+		}
+		id.User, known = user, true
+	} else if t != nil {
 		var reg *Registrar
 		switch {
 		case matched && !auth:
@@ -110,7 +131,7 @@ func (s *Server) identify(req *siplib.Request, tx siplib.ServerTransaction) (Ide
 			reg = t.Authenticator("")
 		}
 		if reg != nil {
-			user, ok := s.authenticateInvite(reg, req, tx)
+			user, ok := s.authenticate(reg, req, tx)
 			if !ok {
 				return Identity{}, false
 			}
@@ -150,81 +171,6 @@ func (s *Server) identify(req *siplib.Request, tx siplib.ServerTransaction) (Ide
 		id.Private = true
 	}
 	return id, true
-}
-
-// authenticateInvite checks an INVITE's digest credentials against reg
-// (RFC 3261 §22.2: the UAS challenges with 401 and WWW-Authenticate),
-// with the same nonce, replay and failure-limiter rules as REGISTER. It
-// answers the INVITE itself and returns ok false unless the credentials
-// are good; user is the authenticated username.
-func (s *Server) authenticateInvite(reg *Registrar, req *siplib.Request, tx siplib.ServerTransaction) (user string, ok bool) {
-	now := reg.now()
-	ip := sourceIP(req.Source())
-	keys := []string{"ip:" + ip}
-	lim := reg.Limiter
-	if lim != nil {
-		if d := lim.Check(keys...); d.Verdict == authlimit.Locked {
-			s.forbidden.Add(1)
-			s.respond(req, tx, 403, "Forbidden")
-			return "", false
-		}
-	}
-	h := req.GetHeader("Authorization")
-	if h == nil {
-		s.respond(req, tx, 401, "Unauthorized", reg.challenge(now, "")...)
-		return "", false
-	}
-	creds, err := digest.ParseCredentials(h.Value())
-	if err != nil {
-		s.respond(req, tx, 401, "Unauthorized", reg.challenge(now, "")...)
-		return "", false
-	}
-	if len(creds.Username) <= maxUsernameLen {
-		keys = append(keys, "user:"+creds.Username)
-	}
-	if lim != nil {
-		switch d := lim.Check(keys...); d.Verdict {
-		case authlimit.Locked:
-			s.forbidden.Add(1)
-			s.respond(req, tx, 403, "Forbidden")
-			return "", false
-		case authlimit.Backoff:
-			locks := lim.Fail(keys...)
-			if s.cfg.Registrar != nil {
-				s.logLocks(locks, ip, creds.Username)
-			}
-			s.forbidden.Add(1)
-			s.respond(req, tx, 403, "Forbidden")
-			return "", false
-		}
-	}
-	switch reg.check(creds, req.Method.String(), now) {
-	case authOK:
-	case authStale:
-		s.respond(req, tx, 401, "Unauthorized", reg.challenge(now, "true")...)
-		return "", false
-	case authBad:
-		if lim != nil {
-			if locks := lim.Fail(keys...); len(locks) > 0 {
-				if s.cfg.Registrar != nil {
-					s.logLocks(locks, ip, creds.Username)
-				}
-				s.forbidden.Add(1)
-				s.respond(req, tx, 403, "Forbidden")
-				return "", false
-			}
-		}
-		s.log.Info().Str("src", req.Source()).Str("call_id", req.CallID().Value()).Msg("call refused: wrong trunk credentials")
-		s.respond(req, tx, 401, "Unauthorized", reg.challenge(now, "false")...)
-		return "", false
-	default: // unusable credentials, replay
-		s.respond(req, tx, 401, "Unauthorized", reg.challenge(now, "false")...)
-		return "", false
-	}
-	if lim != nil {
-		lim.Succeed(keys...)
-	}
-	return creds.Username, true
 }
 
 // knownSource reports whether ip is where some agent last registered with

@@ -67,6 +67,13 @@ func (h *seenHandler) last() string {
 // returns the final response.
 func sendInvite(t *testing.T, src string, dst netip.AddrPort, callID string, extra ...string) string {
 	t.Helper()
+	return sendInviteFrom(t, src, dst, callID, `"Bob" <sip:01632960001@127.0.0.1>`, extra...)
+}
+
+// sendInviteFrom is sendInvite with from as the From header's value
+// (without its tag).
+func sendInviteFrom(t *testing.T, src string, dst netip.AddrPort, callID, from string, extra ...string) string {
+	t.Helper()
 	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(dst))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +81,7 @@ func sendInvite(t *testing.T, src string, dst netip.AddrPort, callID string, ext
 	defer c.Close()
 	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 	msg := "INVITE sip:ivr@" + dst.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";rport;branch=z9hG4bK-" + callID + "\r\n" +
-		"From: \"Bob\" <sip:01632960001@127.0.0.1>;tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: " + callID + "\r\nCSeq: 1 INVITE\r\n" +
+		"From: " + from + ";tag=1\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: " + callID + "\r\nCSeq: 1 INVITE\r\n" +
 		"Contact: <sip:a@" + c.LocalAddr().String() + ">\r\nContent-Type: application/sdp\r\nMax-Forwards: 70\r\n"
 	for _, h := range extra {
 		msg += h + "\r\n"

@@ -122,54 +122,74 @@ func listen(ctx context.Context, srv *sipgo.Server, addr string) error {
 // startAgent answers INVITEs cloak sends to agents: 200 with our SDP, then
 // a stream both ways until BYE.
 func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return fmt.Errorf("-agent: %w", err)
-	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("cloak-load-agent"), sipgo.WithUserAgentHostname("127.0.0.1"))
+	ua, err := startUAS(ctx, addr, "agent", &p.agents, func(*csip.Offer) (int, int) {
+		id := p.e.nextStreamID()
+		return p.e.agentGroup(id).conn.port(), id
+	}, func(offer *csip.Offer, id int, done <-chan struct{}) {
+		g := p.e.agentGroup(id)
+		s := p.e.addStream(id, g, offer.Media.Remote, offer.Media.EventPT, false)
+		<-done
+		g.remove(s)
+	})
 	if err != nil {
 		return err
 	}
 	p.agentUA = ua
+	return nil
+}
+
+// startUAS runs a UAS on addr (Contact user) that answers every INVITE:
+// pick gives the RTP port and a session id for the offer, the answer goes
+// out in a 200, and live runs from then until the dialog ends (done).
+// st counts the INVITEs and how they went.
+func startUAS(ctx context.Context, addr, user string, st *agentStats, pick func(*csip.Offer) (port, id int),
+	live func(offer *csip.Offer, id int, done <-chan struct{})) (*sipgo.UserAgent, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s address: %w", user, err)
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("cloak-load-"+user), sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		return nil, err
+	}
 	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(addr))
 	if err != nil {
-		return err
+		ua.Close()
+		return nil, err
 	}
 	srv, err := sipgo.NewServer(ua)
 	if err != nil {
-		return err
+		ua.Close()
+		return nil, err
 	}
-	dsc := sipgo.NewDialogServerCache(cli, siplib.ContactHeader{Address: siplib.Uri{User: "agent", Host: "127.0.0.1", Port: int(ap.Port())}})
+	dsc := sipgo.NewDialogServerCache(cli, siplib.ContactHeader{Address: siplib.Uri{User: user, Host: "127.0.0.1", Port: int(ap.Port())}})
 	srv.OnInvite(func(req *siplib.Request, tx siplib.ServerTransaction) {
-		p.agents.invites.Add(1)
+		st.invites.Add(1)
 		d, err := dsc.ReadInvite(req, tx)
 		if err != nil {
-			p.agents.failed.Add(1)
+			st.failed.Add(1)
 			return
 		}
 		offer, err := csip.ParseOffer(req.Body())
 		if err != nil {
-			p.agents.failed.Add(1)
+			st.failed.Add(1)
 			_ = d.Respond(488, "Not Acceptable Here", nil)
 			return
 		}
-		id := p.e.nextStreamID()
-		g := p.e.agentGroup(id)
-		ans, err := offer.Answer(csip.LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: g.conn.port(), SessionID: uint64(id) + 1, Version: 1})
+		port, id := pick(offer)
+		ans, err := offer.Answer(csip.LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: port, SessionID: uint64(id) + 1, Version: 1})
 		if err != nil {
-			p.agents.failed.Add(1)
+			st.failed.Add(1)
 			_ = d.Respond(488, "Not Acceptable Here", nil)
 			return
 		}
 		if err := d.Respond(200, "OK", ans, siplib.NewHeader("Content-Type", "application/sdp")); err != nil {
-			p.agents.failed.Add(1)
+			st.failed.Add(1)
 			return
 		}
-		p.agents.answered.Add(1)
-		s := p.e.addStream(id, g, offer.Media.Remote, offer.Media.EventPT, false)
-		<-d.Context().Done()
-		g.remove(s)
-		p.agents.ended.Add(1)
+		st.answered.Add(1)
+		live(offer, id, d.Context().Done())
+		st.ended.Add(1)
 	})
 	srv.OnAck(func(req *siplib.Request, tx siplib.ServerTransaction) { _ = dsc.ReadAck(req, tx) })
 	srv.OnBye(func(req *siplib.Request, tx siplib.ServerTransaction) {
@@ -177,7 +197,11 @@ func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
 			_ = tx.Respond(siplib.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		}
 	})
-	return listen(ctx, srv, addr)
+	if err := listen(ctx, srv, addr); err != nil {
+		ua.Close()
+		return nil, err
+	}
+	return ua, nil
 }
 
 type sipCall struct {

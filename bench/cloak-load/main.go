@@ -51,6 +51,11 @@ type options struct {
 	progress  time.Duration
 	setupWait time.Duration
 	settle    time.Duration
+	// -monitors: monitor legs through cloak's API (monitors.go).
+	monitors   int
+	api        string
+	monitorSIP string
+	supervisor string
 }
 
 func main() {
@@ -92,6 +97,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "progress line interval")
 	fs.DurationVar(&o.setupWait, "setup-timeout", 10*time.Second, "longest a call setup may take")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "after hanging up, wait this long before reading the relay's memory again")
+	fs.IntVar(&o.monitors, "monitors", 0, "mode sip: once the calls are up, monitor this many of the bridged calls (listen) through cloak's API; the token is $CLOAK_TOKEN")
+	fs.StringVar(&o.api, "api", "", "cloak's admin API `URL` (http://127.0.0.1:8080), for -monitors")
+	fs.StringVar(&o.monitorSIP, "monitor-sip", "127.0.0.1:5195", "our monitor UAS's SIP `ADDR:PORT`: cloak calls it for each monitor (-monitors)")
+	fs.StringVar(&o.supervisor, "supervisor", "bench", "the supervisor the monitors are started as (in the queue's supervisors) (-monitors)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -110,6 +119,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-delay-line: a multiple of %v from 0 to %v", frame, (arrivalRing-1)*frame)
 	case o.late != "" && o.lateOver <= 0:
 		return o, fmt.Errorf("-late-over: must be positive")
+	case o.monitors < 0 || o.monitors > o.calls:
+		return o, fmt.Errorf("-monitors: 0 to -calls")
+	case o.monitors > 0 && (o.mode != "sip" || o.api == ""):
+		return o, fmt.Errorf("-monitors needs -mode sip and -api")
 	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":
 		return o, fmt.Errorf("-late-dir: %q is not agent->caller, caller->agent or both", o.lateDir)
 	}
@@ -278,6 +291,15 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 	if err != nil {
 		e.closeSockets()
 		return nil, err
+	}
+	var mon *monitors
+	if o.monitors > 0 {
+		if mon, err = newMonitors(ctx, o.api, os.Getenv("CLOAK_TOKEN"), o.supervisor, o.monitorSIP); err != nil {
+			p.close()
+			e.closeSockets()
+			return nil, err
+		}
+		defer mon.close()
 	}
 
 	sum := &summary{Label: o.label, Mode: o.mode, Calls: o.calls, Rate: o.rate, Started: time.Now().UTC().Format(time.RFC3339),
@@ -449,12 +471,24 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 			time.Sleep(50 * time.Millisecond)
 		}
 		sum.RampSeconds = time.Since(start).Seconds()
+		if mon != nil {
+			t0 := time.Now()
+			mon.start(runCtx, o.monitors)
+			fmt.Fprintf(stdout, "monitors: %d asked in %.1fs\n", o.monitors, time.Since(t0).Seconds())
+		}
 		sleepUntil(runCtx, time.Now().Add(o.warmup))
 		e.measuring.Store(true)
 		w.begin(e, o.pid)
+		var monRx uint64
+		if mon != nil {
+			monRx = mon.rx.Load()
+		}
 		sleepUntil(runCtx, time.Now().Add(o.window))
 		w.end(e, o.pid)
 		e.measuring.Store(false)
+		if mon != nil {
+			sum.Monitors = mon.summary(o.monitors, mon.rx.Load()-monRx, w.t1.Sub(w.t0).Seconds())
+		}
 		if time.Now().Before(deadline.Add(-time.Second)) == false {
 			sum.Notes = append(sum.Notes, "the run hit -duration before the window ended")
 		}

@@ -30,6 +30,8 @@ type summary struct {
 	Errors         map[string]int `json:"errors,omitempty"`
 	SetupMs        quantiles      `json:"setup_ms"`
 	AgentLegs      *agentLegs     `json:"agent_legs,omitempty"`
+	// Monitors are -monitors' monitor legs.
+	Monitors *monitorSummary `json:"monitors,omitempty"`
 
 	// Directions: "caller->agent" measured at the agent side, and
 	// "agent->caller" at the caller side (for echo, the round trip).
@@ -252,6 +254,12 @@ func printSummary(w io.Writer, s *summary) {
 	fmt.Fprintf(w, "setup ms: p50 %.1f p95 %.1f p99 %.1f max %.1f\n", s.SetupMs.P50, s.SetupMs.P95, s.SetupMs.P99, s.SetupMs.Max)
 	if s.AgentLegs != nil {
 		fmt.Fprintf(w, "agent legs: %d INVITEs, %d answered, %d ended, %d failed\n", s.AgentLegs.Invites, s.AgentLegs.Answered, s.AgentLegs.Ended, s.AgentLegs.Failed)
+	}
+	if m := s.Monitors; m != nil {
+		fmt.Fprintf(w, "monitors: %d asked, %d started, %d failed, %d legs answered; sink %.0f pps in the window\n", m.Requested, m.Started, m.Failed, m.Answered, m.RxPPS)
+		for e, n := range m.Errors {
+			fmt.Fprintf(w, "   %dx %s\n", n, e)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "direction\tstreams\tsent\treceived\tlost\tloss %\tunstamped\tevents rx/tx\tlat p50 ms\tp99 ms\tmax ms\tjitter mean ms\tp99 ms\t")
