@@ -89,7 +89,6 @@ func TestAPIRolesEndToEnd(t *testing.T) {
 	c := startCloak(t, ivrOpts(fmt.Sprintf(`agents:
   - {name: alice, uri: "sip:agent@127.0.0.1:%d", queues: [sales], user: alice}
   - {name: bob, uri: "sip:bob@127.0.0.1:9", queues: []}
-limits: {max_system_cpu: 0}
 `, agentPort)))
 
 	// The first start made admin with a random password, printed once

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 var (
@@ -293,13 +295,7 @@ func startCloak(t *testing.T, o cloakOpts) *cloak {
 	if o.transports != "" {
 		transports = o.transports
 	}
-	extra := o.extra
-	if !strings.HasPrefix(extra, "limits:") && !strings.Contains(extra, "\nlimits:") {
-		// The machine's CPU share (limits.max_system_cpu) is the test
-		// run's, not cloak's: go test -race keeps every core busy, so it
-		// would refuse the tests' calls. Tests that set limits say so.
-		extra += "limits: {max_system_cpu: 0}\n"
-	}
+	extra := withoutMachineCPULimit(t, o.extra)
 	cfg := fmt.Sprintf(`sip:
   listen: %s:%d
   transports: %s
@@ -630,4 +626,33 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// withoutMachineCPULimit returns extra (YAML sections of cloak's config)
+// with limits.max_system_cpu set to 0 unless extra sets it itself. The
+// machine's CPU share is the test run's, not cloak's: go test -race keeps
+// every core busy, so admission control would refuse the tests' calls.
+func withoutMachineCPULimit(t *testing.T, extra string) string {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(extra), &doc); err != nil {
+		t.Fatalf("cloakOpts.extra is not YAML: %v\n%s", err, extra)
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	limits, _ := doc["limits"].(map[string]any)
+	if limits == nil {
+		limits = map[string]any{}
+	}
+	if _, set := limits["max_system_cpu"]; set {
+		return extra
+	}
+	limits["max_system_cpu"] = 0
+	doc["limits"] = limits
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatalf("cloakOpts.extra: %v", err)
+	}
+	return string(b)
 }
