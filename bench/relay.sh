@@ -11,7 +11,9 @@
 #                   one epoll worker per CPU, sockets outside Go's netpoller
 # The target is started fresh (so its memory baseline is clean) and
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
-# Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
+# Env: SRTP=1 (cloak targets) makes both legs SRTP with SDES keys (cloak
+# rtp.srtp: mandatory, cloak-load -srtp) and writes relay-TARGET-srtp-N.json.
+# RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
 # perf profile of the target during the window, LATE=FILE has cloak-load
 # log the window's late packets there (bench/late.sh).
 source "$(dirname "$0")/lib.sh"
@@ -22,9 +24,11 @@ WARMUP=${WARMUP:-5s}
 WINDOW=${WINDOW:-15s}
 kind=relay
 [[ ${PROFILE:-0} == 1 ]] && kind=profile # profiled runs are kept apart: perf costs the target CPU
-json="$OUT/$kind-$target-$n.json"
+name=$target
+[[ ${SRTP:-0} == 1 ]] && name=$target-srtp
+json="$OUT/$kind-$name-$n.json"
 common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
-	-digits 1234 -digits-at 2s -label "$target" -json "$json" -progress 5s)
+	-digits 1234 -digits-at 2s -label "$name" -json "$json" -progress 5s)
 [[ -n ${LATE:-} ]] && common+=(-late "$LATE") # bench/late.sh: log late packets
 
 case $target in
@@ -34,6 +38,7 @@ cloak | cloak-norec)
 	# -delay-line: time the masked direction from the frame that releases
 	# each frame from cloak's 40 ms masker delay line (dtmf.MaskerDelay).
 	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP -delay-line 40ms)
+	[[ ${SRTP:-0} == 1 ]] && args+=(-srtp)
 	;;
 rtpengine)
 	start_rtpengine
@@ -67,6 +72,6 @@ if [[ ${PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
 fi
 
 log "relay: $target, $n calls"
-"$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "$OUT/$kind-$target-$n.txt"
+"$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "$OUT/$kind-$name-$n.txt"
 [[ -n $perfpid ]] && wait "$perfpid" || true
 stop "$PID"

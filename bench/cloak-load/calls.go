@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/sdes"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
@@ -147,7 +148,13 @@ func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
 			p.agents.failed.Add(1)
 			return
 		}
-		offer, err := csip.ParseOffer(req.Body())
+		// With -srtp the agent accepts RTP/SAVP and answers with a key of
+		// its own (keys over plain SIP: the bench is on loopback).
+		pol := csip.DialogSRTP{}
+		if p.e.o.srtp {
+			pol = csip.DialogSRTP{Mode: csip.SRTPOptional, Keys: true}
+		}
+		offer, err := csip.ParseOfferSRTP(req.Body(), pol, nil)
 		if err != nil {
 			p.agents.failed.Add(1)
 			_ = d.Respond(488, "Not Acceptable Here", nil)
@@ -166,7 +173,13 @@ func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
 			return
 		}
 		p.agents.answered.Add(1)
-		s := p.e.addStream(id, g, offer.Media.Remote, offer.Media.EventPT, false)
+		ours, theirs := offer.Media.SRTP.Keys()
+		s, err := p.e.addStreamSRTP(id, g, offer.Media.Remote, offer.Media.EventPT, false, ours, theirs)
+		if err != nil {
+			p.agents.failed.Add(1)
+			_ = d.Bye(context.Background())
+			return
+		}
 		<-d.Context().Done()
 		g.remove(s)
 		p.agents.ended.Add(1)
@@ -203,6 +216,15 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 	id := p.e.nextStreamID()
 	g := p.e.callerGroup(id)
 	body := []byte(plainSDP(g.conn.port(), id+1))
+	var offered []sdes.Crypto
+	if p.e.o.srtp {
+		k, err := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
+		if err != nil {
+			return nil, err
+		}
+		offered = []sdes.Crypto{{Tag: 1, Key: k}}
+		body = []byte(srtpSDP(g.conn.port(), id+1, offered[0]))
+	}
 	uri := siplib.Uri{User: p.user, Host: p.target.Addr().String(), Port: int(p.target.Port())}
 	d, err := p.dc.Invite(ctx, uri, body, siplib.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
@@ -216,7 +238,7 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 		}
 		return nil, err
 	}
-	ans, err := csip.ParseAnswer(d.InviteResponse.Body())
+	ans, err := csip.ParseAnswerSRTP(d.InviteResponse.Body(), offered)
 	if err != nil {
 		_ = d.Ack(ctx)
 		_ = d.Bye(ctx)
@@ -225,7 +247,19 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 	if err := d.Ack(ctx); err != nil {
 		return nil, fmt.Errorf("ACK: %w", err)
 	}
-	s := p.e.addStream(id, g, ans.Remote, ans.EventPT, true)
+	var tx, rx *sdes.Key
+	if p.e.o.srtp {
+		if ans.SRTP == nil {
+			_ = d.Bye(ctx)
+			return nil, fmt.Errorf("answer SDP: plain RTP to an SRTP offer")
+		}
+		tx, rx = offered[0].Key, ans.SRTP.Remote
+	}
+	s, err := p.e.addStreamSRTP(id, g, ans.Remote, ans.EventPT, true, tx, rx)
+	if err != nil {
+		_ = d.Bye(ctx)
+		return nil, err
+	}
 	return &sipCall{d: d, s: s}, nil
 }
 

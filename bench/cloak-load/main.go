@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/sdes"
 )
 
 type options struct {
@@ -51,6 +52,7 @@ type options struct {
 	progress  time.Duration
 	setupWait time.Duration
 	settle    time.Duration
+	srtp      bool // -srtp: both legs SRTP (SDES AES_CM_128_HMAC_SHA1_80)
 }
 
 func main() {
@@ -92,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "progress line interval")
 	fs.DurationVar(&o.setupWait, "setup-timeout", 10*time.Second, "longest a call setup may take")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "after hanging up, wait this long before reading the relay's memory again")
+	fs.BoolVar(&o.srtp, "srtp", false, "mode sip: offer and answer RTP/SAVP with SDES keys (AES_CM_128_HMAC_SHA1_80, RFC 4568) on both legs, protect what we send and unprotect what we receive; cloak needs rtp.srtp: mandatory or optional, and rtp.srtp_over_plain_sip, as the keys travel in the SDP over UDP")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -110,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-delay-line: a multiple of %v from 0 to %v", frame, (arrivalRing-1)*frame)
 	case o.late != "" && o.lateOver <= 0:
 		return o, fmt.Errorf("-late-over: must be positive")
+	case o.srtp && o.mode != "sip":
+		return o, fmt.Errorf("-srtp: only with -mode sip")
 	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":
 		return o, fmt.Errorf("-late-dir: %q is not agent->caller, caller->agent or both", o.lateDir)
 	}
@@ -161,10 +166,23 @@ func (e *engine) agentGroup(id int) *group  { return e.agents[id%len(e.agents)] 
 
 // addStream starts a stream on g towards dst; callers key -digits.
 func (e *engine) addStream(id int, g *group, dst netip.AddrPort, eventPT uint8, caller bool) *stream {
+	s, _ := e.addStreamSRTP(id, g, dst, eventPT, caller, nil, nil) // no keys: no error
+	return s
+}
+
+// addStreamSRTP is addStream for an SRTP leg: tx is our master key (it
+// protects what the stream sends), rx the peer's; both nil for plain RTP.
+// The contexts exist before the stream's first packet.
+func (e *engine) addStreamSRTP(id int, g *group, dst netip.AddrPort, eventPT uint8, caller bool, tx, rx *sdes.Key) (*stream, error) {
 	if eventPT == 0 {
 		eventPT = 101
 	}
 	s := newStream(id, g, dst, eventPT, e.o.slots)
+	if tx != nil || rx != nil {
+		if err := s.setSRTP(tx, rx); err != nil {
+			return nil, err
+		}
+	}
 	if !caller {
 		s.delayFrames = uint32(e.o.delayLine / frame) // it receives the delayed direction
 	}
@@ -172,7 +190,7 @@ func (e *engine) addStream(id int, g *group, dst netip.AddrPort, eventPT uint8, 
 		s.keyDigits(e.enc, e.o.digits, uint64(e.o.digitsAt/frame))
 	}
 	g.add(s)
-	return s
+	return s, nil
 }
 
 func newEngine(o options) (*engine, error) {
@@ -281,7 +299,7 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 	}
 
 	sum := &summary{Label: o.label, Mode: o.mode, Calls: o.calls, Rate: o.rate, Started: time.Now().UTC().Format(time.RFC3339),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), Digits: o.digits != ""}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), Digits: o.digits != "", SRTP: o.srtp}
 	if o.pid > 0 {
 		st, err := readProc(o.pid)
 		if err != nil {
