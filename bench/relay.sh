@@ -12,7 +12,9 @@
 # The target is started fresh (so its memory baseline is clean) and
 # stopped afterwards. Writes $OUT/relay-TARGET-N.json.
 # Env: SRTP=1 (cloak targets) makes both legs SRTP with SDES keys (cloak
-# rtp.srtp: mandatory, cloak-load -srtp) and writes relay-TARGET-srtp-N.json.
+# rtp.srtp: mandatory, cloak-load -srtp) and writes relay-TARGET-srtp-N.json;
+# SRTP_SUITE picks the suite (AES_CM_128_HMAC_SHA1_80; AEAD_AES_128_GCM
+# writes relay-TARGET-srtp-gcm-N.json).
 # RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
 # perf profile of the target during the window, LATE=FILE has cloak-load
 # log the window's late packets there (bench/late.sh).
@@ -26,6 +28,7 @@ kind=relay
 [[ ${PROFILE:-0} == 1 ]] && kind=profile # profiled runs are kept apart: perf costs the target CPU
 name=$target
 [[ ${SRTP:-0} == 1 ]] && name=$target-srtp
+[[ ${SRTP:-0} == 1 && ${SRTP_SUITE:-} == AEAD_AES_128_GCM ]] && name=$target-srtp-gcm
 json="$OUT/$kind-$name-$n.json"
 common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
 	-digits 1234 -digits-at 2s -label "$name" -json "$json" -progress 5s)
@@ -38,7 +41,7 @@ cloak | cloak-norec)
 	# -delay-line: time the masked direction from the frame that releases
 	# each frame from cloak's 40 ms masker delay line (dtmf.MaskerDelay).
 	args=(-mode sip -target 127.0.0.1:$CLOAK_SIP -user relay -sip-local 127.0.0.1:$LOAD_SIP -agent 127.0.0.1:$AGENT_SIP -delay-line 40ms)
-	[[ ${SRTP:-0} == 1 ]] && args+=(-srtp)
+	[[ ${SRTP:-0} == 1 ]] && args+=(-srtp -srtp-suite "${SRTP_SUITE:-AES_CM_128_HMAC_SHA1_80}")
 	;;
 rtpengine)
 	start_rtpengine

@@ -218,7 +218,7 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 	body := []byte(plainSDP(g.conn.port(), id+1))
 	var offered []sdes.Crypto
 	if p.e.o.srtp {
-		k, err := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
+		k, err := sdes.NewKey(p.e.o.srtpSuite)
 		if err != nil {
 			return nil, err
 		}

@@ -52,7 +52,8 @@ type options struct {
 	progress  time.Duration
 	setupWait time.Duration
 	settle    time.Duration
-	srtp      bool // -srtp: both legs SRTP (SDES AES_CM_128_HMAC_SHA1_80)
+	srtp      bool       // -srtp: both legs SRTP with SDES keys
+	srtpSuite sdes.Suite // -srtp-suite: the one suite offered
 }
 
 func main() {
@@ -94,7 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "progress line interval")
 	fs.DurationVar(&o.setupWait, "setup-timeout", 10*time.Second, "longest a call setup may take")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "after hanging up, wait this long before reading the relay's memory again")
-	fs.BoolVar(&o.srtp, "srtp", false, "mode sip: offer and answer RTP/SAVP with SDES keys (AES_CM_128_HMAC_SHA1_80, RFC 4568) on both legs, protect what we send and unprotect what we receive; cloak needs rtp.srtp: mandatory or optional, and rtp.srtp_over_plain_sip, as the keys travel in the SDP over UDP")
+	fs.BoolVar(&o.srtp, "srtp", false, "mode sip: offer and answer RTP/SAVP with SDES keys (RFC 4568; -srtp-suite) on both legs, protect what we send and unprotect what we receive; cloak needs rtp.srtp: mandatory or optional, and rtp.srtp_over_plain_sip, as the keys travel in the SDP over UDP")
+	suite := fs.String("srtp-suite", "AES_CM_128_HMAC_SHA1_80", "with -srtp: the suite the caller offers (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -117,6 +119,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-srtp: only with -mode sip")
 	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":
 		return o, fmt.Errorf("-late-dir: %q is not agent->caller, caller->agent or both", o.lateDir)
+	}
+	var ok bool
+	if o.srtpSuite, ok = sdes.ParseSuite(*suite); !ok {
+		return o, fmt.Errorf("-srtp-suite: unknown suite %q", *suite)
 	}
 	if o.label == "" {
 		o.label = o.mode
@@ -300,6 +306,9 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 
 	sum := &summary{Label: o.label, Mode: o.mode, Calls: o.calls, Rate: o.rate, Started: time.Now().UTC().Format(time.RFC3339),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), Digits: o.digits != "", SRTP: o.srtp}
+	if o.srtp {
+		sum.SRTPSuite = o.srtpSuite.String()
+	}
 	if o.pid > 0 {
 		st, err := readProc(o.pid)
 		if err != nil {

@@ -17,8 +17,9 @@ type summary struct {
 	GOMAXPROCS int     `json:"gomaxprocs"`
 	NumCPU     int     `json:"num_cpu"`
 	Digits     bool    `json:"digits_keyed"`
-	// SRTP is -srtp: both legs SRTP with SDES keys.
+	// SRTP is -srtp: both legs SRTP with SDES keys, of SRTPSuite.
 	SRTP        bool    `json:"srtp,omitempty"`
+	SRTPSuite   string  `json:"srtp_suite,omitempty"`
 	RampSeconds float64 `json:"ramp_seconds"`
 	// LoadAvg is the machine's load average when the window ended: other
 	// work on the machine shows here.
