@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/certs/certstest"
+	"github.com/cloak-voip/cloak/sdes"
 	csip "github.com/cloak-voip/cloak/sip"
+	"github.com/pion/srtp/v3"
 )
 
 // frontDoorTLS is frontDoor with the shipped config's TLS listener on:
@@ -29,7 +31,13 @@ func frontDoorTLS(t *testing.T, ca *certstest.CA, nodes ...int) (*kamailio, stri
 		}
 	}
 	dir := t.TempDir()
-	listFile := dispatcherList(t, dir, nodes...)
+	return frontDoorTLSList(t, ca, dir, dispatcherList(t, dir, nodes...))
+}
+
+// frontDoorTLSList is frontDoorTLS with a dispatcher list file of the
+// caller's (for nodes reached over TLS).
+func frontDoorTLSList(t *testing.T, ca *certstest.CA, dir, listFile string) (*kamailio, string) {
+	t.Helper()
 	is := ca.Issue(t, dir, "front-door", "127.0.0.1")
 	ports := freePorts(t, 2, true)
 	tlsAddr := fmt.Sprintf("127.0.0.1:%d", ports+1)
@@ -107,24 +115,9 @@ func TestDeployFrontDoorTLS(t *testing.T) {
 	if !strings.HasPrefix(ok, "SIP/2.0 200 ") {
 		t.Fatalf("INVITE through Kamailio over TLS: %q\nkamailio: %s", strings.SplitN(ok, "\r\n", 2)[0], tail(k.log(), 2000))
 	}
-	var rr []string
-	for _, l := range strings.Split(ok, "\r\n") {
-		if k, v, found := strings.Cut(l, ":"); found && strings.EqualFold(k, "Record-Route") {
-			for _, r := range strings.Split(v, ",") {
-				rr = append(rr, strings.TrimSpace(r))
-			}
-		}
-	}
+	rr, target := dialogOf(ok)
 	if !slices.ContainsFunc(rr, func(r string) bool { return strings.Contains(r, ":"+port+";transport=tls") }) {
 		t.Errorf("no Record-Route of the TLS listener in the 200: %v", rr)
-	}
-	// RFC 3261 §12.1.2: the UAC's route set is the Record-Route in reverse,
-	// its remote target the 200's Contact.
-	slices.Reverse(rr)
-	target := sipHeader(ok, "Contact")
-	target = strings.TrimSuffix(strings.TrimPrefix(target[strings.Index(target, "<"):], "<"), ">")
-	if i := strings.Index(target, ">"); i >= 0 {
-		target = target[:i]
 	}
 	inDialog := func(method string, cseq int) string {
 		return s.request(method, target, callID, cseq, sipHeader(ok, "To"), "Route: "+strings.Join(rr, ", ")+"\r\n", "")
@@ -196,4 +189,142 @@ func TestDeployFrontDoorTLS(t *testing.T) {
 	}
 	t.Logf("through Kamailio's TLS listener: OPTIONS 200, call answered by the node over UDP, %d/50 RTP echoed, BYE 200; %d bytes on tcp/%s, no SIP in clear",
 		echoed, len(raw), port)
+}
+
+// dialogOf is what a UAC keeps of a 2xx (RFC 3261 §12.1.2): the route
+// set (the Record-Route entries in reverse) and the remote target (the
+// Contact's URI).
+func dialogOf(ok string) (route []string, target string) {
+	for _, l := range strings.Split(ok, "\r\n") {
+		if k, v, found := strings.Cut(l, ":"); found && strings.EqualFold(k, "Record-Route") {
+			for _, r := range strings.Split(v, ",") {
+				route = append(route, strings.TrimSpace(r))
+			}
+		}
+	}
+	slices.Reverse(route)
+	target = sipHeader(ok, "Contact")
+	if i := strings.Index(target, "<"); i >= 0 {
+		target = target[i+1:]
+	}
+	if i := strings.Index(target, ">"); i >= 0 {
+		target = target[:i]
+	}
+	return route, target
+}
+
+// TestDeployFrontDoorTLSToNodesSRTP: the front door with its nodes listed
+// as ;transport=tls, so SIP is encrypted on both hops and a node with
+// rtp.srtp: mandatory takes an SDES offer that came through the proxy
+// (keys only over TLS: the node sees the call arrive over TLS). A TLS
+// client calls echo with RTP/SAVP; its SRTP comes back from the node
+// protected with the node's key. tshark on both TLS ports sees no SIP,
+// a=crypto or key in clear.
+func TestDeployFrontDoorTLSToNodesSRTP(t *testing.T) {
+	requireTools(t, "kamailio", "tshark")
+	ca := certstest.NewCA(t, "front-door-ca")
+	c, nodeAddr, _, _ := tlsCloakCA(t, cloakOpts{logLevel: "info", json: true, rtpExtra: "  srtp: mandatory\n"}, ca, false)
+	defer c.stop()
+	dir := t.TempDir()
+	listFile := filepath.Join(dir, "dispatcher.list")
+	if err := os.WriteFile(listFile, []byte("1 sip:"+nodeAddr+";transport=tls\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := frontDoorTLSList(t, ca, dir, listFile)
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	nodePort := nodeAddr[strings.LastIndex(nodeAddr, ":")+1:]
+	cp := startCaptureFilter(t, "tcp port "+port+" or tcp port "+nodePort)
+	time.Sleep(2500 * time.Millisecond) // a probe over TLS marks the node up
+
+	s := dialTLSSIP(t, addr, ca.Pool)
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	ours, err := sdes.NewKey(sdes.AESCM128HMACSHA1_80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered := []sdes.Crypto{{Tag: 1, Key: ours}}
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:%s\r\na=sendrecv\r\n",
+		sock.LocalAddr().(*net.UDPAddr).Port, offered[0].Attr())
+	const callID = "fd-tls-srtp@e2e"
+	s.send(s.request("INVITE", "sip:echo@"+addr+";transport=tls", callID, 1, "<sip:echo@"+addr+">",
+		"Contact: <sip:caller@"+s.local+";transport=tls>\r\nContent-Type: application/sdp\r\n", sdp))
+	ok := s.final("SRTP INVITE through the TLS front door")
+	if !strings.HasPrefix(ok, "SIP/2.0 200 ") {
+		t.Fatalf("SRTP INVITE through Kamailio to a TLS node: %q\nnode: %s", strings.SplitN(ok, "\r\n", 2)[0], tail(c.log(), 2000))
+	}
+	rr, target := dialogOf(ok)
+	inDialog := func(method string, cseq int) string {
+		return s.request(method, target, callID, cseq, sipHeader(ok, "To"), "Route: "+strings.Join(rr, ", ")+"\r\n", "")
+	}
+	s.send(inDialog("ACK", 1))
+	ans, err := csip.ParseAnswerSRTP([]byte(ok[strings.Index(ok, "\r\n\r\n")+4:]), offered)
+	if err != nil || ans.SRTP == nil {
+		t.Fatalf("the node's answer: %v (SRTP %v)", err, ans.SRTP != nil)
+	}
+	mk := func(k *sdes.Key) *srtp.Context {
+		key, salt := k.Material()
+		ctx, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ctx
+	}
+	enc, dec := mk(ours), mk(ans.SRTP.Remote)
+	echoed := 0
+	buf := make([]byte, 1500)
+	for i := range 50 {
+		pkt := make([]byte, 12+160)
+		pkt[0], pkt[3], pkt[8] = 0x80, byte(i), 0x42
+		pkt[6], pkt[7] = byte(i*160/256), byte(i*160%256)
+		out, err := enc.EncryptRTP(nil, pkt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sock.WriteToUDPAddrPort(out, ans.Remote); err != nil {
+			t.Fatal(err)
+		}
+		_ = sock.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		for {
+			n, err := sock.Read(buf)
+			if err != nil {
+				break
+			}
+			if n > 12 && (buf[1] < 192 || buf[1] > 223) {
+				if _, err := dec.DecryptRTP(nil, buf[:n], nil); err == nil {
+					echoed++
+				}
+			}
+		}
+	}
+	if echoed < 30 {
+		t.Errorf("%d of 50 SRTP packets echoed and unprotected with the node's key", echoed)
+	}
+	s.send(inDialog("BYE", 2))
+	if got := s.final("BYE along the route set"); !strings.HasPrefix(got, "SIP/2.0 200 ") {
+		t.Errorf("BYE: %q", strings.SplitN(got, "\r\n", 2)[0])
+	}
+	if !regexp.MustCompile(`"transport":"TLS".*"message":"call offered"`).MatchString(c.log()) {
+		t.Errorf("the node did not get the call over TLS from the proxy:\n%s", tail(c.log(), 2000))
+	}
+
+	cp.finish()
+	raw, err := os.ReadFile(cp.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) < 2000 {
+		t.Fatalf("captured %d bytes on the two TLS ports", len(raw))
+	}
+	key, _ := ours.Material()
+	b64 := strings.TrimPrefix(offered[0].Attr(), "1 AES_CM_128_HMAC_SHA1_80 inline:")
+	for _, clear := range []string{"INVITE sip", "SIP/2.0 200", "OPTIONS sip", "m=audio", "a=crypto", "inline:", callID, b64[:24], string(key)} {
+		if bytes.Contains(raw, []byte(clear)) {
+			t.Errorf("%q in clear on a TLS port", clear)
+		}
+	}
+	t.Logf("SRTP through Kamailio over TLS on both hops: %d/50 echoed, %d bytes on tcp/%s and tcp/%s, no SIP or key in clear", echoed, len(raw), port, nodePort)
 }
