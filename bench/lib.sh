@@ -18,7 +18,8 @@ NG_PORT=${NG_PORT:-2223}
 FLOOR_BASE=${FLOOR_BASE:-10000}
 # RTP port ranges stay below the kernel's ephemeral range (32768-60999 by
 # default), where any socket bound to port 0 could take one of ours:
-# floor 10000-14999, rtpengine 17000-23999, cloak 24000-29999 (CLOAK_RTP).
+# floor 10000-14999, rtpengine 17000-23999, cloak 24000-29999 (CLOAK_RTP
+# moves it, for a run beside another one).
 
 STARTED_PIDS=()
 
@@ -71,6 +72,11 @@ cloak_config() {
 	# 0s, max_recorder_backlog: 0s}' for rounds that measure the relay
 	# past the point where it would refuse calls.
 	local limits=${LIMITS:-'{}'}
+	# SRTP=1: both legs SRTP (SDES keys in the SDP, AES_CM_128_HMAC_SHA1_80
+	# as cloak-load -srtp offers it). The keys travel over UDP SIP on the
+	# loopback, which cloak allows only with srtp_over_plain_sip.
+	local srtp=off
+	[[ ${SRTP:-0} == 1 ]] && srtp=mandatory
 	mkdir -p "$OUT/cloak-data"
 	# QUEUE_AGENTS=N: the relay route goes through a queue of N static
 	# agents (all at cloak-load's agent side) instead of dial:, so that
@@ -109,7 +115,7 @@ agents:"
 	fi
 	cat >"$f" <<YAML
 sip: {listen: 127.0.0.1:$CLOAK_SIP, max_calls: 5000}
-rtp: {ports: ${CLOAK_RTP:-24000-29999}, inactivity_timeout: 60s, io: ${RTP_IO:-poll}, workers: ${RTP_WORKERS:-0}}
+rtp: {ports: ${CLOAK_RTP:-24000-29999}, inactivity_timeout: 60s, io: ${RTP_IO:-poll}, workers: ${RTP_WORKERS:-0}, srtp: $srtp, srtp_over_plain_sip: $([[ $srtp == off ]] && echo false || echo true)}
 data: {dir: $OUT/cloak-data}
 log: {level: warn, format: json}
 admin: {listen: "${ADMIN:-}", pprof: ${PPROF:-false}}

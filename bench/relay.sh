@@ -16,7 +16,11 @@
 # starts M listening monitors through the admin API (on ADMIN, default
 # 127.0.0.1:18092), cloak calling cloak-load's monitor sink for each;
 # MONITORS=0 is the same queued relay without them (the baseline).
-# Env: RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
+# Env: SRTP=1 (cloak targets) makes both legs SRTP with SDES keys (cloak
+# rtp.srtp: mandatory, cloak-load -srtp) and writes relay-TARGET-srtp-N.json;
+# SRTP_SUITE picks the suite (AES_CM_128_HMAC_SHA1_80; AEAD_AES_128_GCM
+# writes relay-TARGET-srtp-gcm-N.json).
+# RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
 # perf profile of the target during the window, LATE=FILE has cloak-load
 # log the window's late packets there (bench/late.sh), STATS=FILE (cloak
 # with ADMIN set) appends cloak's /api/stats to FILE once a second, one
@@ -29,9 +33,12 @@ WARMUP=${WARMUP:-5s}
 WINDOW=${WINDOW:-15s}
 kind=relay
 [[ ${PROFILE:-0} == 1 ]] && kind=profile # profiled runs are kept apart: perf costs the target CPU
-json="$OUT/$kind-$target-$n.json"
+name=$target
+[[ ${SRTP:-0} == 1 ]] && name=$target-srtp
+[[ ${SRTP:-0} == 1 && ${SRTP_SUITE:-} == AEAD_AES_128_GCM ]] && name=$target-srtp-gcm
+json="$OUT/$kind-$name-$n.json"
 common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
-	-digits 1234 -digits-at 2s -label "$target" -json "$json" -progress 5s)
+	-digits 1234 -digits-at 2s -label "$name" -json "$json" -progress 5s)
 [[ -n ${LATE:-} ]] && common+=(-late "$LATE") # bench/late.sh: log late packets
 
 case $target in
@@ -39,9 +46,9 @@ cloak | cloak-norec)
 	[[ $target == cloak-norec ]] && export RECORD=never
 	if [[ -n ${MONITORS:-} ]]; then
 		export QUEUE_AGENTS=${QUEUE_AGENTS:-$n} ADMIN=${ADMIN:-127.0.0.1:18092}
-		json="$OUT/$kind-$target-$n-mon$MONITORS.json"
+		json="$OUT/$kind-$name-$n-mon$MONITORS.json"
 		common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
-			-digits 1234 -digits-at 2s -label "$target-mon$MONITORS" -json "$json" -progress 5s)
+			-digits 1234 -digits-at 2s -label "$name-mon$MONITORS" -json "$json" -progress 5s)
 	fi
 	start_cloak
 	# -delay-line: time the masked direction from the frame that releases
@@ -50,6 +57,7 @@ cloak | cloak-norec)
 	if [[ -n ${MONITORS:-} && $MONITORS != 0 ]]; then
 		args+=(-monitors "$MONITORS" -api "http://$ADMIN" -monitor-sip 127.0.0.1:$MON_SIP -supervisor bench)
 	fi
+	[[ ${SRTP:-0} == 1 ]] && args+=(-srtp -srtp-suite "${SRTP_SUITE:-AES_CM_128_HMAC_SHA1_80}")
 	;;
 rtpengine)
 	start_rtpengine

@@ -541,6 +541,35 @@ func TestQueueTimeoutWhenNoAgentAnswers(t *testing.T) {
 	}
 }
 
+// TestQueueRedialsARefusingAgentAtAPace: an agent whose phone fails at
+// once (here 486 at the first INVITE; over TLS, a refused handshake) is
+// offered the call again when everyone has been tried, but after a pause:
+// not hundreds of INVITEs a second for the whole queue timeout, as when
+// baresip refused cloak's TLS handshake in the e2e interop test.
+func TestQueueRedialsARefusingAgentAtAPace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the real prompts")
+	}
+	erin := newTestAgent(t, "erin")
+	erin.reject = 486
+	h := newAgentHarness(t, erin)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dialMainToSales(t, h, ctx)
+	select {
+	case <-h.byes:
+	case <-ctx.Done():
+		t.Fatal("no hang-up after the queue timeout")
+	}
+	erin.mu.Lock()
+	n := erin.invites
+	erin.mu.Unlock()
+	// sales waits 6 s; one offer per 500 ms pause is at most 13.
+	if n < 2 || n > 15 {
+		t.Fatalf("erin, refusing at once, was offered the call %d times in 6 s, want 2-15", n)
+	}
+}
+
 func TestDirectoryNeverOffersReservedOrBusyAgents(t *testing.T) {
 	d, err := acd.NewDirectory([]acd.AgentConfig{
 		{Name: "a", URI: "sip:a@127.0.0.1", Queues: []string{"q"}},

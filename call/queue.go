@@ -58,8 +58,11 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 		changed := c.m.dir.Changed()
 		a := c.m.dir.Offer(q.Name, c.id, tried)
 		if a == nil && len(tried) > 0 {
-			tried = map[string]bool{} // everyone was tried: start over
-			a = c.m.dir.Offer(q.Name, c.id, tried)
+			// Everyone was tried: start over after the wait below (a
+			// change or 500 ms), so an agent whose phone fails at once
+			// (a refused TLS handshake, an unreachable contact, 486) is
+			// not dialled in a tight loop for the whole queue timeout.
+			tried = map[string]bool{}
 		}
 		if a != nil {
 			stopHold()

@@ -6,6 +6,8 @@
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
 #   multimon-ng                       independent DTMF decoding
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
+#   kamailio-tls-modules              its tls module: the front door's TLS
+#                                     listener (e2e TestDeployFrontDoorTLS)
 #   baresip      (Debian baresip-core) a real softphone: RTCP e2e tests
 #   curl, ss (iproute2), python3      the CI soak (bench/ci-soak.sh)
 #   postgresql                        initdb/pg_ctl for the archive's PostgreSQL
@@ -45,6 +47,11 @@ done
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null 2>&1; then
 	tools+=(initdb)
 	missing+=(postgresql)
+fi
+# Kamailio's tls module is a package of its own.
+if ! compgen -G '/usr/lib/*/kamailio/modules/tls.so' >/dev/null; then
+	tools+=(kamailio-tls)
+	missing+=(kamailio-tls-modules)
 fi
 if ((${#missing[@]} == 0)); then
 	echo "install-test-deps: all present (${tools[*]})"

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/sdes"
 	csip "github.com/cloak-voip/cloak/sip"
 	"github.com/emiago/sipgo"
 	siplib "github.com/emiago/sipgo/sip"
@@ -122,14 +123,25 @@ func listen(ctx context.Context, srv *sipgo.Server, addr string) error {
 // startAgent answers INVITEs cloak sends to agents: 200 with our SDP, then
 // a stream both ways until BYE.
 func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
-	ua, err := startUAS(ctx, addr, "agent", &p.agents, func(*csip.Offer) (int, int) {
+	// With -srtp the agent accepts RTP/SAVP and answers with a key of its
+	// own (keys over plain SIP: the bench is on loopback).
+	pol := csip.DialogSRTP{}
+	if p.e.o.srtp {
+		pol = csip.DialogSRTP{Mode: csip.SRTPOptional, Keys: true}
+	}
+	ua, err := startUAS(ctx, addr, "agent", &p.agents, pol, func(*csip.Offer) (int, int) {
 		id := p.e.nextStreamID()
 		return p.e.agentGroup(id).conn.port(), id
-	}, func(offer *csip.Offer, id int, done <-chan struct{}) {
+	}, func(offer *csip.Offer, id int, done <-chan struct{}) error {
 		g := p.e.agentGroup(id)
-		s := p.e.addStream(id, g, offer.Media.Remote, offer.Media.EventPT, false)
+		ours, theirs := offer.Media.SRTP.Keys()
+		s, err := p.e.addStreamSRTP(id, g, offer.Media.Remote, offer.Media.EventPT, false, ours, theirs)
+		if err != nil {
+			return err
+		}
 		<-done
 		g.remove(s)
+		return nil
 	})
 	if err != nil {
 		return err
@@ -142,8 +154,10 @@ func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
 // pick gives the RTP port and a session id for the offer, the answer goes
 // out in a 200, and live runs from then until the dialog ends (done).
 // st counts the INVITEs and how they went.
-func startUAS(ctx context.Context, addr, user string, st *agentStats, pick func(*csip.Offer) (port, id int),
-	live func(offer *csip.Offer, id int, done <-chan struct{})) (*sipgo.UserAgent, error) {
+// pol is the SRTP policy of the offers it accepts (csip.DialogSRTP{}:
+// plain RTP only); live's error fails the call and hangs it up.
+func startUAS(ctx context.Context, addr, user string, st *agentStats, pol csip.DialogSRTP, pick func(*csip.Offer) (port, id int),
+	live func(offer *csip.Offer, id int, done <-chan struct{}) error) (*sipgo.UserAgent, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s address: %w", user, err)
@@ -170,7 +184,7 @@ func startUAS(ctx context.Context, addr, user string, st *agentStats, pick func(
 			st.failed.Add(1)
 			return
 		}
-		offer, err := csip.ParseOffer(req.Body())
+		offer, err := csip.ParseOfferSRTP(req.Body(), pol, nil)
 		if err != nil {
 			st.failed.Add(1)
 			_ = d.Respond(488, "Not Acceptable Here", nil)
@@ -188,7 +202,11 @@ func startUAS(ctx context.Context, addr, user string, st *agentStats, pick func(
 			return
 		}
 		st.answered.Add(1)
-		live(offer, id, d.Context().Done())
+		if err := live(offer, id, d.Context().Done()); err != nil {
+			st.failed.Add(1)
+			_ = d.Bye(context.Background())
+			return
+		}
 		st.ended.Add(1)
 	})
 	srv.OnAck(func(req *siplib.Request, tx siplib.ServerTransaction) { _ = dsc.ReadAck(req, tx) })
@@ -227,6 +245,15 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 	id := p.e.nextStreamID()
 	g := p.e.callerGroup(id)
 	body := []byte(plainSDP(g.conn.port(), id+1))
+	var offered []sdes.Crypto
+	if p.e.o.srtp {
+		k, err := sdes.NewKey(p.e.o.srtpSuite)
+		if err != nil {
+			return nil, err
+		}
+		offered = []sdes.Crypto{{Tag: 1, Key: k}}
+		body = []byte(srtpSDP(g.conn.port(), id+1, offered[0]))
+	}
 	uri := siplib.Uri{User: p.user, Host: p.target.Addr().String(), Port: int(p.target.Port())}
 	d, err := p.dc.Invite(ctx, uri, body, siplib.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
@@ -240,7 +267,7 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 		}
 		return nil, err
 	}
-	ans, err := csip.ParseAnswer(d.InviteResponse.Body())
+	ans, err := csip.ParseAnswerSRTP(d.InviteResponse.Body(), offered)
 	if err != nil {
 		_ = d.Ack(ctx)
 		_ = d.Bye(ctx)
@@ -249,7 +276,19 @@ func (p *sipPlacer) place(ctx context.Context, idx int) (liveCall, error) {
 	if err := d.Ack(ctx); err != nil {
 		return nil, fmt.Errorf("ACK: %w", err)
 	}
-	s := p.e.addStream(id, g, ans.Remote, ans.EventPT, true)
+	var tx, rx *sdes.Key
+	if p.e.o.srtp {
+		if ans.SRTP == nil {
+			_ = d.Bye(ctx)
+			return nil, fmt.Errorf("answer SDP: plain RTP to an SRTP offer")
+		}
+		tx, rx = offered[0].Key, ans.SRTP.Remote
+	}
+	s, err := p.e.addStreamSRTP(id, g, ans.Remote, ans.EventPT, true, tx, rx)
+	if err != nil {
+		_ = d.Bye(ctx)
+		return nil, err
+	}
 	return &sipCall{d: d, s: s}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/dtmf"
+	"github.com/cloak-voip/cloak/sdes"
 )
 
 type options struct {
@@ -56,6 +57,8 @@ type options struct {
 	api        string
 	monitorSIP string
 	supervisor string
+	srtp       bool       // -srtp: both legs SRTP with SDES keys
+	srtpSuite  sdes.Suite // -srtp-suite: the one suite offered
 }
 
 func main() {
@@ -101,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.api, "api", "", "cloak's admin API `URL` (http://127.0.0.1:8080), for -monitors")
 	fs.StringVar(&o.monitorSIP, "monitor-sip", "127.0.0.1:5195", "our monitor UAS's SIP `ADDR:PORT`: cloak calls it for each monitor (-monitors)")
 	fs.StringVar(&o.supervisor, "supervisor", "bench", "the supervisor the monitors are started as (in the queue's supervisors) (-monitors)")
+	fs.BoolVar(&o.srtp, "srtp", false, "mode sip: offer and answer RTP/SAVP with SDES keys (RFC 4568; -srtp-suite) on both legs, protect what we send and unprotect what we receive; cloak needs rtp.srtp: mandatory or optional, and rtp.srtp_over_plain_sip, as the keys travel in the SDP over UDP")
+	suite := fs.String("srtp-suite", "AES_CM_128_HMAC_SHA1_80", "with -srtp: the suite the caller offers (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -123,8 +128,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-monitors: 0 to -calls")
 	case o.monitors > 0 && (o.mode != "sip" || o.api == ""):
 		return o, fmt.Errorf("-monitors needs -mode sip and -api")
+	case o.srtp && o.mode != "sip":
+		return o, fmt.Errorf("-srtp: only with -mode sip")
 	case o.lateDir != "agent->caller" && o.lateDir != "caller->agent" && o.lateDir != "both":
 		return o, fmt.Errorf("-late-dir: %q is not agent->caller, caller->agent or both", o.lateDir)
+	}
+	var ok bool
+	if o.srtpSuite, ok = sdes.ParseSuite(*suite); !ok {
+		return o, fmt.Errorf("-srtp-suite: unknown suite %q", *suite)
 	}
 	if o.label == "" {
 		o.label = o.mode
@@ -174,10 +185,23 @@ func (e *engine) agentGroup(id int) *group  { return e.agents[id%len(e.agents)] 
 
 // addStream starts a stream on g towards dst; callers key -digits.
 func (e *engine) addStream(id int, g *group, dst netip.AddrPort, eventPT uint8, caller bool) *stream {
+	s, _ := e.addStreamSRTP(id, g, dst, eventPT, caller, nil, nil) // no keys: no error
+	return s
+}
+
+// addStreamSRTP is addStream for an SRTP leg: tx is our master key (it
+// protects what the stream sends), rx the peer's; both nil for plain RTP.
+// The contexts exist before the stream's first packet.
+func (e *engine) addStreamSRTP(id int, g *group, dst netip.AddrPort, eventPT uint8, caller bool, tx, rx *sdes.Key) (*stream, error) {
 	if eventPT == 0 {
 		eventPT = 101
 	}
 	s := newStream(id, g, dst, eventPT, e.o.slots)
+	if tx != nil || rx != nil {
+		if err := s.setSRTP(tx, rx); err != nil {
+			return nil, err
+		}
+	}
 	if !caller {
 		s.delayFrames = uint32(e.o.delayLine / frame) // it receives the delayed direction
 	}
@@ -185,7 +209,7 @@ func (e *engine) addStream(id int, g *group, dst netip.AddrPort, eventPT uint8, 
 		s.keyDigits(e.enc, e.o.digits, uint64(e.o.digitsAt/frame))
 	}
 	g.add(s)
-	return s
+	return s, nil
 }
 
 func newEngine(o options) (*engine, error) {
@@ -303,7 +327,10 @@ func runLoad(ctx context.Context, o options, stdout io.Writer) (*summary, error)
 	}
 
 	sum := &summary{Label: o.label, Mode: o.mode, Calls: o.calls, Rate: o.rate, Started: time.Now().UTC().Format(time.RFC3339),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), Digits: o.digits != ""}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), Digits: o.digits != "", SRTP: o.srtp}
+	if o.srtp {
+		sum.SRTPSuite = o.srtpSuite.String()
+	}
 	if o.pid > 0 {
 		st, err := readProc(o.pid)
 		if err != nil {

@@ -68,9 +68,10 @@ func newMonitors(ctx context.Context, api, token, supervisor, sipAddr string) (*
 		client: &http.Client{Timeout: 30 * time.Second}}
 	go m.read()
 	sinkPort := sink.LocalAddr().(*net.UDPAddr).Port
-	m.ua, err = startUAS(ctx, sipAddr, "monitor", &m.legs, func(*csip.Offer) (int, int) {
+	// Monitor legs are plain RTP: the sink only counts packets.
+	m.ua, err = startUAS(ctx, sipAddr, "monitor", &m.legs, csip.DialogSRTP{}, func(*csip.Offer) (int, int) {
 		return sinkPort, int(m.legs.invites.Load())
-	}, func(_ *csip.Offer, _ int, done <-chan struct{}) { <-done })
+	}, func(_ *csip.Offer, _ int, done <-chan struct{}) error { <-done; return nil })
 	if err != nil {
 		m.close()
 		return nil, err

@@ -108,6 +108,8 @@ type stream struct {
 	evSent   uint64
 	sent     atomic.Uint64 // packets handed to the kernel
 	stopped  atomic.Bool
+	// srtp is the stream's SRTP with -srtp (srtp.go); nil: plain RTP.
+	srtp *srtpState
 
 	// Receiver state, touched only by the group's reader.
 	rx        uint64 // stamped audio packets
@@ -399,6 +401,7 @@ type group struct {
 	rx        atomic.Uint64 // RTP packets received for a stream (audio, events, silence)
 	rxAll     atomic.Uint64 // every datagram received
 	stray     atomic.Uint64 // from a port no stream sends to
+	srtpFail  atomic.Uint64 // -srtp: failed to unprotect (RFC 3711 §3.3), dropped
 	txErrs    atomic.Uint64
 	measuring *atomic.Bool
 	hist      hist // filled while measuring; read after the reader stops
@@ -436,6 +439,11 @@ func (g *group) sendSlot(slot int) {
 			continue
 		}
 		if p := s.next(now); p != nil {
+			var err error
+			if p, err = s.protect(p); err != nil {
+				g.txErrs.Add(1)
+				continue
+			}
 			g.pkts = append(g.pkts, p)
 			g.dsts = append(g.dsts, &s.sa)
 			s.sent.Add(1)
@@ -463,13 +471,17 @@ func (g *group) read() {
 		measuring := g.measuring.Load()
 		for _, r := range buf {
 			g.rxAll.Add(1)
-			d := r.data
+			d, ok := r.data, true
 			if len(d) < hdrLen || d[0]>>6 != 2 {
 				continue
 			}
 			s := g.byPort[r.from].Load()
 			if s == nil {
 				g.stray.Add(1)
+				continue
+			}
+			if d, ok = s.unprotect(d); !ok {
+				g.srtpFail.Add(1)
 				continue
 			}
 			off := hdrLen + 4*int(d[0]&0x0f)

@@ -9,14 +9,17 @@ import (
 
 // summary is the run's result, printed as a table and written as JSON.
 type summary struct {
-	Label       string  `json:"label"`
-	Mode        string  `json:"mode"`
-	Calls       int     `json:"calls"`
-	Rate        float64 `json:"rate"`
-	Started     string  `json:"started"`
-	GOMAXPROCS  int     `json:"gomaxprocs"`
-	NumCPU      int     `json:"num_cpu"`
-	Digits      bool    `json:"digits_keyed"`
+	Label      string  `json:"label"`
+	Mode       string  `json:"mode"`
+	Calls      int     `json:"calls"`
+	Rate       float64 `json:"rate"`
+	Started    string  `json:"started"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	NumCPU     int     `json:"num_cpu"`
+	Digits     bool    `json:"digits_keyed"`
+	// SRTP is -srtp: both legs SRTP with SDES keys, of SRTPSuite.
+	SRTP        bool    `json:"srtp,omitempty"`
+	SRTPSuite   string  `json:"srtp_suite,omitempty"`
 	RampSeconds float64 `json:"ramp_seconds"`
 	// LoadAvg is the machine's load average when the window ended: other
 	// work on the machine shows here.
@@ -101,9 +104,12 @@ type direction struct {
 	TSJumps       uint64    `json:"ts_jumps"`
 	// SeqGaps is loss counted on the relay's own RTP sequence numbers
 	// (what it sent that did not arrive).
-	SeqGaps  uint64 `json:"seq_gaps"`
-	Stray    uint64 `json:"stray"`
-	TxErrors uint64 `json:"tx_errors"`
+	SeqGaps uint64 `json:"seq_gaps"`
+	Stray   uint64 `json:"stray"`
+	// SRTPFailed counts packets that failed to unprotect with -srtp
+	// (RFC 3711 §3.3): each is a fault of the relay's protection.
+	SRTPFailed uint64 `json:"srtp_failed,omitempty"`
+	TxErrors   uint64 `json:"tx_errors"`
 }
 
 type windowSummary struct {
@@ -176,6 +182,7 @@ func (sum *summary) fill(e *engine, cs *callStats, w *window, o options) {
 			h.merge(&g.hist)
 			th.merge(&g.trig)
 			dir.Stray += g.stray.Load()
+			dir.SRTPFailed += g.srtpFail.Load()
 			for _, s := range g.all {
 				dir.Streams++
 				exp, lost := s.lost()
@@ -275,6 +282,9 @@ func printSummary(w io.Writer, s *summary) {
 	for _, d := range s.Directions {
 		if q := d.AfterReleaseMs; q != nil {
 			fmt.Fprintf(w, "%s timed from the send of the frame that released it from the delay line: p50 %.2f p99 %.2f max %.1f ms\n", d.Name, q.P50, q.P99, q.Max)
+		}
+		if d.SRTPFailed > 0 {
+			fmt.Fprintf(w, "%s: %d packets failed SRTP authentication and were dropped\n", d.Name, d.SRTPFailed)
 		}
 	}
 	fmt.Fprintf(w, "window %.1fs: %d packets forwarded (%.0f pps); load generator cpu %.0f%%\n", s.Window.Seconds, s.Window.PacketsForwarded, s.Window.ForwardedPPS, s.Load.CPUPercent)
