@@ -221,6 +221,15 @@ type Decision struct {
 	VelocityError string   `json:"velocity_error,omitempty"`
 }
 
+// Against returns d decided against minimum instead of the threshold it
+// was screened with: a call screened at arrival is judged against
+// fraud.call.minimum_score, a payment against fraud.minimum_score.
+func (d Decision) Against(minimum int) Decision {
+	d.Minimum = minimum
+	d.Hold = len(d.Matches) > 0 && d.Score >= minimum
+	return d
+}
+
 // Screener screens attributes against an Index and a RuleSet, both
 // replaceable at any time (atomically) without a restart. Safe for
 // concurrent use.
@@ -280,7 +289,7 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 	at = at.In(s.set.Location)
 	env := Env{
 		Verstat: a.Verstat, Verified: a.Verstat == "TN-Validation-Passed",
-		Route: a.Route, Queue: a.Queue, Agent: a.Agent,
+		Trunk: a.Trunk, Route: a.Route, Queue: a.Queue, Agent: a.Agent,
 		Hour: at.Hour(), Weekday: at.Weekday().String(), Data: a.Data,
 	}
 	if a.Source.IsValid() {

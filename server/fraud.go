@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/fraud"
 	"github.com/cloak-voip/cloak/ivr"
@@ -25,14 +26,18 @@ const fraudReload = 5 * time.Second
 // archive's static data and the rules file, holds into the archive.
 type nodeFraud struct {
 	screener *fraud.Screener
-	store    *archive.Store
-	node     string
-	log      zerolog.Logger
-	defaults map[fraud.Type]int
-	tokenKey []byte
-	version  string // count and newest added_at of the entries loaded
-	norm     fraud.Normaliser
-	velocity fraudVelocityLog
+	// callMinimum is fraud.call.minimum_score, what an arrival is judged
+	// against; screenCalls is fraud.call.enabled.
+	callMinimum int
+	screenCalls bool
+	store       *archive.Store
+	node        string
+	log         zerolog.Logger
+	defaults    map[fraud.Type]int
+	tokenKey    []byte
+	version     string // count and newest added_at of the entries loaded
+	norm        fraud.Normaliser
+	velocity    fraudVelocityLog
 }
 
 // fraudVelocityLog logs a velocity write failure once per incident.
@@ -57,6 +62,44 @@ func (f *nodeFraud) Screen(ctx context.Context, a fraud.Attributes) (fraud.Decis
 	return d, err
 }
 
+// ScreenArrival implements call.ArrivalScreener: the arrival is recorded
+// in the velocity table first (so this call counts in its own
+// calls_today), then, when fraud.call.enabled, screened and judged
+// against fraud.call.minimum_score. A failed record is logged once per
+// incident and the screening goes on (calls_today undercounts).
+func (f *nodeFraud) ScreenArrival(ctx context.Context, a fraud.Attributes, interaction string) (fraud.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
+	defer cancel()
+	if a.Caller != "" {
+		if caller, err := f.norm.Phone(a.Caller); err == nil {
+			f.velocity.note(f.log, f.store.RecordArrival(ctx, a.Time, caller, interaction), "call arrival")
+		}
+	}
+	if !f.screenCalls {
+		return fraud.Decision{}, nil
+	}
+	d, err := f.screener.Screen(ctx, a)
+	if err != nil {
+		return d, err
+	}
+	return d.Against(f.callMinimum), nil
+}
+
+// note logs the first failure of a velocity write of an incident, and the
+// recovery.
+func (v *fraudVelocityLog) note(log zerolog.Logger, err error, what string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case err != nil && !v.failed:
+		v.failed = true
+		log.Error().Err(err).Str("what", what).Msg("fraud velocity: not recorded (later screenings undercount until the archive answers)")
+	case err == nil && v.failed:
+		v.failed = false
+		log.Info().Msg("fraud velocity: recording again")
+	}
+}
+
 // RecordPayment implements ivr.PaymentRecorder: the screened payment's
 // result goes to the archive's velocity table (caller and customer id as
 // tokens, the card as its token), for later screenings' velocity.
@@ -76,17 +119,16 @@ func (f *nodeFraud) RecordPayment(ctx context.Context, a fraud.Attributes, inter
 	}
 	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
 	defer cancel()
-	err := f.store.RecordPayment(ctx, p)
-	f.velocity.mu.Lock()
-	defer f.velocity.mu.Unlock()
-	switch {
-	case err != nil && !f.velocity.failed:
-		f.velocity.failed = true
-		f.log.Error().Err(err).Msg("fraud velocity: payment not recorded (later screenings undercount until the archive answers)")
-	case err == nil && f.velocity.failed:
-		f.velocity.failed = false
-		f.log.Info().Msg("fraud velocity: recording payments again")
+	f.velocity.note(f.log, f.store.RecordPayment(ctx, p), "payment")
+}
+
+// arrivalConfig is the call manager's fraud.call: every arrival recorded
+// when fraud is on, screened when fraud.call.enabled.
+func (f *nodeFraud) arrivalConfig(c config.FraudCall) call.ArrivalConfig {
+	if f == nil {
+		return call.ArrivalConfig{}
 	}
+	return call.ArrivalConfig{Screener: f, Screen: c.Enabled, Route: c.Route, Timeout: c.Timeout}
 }
 
 // Hold implements ivr.Screener: a fraud-auto hold in the archive.
@@ -154,7 +196,8 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	m.Write([]byte("cloak fraud card token v1"))
 	host, _ := os.Hostname()
 	nf := &nodeFraud{screener: fraud.NewScreener(set, nil, rules), store: arch.store, node: host, log: log,
-		defaults: set.DefaultScores, tokenKey: m.Sum(nil), norm: set.Normaliser}
+		defaults: set.DefaultScores, tokenKey: m.Sum(nil), norm: set.Normaliser,
+		callMinimum: cfg.Fraud.Call.MinimumScore, screenCalls: cfg.Fraud.Call.Enabled}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := nf.reload(lctx); err != nil {
@@ -165,7 +208,8 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	if rules != nil {
 		n = rules.Len()
 	}
-	log.Info().Int("rules", n).Int("minimum_score", set.MinimumScore).Msg("fraud screening on")
+	log.Info().Int("rules", n).Int("minimum_score", set.MinimumScore).Bool("call_screening", cfg.Fraud.Call.Enabled).
+		Str("call_route", cfg.Fraud.Call.Route).Msg("fraud screening on")
 	return nf, nil
 }
 
