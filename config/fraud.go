@@ -24,8 +24,9 @@ type Fraud struct {
 	// without one: phone, email, postcode, extended_postcode, customer_id,
 	// bin, source. A type not listed scores 0.
 	DefaultScores map[string]int `yaml:"default_scores"`
-	// RulesFile is a YAML rules file, or a directory of them, seeding the
-	// rules; empty means no rules.
+	// RulesFile is a YAML rules file, or a directory of them, that seeds
+	// the rules in the database when it has never held any (afterwards
+	// `cloak fraud rules load` changes them); empty seeds nothing.
 	RulesFile string `yaml:"rules_file"`
 	// BINTable is a CSV file "bin,brand,country" giving a payment's card
 	// brand and country from its BIN; empty means none.

@@ -158,7 +158,8 @@ func TestFraudCallArrivalReject(t *testing.T) {
 // the static list who dials the echo route is answered by the main flow
 // instead; /api/calls shows the risk mark and the call's event stream
 // carries a "fraud_risk" event for the agent desk. A clean caller gets
-// the echo route unmarked.
+// the echo route unmarked — until `cloak fraud rules load` adds a rule
+// naming them, which serve applies within its 5 s poll.
 func TestFraudCallArrivalFlow(t *testing.T) {
 	requireTools(t, "sipp")
 	c := arrivalCloak(t, "flow:main")
@@ -185,10 +186,30 @@ func TestFraudCallArrivalFlow(t *testing.T) {
 	if !c.waitLog(`"flow":"main"`, 5*time.Second) {
 		t.Errorf("the main flow did not run:\n%s", tail(c.log(), 3000))
 	}
+
+	// Rules changed in the database while serve runs reach it within its
+	// 5 s poll, without a restart: a new rule scores the clean caller.
+	rules := filepath.Join(t.TempDir(), "new.yaml")
+	if err := os.WriteFile(rules, []byte("rules:\n  - name: watched\n    when: caller == \""+arrivalBusy+"\"\n    score: 120\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := cloakCLI(t, "fraud", "rules", "load", rules, "-data", c.dataDir); code != 0 || !strings.HasPrefix(out, "version 2:") {
+		t.Fatalf("rules load: %d %s %s", code, out, errs)
+	}
+	loaded := time.Now()
+	if !c.waitLog(`"version":2,"rules":1,`, 8*time.Second) {
+		t.Fatalf("serve did not reload the rules:\n%s", tail(c.log(), 3000))
+	}
+	took := time.Since(loaded)
+	t.Logf("rules change applied by serve %v after the load", took.Round(10*time.Millisecond))
+	if took > 6*time.Second {
+		t.Errorf("rules change took %v, want within the 5 s poll", took)
+	}
+	echoCall(t, c, arrivalBusy) // now routed to flow:main by the new rule
 	c.stop()
 	st := openArchive(t, c)
-	if r := archivedRisk(t, st, arrivalBusy); len(r) != 1 || r[0] != "" {
-		t.Errorf("clean caller marked: %q", r)
+	if r := archivedRisk(t, st, arrivalBusy); len(r) != 2 || r[0] != "" || !strings.Contains(r[1], `"criterion":"rule:watched"`) {
+		t.Errorf("busy caller's marks %q, want none before the rules change, the new rule after", r)
 	}
 	found, err := st.Search(context.Background(), archive.Query{Caller: arrivalListed})
 	if err != nil || len(found) != 1 {

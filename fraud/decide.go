@@ -265,6 +265,9 @@ func (s *Screener) SetIndex(ix *Index) {
 	s.index.Store(ix)
 }
 
+// RuleCount is the number of rules screened with now.
+func (s *Screener) RuleCount() int { return s.rules.Load().Len() }
+
 // SetRules replaces the rules.
 func (s *Screener) SetRules(r *RuleSet) {
 	if r == nil {
