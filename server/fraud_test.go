@@ -194,3 +194,34 @@ func TestFraudRulesFromDatabase(t *testing.T) {
 		t.Errorf("the refusal is logged again at the next poll")
 	}
 }
+
+// BenchmarkScreenArrival is what answering a call waits for with
+// fraud.call on: the arrival's velocity row written, the static lookups,
+// the velocity counts (calls_today among them) and the example rules,
+// over a SQLite archive holding b.N earlier arrivals.
+//
+//	go test -run '^$' -bench ScreenArrival -benchtime 500x ./server/
+func BenchmarkScreenArrival(b *testing.B) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Data.Dir = b.TempDir()
+	cfg.Fraud.Enabled = true
+	cfg.Fraud.Call.Enabled = true
+	cfg.Fraud.RulesFile = "../testdata/fraud/rules.yaml"
+	arch, err := archiveSetup(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer arch.close(time.Second)
+	f, err := fraudSetup(ctx, cfg, arch, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := fraud.Attributes{Caller: "+447700900123", Verstat: "TN-Validation-Passed", Route: "main", Time: time.Now()}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.ScreenArrival(ctx, a, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
