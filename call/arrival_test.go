@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/fraud"
+	"github.com/cloak-voip/cloak/media"
 )
 
 // fakeArrival is an ArrivalScreener that answers after delay with d or
@@ -140,4 +144,56 @@ func TestArrivalRoutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestArrivalRouteToQueue: at or above the minimum with route
+// queue:NAME, the caller waits in that queue instead of the echo route
+// (here nobody answers: the queue times out and the call ends).
+func TestArrivalRouteToQueue(t *testing.T) {
+	dir, err := acd.NewDirectory(nil, []acd.QueueConfig{{Name: "review", Timeout: time.Second, RingTimeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := fraud.Decision{Score: 150, Minimum: 100, Hold: true, Matches: []fraud.Match{{Kind: "rule", Rule: "busy", Score: 150}}}
+	ended := &endedSummaries{}
+	h := newHarness(t, opts{dir: dir, prompts: os.DirFS("../testdata/prompts"), onEnded: ended.add,
+		arrival: call.ArrivalConfig{Screener: &fakeArrival{d: over}, Screen: true, Route: "queue:review", Timeout: time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.invite(ctx, "echo", pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil || d.InviteResponse.StatusCode != 200 {
+		t.Fatalf("invite: %v", err)
+	}
+	_ = d.Ack(ctx)
+	waitFor(t, "call ended", func() bool { return len(ended.get()) == 1 })
+	s := ended.get()[0]
+	if s.Target != "queue:review" || !strings.Contains(s.Data[call.DataFraudRisk], `"route":"queue:review"`) {
+		t.Errorf("target %q mark %q, want queue:review", s.Target, s.Data[call.DataFraudRisk])
+	}
+	if !strings.Contains(h.logs.String(), `"queue":"review"`) {
+		t.Errorf("the caller was not queued:\n%s", h.logs.String())
+	}
+}
+
+// TestArrivalRouteMustExist: a fraud.call.route naming a flow or a queue
+// that does not exist refuses the manager at start.
+func TestArrivalRouteMustExist(t *testing.T) {
+	for _, route := range []string{"flow:nowhere", "queue:nowhere"} {
+		_, err := call.NewManager(call.Config{Pool: testPool(t), Clock: media.NewClock(media.DefaultClockInterval),
+			Arrival: call.ArrivalConfig{Route: route}})
+		if err == nil || !strings.Contains(err.Error(), "fraud.call.route") {
+			t.Errorf("%s: %v, want an error naming fraud.call.route", route, err)
+		}
+	}
+}
+
+func testPool(t *testing.T) *media.PortPool {
+	t.Helper()
+	r := rtpRange(4)
+	p, err := media.NewPortPool(netip.MustParseAddr("127.0.0.1"), r[0], r[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
