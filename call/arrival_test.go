@@ -16,6 +16,8 @@ import (
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/fraud"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/emiago/sipgo"
+	siplib "github.com/emiago/sipgo/sip"
 )
 
 // fakeArrival is an ArrivalScreener that answers after delay with d or
@@ -196,4 +198,34 @@ func testPool(t *testing.T) *media.PortPool {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestArrivalAttributes: the screening sees the caller's number, the
+// carrier's verstat from P-Asserted-Identity, the route, the source and
+// the time, and no payment.
+func TestArrivalAttributes(t *testing.T) {
+	f := &fakeArrival{}
+	h := newHarness(t, opts{arrival: call.ArrivalConfig{Screener: f, Screen: true, Route: "reject", Timeout: time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock := rtpSocket(t)
+	d, err := h.dc.Invite(ctx, h.uri("echo"), pcmuOffer(sock.LocalAddr().(*net.UDPAddr).Port),
+		siplib.NewHeader("Content-Type", "application/sdp"),
+		siplib.NewHeader("P-Asserted-Identity", "<tel:+447700900123;verstat=TN-Validation-Failed>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Ack(ctx)
+	_ = d.Bye(ctx)
+	a := f.asked()
+	if len(a) != 1 {
+		t.Fatalf("asked %d times", len(a))
+	}
+	if a[0].Verstat != "TN-Validation-Failed" || a[0].Route != "echo" || a[0].Caller == "" || !a[0].Source.IsLoopback() ||
+		a[0].Time.IsZero() || a[0].Payment != nil {
+		t.Errorf("attributes %+v", a[0])
+	}
 }
