@@ -41,7 +41,7 @@ var assetBands = map[string]band{
 	"approved.wav": speech, "card_ending.wav": speech, "declined.wav": speech,
 	"enter_card.wav": speech, "enter_cvv.wav": speech, "enter_expiry.wav": speech,
 	"failed.wav": speech, "goodbye.wav": speech, "invalid.wav": speech,
-	"menu.wav": speech, "transferring.wav": speech, "try_again.wav": speech,
+	"menu.wav": speech, "reviewing.wav": speech, "transferring.wav": speech, "try_again.wav": speech,
 	"welcome.wav":  speech,
 	"digits/0.wav": speech, "digits/1.wav": speech, "digits/2.wav": speech,
 	"digits/3.wav": speech, "digits/4.wav": speech, "digits/5.wav": speech,

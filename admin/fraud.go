@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/auth"
+	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/fraud"
 )
 
@@ -18,11 +19,19 @@ type FraudOptions struct {
 	// Gateway captures or voids a held payment at release or reject
 	// (archive.HTTPGateway on the flows' payment gateway).
 	Gateway archive.GatewayOp
+	// Calls finds a live call's agent, so an agent may hold the payment
+	// of the call they are on before it reaches the archive; nil: only
+	// archived calls are found.
+	Calls interface {
+		Call(id string) (call.Info, []call.Event, bool)
+	}
 }
 
 // RegisterFraud adds the holds workbench under /api/fraud/holds to mux.
-// Every route needs auth.PermFraudHolds (supervisor, admin); no
-// cross-site requests, JSON bodies only. Every request that reads or
+// Reading and deciding holds needs auth.PermFraudHolds (supervisor,
+// admin); a manual hold and a comment need auth.PermFraudHold — an agent
+// only on their own call, current or past (ownInteraction), a supervisor
+// or admin on any. No cross-site requests, JSON bodies only. Every request that reads or
 // changes a hold leaves a signed audit row with the signed-in user or
 // token as actor:
 //
@@ -166,6 +175,13 @@ func (f fraudAPI) create(w http.ResponseWriter, r *http.Request) {
 	if !fraudBody(w, r, &req, `{"interaction": "ID", "payment": "gateway reference", "comment": "why"} with an interaction or a payment, and a comment`) {
 		return
 	}
+	if strings.TrimSpace(req.Comment) == "" {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%w: a manual hold needs a comment saying why", archive.ErrHold))
+		return
+	}
+	if !f.ownInteraction(w, r, strings.TrimSpace(req.Interaction)) {
+		return
+	}
 	h, err := f.s.HoldManually(r.Context(), req.Interaction, req.Payment, actor(r), address(r), req.Comment)
 	if err != nil {
 		writeError(w, holdStatus(err), err)
@@ -211,6 +227,18 @@ func (f fraudAPI) comment(w http.ResponseWriter, r *http.Request) {
 	if !fraudBody(w, r, &req, `{"comment": "text"}`) {
 		return
 	}
+	if p, ok := principal(w, r); !ok {
+		return
+	} else if p.Scope(auth.PermFraudHold) != auth.All {
+		h, err := f.s.GetHold(r.Context(), id)
+		if err != nil {
+			writeError(w, holdStatus(err), err)
+			return
+		}
+		if !f.ownInteraction(w, r, h.Interaction) {
+			return
+		}
+	}
 	if err := f.s.CommentOnHold(r.Context(), id, actor(r), address(r), req.Comment); err != nil {
 		writeError(w, holdStatus(err), err)
 		return
@@ -221,4 +249,51 @@ func (f fraudAPI) comment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, h)
+}
+
+// ownInteraction answers 403 or 404 and reports false unless the caller
+// may hold or comment on interaction's payment under auth.PermFraudHold:
+// a supervisor or admin any; an agent only a call bridged to them — the
+// live call's agent, else the archived interaction's (a past call). An
+// agent must name the interaction: a payment reference alone proves no
+// call.
+func (f fraudAPI) ownInteraction(w http.ResponseWriter, r *http.Request, interaction string) bool {
+	p, ok := principal(w, r)
+	if !ok {
+		return false
+	}
+	switch p.Scope(auth.PermFraudHold) {
+	case auth.All:
+		return true
+	case auth.None:
+		writeError(w, http.StatusForbidden, auth.ErrForbidden)
+		return false
+	}
+	if interaction == "" {
+		writeError(w, http.StatusForbidden, errors.New("agents hold the payment of their own call: give its interaction id"))
+		return false
+	}
+	agent, found := "", false
+	if f.o.Calls != nil {
+		if info, _, ok := f.o.Calls.Call(interaction); ok {
+			agent, found = info.Agent, true
+		}
+	}
+	if !found {
+		in, err := f.s.Get(r.Context(), interaction)
+		switch {
+		case errors.Is(err, archive.ErrNotFound):
+			writeError(w, http.StatusNotFound, ErrNotFound)
+			return false
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err)
+			return false
+		}
+		agent = in.Agent
+	}
+	if !p.Owns(auth.PermFraudHold, agent) {
+		writeError(w, http.StatusForbidden, ErrNotYourCall)
+		return false
+	}
+	return true
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/auth"
+	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/fraud"
 	"github.com/cloak-voip/cloak/ivr"
 )
@@ -218,3 +219,99 @@ func TestFraudHoldsAPI(t *testing.T) {
 }
 
 func strconvI(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestFraudManualHoldAgentOwnCall: an agent holds the payment of their
+// own call — live (bridged to them now) or past (archived with them as
+// the agent) — with a comment (201, audited as them); another agent's
+// call is 403, no comment 400, an unknown call 404, a reference without
+// a call 403; they may comment on their own call's hold only, and never
+// list or decide holds (the route table gives those fraud.holds).
+func TestFraudManualHoldAgentOwnCall(t *testing.T) {
+	f := newFraudFixture(t)
+	ctx := context.Background()
+	now := time.Now().Add(-time.Hour)
+	var ins []archive.Interaction
+	for id, agent := range map[string]string{"past-bob": "bob", "past-eve": "eve"} {
+		ins = append(ins, f.s.FromSummary(call.Summary{ID: id, SIPCallID: id + "@h", Caller: "+447700900123", Called: "main",
+			Target: "flow:main", Agent: agent, Offered: now, Answered: now, Ended: now.Add(time.Minute), EndReason: "closed"}, "n1"))
+	}
+	if err := f.s.Insert(ctx, ins); err != nil {
+		t.Fatal(err)
+	}
+	live := &fakeBackend{}
+	bob := auth.Principal{Name: "bob", Kind: auth.KindSession, Role: auth.RoleAgent, Agent: "bob"}
+	m := auth.NewMux()
+	RegisterFraud(m, f.s, FraudOptions{Calls: liveAgent{live, "bob"}})
+	f.h = as(bob, m)
+
+	for _, tc := range []struct {
+		body string
+		code int
+	}{
+		{`{"interaction":"past-bob","comment":"caller coached by someone in the room"}`, 201},
+		{`{"interaction":"c1","comment":"live call: reading the card off a list"}`, 201},
+		{`{"interaction":"past-eve","comment":"not mine"}`, 403},
+		{`{"interaction":"past-bob"}`, 400},
+		{`{"interaction":"past-bob","comment":"  "}`, 400},
+		{`{"interaction":"nobody","comment":"x"}`, 404},
+		{`{"payment":"DEMO-1","comment":"a reference alone"}`, 403},
+	} {
+		w := f.do(t, "POST", "/api/fraud/holds", tc.body)
+		if w.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.body, w.Code, w.Body, tc.code)
+			continue
+		}
+		if tc.code == 201 {
+			var h archive.Hold
+			if json.Unmarshal(w.Body.Bytes(), &h) != nil || h.Code != archive.HoldManual || h.CreatedBy != bob.Actor() {
+				t.Errorf("hold %s", w.Body)
+			}
+		}
+	}
+	holds, err := f.s.ListHolds(ctx, archive.HoldFilter{})
+	if err != nil || len(holds) != 2 {
+		t.Fatalf("holds %+v %v, want bob's two", holds, err)
+	}
+	// Eve's call held by a supervisor: bob may not comment on it.
+	eve, err := f.s.HoldManually(ctx, "past-eve", "", "user:sup", "127.0.0.1", "supervisor's hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := f.do(t, "POST", "/api/fraud/holds/"+strconv.FormatInt(eve.ID, 10)+"/comments", `{"comment":"me too"}`); w.Code != 403 {
+		t.Errorf("comment on another's hold: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, "POST", "/api/fraud/holds/"+strconv.FormatInt(holds[0].ID, 10)+"/comments", `{"comment":"customer called back"}`); w.Code != 201 {
+		t.Errorf("comment on own hold: %d %s", w.Code, w.Body)
+	}
+	for pattern, want := range map[string]auth.Perm{"POST /api/fraud/holds": auth.PermFraudHold, "POST /api/fraud/holds/{id}/comments": auth.PermFraudHold,
+		"GET /api/fraud/holds": auth.PermFraudHolds, "POST /api/fraud/holds/{id}/release": auth.PermFraudHolds} {
+		if r, ok := auth.RuleFor(pattern); !ok || r.Perm != want {
+			t.Errorf("route %s: %+v, want %s", pattern, r, want)
+		}
+	}
+	log, err := f.s.AuditLog(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range log {
+		if e.Action == archive.ActionFraudHold && e.Actor == bob.Actor() {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("bob's holds audited %d times, want 2", n)
+	}
+}
+
+// liveAgent is a live-call lookup whose call c1 is bridged to agent.
+type liveAgent struct {
+	*fakeBackend
+	agent string
+}
+
+func (l liveAgent) Call(id string) (call.Info, []call.Event, bool) {
+	in, ev, ok := l.fakeBackend.Call(id)
+	in.Agent = l.agent
+	return in, ev, ok
+}

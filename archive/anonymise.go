@@ -102,9 +102,10 @@ func (s *Store) Anonymise(ctx context.Context, o AnonymiseOptions) ([]string, er
 		}
 	}
 	// The person's fraud velocity rows (by the number as given, so give
-	// it in E.164 as screening normalises it, and by customer id).
-	for label, v := range map[string]string{velocityCaller: o.Number, velocityCustomer: o.Data[fraud.KeyCustomerID]} {
-		col := map[string]string{velocityCaller: "caller_token", velocityCustomer: "customer_token"}[label]
+	// it in E.164 as screening normalises it, and by customer id), and the
+	// arrivals of their calls.
+	for label, v := range map[string]string{velocityCaller: o.Number, velocityArrival: o.Number, velocityCustomer: o.Data[fraud.KeyCustomerID]} {
+		col := map[string]string{velocityCaller: "caller_token", velocityArrival: "caller_token", velocityCustomer: "customer_token"}[label]
 		if v == "" {
 			continue
 		}

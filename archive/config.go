@@ -37,8 +37,17 @@ func PolicyFrom(d config.ArchiveData) Policy {
 		}
 		p.Keys[k] = KeyPolicy{Policy: kp.Policy, Visible: v}
 	}
+	// fraud_risk (call-arrival screening's mark) holds a score, entry
+	// types and rule names, never a person's value: kept unless configured.
+	if _, ok := p.Keys[FraudRiskKey]; !ok {
+		p.Keys[FraudRiskKey] = KeyPolicy{Policy: Keep}
+	}
 	return p
 }
+
+// FraudRiskKey is the participant-data key of a call's fraud mark
+// (call.DataFraudRisk).
+const FraudRiskKey = "fraud_risk"
 
 // Describe names the database of a DSN for logs without its password.
 func Describe(dsn string) string {

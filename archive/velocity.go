@@ -23,7 +23,33 @@ var (
 const (
 	velocityCaller   = "fraud-velocity:caller"
 	velocityCustomer = "fraud-velocity:customer_id"
+	// velocityArrival labels the caller token of a call's arrival row: a
+	// payment count (velocityCaller tokens) never matches one, and a
+	// calls_today count never matches a payment row.
+	velocityArrival = "fraud-velocity:arrival"
 )
+
+// RecordArrival adds the arrival of a call from caller (E.164) to the
+// velocity table: a row with the caller's arrival token and no customer
+// or card, counted by calls_today and by nothing else. Rows go with the
+// interactions' retention; anonymise deletes them.
+func (s *Store) RecordArrival(ctx context.Context, at time.Time, caller, interaction string) error {
+	if caller == "" {
+		return nil
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO fraud_velocity (at, caller_token, interaction_id) VALUES (?, ?, ?)`),
+		at.UnixMilli(), s.velocityToken(velocityArrival, caller), interaction)
+	if err != nil {
+		return fmt.Errorf("archive: velocity arrival: %w", err)
+	}
+	return nil
+}
 
 // VelocityPayment is one screened payment as the velocity table keeps it.
 type VelocityPayment struct {
@@ -71,9 +97,9 @@ func (s *Store) velocityToken(label, v string) string {
 // Counts implements fraud.Velocity: payments, declines and distinct cards
 // from caller since since, payments and declines of customer since
 // since — each one range scan of an index (caller_token, at) or
-// (customer_token, at). CallsToday is 0: calls are not recorded here
-// (call-arrival screening is not built).
-func (s *Store) Counts(ctx context.Context, caller, customer string, since, _ time.Time) (fraud.Counts, error) {
+// (customer_token, at) — and the caller's arrivals since midnight
+// (RecordArrival rows) as CallsToday.
+func (s *Store) Counts(ctx context.Context, caller, customer string, since, midnight time.Time) (fraud.Counts, error) {
 	var c fraud.Counts
 	if err := s.ensure(ctx); err != nil {
 		return c, err
@@ -83,6 +109,10 @@ func (s *Store) Counts(ctx context.Context, caller, customer string, since, _ ti
 	if caller != "" {
 		if err := s.db.QueryRowContext(ctx, s.q(agg+`caller_token = ? AND at >= ?`), s.velocityToken(velocityCaller, caller), since.UnixMilli()).
 			Scan(&c.PaymentsCaller, &c.DeclinesCaller, &c.CardsCaller); err != nil {
+			return c, fmt.Errorf("archive: velocity: %w", err)
+		}
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM fraud_velocity WHERE caller_token = ? AND at >= ?`),
+			s.velocityToken(velocityArrival, caller), midnight.UnixMilli()).Scan(&c.CallsToday); err != nil {
 			return c, fmt.Errorf("archive: velocity: %w", err)
 		}
 	}

@@ -163,3 +163,45 @@ func BenchmarkVelocityCounts100k(b *testing.B) {
 		})
 	}
 }
+
+// TestVelocityArrivals: each recorded arrival counts in the caller's
+// calls_today since midnight and in nothing else; the row holds a token,
+// not the number; anonymise deletes the caller's arrivals.
+func TestVelocityArrivals(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		midnight := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+		const caller, other = "+447700900123", "+447700900999"
+		for i, at := range []time.Time{midnight.Add(-time.Hour), midnight.Add(time.Hour), midnight.Add(2 * time.Hour), midnight.Add(3 * time.Hour)} {
+			if err := s.RecordArrival(ctx, at, caller, fmt.Sprint("call-", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.RecordArrival(ctx, midnight.Add(time.Hour), other, "call-x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordPayment(ctx, VelocityPayment{At: midnight.Add(time.Hour), Caller: caller, CardToken: cardToken(1)}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Counts(ctx, caller, "", midnight.Add(-24*time.Hour), midnight)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (fraud.Counts{CallsToday: 3, PaymentsCaller: 1, CardsCaller: 1}); c != want {
+			t.Errorf("counts %+v, want %+v (arrivals must not count as payments)", c, want)
+		}
+		var leaked int
+		if err := s.DB().QueryRow(s.q(`SELECT COUNT(*) FROM fraud_velocity WHERE caller_token LIKE ?`), "%7700900%").Scan(&leaked); err != nil || leaked != 0 {
+			t.Errorf("%d rows hold the number (%v)", leaked, err)
+		}
+		if _, err := s.Anonymise(ctx, AnonymiseOptions{Number: caller, Actor: "cli:ops"}); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Counts(ctx, caller, "", midnight.Add(-24*time.Hour), midnight); c.CallsToday != 0 {
+			t.Errorf("after anonymise calls_today %d", c.CallsToday)
+		}
+		if c, _ := s.Counts(ctx, other, "", midnight.Add(-24*time.Hour), midnight); c.CallsToday != 1 {
+			t.Errorf("other caller after anonymise: %+v", c)
+		}
+	})
+}

@@ -106,6 +106,8 @@ func TestGrantTable(t *testing.T) {
 		{RoleSupervisor, PermAuditRead, None}, {RoleAdmin, PermPprof, All}, {RoleSupervisor, PermPprof, None},
 		{RoleAdmin, PermUsers, All}, {Role("root"), PermCallsView, None}, {Role("root"), SignedIn, None},
 		{Role(""), Public, All},
+		{RoleAgent, PermFraudHold, Own}, {RoleAgent, PermFraudHolds, None}, {RoleSupervisor, PermFraudHold, All},
+		{RoleArchivist, PermFraudHold, None}, {RoleAuditor, PermFraudHold, None},
 	} {
 		if got := Grant(c.r, c.p); got != c.want {
 			t.Errorf("Grant(%s, %s) = %s, want %s", c.r, c.p, got, c.want)

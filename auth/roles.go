@@ -72,7 +72,11 @@ const (
 	PermMonitor    Perm = "calls.monitor" // listen, coach, barge
 	PermPayment    Perm = "calls.payment" // agent-assisted payment
 	PermFraudHolds Perm = "fraud.holds"   // view and decide holds
-	PermTrunksView Perm = "trunks.view"   // trunks' registration and keep-alive state
+	// PermFraudHold: hold a call's payment by hand (fraud-manual) and
+	// comment on its hold; agents only on their own calls, current or
+	// past (the handler checks), as calls.payment.
+	PermFraudHold  Perm = "fraud.hold"
+	PermTrunksView Perm = "trunks.view" // trunks' registration and keep-alive state
 )
 
 // Scope is how far a granted permission reaches.
@@ -101,12 +105,12 @@ func (s Scope) String() string {
 // from a role's row is None. Admin gets every permission (allPerms).
 var grants = map[Role]map[Perm]Scope{
 	RoleAgent: {
-		PermCallsView: Own, PermCallsAct: Own, PermPayment: Own,
+		PermCallsView: Own, PermCallsAct: Own, PermPayment: Own, PermFraudHold: Own,
 	},
 	RoleSupervisor: {
 		PermCallsView: All, PermCallsAct: All, PermAgentsView: All, PermStats: All, PermMetrics: All,
 		PermArchiveSearch: All, PermArchivePlay: All,
-		PermMonitor: All, PermPayment: All, PermFraudHolds: All, PermTrunksView: All,
+		PermMonitor: All, PermPayment: All, PermFraudHolds: All, PermFraudHold: All, PermTrunksView: All,
 	},
 	RoleArchivist: {
 		PermArchiveSearch: All, PermArchivePlay: All, PermArchiveDownload: All, PermArchiveDelete: All,
@@ -123,7 +127,7 @@ func AllPerms() []Perm {
 	return []Perm{PermCallsView, PermCallsAct, PermAgentsView, PermStats, PermMetrics, PermPprof,
 		PermArchiveSearch, PermArchivePlay, PermArchiveDownload, PermArchiveDelete, PermArchiveExport,
 		PermArchiveAnonymise, PermArchivePurge, PermAuditRead, PermUsers, PermTokens,
-		PermMonitor, PermPayment, PermFraudHolds, PermTrunksView}
+		PermMonitor, PermPayment, PermFraudHolds, PermFraudHold, PermTrunksView}
 }
 
 func allPerms() map[Perm]Scope {

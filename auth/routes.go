@@ -63,10 +63,10 @@ var Rules = []Rule{
 
 	{Pattern: "GET /api/fraud/holds", Perm: PermFraudHolds},
 	{Pattern: "GET /api/fraud/holds/{id}", Perm: PermFraudHolds},
-	{Pattern: "POST /api/fraud/holds", Perm: PermFraudHolds},
+	{Pattern: "POST /api/fraud/holds", Perm: PermFraudHold},
 	{Pattern: "POST /api/fraud/holds/{id}/release", Perm: PermFraudHolds},
 	{Pattern: "POST /api/fraud/holds/{id}/reject", Perm: PermFraudHolds},
-	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHolds},
+	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHold},
 }
 
 var ruleIndex = sync.OnceValue(func() map[string]Rule {

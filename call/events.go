@@ -17,7 +17,8 @@ type Event struct {
 	// "recording_failed" (writing the recording failed mid-call),
 	// "payment_started", "payment_field", "payment_result",
 	// "payment_ended" (an agent-assisted payment, see Payment),
-	// "payment_refused" (the agent's payment code refused: Reason), "ended"
+	// "payment_refused" (the agent's payment code refused: Reason),
+	// "fraud_risk" (the call was screened at arrival: Risk), "ended"
 	// (the call is over: always the last event, then the stream closes).
 	Type string `json:"type"`
 	// Reason says why an "ended" call ended ("bye", "flow finished", …).
@@ -37,6 +38,8 @@ type Event struct {
 	// events: "payment_started", "payment_field" (a field's count and
 	// validity), "payment_result" (the gateway's answer), "payment_ended".
 	Payment *PaymentEvent `json:"payment,omitempty"`
+	// Risk is the call-arrival screening's mark for "fraud_risk".
+	Risk *FraudRisk `json:"risk,omitempty"`
 }
 
 // eventBus keeps an interaction's recent events and fans them out to

@@ -58,6 +58,7 @@ type opts struct {
 	rtcpMux      string // rtp.rtcp.mux
 	onEnded      func(call.Summary)
 	srtp         csip.SRTPPolicy // rtp.srtp for every call and leg
+	arrival      call.ArrivalConfig
 }
 
 // lockedBuffer collects log lines from many goroutines; the test prints it
@@ -145,7 +146,7 @@ func newHarness(t *testing.T, o opts) *harness {
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
 		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123"),
-		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded, SRTP: o.srtp})
+		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded, SRTP: o.srtp, Arrival: o.arrival})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,6 +224,14 @@ func (c *Interaction) run() {
 		name, _ := flowTarget(c.target)
 		c.runFlow(ctx, name)
 		c.supervise(ctx)
+	case strings.HasPrefix(c.target, "queue:"):
+		// A queue as the call's route (fraud.call.route queue:NAME).
+		if err := c.Transfer(ctx, c.target); err != nil {
+			c.log.Info().Err(err).Msg("queue target did not bridge the caller")
+			c.end("queue failed")
+			break
+		}
+		c.supervise(ctx)
 	case strings.HasPrefix(c.target, "dial:"):
 		// A straight B2BUA relay to a SIP URI through the gate, with DTMF
 		// masking on: what load tests and simple trunk-to-agent setups use.

@@ -73,6 +73,8 @@ type Config struct {
 	// false); CardTokenKey keys the card token it sees.
 	Screener     ivr.Screener
 	CardTokenKey []byte
+	// Arrival screens each call at arrival (fraud.call, arrival.go).
+	Arrival ArrivalConfig
 	// Agents and queues; nil when the deployment has none.
 	Directory *acd.Directory
 	// SecureCode is the agent's in-call feature code ("*7") that sends the
@@ -146,6 +148,7 @@ type Manager struct {
 
 	recStats recordingStats
 	quality  qualityStats
+	arrival  arrivalStats
 	met      Metrics // cfg.Metrics, or one that counts nothing
 }
 
@@ -219,6 +222,9 @@ func NewManager(cfg Config) (*Manager, error) {
 				return nil, fmt.Errorf("call: route %q: %w %q", user, ivr.ErrUnknownFlow, name)
 			}
 		}
+	}
+	if err := m.checkArrivalRoute(); err != nil {
+		return nil, err
 	}
 	if cfg.InactivityTimeout > 0 {
 		m.wg.Add(1)
@@ -374,9 +380,20 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	trunkData(c, s.Identity())
 	defer m.ended(c, time.Now()) // after close: the recording is finished
 	defer c.close()
+	admit := m.screenArrival(c) // may change c.target: before anyone reads it
+	target = c.target
 	m.register(c)
 	defer m.unregister(c)
 	m.met.CallStarted(routeLabel(target))
+	if !admit {
+		// RFC 3261 §21.6.2: 603 Decline, a global failure — a proxy in
+		// front (Kamailio's dispatcher) must not retry another node,
+		// which would screen the caller again (§16.7: a 6xx ends the
+		// forking). The reason phrase tells the caller nothing more.
+		c.end("fraud-reject")
+		_ = s.Reject(603, "Decline")
+		return
+	}
 
 	s.SetCallbacks(c.onMediaChange, infoHandler(c.onDigitReceived))
 	if early {

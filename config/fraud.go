@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,8 +24,9 @@ type Fraud struct {
 	// without one: phone, email, postcode, extended_postcode, customer_id,
 	// bin, source. A type not listed scores 0.
 	DefaultScores map[string]int `yaml:"default_scores"`
-	// RulesFile is a YAML rules file, or a directory of them, seeding the
-	// rules; empty means no rules.
+	// RulesFile is a YAML rules file, or a directory of them, that seeds
+	// the rules in the database when it has never held any (afterwards
+	// `cloak fraud rules load` changes them); empty seeds nothing.
 	RulesFile string `yaml:"rules_file"`
 	// BINTable is a CSV file "bin,brand,country" giving a payment's card
 	// brand and country from its BIN; empty means none.
@@ -39,7 +41,33 @@ type Fraud struct {
 	// TimeZone is the IANA zone of the rules' hour and weekday and of
 	// "calls today".
 	TimeZone string `yaml:"time_zone"`
+	// Call screens each call at arrival (needs enabled).
+	Call FraudCall `yaml:"call"`
 }
+
+// FraudCall configures the screening of a call at arrival: after
+// admission, before the call is answered and its route starts, the same
+// static data and rules (with payment false) score the caller's number,
+// verstat, source, trunk, route, time of day and calls_today.
+type FraudCall struct {
+	// Enabled screens calls at arrival. Off by default. With fraud.enabled
+	// every arrival is recorded for calls_today even when this is off.
+	Enabled bool `yaml:"enabled"`
+	// MinimumScore: a call whose total score is at or above it takes
+	// route. At least 1.
+	MinimumScore int `yaml:"minimum_score"`
+	// Route is what a call at or above minimum_score gets: "mark" (the
+	// interaction is marked, nothing else), "reject" (603 Decline),
+	// "flow:NAME" (that flow instead of its route) or "queue:NAME" (that
+	// queue). Every screened call with a match is marked (fraud_risk).
+	Route string `yaml:"route"`
+	// Timeout bounds how long answering waits for the screening: past it
+	// the call proceeds unscreened (counted and logged). 10ms to 5s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// FraudCallRoutes are the fixed values of fraud.call.route.
+var FraudCallRoutes = []string{"mark", "reject"}
 
 // FraudTypes are the static entry types default_scores may name.
 var FraudTypes = []string{"phone", "email", "postcode", "extended_postcode", "customer_id", "bin", "source"}
@@ -56,6 +84,7 @@ func defaultFraud() Fraud {
 		DefaultCountryCode: "44",
 		VelocityWindow:     24 * time.Hour,
 		TimeZone:           "UTC",
+		Call:               FraudCall{MinimumScore: 100, Route: "mark", Timeout: 300 * time.Millisecond},
 	}
 }
 
@@ -85,6 +114,25 @@ func (c *Config) validateFraud(bad func(path, format string, a ...any)) {
 	}
 	if _, err := time.LoadLocation(f.TimeZone); err != nil || f.TimeZone == "" {
 		bad("fraud.time_zone", "%q: not an IANA time zone", f.TimeZone)
+	}
+	fc := &f.Call
+	if fc.MinimumScore < 1 || fc.MinimumScore > maxFraudScore {
+		bad("fraud.call.minimum_score", "%d: want 1 to %d", fc.MinimumScore, maxFraudScore)
+	}
+	if name, ok := strings.CutPrefix(fc.Route, "flow:"); ok && name == "" {
+		bad("fraud.call.route", "%q: flow: needs a flow name", fc.Route)
+	} else if name, ok := strings.CutPrefix(fc.Route, "queue:"); ok {
+		if !slices.ContainsFunc(c.Queues, func(q Queue) bool { return q.Name == name }) {
+			bad("fraud.call.route", "%q: no queue %q in queues", fc.Route, name)
+		}
+	} else if !ok && !strings.HasPrefix(fc.Route, "flow:") && !slices.Contains(FraudCallRoutes, fc.Route) {
+		bad("fraud.call.route", "%q: want mark, reject, flow:NAME or queue:NAME", fc.Route)
+	}
+	if fc.Timeout < 10*time.Millisecond || fc.Timeout > 5*time.Second {
+		bad("fraud.call.timeout", "%v: want 10ms to 5s", fc.Timeout)
+	}
+	if fc.Enabled && !f.Enabled {
+		bad("fraud.call.enabled", "needs fraud.enabled")
 	}
 	if f.Enabled {
 		for path, file := range map[string]string{"fraud.rules_file": f.RulesFile, "fraud.bin_table": f.BINTable} {

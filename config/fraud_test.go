@@ -18,6 +18,12 @@ func TestFraudValidateNamesTheField(t *testing.T) {
 		{"fraud:\n  time_zone: Mars/Olympus\n", "fraud.time_zone"},
 		{"fraud:\n  enabled: true\n  rules_file: /nonexistent/rules.yaml\n", "fraud.rules_file"},
 		{"fraud:\n  enabled: true\n  bin_table: /nonexistent/bins.csv\n", "fraud.bin_table"},
+		{"fraud:\n  call: {minimum_score: 0}\n", "fraud.call.minimum_score"},
+		{"fraud:\n  call: {route: block}\n", "fraud.call.route"},
+		{"fraud:\n  call: {route: \"flow:\"}\n", "fraud.call.route"},
+		{"fraud:\n  call: {route: \"queue:nowhere\"}\n", "fraud.call.route"},
+		{"fraud:\n  call: {timeout: 1ms}\n", "fraud.call.timeout"},
+		{"fraud:\n  call: {enabled: true}\n", "fraud.call.enabled"},
 	}
 	for _, tc := range tests {
 		c, err := Parse(strings.NewReader(tc.yaml))
@@ -31,7 +37,7 @@ func TestFraudValidateNamesTheField(t *testing.T) {
 		}
 	}
 	c := Default()
-	if c.Fraud.Enabled || c.Fraud.MinimumScore != 100 || len(c.Fraud.DefaultScores) != len(FraudTypes) {
+	if c.Fraud.Enabled || c.Fraud.MinimumScore != 100 || len(c.Fraud.DefaultScores) != len(FraudTypes) || c.Fraud.Call.Enabled || c.Fraud.Call.Route != "mark" {
 		t.Fatalf("default fraud %+v", c.Fraud)
 	}
 	// A rules file that exists is fine, and a missing one is fine while
@@ -43,5 +49,11 @@ func TestFraudValidateNamesTheField(t *testing.T) {
 	c.Fraud.Enabled, c.Fraud.RulesFile = true, "../testdata/fraud/rules.yaml"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range []string{"reject", "flow:pay", "queue:payments", "mark"} {
+		c.Fraud.Call.Enabled, c.Fraud.Call.Route = true, r
+		if err := c.Validate(); err != nil {
+			t.Errorf("fraud.call.route %s: %v", r, err)
+		}
 	}
 }

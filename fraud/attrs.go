@@ -50,6 +50,8 @@ type Attributes struct {
 	Verstat string
 	// Source is the trunk or phone's source address.
 	Source netip.Addr
+	// Trunk names the trunk the call came in on ("" none).
+	Trunk string
 	// Route is the called user part; Queue and Agent the interaction's.
 	Route, Queue, Agent string
 	// Time is when the screening happens (time of day rules).
@@ -91,7 +93,7 @@ func (a *Attributes) Check() error {
 	if HasPAN(a.Caller) && !intlPhone(a.Caller) {
 		return fmt.Errorf("caller holds a card number: %w", ErrSecret)
 	}
-	for name, v := range map[string]string{"verstat": a.Verstat, "route": a.Route, "queue": a.Queue, "agent": a.Agent} {
+	for name, v := range map[string]string{"verstat": a.Verstat, "trunk": a.Trunk, "route": a.Route, "queue": a.Queue, "agent": a.Agent} {
 		if HasPAN(v) {
 			return fmt.Errorf("%s holds a card number: %w", name, ErrSecret)
 		}

@@ -221,6 +221,15 @@ type Decision struct {
 	VelocityError string   `json:"velocity_error,omitempty"`
 }
 
+// Against returns d decided against minimum instead of the threshold it
+// was screened with: a call screened at arrival is judged against
+// fraud.call.minimum_score, a payment against fraud.minimum_score.
+func (d Decision) Against(minimum int) Decision {
+	d.Minimum = minimum
+	d.Hold = len(d.Matches) > 0 && d.Score >= minimum
+	return d
+}
+
 // Screener screens attributes against an Index and a RuleSet, both
 // replaceable at any time (atomically) without a restart. Safe for
 // concurrent use.
@@ -256,6 +265,9 @@ func (s *Screener) SetIndex(ix *Index) {
 	s.index.Store(ix)
 }
 
+// RuleCount is the number of rules screened with now.
+func (s *Screener) RuleCount() int { return s.rules.Load().Len() }
+
 // SetRules replaces the rules.
 func (s *Screener) SetRules(r *RuleSet) {
 	if r == nil {
@@ -280,7 +292,7 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 	at = at.In(s.set.Location)
 	env := Env{
 		Verstat: a.Verstat, Verified: a.Verstat == "TN-Validation-Passed",
-		Route: a.Route, Queue: a.Queue, Agent: a.Agent,
+		Trunk: a.Trunk, Route: a.Route, Queue: a.Queue, Agent: a.Agent,
 		Hour: at.Hour(), Weekday: at.Weekday().String(), Data: a.Data,
 	}
 	if a.Source.IsValid() {

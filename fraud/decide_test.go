@@ -197,3 +197,59 @@ func TestCardVelocity(t *testing.T) {
 		t.Fatalf("another card held: %+v", d)
 	}
 }
+
+// TestScreenArrival screens a call with no payment: the static phone
+// entry, a trunk rule and calls_today (arrivals recorded as non-payment
+// events) all count, and Against judges it by the call's own minimum.
+func TestScreenArrival(t *testing.T) {
+	ctx := context.Background()
+	day := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	vel := &MemVelocity{}
+	sc := newTestScreener(t, vel)
+	rules, err := Compile("arrival", []Rule{
+		{Name: "busy-caller", When: "!payment && calls_today > 2", Score: 70},
+		{Name: "grey-trunk", When: `trunk == "grey"`, Score: 30},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.SetRules(rules)
+	caller := "+447700900123"
+	for i := 1; i <= 3; i++ {
+		// Each arrival is recorded before it is screened, so the third
+		// call sees calls_today 3.
+		if err := vel.Record(VelocityEvent{Time: day.Add(time.Duration(i) * time.Minute), Caller: caller}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := sc.Screen(ctx, Attributes{Caller: caller, Trunk: "grey", Time: day.Add(time.Duration(i) * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 30
+		if i == 3 {
+			want = 100
+		}
+		if d.Score != want {
+			t.Errorf("call %d: score %d, want %d (%+v)", i, d.Score, want, d.Matches)
+		}
+		if got := d.Against(90).Hold; got != (i == 3) {
+			t.Errorf("call %d: against 90 hold %v", i, got)
+		}
+	}
+	// Yesterday's calls do not count today.
+	if err := vel.Record(VelocityEvent{Time: day.Add(-10 * time.Hour), Caller: "+447700900124"}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := sc.Screen(ctx, Attributes{Caller: "+447700900124", Time: day})
+	if d.Score != 0 || d.Against(1).Hold {
+		t.Errorf("yesterday's call counted: %+v", d)
+	}
+	// The listed number alone: its default score 100.
+	d, _ = sc.Screen(ctx, Attributes{Caller: "07700 900666", Time: day})
+	if d.Score != 100 || !d.Against(100).Hold || d.Against(101).Hold {
+		t.Errorf("listed caller: %+v", d)
+	}
+	if _, err := sc.Screen(ctx, Attributes{Caller: caller, Trunk: "4111 1111 1111 1111"}); !errors.Is(err, ErrSecret) {
+		t.Errorf("trunk holding a card number: %v", err)
+	}
+}

@@ -35,6 +35,8 @@ type Env struct {
 	Verified bool `expr:"verified"`
 	// Source is the source address ("192.0.2.7"), "" unknown.
 	Source string `expr:"source"`
+	// Trunk is the trunk the call came in on, "" when none.
+	Trunk string `expr:"trunk"`
 	// Route, Queue, Agent are the interaction's.
 	Route string `expr:"route"`
 	Queue string `expr:"queue"`
@@ -144,6 +146,7 @@ func (e *Env) fill(m map[string]any) {
 	m["verstat"] = e.Verstat
 	m["verified"] = e.Verified
 	m["source"] = e.Source
+	m["trunk"] = e.Trunk
 	m["route"] = e.Route
 	m["queue"] = e.Queue
 	m["agent"] = e.Agent

@@ -637,7 +637,7 @@ func TestPayFraudHeld(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\nops: %q", err, call.ops)
 	}
-	if res.Outputs["payment_result"] != "held" || !call.has("play failed") || !call.has("play goodbye") {
+	if res.Outputs["payment_result"] != "held" || !call.has("play reviewing") || call.has("play failed") || !call.has("play goodbye") {
 		t.Fatalf("outputs %v ops %q", res.Outputs, call.ops)
 	}
 	if len(sc.seen) != 1 || len(sc.holds) != 1 {

@@ -96,7 +96,7 @@ func (u userStore) UserByName(ctx context.Context, name string) (archive.User, e
 
 // archiveRoutes registers the archive's API (/api/archive/…) on m when
 // the archive is on.
-func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config) {
+func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config, calls admin.Backend) {
 	if a.store == nil {
 		return
 	}
@@ -123,7 +123,7 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config) {
 		}
 		return strings.TrimSpace(string(b)), nil
 	})
-	admin.RegisterFraud(m, a.store, admin.FraudOptions{Gateway: gw})
+	admin.RegisterFraud(m, a.store, admin.FraudOptions{Gateway: gw, Calls: calls})
 	a.log.Info().Str("admin.listen", cfg.Admin.Listen).Msg("archive API at /api/archive/ for signed-in users per role; every view, play, download, delete, anonymisation and export is audited")
 }
 
@@ -133,7 +133,7 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config) {
 func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeArchive, met *metrics.Metrics, trunks *nodeTrunks) (http.Handler, *auth.Mux) {
 	m := auth.NewMux()
 	admin.Register(m, b, admin.Options{Pprof: cfg.Admin.Pprof, Auth: svc})
-	a.archiveRoutes(m, cfg)
+	a.archiveRoutes(m, cfg, b)
 	trunks.routes(m)
 	svc.Register(m)
 	if met != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/fraud"
 	"github.com/cloak-voip/cloak/ivr"
@@ -18,21 +19,29 @@ import (
 )
 
 // fraudReload is how often a node looks for changed static fraud data
-// (entries added or removed by `cloak fraud data` or another node).
+// (entries added or removed by `cloak fraud data` or another node) and
+// changed rules (`cloak fraud rules load`): a change applies within it.
 const fraudReload = 5 * time.Second
 
-// nodeFraud is the node's payment screening: fraud.Screener over the
-// archive's static data and the rules file, holds into the archive.
+// nodeFraud is the node's payment and call screening: fraud.Screener over
+// the archive's static data and rules, holds into the archive.
 type nodeFraud struct {
 	screener *fraud.Screener
-	store    *archive.Store
-	node     string
-	log      zerolog.Logger
-	defaults map[fraud.Type]int
-	tokenKey []byte
-	version  string // count and newest added_at of the entries loaded
-	norm     fraud.Normaliser
-	velocity fraudVelocityLog
+	// callMinimum is fraud.call.minimum_score, what an arrival is judged
+	// against; screenCalls is fraud.call.enabled.
+	callMinimum int
+	screenCalls bool
+	store       *archive.Store
+	node        string
+	log         zerolog.Logger
+	defaults    map[fraud.Type]int
+	tokenKey    []byte
+	version     string // count and newest added_at of the entries loaded
+	// rulesVersion is the version of the database's rules last applied
+	// or refused (a refused version is not retried; the next change is).
+	rulesVersion int64
+	norm         fraud.Normaliser
+	velocity     fraudVelocityLog
 }
 
 // fraudVelocityLog logs a velocity write failure once per incident.
@@ -57,6 +66,44 @@ func (f *nodeFraud) Screen(ctx context.Context, a fraud.Attributes) (fraud.Decis
 	return d, err
 }
 
+// ScreenArrival implements call.ArrivalScreener: the arrival is recorded
+// in the velocity table first (so this call counts in its own
+// calls_today), then, when fraud.call.enabled, screened and judged
+// against fraud.call.minimum_score. A failed record is logged once per
+// incident and the screening goes on (calls_today undercounts).
+func (f *nodeFraud) ScreenArrival(ctx context.Context, a fraud.Attributes, interaction string) (fraud.Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
+	defer cancel()
+	if a.Caller != "" {
+		if caller, err := f.norm.Phone(a.Caller); err == nil {
+			f.velocity.note(f.log, f.store.RecordArrival(ctx, a.Time, caller, interaction), "call arrival")
+		}
+	}
+	if !f.screenCalls {
+		return fraud.Decision{}, nil
+	}
+	d, err := f.screener.Screen(ctx, a)
+	if err != nil {
+		return d, err
+	}
+	return d.Against(f.callMinimum), nil
+}
+
+// note logs the first failure of a velocity write of an incident, and the
+// recovery.
+func (v *fraudVelocityLog) note(log zerolog.Logger, err error, what string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case err != nil && !v.failed:
+		v.failed = true
+		log.Error().Err(err).Str("what", what).Msg("fraud velocity: not recorded (later screenings undercount until the archive answers)")
+	case err == nil && v.failed:
+		v.failed = false
+		log.Info().Msg("fraud velocity: recording again")
+	}
+}
+
 // RecordPayment implements ivr.PaymentRecorder: the screened payment's
 // result goes to the archive's velocity table (caller and customer id as
 // tokens, the card as its token), for later screenings' velocity.
@@ -76,17 +123,16 @@ func (f *nodeFraud) RecordPayment(ctx context.Context, a fraud.Attributes, inter
 	}
 	ctx, cancel := context.WithTimeout(ctx, fraudDBTimeout)
 	defer cancel()
-	err := f.store.RecordPayment(ctx, p)
-	f.velocity.mu.Lock()
-	defer f.velocity.mu.Unlock()
-	switch {
-	case err != nil && !f.velocity.failed:
-		f.velocity.failed = true
-		f.log.Error().Err(err).Msg("fraud velocity: payment not recorded (later screenings undercount until the archive answers)")
-	case err == nil && f.velocity.failed:
-		f.velocity.failed = false
-		f.log.Info().Msg("fraud velocity: recording payments again")
+	f.velocity.note(f.log, f.store.RecordPayment(ctx, p), "payment")
+}
+
+// arrivalConfig is the call manager's fraud.call: every arrival recorded
+// when fraud is on, screened when fraud.call.enabled.
+func (f *nodeFraud) arrivalConfig(c config.FraudCall) call.ArrivalConfig {
+	if f == nil {
+		return call.ArrivalConfig{}
 	}
+	return call.ArrivalConfig{Screener: f, Screen: c.Enabled, Route: c.Route, Timeout: c.Timeout}
 }
 
 // Hold implements ivr.Screener: a fraud-auto hold in the archive.
@@ -138,9 +184,12 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 			return nil, fmt.Errorf("fraud.bin_table: %w", err)
 		}
 	}
-	var rules *fraud.RuleSet
+	// fraud.rules_file must compile (start refused otherwise); it seeds
+	// the database's rules once (seedRules), after which the database is
+	// what every node screens with.
+	var seed *fraud.RuleSet
 	if cfg.Fraud.RulesFile != "" {
-		if rules, err = fraud.LoadRules(cfg.Fraud.RulesFile); err != nil {
+		if seed, err = fraud.LoadRules(cfg.Fraud.RulesFile); err != nil {
 			return nil, fmt.Errorf("fraud.rules_file:\n%w", err)
 		}
 	}
@@ -153,24 +202,100 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	m := hmac.New(sha256.New, o.Key)
 	m.Write([]byte("cloak fraud card token v1"))
 	host, _ := os.Hostname()
-	nf := &nodeFraud{screener: fraud.NewScreener(set, nil, rules), store: arch.store, node: host, log: log,
-		defaults: set.DefaultScores, tokenKey: m.Sum(nil), norm: set.Normaliser}
+	nf := &nodeFraud{screener: fraud.NewScreener(set, nil, nil), store: arch.store, node: host, log: log,
+		defaults: set.DefaultScores, tokenKey: m.Sum(nil), norm: set.Normaliser,
+		callMinimum: cfg.Fraud.Call.MinimumScore, screenCalls: cfg.Fraud.Call.Enabled}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if seed != nil {
+		if err := nf.seedRules(lctx, seed, cfg.Fraud.RulesFile); err != nil {
+			return nil, fmt.Errorf("fraud.rules_file: %w", err)
+		}
+	}
 	if err := nf.reload(lctx); err != nil {
-		return nil, fmt.Errorf("fraud: static data: %w", err)
+		return nil, fmt.Errorf("fraud: %w", err)
 	}
 	go nf.watch(ctx)
-	n := 0
-	if rules != nil {
-		n = rules.Len()
-	}
-	log.Info().Int("rules", n).Int("minimum_score", set.MinimumScore).Msg("fraud screening on")
+	log.Info().Int("rules", nf.screener.RuleCount()).Int64("rules_version", nf.rulesVersion).Int("minimum_score", set.MinimumScore).Bool("call_screening", cfg.Fraud.Call.Enabled).
+		Str("call_route", cfg.Fraud.Call.Route).Msg("fraud screening on")
 	return nf, nil
 }
 
-// reload rebuilds the index when the entries changed since the last load.
+// seedRules stores the rules file's set in the database when the
+// database has never held rules (version 0), as "node:HOST"; otherwise
+// the database wins and a file that differs from it is warned about.
+// Nodes that seed at once apply one after the other: the second finds
+// the set unchanged.
+func (f *nodeFraud) seedRules(ctx context.Context, seed *fraud.RuleSet, file string) error {
+	v, stored, err := f.store.Rules(ctx)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		res, err := f.store.ReplaceRules(ctx, seed.Rules(), "node:"+f.node, file)
+		if err != nil {
+			return err
+		}
+		f.log.Info().Int64("version", res.Version).Int("rules", seed.Len()).Str("file", file).Msg("fraud rules seeded into the database from fraud.rules_file")
+		return nil
+	}
+	if !sameRules(seed.Rules(), stored) {
+		f.log.Warn().Str("file", file).Int64("version", v).Msg("fraud.rules_file differs from the rules in the database: the database wins (cloak fraud rules load FILE replaces them)")
+	}
+	return nil
+}
+
+// sameRules reports whether a and b hold the same rules (by name).
+func sameRules(a, b []fraud.Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]fraud.Rule{}
+	for _, r := range a {
+		m[r.Name] = r
+	}
+	for _, r := range b {
+		o, ok := m[r.Name]
+		if !ok || o.When != r.When || o.Score != r.Score || o.Comment != r.Comment || o.Disabled != r.Disabled {
+			return false
+		}
+	}
+	return true
+}
+
+// reloadRules applies the database's rules when their version moved. A
+// set that does not compile (a row edited by hand, a newer node's
+// attribute) is refused naming the rules, logged once per version, and
+// the rules loaded before stay.
+func (f *nodeFraud) reloadRules(ctx context.Context) error {
+	v, err := f.store.RulesVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v == f.rulesVersion {
+		return nil
+	}
+	v, rules, err := f.store.Rules(ctx)
+	if err != nil {
+		return err
+	}
+	f.rulesVersion = v
+	set, err := fraud.Compile(fmt.Sprintf("database version %d", v), rules)
+	if err != nil {
+		f.log.Error().Int64("version", v).Str("refused", err.Error()).Msg("fraud rules in the database refused: screening goes on with the rules loaded before")
+		return nil
+	}
+	f.screener.SetRules(set)
+	f.log.Info().Int64("version", v).Int("rules", set.Len()).Msg("fraud rules loaded")
+	return nil
+}
+
+// reload rebuilds the index when the entries changed since the last
+// load, and the rules when theirs did.
 func (f *nodeFraud) reload(ctx context.Context) error {
+	if err := f.reloadRules(ctx); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
 	v, err := f.store.FraudVersion(ctx)
 	if err != nil {
 		return err
@@ -203,7 +328,7 @@ func (f *nodeFraud) watch(ctx context.Context) {
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, fraudReload)
 			if err := f.reload(rctx); err != nil && ctx.Err() == nil {
-				f.log.Warn().Err(err).Msg("fraud static data reload failed: screening goes on with the data loaded before")
+				f.log.Warn().Err(err).Msg("fraud static data or rules reload failed: screening goes on with what was loaded before")
 			}
 			cancel()
 		}

@@ -109,3 +109,119 @@ func TestFraudVelocityFromArchive(t *testing.T) {
 		t.Fatalf("after two declines: %+v %v", d, err)
 	}
 }
+
+// TestFraudRulesFromDatabase: fraud.rules_file seeds the database once
+// (a second node on the same database finds it seeded and keeps it); a
+// change stored by another writer reaches both nodes at their next
+// reload without a restart; a stored set that does not compile is
+// refused with the rule's name and the old rules go on screening.
+func TestFraudRulesFromDatabase(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := config.Default()
+	cfg.Data.Dir = t.TempDir()
+	cfg.Fraud.Enabled = true
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte("rules:\n  - name: premium\n    when: caller startsWith \"+449\"\n    score: 150\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Fraud.RulesFile = rules
+	arch, err := archiveSetup(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arch.close(time.Second)
+	var logs [2]*strings.Builder
+	var nodes [2]*nodeFraud
+	for i := range nodes {
+		logs[i] = &strings.Builder{}
+		if nodes[i], err = fraudSetup(ctx, cfg, arch, zerolog.New(logs[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(logs[0].String(), "seeded into the database") || strings.Contains(logs[1].String(), "seeded") {
+		t.Errorf("seeding: node 1 %q node 2 %q", logs[0].String(), logs[1].String())
+	}
+	hist, err := arch.store.RulesHistory(ctx, 0)
+	if err != nil || len(hist) != 1 || !strings.HasPrefix(hist[0].Actor, "node:") || hist[0].Source != rules {
+		t.Fatalf("history after two starts: %+v %v", hist, err)
+	}
+	premium := fraud.Attributes{Caller: "+449001234567"}
+	busy := fraud.Attributes{Caller: "+447700900123", Verstat: "TN-Validation-Failed"}
+	score := func(f *nodeFraud, a fraud.Attributes) int {
+		d, err := f.screener.Screen(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Score
+	}
+	for i, f := range nodes {
+		if score(f, premium) != 150 || score(f, busy) != 0 {
+			t.Fatalf("node %d before the change", i+1)
+		}
+	}
+	// Another writer (the CLI) replaces the set.
+	if _, err := arch.store.ReplaceRules(ctx, []fraud.Rule{{Name: "unverified", When: `verstat == "TN-Validation-Failed"`, Score: 70}}, "cli:ops", "new.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range nodes {
+		if err := f.reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if score(f, premium) != 0 || score(f, busy) != 70 {
+			t.Errorf("node %d after the change: premium %d busy %d", i+1, score(f, premium), score(f, busy))
+		}
+	}
+	// A set edited by hand into something that does not compile.
+	if _, err := arch.store.DB().Exec(`UPDATE fraud_rules SET rule_when = 'verstat == 1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := arch.store.DB().Exec(`UPDATE fraud_rules_head SET version = version + 1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if score(nodes[0], busy) != 70 {
+		t.Errorf("a refused set replaced the rules")
+	}
+	if l := logs[0].String(); !strings.Contains(l, "fraud rules in the database refused") || !strings.Contains(l, `rule \"unverified\"`) {
+		t.Errorf("refusal not logged with the rule's name:\n%s", l)
+	}
+	n := strings.Count(logs[0].String(), "refused")
+	_ = nodes[0].reload(ctx)
+	if strings.Count(logs[0].String(), "refused") != n {
+		t.Errorf("the refusal is logged again at the next poll")
+	}
+}
+
+// BenchmarkScreenArrival is what answering a call waits for with
+// fraud.call on: the arrival's velocity row written, the static lookups,
+// the velocity counts (calls_today among them) and the example rules,
+// over a SQLite archive holding b.N earlier arrivals.
+//
+//	go test -run '^$' -bench ScreenArrival -benchtime 500x ./server/
+func BenchmarkScreenArrival(b *testing.B) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Data.Dir = b.TempDir()
+	cfg.Fraud.Enabled = true
+	cfg.Fraud.Call.Enabled = true
+	cfg.Fraud.RulesFile = "../testdata/fraud/rules.yaml"
+	arch, err := archiveSetup(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer arch.close(time.Second)
+	f, err := fraudSetup(ctx, cfg, arch, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := fraud.Attributes{Caller: "+447700900123", Verstat: "TN-Validation-Passed", Route: "main", Time: time.Now()}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.ScreenArrival(ctx, a, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

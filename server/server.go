@@ -192,6 +192,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		HTTPClient:        flowsClient,
 		Screener:          screener,
 		CardTokenKey:      tokenKey,
+		Arrival:           frd.arrivalConfig(cfg.Fraud.Call),
 		Payments:          paymentConfig(cfg.Payments),
 		Directory:         dir,
 		SecureCode:        cfg.Features.SecureCode,

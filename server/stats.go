@@ -24,6 +24,7 @@ func stats(srv *sip.Server, pool *media.PortPool, lim *authlimit.Limiter, mgr *c
 	out["rtcp_malformed"], out["rtcp_rate_limited"] = qs.RTCPMalformed, qs.RTCPRateLimited
 	out["rtp_dropped_stale"] = qs.DroppedStale
 	out["rtp_dropped_srtp"] = qs.DroppedSRTP
+	out["fraud_arrival_unscreened"] = mgr.ArrivalUnscreened()
 	if poller != nil {
 		ps := poller.Stats()
 		out["rtp_poll_workers"] = ps.Workers

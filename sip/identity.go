@@ -100,3 +100,53 @@ func cleanName(s string) string {
 	}
 	return strings.TrimSpace(b.String())
 }
+
+// maxVerstat bounds a verstat value kept from the wire.
+const maxVerstat = 40
+
+// Verstat is the carrier's verification of the caller's number: the
+// "verstat" parameter (ATIS-1000074 SHAKEN, registered for the tel URI
+// and a sip URI's user part by 3GPP TS 24.229) on the P-Asserted-Identity
+// header, else on From — "TN-Validation-Passed", "TN-Validation-Failed",
+// "No-TN-Validation"; "" when absent or not a token of letters, digits
+// and '-' of at most 40 characters. What the peer sent, trusted as far as
+// the trunk is.
+func (s *Session) Verstat() string {
+	for _, name := range []string{"P-Asserted-Identity", "From"} {
+		for _, h := range s.req.GetHeaders(name) {
+			if v := verstatIn(h.Value()); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// verstatIn returns the value of the first ";verstat=" parameter in a
+// header value, "" when none is well formed.
+func verstatIn(v string) string {
+	if len(v) > 2048 {
+		return ""
+	}
+	low := strings.ToLower(v)
+	i := strings.Index(low, ";verstat=")
+	if i < 0 {
+		return ""
+	}
+	rest := v[i+len(";verstat="):]
+	n := 0
+	for n < len(rest) && n <= maxVerstat {
+		c := rest[n]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			break
+		}
+		n++
+	}
+	if n == 0 || n > maxVerstat {
+		return ""
+	}
+	if n < len(rest) && !strings.ContainsRune(";>@, \t", rune(rest[n])) {
+		return ""
+	}
+	return rest[:n]
+}

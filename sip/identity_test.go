@@ -53,3 +53,28 @@ func TestCallerNameAndAssertedIdentity(t *testing.T) {
 		})
 	}
 }
+
+func TestVerstat(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    string
+	}{
+		{"none", []string{"From: <sip:+447700900123@192.0.2.1>;tag=1\r\n"}, ""},
+		{"pai sip user param", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n",
+			"P-Asserted-Identity: <sip:+447700900123;verstat=TN-Validation-Passed@carrier.example;user=phone>\r\n"}, "TN-Validation-Passed"},
+		{"pai tel", []string{"From: <sip:anon@192.0.2.1>;tag=1\r\n", "P-Asserted-Identity: <tel:+447700900123;verstat=No-TN-Validation>\r\n"}, "No-TN-Validation"},
+		{"from only", []string{"From: <sip:+447700900123;verstat=TN-Validation-Failed@192.0.2.1;user=phone>;tag=1\r\n"}, "TN-Validation-Failed"},
+		{"pai wins", []string{"From: <sip:+447700900123;verstat=TN-Validation-Failed@192.0.2.1;user=phone>;tag=1\r\n",
+			"P-Asserted-Identity: <tel:+447700900123;VERSTAT=TN-Validation-Passed>\r\n"}, "TN-Validation-Passed"},
+		{"too long", []string{"From: <sip:+44;verstat=" + strings.Repeat("A", 41) + "@192.0.2.1>;tag=1\r\n"}, ""},
+		{"bad char", []string{"From: <sip:+44;verstat=TN%0aX@192.0.2.1>;tag=1\r\n"}, ""},
+		{"empty", []string{"From: <sip:+44;verstat=@192.0.2.1>;tag=1\r\n"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := inviteWith(t, tc.headers...).Verstat(); got != tc.want {
+				t.Errorf("Verstat %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

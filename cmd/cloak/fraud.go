@@ -14,7 +14,7 @@ import (
 // directory) and prints one line per refused rule, naming the file, line,
 // rule and position. Exit status: 0 all good, 1 rules refused, 2 usage.
 // The data, holds, release, reject, hold and comment commands are in
-// fraud_holds.go.
+// fraud_holds.go, rules load, list and history in fraud_rules.go.
 func runFraud(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
@@ -30,6 +30,10 @@ func runFraud(args []string, stdout, stderr io.Writer) int {
 			return fraudHoldManual(args[1:], stdout, stderr)
 		case "comment":
 			return fraudComment(args[1:], stdout, stderr)
+		case "rules":
+			if len(args) > 1 && (args[1] == "load" || args[1] == "list" || args[1] == "history") {
+				return fraudRules(args[1], args[2:], stdout, stderr)
+			}
 		}
 	}
 	quiet, path, code, ok := checkArgs(args, []string{"rules", "check"}, "cloak fraud rules check [-q] FILE|DIR", "rules", stderr, nil)

@@ -29,6 +29,7 @@ commands:
   recording verify|info   check a recording's integrity (SHA-256 + HMAC sidecar), show its pause markers
   archive search|show|audit|purge|reindex|delete-recording|anonymise   finished interactions (cloak archive -h)
   fraud rules check       validate fraud rules (a YAML file or a directory of them)
+  fraud rules load|list|history       the rules in the archive database: replace (audited), show, changes
   fraud data add|remove|list|import   static fraud data in the archive database
   fraud holds|release|reject|hold|comment
                                       held payments: list, capture, void, hold by hand, comment (audited)
