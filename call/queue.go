@@ -82,7 +82,7 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 		}
 		select {
 		case <-changed:
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(c.m.dir.RetryEvery()):
 		case <-qctx.Done():
 		}
 		if qctx.Err() != nil {
