@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cloak-voip/cloak/archive/pgtest"
 )
 
 var (
@@ -70,7 +72,7 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	return pgtest.Main(m) // stops the throwaway PostgreSQL the cluster tests start
 }
 
 // moduleRoot walks up from the working directory to go.mod.

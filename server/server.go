@@ -217,6 +217,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return err
 	}
 	defer mgr.Close()
+	clu, err := clusterSetup(runCtx, cfg, arch, dir, mgr, netip.AddrPortFrom(sipContactAddr(cfg, listen), listen.Port()).String(), version, log)
+	if err != nil {
+		return err
+	}
+	defer clu.stop() // on an early return; after a drain it ran already
 
 	adv := sipContactAddr(cfg, listen)
 	if adv.IsUnspecified() {
@@ -363,6 +368,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		_ = srv.Wait(wctx)
 		cancel()
 	}
+	clu.stop()    // the calls are over: nothing of ours is claimed
 	trunks.stop() // unregister while the SIP transport is still open
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")

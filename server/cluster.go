@@ -1,0 +1,126 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cloak-voip/cloak/acd"
+	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/cluster"
+	"github.com/cloak-voip/cloak/config"
+	"github.com/rs/zerolog"
+)
+
+// nodeCluster is the node's membership of the cluster (cluster.enabled),
+// or nothing.
+type nodeCluster struct {
+	node *cluster.Node
+	log  zerolog.Logger
+	once sync.Once
+}
+
+// clusterSetup joins the cluster when cluster.enabled: the agents'
+// registrations and states move to the archive's PostgreSQL (dir uses it
+// from now on), the node beats and syncs its calls, and a lost node's
+// agents and calls are cleaned up by a survivor. A database that cannot
+// be reached at start refuses the start: a node that cannot see the
+// shared agents would offer them twice.
+func clusterSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, dir *acd.Directory, mgr *call.Manager,
+	sipAddr string, version string, log zerolog.Logger) (*nodeCluster, error) {
+	c := &nodeCluster{log: log}
+	if !cfg.Cluster.Enabled {
+		return c, nil
+	}
+	if arch.store == nil { // validated: archive.enabled with a postgres:// DSN
+		return nil, fmt.Errorf("cluster.enabled: %w: needs the archive", cluster.ErrOptions)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := arch.store.Migrate(sctx); err != nil {
+		return nil, fmt.Errorf("cluster.enabled: shared database unavailable: %w", err)
+	}
+	id := cfg.Cluster.NodeID
+	if id == "" {
+		id = defaultNodeID(cfg)
+	}
+	var onChange func()
+	if dir != nil {
+		onChange = dir.Notify
+	}
+	node, err := cluster.New(arch.store.DB(), cluster.Options{
+		NodeID: id, SIPAddr: sipAddr, AdminAddr: cfg.Admin.Listen, Version: version,
+		Heartbeat: cfg.Cluster.Heartbeat, NodeTimeout: cfg.Cluster.NodeTimeout, DSN: cfg.Archive.DSN,
+		Calls: liveCalls(mgr), OnChange: onChange, Log: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if dir != nil {
+		if err := node.Seed(sctx, dir.Configs()); err != nil {
+			return nil, fmt.Errorf("cluster.enabled: %w", err)
+		}
+		dir.UseShared(node, func(op string, err error) {
+			log.Error().Err(err).Str("op", op).Msg("cluster: shared agent state")
+		})
+	}
+	if err := node.Start(sctx); err != nil {
+		return nil, fmt.Errorf("cluster.enabled: %w", err)
+	}
+	c.node = node
+	return c, nil
+}
+
+// defaultNodeID is the host name and the admin port (the SIP port with
+// the admin API off): unique per node on one host.
+func defaultNodeID(cfg config.Config) string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "cloak"
+	}
+	port := ""
+	if cfg.Admin.Listen != "" {
+		_, port, _ = net.SplitHostPort(cfg.Admin.Listen)
+	}
+	if port == "" {
+		if ap, err := cfg.SIPListen(); err == nil {
+			port = strconv.Itoa(int(ap.Port()))
+		}
+	}
+	return host + ":" + port
+}
+
+// liveCalls lists the manager's calls for the registry.
+func liveCalls(mgr *call.Manager) func() []cluster.Call {
+	return func() []cluster.Call {
+		list := mgr.Calls()
+		out := make([]cluster.Call, 0, len(list))
+		now := time.Now()
+		for _, c := range list {
+			in := c.Info()
+			out = append(out, cluster.Call{ID: in.ID, Caller: in.Caller, Called: in.Called, Offered: now})
+		}
+		return out
+	}
+}
+
+// stop leaves the cluster (after the calls drained): claims freed, the
+// node's row removed. Safe to call twice.
+func (c *nodeCluster) stop() {
+	if c == nil || c.node == nil {
+		return
+	}
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.node.Stop(ctx); err != nil {
+			c.log.Error().Err(err).Msg("cluster: leaving")
+			return
+		}
+		c.log.Info().Msg("cluster: left")
+	})
+}
