@@ -64,15 +64,35 @@ func clusterSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, dir
 		if err := node.Seed(sctx, dir.Configs()); err != nil {
 			return nil, fmt.Errorf("cluster.enabled: %w", err)
 		}
-		dir.UseShared(node, func(op string, err error) {
-			log.Error().Err(err).Str("op", op).Msg("cluster: shared agent state")
-		})
+		dir.UseShared(node, sharedErrLog(log))
 	}
 	if err := node.Start(sctx); err != nil {
 		return nil, fmt.Errorf("cluster.enabled: %w", err)
 	}
 	c.node = node
 	return c, nil
+}
+
+// sharedErrLog logs failures of the shared agent store, at most once
+// every 10 s per operation (a down database fails every waiting caller's
+// claim once a second), with the count of those not logged.
+func sharedErrLog(log zerolog.Logger) func(op string, err error) {
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	missed := map[string]int{}
+	return func(op string, err error) {
+		mu.Lock()
+		now := time.Now()
+		if now.Sub(last[op]) < 10*time.Second {
+			missed[op]++
+			mu.Unlock()
+			return
+		}
+		n := missed[op]
+		last[op], missed[op] = now, 0
+		mu.Unlock()
+		log.Error().Err(err).Str("op", op).Int("not_logged", n).Msg("cluster: shared agent state unavailable")
+	}
 }
 
 // defaultNodeID is the host name and the admin port (the SIP port with
