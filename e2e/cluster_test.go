@@ -194,11 +194,24 @@ func TestClusterAgentTakesCallsOnEitherNode(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	var nodes int
-	_ = r.db.QueryRow(`SELECT count(*) FROM cluster_nodes WHERE lost_at = 0`).Scan(&nodes)
-	if nodes != 2 {
-		t.Errorf("%d live nodes in the registry, want 2", nodes)
+	var registry []struct {
+		ID        string    `json:"id"`
+		SIPAddr   string    `json:"sip_addr"`
+		Heartbeat time.Time `json:"heartbeat"`
+		Lost      time.Time `json:"lost"`
 	}
+	if err := apiGet(t, r.nodes[1], "/api/cluster/nodes", &registry); err != nil {
+		t.Fatalf("GET /api/cluster/nodes: %v", err)
+	}
+	if len(registry) != 2 || registry[0].ID != r.ids[0] || registry[1].ID != r.ids[1] {
+		t.Fatalf("node registry: %+v, want %v", registry, r.ids)
+	}
+	for i, n := range registry {
+		if want := fmt.Sprintf("127.0.0.1:%d", r.nodes[i].sipPort); n.SIPAddr != want || !n.Lost.IsZero() || time.Since(n.Heartbeat) > 5*time.Second {
+			t.Errorf("registry row %+v: want sip_addr %s, a recent heartbeat, not lost", n, want)
+		}
+	}
+	var nodes int
 	for _, c := range r.nodes {
 		c.stop()
 	}

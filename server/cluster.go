@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/cloak-voip/cloak/acd"
+	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/cluster"
 	"github.com/cloak-voip/cloak/config"
@@ -126,6 +129,25 @@ func liveCalls(mgr *call.Manager) func() []cluster.Call {
 		}
 		return out
 	}
+}
+
+// routes registers GET /api/cluster/nodes: the node registry (every
+// node's id, addresses, version, live calls, last heartbeat, and when it
+// was declared lost); an empty list when the cluster is off.
+func (c *nodeCluster) routes(m *auth.Mux) {
+	m.HandleFunc("GET /api/cluster/nodes", func(w http.ResponseWriter, r *http.Request) {
+		list := []cluster.NodeInfo{}
+		if c != nil && c.node != nil {
+			var err error
+			if list, err = c.node.Nodes(r.Context()); err != nil {
+				c.log.Error().Err(err).Msg("cluster: list nodes")
+				http.Error(w, `{"error":"shared database unavailable"}`, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
+	})
 }
 
 // stop leaves the cluster (after the calls drained): claims freed, the

@@ -313,7 +313,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			_ = srv.Close()
 			return err
 		}
-		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met, trunks)
+		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met, trunks, clu)
 		if unruled := apiMux.Unruled(); len(unruled) > 0 {
 			log.Error().Strs("routes", unruled).Msg("HTTP routes without a permission rule are refused to everyone: add them to auth.Rules")
 		}
