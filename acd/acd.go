@@ -274,7 +274,7 @@ func (d *Directory) Candidates(queue string) int {
 // Set moves an agent to state (Available restarts its idle time).
 func (d *Directory) Set(a *Agent, s AgentState) {
 	a.mu.Lock()
-	prev := a.state
+	prev, callID := a.state, a.callID
 	a.state = s
 	if s == Available {
 		a.callID = ""
@@ -287,7 +287,7 @@ func (d *Directory) Set(a *Agent, s AgentState) {
 	}
 	a.mu.Unlock()
 	if sh := d.sharedStore(); sh != nil {
-		d.setShared(sh, a, s)
+		d.setShared(sh, a, s, callID)
 	}
 	if s == Available {
 		d.signal()

@@ -22,9 +22,14 @@ type Shared interface {
 	Register(ctx context.Context, name, contact string, path []string, expires time.Duration) error
 	// Claim takes the longest-idle available agent among names (listed
 	// in configuration order, which breaks ties of idle time) for callID
-	// and marks it ringing, atomically across nodes; ErrNoAgent when none
-	// is free.
-	Claim(ctx context.Context, names []string, callID string) (Claimed, error)
+	// waiting in queue and marks it ringing, atomically across nodes;
+	// ErrNoAgent when none is free, or when a caller of the queue who
+	// joined earlier (on any node) is still waiting for one.
+	Claim(ctx context.Context, queue string, names []string, callID string) (Claimed, error)
+	// Join puts callID in queue's shared waiting line (arrival order
+	// across nodes); Leave takes it out.
+	Join(ctx context.Context, queue, callID string) error
+	Leave(ctx context.Context, callID string) error
 	// Set moves an agent this node claimed to state; a no-op when the
 	// claim is no longer this node's (a survivor freed it).
 	Set(ctx context.Context, name string, s AgentState, callID string) error
@@ -122,7 +127,7 @@ func (d *Directory) offerShared(s Shared, queue, callID string, skip map[string]
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
-	cl, err := s.Claim(ctx, names, callID)
+	cl, err := s.Claim(ctx, queue, names, callID)
 	if err != nil {
 		if !errors.Is(err, ErrNoAgent) {
 			d.fail("claim", err)
@@ -143,10 +148,7 @@ func (d *Directory) offerShared(s Shared, queue, callID string, skip map[string]
 	return a
 }
 
-func (d *Directory) setShared(s Shared, a *Agent, st AgentState) {
-	a.mu.Lock()
-	callID := a.callID
-	a.mu.Unlock()
+func (d *Directory) setShared(s Shared, a *Agent, st AgentState, callID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
 	if err := s.Set(ctx, a.cfg.Name, st, callID); err != nil {
@@ -162,6 +164,31 @@ func (d *Directory) registerShared(s Shared, a *Agent, contact string, path []st
 	defer cancel()
 	if err := s.Register(ctx, a.cfg.Name, contact, path, expires); err != nil {
 		d.fail("register", err)
+	}
+}
+
+// Join puts a caller in the queue's waiting line shared by the nodes, so
+// the longest-waiting caller of all nodes is offered the next agent; a
+// no-op in memory (one node's callers are its own line).
+func (d *Directory) Join(queue, callID string) {
+	if sh := d.sharedStore(); sh != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := sh.Join(ctx, queue, callID); err != nil {
+			d.fail("join", err)
+		}
+	}
+}
+
+// Leave takes a caller out of the shared waiting line (answered, timed
+// out or gone).
+func (d *Directory) Leave(callID string) {
+	if sh := d.sharedStore(); sh != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := sh.Leave(ctx, callID); err != nil {
+			d.fail("leave", err)
+		}
 	}
 }
 

@@ -25,11 +25,11 @@ func (f *fakeShared) Register(_ context.Context, name, contact string, path []st
 	return f.failErr
 }
 
-func (f *fakeShared) Claim(_ context.Context, names []string, callID string) (Claimed, error) {
+func (f *fakeShared) Claim(_ context.Context, queue string, names []string, callID string) (Claimed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.names = names
-	f.ops = append(f.ops, "claim "+callID)
+	f.ops = append(f.ops, "claim "+queue+" "+callID)
 	if f.failErr != nil {
 		return Claimed{}, f.failErr
 	}
@@ -37,6 +37,20 @@ func (f *fakeShared) Claim(_ context.Context, names []string, callID string) (Cl
 		return Claimed{}, ErrNoAgent
 	}
 	return f.claim, nil
+}
+
+func (f *fakeShared) Join(_ context.Context, queue, callID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, "join "+queue+" "+callID)
+	return f.failErr
+}
+
+func (f *fakeShared) Leave(_ context.Context, callID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, "leave "+callID)
+	return f.failErr
 }
 
 func (f *fakeShared) Set(_ context.Context, name string, s AgentState, callID string) error {
@@ -75,6 +89,7 @@ func TestSharedDirectory(t *testing.T) {
 	d.Register("a", "sip:a@192.0.2.7:5062", []string{"<sip:192.0.2.1;lr>"}, time.Minute)
 	d.Register("a", "", nil, 0)
 	d.Register("s", "", nil, 0) // a static agent unbinds back to its URI
+	d.Join("q", "call-1")
 	if got := d.Offer("q", "call-1", map[string]bool{"s": true}); got != nil {
 		t.Fatalf("offered %s when the store had nobody", got.Name())
 	}
@@ -88,8 +103,9 @@ func TestSharedDirectory(t *testing.T) {
 	}
 	d.Set(got, Reserved)
 	d.Set(got, Available)
+	d.Leave("call-2")
 	want := []string{"register a sip:a@192.0.2.7:5062 1m0s", "register a  0s", "register s sip:s@127.0.0.1 0s",
-		"claim call-1", "claim call-2", "set a reserved", "set a available"}
+		"join q call-1", "claim q call-1", "claim q call-2", "set a reserved", "set a available", "leave call-2"}
 	if !slices.Equal(f.ops, want) {
 		t.Errorf("store calls:\n got %q\nwant %q", f.ops, want)
 	}

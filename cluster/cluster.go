@@ -164,21 +164,29 @@ WHERE name = $1`
 // available agent among names whose registration has not expired, locks
 // its row skipping rows another node holds locked (FOR UPDATE SKIP
 // LOCKED), and marks it ringing for this node — so of two nodes racing
-// for one agent exactly one wins, and neither waits for the other.
-func (n *Node) Claim(ctx context.Context, names []string, callID string) (acd.Claimed, error) {
+// for one agent exactly one wins, and neither waits for the other. It
+// takes none while a caller of queue who joined earlier, on any node, is
+// still waiting without an offer: the longest-waiting caller goes first.
+func (n *Node) Claim(ctx context.Context, queue string, names []string, callID string) (acd.Claimed, error) {
 	if len(names) == 0 {
 		return acd.Claimed{}, acd.ErrNoAgent
 	}
 	var cl acd.Claimed
 	var pj string
-	err := n.db.QueryRowContext(ctx, `UPDATE cluster_agents SET state = 'ringing', node = $1, call_id = $2, changed_at = `+nowMS+`
+	err := n.db.QueryRowContext(ctx, `WITH me AS (SELECT joined_at FROM cluster_waiting WHERE call_id = $2),
+c AS (
+UPDATE cluster_agents SET state = 'ringing', node = $1, call_id = $2, changed_at = `+nowMS+`
 WHERE name = (
   SELECT name FROM cluster_agents
   WHERE name = ANY($3) AND state = 'available' AND contact <> '' AND (static OR expires_at > `+nowMS+`)
   ORDER BY idle_since, array_position($3, name)
   LIMIT 1 FOR UPDATE SKIP LOCKED)
 AND state = 'available'
-RETURNING name, contact, path`, n.o.NodeID, callID, names).Scan(&cl.Name, &cl.Contact, &pj)
+AND NOT EXISTS (SELECT 1 FROM cluster_waiting w, me
+  WHERE w.queue = $4 AND NOT w.offering AND w.call_id <> $2 AND (w.joined_at, w.call_id) < (me.joined_at, $2))
+RETURNING name, contact, path),
+w AS (UPDATE cluster_waiting SET offering = TRUE WHERE call_id = $2 AND EXISTS (SELECT 1 FROM c))
+SELECT name, contact, path FROM c`, n.o.NodeID, callID, names, queue).Scan(&cl.Name, &cl.Contact, &pj)
 	if errors.Is(err, sql.ErrNoRows) {
 		return acd.Claimed{}, acd.ErrNoAgent
 	}
@@ -189,6 +197,29 @@ RETURNING name, contact, path`, n.o.NodeID, callID, names).Scan(&cl.Name, &cl.Co
 		return acd.Claimed{}, fmt.Errorf("cluster: claim %q: path: %w", cl.Name, err)
 	}
 	return cl, nil
+}
+
+// Join implements acd.Shared: callID waits in queue from now (the
+// database's clock), on this node.
+func (n *Node) Join(ctx context.Context, queue, callID string) error {
+	_, err := n.db.ExecContext(ctx, `INSERT INTO cluster_waiting (call_id, node, queue, joined_at) VALUES ($1, $2, $3, `+nowMS+`)
+ON CONFLICT (call_id) DO UPDATE SET node = EXCLUDED.node, queue = EXCLUDED.queue, joined_at = EXCLUDED.joined_at, offering = FALSE`,
+		callID, n.o.NodeID, queue)
+	if err != nil {
+		return fmt.Errorf("cluster: join queue %q: %w", queue, err)
+	}
+	return nil
+}
+
+// Leave implements acd.Shared; a caller who leaves while waiting may
+// have held the line up, so the nodes are woken.
+func (n *Node) Leave(ctx context.Context, callID string) error {
+	_, err := n.db.ExecContext(ctx, `WITH d AS (DELETE FROM cluster_waiting WHERE call_id = $1 RETURNING offering)
+SELECT pg_notify('`+Channel+`', '') FROM d WHERE NOT offering`, callID)
+	if err != nil {
+		return fmt.Errorf("cluster: leave queue: %w", err)
+	}
+	return nil
 }
 
 // Set implements acd.Shared: only the node that claimed the agent moves
@@ -204,7 +235,8 @@ UPDATE cluster_agents SET
   call_id = CASE WHEN $2 IN ('available', 'logged-out') THEN '' ELSE $4 END,
   changed_at = `+nowMS+`
 WHERE name = $1 AND node = $3
-RETURNING name, state)
+RETURNING name, state),
+w AS (UPDATE cluster_waiting SET offering = FALSE WHERE $2 = 'available' AND call_id = $4 AND EXISTS (SELECT 1 FROM u))
 SELECT pg_notify('`+Channel+`', name) FROM u WHERE state = 'available'`, name, st, n.o.NodeID, callID)
 	if err != nil {
 		return fmt.Errorf("cluster: set %q %s: %w", name, st, err)

@@ -101,7 +101,7 @@ func TestClaimRaceNeverTwice(t *testing.T) {
 			go func(n *Node) {
 				defer wg.Done()
 				<-start
-				cl, err := n.Claim(ctx, []string{"alice"}, "call")
+				cl, err := n.Claim(ctx, "sales", []string{"alice"}, "call")
 				switch {
 				case err == nil:
 					if cl.Contact != "sip:alice@127.0.0.1:5070" || len(cl.Path) != 1 {
@@ -142,13 +142,13 @@ func TestClaimLongestIdleAndExpiry(t *testing.T) {
 	if err := a.Seed(ctx, agents); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Claim(ctx, []string{"alice", "bob"}, "c0"); !errors.Is(err, acd.ErrNoAgent) {
+	if _, err := a.Claim(ctx, "sales", []string{"alice", "bob"}, "c0"); !errors.Is(err, acd.ErrNoAgent) {
 		t.Fatalf("claim with nobody registered: %v", err)
 	}
 	_ = a.Register(ctx, "bob", "sip:bob@127.0.0.1:5071", nil, time.Hour)
 	time.Sleep(20 * time.Millisecond)
 	_ = a.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, time.Hour)
-	cl, err := b.Claim(ctx, []string{"alice", "bob"}, "c1")
+	cl, err := b.Claim(ctx, "sales", []string{"alice", "bob"}, "c1")
 	if err != nil || cl.Name != "bob" {
 		t.Fatalf("first claim: %+v %v, want bob (idle longest)", cl, err)
 	}
@@ -162,17 +162,17 @@ func TestClaimLongestIdleAndExpiry(t *testing.T) {
 	if s := stateOf(t, a, "bob"); s != "reserved" {
 		t.Fatalf("bob is %s after another node's Set, want reserved", s)
 	}
-	cl, err = a.Claim(ctx, []string{"alice", "bob"}, "c2")
+	cl, err = a.Claim(ctx, "sales", []string{"alice", "bob"}, "c2")
 	if err != nil || cl.Name != "alice" {
 		t.Fatalf("second claim: %+v %v, want alice (bob reserved)", cl, err)
 	}
-	if _, err := a.Claim(ctx, []string{"alice", "bob"}, "c3"); !errors.Is(err, acd.ErrNoAgent) {
+	if _, err := a.Claim(ctx, "sales", []string{"alice", "bob"}, "c3"); !errors.Is(err, acd.ErrNoAgent) {
 		t.Fatalf("claim with alice ringing and bob reserved: %v", err)
 	}
 	// A missed offer does not reset alice's idle time; bob's call ending does.
 	_ = a.Set(ctx, "alice", acd.Available, "c2")
 	_ = b.Set(ctx, "bob", acd.Available, "c1")
-	if cl, _ := a.Claim(ctx, []string{"bob", "alice"}, "c4"); cl.Name != "alice" {
+	if cl, _ := a.Claim(ctx, "sales", []string{"bob", "alice"}, "c4"); cl.Name != "alice" {
 		t.Fatalf("claim after a missed offer took %q, want alice", cl.Name)
 	}
 	_ = a.Set(ctx, "alice", acd.Available, "c4")
@@ -180,7 +180,7 @@ func TestClaimLongestIdleAndExpiry(t *testing.T) {
 	_ = a.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, 50*time.Millisecond)
 	_ = a.Register(ctx, "bob", "", nil, 0)
 	time.Sleep(100 * time.Millisecond)
-	if cl, err := a.Claim(ctx, []string{"alice", "bob"}, "c5"); !errors.Is(err, acd.ErrNoAgent) {
+	if cl, err := a.Claim(ctx, "sales", []string{"alice", "bob"}, "c5"); !errors.Is(err, acd.ErrNoAgent) {
 		t.Fatalf("claim with alice expired and bob unregistered: %+v %v", cl, err)
 	}
 	if s := stateOf(t, a, "alice"); s != "logged-out" {
@@ -213,7 +213,7 @@ func TestNodeLossFreesReservedAgent(t *testing.T) {
 	t.Cleanup(func() { b.Stop(context.Background()); c.Stop(context.Background()) })
 	_ = a.Seed(ctx, agents[:1])
 	_ = a.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, time.Hour)
-	if _, err := a.Claim(ctx, []string{"alice"}, "ix-1"); err != nil {
+	if _, err := a.Claim(ctx, "sales", []string{"alice"}, "ix-1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Set(ctx, "alice", acd.Reserved, "ix-1"); err != nil {
@@ -222,7 +222,7 @@ func TestNodeLossFreesReservedAgent(t *testing.T) {
 	if err := a.Beat(ctx); err != nil { // the call is in the registry
 		t.Fatal(err)
 	}
-	if _, err := b.Claim(ctx, []string{"alice"}, "ix-2"); !errors.Is(err, acd.ErrNoAgent) {
+	if _, err := b.Claim(ctx, "sales", []string{"alice"}, "ix-2"); !errors.Is(err, acd.ErrNoAgent) {
 		t.Fatalf("node B claimed an agent reserved on node A: %v", err)
 	}
 	// Survivors' loops run every 100 ms: reaping is theirs once A is silent.
@@ -239,7 +239,7 @@ func TestNodeLossFreesReservedAgent(t *testing.T) {
 	if took := time.Since(killed); took < timeout {
 		t.Errorf("alice freed after %v, before the node timeout %v", took, timeout)
 	}
-	if cl, err := b.Claim(ctx, []string{"alice"}, "ix-2"); err != nil || cl.Name != "alice" {
+	if cl, err := b.Claim(ctx, "sales", []string{"alice"}, "ix-2"); err != nil || cl.Name != "alice" {
 		t.Fatalf("node B cannot claim alice after node A was lost: %v", err)
 	}
 	var reason, node string
@@ -326,7 +326,7 @@ func TestListenWakes(t *testing.T) {
 	_ = b.Seed(ctx, agents[:1])
 	_ = b.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, time.Hour)
 	<-woke // the registration made alice available
-	if _, err := b.Claim(ctx, []string{"alice"}, "x"); err != nil {
+	if _, err := b.Claim(ctx, "sales", []string{"alice"}, "x"); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Set(ctx, "alice", acd.Busy, "x")
@@ -339,5 +339,79 @@ func TestListenWakes(t *testing.T) {
 		t.Logf("woken %v after the agent was freed on the other node", time.Since(sent))
 	case <-time.After(time.Second):
 		t.Fatal("no wake-up within 1 s of another node freeing an agent")
+	}
+}
+
+// TestQueueLongestWaitingFirst: a caller waiting on node A joined before
+// one on node B; an agent freed: B cannot claim them for its later
+// caller, A can for its earlier one. While A's caller is being offered,
+// B's caller is next in line; when A's offer fails, A's caller is back
+// at the head in their place; a lost node's waiting callers leave the
+// line.
+func TestQueueLongestWaitingFirst(t *testing.T) {
+	_, dsn := testDB(t)
+	ctx := ctxT(t)
+	a, b := newNode(t, dsn, "a", time.Second, 5*time.Second), newNode(t, dsn, "b", time.Second, 5*time.Second)
+	_ = a.Seed(ctx, agents)
+	if err := a.Join(ctx, "sales", "early"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := b.Join(ctx, "sales", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(ctx, "payments", "other-queue"); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, time.Hour)
+	names := []string{"alice", "bob"}
+	if cl, err := b.Claim(ctx, "sales", names, "late"); !errors.Is(err, acd.ErrNoAgent) {
+		t.Fatalf("node B claimed %q for its later caller while node A's earlier one waits: %v", cl.Name, err)
+	}
+	if _, err := b.Claim(ctx, "payments", []string{"alice"}, "other-queue"); err != nil {
+		t.Fatalf("another queue's line held up: %v", err)
+	}
+	_ = b.Set(ctx, "alice", acd.Available, "other-queue") // no answer
+	if cl, err := a.Claim(ctx, "sales", names, "early"); err != nil || cl.Name != "alice" {
+		t.Fatalf("node A's earlier caller: %+v %v", cl, err)
+	}
+	// early is being offered alice: late is next, and takes bob.
+	_ = a.Register(ctx, "bob", "sip:bob@127.0.0.1:5071", nil, time.Hour)
+	if cl, err := b.Claim(ctx, "sales", names, "late"); err != nil || cl.Name != "bob" {
+		t.Fatalf("node B's caller while A's is offered: %+v %v", cl, err)
+	}
+	// Both offers fail: early is back at the head, ahead of late.
+	_ = a.Set(ctx, "alice", acd.Available, "early")
+	_ = b.Set(ctx, "bob", acd.Available, "late")
+	if cl, err := b.Claim(ctx, "sales", names, "late"); !errors.Is(err, acd.ErrNoAgent) {
+		t.Fatalf("after a missed offer the earlier caller lost their place: B claimed %q (%v)", cl.Name, err)
+	}
+	// Node A is lost: its waiting caller leaves the line with it.
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.cancel()
+	a.wg.Wait()
+	if _, err := b.db.ExecContext(ctx, `UPDATE cluster_nodes SET heartbeat_at = 0 WHERE id = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	// The restart's clean-up removed early: put them back at the head.
+	if err := a.Join(ctx, "sales", "early"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.db.ExecContext(ctx, `UPDATE cluster_waiting SET joined_at = 0 WHERE call_id = 'early'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Claim(ctx, "sales", names, "late"); !errors.Is(err, acd.ErrNoAgent) {
+		t.Fatalf("late claimed ahead of early: %v", err)
+	}
+	if lost, err := b.Reap(ctx); err != nil || len(lost) != 1 {
+		t.Fatalf("reap: %v %v", lost, err)
+	}
+	if _, err := b.Claim(ctx, "sales", names, "late"); err != nil {
+		t.Fatalf("node B's caller after node A was lost: %v", err)
+	}
+	if err := b.Leave(ctx, "late"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -196,8 +196,9 @@ WHERE lost_at = 0 AND id <> $1 AND heartbeat_at < `+nowMS+` - $2 RETURNING id`, 
 	return lost, nil
 }
 
-// release frees node's agents and archives its live calls as node-lost
-// (ended at its last heartbeat, or now without one), in tx, and notifies.
+// release frees node's agents, archives its live calls as node-lost
+// (ended at its last heartbeat, or now without one) and removes its
+// waiting callers, in tx, and notifies.
 func release(ctx context.Context, tx *sql.Tx, node string) (freed, ended int64, err error) {
 	res, err := tx.ExecContext(ctx, `UPDATE cluster_agents SET
   state = CASE WHEN contact = '' THEN 'logged-out' ELSE 'available' END,
@@ -219,6 +220,9 @@ ON CONFLICT (id) DO NOTHING`, node)
 	ended, _ = res.RowsAffected()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM cluster_calls WHERE node = $1`, node); err != nil {
 		return 0, 0, fmt.Errorf("cluster: archive calls of node %q: %w", node, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM cluster_waiting WHERE node = $1`, node); err != nil {
+		return 0, 0, fmt.Errorf("cluster: remove waiting callers of node %q: %w", node, err)
 	}
 	if freed > 0 {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('`+Channel+`', '')`); err != nil {

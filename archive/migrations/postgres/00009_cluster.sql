@@ -54,7 +54,21 @@ CREATE TABLE cluster_calls (
 );
 CREATE INDEX cluster_calls_node ON cluster_calls (node);
 
+-- Callers waiting in a queue on any node: a node may claim an agent for
+-- a caller only when no caller of the same queue joined earlier and is
+-- still waiting (not being offered an agent), so the longest-waiting
+-- caller across nodes is served first; the caller's node places the leg.
+CREATE TABLE cluster_waiting (
+    call_id   TEXT PRIMARY KEY,
+    node      TEXT NOT NULL,
+    queue     TEXT NOT NULL,
+    joined_at BIGINT NOT NULL,
+    offering  BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX cluster_waiting_queue ON cluster_waiting (queue, joined_at);
+
 -- +goose Down
+DROP TABLE cluster_waiting;
 DROP TABLE cluster_calls;
 DROP TABLE cluster_agents;
 DROP TABLE cluster_nodes;
