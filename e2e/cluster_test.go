@@ -35,8 +35,10 @@ type clusterRig struct {
 }
 
 // startClusterRig starts both nodes on one database with one archive key,
-// and Kamailio in front of them.
-func startClusterRig(t *testing.T) *clusterRig {
+// admission control off (the machine is shared: a 503 for overload is not
+// what these tests look at), and Kamailio in front of them; queues, when given, replace ivrOpts'
+// sales queue (3 s timeout).
+func startClusterRig(t *testing.T, queues ...string) *clusterRig {
 	t.Helper()
 	requireTools(t, "sipp", "kamailio")
 	dsn := pgtest.DSN(t)
@@ -49,6 +51,7 @@ func startClusterRig(t *testing.T) *clusterRig {
 		o := ivrOpts(fmt.Sprintf(`agents:
   - {name: demo, password: demo, queues: [sales]}
 features: {secure_code: "*7", secure_flow: secure-pay}
+limits: {max_cpu: 0, max_lag: 0s, max_recorder_backlog: 0s}
 archive:
   dsn: %q
   key_file: %s
@@ -57,7 +60,7 @@ cluster:
   node_id: %s
   heartbeat: %s
   node_timeout: %s
-`, dsn, key, id, clusterHeartbeat, clusterNodeTimeout))
+`, dsn, key, id, clusterHeartbeat, clusterNodeTimeout), queues...)
 		o.logLevel = "info"
 		r.nodes[i] = startCloak(t, o)
 	}
@@ -320,4 +323,61 @@ func TestClusterNodeLossFreesAgents(t *testing.T) {
 		t.Errorf("the survivor's INVITE to demo: %d, %d through Kamailio; want 1 and 1", all, viaK)
 	}
 	surv.stop()
+}
+
+// TestClusterLongestWaitingCallerFirst: demo is busy on node A; a caller
+// queues on node B, then another on node A. When demo's call on A ends,
+// node A frees them (and would wake its own waiting caller first), yet
+// demo is offered node B's caller, who has waited longest: the waiting
+// line is shared. Node B places the agent leg. (Without the shared line
+// the two nodes race for demo and either may win, so this test catches
+// a wrong order only when the race goes that way; cluster's
+// TestQueueLongestWaitingFirst pins the rule itself.)
+func TestClusterLongestWaitingCallerFirst(t *testing.T) {
+	r := startClusterRig(t, "{name: sales, timeout: 60s, ring_timeout: 5s, dtmf: mask}")
+	r.register(t)
+	a, b := r.nodes[0], r.nodes[1]
+	const bridged, queued = "agent answered: bridging", "caller queued"
+	agent := r.agentUAS(t, a, "pcap/agent-talk.pcap", 2)
+	first := caller(t, a, 20*time.Second)
+	if !a.waitLog(bridged, 20*time.Second) {
+		t.Fatal("node A never bridged its first caller")
+	}
+	earlier := caller(t, b, 32*time.Second)
+	if !b.waitLog(queued, 15*time.Second) {
+		t.Fatal("node B's caller never queued")
+	}
+	time.Sleep(time.Second)
+	later := caller(t, a, 25*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(a.log(), queued) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("node A's second caller never queued")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !first.running() {
+		t.Fatal("node A's first call ended before its second caller queued: the test proves nothing")
+	}
+	first.wait(t) // demo is freed on node A
+	if !b.waitLog(bridged, 10*time.Second) {
+		t.Fatalf("demo was not offered node B's longest-waiting caller (node A bridged %d)", strings.Count(a.log(), bridged))
+	}
+	if n := strings.Count(a.log(), bridged); n != 1 {
+		t.Errorf("node A bridged %d calls, want 1: its later caller went ahead of node B's earlier one", n)
+	}
+	later.wait(t) // hung up while still waiting: demo was on node B's call
+	earlier.wait(t)
+	agent.wait(t)
+	if n := strings.Count(a.log(), bridged); n != 1 {
+		t.Errorf("node A bridged %d calls in all, want 1", n)
+	}
+	for _, c := range r.nodes {
+		c.stop()
+	}
+	var waiting int
+	_ = r.db.QueryRow(`SELECT count(*) FROM cluster_waiting`).Scan(&waiting)
+	if waiting != 0 {
+		t.Errorf("%d callers left in the shared waiting line", waiting)
+	}
 }
