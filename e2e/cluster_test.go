@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,8 @@ func TestClusterAgentTakesCallsOnEitherNode(t *testing.T) {
 // A and keys *7: the caller goes into secure-pay and demo is reserved —
 // in the shared table, so node B's API shows it reserved and a caller
 // queued on node B meanwhile is never offered demo (the queue times out).
+// Node A's caller keys the test card; it is in no node's log, nor
+// Kamailio's, nor any row of the shared database.
 func TestClusterReservedAgentNotOfferedElsewhere(t *testing.T) {
 	r := startClusterRig(t)
 	r.register(t)
@@ -257,10 +260,58 @@ func TestClusterReservedAgentNotOfferedElsewhere(t *testing.T) {
 		t.Errorf("the agent got %d INVITEs while reserved, want only node A's 1", all)
 	}
 	callerB.cancel()
-	callerA.cancel()
-	agent.cancel()
+	// Node A's caller keys the test card into secure-pay, is returned to
+	// demo, and hangs up: then the leak canary reads both nodes' logs,
+	// Kamailio's and every row of the shared database.
+	callerA.wait(t)
+	agent.wait(t)
+	if !a.waitLog("caller returned to the agent", 5*time.Second) {
+		t.Error("node A's caller never returned to demo after secure-pay")
+	}
 	for _, c := range r.nodes {
 		c.stop()
+	}
+	var outputs string // the card was keyed: secure-pay's non-secret outputs say so
+	if err := r.db.QueryRow(`SELECT outputs FROM secure_segments WHERE flow = 'secure-pay'`).Scan(&outputs); err != nil ||
+		!strings.Contains(outputs, `"card_last4"`) || !strings.Contains(outputs, `"payment_reference"`) {
+		t.Errorf("secure-pay's segment in the shared archive: %q %v, want a card and a payment (masked)", outputs, err)
+	}
+	cn := newCanary(testCard, testExpiry, testCVV)
+	var leaks []leak
+	for i, c := range r.nodes {
+		leaks = append(leaks, cn.scanBytes(r.ids[i]+" log", 0, []byte(c.log()), true)...)
+	}
+	leaks = append(leaks, cn.scanBytes("kamailio log", 0, []byte(r.k.log()), true)...)
+	rows, err := r.db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		_ = rows.Scan(&name)
+		tables = append(tables, name)
+	}
+	rows.Close()
+	scanned := 0
+	for _, tbl := range tables {
+		rows, err := r.db.Query(`SELECT row_to_json(t)::text FROM "` + tbl + `" t`)
+		if err != nil {
+			t.Fatalf("read %s: %v", tbl, err)
+		}
+		for rows.Next() {
+			var doc string
+			_ = rows.Scan(&doc)
+			leaks = append(leaks, cn.scanBytes("table "+tbl, 0, []byte(doc), true)...)
+			scanned++
+		}
+		rows.Close()
+	}
+	if scanned == 0 || !slices.Contains(tables, "cluster_agents") {
+		t.Fatalf("the canary read %d rows of tables %v", scanned, tables)
+	}
+	for _, l := range leaks {
+		t.Errorf("test card leaked: %s", l)
 	}
 }
 
