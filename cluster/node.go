@@ -49,7 +49,7 @@ ON CONFLICT (id) DO UPDATE SET sip_addr = EXCLUDED.sip_addr, admin_addr = EXCLUD
 		n.o.Log.Warn().Int64("agents_freed", freed).Int64("calls_node_lost", ended).
 			Msg("cluster: an earlier run of this node left claims and calls: cleaned up")
 	}
-	n.o.Log.Info().Str("node", n.o.NodeID).Dur("heartbeat", n.o.Heartbeat).Dur("node_timeout", n.o.NodeTimeout).Msg("cluster: joined")
+	n.o.Log.Info().Str("node", n.o.NodeID).Str("heartbeat", n.o.Heartbeat.String()).Str("node_timeout", n.o.NodeTimeout.String()).Msg("cluster: joined")
 	rctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)
