@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -413,5 +414,59 @@ func TestQueueLongestWaitingFirst(t *testing.T) {
 	}
 	if err := b.Leave(ctx, "late"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBeatSyncsCalls: each heartbeat adds the node's new calls to the
+// registry and removes the ended ones (keeping when each was first seen),
+// and a node declared lost while it was cut off is live again at its
+// next heartbeat, its call count current.
+func TestBeatSyncsCalls(t *testing.T) {
+	db, dsn := testDB(t)
+	ctx := ctxT(t)
+	a := newNode(t, dsn, "a", time.Second, 5*time.Second)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	calls := []Call{{ID: "x", Offered: t0}, {ID: "y", Offered: t0}}
+	a.o.Calls = func() []Call { return calls }
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(context.Background())
+	ids := func() []string {
+		rows, err := db.QueryContext(ctx, `SELECT id FROM cluster_calls WHERE node = 'a' ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id string
+			_ = rows.Scan(&id)
+			out = append(out, id)
+		}
+		return out
+	}
+	if err := a.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); !slices.Equal(got, []string{"x", "y"}) {
+		t.Fatalf("calls after the first beat: %v", got)
+	}
+	calls = []Call{{ID: "y", Offered: t0.Add(time.Hour)}, {ID: "z", Offered: t0}}
+	_, _ = db.ExecContext(ctx, `UPDATE cluster_nodes SET lost_at = 1 WHERE id = 'a'`) // declared lost meanwhile
+	if err := a.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); !slices.Equal(got, []string{"y", "z"}) {
+		t.Fatalf("calls after the second beat: %v, want [y z]", got)
+	}
+	var offered int64
+	_ = db.QueryRowContext(ctx, `SELECT offered_at FROM cluster_calls WHERE id = 'y'`).Scan(&offered)
+	if offered != t0.UnixMilli() {
+		t.Errorf("y's first-seen time moved to %d", offered)
+	}
+	list, err := a.Nodes(ctx)
+	if err != nil || len(list) != 1 || !list[0].Lost.IsZero() || list[0].Calls != 2 {
+		t.Fatalf("registry after the beat: %+v %v, want a live, 2 calls", list, err)
 	}
 }
