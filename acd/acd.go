@@ -1,6 +1,7 @@
 package acd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -104,6 +105,8 @@ type Directory struct {
 	queues  map[string]QueueConfig
 	changed chan struct{} // closed and replaced when an agent may have become available
 	now     func() time.Time
+	shared  Shared                     // nil: state in memory only (UseShared)
+	onErr   func(op string, err error) // failures of shared
 }
 
 // Errors of the directory.
@@ -176,6 +179,9 @@ func (d *Directory) Register(user, contact string, path []string, expires time.D
 	if !ok {
 		return
 	}
+	if sh := d.sharedStore(); sh != nil {
+		d.registerShared(sh, a, contact, path, expires)
+	}
 	a.mu.Lock()
 	if expires <= 0 || contact == "" {
 		a.contact, a.route, a.expires = a.cfg.URI, nil, time.Time{}
@@ -211,6 +217,9 @@ func (d *Directory) Changed() <-chan struct{} {
 // skip, and marks it Ringing for callID; of agents idle equally long, the
 // one configured first. It returns nil when none is free.
 func (d *Directory) Offer(queue, callID string, skip map[string]bool) *Agent {
+	if sh := d.sharedStore(); sh != nil {
+		return d.offerShared(sh, queue, callID, skip)
+	}
 	d.mu.Lock()
 	cands := make([]*Agent, 0, len(d.agents))
 	for _, a := range d.agents {
@@ -265,7 +274,7 @@ func (d *Directory) Candidates(queue string) int {
 // Set moves an agent to state (Available restarts its idle time).
 func (d *Directory) Set(a *Agent, s AgentState) {
 	a.mu.Lock()
-	prev := a.state
+	prev, callID := a.state, a.callID
 	a.state = s
 	if s == Available {
 		a.callID = ""
@@ -277,13 +286,27 @@ func (d *Directory) Set(a *Agent, s AgentState) {
 		}
 	}
 	a.mu.Unlock()
+	if sh := d.sharedStore(); sh != nil {
+		d.setShared(sh, a, s, callID)
+	}
 	if s == Available {
 		d.signal()
 	}
 }
 
-// Agents returns a snapshot of every agent, by name.
+// Agents returns a snapshot of every agent, by name: with a shared
+// store, the state every node sees (this node's own view if the store
+// cannot be read).
 func (d *Directory) Agents() []AgentInfo {
+	if sh := d.sharedStore(); sh != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		list, err := sh.Agents(ctx)
+		cancel()
+		if err == nil {
+			return list
+		}
+		d.fail("agents", err)
+	}
 	d.mu.Lock()
 	list := make([]*Agent, 0, len(d.agents))
 	for _, a := range d.agents {

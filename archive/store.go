@@ -271,3 +271,8 @@ func utc(t time.Time) time.Time {
 }
 
 func msDuration(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+
+// Migrate connects if need be and applies the embedded migrations that
+// are missing (once per Store): for a Store from OpenDeferred whose
+// tables another package (cluster) needs before the first write.
+func (s *Store) Migrate(ctx context.Context) error { return s.ensure(ctx) }

@@ -42,6 +42,7 @@ var Rules = []Rule{
 	{Pattern: "GET /api/agents", Perm: PermAgentsView},
 	{Pattern: "GET /api/trunks", Perm: PermTrunksView},
 	{Pattern: "GET /api/stats", Perm: PermStats},
+	{Pattern: "GET /api/cluster/nodes", Perm: PermStats},
 
 	{Pattern: "GET /metrics", Perm: PermMetrics},
 

@@ -53,6 +53,8 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 	outcome, joined := "abandoned", time.Now()
 	defer func() { c.m.met.QueueLeft(q.Name, outcome, time.Since(joined)) }()
 	c.publish(Event{Type: "state", State: "queued"})
+	c.m.dir.Join(q.Name, c.id) // the waiting line all nodes share (cluster.enabled)
+	defer c.m.dir.Leave(c.id)
 	tried := map[string]bool{}
 	for {
 		changed := c.m.dir.Changed()
@@ -85,7 +87,7 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 		}
 		select {
 		case <-changed:
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(c.m.dir.RetryEvery()):
 		case <-qctx.Done():
 		}
 		if qctx.Err() != nil {

@@ -80,6 +80,9 @@ type Config struct {
 	// cloak registers to them, and which tel: targets leave through
 	// them. None by default.
 	Trunks []Trunk `yaml:"trunks"`
+	// Cluster is the state several nodes share in PostgreSQL
+	// (docs/SCALE.md); off by default.
+	Cluster Cluster `yaml:"cluster"`
 }
 
 // Monitor configures supervisors' monitor legs.
@@ -686,6 +689,7 @@ func Default() Config {
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 		Metrics: Metrics{Enabled: true},
 		Monitor: Monitor{MaxPerCall: 3, RingTimeout: 20 * time.Second},
+		Cluster: DefaultCluster(),
 	}
 }
 
@@ -1034,6 +1038,7 @@ func (c *Config) Validate() error {
 		users[a.User] = true
 	}
 	c.Archive.validate(bad)
+	c.validateCluster(bad)
 	for user, target := range c.Routes {
 		if user == "" {
 			bad("routes", "empty user part")

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloak-voip/cloak/archive/pgtest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -72,7 +73,7 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	return pgtest.Main(m) // stops the throwaway PostgreSQL the cluster tests start
 }
 
 // moduleRoot walks up from the working directory to go.mod.

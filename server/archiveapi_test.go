@@ -78,7 +78,7 @@ func TestEveryRouteHasARule(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-a.adminDone // the initial admin (its hash) is made beside the start
-	h, m := apiHandler(svc, oneCall{}, cfg, a, met, &nodeTrunks{})
+	h, m := apiHandler(svc, oneCall{}, cfg, a, met, &nodeTrunks{}, &nodeCluster{})
 	if un := m.Unruled(); len(un) > 0 {
 		t.Fatalf("routes without a rule in auth.Rules: %v", un)
 	}

@@ -130,11 +130,12 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config, calls admin.
 // apiHandler assembles the node's HTTP API on one Mux — the call API,
 // the archive's, the session routes and /metrics (met nil: off) — and
 // guards it with the permission table.
-func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeArchive, met *metrics.Metrics, trunks *nodeTrunks) (http.Handler, *auth.Mux) {
+func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeArchive, met *metrics.Metrics, trunks *nodeTrunks, clu *nodeCluster) (http.Handler, *auth.Mux) {
 	m := auth.NewMux()
 	admin.Register(m, b, admin.Options{Pprof: cfg.Admin.Pprof, Auth: svc})
 	a.archiveRoutes(m, cfg, b)
 	trunks.routes(m)
+	clu.routes(m)
 	svc.Register(m)
 	if met != nil {
 		m.Handle("GET /metrics", met.Handler(metrics.Access{Authorised: true}))

@@ -218,6 +218,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return err
 	}
 	defer mgr.Close()
+	clu, err := clusterSetup(runCtx, cfg, arch, dir, mgr, netip.AddrPortFrom(sipContactAddr(cfg, listen), listen.Port()).String(), version, log)
+	if err != nil {
+		return err
+	}
+	defer clu.stop() // on an early return; after a drain it ran already
 
 	adv := sipContactAddr(cfg, listen)
 	if adv.IsUnspecified() {
@@ -311,7 +316,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			_ = srv.Close()
 			return err
 		}
-		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met, trunks)
+		api, apiMux := apiHandler(authSvc, admin.Adapt(mgr, sipStats), cfg, arch, met, trunks, clu)
 		if unruled := apiMux.Unruled(); len(unruled) > 0 {
 			log.Error().Strs("routes", unruled).Msg("HTTP routes without a permission rule are refused to everyone: add them to auth.Rules")
 		}
@@ -366,6 +371,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		_ = srv.Wait(wctx)
 		cancel()
 	}
+	clu.stop()    // the calls are over: nothing of ours is claimed
 	trunks.stop() // unregister while the SIP transport is still open
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")

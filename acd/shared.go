@@ -1,0 +1,203 @@
+package acd
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+)
+
+// Shared is agent state several nodes share (package cluster implements
+// it over PostgreSQL). With none set, a Directory keeps registrations and
+// states in its own memory — the single-node default, which never waits
+// on a database. With one set (UseShared), the Directory still holds the
+// configuration (agents, queues, passwords) and the state of the agents
+// this node has claimed, but a registration is written to the shared
+// store, an offer is a claim in it (so two nodes never offer the same
+// agent), and every state change of a claimed agent is written back.
+type Shared interface {
+	// Register records a binding any node took: contact and Path
+	// (RFC 3327 §5.3) for expires; expires 0 removes it, contact then
+	// being the agent's configured URI ("" for none).
+	Register(ctx context.Context, name, contact string, path []string, expires time.Duration) error
+	// Claim takes the longest-idle available agent among names (listed
+	// in configuration order, which breaks ties of idle time) for callID
+	// waiting in queue and marks it ringing, atomically across nodes;
+	// ErrNoAgent when none is free, or when a caller of the queue who
+	// joined earlier (on any node) is still waiting for one.
+	Claim(ctx context.Context, queue string, names []string, callID string) (Claimed, error)
+	// Join puts callID in queue's shared waiting line (arrival order
+	// across nodes); Leave takes it out.
+	Join(ctx context.Context, queue, callID string) error
+	Leave(ctx context.Context, callID string) error
+	// Set moves an agent this node claimed to state; a no-op when the
+	// claim is no longer this node's (a survivor freed it).
+	Set(ctx context.Context, name string, s AgentState, callID string) error
+	// Agents is every agent's shared state.
+	Agents(ctx context.Context) ([]AgentInfo, error)
+}
+
+// Claimed is the agent a Claim took and where to call them.
+type Claimed struct {
+	Name    string
+	Contact string
+	Path    []string // the registration's Path: the calls' Route set
+}
+
+// ErrNoAgent: no agent of the candidates is available.
+var ErrNoAgent = errors.New("acd: no agent available")
+
+// sharedTimeout bounds each call of the shared store.
+const sharedTimeout = 3 * time.Second
+
+// UseShared makes the directory keep registrations and states in s
+// (before any call is taken). onErr is told of every failed call to it
+// (a claim that failed offers nobody; a state that was not written is
+// corrected by the node-loss clean-up at worst).
+func (d *Directory) UseShared(s Shared, onErr func(op string, err error)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.shared, d.onErr = s, onErr
+}
+
+// Notify wakes the callers waiting for an agent (Changed): another node
+// freed or registered one.
+func (d *Directory) Notify() { d.signal() }
+
+// RetryEvery is how often a waiting caller asks for an agent again when
+// nothing woke it: 500 ms in memory; once a second with a shared store,
+// which bounds the poll fallback when a notification is lost.
+func (d *Directory) RetryEvery() time.Duration {
+	if d.sharedStore() != nil {
+		return time.Second
+	}
+	return 500 * time.Millisecond
+}
+
+// Configs lists the agents' configuration in configuration order (the
+// shared store's rows are seeded from it).
+func (d *Directory) Configs() []AgentConfig {
+	d.mu.Lock()
+	list := make([]*Agent, 0, len(d.agents))
+	for _, a := range d.agents {
+		list = append(list, a)
+	}
+	d.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].order < list[j].order })
+	out := make([]AgentConfig, len(list))
+	for i, a := range list {
+		out[i] = a.cfg
+	}
+	return out
+}
+
+func (d *Directory) sharedStore() Shared {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.shared
+}
+
+func (d *Directory) fail(op string, err error) {
+	d.mu.Lock()
+	f := d.onErr
+	d.mu.Unlock()
+	if f != nil {
+		f(op, err)
+	}
+}
+
+// offerShared claims in the shared store among the queue's agents not in
+// skip and mirrors the claim on the local Agent (contact, route, ringing).
+func (d *Directory) offerShared(s Shared, queue, callID string, skip map[string]bool) *Agent {
+	d.mu.Lock()
+	cands := make([]*Agent, 0, len(d.agents))
+	for _, a := range d.agents {
+		if !skip[a.cfg.Name] && contains(a.cfg.Queues, queue) {
+			cands = append(cands, a)
+		}
+	}
+	d.mu.Unlock()
+	if len(cands) == 0 {
+		return nil
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].order < cands[j].order })
+	names := make([]string, len(cands))
+	for i, a := range cands {
+		names[i] = a.cfg.Name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	cl, err := s.Claim(ctx, queue, names, callID)
+	if err != nil {
+		if !errors.Is(err, ErrNoAgent) {
+			d.fail("claim", err)
+		}
+		return nil
+	}
+	d.mu.Lock()
+	a := d.agents[cl.Name]
+	d.mu.Unlock()
+	if a == nil { // claimed a name we did not ask for: give it back
+		d.fail("claim", ErrUnknownAgent)
+		_ = s.Set(ctx, cl.Name, Available, callID)
+		return nil
+	}
+	a.mu.Lock()
+	a.state, a.callID, a.contact, a.route = Ringing, callID, cl.Contact, append([]string(nil), cl.Path...)
+	a.mu.Unlock()
+	return a
+}
+
+func (d *Directory) setShared(s Shared, a *Agent, st AgentState, callID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	if err := s.Set(ctx, a.cfg.Name, st, callID); err != nil {
+		d.fail("set "+st.String(), err)
+	}
+}
+
+func (d *Directory) registerShared(s Shared, a *Agent, contact string, path []string, expires time.Duration) {
+	if expires <= 0 || contact == "" {
+		contact, path, expires = a.cfg.URI, nil, 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	if err := s.Register(ctx, a.cfg.Name, contact, path, expires); err != nil {
+		d.fail("register", err)
+	}
+}
+
+// Join puts a caller in the queue's waiting line shared by the nodes, so
+// the longest-waiting caller of all nodes is offered the next agent; a
+// no-op in memory (one node's callers are its own line).
+func (d *Directory) Join(queue, callID string) {
+	if sh := d.sharedStore(); sh != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := sh.Join(ctx, queue, callID); err != nil {
+			d.fail("join", err)
+		}
+	}
+}
+
+// Leave takes a caller out of the shared waiting line (answered, timed
+// out or gone).
+func (d *Directory) Leave(callID string) {
+	if sh := d.sharedStore(); sh != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		if err := sh.Leave(ctx, callID); err != nil {
+			d.fail("leave", err)
+		}
+	}
+}
+
+// ParseAgentState is the inverse of AgentState.String.
+func ParseAgentState(s string) (AgentState, bool) {
+	for i, n := range agentStateNames {
+		if n == s {
+			return AgentState(i), true
+		}
+	}
+	return LoggedOut, false
+}

@@ -1,0 +1,41 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClusterValidate: cluster.enabled is refused without a PostgreSQL
+// archive, naming the field; intervals out of range name theirs.
+func TestClusterValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string // "" valid
+	}{
+		{"default off", func(c *Config) {}, ""},
+		{"on with postgres", func(c *Config) {
+			c.Cluster.Enabled, c.Archive.DSN = true, "postgres://cloak@db.example/cloak"
+		}, ""},
+		{"on with sqlite", func(c *Config) { c.Cluster.Enabled = true }, "cluster.enabled: needs archive.dsn"},
+		{"on without archive", func(c *Config) {
+			c.Cluster.Enabled, c.Archive.DSN, c.Archive.Enabled = true, "postgres://cloak@db.example/cloak", false
+		}, "cluster.enabled: needs archive.enabled"},
+		{"bad node id", func(c *Config) { c.Cluster.NodeID = "a b" }, "cluster.node_id"},
+		{"heartbeat too short", func(c *Config) { c.Cluster.Heartbeat = 10 * time.Millisecond }, "cluster.heartbeat"},
+		{"timeout under 3 beats", func(c *Config) { c.Cluster.NodeTimeout = 5 * time.Second }, "cluster.node_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.edit(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
