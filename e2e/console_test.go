@@ -1,0 +1,490 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/cloak-voip/cloak/console"
+)
+
+// The web console (issue 23) in a real browser: Debian's chromium,
+// headless, driven by chromedp, on loopback only. Every response body
+// and every Server-Sent Event the browser received, and the DOM after
+// each step, are kept (browserSink): the browser is one more sink of
+// call data, and the leak checks read all of it.
+
+// consolePassword is every console test user's password.
+const consolePassword = "a long console passphrase 23"
+
+// browserSink is what the browser received: each response (URL, status,
+// CSP header, body), each SSE message, each DOM snapshot, and each
+// script exception or console/CSP error.
+type browserSink struct {
+	mu        sync.Mutex
+	wg        sync.WaitGroup
+	responses []sinkResponse
+	sse       []string
+	doms      []string
+	errors    []string
+	urls      map[network.RequestID]*network.Response
+	types     map[network.RequestID]network.ResourceType
+}
+
+type sinkResponse struct {
+	url, ctype, csp string
+	status          int64
+	document        bool
+	body            string
+}
+
+// startBrowser starts headless chromium (its own profile, loopback only)
+// and returns a tab's context and its sink. Screenshots of w×h.
+func startBrowser(t *testing.T, w, h int) (context.Context, *browserSink) {
+	t.Helper()
+	requireTools(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(mustLookPath(t, "chromium")),
+		chromedp.NoSandbox, // root in CI containers
+		chromedp.WindowSize(w, h),
+		chromedp.UserDataDir(t.TempDir()),
+		// Nothing but loopback: no name resolves, no proxy is asked.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, tcancel := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() { tcancel(); cancel(); acancel() })
+	s := &browserSink{urls: map[network.RequestID]*network.Response{}, types: map[network.RequestID]network.ResourceType{}}
+	// Start the browser, then listen and enable the domains.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *network.EventResponseReceived:
+			s.mu.Lock()
+			s.urls[e.RequestID] = e.Response
+			s.types[e.RequestID] = e.Type
+			s.mu.Unlock()
+		case *network.EventLoadingFinished:
+			s.mu.Lock()
+			resp, typ := s.urls[e.RequestID], s.types[e.RequestID]
+			s.mu.Unlock()
+			if resp == nil || typ == network.ResourceTypeEventSource {
+				return // an SSE stream: its messages come below
+			}
+			s.wg.Add(1)
+			go func() { // no command from inside the listener
+				defer s.wg.Done()
+				res, err := chromedp.Call(ctx, network.GetResponseBody, network.GetResponseBodyParams{RequestID: e.RequestID})
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				r := sinkResponse{url: resp.URL, status: resp.Status, document: typ == network.ResourceTypeDocument,
+					ctype: respHeader(resp.Headers, "Content-Type"), csp: respHeader(resp.Headers, "Content-Security-Policy")}
+				if err != nil {
+					r.body = "(body not read: " + err.Error() + ")"
+				} else {
+					r.body = string(res.Body)
+				}
+				s.responses = append(s.responses, r)
+			}()
+		case *network.EventEventSourceMessageReceived:
+			s.mu.Lock()
+			s.sse = append(s.sse, e.EventName+" "+e.Data)
+			s.mu.Unlock()
+		case *runtime.EventExceptionThrown:
+			s.mu.Lock()
+			s.errors = append(s.errors, "exception: "+e.ExceptionDetails.Text)
+			s.mu.Unlock()
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError && !strings.Contains(e.Entry.Text, "status of 40") {
+				// A refused fetch (401/403/409) is logged by the browser
+				// as a network error: the pages expect those.
+				s.mu.Lock()
+				s.errors = append(s.errors, fmt.Sprintf("log %s: %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL))
+				s.mu.Unlock()
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, log.Enable, struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s
+}
+
+func mustLookPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func respHeader(h network.Headers, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprint(v)
+		}
+	}
+	return ""
+}
+
+// dom keeps the page's DOM as it is now (after a step).
+func (s *browserSink) dom(t *testing.T, ctx context.Context, step string) string {
+	t.Helper()
+	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	if err != nil {
+		t.Fatalf("%s: DOM: %v", step, err)
+	}
+	s.mu.Lock()
+	s.doms = append(s.doms, step+"\n"+html)
+	s.mu.Unlock()
+	return html
+}
+
+// all is everything the browser received, bodies fetched.
+func (s *browserSink) all() (responses []sinkResponse, sse, doms, errs []string) {
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sinkResponse(nil), s.responses...), append([]string(nil), s.sse...),
+		append([]string(nil), s.doms...), append([]string(nil), s.errors...)
+}
+
+// checkPages: every console document the browser loaded carried the
+// CSP, and no script error or CSP violation was reported.
+func (s *browserSink) checkPages(t *testing.T) {
+	t.Helper()
+	resp, _, _, errs := s.all()
+	docs := 0
+	for _, r := range resp {
+		if r.document && r.status == 200 {
+			docs++
+			if r.csp != console.CSP {
+				t.Errorf("%s: Content-Security-Policy %q, want %q", r.url, r.csp, console.CSP)
+			}
+		}
+	}
+	if docs == 0 {
+		t.Error("no console page was loaded")
+	}
+	for _, e := range errs {
+		t.Errorf("browser reported: %s", e)
+	}
+}
+
+// shot saves a screenshot of the page as docs/screenshots/NAME.png when
+// CLOAK_SCREENSHOTS=1 (to refresh the docs), else under the test's
+// temporary directory.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	dir := t.TempDir()
+	if os.Getenv("CLOAK_SCREENSHOTS") == "1" {
+		dir = filepath.Join(root, "docs", "screenshots")
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Error(err)
+	}
+}
+
+// consoleUsers adds a user of each role beside the running node (alice
+// is the agent alice).
+func consoleUsers(t *testing.T, c *cloak) {
+	t.Helper()
+	for _, u := range []struct{ name, role, agent string }{
+		{"alice", "agent", "alice"}, {"sue", "supervisor", ""}, {"archie", "archivist", ""},
+		{"audrey", "auditor", ""}, {"ada", "admin", ""},
+	} {
+		args := []string{"users", "add", u.name, "-role", u.role, "-password-stdin"}
+		if u.agent != "" {
+			args = append(args, "-agent", u.agent)
+		}
+		if _, errs, err := c.cli(consolePassword+"\n", args...); err != nil {
+			t.Fatalf("cloak users add %s: %v %s", u.name, err, errs)
+		}
+	}
+}
+
+// browserSignIn signs in through the sign-in page and waits for the
+// landing page's navigation.
+func browserSignIn(t *testing.T, ctx context.Context, c *cloak, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second) // argon2id under -race
+	defer cancel()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(c.adminURL+"/"),
+		chromedp.WaitVisible(chromedp.ID("signin-form")),
+		chromedp.SendKeys(chromedp.ID("signin-name"), name),
+		chromedp.SendKeys(chromedp.ID("signin-password"), consolePassword+"\n"), // Enter submits
+		chromedp.WaitVisible(chromedp.CSS("#signout")),
+	)
+	if err != nil {
+		t.Fatalf("sign in as %s: %v", name, err)
+	}
+}
+
+func browserSignOut(t *testing.T, ctx context.Context, c *cloak) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+"/"), chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("signin-form"))); err != nil {
+		t.Fatalf("sign out: %v", err)
+	}
+}
+
+// navLinks is the navigation's targets on the current page.
+func navLinks(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	links, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("nav a")].map(a => a.getAttribute("href"))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return links
+}
+
+// TestConsoleRoles: signed in through the sign-in page as each role, the
+// browser sees only the pages auth.Rules lets that role open; a page it
+// may not open answers 403 with the "not for your role" page; signing
+// out ends the session (the next page goes back to signing in). Every
+// page carries the CSP and runs without a script error or a CSP
+// violation. Screenshots of each page at 1280×800.
+func TestConsoleRoles(t *testing.T) {
+	requireTools(t, "chromium")
+	c := startCloak(t, cloakOpts{admin: true, json: true,
+		extra: "limits: {max_cpu: 0}\nagents:\n  - {name: alice, uri: \"sip:agent@127.0.0.1:9\", queues: []}\n"})
+	consoleUsers(t, c)
+	ctx, sink := startBrowser(t, 1280, 800)
+	want := map[string][]string{
+		"alice":  {"/desk"},
+		"sue":    {"/desk", "/live", "/archive", "/holds"},
+		"archie": {"/archive"},
+		"audrey": {"/archive", "/audit"},
+		"ada":    {"/desk", "/live", "/archive", "/audit", "/holds"},
+	}
+	every := []string{"/desk", "/live", "/archive", "/audit", "/holds"}
+	for _, name := range []string{"alice", "sue", "archie", "audrey", "ada"} {
+		browserSignIn(t, ctx, c, name)
+		if got := navLinks(t, ctx); strings.Join(got, " ") != strings.Join(want[name], " ") {
+			t.Errorf("%s's navigation: %v, want %v", name, got, want[name])
+		}
+		for _, pg := range every {
+			allowed := strings.Contains(" "+strings.Join(want[name], " ")+" ", " "+pg+" ")
+			resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(c.adminURL+pg))
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, pg, err)
+			}
+			switch {
+			case allowed && resp.Status != 200:
+				t.Errorf("%s %s: %d, want 200", name, pg, resp.Status)
+			case !allowed:
+				txt, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("denied")))
+				if resp.Status != 403 || err != nil || !strings.Contains(txt, "may not") {
+					t.Errorf("%s %s: %d %q, want 403 and the denied page", name, pg, resp.Status, txt)
+				}
+			}
+			if allowed && name == "ada" {
+				time.Sleep(700 * time.Millisecond) // the page's first fetch
+				shot(t, ctx, "console-"+strings.Trim(pg, "/"))
+			}
+			sink.dom(t, ctx, name+" "+pg)
+		}
+		browserSignOut(t, ctx, c)
+		// Signed out: a page sends the browser back to signing in.
+		if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+want[name][0]), chromedp.WaitVisible(chromedp.ID("signin-form"))); err != nil {
+			t.Errorf("%s signed out, %s: %v", name, want[name][0], err)
+		}
+	}
+	shot(t, ctx, "console-signin")
+	sink.checkPages(t)
+	c.stop()
+}
+
+// TestConsoleAgentPayment is the agent's scenario: alice, signed in on
+// her desktop in a 420 px wide window, receives a call from the sales
+// queue (sipp calls main and keys 2; the agent is a sipp UAS), presses
+// Take payment; the caller keys the test card, expiry and CVV (RFC 4733,
+// caller-agent-rfc4733.pcap); the panel counts the card up to 16/16 and
+// shows each field valid; alice submits; the panel shows approved and
+// the last four, then that the caller is back with her. A supervisor's
+// live page shows the call meanwhile. Everything the browsers received
+// holds no card digit but the last four, and those only once the result
+// came.
+func TestConsoleAgentPayment(t *testing.T) {
+	requireTools(t, "chromium", "sipp")
+	gw := startTestGateway(t)
+	agentPort, agentMedia, callerMedia := freePorts(t, 1, true), freePorts(t, 4, false), freePorts(t, 4, false)
+	c := startCloak(t, ivrOpts(agentYAML(agentPort, "limits: {max_cpu: 0}\nrecording: {default: always, routes: {main: always}}\n"+gw.yaml())))
+	consoleUsers(t, c)
+	ctx, sink := startBrowser(t, 420, 900)
+	browserSignIn(t, ctx, c, "alice")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("no-call"))); err != nil {
+		t.Fatal(err)
+	}
+	shot(t, ctx, "console-desk-idle")
+
+	agent := startSipp(t, c, sippArgs{scenario: "agent.xml", uas: true, localPort: agentPort, mediaPort: agentMedia,
+		timeout: 90 * time.Second, keys: map[string]string{"pcap": scenario("pcap/agent-talk.pcap")}})
+	time.Sleep(300 * time.Millisecond) // sipp UAS listening
+	caller := startSipp(t, c, sippArgs{scenario: "ivr-hangup.xml", service: "main", mediaPort: callerMedia,
+		pause: 29 * time.Second, timeout: 90 * time.Second,
+		keys: map[string]string{"pcap": scenario("pcap/caller-agent-rfc4733.pcap"), "fmts": "0 101"}})
+
+	// The call reaches alice's desktop; she takes a payment with the
+	// keyboard (focus the button, Enter).
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("call"))); err != nil {
+		t.Fatalf("the call never showed on the desktop: %v", err)
+	}
+	caller1, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("call-caller")))
+	if caller1 == "" {
+		t.Error("the desktop shows no caller number")
+	}
+	sink.dom(t, ctx, "call offered")
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("take-payment")), chromedp.SendKeys(chromedp.ID("take-payment"), "\r"),
+		chromedp.WaitVisible(chromedp.ID("pay-panel"))); err != nil {
+		t.Fatalf("take payment: %v", err)
+	}
+	// Watch the panel while the caller keys: the card's count only ever
+	// grows, its row never shows a digit, up to 16/16 and valid.
+	var seen []string
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) {
+		row, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("pay-fields")||{}).innerText||""`))
+		if err == nil && (len(seen) == 0 || seen[len(seen)-1] != row) {
+			seen = append(seen, row)
+			if strings.Contains(row, "12/16") {
+				sink.dom(t, ctx, "card 12/16")
+				shot(t, ctx, "console-desk-payment")
+			}
+		}
+		ready, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("pay-submit").disabled`))
+		if ready {
+			break
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	panel := seen[len(seen)-1]
+	if !strings.Contains(panel, "●●●●●●●●●●●●●●●●") || !strings.Contains(panel, "16/16") || !strings.Contains(panel, "4/4") || !strings.Contains(panel, "3/3") {
+		t.Fatalf("the panel never showed every field complete: %q (seen %d states)", panel, len(seen))
+	}
+	if strings.Count(panel, "valid") < 3 || strings.Contains(panel, "invalid") {
+		t.Errorf("the panel does not show every field valid: %q", panel)
+	}
+	if len(seen) < 5 {
+		t.Errorf("the panel moved in %d states, want it to count up live", len(seen))
+	}
+	for _, s := range seen {
+		if strings.Contains(onlyDigits(strings.ReplaceAll(s, "16/16", "")), testCard[12:]) {
+			t.Errorf("LEAK: the panel shows the last four before the result: %q", s)
+		}
+	}
+	sink.dom(t, ctx, "fields valid")
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("pay-submit")), chromedp.SendKeys(chromedp.ID("pay-submit"), "\r"),
+		chromedp.WaitVisible(chromedp.ID("pay-result")), chromedp.WaitVisible(chromedp.ID("pay-returned"))); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	result, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("pay-result")))
+	returned, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("pay-returned")))
+	if !strings.Contains(result, "approved") || !strings.Contains(result, "ending "+testCard[12:]) {
+		t.Errorf("result %q, want approved and the last four", result)
+	}
+	if !strings.Contains(returned, "caller returned to you") {
+		t.Errorf("after the payment: %q", returned)
+	}
+	sink.dom(t, ctx, "result")
+	shot(t, ctx, "console-desk-result")
+	if !gw.gotCard.Load() {
+		t.Error("the gateway did not receive the test card")
+	}
+
+	caller.wait(t)
+	agent.wait(t)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("call-ended"))); err != nil {
+		t.Errorf("the desktop did not show the call's end: %v", err)
+	}
+	sink.dom(t, ctx, "ended")
+	sink.checkPages(t)
+	checkBrowserLeaks(t, sink)
+	c.stop()
+}
+
+// checkBrowserLeaks: nothing the browser received or showed holds the
+// test card (nor its first eight digits, nor the expiry or CVV in a
+// payment event); the last four only in the result.
+func checkBrowserLeaks(t *testing.T, s *browserSink) {
+	t.Helper()
+	resp, sse, doms, _ := s.all()
+	look := func(what, text string) {
+		if strings.Contains(text, testCard) || strings.Contains(onlyDigits(text), testCard) || strings.Contains(text, testCard[:8]) {
+			t.Errorf("LEAK: %s holds the card", what)
+		}
+	}
+	for _, r := range resp {
+		look("response "+r.url, r.body)
+	}
+	bodies := 0
+	for _, r := range resp {
+		if strings.Contains(r.url, "/api/") {
+			bodies++
+		}
+	}
+	if bodies == 0 || len(sse) == 0 || len(doms) == 0 {
+		t.Errorf("the sink holds %d API bodies, %d SSE messages, %d DOMs: it missed what the browser got", bodies, len(sse), len(doms))
+	}
+	for _, m := range sse {
+		look("SSE message", m)
+		name, data, _ := strings.Cut(m, " ")
+		if !strings.HasPrefix(name, "payment_") {
+			continue
+		}
+		var ev struct {
+			Payment map[string]any `json:"payment"`
+		}
+		if json.Unmarshal([]byte(data), &ev) != nil || ev.Payment == nil {
+			t.Errorf("SSE %s: %q does not parse", name, data)
+			continue
+		}
+		delete(ev.Payment, "id") // random hex
+		b, _ := json.Marshal(ev.Payment)
+		for _, x := range []string{testCard[:6], testExpiry, testCVV} {
+			if strings.Contains(string(b), x) {
+				t.Errorf("LEAK: SSE %s carries %q", name, x)
+			}
+		}
+		if name == "payment_field" && strings.Contains(string(b), testCard[12:]) {
+			t.Errorf("LEAK: a field event carries the last four: %s", b)
+		}
+	}
+	for _, d := range doms {
+		step, _, _ := strings.Cut(d, "\n")
+		look("the DOM after "+step, d)
+	}
+	t.Logf("browser sink: %d responses, %d SSE messages, %d DOM snapshots", len(resp), len(sse), len(doms))
+}
