@@ -50,9 +50,9 @@ type sinkResponse struct {
 	body            string
 }
 
-// startBrowser starts headless chromium (its own profile, loopback only)
-// and returns a tab's context and its sink. Screenshots of w×h.
-func startBrowser(t *testing.T, w, h int) (context.Context, *browserSink) {
+// startBrowser starts headless chromium (its own profile, loopback
+// only, a w×h window) and returns its context.
+func startBrowser(t *testing.T, w, h int) context.Context {
 	t.Helper()
 	requireTools(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -64,16 +64,27 @@ func startBrowser(t *testing.T, w, h int) (context.Context, *browserSink) {
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, tcancel := context.WithTimeout(ctx, 4*time.Minute)
+	ctx, tcancel := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(func() { tcancel(); cancel(); acancel() })
-	s := &browserSink{urls: map[network.RequestID]*network.Response{}, types: map[network.RequestID]network.ResourceType{}}
-	// Start the browser, then listen and enable the domains.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("chromium: %v", err)
+	}
+	return ctx
+}
+
+// newTab opens a tab of browser in a browser context of its own (its
+// own cookies: one person signed in per tab) and returns it with the
+// sink of what it receives.
+func newTab(t *testing.T, browser context.Context) (context.Context, *browserSink) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	s := &browserSink{urls: map[network.RequestID]*network.Response{}, types: map[network.RequestID]network.ResourceType{}}
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("new tab: %v", err)
 	}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		switch e := ev.(type) {
@@ -86,8 +97,8 @@ func startBrowser(t *testing.T, w, h int) (context.Context, *browserSink) {
 			s.mu.Lock()
 			resp, typ := s.urls[e.RequestID], s.types[e.RequestID]
 			s.mu.Unlock()
-			if resp == nil || typ == network.ResourceTypeEventSource {
-				return // an SSE stream: its messages come below
+			if resp == nil || typ == network.ResourceTypeEventSource || typ == network.ResourceTypeMedia {
+				return // an SSE stream (its messages come below); audio
 			}
 			s.wg.Add(1)
 			go func() { // no command from inside the listener
@@ -281,7 +292,7 @@ func TestConsoleRoles(t *testing.T) {
 	c := startCloak(t, cloakOpts{admin: true, json: true,
 		extra: "limits: {max_cpu: 0}\nagents:\n  - {name: alice, uri: \"sip:agent@127.0.0.1:9\", queues: []}\n"})
 	consoleUsers(t, c)
-	ctx, sink := startBrowser(t, 1280, 800)
+	ctx, sink := newTab(t, startBrowser(t, 1280, 800))
 	want := map[string][]string{
 		"alice":  {"/desk"},
 		"sue":    {"/desk", "/live", "/archive", "/holds"},
@@ -343,7 +354,8 @@ func TestConsoleAgentPayment(t *testing.T) {
 	agentPort, agentMedia, callerMedia := freePorts(t, 1, true), freePorts(t, 4, false), freePorts(t, 4, false)
 	c := startCloak(t, ivrOpts(agentYAML(agentPort, "limits: {max_cpu: 0}\nrecording: {default: always, routes: {main: always}}\n"+gw.yaml())))
 	consoleUsers(t, c)
-	ctx, sink := startBrowser(t, 420, 900)
+	browser := startBrowser(t, 420, 900)
+	ctx, sink := newTab(t, browser)
 	browserSignIn(t, ctx, c, "alice")
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("no-call"))); err != nil {
 		t.Fatal(err)
@@ -371,6 +383,32 @@ func TestConsoleAgentPayment(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("pay-panel"))); err != nil {
 		t.Fatalf("take payment: %v", err)
 	}
+	// Meanwhile a supervisor, in a window of her own, sees the call live.
+	type liveSeen struct {
+		calls, agents string
+		err           error
+	}
+	supCtx, supSink := newTab(t, browser)
+	liveDone := make(chan liveSeen, 1)
+	go func() {
+		var ls liveSeen
+		defer func() { liveDone <- ls }()
+		ctx, cancel := context.WithTimeout(supCtx, 60*time.Second)
+		defer cancel()
+		if ls.err = chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); ls.err != nil {
+			return
+		}
+		if ls.err = signInAs(ctx, c, "sue"); ls.err != nil {
+			return
+		}
+		if ls.err = chromedp.Do(ctx, chromedp.Navigate(c.adminURL+"/live"),
+			chromedp.WaitVisible(chromedp.CSS(`#live-calls tbody tr`)), chromedp.WaitVisible(chromedp.CSS(`#live-agents tbody tr`))); ls.err != nil {
+			return
+		}
+		ls.calls, _ = chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-calls")))
+		ls.agents, _ = chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-agents")))
+	}()
+
 	// Watch the panel while the caller keys: the card's count only ever
 	// grows, its row never shows a digit, up to 16/16 and valid.
 	var seen []string
@@ -424,23 +462,153 @@ func TestConsoleAgentPayment(t *testing.T) {
 		t.Error("the gateway did not receive the test card")
 	}
 
+	ls := <-liveDone
+	if ls.err != nil || !strings.Contains(ls.calls, caller1) || !strings.Contains(ls.calls, "alice") || !strings.Contains(ls.agents, "alice") {
+		t.Errorf("the supervisor's live page: %v; calls %q; agents %q", ls.err, ls.calls, ls.agents)
+	}
+	supSink.dom(t, supCtx, "live")
+	shot(t, supCtx, "console-live-call")
+
 	caller.wait(t)
 	agent.wait(t)
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("call-ended"))); err != nil {
 		t.Errorf("the desktop did not show the call's end: %v", err)
 	}
 	sink.dom(t, ctx, "ended")
-	sink.checkPages(t)
-	checkBrowserLeaks(t, sink)
+	if !c.waitLog(`"message":"call ended"`, 10*time.Second) {
+		t.Fatal(`cloak did not log "call ended"`)
+	}
+
+	// An archivist finds the call, plays its recording (the player gets
+	// a duration), sees the payment's pause marker, deletes it.
+	arcCtx, arcSink := newTab(t, browser)
+	if err := chromedp.Do(arcCtx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	if err := signInAs(arcCtx, c, "archie"); err != nil {
+		t.Fatalf("archivist: %v", err)
+	}
+	checkArchivePage(t, arcCtx, arcSink, caller1)
+
+	// The auditor's log shows the play and the delete, and verifies.
+	audCtx, audSink := newTab(t, browser)
+	if err := chromedp.Do(audCtx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	if err := signInAs(audCtx, c, "audrey"); err != nil {
+		t.Fatalf("auditor: %v", err)
+	}
+	actx, cancel := context.WithTimeout(audCtx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(actx, chromedp.Navigate(c.adminURL+"/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit-log tbody tr`))); err != nil {
+		t.Fatalf("audit page: %v", err)
+	}
+	verified, _ := chromedp.Run(actx, chromedp.AttributeValue(chromedp.ID("audit-verified"), "data-verified"))
+	auditText, _ := chromedp.Run(actx, chromedp.Text(chromedp.ID("audit-log")))
+	if verified.Value != "1" {
+		t.Errorf("the audit page does not report the log verified: %+v", verified)
+	}
+	for _, want := range []string{"user:archie", "\tplay\t", "\tdelete\t", "user:alice"} {
+		if !strings.Contains(auditText, want) {
+			t.Errorf("the audit page lacks %q", want)
+		}
+	}
+	audSink.dom(t, audCtx, "audit")
+	shot(t, audCtx, "console-audit")
+
+	for _, s := range []*browserSink{sink, supSink, arcSink, audSink} {
+		s.checkPages(t)
+	}
+	checkBrowserLeaks(t, sink, supSink, arcSink, audSink)
 	c.stop()
+}
+
+// signInAs signs name in through the sign-in page (for goroutines:
+// errors returned).
+func signInAs(ctx context.Context, c *cloak, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return chromedp.Do(ctx,
+		chromedp.Navigate(c.adminURL+"/"),
+		chromedp.WaitVisible(chromedp.ID("signin-form")),
+		chromedp.SendKeys(chromedp.ID("signin-name"), name),
+		chromedp.SendKeys(chromedp.ID("signin-password"), consolePassword+"\n"),
+		chromedp.WaitVisible(chromedp.CSS("#signout")),
+	)
+}
+
+// checkArchivePage: the archive's search lists the call, its page plays
+// the recording and shows the payment pause, and the recording is
+// deleted with two presses.
+func checkArchivePage(t *testing.T, ctx context.Context, sink *browserSink, caller string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(strings.TrimSuffix(chromedpURL(ctx), "/")+"/archive"),
+		chromedp.WaitVisible(chromedp.CSS(`#results tbody tr a`))); err != nil {
+		t.Fatalf("archive search: %v", err)
+	}
+	res, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("results")))
+	if !strings.Contains(res, caller) || !strings.Contains(res, "alice") {
+		t.Errorf("archive results %q, want the call from %s to alice", res, caller)
+	}
+	sink.dom(t, ctx, "archive search")
+	shot(t, ctx, "console-archive")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#results tbody tr a`)), chromedp.WaitVisible(chromedp.ID("ix-audio")),
+		chromedp.WaitVisible(chromedp.CSS(`#ix-markers li`))); err != nil {
+		t.Fatalf("interaction page: %v", err)
+	}
+	// The player loads the WAV's header (preload=metadata): a duration.
+	var duration float64
+	for range 100 {
+		d, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.getElementById("ix-audio").duration || 0`))
+		if err == nil && d > 0 {
+			duration = d
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if duration < 5 {
+		t.Errorf("the audio element reports %.1f s", duration)
+	}
+	markers, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("ix-markers")))
+	if !strings.Contains(markers, "payment") {
+		t.Errorf("pause markers %q, want the payment", markers)
+	}
+	segs, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("ix-segments")))
+	if !strings.Contains(segs, "agent-assisted-payment") {
+		t.Errorf("segments %q, want the payment", segs)
+	}
+	sink.dom(t, ctx, "interaction")
+	shot(t, ctx, "console-interaction")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("ix-delete")), chromedp.WaitVisible(chromedp.ID("ix-delete-confirm")),
+		chromedp.Click(chromedp.ID("ix-delete-confirm")), chromedp.WaitNotVisible(chromedp.ID("ix-audio"))); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+	if !strings.Contains(st, "deleted") {
+		t.Errorf("after delete the page says %q", st)
+	}
+	sink.dom(t, ctx, "deleted")
+}
+
+// chromedpURL is the origin of the tab's page.
+func chromedpURL(ctx context.Context) string {
+	u, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.origin`))
+	return u
 }
 
 // checkBrowserLeaks: nothing the browser received or showed holds the
 // test card (nor its first eight digits, nor the expiry or CVV in a
 // payment event); the last four only in the result.
-func checkBrowserLeaks(t *testing.T, s *browserSink) {
+func checkBrowserLeaks(t *testing.T, sinks ...*browserSink) {
 	t.Helper()
-	resp, sse, doms, _ := s.all()
+	var resp []sinkResponse
+	var sse, doms []string
+	for _, s := range sinks {
+		r, e, d, _ := s.all()
+		resp, sse, doms = append(resp, r...), append(sse, e...), append(doms, d...)
+	}
 	look := func(what, text string) {
 		if strings.Contains(text, testCard) || strings.Contains(onlyDigits(text), testCard) || strings.Contains(text, testCard[:8]) {
 			t.Errorf("LEAK: %s holds the card", what)

@@ -348,8 +348,11 @@
         facts.appendChild(el("dt", k));
         facts.appendChild(el("dd", v || ""));
       }
-      kv($("ix-data").tBodies[0], ix.data);
-      fill($("ix-segments").tBodies[0], (ix.segments || []).map((s) => row([s.flow, s.kind, when(s.start), when(s.end),
+      // Participant data: masked after the call by the archive's policy.
+      const data = {};
+      for (const d of ix.data || []) data[d.key] = d.value + (d.policy && d.policy !== "keep" ? " (" + d.policy + ")" : "");
+      kv($("ix-data").tBodies[0], data);
+      fill($("ix-segments").tBodies[0], (ix.secure_segments || []).map((s) => row([s.flow, s.kind, when(s.start), when(s.end),
         Object.keys(s.outputs || {}).sort().map((k) => k + "=" + s.outputs[k]).join(", ")])));
       fill($("ix-trace").tBodies[0], (ix.trace || []).map((s) => row([when(s.at), s.flow, s.step, s.action, s.branch || ""])));
       fill($("ix-audit").tBodies[0], (ix.audit || []).map((a) => row([when(a.at), a.actor, a.action, a.detail || ""])));
@@ -361,8 +364,29 @@
       const markers = [];
       let ms = [];
       try { ms = rec && rec.markers ? (typeof rec.markers === "string" ? JSON.parse(rec.markers) : rec.markers) : []; } catch (e) { ms = []; }
-      for (const m of ms || []) markers.push(el("li", "Paused " + JSON.stringify(m)));
+      // The secure pauses: a list (keyboard: each seeks the player) and
+      // bars on a timeline under the player (CSSOM positions: the CSP
+      // allows no style attribute).
+      const total = rec && rec.duration_ns ? rec.duration_ns / 1e6 : 0;
+      const bars = [];
+      for (const m of ms || []) {
+        const li = el("li");
+        const b = el("button", "Paused (" + (m.reason || "secure") + ") " + dur(m.start_ms * 1e6) + "–" + dur(m.end_ms * 1e6), { type: "button" });
+        b.addEventListener("click", () => { const a = $("ix-audio"); if (a) { a.currentTime = m.start_ms / 1000; a.focus(); } });
+        li.appendChild(b);
+        li.className = "marker";
+        markers.push(li);
+        if (total > 0) {
+          const bar = el("span", "", { title: "paused: " + (m.reason || "secure") });
+          bar.className = "pause";
+          bar.style.left = (100 * m.start_ms / total) + "%";
+          bar.style.width = Math.max(0.5, 100 * (m.end_ms - m.start_ms) / total) + "%";
+          bars.push(bar);
+        }
+      }
       $("ix-markers").replaceChildren(...markers);
+      $("ix-timeline").replaceChildren(...bars);
+      $("ix-timeline").hidden = !live || bars.length === 0;
       const audio = $("ix-audio");
       if (audio && live) { audio.src = base + "/recording/play"; audio.hidden = false; }
       const dl = $("ix-download");
@@ -370,17 +394,21 @@
       const del = $("ix-delete");
       if (del) del.hidden = !live;
     }
-    const del = $("ix-delete");
-    if (del) del.addEventListener("click", async () => {
-      if (!confirm("Delete this recording? This cannot be undone.")) return;
-      try {
-        await api("DELETE", base + "/recording");
-        const audio = $("ix-audio");
-        if (audio) { audio.pause(); audio.removeAttribute("src"); audio.hidden = true; }
-        status("Recording deleted.");
-        load();
-      } catch (e) { status(e.message); }
-    });
+    // Deleting takes two presses: the first asks, the second deletes.
+    const del = $("ix-delete"), sure = $("ix-delete-confirm");
+    if (del) {
+      del.addEventListener("click", () => { sure.hidden = false; sure.focus(); });
+      sure.addEventListener("click", async () => {
+        sure.hidden = true;
+        try {
+          await api("DELETE", base + "/recording");
+          const audio = $("ix-audio");
+          if (audio) { audio.pause(); audio.removeAttribute("src"); audio.hidden = true; }
+          status("Recording deleted.");
+          load();
+        } catch (e) { status(e.message); }
+      });
+    }
     load();
   }
 
@@ -411,36 +439,40 @@
 
   // ---- fraud holds --------------------------------------------------
   function holds() {
-    let noteFor = null;
-    async function decide(id, what) {
-      const comment = prompt("Why " + what + " hold " + id + "?");
-      if (!comment) return;
-      try { await api("POST", "/api/fraud/holds/" + id + "/" + what, { comment: comment }); status("Hold " + id + " " + what + "d."); load(); }
-      catch (e) { status(e.message); }
+    const form = $("hold-form");
+    function open(id, what) {
+      form.dataset.id = String(id);
+      form.dataset.what = what;
+      $("hold-form-id").textContent = what + " hold " + id;
+      form.hidden = false;
+      $("hold-note").focus();
     }
     async function load() {
       try {
         const r = await api("GET", "/api/fraud/holds");
         fill($("holds").tBodies[0], r.holds.map((h) => {
           const span = el("span");
-          if (h.status === "open" && can("holds")) {
-            for (const what of ["release", "reject"]) {
-              const b = el("button", what, { type: "button" });
-              b.addEventListener("click", () => decide(h.id, what));
-              span.appendChild(b);
-            }
+          const whats = h.status === "open" && can("holds") ? ["release", "reject", "comment"] : ["comment"];
+          for (const what of whats) {
+            const b = el("button", what, { type: "button" });
+            b.addEventListener("click", () => open(h.id, what));
+            span.appendChild(b);
           }
-          const c = el("button", "comment", { type: "button" });
-          c.addEventListener("click", () => { noteFor = h.id; $("hold-note-id").textContent = String(h.id); $("hold-comment").hidden = false; $("hold-note").focus(); });
-          span.appendChild(c);
           return row([h.id, h.interaction, h.status, h.score + "/" + h.minimum, when(h.created), span]);
         }));
       } catch (e) { status(e.message); }
     }
-    $("hold-comment").addEventListener("submit", async (ev) => {
+    form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      try { await api("POST", "/api/fraud/holds/" + noteFor + "/comments", { comment: $("hold-note").value }); $("hold-note").value = ""; $("hold-comment").hidden = true; load(); }
-      catch (e) { status(e.message); }
+      const id = form.dataset.id, what = form.dataset.what;
+      const path = "/api/fraud/holds/" + encodeURIComponent(id) + "/" + (what === "comment" ? "comments" : what);
+      try {
+        await api("POST", path, { comment: $("hold-note").value });
+        $("hold-note").value = "";
+        form.hidden = true;
+        status("Hold " + id + ": " + what + " done.");
+        load();
+      } catch (e) { status(e.message); }
     });
     load();
   }
