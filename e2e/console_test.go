@@ -356,6 +356,9 @@ func TestConsoleAgentPayment(t *testing.T) {
 	consoleUsers(t, c)
 	browser := startBrowser(t, 420, 900)
 	ctx, sink := newTab(t, browser)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(420, 900)); err != nil { // beside a softphone
+		t.Fatal(err)
+	}
 	browserSignIn(t, ctx, c, "alice")
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("no-call"))); err != nil {
 		t.Fatal(err)
