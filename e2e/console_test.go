@@ -381,6 +381,10 @@ func TestConsoleAgentPayment(t *testing.T) {
 	if caller1 == "" {
 		t.Error("the desktop shows no caller number")
 	}
+	// Beside a softphone: nothing wider than the 420 px window.
+	if w, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`)); err != nil || w > 420 {
+		t.Errorf("the desktop is %.0f px wide in a 420 px window (%v)", w, err)
+	}
 	sink.dom(t, ctx, "call offered")
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("take-payment")), chromedp.SendKeys(chromedp.ID("take-payment"), "\r"),
 		chromedp.WaitVisible(chromedp.ID("pay-panel"))); err != nil {

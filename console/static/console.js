@@ -273,8 +273,9 @@
         const [calls, agents] = await Promise.all([api("GET", "/api/calls"), api("GET", "/api/agents")]);
         $("calls-count").textContent = "(" + calls.length + ")";
         fill($("live-calls").tBodies[0], calls.map((c) => {
-          const cells = [c.caller, c.target, c.mode + (c.agent_reserved ? ", agent reserved" : ""), c.agent || "",
-            when(c.answered), (c.monitors || []).map((m) => m.supervisor + " " + m.mode).join(", ")];
+          const since = c.answered && !c.answered.startsWith("0001-") ? Date.now() - new Date(c.answered).getTime() : 0;
+          const cells = [c.caller, c.target, c.mode + (c.agent_reserved ? ", agent reserved" : "") + (c.agent ? "" : ", waiting"),
+            c.agent || "", since > 0 ? dur(since * 1e6) : "", (c.monitors || []).map((m) => m.supervisor + " " + m.mode).join(", ")];
           if (can("monitor")) {
             const span = el("span");
             for (const mode of ["listen", "coach", "barge"]) {
