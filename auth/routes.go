@@ -79,6 +79,7 @@ var Rules = []Rule{
 	{Pattern: "GET /live", Perm: PermAgentsView},
 	{Pattern: "GET /archive", Perm: PermArchiveSearch},
 	{Pattern: "GET /archive/{id}", Perm: PermArchiveSearch},
+	{Pattern: "GET /anonymise", Perm: PermArchiveAnonymise},
 	{Pattern: "GET /audit", Perm: PermAuditRead},
 	{Pattern: "GET /holds", Perm: PermFraudHolds},
 }

@@ -45,6 +45,7 @@ var pages = []page{
 	{Path: "/live", Pattern: "GET /live", Title: "Live", File: "live.html", Nav: true},
 	{Path: "/archive", Pattern: "GET /archive", Title: "Archive", File: "archive.html", Nav: true},
 	{Path: "/archive/{id}", Pattern: "GET /archive/{id}", Title: "Interaction", File: "interaction.html"},
+	{Path: "/anonymise", Pattern: "GET /anonymise", Title: "Anonymise", File: "anonymise.html", Nav: true},
 	{Path: "/audit", Pattern: "GET /audit", Title: "Audit", File: "audit.html", Nav: true},
 	{Path: "/holds", Pattern: "GET /holds", Title: "Fraud holds", File: "holds.html", Nav: true},
 }
@@ -81,6 +82,7 @@ var actions = map[string]string{
 	"download": "GET /api/archive/interactions/{id}/recording",
 	"delete":   "DELETE /api/archive/interactions/{id}/recording",
 	"export":   "GET /api/archive/export",
+	"forget":   "POST /api/archive/anonymise",
 	"audit":    "GET /api/archive/audit",
 	"holds":    "POST /api/fraud/holds/{id}/release",
 }

@@ -301,11 +301,11 @@ func TestConsoleRoles(t *testing.T) {
 	want := map[string][]string{
 		"alice":  {"/desk"},
 		"sue":    {"/desk", "/live", "/archive", "/holds"},
-		"archie": {"/archive"},
+		"archie": {"/archive", "/anonymise"},
 		"audrey": {"/archive", "/audit"},
-		"ada":    {"/desk", "/live", "/archive", "/audit", "/holds"},
+		"ada":    {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds"},
 	}
-	every := []string{"/desk", "/live", "/archive", "/audit", "/holds"}
+	every := []string{"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds"}
 	for _, name := range []string{"alice", "sue", "archie", "audrey", "ada"} {
 		browserSignIn(t, ctx, c, name)
 		if got := navLinks(t, ctx); strings.Join(got, " ") != strings.Join(want[name], " ") {
@@ -501,6 +501,7 @@ func TestConsoleAgentPayment(t *testing.T) {
 		t.Fatalf("archivist: %v", err)
 	}
 	checkArchivePage(t, arcCtx, arcSink, caller1)
+	checkAnonymisePage(t, arcCtx, arcSink, caller1)
 
 	// The auditor's log shows the play and the delete, and verifies.
 	audCtx, audSink := newTab(t, browser)
@@ -520,7 +521,7 @@ func TestConsoleAgentPayment(t *testing.T) {
 	if verified.Value != "1" {
 		t.Errorf("the audit page does not report the log verified: %+v", verified)
 	}
-	for _, want := range []string{"user:archie", "\tplay\t", "\tdelete\t", "user:alice"} {
+	for _, want := range []string{"user:archie", "\tplay\t", "\tdelete\t", "\tanonymise\t", "user:alice"} {
 		if !strings.Contains(auditText, want) {
 			t.Errorf("the audit page lacks %q", want)
 		}
@@ -602,6 +603,38 @@ func checkArchivePage(t *testing.T, ctx context.Context, sink *browserSink, call
 		t.Errorf("after delete the page says %q", st)
 	}
 	sink.dom(t, ctx, "deleted")
+}
+
+// checkAnonymisePage: the archivist forgets the caller's number; the
+// page counts the matches first (one), and anonymises after a second
+// press; the archive search by the number then finds nothing.
+func checkAnonymisePage(t *testing.T, ctx context.Context, sink *browserSink, number string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	origin := chromedpURL(ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(origin+"/anonymise"), chromedp.WaitVisible(chromedp.ID("forget-form")),
+		chromedp.SendKeys(chromedp.ID("f-number"), number), chromedp.Click(chromedp.ID("f-preview")),
+		chromedp.WaitVisible(chromedp.ID("f-confirm"))); err != nil {
+		t.Fatalf("anonymise preview: %v", err)
+	}
+	n, _ := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("f-count"), "data-caller"))
+	if n.Value != "1" {
+		t.Errorf("the preview counts %q interactions from the caller, want 1", n.Value)
+	}
+	shot(t, ctx, "console-anonymise")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("f-confirm")), chromedp.WaitVisible(chromedp.CSS(`#f-done[data-changed]`))); err != nil {
+		t.Fatalf("anonymise: %v", err)
+	}
+	changed, _ := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("f-done"), "data-changed"))
+	if changed.Value != "1" {
+		t.Errorf("anonymised %q interactions, want 1", changed.Value)
+	}
+	sink.dom(t, ctx, "anonymised")
+	left, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`fetch("/api/archive/interactions?caller=`+number+`").then(r => r.json()).then(j => j.total)`, chromedp.EvalAwaitPromise))
+	if err != nil || left != 0 {
+		t.Errorf("after anonymising, a search by the number finds %v (%v)", left, err)
+	}
 }
 
 // chromedpURL is the origin of the tab's page.

@@ -313,6 +313,14 @@
       }
       for (const n of ["from", "to"]) if (f.elements[n].value) q.set(n, f.elements[n].value);
       if (f.elements.recorded.checked) q.set("recorded", "true");
+      // The export links carry the same filters (the API audits each).
+      for (const [id, fmt] of [["export-csv", "csv"], ["export-xlsx", "xlsx"]]) {
+        const a = $(id);
+        if (!a) continue;
+        const eq = new URLSearchParams(q);
+        eq.set("format", fmt);
+        a.href = "/api/archive/export?" + eq.toString();
+      }
       q.set("limit", String(limit));
       q.set("offset", String(offset));
       status("Searching…");
@@ -322,12 +330,47 @@
         $("results-total").textContent = r.total + " interactions";
         fill($("results").tBodies[0], r.interactions.map((ix) => {
           const a = el("a", when(ix.offered), { href: "/archive/" + encodeURIComponent(ix.id) });
-          return row([a, ix.caller, ix.route, ix.queue || "", ix.agent || "", dur(ix.wait_ns), dur(ix.talk_ns), ix.ended_by || ""]);
+          const cells = [a, ix.caller, ix.route, ix.queue || "", ix.agent || "", dur(ix.wait_ns), dur(ix.talk_ns), ix.ended_by || ""];
+          if (can("delete")) {
+            const box = el("input", null, { type: "checkbox", "aria-label": "select " + ix.id });
+            box.className = "pick";
+            box.dataset.id = ix.id;
+            box.addEventListener("change", picked);
+            cells.unshift(box);
+          }
+          return row(cells);
         }));
+        picked();
         $("page-info").textContent = r.total ? (offset + 1) + "–" + Math.min(offset + limit, r.total) + " of " + r.total : "";
         $("page-prev").disabled = offset === 0;
         $("page-next").disabled = offset + limit >= r.total;
       } catch (e) { status(e.message); }
+    }
+    // Several recordings deleted at once: tick rows (or all), press
+    // twice. Each is one DELETE of the API, audited there.
+    function picked() {
+      const n = document.querySelectorAll("input.pick:checked").length;
+      const b = $("bulk-delete");
+      if (b) b.disabled = n === 0;
+      if ($("bulk-confirm")) $("bulk-confirm").hidden = true;
+      if ($("bulk-n")) $("bulk-n").textContent = String(n);
+    }
+    if ($("select-all")) {
+      $("select-all").addEventListener("change", () => {
+        for (const b of document.querySelectorAll("input.pick")) b.checked = $("select-all").checked;
+        picked();
+      });
+      $("bulk-delete").addEventListener("click", () => { $("bulk-confirm").hidden = false; $("bulk-confirm").focus(); });
+      $("bulk-confirm").addEventListener("click", async () => {
+        $("bulk-confirm").hidden = true;
+        let ok = 0, failed = 0;
+        for (const b of document.querySelectorAll("input.pick:checked")) {
+          try { await api("DELETE", "/api/archive/interactions/" + encodeURIComponent(b.dataset.id) + "/recording"); ok++; }
+          catch (e) { failed++; }
+        }
+        status(ok + " recordings deleted" + (failed ? ", " + failed + " not (none kept, or refused)" : "") + ".");
+        search();
+      });
     }
     f.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; search(); });
     $("page-prev").addEventListener("click", () => { offset = Math.max(0, offset - limit); search(); });
@@ -478,6 +521,59 @@
     load();
   }
 
-  const pages = { signin: signin, desk: desk, live: live, archive: archive, interaction: interaction, audit: audit, holds: holds };
+  // ---- anonymise ----------------------------------------------------
+  function anonymise() {
+    const f = $("forget-form");
+    let req = null;
+    function request() {
+      const r = { number: f.elements.number.value.trim(), delete_recordings: f.elements.delete_recordings.checked };
+      const kv = f.elements.data.value.trim();
+      if (kv) {
+        const i = kv.indexOf("=");
+        if (i <= 0) throw new Error("participant data: want key=value");
+        r.data = {};
+        r.data[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      if (!r.number && !r.data) throw new Error("give a number or key=value");
+      return r;
+    }
+    f.addEventListener("input", () => { req = null; $("f-confirm").hidden = true; $("f-count").textContent = ""; });
+    f.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        req = request();
+        // Shown before confirming: how many interactions the search
+        // finds by the number as caller and by the data (the called
+        // number is matched too when anonymising).
+        let byCaller = 0, byData = 0;
+        if (req.number) byCaller = (await api("GET", "/api/archive/interactions?limit=1&caller=" + encodeURIComponent(req.number))).total;
+        if (req.data) {
+          const k = Object.keys(req.data)[0];
+          byData = (await api("GET", "/api/archive/interactions?limit=1&data=" + encodeURIComponent(k + "=" + req.data[k]))).total;
+        }
+        const c = $("f-count");
+        c.dataset.caller = String(byCaller);
+        c.dataset.data = String(byData);
+        c.textContent = (req.number ? byCaller + " interactions from this number" : "") + (req.number && req.data ? "; " : "") +
+          (req.data ? byData + " with this participant data" : "") + ".";
+        $("f-confirm").textContent = "Anonymise now" + (req.delete_recordings ? " and delete their recordings" : "");
+        $("f-confirm").hidden = false;
+        $("f-confirm").focus();
+      } catch (e) { status(e.message); }
+    });
+    $("f-confirm").addEventListener("click", async () => {
+      if (!req) return;
+      $("f-confirm").hidden = true;
+      try {
+        const r = await api("POST", "/api/archive/anonymise", req);
+        $("f-done").dataset.changed = String(r.changed);
+        $("f-done").textContent = r.changed + " interactions anonymised.";
+        f.reset();
+        req = null;
+      } catch (e) { status(e.message); }
+    });
+  }
+
+  const pages = { anonymise: anonymise, signin: signin, desk: desk, live: live, archive: archive, interaction: interaction, audit: audit, holds: holds };
   if (pages[page]) pages[page]();
 })();
