@@ -391,6 +391,17 @@ func TestConsoleAgentPayment(t *testing.T) {
 		t.Errorf("the desktop is %.0f px wide in a 420 px window (%v)", w, err)
 	}
 	sink.dom(t, ctx, "call offered")
+	// Recording pause and resume, by keyboard.
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("rec-pause")), chromedp.SendKeys(chromedp.ID("rec-pause"), "\r"),
+		chromedp.WaitVisible(chromedp.ID("rec-resume"))); err != nil {
+		t.Fatalf("pause the recording: %v", err)
+	}
+	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("call-recording"))); st != "paused" {
+		t.Errorf("recording shown %q after pause", st)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("rec-resume"), "\r"), chromedp.WaitVisible(chromedp.ID("rec-pause"))); err != nil {
+		t.Fatalf("resume the recording: %v", err)
+	}
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("take-payment")), chromedp.SendKeys(chromedp.ID("take-payment"), "\r"),
 		chromedp.WaitVisible(chromedp.ID("pay-panel"))); err != nil {
 		t.Fatalf("take payment: %v", err)
@@ -521,7 +532,7 @@ func TestConsoleAgentPayment(t *testing.T) {
 	if verified.Value != "1" {
 		t.Errorf("the audit page does not report the log verified: %+v", verified)
 	}
-	for _, want := range []string{"user:archie", "\tplay\t", "\tdelete\t", "\tanonymise\t", "user:alice"} {
+	for _, want := range []string{"user:archie", "\tplay\t", "\tdelete\t", "\tanonymise\t", "user:alice", "\tpause\t", "\tresume\t"} {
 		if !strings.Contains(auditText, want) {
 			t.Errorf("the audit page lacks %q", want)
 		}
