@@ -68,6 +68,11 @@ var Rules = []Rule{
 	{Pattern: "POST /api/fraud/holds/{id}/reject", Perm: PermFraudHolds},
 	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHolds},
 
+	{Pattern: "GET /api/users", Perm: PermUsers},
+	{Pattern: "POST /api/users/{name}/{action}", Perm: PermUsers},
+	{Pattern: "GET /api/tokens", Perm: PermTokens},
+	{Pattern: "POST /api/tokens/{id}/revoke", Perm: PermTokens},
+
 	// The web console (package console): its pages read and act only
 	// through the API routes above, so a page's row is the permission
 	// its main API route needs; the navigation shows a page to a role
@@ -82,6 +87,7 @@ var Rules = []Rule{
 	{Pattern: "GET /anonymise", Perm: PermArchiveAnonymise},
 	{Pattern: "GET /audit", Perm: PermAuditRead},
 	{Pattern: "GET /holds", Perm: PermFraudHolds},
+	{Pattern: "GET /users", Perm: PermUsers},
 }
 
 var ruleIndex = sync.OnceValue(func() map[string]Rule {

@@ -48,6 +48,7 @@ var pages = []page{
 	{Path: "/anonymise", Pattern: "GET /anonymise", Title: "Anonymise", File: "anonymise.html", Nav: true},
 	{Path: "/audit", Pattern: "GET /audit", Title: "Audit", File: "audit.html", Nav: true},
 	{Path: "/holds", Pattern: "GET /holds", Title: "Fraud holds", File: "holds.html", Nav: true},
+	{Path: "/users", Pattern: "GET /users", Title: "Users and tokens", File: "users.html", Nav: true},
 }
 
 // NavItem is one link of the navigation.
@@ -85,6 +86,7 @@ var actions = map[string]string{
 	"forget":   "POST /api/archive/anonymise",
 	"audit":    "GET /api/archive/audit",
 	"holds":    "POST /api/fraud/holds/{id}/release",
+	"tokens":   "GET /api/tokens",
 }
 
 // Console serves the pages.

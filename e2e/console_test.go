@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,9 +304,9 @@ func TestConsoleRoles(t *testing.T) {
 		"sue":    {"/desk", "/live", "/archive", "/holds"},
 		"archie": {"/archive", "/anonymise"},
 		"audrey": {"/archive", "/audit"},
-		"ada":    {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds"},
+		"ada":    {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/users"},
 	}
-	every := []string{"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds"}
+	every := []string{"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/users"}
 	for _, name := range []string{"alice", "sue", "archie", "audrey", "ada"} {
 		browserSignIn(t, ctx, c, name)
 		if got := navLinks(t, ctx); strings.Join(got, " ") != strings.Join(want[name], " ") {
@@ -332,6 +333,9 @@ func TestConsoleRoles(t *testing.T) {
 			}
 			sink.dom(t, ctx, name+" "+pg)
 		}
+		if name == "ada" {
+			checkUsersPage(t, ctx, sink, c)
+		}
 		browserSignOut(t, ctx, c)
 		// Signed out: a page sends the browser back to signing in.
 		if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+want[name][0]), chromedp.WaitVisible(chromedp.ID("signin-form"))); err != nil {
@@ -341,6 +345,40 @@ func TestConsoleRoles(t *testing.T) {
 	shot(t, ctx, "console-signin")
 	sink.checkPages(t)
 	c.stop()
+}
+
+// checkUsersPage: the admin's Users page lists every user and token;
+// disabling sue shows her disabled (and enabling her back), revoking the
+// harness's token shows it revoked and the API refuses it from then on.
+func checkUsersPage(t *testing.T, ctx context.Context, sink *browserSink, c *cloak) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+"/users"), chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="sue"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token="e2e-harness"]`))); err != nil {
+		t.Fatalf("users page: %v", err)
+	}
+	users, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("users")))
+	for _, u := range []string{"admin", "alice", "sue", "archie", "audrey", "ada"} {
+		if !strings.Contains(users, u) {
+			t.Errorf("the users page lacks %s: %q", u, users)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#users tr[data-user="sue"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="sue"][data-state="disabled"]`)),
+		chromedp.Click(chromedp.CSS(`#users tr[data-user="sue"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="sue"][data-state="active"]`))); err != nil {
+		t.Errorf("disable and enable sue: %v", err)
+	}
+	shot(t, ctx, "console-users")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#tokens tr[data-token="e2e-harness"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token="e2e-harness"][data-state="revoked"]`))); err != nil {
+		t.Errorf("revoke the harness token: %v", err)
+	}
+	if code, _ := apiDo(t, c, "GET", "/api/calls", ""); code != http.StatusUnauthorized {
+		t.Errorf("the revoked token still opens the API: %d", code)
+	}
+	sink.dom(t, ctx, "users")
 }
 
 // TestConsoleAgentPayment is the agent's scenario: alice, signed in on

@@ -93,6 +93,15 @@ func (u userStore) UserByName(ctx context.Context, name string) (archive.User, e
 	return usr, err
 }
 
+// users is the user store for the users and tokens routes: the archive's,
+// or the one opened for users alone (nil before authSetup).
+func (a *nodeArchive) users() *archive.Store {
+	if a.store != nil {
+		return a.store
+	}
+	return a.usersOnly
+}
+
 // archiveRoutes registers the archive's API (/api/archive/…) on m when
 // the archive is on.
 func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config) {
@@ -135,6 +144,9 @@ func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeAr
 	a.archiveRoutes(m, cfg)
 	trunks.routes(m)
 	svc.Register(m)
+	if us := a.users(); us != nil {
+		admin.RegisterUsers(m, us)
+	}
 	if met != nil {
 		m.Handle("GET /metrics", met.Handler(metrics.Access{Authorised: true}))
 	}

@@ -574,6 +574,42 @@
     });
   }
 
-  const pages = { anonymise: anonymise, signin: signin, desk: desk, live: live, archive: archive, interaction: interaction, audit: audit, holds: holds };
+  // ---- users and tokens (admin) ---------------------------------------
+  function users() {
+    async function act(method, path, what) {
+      try { await api(method, path); status(what + "."); load(); } catch (e) { status(e.message); }
+    }
+    async function load() {
+      try {
+        const r = await api("GET", "/api/users");
+        fill($("users").tBodies[0], r.users.map((u) => {
+          const what = u.disabled ? "enable" : "disable";
+          const b = el("button", what, { type: "button", "aria-label": what + " " + u.name });
+          b.addEventListener("click", () => act("POST", "/api/users/" + encodeURIComponent(u.name) + "/" + what, u.name + " " + what + "d"));
+          const tr = row([u.name, u.role, u.agent || "", u.disabled ? "disabled" : "active", when(u.created), when(u.password_changed), b]);
+          tr.dataset.user = u.name;
+          tr.dataset.state = u.disabled ? "disabled" : "active";
+          return tr;
+        }));
+        if (!$("tokens")) return;
+        const t = await api("GET", "/api/tokens");
+        fill($("tokens").tBodies[0], t.tokens.map((k) => {
+          const revoked = k.revoked && !k.revoked.startsWith("0001-");
+          let cell = "";
+          if (!revoked) {
+            cell = el("button", "revoke", { type: "button", "aria-label": "revoke token " + k.name });
+            cell.addEventListener("click", () => act("POST", "/api/tokens/" + encodeURIComponent(k.id) + "/revoke", "token " + k.name + " revoked"));
+          }
+          const tr = row([k.id, k.name, k.role, k.created_by, when(k.created), when(k.expires) || "never", revoked ? "revoked " + when(k.revoked) : "live", cell]);
+          tr.dataset.token = k.name;
+          tr.dataset.state = revoked ? "revoked" : "live";
+          return tr;
+        }));
+      } catch (e) { status(e.message); }
+    }
+    load();
+  }
+
+  const pages = { users: users, anonymise: anonymise, signin: signin, desk: desk, live: live, archive: archive, interaction: interaction, audit: audit, holds: holds };
   if (pages[page]) pages[page]();
 })();
