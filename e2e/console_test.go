@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/console"
 )
 
@@ -577,6 +578,50 @@ func TestConsoleAgentPayment(t *testing.T) {
 	}
 	audSink.dom(t, audCtx, "audit")
 	shot(t, audCtx, "console-audit")
+
+	// A hold on the payment's interaction: the supervisor's holds page
+	// lists it and she comments on it.
+	var found struct {
+		Interactions []struct {
+			ID string `json:"id"`
+		} `json:"interactions"`
+	}
+	if err := apiGet(t, c, "/api/archive/interactions?limit=1", &found); err != nil || len(found.Interactions) != 1 {
+		t.Fatalf("the archived call: %v %+v", err, found)
+	}
+	ixID := found.Interactions[0].ID
+	if code, body := apiPost(t, c, "/api/fraud/holds", `{"interaction":"`+ixID+`","comment":"caller asked twice for the amount"}`); code != http.StatusCreated {
+		t.Fatalf("POST /api/fraud/holds: %d %s", code, body)
+	}
+	hctx, hcancel := context.WithTimeout(supCtx, 60*time.Second)
+	defer hcancel()
+	if err := chromedp.Do(hctx, chromedp.Navigate(c.adminURL+"/holds"), chromedp.WaitVisible(chromedp.CSS(`#holds tbody tr`)),
+		chromedp.Click(chromedp.CSS(`#holds tbody tr button:last-child`)), chromedp.WaitVisible(chromedp.ID("hold-form")),
+		chromedp.SendKeys(chromedp.ID("hold-note"), "checked with the caller\n"), chromedp.WaitNotVisible(chromedp.ID("hold-form"))); err != nil {
+		t.Fatalf("holds page: %v", err)
+	}
+	holds, _ := chromedp.Run(hctx, chromedp.Text(chromedp.ID("holds")))
+	if !strings.Contains(holds, ixID) || !strings.Contains(holds, "open") {
+		t.Errorf("the holds page %q lacks the open hold on %s", holds, ixID)
+	}
+	var hl struct {
+		Holds []archive.Hold `json:"holds"`
+	}
+	if err := apiGet(t, c, "/api/fraud/holds", &hl); err != nil || len(hl.Holds) != 1 {
+		t.Fatalf("GET /api/fraud/holds: %v", err)
+	}
+	if err := apiGet(t, c, fmt.Sprintf("/api/fraud/holds/%d", hl.Holds[0].ID), &hl.Holds[0]); err != nil {
+		t.Fatal(err)
+	}
+	noted := false
+	for _, n := range hl.Holds[0].Notes {
+		noted = noted || (n.Text == "checked with the caller" && n.Author == "user:sue")
+	}
+	if !noted {
+		t.Errorf("the comment is not on the hold: %+v", hl.Holds[0].Notes)
+	}
+	supSink.dom(t, supCtx, "holds")
+	shot(t, supCtx, "console-holds")
 
 	for _, s := range []*browserSink{sink, supSink, arcSink, audSink} {
 		s.checkPages(t)
