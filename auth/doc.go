@@ -13,7 +13,8 @@
 //     own calls (an agent's, through agents[].user).
 //   - Rules (routes.go): route pattern, exactly as registered on the
 //     http.ServeMux ("GET /api/calls/{id}"), → the permission it needs, or
-//     Public (only /healthz and signing in) or SignedIn (any user).
+//     Public (only /healthz, signing in and the
+//     console's sign-in page and static files) or SignedIn (any user).
 //
 // Every route is registered through a Mux, which records its pattern;
 // Guard looks up the pattern the mux chose for a request and refuses one

@@ -58,6 +58,11 @@ func (p Principal) Owns(perm Perm, agent string) bool {
 	return false
 }
 
+// CSRFToken is the CSRF token of p's session ("" for a token): the
+// console puts it in its pages so their scripts can send it in the
+// CSRFHeader of every state-changing request.
+func (p Principal) CSRFToken() string { return p.csrf }
+
 // Actor is how the audit log names p: "user:NAME", "token:NAME#ID" or
 // "static:NAME".
 func (p Principal) Actor() string {

@@ -68,6 +68,27 @@ var Rules = []Rule{
 	{Pattern: "POST /api/fraud/holds/{id}/release", Perm: PermFraudHolds},
 	{Pattern: "POST /api/fraud/holds/{id}/reject", Perm: PermFraudHolds},
 	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHold},
+
+	{Pattern: "GET /api/users", Perm: PermUsers},
+	{Pattern: "POST /api/users/{name}/{action}", Perm: PermUsers},
+	{Pattern: "GET /api/tokens", Perm: PermTokens},
+	{Pattern: "POST /api/tokens/{id}/revoke", Perm: PermTokens},
+
+	// The web console (package console): its pages read and act only
+	// through the API routes above, so a page's row is the permission
+	// its main API route needs; the navigation shows a page to a role
+	// holding it.
+	{Pattern: "GET /{$}", Perm: SignedIn},
+	{Pattern: "GET /signin", Perm: Public},
+	{Pattern: "GET /static/{file}", Perm: Public}, // the stylesheet and the script: no data
+	{Pattern: "GET /desk", Perm: PermPayment},
+	{Pattern: "GET /live", Perm: PermAgentsView},
+	{Pattern: "GET /archive", Perm: PermArchiveSearch},
+	{Pattern: "GET /archive/{id}", Perm: PermArchiveSearch},
+	{Pattern: "GET /anonymise", Perm: PermArchiveAnonymise},
+	{Pattern: "GET /audit", Perm: PermAuditRead},
+	{Pattern: "GET /holds", Perm: PermFraudHolds},
+	{Pattern: "GET /users", Perm: PermUsers},
 }
 
 var ruleIndex = sync.OnceValue(func() map[string]Rule {

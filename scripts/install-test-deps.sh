@@ -16,6 +16,8 @@
 #                                     (e2e TestPrometheusScrapesCalls, metrics/)
 #   systemd-analyze (systemd)         checks deploy/systemd/cloak.service
 #                                     (e2e TestDeploySystemdUnitVerifies)
+#   chromium                          headless browser for the web console's
+#                                     tests (e2e TestConsole*, via chromedp)
 #
 # It is idempotent and does nothing (quickly) when every tool is present.
 # apt-get runs noninteractively; tshark's debconf question (may non-root
@@ -36,6 +38,7 @@ declare -A pkg=(
 	[prometheus]=prometheus
 	[promtool]=prometheus
 	[systemd-analyze]=systemd
+	[chromium]=chromium
 )
 
 tools=("${!pkg[@]}")

@@ -14,6 +14,7 @@ import (
 	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/authlimit"
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/console"
 	"github.com/cloak-voip/cloak/metrics"
 )
 
@@ -128,8 +129,8 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config, calls admin.
 }
 
 // apiHandler assembles the node's HTTP API on one Mux — the call API,
-// the archive's, the session routes and /metrics (met nil: off) — and
-// guards it with the permission table.
+// the archive's, the session routes, /metrics (met nil: off) and the web
+// console's pages — and guards it with the permission table.
 func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeArchive, met *metrics.Metrics, trunks *nodeTrunks, clu *nodeCluster) (http.Handler, *auth.Mux) {
 	m := auth.NewMux()
 	admin.Register(m, b, admin.Options{Pprof: cfg.Admin.Pprof, Auth: svc})
@@ -137,8 +138,17 @@ func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeAr
 	trunks.routes(m)
 	clu.routes(m)
 	svc.Register(m)
+	if us := a.users.Load(); us != nil { // the user store userStore opened
+		admin.RegisterUsers(m, us)
+	}
 	if met != nil {
 		m.Handle("GET /metrics", met.Handler(metrics.Access{Authorised: true}))
 	}
-	return svc.Guard(m), m
+	con, err := console.New()
+	if err != nil { // embedded templates: only a broken build fails here; the API goes on
+		a.log.Error().Err(err).Msg("web console not served")
+		return svc.Guard(m), m
+	}
+	con.Register(m)
+	return con.Pages(svc.Guard(m)), m
 }
