@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/auth"
+	"github.com/cloak-voip/cloak/mp3"
 )
 
 // ArchiveOptions configure RegisterArchive.
@@ -26,6 +28,9 @@ type ArchiveOptions struct {
 	RecordingsDir string
 	// Retention is archive.retention, for the purge dry run.
 	Retention archive.Retention
+	// MP3 configures the encoder of ?format=mp3 downloads (zero: Debian's
+	// lame from PATH with mp3's defaults).
+	MP3 mp3.Options
 }
 
 // ErrCrossSite: a request a browser made for another site.
@@ -209,7 +214,9 @@ func (a archiveAPI) show(w http.ResponseWriter, r *http.Request) {
 var errRecordingPath = errors.New("the recording's indexed file is not a WAV inside the recordings directory")
 
 // recording serves the interaction's WAV from the recordings index, with
-// Range support (RFC 9110 §14), audited as action (download or play).
+// Range support (RFC 9110 §14), audited as action (download or play);
+// ?format=mp3 serves it encoded as MP3 (package mp3), audited with the
+// detail "mp3".
 func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action string) {
 	in, ok := a.get(w, r)
 	if !ok {
@@ -235,9 +242,32 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	detail := ""
+	var body io.ReadSeeker = f
+	ext, ctype, detail := "wav", "audio/wav", ""
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "wav":
+	case "mp3":
+		// Encoded whole before the audit row and the first byte: a
+		// failure answers a JSON error, never a truncated MP3.
+		var buf bytes.Buffer
+		if err := mp3.Encode(r.Context(), a.o.MP3, f, st.Size(), &buf); err != nil {
+			status := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, mp3.ErrNoEncoder):
+				status = http.StatusNotImplemented
+			case errors.Is(err, mp3.ErrFormat):
+				status = http.StatusUnprocessableEntity
+			}
+			writeError(w, status, err)
+			return
+		}
+		body, ext, ctype, detail = bytes.NewReader(buf.Bytes()), "mp3", "audio/mpeg", "mp3"
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%w format: want wav or mp3", errBadQuery))
+		return
+	}
 	if rg := r.Header.Get("Range"); rg != "" && len(rg) < 200 {
-		detail = "range " + rg
+		detail = strings.TrimSpace(detail + " range " + rg)
 	}
 	if err := a.auditRow(r.Context(), r, action, in.ID, detail); err != nil {
 		writeError(w, http.StatusInternalServerError, err)
@@ -247,9 +277,9 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 	if action == archive.ActionPlay {
 		disp = "inline"
 	}
-	w.Header().Set("Content-Type", "audio/wav")
-	w.Header().Set("Content-Disposition", disp+`; filename="`+safeName(in.ID)+`.wav"`)
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", disp+`; filename="`+safeName(in.ID)+`.`+ext+`"`)
+	http.ServeContent(w, r, "", st.ModTime(), body)
 }
 
 // openRecording opens path only when it is a regular .wav file inside
