@@ -54,6 +54,7 @@ func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
 		a.recording(w, r, archive.ActionPlay)
 	}))
 	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", storeGuard(a.deleteRecording))
+	mux.HandleFunc("POST /api/archive/recordings/delete", storeGuard(a.deleteRecordings))
 	mux.HandleFunc("POST /api/archive/anonymise", storeGuard(a.anonymise))
 	mux.HandleFunc("GET /api/archive/audit", storeGuard(a.audit))
 	mux.HandleFunc("GET /api/archive/purge", storeGuard(a.purgeDryRun))
@@ -331,6 +332,82 @@ func (a archiveAPI) deleteRecording(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 	default:
 		writeError(w, http.StatusConflict, err)
+	}
+}
+
+// jsonBody decodes r's body (application/json only, at most 64 KiB, no
+// unknown field) into v, answering 415, or 400 with usage (never the
+// decoder's error, which can echo what the body holds), itself.
+func jsonBody(w http.ResponseWriter, r *http.Request, v any, usage string) bool {
+	// application/json only: a browser cannot send it cross-origin
+	// without a CORS preflight, which this API never grants.
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json"))
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, errors.New(usage))
+		return false
+	}
+	return true
+}
+
+// deleteRecordings deletes the recordings of every interaction a search
+// selects (archive.DeleteRecordings): {"caller", "from", "to", "queue",
+// "agent", "route", "data": {KEY: VALUE}} as the search's parameters,
+// and "dry_run": true to count, or "confirm": N, the count a dry run
+// gave. A count that changed meanwhile answers 409 with the new one and
+// deletes nothing. Each deletion is audited, and the run once.
+func (a archiveAPI) deleteRecordings(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Caller string            `json:"caller"`
+		From   string            `json:"from"`
+		To     string            `json:"to"`
+		Queue  string            `json:"queue"`
+		Agent  string            `json:"agent"`
+		Route  string            `json:"route"`
+		Data   map[string]string `json:"data"`
+		DryRun bool              `json:"dry_run"`
+		// Confirm is a pointer so a missing count is told from 0.
+		Confirm *int `json:"confirm"`
+	}
+	if !jsonBody(w, r, &req, `body must be {"caller", "from", "to", "queue", "agent", "route": "…", "data": {"KEY": "VALUE"}, "dry_run": true | "confirm": N}`) {
+		return
+	}
+	if !req.DryRun && req.Confirm == nil {
+		writeError(w, http.StatusBadRequest, errors.New(`body needs "dry_run": true, or "confirm": the number of recordings a dry run selected`))
+		return
+	}
+	v := url.Values{}
+	for k, s := range map[string]string{"caller": req.Caller, "from": req.From, "to": req.To, "queue": req.Queue, "agent": req.Agent, "route": req.Route} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	for k, s := range req.Data {
+		v.Add("data", k+"="+s)
+	}
+	q, err := query(v, 1)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	o := archive.DeleteSearchOptions{Query: q, DryRun: req.DryRun, RecordingsDir: a.o.RecordingsDir, Actor: actor(r), Address: address(r)}
+	if req.Confirm != nil {
+		o.Confirm = *req.Confirm
+	}
+	res, err := a.s.DeleteRecordings(r.Context(), o)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, res)
+	case errors.Is(err, archive.ErrConfirm):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "matched": res.Matched})
+	case errors.Is(err, archive.ErrEmptySearch), errors.Is(err, archive.ErrTooMany):
+		writeError(w, http.StatusBadRequest, err)
+	default:
+		writeError(w, http.StatusInternalServerError, err)
 	}
 }
 

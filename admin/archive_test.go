@@ -465,3 +465,56 @@ func TestArchiveAPIRecordingMP3(t *testing.T) {
 		t.Errorf("audit details: %+v", log)
 	}
 }
+
+// TestArchiveAPIDeleteRecordingsOfASearch: the route counts on a dry
+// run, refuses a wrong or missing count (409 with the count, 400) and an
+// empty search, then deletes the search's recordings, each audited plus
+// one summary row; a file outside the recordings directory is reported.
+// (The fixture's three interactions are all in queue sales, language fr.)
+func TestArchiveAPIDeleteRecordingsOfASearch(t *testing.T) {
+	f := newArchFixture(t)
+	post := func(body string) *httptest.ResponseRecorder {
+		return f.do(t, "POST", "/api/archive/recordings/delete", strings.NewReader(body), nil)
+	}
+	var res archive.DeleteSearchResult
+	w := post(`{"queue": "sales", "dry_run": true}`)
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.Matched != 3 || res.Deleted != 0 {
+		t.Fatalf("dry run: %d %s", w.Code, w.Body)
+	}
+	if w := post(`{"queue": "sales", "confirm": 2}`); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"matched": 3`) {
+		t.Errorf("wrong count: %d %s", w.Code, w.Body)
+	}
+	for _, bad := range []string{`{"queue": "sales"}`, `{"confirm": 3}`, `{"queue": "sales", "confirm": 3, "limit": 1}`,
+		`{"from": "yesterday", "confirm": 3}`, `not json`} {
+		if w := post(bad); w.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", bad, w.Code, w.Body)
+		}
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := os.Stat(filepath.Join(f.recDir, id+".wav")); id == "r1" && err != nil {
+			t.Fatalf("r1 deleted by a refused request: %v", err)
+		}
+	}
+	if got := f.actions(t); len(got) != 0 {
+		t.Fatalf("refused requests audited: %v", got)
+	}
+	w = post(`{"queue": "sales", "data": {"language": "fr"}, "confirm": 3}`)
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.Deleted != 2 || len(res.Failed) != 1 || res.Failed[0] != "r2" {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	if _, err := os.Stat(filepath.Join(f.recDir, "r1.wav")); !os.IsNotExist(err) {
+		t.Errorf("r1's WAV after the delete: %v", err)
+	}
+	// r3's index names a link inside the directory: the link goes, not
+	// its target; r2's file lies outside and stays.
+	if _, err := os.Lstat(filepath.Join(f.recDir, "r3.wav")); !os.IsNotExist(err) {
+		t.Errorf("r3's link after the delete: %v", err)
+	}
+	if got := strings.Join(f.actions(t), " "); got != "delete:r3 delete:r1 delete:" {
+		t.Errorf("audit: %q", got)
+	}
+	log, _ := f.s.AuditLog(context.Background(), "", 0)
+	if d := log[len(log)-1].Detail; d != "recordings of a search (queue, data:language): 3 matched, 2 deleted, 1 failed" {
+		t.Errorf("summary %q", d)
+	}
+}
