@@ -521,7 +521,7 @@ func archivePurge(args []string, stdout, stderr io.Writer) int {
 		*x.dst, _ = config.ParseRetention(x.s) // validated by loadConfig
 	}
 	recDir := recordingsDir(cfg)
-	res, err := s.Purge(context.Background(), archive.PurgeOptions{Retention: ret, DryRun: *dry, RecordingsDir: recDir, Actor: cliActor()})
+	res, err := s.Purge(context.Background(), archive.PurgeOptions{Retention: ret, DryRun: *dry, RecordingsDir: recDir, Actor: cliActor(), Exclusive: !*dry})
 	if err != nil {
 		fmt.Fprintf(stderr, "cloak archive purge: %v\n", err)
 		return 1
