@@ -435,8 +435,8 @@ func TestArchiveAPIRecordingMP3(t *testing.T) {
 	}
 	left := func(i int) int16 { return int16(binary.LittleEndian.Uint16(pcm[4*i:])) }
 	n := len(pcm) / 4
-	if d := float64(n) / 8000; math.Abs(d-3) > 0.2 {
-		t.Errorf("duration %.3f s, want 3 ± 0.2", d)
+	if d := float64(n) / 8000; math.Abs(d-3) > 0.05 {
+		t.Errorf("duration %.3f s, want 3 ± 0.05", d)
 	}
 	crossings := 0
 	for i := 1001; i < 7001; i++ {

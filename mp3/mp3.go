@@ -7,10 +7,12 @@
 // reference encoder: it encodes 8 kHz audio as MPEG-2.5 Layer III
 // (ISO/IEC 13818-3 extended to 8 kHz) without resampling. The WAV is
 // checked and its PCM samples are piped to LAME as raw input, so LAME
-// never parses a file header; LAME runs under a deadline and the caller's
-// context, its output is bounded, and its diagnostics are returned with
-// every digit blanked (a path or a byte count is never worth the risk of
-// repeating a number).
+// never parses a file header; LAME writes into an in-memory file on Linux
+// (memfd: seekable, so it adds its Info/LAME tag and decoders trim the
+// encoder's delay; never on a disk), runs under a deadline and the
+// caller's context, its output is bounded, and its diagnostics are
+// returned with every digit blanked (a path or a byte count is never
+// worth the risk of repeating a number).
 //
 // The package imports only cloak's wav package.
 package mp3
@@ -21,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"time"
@@ -104,14 +107,25 @@ func Encode(ctx context.Context, o Options, r io.ReadSeeker, size int64, w io.Wr
 	}
 	// Raw input: LAME reads samples only, never a header it could
 	// misread; --quiet keeps progress lines off stderr.
+	// Output to a seekable in-memory file where there is one (LAME then
+	// writes its Info/LAME tag), else to a pipe.
+	dst := "-"
+	mem, merr := seekableOutput()
+	if merr == nil {
+		defer mem.Close()
+		dst = "/dev/fd/3"
+	}
 	cmd := exec.CommandContext(ctx, bin, "--quiet", "-r",
 		"-s", strconv.FormatFloat(float64(info.SampleRate)/1000, 'f', -1, 64),
 		"--bitwidth", "16", "--signed", "--little-endian",
-		"-m", mode, "--cbr", "-b", strconv.Itoa(o.Bitrate), "-", "-")
+		"-m", mode, "--cbr", "-b", strconv.Itoa(o.Bitrate), "-", dst)
 	cmd.Stdin = pcm
 	out := &limitedBuffer{max: o.MaxBytes}
 	stderr := &limitedBuffer{max: 4 << 10, truncate: true}
 	cmd.Stdout, cmd.Stderr = out, stderr
+	if mem != nil {
+		cmd.ExtraFiles = []*os.File{mem} // fd 3 in LAME
+	}
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if out.over {
@@ -121,6 +135,21 @@ func Encode(ctx context.Context, o Options, r io.ReadSeeker, size int64, w io.Wr
 			return fmt.Errorf("%w: %w", ErrEncode, ctx.Err())
 		}
 		return fmt.Errorf("%w: %v: %s", ErrEncode, err, blankDigits(stderr.b.Bytes()))
+	}
+	if mem != nil {
+		st, err := mem.Stat()
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrEncode, err)
+		}
+		if st.Size() > o.MaxBytes {
+			return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.MaxBytes)
+		}
+		if _, err := mem.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("%w: %v", ErrEncode, err)
+		}
+		if _, err := io.Copy(out, mem); err != nil {
+			return fmt.Errorf("%w: %v", ErrEncode, err)
+		}
 	}
 	if out.b.Len() == 0 {
 		return fmt.Errorf("%w: no output", ErrEncode)

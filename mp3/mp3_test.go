@@ -72,7 +72,8 @@ func needLame(t *testing.T) {
 }
 
 // TestEncodeDecodesBack: the MP3 decodes to the recording's duration
-// (±0.2 s) and tone frequency, and its pause stays silent.
+// (within 0.02 s: the LAME tag trims the encoder delay) and tone
+// frequency, and its pause stays silent.
 func TestEncodeDecodesBack(t *testing.T) {
 	needLame(t)
 	src := recordingWAV(1000, 1.5, 1.0)
@@ -89,7 +90,7 @@ func TestEncodeDecodesBack(t *testing.T) {
 		t.Fatalf("decoded %+v", info)
 	}
 	dur := float64(len(s)) / 8000
-	if math.Abs(dur-4.0) > 0.2 {
+	if math.Abs(dur-4.0) > 0.02 { // exact but for a frame edge: the LAME tag trims the delay
 		t.Errorf("duration %.3f s, want 4.0 ± 0.2", dur)
 	}
 	// Frequency from zero crossings over 1 s of the first tone.
