@@ -208,6 +208,8 @@ func checkMP3(t *testing.T, mp3, wavFile []byte, markers json.RawMessage) {
 // recorded echo route; the archive API's MP3 of the call decodes (Debian's
 // lame) to the WAV's length within 0.05 s with the tone's frequency on the
 // caller's channel, and the download is audited with the detail "mp3".
+// Then the recordings of a search (route echo) are deleted through the
+// API, confirming the count.
 func TestArchiveAPIRecordingMP3Tone(t *testing.T) {
 	requireTools(t, "sipp", "lame")
 	c := startCloak(t, cloakOpts{admin: true, extra: recordEcho("", "")})
@@ -314,5 +316,43 @@ func TestArchiveAPIRecordingMP3Tone(t *testing.T) {
 	}
 	if strings.Join(details, " ") != "view: download:mp3" {
 		t.Errorf("audit of the interaction: %v", details)
+	}
+
+	// Delete the recordings of a search (the route is echo): a dry run
+	// counts, a stale count deletes nothing, the confirmed count deletes
+	// the WAV and keeps the interaction.
+	if code, body := apiPost(t, c, "/api/archive/recordings/delete", `{"route": "echo", "dry_run": true}`); code != 200 || !strings.Contains(body, `"matched": 1`) {
+		t.Fatalf("dry run: %d %s", code, body)
+	}
+	if code, body := apiPost(t, c, "/api/archive/recordings/delete", `{"route": "echo", "confirm": 2}`); code != http.StatusConflict {
+		t.Errorf("stale count: %d %s", code, body)
+	}
+	if _, err := os.Stat(shown.Recording.File); err != nil {
+		t.Fatalf("the WAV after a refused delete: %v", err)
+	}
+	if code, body := apiPost(t, c, "/api/archive/recordings/delete", `{"route": "echo", "confirm": 1}`); code != 200 || !strings.Contains(body, `"deleted": 1`) {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if _, err := os.Stat(shown.Recording.File); !os.IsNotExist(err) {
+		t.Errorf("the WAV after the delete: %v", err)
+	}
+	if err := apiGet(t, c, "/api/archive/interactions/"+id, &shown); err != nil || shown.Recording == nil || shown.Recording.DeletedAt.IsZero() {
+		t.Errorf("the interaction after the delete: %v %+v", err, shown.Recording)
+	}
+	var all struct {
+		Entries  []archive.AuditEntry `json:"entries"`
+		Verified bool                 `json:"verified"`
+	}
+	if err := apiGet(t, c, "/api/archive/audit?verify=true", &all); err != nil || !all.Verified {
+		t.Fatalf("audit verify: %v", err)
+	}
+	var deletes []string
+	for _, e := range all.Entries {
+		if e.Action == archive.ActionDelete {
+			deletes = append(deletes, e.Interaction+":"+e.Detail)
+		}
+	}
+	if want := id + ":recording (search) :recordings of a search (route): 1 matched, 1 deleted, 0 failed"; strings.Join(deletes, " ") != want {
+		t.Errorf("audited deletions %q, want %q", deletes, want)
 	}
 }
