@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +45,7 @@ var ErrCrossSite = errors.New("the archive API never answers a cross-site browse
 // cross-site request is refused even with credentials (defence in depth
 // beside SameSite=Strict and the CSRF token).
 func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
-	a := archiveAPI{s: s, o: o}
+	a := archiveAPI{s: s, o: o, mp3Slots: make(chan struct{}, max(runtime.NumCPU()/2, 1))}
 	mux.HandleFunc("GET /api/archive/interactions", storeGuard(a.search))
 	mux.HandleFunc("GET /api/archive/interactions/{id}", storeGuard(a.show))
 	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", storeGuard(func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +65,10 @@ func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
 type archiveAPI struct {
 	s *archive.Store
 	o ArchiveOptions
+	// mp3Slots bounds the MP3 encodings running at once (half the CPUs):
+	// a player seeking through an MP3 asks for many ranges, each encoded
+	// again, and calls must keep their CPU.
+	mp3Slots chan struct{}
 }
 
 // actor is who the audit log says acted: the request's user or token.
@@ -250,8 +255,16 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 	case "mp3":
 		// Encoded whole before the audit row and the first byte: a
 		// failure answers a JSON error, never a truncated MP3.
+		select {
+		case a.mp3Slots <- struct{}{}:
+		case <-r.Context().Done():
+			writeError(w, http.StatusServiceUnavailable, r.Context().Err())
+			return
+		}
 		var buf bytes.Buffer
-		if err := mp3.Encode(r.Context(), a.o.MP3, f, st.Size(), &buf); err != nil {
+		err := mp3.Encode(r.Context(), a.o.MP3, f, st.Size(), &buf)
+		<-a.mp3Slots
+		if err != nil {
 			status := http.StatusInternalServerError
 			switch {
 			case errors.Is(err, mp3.ErrNoEncoder):

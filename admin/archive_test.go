@@ -518,3 +518,27 @@ func TestArchiveAPIDeleteRecordingsOfASearch(t *testing.T) {
 		t.Errorf("summary %q", d)
 	}
 }
+
+// TestArchiveAPIMP3Slots: with every encoding slot taken, an MP3 request
+// waits, and answers 503 (audited nothing) when its client goes away.
+func TestArchiveAPIMP3Slots(t *testing.T) {
+	f := newArchFixture(t)
+	if err := os.WriteFile(filepath.Join(f.recDir, "r1.wav"), toneWAV(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := archiveAPI{s: f.s, o: ArchiveOptions{RecordingsDir: f.recDir}, mp3Slots: make(chan struct{}, 1)}
+	a.mp3Slots <- struct{}{} // another encoding runs
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequest("GET", "/api/archive/interactions/r1/recording?format=mp3", nil).WithContext(ctx)
+	req.SetPathValue("id", "r1")
+	w := httptest.NewRecorder()
+	start := time.Now()
+	a.recording(w, req, archive.ActionDownload)
+	if w.Code != http.StatusServiceUnavailable || time.Since(start) < 150*time.Millisecond {
+		t.Errorf("with no slot: %d after %v", w.Code, time.Since(start))
+	}
+	if log, _ := f.s.AuditLog(context.Background(), "", 0); len(log) != 0 {
+		t.Errorf("audited: %+v", log)
+	}
+}
