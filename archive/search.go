@@ -82,7 +82,12 @@ func (s *Store) where(q Query) (string, []any) {
 		add("route = ?", q.Route)
 	}
 	for k, v := range q.Data {
-		add(`id IN (SELECT interaction_id FROM participant_data WHERE token = ? OR (policy = ? AND key = ? AND value = ?))`,
+		// Two index lookups joined by UNION ALL rather than one OR: with
+		// the OR, PostgreSQL (1,000,000 rows) misjudged the matches as
+		// thousands and walked the whole offered_at index for the newest
+		// 100 (6.4 s against 5 ms).
+		add(`id IN (SELECT interaction_id FROM participant_data WHERE token = ?
+ UNION ALL SELECT interaction_id FROM participant_data WHERE policy = ? AND key = ? AND value = ?)`,
 			Token(s.key, k, v), Keep, k, v)
 	}
 	if q.Recorded {
