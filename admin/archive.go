@@ -6,17 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/auth"
+	"github.com/cloak-voip/cloak/mp3"
 )
 
 // ArchiveOptions configure RegisterArchive.
@@ -26,6 +29,9 @@ type ArchiveOptions struct {
 	RecordingsDir string
 	// Retention is archive.retention, for the purge dry run.
 	Retention archive.Retention
+	// MP3 configures the encoder of ?format=mp3 downloads (zero: Debian's
+	// lame from PATH with mp3's defaults).
+	MP3 mp3.Options
 }
 
 // ErrCrossSite: a request a browser made for another site.
@@ -39,7 +45,7 @@ var ErrCrossSite = errors.New("the archive API never answers a cross-site browse
 // cross-site request is refused even with credentials (defence in depth
 // beside SameSite=Strict and the CSRF token).
 func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
-	a := archiveAPI{s: s, o: o}
+	a := archiveAPI{s: s, o: o, mp3Slots: make(chan struct{}, max(runtime.NumCPU()/2, 1))}
 	mux.HandleFunc("GET /api/archive/interactions", storeGuard(a.search))
 	mux.HandleFunc("GET /api/archive/interactions/{id}", storeGuard(a.show))
 	mux.HandleFunc("GET /api/archive/interactions/{id}/recording", storeGuard(func(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +55,7 @@ func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
 		a.recording(w, r, archive.ActionPlay)
 	}))
 	mux.HandleFunc("DELETE /api/archive/interactions/{id}/recording", storeGuard(a.deleteRecording))
+	mux.HandleFunc("POST /api/archive/recordings/delete", storeGuard(a.deleteRecordings))
 	mux.HandleFunc("POST /api/archive/anonymise", storeGuard(a.anonymise))
 	mux.HandleFunc("GET /api/archive/audit", storeGuard(a.audit))
 	mux.HandleFunc("GET /api/archive/purge", storeGuard(a.purgeDryRun))
@@ -58,6 +65,10 @@ func RegisterArchive(mux *auth.Mux, s *archive.Store, o ArchiveOptions) {
 type archiveAPI struct {
 	s *archive.Store
 	o ArchiveOptions
+	// mp3Slots bounds the MP3 encodings running at once (half the CPUs):
+	// a player seeking through an MP3 asks for many ranges, each encoded
+	// again, and calls must keep their CPU.
+	mp3Slots chan struct{}
 }
 
 // actor is who the audit log says acted: the request's user or token.
@@ -209,7 +220,9 @@ func (a archiveAPI) show(w http.ResponseWriter, r *http.Request) {
 var errRecordingPath = errors.New("the recording's indexed file is not a WAV inside the recordings directory")
 
 // recording serves the interaction's WAV from the recordings index, with
-// Range support (RFC 9110 §14), audited as action (download or play).
+// Range support (RFC 9110 §14), audited as action (download or play);
+// ?format=mp3 serves it encoded as MP3 (package mp3), audited with the
+// detail "mp3".
 func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action string) {
 	in, ok := a.get(w, r)
 	if !ok {
@@ -235,9 +248,40 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
-	detail := ""
+	var body io.ReadSeeker = f
+	ext, ctype, detail := "wav", "audio/wav", ""
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "wav":
+	case "mp3":
+		// Encoded whole before the audit row and the first byte: a
+		// failure answers a JSON error, never a truncated MP3.
+		select {
+		case a.mp3Slots <- struct{}{}:
+		case <-r.Context().Done():
+			writeError(w, http.StatusServiceUnavailable, r.Context().Err())
+			return
+		}
+		var buf bytes.Buffer
+		err := mp3.Encode(r.Context(), a.o.MP3, f, st.Size(), &buf)
+		<-a.mp3Slots
+		if err != nil {
+			status := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, mp3.ErrNoEncoder):
+				status = http.StatusNotImplemented
+			case errors.Is(err, mp3.ErrFormat):
+				status = http.StatusUnprocessableEntity
+			}
+			writeError(w, status, err)
+			return
+		}
+		body, ext, ctype, detail = bytes.NewReader(buf.Bytes()), "mp3", "audio/mpeg", "mp3"
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%w format: want wav or mp3", errBadQuery))
+		return
+	}
 	if rg := r.Header.Get("Range"); rg != "" && len(rg) < 200 {
-		detail = "range " + rg
+		detail = strings.TrimSpace(detail + " range " + rg)
 	}
 	if err := a.auditRow(r.Context(), r, action, in.ID, detail); err != nil {
 		writeError(w, http.StatusInternalServerError, err)
@@ -247,9 +291,9 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 	if action == archive.ActionPlay {
 		disp = "inline"
 	}
-	w.Header().Set("Content-Type", "audio/wav")
-	w.Header().Set("Content-Disposition", disp+`; filename="`+safeName(in.ID)+`.wav"`)
-	http.ServeContent(w, r, "", st.ModTime(), f)
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", disp+`; filename="`+safeName(in.ID)+`.`+ext+`"`)
+	http.ServeContent(w, r, "", st.ModTime(), body)
 }
 
 // openRecording opens path only when it is a regular .wav file inside
@@ -301,6 +345,82 @@ func (a archiveAPI) deleteRecording(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 	default:
 		writeError(w, http.StatusConflict, err)
+	}
+}
+
+// jsonBody decodes r's body (application/json only, at most 64 KiB, no
+// unknown field) into v, answering 415, or 400 with usage (never the
+// decoder's error, which can echo what the body holds), itself.
+func jsonBody(w http.ResponseWriter, r *http.Request, v any, usage string) bool {
+	// application/json only: a browser cannot send it cross-origin
+	// without a CORS preflight, which this API never grants.
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json"))
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, errors.New(usage))
+		return false
+	}
+	return true
+}
+
+// deleteRecordings deletes the recordings of every interaction a search
+// selects (archive.DeleteRecordings): {"caller", "from", "to", "queue",
+// "agent", "route", "data": {KEY: VALUE}} as the search's parameters,
+// and "dry_run": true to count, or "confirm": N, the count a dry run
+// gave. A count that changed meanwhile answers 409 with the new one and
+// deletes nothing. Each deletion is audited, and the run once.
+func (a archiveAPI) deleteRecordings(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Caller string            `json:"caller"`
+		From   string            `json:"from"`
+		To     string            `json:"to"`
+		Queue  string            `json:"queue"`
+		Agent  string            `json:"agent"`
+		Route  string            `json:"route"`
+		Data   map[string]string `json:"data"`
+		DryRun bool              `json:"dry_run"`
+		// Confirm is a pointer so a missing count is told from 0.
+		Confirm *int `json:"confirm"`
+	}
+	if !jsonBody(w, r, &req, `body must be {"caller", "from", "to", "queue", "agent", "route": "…", "data": {"KEY": "VALUE"}, "dry_run": true | "confirm": N}`) {
+		return
+	}
+	if !req.DryRun && req.Confirm == nil {
+		writeError(w, http.StatusBadRequest, errors.New(`body needs "dry_run": true, or "confirm": the number of recordings a dry run selected`))
+		return
+	}
+	v := url.Values{}
+	for k, s := range map[string]string{"caller": req.Caller, "from": req.From, "to": req.To, "queue": req.Queue, "agent": req.Agent, "route": req.Route} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	for k, s := range req.Data {
+		v.Add("data", k+"="+s)
+	}
+	q, err := query(v, 1)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	o := archive.DeleteSearchOptions{Query: q, DryRun: req.DryRun, RecordingsDir: a.o.RecordingsDir, Actor: actor(r), Address: address(r)}
+	if req.Confirm != nil {
+		o.Confirm = *req.Confirm
+	}
+	res, err := a.s.DeleteRecordings(r.Context(), o)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, res)
+	case errors.Is(err, archive.ErrConfirm):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "matched": res.Matched})
+	case errors.Is(err, archive.ErrEmptySearch), errors.Is(err, archive.ErrTooMany):
+		writeError(w, http.StatusBadRequest, err)
+	default:
+		writeError(w, http.StatusInternalServerError, err)
 	}
 }
 

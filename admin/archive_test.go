@@ -3,11 +3,14 @@ package admin
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +20,9 @@ import (
 	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/cloak-voip/cloak/mp3"
 	"github.com/cloak-voip/cloak/recorder"
+	"github.com/cloak-voip/cloak/wav"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -364,5 +369,176 @@ func TestArchiveAPIAuditChainDeletedRow(t *testing.T) {
 	if json.Unmarshal(w.Body.Bytes(), &aud) != nil || aud.Verified || len(aud.Failed) != 0 || aud.Chain.Break == nil ||
 		aud.Chain.Break.ID != rows[2].ID || aud.Chain.Break.Seq != rows[2].Seq {
 		t.Errorf("audit verify after a delete: %s", w.Body)
+	}
+}
+
+// toneWAV is a stereo 8 kHz 16-bit recording as the recorder writes it:
+// 1 s of a 700 Hz tone, 1 s of silence (a secure pause's fill), 1 s of
+// the tone.
+func toneWAV() []byte {
+	const n = 3 * 8000
+	b := make([]byte, wav.HeaderSize+4*n)
+	wav.PutHeader(b, wav.Info{Format: wav.PCM, Channels: 2, SampleRate: 8000, BitsPerSample: 16}, 4*n)
+	for i := 0; i < n; i++ {
+		var v int16
+		if i < 8000 || i >= 16000 {
+			v = int16(6000 * math.Sin(2*math.Pi*700*float64(i)/8000))
+		}
+		binary.LittleEndian.PutUint16(b[wav.HeaderSize+4*i:], uint16(v))
+		binary.LittleEndian.PutUint16(b[wav.HeaderSize+4*i+2:], uint16(v))
+	}
+	return b
+}
+
+// TestArchiveAPIRecordingMP3: ?format=mp3 answers an MP3 that Debian's
+// lame decodes to the recording's length and tone with its pause
+// silent, audited as a download with the detail "mp3"; an unknown format
+// or a file that is no WAV answers an error and audits nothing.
+func TestArchiveAPIRecordingMP3(t *testing.T) {
+	if !mp3.Available(mp3.Options{}) {
+		t.Skip("lame not installed (scripts/install-test-deps.sh)")
+	}
+	f := newArchFixture(t)
+	// r1's fixture bytes are no WAV: refused, nothing audited.
+	if w := f.do(t, "GET", "/api/archive/interactions/r1/recording?format=mp3", nil, nil); w.Code != http.StatusUnprocessableEntity {
+		t.Errorf("not a WAV: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, "GET", "/api/archive/interactions/r1/recording?format=ogg", nil, nil); w.Code != http.StatusBadRequest {
+		t.Errorf("format=ogg: %d", w.Code)
+	}
+	if got := f.actions(t); len(got) != 0 {
+		t.Fatalf("audited a refused download: %v", got)
+	}
+	if err := os.WriteFile(filepath.Join(f.recDir, "r1.wav"), toneWAV(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := f.do(t, "GET", "/api/archive/interactions/r1/recording?format=mp3", nil, nil)
+	if w.Code != 200 || w.Header().Get("Content-Type") != "audio/mpeg" ||
+		w.Header().Get("Content-Disposition") != `attachment; filename="r1.mp3"` {
+		t.Fatalf("mp3: %d %q %q %.200s", w.Code, w.Header().Get("Content-Type"), w.Header().Get("Content-Disposition"), w.Body)
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "r1.mp3"), filepath.Join(dir, "r1.wav")
+	if err := os.WriteFile(in, w.Body.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("lame", "--quiet", "--decode", in, out).CombinedOutput(); err != nil {
+		t.Fatalf("lame --decode: %v %s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, pcm, err := wav.Decode(data)
+	if err != nil || info.SampleRate != 8000 || info.Channels != 2 {
+		t.Fatalf("decoded %+v %v", info, err)
+	}
+	left := func(i int) int16 { return int16(binary.LittleEndian.Uint16(pcm[4*i:])) }
+	n := len(pcm) / 4
+	if d := float64(n) / 8000; math.Abs(d-3) > 0.05 {
+		t.Errorf("duration %.3f s, want 3 ± 0.05", d)
+	}
+	crossings := 0
+	for i := 1001; i < 7001; i++ {
+		if (left(i-1) < 0) != (left(i) < 0) {
+			crossings++
+		}
+	}
+	if hz := float64(crossings) / 2 / 0.75; math.Abs(hz-700) > 10 {
+		t.Errorf("tone %.1f Hz, want 700", hz)
+	}
+	for i := 9600; i < 14400 && i < n; i++ {
+		if v := left(i); v > 64 || v < -64 {
+			t.Fatalf("the pause is not silent at %.3f s: %d", float64(i)/8000, v)
+		}
+	}
+	// Play as MP3, with a Range a browser sends to seek.
+	w = f.do(t, "GET", "/api/archive/interactions/r1/recording/play?format=mp3", nil, map[string]string{"Range": "bytes=0-99"})
+	if w.Code != http.StatusPartialContent || w.Body.Len() != 100 || !strings.HasPrefix(w.Header().Get("Content-Disposition"), "inline") {
+		t.Errorf("play mp3 range: %d, %d bytes", w.Code, w.Body.Len())
+	}
+	if got := strings.Join(f.actions(t), " "); got != "download:r1 play:r1" {
+		t.Errorf("audit: %q", got)
+	}
+	log, _ := f.s.AuditLog(context.Background(), "r1", 0)
+	if len(log) != 2 || log[0].Detail != "mp3" || log[1].Detail != "mp3 range bytes=0-99" {
+		t.Errorf("audit details: %+v", log)
+	}
+}
+
+// TestArchiveAPIDeleteRecordingsOfASearch: the route counts on a dry
+// run, refuses a wrong or missing count (409 with the count, 400) and an
+// empty search, then deletes the search's recordings, each audited plus
+// one summary row; a file outside the recordings directory is reported.
+// (The fixture's three interactions are all in queue sales, language fr.)
+func TestArchiveAPIDeleteRecordingsOfASearch(t *testing.T) {
+	f := newArchFixture(t)
+	post := func(body string) *httptest.ResponseRecorder {
+		return f.do(t, "POST", "/api/archive/recordings/delete", strings.NewReader(body), nil)
+	}
+	var res archive.DeleteSearchResult
+	w := post(`{"queue": "sales", "dry_run": true}`)
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.Matched != 3 || res.Deleted != 0 {
+		t.Fatalf("dry run: %d %s", w.Code, w.Body)
+	}
+	if w := post(`{"queue": "sales", "confirm": 2}`); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"matched": 3`) {
+		t.Errorf("wrong count: %d %s", w.Code, w.Body)
+	}
+	for _, bad := range []string{`{"queue": "sales"}`, `{"confirm": 3}`, `{"queue": "sales", "confirm": 3, "limit": 1}`,
+		`{"from": "yesterday", "confirm": 3}`, `not json`} {
+		if w := post(bad); w.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", bad, w.Code, w.Body)
+		}
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := os.Stat(filepath.Join(f.recDir, id+".wav")); id == "r1" && err != nil {
+			t.Fatalf("r1 deleted by a refused request: %v", err)
+		}
+	}
+	if got := f.actions(t); len(got) != 0 {
+		t.Fatalf("refused requests audited: %v", got)
+	}
+	w = post(`{"queue": "sales", "data": {"language": "fr"}, "confirm": 3}`)
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &res) != nil || res.Deleted != 2 || len(res.Failed) != 1 || res.Failed[0] != "r2" {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	if _, err := os.Stat(filepath.Join(f.recDir, "r1.wav")); !os.IsNotExist(err) {
+		t.Errorf("r1's WAV after the delete: %v", err)
+	}
+	// r3's index names a link inside the directory: the link goes, not
+	// its target; r2's file lies outside and stays.
+	if _, err := os.Lstat(filepath.Join(f.recDir, "r3.wav")); !os.IsNotExist(err) {
+		t.Errorf("r3's link after the delete: %v", err)
+	}
+	if got := strings.Join(f.actions(t), " "); got != "delete:r3 delete:r1 delete:" {
+		t.Errorf("audit: %q", got)
+	}
+	log, _ := f.s.AuditLog(context.Background(), "", 0)
+	if d := log[len(log)-1].Detail; d != "recordings of a search (queue, data:language): 3 matched, 2 deleted, 1 failed" {
+		t.Errorf("summary %q", d)
+	}
+}
+
+// TestArchiveAPIMP3Slots: with every encoding slot taken, an MP3 request
+// waits, and answers 503 (audited nothing) when its client goes away.
+func TestArchiveAPIMP3Slots(t *testing.T) {
+	f := newArchFixture(t)
+	if err := os.WriteFile(filepath.Join(f.recDir, "r1.wav"), toneWAV(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := archiveAPI{s: f.s, o: ArchiveOptions{RecordingsDir: f.recDir}, mp3Slots: make(chan struct{}, 1)}
+	a.mp3Slots <- struct{}{} // another encoding runs
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequest("GET", "/api/archive/interactions/r1/recording?format=mp3", nil).WithContext(ctx)
+	req.SetPathValue("id", "r1")
+	w := httptest.NewRecorder()
+	start := time.Now()
+	a.recording(w, req, archive.ActionDownload)
+	if w.Code != http.StatusServiceUnavailable || time.Since(start) < 150*time.Millisecond {
+		t.Errorf("with no slot: %d after %v", w.Code, time.Since(start))
+	}
+	if log, _ := f.s.AuditLog(context.Background(), "", 0); len(log) != 0 {
+		t.Errorf("audited: %+v", log)
 	}
 }

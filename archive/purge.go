@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,6 +33,49 @@ type PurgeOptions struct {
 	// Batch is how many interactions one transaction handles (0: 500):
 	// no long write lock, calls and the API go on between batches.
 	Batch int
+	// Exclusive, on PostgreSQL, runs the purge only if no other process
+	// sharing the database is purging (a session advisory lock taken with
+	// pg_try_advisory_lock): the nightly purge of several nodes runs on
+	// one of them, the others get ErrPurgeBusy. No effect on SQLite, whose
+	// database one node owns.
+	Exclusive bool
+}
+
+// ErrPurgeBusy: an exclusive purge found another one running on the
+// shared database.
+var ErrPurgeBusy = errors.New("archive: another node is purging the shared archive")
+
+// purgeLockKey is the advisory lock key of the purge on PostgreSQL (any
+// fixed number; the migrations' lock uses goose's own).
+const purgeLockKey int64 = 0x636c6f616b5047 // "cloakPG"
+
+// purgeLock takes the purge's advisory lock on a connection of its own
+// and returns its release, or ErrPurgeBusy. The lock is the session's:
+// if the process dies, PostgreSQL drops it with the connection.
+func (s *Store) purgeLock(ctx context.Context) (release func(), err error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("archive: purge lock: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, purgeLockKey).Scan(&ok); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("archive: purge lock: %w", err)
+	}
+	if !ok {
+		conn.Close()
+		return nil, ErrPurgeBusy
+	}
+	return func() {
+		// A fresh context: a cancelled purge still unlocks. Should the
+		// unlock fail, closing the connection drops the lock anyway.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, purgeLockKey); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}, nil
 }
 
 // PurgeResult counts what a purge removed (or would remove).
@@ -67,6 +111,13 @@ func (s *Store) Purge(ctx context.Context, o PurgeOptions) (PurgeResult, error) 
 	}
 	if err := s.ensure(ctx); err != nil {
 		return PurgeResult{}, err
+	}
+	if o.Exclusive && s.engine == Postgres {
+		release, err := s.purgeLock(ctx)
+		if err != nil {
+			return PurgeResult{DryRun: o.DryRun}, err
+		}
+		defer release()
 	}
 	res := PurgeResult{DryRun: o.DryRun}
 	cutoff := func(d time.Duration) int64 { return o.Now.Add(-d).UnixMilli() }

@@ -176,3 +176,51 @@ func TestDeleteRecording(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeExclusive: on PostgreSQL an exclusive purge does nothing but
+// return ErrPurgeBusy while another session holds the purge lock (another
+// node purging), runs once it is free, and frees the lock when done; on
+// SQLite Exclusive changes nothing.
+func TestPurgeExclusive(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		old := s.FromSummary(summary("old", "+447700900123", time.Now().Add(-400*24*time.Hour)), "n")
+		old.Recording = nil
+		if err := s.Insert(ctx, []Interaction{old}); err != nil {
+			t.Fatal(err)
+		}
+		o := PurgeOptions{Retention: Retention{Interactions: 180 * 24 * time.Hour}, Actor: "retention", Exclusive: true}
+		if s.Engine() == Postgres {
+			other, err := s.DB().Conn(ctx) // another node's session
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if _, err := other.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, purgeLockKey); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Purge(ctx, o); !errors.Is(err, ErrPurgeBusy) {
+				t.Fatalf("purge beside another node's: %v, want ErrPurgeBusy", err)
+			}
+			if n := countRows(t, s, "interactions"); n != 1 {
+				t.Fatalf("a busy purge deleted: %d interactions left", n)
+			}
+			if log, _ := s.AuditLog(ctx, "", 0); len(log) != 0 {
+				t.Errorf("a busy purge audited: %+v", log)
+			}
+			if _, err := other.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, purgeLockKey); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := s.Purge(ctx, o)
+		if err != nil || res.Interactions != 1 {
+			t.Fatalf("exclusive purge: %+v %v", res, err)
+		}
+		if s.Engine() == Postgres {
+			var free bool
+			if err := s.DB().QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, purgeLockKey).Scan(&free); err != nil || !free {
+				t.Errorf("the purge lock is still held after the purge: %v", err)
+			}
+		}
+	})
+}

@@ -57,6 +57,7 @@ var Rules = []Rule{
 	{Pattern: "GET /api/archive/interactions/{id}/recording", Perm: PermArchiveDownload},
 	{Pattern: "GET /api/archive/interactions/{id}/recording/play", Perm: PermArchivePlay},
 	{Pattern: "DELETE /api/archive/interactions/{id}/recording", Perm: PermArchiveDelete},
+	{Pattern: "POST /api/archive/recordings/delete", Perm: PermArchiveDelete},
 	{Pattern: "POST /api/archive/anonymise", Perm: PermArchiveAnonymise},
 	{Pattern: "GET /api/archive/audit", Perm: PermAuditRead},
 	{Pattern: "GET /api/archive/purge", Perm: PermArchivePurge},

@@ -54,6 +54,9 @@ type Config struct {
 	// targets): mandatory offers RTP/SAVP with SDES keys over TLS (rtp.srtp).
 	// Inbound calls get theirs from the SIP server's policy.
 	SRTP sip.SRTPPolicy
+	// ChannelData are the INVITE headers kept as participant data
+	// (archive.channel_data).
+	ChannelData []ChannelHeader
 	// Routes maps the called user part to a target: "echo", "tone",
 	// "ring", "prompt:NAME".
 	Routes map[string]string
@@ -378,6 +381,7 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	ep.Start()
 	c := newInteraction(m, s, ep, target)
 	trunkData(c, s.Identity())
+	channelData(c, s, m.cfg.ChannelData)
 	defer m.ended(c, time.Now()) // after close: the recording is finished
 	defer c.close()
 	admit := m.screenArrival(c) // may change c.target: before anyone reads it

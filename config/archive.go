@@ -36,6 +36,26 @@ type Archive struct {
 	PurgeAt string `yaml:"purge_at"`
 	// Data is the participant-data policy.
 	Data ArchiveData `yaml:"data"`
+	// ChannelData copies headers of a call's INVITE into its participant
+	// data, each under its key and that key's policy (archive.data): shown
+	// to the agent's API during the call, masked, kept or dropped when it
+	// ends, found by `search -data KEY=VALUE`. A value longer than 256
+	// bytes, with a control character or holding a possible card number is
+	// refused (logged without the value). Empty by default.
+	ChannelData []ChannelData `yaml:"channel_data"`
+}
+
+// ChannelData is one SIP header kept as participant data.
+type ChannelData struct {
+	// Header is the SIP header's name (a token, RFC 3261 §25.1), matched
+	// without regard to case, e.g. X-Customer-Id. Credentials
+	// (Authorization, Proxy-Authorization) cannot be chosen.
+	Header string `yaml:"header"`
+	// Key is the participant-data key: letters, digits, '_', '-' or '.',
+	// at most 64; unique; not a key cloak sets itself (trunk,
+	// called_number, diverted_from) nor one that names a secret (card,
+	// pan, cvv, pin, password…).
+	Key string `yaml:"key"`
 }
 
 // Retention is how long the archive keeps each content type: a number
@@ -163,6 +183,7 @@ func (a *Archive) validate(bad func(path, format string, args ...any)) {
 	if a.Data.Visible < 0 || a.Data.Visible > 8 {
 		bad("archive.data.visible", "want 0 to 8, got %d", a.Data.Visible)
 	}
+	a.validateChannelData(bad)
 	for k, p := range a.Data.Keys {
 		if k == "" {
 			bad("archive.data.keys", "empty key")
@@ -173,6 +194,82 @@ func (a *Archive) validate(bad func(path, format string, args ...any)) {
 		if p.Visible != nil && (*p.Visible < 0 || *p.Visible > 8) {
 			bad("archive.data.keys."+k+".visible", "want 0 to 8, got %d", *p.Visible)
 		}
+	}
+}
+
+// reservedDataKeys are participant-data keys cloak sets itself: a header
+// must not pose as them.
+var reservedDataKeys = map[string]bool{"trunk": true, "called_number": true, "diverted_from": true}
+
+// secretWords are words of a key name that say it holds a secret, which
+// never reaches participant data.
+var secretWords = map[string]bool{"card": true, "pan": true, "cvv": true, "cvv2": true, "cvc": true, "cvc2": true,
+	"pin": true, "passcode": true, "password": true, "passwd": true, "secret": true, "expiry": true, "otp": true, "iban": true}
+
+// credentialHeaders are headers a channel_data entry may not copy.
+var credentialHeaders = map[string]bool{"authorization": true, "proxy-authorization": true}
+
+// sipToken reports whether s is a token (RFC 3261 §25.1).
+func sipToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validChannelKey reports whether k is fit for a participant-data key.
+func validChannelKey(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// secretLooking reports whether one of k's words (split at '_', '-', '.')
+// names a secret.
+func secretLooking(k string) bool {
+	for _, w := range strings.FieldsFunc(strings.ToLower(k), func(r rune) bool { return r == '_' || r == '-' || r == '.' }) {
+		if secretWords[w] {
+			return true
+		}
+	}
+	return false
+}
+
+// validateChannelData appends archive.channel_data's problems through bad.
+func (a *Archive) validateChannelData(bad func(path, format string, args ...any)) {
+	keys := map[string]bool{}
+	for i, cd := range a.ChannelData {
+		path := fmt.Sprintf("archive.channel_data[%d]", i)
+		switch {
+		case !sipToken(cd.Header):
+			bad(path+".header", "want a SIP header name (a token of at most 64 characters), got %q", cd.Header)
+		case credentialHeaders[strings.ToLower(cd.Header)]:
+			bad(path+".header", "%s carries credentials and is never kept", cd.Header)
+		}
+		switch {
+		case !validChannelKey(cd.Key):
+			bad(path+".key", "want letters, digits, '_', '-' or '.' (at most 64), got %q", cd.Key)
+		case reservedDataKeys[cd.Key]:
+			bad(path+".key", "%q is set by cloak itself", cd.Key)
+		case secretLooking(cd.Key):
+			bad(path+".key", "%q names a secret; secrets never reach participant data", cd.Key)
+		case keys[cd.Key]:
+			bad(path+".key", "%q is used twice", cd.Key)
+		}
+		keys[cd.Key] = true
 	}
 }
 

@@ -300,6 +300,27 @@ func TestArchiveValidateNamesTheField(t *testing.T) {
 		"archive.data.keys.pin_hint.visible": func(c *Config) {
 			c.Archive.Data.Keys = map[string]DataKey{"pin_hint": {Policy: DataKeep, Visible: &three}}
 		},
+		"archive.channel_data[0].header": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-Customer Id", Key: "customer_id"}}
+		},
+		"archive.channel_data[1].header": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-A", Key: "a"}, {Header: "proxy-authorization", Key: "b"}}
+		},
+		"archive.channel_data[0].key": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-Card", Key: "card_number"}}
+		},
+		"archive.channel_data[2].key": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-A", Key: "a"}, {Header: "X-B", Key: "b"}, {Header: "X-C", Key: "a"}}
+		},
+		"archive.channel_data[3].key": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-A", Key: "a"}, {Header: "X-B", Key: "b"}, {Header: "X-C", Key: "c"}, {Header: "X-Trunk", Key: "trunk"}}
+		},
+		"archive.channel_data[4].key": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-A", Key: "a"}, {Header: "X-B", Key: "b"}, {Header: "X-C", Key: "c"}, {Header: "X-D", Key: "d"}, {Header: "X-E", Key: "e\x01"}}
+		},
+		"archive.channel_data[5].key": func(c *Config) {
+			c.Archive.ChannelData = []ChannelData{{Header: "X-A", Key: "a"}, {Header: "X-B", Key: "b"}, {Header: "X-C", Key: "c"}, {Header: "X-D", Key: "d"}, {Header: "X-E", Key: "e"}, {Header: "X-Pin", Key: "Account.PIN"}}
+		},
 	}
 	for path, mutate := range cases {
 		c := Default()
@@ -308,6 +329,11 @@ func TestArchiveValidateNamesTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), path+":") {
 			t.Errorf("%s: got %v", path, err)
 		}
+	}
+	c := Default()
+	c.Archive.ChannelData = []ChannelData{{Header: "X-Customer-Id", Key: "customer_id"}, {Header: "X-Campaign", Key: "campaign"}, {Header: "Subject", Key: "shipping_ref"}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("good channel_data: %v", err)
 	}
 	for _, ok := range []string{"", "sqlite:/tmp/a.db", "postgres://cloak@127.0.0.1:5432/cloak"} {
 		c := Default()

@@ -4,6 +4,8 @@
 #   sipp         (Debian sip-tester)  SIP/RTP traffic for the e2e tests
 #   tshark                            loopback capture of the RTP cloak sends
 #   sox, espeak-ng                    prompt generation (scripts/gen-prompts.sh)
+#   lame                              the archive's MP3 downloads (package mp3),
+#                                     also a runtime requirement of serve
 #   multimon-ng                       independent DTMF decoding
 #   kamailio                          the proxy in front of cloak (e2e TestKamailio*)
 #   kamailio-tls-modules              its tls module: the front door's TLS
@@ -28,6 +30,7 @@ declare -A pkg=(
 	[sipp]=sip-tester
 	[tshark]=tshark
 	[sox]=sox
+	[lame]=lame
 	[espeak-ng]=espeak-ng
 	[multimon-ng]=multimon-ng
 	[kamailio]=kamailio

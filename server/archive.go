@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,7 +126,12 @@ func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 				return
 			case <-t.C:
 			}
-			res, err := a.store.Purge(ctx, archive.PurgeOptions{Retention: ret, RecordingsDir: recDir, Actor: "retention"})
+			// Exclusive: of several nodes sharing PostgreSQL, one purges.
+			res, err := a.store.Purge(ctx, archive.PurgeOptions{Retention: ret, RecordingsDir: recDir, Actor: "retention", Exclusive: true})
+			if errors.Is(err, archive.ErrPurgeBusy) {
+				a.log.Info().Msg("nightly archive purge left to the node already running it on the shared database")
+				continue
+			}
 			if err != nil {
 				a.log.Error().Err(err).Msg("nightly archive purge failed (next night tries again)")
 				continue

@@ -186,6 +186,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		SRTP:              srtpOut,
 		InactivityTimeout: cfg.RTP.InactivityTimeout,
 		Routes:            cfg.Routes,
+		ChannelData:       channelHeaders(cfg.Archive.ChannelData),
 		Prompts:           prompts,
 		Flows:             flows,
 		Endpoints:         endpoints,
@@ -376,4 +377,13 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	_ = srv.Close()
 	log.Info().Msg("cloak stopped")
 	return nil
+}
+
+// channelHeaders is archive.channel_data for the call layer.
+func channelHeaders(cd []config.ChannelData) []call.ChannelHeader {
+	out := make([]call.ChannelHeader, 0, len(cd))
+	for _, h := range cd {
+		out = append(out, call.ChannelHeader{Header: h.Header, Key: h.Key})
+	}
+	return out
 }

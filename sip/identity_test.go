@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -74,6 +75,44 @@ func TestVerstat(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := inviteWith(t, tc.headers...).Verstat(); got != tc.want {
 				t.Errorf("Verstat %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestHeaderValue: a channel-data header is read whatever its case,
+// trimmed; absent or empty is not ok; repeated, too long or holding a
+// control character is an error that does not carry the value.
+func TestHeaderValue(t *testing.T) {
+	from := "From: <sip:0612@192.0.2.1>;tag=1\r\n"
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    string
+		ok      bool
+		err     error
+	}{
+		{"plain", []string{"X-Customer-Id: CUST-12345\r\n"}, "CUST-12345", true, nil},
+		{"case and spaces", []string{"x-customer-id:    CUST 9  \r\n"}, "CUST 9", true, nil},
+		{"utf-8", []string{"X-Customer-Id: Zoë-7\r\n"}, "Zoë-7", true, nil},
+		{"absent", nil, "", false, nil},
+		{"empty", []string{"X-Customer-Id: \r\n"}, "", false, nil},
+		{"repeated", []string{"X-Customer-Id: A-SECRETVALUE\r\n", "X-Customer-Id: B-SECRETVALUE\r\n"}, "", false, ErrHeaderRepeated},
+		{"too long", []string{"X-Customer-Id: " + strings.Repeat("SECRETVALUE", 30) + "\r\n"}, "", false, ErrHeaderTooLong},
+		{"NUL", []string{"X-Customer-Id: A\x00SECRETVALUE\r\n"}, "", false, ErrHeaderControl},
+		{"escape", []string{"X-Customer-Id: A\x1b[2JSECRETVALUE\r\n"}, "", false, ErrHeaderControl},
+		{"DEL", []string{"X-Customer-Id: A\x7fSECRETVALUE\r\n"}, "", false, ErrHeaderControl},
+		{"C1", []string{"X-Customer-Id: A\u0085SECRETVALUE\r\n"}, "", false, ErrHeaderControl},
+		{"not utf-8", []string{"X-Customer-Id: A\xffSECRETVALUE\r\n"}, "", false, ErrHeaderControl},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := inviteWith(t, append([]string{from}, tc.headers...)...)
+			v, ok, err := s.HeaderValue("X-Customer-Id")
+			if v != tc.want || ok != tc.ok || !errors.Is(err, tc.err) {
+				t.Errorf("got %q %v %v, want %q %v %v", v, ok, err, tc.want, tc.ok, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "SECRETVALUE") {
+				t.Errorf("the error carries the value: %v", err)
 			}
 		})
 	}

@@ -42,6 +42,10 @@ commands (each takes -config FILE and -data DIR, as serve does):
   delete-recording ID...
                       delete recordings (WAV and sidecar), keep the general
                       information; each deletion audited
+  delete-recording -search [search flags] -dry-run | -confirm N
+                      the same for every recording the search selects: the
+                      dry run prints N, -confirm N deletes them if the count
+                      is still N (batched; each audited, and the run once)
   anonymise -number NUM [-data KEY=VALUE]... [-delete-recordings]
                       make a person unfindable: the number and matching
                       participant data become "anonymised"; prints how many
@@ -517,7 +521,7 @@ func archivePurge(args []string, stdout, stderr io.Writer) int {
 		*x.dst, _ = config.ParseRetention(x.s) // validated by loadConfig
 	}
 	recDir := recordingsDir(cfg)
-	res, err := s.Purge(context.Background(), archive.PurgeOptions{Retention: ret, DryRun: *dry, RecordingsDir: recDir, Actor: cliActor()})
+	res, err := s.Purge(context.Background(), archive.PurgeOptions{Retention: ret, DryRun: *dry, RecordingsDir: recDir, Actor: cliActor(), Exclusive: !*dry})
 	if err != nil {
 		fmt.Fprintf(stderr, "cloak archive purge: %v\n", err)
 		return 1
@@ -594,13 +598,28 @@ func archiveReindex(args []string, stdout, stderr io.Writer) int {
 func archiveDeleteRecording(args []string, stdout, stderr io.Writer) int {
 	var f archiveFlags
 	fs := newArchiveFlagSet("delete-recording", stderr, &f)
+	var sf searchFlags
+	addSearchFlags(fs, &f, &sf, 1)
+	var search, dry bool
+	confirm := -1
+	fs.BoolVar(&search, "search", false, "delete the recordings of every interaction the search flags select (batched, each audited)")
+	fs.BoolVar(&dry, "dry-run", false, "with -search: print how many recordings it selects, delete nothing")
+	fs.IntVar(&confirm, "confirm", -1, "with -search: the `N` recordings the dry run printed (nothing is deleted if the count changed)")
 	ids, err := parseArchiveFlags(fs, args)
 	if err != nil {
 		return 2
 	}
-	if len(ids) == 0 {
-		fmt.Fprintln(stderr, "usage: cloak archive delete-recording ID...")
+	const usage = "usage: cloak archive delete-recording ID...\n       cloak archive delete-recording -search [search flags] -dry-run | -confirm N"
+	if search != (len(ids) == 0) || (search && !dry && confirm < 0) {
+		fmt.Fprintln(stderr, usage)
 		return 2
+	}
+	var q archive.Query
+	if search {
+		var ok bool
+		if q, ok = sf.query("delete-recording", stderr); !ok {
+			return 2
+		}
 	}
 	s, cfg, err := openArchiveConfig(f)
 	if err != nil {
@@ -608,6 +627,10 @@ func archiveDeleteRecording(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer s.Close()
+	if search {
+		return deleteSearchRecordings(s, archive.DeleteSearchOptions{Query: q, DryRun: dry, Confirm: confirm,
+			RecordingsDir: recordingsDir(cfg), Actor: cliActor(), Address: "local"}, f.json, stdout, stderr)
+	}
 	code := 0
 	for _, id := range ids {
 		if err := s.DeleteRecording(context.Background(), id, cliActor(), "local", recordingsDir(cfg)); err != nil {
@@ -618,6 +641,37 @@ func archiveDeleteRecording(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: recording deleted\n", id)
 	}
 	return code
+}
+
+// deleteSearchRecordings runs delete-recording -search. Exit status 1
+// when the count changed since the dry run, or a recording could not be
+// deleted.
+func deleteSearchRecordings(s *archive.Store, o archive.DeleteSearchOptions, asJSON bool, stdout, stderr io.Writer) int {
+	res, err := s.DeleteRecordings(context.Background(), o)
+	switch {
+	case errors.Is(err, archive.ErrEmptySearch), errors.Is(err, archive.ErrTooMany):
+		fmt.Fprintf(stderr, "cloak archive delete-recording: %v\n", err)
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "cloak archive delete-recording: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		if code := printJSON(stdout, stderr, res); code != 0 {
+			return code
+		}
+	} else if o.DryRun {
+		fmt.Fprintf(stdout, "%d recording(s) selected; delete them with -confirm %d\n", res.Matched, res.Matched)
+	} else {
+		for _, id := range res.Failed {
+			fmt.Fprintf(stderr, "cloak archive delete-recording: %s: its files are outside the recordings directory or could not be removed\n", id)
+		}
+		fmt.Fprintf(stdout, "%d recording(s) deleted, %d failed\n", res.Deleted, len(res.Failed))
+	}
+	if len(res.Failed) > 0 {
+		return 1
+	}
+	return 0
 }
 
 func archiveAnonymise(args []string, stdout, stderr io.Writer) int {

@@ -348,3 +348,68 @@ func TestArchiveCLIDevGenerate(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveCLIDeleteRecordingSearch: delete-recording -search needs
+// -dry-run or -confirm N; the dry run prints N, a stale count deletes
+// nothing, -confirm N deletes the selected recordings only.
+func TestArchiveCLIDeleteRecordingSearch(t *testing.T) {
+	data, cfgFile, s := archiveRig(t, "")
+	dir := filepath.Join(data, "recordings")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Hour)
+	var batch []archive.Interaction
+	for i, id := range []string{"q1", "q2", "q3"} {
+		queue := "sales"
+		if id == "q3" {
+			queue = "support"
+		}
+		wav := filepath.Join(dir, id+".wav")
+		if err := os.WriteFile(wav, []byte("RIFF"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, s.FromSummary(call.Summary{
+			ID: id, SIPCallID: id + "@x", Caller: "+443333", Called: "main", Target: "flow:main", Queue: queue,
+			Offered: t0.Add(time.Duration(i) * time.Minute), Ended: t0.Add(time.Duration(i)*time.Minute + 30*time.Second),
+			EndReason: "closed", SIPEndReason: "bye", Consent: call.ConsentAccepted,
+			Recording: &recorder.Result{WAV: wav, Meta: recorder.Sidecar{SHA256: strings.Repeat("ab", 32), DurationMS: 30000}},
+		}, "node1"))
+	}
+	if err := s.Insert(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"archive", "delete-recording", "-config", cfgFile, "-data", data}
+	for _, bad := range [][]string{{"-search", "-queue", "sales"}, {"-search", "q1", "-dry-run"}, {"-search", "-dry-run"}} {
+		if code, _, errs := cli(append(base, bad...)...); code != 2 || !strings.Contains(errs, "usage") && !strings.Contains(errs, "filter") {
+			t.Errorf("%v: exit %d %s", bad, code, errs)
+		}
+	}
+	code, out, errs := cli(append(base, "-search", "-queue", "sales", "-dry-run")...)
+	if code != 0 || !strings.Contains(out, "2 recording(s) selected; delete them with -confirm 2") {
+		t.Fatalf("dry run: exit %d: %s%s", code, out, errs)
+	}
+	if code, _, errs := cli(append(base, "-search", "-queue", "sales", "-confirm", "3")...); code != 1 || !strings.Contains(errs, "selects 2 recording(s) now, 3 confirmed") {
+		t.Errorf("stale count: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "q1.wav")); err != nil {
+		t.Fatalf("q1.wav deleted by a refused run: %v", err)
+	}
+	code, out, errs = cli(append(base, "-search", "-queue", "sales", "-confirm", "2")...)
+	if code != 0 || !strings.Contains(out, "2 recording(s) deleted, 0 failed") {
+		t.Fatalf("delete: exit %d: %s%s", code, out, errs)
+	}
+	for id, gone := range map[string]bool{"q1": true, "q2": true, "q3": false} {
+		if _, err := os.Stat(filepath.Join(dir, id+".wav")); os.IsNotExist(err) != gone {
+			t.Errorf("%s.wav: %v", id, err)
+		}
+		in, err := s.Get(context.Background(), id)
+		if err != nil || in.Recording == nil || in.Recording.DeletedAt.IsZero() != !gone || (gone && !strings.HasPrefix(in.Recording.DeletedBy, "cli:")) {
+			t.Errorf("%s: %+v %v", id, in.Recording, err)
+		}
+	}
+	log, _ := s.AuditLog(context.Background(), "", 0)
+	if len(log) != 3 || log[2].Detail != "recordings of a search (queue): 2 matched, 2 deleted, 0 failed" || !strings.HasPrefix(log[2].Actor, "cli:") {
+		t.Errorf("audit %+v", log)
+	}
+}
