@@ -43,6 +43,7 @@ var Rules = []Rule{
 	{Pattern: "GET /api/trunks", Perm: PermTrunksView},
 	{Pattern: "GET /api/stats", Perm: PermStats},
 	{Pattern: "GET /api/cluster/nodes", Perm: PermStats},
+	{Pattern: "GET /api/cluster/calls", Perm: PermCallsView},
 
 	{Pattern: "GET /metrics", Perm: PermMetrics},
 
@@ -90,6 +91,16 @@ type Mux struct {
 	*http.ServeMux
 	mu       sync.Mutex
 	patterns []string
+	wrap     []func(pattern string, h http.Handler) http.Handler
+}
+
+// Use wraps every handler registered from now on in mw, given the
+// route's pattern (the cluster's forwarding of actions on calls held by
+// another node uses it).
+func (m *Mux) Use(mw func(pattern string, h http.Handler) http.Handler) {
+	m.mu.Lock()
+	m.wrap = append(m.wrap, mw)
+	m.mu.Unlock()
 }
 
 // NewMux returns an empty Mux.
@@ -99,7 +110,11 @@ func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
 func (m *Mux) Handle(pattern string, h http.Handler) {
 	m.mu.Lock()
 	m.patterns = append(m.patterns, pattern)
+	wrap := slices.Clone(m.wrap)
 	m.mu.Unlock()
+	for _, mw := range wrap {
+		h = mw(pattern, h)
+	}
 	m.ServeMux.Handle(pattern, h)
 }
 
