@@ -24,8 +24,8 @@ import (
 type nodeCluster struct {
 	node  *cluster.Node
 	peers *peers // the view's node-to-node client; nil without cluster.token_file
-	log  zerolog.Logger
-	once sync.Once
+	log   zerolog.Logger
+	once  sync.Once
 }
 
 // clusterSetup joins the cluster when cluster.enabled: the agents'
