@@ -273,8 +273,12 @@ func (s *Service) Guard(m *Mux) http.Handler {
 		}
 		if p.peer && r.Header.Get(PrincipalHeader) != "" {
 			// Forwarded by another node, which authenticated the user
-			// and checked the rule: served as that user, never more.
+			// and checked the rule: served as that user, never more, and
+			// only on a route nodes forward.
 			c, err := uncarry(r.Header.Get(PrincipalHeader))
+			if err == nil && !rule.Forward {
+				err = fmt.Errorf("%w: %s is not forwarded between nodes", ErrCarried, pattern)
+			}
 			if err != nil {
 				s.cfg.Log.Warn().Err(err).Str("source", sourceIP(r)).Msg("forwarded request refused")
 				writeError(w, http.StatusForbidden, ErrCarried)

@@ -256,6 +256,21 @@ func TestClusterForwardNeverEscalates(t *testing.T) {
 	if got := r.b.done(); len(got) != 0 {
 		t.Fatalf("node B did %v for refused requests", got)
 	}
+	// A carried principal counts on the call routes only: the node token
+	// carrying an admin reaches no archive, audit or stats route.
+	for _, path := range []string{"/api/archive/audit", "/api/stats", "/api/session", "/api/cluster/calls"} {
+		req, _ := http.NewRequest("GET", r.bURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+r.peerToken)
+		req.Header.Set(auth.PrincipalHeader, admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("node token carrying an admin on %s: %d, want 403", path, resp.StatusCode)
+		}
+	}
 }
 
 // TestClusterCallsListsEveryNode: GET /api/cluster/calls on node A lists
