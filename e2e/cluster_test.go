@@ -496,9 +496,16 @@ func TestClusterViewForwardsAction(t *testing.T) {
 			t.Fatal("node B's call never reached cluster_calls")
 		}
 	}
+	listStart := time.Now()
+	if err := apiGet(t, a, "/api/cluster/calls", &view); err != nil {
+		t.Fatalf("GET /api/cluster/calls on node A: %v", err)
+	}
+	listTook := time.Since(listStart)
+	pauseStart := time.Now()
 	if code, body := apiPost(t, a, "/api/calls/"+id+"/recording/pause", ""); code != 200 {
 		t.Fatalf("recording pause sent to node A: %d %s, want 200 from node B", code, body)
 	}
+	t.Logf("cluster view of 2 nodes %v; recording pause forwarded A→B %v", listTook.Round(time.Millisecond), time.Since(pauseStart).Round(time.Millisecond))
 	var actor, detail string
 	if err := r.db.QueryRow(`SELECT actor, detail FROM audit_log WHERE interaction_id = $1 AND action = 'call_recording' ORDER BY id DESC LIMIT 1`, id).
 		Scan(&actor, &detail); err != nil {
