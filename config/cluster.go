@@ -57,6 +57,9 @@ func (c *Config) validateCluster(bad func(path, format string, args ...any)) {
 		bad("cluster.node_timeout", "%v is outside 3 × cluster.heartbeat (%v) to 10m", cl.NodeTimeout, 3*cl.Heartbeat)
 	}
 	if !cl.Enabled {
+		if cl.TokenFile != "" {
+			bad("cluster.token_file", "set without cluster.enabled: there are no other nodes to speak to")
+		}
 		return
 	}
 	if ArchiveEngine(c.Archive.DSN) != "postgres" {
