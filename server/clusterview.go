@@ -262,16 +262,18 @@ func (c *nodeCluster) clusterCallsRoute(m *auth.Mux, b admin.Backend) {
 				writeAPIError(w, http.StatusServiceUnavailable, errors.New("shared database unavailable"))
 				return
 			}
-			parts := make([]NodeCalls, 0, len(list))
-			rows := make([][]map[string]any, 0, len(list))
-			var wg sync.WaitGroup
+			others := make([]cluster.NodeInfo, 0, len(list))
 			for _, n := range list {
-				if n.ID == self {
-					continue
+				if n.ID != self {
+					others = append(others, n)
 				}
-				i := len(parts)
-				parts = append(parts, NodeCalls{Node: n.ID})
-				rows = append(rows, nil)
+			}
+			// Sized before any goroutine starts; each writes its own index.
+			parts := make([]NodeCalls, len(others))
+			rows := make([][]map[string]any, len(others))
+			var wg sync.WaitGroup
+			for i, n := range others {
+				parts[i].Node = n.ID
 				if !n.Lost.IsZero() {
 					parts[i].Error = "node lost at " + n.Lost.Format(time.RFC3339)
 					continue
