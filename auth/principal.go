@@ -26,10 +26,14 @@ type Principal struct {
 	TokenID string `json:"token_id,omitempty"`
 	// Expires is when the credential ends at the latest (zero: never).
 	Expires time.Time `json:"expires,omitzero"`
+	// Via is the cluster node that forwarded the request on this
+	// principal's behalf (empty: the caller reached this node itself).
+	Via string `json:"via,omitempty"`
 
 	session string         // session id hash (KindSession)
 	csrf    string         // the session's CSRF token
 	perms   map[Perm]Scope // a static token's permissions
+	peer    bool           // the node-to-node token (StaticToken.Peer)
 }
 
 // Scope returns how far p holds perm.
@@ -65,14 +69,20 @@ func (p Principal) CSRFToken() string { return p.csrf }
 
 // Actor is how the audit log names p: "user:NAME", "token:NAME#ID" or
 // "static:NAME".
+// A forwarded request's principal is named with the node that forwarded
+// it: "user:NAME via node:ID".
 func (p Principal) Actor() string {
+	a := "user:" + p.Name
 	switch p.Kind {
 	case KindToken:
-		return "token:" + p.Name + "#" + p.TokenID
+		a = "token:" + p.Name + "#" + p.TokenID
 	case KindStatic:
-		return "static:" + p.Name
+		a = "static:" + p.Name
 	}
-	return "user:" + p.Name
+	if p.Via != "" {
+		a += " via node:" + p.Via
+	}
+	return a
 }
 
 type principalKey struct{}
@@ -88,10 +98,15 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// StaticToken is a fixed token read from a file (metrics.token_file),
-// holding only Perms.
+// StaticToken is a fixed token read from a file (metrics.token_file,
+// cluster.token_file), holding only Perms.
 type StaticToken struct {
 	Name  string
 	Token string
 	Perms []Perm
+	// Peer marks the node-to-node token (cluster.token_file): a request
+	// made with it may carry, in PrincipalHeader, the principal another
+	// node authenticated, and is then served with that principal's
+	// rights and nothing more (see Carry).
+	Peer bool
 }

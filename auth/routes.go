@@ -15,6 +15,12 @@ type Rule struct {
 	// Stream marks a long-lived response (Server-Sent Events): it ends
 	// when the caller's session or token does.
 	Stream bool
+	// Forward marks a route another cluster node may call on a user's
+	// behalf (PrincipalHeader with the node-to-node token): the live
+	// calls and the actions on one. Any other route refuses a carried
+	// principal, so a leaked node token reaches no archive, user or
+	// token route.
+	Forward bool
 }
 
 // Rules is THE table of routes: every route any package registers on the
@@ -26,23 +32,24 @@ var Rules = []Rule{
 	{Pattern: "GET /api/session", Perm: SignedIn},
 	{Pattern: "DELETE /api/session", Perm: SignedIn},
 
-	{Pattern: "GET /api/calls", Perm: PermCallsView},
-	{Pattern: "GET /api/calls/{id}", Perm: PermCallsView},
-	{Pattern: "GET /api/calls/{id}/events", Perm: PermCallsView, Stream: true},
-	{Pattern: "POST /api/calls/{id}/secure", Perm: PermCallsAct},
-	{Pattern: "POST /api/calls/{id}/recording/{action}", Perm: PermCallsAct},
-	{Pattern: "POST /api/calls/{id}/monitor", Perm: PermMonitor},
-	{Pattern: "PATCH /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
-	{Pattern: "POST /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
-	{Pattern: "DELETE /api/calls/{id}/monitor/{mid}", Perm: PermMonitor},
-	{Pattern: "POST /api/calls/{id}/payments", Perm: PermPayment},
-	{Pattern: "GET /api/calls/{id}/payments/{pid}", Perm: PermPayment},
-	{Pattern: "DELETE /api/calls/{id}/payments/{pid}", Perm: PermPayment},
-	{Pattern: "POST /api/calls/{id}/payments/{pid}/{action}", Perm: PermPayment},
+	{Pattern: "GET /api/calls", Perm: PermCallsView, Forward: true},
+	{Pattern: "GET /api/calls/{id}", Perm: PermCallsView, Forward: true},
+	{Pattern: "GET /api/calls/{id}/events", Perm: PermCallsView, Stream: true, Forward: true},
+	{Pattern: "POST /api/calls/{id}/secure", Perm: PermCallsAct, Forward: true},
+	{Pattern: "POST /api/calls/{id}/recording/{action}", Perm: PermCallsAct, Forward: true},
+	{Pattern: "POST /api/calls/{id}/monitor", Perm: PermMonitor, Forward: true},
+	{Pattern: "PATCH /api/calls/{id}/monitor/{mid}", Perm: PermMonitor, Forward: true},
+	{Pattern: "POST /api/calls/{id}/monitor/{mid}", Perm: PermMonitor, Forward: true},
+	{Pattern: "DELETE /api/calls/{id}/monitor/{mid}", Perm: PermMonitor, Forward: true},
+	{Pattern: "POST /api/calls/{id}/payments", Perm: PermPayment, Forward: true},
+	{Pattern: "GET /api/calls/{id}/payments/{pid}", Perm: PermPayment, Forward: true},
+	{Pattern: "DELETE /api/calls/{id}/payments/{pid}", Perm: PermPayment, Forward: true},
+	{Pattern: "POST /api/calls/{id}/payments/{pid}/{action}", Perm: PermPayment, Forward: true},
 	{Pattern: "GET /api/agents", Perm: PermAgentsView},
 	{Pattern: "GET /api/trunks", Perm: PermTrunksView},
 	{Pattern: "GET /api/stats", Perm: PermStats},
 	{Pattern: "GET /api/cluster/nodes", Perm: PermStats},
+	{Pattern: "GET /api/cluster/calls", Perm: PermCallsView},
 
 	{Pattern: "GET /metrics", Perm: PermMetrics},
 
@@ -112,6 +119,16 @@ type Mux struct {
 	*http.ServeMux
 	mu       sync.Mutex
 	patterns []string
+	wrap     []func(pattern string, h http.Handler) http.Handler
+}
+
+// Use wraps every handler registered from now on in mw, given the
+// route's pattern (the cluster's forwarding of actions on calls held by
+// another node uses it).
+func (m *Mux) Use(mw func(pattern string, h http.Handler) http.Handler) {
+	m.mu.Lock()
+	m.wrap = append(m.wrap, mw)
+	m.mu.Unlock()
 }
 
 // NewMux returns an empty Mux.
@@ -121,7 +138,11 @@ func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
 func (m *Mux) Handle(pattern string, h http.Handler) {
 	m.mu.Lock()
 	m.patterns = append(m.patterns, pattern)
+	wrap := slices.Clone(m.wrap)
 	m.mu.Unlock()
+	for _, mw := range wrap {
+		h = mw(pattern, h)
+	}
 	m.ServeMux.Handle(pattern, h)
 }
 

@@ -160,7 +160,7 @@ func (s *Service) token(ctx context.Context, tok string) (Principal, error) {
 	hash := HashSecret(tok)
 	for _, st := range s.cfg.Static {
 		if subtle.ConstantTimeCompare([]byte(HashSecret(st.Token)), []byte(hash)) == 1 {
-			p := Principal{Name: st.Name, Kind: KindStatic, perms: map[Perm]Scope{}}
+			p := Principal{Name: st.Name, Kind: KindStatic, perms: map[Perm]Scope{}, peer: st.Peer}
 			for _, perm := range st.Perms {
 				p.perms[perm] = All
 			}
@@ -227,6 +227,9 @@ func (s *Service) session(ctx context.Context, hash string, touch bool) (Princip
 
 // still reports whether p's credential is still good (for streams).
 func (s *Service) still(ctx context.Context, p Principal, tok string) bool {
+	if p.Via != "" { // the forwarding node watches the user's credential
+		return true
+	}
 	switch p.Kind {
 	case KindSession:
 		_, err := s.session(ctx, p.session, false)
@@ -268,6 +271,21 @@ func (s *Service) Guard(m *Mux) http.Handler {
 			writeError(w, http.StatusUnauthorized, err)
 			return
 		}
+		if p.peer && r.Header.Get(PrincipalHeader) != "" {
+			// Forwarded by another node, which authenticated the user
+			// and checked the rule: served as that user, never more, and
+			// only on a route nodes forward.
+			c, err := uncarry(r.Header.Get(PrincipalHeader))
+			if err == nil && !rule.Forward {
+				err = fmt.Errorf("%w: %s is not forwarded between nodes", ErrCarried, pattern)
+			}
+			if err != nil {
+				s.cfg.Log.Warn().Err(err).Str("source", sourceIP(r)).Msg("forwarded request refused")
+				writeError(w, http.StatusForbidden, ErrCarried)
+				return
+			}
+			p = c
+		}
 		if !ok { // no route: the mux says 404 or 405, to the signed in only
 			m.ServeHTTP(w, r)
 			return
@@ -276,7 +294,7 @@ func (s *Service) Guard(m *Mux) http.Handler {
 			writeError(w, http.StatusForbidden, fmt.Errorf("%w (%s needs %s; you are %s)", ErrForbidden, pattern, rule.Perm, p.roleName()))
 			return
 		}
-		if p.Kind == KindSession && !safeMethod(r.Method) {
+		if p.Kind == KindSession && p.Via == "" && !safeMethod(r.Method) { // a forwarded one was checked where it came in
 			got := r.Header.Get(CSRFHeader)
 			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(p.csrf)) != 1 {
 				writeError(w, http.StatusForbidden, ErrCSRF)

@@ -26,6 +26,9 @@ const EndReason = "node-lost"
 var (
 	// ErrOptions: a required option is missing or out of range.
 	ErrOptions = errors.New("cluster: bad options")
+	// ErrNoCall: no node of the registry holds the call (it ended, or
+	// started less than a heartbeat ago).
+	ErrNoCall = errors.New("cluster: no node holds the call")
 )
 
 // nowMS is the database's clock in Unix milliseconds: every node compares

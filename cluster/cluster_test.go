@@ -470,3 +470,39 @@ func TestBeatSyncsCalls(t *testing.T) {
 		t.Fatalf("registry after the beat: %+v %v, want a live, 2 calls", list, err)
 	}
 }
+
+// TestCallNode: a call synced by node b is found on b (with its admin
+// address, for forwarding), from node a's connection; an unknown or
+// ended call is ErrNoCall.
+func TestCallNode(t *testing.T) {
+	_, dsn := testDB(t)
+	ctx := ctxT(t)
+	a := newNode(t, dsn, "a", time.Second, 5*time.Second)
+	b := newNode(t, dsn, "b", time.Second, 5*time.Second)
+	b.o.AdminAddr = "127.0.0.1:8081"
+	calls := []Call{{ID: "c1", Offered: time.Now()}}
+	b.o.Calls = func() []Call { return calls }
+	for _, n := range []*Node{a, b} {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer n.Stop(context.Background())
+	}
+	if err := b.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ni, err := a.CallNode(ctx, "c1")
+	if err != nil || ni.ID != "b" || ni.AdminAddr != "127.0.0.1:8081" || !ni.Lost.IsZero() {
+		t.Fatalf("node of c1: %+v %v, want b at 127.0.0.1:8081", ni, err)
+	}
+	if _, err := a.CallNode(ctx, "c2"); !errors.Is(err, ErrNoCall) {
+		t.Errorf("unknown call: %v, want ErrNoCall", err)
+	}
+	calls = nil
+	if err := b.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CallNode(ctx, "c1"); !errors.Is(err, ErrNoCall) {
+		t.Errorf("ended call: %v, want ErrNoCall", err)
+	}
+}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -301,4 +302,25 @@ func (n *Node) listenOnce(ctx context.Context) error {
 		}
 		n.o.OnChange()
 	}
+}
+
+// CallNode returns the registry row of the node holding live call id
+// (the interaction id, as synced each heartbeat), or ErrNoCall.
+func (n *Node) CallNode(ctx context.Context, id string) (NodeInfo, error) {
+	var ni NodeInfo
+	var started, beat, lost int64
+	err := n.db.QueryRowContext(ctx, `SELECT n.id, n.sip_addr, n.admin_addr, n.version, n.calls, n.started_at, n.heartbeat_at, n.lost_at
+FROM cluster_calls c JOIN cluster_nodes n ON n.id = c.node WHERE c.id = $1`, id).
+		Scan(&ni.ID, &ni.SIPAddr, &ni.AdminAddr, &ni.Version, &ni.Calls, &started, &beat, &lost)
+	if errors.Is(err, sql.ErrNoRows) {
+		return NodeInfo{}, ErrNoCall
+	}
+	if err != nil {
+		return NodeInfo{}, fmt.Errorf("cluster: node of call: %w", err)
+	}
+	ni.Started, ni.Heartbeat = time.UnixMilli(started).UTC(), time.UnixMilli(beat).UTC()
+	if lost != 0 {
+		ni.Lost = time.UnixMilli(lost).UTC()
+	}
+	return ni, nil
 }

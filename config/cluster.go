@@ -27,6 +27,13 @@ type Cluster struct {
 	// ends its open calls as node-lost in the archive. At least three
 	// heartbeats, at most 10m.
 	NodeTimeout time.Duration `yaml:"node_timeout"`
+	// TokenFile is a file holding the node-to-node token (one line, at
+	// least 32 characters, no spaces), the same on every node: with it a
+	// node lists the other nodes' calls (GET /api/cluster/calls) and
+	// forwards actions on a call another node holds, on behalf of the
+	// user it authenticated. Empty: each node shows and acts on its own
+	// calls only.
+	TokenFile string `yaml:"token_file"`
 }
 
 // DefaultCluster is the cluster section's default: off, heartbeat 2 s,
@@ -50,6 +57,9 @@ func (c *Config) validateCluster(bad func(path, format string, args ...any)) {
 		bad("cluster.node_timeout", "%v is outside 3 × cluster.heartbeat (%v) to 10m", cl.NodeTimeout, 3*cl.Heartbeat)
 	}
 	if !cl.Enabled {
+		if cl.TokenFile != "" {
+			bad("cluster.token_file", "set without cluster.enabled: there are no other nodes to speak to")
+		}
 		return
 	}
 	if ArchiveEngine(c.Archive.DSN) != "postgres" {

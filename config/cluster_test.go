@@ -22,6 +22,10 @@ func TestClusterValidate(t *testing.T) {
 		{"on without archive", func(c *Config) {
 			c.Cluster.Enabled, c.Archive.DSN, c.Archive.Enabled = true, "postgres://cloak@db.example/cloak", false
 		}, "cluster.enabled: needs archive.enabled"},
+		{"token file without the cluster", func(c *Config) { c.Cluster.TokenFile = "/etc/cloak/cluster.token" }, "cluster.token_file"},
+		{"token file with the cluster", func(c *Config) {
+			c.Cluster.Enabled, c.Archive.DSN, c.Cluster.TokenFile = true, "postgres://cloak@db.example/cloak", "/etc/cloak/cluster.token"
+		}, ""},
 		{"bad node id", func(c *Config) { c.Cluster.NodeID = "a b" }, "cluster.node_id"},
 		{"heartbeat too short", func(c *Config) { c.Cluster.Heartbeat = 10 * time.Millisecond }, "cluster.heartbeat"},
 		{"timeout under 3 beats", func(c *Config) { c.Cluster.NodeTimeout = 5 * time.Second }, "cluster.node_timeout"},

@@ -47,6 +47,10 @@ func startClusterRig(t *testing.T, queues ...string) *clusterRig {
 	if err := os.WriteFile(key, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tokFile := filepath.Join(t.TempDir(), "cluster.token")
+	if err := os.WriteFile(tokFile, []byte(strings.Repeat("c1u5", 12)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r := &clusterRig{ids: [2]string{"node-a", "node-b"}, agentPort: freePorts(t, 1, true)}
 	for i, id := range r.ids {
 		o := ivrOpts(fmt.Sprintf(`agents:
@@ -61,7 +65,8 @@ cluster:
   node_id: %s
   heartbeat: %s
   node_timeout: %s
-`, dsn, key, id, clusterHeartbeat, clusterNodeTimeout), queues...)
+  token_file: %s
+`, dsn, key, id, clusterHeartbeat, clusterNodeTimeout, tokFile), queues...)
 		o.logLevel = "info"
 		r.nodes[i] = startCloak(t, o)
 	}
@@ -431,4 +436,93 @@ func TestClusterLongestWaitingCallerFirst(t *testing.T) {
 	if waiting != 0 {
 		t.Errorf("%d callers left in the shared waiting line", waiting)
 	}
+}
+
+// TestClusterViewForwardsAction: a caller bridged to demo on node B is
+// listed by node A's GET /api/cluster/calls (with node-b as its node);
+// a recording pause sent to node A for that call is forwarded to node B,
+// done there, and audited in the shared archive with the original
+// token's name, via node A. Node B's answer carries X-Cloak-Node.
+func TestClusterViewForwardsAction(t *testing.T) {
+	r := startClusterRig(t)
+	r.register(t)
+	a, b := r.nodes[0], r.nodes[1]
+	agent := r.agentUAS(t, b, "pcap/agent-talk.pcap", 1)
+	callerB := caller(t, b, 15*time.Second)
+	if !b.waitLog("agent answered: bridging", 20*time.Second) {
+		t.Fatal("node B never bridged its caller to demo")
+	}
+	type row struct {
+		ID   string `json:"id"`
+		Node string `json:"node"`
+	}
+	var view struct {
+		Nodes []struct {
+			Node  string `json:"node"`
+			Calls int    `json:"calls"`
+			Error string `json:"error"`
+		} `json:"nodes"`
+		Calls []row `json:"calls"`
+	}
+	var id string
+	deadline := time.Now().Add(5 * time.Second)
+	for id == "" {
+		if err := apiGet(t, a, "/api/cluster/calls", &view); err != nil {
+			t.Fatalf("GET /api/cluster/calls on node A: %v", err)
+		}
+		for _, c := range view.Calls {
+			if c.Node == "node-b" {
+				id = c.ID
+			}
+		}
+		if id == "" && time.Now().After(deadline) {
+			t.Fatalf("node A's cluster view never listed node B's call: %+v", view)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, n := range view.Nodes {
+		if n.Error != "" {
+			t.Errorf("node %s in node A's view: %s", n.Node, n.Error)
+		}
+	}
+	// The call syncs to cluster_calls each heartbeat: wait for its row.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var n int
+		_ = r.db.QueryRow(`SELECT count(*) FROM cluster_calls WHERE id = $1 AND node = 'node-b'`, id).Scan(&n)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B's call never reached cluster_calls")
+		}
+	}
+	listStart := time.Now()
+	if err := apiGet(t, a, "/api/cluster/calls", &view); err != nil {
+		t.Fatalf("GET /api/cluster/calls on node A: %v", err)
+	}
+	listTook := time.Since(listStart)
+	pauseStart := time.Now()
+	if code, body := apiPost(t, a, "/api/calls/"+id+"/recording/pause", ""); code != 200 {
+		t.Fatalf("recording pause sent to node A: %d %s, want 200 from node B", code, body)
+	}
+	t.Logf("cluster view of 2 nodes %v; recording pause forwarded A→B %v", listTook.Round(time.Millisecond), time.Since(pauseStart).Round(time.Millisecond))
+	var actor, detail string
+	if err := r.db.QueryRow(`SELECT actor, detail FROM audit_log WHERE interaction_id = $1 AND action = 'call_recording' ORDER BY id DESC LIMIT 1`, id).
+		Scan(&actor, &detail); err != nil {
+		t.Fatalf("no audit row of the forwarded pause: %v", err)
+	}
+	if !strings.HasPrefix(actor, "token:e2e-harness#") || !strings.HasSuffix(actor, " via node:node-a") || detail != "pause" {
+		t.Errorf("audit of the forwarded pause: actor %q detail %q, want the harness token via node-a, pause", actor, detail)
+	}
+	// The call itself, read through node A, is node B's (forwarded GET).
+	var one row
+	if err := apiGet(t, a, "/api/calls/"+id, &one); err != nil || one.ID != id {
+		t.Errorf("GET /api/calls/%s through node A: %+v %v", id, one, err)
+	}
+	var local []row
+	if err := apiGet(t, a, "/api/calls", &local); err != nil || len(local) != 0 {
+		t.Errorf("node A's own calls: %+v %v, want none", local, err)
+	}
+	callerB.wait(t)
+	agent.wait(t)
 }

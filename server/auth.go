@@ -53,6 +53,15 @@ func (a *nodeArchive) authSetup(ctx context.Context, cfg config.Config, lim *aut
 	if met.Token != "" {
 		static = append(static, auth.StaticToken{Name: "metrics.token_file", Token: met.Token, Perms: []auth.Perm{auth.PermMetrics}})
 	}
+	if cfg.Cluster.Enabled {
+		tok, err := clusterToken(cfg.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		if tok != "" { // the other nodes' forwarded requests (server/clusterview.go)
+			static = append(static, auth.StaticToken{Name: "cluster.token_file", Token: tok, Peer: true})
+		}
+	}
 	svc, err := auth.New(auth.Config{
 		Store: userStore{st, cfg}, Limiter: lim, Log: a.log,
 		IdleTimeout: cfg.Admin.Auth.SessionIdle, MaxAge: cfg.Admin.Auth.SessionMax,
@@ -133,10 +142,12 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config, calls admin.
 // console's pages — and guards it with the permission table.
 func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeArchive, met *metrics.Metrics, trunks *nodeTrunks, clu *nodeCluster) (http.Handler, *auth.Mux) {
 	m := auth.NewMux()
+	m.Use(clu.forwarder(b)) // actions on a call another node holds go there
 	admin.Register(m, b, admin.Options{Pprof: cfg.Admin.Pprof, Auth: svc})
 	a.archiveRoutes(m, cfg, b)
 	trunks.routes(m)
 	clu.routes(m)
+	clu.clusterCallsRoute(m, b)
 	svc.Register(m)
 	if us := a.users.Load(); us != nil { // the user store userStore opened
 		admin.RegisterUsers(m, us)

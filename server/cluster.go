@@ -22,9 +22,10 @@ import (
 // nodeCluster is the node's membership of the cluster (cluster.enabled),
 // or nothing.
 type nodeCluster struct {
-	node *cluster.Node
-	log  zerolog.Logger
-	once sync.Once
+	node  *cluster.Node
+	peers *peers // the view's node-to-node client; nil without cluster.token_file
+	log   zerolog.Logger
+	once  sync.Once
 }
 
 // clusterSetup joins the cluster when cluster.enabled: the agents'
@@ -73,6 +74,16 @@ func clusterSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, dir
 		return nil, fmt.Errorf("cluster.enabled: %w", err)
 	}
 	c.node = node
+	tok, err := clusterToken(cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if c.peers, err = newPeers(cfg, node, tok); err != nil {
+		return nil, err
+	}
+	if c.peers == nil {
+		log.Warn().Msg("cluster: no cluster.token_file: each node lists and acts on its own calls only")
+	}
 	return c, nil
 }
 
