@@ -86,6 +86,7 @@ var actions = map[string]string{
 	"forget":   "POST /api/archive/anonymise",
 	"audit":    "GET /api/archive/audit",
 	"holds":    "POST /api/fraud/holds/{id}/release",
+	"hold":     "POST /api/fraud/holds",
 	"tokens":   "GET /api/tokens",
 }
 

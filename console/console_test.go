@@ -206,3 +206,43 @@ func TestActionsFollowTheTable(t *testing.T) {
 		t.Error("the agent's desk has the payment button and the CSRF meta")
 	}
 }
+
+// TestDeskRiskBannerAndHold: the desk carries the fraud-risk banner
+// (role="alert") for every role that opens it, and the "Hold payment…"
+// form (a labelled, required comment) only where the role holds
+// fraud.hold — the permission of POST /api/fraud/holds in auth.Rules.
+func TestDeskRiskBannerAndHold(t *testing.T) {
+	h := rig(t)
+	for _, role := range []string{"agent", "supervisor", "admin"} {
+		desk := get(h, "/desk", role, true).Body.String()
+		for _, want := range []string{`id="risk" class="risk" role="alert" hidden`, `id="risk-text"`, `id="risk-criteria"`,
+			`data-can-hold="1"`, `<form id="hold-form">`, `<label for="hold-comment">`,
+			`<textarea id="hold-comment" name="comment" required`, `id="hold-result" role="status"`} {
+			if !strings.Contains(desk, want) {
+				t.Errorf("%s's desk lacks %s", role, want)
+			}
+		}
+	}
+	// No role opens the desk without fraud.hold today; render it for one
+	// that lacks the permission, as viewFor would.
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/desk", nil)
+	c.render(rec, http.StatusOK, "desk.html", c.viewFor(auth.Principal{Name: "u", Role: auth.RoleArchivist}, pages[0], req))
+	desk := rec.Body.String()
+	if !strings.Contains(desk, `id="risk"`) {
+		t.Error("the risk banner is part of every desk")
+	}
+	if strings.Contains(desk, `hold-form`) || strings.Contains(desk, `data-can-hold`) {
+		t.Error("a role without fraud.hold is offered the hold form")
+	}
+	js, _ := fs.ReadFile(staticFS, "static/console.js")
+	for _, want := range []string{`addEventListener("fraud_risk"`, `api("POST", "/api/fraud/holds"`, `"Fraud risk: score "`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("console.js lacks %s", want)
+		}
+	}
+}

@@ -111,7 +111,24 @@
   }
   function desk() {
     let current = null, es = null, answered = null, payment = null, brand = "";
+    let held = null; // the current or just-ended call, for "Hold payment…"
     const fields = {};
+
+    // risk shows the call-arrival screening's mark (call.FraudRisk: score,
+    // minimum, criteria by type or rule name — it carries no value) in the
+    // role="alert" banner; a clean call has none.
+    function risk(r) {
+      const b = $("risk");
+      if (!r || (!r.unscreened && !r.over && !(r.matches || []).length)) { b.hidden = true; return; }
+      const text = r.unscreened ? "Fraud screening did not answer (" + r.unscreened + "): call not screened" :
+        "Fraud risk: score " + r.score + " (minimum " + r.minimum + ")";
+      const names = (r.matches || []).map((m) => m.criterion).join(", ");
+      if (!b.hidden && $("risk-text").textContent === text && $("risk-criteria").textContent === names) return;
+      $("risk-text").textContent = text;
+      $("risk-criteria").textContent = names || "none";
+      b.dataset.over = r.over ? "1" : "0";
+      b.hidden = false;
+    }
 
     function renderFields() {
       const rows = [];
@@ -177,6 +194,7 @@
       for (const t of ["secure_started", "secure_ended", "state"]) {
         es.addEventListener(t, () => refresh());
       }
+      es.addEventListener("fraud_risk", (m) => { try { risk(JSON.parse(m.data).risk); } catch (e) { /* not JSON */ } });
       es.addEventListener("ended", () => { es.close(); es = null; ended(); });
     }
     function ended() {
@@ -193,7 +211,12 @@
       $("call-queue").textContent = c.target || "";
       $("call-mode").textContent = c.mode + (c.agent_reserved ? " (you are reserved)" : "");
       answered = c.answered && !c.answered.startsWith("0001-") ? new Date(c.answered) : null;
-      kv($("call-data").tBodies[0], c.data);
+      const data = Object.assign({}, c.data);
+      if (data.fraud_risk !== undefined) {
+        try { risk(JSON.parse(data.fraud_risk)); } catch (e) { /* not JSON */ }
+        delete data.fraud_risk; // shown in the banner
+      }
+      kv($("call-data").tBodies[0], data);
     }
     async function refresh() {
       let calls;
@@ -202,6 +225,12 @@
       if (!mine) { if (current) ended(); return; }
       if (!current || current !== mine.id) {
         current = mine.id;
+        $("risk").hidden = true;
+        if ($("hold")) {
+          held = mine.id;
+          $("hold").hidden = false;
+          $("hold-result").hidden = true;
+        }
         listen(mine.id);
       }
       show(mine);
@@ -226,6 +255,28 @@
     if ($("rec-pause")) {
       $("rec-pause").addEventListener("click", () => recording("pause"));
       $("rec-resume").addEventListener("click", () => recording("resume"));
+    }
+    // A manual hold (fraud-manual) of the current or just-ended call's
+    // payment, with the comment the API requires.
+    if ($("hold-form")) {
+      $("hold-form").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const out = $("hold-result");
+        if (!held) return;
+        $("hold-submit").disabled = true;
+        try {
+          const h = await api("POST", "/api/fraud/holds", { interaction: held, comment: $("hold-comment").value });
+          out.textContent = "Payment held: hold " + h.id + ".";
+          out.dataset.hold = String(h.id);
+          $("hold-comment").value = "";
+          $("hold-details").open = false;
+        } catch (e) {
+          out.textContent = "Not held: " + e.message;
+          delete out.dataset.hold;
+        }
+        out.hidden = false;
+        $("hold-submit").disabled = false;
+      });
     }
     if ($("pay-form")) {
       $("pay-form").addEventListener("submit", async (ev) => {
