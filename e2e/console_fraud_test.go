@@ -92,12 +92,29 @@ func TestConsoleDeskFraudRisk(t *testing.T) {
 	const why = "caller hesitated over the billing address"
 	hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer hcancel()
+	// A blank comment passes the browser's "required" but not the API:
+	// the desk shows the API's error and holds nothing.
 	if err := chromedp.Do(hctx, chromedp.Click(chromedp.CSS("#hold-details summary")), chromedp.WaitVisible(chromedp.ID("hold-comment")),
-		chromedp.SendKeys(chromedp.ID("hold-comment"), why), chromedp.Click(chromedp.ID("hold-submit")),
+		chromedp.SendKeys(chromedp.ID("hold-comment"), "   "), chromedp.Click(chromedp.ID("hold-submit")),
 		chromedp.WaitVisible(chromedp.ID("hold-result"))); err != nil {
+		t.Fatalf("hold payment, blank comment: %v", err)
+	}
+	refused, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("hold-result")))
+	if !strings.HasPrefix(refused, "Not held: ") || !strings.Contains(refused, "comment") {
+		t.Errorf("blank comment: %q, want the API's refusal", refused)
+	}
+	if _, err := chromedp.Run(hctx, chromedp.Evaluate[string](`document.getElementById("hold-comment").value = ""`)); err != nil {
+		t.Fatalf("clear the comment: %v", err)
+	}
+	if err := chromedp.Do(hctx, chromedp.SendKeys(chromedp.ID("hold-comment"), why), chromedp.Click(chromedp.ID("hold-submit"))); err != nil {
 		t.Fatalf("hold payment: %v", err)
 	}
-	result, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("hold-result")))
+	var result string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if result, _ = chromedp.Run(ctx, chromedp.Text(chromedp.ID("hold-result"))); strings.HasPrefix(result, "Payment held") {
+			break
+		}
+	}
 	if !strings.HasPrefix(result, "Payment held: hold ") {
 		t.Errorf("hold result %q", result)
 	}
