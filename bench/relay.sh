@@ -22,7 +22,9 @@
 # writes relay-TARGET-srtp-gcm-N.json).
 # RATE (calls/s, 100), WARMUP (5s), WINDOW (15s), PROFILE=1 records a
 # perf profile of the target during the window, LATE=FILE has cloak-load
-# log the window's late packets there (bench/late.sh), STATS=FILE (cloak
+# log the window's late packets there (bench/late.sh; LATE_DIR=caller->agent
+# or both for the other direction, LATE_OVER the threshold: caller->agent
+# carries cloak's 40 ms delay line), STATS=FILE (cloak
 # with ADMIN set) appends cloak's /api/stats to FILE once a second, one
 # JSON line each, to read admission control's signals against the load.
 source "$(dirname "$0")/lib.sh"
@@ -39,7 +41,7 @@ name=$target
 json="$OUT/$kind-$name-$n.json"
 common=(-calls "$n" -rate "$RATE" -warmup "$WARMUP" -window "$WINDOW" -duration 3m
 	-digits 1234 -digits-at 2s -label "$name" -json "$json" -progress 5s)
-[[ -n ${LATE:-} ]] && common+=(-late "$LATE") # bench/late.sh: log late packets
+[[ -n ${LATE:-} ]] && common+=(-late "$LATE" -late-dir "${LATE_DIR:-agent->caller}" -late-over "${LATE_OVER:-4ms}") # bench/late.sh: log late packets
 
 case $target in
 cloak | cloak-norec)
