@@ -285,21 +285,21 @@ cluster:
 	// cleanly, on either node.
 	type archived struct {
 		caller, agent, endedBy, reason string
-		queued                         int64
+		queued, waitMS                 int64
 	}
 	arch := map[string]archived{}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		arch = map[string]archived{}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		rows, err := db.QueryContext(ctx, `SELECT caller, agent, ended_by, end_reason, queued_at FROM interactions WHERE queue = 'sales'`)
+		rows, err := db.QueryContext(ctx, `SELECT caller, agent, ended_by, end_reason, queued_at, wait_ms FROM interactions WHERE queue = 'sales'`)
 		if err != nil {
 			cancel()
 			t.Fatalf("read the archive: %v", err)
 		}
 		for rows.Next() {
 			var r archived
-			if err := rows.Scan(&r.caller, &r.agent, &r.endedBy, &r.reason, &r.queued); err != nil {
+			if err := rows.Scan(&r.caller, &r.agent, &r.endedBy, &r.reason, &r.queued, &r.waitMS); err != nil {
 				t.Fatal(err)
 			}
 			arch[r.caller] = r
@@ -320,7 +320,10 @@ cluster:
 	for i, c := range nodes {
 		perNode[ids[i]] = strings.Count(c.log(), `"message":"caller queued"`)
 	}
+	var waitSum, waitMax int64
 	for c, r := range arch {
+		waitSum += r.waitMS
+		waitMax = max(waitMax, r.waitMS)
 		reasons[r.endedBy+"/"+r.reason]++
 		if r.agent == "" || r.queued == 0 || r.endedBy != "agent" {
 			t.Errorf("archived %s: agent %q, queued_at %d, ended by %q (%s); want served by an agent who hung up",
@@ -384,10 +387,11 @@ cluster:
 	for _, c := range nodes {
 		c.stop()
 	}
-	t.Logf("soak: %d callers over %d nodes %v, %d agents (calls each %v), served in %v (test wall %v); ends %v; "+
+	t.Logf("soak: %d callers over %d nodes %v, %d agents (calls each %v), served in %v (test wall %v); ends %v; wait in queue mean %v max %v; "+
 		"%d reorderings (worst %v) in %d claim races (offers < %v apart)",
 		len(arch), len(perNode), perNode, soakAgents, perAgent, servedIn.Round(time.Second), time.Since(began).Round(time.Second),
-		reasons, reorderings, worst.Round(time.Millisecond), races, soakRaceWindow)
+		reasons, (time.Duration(waitSum/int64(max(1, len(arch)))) * time.Millisecond).Round(100*time.Millisecond),
+		(time.Duration(waitMax) * time.Millisecond).Round(100*time.Millisecond), reorderings, worst.Round(time.Millisecond), races, soakRaceWindow)
 
 	// The leak canary: the callers keyed the test card (masked towards
 	// the agents, who are never in a secure flow here).
