@@ -30,6 +30,26 @@ type agentSide struct {
 
 	releaseMu sync.Mutex
 	released  bool // releaseAgent ran
+	freed     bool // the agent was made available (freeAgent ran)
+}
+
+// freeAgent makes the side's agent available, once per side: the agent
+// leg ending and the call's release both free it, and by the second the
+// agent may already ring for another caller of this node (same Agent,
+// new call), whom a second free would take the agent from — the shared
+// row would say available while they talk, and another node would offer
+// them a second call.
+func (c *Interaction) freeAgent(side *agentSide) {
+	if side.agent == nil {
+		return
+	}
+	side.releaseMu.Lock()
+	done := side.freed
+	side.freed = true
+	side.releaseMu.Unlock()
+	if !done {
+		c.m.dir.Set(side.agent, acd.Available)
+	}
 }
 
 // Errors of agent handling.
@@ -199,9 +219,7 @@ func (c *Interaction) onAgentGone(side *agentSide) {
 	}
 	c.legDone(lq)
 	logQuality(c.log.Info().Str("leg", "agent"), q).Msg("agent media quality")
-	if side.agent != nil {
-		c.m.dir.Set(side.agent, acd.Available)
-	}
+	c.freeAgent(side)
 	c.log.Info().Str("reason", side.leg.EndReason()).Bool("secure", c.Mode() == Secure).Msg("agent leg ended")
 	c.publish(Event{Type: "state", State: "agent_left"})
 	if c.Mode() == Normal {
@@ -236,9 +254,7 @@ func (c *Interaction) releaseAgent(side *agentSide, why string) {
 		return
 	}
 	c.stopAgentHold(side)
-	if side.agent != nil {
-		c.m.dir.Set(side.agent, acd.Available)
-	}
+	c.freeAgent(side)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = side.leg.Hangup(ctx)

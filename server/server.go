@@ -276,6 +276,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		Admission: mon, // limits.*: new calls get 503 while overloaded
 	}
 	trunks.sipConfig(&sipCfg, cfg)
+	if clu != nil && clu.node != nil { // digest nonces any node can verify (docs/SCALE.md)
+		sipCfg.Registrar.Nonces = clu.node
+	}
 	srv, err := sip.NewServer(sipCfg, mgr)
 	if err != nil {
 		return err

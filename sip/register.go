@@ -75,9 +75,13 @@ type Registrar struct {
 	Algorithms []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Nonces, when not nil, keeps the nonce key and nonce-counts shared
+	// with other nodes (cluster.enabled); nil keeps them in memory.
+	Nonces NonceStore
 
-	keyOnce sync.Once
-	key     [32]byte
+	keyOnce  sync.Once
+	key      [32]byte
+	storeKey []byte // Nonces' key, once read
 
 	mu    sync.Mutex
 	good  map[string]string // user -> source IP of its last success
@@ -156,7 +160,13 @@ func (r *Registrar) mac(msg []byte) []byte {
 			panic(fmt.Sprintf("sip: no randomness for the nonce key: %v", err))
 		}
 	})
-	m := hmac.New(sha256.New, r.key[:])
+	key := r.key[:]
+	if r.Nonces != nil {
+		if k := r.sharedKey(); k != nil {
+			key = k
+		}
+	}
+	m := hmac.New(sha256.New, key)
 	m.Write(msg)
 	return m.Sum(nil)[:nonceMACLen]
 }
@@ -195,6 +205,9 @@ func (r *Registrar) useNonce(n string, issued time.Time, nc int, now time.Time) 
 	life := r.lifetime()
 	if now.Sub(issued) > life || issued.After(now.Add(time.Minute)) {
 		return authStale
+	}
+	if r.Nonces != nil {
+		return r.useSharedNonce(n, issued, nc)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
