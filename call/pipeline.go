@@ -61,6 +61,13 @@ type pipeline struct {
 	// It must not block: it runs on the hot path, under mu for events.
 	onKeyDown func()
 	oversize  atomic.Uint64 // frames too long for the scratch buffers: passed undecoded
+	// nextTS and ssrc: where the masker's input stream should continue
+	// (the last frame's RTP timestamp plus its samples) and whose it is;
+	// a jump forward of a delay line or more, or a new SSRC, is a gap
+	// (dtmf.Masker.Gap). Written and read by the reader only.
+	nextTS  uint32
+	ssrc    uint32
+	started bool
 }
 
 // newPipeline returns a leg's pipeline. record makes it feed the recorder
@@ -120,6 +127,11 @@ func (pl *pipeline) Received(e *media.Endpoint, p *media.Packet) {
 	} else {
 		pl.masker.Hold()
 	}
+	h := &p.Header
+	if pl.started && (h.SSRC != pl.ssrc || int32(h.Timestamp-pl.nextTS) >= dtmf.MaskerDelay) {
+		pl.masker.Gap() // 40 ms of audio from before it must not follow it
+	}
+	pl.started, pl.ssrc, pl.nextTS = true, h.SSRC, h.Timestamp+uint32(len(pcm))
 	out = out[:len(pcm)]
 	evs, err := pl.masker.Process(pcm, out)
 	if err != nil {

@@ -166,6 +166,52 @@ func TestPipelineDecodesOnlyWhenNeeded(t *testing.T) {
 	}
 }
 
+// After a gap in the caller's stream (frames lost, or shed by the relay
+// as stale), the masker's delay line must not play the audio from before
+// the gap after it: the first frame after a jump of a delay line or more
+// carries silence, not the loud frame that preceded the gap; a single
+// lost frame (less than the delay line) leaves the line alone.
+func TestPipelineGapFlushesTheDelayLine(t *testing.T) {
+	loud := make([]int16, 160)
+	for i := range loud {
+		loud[i] = 8000
+		if i%2 == 1 {
+			loud[i] = -8000
+		}
+	}
+	peak := func(a []int16) int {
+		m := 0
+		for _, v := range a {
+			m = max(m, int(v), -int(v))
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name    string
+		skip    uint32 // samples missing before the next frame
+		wantOld bool   // the pre-gap audio comes out after it
+	}{
+		{"in order", 0, true},
+		{"one frame lost", 160, true},
+		{"shed 1 s", 8000, false},
+		{"a delay line lost", 320, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newPipeFeed(t, dtmf.RFC4733, 101)
+			f.pl.want.Store(wantMasked)
+			f.audio(make([]int16, 320)) // fill the line with silence
+			f.audio(loud)
+			f.audio(loud) // the line now holds 40 ms of loud audio
+			f.ts += c.skip
+			f.audio(make([]int16, 160))
+			if got := peak(f.p.Audio) > 4000; got != c.wantOld {
+				t.Fatalf("after a gap of %d samples the frame out has peak %d: pre-gap audio out = %v, want %v",
+					c.skip, peak(f.p.Audio), got, c.wantOld)
+			}
+		})
+	}
+}
+
 // TestPipelineAllocatesNothing: the steady state of the caller leg's
 // pipeline (decode, detect, mask) allocates nothing per packet.
 func TestPipelineAllocatesNothing(t *testing.T) {

@@ -100,6 +100,15 @@ func (m *Masker) Release() {
 	}
 }
 
+// Gap tells the Masker that audio is missing from the stream before the
+// next Process: frames lost on the way or dropped as stale by the relay
+// (media's staleness bound). What the delay line holds is from before the
+// gap, so it becomes silence instead of coming out after the gap, late
+// and out of place — a relay that shed seconds of backlog would otherwise
+// play 40 ms of seconds-old audio at each resumption. Masks and the
+// stream position are unchanged (they count samples processed).
+func (m *Masker) Gap() { clear(m.line[:]) }
+
 // Process pushes in through the delay line into out (len(out) must be at
 // least len(in); out[i] is the sample that entered MaskerDelay samples
 // before in[i]) and returns the digit events the detector saw. in and out
