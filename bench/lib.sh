@@ -181,13 +181,18 @@ start_cloak() {
 			log "bench: no API token for cloak's admin API (see $OUT/cloak.log)"
 	fi
 	export CLOAK_TOKEN
+	# For scripts that fetch from the API beside relay.sh (late.sh's trace,
+	# heap.sh's profile): they run in the parent shell, which never sees
+	# this export.
+	(umask 077 && printf '%s' "$CLOAK_TOKEN" >"$OUT/cloak-token")
 }
 
 # api_get PATH [CURL-ARGS...]: GET cloak's admin API with the run's token.
 api_get() {
 	local path=$1
 	shift
-	curl -fsS -H "Authorization: Bearer ${CLOAK_TOKEN:-}" "$@" "http://$ADMIN$path"
+	local tok=${CLOAK_TOKEN:-$(cat "$OUT/cloak-token" 2>/dev/null)}
+	curl -fsS -H "Authorization: Bearer $tok" "$@" "http://$ADMIN$path"
 }
 
 # start_rtpengine: userspace only (--table=-1); sets PID.
