@@ -580,8 +580,8 @@ type Shutdown struct {
 // limit for Hold. sip.max_calls is a signal too: reaching it makes OPTIONS
 // 503 as well, and new calls wait until the calls have been below it (not
 // 80 % of it) for Hold. A limit of 0 turns its signal off. The
-// defaults are provisional until the bench rounds pick them
-// (docs/PERFORMANCE.md, "Admission control").
+// defaults come from the bench rounds (docs/PERFORMANCE.md, "Admission
+// control").
 type Limits struct {
 	// MaxCPU is the process's CPU share at which new calls are refused:
 	// CPU time (user and system) over wall time, as a share of the cores
