@@ -426,31 +426,8 @@ cluster:
 	for _, a := range agents {
 		leaks = append(leaks, cn.scanBytes(a.name+"'s SIP trace", 0, []byte(a.sipp.messages()), false)...)
 	}
-	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		_ = rows.Scan(&name)
-		tables = append(tables, name)
-	}
-	rows.Close()
-	scanned := 0
-	for _, tbl := range tables {
-		rows, err := db.Query(`SELECT row_to_json(t)::text FROM "` + tbl + `" t`)
-		if err != nil {
-			t.Fatalf("read %s: %v", tbl, err)
-		}
-		for rows.Next() {
-			var doc string
-			_ = rows.Scan(&doc)
-			leaks = append(leaks, cn.scanBytes("table "+tbl, 0, []byte(doc), true)...)
-			scanned++
-		}
-		rows.Close()
-	}
+	dbLeaks, _, scanned := scanSharedDatabase(t, db, cn)
+	leaks = append(leaks, dbLeaks...)
 	if scanned < soakCallers {
 		t.Errorf("the canary read only %d rows of the shared database", scanned)
 	}

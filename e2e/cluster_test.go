@@ -296,31 +296,8 @@ func TestClusterReservedAgentNotOfferedElsewhere(t *testing.T) {
 		leaks = append(leaks, cn.scanBytes(r.ids[i]+" log", 0, []byte(c.log()), true)...)
 	}
 	leaks = append(leaks, cn.scanBytes("kamailio log", 0, []byte(r.k.log()), true)...)
-	rows, err := r.db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		_ = rows.Scan(&name)
-		tables = append(tables, name)
-	}
-	rows.Close()
-	scanned := 0
-	for _, tbl := range tables {
-		rows, err := r.db.Query(`SELECT row_to_json(t)::text FROM "` + tbl + `" t`)
-		if err != nil {
-			t.Fatalf("read %s: %v", tbl, err)
-		}
-		for rows.Next() {
-			var doc string
-			_ = rows.Scan(&doc)
-			leaks = append(leaks, cn.scanBytes("table "+tbl, 0, []byte(doc), true)...)
-			scanned++
-		}
-		rows.Close()
-	}
+	dbLeaks, tables, scanned := scanSharedDatabase(t, r.db, cn)
+	leaks = append(leaks, dbLeaks...)
 	if scanned == 0 || !slices.Contains(tables, "cluster_agents") {
 		t.Fatalf("the canary read %d rows of tables %v", scanned, tables)
 	}
@@ -534,4 +511,35 @@ func TestClusterViewForwardsAction(t *testing.T) {
 	}
 	callerB.wait(t)
 	agent.wait(t)
+}
+
+// scanSharedDatabase runs the leak canary over every row of every table
+// of the shared database (as JSON), returning what it found, the tables
+// and how many rows it read.
+func scanSharedDatabase(t *testing.T, db *sql.DB, cn *canary) (leaks []leak, tables []string, scanned int) {
+	t.Helper()
+	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		_ = rows.Scan(&name)
+		tables = append(tables, name)
+	}
+	rows.Close()
+	for _, tbl := range tables {
+		rows, err := db.Query(`SELECT row_to_json(t)::text FROM "` + tbl + `" t`)
+		if err != nil {
+			t.Fatalf("read %s: %v", tbl, err)
+		}
+		for rows.Next() {
+			var doc string
+			_ = rows.Scan(&doc)
+			leaks = append(leaks, cn.scanBytes("table "+tbl, 0, []byte(doc), true)...)
+			scanned++
+		}
+		rows.Close()
+	}
+	return leaks, tables, scanned
 }
