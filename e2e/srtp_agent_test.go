@@ -504,18 +504,12 @@ capture:
 		}
 	}
 	check("cloak's log", []byte(c.log()))
-	if err := filepath.WalkDir(c.dataDir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
+	for _, path := range listFiles(t, c.dataDir) {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		check(path, data)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 	if files < 3 {
 		t.Errorf("only %d files cloak wrote were read", files)

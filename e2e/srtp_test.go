@@ -489,18 +489,12 @@ func TestSRTPPayOverTLS(t *testing.T) {
 		}
 	}
 	check("cloak's log", []byte(c.log()))
-	if err := filepath.WalkDir(c.dataDir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
+	for _, path := range listFiles(t, c.dataDir) {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		check(path, data)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 	if files < 3 || redacted == 0 {
 		t.Fatalf("%d files written, %d with a redacted a=crypto: the SIP capture is missing", files, redacted)
