@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,11 +118,7 @@ func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (Rein
 		if len(pending) == 0 {
 			return nil
 		}
-		missing, err := s.missing(ctx, pending)
-		var link []Interaction
-		if err == nil && len(o.Link) > 0 {
-			link, err = s.unlinked(ctx, pending, o.Link)
-		}
+		missing, link, err := s.split(ctx, pending, o.Link)
 		// Read again whole: the WAV's hash too, only for what is added
 		// or linked.
 		verify := func(in *Interaction) bool {
@@ -211,73 +208,51 @@ func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (Rein
 	return res, nil
 }
 
-// missing returns the interactions of batch whose id is not stored.
-func (s *Store) missing(ctx context.Context, batch []Interaction) ([]Interaction, error) {
+// split returns the interactions of batch whose id is not stored
+// (missing, each id once) and those stored under one of linkReasons
+// without a recording row (link; deleted recordings keep their row).
+func (s *Store) split(ctx context.Context, batch []Interaction, linkReasons []string) (missing, link []Interaction, err error) {
 	ids := make([]string, len(batch))
 	for i, in := range batch {
 		ids[i] = in.ID
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id FROM interactions WHERE id IN (`+placeholders(len(ids))+`)`), anys(ids)...)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT i.id, i.end_reason, EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = i.id)
+FROM interactions i WHERE i.id IN (`+placeholders(len(ids))+`)`), anys(ids)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	have := map[string]bool{}
+	type row struct {
+		reason string
+		hasRec bool
+	}
+	have := map[string]row{}
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+		var r row
+		if err := rows.Scan(&id, &r.reason, &r.hasRec); err != nil {
+			return nil, nil, err
 		}
-		have[id] = true
+		have[id] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Interaction
 	seen := map[string]bool{}
 	for _, in := range batch {
-		if !have[in.ID] && !seen[in.ID] {
-			seen[in.ID] = true
-			out = append(out, in)
+		if seen[in.ID] {
+			continue
+		}
+		seen[in.ID] = true
+		r, ok := have[in.ID]
+		switch {
+		case !ok:
+			missing = append(missing, in)
+		case !r.hasRec && slices.Contains(linkReasons, r.reason):
+			link = append(link, in)
 		}
 	}
-	return out, nil
-}
-
-// unlinked returns the interactions of batch stored under one of
-// reasons without a recording row (deleted recordings keep theirs).
-func (s *Store) unlinked(ctx context.Context, batch []Interaction, reasons []string) ([]Interaction, error) {
-	ids := make([]string, len(batch))
-	for i, in := range batch {
-		ids[i] = in.ID
-	}
-	args := append(anys(ids), anys(reasons)...)
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT i.id FROM interactions i
-WHERE i.id IN (`+placeholders(len(ids))+`) AND i.end_reason IN (`+placeholders(len(reasons))+`)
-AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = i.id)`), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	want := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		want[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var out []Interaction
-	for _, in := range batch {
-		if want[in.ID] {
-			delete(want, in.ID)
-			out = append(out, in)
-		}
-	}
-	return out, nil
+	return missing, link, nil
 }
 
 // linkRecordings inserts the recordings rows of batch's interactions (each
