@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +18,11 @@ import (
 // starting at start, and returns the WAV's path.
 func record(t *testing.T, dir, id string, start time.Time) string {
 	t.Helper()
-	now := start
+	// The writer goroutine reads the clock while this one moves it.
+	var now atomic.Int64
+	now.Store(start.UnixNano())
 	r, err := recorder.New(recorder.Config{Dir: dir, Name: id, CallID: id, Codec: "PCMU", Key: testKey,
-		Now: func() time.Time { return now }, QueueFrames: 128})
+		Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }, QueueFrames: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +30,7 @@ func record(t *testing.T, dir, id string, start time.Time) string {
 	for range 50 {
 		r.WriteCaller(frame)
 		r.WriteAgent(frame)
-		now = now.Add(recorder.FrameDuration)
+		now.Add(int64(recorder.FrameDuration))
 	}
 	res, err := r.Close()
 	if err != nil {
