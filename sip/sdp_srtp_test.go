@@ -248,6 +248,13 @@ func inlineKey(c sdes.Crypto) string {
 	return a[strings.Index(a, "inline:")+len("inline:"):]
 }
 
+// savpOffer is an RTP/SAVP offer of PCMU and telephone-event with the
+// given a=crypto lines, in order.
+func savpOffer(crypto ...string) []byte {
+	return crlf("\nv=0\no=- 7 7 IN IP4 192.0.2.4\ns=-\nc=IN IP4 192.0.2.4\nt=0 0\nm=audio 10000 RTP/SAVP 0 101\n" +
+		"a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n" + strings.Join(crypto, "\n") + "\na=sendrecv\n")
+}
+
 // TestAnswerPrefersGCM: an offer with AES-CM lines first and
 // AEAD_AES_128_GCM last (a softphone's usual order) is answered with GCM,
 // the first of sdes.Suites (RFC 4568 §7.1.2: the answerer chooses among
@@ -258,20 +265,9 @@ func TestAnswerPrefersGCM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offer := crlf(`
-v=0
-o=- 7 7 IN IP4 192.0.2.4
-s=-
-c=IN IP4 192.0.2.4
-t=0 0
-m=audio 10000 RTP/SAVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:` + keyA + `
-a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:` + keyB + `
-a=crypto:3 ` + sdes.Crypto{Tag: 3, Key: gcm}.Attr()[2:] + `
-a=sendrecv
-`)
+	offer := savpOffer("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+keyA,
+		"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"+keyB,
+		"a=crypto:"+sdes.Crypto{Tag: 3, Key: gcm}.Attr())
 	order := func(names ...string) sdes.Order {
 		o, err := sdes.ParseOrder(names)
 		if err != nil {
@@ -310,15 +306,7 @@ a=sendrecv
 		}
 	}
 	// Only a suite the policy does not name: refused, not answered with it.
-	only := crlf(`
-v=0
-o=- 7 7 IN IP4 192.0.2.4
-s=-
-c=IN IP4 192.0.2.4
-t=0 0
-m=audio 10000 RTP/SAVP 0
-a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:` + keyB + `
-`)
+	only := savpOffer("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:" + keyB)
 	if _, err := ParseOfferSRTP(only, DialogSRTP{Mode: SRTPMandatory, Keys: true, Suites: order("AEAD_AES_128_GCM")}, nil); !errors.Is(err, ErrSRTPPolicy) {
 		t.Errorf("suite outside rtp.srtp_suites: %v, want 488", err)
 	}
