@@ -28,7 +28,9 @@ import (
 // 64 packets, RFC 3711 §3.3.2), is too short, or arrives before the
 // peer's key is known is counted in Stats.DroppedSRTP and goes no
 // further; it never latches a source. RTCP that is not valid SRTCP is
-// dropped the same way and counted in Quality.DroppedSRTCP.
+// dropped the same way and counted in Quality.DroppedSRTCP. Voice that a
+// shedding poll worker found stale in its socket queue is dropped before
+// authentication (shedBeforeAuth).
 //
 // Sending: sendLocked encrypts after everything else, into the leg's
 // SRTP send buffer (srtpDir.out), never into the packet it was given:
