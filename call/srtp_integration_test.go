@@ -172,9 +172,9 @@ func TestSRTPMandatoryRefusesPlain(t *testing.T) {
 }
 
 // TestSRTPLateOffer: an INVITE without SDP under rtp.srtp: mandatory
-// gets our RTP/SAVP offer with a key per suite; the ACK's answer picks
-// one (tag 1) with the caller's key, and SRTP flows both ways with the
-// key of the chosen tag.
+// gets our RTP/SAVP offer with a key per suite, AEAD_AES_128_GCM first
+// (rtp.srtp_suites' default); the ACK's answer picks tag 1 (GCM) with the
+// caller's key, and SRTP flows both ways with the key of the chosen tag.
 func TestSRTPLateOffer(t *testing.T) {
 	h := newHarness(t, opts{srtp: csip.SRTPPolicy{Mode: csip.SRTPMandatory, OverPlainSIP: true}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -189,8 +189,8 @@ func TestSRTPLateOffer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cloak's late offer: %v", err)
 	}
-	if strings.Count(string(d.InviteResponse.Body()), "a=crypto:") != 3 || peer.Media.SRTP.Tag != 1 {
-		t.Fatalf("cloak's late offer: %d a=crypto, chosen tag %d", strings.Count(string(d.InviteResponse.Body()), "a=crypto:"), peer.Media.SRTP.Tag)
+	if strings.Count(string(d.InviteResponse.Body()), "a=crypto:") != 3 || peer.Media.SRTP.Tag != 1 || peer.Media.SRTP.Suite() != sdes.AEADAES128GCM {
+		t.Fatalf("cloak's late offer: %d a=crypto, chosen tag %d %v", strings.Count(string(d.InviteResponse.Body()), "a=crypto:"), peer.Media.SRTP.Tag, peer.Media.SRTP.Suite())
 	}
 	sock := rtpSocket(t)
 	body, err := peer.Answer(csip.LocalSDP{Addr: netip.MustParseAddr("127.0.0.1"), Port: sock.LocalAddr().(*net.UDPAddr).Port, SessionID: 9, Version: 1})
@@ -206,7 +206,7 @@ func TestSRTPLateOffer(t *testing.T) {
 	// peer.Media.SRTP: Local is our key (we send with it), Remote cloak's.
 	mk := func(k *sdes.Key) *srtp.Context {
 		key, salt := k.Material()
-		c, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+		c, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
 		if err != nil {
 			t.Fatal(err)
 		}

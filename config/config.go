@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloak-voip/cloak/sdes"
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 )
@@ -138,6 +139,15 @@ type DTMF struct {
 	Mode string `yaml:"mode"`
 	// Routes sets the mode per called user part.
 	Routes map[string]string `yaml:"routes"`
+}
+
+// suiteNames are the SDP names of suites.
+func suiteNames(suites []sdes.Suite) []string {
+	out := make([]string, len(suites))
+	for i, s := range suites {
+		out[i] = s.String()
+	}
+	return out
 }
 
 // SRTPModes are the values of rtp.srtp and rtp.srtp_routes.
@@ -527,6 +537,15 @@ type RTP struct {
 	// Whoever reads that signalling reads the keys, so SRTP then protects
 	// nothing against them; cloak warns at start when it is on.
 	SRTPOverPlainSIP bool `yaml:"srtp_over_plain_sip"`
+	// SRTPSuites are the SDES crypto suites cloak may use, in order of
+	// preference: its offers list them in this order, and its answers
+	// choose, among the offer's a=crypto lines, the one whose suite comes
+	// first here (RFC 4568 §7.1.2). The default puts AEAD_AES_128_GCM
+	// (RFC 7714) first, the cheapest per packet with AES-NI
+	// (docs/PERFORMANCE.md), then AES_CM_128_HMAC_SHA1_80 and _32 (RFC
+	// 4568 §6.2); a peer that does not speak GCM gets AES-CM. Leaving a
+	// suite out refuses offers that have only it (488).
+	SRTPSuites []string `yaml:"srtp_suites"`
 }
 
 // RTCP configures RTCP on the legs.
@@ -662,6 +681,7 @@ func Default() Config {
 			MaxStaleness:      200 * time.Millisecond,
 			RTCP:              RTCP{Enabled: true, Interval: 5 * time.Second, Mux: "offer"},
 			SRTP:              "off",
+			SRTPSuites:        suiteNames(sdes.Suites),
 		},
 		Data:     Data{Dir: "./data"},
 		Log:      Log{Level: "info", Format: "console"},
@@ -863,6 +883,9 @@ func (c *Config) Validate() error {
 		if !slices.Contains(SRTPModes, m) {
 			bad("rtp.srtp_routes."+r, "unknown mode %q (want %s)", m, strings.Join(SRTPModes, ", "))
 		}
+	}
+	if _, err := sdes.ParseOrder(c.RTP.SRTPSuites); err != nil {
+		bad("rtp.srtp_suites", "%v (want some of %s, each once)", err, strings.Join(suiteNames(sdes.Suites), ", "))
 	}
 	if c.Data.Dir == "" {
 		bad("data.dir", "must not be empty")

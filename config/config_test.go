@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,21 @@ func TestParseMinFree(t *testing.T) {
 	}
 }
 
+// TestSRTPSuitesDefault: rtp.srtp_suites defaults to GCM first (the
+// cheapest per packet), and a list in the file replaces the default.
+func TestSRTPSuitesDefault(t *testing.T) {
+	if got := Default().RTP.SRTPSuites; !slices.Equal(got, []string{"AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"}) {
+		t.Fatalf("default rtp.srtp_suites %v", got)
+	}
+	c, err := Parse(strings.NewReader("rtp:\n  srtp_suites: [AES_CM_128_HMAC_SHA1_80]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || !slices.Equal(c.RTP.SRTPSuites, []string{"AES_CM_128_HMAC_SHA1_80"}) {
+		t.Fatalf("rtp.srtp_suites %v: %v", c.RTP.SRTPSuites, err)
+	}
+}
+
 func TestRTPSourceDefaultAndValidation(t *testing.T) {
 	c := Default()
 	if c.RTP.Source != "strict" || c.RTP.LearnPackets != 4 {
@@ -218,6 +234,9 @@ func TestRTPSourceDefaultAndValidation(t *testing.T) {
 		{"rtp:\n  srtp: required\n", "rtp.srtp"},
 		{"agents:\n  - name: x\n    password: y\n    srtp: yes\n", "agents[0].srtp"},
 		{"rtp:\n  srtp_routes:\n    trunk: always\n", "rtp.srtp_routes.trunk"},
+		{"rtp:\n  srtp_suites: []\n", "rtp.srtp_suites"},
+		{"rtp:\n  srtp_suites: [F8_128_HMAC_SHA1_80]\n", "rtp.srtp_suites"},
+		{"rtp:\n  srtp_suites: [AEAD_AES_128_GCM, AEAD_AES_128_GCM]\n", "rtp.srtp_suites"},
 	} {
 		c, err := Parse(strings.NewReader(tc.yaml))
 		if err != nil {

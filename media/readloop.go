@@ -150,6 +150,13 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 		return
 	}
 	if sr != nil {
+		// A shedding worker measured this datagram's wait in the kernel
+		// (p.sojourn, stale.go "Queue sojourn"): voice beyond the bound
+		// is dropped before it costs authentication and decryption, the
+		// dearest work on the path, when CPU is what the relay lacks.
+		if e.shedBeforeAuth(p) {
+			return
+		}
 		// Authenticated and decrypted before any other stage sees the
 		// packet or its source is latched (srtp.go).
 		if b, ok = e.unprotectRTP(sr, p, b); !ok {

@@ -28,7 +28,9 @@ import (
 // 64 packets, RFC 3711 §3.3.2), is too short, or arrives before the
 // peer's key is known is counted in Stats.DroppedSRTP and goes no
 // further; it never latches a source. RTCP that is not valid SRTCP is
-// dropped the same way and counted in Quality.DroppedSRTCP.
+// dropped the same way and counted in Quality.DroppedSRTCP. Voice that a
+// shedding poll worker found stale in its socket queue is dropped before
+// authentication (shedBeforeAuth).
 //
 // Sending: sendLocked encrypts after everything else, into the leg's
 // SRTP send buffer (srtpDir.out), never into the packet it was given:
@@ -211,6 +213,33 @@ func (e *Endpoint) clearSRTP() {
 		st.rx.zero()
 		st.tx.zero()
 	}
+}
+
+// shedBeforeAuth reports whether an SRTP datagram is dropped as stale
+// before it is authenticated: a shedding poll worker measured its wait in
+// the socket's queue (p.sojourn, from the kernel: no field of the packet)
+// beyond the leg's bound, and its payload type is the leg's audio codec.
+// Otherwise the shed would come after unprotectRTP, so that a relay short
+// of CPU paid SRTP's cost (the dearest stage, its state cold at 1,000
+// legs) for every datagram it then threw away, and fell further behind.
+//
+// The payload type is read from the header before authentication, so a
+// forged datagram may be counted stale rather than failed (DroppedSRTP);
+// either way it goes no further. It changes no state: no latch, no
+// sequence or jitter figures, no replay window (pion's rollover guess
+// copes with the gap, RFC 3711 §3.3.1). Telephone events and comfort
+// noise are never shed, as on a plain leg. Reader only.
+func (e *Endpoint) shedBeforeAuth(p *Packet) bool {
+	if p.sojourn <= int64(e.maxStale) || e.maxStale <= 0 {
+		return false
+	}
+	cs := e.conf.Load()
+	if cs.codec.IsZero() || cs.codec.ClockRate == 0 || p.Header.PayloadType != cs.codec.PayloadType {
+		return false
+	}
+	e.stats.stale.Add(1)
+	p.shed = true
+	return true
 }
 
 // unprotectRTP authenticates and decrypts the SRTP datagram b in place

@@ -516,3 +516,57 @@ func FuzzHandleDatagramSRTP(f *testing.F) {
 		}
 	})
 }
+
+// TestSRTPShedBeforeAuth: while a poll worker sheds (the datagram's
+// queue sojourn beyond the leg's bound), SRTP voice is dropped as stale
+// before it is authenticated — a tampered one is counted stale, not
+// failed, so no authentication ran — and goes nowhere; RFC 4733 events
+// are authenticated as ever; under the bound nothing changes, and the
+// stream carries on after the gap.
+func TestSRTPShedBeforeAuth(t *testing.T) {
+	for _, suite := range sdes.Suites {
+		c := newMemConn(64)
+		e := NewEndpoint(EndpointConfig{Conn: c, Port: 40000, Codec: audio.CodecPCMU(), EventPT: 101, Source: SourceAny,
+			MaxStaleness: DefaultMaxStaleness})
+		ours, _ := sdes.NewKey(suite)
+		peerKey, _ := sdes.NewKey(suite)
+		if err := e.SetSRTP(ours, peerKey); err != nil {
+			t.Fatal(err)
+		}
+		peer := newSRTPPeer(t, peerKey, ours)
+		e.SetHandler(Echo())
+		payload := bytes.Repeat([]byte{0x55}, 160)
+		late := int64(DefaultMaxStaleness + time.Millisecond)
+		feed := func(pt uint8, seq uint16, sojourn int64, tamper bool) *Packet {
+			pkt := peer.protect(t, rtpPacket(pt, seq, 160*uint32(seq), 7, false, payload))
+			if tamper {
+				pkt[20] ^= 1
+			}
+			p := &Packet{arrival: nanotime() + int64(seq)*int64(20*time.Millisecond), sojourn: sojourn}
+			e.handleDatagram(pkt, natAddr, p)
+			return p
+		}
+		feed(0, 1, 0, false) // on time: relayed
+		if s := e.Stats(); s.TxPackets != 1 || s.Dropped() != 0 {
+			t.Fatalf("%v: on time: %+v", suite, s)
+		}
+		if p := feed(0, 2, late, true); !p.shed {
+			t.Errorf("%v: late forged voice not marked shed", suite)
+		}
+		if p := feed(0, 3, late, false); !p.shed {
+			t.Errorf("%v: late voice not marked shed", suite)
+		}
+		if s := e.Stats(); s.DroppedStale != 2 || s.DroppedSRTP != 0 || s.TxPackets != 1 {
+			t.Fatalf("%v: late voice: stale %d srtp %d tx %d, want 2, 0 (shed before authentication), 1", suite, s.DroppedStale, s.DroppedSRTP, s.TxPackets)
+		}
+		feed(101, 4, late, true) // an event: authenticated, so the forgery fails
+		if s := e.Stats(); s.DroppedSRTP != 1 || s.DroppedStale != 2 {
+			t.Fatalf("%v: late forged event: %+v", suite, s)
+		}
+		feed(0, 5, 0, false) // after the gap: relayed
+		if s := e.Stats(); s.TxPackets != 2 || s.DroppedSRTP != 1 {
+			t.Fatalf("%v: after the shed: %+v", suite, s)
+		}
+		_ = e.Close()
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,7 +26,7 @@ import (
 // §6.2).
 type Suite uint8
 
-// The suites cloak negotiates, in its order of preference when it offers.
+// The suites cloak negotiates (Suites gives their order of preference).
 const (
 	// SuiteNone is the zero value: no suite.
 	SuiteNone Suite = iota
@@ -41,10 +42,59 @@ const (
 	AEADAES128GCM
 )
 
-// Suites are the suites cloak offers, in its order of preference.
-var Suites = []Suite{AESCM128HMACSHA1_80, AESCM128HMACSHA1_32, AEADAES128GCM}
+// Suites are the suites cloak speaks, in its default order of preference
+// (config rtp.srtp_suites): the order of its offers' a=crypto attributes,
+// and the rank by which its answers choose among an offer's (RFC 4568
+// §7.1.2 lets the answerer pick any it supports). AEAD_AES_128_GCM comes
+// first: with AES-NI and carry-less multiply it costs a third of what
+// AES-CM with HMAC-SHA1 costs per packet, and less again at a relay's
+// many legs (docs/PERFORMANCE.md, "SRTP per packet"). AES-CM with
+// HMAC-SHA1 is SRTP's default transform (RFC 3711 §5), which every SDES
+// peer speaks, so a peer without GCM still finds a suite.
+var Suites = []Suite{AEADAES128GCM, AESCM128HMACSHA1_80, AESCM128HMACSHA1_32}
 
 var suiteNames = [...]string{"", "AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"}
+
+// Order is a choice of suites in order of preference (config
+// rtp.srtp_suites), each at most once, ended by SuiteNone or the end of
+// the array. The zero Order means Suites. It is an array, not a slice,
+// so that policies holding one stay comparable.
+type Order [len(suiteNames) - 1]Suite
+
+// ErrOrder means a list of suite names is not an Order: empty, an
+// unknown name, or one named twice.
+var ErrOrder = errors.New("sdes: bad suite list")
+
+// ParseOrder returns the Order of SDP suite names (ParseSuite's).
+func ParseOrder(names []string) (Order, error) {
+	var o Order
+	if len(names) == 0 {
+		return o, fmt.Errorf("no suite: %w", ErrOrder)
+	}
+	for i, n := range names {
+		s, ok := ParseSuite(n)
+		switch {
+		case !ok:
+			return Order{}, fmt.Errorf("%q: unknown suite: %w", n, ErrOrder)
+		case slices.Contains(o[:i], s):
+			return Order{}, fmt.Errorf("%q named twice: %w", n, ErrOrder)
+		}
+		o[i] = s // i < len(o): every name known and none twice
+	}
+	return o, nil
+}
+
+// Suites returns the order as a list: Suites for the zero Order.
+func (o Order) Suites() []Suite {
+	n := 0
+	for n < len(o) && o[n] != SuiteNone {
+		n++
+	}
+	if n == 0 {
+		return Suites
+	}
+	return o[:n:n]
+}
 
 // String returns the suite's SDP name.
 func (s Suite) String() string {

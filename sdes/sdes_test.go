@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,4 +145,22 @@ func FuzzParseCrypto(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseOrder: a suite list keeps its order; empty, unknown or
+// repeated names are refused; the zero Order is Suites (GCM first).
+func TestParseOrder(t *testing.T) {
+	o, err := ParseOrder([]string{"aes_cm_128_hmac_sha1_32", "AEAD_AES_128_GCM"})
+	if err != nil || !slices.Equal(o.Suites(), []Suite{AESCM128HMACSHA1_32, AEADAES128GCM}) {
+		t.Fatalf("ParseOrder: %v %v", o.Suites(), err)
+	}
+	for _, bad := range [][]string{nil, {"F8_128_HMAC_SHA1_80"}, {"AEAD_AES_128_GCM", "AEAD_AES_128_GCM"},
+		{"AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AES_CM_128_HMAC_SHA1_80"}} {
+		if _, err := ParseOrder(bad); !errors.Is(err, ErrOrder) {
+			t.Errorf("ParseOrder(%q): %v", bad, err)
+		}
+	}
+	if got := (Order{}).Suites(); !slices.Equal(got, Suites) || got[0] != AEADAES128GCM {
+		t.Errorf("zero Order: %v", got)
+	}
 }

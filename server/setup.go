@@ -15,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/dtmf"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
+	"github.com/cloak-voip/cloak/sdes"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
@@ -163,10 +164,14 @@ func srtpPolicy(cfg config.Config, log zerolog.Logger) (sip.SRTPPolicy, func(cal
 	if anyOn && !plain && !cfg.SIPTLSEnabled() {
 		log.Warn().Str("rtp.srtp", cfg.RTP.SRTP).Msg("SRTP is on but SIP over TLS is not configured (sip.transports): no SDES key can be exchanged, so every call and leg that must be encrypted is refused with 488")
 	}
-	pol := sip.SRTPPolicy{Mode: def, OverPlainSIP: plain}
+	suites, err := sdes.ParseOrder(cfg.RTP.SRTPSuites)
+	if err != nil {
+		return sip.SRTPPolicy{}, nil, fmt.Errorf("rtp.srtp_suites: %w", err)
+	}
+	pol := sip.SRTPPolicy{Mode: def, OverPlainSIP: plain, Suites: suites}
 	byRoute := func(called string) sip.SRTPPolicy {
 		if m, ok := routes[called]; ok {
-			return sip.SRTPPolicy{Mode: m, OverPlainSIP: plain}
+			return sip.SRTPPolicy{Mode: m, OverPlainSIP: plain, Suites: suites}
 		}
 		return pol
 	}

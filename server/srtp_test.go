@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cloak-voip/cloak/config"
+	"github.com/cloak-voip/cloak/sdes"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/rs/zerolog"
 )
@@ -48,6 +50,19 @@ func TestSRTPPolicyFromConfig(t *testing.T) {
 	if _, _, err := srtpPolicy(off, zerolog.New(&logs)); err != nil || logs.Len() != 0 {
 		t.Errorf("SRTP off warned: %v %s", err, logs.String())
 	}
+
+	// rtp.srtp_suites reaches every route's policy, in its order.
+	cfg.RTP.SRTPSuites = []string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"}
+	out, in, err = srtpPolicy(cfg, zerolog.Nop())
+	want := []sdes.Suite{sdes.AESCM128HMACSHA1_80, sdes.AEADAES128GCM}
+	if err != nil || !slices.Equal(out.Suites.Suites(), want) || !slices.Equal(in("trunk").Suites.Suites(), want) || !slices.Equal(in("echo").Suites.Suites(), want) {
+		t.Fatalf("suites: out %v, trunk %v, echo %v (%v)", out.Suites.Suites(), in("trunk").Suites.Suites(), in("echo").Suites.Suites(), err)
+	}
+	cfg.RTP.SRTPSuites = []string{"NULL_HMAC_SHA1_80"}
+	if _, _, err := srtpPolicy(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "rtp.srtp_suites") {
+		t.Fatalf("bad suite: %v", err)
+	}
+	cfg.RTP.SRTPSuites = config.Default().RTP.SRTPSuites
 
 	cfg.RTP.SRTPRoutes = map[string]string{"trunk": "always"}
 	if _, _, err := srtpPolicy(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "rtp.srtp_routes.trunk") {

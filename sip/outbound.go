@@ -213,7 +213,7 @@ func (s *Server) dial(ctx context.Context, target string, route Route, o DialOpt
 	var err error
 	switch {
 	case pol.offersSRTP():
-		if o.Local.Crypto, err = NewOfferCrypto(); err != nil {
+		if o.Local.Crypto, err = NewOfferCrypto(pol.suites()); err != nil {
 			return nil, &DialError{Err: err}
 		}
 	case pol.Mode == SRTPMandatory:

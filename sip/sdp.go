@@ -166,7 +166,7 @@ func ParseOfferSRTP(body []byte, pol DialogSRTP, reuse *SRTP) (*Offer, error) {
 			continue
 		}
 		if proto == protoSAVP {
-			if m.SRTP, ok, err = offerCrypto(md, reuse); err != nil {
+			if m.SRTP, ok, err = offerCrypto(md, reuse, pol.suites()); err != nil {
 				return nil, fmt.Errorf("srtp key: %w", err)
 			} else if !ok {
 				noCrypto = true

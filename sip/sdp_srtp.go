@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cloak-voip/cloak/sdes"
@@ -66,6 +67,9 @@ type SRTPPolicy struct {
 	// (config rtp.srtp_over_plain_sip). Without it, over UDP or TCP an
 	// optional leg stays plain and a mandatory leg cannot be set up.
 	OverPlainSIP bool
+	// Suites are the crypto suites the leg may use, in order of
+	// preference (config rtp.srtp_suites); zero means sdes.Suites.
+	Suites sdes.Order
 }
 
 // keysAllowed reports whether SDES keys may travel over transport.
@@ -76,7 +80,7 @@ func (p SRTPPolicy) keysAllowed(transport string) bool {
 // ForTransport is the policy as it applies to a dialog over transport
 // ("UDP", "TCP", "TLS"): Mode, and Secure set when keys may travel on it.
 func (p SRTPPolicy) ForTransport(transport string) DialogSRTP {
-	return DialogSRTP{Mode: p.Mode, Keys: p.keysAllowed(transport)}
+	return DialogSRTP{Mode: p.Mode, Keys: p.keysAllowed(transport), Suites: p.Suites}
 }
 
 // DialogSRTP is an SRTPPolicy applied to one dialog's transport.
@@ -85,7 +89,13 @@ type DialogSRTP struct {
 	Mode SRTPMode
 	// Keys is true when SDES keys may travel on the dialog's transport.
 	Keys bool
+	// Suites are the suites it may use, in order of preference; zero
+	// means sdes.Suites.
+	Suites sdes.Order
 }
+
+// suites returns the dialog's suites in order of preference.
+func (d DialogSRTP) suites() []sdes.Suite { return d.Suites.Suites() }
 
 // acceptsPlain reports whether an RTP/AVP line may be answered.
 func (d DialogSRTP) acceptsPlain() bool { return d.Mode != SRTPMandatory }
@@ -144,12 +154,21 @@ const (
 	protoSAVP = "RTP/SAVP"
 )
 
-// offerCrypto picks the first a=crypto attribute of an RTP/SAVP line
-// that cloak can honour (RFC 4568 §7.1.2: the answerer picks one; lines
-// with an MKI, a lifetime, session parameters or an unknown suite are
-// passed over) and makes our key for its suite, or reuses reuse's local
-// key when it is of the same suite (a re-INVITE keeping the session).
-func offerCrypto(md *sdp.MediaDescription, reuse *SRTP) (*SRTP, bool, error) {
+// offerCrypto picks, among the a=crypto attributes of an RTP/SAVP line
+// that cloak can honour (lines with an MKI, a lifetime, session
+// parameters or a suite not in prefs are passed over), the one whose
+// suite comes first in prefs — RFC 4568 §7.1.2 lets the answerer choose
+// any of the offered attributes, not only the first — and makes our key
+// for its suite. A re-INVITE keeping the session (reuse: the dialog's
+// current SRTP) keeps its suite and our key when the offer still has
+// that suite, whatever prefs say, so the leg's SRTP contexts (their
+// rollover counters and replay windows) carry on (RFC 4568 §7.1.4).
+// Among attributes of one suite the offerer's first wins. The keys of
+// the attributes not chosen are zeroed.
+func offerCrypto(md *sdp.MediaDescription, reuse *SRTP, prefs []sdes.Suite) (*SRTP, bool, error) {
+	var best sdes.Crypto
+	bestRank := len(prefs) // past the end: none yet
+	keep := reuse != nil && !reuse.Local.IsZero()
 	for _, a := range md.Attributes {
 		if a.Key != "crypto" {
 			continue
@@ -158,25 +177,44 @@ func offerCrypto(md *sdp.MediaDescription, reuse *SRTP) (*SRTP, bool, error) {
 		if err != nil {
 			continue
 		}
-		if reuse != nil && reuse.Local.Suite() == c.Key.Suite() && !reuse.Local.IsZero() {
-			return &SRTP{Tag: c.Tag, Local: reuse.Local, Remote: c.Key}, true, nil
-		}
-		ours, err := sdes.NewKey(c.Key.Suite())
-		if err != nil {
+		rank := slices.Index(prefs, c.Key.Suite())
+		switch {
+		case keep && c.Key.Suite() == reuse.Local.Suite():
+			rank = -1 // the suite in use: before any other
+		case rank < 0: // not one the leg may use
 			c.Key.Zero()
-			return nil, false, err
+			continue
 		}
-		return &SRTP{Tag: c.Tag, Local: ours, Remote: c.Key}, true, nil
+		if rank >= bestRank { // an earlier one ranks as high or higher
+			c.Key.Zero()
+			continue
+		}
+		best.Key.Zero() // safe on nil: the one it displaces
+		best, bestRank = c, rank
 	}
-	return nil, false, nil
+	if best.Key == nil {
+		return nil, false, nil
+	}
+	if keep && best.Key.Suite() == reuse.Local.Suite() {
+		return &SRTP{Tag: best.Tag, Local: reuse.Local, Remote: best.Key}, true, nil
+	}
+	ours, err := sdes.NewKey(best.Key.Suite())
+	if err != nil {
+		best.Key.Zero()
+		return nil, false, err
+	}
+	return &SRTP{Tag: best.Tag, Local: ours, Remote: best.Key}, true, nil
 }
 
 // NewOfferCrypto returns the a=crypto attributes of an RTP/SAVP offer of
-// ours: one per suite cloak speaks (sdes.Suites, in its order of
-// preference), tags 1, 2, 3, each with a fresh key (RFC 4568 §7.1.1).
-func NewOfferCrypto() ([]sdes.Crypto, error) {
-	out := make([]sdes.Crypto, 0, len(sdes.Suites))
-	for i, s := range sdes.Suites {
+// ours: one per suite of suites (in order of preference; nil means
+// sdes.Suites), tags 1, 2, 3…, each with a fresh key (RFC 4568 §7.1.1).
+func NewOfferCrypto(suites []sdes.Suite) ([]sdes.Crypto, error) {
+	if len(suites) == 0 {
+		suites = sdes.Suites
+	}
+	out := make([]sdes.Crypto, 0, len(suites))
+	for i, s := range suites {
 		k, err := sdes.NewKey(s)
 		if err != nil {
 			for _, c := range out {

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -66,12 +67,12 @@ func TestParseOfferSRTPPolicy(t *testing.T) {
 		body []byte
 	}{{"avp", offerPCMAFirst}, {"savp", offerSAVP}, {"savp-unusable", offerSAVPNoUsable}, {"avp+savp", offerAVPthenSAVP}}
 	want := map[DialogSRTP][4]string{
-		{SRTPOff, false}:       {plain, refused, refused, plain},
-		{SRTPOff, true}:        {plain, refused, refused, plain},
-		{SRTPOptional, false}:  {plain, refused, refused, plain},
-		{SRTPOptional, true}:   {plain, srtp, refused, plain},
-		{SRTPMandatory, false}: {refused, refused, refused, refused},
-		{SRTPMandatory, true}:  {refused, srtp, refused, srtp},
+		{Mode: SRTPOff, Keys: false}:       {plain, refused, refused, plain},
+		{Mode: SRTPOff, Keys: true}:        {plain, refused, refused, plain},
+		{Mode: SRTPOptional, Keys: false}:  {plain, refused, refused, plain},
+		{Mode: SRTPOptional, Keys: true}:   {plain, srtp, refused, plain},
+		{Mode: SRTPMandatory, Keys: false}: {refused, refused, refused, refused},
+		{Mode: SRTPMandatory, Keys: true}:  {refused, srtp, refused, srtp},
 	}
 	for pol, cells := range want {
 		for i, o := range offers {
@@ -159,12 +160,12 @@ func TestAnswerSRTP(t *testing.T) {
 // TestOfferAnswerSRTPRoundTrip: our RTP/SAVP offer (every suite, fresh
 // keys), answered by our own answerer, gives each side the other's key.
 func TestOfferAnswerSRTPRoundTrip(t *testing.T) {
-	cr, err := NewOfferCrypto()
+	cr, err := NewOfferCrypto(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cr) != 3 || cr[0].Key.Suite() != sdes.AESCM128HMACSHA1_80 || cr[2].Key.Suite() != sdes.AEADAES128GCM {
-		t.Fatalf("offer crypto %v", cr)
+	if len(cr) != 3 || cr[0].Key.Suite() != sdes.AEADAES128GCM || cr[1].Key.Suite() != sdes.AESCM128HMACSHA1_80 {
+		t.Fatalf("offer crypto %v, want GCM first, then AES-CM-80", cr)
 	}
 	l := LocalSDP{Addr: netip.MustParseAddr("192.0.2.1"), Port: 30000, Crypto: cr}
 	offer, err := BuildOffer(l, SupportedCodecs(), DefaultEventPayloadType, 0)
@@ -174,7 +175,7 @@ func TestOfferAnswerSRTPRoundTrip(t *testing.T) {
 	if !strings.Contains(string(offer), "RTP/SAVP") {
 		t.Fatal("offer is not RTP/SAVP")
 	}
-	if red := string(capture.RedactSDESKeys(offer)); strings.Contains(red, cr[0].Attr()[len("1 AES_CM_128_HMAC_SHA1_80 inline:"):]) {
+	if red := string(capture.RedactSDESKeys(offer)); strings.Contains(red, inlineKey(cr[0])) {
 		t.Fatal("redaction leaves a key of our offer")
 	}
 	peer, err := ParseOfferSRTP(offer, DialogSRTP{Mode: SRTPOptional, Keys: true}, nil)
@@ -241,6 +242,106 @@ func TestReofferKeepsOurKey(t *testing.T) {
 	}
 }
 
+// inlineKey is the base64 key||salt of an a=crypto attribute.
+func inlineKey(c sdes.Crypto) string {
+	a := c.Attr()
+	return a[strings.Index(a, "inline:")+len("inline:"):]
+}
+
+// savpOffer is an RTP/SAVP offer of PCMU and telephone-event with the
+// given a=crypto lines, in order.
+func savpOffer(crypto ...string) []byte {
+	return crlf("\nv=0\no=- 7 7 IN IP4 192.0.2.4\ns=-\nc=IN IP4 192.0.2.4\nt=0 0\nm=audio 10000 RTP/SAVP 0 101\n" +
+		"a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n" + strings.Join(crypto, "\n") + "\na=sendrecv\n")
+}
+
+// TestAnswerPrefersGCM: an offer with AES-CM lines first and
+// AEAD_AES_128_GCM last (a softphone's usual order) is answered with GCM,
+// the first of sdes.Suites (RFC 4568 §7.1.2: the answerer chooses among
+// the offered attributes); a policy's own order (rtp.srtp_suites) rules
+// instead; a re-INVITE offering the same lines keeps the suite in use.
+func TestAnswerPrefersGCM(t *testing.T) {
+	gcm, err := sdes.NewKey(sdes.AEADAES128GCM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := savpOffer("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+keyA,
+		"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"+keyB,
+		"a=crypto:"+sdes.Crypto{Tag: 3, Key: gcm}.Attr())
+	order := func(names ...string) sdes.Order {
+		o, err := sdes.ParseOrder(names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	for _, c := range []struct {
+		suites sdes.Order
+		tag    int
+		suite  sdes.Suite
+	}{
+		{sdes.Order{}, 3, sdes.AEADAES128GCM},
+		{order("AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"), 3, sdes.AEADAES128GCM},
+		{order("AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"), 1, sdes.AESCM128HMACSHA1_80},
+		{order("AES_CM_128_HMAC_SHA1_32"), 2, sdes.AESCM128HMACSHA1_32},
+	} {
+		pol := DialogSRTP{Mode: SRTPMandatory, Keys: true, Suites: c.suites}
+		o, err := ParseOfferSRTP(offer, pol, nil)
+		if err != nil {
+			t.Fatalf("%v: %v", c.suites.Suites(), err)
+		}
+		got := o.Media.SRTP
+		if got.Tag != c.tag || got.Suite() != c.suite || got.Local.Suite() != c.suite {
+			t.Errorf("%v: answered tag %d %v, want tag %d %v", c.suites.Suites(), got.Tag, got.Suite(), c.tag, c.suite)
+		}
+		if c.suite == sdes.AEADAES128GCM && !got.Remote.Equal(gcm) {
+			t.Error("GCM chosen with another key than the offer's")
+		}
+		body, err := o.Answer(LocalSDP{Addr: netip.MustParseAddr("192.0.2.1"), Port: 30000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("a=crypto:%d %v inline:", c.tag, c.suite); !strings.Contains(string(body), want) {
+			t.Errorf("%v: answer lacks %q", c.suites.Suites(), want)
+		}
+	}
+	// Only a suite the policy does not name: refused, not answered with it.
+	only := savpOffer("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:" + keyB)
+	if _, err := ParseOfferSRTP(only, DialogSRTP{Mode: SRTPMandatory, Keys: true, Suites: order("AEAD_AES_128_GCM")}, nil); !errors.Is(err, ErrSRTPPolicy) {
+		t.Errorf("suite outside rtp.srtp_suites: %v, want 488", err)
+	}
+	// A re-INVITE: the session runs AES-CM-80 (chosen under another
+	// order); the same offer again keeps AES-CM-80 and our key.
+	pol := DialogSRTP{Mode: SRTPMandatory, Keys: true}
+	first, err := ParseOfferSRTP(offer, DialogSRTP{Mode: SRTPMandatory, Keys: true, Suites: order("AES_CM_128_HMAC_SHA1_80")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseOfferSRTP(offer, pol, first.Media.SRTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Media.SRTP.Tag != 1 || again.Media.SRTP.Local != first.Media.SRTP.Local {
+		t.Errorf("re-offer: tag %d %v, want the suite in use (tag 1) with our key", again.Media.SRTP.Tag, again.Media.SRTP.Suite())
+	}
+}
+
+// TestNewOfferCryptoOrder: our offers list the policy's suites in its
+// order, tags from 1.
+func TestNewOfferCryptoOrder(t *testing.T) {
+	o, err := sdes.ParseOrder([]string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := NewOfferCrypto(o.Suites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cr) != 2 || cr[0].Tag != 1 || cr[0].Key.Suite() != sdes.AESCM128HMACSHA1_80 || cr[1].Tag != 2 || cr[1].Key.Suite() != sdes.AEADAES128GCM {
+		t.Fatalf("offer crypto %v", cr)
+	}
+}
+
 func TestParseSRTPMode(t *testing.T) {
 	for _, m := range []SRTPMode{SRTPOff, SRTPOptional, SRTPMandatory} {
 		if got, err := ParseSRTPMode(m.String()); err != nil || got != m {
@@ -271,7 +372,7 @@ func FuzzParseOfferSRTP(f *testing.F) {
 	inline := regexp.MustCompile(`(?i)inline:([A-Za-z0-9+/]{16,})`) // a key-like run
 	cryptoLine := regexp.MustCompile(`(?m)^a=crypto:`)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, pol := range []DialogSRTP{{SRTPOptional, true}, {SRTPMandatory, true}, {SRTPOff, false}} {
+		for _, pol := range []DialogSRTP{{Mode: SRTPOptional, Keys: true}, {Mode: SRTPMandatory, Keys: true}, {Mode: SRTPOff}} {
 			o, err := ParseOfferSRTP(b, pol, nil)
 			if err != nil {
 				if c := statusOf(err, 0); c != 400 && c != 488 {

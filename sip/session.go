@@ -308,7 +308,7 @@ func (s *Session) Answer(local LocalSDP) (Media, error) {
 		body, err = s.offer.Answer(local)
 	} else {
 		if s.srtp.offersSRTP() {
-			if local.Crypto, err = NewOfferCrypto(); err != nil {
+			if local.Crypto, err = NewOfferCrypto(s.srtp.suites()); err != nil {
 				s.mu.Unlock()
 				return Media{}, fmt.Errorf("build sdp: %w", err)
 			}

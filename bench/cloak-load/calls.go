@@ -124,10 +124,14 @@ func listen(ctx context.Context, srv *sipgo.Server, addr string) error {
 // a stream both ways until BYE.
 func (p *sipPlacer) startAgent(ctx context.Context, addr string) error {
 	// With -srtp the agent accepts RTP/SAVP and answers with a key of its
-	// own (keys over plain SIP: the bench is on loopback).
+	// own (keys over plain SIP: the bench is on loopback), in the one
+	// suite -srtp-suite names, so both legs of a call use it: cloak
+	// offers every suite it speaks, and an answerer by preference would
+	// take GCM whatever the caller leg uses (until session 12 the agent
+	// took cloak's first line, AES-CM-80, whatever -srtp-suite said).
 	pol := csip.DialogSRTP{}
 	if p.e.o.srtp {
-		pol = csip.DialogSRTP{Mode: csip.SRTPOptional, Keys: true}
+		pol = csip.DialogSRTP{Mode: csip.SRTPOptional, Keys: true, Suites: sdes.Order{p.e.o.srtpSuite}}
 	}
 	ua, err := startUAS(ctx, addr, "agent", &p.agents, pol, func(*csip.Offer) (int, int) {
 		id := p.e.nextStreamID()

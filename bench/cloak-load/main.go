@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.monitorSIP, "monitor-sip", "127.0.0.1:5195", "our monitor UAS's SIP `ADDR:PORT`: cloak calls it for each monitor (-monitors)")
 	fs.StringVar(&o.supervisor, "supervisor", "bench", "the supervisor the monitors are started as (in the queue's supervisors) (-monitors)")
 	fs.BoolVar(&o.srtp, "srtp", false, "mode sip: offer and answer RTP/SAVP with SDES keys (RFC 4568; -srtp-suite) on both legs, protect what we send and unprotect what we receive; cloak needs rtp.srtp: mandatory or optional, and rtp.srtp_over_plain_sip, as the keys travel in the SDP over UDP")
-	suite := fs.String("srtp-suite", "AES_CM_128_HMAC_SHA1_80", "with -srtp: the suite the caller offers (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM)")
+	suite := fs.String("srtp-suite", "AES_CM_128_HMAC_SHA1_80", "with -srtp: the suite the caller offers and the agent side answers (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
