@@ -79,7 +79,8 @@ var _ fraud.Store = (*Store)(nil)
 // All implements fraud.Store.
 func (s *Store) All(ctx context.Context) ([]fraud.Entry, error) { return s.List(ctx, "") }
 
-// Add implements fraud.Store: adds or replaces entries in one transaction.
+// Add implements fraud.Store: adds or replaces entries in one transaction
+// (announced on FraudChannel on PostgreSQL).
 // Entries are refused (all of them) when a type is unknown, a value empty,
 // or a value or comment holds a card number.
 func (s *Store) Add(ctx context.Context, entries ...fraud.Entry) error {
@@ -116,13 +117,16 @@ func (s *Store) Add(ctx context.Context, entries ...fraud.Entry) error {
 			return fmt.Errorf("archive: fraud add %s: %w", e.Type, err)
 		}
 	}
+	if err := s.notifyFraud(ctx, tx, FraudChangedData); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("archive: fraud add: %w", err)
 	}
 	return nil
 }
 
-// Remove implements fraud.Store.
+// Remove implements fraud.Store (announced on FraudChannel, as Add is).
 func (s *Store) Remove(ctx context.Context, t fraud.Type, value string) error {
 	if err := s.ensure(ctx); err != nil {
 		return err
@@ -134,22 +138,33 @@ func (s *Store) Remove(ctx context.Context, t fraud.Type, value string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("archive: fraud remove %s: %w", t, fraud.ErrNotFound)
 	}
-	return nil
+	return s.notifyFraud(ctx, s.db, FraudChangedData)
 }
 
 // List implements fraud.Store.
 func (s *Store) List(ctx context.Context, t fraud.Type) ([]fraud.Entry, error) {
+	entries, _, err := s.ListEntries(ctx, t, 0, 0)
+	return entries, err
+}
+
+// ListEntries returns a page of the entries of type t (every type when
+// empty), sorted by type then value: at most limit (0: all) from offset,
+// and how many there are in all (with limit 0: len of the entries).
+func (s *Store) ListEntries(ctx context.Context, t fraud.Type, limit, offset int) ([]fraud.Entry, int, error) {
 	if err := s.ensure(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	query := `SELECT type, value, score, comment, added_by, added_at FROM fraud_entries`
+	where := ""
 	var args []any
 	if t != "" {
-		query += ` WHERE type = ?`
+		where = ` WHERE type = ?`
 		args = append(args, string(t))
 	}
-	query += ` ORDER BY type, value`
-	return queryAll(ctx, s, "fraud list", query, args, func(r rowScanner) (fraud.Entry, error) {
+	query := `SELECT type, value, score, comment, added_by, added_at FROM fraud_entries` + where + ` ORDER BY type, value`
+	if limit > 0 {
+		query += fmt.Sprintf(` LIMIT %d OFFSET %d`, limit, max(offset, 0))
+	}
+	entries, err := queryAll(ctx, s, "fraud list", query, args, func(r rowScanner) (fraud.Entry, error) {
 		var e fraud.Entry
 		var typ string
 		var score sql.NullInt64
@@ -165,6 +180,14 @@ func (s *Store) List(ctx context.Context, t fraud.Type) ([]fraud.Entry, error) {
 		e.Added = fromMS(added)
 		return e, nil
 	})
+	if err != nil || limit <= 0 {
+		return entries, len(entries), err
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM fraud_entries`+where), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("archive: fraud list: %w", err)
+	}
+	return entries, total, nil
 }
 
 // CreateHold stores a new open hold (its ID, Status and, when zero,
