@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,8 +77,49 @@ type HoldNote struct {
 
 var _ fraud.Store = (*Store)(nil)
 
-// All implements fraud.Store.
-func (s *Store) All(ctx context.Context) ([]fraud.Entry, error) { return s.List(ctx, "") }
+// All implements fraud.Store: every entry, for a node's index, as fast as
+// the database reads them — in table order (a sort by type and value
+// would read each row through the unique index, one table probe a row)
+// into a slice sized by a count first, and without AddedBy and Added,
+// which screening never reads (List has them). With 1,000,000 entries
+// this is most of a node's load (docs/FRAUD.md, "Performance").
+func (s *Store) All(ctx context.Context) ([]fraud.Entry, error) {
+	if err := s.ensure(ctx); err != nil {
+		return nil, err
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fraud_entries`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("archive: fraud all: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT type, value, score, comment FROM fraud_entries`)
+	if err != nil {
+		return nil, fmt.Errorf("archive: fraud all: %w", err)
+	}
+	defer rows.Close()
+	out := make([]fraud.Entry, 0, n+n/16) // rows added since the count fit too
+	scores := make([]int, 0, n)           // one allocation for every score
+	var typ string
+	var score sql.NullInt64
+	for rows.Next() {
+		var e fraud.Entry
+		if err := rows.Scan(&typ, &e.Value, &score, &e.Comment); err != nil {
+			return nil, fmt.Errorf("archive: fraud all: %w", err)
+		}
+		e.Type = fraud.Type(typ)
+		if score.Valid {
+			if len(scores) == cap(scores) {
+				scores = make([]int, 0, 1024)
+			}
+			scores = append(scores, int(score.Int64))
+			e.Score = &scores[len(scores)-1]
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: fraud all: %w", err)
+	}
+	return out, nil
+}
 
 // Add implements fraud.Store: adds or replaces entries in one transaction
 // (announced on FraudChannel on PostgreSQL).
@@ -117,7 +159,7 @@ func (s *Store) Add(ctx context.Context, entries ...fraud.Entry) error {
 			return fmt.Errorf("archive: fraud add %s: %w", e.Type, err)
 		}
 	}
-	if err := s.notifyFraud(ctx, tx, FraudChangedData); err != nil {
+	if err := s.dataChanged(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -131,14 +173,35 @@ func (s *Store) Remove(ctx context.Context, t fraud.Type, value string) error {
 	if err := s.ensure(ctx); err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM fraud_entries WHERE type = ? AND value = ?`), string(t), value)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("archive: fraud remove %s: %w", t, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM fraud_entries WHERE type = ? AND value = ?`), string(t), value)
 	if err != nil {
 		return fmt.Errorf("archive: fraud remove %s: %w", t, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("archive: fraud remove %s: %w", t, fraud.ErrNotFound)
 	}
-	return s.notifyFraud(ctx, s.db, FraudChangedData)
+	if err := s.dataChanged(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("archive: fraud remove %s: %w", t, err)
+	}
+	return nil
+}
+
+// dataChanged moves the static data's version (fraud_data_head,
+// migration 00012) and announces the change on FraudChannel, in the
+// change's transaction.
+func (s *Store) dataChanged(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE fraud_data_head SET version = version + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("archive: fraud data version: %w", err)
+	}
+	return s.notifyFraud(ctx, tx, FraudChangedData)
 }
 
 // List implements fraud.Store.
@@ -384,16 +447,16 @@ func (s *Store) CommentHold(ctx context.Context, id int64, by, comment string) e
 	return tx.Commit()
 }
 
-// FraudVersion is a cheap fingerprint of the static data (count and newest
-// added time): it changes when an entry is added, replaced or removed, so a
-// node rebuilds its index only then.
+// FraudVersion is the static data's version (fraud_data_head: one row,
+// moved by every Add and Remove), so a node's poll reads one row and
+// rebuilds its index only when it moved.
 func (s *Store) FraudVersion(ctx context.Context) (string, error) {
 	if err := s.ensure(ctx); err != nil {
 		return "", err
 	}
-	var n, newest int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(added_at), 0) FROM fraud_entries`).Scan(&n, &newest); err != nil {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM fraud_data_head WHERE id = 1`).Scan(&v); err != nil {
 		return "", fmt.Errorf("archive: fraud version: %w", err)
 	}
-	return fmt.Sprintf("%d/%d", n, newest), nil
+	return strconv.FormatInt(v, 10), nil
 }

@@ -22,9 +22,19 @@ func TestFraudEntries(t *testing.T) {
 		if err := s.Add(ctx, in...); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.All(ctx)
+		got, err := s.List(ctx, "")
 		if err != nil || len(got) != 2 {
-			t.Fatalf("all: %v %v", got, err)
+			t.Fatalf("list: %v %v", got, err)
+		}
+		// All has what an index needs, in no order.
+		all, err := s.All(ctx)
+		if err != nil || len(all) != 2 {
+			t.Fatalf("all: %v %v", all, err)
+		}
+		for _, e := range all {
+			if e.Type == fraud.TypeEmail && (e.Score == nil || *e.Score != 40) || e.Type == fraud.TypePhone && (e.Score != nil || e.Comment != "chargeback") {
+				t.Fatalf("all: %+v", e)
+			}
 		}
 		// sorted by type: email before phone
 		if got[0].Type != fraud.TypeEmail || *got[0].Score != 40 || got[1].Score != nil || got[1].Comment != "chargeback" ||
@@ -59,7 +69,7 @@ func TestFraudEntries(t *testing.T) {
 			t.Fatalf("remove twice: %v", err)
 		}
 		// The index builds from the store.
-		all, _ := s.All(ctx)
+		all, _ = s.All(ctx)
 		ix, err := fraud.NewIndex(all, map[fraud.Type]int{fraud.TypeEmail: 60})
 		if err != nil || ix.Len() != 1 {
 			t.Fatalf("index: %v", err)

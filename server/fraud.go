@@ -40,7 +40,7 @@ type nodeFraud struct {
 	log         zerolog.Logger
 	defaults    map[fraud.Type]int
 	tokenKey    []byte
-	version     string // count and newest added_at of the entries loaded
+	version     string // the static data's version loaded (archive.FraudVersion)
 	// rulesVersion is the version of the database's rules last applied
 	// or refused (a refused version is not retried; the next change is).
 	rulesVersion int64
