@@ -117,38 +117,15 @@ func TestVelocityQueriesUseIndexes(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "cloak.db"), testPolicy)
 	for col, index := range map[string]string{"caller_token": "fraud_velocity_caller", "customer_token": "fraud_velocity_customer",
 		"card_token": "fraud_velocity_card"} {
-		rows, err := s.DB().Query(`EXPLAIN QUERY PLAN SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0),
+		plan := queryPlan(t, s, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0),
  COUNT(DISTINCT NULLIF(card_token, '')) FROM fraud_velocity WHERE `+col+` = ? AND at >= ?`, "x", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
 		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX "+index) && !strings.Contains(p, "USING COVERING INDEX "+index) {
 			t.Errorf("%s: plan %q does not use %s", col, p, index)
 		}
 	}
 	// Query's statement with every branch: each searches its index.
-	rows, err := s.DB().Query(`EXPLAIN QUERY PLAN `+strings.Join(velocityBranches[:], " UNION ALL "), "x", 0, "x", 0, "x", 0, "x", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
+	for _, detail := range queryPlan(t, s, strings.Join(velocityBranches[:], " UNION ALL "), "x", 0, "x", 0, "x", 0, "x", 0) {
 		if strings.HasPrefix(detail, "SCAN") || strings.HasPrefix(detail, "SEARCH") {
 			plan = append(plan, detail)
 		}
@@ -255,4 +232,24 @@ func TestVelocityArrivals(t *testing.T) {
 			t.Errorf("other caller after anonymise: %+v", c)
 		}
 	})
+}
+
+// queryPlan returns SQLite's EXPLAIN QUERY PLAN details of query.
+func queryPlan(t testing.TB, s *Store, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.DB().Query(`EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return plan
 }
