@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,11 @@ type ReindexResult struct {
 	// Unreadable are WAVs whose sidecar is missing or not JSON (left to
 	// cloak recording verify).
 	Unreadable int `json:"unreadable"`
+	// Linked are recordings linked to an interaction already stored
+	// without one, under an end reason of ReindexOptions.Link (a lost
+	// cluster node's call); of those, LinkedUnverified did not verify.
+	Linked           int `json:"linked"`
+	LinkedUnverified int `json:"linked_unverified"`
 }
 
 // EndReasonReindexed marks an interaction rebuilt from its recording's
@@ -74,6 +80,17 @@ type ReindexOptions struct {
 	// and why (the error wraps recorder.ErrWrongKey, ErrUnsigned, …; it
 	// names the file, no content).
 	OnUnverified func(wav string, err error)
+	// Link lists end reasons under which an interaction stored without a
+	// recording gets the recording of its id linked, verified as one to
+	// be added is (status StatusUnverified when it fails). For
+	// cluster.EndReason ("node-lost"): a survivor archives a lost node's
+	// calls knowing nothing of their recordings, which the node recovers
+	// when it returns (docs/SCALE.md). Nothing else of the interaction
+	// changes.
+	Link []string
+	// Node is the node column of the interactions added (the archive
+	// writer's WriterOptions.Node); empty leaves it empty.
+	Node string
 }
 
 // Reindex adds to the archive an interaction for each finished recording
@@ -87,7 +104,9 @@ type ReindexOptions struct {
 // is ever deleted by retention, so skipping it would keep its audio for
 // ever — but marked: recording status StatusUnverified, end reason
 // EndReasonReindexedUnverified, counted and reported. An interaction
-// already stored is never touched, so a forged sidecar cannot rewrite one.
+// already stored is never rewritten, so a forged sidecar cannot change
+// one; the only addition is a recording linked to one stored under an end
+// reason of o.Link that has none, checked the same way.
 func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (ReindexResult, error) {
 	var res ReindexResult
 	before := o.Before
@@ -99,21 +118,34 @@ func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (Rein
 		if len(pending) == 0 {
 			return nil
 		}
-		missing, err := s.missing(ctx, pending)
-		for i := range missing {
-			in := &missing[i]
-			// Read again whole: the WAV's hash too, only for what is added.
+		missing, link, err := s.split(ctx, pending, o.Link)
+		// Read again whole: the WAV's hash too, only for what is added
+		// or linked.
+		verify := func(in *Interaction) bool {
 			verr := ErrNoSidecarKey
 			if len(o.SidecarKey) > 0 {
 				_, verr = recorder.Verify(in.Recording.File, o.SidecarKey)
 			}
-			if verr != nil {
-				in.Recording.Status = StatusUnverified
+			if verr == nil {
+				return true
+			}
+			in.Recording.Status = StatusUnverified
+			if o.OnUnverified != nil {
+				o.OnUnverified(in.Recording.File, verr)
+			}
+			return false
+		}
+		for i := range missing {
+			in := &missing[i]
+			in.Node = o.Node
+			if !verify(in) {
 				in.EndReason = EndReasonReindexedUnverified
 				res.Unverified++
-				if o.OnUnverified != nil {
-					o.OnUnverified(in.Recording.File, verr)
-				}
+			}
+		}
+		for i := range link {
+			if !verify(&link[i]) {
+				res.LinkedUnverified++
 			}
 		}
 		if err == nil && len(missing) > 0 {
@@ -121,6 +153,11 @@ func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (Rein
 		}
 		if err == nil {
 			res.Added += len(missing)
+		}
+		if err == nil && len(link) > 0 {
+			var n int
+			n, err = s.linkRecordings(ctx, link)
+			res.Linked += n
 		}
 		pending = pending[:0]
 		return err
@@ -171,35 +208,79 @@ func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (Rein
 	return res, nil
 }
 
-// missing returns the interactions of batch whose id is not stored.
-func (s *Store) missing(ctx context.Context, batch []Interaction) ([]Interaction, error) {
+// split returns the interactions of batch whose id is not stored
+// (missing, each id once) and those stored under one of linkReasons
+// without a recording row (link; deleted recordings keep their row).
+func (s *Store) split(ctx context.Context, batch []Interaction, linkReasons []string) (missing, link []Interaction, err error) {
 	ids := make([]string, len(batch))
 	for i, in := range batch {
 		ids[i] = in.ID
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id FROM interactions WHERE id IN (`+placeholders(len(ids))+`)`), anys(ids)...)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT i.id, i.end_reason, EXISTS (SELECT 1 FROM recordings r WHERE r.interaction_id = i.id)
+FROM interactions i WHERE i.id IN (`+placeholders(len(ids))+`)`), anys(ids)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	have := map[string]bool{}
+	type row struct {
+		reason string
+		hasRec bool
+	}
+	have := map[string]row{}
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+		var r row
+		if err := rows.Scan(&id, &r.reason, &r.hasRec); err != nil {
+			return nil, nil, err
 		}
-		have[id] = true
+		have[id] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Interaction
 	seen := map[string]bool{}
 	for _, in := range batch {
-		if !have[in.ID] && !seen[in.ID] {
-			seen[in.ID] = true
-			out = append(out, in)
+		if seen[in.ID] {
+			continue
+		}
+		seen[in.ID] = true
+		r, ok := have[in.ID]
+		switch {
+		case !ok:
+			missing = append(missing, in)
+		case !r.hasRec && slices.Contains(linkReasons, r.reason):
+			link = append(link, in)
 		}
 	}
-	return out, nil
+	return missing, link, nil
+}
+
+// linkRecordings inserts the recordings rows of batch's interactions (each
+// with its Recording), one transaction; a row another node linked
+// meanwhile is left as it is. It returns how many it inserted.
+func (s *Store) linkRecordings(ctx context.Context, batch []Interaction) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("archive: begin: %w", err)
+	}
+	defer tx.Rollback()
+	n := 0
+	for _, in := range batch {
+		r := in.Recording
+		markers := string(r.Markers)
+		if markers == "" || markers == "null" {
+			markers = "[]"
+		}
+		res, err := tx.ExecContext(ctx, s.q(insRecording+`(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (interaction_id) DO NOTHING`),
+			in.ID, r.File, r.Sidecar, r.SHA256, r.Duration.Milliseconds(), markers, r.Status)
+		if err != nil {
+			return 0, fmt.Errorf("archive: link recording: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		n += int(k)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("archive: commit: %w", err)
+	}
+	return n, nil
 }

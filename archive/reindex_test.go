@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +18,11 @@ import (
 // starting at start, and returns the WAV's path.
 func record(t *testing.T, dir, id string, start time.Time) string {
 	t.Helper()
-	now := start
+	// The writer goroutine reads the clock while this one moves it.
+	var now atomic.Int64
+	now.Store(start.UnixNano())
 	r, err := recorder.New(recorder.Config{Dir: dir, Name: id, CallID: id, Codec: "PCMU", Key: testKey,
-		Now: func() time.Time { return now }, QueueFrames: 128})
+		Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }, QueueFrames: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +30,7 @@ func record(t *testing.T, dir, id string, start time.Time) string {
 	for range 50 {
 		r.WriteCaller(frame)
 		r.WriteAgent(frame)
-		now = now.Add(recorder.FrameDuration)
+		now.Add(int64(recorder.FrameDuration))
 	}
 	res, err := r.Close()
 	if err != nil {
@@ -180,6 +183,78 @@ func TestReindexChecksSidecarSignature(t *testing.T) {
 		res, err = s.Reindex(ctx, dir2, ReindexOptions{Before: t0.Add(time.Hour)})
 		if err != nil || res.Unverified != 1 {
 			t.Errorf("reindex without a key: %+v %v", res, err)
+		}
+	})
+}
+
+// TestReindexLinksNodeLost: a survivor archived a lost node's calls
+// (end reason "node-lost", no recording); when the node's recordings are
+// reindexed with Link naming that reason, each such interaction gets its
+// recording linked — one whose sidecar does not verify marked unverified
+// — and nothing else of it changes. An interaction stored under another
+// reason, or with a recording already, is left as it was; a second run
+// links nothing; without Link nothing is linked.
+func TestReindexLinksNodeLost(t *testing.T) {
+	engines(t, testPolicy, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+		lost := record(t, dir, "lost", t0)
+		record(t, dir, "lost-forged", t0)
+		record(t, dir, "other", t0)
+		record(t, dir, "has-one", t0)
+		// lost-forged: its sidecar edited after signing.
+		sc, err := recorder.ReadSidecar(filepath.Join(dir, "lost-forged.wav"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Start = sc.Start.Add(-time.Hour)
+		b, _ := json.Marshal(sc)
+		if err := os.WriteFile(filepath.Join(dir, "lost-forged.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stored []Interaction
+		for _, c := range []struct{ id, reason string }{{"lost", "node-lost"}, {"lost-forged", "node-lost"}, {"other", "closed"}, {"has-one", "node-lost"}} {
+			in := Interaction{ID: c.id, Caller: "+4405", Offered: t0, Ended: t0.Add(time.Second), EndedBy: "cloak", EndReason: c.reason, Node: "node-a"}
+			if c.id == "has-one" {
+				in.Recording = &Recording{File: "/elsewhere/has-one.wav", Status: "truncated"}
+			}
+			stored = append(stored, in)
+		}
+		if err := s.Insert(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+		before := t0.Add(time.Hour)
+		if res, err := s.Reindex(ctx, dir, ReindexOptions{Before: before, SidecarKey: testKey}); err != nil || res.Linked != 0 {
+			t.Fatalf("reindex without Link: %+v %v", res, err)
+		}
+		res, err := s.Reindex(ctx, dir, ReindexOptions{Before: before, SidecarKey: testKey, Link: []string{"node-lost"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (ReindexResult{Recordings: 4, Linked: 2, LinkedUnverified: 1}); res != want {
+			t.Errorf("reindex: %+v, want %+v", res, want)
+		}
+		for id, want := range map[string]string{"lost": "", "lost-forged": StatusUnverified} {
+			in, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Recording == nil || in.Recording.Status != want || in.Recording.SHA256 == "" || in.EndReason != "node-lost" || in.Node != "node-a" || in.Caller != "+4405" {
+				t.Errorf("%s after the link: %+v %+v, want recording status %q, the rest as stored", id, in, in.Recording, want)
+			}
+		}
+		if in, _ := s.Get(ctx, "lost"); in.Recording == nil || in.Recording.File != lost {
+			t.Errorf("lost linked to %+v, want %s", in.Recording, lost)
+		}
+		if in, _ := s.Get(ctx, "other"); in.Recording != nil {
+			t.Errorf("an interaction ended %q got a recording: %+v", in.EndReason, in.Recording)
+		}
+		if in, _ := s.Get(ctx, "has-one"); in.Recording == nil || in.Recording.File != "/elsewhere/has-one.wav" {
+			t.Errorf("a stored recording was replaced: %+v", in.Recording)
+		}
+		if res, err := s.Reindex(ctx, dir, ReindexOptions{Before: before, SidecarKey: testKey, Link: []string{"node-lost"}}); err != nil || res.Linked != 0 || res.Added != 0 {
+			t.Errorf("second reindex: %+v %v", res, err)
 		}
 	})
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""report.py OUT: turn one bench run's results into report.md and relay.png.
+"""report.py OUT: turn one bench run's results into report.md, relay.png and overload.png.
 
 Reads OUT/machine.json, OUT/relay-TARGET-N.json, OUT/setup.csv,
 OUT/soak-warmup.json, OUT/soak.json, OUT/bench-media.txt and
 OUT/perf-*.txt when present; writes OUT/report.md (the tables that go into
-docs/PERFORMANCE.md) and OUT/relay.png (CPU and loss against concurrent
-calls). Missing inputs leave their section out and say so.
+docs/PERFORMANCE.md), OUT/relay.png (CPU and loss against concurrent
+calls) and OUT/overload.png (calls taken and their p99 against calls
+offered). Missing inputs leave their section out and say so.
 """
 import csv
 import glob
@@ -360,3 +361,28 @@ if relay:
     fig.suptitle("cloak vs rtpengine vs floor, one run" + (f" ({machine['nproc']} cores, {machine['cpu']})" if machine else ""))
     fig.tight_layout()
     fig.savefig(os.path.join(OUT, "relay.png"), dpi=90)
+
+    # The overload plot (issue 20): what each target does with the calls
+    # it is offered — how many it takes (cloak's admission control answers
+    # the rest 503; rtpengine takes them all) and what the calls it took
+    # hear, agent→caller p99 on a log scale against the issue's 20 ms.
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.5))
+    for t in PRESENT:
+        ns = [n for n in Ns if n in relay.get(t, {})]
+        if not ns:
+            continue
+        ax[0].plot(ns, [relay[t][n].get("calls_up", n) for n in ns], styles[t], label=NAMES[t])
+        ax[1].plot(ns, [max(d(relay[t][n], "agent->caller").get("latency_ms", {}).get("p99", 0.0), 0.1) for n in ns], styles[t], label=NAMES[t])
+    ax[0].plot([0, max(Ns)], [0, max(Ns)], color="grey", lw=0.8, ls=":", label="every call taken")
+    ax[0].set_title("calls taken (the rest refused with 503)")
+    ax[0].set_ylabel("calls up")
+    ax[1].set_title("agent→caller p99 of the calls taken (ms)")
+    ax[1].set_yscale("log")
+    ax[1].axhline(20, color="grey", lw=0.8, ls=":")
+    for a in ax:
+        a.set_xlabel("calls offered")
+        a.grid(alpha=0.3)
+    ax[0].legend(fontsize=8)
+    fig.suptitle("offered load: accepted calls and their latency, one run" + (f" ({machine['nproc']} cores, {machine['cpu']})" if machine else ""))
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, "overload.png"), dpi=90)

@@ -3,6 +3,8 @@ package config
 import (
 	"regexp"
 	"time"
+
+	"github.com/cloak-voip/cloak/certs"
 )
 
 // Cluster configures the state several cloak nodes share in PostgreSQL
@@ -34,6 +36,15 @@ type Cluster struct {
 	// user it authenticated. Empty: each node shows and acts on its own
 	// calls only.
 	TokenFile string `yaml:"token_file"`
+	// CAFile is a PEM bundle of the CAs that sign the nodes' admin.tls
+	// certificates. Node to node (the cluster view, forwarded actions)
+	// requests go over HTTPS when admin.tls is on, and with CAFile accept
+	// only a certificate one of these CAs signed for the other node's
+	// admin address (the system's roots are then not trusted). Empty:
+	// the system's roots and this node's own admin.tls.cert_file (which
+	// must then hold the CA, or every node one shared certificate).
+	// Needs admin.tls.
+	CAFile string `yaml:"ca_file"`
 }
 
 // DefaultCluster is the cluster section's default: off, heartbeat 2 s,
@@ -60,7 +71,17 @@ func (c *Config) validateCluster(bad func(path, format string, args ...any)) {
 		if cl.TokenFile != "" {
 			bad("cluster.token_file", "set without cluster.enabled: there are no other nodes to speak to")
 		}
+		if cl.CAFile != "" {
+			bad("cluster.ca_file", "set without cluster.enabled: there are no other nodes to speak to")
+		}
 		return
+	}
+	if cl.CAFile != "" {
+		if c.Admin.TLS.CertFile == "" {
+			bad("cluster.ca_file", "set without admin.tls: the nodes speak plain HTTP to each other")
+		} else if _, err := certs.LoadPool(cl.CAFile); err != nil {
+			bad("cluster.ca_file", "%v", err)
+		}
 	}
 	if ArchiveEngine(c.Archive.DSN) != "postgres" {
 		bad("cluster.enabled", "needs archive.dsn to be a postgres://… URL (the nodes' shared database)")

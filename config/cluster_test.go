@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,10 @@ import (
 // TestClusterValidate: cluster.enabled is refused without a PostgreSQL
 // archive, naming the field; intervals out of range name theirs.
 func TestClusterValidate(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -26,6 +32,14 @@ func TestClusterValidate(t *testing.T) {
 		{"token file with the cluster", func(c *Config) {
 			c.Cluster.Enabled, c.Archive.DSN, c.Cluster.TokenFile = true, "postgres://cloak@db.example/cloak", "/etc/cloak/cluster.token"
 		}, ""},
+		{"ca file without the cluster", func(c *Config) { c.Cluster.CAFile = "/etc/cloak/cluster-ca.pem" }, "cluster.ca_file: set without cluster.enabled"},
+		{"ca file without admin.tls", func(c *Config) {
+			c.Cluster.Enabled, c.Archive.DSN, c.Cluster.CAFile = true, "postgres://cloak@db.example/cloak", notPEM
+		}, "cluster.ca_file: set without admin.tls"},
+		{"ca file not PEM", func(c *Config) {
+			c.Cluster.Enabled, c.Archive.DSN, c.Cluster.CAFile = true, "postgres://cloak@db.example/cloak", notPEM
+			c.Admin.TLS = AdminTLS{CertFile: "/etc/cloak/admin.crt", KeyFile: "/etc/cloak/admin.key"}
+		}, "cluster.ca_file: certificate: " + notPEM + " holds no PEM certificate"},
 		{"bad node id", func(c *Config) { c.Cluster.NodeID = "a b" }, "cluster.node_id"},
 		{"heartbeat too short", func(c *Config) { c.Cluster.Heartbeat = 10 * time.Millisecond }, "cluster.heartbeat"},
 		{"timeout under 3 beats", func(c *Config) { c.Cluster.NodeTimeout = 5 * time.Second }, "cluster.node_timeout"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/archive/pgtest"
+	"github.com/cloak-voip/cloak/recorder"
 )
 
 // The cluster (docs/SCALE.md): two cloak nodes sharing one throwaway
@@ -29,6 +30,7 @@ const (
 
 type clusterRig struct {
 	nodes     [2]*cloak
+	opts      [2]cloakOpts // each node's, to start it again
 	ids       [2]string
 	k         *kamailio
 	db        *sql.DB
@@ -68,6 +70,7 @@ cluster:
   token_file: %s
 `, dsn, key, id, clusterHeartbeat, clusterNodeTimeout, tokFile), queues...)
 		o.logLevel = "info"
+		r.opts[i] = o
 		r.nodes[i] = startCloak(t, o)
 	}
 	r.k = frontDoor(t, r.nodes[0].sipPort, r.nodes[1].sipPort)
@@ -365,6 +368,35 @@ func TestClusterNodeLossFreesAgents(t *testing.T) {
 		t.Errorf("the survivor's INVITE to demo: %d, %d through Kamailio; want 1 and 1", all, viaK)
 	}
 	surv.stop()
+	// The dead node returns under its node id on its data: the recording
+	// the kill cut is made whole, marked recovered, and linked to the
+	// call the survivor archived node-lost.
+	o := r.opts[reg]
+	o.dataDir, o.admin = dead.dataDir, false // its API token is in the shared database already
+	restarted := time.Now()
+	back := startCloak(t, o)
+	var status, file string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := r.db.QueryRow(`SELECT r.status, r.file FROM interactions i JOIN recordings r ON r.interaction_id = i.id
+WHERE i.node = $1 AND i.end_reason = 'node-lost'`, r.ids[reg]).Scan(&status, &file)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the returned node's recording never linked to its node-lost call: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s started again: its recording linked to the node-lost call %v later", r.ids[reg], time.Since(restarted).Round(10*time.Millisecond))
+	back.stop()
+	key, err := os.ReadFile(filepath.Join(dead.dataDir, "recording.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := recorder.Verify(file, []byte(strings.TrimSpace(string(key))))
+	if status != recorder.StatusRecovered || err != nil || rep.Sidecar.Status != recorder.StatusRecovered || rep.Sidecar.DurationMS < 1000 {
+		t.Errorf("the node-lost call's recording: status %q, verify: %v, sidecar %+v; want recovered, verified, the second of talk before the kill", status, err, rep.Sidecar)
+	}
 }
 
 // TestClusterLongestWaitingCallerFirst: demo is busy on node A; a caller

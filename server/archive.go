@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/cluster"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/rs/zerolog"
 )
@@ -62,12 +63,25 @@ func archiveSetup(ctx context.Context, cfg config.Config, log zerolog.Logger) (*
 	case err != nil:
 		return nil, fmt.Errorf("archive.dsn (%s): %w", archive.Describe(o.DSN), err)
 	}
-	host, _ := os.Hostname()
 	a.store = store
-	a.writer = archive.NewWriter(store, archive.WriterOptions{Queue: cfg.Archive.Queue, Batch: cfg.Archive.Batch, Node: host, Log: log})
+	a.writer = archive.NewWriter(store, archive.WriterOptions{Queue: cfg.Archive.Queue, Batch: cfg.Archive.Batch, Node: nodeName(cfg), Log: log})
 	log.Info().Str("db", archive.Describe(o.DSN)).Str("engine", store.Engine()).Msg("archive ready")
-	a.startPurge(ctx, cfg)
 	return a, nil
+}
+
+// nodeName is what the archive's node column holds for this node's
+// calls: cluster.node_id (or its default) when clustered, so a
+// survivor's node-lost rows and the node's own name it alike; the host
+// name on a single node.
+func nodeName(cfg config.Config) string {
+	if cfg.Cluster.Enabled {
+		if cfg.Cluster.NodeID != "" {
+			return cfg.Cluster.NodeID
+		}
+		return defaultNodeID(cfg)
+	}
+	host, _ := os.Hostname()
+	return host
 }
 
 // nextPurge is the next time of day at (HH:MM, validated) after now, in
@@ -83,8 +97,14 @@ func nextPurge(now time.Time, at string) time.Time {
 
 // startPurge indexes the recordings the archive lacks, then runs the
 // retention purge every night at archive.purge_at (local time), until
-// close.
+// close. Run it after the node joined the cluster: joining archives an
+// earlier run's calls as node-lost (when no survivor did yet), and the
+// reindex then links their recovered recordings to them. Nothing without
+// the archive.
 func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
+	if a.store == nil {
+		return
+	}
 	var ret archive.Retention
 	r := cfg.Archive.Retention
 	ret.Interactions, _ = config.ParseRetention(r.Interactions) // validated
@@ -113,13 +133,19 @@ func (a *nodeArchive) startPurge(ctx context.Context, cfg config.Config) {
 		if kerr != nil {
 			a.log.Error().Err(kerr).Msg("archive reindex: no recording key, sidecars cannot be verified")
 		}
-		ro := archive.ReindexOptions{Before: started, SidecarKey: key, OnUnverified: func(wav string, err error) {
+		ro := archive.ReindexOptions{Before: started, SidecarKey: key, Node: nodeName(cfg), OnUnverified: func(wav string, err error) {
 			a.log.Warn().Str("wav", wav).Err(err).Msg("archive reindex: sidecar signature does not verify; indexed as unverified")
 		}}
+		if cfg.Cluster.Enabled {
+			// A survivor archived this node's calls node-lost, without
+			// their recordings (recovered above if a crash cut them).
+			ro.Link = []string{cluster.EndReason}
+		}
 		if res, err := a.store.Reindex(ctx, recDir, ro); err != nil {
 			a.log.Error().Err(err).Msg("archive reindex at start failed (cloak archive reindex tries again)")
-		} else if res.Added > 0 || res.Unreadable > 0 {
+		} else if res.Added > 0 || res.Unreadable > 0 || res.Linked > 0 {
 			a.log.Warn().Int("added", res.Added).Int("unverified", res.Unverified).Int("unreadable", res.Unreadable).
+				Int("linked_node_lost", res.Linked).Int("linked_unverified", res.LinkedUnverified).
 				Int("recordings", res.Recordings).Msg("archive reindexed recordings it lacked")
 		}
 		for {
@@ -167,8 +193,10 @@ func (a *nodeArchive) close(grace time.Duration) {
 	if a.writer == nil {
 		return
 	}
-	a.stopPurge()
-	<-a.purgeDone
+	if a.stopPurge != nil {
+		a.stopPurge()
+		<-a.purgeDone
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := a.writer.Close(ctx); err != nil {

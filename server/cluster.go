@@ -48,10 +48,7 @@ func clusterSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, dir
 	if err := arch.store.Migrate(sctx); err != nil {
 		return nil, fmt.Errorf("cluster.enabled: shared database unavailable: %w", err)
 	}
-	id := cfg.Cluster.NodeID
-	if id == "" {
-		id = defaultNodeID(cfg)
-	}
+	id := nodeName(cfg)
 	var onChange func()
 	if dir != nil {
 		onChange = dir.Notify

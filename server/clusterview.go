@@ -20,6 +20,7 @@ import (
 	"github.com/cloak-voip/cloak/admin"
 	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/certs"
 	"github.com/cloak-voip/cloak/cluster"
 	"github.com/cloak-voip/cloak/config"
 )
@@ -100,22 +101,40 @@ func newPeers(cfg config.Config, dir clusterDir, token string) (*peers, error) {
 		IdleConnTimeout:       time.Minute,
 	}}
 	if cert := cfg.Admin.TLS.CertFile; cert != "" {
-		// The other nodes' certificates are trusted by the system's
-		// roots or by this node's own chain (one CA, or one certificate
-		// for all the nodes).
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(cert)
+		pool, err := peerRoots(cfg.Cluster.CAFile, cert)
 		if err != nil {
-			return nil, fmt.Errorf("admin.tls.cert_file (trusted for the other nodes): %w", err)
+			return nil, err
 		}
-		pool.AppendCertsFromPEM(pem)
+		// Verified: the chain to pool, and the node's admin address
+		// (IP or name) in its certificate.
 		p.scheme = "https"
 		p.tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return p, nil
+}
+
+// peerRoots are the CAs trusted for the other nodes' API certificates:
+// cluster.ca_file's alone when set; else the system's roots and this
+// node's own chain (cert, admin.tls.cert_file: its CA, or one
+// certificate for all the nodes).
+func peerRoots(caFile, cert string) (*x509.CertPool, error) {
+	if caFile != "" {
+		pool, err := certs.LoadPool(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.ca_file: %w", err)
+		}
+		return pool, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		return nil, fmt.Errorf("admin.tls.cert_file (trusted for the other nodes): %w", err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	return pool, nil
 }
 
 // base is node's API root URL.

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/certs/certstest"
 	"github.com/cloak-voip/cloak/cluster"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/metrics"
@@ -82,12 +84,28 @@ type viewRig struct {
 	peerToken    string
 	bURL         string
 	nodeBAddress string
+	bCert        atomic.Pointer[tls.Certificate] // node B's, over HTTPS
+}
+
+// swapBCert makes node B serve HTTPS under c from the next handshake.
+func (r *viewRig) swapBCert(t *testing.T, c tls.Certificate) {
+	t.Helper()
+	r.bCert.Store(&c)
 }
 
 // newViewRig builds node A (no call) and node B (c1) on one shared
 // archive (as the cluster's PostgreSQL), B behind a real HTTP listener,
 // both with the same cluster.token_file.
 func newViewRig(t *testing.T) *viewRig {
+	t.Helper()
+	return newViewRigTLS(t, nil)
+}
+
+// newViewRigTLS is newViewRig; with ca, node A serves HTTPS under a
+// certificate ca signed (admin.tls) and trusts ca alone for the other
+// nodes (cluster.ca_file), and node B serves HTTPS under one ca signed
+// for its address.
+func newViewRigTLS(t *testing.T, ca *certstest.CA) *viewRig {
 	t.Helper()
 	ctx := context.Background()
 	s, err := archive.Open(ctx, archive.Options{DSN: filepath.Join(t.TempDir(), "cloak.db"), Key: bytes.Repeat([]byte("k"), 32)})
@@ -104,6 +122,11 @@ func newViewRig(t *testing.T) *viewRig {
 	cfg.Data.Dir = t.TempDir()
 	cfg.Cluster.Enabled = true
 	cfg.Cluster.TokenFile = tokFile
+	if ca != nil {
+		a := ca.Issue(t, "", "node-a", "127.0.0.1")
+		cfg.Admin.TLS = config.AdminTLS{CertFile: a.CertFile, KeyFile: a.KeyFile}
+		cfg.Cluster.CAFile = ca.File
+	}
 	met, err := metrics.New(metrics.Sources{})
 	if err != nil {
 		t.Fatal(err)
@@ -117,10 +140,20 @@ func newViewRig(t *testing.T) *viewRig {
 	}
 	<-arB.adminDone
 	hB, _ := apiHandler(svcB, r.b, cfg, arB, met, &nodeTrunks{}, &nodeCluster{})
-	srvB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	srvB := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.bHits.Add(1)
 		hB.ServeHTTP(w, req)
 	}))
+	if ca != nil {
+		r.swapBCert(t, ca.Issue(t, "", "node-b", "127.0.0.1").Pair)
+		// Per handshake (httptest puts its own certificate first).
+		srvB.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return &tls.Config{Certificates: []tls.Certificate{*r.bCert.Load()}}, nil
+		}}
+		srvB.StartTLS()
+	} else {
+		srvB.Start()
+	}
 	t.Cleanup(srvB.Close)
 	r.bURL = srvB.URL
 	r.nodeBAddress = srvB.Listener.Addr().String()
@@ -147,7 +180,7 @@ func newViewRig(t *testing.T) *viewRig {
 		t.Fatal(err)
 	}
 	<-arA.adminDone
-	r.a, _ = apiHandler(svcA, noCalls{}, cfg, arA, met, &nodeTrunks{}, &nodeCluster{peers: p, log: zerolog.Nop()})
+	r.a, _ = apiHandler(svcA, noCalls{}, cfg, arA, met, &nodeTrunks{}, &nodeCluster{peers: p, log: zerolog.New(zerolog.NewTestWriter(t))})
 	for _, role := range auth.Roles() {
 		tok, id, err := auth.NewToken()
 		if err != nil {
@@ -330,5 +363,51 @@ func TestClusterTokenFile(t *testing.T) {
 		if _, err := clusterToken(config.Cluster{TokenFile: p}); !errors.Is(err, errClusterToken) || !strings.Contains(err.Error(), "cluster.token_file") {
 			t.Errorf("%d bytes: %v", len(bad), err)
 		}
+	}
+}
+
+// TestClusterForwardsOverVerifiedHTTPS: with admin.tls on every node and
+// cluster.ca_file naming the nodes' CA, node A forwards a pause to node
+// B over HTTPS (B's certificate verified against that CA for B's
+// address) and lists B's calls; when node B's certificate comes from
+// another CA, node A refuses the handshake: the action answers 502, the
+// list names node B's error, and node B's handler never ran.
+func TestClusterForwardsOverVerifiedHTTPS(t *testing.T) {
+	r := newViewRigTLS(t, certstest.NewCA(t, "cluster CA"))
+	if !strings.HasPrefix(r.bURL, "https://") {
+		t.Fatalf("node B at %s, want https", r.bURL)
+	}
+	w := do(t, r.a, "POST", "/api/calls/c1/recording/pause", r.tokens[auth.RoleSupervisor], nil)
+	if w.Code != http.StatusOK || w.Header().Get("X-Cloak-Node") != "node-b" {
+		t.Fatalf("pause through node A over HTTPS: %d %s, want 200 from node-b", w.Code, w.Body)
+	}
+	if got := r.b.done(); len(got) != 1 || got[0] != "c1:pause" {
+		t.Fatalf("node B did %v, want [c1:pause]", got)
+	}
+
+	// A second cluster whose node B then serves a certificate another
+	// CA signed, for the right address.
+	other := newViewRigTLS(t, certstest.NewCA(t, "cluster CA"))
+	stranger := certstest.NewCA(t, "another CA").Issue(t, "", "node-b", "127.0.0.1")
+	other.swapBCert(t, stranger.Pair)
+	w = do(t, other.a, "POST", "/api/calls/c1/recording/pause", other.tokens[auth.RoleSupervisor], nil)
+	if w.Code != http.StatusBadGateway {
+		t.Errorf("pause to a node with another CA's certificate: %d %s, want 502", w.Code, w.Body)
+	}
+	w = do(t, other.a, "GET", "/api/cluster/calls", other.tokens[auth.RoleSupervisor], nil)
+	var got ClusterCalls
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("GET /api/cluster/calls: %d %s", w.Code, w.Body)
+	}
+	for _, n := range got.Nodes {
+		if n.Node == "node-b" && !strings.Contains(n.Error, "certificate") {
+			t.Errorf("node-b in the list: %+v, want a certificate error", n)
+		}
+	}
+	if len(got.Calls) != 0 {
+		t.Errorf("calls listed from a node whose certificate failed: %v", got.Calls)
+	}
+	if h := other.bHits.Load(); h != 0 || len(other.b.done()) != 0 {
+		t.Errorf("node B served %d requests (did %v) through a refused handshake", h, other.b.done())
 	}
 }

@@ -224,6 +224,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return err
 	}
 	defer clu.stop() // on an early return; after a drain it ran already
+	// After the join, which archives an earlier run's calls node-lost:
+	// the start's reindex links their recovered recordings to them.
+	arch.startPurge(runCtx, cfg)
 
 	adv := sipContactAddr(cfg, listen)
 	if adv.IsUnspecified() {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/archive"
+	"github.com/cloak-voip/cloak/cluster"
 	"github.com/cloak-voip/cloak/config"
 )
 
@@ -578,11 +579,15 @@ func archiveReindex(args []string, stdout, stderr io.Writer) int {
 	if kerr != nil {
 		fmt.Fprintf(stderr, "cloak archive reindex: %v: no sidecar can be verified\n", kerr)
 	}
-	res, err := s.Reindex(context.Background(), recordingsDir(cfg), archive.ReindexOptions{
+	ro := archive.ReindexOptions{
 		Before: time.Now().Add(-time.Minute), SidecarKey: key,
 		OnUnverified: func(wav string, err error) {
 			fmt.Fprintf(stderr, "cloak archive reindex: UNVERIFIED %s: %v (indexed with recording status %q)\n", wav, err, archive.StatusUnverified)
-		}})
+		}}
+	if cfg.Cluster.Enabled { // as serve does at start: node-lost calls get their recordings
+		ro.Link = []string{cluster.EndReason}
+	}
+	res, err := s.Reindex(context.Background(), recordingsDir(cfg), ro)
 	if err != nil {
 		fmt.Fprintf(stderr, "cloak archive reindex: %v\n", err)
 		return 1
@@ -590,8 +595,8 @@ func archiveReindex(args []string, stdout, stderr io.Writer) int {
 	if f.json {
 		return printJSON(stdout, stderr, res)
 	}
-	fmt.Fprintf(stdout, "%d recording(s) seen, %d interaction(s) added (%d with a sidecar that does not verify), %d without a readable sidecar\n",
-		res.Recordings, res.Added, res.Unverified, res.Unreadable)
+	fmt.Fprintf(stdout, "%d recording(s) seen, %d interaction(s) added (%d with a sidecar that does not verify), %d without a readable sidecar, %d linked to node-lost calls (%d not verified)\n",
+		res.Recordings, res.Added, res.Unverified, res.Unreadable, res.Linked, res.LinkedUnverified)
 	return 0
 }
 
