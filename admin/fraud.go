@@ -25,9 +25,17 @@ type FraudOptions struct {
 	Calls interface {
 		Call(id string) (call.Info, []call.Event, bool)
 	}
+	// Normaliser normalises static data values as screening does
+	// (fraud.default_country_code).
+	Normaliser fraud.Normaliser
+	// OnChange, when not nil, is called after static data or rules
+	// changed through the API (the node reloads at once).
+	OnChange func()
 }
 
-// RegisterFraud adds the holds workbench under /api/fraud/holds to mux.
+// RegisterFraud adds the holds workbench under /api/fraud/holds, and the
+// static data and rules under /api/fraud/data and /api/fraud/rules
+// (fraud_data.go), to mux.
 // Reading and deciding holds needs auth.PermFraudHolds (supervisor,
 // admin); a manual hold and a comment need auth.PermFraudHold — an agent
 // only on their own call, current or past (ownInteraction), a supervisor
@@ -53,6 +61,7 @@ func RegisterFraud(mux *auth.Mux, s *archive.Store, o FraudOptions) {
 		f.decide(w, r, archive.HoldRejected)
 	}))
 	mux.HandleFunc("POST /api/fraud/holds/{id}/comments", storeGuard(f.comment))
+	f.registerData(mux)
 }
 
 type fraudAPI struct {

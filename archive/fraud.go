@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,10 +77,58 @@ type HoldNote struct {
 
 var _ fraud.Store = (*Store)(nil)
 
-// All implements fraud.Store.
-func (s *Store) All(ctx context.Context) ([]fraud.Entry, error) { return s.List(ctx, "") }
+// All implements fraud.Store: every entry, for a node's index, as fast as
+// the database reads them — in table order (a sort by type and value
+// would read each row through the unique index, one table probe a row)
+// into a slice sized by a count first, and without AddedBy and Added,
+// which screening never reads (List has them). With 1,000,000 entries
+// this is most of a node's load (docs/FRAUD.md, "Performance").
+func (s *Store) All(ctx context.Context) ([]fraud.Entry, error) {
+	if err := s.ensure(ctx); err != nil {
+		return nil, err
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fraud_entries`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("archive: fraud all: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT type, value, score, comment FROM fraud_entries`)
+	if err != nil {
+		return nil, fmt.Errorf("archive: fraud all: %w", err)
+	}
+	defer rows.Close()
+	out := make([]fraud.Entry, 0, n+n/16) // rows added since the count fit too
+	scores := make([]int, 0, n)           // one allocation for every score
+	var typ string
+	var score sql.NullInt64
+	for rows.Next() {
+		var e fraud.Entry
+		if err := rows.Scan(&typ, &e.Value, &score, &e.Comment); err != nil {
+			return nil, fmt.Errorf("archive: fraud all: %w", err)
+		}
+		e.Type = fraud.Type(typ)
+		if score.Valid {
+			if len(scores) == cap(scores) {
+				scores = make([]int, 0, 1024)
+			}
+			scores = append(scores, int(score.Int64))
+			e.Score = &scores[len(scores)-1]
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive: fraud all: %w", err)
+	}
+	return out, nil
+}
 
-// Add implements fraud.Store: adds or replaces entries in one transaction.
+// addBatch is how many entries one INSERT of Add carries (6 parameters
+// each: far below SQLite's 32,766 and PostgreSQL's 65,535).
+const addBatch = 500
+
+// Add implements fraud.Store: adds or replaces entries in one transaction
+// (announced on FraudChannel on PostgreSQL), addBatch rows a statement —
+// one round trip per 500 entries, not per entry: 1,000,000 entries went
+// into PostgreSQL in 153 s one by one (docs/FRAUD.md, "Performance").
 // Entries are refused (all of them) when a type is unknown, a value empty,
 // or a value or comment holds a card number.
 func (s *Store) Add(ctx context.Context, entries ...fraud.Entry) error {
@@ -99,22 +148,61 @@ func (s *Store) Add(ctx context.Context, entries ...fraud.Entry) error {
 		return fmt.Errorf("archive: fraud add: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO fraud_entries (type, value, score, comment, added_by, added_at)
- VALUES (?, ?, ?, ?, ?, ?)
- ON CONFLICT (type, value) DO UPDATE SET score = excluded.score, comment = excluded.comment,
- added_by = excluded.added_by, added_at = excluded.added_at`))
-	if err != nil {
-		return fmt.Errorf("archive: fraud add: %w", err)
+	// Later entries of the same type and value win, as one upsert after
+	// another would; a statement may not upsert a row twice (PostgreSQL).
+	last := make(map[string]int, len(entries))
+	for i, e := range entries {
+		last[e.Key()] = i
 	}
-	defer stmt.Close()
-	for _, e := range entries {
+	stmts := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	batch := make([]any, 0, 6*addBatch)
+	flush := func() error {
+		n := len(batch) / 6
+		if n == 0 {
+			return nil
+		}
+		st := stmts[n]
+		if st == nil {
+			rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")
+			if st, err = tx.PrepareContext(ctx, s.q(`INSERT INTO fraud_entries (type, value, score, comment, added_by, added_at)
+ VALUES `+rows+`
+ ON CONFLICT (type, value) DO UPDATE SET score = excluded.score, comment = excluded.comment,
+ added_by = excluded.added_by, added_at = excluded.added_at`)); err != nil {
+				return fmt.Errorf("archive: fraud add: %w", err)
+			}
+			stmts[n] = st
+		}
+		if _, err := st.ExecContext(ctx, batch...); err != nil {
+			return fmt.Errorf("archive: fraud add: %w", err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for i, e := range entries {
+		if last[e.Key()] != i {
+			continue
+		}
 		var score sql.NullInt64
 		if e.Score != nil {
 			score = sql.NullInt64{Int64: int64(*e.Score), Valid: true}
 		}
-		if _, err := stmt.ExecContext(ctx, string(e.Type), e.Value, score, e.Comment, e.AddedBy, ms(e.Added)); err != nil {
-			return fmt.Errorf("archive: fraud add %s: %w", e.Type, err)
+		batch = append(batch, string(e.Type), e.Value, score, e.Comment, e.AddedBy, ms(e.Added))
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := s.dataChanged(ctx, tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("archive: fraud add: %w", err)
@@ -122,34 +210,66 @@ func (s *Store) Add(ctx context.Context, entries ...fraud.Entry) error {
 	return nil
 }
 
-// Remove implements fraud.Store.
+// Remove implements fraud.Store (announced on FraudChannel, as Add is).
 func (s *Store) Remove(ctx context.Context, t fraud.Type, value string) error {
 	if err := s.ensure(ctx); err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM fraud_entries WHERE type = ? AND value = ?`), string(t), value)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("archive: fraud remove %s: %w", t, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM fraud_entries WHERE type = ? AND value = ?`), string(t), value)
 	if err != nil {
 		return fmt.Errorf("archive: fraud remove %s: %w", t, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("archive: fraud remove %s: %w", t, fraud.ErrNotFound)
 	}
+	if err := s.dataChanged(ctx, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("archive: fraud remove %s: %w", t, err)
+	}
 	return nil
+}
+
+// dataChanged moves the static data's version (fraud_data_head,
+// migration 00012) and announces the change on FraudChannel, in the
+// change's transaction.
+func (s *Store) dataChanged(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE fraud_data_head SET version = version + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("archive: fraud data version: %w", err)
+	}
+	return s.notifyFraud(ctx, tx, FraudChangedData)
 }
 
 // List implements fraud.Store.
 func (s *Store) List(ctx context.Context, t fraud.Type) ([]fraud.Entry, error) {
+	entries, _, err := s.ListEntries(ctx, t, 0, 0)
+	return entries, err
+}
+
+// ListEntries returns a page of the entries of type t (every type when
+// empty), sorted by type then value: at most limit (0: all) from offset,
+// and how many there are in all (with limit 0: len of the entries).
+func (s *Store) ListEntries(ctx context.Context, t fraud.Type, limit, offset int) ([]fraud.Entry, int, error) {
 	if err := s.ensure(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	query := `SELECT type, value, score, comment, added_by, added_at FROM fraud_entries`
+	where := ""
 	var args []any
 	if t != "" {
-		query += ` WHERE type = ?`
+		where = ` WHERE type = ?`
 		args = append(args, string(t))
 	}
-	query += ` ORDER BY type, value`
-	return queryAll(ctx, s, "fraud list", query, args, func(r rowScanner) (fraud.Entry, error) {
+	query := `SELECT type, value, score, comment, added_by, added_at FROM fraud_entries` + where + ` ORDER BY type, value`
+	if limit > 0 {
+		query += fmt.Sprintf(` LIMIT %d OFFSET %d`, limit, max(offset, 0))
+	}
+	entries, err := queryAll(ctx, s, "fraud list", query, args, func(r rowScanner) (fraud.Entry, error) {
 		var e fraud.Entry
 		var typ string
 		var score sql.NullInt64
@@ -165,6 +285,14 @@ func (s *Store) List(ctx context.Context, t fraud.Type) ([]fraud.Entry, error) {
 		e.Added = fromMS(added)
 		return e, nil
 	})
+	if err != nil || limit <= 0 {
+		return entries, len(entries), err
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM fraud_entries`+where), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("archive: fraud list: %w", err)
+	}
+	return entries, total, nil
 }
 
 // CreateHold stores a new open hold (its ID, Status and, when zero,
@@ -361,16 +489,16 @@ func (s *Store) CommentHold(ctx context.Context, id int64, by, comment string) e
 	return tx.Commit()
 }
 
-// FraudVersion is a cheap fingerprint of the static data (count and newest
-// added time): it changes when an entry is added, replaced or removed, so a
-// node rebuilds its index only then.
+// FraudVersion is the static data's version (fraud_data_head: one row,
+// moved by every Add and Remove), so a node's poll reads one row and
+// rebuilds its index only when it moved.
 func (s *Store) FraudVersion(ctx context.Context) (string, error) {
 	if err := s.ensure(ctx); err != nil {
 		return "", err
 	}
-	var n, newest int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(added_at), 0) FROM fraud_entries`).Scan(&n, &newest); err != nil {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM fraud_data_head WHERE id = 1`).Scan(&v); err != nil {
 		return "", fmt.Errorf("archive: fraud version: %w", err)
 	}
-	return fmt.Sprintf("%d/%d", n, newest), nil
+	return strconv.FormatInt(v, 10), nil
 }

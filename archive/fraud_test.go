@@ -3,6 +3,8 @@ package archive
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +24,19 @@ func TestFraudEntries(t *testing.T) {
 		if err := s.Add(ctx, in...); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.All(ctx)
+		got, err := s.List(ctx, "")
 		if err != nil || len(got) != 2 {
-			t.Fatalf("all: %v %v", got, err)
+			t.Fatalf("list: %v %v", got, err)
+		}
+		// All has what an index needs, in no order.
+		all, err := s.All(ctx)
+		if err != nil || len(all) != 2 {
+			t.Fatalf("all: %v %v", all, err)
+		}
+		for _, e := range all {
+			if e.Type == fraud.TypeEmail && (e.Score == nil || *e.Score != 40) || e.Type == fraud.TypePhone && (e.Score != nil || e.Comment != "chargeback") {
+				t.Fatalf("all: %+v", e)
+			}
 		}
 		// sorted by type: email before phone
 		if got[0].Type != fraud.TypeEmail || *got[0].Score != 40 || got[1].Score != nil || got[1].Comment != "chargeback" ||
@@ -58,8 +70,29 @@ func TestFraudEntries(t *testing.T) {
 		if err := s.Remove(ctx, fraud.TypePhone, "+447700900666"); !errors.Is(err, fraud.ErrNotFound) {
 			t.Fatalf("remove twice: %v", err)
 		}
+		// Many entries go in batches; a key twice in one Add: the later wins.
+		var many []fraud.Entry
+		for i := range 1203 {
+			many = append(many, fraud.Entry{Type: fraud.TypeCustomerID, Value: fmt.Sprintf("C%d", i), Comment: "first"})
+		}
+		// In C7's own batch: one statement may not upsert a row twice.
+		many = slices.Insert(many, 10, fraud.Entry{Type: fraud.TypeCustomerID, Value: "C7", Comment: "second"})
+		if err := s.Add(ctx, many...); err != nil {
+			t.Fatal(err)
+		}
+		if ids, _ := s.List(ctx, fraud.TypeCustomerID); len(ids) != 1203 {
+			t.Fatalf("batches: %d customer ids, want 1203", len(ids))
+		}
+		for _, e := range mustList(t, s, fraud.TypeCustomerID) {
+			if e.Value == "C7" && e.Comment != "second" || e.Value == "C8" && e.Comment != "first" {
+				t.Fatalf("upsert order: %+v", e)
+			}
+		}
+		if _, err := s.DB().Exec(`DELETE FROM fraud_entries WHERE type = 'customer_id'`); err != nil {
+			t.Fatal(err)
+		}
 		// The index builds from the store.
-		all, _ := s.All(ctx)
+		all, _ = s.All(ctx)
 		ix, err := fraud.NewIndex(all, map[fraud.Type]int{fraud.TypeEmail: 60})
 		if err != nil || ix.Len() != 1 {
 			t.Fatalf("index: %v", err)
@@ -121,4 +154,13 @@ func TestFraudHolds(t *testing.T) {
 			t.Fatalf("released list: %+v", rel)
 		}
 	})
+}
+
+func mustList(t *testing.T, s *Store, typ fraud.Type) []fraud.Entry {
+	t.Helper()
+	es, err := s.List(context.Background(), typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
 }

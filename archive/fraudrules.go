@@ -59,8 +59,16 @@ func (r RulesResult) Unchanged() bool {
 // naming it — the set in the database stays as it was); then each rule
 // added, changed or removed leaves a history row with actor, source and
 // time, the version moves by one, and the change is audited. A set equal
-// to the stored one changes nothing (no version, no audit).
+// to the stored one changes nothing (no version, no audit). The audit row
+// says "local" as the address: the CLI's and a node's seeding.
 func (s *Store) ReplaceRules(ctx context.Context, rules []fraud.Rule, actor, source string) (RulesResult, error) {
+	return s.ReplaceRulesBy(ctx, rules, Changer{Actor: actor, Address: "local"}, source)
+}
+
+// ReplaceRulesBy is ReplaceRules with the change's address (the API's
+// caller); a change is announced on FraudChannel on PostgreSQL.
+func (s *Store) ReplaceRulesBy(ctx context.Context, rules []fraud.Rule, by Changer, source string) (RulesResult, error) {
+	actor := by.Actor
 	var res RulesResult
 	if _, err := fraud.Compile(source, rules); err != nil {
 		return res, err
@@ -139,11 +147,14 @@ func (s *Store) ReplaceRules(ctx context.Context, rules []fraud.Rule, actor, sou
 		res.Version-- // rolled back: the version did not move
 		return res, nil
 	}
+	if err := s.notifyFraud(ctx, tx, FraudChangedRules); err != nil {
+		return res, err
+	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("archive: fraud rules: %w", err)
 	}
 	detail := fmt.Sprintf("version %d from %s: added %d, changed %d, removed %d", res.Version, source, len(res.Added), len(res.Changed), len(res.Removed))
-	if _, err := s.Audit(ctx, AuditEntry{Actor: actor, Action: ActionFraudRules, Address: "local", Detail: detail}); err != nil {
+	if _, err := s.Audit(ctx, AuditEntry{Actor: actor, Action: ActionFraudRules, Address: by.Address, Detail: detail}); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -164,20 +164,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		"week_range": {From: d, To: d.Add(7 * 24 * time.Hour)},
 	} {
 		cond, args := s.where(q)
-		rows, err := s.DB().Query(`EXPLAIN QUERY PLAN SELECT `+interactionCols+` FROM interactions`+cond+` ORDER BY offered_at DESC, id DESC LIMIT 100`, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s, `SELECT `+interactionCols+` FROM interactions`+cond+` ORDER BY offered_at DESC, id DESC LIMIT 100`, args...)
 		for _, p := range plan {
 			if p == "SCAN interactions" || p == "SCAN participant_data" {
 				t.Errorf("%s scans a table: %v", name, plan)

@@ -66,6 +66,10 @@ type Store struct {
 
 	migrateMu sync.Mutex
 	migrated  atomic.Bool
+
+	// velocityStmts caches the prepared velocity statements, one per
+	// combination of the keys a screening has (velocityQuery).
+	velocityStmts sync.Map // int → *sql.Stmt
 }
 
 // Open opens (creating a SQLite file if needed) the archive and applies

@@ -61,6 +61,32 @@ func TestVelocityCounts(t *testing.T) {
 		if c, _ := s.Counts(ctx, "+447700900000", "", now.Add(-24*time.Hour), now); c != (fraud.Counts{}) {
 			t.Errorf("unknown caller: %+v", c)
 		}
+		// Query (fraud.VelocityQuerier) answers what Counts and CardCounts
+		// do, in one statement, for every combination of keys.
+		if err := s.RecordArrival(ctx, now.Add(-time.Minute), caller, "i-arrival"); err != nil {
+			t.Fatal(err)
+		}
+		since, midnight := now.Add(-24*time.Hour), time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+		for _, q := range []fraud.VelocityQuery{{Caller: caller, Customer: customer, CardToken: cardToken(2)}, {Caller: caller},
+			{Customer: customer}, {CardToken: cardToken(1)}, {Caller: caller, CardToken: cardToken(1)}, {Customer: customer, CardToken: cardToken(2)}} {
+			q.Since, q.Midnight = since, midnight
+			var want fraud.Counts
+			if q.Caller != "" || q.Customer != "" {
+				want, _ = s.Counts(ctx, q.Caller, q.Customer, since, midnight)
+			}
+			if q.CardToken != "" {
+				want.PaymentsCard, want.DeclinesCard, _ = s.CardCounts(ctx, q.CardToken, since)
+			}
+			if got, err := s.Query(ctx, q); err != nil || got != want || got == (fraud.Counts{}) {
+				t.Errorf("query %+v: %+v %v, want %+v", q, got, err, want)
+			}
+		}
+		if c, _ := s.Query(ctx, fraud.VelocityQuery{Caller: caller, Since: since, Midnight: midnight}); c.CallsToday != 1 || c.PaymentsCaller != 3 {
+			t.Errorf("query: calls today %d, payments %d, want 1 and 3", c.CallsToday, c.PaymentsCaller)
+		}
+		if _, err := s.Query(ctx, fraud.VelocityQuery{CardToken: "4111111111111111"}); !errors.Is(err, fraud.ErrSecret) || strings.Contains(err.Error(), "4111") {
+			t.Errorf("query with a card number as token: %v", err)
+		}
 		var leaked int
 		if err := s.DB().QueryRow(s.q(`SELECT COUNT(*) FROM fraud_velocity WHERE caller_token LIKE ? OR customer_token LIKE ? OR card_token LIKE ?`),
 			"%7700900%", "%CUST%", "%4111%").Scan(&leaked); err != nil || leaked != 0 {
@@ -91,23 +117,25 @@ func TestVelocityQueriesUseIndexes(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "cloak.db"), testPolicy)
 	for col, index := range map[string]string{"caller_token": "fraud_velocity_caller", "customer_token": "fraud_velocity_customer",
 		"card_token": "fraud_velocity_card"} {
-		rows, err := s.DB().Query(`EXPLAIN QUERY PLAN SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0),
+		plan := queryPlan(t, s, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN declined THEN 1 ELSE 0 END), 0),
  COUNT(DISTINCT NULLIF(card_token, '')) FROM fraud_velocity WHERE `+col+` = ? AND at >= ?`, "x", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
 		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX "+index) && !strings.Contains(p, "USING COVERING INDEX "+index) {
 			t.Errorf("%s: plan %q does not use %s", col, p, index)
+		}
+	}
+	// Query's statement with every branch: each searches its index.
+	var plan []string
+	for _, detail := range queryPlan(t, s, strings.Join(velocityBranches[:], " UNION ALL "), "x", 0, "x", 0, "x", 0, "x", 0) {
+		if strings.HasPrefix(detail, "SCAN") || strings.HasPrefix(detail, "SEARCH") {
+			plan = append(plan, detail)
+		}
+	}
+	if len(plan) != 4 {
+		t.Fatalf("union plan: %q", plan)
+	}
+	for i, index := range []string{"fraud_velocity_caller", "fraud_velocity_caller", "fraud_velocity_customer", "fraud_velocity_card"} {
+		if !strings.HasPrefix(plan[i], "SEARCH") || !strings.Contains(plan[i], index) {
+			t.Errorf("union branch %d: %q does not search %s", i, plan[i], index)
 		}
 	}
 }
@@ -204,4 +232,24 @@ func TestVelocityArrivals(t *testing.T) {
 			t.Errorf("other caller after anonymise: %+v", c)
 		}
 	})
+}
+
+// queryPlan returns SQLite's EXPLAIN QUERY PLAN details of query.
+func queryPlan(t testing.TB, s *Store, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.DB().Query(`EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return plan
 }

@@ -75,7 +75,11 @@ const (
 	// PermFraudHold: hold a call's payment by hand (fraud-manual) and
 	// comment on its hold; agents only on their own calls, current or
 	// past (the handler checks), as calls.payment.
-	PermFraudHold  Perm = "fraud.hold"
+	PermFraudHold Perm = "fraud.hold"
+	// PermFraudData: read and change the static fraud data and the fraud
+	// rules (supervisor, admin), as `cloak fraud data` and `cloak fraud
+	// rules` do beside the node.
+	PermFraudData  Perm = "fraud.data"
 	PermTrunksView Perm = "trunks.view" // trunks' registration and keep-alive state
 )
 
@@ -110,7 +114,7 @@ var grants = map[Role]map[Perm]Scope{
 	RoleSupervisor: {
 		PermCallsView: All, PermCallsAct: All, PermAgentsView: All, PermStats: All, PermMetrics: All,
 		PermArchiveSearch: All, PermArchivePlay: All,
-		PermMonitor: All, PermPayment: All, PermFraudHolds: All, PermFraudHold: All, PermTrunksView: All,
+		PermMonitor: All, PermPayment: All, PermFraudHolds: All, PermFraudHold: All, PermFraudData: All, PermTrunksView: All,
 	},
 	RoleArchivist: {
 		PermArchiveSearch: All, PermArchivePlay: All, PermArchiveDownload: All, PermArchiveDelete: All,
@@ -127,7 +131,7 @@ func AllPerms() []Perm {
 	return []Perm{PermCallsView, PermCallsAct, PermAgentsView, PermStats, PermMetrics, PermPprof,
 		PermArchiveSearch, PermArchivePlay, PermArchiveDownload, PermArchiveDelete, PermArchiveExport,
 		PermArchiveAnonymise, PermArchivePurge, PermAuditRead, PermUsers, PermTokens,
-		PermMonitor, PermPayment, PermFraudHolds, PermFraudHold, PermTrunksView}
+		PermMonitor, PermPayment, PermFraudHolds, PermFraudHold, PermFraudData, PermTrunksView}
 }
 
 func allPerms() map[Perm]Scope {

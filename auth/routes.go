@@ -76,6 +76,13 @@ var Rules = []Rule{
 	{Pattern: "POST /api/fraud/holds/{id}/release", Perm: PermFraudHolds},
 	{Pattern: "POST /api/fraud/holds/{id}/reject", Perm: PermFraudHolds},
 	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHold},
+	{Pattern: "GET /api/fraud/data", Perm: PermFraudData},
+	{Pattern: "POST /api/fraud/data", Perm: PermFraudData},
+	{Pattern: "DELETE /api/fraud/data", Perm: PermFraudData},
+	{Pattern: "POST /api/fraud/data/import", Perm: PermFraudData},
+	{Pattern: "GET /api/fraud/rules", Perm: PermFraudData},
+	{Pattern: "PUT /api/fraud/rules", Perm: PermFraudData},
+	{Pattern: "GET /api/fraud/rules/history", Perm: PermFraudData},
 
 	{Pattern: "GET /api/users", Perm: PermUsers},
 	{Pattern: "POST /api/users/{name}/{action}", Perm: PermUsers},
@@ -96,6 +103,7 @@ var Rules = []Rule{
 	{Pattern: "GET /anonymise", Perm: PermArchiveAnonymise},
 	{Pattern: "GET /audit", Perm: PermAuditRead},
 	{Pattern: "GET /holds", Perm: PermFraudHolds},
+	{Pattern: "GET /fraud", Perm: PermFraudData},
 	{Pattern: "GET /users", Perm: PermUsers},
 }
 

@@ -87,6 +87,7 @@ func riskOf(d fraud.Decision) FraudRisk {
 // first of an incident only.
 type arrivalStats struct {
 	unscreened atomic.Uint64
+	timeouts   atomic.Uint64 // of unscreened: no answer within the timeout
 	slow       atomic.Bool
 }
 
@@ -94,6 +95,13 @@ type arrivalStats struct {
 // because the screening did not answer within fraud.call.timeout or
 // failed.
 func (m *Manager) ArrivalUnscreened() uint64 { return m.arrival.unscreened.Load() }
+
+// ArrivalUnscreenedBy splits ArrivalUnscreened by reason: no answer
+// within fraud.call.timeout, or a screening that failed.
+func (m *Manager) ArrivalUnscreenedBy() (timeout, failed uint64) {
+	n, t := m.arrival.unscreened.Load(), m.arrival.timeouts.Load()
+	return t, n - min(t, n)
+}
 
 // arrivalAttributes are what a call tells a screening at arrival.
 func (c *Interaction) arrivalAttributes() fraud.Attributes {
@@ -182,6 +190,9 @@ func (m *Manager) screenArrival(c *Interaction) bool {
 // is the first of an incident (a slow or failing archive would otherwise
 // log every call).
 func (m *Manager) unscreened(c *Interaction, why string, err error) {
+	if why == "timeout" {
+		m.arrival.timeouts.Add(1) // before the total: a scrape never sees more timeouts than arrivals
+	}
 	m.arrival.unscreened.Add(1)
 	c.markRisk(FraudRisk{Unscreened: why})
 	if m.arrival.slow.CompareAndSwap(false, true) {

@@ -88,6 +88,9 @@ func TestArrivalSlowScreeningProceedsUnscreened(t *testing.T) {
 	if n := h.mgr.ArrivalUnscreened(); n != 2 {
 		t.Errorf("unscreened %d, want 2", n)
 	}
+	if timeout, failed := h.mgr.ArrivalUnscreenedBy(); timeout != 2 || failed != 0 {
+		t.Errorf("unscreened by reason: timeout %d, error %d, want 2 and 0 (cloak_fraud_arrivals_unscreened_total)", timeout, failed)
+	}
 	if n := strings.Count(h.logs.String(), "did not answer"); n != 1 {
 		t.Errorf("incident logged %d times, want once", n)
 	}

@@ -48,6 +48,7 @@ var pages = []page{
 	{Path: "/anonymise", Pattern: "GET /anonymise", Title: "Anonymise", File: "anonymise.html", Nav: true},
 	{Path: "/audit", Pattern: "GET /audit", Title: "Audit", File: "audit.html", Nav: true},
 	{Path: "/holds", Pattern: "GET /holds", Title: "Fraud holds", File: "holds.html", Nav: true},
+	{Path: "/fraud", Pattern: "GET /fraud", Title: "Fraud data", File: "fraud.html", Nav: true},
 	{Path: "/users", Pattern: "GET /users", Title: "Users and tokens", File: "users.html", Nav: true},
 }
 

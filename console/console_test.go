@@ -108,10 +108,10 @@ func TestNavigationFollowsTheTable(t *testing.T) {
 	h := rig(t)
 	want := map[auth.Role][]string{
 		auth.RoleAgent:      {"/desk"},
-		auth.RoleSupervisor: {"/desk", "/live", "/archive", "/holds"},
+		auth.RoleSupervisor: {"/desk", "/live", "/archive", "/holds", "/fraud"},
 		auth.RoleArchivist:  {"/archive", "/anonymise"},
 		auth.RoleAuditor:    {"/archive", "/audit"},
-		auth.RoleAdmin:      {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/users"},
+		auth.RoleAdmin:      {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/fraud", "/users"},
 	}
 	for _, role := range auth.Roles() {
 		home := get(h, "/", string(role), true)
@@ -129,7 +129,7 @@ func TestNavigationFollowsTheTable(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(want[role], " ") {
 			t.Errorf("%s: navigation %v, want %v", role, got, want[role])
 		}
-		for _, pg := range []string{"/desk", "/live", "/archive", "/archive/x1", "/anonymise", "/audit", "/holds", "/users"} {
+		for _, pg := range []string{"/desk", "/live", "/archive", "/archive/x1", "/anonymise", "/audit", "/holds", "/fraud", "/users"} {
 			w := get(h, pg, string(role), true)
 			checkHeaders(t, pg, w)
 			allowed := false

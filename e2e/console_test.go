@@ -302,12 +302,12 @@ func TestConsoleRoles(t *testing.T) {
 	ctx, sink := newTab(t, startBrowser(t, 1280, 800))
 	want := map[string][]string{
 		"alice":  {"/desk"},
-		"sue":    {"/desk", "/live", "/archive", "/holds"},
+		"sue":    {"/desk", "/live", "/archive", "/holds", "/fraud"},
 		"archie": {"/archive", "/anonymise"},
 		"audrey": {"/archive", "/audit"},
-		"ada":    {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/users"},
+		"ada":    {"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/fraud", "/users"},
 	}
-	every := []string{"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/users"}
+	every := []string{"/desk", "/live", "/archive", "/anonymise", "/audit", "/holds", "/fraud", "/users"}
 	for _, name := range []string{"alice", "sue", "archie", "audrey", "ada"} {
 		browserSignIn(t, ctx, c, name)
 		if got := navLinks(t, ctx); strings.Join(got, " ") != strings.Join(want[name], " ") {
@@ -337,6 +337,9 @@ func TestConsoleRoles(t *testing.T) {
 		if name == "ada" {
 			checkUsersPage(t, ctx, sink, c)
 		}
+		if name == "sue" {
+			checkFraudPage(t, ctx, sink, c)
+		}
 		browserSignOut(t, ctx, c)
 		// Signed out: a page sends the browser back to signing in.
 		if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+want[name][0]), chromedp.WaitVisible(chromedp.ID("signin-form"))); err != nil {
@@ -346,6 +349,29 @@ func TestConsoleRoles(t *testing.T) {
 	shot(t, ctx, "console-signin")
 	sink.checkPages(t)
 	c.stop()
+}
+
+// checkFraudPage: a supervisor adds a static entry on the Fraud data
+// page (normalised: the national number shows in E.164), sees it listed
+// and in the API, and removes it.
+func checkFraudPage(t *testing.T, ctx context.Context, sink *browserSink, c *cloak) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	row := `#entries tr[data-entry="phone:+447700900666"]`
+	if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+"/fraud"), chromedp.WaitVisible(chromedp.ID("data-add")),
+		chromedp.SetValue(chromedp.ID("d-type"), "phone"), chromedp.SendKeys(chromedp.ID("d-value"), "07700 900666"),
+		chromedp.SendKeys(chromedp.ID("d-score"), "150"), chromedp.SendKeys(chromedp.ID("d-comment"), "chargeback"),
+		chromedp.Click(chromedp.CSS(`#data-add button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(row))); err != nil {
+		t.Fatalf("fraud page: add an entry: %v", err)
+	}
+	if code, body := apiDo(t, c, "GET", "/api/fraud/data?type=phone", ""); code != 200 || !strings.Contains(body, `"added_by": "user:sue"`) {
+		t.Errorf("the entry added on the page: %d %s", code, body)
+	}
+	sink.dom(t, ctx, "fraud data")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(row+" button")), chromedp.WaitNotPresent(chromedp.CSS(row))); err != nil {
+		t.Errorf("fraud page: remove the entry: %v", err)
+	}
 }
 
 // checkUsersPage: the admin's Users page lists every user and token;

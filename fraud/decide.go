@@ -23,6 +23,24 @@ type Counts struct {
 	CardsCaller int
 	// CallsToday counts calls from the caller's number since local midnight.
 	CallsToday int
+	// PaymentsCard and DeclinesCard count the card's payments (by its
+	// token) from any number: answered by VelocityQuerier only.
+	PaymentsCard, DeclinesCard int
+}
+
+// VelocityQuery is one screening's velocity question: the caller (E.164),
+// customer id and card token ("" when unknown), the window's start and
+// the local midnight.
+type VelocityQuery struct {
+	Caller, Customer, CardToken string
+	Since, Midnight             time.Time
+}
+
+// VelocityQuerier is implemented by a Velocity that answers a screening's
+// every count at once (the archive: one statement, one round trip, one
+// read transaction); the Screener prefers it to Counts and CardCounts.
+type VelocityQuerier interface {
+	Query(ctx context.Context, q VelocityQuery) (Counts, error)
 }
 
 // Velocity answers velocity attributes; the archive implements it over its
@@ -362,23 +380,13 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 			lookup(TypeBIN, p.BIN[:l])
 		}
 	}
-	if v := s.set.Velocity; v != nil && (env.Caller != "" || env.CustomerID != "") {
-		midnight := time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, at.Location())
-		c, err := v.Counts(ctx, env.Caller, env.CustomerID, at.Add(-s.set.VelocityWindow), midnight)
-		if err != nil {
-			d.VelocityError = err.Error()
-		} else {
-			env.PaymentsCaller, env.DeclinesCaller = c.PaymentsCaller, c.DeclinesCaller
-			env.PaymentsCustomer, env.DeclinesCustomer = c.PaymentsCustomer, c.DeclinesCustomer
-			env.CardsCaller, env.CallsToday = c.CardsCaller, c.CallsToday
-		}
-	}
-	if cv, ok := s.set.Velocity.(CardVelocity); ok && a.Payment != nil && a.Payment.CardToken != "" && d.VelocityError == "" {
-		var err error
-		env.PaymentsCard, env.DeclinesCard, err = cv.CardCounts(ctx, a.Payment.CardToken, at.Add(-s.set.VelocityWindow))
-		if err != nil {
-			d.VelocityError = err.Error()
-		}
+	if c, asked, err := s.velocity(ctx, &env, a, at); err != nil {
+		d.VelocityError = err.Error()
+	} else if asked {
+		env.PaymentsCaller, env.DeclinesCaller = c.PaymentsCaller, c.DeclinesCaller
+		env.PaymentsCustomer, env.DeclinesCustomer = c.PaymentsCustomer, c.DeclinesCustomer
+		env.CardsCaller, env.CallsToday = c.CardsCaller, c.CallsToday
+		env.PaymentsCard, env.DeclinesCard = c.PaymentsCard, c.DeclinesCard
 	}
 	rules.Eval(&env, func(r *Rule) {
 		d.Score += r.Score
@@ -392,4 +400,34 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 	}
 	d.Hold = len(d.Matches) > 0 && d.Score >= d.Minimum
 	return d, nil
+}
+
+// velocity asks the Velocity for the screening's counts: in one query
+// when it is a VelocityQuerier, else Counts and, for a payment's card
+// when it is a CardVelocity, CardCounts. asked is false when there was
+// nothing to ask (no Velocity, no caller, customer or card).
+func (s *Screener) velocity(ctx context.Context, env *Env, a Attributes, at time.Time) (c Counts, asked bool, err error) {
+	q := VelocityQuery{Caller: env.Caller, Customer: env.CustomerID, Since: at.Add(-s.set.VelocityWindow),
+		Midnight: time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, at.Location())}
+	if a.Payment != nil {
+		q.CardToken = a.Payment.CardToken
+	}
+	if vq, ok := s.set.Velocity.(VelocityQuerier); ok {
+		if q.Caller == "" && q.Customer == "" && q.CardToken == "" {
+			return c, false, nil
+		}
+		c, err = vq.Query(ctx, q)
+		return c, true, err
+	}
+	if v := s.set.Velocity; v != nil && (q.Caller != "" || q.Customer != "") {
+		if c, err = v.Counts(ctx, q.Caller, q.Customer, q.Since, q.Midnight); err != nil {
+			return c, true, err
+		}
+		asked = true
+	}
+	if cv, ok := s.set.Velocity.(CardVelocity); ok && q.CardToken != "" {
+		c.PaymentsCard, c.DeclinesCard, err = cv.CardCounts(ctx, q.CardToken, q.Since)
+		asked = true
+	}
+	return c, asked, err
 }

@@ -198,6 +198,44 @@ func TestCardVelocity(t *testing.T) {
 	}
 }
 
+// querier is a VelocityQuerier that records what it was asked.
+type querier struct {
+	MemVelocity
+	asked []VelocityQuery
+	c     Counts
+}
+
+func (q *querier) Query(_ context.Context, vq VelocityQuery) (Counts, error) {
+	q.asked = append(q.asked, vq)
+	return q.c, nil
+}
+
+// TestVelocityQuerier: a Velocity that answers every count at once is
+// asked once per screening, with the caller, customer id and card token
+// normalised, and every count reaches the rules.
+func TestVelocityQuerier(t *testing.T) {
+	day := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
+	vel := &querier{c: Counts{PaymentsCaller: 1, DeclinesCaller: 2, PaymentsCustomer: 3, DeclinesCustomer: 4, CardsCaller: 5, CallsToday: 6, PaymentsCard: 7, DeclinesCard: 8}}
+	rules, err := ParseRules("q.yaml", strings.NewReader("rules:\n  - name: all\n    when: payments_caller == 1 && declines_caller == 2 && payments_customer == 3 && declines_customer == 4 && cards_caller == 5 && calls_today == 6 && payments_card == 7 && declines_card == 8\n    score: 100\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := NewIndex(nil, nil)
+	s := NewScreener(Settings{MinimumScore: 100, Velocity: vel, Location: time.UTC, VelocityWindow: time.Hour, Normaliser: Normaliser{CountryCode: "44"}}, ix, rules)
+	d, err := s.Screen(context.Background(), Attributes{Caller: "07700 900009", Time: day, Data: map[string]string{"customer_id": "c-1"},
+		Payment: &Payment{BIN: "41111111", Last4: "1111", CardToken: token('f')}})
+	if err != nil || !d.Hold {
+		t.Fatalf("every count reaches the rules: %+v %v", d, err)
+	}
+	want := VelocityQuery{Caller: "+447700900009", Customer: "c-1", CardToken: token('f'), Since: day.Add(-time.Hour), Midnight: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)}
+	if len(vel.asked) != 1 || vel.asked[0] != want {
+		t.Fatalf("asked %+v, want once %+v", vel.asked, want)
+	}
+	if _, err := s.Screen(context.Background(), Attributes{Time: day}); err != nil || len(vel.asked) != 1 {
+		t.Fatalf("nothing to ask, asked anyway: %+v %v", vel.asked, err)
+	}
+}
+
 // TestScreenArrival screens a call with no payment: the static phone
 // entry, a trunk rule and calls_today (arrivals recorded as non-payment
 // events) all count, and Against judges it by the call's own minimum.

@@ -64,13 +64,14 @@ var (
 	dDiskError     = desc("cloak_recording_disk_stat_errors", "1 when the recordings' filesystem could not be read at this scrape.")
 	dRecUnavail    = desc("cloak_recordings_unavailable_total", "Calls that found no room to record (refused, or answered unrecorded).")
 	dRecFailed     = desc("cloak_recordings_failed_total", "Recordings lost to a disk error mid-call.")
+	dUnscreened    = desc("cloak_fraud_arrivals_unscreened_total", "Calls answered unscreened by fraud.call, by reason: timeout (no answer within fraud.call.timeout) or error (the screening failed).", "reason")
 )
 
 var allDescs = []*prometheus.Desc{dSIPCalls, dSIPSessions, dSIPRequests, dSIPResponses, dSIPRefused, dSIPProbes,
 	dSIPForbidden, dSIPBad, dSIPParse, dAuthFailures, dAuthLocks, dAuthKeys, dRTPPackets, dRTPBytes, dRTPDropped,
 	dRTPSuppressed, dRTPFill, dRTPErrors, dRTPSource, dRTPSSRC, dRTPPanics, dRTPLegs, dPortsInUse, dPorts, dPollWorkers,
 	dPollBatches, dPollServed, dPollFull, dPollShed, dPollBusy, dOverState, dOverEpisodes, dOverValue, dOverLimit,
-	dOverSamples, dOverCost, dAgents, dDiskFree, dDiskSize, dDiskNeed, dDiskError, dRecUnavail, dRecFailed}
+	dOverSamples, dOverCost, dAgents, dDiskFree, dDiskSize, dDiskNeed, dDiskError, dRecUnavail, dRecFailed, dUnscreened}
 
 // agentStates are every state acd names, so each has a series (0 included).
 var agentStates = []string{"logged-out", "available", "ringing", "busy", "reserved"}
@@ -177,6 +178,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		unavailable, failed := s.Recording()
 		counter(dRecUnavail, float64(unavailable))
 		counter(dRecFailed, float64(failed))
+	}
+	if s.FraudArrival != nil {
+		timeout, failed := s.FraudArrival()
+		counter(dUnscreened, float64(timeout), "timeout")
+		counter(dUnscreened, float64(failed), "error")
 	}
 }
 

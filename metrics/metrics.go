@@ -36,6 +36,10 @@ type Sources struct {
 	// Recording is the calls that found no room to record and the
 	// recordings lost to the disk (call.Manager.RecordingStats).
 	Recording func() (unavailable, failed uint64)
+	// FraudArrival is the calls that went on unscreened by fraud.call:
+	// no answer within its timeout, or a screening that failed
+	// (call.Manager.ArrivalUnscreenedBy).
+	FraudArrival func() (timeout, failed uint64)
 	// Extra collectors join the registry as they are. This is the seam
 	// for series kept elsewhere: RTCP per-leg quality (loss, jitter,
 	// MOS; issue 19) adds a collector here reading its own counters at

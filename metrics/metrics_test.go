@@ -27,6 +27,8 @@ type fakeNode struct {
 	auth authlimit.Stats
 	over overload.Stats
 	disk error
+	// unscreened arrivals: timeout, error
+	timeouts, failures uint64
 }
 
 func (f *fakeNode) sources() Sources {
@@ -46,7 +48,8 @@ func (f *fakeNode) sources() Sources {
 			}
 			return 1 << 30, 1 << 34, 1 << 29, nil
 		},
-		Recording: func() (uint64, uint64) { return 1, 0 },
+		Recording:    func() (uint64, uint64) { return 1, 0 },
+		FraudArrival: func() (uint64, uint64) { return f.timeouts, f.failures },
 	}
 }
 
@@ -111,6 +114,7 @@ func TestSeriesExistAndMove(t *testing.T) {
 	f.rtp.DroppedUnknownSource, f.rtp.DroppedMalformed = 7, 1
 	f.auth = authlimit.Stats{Failures: 12, Locks: 1, Keys: 3}
 	f.over.Overloaded, f.over.EpisodesBy = true, map[string]uint64{"lag": 1}
+	f.timeouts, f.failures = 3, 1
 	c := m.Calls()
 	c.CallStarted("flow:pay")
 	c.SecureStarted("pay")
@@ -169,6 +173,8 @@ func TestSeriesExistAndMove(t *testing.T) {
 		`cloak_rtp_leg_loss_ratio_sum{leg="caller"}`:                       0.05,
 		`cloak_rtp_leg_jitter_seconds_sum{leg="agent"}`:                    0.001,
 		`cloak_rtp_leg_rtt_seconds_count{leg="caller"}`:                    1,
+		`cloak_fraud_arrivals_unscreened_total{reason="timeout"}`:          3,
+		`cloak_fraud_arrivals_unscreened_total{reason="error"}`:            1,
 	} {
 		if got := value(t, after, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)

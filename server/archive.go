@@ -31,6 +31,10 @@ type nodeArchive struct {
 
 	stopPurge context.CancelFunc // ends the nightly purge
 	purgeDone chan struct{}      // closed when it has ended
+
+	// fraudChanged, set by fraudSetup, has the node reload its fraud
+	// data and rules at once (a change through this node's API).
+	fraudChanged func()
 }
 
 // archiveSetup opens the archive (migrating it) and starts its writer.

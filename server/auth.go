@@ -15,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/authlimit"
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/console"
+	"github.com/cloak-voip/cloak/fraud"
 	"github.com/cloak-voip/cloak/metrics"
 )
 
@@ -133,7 +134,8 @@ func (a *nodeArchive) archiveRoutes(m *auth.Mux, cfg config.Config, calls admin.
 		}
 		return strings.TrimSpace(string(b)), nil
 	})
-	admin.RegisterFraud(m, a.store, admin.FraudOptions{Gateway: gw, Calls: calls})
+	admin.RegisterFraud(m, a.store, admin.FraudOptions{Gateway: gw, Calls: calls,
+		Normaliser: fraud.Normaliser{CountryCode: cfg.Fraud.DefaultCountryCode}, OnChange: a.fraudChanged})
 	a.log.Info().Str("admin.listen", cfg.Admin.Listen).Msg("archive API at /api/archive/ for signed-in users per role; every view, play, download, delete, anonymisation and export is audited")
 }
 

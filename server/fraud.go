@@ -15,13 +15,17 @@ import (
 	"github.com/cloak-voip/cloak/config"
 	"github.com/cloak-voip/cloak/fraud"
 	"github.com/cloak-voip/cloak/ivr"
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 )
 
 // fraudReload is how often a node looks for changed static fraud data
-// (entries added or removed by `cloak fraud data` or another node) and
-// changed rules (`cloak fraud rules load`): a change applies within it.
-const fraudReload = 5 * time.Second
+// (entries added or removed by `cloak fraud data`, the API or another
+// node) and changed rules (`cloak fraud rules load`, PUT
+// /api/fraud/rules): a change applies within it. On PostgreSQL a
+// notification (listen) applies it at once; the poll is the fallback.
+// A variable for tests, read by fraudSetup only.
+var fraudReload = 5 * time.Second
 
 // nodeFraud is the node's payment and call screening: fraud.Screener over
 // the archive's static data and rules, holds into the archive.
@@ -36,12 +40,26 @@ type nodeFraud struct {
 	log         zerolog.Logger
 	defaults    map[fraud.Type]int
 	tokenKey    []byte
-	version     string // count and newest added_at of the entries loaded
+	version     string // the static data's version loaded (archive.FraudVersion)
 	// rulesVersion is the version of the database's rules last applied
 	// or refused (a refused version is not retried; the next change is).
 	rulesVersion int64
 	norm         fraud.Normaliser
 	velocity     fraudVelocityLog
+	// kick wakes watch for a reload now: a change through this node's
+	// API, or a notification on archive.FraudChannel (PostgreSQL).
+	kick chan struct{}
+	// poll is fraudReload when the node started.
+	poll time.Duration
+}
+
+// changed asks watch to reload at once (never blocks: one pending kick
+// covers any number of changes).
+func (f *nodeFraud) changed() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
 }
 
 // fraudVelocityLog logs a velocity write failure once per incident.
@@ -204,7 +222,7 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	host, _ := os.Hostname()
 	nf := &nodeFraud{screener: fraud.NewScreener(set, nil, nil), store: arch.store, node: host, log: log,
 		defaults: set.DefaultScores, tokenKey: m.Sum(nil), norm: set.Normaliser,
-		callMinimum: cfg.Fraud.Call.MinimumScore, screenCalls: cfg.Fraud.Call.Enabled}
+		callMinimum: cfg.Fraud.Call.MinimumScore, screenCalls: cfg.Fraud.Call.Enabled, kick: make(chan struct{}, 1), poll: fraudReload}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if seed != nil {
@@ -215,7 +233,11 @@ func fraudSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, log z
 	if err := nf.reload(lctx); err != nil {
 		return nil, fmt.Errorf("fraud: %w", err)
 	}
+	arch.fraudChanged = nf.changed
 	go nf.watch(ctx)
+	if arch.store.Engine() == archive.Postgres {
+		go nf.listen(ctx, cfg.Archive.DSN)
+	}
 	log.Info().Int("rules", nf.screener.RuleCount()).Int64("rules_version", nf.rulesVersion).Int("minimum_score", set.MinimumScore).Bool("call_screening", cfg.Fraud.Call.Enabled).
 		Str("call_route", cfg.Fraud.Call.Route).Msg("fraud screening on")
 	return nf, nil
@@ -317,20 +339,73 @@ func (f *nodeFraud) reload(ctx context.Context) error {
 	return nil
 }
 
-// watch reloads changed static data every fraudReload until ctx ends.
+// watch reloads changed static data and rules every fraudReload, and at
+// once when kicked (changed), until ctx ends. It is the only goroutine
+// that reloads, so the versions it compares need no lock.
 func (f *nodeFraud) watch(ctx context.Context) {
-	t := time.NewTicker(fraudReload)
+	t := time.NewTicker(f.poll)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, fraudReload)
-			if err := f.reload(rctx); err != nil && ctx.Err() == nil {
-				f.log.Warn().Err(err).Msg("fraud static data or rules reload failed: screening goes on with what was loaded before")
-			}
-			cancel()
+		case <-f.kick:
 		}
+		rctx, cancel := context.WithTimeout(ctx, f.poll)
+		if err := f.reload(rctx); err != nil && ctx.Err() == nil {
+			f.log.Warn().Err(err).Msg("fraud static data or rules reload failed: screening goes on with what was loaded before")
+		}
+		cancel()
+	}
+}
+
+// listen holds a LISTEN connection of its own on archive.FraudChannel
+// (PostgreSQL; the CLI, the API and other nodes notify it in the change's
+// transaction) and kicks watch on every notification, so a change applies
+// on every node in well under a second; the fraudReload poll goes on
+// beside it, so a lost connection delays a change by 5 s at most, never
+// loses it. A lost connection is logged once per incident and retried
+// once a second; after reconnecting it kicks once, for what it missed.
+func (f *nodeFraud) listen(ctx context.Context, dsn string) {
+	failing := false
+	for ctx.Err() == nil {
+		err := f.listenOnce(ctx, dsn, &failing)
+		if ctx.Err() != nil {
+			return
+		}
+		if !failing {
+			f.log.Warn().Err(err).Msg("fraud: LISTEN connection lost; reconnecting (changes apply at the 5 s poll meanwhile)")
+			failing = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (f *nodeFraud) listenOnce(ctx context.Context, dsn string, failing *bool) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := pgx.Connect(cctx, dsn)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect: %w", err) // pgx's errors do not quote the password
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+archive.FraudChannel); err != nil {
+		return err
+	}
+	if *failing {
+		f.log.Info().Msg("fraud: LISTEN connection back")
+		*failing = false
+	}
+	f.changed()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		f.changed()
 	}
 }

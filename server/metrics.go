@@ -40,13 +40,14 @@ func metricsAccess(cfg config.Metrics) (metrics.Access, error) {
 func nodeMetrics(calls *metrics.Calls, srv *sip.Server, pool *media.PortPool, poller *media.Poller,
 	mon *overload.Monitor, lim *authlimit.Limiter, mgr *call.Manager, space *recorder.Space) (*metrics.Metrics, error) {
 	src := metrics.Sources{
-		Calls:     calls,
-		SIP:       srv.Stats,
-		Ports:     func() (int, int) { return pool.InUse(), pool.Size() },
-		Overload:  mon.Stats,
-		Auth:      lim.Stats,
-		Recording: mgr.RecordingStats,
-		Disk:      space.Free,
+		Calls:        calls,
+		SIP:          srv.Stats,
+		Ports:        func() (int, int) { return pool.InUse(), pool.Size() },
+		Overload:     mon.Stats,
+		Auth:         lim.Stats,
+		Recording:    mgr.RecordingStats,
+		Disk:         space.Free,
+		FraudArrival: mgr.ArrivalUnscreenedBy,
 	}
 	if poller != nil {
 		src.Poller = poller.Stats

@@ -24,8 +24,9 @@ const fraudDataUsage = `usage: cloak fraud data add -type T -value V [-score N] 
 
 // fraudData implements `cloak fraud data add|remove|list|import`. Values
 // are normalised as screening normalises them (fraud.default_country_code);
-// add, remove and import are audited. The entries reach a running serve
-// at its next start (rules and data reload are not built yet).
+// add, remove and import are audited, through the same archive calls as
+// the API's /api/fraud/data (Store.AddEntry, RemoveEntry, ImportEntries).
+// A running serve applies a change within 5 s (at once on PostgreSQL).
 func fraudData(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, fraudDataUsage)
@@ -75,14 +76,10 @@ func fraudData(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	norm := fraud.Normaliser{CountryCode: cfg.Fraud.DefaultCountryCode}
-	actor := cliActor()
-	audit := func(detail string) error {
-		_, err := s.Audit(ctx, archive.AuditEntry{Actor: actor, Action: archive.ActionFraudData, Address: "local", Detail: detail})
-		return err
-	}
+	by := archive.Changer{Actor: cliActor(), Address: "local"}
 	switch cmd {
 	case "add":
-		e := fraud.Entry{Type: fraud.Type(typ), Value: value, Comment: comment, AddedBy: actor, Added: time.Now()}
+		e := fraud.Entry{Type: fraud.Type(typ), Value: value, Comment: comment}
 		if score != "" {
 			n, err := strconv.Atoi(score)
 			if err != nil {
@@ -90,25 +87,13 @@ func fraudData(args []string, stdout, stderr io.Writer) int {
 			}
 			e.Score = &n
 		}
-		if err := e.Normalise(norm); err != nil {
-			return fail(1, err)
-		}
-		if err := s.Add(ctx, e); err != nil {
-			return fail(1, err)
-		}
-		if err := audit("add " + string(e.Type)); err != nil {
+		if e, err = s.AddEntry(ctx, norm, by, e); err != nil {
 			return fail(1, err)
 		}
 		fmt.Fprintf(stdout, "added %s %s\n", e.Type, e.Value)
 	case "remove":
-		e := fraud.Entry{Type: fraud.Type(typ), Value: value}
-		if err := e.Normalise(norm); err != nil {
-			return fail(1, err)
-		}
-		if err := s.Remove(ctx, e.Type, e.Value); err != nil {
-			return fail(1, err)
-		}
-		if err := audit("remove " + string(e.Type)); err != nil {
+		e, err := s.RemoveEntry(ctx, norm, by, typ, value)
+		if err != nil {
 			return fail(1, err)
 		}
 		fmt.Fprintf(stdout, "removed %s %s\n", e.Type, e.Value)
@@ -142,17 +127,11 @@ func fraudData(args []string, stdout, stderr io.Writer) int {
 			return fail(2, err)
 		}
 		defer file.Close()
-		entries, err := fraud.ParseCSV(file, norm, actor, time.Now())
+		n, err := s.ImportEntries(ctx, norm, by, file)
 		if err != nil {
-			return fail(1, fmt.Errorf("%s: nothing imported:\n%w", filepath.Base(pos[0]), err))
+			return fail(1, fmt.Errorf("%s: %w", filepath.Base(pos[0]), err))
 		}
-		if err := s.Add(ctx, entries...); err != nil {
-			return fail(1, err)
-		}
-		if err := audit(fmt.Sprintf("import %d entries", len(entries))); err != nil {
-			return fail(1, err)
-		}
-		fmt.Fprintf(stdout, "imported %d entries\n", len(entries))
+		fmt.Fprintf(stdout, "imported %d entries\n", n)
 	}
 	return 0
 }

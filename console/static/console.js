@@ -572,6 +572,84 @@
     load();
   }
 
+  // ---- fraud data: static entries and rules (fraud.data) ------------
+  function fraud() {
+    const pageSize = 200;
+    let offset = 0;
+    async function entries() {
+      try {
+        const type = $("d-filter").value;
+        const q = "?limit=" + pageSize + "&offset=" + offset + (type ? "&type=" + encodeURIComponent(type) : "");
+        const r = await api("GET", "/api/fraud/data" + q);
+        $("d-total").textContent = r.total ? (offset + 1) + "–" + (offset + r.entries.length) + " of " + r.total : "none";
+        $("d-prev").disabled = offset === 0;
+        $("d-next").disabled = offset + r.entries.length >= r.total;
+        fill($("entries").tBodies[0], r.entries.map((e) => {
+          const b = el("button", "remove", { type: "button", "aria-label": "remove " + e.type + " " + e.value });
+          b.addEventListener("click", async () => {
+            try {
+              await api("DELETE", "/api/fraud/data?type=" + encodeURIComponent(e.type) + "&value=" + encodeURIComponent(e.value));
+              status("Removed " + e.type + " " + e.value + ".");
+              entries();
+            } catch (err) { status(err.message); }
+          });
+          const tr = row([e.type, e.value, e.score == null ? "default" : e.score, e.comment || "", e.added_by || "", when(e.added), b]);
+          tr.dataset.entry = e.type + ":" + e.value;
+          return tr;
+        }));
+      } catch (err) { status(err.message); }
+    }
+    async function rules() {
+      try {
+        const r = await api("GET", "/api/fraud/rules");
+        $("rules-version").textContent = "(version " + r.version + ")";
+        fill($("rules").tBodies[0], r.rules.map((x) => row([x.name, x.when, x.score, x.comment || "", x.disabled ? "disabled" : "on"])));
+        const h = await api("GET", "/api/fraud/rules/history?limit=200");
+        fill($("rules-history").tBodies[0], h.history.map((c) => row([c.version, when(c.at), c.actor, c.action, c.rule.name, c.rule.score, c.rule.when])));
+      } catch (err) { status(err.message); }
+    }
+    function problems(list) {
+      fill($("d-problems"), (list || []).map((p) => el("li", p)));
+    }
+    $("data-add").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = { type: $("d-type").value, value: $("d-value").value, comment: $("d-comment").value };
+      if ($("d-score").value !== "") body.score = Number($("d-score").value);
+      try {
+        const e = await api("POST", "/api/fraud/data", body);
+        $("d-value").value = "";
+        $("d-comment").value = "";
+        problems([]);
+        status("Added " + e.type + " " + e.value + ".");
+        entries();
+      } catch (err) { status(err.message); }
+    });
+    $("data-import").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const file = $("d-file").files[0];
+      if (!file) return;
+      try {
+        const res = await fetch("/api/fraud/data/import", { method: "POST", credentials: "same-origin",
+          headers: { "Accept": "application/json", "Content-Type": "text/csv", "X-CSRF-Token": csrf }, body: await file.text() });
+        let json = null;
+        try { json = await res.json(); } catch (e) { json = null; }
+        if (!res.ok) {
+          status((json && json.error) || ("HTTP " + res.status));
+          problems(json && json.problems);
+          return;
+        }
+        problems([]);
+        status("Imported " + json.imported + " entries.");
+        entries();
+      } catch (err) { status(err.message); }
+    });
+    $("d-filter").addEventListener("change", () => { offset = 0; entries(); });
+    $("d-prev").addEventListener("click", () => { offset = Math.max(0, offset - pageSize); entries(); });
+    $("d-next").addEventListener("click", () => { offset += pageSize; entries(); });
+    entries();
+    rules();
+  }
+
   // ---- anonymise ----------------------------------------------------
   function anonymise() {
     const f = $("forget-form");
@@ -661,6 +739,6 @@
     load();
   }
 
-  const pages = { users: users, anonymise: anonymise, signin: signin, desk: desk, live: live, archive: archive, interaction: interaction, audit: audit, holds: holds };
+  const pages = { users: users, anonymise: anonymise, signin: signin, desk: desk, live: live, archive: archive, interaction: interaction, audit: audit, holds: holds, fraud: fraud };
   if (pages[page]) pages[page]();
 })();
