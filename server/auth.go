@@ -155,7 +155,7 @@ func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeAr
 	if met != nil {
 		m.Handle("GET /metrics", met.Handler(metrics.Access{Authorised: true}))
 	}
-	con, err := console.New()
+	con, err := console.New(console.Options{Cluster: cfg.Cluster.Enabled})
 	if err != nil { // embedded templates: only a broken build fails here; the API goes on
 		a.log.Error().Err(err).Msg("web console not served")
 		return svc.Guard(m), m

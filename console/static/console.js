@@ -136,10 +136,15 @@
         const f = fields[name] || { count: 0, state: "empty" };
         const want = expected(name, brand);
         const dots = "●".repeat(f.count) + "○".repeat(Math.max(0, want - f.count));
-        const tr = row([name, dots, f.count + "/" + want, f.state + (f.failure ? " (" + f.failure + ")" : "")]);
+        // Entries left of the field (payments.attempts): counts only.
+        const allowed = f.allowed || payment.allowed || 0;
+        const left = Math.max(0, allowed - (f.attempts || 0));
+        const tr = row([name, dots, f.count + "/" + want, f.state + (f.failure ? " (" + f.failure + ")" : ""),
+          allowed ? (left === 1 ? "1 attempt left" : left + " attempts left") : ""]);
         tr.id = "pay-field-" + name;
         tr.dataset.state = f.state;
         tr.dataset.count = String(f.count);
+        tr.dataset.attemptsLeft = String(left);
         if (payment.focus === name) tr.className = "focus";
         rows.push(tr);
       }
@@ -150,7 +155,7 @@
       if (!p) return;
       switch (type) {
         case "payment_started":
-          payment = { id: p.id, fields: p.fields || ["card", "expiry", "cvv"], focus: "" };
+          payment = { id: p.id, fields: p.fields || ["card", "expiry", "cvv"], focus: "", allowed: p.attempts_allowed || 0 };
           brand = "";
           for (const k in fields) delete fields[k];
           $("pay-form").hidden = true;
@@ -161,7 +166,7 @@
           break;
         case "payment_field":
           if (!payment) payment = { id: p.id, fields: ["card", "expiry", "cvv"] };
-          fields[p.field] = { count: p.count, state: p.state, failure: p.failure };
+          fields[p.field] = { count: p.count, state: p.state, failure: p.failure, attempts: p.attempts || 0, allowed: p.attempts_allowed || 0 };
           if (p.brand) brand = p.brand;
           payment.focus = p.focus;
           $("pay-submit").disabled = !p.ready;
@@ -179,7 +184,8 @@
           $("pay-panel").hidden = true;
           $("pay-form").hidden = false;
           $("pay-returned").hidden = false;
-          $("pay-returned").textContent = "Payment " + (p.reason || "ended") + ": caller returned to you.";
+          $("pay-returned").textContent = (p.reason === "attempts" ? "Payment ended: a field has no attempts left" :
+            "Payment " + (p.reason || "ended")) + ": caller returned to you.";
           payment = null;
           return;
       }
@@ -211,6 +217,7 @@
       $("call-queue").textContent = c.target || "";
       $("call-mode").textContent = c.mode + (c.agent_reserved ? " (you are reserved)" : "");
       answered = c.answered && !c.answered.startsWith("0001-") ? new Date(c.answered) : null;
+      recState(c.recording || "off", c.recording_paused || []);
       const data = Object.assign({}, c.data);
       if (data.fraud_risk !== undefined) {
         try { risk(JSON.parse(data.fraud_risk)); } catch (e) { /* not JSON */ }
@@ -241,14 +248,25 @@
     setInterval(refresh, 2000);
     refresh();
 
+    // recState shows the recording's state as the call info has it
+    // (so a reloaded desk is right): on, paused (and by what other than
+    // this desk's own pause, the API's), off. Resume lifts only the
+    // API's pause, so it shows only while that one is active.
+    function recState(state, why) {
+      const own = why.includes("api");
+      const others = why.filter((r) => r !== "api");
+      $("call-recording").textContent = state + (state === "paused" && others.length ? " (" + others.join(", ") + ")" : "");
+      $("call-recording").dataset.state = state;
+      if (!$("rec-pause")) return;
+      $("rec-pause").hidden = state === "off" || own;
+      $("rec-resume").hidden = !own;
+    }
     async function recording(action) {
       if (!current) return;
       try {
         await api("POST", "/api/calls/" + encodeURIComponent(current) + "/recording/" + action);
         const paused = action === "pause";
-        $("call-recording").textContent = paused ? "paused" : "on";
-        $("rec-pause").hidden = paused;
-        $("rec-resume").hidden = !paused;
+        recState(paused ? "paused" : "on", paused ? ["api"] : []);
         (paused ? $("rec-resume") : $("rec-pause")).focus();
       } catch (e) { status(e.message); }
     }
@@ -319,14 +337,27 @@
         status(mode + " started on " + id);
       } catch (e) { status(mode + ": " + e.message); }
     }
+    // On a cluster (data-cluster) the calls are every node's, each row
+    // naming its node; a node that did not answer is named in the status.
+    const cluster = body.dataset.cluster === "1";
+    let missingShown = false;
+    async function listCalls() {
+      if (!cluster) return api("GET", "/api/calls");
+      const r = await api("GET", "/api/cluster/calls");
+      const missing = (r.nodes || []).filter((n) => n.error).map((n) => n.node + ": " + n.error);
+      if (missing.length || missingShown) status(missing.length ? "Calls missing from " + missing.join("; ") : "");
+      missingShown = missing.length > 0;
+      return r.calls || [];
+    }
     async function refresh() {
       try {
-        const [calls, agents] = await Promise.all([api("GET", "/api/calls"), api("GET", "/api/agents")]);
+        const [calls, agents] = await Promise.all([listCalls(), api("GET", "/api/agents")]);
         $("calls-count").textContent = "(" + calls.length + ")";
         fill($("live-calls").tBodies[0], calls.map((c) => {
           const since = c.answered && !c.answered.startsWith("0001-") ? Date.now() - new Date(c.answered).getTime() : 0;
           const cells = [c.caller, c.target, c.mode + (c.agent_reserved ? ", agent reserved" : "") + (c.agent ? "" : ", waiting"),
             c.agent || "", since > 0 ? dur(since * 1e6) : "", (c.monitors || []).map((m) => m.supervisor + " " + m.mode).join(", ")];
+          if (cluster) cells.unshift(c.node || "");
           if (can("monitor")) {
             const span = el("span");
             for (const mode of ["listen", "coach", "barge"]) {
@@ -338,6 +369,8 @@
           }
           const tr = row(cells);
           tr.dataset.mode = c.mode;
+          tr.dataset.call = c.id;
+          if (cluster) tr.dataset.node = c.node || "";
           return tr;
         }));
         fill($("live-agents").tBodies[0], agents.map((a) => {
