@@ -389,6 +389,10 @@
     const f = $("search-form");
     let offset = 0;
     const limit = 50;
+    // Keyset paging: afters[k] is the cursor page k starts after (the
+    // API's "next" of page k-1), so a deep page costs what the first
+    // does; offset only numbers the rows shown.
+    let afters = [""], next = "";
     async function search() {
       const q = new URLSearchParams();
       for (const n of ["caller", "queue", "agent", "route", "data"]) {
@@ -406,7 +410,8 @@
         a.href = "/api/archive/export?" + eq.toString();
       }
       q.set("limit", String(limit));
-      q.set("offset", String(offset));
+      const after = afters[afters.length - 1];
+      if (after) q.set("after", after);
       status("Searching…");
       try {
         const r = await api("GET", "/api/archive/interactions?" + q.toString());
@@ -427,7 +432,8 @@
         picked();
         $("page-info").textContent = r.total ? (offset + 1) + "–" + Math.min(offset + limit, r.total) + " of " + r.total : "";
         $("page-prev").disabled = offset === 0;
-        $("page-next").disabled = offset + limit >= r.total;
+        next = r.next || "";
+        $("page-next").disabled = !next || offset + limit >= r.total;
       } catch (e) { status(e.message); }
     }
     // Several recordings deleted at once: tick rows (or all), press
@@ -452,13 +458,23 @@
           try { await api("DELETE", "/api/archive/interactions/" + encodeURIComponent(b.dataset.id) + "/recording"); ok++; }
           catch (e) { failed++; }
         }
+        // After the search refreshes the rows: it clears the status line.
+        await search();
         status(ok + " recordings deleted" + (failed ? ", " + failed + " not (none kept, or refused)" : "") + ".");
-        search();
       });
     }
-    f.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; search(); });
-    $("page-prev").addEventListener("click", () => { offset = Math.max(0, offset - limit); search(); });
-    $("page-next").addEventListener("click", () => { offset += limit; search(); });
+    f.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; afters = [""]; search(); });
+    $("page-prev").addEventListener("click", () => {
+      if (afters.length > 1) afters.pop();
+      offset = Math.max(0, offset - limit);
+      search();
+    });
+    $("page-next").addEventListener("click", () => {
+      if (!next) return;
+      afters.push(next);
+      offset += limit;
+      search();
+    });
     search();
   }
 
@@ -586,7 +602,10 @@
             b.addEventListener("click", () => open(h.id, what));
             span.appendChild(b);
           }
-          return row([h.id, h.interaction, h.status, h.score + "/" + h.minimum, when(h.created), span]);
+          const tr = row([h.id, h.interaction, h.status, h.score + "/" + h.minimum, when(h.created), span]);
+          tr.dataset.hold = String(h.id);
+          tr.dataset.status = h.status;
+          return tr;
         }));
       } catch (e) { status(e.message); }
     }
