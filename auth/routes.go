@@ -78,8 +78,10 @@ var Rules = []Rule{
 	{Pattern: "POST /api/fraud/holds/{id}/comments", Perm: PermFraudHold},
 
 	{Pattern: "GET /api/users", Perm: PermUsers},
+	{Pattern: "POST /api/users", Perm: PermUsers},
 	{Pattern: "POST /api/users/{name}/{action}", Perm: PermUsers},
 	{Pattern: "GET /api/tokens", Perm: PermTokens},
+	{Pattern: "POST /api/tokens", Perm: PermTokens},
 	{Pattern: "POST /api/tokens/{id}/revoke", Perm: PermTokens},
 
 	// The web console (package console): its pages read and act only

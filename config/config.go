@@ -343,6 +343,16 @@ func (c Config) AgentOfUser(user string) string {
 	return ""
 }
 
+// HasAgent reports whether name is one of agents[].
+func (c Config) HasAgent(name string) bool {
+	for _, a := range c.Agents {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // AdminTLS is the HTTPS key pair of the API.
 type AdminTLS struct {
 	// CertFile is the PEM certificate chain; empty serves plain HTTP.

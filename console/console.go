@@ -73,6 +73,8 @@ type view struct {
 	// Cluster: the node shares calls with others (cluster.enabled); the
 	// live page lists every node's (GET /api/cluster/calls).
 	Cluster bool
+	// Roles are the roles a user or token may have (the users page).
+	Roles []auth.Role
 }
 
 // actions are the API routes whose buttons a page shows or hides: the
@@ -198,7 +200,8 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 // role holds, both from auth.Rules.
 func (c *Console) viewFor(p auth.Principal, pg page, r *http.Request) view {
 	v := view{Title: pg.Title, Page: strings.TrimSuffix(pg.File, ".html"), User: p.Name, Role: string(p.Role),
-		Agent: p.Agent, CSRF: p.CSRFToken(), ID: r.PathValue("id"), Can: map[string]bool{}, Cluster: c.opts.Cluster}
+		Agent: p.Agent, CSRF: p.CSRFToken(), ID: r.PathValue("id"), Can: map[string]bool{}, Cluster: c.opts.Cluster,
+		Roles: auth.Roles()}
 	for _, n := range pages {
 		if rule, ok := auth.RuleFor(n.Pattern); ok && n.Nav && p.Can(rule.Perm) {
 			v.Nav = append(v.Nav, NavItem{Path: n.Path, Title: n.Title, Current: n.Path == pg.Path ||

@@ -376,6 +376,32 @@ func checkUsersPage(t *testing.T, ctx context.Context, sink *browserSink, c *clo
 		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="sue"][data-state="active"]`))); err != nil {
 		t.Errorf("disable and enable sue: %v", err)
 	}
+	// She adds a user and creates a token from the page; the token is
+	// shown once and opens the API.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("u-name"), "newbie"), chromedp.SetValue(chromedp.ID("u-role"), "auditor"),
+		chromedp.SendKeys(chromedp.ID("u-password"), consolePassword), chromedp.Click(chromedp.ID("u-add")),
+		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="newbie"]`))); err != nil {
+		t.Errorf("add a user from the page: %v", err)
+	}
+	if row, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#users tr[data-user="newbie"]`))); !strings.Contains(row, "auditor") {
+		t.Errorf("the new user's row: %q", row)
+	}
+	if pw, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("u-password"))); pw != "" {
+		t.Error("the password stays in the form")
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("t-name"), "wallboard"), chromedp.SetValue(chromedp.ID("t-role"), "supervisor"),
+		chromedp.Click(chromedp.ID("t-create")), chromedp.WaitVisible(chromedp.ID("t-made")),
+		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token="wallboard"]`))); err != nil {
+		t.Errorf("create a token from the page: %v", err)
+	}
+	made, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("t-made-token")))
+	req, _ := http.NewRequest("GET", c.adminURL+"/api/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+made)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Errorf("the token made on the page (%d chars) does not open the API: %v %v", len(made), err, res)
+	} else {
+		res.Body.Close()
+	}
 	shot(t, ctx, "console-users")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#tokens tr[data-token="e2e-harness"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token="e2e-harness"][data-state="revoked"]`))); err != nil {

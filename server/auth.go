@@ -150,7 +150,7 @@ func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeAr
 	clu.clusterCallsRoute(m, b)
 	svc.Register(m)
 	if us := a.users.Load(); us != nil { // the user store userStore opened
-		admin.RegisterUsers(m, us)
+		admin.RegisterUsers(m, us, admin.UserOptions{Demo: cfg.Admin.Auth.Demo, KnownAgent: cfg.HasAgent})
 	}
 	if met != nil {
 		m.Handle("GET /metrics", met.Handler(metrics.Access{Authorised: true}))

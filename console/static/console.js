@@ -682,6 +682,37 @@
     async function act(method, path, what) {
       try { await api(method, path); status(what + "."); load(); } catch (e) { status(e.message); }
     }
+    // Add a user: the password goes to the API once and is cleared from
+    // the form whatever the answer.
+    $("user-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = ev.target;
+      const req = { name: f.elements.name.value.trim(), role: f.elements.role.value, agent: f.elements.agent.value.trim(), password: f.elements.password.value };
+      f.elements.password.value = "";
+      try {
+        await api("POST", "/api/users", req);
+        status("User " + req.name + " added (" + req.role + ").");
+        f.reset();
+        load();
+      } catch (e) { status("User not added: " + e.message); }
+    });
+    // Create a token: shown in the page once, never again (the API keeps
+    // only its hash).
+    if ($("token-form")) {
+      $("token-form").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const f = ev.target;
+        try {
+          const t = await api("POST", "/api/tokens", { name: f.elements.name.value.trim(), role: f.elements.role.value, expires: f.elements.expires.value.trim() });
+          $("t-made-name").textContent = t.name + " (" + t.role + ")";
+          $("t-made-token").textContent = t.token;
+          $("t-made").hidden = false;
+          f.reset();
+          status("");
+          load();
+        } catch (e) { status("Token not created: " + e.message); }
+      });
+    }
     async function load() {
       try {
         const r = await api("GET", "/api/users");
