@@ -96,7 +96,9 @@ var errBadQuery = errors.New("bad query parameter")
 
 // query reads the search filters, as the CLI's: caller, from, to (a date,
 // 2006-01-02T15:04 in the server's local time, or RFC 3339), queue,
-// agent, route, data=KEY=VALUE (repeatable), recorded=1, limit, offset.
+// agent, route, data=KEY=VALUE (repeatable), recorded=1, limit, offset,
+// after=UNIXMS,ID (keyset paging: the rows after that one, as a search's
+// "next" gives it).
 func query(v url.Values, maxLimit int) (archive.Query, error) {
 	q := archive.Query{Caller: v.Get("caller"), Queue: v.Get("queue"), Agent: v.Get("agent"), Route: v.Get("route")}
 	for _, t := range []struct {
@@ -134,6 +136,13 @@ func query(v url.Values, maxLimit int) (archive.Query, error) {
 			return q, fmt.Errorf("%w recorded: want true or false", errBadQuery)
 		}
 		q.Recorded = b
+	}
+	if s := v.Get("after"); s != "" {
+		c, err := archive.ParseCursor(s)
+		if err != nil {
+			return q, fmt.Errorf("%w after: want UNIXMS,ID (a search's next)", errBadQuery)
+		}
+		q.After = &c
 	}
 	for _, n := range []struct {
 		name string
@@ -175,7 +184,12 @@ func (a archiveAPI) search(w http.ResponseWriter, r *http.Request) {
 	if res == nil {
 		res = []archive.Interaction{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": q.Offset, "limit": q.Limit, "interactions": res})
+	out := map[string]any{"total": total, "offset": q.Offset, "limit": q.Limit, "interactions": res}
+	if len(res) == q.Limit && q.Limit > 0 {
+		// The next page by keyset (after=), as deep as the first costs.
+		out["next"] = archive.CursorOf(res[len(res)-1]).String()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // get fetches the path's interaction, answering 404 or 500 itself.

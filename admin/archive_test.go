@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,17 +224,33 @@ func TestArchiveAPIActionsAudited(t *testing.T) {
 	w := f.do(t, "GET", "/api/archive/interactions?queue=sales&limit=2&offset=1", nil, nil)
 	var page struct {
 		Total        int                   `json:"total"`
+		Next         string                `json:"next"`
 		Interactions []archive.Interaction `json:"interactions"`
 	}
 	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Total != 3 || len(page.Interactions) != 2 || page.Interactions[0].ID != "r2" {
 		t.Fatalf("search: %d %s", w.Code, w.Body)
+	}
+	// Keyset paging: a full page gives "next"; after= it is the page
+	// offsets give, with the same total; the last page gives none.
+	w = f.do(t, "GET", "/api/archive/interactions?queue=sales&limit=1", nil, nil)
+	if json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Next == "" {
+		t.Fatalf("a full page without next: %s", w.Body)
+	}
+	w = f.do(t, "GET", "/api/archive/interactions?queue=sales&limit=2&after="+url.QueryEscape(page.Next), nil, nil)
+	if page.Next = ""; w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Total != 3 || len(page.Interactions) != 2 ||
+		page.Interactions[0].ID != "r2" || page.Next == "" {
+		t.Fatalf("search after the first row: %d %s", w.Code, w.Body)
+	}
+	w = f.do(t, "GET", "/api/archive/interactions?queue=sales&limit=2&after="+url.QueryEscape(page.Next), nil, nil)
+	if page.Next = ""; json.Unmarshal(w.Body.Bytes(), &page) != nil || len(page.Interactions) != 0 || page.Next != "" {
+		t.Errorf("after the last row: %s", w.Body)
 	}
 	w = f.do(t, "GET", "/api/archive/interactions?data=customer_id=CUST-12343", nil, nil)
 	if json.Unmarshal(w.Body.Bytes(), &page) != nil || page.Total != 1 || page.Interactions[0].ID != "r3" {
 		t.Errorf("search by a masked value: %s", w.Body)
 	}
 	for _, bad := range []string{"from=yesterday", "limit=-1", "limit=abc", "limit=99999999", "offset=-5",
-		"offset=99999999999999999999", "recorded=perhaps"} {
+		"offset=99999999999999999999", "recorded=perhaps", "after=yesterday", "after=12", "after=-1,r1"} {
 		if w := f.do(t, "GET", "/api/archive/interactions?"+bad, nil, nil); w.Code != http.StatusBadRequest {
 			t.Errorf("hostile query %q: %d, want 400", bad, w.Code)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -29,6 +30,38 @@ type Query struct {
 	Limit int
 	// Offset skips that many rows first (paging; Count has the total).
 	Offset int
+	// After, when set, starts the page after this row of the order
+	// (keyset paging): the database seeks to it in the (offered_at, id)
+	// index instead of reading and dropping Offset rows, so a deep page
+	// costs what the first does. Offset then counts from it. Count
+	// ignores it.
+	After *Cursor
+}
+
+// Cursor is a row's place in Search's order: its offered time (to the
+// millisecond, as stored) and its id.
+type Cursor struct {
+	Offered time.Time
+	ID      string
+}
+
+// CursorOf is the cursor of in, for the page that follows it.
+func CursorOf(in Interaction) Cursor { return Cursor{Offered: in.Offered, ID: in.ID} }
+
+// String is the cursor as the API carries it: "UNIXMS,ID".
+func (c Cursor) String() string { return fmt.Sprintf("%d,%s", c.Offered.UnixMilli(), c.ID) }
+
+// ErrCursor: a cursor that does not parse.
+var ErrCursor = errors.New("archive: bad cursor (want UNIXMS,ID)")
+
+// ParseCursor reads a Cursor's String.
+func ParseCursor(s string) (Cursor, error) {
+	ms, id, ok := strings.Cut(s, ",")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || n < 0 || id == "" || len(id) > 200 {
+		return Cursor{}, ErrCursor
+	}
+	return Cursor{Offered: time.UnixMilli(n), ID: id}, nil
 }
 
 // Search returns the interactions Query selects, newest first, with
@@ -38,6 +71,17 @@ func (s *Store) Search(ctx context.Context, q Query) ([]Interaction, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
+	}
+	if a := q.After; a != nil {
+		// A row value: both engines seek the (offered_at, id) index to
+		// it (an OR of the two columns would not).
+		c := "(offered_at, id) < (?, ?)"
+		if cond == "" {
+			cond = " WHERE " + c
+		} else {
+			cond += " AND " + c
+		}
+		args = append(args, a.Offered.UnixMilli(), a.ID)
 	}
 	query := `SELECT ` + interactionCols + ` FROM interactions` + cond + " ORDER BY offered_at DESC, id DESC LIMIT ? OFFSET ?"
 	args = append(args, limit, max(q.Offset, 0))

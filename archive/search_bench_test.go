@@ -85,6 +85,20 @@ func BenchmarkSearch1M(b *testing.B) {
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	day := func() time.Time { return end.AddDate(0, 0, -1-rng.IntN(179)) }
+	// Deep positions (untimed): the row before each page, for its cursor.
+	type deepPage struct {
+		offset int
+		after  Cursor
+	}
+	var deep []deepPage
+	for range 20 {
+		off := min(n-50, 90_000+rng.IntN(10_000))
+		prev, err := s.Search(ctx, Query{Offset: off - 1, Limit: 1})
+		if err != nil || len(prev) != 1 {
+			b.Fatalf("deep page at %d: %v", off, err)
+		}
+		deep = append(deep, deepPage{offset: off, after: CursorOf(prev[0])})
+	}
 	cases := []struct {
 		name string
 		q    func() Query
@@ -111,6 +125,12 @@ func BenchmarkSearch1M(b *testing.B) {
 			d := day()
 			return Query{From: d, To: d.Add(7 * 24 * time.Hour), Limit: 100}
 		}, false},
+		// The console's deep page (issue 23): 50 rows at ~100,000 of
+		// every interaction, by offset and by keyset (the cursor of the
+		// row before, as the console's next links carry it), side by
+		// side over the same positions.
+		{"deep_offset", func() Query { return Query{Offset: deep[rng.IntN(len(deep))].offset, Limit: 50} }, false},
+		{"deep_after", func() Query { c := deep[rng.IntN(len(deep))].after; return Query{After: &c, Limit: 50} }, false},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -229,5 +249,84 @@ func TestSearchPlansUseIndexesPostgres(t *testing.T) {
 			}
 		}
 		t.Logf("%s:\n%s", name, strings.Join(plan, "\n"))
+	}
+}
+
+// TestSearchAfterIsOffsetsPage: paging by cursor (each page after the
+// last row of the one before) gives exactly the pages offsets give, ties
+// in offered_at included, on SQLite and PostgreSQL; SQLite's plan seeks
+// the (offered_at, id) index (no sort, no table scan); a cursor
+// round-trips and a bad one is refused.
+func TestSearchAfterIsOffsetsPage(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) { searchAfterIsOffsetsPage(t, openTest(t, pgtest.DSN(t), testPolicy)) })
+	s := openTest(t, filepath.Join(t.TempDir(), "cloak.db"), testPolicy)
+	searchAfterIsOffsetsPage(t, s)
+	rows, err := s.DB().Query(`EXPLAIN QUERY PLAN SELECT `+interactionCols+` FROM interactions WHERE (offered_at, id) < (?, ?) ORDER BY offered_at DESC, id DESC LIMIT 50`, time.Now().UnixMilli(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("plan: %s", detail)
+		if !strings.HasPrefix(detail, "SEARCH interactions USING INDEX interactions_offered_id") {
+			t.Errorf("the keyset page's plan: %s", detail)
+		}
+	}
+}
+
+func searchAfterIsOffsetsPage(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Generate(ctx, GenerateOptions{N: 1000, Seed: 3, Callers: 100}); err != nil {
+		t.Fatal(err)
+	}
+	// Ties: a run of rows offered in the same millisecond.
+	if _, err := s.DB().Exec(`UPDATE interactions SET offered_at = (SELECT MAX(offered_at) FROM interactions) - 5000
+ WHERE id IN (SELECT id FROM interactions ORDER BY offered_at DESC, id DESC LIMIT 120 OFFSET 40)`); err != nil {
+		t.Fatal(err)
+	}
+	s.DB().Exec(`ANALYZE`)
+	var after *Cursor
+	pages := 0
+	for off := 0; ; off += 70 {
+		want, err := s.Search(ctx, Query{Offset: off, Limit: 70})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Search(ctx, Query{After: after, Limit: 70})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("page at %d: %d rows by cursor, %d by offset", off, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("page at %d, row %d: %s by cursor, %s by offset", off, i, got[i].ID, want[i].ID)
+			}
+		}
+		if len(want) < 70 {
+			break
+		}
+		c := CursorOf(want[len(want)-1])
+		back, err := ParseCursor(c.String())
+		if err != nil || back.ID != c.ID || !back.Offered.Equal(c.Offered) {
+			t.Fatalf("cursor %q read back as %+v (%v)", c, back, err)
+		}
+		after = &back
+		pages++
+	}
+	if pages < 10 {
+		t.Errorf("%d pages compared", pages)
+	}
+	for _, bad := range []string{"", "x,1", "12", "-1,a", "12,"} {
+		if _, err := ParseCursor(bad); err == nil {
+			t.Errorf("cursor %q accepted", bad)
+		}
 	}
 }

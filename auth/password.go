@@ -162,3 +162,22 @@ func RandomPassword() (string, error) {
 	}
 	return string(b), nil
 }
+
+// ErrUserName: a user name that is not 1 to 64 of letters, digits and
+// "._@-".
+var ErrUserName = errors.New("auth: a user name is 1 to 64 of letters, digits and . _ @ -")
+
+// ValidUserName checks a new user's name (the CLI's users add and the
+// API's POST /api/users): 1 to 64 of letters, digits and "._@-". Its
+// error never echoes the name.
+func ValidUserName(n string) error {
+	if n == "" || len(n) > 64 {
+		return ErrUserName
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._@-", c)) {
+			return ErrUserName
+		}
+	}
+	return nil
+}

@@ -85,8 +85,10 @@ var Rules = []Rule{
 	{Pattern: "GET /api/fraud/rules/history", Perm: PermFraudData},
 
 	{Pattern: "GET /api/users", Perm: PermUsers},
+	{Pattern: "POST /api/users", Perm: PermUsers},
 	{Pattern: "POST /api/users/{name}/{action}", Perm: PermUsers},
 	{Pattern: "GET /api/tokens", Perm: PermTokens},
+	{Pattern: "POST /api/tokens", Perm: PermTokens},
 	{Pattern: "POST /api/tokens/{id}/revoke", Perm: PermTokens},
 
 	// The web console (package console): its pages read and act only

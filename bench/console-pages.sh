@@ -28,6 +28,8 @@ trap 'kill $PID 2>/dev/null; rm -f "$CFG"' EXIT
 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$ADM/healthz" >/dev/null && break; sleep 0.2; done
 TOK=$("$BIN" tokens create -name console-bench -role admin -config "$CFG")
 ID=$(curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:$ADM/api/archive/interactions?limit=1" | python3 -c 'import json,sys;print(json.load(sys.stdin)["interactions"][0]["id"])')
+# The cursor the console's Next carries to page 2000: the next of the row before it.
+AFTER=$(curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:$ADM/api/archive/interactions?limit=1&offset=99949" | python3 -c 'import json,sys,urllib.parse;print(urllib.parse.quote(json.load(sys.stdin)["next"]))')
 measure() { # name path
 	local times=()
 	for _ in $(seq 1 "$N"); do
@@ -42,6 +44,7 @@ measure "  GET /api/agents" /api/agents
 measure "GET /archive (page)" /archive
 measure "  GET /api/archive/interactions (first page of 50)" "/api/archive/interactions?limit=50&offset=0"
 measure "  ... page 2000 (offset 99950)" "/api/archive/interactions?limit=50&offset=99950"
+measure "  ... page 2000 (after=, as the console pages)" "/api/archive/interactions?limit=50&after=$AFTER"
 measure "  ... by caller" "/api/archive/interactions?limit=50&caller=%2B447700900123"
 measure "GET /archive/{id} (page)" "/archive/$ID"
 measure "  GET /api/archive/interactions/{id}" "/api/archive/interactions/$ID"

@@ -360,6 +360,13 @@ type Info struct {
 	Quality []LegQuality `json:"quality"`
 	// Monitors are the supervisors listening, coaching or barging.
 	Monitors []MonitorInfo `json:"monitors,omitempty"`
+	// Recording is the recording's state now: "on", "paused" or "off"
+	// (none: not recorded by policy, declined, no room, or failed).
+	// RecordingPaused lists why it is paused ("agent", "api", "secure",
+	// "payment", "consent"), so a reloaded desk knows which pause its
+	// resume button lifts.
+	Recording       string   `json:"recording"`
+	RecordingPaused []string `json:"recording_paused,omitempty"`
 }
 
 // Info returns a snapshot of the interaction.
@@ -369,6 +376,7 @@ func (c *Interaction) Info() Info {
 	if a := c.answered.Load(); a != 0 {
 		in.Answered = time.Unix(0, a)
 	}
+	in.Recording, in.RecordingPaused = c.recordingState()
 	in.Quality = []LegQuality{{Leg: "caller", Quality: c.caller.Quality()}}
 	if side := c.agentSideNow(); side != nil {
 		if side.agent != nil {

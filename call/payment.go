@@ -50,6 +50,17 @@ type PaymentConfig struct {
 	// Fraud screens a submitted payment as a flow's fraud: true step does
 	// (held instead of captured); nothing without a fraud screener.
 	Fraud bool
+	// Attempts is how many entries each field gets (0: 3, as a flow's
+	// collect step): a field whose last allowed entry is invalid ends the
+	// payment ("attempts"), so a caller cannot try card after card.
+	Attempts int
+}
+
+func (pc PaymentConfig) attempts() int {
+	if pc.Attempts > 0 {
+		return min(pc.Attempts, ivr.MaxAttempts)
+	}
+	return ivr.DefaultAttempts
 }
 
 func (pc PaymentConfig) timeout() time.Duration {
@@ -123,6 +134,11 @@ type PaymentEvent struct {
 	Failure string `json:"failure,omitempty"`
 	Brand   string `json:"brand,omitempty"`
 	Focus   string `json:"focus,omitempty"`
+	// Attempts is how many entries of the field the caller has started;
+	// AttemptsAllowed how many each field gets (also on
+	// "payment_started"). Counts only.
+	Attempts        int `json:"attempts,omitempty"`
+	AttemptsAllowed int `json:"attempts_allowed,omitempty"`
 	// Ready: every field is valid; Submit may be called.
 	Ready bool `json:"ready,omitempty"`
 	// "payment_started": the fields, the amount and currency.
@@ -132,7 +148,7 @@ type PaymentEvent struct {
 	// "payment_result": the gateway's answer.
 	Result *ivr.ChargeResult `json:"result,omitempty"`
 	// "payment_ended": why (submitted, cancelled, hangup, transfer,
-	// agent_left, timeout).
+	// agent_left, timeout, attempts).
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -218,7 +234,7 @@ func (c *Interaction) StartPayment(req PaymentRequest) (*PaymentSession, error) 
 	c.log.Info().Str("payment", p.id).Strs("fields", req.Fields).Str("amount", req.Amount).Str("currency", req.Currency).
 		Str("reference", req.Reference).Msg("payment started")
 	c.publish(Event{Type: "payment_started", Payment: &PaymentEvent{ID: p.id, Fields: req.Fields, Amount: req.Amount,
-		Currency: req.Currency, Focus: req.Fields[0]}})
+		Currency: req.Currency, Focus: req.Fields[0], AttemptsAllowed: cfg.attempts()}})
 	return p, nil
 }
 
@@ -247,6 +263,13 @@ func (p *PaymentSession) paymentKey(d byte) {
 	}
 	p.swallow = false
 	f := p.fields[p.focus]
+	if f.col == nil && f.attempts >= p.cfg.attempts() {
+		// No entry left for this field (the payment is ending, or the
+		// agent cleared a field whose entries were used up).
+		p.mu.Unlock()
+		go p.c.endPayment(p, "attempts") // once: endPayment ends p once
+		return
+	}
 	if f.state == FieldValid || f.state == FieldInvalid {
 		f.reset() // a new entry of the focused field
 	}
@@ -262,8 +285,20 @@ func (p *PaymentSession) paymentKey(d byte) {
 	}
 	p.armIdleLocked(f)
 	ev := p.fieldEventLocked(f)
+	exhausted := p.exhaustedLocked(f)
 	p.mu.Unlock()
 	p.c.publish(ev)
+	if exhausted {
+		// On the caller leg's reader (or the SIP INFO handler): the
+		// ending switches the gate, so it runs on its own goroutine;
+		// keys meanwhile are refused above.
+		go p.c.endPayment(p, "attempts")
+	}
+}
+
+// exhaustedLocked: f's last allowed entry was invalid.
+func (p *PaymentSession) exhaustedLocked(f *payField) bool {
+	return f.state == FieldInvalid && f.attempts >= p.cfg.attempts()
 }
 
 // cardBrandLocked is the brand of the valid card field, "" if none.
@@ -334,13 +369,18 @@ func (p *PaymentSession) idleExpired(f *payField) {
 	}
 	p.fieldEndedLocked(f)
 	ev := p.fieldEventLocked(f)
+	exhausted := p.exhaustedLocked(f)
 	p.mu.Unlock()
 	p.c.publish(ev)
+	if exhausted {
+		p.c.endPayment(p, "attempts")
+	}
 }
 
 // fieldEventLocked is a "payment_field" event of f.
 func (p *PaymentSession) fieldEventLocked(f *payField) Event {
-	pe := &PaymentEvent{ID: p.id, Field: f.name, Count: f.count, State: f.state, Failure: f.failure, Brand: f.brand}
+	pe := &PaymentEvent{ID: p.id, Field: f.name, Count: f.count, State: f.state, Failure: f.failure, Brand: f.brand,
+		Attempts: f.attempts, AttemptsAllowed: p.cfg.attempts()}
 	if p.focus >= 0 {
 		pe.Focus = p.fields[p.focus].name
 	} else {
@@ -422,12 +462,17 @@ func (p *PaymentSession) edit(name string, do func(i int)) error {
 	p.swallow = false
 	do(i)
 	evs := make([]Event, 0, len(p.fields))
+	exhausted := false
 	for _, f := range p.fields {
 		evs = append(evs, p.fieldEventLocked(f))
+		exhausted = exhausted || p.exhaustedLocked(f)
 	}
 	p.mu.Unlock()
 	for _, ev := range evs {
 		p.c.publish(ev)
+	}
+	if exhausted { // a focus change ended the last allowed entry, invalid
+		p.c.endPayment(p, "attempts")
 	}
 	return nil
 }
@@ -451,8 +496,12 @@ func (p *PaymentSession) Submit() (ivr.ChargeResult, error) {
 		if b := p.cardBrandLocked(); f.name == FieldCVV && f.state == FieldValid && b != "" && !cvvFits(f.value.Len(), b) {
 			f.invalidate("length")
 			ev := p.fieldEventLocked(f)
+			exhausted := p.exhaustedLocked(f)
 			p.mu.Unlock()
 			p.c.publish(ev)
+			if exhausted {
+				p.c.endPayment(p, "attempts")
+			}
 			return ivr.ChargeResult{}, fmt.Errorf("cvv does not fit the card: %w", ErrPaymentIncomplete)
 		}
 	}

@@ -77,13 +77,16 @@ func cardBrand(bin string) string {
 // payField is one field of a payment. Not safe for concurrent use
 // (Payment.mu guards it).
 type payField struct {
-	name    string
-	col     *dtmf.Collector // the entry in progress; nil before the first key and after it ended
-	count   int             // keys of the current entry (never a digit)
-	state   string
-	failure string      // why an invalid entry is invalid ("luhn", "expiry", "too_short", "timeout")
-	value   dtmf.Secret // the valid entry
-	brand   string      // the card field's brand, once valid
+	name  string
+	col   *dtmf.Collector // the entry in progress; nil before the first key and after it ended
+	count int             // keys of the current entry (never a digit)
+	// attempts counts the entries started, for the whole payment: an
+	// agent's clear or restart does not give them back.
+	attempts int
+	state    string
+	failure  string      // why an invalid entry is invalid ("luhn", "expiry", "too_short", "timeout")
+	value    dtmf.Secret // the valid entry
+	brand    string      // the card field's brand, once valid
 }
 
 // collectorFor returns the field's collector config; cardBrand is the
@@ -131,6 +134,7 @@ func (f *payField) add(d byte, now time.Time, cardBrand string, interDigit time.
 		col.Start(now)
 		f.col = col
 		f.state = FieldEntering
+		f.attempts++
 	}
 	res, done := f.col.Add(d, now)
 	if !done {

@@ -228,6 +228,78 @@ func TestPaymentEndWipesAndRestoresTheGate(t *testing.T) {
 	}
 }
 
+// paymentEnded waits (bounded) for the payment's "payment_ended" event
+// and returns its reason ("" if none came).
+func paymentEnded(c *Interaction) string {
+	for range 200 {
+		for _, ev := range c.Events() {
+			if ev.Type == "payment_ended" {
+				return ev.Payment.Reason
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return ""
+}
+
+// TestPaymentAttemptsPerField: each field's events carry the entries
+// used and allowed (3 by default); the third invalid card ends the
+// payment ("attempts"), its keys after that go nowhere; an agent's clear
+// does not give entries back; payments.attempts sets the number.
+func TestPaymentAttemptsPerField(t *testing.T) {
+	t.Run("three invalid", func(t *testing.T) {
+		c, p := newTestPayment(t, 5*time.Second)
+		if l := p.Fields()[0]; l.Attempts != 0 || l.AttemptsAllowed != 3 {
+			t.Fatalf("before a key: %+v, want 0 of 3", l)
+		}
+		for i := 1; i <= 2; i++ {
+			keys(p, "4111111111111112#")
+			if l := last(fieldEvents(c, FieldCard)); l.State != FieldInvalid || l.Attempts != i || l.AttemptsAllowed != 3 {
+				t.Fatalf("invalid card %d: %+v, want attempt %d of 3", i, l, i)
+			}
+		}
+		if r := paymentEnded(c); r != "" {
+			t.Fatalf("the payment ended (%s) after two invalid entries of three", r)
+		}
+		keys(p, "4111111111111112#")
+		if r := paymentEnded(c); r != "attempts" {
+			t.Fatalf("after the third invalid card the payment ended %q, want attempts", r)
+		}
+		if l := last(fieldEvents(c, FieldCard)); l.Attempts != 3 || l.State != FieldInvalid {
+			t.Errorf("last card event %+v, want invalid, 3 of 3", l)
+		}
+		n := len(c.Events())
+		keys(p, payTestCard+"#")
+		if len(c.Events()) != n || c.Mode() != Normal || c.payment.Load() != nil {
+			t.Errorf("keys after the end: %d events (was %d), mode %s", len(c.Events()), n, c.Mode())
+		}
+		if l := last(fieldEvents(c, FieldExpiry)); l.Attempts != 0 {
+			t.Errorf("the expiry's attempts moved: %+v", l)
+		}
+	})
+	t.Run("clear gives none back", func(t *testing.T) {
+		c, p := newTestPayment(t, 5*time.Second)
+		p.cfg.Attempts = 2
+		keys(p, "4111111111111112#"+payTestCard+"#")
+		if l := last(fieldEvents(c, FieldCard)); l.State != FieldValid || l.Attempts != 2 || l.AttemptsAllowed != 2 {
+			t.Fatalf("card: %+v, want valid at 2 of 2", l)
+		}
+		if r := paymentEnded(c); r != "" {
+			t.Fatalf("a valid last entry ended the payment (%s)", r)
+		}
+		if err := p.Clear(FieldCard); err != nil {
+			t.Fatal(err)
+		}
+		keys(p, "4")
+		if r := paymentEnded(c); r != "attempts" {
+			t.Errorf("a third entry after clear: payment ended %q, want attempts", r)
+		}
+		if l := last(fieldEvents(c, FieldCard)); l.State != FieldEmpty || l.Count != 0 {
+			t.Errorf("the refused entry shows %+v", l)
+		}
+	})
+}
+
 // TestPaymentSubmitNeedsValidFields: nothing is sent before every field
 // is valid.
 func TestPaymentSubmitNeedsValidFields(t *testing.T) {

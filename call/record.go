@@ -143,6 +143,25 @@ func (c *Interaction) recordingFailed(err error) {
 	c.log.Error().Err(err).Msg("recording failed mid-call: the call goes on unrecorded; what was written is kept as truncated")
 }
 
+// recordingState is the recording's state for Info: "off" without a
+// recorder or once it failed, "paused" with the active reasons, else
+// "on".
+func (c *Interaction) recordingState() (string, []string) {
+	rec := c.rec.Load()
+	if rec == nil || !rec.Writing() {
+		return "off", nil
+	}
+	rs := rec.PauseReasons()
+	if len(rs) == 0 {
+		return "on", nil
+	}
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return "paused", out
+}
+
 // PauseRecording pauses the recording for an agent or API reason (the
 // secure gate pauses it by itself).
 func (c *Interaction) PauseRecording(by string) error {

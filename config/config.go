@@ -114,6 +114,9 @@ type Payments struct {
 	// Fraud screens a submitted payment as a flow's fraud: true step does
 	// (held instead of captured); it needs fraud.enabled.
 	Fraud bool `yaml:"fraud"`
+	// Attempts is how many entries each field gets (1–10, as a flow's
+	// collect attempts); an invalid last entry ends the payment.
+	Attempts int `yaml:"attempts"`
 }
 
 // Metrics configures /metrics on the admin listener. API users and tokens
@@ -348,6 +351,16 @@ func (c Config) AgentOfUser(user string) string {
 		}
 	}
 	return ""
+}
+
+// HasAgent reports whether name is one of agents[].
+func (c Config) HasAgent(name string) bool {
+	for _, a := range c.Agents {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // AdminTLS is the HTTPS key pair of the API.
@@ -704,7 +717,7 @@ func Default() Config {
 			"ring": "ring",
 		},
 		Fraud:    defaultFraud(),
-		Payments: Payments{Timeout: 5 * time.Minute, MaskTone: "flat", InterDigitTimeout: 5 * time.Second, Fraud: true},
+		Payments: Payments{Timeout: 5 * time.Minute, MaskTone: "flat", InterDigitTimeout: 5 * time.Second, Fraud: true, Attempts: 3},
 		Limits: Limits{MaxCPU: 0.85, MaxSystemCPU: 0.9, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
 			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
 		Metrics: Metrics{Enabled: true},
@@ -785,6 +798,9 @@ func (c *Config) Validate() error {
 	}
 	if p := c.Payments.InterDigitTimeout; p < time.Second || p > time.Minute {
 		bad("payments.inter_digit_timeout", "%v is not between 1s and 1m", p)
+	}
+	if p := c.Payments.Attempts; p < 1 || p > 10 {
+		bad("payments.attempts", "%d is not between 1 and 10", p)
 	}
 	if p := c.Payments.MaskTone; p != "flat" && p != "silence" {
 		bad("payments.mask_tone", "%q is not flat or silence", p)

@@ -71,6 +71,11 @@ type view struct {
 	// Can holds, per API action the page may offer, whether the
 	// caller's role holds that route's permission (auth.Rules).
 	Can map[string]bool
+	// Cluster: the node shares calls with others (cluster.enabled); the
+	// live page lists every node's (GET /api/cluster/calls).
+	Cluster bool
+	// Roles are the roles a user or token may have (the users page).
+	Roles []auth.Role
 }
 
 // actions are the API routes whose buttons a page shows or hides: the
@@ -94,11 +99,19 @@ var actions = map[string]string{
 // Console serves the pages.
 type Console struct {
 	tmpl map[string]*template.Template
+	opts Options
+}
+
+// Options are what the pages need to know of the node.
+type Options struct {
+	// Cluster: the node runs with cluster.enabled (docs/SCALE.md); the
+	// live page then lists every node's calls with a node column.
+	Cluster bool
 }
 
 // New parses the embedded templates.
-func New() (*Console, error) {
-	c := &Console{tmpl: map[string]*template.Template{}}
+func New(opts Options) (*Console, error) {
+	c := &Console{tmpl: map[string]*template.Template{}, opts: opts}
 	for _, f := range []string{"signin.html", "denied.html"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+f)
 		if err != nil {
@@ -188,7 +201,8 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 // role holds, both from auth.Rules.
 func (c *Console) viewFor(p auth.Principal, pg page, r *http.Request) view {
 	v := view{Title: pg.Title, Page: strings.TrimSuffix(pg.File, ".html"), User: p.Name, Role: string(p.Role),
-		Agent: p.Agent, CSRF: p.CSRFToken(), ID: r.PathValue("id"), Can: map[string]bool{}}
+		Agent: p.Agent, CSRF: p.CSRFToken(), ID: r.PathValue("id"), Can: map[string]bool{}, Cluster: c.opts.Cluster,
+		Roles: auth.Roles()}
 	for _, n := range pages {
 		if rule, ok := auth.RuleFor(n.Pattern); ok && n.Nav && p.Can(rule.Perm) {
 			v.Nav = append(v.Nav, NavItem{Path: n.Path, Title: n.Title, Current: n.Path == pg.Path ||

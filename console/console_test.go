@@ -52,9 +52,12 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 // rig is the console on a Mux behind a fake guard: the principal comes
 // from the X-Test-Role header and every route is checked against
 // auth.Rules, as auth.Service.Guard does.
-func rig(t *testing.T) http.Handler {
+func rig(t *testing.T) http.Handler { return rigWith(t, Options{}) }
+
+// rigWith is rig for a node with opts.
+func rigWith(t *testing.T, opts Options) http.Handler {
 	t.Helper()
-	c, err := New()
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +228,7 @@ func TestDeskRiskBannerAndHold(t *testing.T) {
 	}
 	// No role opens the desk without fraud.hold today; render it for one
 	// that lacks the permission, as viewFor would.
-	c, err := New()
+	c, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +246,26 @@ func TestDeskRiskBannerAndHold(t *testing.T) {
 	for _, want := range []string{`addEventListener("fraud_risk"`, `api("POST", "/api/fraud/holds"`, `"Fraud risk: score "`} {
 		if !strings.Contains(string(js), want) {
 			t.Errorf("console.js lacks %s", want)
+		}
+	}
+}
+
+// TestLivePageClusterWide: on a node with cluster.enabled the live page
+// tells its script so (data-cluster, which then reads GET
+// /api/cluster/calls) and has a node column; a single node's page has
+// neither.
+func TestLivePageClusterWide(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		w := get(rigWith(t, Options{Cluster: cluster}), "/live", string(auth.RoleSupervisor), true)
+		if w.Code != http.StatusOK {
+			t.Fatalf("cluster %v: /live %d", cluster, w.Code)
+		}
+		b := w.Body.String()
+		if got := strings.Contains(b, `data-cluster="1"`); got != cluster {
+			t.Errorf("cluster %v: data-cluster shown %v", cluster, got)
+		}
+		if got := strings.Contains(b, `<th scope="col">Node</th>`); got != cluster {
+			t.Errorf("cluster %v: node column shown %v", cluster, got)
 		}
 	}
 }

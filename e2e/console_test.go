@@ -299,6 +299,10 @@ func TestConsoleRoles(t *testing.T) {
 	c := startCloak(t, cloakOpts{admin: true, json: true,
 		extra: "limits: {max_cpu: 0}\nagents:\n  - {name: alice, uri: \"sip:agent@127.0.0.1:9\", queues: []}\n"})
 	consoleUsers(t, c)
+	// 120 archived interactions: three pages of the archive's 50.
+	if out, errs, err := c.cli("", "archive", "dev-generate", "-n", "120", "-days", "2"); err != nil {
+		t.Fatalf("archive dev-generate: %v %s %s", err, out, errs)
+	}
 	ctx, sink := newTab(t, startBrowser(t, 1280, 800))
 	want := map[string][]string{
 		"alice":  {"/desk"},
@@ -336,6 +340,7 @@ func TestConsoleRoles(t *testing.T) {
 		}
 		if name == "ada" {
 			checkUsersPage(t, ctx, sink, c)
+			checkArchivePaging(t, ctx, sink, c)
 		}
 		if name == "sue" {
 			checkFraudPage(t, ctx, sink, c)
@@ -397,6 +402,32 @@ func checkUsersPage(t *testing.T, ctx context.Context, sink *browserSink, c *clo
 		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="sue"][data-state="active"]`))); err != nil {
 		t.Errorf("disable and enable sue: %v", err)
 	}
+	// She adds a user and creates a token from the page; the token is
+	// shown once and opens the API.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("u-name"), "newbie"), chromedp.SetValue(chromedp.ID("u-role"), "auditor"),
+		chromedp.SendKeys(chromedp.ID("u-password"), consolePassword), chromedp.Click(chromedp.ID("u-add")),
+		chromedp.WaitVisible(chromedp.CSS(`#users tr[data-user="newbie"]`))); err != nil {
+		t.Errorf("add a user from the page: %v", err)
+	}
+	if row, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#users tr[data-user="newbie"]`))); !strings.Contains(row, "auditor") {
+		t.Errorf("the new user's row: %q", row)
+	}
+	if pw, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("u-password"))); pw != "" {
+		t.Error("the password stays in the form")
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("t-name"), "wallboard"), chromedp.SetValue(chromedp.ID("t-role"), "supervisor"),
+		chromedp.Click(chromedp.ID("t-create")), chromedp.WaitVisible(chromedp.ID("t-made")),
+		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token="wallboard"]`))); err != nil {
+		t.Errorf("create a token from the page: %v", err)
+	}
+	made, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("t-made-token")))
+	req, _ := http.NewRequest("GET", c.adminURL+"/api/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+made)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Errorf("the token made on the page (%d chars) does not open the API: %v %v", len(made), err, res)
+	} else {
+		res.Body.Close()
+	}
 	shot(t, ctx, "console-users")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#tokens tr[data-token="e2e-harness"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tokens tr[data-token="e2e-harness"][data-state="revoked"]`))); err != nil {
@@ -406,6 +437,58 @@ func checkUsersPage(t *testing.T, ctx context.Context, sink *browserSink, c *clo
 		t.Errorf("the revoked token still opens the API: %d", code)
 	}
 	sink.dom(t, ctx, "users")
+}
+
+// checkArchivePaging: the archive page's Next and Previous walk the 120
+// interactions in pages of 50 by keyset (the API's "next" as after=),
+// numbering the rows as offsets would, and Previous comes back to the
+// same page.
+func checkArchivePaging(t *testing.T, ctx context.Context, sink *browserSink, c *cloak) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	info := func(want string) string {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`document.getElementById("page-info").textContent === "`+want+`"`,
+			chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			got, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("page-info")))
+			t.Fatalf("archive pages: %q, want %q (%v)", got, want, err)
+		}
+		first, _ := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`#results tbody tr a`), "href"))
+		return first.Value
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(c.adminURL+"/archive")); err != nil {
+		t.Fatal(err)
+	}
+	p1 := info("1–50 of 120")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("page-next"))); err != nil {
+		t.Fatal(err)
+	}
+	p2 := info("51–100 of 120")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("page-next"))); err != nil {
+		t.Fatal(err)
+	}
+	p3 := info("101–120 of 120")
+	if next, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("page-next").disabled`)); !next {
+		t.Error("Next is enabled on the last page")
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("page-prev"))); err != nil {
+		t.Fatal(err)
+	}
+	if back := info("51–100 of 120"); back != p2 || p1 == p2 || p2 == p3 {
+		t.Errorf("pages start at %s, %s, %s; back at %s", p1, p2, p3, back)
+	}
+	resp, _, _, _ := sink.all()
+	keyset := 0
+	for _, r := range resp {
+		if strings.Contains(r.url, "/api/archive/interactions?") && strings.Contains(r.url, "after=") {
+			keyset++
+		}
+	}
+	if keyset < 3 {
+		t.Errorf("%d archive searches by keyset (after=), want 3", keyset)
+	}
+	sink.dom(t, ctx, "archive paging")
 }
 
 // TestConsoleAgentPayment is the agent's scenario: alice, signed in on
@@ -464,8 +547,21 @@ func TestConsoleAgentPayment(t *testing.T) {
 	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("call-recording"))); st != "paused" {
 		t.Errorf("recording shown %q after pause", st)
 	}
+	// A reload reads the state from the call info: still paused, with
+	// the resume button.
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#call-recording[data-state="paused"]`)),
+		chromedp.WaitVisible(chromedp.ID("rec-resume"))); err != nil {
+		t.Fatalf("after a reload the desk does not show the recording paused: %v", err)
+	}
+	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("call-recording"))); st != "paused" {
+		t.Errorf("recording shown %q after pause and reload", st)
+	}
+	sink.dom(t, ctx, "reloaded, paused")
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("rec-resume"), "\r"), chromedp.WaitVisible(chromedp.ID("rec-pause"))); err != nil {
 		t.Fatalf("resume the recording: %v", err)
+	}
+	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("call-recording"))); st != "on" {
+		t.Errorf("recording shown %q after resume", st)
 	}
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("take-payment")), chromedp.SendKeys(chromedp.ID("take-payment"), "\r"),
 		chromedp.WaitVisible(chromedp.ID("pay-panel"))); err != nil {
@@ -473,8 +569,8 @@ func TestConsoleAgentPayment(t *testing.T) {
 	}
 	// Meanwhile a supervisor, in a window of her own, sees the call live.
 	type liveSeen struct {
-		calls, agents string
-		err           error
+		calls, agents, monitor string
+		err                    error
 	}
 	supCtx, supSink := newTab(t, browser)
 	liveDone := make(chan liveSeen, 1)
@@ -495,6 +591,15 @@ func TestConsoleAgentPayment(t *testing.T) {
 		}
 		ls.calls, _ = chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-calls")))
 		ls.agents, _ = chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-agents")))
+		// The listen button posts the monitor request with her session
+		// and CSRF token: sue has no phone of her own here, so the call
+		// answers that her name has no contact — past the guard and the
+		// CSRF check, from the call itself.
+		if ls.err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#live-calls tbody tr button`)),
+			chromedp.Poll[chromedp.Void](`document.getElementById("status").textContent.startsWith("listen")`)); ls.err != nil {
+			return
+		}
+		ls.monitor, _ = chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
 	}()
 
 	// Watch the panel while the caller keys: the card's count only ever
@@ -522,6 +627,10 @@ func TestConsoleAgentPayment(t *testing.T) {
 	}
 	if strings.Count(panel, "valid") < 3 || strings.Contains(panel, "invalid") {
 		t.Errorf("the panel does not show every field valid: %q", panel)
+	}
+	// Each field keyed once of payments.attempts (3): two left each.
+	if strings.Count(panel, "2 attempts left") != 3 {
+		t.Errorf("the panel does not show 2 attempts left per field: %q", panel)
 	}
 	if len(seen) < 5 {
 		t.Errorf("the panel moved in %d states, want it to count up live", len(seen))
@@ -553,6 +662,9 @@ func TestConsoleAgentPayment(t *testing.T) {
 	ls := <-liveDone
 	if ls.err != nil || !strings.Contains(ls.calls, caller1) || !strings.Contains(ls.calls, "alice") || !strings.Contains(ls.agents, "alice") {
 		t.Errorf("the supervisor's live page: %v; calls %q; agents %q", ls.err, ls.calls, ls.agents)
+	}
+	if !strings.Contains(ls.monitor, "listen: monitor target is neither") || !strings.Contains(ls.monitor, `"sue"`) {
+		t.Errorf("the live page's listen button: status %q, want the call's answer for sue", ls.monitor)
 	}
 	supSink.dom(t, supCtx, "live")
 	shot(t, supCtx, "console-live-call")
@@ -648,6 +760,30 @@ func TestConsoleAgentPayment(t *testing.T) {
 	}
 	supSink.dom(t, supCtx, "holds")
 	shot(t, supCtx, "console-holds")
+	// She releases that hold and rejects a second one (manual holds: no
+	// gateway asked), each with a note, from the page's buttons.
+	if code, body := apiPost(t, c, "/api/fraud/holds", `{"interaction":"`+ixID+`","comment":"second look"}`); code != http.StatusCreated {
+		t.Fatalf("POST /api/fraud/holds: %d %s", code, body)
+	}
+	if err := apiGet(t, c, "/api/fraud/holds", &hl); err != nil || len(hl.Holds) != 2 {
+		t.Fatalf("GET /api/fraud/holds: %v %d holds", err, len(hl.Holds))
+	}
+	for i, what := range []string{"release", "reject"} {
+		id := hl.Holds[i].ID
+		rowSel := fmt.Sprintf(`#holds tr[data-hold="%d"]`, id)
+		want := map[string]string{"release": archive.HoldReleased, "reject": archive.HoldRejected}[what]
+		if err := chromedp.Do(hctx, chromedp.Navigate(c.adminURL+"/holds"), chromedp.WaitVisible(chromedp.CSS(rowSel+`[data-status="open"]`)),
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`%s button:nth-child(%d)`, rowSel, i+1))), chromedp.WaitVisible(chromedp.ID("hold-form")),
+			chromedp.SendKeys(chromedp.ID("hold-note"), what+" after review\n"),
+			chromedp.WaitVisible(chromedp.CSS(rowSel+`[data-status="`+want+`"]`))); err != nil {
+			t.Fatalf("%s hold %d on the holds page: %v", what, id, err)
+		}
+		var h archive.Hold
+		if err := apiGet(t, c, fmt.Sprintf("/api/fraud/holds/%d", id), &h); err != nil || h.Status != want {
+			t.Errorf("hold %d after %s: %q (%v), want %s", id, what, h.Status, err, want)
+		}
+	}
+	supSink.dom(t, supCtx, "holds decided")
 
 	for _, s := range []*browserSink{sink, supSink, arcSink, audSink} {
 		s.checkPages(t)
@@ -687,6 +823,15 @@ func checkArchivePage(t *testing.T, ctx context.Context, sink *browserSink, call
 	}
 	sink.dom(t, ctx, "archive search")
 	shot(t, ctx, "console-archive")
+	// The export links download the search's results: 200 with the
+	// format's content type (the sink keeps the bodies for the leak
+	// check).
+	for id, ctype := range map[string]string{"export-csv": "text/csv", "export-xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"} {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.getElementById("`+id+`").href).then(r => r.status + " " + r.headers.get("Content-Type"))`, chromedp.EvalAwaitPromise))
+		if err != nil || !strings.HasPrefix(got, "200 "+ctype) {
+			t.Errorf("the %s link: %q (%v), want 200 %s", id, got, err, ctype)
+		}
+	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#results tbody tr a`)), chromedp.WaitVisible(chromedp.ID("ix-audio")),
 		chromedp.WaitVisible(chromedp.CSS(`#ix-markers li`))); err != nil {
 		t.Fatalf("interaction page: %v", err)
@@ -723,6 +868,24 @@ func checkArchivePage(t *testing.T, ctx context.Context, sink *browserSink, call
 		t.Errorf("after delete the page says %q", st)
 	}
 	sink.dom(t, ctx, "deleted")
+	// Bulk delete: select all, press, confirm. The one recording is
+	// gone already, so the API's refusal comes back counted.
+	if err := chromedp.Do(ctx, chromedp.Navigate(strings.TrimSuffix(chromedpURL(ctx), "/")+"/archive"),
+		chromedp.WaitVisible(chromedp.CSS(`#results tbody tr input.pick`)), chromedp.Click(chromedp.ID("select-all")),
+		chromedp.Click(chromedp.ID("bulk-delete")), chromedp.WaitVisible(chromedp.ID("bulk-confirm"))); err != nil {
+		t.Fatalf("bulk delete: %v", err)
+	}
+	if n, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("bulk-n"))); n != "1" {
+		t.Errorf("bulk delete asks for %q recordings, want 1", n)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("bulk-confirm")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("status").textContent.includes("recordings deleted")`)); err != nil {
+		t.Fatalf("bulk delete confirm: %v", err)
+	}
+	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status"))); !strings.HasPrefix(st, "0 recordings deleted, 1 not") {
+		t.Errorf("after the bulk delete the page says %q, want 0 deleted, 1 not", st)
+	}
+	sink.dom(t, ctx, "bulk delete")
 }
 
 // checkAnonymisePage: the archivist forgets the caller's number; the

@@ -636,6 +636,27 @@ func (r *Recorder) offsetMS(t time.Time) int64 {
 // Paused reports whether at least one pause reason is active.
 func (r *Recorder) Paused() bool { return r.pauseMask.Load() != 0 }
 
+// Writing reports whether frames handed over are still taken: false
+// for a policy that never records, after a write failed, and once
+// closed. Safe from any goroutine.
+func (r *Recorder) Writing() bool { return !r.never && r.state.Load() == stateRecording }
+
+// PauseReasons returns the pause reasons active now, in Reasons' order
+// (nil when recording). Safe from any goroutine.
+func (r *Recorder) PauseReasons() []Reason {
+	mask := r.pauseMask.Load()
+	if mask == 0 {
+		return nil
+	}
+	var out []Reason
+	for i, x := range Reasons() {
+		if mask&(1<<i) != 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // Stats returns the recording's counters so far.
 func (r *Recorder) Stats() Stats {
 	s := Stats{Written: r.written.Load(), Silenced: r.silenced.Load(), Dropped: r.dropped.Load()}

@@ -465,3 +465,29 @@ func TestConcurrentWritersAndPauses(t *testing.T) {
 		t.Errorf("verify: %v", err)
 	}
 }
+
+// TestPauseReasonsAndWriting: PauseReasons lists the active reasons in
+// Reasons' order (what the API's call info shows after a reload);
+// Writing is false once the recording is closed.
+func TestPauseReasonsAndWriting(t *testing.T) {
+	c := newFakeClock()
+	r, _ := newTest(t, c, nil)
+	if got := r.PauseReasons(); got != nil || !r.Writing() {
+		t.Fatalf("fresh recorder: reasons %v, writing %v", got, r.Writing())
+	}
+	_ = r.Pause(ReasonPayment)
+	_ = r.Pause(ReasonAPI)
+	if got := r.PauseReasons(); len(got) != 2 || got[0] != ReasonAPI || got[1] != ReasonPayment {
+		t.Errorf("reasons %v, want [api payment]", got)
+	}
+	_ = r.Resume(ReasonAPI)
+	if got := r.PauseReasons(); len(got) != 1 || got[0] != ReasonPayment {
+		t.Errorf("after resuming api: %v, want [payment]", got)
+	}
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Writing() {
+		t.Error("a closed recorder says it is writing")
+	}
+}

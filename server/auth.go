@@ -152,12 +152,12 @@ func apiHandler(svc *auth.Service, b admin.Backend, cfg config.Config, a *nodeAr
 	clu.clusterCallsRoute(m, b)
 	svc.Register(m)
 	if us := a.users.Load(); us != nil { // the user store userStore opened
-		admin.RegisterUsers(m, us)
+		admin.RegisterUsers(m, us, admin.UserOptions{Demo: cfg.Admin.Auth.Demo, KnownAgent: cfg.HasAgent})
 	}
 	if met != nil {
 		m.Handle("GET /metrics", met.Handler(metrics.Access{Authorised: true}))
 	}
-	con, err := console.New()
+	con, err := console.New(console.Options{Cluster: cfg.Cluster.Enabled})
 	if err != nil { // embedded templates: only a broken build fails here; the API goes on
 		a.log.Error().Err(err).Msg("web console not served")
 		return svc.Guard(m), m

@@ -131,7 +131,7 @@ func runUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "cloak users: -agent is for role agent")
 				return "", false
 			}
-			if !knownAgent(cfg, *agent) {
+			if !cfg.HasAgent(*agent) {
 				fmt.Fprintf(stderr, "cloak users: -agent %q is not in agents[] of the configuration\n", *agent)
 				return "", false
 			}
@@ -144,7 +144,7 @@ func runUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if !ok {
 			return 2
 		}
-		if err := validUserName(name); err != nil {
+		if err := auth.ValidUserName(name); err != nil {
 			fmt.Fprintln(stderr, "cloak users:", err)
 			return 2
 		}
@@ -332,28 +332,6 @@ func day(t time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04")
-}
-
-func knownAgent(cfg config.Config, name string) bool {
-	for _, a := range cfg.Agents {
-		if a.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// validUserName: 1 to 64 of letters, digits and "._@-".
-func validUserName(n string) error {
-	if n == "" || len(n) > 64 {
-		return errors.New("a user name is 1 to 64 characters")
-	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._@-", c)) {
-			return fmt.Errorf("user name %q: letters, digits and . _ @ - only", n)
-		}
-	}
-	return nil
 }
 
 // newPasswordHash reads a password (stdin's first line, or prompted twice

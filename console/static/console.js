@@ -136,10 +136,15 @@
         const f = fields[name] || { count: 0, state: "empty" };
         const want = expected(name, brand);
         const dots = "●".repeat(f.count) + "○".repeat(Math.max(0, want - f.count));
-        const tr = row([name, dots, f.count + "/" + want, f.state + (f.failure ? " (" + f.failure + ")" : "")]);
+        // Entries left of the field (payments.attempts): counts only.
+        const allowed = f.allowed || payment.allowed || 0;
+        const left = Math.max(0, allowed - (f.attempts || 0));
+        const tr = row([name, dots, f.count + "/" + want, f.state + (f.failure ? " (" + f.failure + ")" : ""),
+          allowed ? (left === 1 ? "1 attempt left" : left + " attempts left") : ""]);
         tr.id = "pay-field-" + name;
         tr.dataset.state = f.state;
         tr.dataset.count = String(f.count);
+        tr.dataset.attemptsLeft = String(left);
         if (payment.focus === name) tr.className = "focus";
         rows.push(tr);
       }
@@ -150,7 +155,7 @@
       if (!p) return;
       switch (type) {
         case "payment_started":
-          payment = { id: p.id, fields: p.fields || ["card", "expiry", "cvv"], focus: "" };
+          payment = { id: p.id, fields: p.fields || ["card", "expiry", "cvv"], focus: "", allowed: p.attempts_allowed || 0 };
           brand = "";
           for (const k in fields) delete fields[k];
           $("pay-form").hidden = true;
@@ -161,7 +166,7 @@
           break;
         case "payment_field":
           if (!payment) payment = { id: p.id, fields: ["card", "expiry", "cvv"] };
-          fields[p.field] = { count: p.count, state: p.state, failure: p.failure };
+          fields[p.field] = { count: p.count, state: p.state, failure: p.failure, attempts: p.attempts || 0, allowed: p.attempts_allowed || 0 };
           if (p.brand) brand = p.brand;
           payment.focus = p.focus;
           $("pay-submit").disabled = !p.ready;
@@ -179,7 +184,8 @@
           $("pay-panel").hidden = true;
           $("pay-form").hidden = false;
           $("pay-returned").hidden = false;
-          $("pay-returned").textContent = "Payment " + (p.reason || "ended") + ": caller returned to you.";
+          $("pay-returned").textContent = (p.reason === "attempts" ? "Payment ended: a field has no attempts left" :
+            "Payment " + (p.reason || "ended")) + ": caller returned to you.";
           payment = null;
           return;
       }
@@ -211,6 +217,7 @@
       $("call-queue").textContent = c.target || "";
       $("call-mode").textContent = c.mode + (c.agent_reserved ? " (you are reserved)" : "");
       answered = c.answered && !c.answered.startsWith("0001-") ? new Date(c.answered) : null;
+      recState(c.recording || "off", c.recording_paused || []);
       const data = Object.assign({}, c.data);
       if (data.fraud_risk !== undefined) {
         try { risk(JSON.parse(data.fraud_risk)); } catch (e) { /* not JSON */ }
@@ -241,14 +248,25 @@
     setInterval(refresh, 2000);
     refresh();
 
+    // recState shows the recording's state as the call info has it
+    // (so a reloaded desk is right): on, paused (and by what other than
+    // this desk's own pause, the API's), off. Resume lifts only the
+    // API's pause, so it shows only while that one is active.
+    function recState(state, why) {
+      const own = why.includes("api");
+      const others = why.filter((r) => r !== "api");
+      $("call-recording").textContent = state + (state === "paused" && others.length ? " (" + others.join(", ") + ")" : "");
+      $("call-recording").dataset.state = state;
+      if (!$("rec-pause")) return;
+      $("rec-pause").hidden = state === "off" || own;
+      $("rec-resume").hidden = !own;
+    }
     async function recording(action) {
       if (!current) return;
       try {
         await api("POST", "/api/calls/" + encodeURIComponent(current) + "/recording/" + action);
         const paused = action === "pause";
-        $("call-recording").textContent = paused ? "paused" : "on";
-        $("rec-pause").hidden = paused;
-        $("rec-resume").hidden = !paused;
+        recState(paused ? "paused" : "on", paused ? ["api"] : []);
         (paused ? $("rec-resume") : $("rec-pause")).focus();
       } catch (e) { status(e.message); }
     }
@@ -319,14 +337,27 @@
         status(mode + " started on " + id);
       } catch (e) { status(mode + ": " + e.message); }
     }
+    // On a cluster (data-cluster) the calls are every node's, each row
+    // naming its node; a node that did not answer is named in the status.
+    const cluster = body.dataset.cluster === "1";
+    let missingShown = false;
+    async function listCalls() {
+      if (!cluster) return api("GET", "/api/calls");
+      const r = await api("GET", "/api/cluster/calls");
+      const missing = (r.nodes || []).filter((n) => n.error).map((n) => n.node + ": " + n.error);
+      if (missing.length || missingShown) status(missing.length ? "Calls missing from " + missing.join("; ") : "");
+      missingShown = missing.length > 0;
+      return r.calls || [];
+    }
     async function refresh() {
       try {
-        const [calls, agents] = await Promise.all([api("GET", "/api/calls"), api("GET", "/api/agents")]);
+        const [calls, agents] = await Promise.all([listCalls(), api("GET", "/api/agents")]);
         $("calls-count").textContent = "(" + calls.length + ")";
         fill($("live-calls").tBodies[0], calls.map((c) => {
           const since = c.answered && !c.answered.startsWith("0001-") ? Date.now() - new Date(c.answered).getTime() : 0;
           const cells = [c.caller, c.target, c.mode + (c.agent_reserved ? ", agent reserved" : "") + (c.agent ? "" : ", waiting"),
             c.agent || "", since > 0 ? dur(since * 1e6) : "", (c.monitors || []).map((m) => m.supervisor + " " + m.mode).join(", ")];
+          if (cluster) cells.unshift(c.node || "");
           if (can("monitor")) {
             const span = el("span");
             for (const mode of ["listen", "coach", "barge"]) {
@@ -338,6 +369,8 @@
           }
           const tr = row(cells);
           tr.dataset.mode = c.mode;
+          tr.dataset.call = c.id;
+          if (cluster) tr.dataset.node = c.node || "";
           return tr;
         }));
         fill($("live-agents").tBodies[0], agents.map((a) => {
@@ -356,6 +389,10 @@
     const f = $("search-form");
     let offset = 0;
     const limit = 50;
+    // Keyset paging: afters[k] is the cursor page k starts after (the
+    // API's "next" of page k-1), so a deep page costs what the first
+    // does; offset only numbers the rows shown.
+    let afters = [""], next = "";
     async function search() {
       const q = new URLSearchParams();
       for (const n of ["caller", "queue", "agent", "route", "data"]) {
@@ -373,7 +410,8 @@
         a.href = "/api/archive/export?" + eq.toString();
       }
       q.set("limit", String(limit));
-      q.set("offset", String(offset));
+      const after = afters[afters.length - 1];
+      if (after) q.set("after", after);
       status("Searching…");
       try {
         const r = await api("GET", "/api/archive/interactions?" + q.toString());
@@ -394,7 +432,8 @@
         picked();
         $("page-info").textContent = r.total ? (offset + 1) + "–" + Math.min(offset + limit, r.total) + " of " + r.total : "";
         $("page-prev").disabled = offset === 0;
-        $("page-next").disabled = offset + limit >= r.total;
+        next = r.next || "";
+        $("page-next").disabled = !next || offset + limit >= r.total;
       } catch (e) { status(e.message); }
     }
     // Several recordings deleted at once: tick rows (or all), press
@@ -419,13 +458,23 @@
           try { await api("DELETE", "/api/archive/interactions/" + encodeURIComponent(b.dataset.id) + "/recording"); ok++; }
           catch (e) { failed++; }
         }
+        // After the search refreshes the rows: it clears the status line.
+        await search();
         status(ok + " recordings deleted" + (failed ? ", " + failed + " not (none kept, or refused)" : "") + ".");
-        search();
       });
     }
-    f.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; search(); });
-    $("page-prev").addEventListener("click", () => { offset = Math.max(0, offset - limit); search(); });
-    $("page-next").addEventListener("click", () => { offset += limit; search(); });
+    f.addEventListener("submit", (ev) => { ev.preventDefault(); offset = 0; afters = [""]; search(); });
+    $("page-prev").addEventListener("click", () => {
+      if (afters.length > 1) afters.pop();
+      offset = Math.max(0, offset - limit);
+      search();
+    });
+    $("page-next").addEventListener("click", () => {
+      if (!next) return;
+      afters.push(next);
+      offset += limit;
+      search();
+    });
     search();
   }
 
@@ -553,7 +602,10 @@
             b.addEventListener("click", () => open(h.id, what));
             span.appendChild(b);
           }
-          return row([h.id, h.interaction, h.status, h.score + "/" + h.minimum, when(h.created), span]);
+          const tr = row([h.id, h.interaction, h.status, h.score + "/" + h.minimum, when(h.created), span]);
+          tr.dataset.hold = String(h.id);
+          tr.dataset.status = h.status;
+          return tr;
         }));
       } catch (e) { status(e.message); }
     }
@@ -707,6 +759,37 @@
   function users() {
     async function act(method, path, what) {
       try { await api(method, path); status(what + "."); load(); } catch (e) { status(e.message); }
+    }
+    // Add a user: the password goes to the API once and is cleared from
+    // the form whatever the answer.
+    $("user-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = ev.target;
+      const req = { name: f.elements.name.value.trim(), role: f.elements.role.value, agent: f.elements.agent.value.trim(), password: f.elements.password.value };
+      f.elements.password.value = "";
+      try {
+        await api("POST", "/api/users", req);
+        status("User " + req.name + " added (" + req.role + ").");
+        f.reset();
+        load();
+      } catch (e) { status("User not added: " + e.message); }
+    });
+    // Create a token: shown in the page once, never again (the API keeps
+    // only its hash).
+    if ($("token-form")) {
+      $("token-form").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const f = ev.target;
+        try {
+          const t = await api("POST", "/api/tokens", { name: f.elements.name.value.trim(), role: f.elements.role.value, expires: f.elements.expires.value.trim() });
+          $("t-made-name").textContent = t.name + " (" + t.role + ")";
+          $("t-made-token").textContent = t.token;
+          $("t-made").hidden = false;
+          f.reset();
+          status("");
+          load();
+        } catch (e) { status("Token not created: " + e.message); }
+      });
     }
     async function load() {
       try {
