@@ -135,19 +135,51 @@ type result struct {
 }
 
 // printSlowest prints the n slowest top-level tests and the packages'
-// wall times.
+// wall times. A test's time is its wall time from its run event to its
+// end, less the time it waited paused for its parallel turn: go test's
+// own Elapsed for a test whose subtests run in parallel counts none of
+// them (it says 0 s for a test that took a minute).
 func printSlowest(r io.Reader, w io.Writer, n int, pkg string) error {
-	var tests []result
-	var pkgs []result
+	type span struct {
+		start, paused time.Time
+		waited        time.Duration
+	}
+	open := map[string]*span{}
+	var tests, pkgs []result
 	err := lines(r, func(e *event, _ string) {
-		if e == nil || !strings.Contains(e.Package, pkg) || (e.Action != "pass" && e.Action != "fail") {
+		if e == nil || !strings.Contains(e.Package, pkg) {
 			return
 		}
-		switch {
-		case e.Test == "":
-			pkgs = append(pkgs, result{pkg: e.Package, action: e.Action, elapsed: e.Elapsed})
-		case !strings.Contains(e.Test, "/"):
-			tests = append(tests, result{e.Package, e.Test, e.Action, e.Elapsed})
+		if e.Test == "" {
+			if e.Action == "pass" || e.Action == "fail" {
+				pkgs = append(pkgs, result{pkg: e.Package, action: e.Action, elapsed: e.Elapsed})
+			}
+			return
+		}
+		if strings.Contains(e.Test, "/") {
+			return
+		}
+		key := e.Package + " " + e.Test
+		sp := open[key]
+		switch e.Action {
+		case "run":
+			open[key] = &span{start: e.Time}
+		case "pause":
+			if sp != nil {
+				sp.paused = e.Time
+			}
+		case "cont":
+			if sp != nil && !sp.paused.IsZero() {
+				sp.waited += e.Time.Sub(sp.paused)
+				sp.paused = time.Time{}
+			}
+		case "pass", "fail":
+			took := e.Elapsed
+			if sp != nil && !sp.start.IsZero() && !e.Time.IsZero() {
+				took = max(took, (e.Time.Sub(sp.start) - sp.waited).Seconds())
+			}
+			delete(open, key)
+			tests = append(tests, result{e.Package, e.Test, e.Action, took})
 		}
 	})
 	if err != nil {

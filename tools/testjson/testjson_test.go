@@ -17,6 +17,11 @@ const events = `{"Action":"start","Package":"p"}
 {"Action":"output","Package":"p","Test":"TestBad","Output":"--- FAIL: TestBad\n"}
 {"Action":"fail","Package":"p","Test":"TestBad","Elapsed":9.25}
 {"Action":"output","Package":"p","Test":"TestHang","Output":"before the hang\n"}
+{"Time":"2026-12-07T10:00:00Z","Action":"run","Package":"p","Test":"TestParent"}
+{"Time":"2026-12-07T10:00:00Z","Action":"pause","Package":"p","Test":"TestParent"}
+{"Time":"2026-12-07T10:00:30Z","Action":"cont","Package":"p","Test":"TestParent"}
+{"Time":"2026-12-07T10:01:00Z","Action":"pass","Package":"p","Test":"TestParent/sub","Elapsed":29}
+{"Time":"2026-12-07T10:01:00.5Z","Action":"pass","Package":"p","Test":"TestParent","Elapsed":0}
 {"Action":"output","Package":"p","Output":"PASS\n"}
 not json at all
 {"Action":"output","Package":"p","Output":"FAIL\tp\t20s\n"}
@@ -47,9 +52,15 @@ func TestSlowestOrdersTopLevelTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "1 slowest of 2 tests") ||
-		!strings.Contains(lines[1], "9.2s  fail  TestBad  p") || !strings.Contains(lines[2], "20.0s  fail  package p") {
+	// TestParent: go test says 0 s, its subtest took 29 s; 30.5 s from
+	// run to pass, less its 30 s paused for its parallel turn.
+	if len(lines) != 3 || !strings.Contains(lines[0], "1 slowest of 3 tests") ||
+		!strings.Contains(lines[1], "30.5s  pass  TestParent  p") || !strings.Contains(lines[2], "20.0s  fail  package p") {
 		t.Errorf("slowest:\n%s", out.String())
+	}
+	out.Reset()
+	if err := printSlowest(strings.NewReader(events), &out, 5, ""); err != nil || !strings.Contains(out.String(), "9.2s  fail  TestBad  p") {
+		t.Errorf("TestBad as go test timed it: %v\n%s", err, out.String())
 	}
 	out.Reset()
 	if err := printSlowest(strings.NewReader(events), &out, 5, "other"); err != nil || !strings.Contains(out.String(), "0 slowest of 0") {
