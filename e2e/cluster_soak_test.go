@@ -191,7 +191,9 @@ func agentCalls(t *testing.T, agent string, evs []sippEvent) []agentCall {
 // towards the agents) is in no node's log, Kamailio's log, any SIP trace
 // or any row of the shared database.
 func TestClusterSoak(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp", "kamailio")
+	takeClusterSlot(t)
 	began := time.Now()
 	dsn := pgtest.DSN(t)
 	key := filepath.Join(t.TempDir(), "archive.key")

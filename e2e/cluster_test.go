@@ -27,6 +27,19 @@ const (
 	clusterNodeTimeout = 3 * time.Second
 )
 
+// clusterSlots bounds how many cluster tests (two -race nodes, Kamailio,
+// sipp) run at once, beside the package's other parallel tests: more,
+// on two cores, and Kamailio's 1 s transaction timer and probes start
+// to fail on nodes slow to answer.
+var clusterSlots = make(chan struct{}, 2)
+
+// takeClusterSlot waits for one of clusterSlots, held to the test's end.
+func takeClusterSlot(t *testing.T) {
+	t.Helper()
+	clusterSlots <- struct{}{}
+	t.Cleanup(func() { <-clusterSlots })
+}
+
 type clusterRig struct {
 	nodes     [2]*cloak
 	ids       [2]string
@@ -38,9 +51,14 @@ type clusterRig struct {
 // startClusterRig starts both nodes on one database with one archive key,
 // admission control off (the machine is shared: a 503 for overload is not
 // what these tests look at), and Kamailio in front of them; queues, when given, replace ivrOpts'
-// sales queue (3 s timeout).
+// sales queue (3 s timeout). It marks the test parallel first: a cluster
+// test mostly waits (callers' pauses, queues, heartbeats), and each has
+// its own database, nodes, Kamailio and ports, so they overlap safely
+// (at most clusterSlots at once).
 func startClusterRig(t *testing.T, queues ...string) *clusterRig {
 	t.Helper()
+	t.Parallel()
+	takeClusterSlot(t)
 	requireTools(t, "sipp", "kamailio")
 	dsn := pgtest.DSN(t)
 	key := filepath.Join(t.TempDir(), "archive.key")
@@ -89,7 +107,12 @@ func (r *clusterRig) register(t *testing.T) int {
 		t.Fatal(err)
 	}
 	ua := &rawUA{t: t, conn: conn, server: r.k.addr, port: r.agentPort, via: "127.0.0.1"}
-	chal := parseChallenges(t, ua.do(r.agentPort, ""))[0]
+	first := ua.do(r.agentPort, "")
+	chals := parseChallenges(t, first)
+	if len(chals) == 0 {
+		t.Fatalf("REGISTER through Kamailio: %d without a challenge, want 401", first.status)
+	}
+	chal := chals[0]
 	if res := ua.do(r.agentPort, ua.digestAuth(chal, "demo", "demo", 1)); res.status != 200 {
 		t.Fatalf("REGISTER through Kamailio: %d", res.status)
 	}

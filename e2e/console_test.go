@@ -295,6 +295,7 @@ func navLinks(t *testing.T, ctx context.Context) []string {
 // page carries the CSP and runs without a script error or a CSP
 // violation. Screenshots of each page at 1280×800.
 func TestConsoleRoles(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "chromium")
 	c := startCloak(t, cloakOpts{admin: true, json: true,
 		extra: "limits: {max_cpu: 0}\nagents:\n  - {name: alice, uri: \"sip:agent@127.0.0.1:9\", queues: []}\n"})
@@ -393,6 +394,7 @@ func checkUsersPage(t *testing.T, ctx context.Context, sink *browserSink, c *clo
 // holds no card digit but the last four, and those only once the result
 // came.
 func TestConsoleAgentPayment(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "chromium", "sipp")
 	gw := startTestGateway(t)
 	agentPort, agentMedia, callerMedia := freePorts(t, 1, true), freePorts(t, 4, false), freePorts(t, 4, false)

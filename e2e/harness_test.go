@@ -7,6 +7,12 @@
 // loopback with tshark to see what cloak sent. Tests skip under -short or
 // when sipp/tshark are missing, except with CI set, where a missing tool is
 // a failure.
+//
+// Tests that mostly wait and share nothing but the harness (free ports,
+// their own temp dirs, their own database) call t.Parallel(), so the
+// package's wall time is not the sum of their waits; tests whose
+// assertions depend on timing or audio quality run sequentially, alone
+// (widenParallel).
 package e2e
 
 import (
@@ -22,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +49,28 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	widenParallel()
 	os.Exit(runMain(m))
+}
+
+// e2eParallel is how many tests that called t.Parallel run at once here
+// when go test is given no -parallel.
+const e2eParallel = 4
+
+// widenParallel raises go test's -parallel to e2eParallel for this
+// package unless it was given. go test's default, GOMAXPROCS (2 on CI's
+// machine), suits tests that keep a core busy; the parallel tests here
+// mostly wait (sipp's pauses, queues, heartbeats, a browser), so more of
+// them overlap without starving each other. Tests whose assertions
+// depend on timing (tone levels, jitter, latency, loss, admission
+// control, load runs) stay sequential: they run first, alone, before any
+// parallel test starts.
+func widenParallel() {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < e2eParallel {
+		_ = flag.Set("test.parallel", strconv.Itoa(e2eParallel))
+	}
 }
 
 func runMain(m *testing.M) int {
