@@ -54,7 +54,8 @@ func TestMain(m *testing.M) {
 }
 
 // e2eParallel is how many tests that called t.Parallel run at once here
-// when go test is given no -parallel.
+// when go test is given no -parallel; CLOAK_E2E_PARALLEL overrides it for
+// this package alone (go test -parallel applies to every package).
 const e2eParallel = 4
 
 // widenParallel raises go test's -parallel to e2eParallel for this
@@ -68,7 +69,17 @@ const e2eParallel = 4
 func widenParallel() {
 	given := false
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given && runtime.GOMAXPROCS(0) < e2eParallel {
+	if given {
+		return
+	}
+	if v := os.Getenv("CLOAK_E2E_PARALLEL"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			_ = flag.Set("test.parallel", strconv.Itoa(n))
+			return
+		}
+		fmt.Fprintf(os.Stderr, "e2e: CLOAK_E2E_PARALLEL=%q is not a positive number: ignored\n", v)
+	}
+	if runtime.GOMAXPROCS(0) < e2eParallel {
 		_ = flag.Set("test.parallel", strconv.Itoa(e2eParallel))
 	}
 }
