@@ -56,13 +56,16 @@ func TestMain(m *testing.M) {
 // e2eParallel is how many tests that called t.Parallel run at once here
 // when go test is given no -parallel; CLOAK_E2E_PARALLEL overrides it for
 // this package alone (go test -parallel applies to every package).
-const e2eParallel = 4
+const e2eParallel = 6
 
 // widenParallel raises go test's -parallel to e2eParallel for this
 // package unless it was given. go test's default, GOMAXPROCS (2 on CI's
 // machine), suits tests that keep a core busy; the parallel tests here
 // mostly wait (sipp's pauses, queues, heartbeats, a browser), so more of
-// them overlap without starving each other. Tests whose assertions
+// them overlap without starving each other. The heavy kinds are bounded
+// on their own (holdSlot: one cluster rig, one browser at a time); a test
+// waiting for its slot holds a place of the six, hence six rather than
+// four. Tests whose assertions
 // depend on timing (tone levels, jitter, latency, loss, admission
 // control, load runs) stay sequential: they run first, alone, before any
 // parallel test starts.
@@ -113,6 +116,15 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return pgtest.Main(m) // stops the throwaway PostgreSQL the cluster tests start
+}
+
+// holdSlot waits for a place in slots, held to the test's end: it bounds
+// how many parallel tests of one heavy kind (cluster rigs, browsers) run
+// at once. A test holds at most one place of each kind.
+func holdSlot(t *testing.T, slots chan struct{}) {
+	t.Helper()
+	slots <- struct{}{}
+	t.Cleanup(func() { <-slots })
 }
 
 // moduleRoot walks up from the working directory to go.mod.
