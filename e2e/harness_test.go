@@ -65,10 +65,9 @@ const e2eParallel = 6
 // them overlap without starving each other. The heavy kinds are bounded
 // on their own (holdSlot: one cluster rig, one browser at a time); a test
 // waiting for its slot holds a place of the six, hence six rather than
-// four. Tests whose assertions
-// depend on timing (tone levels, jitter, latency, loss, admission
-// control, load runs) stay sequential: they run first, alone, before any
-// parallel test starts.
+// four. Tests whose assertions depend on timing (tone levels, jitter,
+// latency, loss, admission control, load runs) stay sequential: they run
+// first, alone, before any parallel test starts.
 func widenParallel() {
 	given := false
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
