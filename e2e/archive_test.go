@@ -42,6 +42,7 @@ func cloakCLI(t *testing.T, args ...string) (int, string, string) {
 // audit log, a purge with recordings expired deletes the WAV and keeps
 // the interaction, and no column of any table holds the card.
 func TestArchivePayCall(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	// Recordings expire after a second, so a purge right after the call
 	// removes the WAV and keeps the interaction.

@@ -25,6 +25,7 @@ import (
 // (206, the file's bytes), exports it with no card in CSV or XLSX, and
 // every access leaves a verified audit row.
 func TestArchiveAPIPayCall(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	c := startCloak(t, ivrOpts("archive:\n  data:\n    keys:\n      payment_result: {policy: keep}\n"))
 	defer c.stop()

@@ -76,6 +76,7 @@ func signIn(t *testing.T, c *cloak, name, password string) deskUser {
 // user, and the lock is logged for fail2ban; the signed audit log has
 // every action with who did it.
 func TestAPIRolesEndToEnd(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp", "curl")
 	// alice is linked to her user by agents[].user; bob by users add -agent.
 	agentPort, agentMedia, callerMedia := freePorts(t, 1, true), freePorts(t, 4, false), freePorts(t, 4, false)

@@ -62,6 +62,7 @@ import (
 // TestLeakCanaryCatches plants each kind of leak and proves the search
 // reports it (file and byte offset).
 func TestLeakCanary(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp", "tshark")
 	t.Run("pay", func(t *testing.T) {
 		t.Parallel()

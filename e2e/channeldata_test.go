@@ -17,6 +17,7 @@ import (
 // by `search -data customer_id=…`) and the campaign kept as its policy
 // says; no output holds the card.
 func TestArchiveChannelDataFromHeaders(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	const customer = "CUST-20931"
 	c := startCloak(t, cloakOpts{admin: true, json: true, extra: "archive:\n" +

@@ -28,6 +28,13 @@ const (
 	clusterNodeTimeout = 3 * time.Second
 )
 
+// clusterSlots lets one cluster test (two -race nodes, Kamailio, sipp)
+// run at a time, beside the package's other parallel tests: two at once,
+// on two cores shared with other work, and Kamailio's 1 s transaction
+// timer answered a REGISTER 408 for a node slow to answer (2026-12-07).
+// One at a time costs little: the other parallel tests fill the wait.
+var clusterSlots = make(chan struct{}, 1)
+
 type clusterRig struct {
 	nodes     [2]*cloak
 	opts      [2]cloakOpts // each node's, to start it again
@@ -40,9 +47,14 @@ type clusterRig struct {
 // startClusterRig starts both nodes on one database with one archive key,
 // admission control off (the machine is shared: a 503 for overload is not
 // what these tests look at), and Kamailio in front of them; queues, when given, replace ivrOpts'
-// sales queue (3 s timeout).
+// sales queue (3 s timeout). It marks the test parallel first: a cluster
+// test mostly waits (callers' pauses, queues, heartbeats), and each has
+// its own database, nodes, Kamailio and ports, so they overlap safely
+// (at most clusterSlots at once).
 func startClusterRig(t *testing.T, queues ...string) *clusterRig {
 	t.Helper()
+	t.Parallel()
+	holdSlot(t, clusterSlots)
 	requireTools(t, "sipp", "kamailio")
 	dsn := pgtest.DSN(t)
 	key := filepath.Join(t.TempDir(), "archive.key")
@@ -92,7 +104,12 @@ func (r *clusterRig) register(t *testing.T) int {
 		t.Fatal(err)
 	}
 	ua := &rawUA{t: t, conn: conn, server: r.k.addr, port: r.agentPort, via: "127.0.0.1"}
-	chal := parseChallenges(t, ua.do(r.agentPort, ""))[0]
+	first := ua.do(r.agentPort, "")
+	chals := parseChallenges(t, first)
+	if len(chals) == 0 {
+		t.Fatalf("REGISTER through Kamailio: %d without a challenge, want 401", first.status)
+	}
+	chal := chals[0]
 	if res := ua.do(r.agentPort, ua.digestAuth(chal, "demo", "demo", 1)); res.status != 200 {
 		t.Fatalf("REGISTER through Kamailio: %d", res.status)
 	}

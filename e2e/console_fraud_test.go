@@ -23,6 +23,8 @@ import (
 // "Hold payment…", and the holds API lists a fraud-manual hold on that
 // call with her comment. The browser leak check stays in place.
 func TestConsoleDeskFraudRisk(t *testing.T) {
+	t.Parallel()
+	holdSlot(t, browserSlots)
 	requireTools(t, "chromium", "sipp")
 	agentPort, agentMedia, callerMedia := freePorts(t, 1, true), freePorts(t, 4, false), freePorts(t, 4, false)
 	rules := filepath.Join(t.TempDir(), "rules.yaml")

@@ -52,6 +52,13 @@ type sinkResponse struct {
 	body            string
 }
 
+// browserSlots lets one browser test (Chromium, beside a -race cloak
+// and sipp) run at a time among the parallel tests: three at once on two
+// shared cores left a payment panel that never counted up live
+// (2026-12-07). A browser test takes it first thing, before it starts
+// cloak.
+var browserSlots = make(chan struct{}, 1)
+
 // startBrowser starts headless chromium (its own profile, loopback
 // only, a w×h window) and returns its context.
 func startBrowser(t *testing.T, w, h int) context.Context {
@@ -295,6 +302,8 @@ func navLinks(t *testing.T, ctx context.Context) []string {
 // page carries the CSP and runs without a script error or a CSP
 // violation. Screenshots of each page at 1280×800.
 func TestConsoleRoles(t *testing.T) {
+	t.Parallel()
+	holdSlot(t, browserSlots)
 	requireTools(t, "chromium")
 	c := startCloak(t, cloakOpts{admin: true, json: true,
 		extra: "limits: {max_cpu: 0}\nagents:\n  - {name: alice, uri: \"sip:agent@127.0.0.1:9\", queues: []}\n"})
@@ -502,6 +511,8 @@ func checkArchivePaging(t *testing.T, ctx context.Context, sink *browserSink, c 
 // holds no card digit but the last four, and those only once the result
 // came.
 func TestConsoleAgentPayment(t *testing.T) {
+	t.Parallel()
+	holdSlot(t, browserSlots)
 	requireTools(t, "chromium", "sipp")
 	gw := startTestGateway(t)
 	agentPort, agentMedia, callerMedia := freePorts(t, 1, true), freePorts(t, 4, false), freePorts(t, 4, false)

@@ -50,6 +50,7 @@ func scenarioFrom(t *testing.T, name, user string) string {
 // A caller not on the list pays normally (captured, no hold). The test
 // card appears in no table and no CLI output.
 func TestFraudPayHeldThenReleased(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	c := startCloak(t, ivrOpts("fraud:\n  enabled: true\n  minimum_score: 100\narchive:\n  data:\n    keys:\n      payment_result: {policy: keep}\n"))
 	if !c.waitLog(`fraud screening on`, 10*time.Second) {

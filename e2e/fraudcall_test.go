@@ -111,6 +111,7 @@ func openArchive(t *testing.T, c *cloak) *archive.Store {
 // arrivals were recorded. The archive keeps each screened call's
 // fraud_risk (score and criteria, no number), nothing for the clean ones.
 func TestFraudCallArrivalReject(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	c := arrivalCloak(t, "reject")
 	declinedCall(t, c, arrivalListed)
@@ -161,6 +162,7 @@ func TestFraudCallArrivalReject(t *testing.T) {
 // the echo route unmarked — until `cloak fraud rules load` adds a rule
 // naming them, which serve applies within its 5 s poll.
 func TestFraudCallArrivalFlow(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	c := arrivalCloak(t, "flow:main")
 	s := startSipp(t, c, sippArgs{scenario: scenarioFrom(t, "ivr-hangup.xml", arrivalListed), service: "echo", pause: 4 * time.Second,

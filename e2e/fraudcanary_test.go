@@ -27,6 +27,7 @@ import (
 // the BIN, the last four and the card token; the test checks the token is
 // there, so the search looks where the card's trace is.
 func TestLeakCanaryFraud(t *testing.T) {
+	t.Parallel()
 	requireTools(t, "sipp")
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(rules, []byte("rules:\n  - name: big-card\n    when: payment && bin startsWith \"4111\" && last4 == \"1111\"\n    score: 10\n"), 0o600); err != nil {

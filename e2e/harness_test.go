@@ -7,6 +7,12 @@
 // loopback with tshark to see what cloak sent. Tests skip under -short or
 // when sipp/tshark are missing, except with CI set, where a missing tool is
 // a failure.
+//
+// Tests that mostly wait and share nothing but the harness (free ports,
+// their own temp dirs, their own database) call t.Parallel(), so the
+// package's wall time is not the sum of their waits; tests whose
+// assertions depend on timing or audio quality run sequentially, alone
+// (widenParallel).
 package e2e
 
 import (
@@ -22,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +49,41 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	widenParallel()
 	os.Exit(runMain(m))
+}
+
+// e2eParallel is how many tests that called t.Parallel run at once here
+// when go test is given no -parallel; CLOAK_E2E_PARALLEL overrides it for
+// this package alone (go test -parallel applies to every package).
+const e2eParallel = 6
+
+// widenParallel raises go test's -parallel to e2eParallel for this
+// package unless it was given. go test's default, GOMAXPROCS (2 on CI's
+// machine), suits tests that keep a core busy; the parallel tests here
+// mostly wait (sipp's pauses, queues, heartbeats, a browser), so more of
+// them overlap without starving each other. The heavy kinds are bounded
+// on their own (holdSlot: one cluster rig, one browser at a time); a test
+// waiting for its slot holds a place of the six, hence six rather than
+// four. Tests whose assertions depend on timing (tone levels, jitter,
+// latency, loss, admission control, load runs) stay sequential: they run
+// first, alone, before any parallel test starts.
+func widenParallel() {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if given {
+		return
+	}
+	if v := os.Getenv("CLOAK_E2E_PARALLEL"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			_ = flag.Set("test.parallel", strconv.Itoa(n))
+			return
+		}
+		fmt.Fprintf(os.Stderr, "e2e: CLOAK_E2E_PARALLEL=%q is not a positive number: ignored\n", v)
+	}
+	if runtime.GOMAXPROCS(0) < e2eParallel {
+		_ = flag.Set("test.parallel", strconv.Itoa(e2eParallel))
+	}
 }
 
 func runMain(m *testing.M) int {
@@ -74,6 +115,15 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return pgtest.Main(m) // stops the throwaway PostgreSQL the cluster tests start
+}
+
+// holdSlot waits for a place in slots, held to the test's end: it bounds
+// how many parallel tests of one heavy kind (cluster rigs, browsers) run
+// at once. A test holds at most one place of each kind.
+func holdSlot(t *testing.T, slots chan struct{}) {
+	t.Helper()
+	slots <- struct{}{}
+	t.Cleanup(func() { <-slots })
 }
 
 // moduleRoot walks up from the working directory to go.mod.

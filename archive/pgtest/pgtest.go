@@ -165,7 +165,10 @@ func start(bin string) *cluster {
 		if c.err != nil {
 			return c
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", c.port, dir)
+		// max_connections: parallel tests each start nodes with a pool of
+		// up to 8 connections and a LISTEN connection; the default 100
+		// is too near.
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", c.port, dir)
 		c.err = c.run(time.Minute, "pg_ctl", "-D", c.data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "50", "start")
 		if c.err == nil {
 			return c
