@@ -84,10 +84,12 @@ func TestAPIRolesEndToEnd(t *testing.T) {
 	// under -race on two cores once lifted cloak's CPU share past
 	// limits.max_cpu for seconds, and admission control refused the
 	// test's call (CI, 2026-12-07). The hashing is now exempt from that
-	// signal (overload.ExemptCPU), so max_cpu stays on here; the machine's
-	// share is the test run's, so max_system_cpu is off as everywhere in
-	// the harness.
-	c := startCloak(t, ivrOpts(fmt.Sprintf(`agents:
+	// signal (overload.ExemptCPU), so max_cpu is turned on here (the
+	// harness turns the load's signals off, withoutLoadLimits) at its
+	// default; the machine's share is the test run's, so max_system_cpu
+	// stays off.
+	c := startCloak(t, ivrOpts(fmt.Sprintf(`limits: {max_cpu: 0.85}
+agents:
   - {name: alice, uri: "sip:agent@127.0.0.1:%d", queues: [sales], user: alice}
   - {name: bob, uri: "sip:bob@127.0.0.1:9", queues: []}
 `, agentPort)))

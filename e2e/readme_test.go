@@ -168,9 +168,13 @@ var mediaClosedRE = regexp.MustCompile(`media closed .*rtp_rx=(\d+) .*rtp_tx=(\d
 // must exit 0 (every call successful), and cloak's log must show what the
 // README says it shows: the echo line's audio came back, the pay line's
 // payment was approved.
+//
+// Not parallel: the embedded defaults keep admission control on
+// (limits.max_system_cpu among them), and beside the parallel e2e tests'
+// cluster rigs and browsers the machine's own CPU share passes 0.9, so
+// cloak rightly answers the README's calls 503.
 func TestReadmeSippExamples(t *testing.T) {
 	requireTools(t, "sipp")
-	t.Parallel()
 	lines := readmeSippLines(t)
 	c := startCloakFlags(t)
 	sipAddr := fmt.Sprintf("127.0.0.1:%d", c.sipPort)
