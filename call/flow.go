@@ -115,6 +115,12 @@ type SecureSegment struct {
 func (c *Interaction) EnterSecure(flow string, kind ivr.Kind) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if pre := c.preSecure; pre != "" {
+		c.preSecure = ""
+		if pre == flow && c.Mode() == Secure {
+			return nil // the segment secureFromAnswer opened for this flow
+		}
+	}
 	if c.Mode() == Secure {
 		return ivr.ErrNestedSecure
 	}
@@ -230,6 +236,31 @@ func (c *Interaction) runFlow(ctx context.Context, name string) {
 	if res.Ending != ivr.EndTransferred || err != nil {
 		c.end("flow finished")
 	}
+}
+
+// secureFromAnswer closes the secure gate before the call is listed or
+// answered when its route is a secure-kind flow (the demo "pay"): the
+// gate would otherwise close only when the flow starts, after the answer,
+// so the call's first audio would reach the recording and the RTP
+// capture, and the API would list a secure route's call as normal. The
+// flow's own EnterSecure then adopts the segment (preSecure); a call that
+// ends before its flow runs closes it as any segment ("call_ended").
+func (c *Interaction) secureFromAnswer() {
+	name, ok := flowTarget(c.target)
+	if !ok || c.m.cfg.Flows == nil {
+		return
+	}
+	f, ok := c.m.cfg.Flows.Flow(name)
+	if !ok || !f.Kind.Secure() {
+		return
+	}
+	if err := c.EnterSecure(f.Name, f.Kind); err != nil {
+		c.log.Warn().Err(err).Msg("secure route: gate not closed before the answer")
+		return
+	}
+	c.mu.Lock()
+	c.preSecure = f.Name
+	c.mu.Unlock()
 }
 
 // flowTarget returns the flow name of a "flow:NAME" target.

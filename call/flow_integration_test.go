@@ -1,6 +1,7 @@
 package call_test
 
 import (
+	"bytes"
 	"context"
 	"io/fs"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +309,72 @@ func TestRecordingConsent(t *testing.T) {
 				t.Fatalf("no consent pause marker: %+v", sc.Markers)
 			}
 		})
+	}
+}
+
+// TestSecureRouteDarkFromTheAnswer: a call routed to a secure-kind flow
+// (the demo "pay") is secure before it is answered — listed as secure,
+// its recording paused from its first sample — rather than from the
+// moment its flow starts, which left the call's first audio recorded and
+// the call listed as normal for a while. The flow's own step adopts the
+// segment: one segment, one secure start in metrics.
+func TestSecureRouteDarkFromTheAnswer(t *testing.T) {
+	flows, err := ivr.LoadDir(os.DirFS("../testdata/flows"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	h := newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": startGateway(t)},
+		prompts: os.DirFS("../testdata/prompts"), recordingDir: dir, recordRoutes: map[string]string{"pay": call.RecordAlways}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, d, _ := dialCaller(t, h, ctx, "pay", pcmuOffer)
+	calls := h.mgr.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("%d calls listed, want 1", len(calls))
+	}
+	ia := calls[0]
+	if ia.Mode() != call.Secure {
+		t.Fatalf("answered pay call in mode %s, want secure from the answer", ia.Mode())
+	}
+	for i := range 25 { // half a second of audio, then hang up
+		c.send(0, i == 0, uint32(i*160), bytes.Repeat([]byte{0x55}, 160))
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitStep(t, h, "welcome", 10*time.Second)
+	_ = d.Bye(ctx)
+	waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 })
+	if segs := ia.Segments(); len(segs) != 1 || segs[0].Flow != "pay" {
+		t.Fatalf("secure segments %+v, want the flow's one", segs)
+	}
+	if n := h.met.count("secure pay"); n != 1 {
+		t.Errorf("metrics: %d secure starts of pay, want 1 (%q)", n, h.met.list())
+	}
+	// The order is the point: the gate closed before the call was listed
+	// (CallStarted) and answered, not when the flow began after them.
+	ev := h.met.list()
+	if sec, listed, answered := slices.Index(ev, "secure pay"), slices.Index(ev, "started flow:pay"), slices.IndexFunc(ev, func(e string) bool {
+		return strings.HasPrefix(e, "answered flow:pay")
+	}); sec < 0 || sec > listed || sec > answered {
+		t.Errorf("metrics order %q: want the secure start before the call was listed and answered", ev)
+	}
+	var sc recorder.Sidecar
+	waitFor(t, "the recording with its sidecar", func() bool {
+		found := false
+		filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && !found && strings.HasSuffix(p, ".wav") {
+				if s, err := recorder.ReadSidecar(p); err == nil {
+					sc, found = s, true
+				}
+			}
+			return nil
+		})
+		return found
+	})
+	// The recorder starts at the answer and is paused as its next act (its
+	// marker clock may read a millisecond by then); the caller's first
+	// packet comes after the ACK.
+	if len(sc.Markers) == 0 || sc.Markers[0].Reason != recorder.ReasonSecure || sc.Markers[0].StartMS > 20 {
+		t.Fatalf("recording markers %+v, want a secure pause from the recording's start", sc.Markers)
 	}
 }

@@ -59,6 +59,9 @@ type Interaction struct {
 	talkKeys    int         // digits keyed while talking (masked view only)
 	agentPaused bool        // the agent paused the recording
 	secureOpen  bool        // a secure segment began and metrics were not told it ended
+	// preSecure names the secure-kind flow whose segment secureFromAnswer
+	// opened before the answer; that flow's own EnterSecure adopts it.
+	preSecure string
 	monHub      *monitorHub // monitoring state, made with the first monitor
 
 	sipCap     *capture.CallCapture // SIP of this call's dialogs (nil: off)

@@ -386,6 +386,9 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	defer c.close()
 	admit := m.screenArrival(c) // may change c.target: before anyone reads it
 	target = c.target
+	if admit {
+		c.secureFromAnswer() // before the call is listed, recorded or captured
+	}
 	m.register(c)
 	defer m.unregister(c)
 	m.met.CallStarted(routeLabel(target))
@@ -435,6 +438,13 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	m.met.CallAnswered(routeLabel(target), time.Since(c.created))
 	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
+	if mode := c.Mode(); mode != Normal {
+		// The gate closed before the answer (secureFromAnswer): the sinks
+		// that exist only from now on start dark.
+		c.mu.Lock()
+		c.applySinks(mode, true)
+		c.mu.Unlock()
+	}
 	c.pipe = newPipeline(c, c.rtpCap, true, m.dtmfMode(s.Called(), s.Trunk()), c.onDigitReceived)
 	c.pipe.onKeyDown = c.onCallerKeyDown // an agent-assisted payment's mask tone
 	ep.SetMonitor(c.pipe)
