@@ -56,13 +56,13 @@ type Interaction struct {
 	legs        []LegQuality // final quality of the legs ended so far
 	agentKeys   []byte       // agent's recent keys, for feature codes
 	agentKeyAt  time.Time
-	talkKeys    int         // digits keyed while talking (masked view only)
-	agentPaused bool        // the agent paused the recording
-	secureOpen  bool        // a secure segment began and metrics were not told it ended
+	talkKeys    int  // digits keyed while talking (masked view only)
+	agentPaused bool // the agent paused the recording
+	secureOpen  bool // a secure segment began and metrics were not told it ended
 	// preSecure names the secure-kind flow whose segment secureFromAnswer
 	// opened before the answer; that flow's own EnterSecure adopts it.
 	preSecure string
-	monHub      *monitorHub // monitoring state, made with the first monitor
+	monHub    *monitorHub // monitoring state, made with the first monitor
 
 	sipCap     *capture.CallCapture // SIP of this call's dialogs (nil: off)
 	rtpCap     *capture.CallCapture // RTP of this call's legs (nil: off)
