@@ -16,6 +16,7 @@ type fakeShared struct {
 	names   []string // candidates of the last Claim
 	claim   Claimed
 	failErr error
+	joins   int64 // the store's clock, in ms: one tick a join
 }
 
 func (f *fakeShared) Register(_ context.Context, name, contact string, path []string, expires time.Duration) error {
@@ -39,11 +40,12 @@ func (f *fakeShared) Claim(_ context.Context, queue string, names []string, call
 	return f.claim, nil
 }
 
-func (f *fakeShared) Join(_ context.Context, queue, callID string) error {
+func (f *fakeShared) Join(_ context.Context, queue, callID string) (time.Time, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ops = append(f.ops, "join "+queue+" "+callID)
-	return f.failErr
+	f.joins++
+	return time.UnixMilli(f.joins), f.failErr
 }
 
 func (f *fakeShared) Leave(_ context.Context, callID string) error {
