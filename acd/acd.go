@@ -103,7 +103,8 @@ type Directory struct {
 	mu      sync.Mutex
 	agents  map[string]*Agent
 	queues  map[string]QueueConfig
-	changed chan struct{} // closed and replaced when an agent may have become available
+	changed map[string]chan struct{} // per queue: closed and replaced when an agent of it may have become available
+	lines   map[string][]*waiter     // per queue: this node's callers in the shared line, longest-waiting first
 	now     func() time.Time
 	shared  Shared                     // nil: state in memory only (UseShared)
 	onErr   func(op string, err error) // failures of shared
@@ -118,7 +119,8 @@ var (
 
 // NewDirectory builds the directory from configuration.
 func NewDirectory(agents []AgentConfig, queues []QueueConfig) (*Directory, error) {
-	d := &Directory{agents: map[string]*Agent{}, queues: map[string]QueueConfig{}, changed: make(chan struct{}), now: time.Now}
+	d := &Directory{agents: map[string]*Agent{}, queues: map[string]QueueConfig{}, changed: map[string]chan struct{}{},
+		lines: map[string][]*waiter{}, now: time.Now}
 	for _, q := range queues {
 		if q.Timeout <= 0 {
 			q.Timeout = 2 * time.Minute
@@ -130,6 +132,7 @@ func NewDirectory(agents []AgentConfig, queues []QueueConfig) (*Directory, error
 			q.HoldPrompt = "hold"
 		}
 		d.queues[q.Name] = q
+		d.changed[q.Name] = make(chan struct{})
 	}
 	for _, ac := range agents {
 		if _, dup := d.agents[ac.Name]; dup {
@@ -195,22 +198,36 @@ func (d *Directory) Register(user, contact string, path []string, expires time.D
 		}
 	}
 	a.mu.Unlock()
-	d.signal()
+	d.signal(a.cfg.Queues)
 }
 
-func (d *Directory) signal() {
-	d.mu.Lock()
-	close(d.changed)
-	d.changed = make(chan struct{})
-	d.mu.Unlock()
-}
-
-// Changed returns a channel closed the next time an agent may have become
-// available.
-func (d *Directory) Changed() <-chan struct{} {
+// signal wakes the callers waiting in queues (nil: in every queue); names
+// not configured are ignored.
+func (d *Directory) signal(queues []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.changed
+	if queues == nil {
+		for q, ch := range d.changed {
+			close(ch)
+			d.changed[q] = make(chan struct{})
+		}
+		return
+	}
+	for _, q := range queues {
+		if ch, ok := d.changed[q]; ok {
+			close(ch)
+			d.changed[q] = make(chan struct{})
+		}
+	}
+}
+
+// Changed returns a channel closed the next time an agent of queue may
+// have become available (nil, which never closes, for a queue not
+// configured): only the queue's callers wake, not every waiting caller.
+func (d *Directory) Changed(queue string) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed[queue]
 }
 
 // Offer picks the longest-idle available agent of queue, skipping those in
@@ -287,10 +304,13 @@ func (d *Directory) Set(a *Agent, s AgentState) {
 	}
 	a.mu.Unlock()
 	if sh := d.sharedStore(); sh != nil {
+		if s == Available {
+			d.offered(callID, false) // a missed offer: back in their place
+		}
 		d.setShared(sh, a, s, callID)
 	}
 	if s == Available {
-		d.signal()
+		d.signal(a.cfg.Queues)
 	}
 }
 

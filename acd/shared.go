@@ -3,6 +3,7 @@ package acd
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 )
@@ -27,8 +28,10 @@ type Shared interface {
 	// joined earlier (on any node) is still waiting for one.
 	Claim(ctx context.Context, queue string, names []string, callID string) (Claimed, error)
 	// Join puts callID in queue's shared waiting line (arrival order
-	// across nodes); Leave takes it out.
-	Join(ctx context.Context, queue, callID string) error
+	// across nodes) and returns its place: the time it joined, on the
+	// store's clock (ties broken by callID, bytewise); Leave takes it
+	// out.
+	Join(ctx context.Context, queue, callID string) (time.Time, error)
 	Leave(ctx context.Context, callID string) error
 	// Set moves an agent this node claimed to state; a no-op when the
 	// claim is no longer this node's (a survivor freed it).
@@ -60,9 +63,65 @@ func (d *Directory) UseShared(s Shared, onErr func(op string, err error)) {
 	d.shared, d.onErr = s, onErr
 }
 
-// Notify wakes the callers waiting for an agent (Changed): another node
-// freed or registered one.
-func (d *Directory) Notify() { d.signal() }
+// Notify wakes the callers waiting for an agent in queues (Changed):
+// another node freed or registered one of theirs, or a caller ahead of
+// them left the line. nil wakes the callers of every queue (several
+// agents changed, or notifications may have been missed).
+func (d *Directory) Notify(queues []string) { d.signal(queues) }
+
+// waiter is one of this node's callers in a queue's shared line.
+type waiter struct {
+	callID   string
+	joined   time.Time // on the shared store's clock
+	offering bool      // an agent claimed for them is being offered
+}
+
+// MayClaim says whether callID, waiting in queue, may win a claim now
+// (docs/SCALE.md, "The wake-up herd"): with a shared store, only the
+// longest-waiting of this node's callers of the queue who is not being
+// offered an agent can, since the store gives an agent only to the
+// head of the line across nodes and that head, if it is on this node,
+// is this caller; when the head is on another node, that node claims.
+// A woken caller for whom it is false does not ask the store at all.
+// Always true in memory, and for a caller whose Join failed (the store
+// then does not hold them back either).
+func (d *Directory) MayClaim(queue, callID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.shared == nil {
+		return true
+	}
+	line, known := d.lines[queue], false
+	for _, w := range line {
+		if w.callID == callID {
+			known = true
+			break
+		}
+	}
+	if !known {
+		return true
+	}
+	for _, w := range line {
+		if !w.offering {
+			return w.callID == callID
+		}
+	}
+	return false
+}
+
+// offered marks callID's offer as under way or over (locally; the
+// store keeps its own mark).
+func (d *Directory) offered(callID string, on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, line := range d.lines {
+		for _, w := range line {
+			if w.callID == callID {
+				w.offering = on
+			}
+		}
+	}
+}
 
 // RetryEvery is how often a waiting caller asks for an agent again when
 // nothing woke it: 500 ms in memory; once a second with a shared store,
@@ -145,6 +204,11 @@ func (d *Directory) offerShared(s Shared, queue, callID string, skip map[string]
 	a.mu.Lock()
 	a.state, a.callID, a.contact, a.route = Ringing, callID, cl.Contact, append([]string(nil), cl.Path...)
 	a.mu.Unlock()
+	// The caller is no longer this node's head of the line: the next
+	// one may claim another free agent of the queue (a burst of agents
+	// freed at once must not wait for the poll).
+	d.offered(callID, true)
+	d.signal([]string{queue})
 	return a
 }
 
@@ -168,27 +232,53 @@ func (d *Directory) registerShared(s Shared, a *Agent, contact string, path []st
 }
 
 // Join puts a caller in the queue's waiting line shared by the nodes, so
-// the longest-waiting caller of all nodes is offered the next agent; a
-// no-op in memory (one node's callers are its own line).
+// the longest-waiting caller of all nodes is offered the next agent, and
+// in this node's copy of its part of the line, in the same order
+// (MayClaim); a no-op in memory (one node's callers are its own line).
 func (d *Directory) Join(queue, callID string) {
-	if sh := d.sharedStore(); sh != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-		defer cancel()
-		if err := sh.Join(ctx, queue, callID); err != nil {
-			d.fail("join", err)
-		}
+	sh := d.sharedStore()
+	if sh == nil {
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	joined, err := sh.Join(ctx, queue, callID)
+	if err != nil {
+		d.fail("join", err)
+		return
+	}
+	w := &waiter{callID: callID, joined: joined}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	line := d.lines[queue]
+	i := sort.Search(len(line), func(i int) bool {
+		o := line[i]
+		return o.joined.After(joined) || (o.joined.Equal(joined) && o.callID > callID)
+	})
+	d.lines[queue] = slices.Insert(line, i, w)
 }
 
 // Leave takes a caller out of the shared waiting line (answered, timed
 // out or gone).
 func (d *Directory) Leave(callID string) {
-	if sh := d.sharedStore(); sh != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-		defer cancel()
-		if err := sh.Leave(ctx, callID); err != nil {
-			d.fail("leave", err)
+	sh := d.sharedStore()
+	if sh == nil {
+		return
+	}
+	d.mu.Lock()
+	for q, line := range d.lines {
+		line = slices.DeleteFunc(line, func(w *waiter) bool { return w.callID == callID })
+		if len(line) == 0 {
+			delete(d.lines, q)
+		} else {
+			d.lines[q] = line
 		}
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	if err := sh.Leave(ctx, callID); err != nil {
+		d.fail("leave", err)
 	}
 }
 

@@ -16,6 +16,7 @@ type fakeShared struct {
 	names   []string // candidates of the last Claim
 	claim   Claimed
 	failErr error
+	joins   int64 // the store's clock, in ms: one tick a join
 }
 
 func (f *fakeShared) Register(_ context.Context, name, contact string, path []string, expires time.Duration) error {
@@ -39,11 +40,12 @@ func (f *fakeShared) Claim(_ context.Context, queue string, names []string, call
 	return f.claim, nil
 }
 
-func (f *fakeShared) Join(_ context.Context, queue, callID string) error {
+func (f *fakeShared) Join(_ context.Context, queue, callID string) (time.Time, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ops = append(f.ops, "join "+queue+" "+callID)
-	return f.failErr
+	f.joins++
+	return time.UnixMilli(f.joins), f.failErr
 }
 
 func (f *fakeShared) Leave(_ context.Context, callID string) error {
@@ -122,5 +124,91 @@ func TestSharedDirectory(t *testing.T) {
 	}
 	if list := d.Agents(); len(list) != 4 { // the local view, and reported
 		t.Errorf("Agents with the store down: %d agents, want the 4 local ones", len(list))
+	}
+}
+
+// TestMayClaimHeadOfLine: with a shared store, only this node's
+// longest-waiting caller of a queue not being offered an agent may
+// claim; while they are offered one the next caller may, and after a
+// missed offer they are back in their place; a caller who leaves gives
+// way; a caller the store never took (Join failed) and every caller in
+// memory may. Changed wakes per queue.
+func TestMayClaimHeadOfLine(t *testing.T) {
+	cfg := []AgentConfig{{Name: "a", Queues: []string{"q"}, Password: "x"}, {Name: "o", Queues: []string{"other"}, Password: "x"}}
+	qs := []QueueConfig{{Name: "q"}, {Name: "other"}}
+	mem, err := NewDirectory(cfg, qs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem.Join("q", "m1")
+	mem.Join("q", "m2")
+	if !mem.MayClaim("q", "m2") {
+		t.Error("in memory a caller was held back")
+	}
+	d, _ := NewDirectory(cfg, qs)
+	f := &fakeShared{}
+	d.UseShared(f, nil)
+	d.Join("q", "c1")
+	d.Join("other", "x1")
+	d.Join("q", "c2")
+	d.Join("q", "c3")
+	waiting := []string{"c1", "c2", "c3"}
+	may := func(want ...string) {
+		t.Helper()
+		var got []string
+		for _, id := range waiting {
+			if d.MayClaim("q", id) {
+				got = append(got, id)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("may claim %q, want %q", got, want)
+		}
+	}
+	may("c1")
+	if !d.MayClaim("other", "x1") {
+		t.Error("another queue's head held back")
+	}
+	f.claim = Claimed{Name: "a", Contact: "sip:a@192.0.2.9"}
+	ch := d.Changed("q")
+	a := d.Offer("q", "c1", nil)
+	if a == nil {
+		t.Fatal("no offer")
+	}
+	select {
+	case <-ch:
+	default:
+		t.Error("a successful claim did not wake the queue's next caller")
+	}
+	may("c2") // c1 is being offered a
+	d.Set(a, Available)
+	may("c1") // missed: back at the head
+	d.Leave("c1")
+	waiting = waiting[1:]
+	may("c2")
+	d.Leave("c2")
+	waiting = waiting[1:]
+	may("c3")
+	if !d.MayClaim("q", "never-joined") {
+		t.Error("a caller the store does not hold was held back")
+	}
+
+	qch, och := d.Changed("q"), d.Changed("other")
+	d.Notify([]string{"other", "no-such-queue"})
+	select {
+	case <-qch:
+		t.Error("a wake-up for another queue woke q's callers")
+	default:
+	}
+	select {
+	case <-och:
+	default:
+		t.Error("the named queue was not woken")
+	}
+	d.Notify(nil)
+	select {
+	case <-qch:
+	default:
+		t.Error("a wake-up for any queue did not wake q's callers")
 	}
 }

@@ -56,10 +56,20 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 	c.m.dir.Join(q.Name, c.id) // the waiting line all nodes share (cluster.enabled)
 	defer c.m.dir.Leave(c.id)
 	tried := map[string]bool{}
+	polled := true // the first try, and each after the poll's wait, is every caller's
 	for {
-		changed := c.m.dir.Changed()
-		a := c.m.dir.Offer(q.Name, c.id, tried)
-		if a == nil && len(tried) > 0 {
+		changed := c.m.dir.Changed(q.Name)
+		var a *acd.Agent
+		// Woken by a change, only this node's head of the queue's line
+		// asks (docs/SCALE.md, "The wake-up herd"): the others cannot
+		// win. The poll lets every caller ask, so a lost notification
+		// or a local order out of step with the shared one delays by a
+		// second at most.
+		asked := polled || c.m.dir.MayClaim(q.Name, c.id)
+		if asked {
+			a = c.m.dir.Offer(q.Name, c.id, tried)
+		}
+		if asked && a == nil && len(tried) > 0 {
 			// Everyone was tried: start over after the wait below (a
 			// change or 500 ms), so an agent whose phone fails at once
 			// (a refused TLS handshake, an unreachable contact, 486) is
@@ -83,11 +93,14 @@ func (c *Interaction) queueFor(ctx context.Context, q acd.QueueConfig) error {
 				break
 			}
 			stopHold = c.loopPrompt(qctx, c.caller, q.HoldPrompt)
+			polled = true // back in their place: ask again at once
 			continue
 		}
 		select {
 		case <-changed:
+			polled = false
 		case <-time.After(c.m.dir.RetryEvery()):
+			polled = true
 		case <-qctx.Done():
 		}
 		if qctx.Err() != nil {

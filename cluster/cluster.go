@@ -14,8 +14,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Channel is the LISTEN/NOTIFY channel of agent changes: its payload is
-// the agent's name, or "" when several changed (a node's clean-up).
+// Channel is the LISTEN/NOTIFY channel of agent and queue changes. Its
+// payload names the queues whose waiting callers may now claim an agent,
+// comma-separated: the queues of an agent that became available, or the
+// queue of a caller who left the line; "" when any queue may (a node's
+// clean-up freed several agents). A node wakes only those queues'
+// callers (docs/SCALE.md, "The wake-up herd").
 const Channel = "cloak_agents"
 
 // EndReason is the end reason a survivor archives for the calls of a
@@ -60,8 +64,9 @@ type Options struct {
 	// Calls lists the node's live calls (synced each heartbeat); nil: none.
 	Calls func() []Call
 	// OnChange is called when another node (or this one) changed an agent
-	// that may now be available; nil: nothing.
-	OnChange func()
+	// that may now be available, or a caller left a queue's line, with
+	// the queues concerned (nil: any queue); nil: nothing.
+	OnChange func(queues []string)
 	// Log is the node's logger.
 	Log zerolog.Logger
 }
@@ -91,7 +96,7 @@ func New(db *sql.DB, o Options) (*Node, error) {
 		o.Calls = func() []Call { return nil }
 	}
 	if o.OnChange == nil {
-		o.OnChange = func() {}
+		o.OnChange = func([]string) {}
 	}
 	return &Node{db: db, o: o}, nil
 }
@@ -146,8 +151,8 @@ ON CONFLICT (name) DO UPDATE SET contact = EXCLUDED.contact, path = EXCLUDED.pat
   registered_by = EXCLUDED.registered_by, changed_at = EXCLUDED.changed_at,
   idle_since = CASE WHEN cluster_agents.state = 'logged-out' THEN EXCLUDED.idle_since ELSE cluster_agents.idle_since END,
   state = CASE WHEN cluster_agents.state = 'logged-out' THEN 'available' ELSE cluster_agents.state END
-RETURNING name, state)
-SELECT pg_notify('` + Channel + `', name) FROM u WHERE state = 'available'`
+RETURNING queues, state)
+SELECT pg_notify('` + Channel + `', queues) FROM u WHERE state = 'available'`
 		args = []any{name, contact, string(pj), expires.Milliseconds(), n.o.NodeID}
 	} else {
 		// Unbound: back to the configured URI (contact), or logged out
@@ -203,22 +208,24 @@ SELECT name, contact, path FROM c`, n.o.NodeID, callID, names, queue).Scan(&cl.N
 }
 
 // Join implements acd.Shared: callID waits in queue from now (the
-// database's clock), on this node.
-func (n *Node) Join(ctx context.Context, queue, callID string) error {
-	_, err := n.db.ExecContext(ctx, `INSERT INTO cluster_waiting (call_id, node, queue, joined_at) VALUES ($1, $2, $3, `+nowMS+`)
-ON CONFLICT (call_id) DO UPDATE SET node = EXCLUDED.node, queue = EXCLUDED.queue, joined_at = EXCLUDED.joined_at, offering = FALSE`,
-		callID, n.o.NodeID, queue)
+// database's clock, in milliseconds, returned), on this node.
+func (n *Node) Join(ctx context.Context, queue, callID string) (time.Time, error) {
+	var ms int64
+	err := n.db.QueryRowContext(ctx, `INSERT INTO cluster_waiting (call_id, node, queue, joined_at) VALUES ($1, $2, $3, `+nowMS+`)
+ON CONFLICT (call_id) DO UPDATE SET node = EXCLUDED.node, queue = EXCLUDED.queue, joined_at = EXCLUDED.joined_at, offering = FALSE
+RETURNING joined_at`,
+		callID, n.o.NodeID, queue).Scan(&ms)
 	if err != nil {
-		return fmt.Errorf("cluster: join queue %q: %w", queue, err)
+		return time.Time{}, fmt.Errorf("cluster: join queue %q: %w", queue, err)
 	}
-	return nil
+	return time.UnixMilli(ms).UTC(), nil
 }
 
 // Leave implements acd.Shared; a caller who leaves while waiting may
-// have held the line up, so the nodes are woken.
+// have held the line up, so the nodes are woken for that queue.
 func (n *Node) Leave(ctx context.Context, callID string) error {
-	_, err := n.db.ExecContext(ctx, `WITH d AS (DELETE FROM cluster_waiting WHERE call_id = $1 RETURNING offering)
-SELECT pg_notify('`+Channel+`', '') FROM d WHERE NOT offering`, callID)
+	_, err := n.db.ExecContext(ctx, `WITH d AS (DELETE FROM cluster_waiting WHERE call_id = $1 RETURNING offering, queue)
+SELECT pg_notify('`+Channel+`', queue) FROM d WHERE NOT offering`, callID)
 	if err != nil {
 		return fmt.Errorf("cluster: leave queue: %w", err)
 	}
@@ -238,9 +245,9 @@ UPDATE cluster_agents SET
   call_id = CASE WHEN $2 IN ('available', 'logged-out') THEN '' ELSE $4 END,
   changed_at = `+nowMS+`
 WHERE name = $1 AND node = $3
-RETURNING name, state),
+RETURNING queues, state),
 w AS (UPDATE cluster_waiting SET offering = FALSE WHERE $2 = 'available' AND call_id = $4 AND EXISTS (SELECT 1 FROM u))
-SELECT pg_notify('`+Channel+`', name) FROM u WHERE state = 'available'`, name, st, n.o.NodeID, callID)
+SELECT pg_notify('`+Channel+`', queues) FROM u WHERE state = 'available'`, name, st, n.o.NodeID, callID)
 	if err != nil {
 		return fmt.Errorf("cluster: set %q %s: %w", name, st, err)
 	}

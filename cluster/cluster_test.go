@@ -308,25 +308,35 @@ ON CONFLICT (id) DO UPDATE SET lost_at = 0, heartbeat_at = 0`, "gone"); err != n
 
 // TestListenWakes: a change another node makes (an agent freed) calls
 // OnChange on a started node through LISTEN/NOTIFY, well within the
-// poll fallback's second.
+// poll fallback's second, naming the queues concerned: the agent's
+// queues when it became available, the queue a waiting caller left, any
+// queue when (re)connected.
 func TestListenWakes(t *testing.T) {
 	_, dsn := testDB(t)
 	ctx := ctxT(t)
 	a, b := newNode(t, dsn, "a", time.Second, 5*time.Second), newNode(t, dsn, "b", time.Second, 5*time.Second)
-	woke := make(chan struct{}, 16)
-	a.o.OnChange = func() { woke <- struct{}{} }
+	woke := make(chan []string, 16)
+	a.o.OnChange = func(q []string) { woke <- q }
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer a.Stop(context.Background())
-	select { // the first call, once listening
-	case <-woke:
-	case <-time.After(10 * time.Second):
-		t.Fatal("never listening")
+	wakeFor := func(what string, want []string) {
+		t.Helper()
+		select {
+		case got := <-woke:
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: woken for queues %q, want %q", what, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no wake-up", what)
+		}
 	}
-	_ = b.Seed(ctx, agents[:1])
+	wakeFor("listening", nil) // the first call, once listening: any queue
+	two := []acd.AgentConfig{{Name: "alice", Queues: []string{"sales", "payments"}}}
+	_ = b.Seed(ctx, two)
 	_ = b.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, time.Hour)
-	<-woke // the registration made alice available
+	wakeFor("registered", []string{"sales", "payments"})
 	if _, err := b.Claim(ctx, "sales", []string{"alice"}, "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -336,11 +346,21 @@ func TestListenWakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-woke:
+	case got := <-woke:
 		t.Logf("woken %v after the agent was freed on the other node", time.Since(sent))
+		if !slices.Equal(got, []string{"sales", "payments"}) {
+			t.Errorf("agent freed: woken for queues %q, want the agent's", got)
+		}
 	case <-time.After(time.Second):
 		t.Fatal("no wake-up within 1 s of another node freeing an agent")
 	}
+	if _, err := b.Join(ctx, "payments", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Leave(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	wakeFor("a waiting caller left", []string{"payments"})
 }
 
 // TestQueueLongestWaitingFirst: a caller waiting on node A joined before
@@ -354,14 +374,14 @@ func TestQueueLongestWaitingFirst(t *testing.T) {
 	ctx := ctxT(t)
 	a, b := newNode(t, dsn, "a", time.Second, 5*time.Second), newNode(t, dsn, "b", time.Second, 5*time.Second)
 	_ = a.Seed(ctx, agents)
-	if err := a.Join(ctx, "sales", "early"); err != nil {
+	if _, err := a.Join(ctx, "sales", "early"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	if err := b.Join(ctx, "sales", "late"); err != nil {
+	if _, err := b.Join(ctx, "sales", "late"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Join(ctx, "payments", "other-queue"); err != nil {
+	if _, err := b.Join(ctx, "payments", "other-queue"); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Register(ctx, "alice", "sip:alice@127.0.0.1:5070", nil, time.Hour)
@@ -397,7 +417,7 @@ func TestQueueLongestWaitingFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The restart's clean-up removed early: put them back at the head.
-	if err := a.Join(ctx, "sales", "early"); err != nil {
+	if _, err := a.Join(ctx, "sales", "early"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.db.ExecContext(ctx, `UPDATE cluster_waiting SET joined_at = 0 WHERE call_id = 'early'`); err != nil {

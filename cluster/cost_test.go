@@ -180,7 +180,7 @@ func TestPerCallDatabaseCost(t *testing.T) {
 		start := time.Now()
 		for i := range calls {
 			id := fmt.Sprintf("call-%d", i)
-			if err := node.Join(ctx, "sales", id); err != nil {
+			if _, err := node.Join(ctx, "sales", id); err != nil {
 				t.Fatal(err)
 			}
 			cl, err := node.Claim(ctx, "sales", names, id)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -269,8 +270,9 @@ FROM cluster_nodes ORDER BY id`)
 }
 
 // listen holds a LISTEN connection of its own and calls OnChange on every
-// notification; after a lost connection it reconnects (once a second at
-// most) and calls OnChange once, for what it may have missed. Callers
+// notification with the queues it names; after a lost connection it
+// reconnects (once a second at most) and calls OnChange once for every
+// queue, for what it may have missed. Callers
 // waiting for an agent also retry on their own once a second
 // (acd.Directory.RetryEvery), so a lost notification delays, never loses.
 func (n *Node) listen(ctx context.Context) {
@@ -303,13 +305,23 @@ func (n *Node) listenOnce(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return fmt.Errorf("cluster: listen: %w", err)
 	}
-	n.o.OnChange()
+	n.o.OnChange(nil)
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		nt, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return fmt.Errorf("cluster: listen: %w", err)
 		}
-		n.o.OnChange()
+		n.o.OnChange(Queues(nt.Payload))
 	}
+}
+
+// Queues parses a notification's payload (Channel): the queues it names,
+// nil for any queue ("").
+func Queues(payload string) []string {
+	if payload == "" {
+		return nil
+	}
+	return strings.Split(payload, ",")
 }
 
 // CallNode returns the registry row of the node holding live call id

@@ -49,7 +49,7 @@ func clusterSetup(ctx context.Context, cfg config.Config, arch *nodeArchive, dir
 		return nil, fmt.Errorf("cluster.enabled: shared database unavailable: %w", err)
 	}
 	id := nodeName(cfg)
-	var onChange func()
+	var onChange func([]string)
 	if dir != nil {
 		onChange = dir.Notify
 	}
