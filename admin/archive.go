@@ -20,6 +20,7 @@ import (
 	"github.com/cloak-voip/cloak/archive"
 	"github.com/cloak-voip/cloak/auth"
 	"github.com/cloak-voip/cloak/mp3"
+	"github.com/cloak-voip/cloak/recstore"
 )
 
 // ArchiveOptions configure RegisterArchive.
@@ -33,6 +34,10 @@ type ArchiveOptions struct {
 	// lame from PATH with mp3's defaults).
 	MP3 mp3.Options
 }
+
+// store is the recordings' store: the local directory, the one
+// implementation there is (docs/SCALE.md says what another needs).
+func (o ArchiveOptions) store() recstore.Store { return recstore.Local{Dir: o.RecordingsDir} }
 
 // ErrCrossSite: a request a browser made for another site.
 var ErrCrossSite = errors.New("the archive API never answers a cross-site browser request")
@@ -247,7 +252,7 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 		writeError(w, http.StatusNotFound, archive.ErrNoRecording)
 		return
 	}
-	f, err := openRecording(a.o.RecordingsDir, rec.File)
+	f, st, err := a.openRecording(r.Context(), rec.File)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			writeError(w, http.StatusNotFound, archive.ErrNoRecording)
@@ -257,11 +262,6 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 		return
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err)
-		return
-	}
 	var body io.ReadSeeker = f
 	ext, ctype, detail := "wav", "audio/wav", ""
 	switch format := r.URL.Query().Get("format"); format {
@@ -276,7 +276,7 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 			return
 		}
 		var buf bytes.Buffer
-		err := mp3.Encode(r.Context(), a.o.MP3, f, st.Size(), &buf)
+		err := mp3.Encode(r.Context(), a.o.MP3, f, st.Size, &buf)
 		<-a.mp3Slots
 		if err != nil {
 			status := http.StatusInternalServerError
@@ -307,36 +307,21 @@ func (a archiveAPI) recording(w http.ResponseWriter, r *http.Request, action str
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", disp+`; filename="`+safeName(in.ID)+`.`+ext+`"`)
-	http.ServeContent(w, r, "", st.ModTime(), body)
+	http.ServeContent(w, r, "", st.ModTime, body)
 }
 
-// openRecording opens path only when it is a regular .wav file inside
-// dir, symbolic links resolved on both sides (a link in the recordings
-// directory pointing out of it is refused too).
-func openRecording(dir, path string) (*os.File, error) {
-	if dir == "" || !strings.EqualFold(filepath.Ext(path), ".wav") || !archive.Within(dir, path) {
-		return nil, errRecordingPath
+// openRecording opens key from the recordings' store only when it names
+// a .wav file; the store refuses a key outside it (symbolic links
+// resolved on both sides) or not a regular file.
+func (a archiveAPI) openRecording(ctx context.Context, key string) (io.ReadSeekCloser, recstore.Info, error) {
+	if !strings.EqualFold(filepath.Ext(key), ".wav") {
+		return nil, recstore.Info{}, errRecordingPath
 	}
-	realDir, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return nil, fmt.Errorf("recordings directory: %w", err)
+	f, info, err := a.o.store().Open(ctx, key)
+	if errors.Is(err, recstore.ErrOutside) {
+		err = errRecordingPath
 	}
-	realPath, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, err
-	}
-	if !archive.Within(realDir, realPath) {
-		return nil, errRecordingPath
-	}
-	f, err := os.Open(realPath)
-	if err != nil {
-		return nil, err
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, errRecordingPath
-	}
-	return f, nil
+	return f, info, err
 }
 
 // safeName keeps an id fit for a Content-Disposition filename.

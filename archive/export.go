@@ -225,8 +225,3 @@ func writeXLSX(w io.Writer, header []string, rows func(yield func([]string) bool
 	}
 	return nil
 }
-
-// Within reports whether path lies in dir or below it (both made
-// absolute, symbolic links not followed): a path read from the database
-// is not trusted to name any file.
-func Within(dir, path string) bool { return within(dir, path) }

@@ -6,11 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cloak-voip/cloak/recstore"
 )
 
 // Retention is how long each content type is kept; 0 keeps it forever.
@@ -244,31 +243,26 @@ func (s *Store) recordingFiles(ctx context.Context, ids []string) (map[string][2
 	return out, rows.Err()
 }
 
-// removeFiles deletes a recording's files when they lie in dir; false
-// when a file is outside it or could not be removed.
+// removeFiles deletes a recording's files from dir's store
+// (recstore.Local: each must lie in dir, links resolved); false when a
+// file is outside it or could not be removed. A file already gone
+// counts as removed.
 func removeFiles(dir string, files [2]string) bool {
+	st := recstore.Local{Dir: dir}
 	for _, f := range files {
 		if f == "" {
 			continue
 		}
-		if !within(dir, f) {
-			return false
-		}
-		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := st.Remove(context.Background(), f); err != nil && !errors.Is(err, recstore.ErrNotFound) {
 			return false
 		}
 	}
 	return true
 }
 
-// within reports whether path is dir or below it, both made absolute.
-func within(dir, path string) bool {
-	if dir == "" {
-		return false
-	}
-	rel, err := filepath.Rel(absPath(dir), absPath(path))
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
-}
+// within reports whether path is dir or below it, both made absolute
+// (recstore.Within).
+func within(dir, path string) bool { return recstore.Within(dir, path) }
 
 // purgeRecordings deletes expired recordings' files and marks them
 // deleted by retention; the interactions stay.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloak-voip/cloak/recorder"
+	"github.com/cloak-voip/cloak/recstore"
 )
 
 // ReindexResult counts what Reindex found.
@@ -162,21 +163,12 @@ func (s *Store) Reindex(ctx context.Context, dir string, o ReindexOptions) (Rein
 		pending = pending[:0]
 		return err
 	}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if path == dir {
-				return err
-			}
-			return nil // a directory that vanished or cannot be read: go on
-		}
-		if d.IsDir() && d.Name() == recorder.QuarantineDir && filepath.Dir(path) == filepath.Clean(dir) {
-			return fs.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(d.Name(), ".wav") || strings.HasPrefix(d.Name(), ".") {
+	// The walk goes through the recordings' store (package recstore);
+	// the sidecar is read beside the WAV, as the local store keeps it.
+	store := recstore.Local{Dir: dir, Skip: []string{recorder.QuarantineDir}}
+	err := store.Walk(ctx, func(path string) error {
+		if name := filepath.Base(path); !strings.HasSuffix(name, ".wav") || strings.HasPrefix(name, ".") {
 			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
 		}
 		sc, err := recorder.ReadSidecar(path)
 		if err != nil || sc.CallID == "" {
