@@ -317,17 +317,17 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 		env.Source = a.Source.Unmap().WithZone("").String()
 	}
 	var d Decision
-	add := func(e *Entry) {
-		sc := ix.Score(e)
-		d.Score += sc
-		d.Matches = append(d.Matches, Match{Kind: "static", Type: e.Type, Value: e.Value, Score: sc, Comment: e.Comment})
+	add := func(r uint32) { // the index's allocation-free path
+		m := ix.match(r)
+		d.Score += m.Score
+		d.Matches = append(d.Matches, m)
 	}
 	lookup := func(t Type, v string) {
 		if v == "" {
 			return
 		}
-		if e, ok := ix.Lookup(t, v); ok {
-			add(e)
+		if r, ok := ix.find(t, v); ok {
+			add(r)
 		}
 	}
 	if a.Caller != "" {
@@ -360,7 +360,7 @@ func (s *Screener) Screen(ctx context.Context, a Attributes) (Decision, error) {
 			lookup(TypeCustomerID, v)
 		}
 	}
-	ix.Sources(a.Source, add)
+	ix.sources(a.Source, add)
 	if p := a.Payment; p != nil {
 		env.Payment = true
 		env.BIN, env.Last4, env.Amount = p.BIN, p.Last4, p.Amount
