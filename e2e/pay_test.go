@@ -117,8 +117,11 @@ func TestPayApproved(t *testing.T) {
 	if _, ok := p.calls[id]; !ok {
 		t.Fatalf("the API never listed call %s", id)
 	}
-	if got := fmt.Sprint(p.modes[id]); got != "[secure]" {
-		t.Errorf("API modes seen %s, want [secure] (pay is secure from the answer)", got)
+	// Secure from the answer (the gate closes before the call is listed:
+	// call.Interaction.secureFromAnswer). After the flow's secure segment
+	// ends the call hangs up; a poll may catch it normal in between.
+	if got := fmt.Sprint(p.modes[id]); got != "[secure]" && got != "[secure normal]" {
+		t.Errorf("API modes seen %s, want [secure], or [secure normal] while it hangs up (pay is secure from the answer)", got)
 	}
 }
 
