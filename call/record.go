@@ -100,8 +100,14 @@ func (c *Interaction) startRecording(codec string) {
 		c.log.Warn().Err(err).Msg("recording not started")
 		return
 	}
+	var from recorder.Reason
+	if mode := c.Mode(); Route(mode, Recorder) != Pass {
+		// The gate closed before the answer (secureFromAnswer): paused
+		// from the recording's first moment, its marker at 0 ms.
+		from = gatePauseReason(mode)
+	}
 	rec, err := recorder.New(recorder.Config{Dir: dir, Name: c.id, CallID: c.id, Codec: codec, Key: c.m.cfg.RecordingKey, Policy: recorder.PolicyRecord,
-		OnFailure: c.recordingFailed})
+		OnFailure: c.recordingFailed, PausedFrom: from})
 	if err != nil {
 		c.log.Warn().Err(err).Msg("recording not started")
 		return

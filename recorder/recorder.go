@@ -122,6 +122,10 @@ type Config struct {
 	Name string
 	// CallID identifies the interaction in the sidecar.
 	CallID string
+	// PausedFrom, when set, pauses the recording for that reason from its
+	// first moment: the marker starts at 0 ms, before any frame could be
+	// handed over (a call that is secure before its answer).
+	PausedFrom Reason
 	// Codec is the codec the call used (for example "PCMA"), copied to the
 	// sidecar; the WAV is always 16-bit linear PCM.
 	Codec string
@@ -298,6 +302,9 @@ func New(cfg Config) (*Recorder, error) {
 	if cfg.Policy != PolicyRecord {
 		return nil, fmt.Errorf("%w: policy %d", ErrConfig, cfg.Policy)
 	}
+	if _, ok := reasonBit(cfg.PausedFrom); cfg.PausedFrom != "" && !ok {
+		return nil, fmt.Errorf("%w: paused from %q", ErrConfig, cfg.PausedFrom)
+	}
 	if cfg.Name == "" || strings.ContainsAny(cfg.Name, `/\`) || strings.HasPrefix(cfg.Name, ".") {
 		return nil, fmt.Errorf("%w: name %q: want a base name without separators or leading dot", ErrConfig, cfg.Name)
 	}
@@ -336,6 +343,9 @@ func New(cfg Config) (*Recorder, error) {
 	r.w = sharedWriter
 	if cfg.drainEvery > 0 {
 		r.w = newWriter(cfg.drainEvery)
+	}
+	if cfg.PausedFrom != "" {
+		_ = r.pauseAt(cfg.PausedFrom, r.start) // the reason was checked above
 	}
 	r.w.add(r)
 	return r, nil
@@ -555,7 +565,10 @@ func recycle(f *frame) {
 // again only when no reason is left. An agent pause then a secure pause
 // thus stays paused until both are resumed, in either order, and gives two
 // overlapping markers.
-func (r *Recorder) Pause(reason Reason) error {
+func (r *Recorder) Pause(reason Reason) error { return r.pauseAt(reason, r.now()) }
+
+// pauseAt is Pause as of now.
+func (r *Recorder) pauseAt(reason Reason, now time.Time) error {
 	bit, ok := reasonBit(reason)
 	if !ok {
 		return fmt.Errorf("pause %q: %w", reason, ErrReason)
@@ -572,7 +585,6 @@ func (r *Recorder) Pause(reason Reason) error {
 	if mask&bit != 0 {
 		return nil
 	}
-	now := r.now()
 	if mask == 0 {
 		r.pausedSince = now
 	}

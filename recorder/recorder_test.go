@@ -491,3 +491,31 @@ func TestPauseReasonsAndWriting(t *testing.T) {
 		t.Error("a closed recorder says it is writing")
 	}
 }
+
+// TestPausedFrom: a recording paused from its first moment (a call secure
+// before its answer) has its marker at 0 ms even when time passes before
+// the first frame; an unknown reason is refused at New.
+func TestPausedFrom(t *testing.T) {
+	c := newFakeClock()
+	r, err := New(Config{Dir: t.TempDir(), Name: "call-1", CallID: "call-1", Key: testKey, Now: c.Now, PausedFrom: ReasonSecure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Paused() {
+		t.Fatal("not paused from the start")
+	}
+	c.Advance(30 * time.Millisecond)
+	if err := r.Resume(ReasonSecure); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.Meta.Markers; len(m) != 1 || m[0].Reason != ReasonSecure || m[0].StartMS != 0 || m[0].EndMS != 30 {
+		t.Errorf("markers %+v, want one secure marker 0-30", m)
+	}
+	if _, err := New(Config{Dir: t.TempDir(), Name: "call-2", PausedFrom: "lunch"}); !errors.Is(err, ErrConfig) {
+		t.Errorf("unknown reason: err %v, want ErrConfig", err)
+	}
+}
