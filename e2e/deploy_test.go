@@ -232,6 +232,9 @@ func TestDeployFrontDoorAgentPath(t *testing.T) {
 	}
 	// cloak's BYE went along the record-route and was answered (sipp's
 	// exit 0 says the agent got it; cloak says the BYE got its 200).
+	// The line comes when cloak gets the BYE's 200, which may be just
+	// after the agent's sipp, having sent it, exits: wait for it.
+	c.waitLog("outbound leg hung up by cloak", 5*time.Second)
 	hung := findLog(parseLog(t, c.log()), "outbound leg hung up by cloak", "")
 	if len(hung) != 1 {
 		t.Errorf("%d lines of cloak hanging up the agent leg, want 1", len(hung))
