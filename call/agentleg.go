@@ -104,7 +104,7 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 			ep.SetCodec(m.Codec, m.EventPT)
 			ep.SetComfortNoise(m.CNPT)
 			ep.SetHandler(&agentBridge{c: c})
-			ep.Start()
+			ep.StartBeside(c.caller) // one poll worker a call (media.Endpoint.StartBeside)
 			c.log.Info().Msg("early media from the far end: relayed to the caller")
 		},
 	})
@@ -135,8 +135,8 @@ func (c *Interaction) dial(ctx context.Context, target string, a *acd.Agent, rin
 	pipe := newPipeline(c, c.rtpCap, false, dtmf.Negotiated, c.onAgentDigit)
 	ep.SetMonitor(pipe)
 	c.addLegCapture(leg.SIPCallID())
-	ep.Start()
-	ep.StartFill() // answered: the agent hears a packet every 20 ms from here
+	ep.StartBeside(c.caller) // one poll worker a call (media.Endpoint.StartBeside)
+	ep.StartFill()           // answered: the agent hears a packet every 20 ms from here
 	side := &agentSide{agent: a, leg: leg, ep: ep, gone: make(chan struct{}), done: make(chan struct{}), untick: c.m.cfg.Clock.Subscribe(pipe.tick)}
 	leg.SetCallbacks(func(nm sip.Media) error {
 		if !nm.Codec.Supported() {

@@ -420,7 +420,7 @@ func (c *Interaction) attachMonitor(leg monitorLeg, ep *media.Endpoint, md sip.M
 	ep.SetMonitor(pipe)
 	ep.SetHandler(m)
 	c.addLegCapture(leg.SIPCallID())
-	ep.Start()
+	ep.StartBeside(c.caller) // the call's poll worker (media.Endpoint.StartBeside)
 	ep.StartFill()
 	m.untick = c.m.cfg.Clock.Subscribe(pipe.tick)
 	context.AfterFunc(leg.Context(), func() { c.monitorGone(m) })

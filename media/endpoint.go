@@ -278,7 +278,27 @@ func NewEndpoint(cfg EndpointConfig) *Endpoint {
 // Start starts reading the socket: on a socket from a PortPool with a
 // Poller it registers with the poller, otherwise it starts the leg's read
 // goroutine. It does nothing on a started or closed endpoint.
-func (e *Endpoint) Start() {
+func (e *Endpoint) Start() { e.StartBeside(nil) }
+
+// StartBeside starts e like Start, and on a polled socket reads it on the
+// same poll worker as peer (started earlier on the same Poller) instead of
+// the least loaded one. The call layer starts the agent leg beside its
+// caller: placed apart, by leg count alone, every caller leg of a run of
+// calls went to one worker and every agent leg to the other, so the
+// caller's side — detector, masker, recorder — all ran on one worker while
+// the other relayed the agent's plain voice, and the masked direction's
+// latency tail grew with that worker's queue (docs/PERFORMANCE.md,
+// "Both legs of a call on one poll worker"). Beside each other, each
+// worker carries whole calls, and a call's per-leg state stays in one
+// core's cache. A nil peer, or one not polled by the same Poller, places
+// e as Start does.
+func (e *Endpoint) StartBeside(peer *Endpoint) {
+	var w *pollWorker
+	if peer != nil && peer != e && e.pconn != nil && peer.pconn != nil && peer.pconn.poller == e.pconn.poller {
+		peer.startMu.Lock() // before e's: two endpoints never wait on each other
+		w = peer.pollW
+		peer.startMu.Unlock()
+	}
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.started || e.closed.Load() {
@@ -290,7 +310,7 @@ func (e *Endpoint) Start() {
 		Stringer("source", e.source).Msg("rtp endpoint started")
 	e.startRTCP()
 	if e.pconn != nil {
-		e.pconn.poller.register(e)
+		e.pconn.poller.register(e, w)
 		return
 	}
 	go e.readLoop()

@@ -243,14 +243,18 @@ func (p *Poller) Close() {
 	close(p.wake.nudge)
 }
 
-// register hands e's socket to the least loaded worker. It does not wait:
+// register hands e's socket to beside, a worker of p's (Endpoint.StartBeside),
+// or when beside is nil to the least loaded worker. It does not wait:
 // packets that arrive before the worker adds the socket wait in its
 // receive buffer.
-func (p *Poller) register(e *Endpoint) {
-	w := p.workers[0]
-	for _, x := range p.workers[1:] {
-		if x.legs.Load() < w.legs.Load() {
-			w = x
+func (p *Poller) register(e *Endpoint, beside *pollWorker) {
+	w := beside
+	if w == nil {
+		w = p.workers[0]
+		for _, x := range p.workers[1:] {
+			if x.legs.Load() < w.legs.Load() {
+				w = x
+			}
 		}
 	}
 	w.legs.Add(1)

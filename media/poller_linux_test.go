@@ -228,6 +228,54 @@ func TestPollerNudgesWhileOthersParked(t *testing.T) {
 	}
 }
 
+// TestStartBesideSharesTheWorker: a call's second leg started beside its
+// first is read by the first's worker, so the workers carry whole calls;
+// placed by leg count alone, a run of two-leg calls put every first leg on
+// one worker and every second leg on the other. An endpoint started beside
+// nil, itself or a leg of another Poller is placed as Start places it.
+func TestStartBesideSharesTheWorker(t *testing.T) {
+	p, pool, _, _ := newPolledPool(t, 2, 16)
+	peer := newPeer(t)
+	open := func(pool *PortPool) *Endpoint {
+		t.Helper()
+		conn, port, err := pool.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEndpoint(EndpointConfig{Conn: conn, Port: port, Pool: pool, Codec: audio.CodecPCMU(), Remote: peer.addr()})
+		t.Cleanup(func() { _ = e.Close() })
+		return e
+	}
+	perWorker := map[*pollWorker]int{}
+	for call := range 4 {
+		first, second := open(pool), open(pool)
+		first.Start()
+		second.StartBeside(first)
+		if second.pollW != first.pollW {
+			t.Fatalf("call %d: the second leg is on another worker than the first", call)
+		}
+		perWorker[first.pollW] += 2
+	}
+	if len(perWorker) != 2 || perWorker[p.workers[0]] != 4 || perWorker[p.workers[1]] != 4 {
+		t.Errorf("legs per worker %v: want the 4 calls split 2 and 2", perWorker)
+	}
+	// Beside itself or nil: the least loaded worker (both carry 4 legs: the first).
+	e := open(pool)
+	e.StartBeside(e)
+	if e.pollW != p.workers[0] {
+		t.Error("an endpoint started beside itself was not placed as Start places it")
+	}
+	// Beside a leg of another Poller: placed on this one's.
+	_, other, _, _ := newPolledPool(t, 1, 1)
+	foreign := open(other)
+	foreign.Start()
+	x := open(pool)
+	x.StartBeside(foreign)
+	if x.pollW != p.workers[1] {
+		t.Error("an endpoint started beside another Poller's leg was not placed on its own Poller's least loaded worker")
+	}
+}
+
 // TestPollerCloseEndsGoroutines: Close stops the workers and the keeper.
 func TestPollerCloseEndsGoroutines(t *testing.T) {
 	// Goroutines of earlier tests may still be ending: count once the

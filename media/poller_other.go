@@ -45,8 +45,8 @@ func (p *Poller) Close() {}
 // DefaultPollWorkers returns the worker count cloak would use.
 func DefaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
 
-func (p *Poller) register(*Endpoint)   {}
-func (p *Poller) unregister(*Endpoint) {}
+func (p *Poller) register(*Endpoint, *pollWorker) {}
+func (p *Poller) unregister(*Endpoint)            {}
 
 type pollWorker struct{}
 
