@@ -292,7 +292,6 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		field, addr := sipBindField(err, cfg)
 		return bindError(field, addr, err)
 	}
-	go mon.Run(runCtx)
 	trunks.start(runCtx, srv, log)
 	defer trunks.stop()
 	adminAddr, metricsMode := "off", "off"
@@ -348,6 +347,14 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		}
 	}
 	reloadCerts(runCtx, log, reloadable)
+	// Admission control samples from here, not from the SIP server's
+	// start: the node's own start-up after it (the first admin's password
+	// hash, the API's set-up) kept a core busy for half a second, its
+	// second sample read a CPU share over limits.max_cpu, and a node just
+	// started refused calls for limits.hold (seen in bench/relay.sh as
+	// the first 200-250 calls of a round refused). Until the first sample
+	// the node takes calls, as it does below every limit.
+	go mon.Run(runCtx)
 	// Every listener is bound: only now is cloak ready.
 	sipAddrs := listen.String()
 	if tlsListen.IsValid() {
