@@ -646,6 +646,17 @@ type Limits struct {
 	// above its limit to start an episode: 1 reacts at once, more ignore
 	// one-off spikes (a GC pause) and react Interval later per sample.
 	TripSamples int `yaml:"trip_samples"`
+	// PaceAt is the share of each limit from which the node paces new
+	// calls before it is overloaded: PaceCalls per Interval, the rest
+	// 503 (counted as sip_refused_pacing; OPTIONS still 200). A node
+	// that took calls at the offered rate up to its limits overshot them
+	// on a ramp by what arrived between two samples, and the calls
+	// already up suffered (docs/PERFORMANCE.md, "Pacing near the
+	// limits"). 0 turns pacing off.
+	PaceAt float64 `yaml:"pace_at"`
+	// PaceCalls is how many new calls the node takes per Interval while
+	// pacing.
+	PaceCalls int `yaml:"pace_calls"`
 }
 
 // Prompts configures where prompt files come from.
@@ -719,7 +730,8 @@ func Default() Config {
 		Fraud:    defaultFraud(),
 		Payments: Payments{Timeout: 5 * time.Minute, MaskTone: "flat", InterDigitTimeout: 5 * time.Second, Fraud: true, Attempts: 3},
 		Limits: Limits{MaxCPU: 0.85, MaxSystemCPU: 0.9, MaxLag: 50 * time.Millisecond, MaxRecorderBacklog: 400 * time.Millisecond,
-			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1},
+			RetryAfter: 5 * time.Second, Hold: 2 * time.Second, Interval: 500 * time.Millisecond, TripSamples: 1,
+			PaceAt: 0.9, PaceCalls: 10},
 		Metrics: Metrics{Enabled: true},
 		Monitor: Monitor{MaxPerCall: 3, RingTimeout: 20 * time.Second},
 		Cluster: DefaultCluster(),
@@ -1234,5 +1246,11 @@ func (c *Config) validateLimits(bad func(path, format string, a ...any)) {
 	}
 	if l.Interval < 50*time.Millisecond || l.Interval > 10*time.Second {
 		bad("limits.interval", "want 50ms to 10s, got %v", l.Interval)
+	}
+	if l.PaceAt != 0 && (l.PaceAt < 0.5 || l.PaceAt >= 1) {
+		bad("limits.pace_at", "want a share of each limit from 0.5 to below 1, or 0 (off), got %g", l.PaceAt)
+	}
+	if l.PaceAt != 0 && (l.PaceCalls < 1 || l.PaceCalls > 10000) {
+		bad("limits.pace_calls", "want 1 to 10000 new calls per limits.interval, got %d", l.PaceCalls)
 	}
 }

@@ -55,6 +55,10 @@ type Signal struct {
 	Leave float64
 	// Unit is how values print.
 	Unit Unit
+	// NoPace leaves the signal out of pacing (Config.PaceAt): one whose
+	// limit is also enforced exactly per call (sip.max_calls) cannot be
+	// overshot between samples.
+	NoPace bool
 	// Sample returns the signal's value now. Only the sampler calls it,
 	// once per Config.Interval: it may take a syscall, but must not block.
 	Sample func() float64
@@ -77,6 +81,19 @@ type Config struct {
 	Trip int
 	// RetryAfter is returned by Refusing; zero means DefaultRetryAfter.
 	RetryAfter time.Duration
+	// PaceAt, when above zero, is the share of a signal's Limit from which
+	// the node, not yet overloaded, paces new calls: Admit takes at most
+	// PaceCalls of them per Interval and refuses the rest, until every
+	// signal is below its PaceAt share again. A node that takes calls at
+	// the offered rate up to its limits overshoots them by whatever
+	// arrives between two samples, and on a ramp the calls admitted
+	// meanwhile push every call already up past the relay's capacity
+	// (docs/PERFORMANCE.md, "Pacing near the limits"); paced, each sample
+	// sees what the last few calls cost before more are taken.
+	PaceAt float64
+	// PaceCalls is how many new calls Admit takes per Interval while
+	// pacing; zero with PaceAt set means 1.
+	PaceCalls int
 	// Log receives one line when an episode starts and one when it ends.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -94,6 +111,11 @@ type State struct {
 	// Since is when the node entered the state (zero before the first
 	// episode).
 	Since time.Time
+	// Pacing is true while the node, not overloaded, has a signal at or
+	// above its Config.PaceAt share: Admit takes Config.PaceCalls new
+	// calls per Interval. PacingReason names that signal.
+	Pacing       bool
+	PacingReason string
 }
 
 // Reading is a signal's last sample, for the stats.
@@ -116,6 +138,8 @@ type Stats struct {
 	// all (the sampler's own cost).
 	Samples    uint64
 	SampleCost time.Duration
+	// Paced counts the samples that found the node pacing (Config.PaceAt).
+	Paced uint64
 }
 
 // Monitor samples the signals and publishes the admission state. Refusing
@@ -127,10 +151,15 @@ type Monitor struct {
 	trip       int
 	hold       time.Duration
 	retryAfter time.Duration
+	paceAt     float64
+	paceCalls  int64
 	log        zerolog.Logger
 	now        func() time.Time
 
 	state atomic.Pointer[State] // never nil
+	// budget is what Admit may still take while pacing: set to paceCalls
+	// by each sample, taken one a call.
+	budget atomic.Int64
 
 	// Owned by the evaluating goroutine.
 	clearSince time.Time // when every signal first fell below Leave; zero while one is above
@@ -144,6 +173,7 @@ type Monitor struct {
 	episodes   uint64
 	episodesBy []uint64
 	samples    uint64
+	paced      uint64
 	cost       time.Duration
 }
 
@@ -153,6 +183,10 @@ func New(cfg Config) (*Monitor, error) {
 		interval: cfg.Interval, hold: cfg.Hold, retryAfter: cfg.RetryAfter,
 		log: cfg.Log, now: cfg.Now,
 	}
+	if cfg.PaceAt < 0 || cfg.PaceAt > 1 {
+		return nil, fmt.Errorf("%w: pacing share %g is not between 0 (off) and 1", ErrBadSignal, cfg.PaceAt)
+	}
+	m.paceAt, m.paceCalls = cfg.PaceAt, int64(max(1, cfg.PaceCalls))
 	if m.interval <= 0 {
 		m.interval = DefaultInterval
 	}
@@ -217,6 +251,26 @@ func (m *Monitor) Refusing() (reason string, retryAfter time.Duration) {
 	return st.Reason, m.retryAfter
 }
 
+// Admit returns why a new call is refused now ("" when it is taken) and
+// the Retry-After to give: the reason Refusing gives while overloaded, and
+// "pacing" while pacing once this sample's Config.PaceCalls are taken.
+// Ask it once per new call (it takes from the budget); ask Refusing for a
+// probe, which pacing never refuses: the node still takes calls. It
+// takes no lock.
+func (m *Monitor) Admit() (reason string, retryAfter time.Duration) {
+	st := m.state.Load()
+	switch {
+	case st.Overloaded:
+		return st.Reason, m.retryAfter
+	case st.Pacing && m.budget.Add(-1) < 0:
+		return ReasonPacing, m.retryAfter
+	}
+	return "", 0
+}
+
+// ReasonPacing is Admit's reason for a call refused while pacing.
+const ReasonPacing = "pacing"
+
 // State returns the admission state now.
 func (m *Monitor) State() State { return *m.state.Load() }
 
@@ -230,6 +284,7 @@ func (m *Monitor) Evaluate() {
 	now := m.now()
 	over, overRatio := -1, 0.0 // the signal furthest over its limit
 	above := false             // some signal is at or above its Leave level
+	pace, paceRatio := -1, 0.0 // the signal furthest over its PaceAt share
 	for i, s := range m.sigs {
 		v := s.Sample()
 		if math.IsNaN(v) {
@@ -248,8 +303,12 @@ func (m *Monitor) Evaluate() {
 		if v >= s.Leave {
 			above = true
 		}
+		if m.paceAt > 0 && !s.NoPace && v >= m.paceAt*s.Limit && r > paceRatio {
+			pace, paceRatio = i, r
+		}
 	}
 	cur := m.state.Load()
+	m.budget.Store(m.paceCalls)
 	switch {
 	case !cur.Overloaded && over >= 0:
 		m.state.Store(&State{Overloaded: true, Reason: m.sigs[over].Name, Since: now})
@@ -283,7 +342,22 @@ func (m *Monitor) Evaluate() {
 			Str("peak", format(p.Unit, m.peak*p.Limit)).Str("limit", format(p.Unit, p.Limit)).
 			Msg("overload over: taking new calls again")
 	}
+	paced := false
+	if st := m.state.Load(); !st.Overloaded {
+		switch {
+		case pace >= 0 && (!st.Pacing || st.PacingReason != m.sigs[pace].Name):
+			m.state.Store(&State{Since: st.Since, Pacing: true, PacingReason: m.sigs[pace].Name})
+			paced = true
+		case pace >= 0:
+			paced = true
+		case st.Pacing:
+			m.state.Store(&State{Since: st.Since})
+		}
+	}
 	m.mu.Lock()
+	if paced {
+		m.paced++
+	}
 	copy(m.values, m.scratch)
 	m.samples++
 	m.cost += time.Since(t0)
@@ -295,7 +369,7 @@ func (m *Monitor) Stats() Stats {
 	st := Stats{State: m.State(), EpisodesBy: make(map[string]uint64, len(m.sigs))}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st.Episodes, st.Samples, st.SampleCost = m.episodes, m.samples, m.cost
+	st.Episodes, st.Samples, st.SampleCost, st.Paced = m.episodes, m.samples, m.cost, m.paced
 	for i, s := range m.sigs {
 		st.EpisodesBy[s.Name] = m.episodesBy[i]
 		st.Readings = append(st.Readings, Reading{Name: s.Name, Value: m.values[i], Limit: s.Limit, Unit: s.Unit})

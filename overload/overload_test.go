@@ -304,3 +304,89 @@ func TestTripIgnoresOneOffSpikes(t *testing.T) {
 		t.Fatal("two samples in a row over the limit did not trip")
 	}
 }
+
+// TestPacingNearTheLimits: with PaceAt, a signal at or above that share of
+// its limit (and below the limit) makes Admit take PaceCalls new calls per
+// sample and refuse the rest as "pacing", while Refusing — asked for
+// probes — still takes them; a NoPace signal never paces; below the share
+// the node takes every call again; at the limit overload wins.
+func TestPacingNearTheLimits(t *testing.T) {
+	r := &rig{now: time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC), vals: map[string]float64{}, log: new(bytes.Buffer)}
+	sigs := []Signal{{Name: "system_cpu", Limit: 0.9}, {Name: "calls", Limit: 10, Leave: 10, NoPace: true}}
+	for i := range sigs {
+		name := sigs[i].Name
+		sigs[i].Sample = func() float64 { return r.vals[name] }
+	}
+	m, err := New(Config{Signals: sigs, Hold: time.Second, RetryAfter: 3 * time.Second, PaceAt: 0.9, PaceCalls: 3,
+		Log: zerolog.New(r.log), Now: func() time.Time { return r.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.m = m
+	admitted := func() (n int) {
+		for range 10 {
+			if reason, _ := m.Admit(); reason == "" {
+				n++
+			}
+		}
+		return n
+	}
+	half := 500 * time.Millisecond
+
+	r.vals["system_cpu"], r.vals["calls"] = 0.80, 9.5 // calls at 95 % of its limit, but NoPace
+	if st := r.step(half); st.Pacing || st.Overloaded {
+		t.Fatalf("state %+v below the pacing share", st)
+	}
+	if n := admitted(); n != 10 {
+		t.Fatalf("%d of 10 calls admitted below the pacing share", n)
+	}
+
+	r.vals["system_cpu"] = 0.82 // 0.9 × 0.9 = 0.81
+	st := r.step(half)
+	if !st.Pacing || st.PacingReason != "system_cpu" || st.Overloaded {
+		t.Fatalf("state %+v: want pacing on system_cpu", st)
+	}
+	if n := admitted(); n != 3 {
+		t.Fatalf("%d of 10 calls admitted while pacing: want PaceCalls (3)", n)
+	}
+	if reason, ra := m.Admit(); reason != ReasonPacing || ra != 3*time.Second {
+		t.Fatalf("Admit past the budget = %q, %v: want %q, 3s", reason, ra, ReasonPacing)
+	}
+	if reason, _ := m.Refusing(); reason != "" {
+		t.Fatalf("Refusing (a probe) = %q while only pacing: want the node still taking calls", reason)
+	}
+	r.step(half) // the next sample gives a new budget
+	if n := admitted(); n != 3 {
+		t.Fatalf("%d of 10 calls admitted in the next sample: want 3", n)
+	}
+	if st := m.Stats(); st.Paced != 2 {
+		t.Errorf("Paced = %d: want 2 samples", st.Paced)
+	}
+
+	r.vals["system_cpu"] = 0.95 // at the limit: overloaded, every call refused
+	if st := r.step(half); !st.Overloaded || st.Pacing {
+		t.Fatalf("state %+v at the limit: want overloaded, not pacing", st)
+	}
+	if reason, _ := m.Admit(); reason != "system_cpu" {
+		t.Fatalf("Admit while overloaded = %q", reason)
+	}
+
+	r.vals["system_cpu"] = 0.5 // below leave for the hold: out of overload, not pacing
+	r.step(half)
+	r.step(half)
+	if st := r.step(half); st.Overloaded || st.Pacing {
+		t.Fatalf("state %+v after the hold below leave", st)
+	}
+	if n := admitted(); n != 10 {
+		t.Fatalf("%d of 10 calls admitted once clear", n)
+	}
+}
+
+// TestPaceAtOutOfRange: New refuses a pacing share outside 0..1.
+func TestPaceAtOutOfRange(t *testing.T) {
+	for _, p := range []float64{-0.1, 1.5} {
+		if _, err := New(Config{PaceAt: p}); !errors.Is(err, ErrBadSignal) {
+			t.Errorf("PaceAt %g: err %v, want ErrBadSignal", p, err)
+		}
+	}
+}

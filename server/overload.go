@@ -33,11 +33,11 @@ func overloadMonitor(cfg config.Config, log zerolog.Logger, poller *media.Poller
 			Sample: func() float64 { return recorder.TakeBacklog().Seconds() }},
 	}
 	if m := cfg.SIP.MaxCalls; m > 0 {
-		sigs = append(sigs, overload.Signal{Name: "calls", Limit: float64(m), Leave: float64(m),
+		sigs = append(sigs, overload.Signal{Name: "calls", Limit: float64(m), Leave: float64(m), NoPace: true,
 			Sample: func() float64 { return float64(active()) }})
 	}
 	return overload.New(overload.Config{Signals: sigs, Interval: l.Interval, Hold: l.Hold,
-		Trip: l.TripSamples, RetryAfter: l.RetryAfter, Log: log})
+		Trip: l.TripSamples, RetryAfter: l.RetryAfter, PaceAt: l.PaceAt, PaceCalls: l.PaceCalls, Log: log})
 }
 
 // addOverloadStats adds the admission state, its signals' last samples
@@ -68,6 +68,12 @@ func addOverloadStats(out map[string]any, mon *overload.Monitor, refusedBy map[s
 		}
 		out[key], out[key+"_limit"] = v, lim
 	}
+	pacing := 0
+	if st.Pacing {
+		pacing = 1
+	}
+	out["overload_pacing"] = pacing // limits.pace_at
+	out["overload_paced_samples"] = st.Paced
 	out["overload_samples"] = st.Samples
 	out["overload_sample_cost_us"] = st.SampleCost.Microseconds()
 	for reason, n := range refusedBy {

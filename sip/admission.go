@@ -21,6 +21,15 @@ type Admission interface {
 	Refusing() (reason string, retryAfter time.Duration)
 }
 
+// Pacer is an Admission that also paces new calls as the node nears its
+// limits (cloak's overload.Monitor with limits.pace_at): the server asks
+// Admit, once per new INVITE, instead of Refusing, and Admit may refuse a
+// call while Refusing — asked for OPTIONS — does not, since a pacing node
+// still takes calls and a dispatcher should keep sending them.
+type Pacer interface {
+	Admit() (reason string, retryAfter time.Duration)
+}
+
 // Reasons a 503 is counted under in Stats.RefusedBy, beside the
 // Admission's own reasons (overload signals such as "cpu" or "lag").
 const (
@@ -59,12 +68,22 @@ func retryAfterValue(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// admission asks cfg.Admission, if any, whether new calls are refused.
+// admission asks cfg.Admission, if any, whether new calls are refused:
+// for a probe (OPTIONS).
 func (s *Server) admission() (reason string, retryAfter time.Duration) {
 	if s.cfg.Admission == nil {
 		return "", 0
 	}
 	return s.cfg.Admission.Refusing()
+}
+
+// admitCall asks cfg.Admission whether this new call is refused: Admit
+// when it paces (Pacer), else as admission.
+func (s *Server) admitCall() (reason string, retryAfter time.Duration) {
+	if p, ok := s.cfg.Admission.(Pacer); ok {
+		return p.Admit()
+	}
+	return s.admission()
 }
 
 // reasonCounts counts refusals by reason. The reasons are cloak's own

@@ -193,3 +193,36 @@ func TestRetryAfterValue(t *testing.T) {
 		}
 	}
 }
+
+// pacingAdmission paces: Admit refuses as "pacing" while Refusing takes
+// every call, as overload.Monitor does between limits.pace_at and a limit.
+type pacingAdmission struct{ admits atomic.Int32 }
+
+func (p *pacingAdmission) Refusing() (string, time.Duration) { return "", 0 }
+func (p *pacingAdmission) Admit() (string, time.Duration) {
+	p.admits.Add(1)
+	return "pacing", 4 * time.Second
+}
+
+// TestPacingRefusesInvitesNotProbes: a Pacer's Admit decides each new
+// INVITE (503, Retry-After, counted under its reason), while an OPTIONS
+// probe asks Refusing and gets 200: a pacing node still takes calls, and
+// a dispatcher that took it out would move all its traffic away.
+func TestPacingRefusesInvitesNotProbes(t *testing.T) {
+	adm := &pacingAdmission{}
+	srv, addr := startAdmitted(t, nopHandler{}, adm)
+	got := rawRequest(t, addr, "INVITE", "paced-1")
+	if !strings.HasPrefix(got, "SIP/2.0 503 ") || header(got, "Retry-After") != "4" {
+		t.Fatalf("INVITE while pacing: %q (Retry-After %q), want 503 with Retry-After 4", firstLine(got), header(got, "Retry-After"))
+	}
+	if got := rawRequest(t, addr, "OPTIONS", "paced-probe-1"); !strings.HasPrefix(got, "SIP/2.0 200 ") {
+		t.Fatalf("OPTIONS while pacing: %q, want 200", firstLine(got))
+	}
+	if n := adm.admits.Load(); n != 1 {
+		t.Errorf("Admit asked %d times: want once, for the INVITE only", n)
+	}
+	st := srv.Stats()
+	if st.RefusedBy["pacing"] != 1 || st.ProbesRefused != 0 {
+		t.Errorf("stats: refused by %v, probes refused %d: want pacing 1, probes 0", st.RefusedBy, st.ProbesRefused)
+	}
+}

@@ -781,7 +781,7 @@ func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.refuse(req, tx, RefusedDraining, 30*time.Second)
 		return
 	}
-	if reason, ra := s.admission(); reason != "" {
+	if reason, ra := s.admitCall(); reason != "" {
 		s.refuse(req, tx, reason, ra)
 		return
 	}
