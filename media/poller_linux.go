@@ -561,10 +561,15 @@ func (w *pollWorker) applyOps() (stop bool) {
 }
 
 // DefaultPollWorkers returns the worker count cloak uses when the
-// configuration does not set one: one per CPU the Go scheduler may use.
+// configuration does not set one: one per CPU the process may use
+// (GOMAXPROCS as the runtime set it at start: serve raises GOMAXPROCS
+// above the cores, overload.Procs, and the workers stay one a core).
 // The load bench on 2 cores measured one worker about 3 % cheaper per
 // packet than two at 500 calls, but one worker is one thread: when the
 // machine is busy it gets a share of one core and the relay falls behind
 // (at 1,000 calls it forwarded a third of what two workers did), as
 // rtpengine's one thread per core does not.
-func DefaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
+func DefaultPollWorkers() int { return startProcs }
+
+// startProcs is GOMAXPROCS before main ran (see DefaultPollWorkers).
+var startProcs = max(1, runtime.GOMAXPROCS(0))

@@ -43,7 +43,9 @@ func (p *Poller) Stats() PollerStats { return PollerStats{} }
 func (p *Poller) Close() {}
 
 // DefaultPollWorkers returns the worker count cloak would use.
-func DefaultPollWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
+func DefaultPollWorkers() int { return startProcs }
+
+var startProcs = max(1, runtime.GOMAXPROCS(0))
 
 func (p *Poller) register(*Endpoint, *pollWorker) {}
 func (p *Poller) unregister(*Endpoint)            {}

@@ -3,7 +3,6 @@
 package overload
 
 import (
-	"runtime"
 	"syscall"
 	"time"
 )
@@ -20,8 +19,8 @@ func ProcessCPU() time.Duration {
 
 // CPU returns a sampler of the process's CPU share: the CPU time it used
 // (ProcessCPU) since the previous call, less what ExemptCPU took out in
-// between, over the wall time between the calls and GOMAXPROCS, so 1 means
-// every core the Go scheduler may use was busy. The first call returns 0.
+// between, over the wall time between the calls and Cores, so 1 means
+// every core the process may use was busy. The first call returns 0.
 // The sampler is not safe for concurrent use: give it to one Signal.
 func CPU() func() float64 {
 	var lastCPU, lastWall time.Duration
@@ -35,6 +34,6 @@ func CPU() func() float64 {
 		if first || dw <= 0 {
 			return 0
 		}
-		return max(0, float64(dc)/float64(dw)/float64(runtime.GOMAXPROCS(0)))
+		return max(0, float64(dc)/float64(dw)/float64(Cores()))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/cloak-voip/cloak/admin"
@@ -17,6 +18,7 @@ import (
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	"github.com/cloak-voip/cloak/metrics"
+	"github.com/cloak-voip/cloak/overload"
 	"github.com/cloak-voip/cloak/recorder"
 	"github.com/cloak-voip/cloak/sip"
 	"github.com/cloak-voip/cloak/trunk"
@@ -76,6 +78,12 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	var poller *media.Poller
 	if cfg.RTP.IO == "poll" {
+		// More Ps than cores, unless GOMAXPROCS is set: a woken poll
+		// worker takes an idle P at once instead of queueing behind the
+		// other goroutines for up to 10 ms (overload.Procs).
+		if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < overload.Procs() {
+			runtime.GOMAXPROCS(overload.Procs())
+		}
 		workers := cfg.RTP.Workers
 		if workers == 0 {
 			workers = media.DefaultPollWorkers()
@@ -87,7 +95,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			poller = p
 			defer poller.Close() // after the calls: deferred before them
 			pool.SetPoller(poller)
-			log.Debug().Int("workers", workers).Msg("rtp sockets read by epoll workers")
+			log.Debug().Int("workers", workers).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("rtp sockets read by epoll workers")
 		}
 	}
 	clock := media.NewClock(media.DefaultClockInterval)
