@@ -189,14 +189,48 @@ var (
 	handedIn = map[int]bool{} // ports already given out in this process
 )
 
+// portLo, portHi bound where freePorts looks: outside the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by
+// default), which every outbound connection and port-0 socket on the
+// machine draws from. A port handed out inside it could be taken by any
+// of those between the check and cloak's bind: TestClusterSoak's node
+// failed to start on "admin.listen 127.0.0.1:43012 already in use" in
+// CI (2026-12-07), beside tests making PostgreSQL and HTTP connections.
+var portLo, portHi = portWindow()
+
+// portWindow returns an even first port and a last port outside the
+// ephemeral range, and below cloak's default rtp.ports (20000-29999),
+// which a test running the embedded defaults binds: 10000-19999 when
+// the ephemeral range starts above it (Linux's default), else above the
+// ephemeral range.
+func portWindow() (lo, hi int) {
+	lo, hi = 10000, 19999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	var elo, ehi int
+	if _, err := fmt.Sscan(string(b), &elo, &ehi); err != nil {
+		return lo, hi
+	}
+	switch {
+	case elo-1 >= 12000:
+		return 10000, min(19999, elo-1)
+	case ehi+1 <= 63000:
+		return (ehi + 2) &^ 1, 65534
+	}
+	return lo, hi
+}
+
 // freePorts returns the first of n consecutive ports, starting even, that
-// bind on UDP (and TCP with tcp) and were not given out before.
+// bind on UDP (and TCP with tcp) and were not given out before, between
+// portLo and portHi.
 func freePorts(t *testing.T, n int, tcp bool) int {
 	t.Helper()
 	portMu.Lock()
 	defer portMu.Unlock()
 	for range 200 {
-		base := 40000 + 2*rand.IntN(10000) // 40000-59998, even
+		base := portLo + 2*rand.IntN(max(1, (portHi-portLo-n)/2)) // even
 		ok := true
 		for p := base; p < base+n && ok; p++ {
 			ok = !handedIn[p] && portFree(p, tcp)
@@ -375,8 +409,15 @@ routes:
 	}
 	c.cmd.Dir = dir
 	c.cfgPath = cfgPath
-	if len(o.env) > 0 {
-		c.cmd.Env = append(os.Environ(), o.env...)
+	c.cmd.Env = append(os.Environ(), o.env...)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One P a core, as before serve doubled them for the relay
+		// (overload.Procs): the tests run race-instrumented nodes beside
+		// a PostgreSQL on the same cores, and in the first CI run with the
+		// doubled Ps the cluster tests' nodes timed out connecting to it
+		// (2026-12-07). A node sharing its cores with its database is
+		// told to do the same (docs/SCALE.md).
+		c.cmd.Env = append(c.cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", runtime.NumCPU()))
 	}
 	c.run(t, logf)
 	if o.admin {
