@@ -1,6 +1,8 @@
 package call
 
 import (
+	"time"
+
 	"sync"
 
 	"github.com/cloak-voip/cloak/capture"
@@ -59,13 +61,25 @@ func (m *Manager) ObserveSIP(msg sip.Observed) {
 }
 
 // openCaptures gives an interaction its SIP and RTP captures.
+//
+// A call whose gate closed before the answer (secureFromAnswer) gets
+// captures that are dark before they can take a packet: registered first
+// and suppressed after, the caller's ACK racing the answer was captured
+// inside the secure segment (TestLeakCanary/pay, CI 2026-12-07).
 func (c *Interaction) openCaptures() {
+	now, mode := time.Now(), c.Mode()
+	dark := func(cc *capture.CallCapture, sink Sink) *capture.CallCapture {
+		if mode != Normal && Route(mode, sink) != Pass {
+			cc.Suppress(mode.String(), now)
+		}
+		return cc
+	}
 	if c.m.cfg.Capture.SIP != nil {
-		c.sipCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.SIP)
+		c.sipCap = dark(capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.SIP), ProtocolCapture)
 		c.m.caps.add(c.s.SIPCallID(), c.sipCap)
 	}
 	if c.m.cfg.Capture.RTP != nil {
-		c.rtpCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.RTP)
+		c.rtpCap = dark(capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.RTP), MediaCapture)
 	}
 }
 
