@@ -1,9 +1,8 @@
 package call
 
 import (
-	"time"
-
 	"sync"
+	"time"
 
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/sip"
