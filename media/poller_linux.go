@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/cloak-voip/cloak/overload"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -569,7 +569,4 @@ func (w *pollWorker) applyOps() (stop bool) {
 // machine is busy it gets a share of one core and the relay falls behind
 // (at 1,000 calls it forwarded a third of what two workers did), as
 // rtpengine's one thread per core does not.
-func DefaultPollWorkers() int { return startProcs }
-
-// startProcs is GOMAXPROCS before main ran (see DefaultPollWorkers).
-var startProcs = max(1, runtime.GOMAXPROCS(0))
+func DefaultPollWorkers() int { return overload.Cores() }

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync/atomic"
 	"time"
 
+	"github.com/cloak-voip/cloak/overload"
 	"github.com/rs/zerolog"
 )
 
@@ -43,9 +43,7 @@ func (p *Poller) Stats() PollerStats { return PollerStats{} }
 func (p *Poller) Close() {}
 
 // DefaultPollWorkers returns the worker count cloak would use.
-func DefaultPollWorkers() int { return startProcs }
-
-var startProcs = max(1, runtime.GOMAXPROCS(0))
+func DefaultPollWorkers() int { return overload.Cores() }
 
 func (p *Poller) register(*Endpoint, *pollWorker) {}
 func (p *Poller) unregister(*Endpoint)            {}
