@@ -61,10 +61,13 @@ func (m *Manager) ObserveSIP(msg sip.Observed) {
 
 // openCaptures gives an interaction its SIP and RTP captures.
 //
-// A call whose gate closed before the answer (secureFromAnswer) gets
-// captures that are dark before they can take a packet: registered first
-// and suppressed after, the caller's ACK racing the answer was captured
-// inside the secure segment (TestLeakCanary/pay, CI 2026-12-07).
+// It runs before the answer (Manager.handle), so that every message of
+// the dialog from the 200 OK on goes through the call's capture. A call
+// whose gate closed before the answer (secureFromAnswer) gets captures
+// that are dark before they can take a packet: opened after the answer,
+// the 200 OK went to the process-wide sink, and registered before being
+// suppressed, the caller's ACK racing the answer was captured inside the
+// secure segment (TestLeakCanary/pay, CI 2026-12-07, twice).
 func (c *Interaction) openCaptures() {
 	now, mode := time.Now(), c.Mode()
 	dark := func(cc *capture.CallCapture, sink Sink) *capture.CallCapture {

@@ -317,15 +317,18 @@ func TestRecordingConsent(t *testing.T) {
 // its recording paused from its first sample — rather than from the
 // moment its flow starts, which left the call's first audio recorded and
 // the call listed as normal for a while. The flow's own step adopts the
-// segment: one segment, one secure start in metrics.
+// segment: one segment, one secure start in metrics. Its SIP capture is
+// dark from the 200 OK on.
 func TestSecureRouteDarkFromTheAnswer(t *testing.T) {
 	flows, err := ivr.LoadDir(os.DirFS("../testdata/flows"), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	sipCap := &sipSink{}
 	h := newHarness(t, opts{flows: flows, endpoints: map[string]string{"payment_gateway": startGateway(t)},
-		prompts: os.DirFS("../testdata/prompts"), recordingDir: dir, recordRoutes: map[string]string{"pay": call.RecordAlways}})
+		prompts: os.DirFS("../testdata/prompts"), recordingDir: dir, recordRoutes: map[string]string{"pay": call.RecordAlways},
+		sipCapture: sipCap})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, d, _ := dialCaller(t, h, ctx, "pay", pcmuOffer)
@@ -344,6 +347,19 @@ func TestSecureRouteDarkFromTheAnswer(t *testing.T) {
 	waitStep(t, h, "welcome", 10*time.Second)
 	_ = d.Bye(ctx)
 	waitFor(t, "call cleaned up", func() bool { return h.mgr.Active() == 0 })
+	// The INVITE came before the segment; its 200 OK and the ACK are
+	// inside it. (The BYE is inside it too, but the UA in this process
+	// traces its own BYE and the reply after cloak has forgotten the call,
+	// so here they reach the process-wide sink: not cloak's side.)
+	captured := sipCap.messages()
+	if !slices.ContainsFunc(captured, func(l string) bool { return strings.HasPrefix(l, "INVITE ") }) {
+		t.Errorf("SIP capture %q: want the INVITE, sent before the segment", captured)
+	}
+	for _, l := range captured {
+		if strings.HasPrefix(l, "SIP/2.0 200") && strings.HasSuffix(l, " INVITE") || strings.HasPrefix(l, "ACK ") {
+			t.Errorf("SIP capture %q: %q is inside the secure segment", captured, l)
+		}
+	}
 	if segs := ia.Segments(); len(segs) != 1 || segs[0].Flow != "pay" {
 		t.Fatalf("secure segments %+v, want the flow's one", segs)
 	}

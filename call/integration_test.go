@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/cloak-voip/cloak/acd"
 	"github.com/cloak-voip/cloak/audio"
 	"github.com/cloak-voip/cloak/call"
+	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/ivr"
 	"github.com/cloak-voip/cloak/media"
 	csip "github.com/cloak-voip/cloak/sip"
@@ -59,6 +61,36 @@ type opts struct {
 	onEnded      func(call.Summary)
 	srtp         csip.SRTPPolicy // rtp.srtp for every call and leg
 	arrival      call.ArrivalConfig
+	sipCapture   capture.Sink // capture.sip_pcap's place: every SIP message through Manager.ObserveSIP
+}
+
+// sipSink is a protocol capture that keeps the first line and the CSeq of
+// every SIP message it is given ("SIP/2.0 200 OK | 1 INVITE"). The test's
+// own sipgo UA shares the process-wide tracer (sip/observe.go), so its
+// side of the dialog is given too.
+type sipSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *sipSink) WritePacket(_ time.Time, _, _ netip.AddrPort, _ capture.Proto, payload []byte) error {
+	first, _, _ := strings.Cut(string(payload), "\r\n")
+	for _, h := range strings.Split(string(payload), "\r\n") {
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "CSeq") {
+			first += " | " + strings.TrimSpace(v)
+			break
+		}
+	}
+	s.mu.Lock()
+	s.lines = append(s.lines, first)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sipSink) messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lines)
 }
 
 // lockedBuffer collects log lines from many goroutines; the test prints it
@@ -146,14 +178,19 @@ func newHarness(t *testing.T, o opts) *harness {
 		Flows: o.flows, Endpoints: o.endpoints, Prompts: o.prompts,
 		Directory: o.dir, SecureCode: o.secureCode, SecureFlow: o.secureFlow, RecordCode: o.recordCode,
 		RecordingDir: o.recordingDir, RecordRoutes: o.recordRoutes, RecordingKey: []byte("0123456789abcdef0123"),
-		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded, SRTP: o.srtp, Arrival: o.arrival})
+		RTCP: o.rtcp, RTCPMux: o.rtcpMux, OnEnded: o.onEnded, SRTP: o.srtp, Arrival: o.arrival,
+		Capture: call.Capture{SIP: o.sipCapture}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mgr.Close)
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t)))
+	var observe func(csip.Observed)
+	if o.sipCapture != nil {
+		observe = mgr.ObserveSIP
+	}
 	srv, err := csip.NewServer(csip.Config{Listen: addr, Transports: []string{"udp"}, AllowNets: o.allow, MaxCalls: o.maxCalls, Log: log,
-		SRTP: func(string) csip.SRTPPolicy { return o.srtp }}, mgr)
+		SRTP: func(string) csip.SRTPPolicy { return o.srtp }, Observe: observe}, mgr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -389,6 +389,10 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	if admit {
 		c.secureFromAnswer() // before the call is listed, recorded or captured
 	}
+	// The captures before the answer: a secure route's 200 OK and the ACK
+	// racing it are inside its segment and must find them dark
+	// (capture.go), not the process-wide sink of calls not yet known.
+	c.openCaptures()
 	m.register(c)
 	defer m.unregister(c)
 	m.met.CallStarted(routeLabel(target))
@@ -436,11 +440,10 @@ func (m *Manager) HandleCall(s *sip.Session) {
 	// the codec name.
 	c.answered.CompareAndSwap(0, time.Now().UnixNano())
 	m.met.CallAnswered(routeLabel(target), time.Since(c.created))
-	c.openCaptures()
 	c.startRecording(agreed.Codec.Name)
 	if mode := c.Mode(); mode != Normal {
-		// The gate closed before the answer (secureFromAnswer): the sinks
-		// that exist only from now on start dark.
+		// The gate closed before the answer (secureFromAnswer): the
+		// recording, which exists only from now on, starts dark.
 		c.mu.Lock()
 		c.applySinks(mode, true)
 		c.mu.Unlock()
