@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -302,6 +303,48 @@ func TestAuditSafe(t *testing.T) {
 	} {
 		if got := auditSafe(in); got != want {
 			t.Errorf("auditSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestStatsRuntimeFigures: /api/stats's heap and GC figures, read from
+// runtime/metrics without stopping the world, agree with what
+// runtime.ReadMemStats says around them, and ?gc=1 collects.
+func TestStatsRuntimeFigures(t *testing.T) {
+	srv := httptest.NewServer(as(testAdmin, Handler(&fakeBackend{}, Options{})))
+	defer srv.Close()
+	get := func(path string) map[string]float64 {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var st map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, k := range []string{"heap_inuse_bytes", "heap_objects", "gc_cycles", "goroutines"} {
+			v, ok := st[k].(float64)
+			if !ok || v <= 0 {
+				t.Fatalf("%s: %s = %v, want a positive number", path, k, st[k])
+			}
+			out[k] = v
+		}
+		return out
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	st := get("/api/stats?gc=1")
+	if st["gc_cycles"] < float64(before.NumGC+2) {
+		t.Errorf("gc_cycles %v after ?gc=1, want at least %d (two collections)", st["gc_cycles"], before.NumGC+2)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	// Same order of magnitude as MemStats (the heap moves between reads).
+	for k, want := range map[string]uint64{"heap_inuse_bytes": after.HeapInuse, "heap_objects": after.HeapObjects} {
+		if got := st[k]; got < float64(want)/4 || got > float64(want)*4 {
+			t.Errorf("%s = %v, MemStats says %d", k, got, want)
 		}
 	}
 }
