@@ -25,6 +25,14 @@ STARTED_PIDS=()
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
+# PIN_TARGET and PIN_LOAD prefix the target's and the load generator's
+# command lines: taskset -c TARGET_CPUS / LOAD_CPUS when set (taskset execs,
+# so $! is still the program's pid), else nothing.
+PIN_TARGET=()
+PIN_LOAD=()
+[[ -n ${TARGET_CPUS:-} ]] && PIN_TARGET=(taskset -c "$TARGET_CPUS")
+[[ -n ${LOAD_CPUS:-} ]] && PIN_LOAD=(taskset -c "$LOAD_CPUS")
+
 build() {
 	log "building cloak, cloak-load and floor into $BIN"
 	(cd "$ROOT" && go build -o "$BIN/cloak" ./cmd/cloak &&
@@ -169,7 +177,7 @@ window_in() { echo $((1 + ($1 + RATE - 1) / RATE + ${WARMUP%s} + 3)); }
 start_cloak() {
 	rm -rf "$OUT/cloak-data" # each run starts empty; recordings are large
 	cloak_config "$OUT/cloak.yaml"
-	"$BIN/cloak" serve -config "$OUT/cloak.yaml" >>"$OUT/cloak.log" 2>&1 &
+	"${PIN_TARGET[@]}" "$BIN/cloak" serve -config "$OUT/cloak.yaml" >>"$OUT/cloak.log" 2>&1 &
 	PID=$!
 	STARTED_PIDS+=("$PID")
 	wait_udp "$CLOAK_SIP"
@@ -225,7 +233,7 @@ api_get() {
 
 # start_rtpengine: userspace only (--table=-1); sets PID.
 start_rtpengine() {
-	rtpengine --foreground --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:$NG_PORT \
+	"${PIN_TARGET[@]}" rtpengine --foreground --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:$NG_PORT \
 		--port-min=17000 --port-max=23999 --log-stderr --log-level=4 --delete-delay=0 \
 		--pidfile="$OUT/rtpengine.pid" >>"$OUT/rtpengine.log" 2>&1 &
 	PID=$!
@@ -237,7 +245,7 @@ start_rtpengine() {
 start_floor() {
 	local pairs=$1
 	shift
-	"$BIN/floor" -base "$FLOOR_BASE" -pairs "$pairs" -duration 10m "$@" >>"$OUT/floor.log" 2>&1 &
+	"${PIN_TARGET[@]}" "$BIN/floor" -base "$FLOOR_BASE" -pairs "$pairs" -duration 10m "$@" >>"$OUT/floor.log" 2>&1 &
 	PID=$!
 	STARTED_PIDS+=("$PID")
 	wait_udp "$FLOOR_BASE"

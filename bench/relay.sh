@@ -27,6 +27,9 @@
 # carries cloak's 40 ms delay line), STATS=FILE (cloak
 # with ADMIN set) appends cloak's /api/stats to FILE once a second, one
 # JSON line each, to read admission control's signals against the load.
+# TARGET_CPUS and LOAD_CPUS (taskset -c lists, e.g. 0 and 1) pin the target
+# and cloak-load to their own cores, so that the load generator's work
+# (SRTP both ways with SRTP=1) does not share the target's caches and cores.
 source "$(dirname "$0")/lib.sh"
 
 target=$1 n=$2
@@ -94,16 +97,15 @@ fi
 
 statspid=
 if [[ -n ${STATS:-} && -n ${ADMIN:-} && $target == cloak* ]]; then
-	# At most 10 minutes of samples; stopped with the load anyway.
-	(for _ in $(seq 600); do
-		s=$(api_get /api/stats 2>/dev/null | tr -d '\n') && printf '{"t":%s,"stats":%s}\n' "$(date +%s.%N)" "$s"
-		sleep 1
-	done) >>"$STATS" &
+	# At most 10 minutes of samples; stopped with the load anyway. One
+	# process with a kept-alive connection (bench/statspoll.py), not a
+	# curl, tr, date and sleep every second beside the relay.
+	python3 "$ROOT/bench/statspoll.py" "$ADMIN" "$OUT/cloak-token" "$STATS" 600 &
 	statspid=$!
 fi
 
 log "relay: $target, $n calls"
-"$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "${json%.json}.txt"
+"${PIN_LOAD[@]}" "$BIN/cloak-load" "${args[@]}" "${common[@]}" -pid "$PID" | tee "${json%.json}.txt"
 [[ -n $perfpid ]] && wait "$perfpid" || true
 [[ -n $statspid ]] && kill "$statspid" 2>/dev/null || true
 stop "$PID"
