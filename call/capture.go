@@ -2,7 +2,6 @@ package call
 
 import (
 	"sync"
-	"time"
 
 	"github.com/cloak-voip/cloak/capture"
 	"github.com/cloak-voip/cloak/sip"
@@ -61,7 +60,7 @@ func (m *Manager) ObserveSIP(msg sip.Observed) {
 
 // openCaptures gives an interaction its SIP and RTP captures.
 //
-// It runs before the answer (Manager.handle), so that every message of
+// It runs before the answer (Manager.HandleCall), so that every message of
 // the dialog from the 200 OK on goes through the call's capture. A call
 // whose gate closed before the answer (secureFromAnswer) gets captures
 // that are dark before they can take a packet: opened after the answer,
@@ -69,19 +68,19 @@ func (m *Manager) ObserveSIP(msg sip.Observed) {
 // suppressed, the caller's ACK racing the answer was captured inside the
 // secure segment (TestLeakCanary/pay, CI 2026-12-07, twice).
 func (c *Interaction) openCaptures() {
-	now, mode := time.Now(), c.Mode()
-	dark := func(cc *capture.CallCapture, sink Sink) *capture.CallCapture {
-		if mode != Normal && Route(mode, sink) != Pass {
-			cc.Suppress(mode.String(), now)
-		}
-		return cc
-	}
 	if c.m.cfg.Capture.SIP != nil {
-		c.sipCap = dark(capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.SIP), ProtocolCapture)
-		c.m.caps.add(c.s.SIPCallID(), c.sipCap)
+		c.sipCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.SIP)
 	}
 	if c.m.cfg.Capture.RTP != nil {
-		c.rtpCap = dark(capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.RTP), MediaCapture)
+		c.rtpCap = capture.NewCallCapture(c.s.SIPCallID(), c.m.cfg.Capture.RTP)
+	}
+	if mode := c.Mode(); mode != Normal {
+		c.mu.Lock()
+		c.applySinks(mode, true) // no recorder yet: the captures only
+		c.mu.Unlock()
+	}
+	if c.sipCap != nil {
+		c.m.caps.add(c.s.SIPCallID(), c.sipCap) // dark already, if it must be
 	}
 }
 
