@@ -619,11 +619,12 @@ type Limits struct {
 	// CPU time (user and system) over wall time, as a share of the cores
 	// Go may use (GOMAXPROCS), so 1 is every one of them busy.
 	MaxCPU float64 `yaml:"max_cpu"`
-	// MaxSystemCPU is the machine's CPU share at which new calls are
-	// refused: every core's busy time, whoever's (/proc/stat; Linux
-	// only), so 1 is every core of the machine busy. It catches what
-	// MaxCPU cannot: other work on the machine leaving the relay too
-	// little CPU.
+	// MaxSystemCPU is the CPU share at which new calls are refused of
+	// the cores cloak may run on: their busy time, whoever's
+	// (/proc/stat; Linux only), so 1 is every one of them busy. Those
+	// cores are the machine's, or the ones its affinity allows (taskset,
+	// a cgroup cpuset) when that excludes some. It catches what MaxCPU
+	// cannot: other work on those cores leaving the relay too little CPU.
 	MaxSystemCPU float64 `yaml:"max_system_cpu"`
 	// MaxLag is the RTP read lag at which new calls are refused: how late
 	// the poll workers read datagrams after the kernel received them (the
@@ -1226,7 +1227,7 @@ func (c *Config) SIPAdvertiseAddr() netip.Addr {
 func (c *Config) validateLimits(bad func(path, format string, a ...any)) {
 	l := c.Limits
 	if l.MaxSystemCPU < 0 || l.MaxSystemCPU > 1 {
-		bad("limits.max_system_cpu", "want a share of the machine's cores from 0 (off) to 1, got %g", l.MaxSystemCPU)
+		bad("limits.max_system_cpu", "want a share of the cores cloak may run on from 0 (off) to 1, got %g", l.MaxSystemCPU)
 	}
 	if l.MaxCPU < 0 || l.MaxCPU > 1 {
 		bad("limits.max_cpu", "want a share of the cores from 0 (off) to 1, got %g", l.MaxCPU)

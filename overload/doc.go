@@ -12,8 +12,9 @@
 //   - cpu: the process's CPU time over wall time, as a share of
 //     GOMAXPROCS (getrusage(2)), less what ExemptCPU took out (sign-in's
 //     password hashing, which a stranger can start);
-//   - system_cpu: the machine's busy share, whoever's (/proc/stat), so a
-//     node sharing its machine yields when other work starves it;
+//   - system_cpu: the busy share of the cores the process may run on
+//     (the machine's, or its affinity's), whoever's (/proc/stat), so a
+//     node sharing its cores yields when other work starves it;
 //   - recorder_backlog: the age of the oldest audio the recorder's writer
 //     found queued, the worst since the last sample;
 //   - calls: calls in progress, against sip.max_calls.
