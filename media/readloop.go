@@ -151,7 +151,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	}
 	if sr != nil {
 		// A shedding worker measured this datagram's wait in the kernel
-		// (p.sojourn, stale.go "Queue sojourn"): voice beyond the bound
+		// (p.sojourn, stale.go "Queue sojourn"): voice beyond half the bound
 		// is dropped before it costs authentication and decryption, the
 		// dearest work on the path, when CPU is what the relay lacks.
 		if e.shedBeforeAuth(p) {
@@ -239,7 +239,7 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	if isCN {
 		return
 	}
-	if timed && e.maxStale > 0 && (p.sojourn > int64(e.maxStale) ||
+	if timed && e.maxStale > 0 && (p.sojourn > e.shedAge() ||
 		e.rxq.stale.late(Transit(at, h.Timestamp), now, rate, e.maxStale)) {
 		// Voice older than the bound goes nowhere: no Monitor (recorder,
 		// capture, detectors), no Handler (bridge, agent).

@@ -218,7 +218,7 @@ func (e *Endpoint) clearSRTP() {
 // shedBeforeAuth reports whether an SRTP datagram is dropped as stale
 // before it is authenticated: a shedding poll worker measured its wait in
 // the socket's queue (p.sojourn, from the kernel: no field of the packet)
-// beyond the leg's bound, and its payload type is the leg's audio codec.
+// beyond half the leg's bound (shedAge), and its payload type is the leg's audio codec.
 // Otherwise the shed would come after unprotectRTP, so that a relay short
 // of CPU paid SRTP's cost (the dearest stage, its state cold at 1,000
 // legs) for every datagram it then threw away, and fell further behind.
@@ -230,7 +230,7 @@ func (e *Endpoint) clearSRTP() {
 // copes with the gap, RFC 3711 §3.3.1). Telephone events and comfort
 // noise are never shed, as on a plain leg. Reader only.
 func (e *Endpoint) shedBeforeAuth(p *Packet) bool {
-	if p.sojourn <= int64(e.maxStale) || e.maxStale <= 0 {
+	if p.sojourn <= e.shedAge() || e.maxStale <= 0 {
 		return false
 	}
 	cs := e.conf.Load()

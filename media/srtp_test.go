@@ -556,14 +556,18 @@ func TestSRTPShedBeforeAuth(t *testing.T) {
 		if p := feed(0, 3, late, false); !p.shed {
 			t.Errorf("%v: late voice not marked shed", suite)
 		}
-		if s := e.Stats(); s.DroppedStale != 2 || s.DroppedSRTP != 0 || s.TxPackets != 1 {
-			t.Fatalf("%v: late voice: stale %d srtp %d tx %d, want 2, 0 (shed before authentication), 1", suite, s.DroppedStale, s.DroppedSRTP, s.TxPackets)
+		// Half the bound is where shedding ends, and down to it voice is shed.
+		if p := feed(0, 4, int64(DefaultMaxStaleness)*3/4, false); !p.shed {
+			t.Errorf("%v: voice at 3/4 of the bound not marked shed", suite)
 		}
-		feed(101, 4, late, true) // an event: authenticated, so the forgery fails
-		if s := e.Stats(); s.DroppedSRTP != 1 || s.DroppedStale != 2 {
+		if s := e.Stats(); s.DroppedStale != 3 || s.DroppedSRTP != 0 || s.TxPackets != 1 {
+			t.Fatalf("%v: late voice: stale %d srtp %d tx %d, want 3, 0 (shed before authentication), 1", suite, s.DroppedStale, s.DroppedSRTP, s.TxPackets)
+		}
+		feed(101, 5, late, true) // an event: authenticated, so the forgery fails
+		if s := e.Stats(); s.DroppedSRTP != 1 || s.DroppedStale != 3 {
 			t.Fatalf("%v: late forged event: %+v", suite, s)
 		}
-		feed(0, 5, 0, false) // after the gap: relayed
+		feed(0, 6, int64(DefaultMaxStaleness)/2-int64(time.Millisecond), false) // under half the bound: relayed
 		if s := e.Stats(); s.TxPackets != 2 || s.DroppedSRTP != 1 {
 			t.Fatalf("%v: after the shed: %+v", suite, s)
 		}

@@ -56,14 +56,29 @@ import (
 // packets' sojourn: until a sample falls under half the bound, every
 // datagram it reads has its own sojourn read from the kernel (one more
 // ioctl(2) per packet, only while behind) and voice that waited longer
-// than the leg's bound is dropped like any stale packet — counted, never
-// seen by a Monitor or Handler, never an RFC 4733 event or comfort noise —
-// and the socket's next datagram is read at once, up to shedDrain, so a
-// backlog is gone in a batch or two rather than one datagram per batch.
-// Dropping costs a read; relaying would have cost a read, the pipeline and
-// a send: shedding lowers the load that caused it. While any worker sheds,
-// legs do not fill gaps in forwarded media (fill.go): the gaps are the
-// relay's, and filler would add sends to a relay already behind.
+// than half the leg's bound (shedAge) is dropped like any stale packet —
+// counted, never seen by a Monitor or Handler, never an RFC 4733 event or
+// comfort noise — and the socket's next datagram is read at once, up to
+// shedDrain, so a backlog is gone in a batch or two rather than one
+// datagram per batch. Dropping costs a read; relaying would have cost a
+// read, the pipeline and a send: shedding lowers the load that caused it.
+// While any worker sheds, legs do not fill gaps in forwarded media
+// (fill.go): the gaps are the relay's, and filler would add sends to a
+// relay already behind.
+//
+// Shedding drops down to the level at which it ends, not to the one at
+// which it began. When it dropped only voice beyond the bound, a relay
+// short of CPU could settle there: its queues held just under the bound,
+// every datagram paid the extra ioctl(2), so it stayed short, and no
+// sample ever fell under half the bound to end the episode. The bench
+// saw it once in ten rounds: 13 s at 100 % of a core with a read lag of
+// 197–199 ms, at 515 calls whose steady load was 75 % of it
+// (docs/PERFORMANCE.md, "Session 15").
+
+// shedAge is the queue sojourn beyond which a shedding worker drops a
+// leg's voice: half its staleness bound, where the worker stops shedding
+// (pollWorker.updateShed). 0: the leg has no bound.
+func (e *Endpoint) shedAge() int64 { return int64(e.maxStale) / 2 }
 
 // shedDrain is how many stale datagrams in a row a shedding worker drops
 // from one socket before it moves on to the batch's next: 0.5 s of 20 ms

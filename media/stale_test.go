@@ -226,3 +226,42 @@ func TestStaleOffsetAdopted(t *testing.T) {
 		t.Fatalf("dropped for %v after the jump, want at most %v", span, 2*staleBucket)
 	}
 }
+
+// While its worker sheds, a leg drops voice whose queue sojourn is beyond
+// half its bound (where shedding ends), not only beyond the bound: a
+// relay short of CPU cannot settle with its queues just under the bound.
+// Events are never shed, and without a measured sojourn (not shedding)
+// nothing is dropped for it.
+func TestShedDropsDownToHalfTheBound(t *testing.T) {
+	r := newStaleRig(t, 200*time.Millisecond)
+	seq, ts, at := uint16(1), uint32(5000), t0
+	next := func(pt uint8, sojourn time.Duration) bool {
+		t.Helper()
+		r.p.sojourn = int64(sojourn)
+		ok := r.send(pt, seq, ts, 9, at)
+		seq++
+		if pt == 0 {
+			ts += frameTS
+		}
+		at += 20 * ms
+		return ok
+	}
+	if !next(0, 0) || !next(0, 0) {
+		t.Fatal("voice on time dropped")
+	}
+	if !next(0, 99*time.Millisecond) {
+		t.Fatal("voice 99 ms in the queue (under half the 200 ms bound) dropped")
+	}
+	if next(0, 101*time.Millisecond) || next(0, 150*time.Millisecond) || next(0, 201*time.Millisecond) {
+		t.Fatal("voice over half the bound in the queue of a shedding worker relayed")
+	}
+	if !next(101, 150*time.Millisecond) {
+		t.Fatal("an RFC 4733 event was shed")
+	}
+	if got := r.e.Stats().DroppedStale; got != 3 {
+		t.Fatalf("stale %d, want 3", got)
+	}
+	if !next(0, 0) {
+		t.Fatal("voice after the shed dropped")
+	}
+}
