@@ -42,16 +42,14 @@ func affinity() []bool {
 	if online == 0 || set.Count() >= online {
 		return nil
 	}
-	var cpus []bool
-	for i := 0; i < len(set)*64; i++ {
-		if set.IsSet(i) {
-			for len(cpus) <= i {
-				cpus = append(cpus, false)
-			}
-			cpus[i] = true
+	cpus := make([]bool, len(set)*64)
+	last := 0
+	for i := range cpus {
+		if cpus[i] = set.IsSet(i); cpus[i] {
+			last = i
 		}
 	}
-	return cpus
+	return cpus[:last+1]
 }
 
 // onlineCPUs counts /proc/stat's "cpuN" lines: the machine's CPUs that
@@ -115,15 +113,9 @@ func systemCPU(path string, cpus []bool) func() float64 {
 
 // parseProcStat sums the busy and total clock ticks of /proc/stat's CPU
 // lines (proc(5)): the aggregate "cpu" line when cpus is nil, else the
-// "cpuN" lines of the CPUs N with cpus[N] set, every one of which must
-// be there.
+// "cpuN" lines of the CPUs N with cpus[N] set that are there (a CPU
+// taken offline has no line), at least one.
 func parseProcStat(b []byte, cpus []bool) (busy, total uint64, ok bool) {
-	want := 0
-	for _, in := range cpus {
-		if in {
-			want++
-		}
-	}
 	found := 0
 	for line := range bytes.Lines(b) {
 		if !bytes.HasSuffix(line, []byte{'\n'}) {
@@ -149,7 +141,7 @@ func parseProcStat(b []byte, cpus []bool) (busy, total uint64, ok bool) {
 		}
 		busy, total, found = busy+b, total+t, found+1
 	}
-	return busy, total, cpus != nil && want > 0 && found == want
+	return busy, total, found > 0
 }
 
 // parseCPULine reads one CPU line's fields after its name: user nice

@@ -35,6 +35,7 @@ func TestParseProcStat(t *testing.T) {
 		{twoCPUs, []bool{false, true}, 73, 493, true},
 		{twoCPUs, []bool{true, true}, 161, 1001, true},
 		{twoCPUs, []bool{false, false, true}, 0, 0, false},         // cpu2 is not there
+		{twoCPUs, []bool{true, false, true}, 88, 508, true},        // cpu2 went offline: cpu0's alone
 		{twoCPUs[:60], []bool{true, true}, 0, 0, false},            // cut short before cpu1's line
 		{"cpu 1 2 3 4\ncpu0 1 x 3 4\n", []bool{true}, 0, 0, false}, // a bad field
 	} {
