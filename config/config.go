@@ -619,8 +619,8 @@ type Limits struct {
 	// CPU time (user and system) over wall time, as a share of the cores
 	// Go may use (GOMAXPROCS), so 1 is every one of them busy.
 	MaxCPU float64 `yaml:"max_cpu"`
-	// MaxSystemCPU is the CPU share at which new calls are refused of
-	// the cores cloak may run on: their busy time, whoever's
+	// MaxSystemCPU is the busy share of the cores cloak may run on at
+	// which new calls are refused: their busy time, whoever's
 	// (/proc/stat; Linux only), so 1 is every one of them busy. Those
 	// cores are the machine's, or the ones its affinity allows (taskset,
 	// a cgroup cpuset) when that excludes some. It catches what MaxCPU

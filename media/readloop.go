@@ -241,7 +241,8 @@ func (e *Endpoint) handleDatagram(b []byte, from netip.AddrPort, p *Packet) {
 	}
 	if timed && e.maxStale > 0 && (p.sojourn > e.shedAge() ||
 		e.rxq.stale.late(Transit(at, h.Timestamp), now, rate, e.maxStale)) {
-		// Voice older than the bound goes nowhere: no Monitor (recorder,
+		// Stale voice (older than the bound, or than half of it in a
+		// shedding worker's queue) goes nowhere: no Monitor (recorder,
 		// capture, detectors), no Handler (bridge, agent).
 		e.stats.stale.Add(1)
 		p.shed = true
